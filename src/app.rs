@@ -1,0 +1,161 @@
+//! Builds the store, binds the listener and runs the server until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{load_catalogue, Settings};
+use crate::domain::Catalogue;
+use crate::http::{self, AppState};
+use crate::ingest::Ingestor;
+use crate::store::{self, DynStore};
+
+/// Everything `serve` needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_dir: PathBuf,
+    pub database_url: String,
+    pub listen: Option<SocketAddr>,
+    pub demo: bool,
+}
+
+/// Loads settings and the catalogue, failing with every problem named.
+pub fn load_config(config_dir: &std::path::Path) -> anyhow::Result<(Settings, Catalogue)> {
+    let settings = Settings::load(config_dir, std::env::vars())?;
+    let catalogue = load_catalogue(config_dir)?;
+    Ok((settings, catalogue))
+}
+
+/// Opens the store and brings the configured targets into it.
+pub async fn open_store(
+    url: &str,
+    settings: &Settings,
+    catalogue: &Catalogue,
+) -> anyhow::Result<DynStore> {
+    let store = store::connect(url, settings.zone())
+        .await
+        .with_context(|| format!("cannot open the store at {}", store::redact_url(url)))?;
+    store.seed_targets(&catalogue.targets, Utc::now()).await?;
+    Ok(store)
+}
+
+/// A built application: the listener is bound, so `port()` is known before `run`.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    demo: bool,
+}
+
+impl App {
+    pub async fn build(options: Options) -> anyhow::Result<Self> {
+        let (mut settings, catalogue) = load_config(&options.config_dir)?;
+        if let Some(listen) = options.listen {
+            settings.server.listen = listen;
+        }
+        let store = open_store(&options.database_url, &settings, &catalogue).await?;
+        tracing::info!(
+            backend = store.backend().as_str(),
+            indicators = catalogue.indicators.len(),
+            "store ready"
+        );
+        Self::from_parts(settings, catalogue, store, options.demo).await
+    }
+
+    /// Builds from already loaded parts (tests use this to share one store setup).
+    pub async fn from_parts(
+        settings: Settings,
+        catalogue: Catalogue,
+        store: DynStore,
+        demo: bool,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let settings = Arc::new(settings);
+        let catalogue = Arc::new(catalogue);
+        let ingestor = Arc::new(Ingestor::new(
+            catalogue.clone(),
+            store.clone(),
+            settings.zone(),
+            settings.ingest.clone(),
+            settings.server.max_rows_per_request,
+        ));
+        let state = AppState {
+            settings,
+            catalogue,
+            store,
+            ingestor,
+        };
+        Ok(Self {
+            listener,
+            state,
+            demo,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (bounded by
+    /// the configured grace period) so no batch is left half-answered.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
+        if self.demo {
+            let demo = crate::demo::Demo::new(self.state.clone(), addr);
+            demo.start(shutdown.clone()).await?;
+        }
+        tracing::info!(%addr, "listening");
+        let router = http::router(self.state);
+        let stopping = shutdown.clone();
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { stopping.cancelled().await });
+        let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        tokio::select! {
+            result = &mut server => result?,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish in time");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}

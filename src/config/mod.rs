@@ -1,0 +1,310 @@
+//! Settings: defaults → `config/ktxh.toml` → `KTXH__SECTION__KEY` environment variables, then
+//! validated. The catalogue (groups, units, indicators, targets) lives in `catalogue`.
+
+pub mod catalogue;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+pub use catalogue::load_catalogue;
+
+/// One problem found in the configuration, located by file and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found, so one `ktxh config check` shows them all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    pub fn single(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![ConfigProblem {
+            file: file.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }])
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CitySettings {
+    pub name_vi: String,
+    pub name_en: String,
+    /// IANA zone name; periods are calendar periods in this zone.
+    pub timezone: String,
+}
+
+impl Default for CitySettings {
+    fn default() -> Self {
+        Self {
+            name_vi: "Thành phố Hồ Chí Minh".into(),
+            name_en: "Ho Chi Minh City".into(),
+            timezone: "Asia/Ho_Chi_Minh".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Largest number of observations in one request.
+    pub max_rows_per_request: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 16 * 1024 * 1024,
+            max_rows_per_request: 100_000,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Clock skew tolerated for timestamps and periods that start in the future.
+    pub future_skew_seconds: i64,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_hours: i64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            future_skew_seconds: 300,
+            idempotency_ttl_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoSettings {
+    /// Seed of the deterministic history.
+    pub seed: u64,
+    /// Months of history before the current month.
+    pub history_months: u32,
+    /// Pause between two simulated department pushes.
+    pub feed_interval_ms: u64,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            seed: 2026,
+            history_months: 18,
+            feed_interval_ms: 1500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub city: CitySettings,
+    pub server: ServerSettings,
+    pub ingest: IngestSettings,
+    pub demo: DemoSettings,
+}
+
+impl Settings {
+    pub const FILE: &'static str = "ktxh.toml";
+    pub const ENV_PREFIX: &'static str = "KTXH__";
+
+    /// Loads `DIR/ktxh.toml` (optional) and overlays `KTXH__SECTION__KEY` variables from `env`.
+    pub fn load(
+        dir: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let file = dir.join(Self::FILE);
+        let mut table = match std::fs::read_to_string(&file) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::single(&file, "", e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => return Err(ConfigError::single(&file, "", e.to_string())),
+        };
+        let env_source = PathBuf::from("environment");
+        for (name, raw) in env {
+            let Some(path) = name.strip_prefix(Self::ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            overlay(&mut table, &keys, &raw)
+                .map_err(|message| ConfigError::single(&env_source, &name, message))?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::single(&file, e.path().to_string(), e.inner().to_string()))?;
+        settings.validate(&file)?;
+        Ok(settings)
+    }
+
+    pub fn zone(&self) -> Tz {
+        // validate() has checked the name.
+        self.city
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                file: file.to_owned(),
+                key: key.into(),
+                message,
+            })
+        };
+        if self.city.timezone.parse::<Tz>().is_err() {
+            problem(
+                "city.timezone",
+                format!("`{}` is not an IANA time zone", self.city.timezone),
+            );
+        }
+        if self.server.body_limit_bytes < 1024 {
+            problem("server.body_limit_bytes", "must be at least 1024".into());
+        }
+        if self.server.max_rows_per_request == 0 {
+            problem("server.max_rows_per_request", "must be at least 1".into());
+        }
+        if self.ingest.future_skew_seconds < 0 {
+            problem("ingest.future_skew_seconds", "must not be negative".into());
+        }
+        if self.ingest.idempotency_ttl_hours <= 0 {
+            problem("ingest.idempotency_ttl_hours", "must be positive".into());
+        }
+        if self.demo.feed_interval_ms < 50 {
+            problem("demo.feed_interval_ms", "must be at least 50".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}
+
+/// Sets `keys` in `table` to `raw`, read as a TOML value when it parses as one (numbers,
+/// booleans) and as a string otherwise.
+fn overlay(table: &mut toml::Table, keys: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = keys
+        .split_last()
+        .ok_or_else(|| "empty variable name".to_string())?;
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load(dir.path(), env(&[])).unwrap();
+        assert_eq!(settings.server.listen.port(), 8080);
+        assert_eq!(settings.zone(), chrono_tz::Asia::Ho_Chi_Minh);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ktxh.toml"),
+            "[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit_bytes = 4096\n",
+        )
+        .unwrap();
+        let settings = Settings::load(
+            dir.path(),
+            env(&[("KTXH__SERVER__BODY_LIMIT_BYTES", "8192"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.listen.port(), 9000);
+        assert_eq!(settings.server.body_limit_bytes, 8192);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ktxh.toml"), "[server]\nlisten = 12\n").unwrap();
+        let err = Settings::load(dir.path(), env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ktxh.toml"), "{text}");
+        assert!(text.contains("server.listen"), "{text}");
+
+        std::fs::write(
+            dir.path().join("ktxh.toml"),
+            "[city]\ntimezone = \"Mars/Base\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(dir.path(), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("city.timezone"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ktxh.toml"), "[server]\nlisen = \"x\"\n").unwrap();
+        let err = Settings::load(dir.path(), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,510 @@
+//! Demo mode: a deterministic year and a half of plausible history for every indicator and
+//! reporting unit, then simulated department feeds that push through the real HTTP ingest path
+//! with department tokens, so a newcomer sees a living system.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Duration as Span, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, Principal, Role, TokenRecord};
+use crate::domain::{
+    Catalogue, Direction, Indicator, Kind, OrgUnit, Period, Periodicity, Rollup, TargetValue,
+};
+use crate::http::AppState;
+use crate::ingest::{RawRow, RawValue};
+use crate::store::ObservationQuery;
+
+const DEMO_TOKEN_PREFIX: &str = "demo-";
+const SEED_BATCH_ROWS: usize = 20_000;
+const DAILY_HISTORY_DAYS: i64 = 60;
+
+pub struct Demo {
+    state: AppState,
+    addr: SocketAddr,
+}
+
+/// A tiny, stable hash-based generator: the same inputs give the same history on every machine
+/// and every version of the dependencies.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn hash_str(seed: u64, parts: &[&str]) -> u64 {
+    let mut h = mix(seed);
+    for part in parts {
+        for byte in part.bytes() {
+            h = mix(h ^ u64::from(byte));
+        }
+        h = mix(h ^ 0xff);
+    }
+    h
+}
+
+/// A uniform number in [-1, 1) from a hash.
+fn unit_noise(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+}
+
+/// The deterministic model behind the demo's numbers.
+struct Model<'a> {
+    seed: u64,
+    zone: Tz,
+    /// Each unit's share of the city for summed indicators.
+    shares: HashMap<&'a str, f64>,
+    targets: HashMap<(&'a str, i32), f64>,
+}
+
+impl<'a> Model<'a> {
+    fn new(catalogue: &'a Catalogue, seed: u64, zone: Tz) -> Self {
+        let children: Vec<&OrgUnit> = catalogue
+            .units
+            .iter()
+            .filter(|u| u.parent.is_some())
+            .collect();
+        let total: f64 = children
+            .iter()
+            .map(|u| u.population.unwrap_or(1) as f64)
+            .sum();
+        let shares = children
+            .iter()
+            .map(|u| {
+                (
+                    u.code.as_str(),
+                    u.population.unwrap_or(1) as f64 / total.max(1.0),
+                )
+            })
+            .collect();
+        let root = catalogue
+            .root_unit()
+            .map(|u| u.code.as_str())
+            .unwrap_or_default();
+        let targets = catalogue
+            .targets
+            .iter()
+            .filter(|t| t.unit.as_str() == root)
+            .map(|t| {
+                let value = match t.value {
+                    TargetValue::Point { value } => value,
+                    TargetValue::Band { lo, hi } => (lo + hi) / 2.0,
+                };
+                ((t.indicator.as_str(), t.year), value)
+            })
+            .collect();
+        Self {
+            seed,
+            zone,
+            shares,
+            targets,
+        }
+    }
+
+    fn target(&self, indicator: &Indicator, year: i32) -> f64 {
+        let code = indicator.code.as_str();
+        let years = [year, year + 1, year - 1, 2026, 2025];
+        years
+            .iter()
+            .find_map(|y| self.targets.get(&(code, *y)).copied())
+            .unwrap_or((indicator.range.0 + indicator.range.1) / 4.0)
+    }
+
+    /// How well the indicator is doing this year: around 1, a few clearly off.
+    fn performance(&self, indicator: &Indicator, year: i32) -> f64 {
+        let h = hash_str(
+            self.seed,
+            &[indicator.code.as_str(), &year.to_string(), "perf"],
+        );
+        1.0 + 0.07 * unit_noise(h)
+    }
+
+    fn periods_in_year_before(&self, period: &Period) -> Vec<Period> {
+        let year = period.year(self.zone);
+        match *period {
+            Period::Month(_, m) => (1..m).map(|mm| Period::Month(year, mm)).collect(),
+            Period::Quarter(_, q) => (1..q).map(|qq| Period::Quarter(year, qq)).collect(),
+            Period::Day(d) => {
+                let first = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(d);
+                first
+                    .iter_days()
+                    .take_while(|x| *x < d)
+                    .map(Period::Day)
+                    .collect()
+            }
+            Period::Year(_) | Period::Instant(_) => Vec::new(),
+        }
+    }
+
+    /// One period's increment of a flow-like quantity, with a mild seasonal pattern.
+    fn increment(&self, indicator: &Indicator, unit: &OrgUnit, period: &Period) -> f64 {
+        let year = period.year(self.zone);
+        let per_period =
+            self.target(indicator, year) / f64::from(indicator.periodicity.periods_per_year());
+        let month = period.start(self.zone).with_timezone(&self.zone).month() as f64;
+        let season = 1.0 + 0.12 * ((month - 3.0) / 12.0 * std::f64::consts::TAU).sin();
+        let noise = 1.0
+            + 0.04
+                * unit_noise(hash_str(
+                    self.seed,
+                    &[
+                        indicator.code.as_str(),
+                        unit.code.as_str(),
+                        &period.to_string(),
+                    ],
+                ));
+        per_period
+            * self.performance(indicator, year)
+            * season
+            * noise
+            * self.unit_share(indicator, unit)
+    }
+
+    fn unit_share(&self, indicator: &Indicator, unit: &OrgUnit) -> f64 {
+        match (unit.parent.is_some(), indicator.rollup) {
+            (true, Rollup::Sum) => self.shares.get(unit.code.as_str()).copied().unwrap_or(0.0),
+            _ => 1.0,
+        }
+    }
+
+    /// The value a feed would report for `period`.
+    fn value(&self, indicator: &Indicator, unit: &OrgUnit, period: &Period) -> f64 {
+        let year = period.year(self.zone);
+        let raw = match indicator.kind {
+            Kind::Flow => self.increment(indicator, unit, period),
+            Kind::Cumulative => {
+                let earlier: f64 = self
+                    .periods_in_year_before(period)
+                    .iter()
+                    .map(|p| self.increment(indicator, unit, p))
+                    .sum();
+                earlier + self.increment(indicator, unit, period)
+            }
+            Kind::Level | Kind::Growth | Kind::Average => {
+                let target = self.target(indicator, year);
+                let perf = self.performance(indicator, year);
+                let toward = match indicator.direction {
+                    Direction::HigherIsBetter => target * (1.0 + (perf - 1.0) * 0.6),
+                    Direction::LowerIsBetter => target * (1.0 - (perf - 1.0) * 0.6),
+                    Direction::Within => target * (1.0 + (perf - 1.0) * 0.3),
+                };
+                let unit_bias = if unit.parent.is_some() {
+                    0.08 * unit_noise(hash_str(
+                        self.seed,
+                        &[indicator.code.as_str(), unit.code.as_str(), "bias"],
+                    ))
+                } else {
+                    0.0
+                };
+                let noise = 0.02
+                    * unit_noise(hash_str(
+                        self.seed,
+                        &[
+                            indicator.code.as_str(),
+                            unit.code.as_str(),
+                            &period.to_string(),
+                        ],
+                    ));
+                toward * (1.0 + unit_bias + noise)
+            }
+        };
+        let (min, max) = indicator.range;
+        (raw.clamp(min, max) * 100.0).round() / 100.0
+    }
+}
+
+/// Complete periods of a periodicity within the demo's history window, oldest first.
+fn history_periods(
+    periodicity: Periodicity,
+    now: DateTime<Utc>,
+    months: u32,
+    zone: Tz,
+) -> Vec<Period> {
+    let today = now.with_timezone(&zone).date_naive();
+    let window_start = today
+        .checked_sub_months(chrono::Months::new(months))
+        .unwrap_or(today);
+    let complete =
+        |p: &Period| p.end(zone) <= now && p.start(zone) >= local_start(window_start, zone);
+    let mut periods = Vec::new();
+    match periodicity {
+        Periodicity::Daily => {
+            let first = today - Span::days(DAILY_HISTORY_DAYS);
+            periods.extend(
+                first
+                    .iter_days()
+                    .take_while(|d| *d < today)
+                    .map(Period::Day),
+            );
+        }
+        Periodicity::Monthly => {
+            for year in window_start.year()..=today.year() {
+                periods.extend((1..=12).map(|m| Period::Month(year, m)).filter(complete));
+            }
+        }
+        Periodicity::Quarterly => {
+            for year in window_start.year()..=today.year() {
+                periods.extend((1..=4).map(|q| Period::Quarter(year, q)).filter(complete));
+            }
+        }
+        Periodicity::Yearly => {
+            periods.extend((window_start.year()..today.year()).map(Period::Year));
+        }
+    }
+    periods
+}
+
+fn local_start(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    Period::Day(date).start(zone)
+}
+
+/// The period a live feed reports now: the one in progress.
+fn current_period(periodicity: Periodicity, now: DateTime<Utc>, zone: Tz) -> Period {
+    let today = now.with_timezone(&zone).date_naive();
+    match periodicity {
+        Periodicity::Daily => Period::Day(today),
+        Periodicity::Monthly => Period::Month(today.year(), today.month()),
+        Periodicity::Quarterly => Period::Quarter(today.year(), (today.month() - 1) / 3 + 1),
+        Periodicity::Yearly => Period::Year(today.year()),
+    }
+}
+
+fn raw_row(
+    indicator: &Indicator,
+    unit: &OrgUnit,
+    period: &Period,
+    value: f64,
+    label: &str,
+) -> RawRow {
+    RawRow {
+        indicator: Some(indicator.code.to_string()),
+        unit: Some(unit.code.to_string()),
+        period: Some(period.to_string()),
+        ts: None,
+        value: Some(RawValue::Number(value)),
+        revision: Some(label.to_owned()),
+        source: Some("demo".to_owned()),
+    }
+}
+
+impl Demo {
+    pub fn new(state: AppState, addr: SocketAddr) -> Self {
+        Self { state, addr }
+    }
+
+    /// Mints the demo tokens, seeds history when the store has none, and starts the feeds.
+    pub async fn start(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let now = Utc::now();
+        for token in store.tokens().await? {
+            if token.name.starts_with(DEMO_TOKEN_PREFIX) && token.revoked_at.is_none() {
+                store.revoke_token(&token.id, now).await?;
+            }
+        }
+        let admin = self.mint("demo-admin", Role::Admin, None).await?;
+        let viewer = self.mint("demo-viewer", Role::Viewer, None).await?;
+        let mut department_tokens = HashMap::new();
+        for department in &self.state.catalogue.departments {
+            let name = format!("demo-{}", department.code.as_str().to_ascii_lowercase());
+            let token = self
+                .mint(&name, Role::Department, Some(department.code.to_string()))
+                .await?;
+            department_tokens.insert(department.code.to_string(), token);
+        }
+
+        self.seed(now).await?;
+
+        println!("KT-XH Live demo is running at http://{}", self.addr);
+        println!("  viewer token: {viewer}");
+        println!("  admin token:  {admin}");
+        println!(
+            "  try: curl -H 'Authorization: Bearer {viewer}' http://{}/api/v1/groups",
+            self.addr
+        );
+
+        let feeds = Feeds {
+            state: self.state.clone(),
+            addr: self.addr,
+            tokens: department_tokens,
+        };
+        tokio::spawn(feeds.run(shutdown));
+        Ok(())
+    }
+
+    async fn mint(
+        &self,
+        name: &str,
+        role: Role,
+        department: Option<String>,
+    ) -> anyhow::Result<String> {
+        let minted = auth::mint();
+        self.state
+            .store
+            .insert_token(&TokenRecord {
+                id: minted.id.clone(),
+                name: name.to_owned(),
+                role,
+                department,
+                digest: minted.digest.clone(),
+                created_at: Utc::now(),
+                expires_at: None,
+                revoked_at: None,
+            })
+            .await?;
+        Ok(minted.plain)
+    }
+
+    async fn seed(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let catalogue = &self.state.catalogue;
+        let zone = self.state.settings.zone();
+        let Some(root) = catalogue.root_unit() else {
+            return Ok(());
+        };
+        if let Some(first) = catalogue.indicators.first() {
+            let existing = self
+                .state
+                .store
+                .observations(&ObservationQuery {
+                    indicator: first.code.to_string(),
+                    unit: root.code.to_string(),
+                    ..Default::default()
+                })
+                .await?;
+            if !existing.is_empty() {
+                tracing::info!("demo history already present");
+                return Ok(());
+            }
+        }
+        let model = Model::new(catalogue, self.state.settings.demo.seed, zone);
+        let principal = Principal {
+            token_id: "demo-seed".into(),
+            name: "demo-seed".into(),
+            role: Role::Admin,
+            department: None,
+        };
+        let started = std::time::Instant::now();
+        let mut rows = Vec::with_capacity(SEED_BATCH_ROWS);
+        let mut total = 0usize;
+        for indicator in &catalogue.indicators {
+            let periods = history_periods(
+                indicator.periodicity,
+                now,
+                self.state.settings.demo.history_months,
+                zone,
+            );
+            for unit in catalogue.reporting_units(indicator) {
+                for period in &periods {
+                    rows.push(raw_row(
+                        indicator,
+                        unit,
+                        period,
+                        model.value(indicator, unit, period),
+                        "official",
+                    ));
+                }
+                if rows.len() >= SEED_BATCH_ROWS {
+                    total += self
+                        .push_seed(&principal, std::mem::take(&mut rows), now)
+                        .await?;
+                }
+            }
+        }
+        total += self.push_seed(&principal, rows, now).await?;
+        tracing::info!(
+            rows = total,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo history seeded"
+        );
+        Ok(())
+    }
+
+    async fn push_seed(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let receipt = self
+            .state
+            .ingestor
+            .ingest(principal, "demo", rows, None, now)
+            .await?;
+        if let Some(first) = receipt.rejected.first() {
+            tracing::warn!(rejected = receipt.rejected.len(), example = %first.message, "demo rows rejected");
+        }
+        Ok(receipt.accepted)
+    }
+}
+
+/// Simulated department systems pushing their current figures over HTTP.
+struct Feeds {
+    state: AppState,
+    addr: SocketAddr,
+    tokens: HashMap<String, String>,
+}
+
+impl Feeds {
+    async fn run(self, shutdown: CancellationToken) {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}/api/v1/observations", self.addr);
+        let interval = Duration::from_millis(self.state.settings.demo.feed_interval_ms);
+        let catalogue = &self.state.catalogue;
+        let zone = self.state.settings.zone();
+        let model = Model::new(catalogue, self.state.settings.demo.seed, zone);
+        let mut tick: u64 = 0;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            tick += 1;
+            let count = catalogue.indicators.len() as u64;
+            if count == 0 {
+                return;
+            }
+            let indicator = &catalogue.indicators[(mix(tick) % count) as usize];
+            let Some(token) = self.tokens.get(indicator.department.as_str()) else {
+                continue;
+            };
+            let now = Utc::now();
+            let period = current_period(indicator.periodicity, now, zone);
+            // A feed revises its estimate of the period in progress a little on every push.
+            let drift = 1.0 + 0.01 * unit_noise(mix(tick ^ 0x5eed));
+            let rows: Vec<_> = catalogue
+                .reporting_units(indicator)
+                .take(12)
+                .map(|unit| {
+                    let value = (model.value(indicator, unit, &period) * drift).clamp(indicator.range.0, indicator.range.1);
+                    json!({
+                        "indicator": indicator.code, "unit": unit.code, "period": period.to_string(),
+                        "value": (value * 100.0).round() / 100.0, "revision": "preliminary", "source": "demo-feed",
+                    })
+                })
+                .collect();
+            let sent = client
+                .post(&url)
+                .bearer_auth(token)
+                .json(&json!({ "observations": rows }))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    tracing::debug!(indicator = %indicator.code, rows = rows.len(), "demo feed pushed");
+                }
+                Ok(response) => {
+                    tracing::warn!(status = %response.status(), indicator = %indicator.code, "demo feed refused")
+                }
+                Err(error) => tracing::warn!(%error, "demo feed failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Code, Periodicity};
+
+/// How the year's value is formed from the periods a feed sends (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Feeds send increments; the year's value is their sum.
+    Flow,
+    /// Feeds send year-to-date totals; the latest wins.
+    Cumulative,
+    /// A point value such as a rate or a ratio.
+    Level,
+    /// Percent change against the same period of the previous year.
+    Growth,
+    /// The year's value is the mean of its periods.
+    Average,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flow => "flow",
+            Self::Cumulative => "cumulative",
+            Self::Level => "level",
+            Self::Growth => "growth",
+            Self::Average => "average",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+    Within,
+}
+
+/// How the city's value is formed from its units' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollup {
+    Sum,
+    Mean,
+    WeightedMean,
+    /// Only the city reports it.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub code: Code,
+    pub order: u32,
+    pub name_vi: String,
+    pub name_en: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Department {
+    pub code: Code,
+    pub name_vi: String,
+    pub name_en: String,
+}
+
+/// An organisational unit: the city or one of its units, at any depth.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgUnit {
+    pub code: Code,
+    pub parent: Option<Code>,
+    pub name_vi: String,
+    pub name_en: String,
+    pub level: String,
+    pub population: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Indicator {
+    pub code: Code,
+    pub group: Code,
+    pub name_vi: String,
+    pub name_en: String,
+    pub measure_vi: String,
+    pub measure_en: String,
+    pub periodicity: Periodicity,
+    pub kind: Kind,
+    pub direction: Direction,
+    pub rollup: Rollup,
+    pub department: Code,
+    pub tolerance: f64,
+    /// Plausible range of one observation, inclusive.
+    pub range: (f64, f64),
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl Indicator {
+    pub fn admits(&self, value: f64) -> bool {
+        value >= self.range.0 && value <= self.range.1
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetValue {
+    Point { value: f64 },
+    Band { lo: f64, hi: f64 },
+}
+
+/// A yearly target for one indicator and unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub year: i32,
+    pub indicator: Code,
+    pub unit: Code,
+    #[serde(flatten)]
+    pub value: TargetValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub illustrative: bool,
+}
+
+/// The validated catalogue: groups, departments, units, indicators and the configured targets.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub groups: Vec<Group>,
+    pub departments: Vec<Department>,
+    pub units: Vec<OrgUnit>,
+    pub indicators: Vec<Indicator>,
+    pub targets: Vec<Target>,
+    indicator_index: HashMap<Code, usize>,
+    unit_index: HashMap<Code, usize>,
+}
+
+impl Catalogue {
+    /// Builds the lookup indexes; callers validate the parts first (see `config::catalogue`).
+    pub fn new(
+        groups: Vec<Group>,
+        departments: Vec<Department>,
+        units: Vec<OrgUnit>,
+        indicators: Vec<Indicator>,
+        targets: Vec<Target>,
+    ) -> Self {
+        let indicator_index = indicators
+            .iter()
+            .enumerate()
+            .map(|(i, ind)| (ind.code.clone(), i))
+            .collect();
+        let unit_index = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.code.clone(), i))
+            .collect();
+        Self {
+            groups,
+            departments,
+            units,
+            indicators,
+            targets,
+            indicator_index,
+            unit_index,
+        }
+    }
+
+    pub fn indicator(&self, code: &str) -> Option<&Indicator> {
+        self.indicator_index.get(code).map(|&i| &self.indicators[i])
+    }
+
+    pub fn unit(&self, code: &str) -> Option<&OrgUnit> {
+        self.unit_index.get(code).map(|&i| &self.units[i])
+    }
+
+    /// The root of the unit tree: the city.
+    pub fn root_unit(&self) -> Option<&OrgUnit> {
+        self.units.iter().find(|u| u.parent.is_none())
+    }
+
+    pub fn group(&self, code: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.code.as_str() == code)
+    }
+
+    pub fn department(&self, code: &str) -> Option<&Department> {
+        self.departments.iter().find(|d| d.code.as_str() == code)
+    }
+
+    /// Units that report an indicator themselves: the city always; every other unit when the
+    /// indicator rolls up from its units.
+    pub fn reporting_units<'a>(
+        &'a self,
+        indicator: &'a Indicator,
+    ) -> impl Iterator<Item = &'a OrgUnit> + 'a {
+        self.units
+            .iter()
+            .filter(move |u| u.parent.is_none() || indicator.rollup != Rollup::None)
+    }
+}

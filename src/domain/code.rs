@@ -1,0 +1,84 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stable ASCII identifier such as `GRDP_GROWTH` or `HCM`.
+///
+/// Codes travel through URLs, metric labels and file names, so they are restricted to
+/// `A-Z`, `0-9` and `_`, start with a letter and are at most 64 bytes long.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Code(String);
+
+impl Code {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("code is empty".into());
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(format!("code is longer than {} characters", Self::MAX_LEN));
+        }
+        let mut chars = raw.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_uppercase());
+        let rest_valid = raw
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !starts_with_letter || !rest_valid {
+            return Err(format!(
+                "`{raw}` is not a code: use A-Z, 0-9 and _ and start with a letter"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Code {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Code::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_upper_snake_codes() {
+        assert!(Code::parse("GRDP_GROWTH").is_ok());
+        assert!(Code::parse("P_BEN_THANH2").is_ok());
+    }
+
+    #[test]
+    fn rejects_lowercase_leading_digit_and_empty() {
+        assert!(Code::parse("grdp").is_err());
+        assert!(Code::parse("1ABC").is_err());
+        assert!(Code::parse("").is_err());
+        assert!(Code::parse("A-B").is_err());
+        assert!(Code::parse(&"A".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Pure domain types: codes, periods, the catalogue and observations. No I/O here.
+
+pub mod catalogue;
+pub mod code;
+pub mod observation;
+pub mod period;
+
+pub use catalogue::{
+    Catalogue, Department, Direction, Group, Indicator, Kind, OrgUnit, Rollup, Target, TargetValue,
+};
+pub use code::Code;
+pub use observation::{NewObservation, StoredObservation};
+pub use period::{Period, PeriodError, Periodicity};

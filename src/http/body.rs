@@ -1,0 +1,67 @@
+//! Request bodies: the size limit and JSON parsing with the offending field located.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use crate::ingest::json::json_pointer;
+
+/// The raw body, or the problem that explains why there is none.
+pub fn bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::invalid("", rejection.body_text())
+        }
+    })
+}
+
+/// The media type of the request without parameters, lower-cased; JSON when absent.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "application/json".to_owned())
+}
+
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let media = media_type(headers);
+    if media == "application/json" || media.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(media))
+    }
+}
+
+/// Parses a JSON body; errors carry a JSON pointer to the field at fault.
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let pointer = json_pointer(e.path());
+        let inner = e.into_inner();
+        if inner.is_data() {
+            ApiError::invalid(pointer, inner.to_string())
+        } else {
+            ApiError::MalformedJson {
+                pointer,
+                message: inner.to_string(),
+            }
+        }
+    })?;
+    deserializer.end().map_err(|e| ApiError::MalformedJson {
+        pointer: String::new(),
+        message: e.to_string(),
+    })?;
+    Ok(value)
+}

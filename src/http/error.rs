@@ -1,0 +1,204 @@
+//! One error type for the HTTP layer: every error is RFC 9457 problem+json with a stable `code`;
+//! 5xx are logged once and masked.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    /// JSON pointer (body) or parameter name (query) of the offending field.
+    pub pointer: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or malformed Authorization header: send `Authorization: Bearer <token>`")]
+    MissingToken,
+    #[error("the token is unknown, revoked or expired")]
+    InvalidToken,
+    #[error("tokens are never accepted in a URL; send `Authorization: Bearer <token>`")]
+    TokenInUrl,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "rows {rows:?} name indicators of other departments ({indicators}); nothing was stored"
+    )]
+    ForeignIndicators {
+        rows: Vec<usize>,
+        indicators: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the body is not valid JSON: {message}")]
+    MalformedJson { pointer: String, message: String },
+    #[error("{message}")]
+    InvalidField { pointer: String, message: String },
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{count} rows exceed the limit of {limit} per request; split the batch")]
+    TooManyRows { count: usize, limit: usize },
+    #[error("unsupported Content-Type `{0}`; send application/json")]
+    UnsupportedMediaType(String),
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyMismatch,
+    #[error("the store is not reachable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::TokenInUrl | Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) | Self::ForeignIndicators { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidField { .. } | Self::IdempotencyMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable, documented identifiers; clients match on these, never on the text.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenInUrl => "token_in_url",
+            Self::Forbidden(_) => "forbidden",
+            Self::ForeignIndicators { .. } => "foreign_indicators",
+            Self::NotFound(_) => "not_found",
+            Self::MalformedJson { .. } => "malformed_json",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooManyRows { .. } => "too_many_rows",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::IdempotencyMismatch => "idempotency_key_reused",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::MissingToken | Self::InvalidToken => "Unauthorized",
+            Self::TokenInUrl => "Token in URL",
+            Self::Forbidden(_) | Self::ForeignIndicators { .. } => "Forbidden",
+            Self::NotFound(_) => "Not found",
+            Self::MalformedJson { .. } => "Malformed JSON",
+            Self::InvalidField { .. } => "Invalid field",
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => "Payload too large",
+            Self::UnsupportedMediaType(_) => "Unsupported media type",
+            Self::IdempotencyMismatch => "Idempotency key reused",
+            Self::Unavailable => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    pub fn invalid(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+
+    fn errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::MalformedJson { pointer, message } | Self::InvalidField { pointer, message } => {
+                vec![FieldError {
+                    pointer: pointer.clone(),
+                    message: message.clone(),
+                }]
+            }
+            Self::ForeignIndicators { rows, .. } => rows
+                .iter()
+                .map(|row| FieldError {
+                    pointer: format!("/observations/{row}/indicator"),
+                    message: "indicator of another department".into(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(source) = &self {
+            tracing::error!(error = ?source, "request failed");
+        }
+        let problem = Problem {
+            kind: format!("urn:ktxh:problem:{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            errors: self.errors(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        if matches!(self, Self::MissingToken | Self::InvalidToken) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"ktxh\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                tracing::error!(%error, "store unreachable");
+                Self::Unavailable
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::ReadOnly => {
+                Self::Forbidden("this token may not write observations".into())
+            }
+            IngestError::ForeignIndicators { rows, indicators } => Self::ForeignIndicators {
+                rows,
+                indicators: indicators.join(", "),
+            },
+            IngestError::TooManyRows { count, limit } => Self::TooManyRows { count, limit },
+            IngestError::Store(store) => store.into(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The native JSON push format: `{"observations": [{"indicator", "unit", "period" | "ts",
+//! "value", "revision"?, "source"?}]}`.
+
+use serde::Deserialize;
+
+use super::RawRow;
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    observations: Vec<RawRow>,
+}
+
+/// A body that is not the expected JSON, located by a JSON pointer to the offending field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct JsonBodyError {
+    pub pointer: String,
+    pub message: String,
+    /// True when the text is not JSON at all; false when it is JSON of the wrong shape.
+    pub syntax: bool,
+}
+
+pub fn parse(body: &[u8]) -> Result<Vec<RawRow>, JsonBodyError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<Body, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let body = parsed.map_err(|e| {
+        let pointer = json_pointer(e.path());
+        let inner = e.into_inner();
+        JsonBodyError {
+            pointer,
+            syntax: !inner.is_data(),
+            message: inner.to_string(),
+        }
+    })?;
+    deserializer.end().map_err(|e| JsonBodyError {
+        pointer: String::new(),
+        message: e.to_string(),
+        syntax: true,
+    })?;
+    Ok(body.observations)
+}
+
+/// `observations[3].value` → `/observations/3/value` (RFC 6901).
+pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } => pointer.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => pointer.push_str(variant),
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::RawValue;
+
+    #[test]
+    fn reads_rows_with_numbers_and_text_values() {
+        let rows = parse(br#"{"observations":[
+            {"indicator":"EXPORT_TURNOVER","unit":"HCM","period":"2026-03","value":4120.5},
+            {"indicator":"X","unit":"HCM","ts":"2026-03-01T10:00:00Z","value":"NaN","revision":"prelim"}
+        ]}"#)
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].value, Some(RawValue::Number(4120.5)));
+        assert_eq!(rows[1].value, Some(RawValue::Text("NaN".into())));
+        assert_eq!(rows[1].revision.as_deref(), Some("prelim"));
+    }
+
+    #[test]
+    fn a_wrong_type_is_located_by_pointer() {
+        let err = parse(br#"{"observations":[{"indicator":"A"},{"indicator":5}]}"#).unwrap_err();
+        assert_eq!(err.pointer, "/observations/1/indicator");
+    }
+
+    #[test]
+    fn malformed_json_and_trailing_garbage_are_refused() {
+        assert!(parse(b"{\"observations\":[").is_err());
+        assert!(parse(b"{\"observations\":[]} x").is_err());
+        assert!(parse(b"[]").is_err());
+    }
+}

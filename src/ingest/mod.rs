@@ -1,0 +1,178 @@
+//! Ingest: every format is parsed into [`RawRow`]s, validated row by row against the catalogue,
+//! scoped to the caller's department and written to the store as one batch.
+
+pub mod json;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use tracing::instrument;
+
+use crate::auth::{Principal, Role};
+use crate::config::IngestSettings;
+use crate::domain::Catalogue;
+use crate::metrics;
+use crate::store::{
+    DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
+};
+
+pub use validate::{RawRow, RawValue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("this token may not write observations")]
+    ReadOnly,
+    #[error("rows {rows:?} belong to indicators of other departments")]
+    ForeignIndicators {
+        rows: Vec<usize>,
+        indicators: Vec<String>,
+    },
+    #[error("{count} rows exceed the limit of {limit} per request")]
+    TooManyRows { count: usize, limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An `Idempotency-Key` with the digest of the request it was first used for.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_digest: Vec<u8>,
+}
+
+/// Validates and stores batches; shared by every push format, the demo feeds and imports.
+pub struct Ingestor {
+    catalogue: Arc<Catalogue>,
+    store: DynStore,
+    zone: Tz,
+    settings: IngestSettings,
+    max_rows: usize,
+}
+
+impl Ingestor {
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        store: DynStore,
+        zone: Tz,
+        settings: IngestSettings,
+        max_rows: usize,
+    ) -> Self {
+        Self {
+            catalogue,
+            store,
+            zone,
+            settings,
+            max_rows,
+        }
+    }
+
+    /// Validates `rows` and writes the valid ones in one transaction.
+    ///
+    /// Scoping is decided for the whole request: if any row names an indicator of another
+    /// department, nothing is written. Such a request comes from a misconfigured or misused
+    /// token, and accepting part of it would hide that.
+    #[instrument(skip_all, fields(format, caller = %principal.label(), rows = rows.len()), err)]
+    pub async fn ingest(
+        &self,
+        principal: &Principal,
+        format: &'static str,
+        rows: Vec<RawRow>,
+        idempotency: Option<IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReceipt, IngestError> {
+        let started = Instant::now();
+        if principal.role == Role::Viewer {
+            return Err(IngestError::ReadOnly);
+        }
+        if rows.len() > self.max_rows {
+            return Err(IngestError::TooManyRows {
+                count: rows.len(),
+                limit: self.max_rows,
+            });
+        }
+        self.check_scope(principal, &rows)?;
+
+        let context = validate::Context {
+            catalogue: &self.catalogue,
+            zone: self.zone,
+            latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
+        };
+        let mut valid = Vec::with_capacity(rows.len());
+        let mut rejected: Vec<Rejection> = Vec::new();
+        for (index, row) in rows.into_iter().enumerate() {
+            match validate::validate(&context, row) {
+                Ok(observation) => valid.push(observation),
+                Err(reason) => rejected.push(Rejection {
+                    index,
+                    code: reason.code().to_owned(),
+                    message: reason.to_string(),
+                }),
+            }
+        }
+
+        let batch = WriteBatch {
+            rows: valid,
+            recorded_by: principal.label(),
+            received_at: now,
+            rejected,
+            idempotency: idempotency.map(|key| IdempotencyClaim {
+                token_id: principal.token_id.clone(),
+                key: key.key,
+                request_digest: key.request_digest,
+                not_before: now - Duration::hours(self.settings.idempotency_ttl_hours),
+            }),
+        };
+        let outcome = self.store.write_batch(&batch).await?;
+        let department = principal
+            .department
+            .as_ref()
+            .map_or("admin", |code| code.as_str());
+        if let WriteOutcome::Written { receipt, .. } = &outcome {
+            metrics::ingest_rows(format, department, "accepted", receipt.accepted);
+            metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
+            metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());
+        }
+        metrics::METRICS
+            .ingest_duration
+            .with_label_values(&[format])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(outcome.receipt().clone())
+    }
+
+    fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
+        if principal.role == Role::Admin {
+            return Ok(());
+        }
+        let mut foreign_rows = Vec::new();
+        let mut foreign_indicators: Vec<String> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            let Some(indicator) = row
+                .indicator
+                .as_deref()
+                .and_then(|code| self.catalogue.indicator(code))
+            else {
+                continue; // unknown indicators are rejected per row later
+            };
+            if !principal.may_write_department(&indicator.department) {
+                foreign_rows.push(index);
+                if !foreign_indicators
+                    .iter()
+                    .any(|c| c == indicator.code.as_str())
+                {
+                    foreign_indicators.push(indicator.code.to_string());
+                }
+            }
+        }
+        if foreign_rows.is_empty() {
+            Ok(())
+        } else {
+            Err(IngestError::ForeignIndicators {
+                rows: foreign_rows,
+                indicators: foreign_indicators,
+            })
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Per-row validation (DESIGN §6): known indicator and unit, a finite value in the indicator's
+//! plausible range, a period of the indicator's periodicity, nothing from the future.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{Catalogue, NewObservation, Period, Rollup};
+
+/// Longest accepted `revision` label or `source`.
+pub const MAX_LABEL_LEN: usize = 200;
+
+/// One row as a format parser delivers it, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RawRow {
+    pub indicator: Option<String>,
+    pub unit: Option<String>,
+    pub period: Option<String>,
+    /// RFC 3339 instant, for event feeds of daily indicators.
+    pub ts: Option<String>,
+    pub value: Option<RawValue>,
+    pub revision: Option<String>,
+    pub source: Option<String>,
+}
+
+/// A value as sent: a JSON number, or text (CSV cells, `"NaN"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawValue {
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl Visitor<'_> for ValueVisitor {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawValue, E> {
+                Ok(RawValue::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// Why a row was refused; `code()` is stable and documented.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowError {
+    #[error("`{0}` is required")]
+    MissingField(&'static str),
+    #[error("unknown indicator `{0}`")]
+    UnknownIndicator(String),
+    #[error("unknown unit `{0}`")]
+    UnknownUnit(String),
+    #[error("`{indicator}` is reported by the city only, not by unit `{unit}`")]
+    UnitNotReporting { indicator: String, unit: String },
+    #[error("{0}")]
+    InvalidPeriod(String),
+    #[error("give either `period` or `ts`, not both")]
+    PeriodAndTs,
+    #[error("`{indicator}` is reported {expected}; `{period}` is a {actual} period")]
+    PeriodMismatch {
+        indicator: String,
+        expected: &'static str,
+        period: String,
+        actual: &'static str,
+    },
+    #[error("period `{0}` has not started yet")]
+    PeriodInFuture(String),
+    #[error("`{0}` is not a number")]
+    InvalidValue(String),
+    #[error("value is not finite (NaN or infinity)")]
+    NotFinite,
+    #[error("value {value} is outside the plausible range [{min}, {max}] of `{indicator}`")]
+    OutOfRange {
+        indicator: String,
+        value: f64,
+        min: f64,
+        max: f64,
+    },
+    #[error("`{0}` is longer than {MAX_LABEL_LEN} characters")]
+    TooLong(&'static str),
+}
+
+impl RowError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingField(_) => "missing_field",
+            Self::UnknownIndicator(_) => "unknown_indicator",
+            Self::UnknownUnit(_) => "unknown_unit",
+            Self::UnitNotReporting { .. } => "unit_not_reporting",
+            Self::InvalidPeriod(_) | Self::PeriodAndTs => "invalid_period",
+            Self::PeriodMismatch { .. } => "period_mismatch",
+            Self::PeriodInFuture(_) => "period_in_future",
+            Self::InvalidValue(_) => "invalid_value",
+            Self::NotFinite => "value_not_finite",
+            Self::OutOfRange { .. } => "value_out_of_range",
+            Self::TooLong(_) => "field_too_long",
+        }
+    }
+}
+
+pub struct Context<'a> {
+    pub catalogue: &'a Catalogue,
+    pub zone: Tz,
+    /// Now plus the tolerated clock skew.
+    pub latest_allowed: DateTime<Utc>,
+}
+
+fn required(field: Option<String>, name: &'static str) -> Result<String, RowError> {
+    field
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or(RowError::MissingField(name))
+}
+
+fn optional_label(field: Option<String>, name: &'static str) -> Result<Option<String>, RowError> {
+    match field.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > MAX_LABEL_LEN => Err(RowError::TooLong(name)),
+        other => Ok(other),
+    }
+}
+
+/// Reads a value; text may use a decimal comma (`4120,5`) as Vietnamese sources write it.
+pub fn parse_value(raw: RawValue) -> Result<f64, RowError> {
+    let value = match raw {
+        RawValue::Number(v) => v,
+        RawValue::Text(text) => {
+            let trimmed = text.trim();
+            let normalised = if trimmed.contains(',') && !trimmed.contains('.') {
+                trimmed.replacen(',', ".", 1)
+            } else {
+                trimmed.to_owned()
+            };
+            normalised
+                .parse::<f64>()
+                .map_err(|_| RowError::InvalidValue(text.clone()))?
+        }
+    };
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(RowError::NotFinite)
+    }
+}
+
+pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, RowError> {
+    let indicator_code = required(row.indicator, "indicator")?;
+    let indicator = context
+        .catalogue
+        .indicator(&indicator_code)
+        .ok_or_else(|| RowError::UnknownIndicator(indicator_code.clone()))?;
+    let unit_code = required(row.unit, "unit")?;
+    let unit = context
+        .catalogue
+        .unit(&unit_code)
+        .ok_or_else(|| RowError::UnknownUnit(unit_code.clone()))?;
+    if unit.parent.is_some() && indicator.rollup == Rollup::None {
+        return Err(RowError::UnitNotReporting {
+            indicator: indicator_code,
+            unit: unit_code,
+        });
+    }
+
+    let period = match (row.period, row.ts) {
+        (Some(_), Some(_)) => return Err(RowError::PeriodAndTs),
+        (Some(p), None) => {
+            Period::parse(p.trim()).map_err(|e| RowError::InvalidPeriod(e.to_string()))?
+        }
+        (None, Some(ts)) => {
+            Period::parse_instant(ts.trim()).map_err(|e| RowError::InvalidPeriod(e.to_string()))?
+        }
+        (None, None) => return Err(RowError::MissingField("period")),
+    };
+    if period.periodicity() != indicator.periodicity {
+        return Err(RowError::PeriodMismatch {
+            indicator: indicator_code,
+            expected: indicator.periodicity.as_str(),
+            period: period.to_string(),
+            actual: period.periodicity().as_str(),
+        });
+    }
+    let period_start = period.start(context.zone);
+    if period_start > context.latest_allowed {
+        return Err(RowError::PeriodInFuture(period.to_string()));
+    }
+
+    let value = parse_value(row.value.ok_or(RowError::MissingField("value"))?)?;
+    if !indicator.admits(value) {
+        return Err(RowError::OutOfRange {
+            indicator: indicator_code,
+            value,
+            min: indicator.range.0,
+            max: indicator.range.1,
+        });
+    }
+
+    Ok(NewObservation {
+        indicator: indicator.code.clone(),
+        unit: unit.code.clone(),
+        period,
+        period_start,
+        period_end: period.end(context.zone),
+        value,
+        revision_label: optional_label(row.revision, "revision")?,
+        source: optional_label(row.source, "source")?,
+    })
+}

@@ -1,0 +1,25 @@
+//! KT-XH Live: a city's yearly socio-economic targets, watched in real time.
+//!
+//! Data flows through the modules in this order:
+//!
+//! ```text
+//! ingest (formats, validation) → store (SQLite | PostgreSQL | TimescaleDB)
+//!        → live state → rules (status, projection) → alerts (outbox) → websocket hub → screens
+//! ```
+//!
+//! - [`config`]: settings and the catalogue files, validated at start.
+//! - [`domain`]: pure types (codes, periods, indicators, targets, observations).
+//! - [`ingest`]: push formats and per-row validation; [`demo`] feeds it simulated departments.
+//! - [`store`]: the storage trait and its backends.
+//! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
+//! - [`app`]: wires the parts together and runs until shutdown.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod store;

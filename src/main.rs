@@ -1,0 +1,251 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{Duration, Utc};
+use clap::{Parser, Subcommand};
+use ktxh::app::{self, App, Options};
+use ktxh::auth::{self, Role, TokenRecord};
+use ktxh::config::{load_catalogue, Settings};
+use ktxh::domain::Code;
+use tokio_util::sync::CancellationToken;
+
+/// KT-XH Live: a city's yearly socio-economic targets, watched in real time.
+#[derive(Parser)]
+#[command(name = "ktxh", version, about)]
+struct Cli {
+    /// Configuration directory (ktxh.toml, catalogue/, targets/).
+    #[arg(long, global = true, default_value = "config", value_name = "DIR")]
+    config: PathBuf,
+    /// sqlite://FILE or postgres://USER@HOST/DB (TimescaleDB is used when present).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/ktxh.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Seed a year and a half of history and keep simulated department feeds running.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// API token commands.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate settings and catalogue without starting anything.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once, alone on the last line.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Department code (required for --role department).
+        #[arg(long)]
+        department: Option<String>,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Days until the token expires (never by default).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, demo } => {
+            let app = App::build(Options {
+                config_dir: cli.config,
+                database_url: cli.database_url,
+                listen,
+                demo,
+            })
+            .await?;
+            let shutdown = CancellationToken::new();
+            app::cancel_on_signal(shutdown.clone());
+            app.run(shutdown).await
+        }
+        Command::Migrate => {
+            let (settings, catalogue) = app::load_config(&cli.config)?;
+            let store = app::open_store(&cli.database_url, &settings, &catalogue).await?;
+            println!("migrations applied ({})", store.backend().as_str());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let settings = Settings::load(&cli.config, std::env::vars())?;
+            let catalogue = load_catalogue(&cli.config)?;
+            println!(
+                "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets; zone {}",
+                cli.config.display(),
+                catalogue.groups.len(),
+                catalogue.indicators.len(),
+                catalogue.units.len(),
+                catalogue.departments.len(),
+                catalogue.targets.len(),
+                settings.city.timezone,
+            );
+            Ok(())
+        }
+        Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
+    }
+}
+
+async fn token_command(
+    config: &std::path::Path,
+    url: &str,
+    command: TokenCommand,
+) -> anyhow::Result<()> {
+    let (settings, catalogue) = app::load_config(config)?;
+    let store = app::open_store(url, &settings, &catalogue).await?;
+    match command {
+        TokenCommand::Create {
+            role,
+            department,
+            name,
+            expires_in_days,
+        } => {
+            let department = match (role, department) {
+                (Role::Department, Some(code)) => {
+                    let code = Code::parse(&code).map_err(anyhow::Error::msg)?;
+                    catalogue.department(code.as_str()).with_context(|| {
+                        format!(
+                            "unknown department `{code}`; see config/catalogue/departments.toml"
+                        )
+                    })?;
+                    Some(code.to_string())
+                }
+                (Role::Department, None) => {
+                    anyhow::bail!("--role department needs --department CODE")
+                }
+                (_, Some(_)) => anyhow::bail!("--department is only for --role department"),
+                (_, None) => None,
+            };
+            if let Some(days) = expires_in_days {
+                anyhow::ensure!(days > 0, "--expires-in-days must be positive");
+            }
+            let minted = auth::mint();
+            let now = Utc::now();
+            let record = TokenRecord {
+                id: minted.id.clone(),
+                name: name.unwrap_or_else(|| format!("{}-{}", role.as_str(), &minted.id[..6])),
+                role,
+                department,
+                digest: minted.digest.clone(),
+                created_at: now,
+                expires_at: expires_in_days.map(|days| now + Duration::days(days)),
+                revoked_at: None,
+            };
+            store.insert_token(&record).await?;
+            println!(
+                "created {} token `{}` (id {})",
+                role.as_str(),
+                record.name,
+                record.id
+            );
+            if let Some(expires) = record.expires_at {
+                println!("expires {}", expires.to_rfc3339());
+            }
+            println!("store it now: it is not shown again");
+            println!("{}", minted.plain);
+            Ok(())
+        }
+        TokenCommand::List => {
+            let now = Utc::now();
+            println!(
+                "{:<18} {:<10} {:<14} {:<8} {:<26} NAME",
+                "ID", "ROLE", "DEPARTMENT", "STATE", "CREATED"
+            );
+            for token in store.tokens().await? {
+                let state = if token.revoked_at.is_some() {
+                    "revoked"
+                } else if token.is_usable(now) {
+                    "active"
+                } else {
+                    "expired"
+                };
+                println!(
+                    "{:<18} {:<10} {:<14} {:<8} {:<26} {}",
+                    token.id,
+                    token.role.as_str(),
+                    token.department.as_deref().unwrap_or("-"),
+                    state,
+                    token.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    token.name
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            if store.revoke_token(&id, Utc::now()).await? {
+                println!("revoked {id}");
+                Ok(())
+            } else {
+                anyhow::bail!("no active token with id `{id}`")
+            }
+        }
+    }
+}

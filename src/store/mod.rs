@@ -1,0 +1,266 @@
+//! Storage behind one trait. The URL picks the backend: `sqlite://…` (embedded default) or
+//! `postgres://…` (TimescaleDB detected at run time, plain PostgreSQL otherwise).
+
+mod plan;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::TokenRecord;
+use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
+
+pub use plan::{bucket_points, Aggregate, Bucket, BucketPoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}`: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyMismatch,
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Timescale,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::Timescale => "timescaledb",
+        }
+    }
+}
+
+/// One row the caller refused before it reached the store; kept in idempotent receipts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub code: String,
+    pub message: String,
+}
+
+/// The answer to an ingest request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReceipt {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Remembers a request under its `Idempotency-Key` in the same transaction as its rows.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub token_id: String,
+    pub key: String,
+    pub request_digest: Vec<u8>,
+    /// Keys older than this are forgotten and may be reused.
+    pub not_before: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    pub rows: Vec<NewObservation>,
+    pub recorded_by: String,
+    pub received_at: DateTime<Utc>,
+    /// Rows refused before the store, echoed in the receipt.
+    pub rejected: Vec<Rejection>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// The batch was written: `accepted` are indexes into `WriteBatch::rows`.
+    Written {
+        receipt: IngestReceipt,
+        accepted: Vec<usize>,
+    },
+    /// The same request was seen before under its key; nothing was written this time.
+    Replayed(IngestReceipt),
+}
+
+impl WriteOutcome {
+    pub fn receipt(&self) -> &IngestReceipt {
+        match self {
+            Self::Written { receipt, .. } | Self::Replayed(receipt) => receipt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ObservationQuery {
+    pub indicator: String,
+    pub unit: String,
+    /// Inclusive lower bound on the period start.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on the period start.
+    pub to: Option<DateTime<Utc>>,
+    /// Only revisions received at or before this instant count.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// A target as stored, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetRow {
+    #[serde(flatten)]
+    pub target: Target,
+    pub origin: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetChange {
+    pub year: i32,
+    pub indicator: String,
+    pub unit: String,
+    pub value: TargetValue,
+    pub tolerance: Option<f64>,
+    pub reason: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub old: Option<serde_json::Value>,
+    pub new: Option<serde_json::Value>,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; idempotent.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Returns false when no such usable token exists.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Writes a batch in one transaction: new keys get revision 1, changed values the next
+    /// revision, identical re-sends nothing.
+    async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome>;
+
+    /// The latest revision (as of `query.as_of`) of every period in range, oldest first.
+    async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>>;
+
+    /// The latest revisions aggregated per calendar bucket in the city's zone.
+    async fn bucketed(
+        &self,
+        query: &ObservationQuery,
+        bucket: Bucket,
+        aggregate: plan::Aggregate,
+    ) -> StoreResult<Vec<BucketPoint>>;
+
+    /// Every revision of one observation, oldest first.
+    async fn revisions(
+        &self,
+        indicator: &str,
+        unit: &str,
+        period: &str,
+    ) -> StoreResult<Vec<StoredObservation>>;
+
+    /// Writes the configured targets, leaving alone the ones an admin has set through the API.
+    async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()>;
+    async fn targets(&self, year: Option<i32>) -> StoreResult<Vec<TargetRow>>;
+    /// Sets one target and writes its audit row in the same transaction.
+    async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
+    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url`, creating an SQLite file when missing, and migrates it.
+pub async fn connect(url: &str, zone: chrono_tz::Tz) -> StoreResult<DynStore> {
+    let store: DynStore = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::connect(url, zone).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::PgStore::connect(url, zone).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl(redact_url(url)));
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Hides a password in a database URL before it reaches a log or an error.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Times a store call into `ktxh_store_operation_duration_seconds`.
+pub(crate) struct OpTimer {
+    operation: &'static str,
+    backend: Backend,
+    started: Instant,
+}
+
+impl OpTimer {
+    pub(crate) fn start(backend: Backend, operation: &'static str) -> Self {
+        Self {
+            operation,
+            backend,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for OpTimer {
+    fn drop(&mut self) {
+        crate::metrics::store_operation(self.backend, self.operation, self.started.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_leave_the_url() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/ktxh"),
+            "postgres://app:***@db:5432/ktxh"
+        );
+        assert_eq!(redact_url("sqlite://data/ktxh.db"), "sqlite://data/ktxh.db");
+    }
+}

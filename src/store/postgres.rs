@@ -1,0 +1,613 @@
+//! PostgreSQL, with observations in a TimescaleDB hypertable when the server has the extension.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use super::plan::{self, Aggregate, Key, Latest};
+use super::{
+    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, ObservationQuery,
+    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch, WriteOutcome,
+};
+use crate::auth::{Role, TokenRecord};
+use crate::domain::{Code, StoredObservation, Target, TargetValue};
+
+/// Serialises observation writers across every instance sharing the database, so two batches
+/// never race for the same next revision number.
+const WRITE_LOCK_KEY: i64 = 0x6b74_7868_0001;
+
+pub struct PgStore {
+    pool: PgPool,
+    zone: Tz,
+    timescale: AtomicBool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, zone: Tz) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self {
+            pool,
+            zone,
+            timescale: AtomicBool::new(false),
+        })
+    }
+
+    /// The pool, for tools (such as the ingest benchmark) that need raw access.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn detect_timescale(&self) -> StoreResult<bool> {
+        let hypertable: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') \
+               AND to_regclass('_timescaledb_catalog.hypertable') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !hypertable {
+            return Ok(false);
+        }
+        let is_hypertable: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.hypertable WHERE table_name = 'observations')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(is_hypertable)
+    }
+
+    async fn replay(
+        tx: &mut Transaction<'_, Postgres>,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<Option<IngestReceipt>> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2 AND created_at < $3",
+        )
+        .bind(&claim.token_id)
+        .bind(&claim.key)
+        .bind(claim.not_before)
+        .execute(&mut **tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT request_digest, receipt FROM idempotency_keys WHERE token_id = $1 AND key = $2",
+        )
+        .bind(&claim.token_id)
+        .bind(&claim.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: Vec<u8> = row.try_get("request_digest")?;
+        if digest != claim.request_digest {
+            return Err(StoreError::IdempotencyMismatch);
+        }
+        let receipt: serde_json::Value = row.try_get("receipt")?;
+        serde_json::from_value(receipt)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                table: "idempotency_keys",
+                detail: e.to_string(),
+            })
+    }
+
+    async fn latest_of(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: &WriteBatch,
+    ) -> StoreResult<HashMap<Key, Latest>> {
+        let n = batch.rows.len();
+        let (mut indicators, mut units, mut periods, mut starts) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for row in &batch.rows {
+            indicators.push(row.indicator.as_str());
+            units.push(row.unit.as_str());
+            periods.push(row.period.to_string());
+            starts.push(row.period_start);
+        }
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (o.indicator, o.unit, o.period) \
+                    o.indicator, o.unit, o.period, o.revision, o.value, o.revision_label, o.source \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS k(indicator, unit, period, period_start) \
+             JOIN observations o ON o.indicator = k.indicator AND o.unit = k.unit \
+                               AND o.period_start = k.period_start AND o.period = k.period \
+             ORDER BY o.indicator, o.unit, o.period, o.revision DESC",
+        )
+        .bind(&indicators)
+        .bind(&units)
+        .bind(&periods)
+        .bind(&starts)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut latest = HashMap::with_capacity(rows.len());
+        for row in rows {
+            latest.insert(
+                (
+                    row.try_get("indicator")?,
+                    row.try_get("unit")?,
+                    row.try_get("period")?,
+                ),
+                Latest {
+                    revision: row.try_get("revision")?,
+                    value: row.try_get("value")?,
+                    revision_label: row.try_get("revision_label")?,
+                    source: row.try_get("source")?,
+                },
+            );
+        }
+        Ok(latest)
+    }
+
+    fn bucket_expression(&self, bucket: Bucket) -> &'static str {
+        // $6 is the bucket width, $7 the city's zone.
+        if self.timescale.load(Ordering::Relaxed) {
+            return "time_bucket($6::interval, period_start, $7::text)";
+        }
+        match bucket {
+            // date_bin has no months; calendar buckets use date_trunc in the zone instead.
+            Bucket::Day | Bucket::Week => {
+                "(date_bin($6::interval, period_start AT TIME ZONE $7::text, TIMESTAMP '2000-01-03') AT TIME ZONE $7::text)"
+            }
+            Bucket::Month => "date_trunc('month', period_start, $7::text)",
+            Bucket::Quarter => "date_trunc('quarter', period_start, $7::text)",
+            Bucket::Year => "date_trunc('year', period_start, $7::text)",
+        }
+    }
+}
+
+fn observation_from(row: &PgRow) -> StoreResult<StoredObservation> {
+    Ok(StoredObservation {
+        indicator: row.try_get("indicator")?,
+        unit: row.try_get("unit")?,
+        period: row.try_get("period")?,
+        period_start: row.try_get("period_start")?,
+        period_end: row.try_get("period_end")?,
+        value: row.try_get("value")?,
+        revision: row.try_get("revision")?,
+        revision_label: row.try_get("revision_label")?,
+        source: row.try_get("source")?,
+        received_at: row.try_get("received_at")?,
+        recorded_by: row.try_get("recorded_by")?,
+    })
+}
+
+fn token_from(row: &PgRow) -> StoreResult<TokenRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
+            table: "api_tokens",
+            detail: format!("role `{role}`"),
+        })?,
+        department: row.try_get("department")?,
+        digest: row.try_get("digest")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn target_from(row: &PgRow) -> StoreResult<TargetRow> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "targets",
+        detail,
+    };
+    let indicator: String = row.try_get("indicator")?;
+    let unit: String = row.try_get("unit")?;
+    let value: Option<f64> = row.try_get("value")?;
+    let lo: Option<f64> = row.try_get("lo")?;
+    let hi: Option<f64> = row.try_get("hi")?;
+    let value = match (value, lo, hi) {
+        (Some(value), _, _) => TargetValue::Point { value },
+        (None, Some(lo), Some(hi)) => TargetValue::Band { lo, hi },
+        _ => return Err(corrupt(format!("{indicator}: neither value nor band"))),
+    };
+    Ok(TargetRow {
+        target: Target {
+            year: row.try_get("year")?,
+            indicator: Code::parse(&indicator).map_err(corrupt)?,
+            unit: Code::parse(&unit).map_err(corrupt)?,
+            value,
+            tolerance: row.try_get("tolerance")?,
+            source: row.try_get("source")?,
+            illustrative: row.try_get("illustrative")?,
+        },
+        origin: row.try_get("origin")?,
+        updated_at: row.try_get("updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
+    match *value {
+        TargetValue::Point { value } => (Some(value), None, None),
+        TargetValue::Band { lo, hi } => (None, Some(lo), Some(hi)),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        if self.timescale.load(Ordering::Relaxed) {
+            Backend::Timescale
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        let timescale = self.detect_timescale().await?;
+        self.timescale.store(timescale, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, department, digest, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.role.as_str())
+        .bind(&token.department)
+        .bind(&token.digest)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let _timer = OpTimer::start(self.backend(), "token");
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
+        let _timer = OpTimer::start(self.backend(), "write_batch");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK_KEY)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(claim) = &batch.idempotency {
+            if let Some(receipt) = Self::replay(&mut tx, claim).await? {
+                return Ok(WriteOutcome::Replayed(receipt));
+            }
+        }
+        let latest = Self::latest_of(&mut tx, batch).await?;
+        let (planned, duplicates) = plan::plan_revisions(&batch.rows, latest);
+        if !planned.is_empty() {
+            let n = planned.len();
+            let mut columns = InsertColumns::with_capacity(n);
+            for p in &planned {
+                columns.push(&batch.rows[p.index], p.revision);
+            }
+            sqlx::query(
+                "INSERT INTO observations (indicator, unit, period, period_start, period_end, revision, \
+                                           value, revision_label, source, received_at, recorded_by) \
+                 SELECT i, u, p, ps, pe, r, v, l, s, $10, $11 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                             $6::int4[], $7::float8[], $8::text[], $9::text[]) AS t(i, u, p, ps, pe, r, v, l, s)",
+            )
+            .bind(&columns.indicators)
+            .bind(&columns.units)
+            .bind(&columns.periods)
+            .bind(&columns.starts)
+            .bind(&columns.ends)
+            .bind(&columns.revisions)
+            .bind(&columns.values)
+            .bind(&columns.labels)
+            .bind(&columns.sources)
+            .bind(batch.received_at)
+            .bind(&batch.recorded_by)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let receipt = IngestReceipt {
+            accepted: planned.len(),
+            duplicates: duplicates.len(),
+            rejected: batch.rejected.clone(),
+        };
+        if let Some(claim) = &batch.idempotency {
+            let json = serde_json::to_value(&receipt).map_err(|e| StoreError::Corrupt {
+                table: "idempotency_keys",
+                detail: e.to_string(),
+            })?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (token_id, key, request_digest, receipt, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&claim.token_id)
+            .bind(&claim.key)
+            .bind(&claim.request_digest)
+            .bind(json)
+            .bind(batch.received_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(WriteOutcome::Written {
+            receipt,
+            accepted: planned.iter().map(|p| p.index).collect(),
+        })
+    }
+
+    async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "observations");
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (period_start, period) * FROM observations \
+             WHERE indicator = $1 AND unit = $2 \
+               AND ($3::timestamptz IS NULL OR period_start >= $3) \
+               AND ($4::timestamptz IS NULL OR period_start < $4) \
+               AND ($5::timestamptz IS NULL OR received_at <= $5) \
+             ORDER BY period_start, period, revision DESC",
+        )
+        .bind(&query.indicator)
+        .bind(&query.unit)
+        .bind(query.from)
+        .bind(query.to)
+        .bind(query.as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(observation_from).collect()
+    }
+
+    async fn bucketed(
+        &self,
+        query: &ObservationQuery,
+        bucket: Bucket,
+        aggregate: Aggregate,
+    ) -> StoreResult<Vec<BucketPoint>> {
+        let _timer = OpTimer::start(self.backend(), "bucketed");
+        let value = match aggregate {
+            Aggregate::Sum => "sum(value)",
+            Aggregate::Mean => "avg(value)",
+            Aggregate::Last => "(array_agg(value ORDER BY period_end DESC))[1]",
+        };
+        let sql = format!(
+            "WITH latest AS ( \
+                SELECT DISTINCT ON (period_start, period) period_start, period_end, value FROM observations \
+                WHERE indicator = $1 AND unit = $2 \
+                  AND ($3::timestamptz IS NULL OR period_start >= $3) \
+                  AND ($4::timestamptz IS NULL OR period_start < $4) \
+                  AND ($5::timestamptz IS NULL OR received_at <= $5) \
+                ORDER BY period_start, period, revision DESC) \
+             SELECT {bucket} AS start, {value}::float8 AS value, count(*) AS count \
+             FROM latest GROUP BY 1 ORDER BY 1",
+            bucket = self.bucket_expression(bucket),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&query.indicator)
+            .bind(&query.unit)
+            .bind(query.from)
+            .bind(query.to)
+            .bind(query.as_of)
+            .bind(bucket.interval())
+            .bind(self.zone.name())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BucketPoint {
+                    start: row.try_get("start")?,
+                    value: row.try_get("value")?,
+                    count: row.try_get("count")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revisions(
+        &self,
+        indicator: &str,
+        unit: &str,
+        period: &str,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM observations WHERE indicator = $1 AND unit = $2 AND period = $3 ORDER BY revision",
+        )
+        .bind(indicator)
+        .bind(unit)
+        .bind(period)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(observation_from).collect()
+    }
+
+    async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for target in targets {
+            let (value, lo, hi) = split_value(&target.value);
+            sqlx::query(
+                "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'config', $10, 'config') \
+                 ON CONFLICT (year, indicator, unit) DO UPDATE SET \
+                   value = excluded.value, lo = excluded.lo, hi = excluded.hi, tolerance = excluded.tolerance, \
+                   source = excluded.source, illustrative = excluded.illustrative, updated_at = excluded.updated_at \
+                 WHERE targets.origin = 'config'",
+            )
+            .bind(target.year)
+            .bind(target.indicator.as_str())
+            .bind(target.unit.as_str())
+            .bind(value)
+            .bind(lo)
+            .bind(hi)
+            .bind(target.tolerance)
+            .bind(target.source.as_deref())
+            .bind(target.illustrative)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn targets(&self, year: Option<i32>) -> StoreResult<Vec<TargetRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM targets WHERE ($1::int4 IS NULL OR year = $1) ORDER BY year, indicator, unit",
+        )
+        .bind(year)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(target_from).collect()
+    }
+
+    async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
+        let mut tx = self.pool.begin().await?;
+        let old = sqlx::query(
+            "SELECT * FROM targets WHERE year = $1 AND indicator = $2 AND unit = $3 FOR UPDATE",
+        )
+        .bind(change.year)
+        .bind(&change.indicator)
+        .bind(&change.unit)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(target_from)
+        .transpose()?;
+        let (value, lo, hi) = split_value(&change.value);
+        let row = sqlx::query(
+            "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, FALSE, 'api', $8, $9) \
+             ON CONFLICT (year, indicator, unit) DO UPDATE SET \
+               value = $4, lo = $5, hi = $6, tolerance = coalesce($7, targets.tolerance), \
+               origin = 'api', updated_at = $8, updated_by = $9 \
+             RETURNING *",
+        )
+        .bind(change.year)
+        .bind(&change.indicator)
+        .bind(&change.unit)
+        .bind(value)
+        .bind(lo)
+        .bind(hi)
+        .bind(change.tolerance)
+        .bind(change.at)
+        .bind(&change.actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        let new = target_from(&row)?;
+        let to_json = |t: &TargetRow| serde_json::to_value(&t.target).ok();
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, subject, old_value, new_value, reason) \
+             VALUES ($1, $2, 'target.set', $3, $4, $5, $6)",
+        )
+        .bind(change.at)
+        .bind(&change.actor)
+        .bind(format!(
+            "{}/{}/{}",
+            change.year, change.indicator, change.unit
+        ))
+        .bind(old.as_ref().and_then(to_json))
+        .bind(to_json(&new))
+        .bind(&change.reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    subject: row.try_get("subject")?,
+                    old: row.try_get("old_value")?,
+                    new: row.try_get("new_value")?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Column arrays for one UNNEST insert.
+struct InsertColumns<'a> {
+    indicators: Vec<&'a str>,
+    units: Vec<&'a str>,
+    periods: Vec<String>,
+    starts: Vec<DateTime<Utc>>,
+    ends: Vec<DateTime<Utc>>,
+    revisions: Vec<i32>,
+    values: Vec<f64>,
+    labels: Vec<Option<&'a str>>,
+    sources: Vec<Option<&'a str>>,
+}
+
+impl<'a> InsertColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            indicators: Vec::with_capacity(n),
+            units: Vec::with_capacity(n),
+            periods: Vec::with_capacity(n),
+            starts: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+            revisions: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            sources: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, row: &'a crate::domain::NewObservation, revision: i32) {
+        self.indicators.push(row.indicator.as_str());
+        self.units.push(row.unit.as_str());
+        self.periods.push(row.period.to_string());
+        self.starts.push(row.period_start);
+        self.ends.push(row.period_end);
+        self.revisions.push(revision);
+        self.values.push(row.value);
+        self.labels.push(row.revision_label.as_deref());
+        self.sources.push(row.source.as_deref());
+    }
+}
