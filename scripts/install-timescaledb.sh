@@ -32,7 +32,8 @@ SOURCE_SUITE=${KTXH_TIMESCALEDB_SOURCE_SUITE:-trixie}
 
 [ "$(id -u)" -eq 0 ] || ktxh_die "must run as root"
 
-# One run at a time (test.sh may be started twice).
+# One run at a time (test.sh may be started twice). fd 9 is closed for the
+# commands run through ktxh_run_quiet, so the started server does not keep it.
 exec 9>/tmp/ktxh-install-timescaledb.lock
 flock 9
 
@@ -135,7 +136,10 @@ if [ "$need_restart" -eq 1 ] && ktxh_cluster_online "$PG_MAJOR" "$CLUSTER"; then
     ktxh_run_quiet "restart cluster $PG_MAJOR $CLUSTER to apply its settings" \
         pg_ctlcluster --skip-systemctl-redirect "$PG_MAJOR" "$CLUSTER" restart
 fi
-ktxh_cluster_start "$PG_MAJOR" "$CLUSTER" "$PORT"
+if ! ktxh_pg_ready "$PORT"; then
+    ktxh_cluster_start "$PG_MAJOR" "$CLUSTER" "$PORT"
+    action="$action; cluster started"
+fi
 
 # --- 3. verify -----------------------------------------------------------------
 psql_tsdb() {

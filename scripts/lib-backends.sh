@@ -16,11 +16,13 @@ ktxh_die() { printf '%s: FAILED: %s\n' "$KTXH_LOG_PREFIX" "$*" >&2; exit 1; }
 # ktxh_run_quiet DESCRIPTION CMD [ARGS...]
 # Runs CMD with its output captured; prints nothing on success. On failure
 # prints what failed and the last lines of the output, then exits 1.
+# File descriptor 9 is reserved for the scripts' flock and is closed for CMD,
+# so that a server started by CMD does not inherit (and hold) the lock.
 ktxh_run_quiet() {
     local what=$1 log rc=0
     shift
     log=$(mktemp "${TMPDIR:-/tmp}/ktxh-step.XXXXXX")
-    "$@" >"$log" 2>&1 || rc=$?
+    "$@" >"$log" 2>&1 9>&- || rc=$?
     if [ "$rc" -ne 0 ]; then
         {
             printf '%s: FAILED (exit %s): %s\n' "$KTXH_LOG_PREFIX" "$rc" "$what"
@@ -61,7 +63,7 @@ ktxh_ensure_apt_packages() {
 }
 
 # ktxh_pg_ready PORT : true when a PostgreSQL server answers on 127.0.0.1:PORT.
-ktxh_pg_ready() { pg_isready -q -h 127.0.0.1 -p "$1" >/dev/null 2>&1; }
+ktxh_pg_ready() { pg_isready -q -h 127.0.0.1 -p "$1" -U postgres -d postgres >/dev/null 2>&1; }
 
 # ktxh_pg_wait PORT [SECONDS] : waits until the server on PORT answers.
 ktxh_pg_wait() {

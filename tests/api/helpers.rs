@@ -1,0 +1,279 @@
+//! Test helpers: a fresh database per test on each backend, the real server on a random port,
+//! and typed request helpers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::Utc;
+use ktxh::app::{self, App};
+use ktxh::auth::{self, Role, TokenRecord};
+use ktxh::config::{load_catalogue, Settings};
+use ktxh::store::DynStore;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Timescale,
+}
+
+/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { super::$name($crate::helpers::Backend::Sqlite).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$name($crate::helpers::Backend::Postgres).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn timescale() { super::$name($crate::helpers::Backend::Timescale).await }
+            }
+        )*
+    };
+}
+
+pub fn repo_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// A database created for one test and dropped by `cleanup`.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn admin_url(backend: Backend) -> Option<String> {
+    let var = match backend {
+        Backend::Sqlite => return None,
+        Backend::Postgres => "KTXH_TEST_POSTGRES_URL",
+        Backend::Timescale => "KTXH_TEST_TIMESCALE_URL",
+    };
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
+            panic!("{var} is not set and every backend is required (run scripts/test.sh)")
+        }
+        Err(_) => None,
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+    match query {
+        Some(q) => format!("{prefix}/{database}?{q}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
+impl TestDb {
+    /// `None` when the backend is not configured and not required: the test then passes vacuously
+    /// on a developer machine; CI sets KTXH_TEST_REQUIRE_ALL_BACKENDS=1 so it cannot.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        let name = format!("ktxh_test_{}", &auth::mint().id);
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("ktxh.db").display());
+                Some(Self {
+                    url,
+                    admin_url: None,
+                    name,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres | Backend::Timescale => {
+                let admin = admin_url(backend)?;
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("connect to the admin database");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create test database");
+                pool.close().await;
+                Some(Self {
+                    url: with_database(&admin, &name),
+                    admin_url: Some(admin),
+                    name,
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(admin) = &self.admin_url {
+            if let Ok(pool) = sqlx::PgPool::connect(admin).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&pool)
+                .await;
+                pool.close().await;
+            }
+        }
+    }
+}
+
+pub async fn open_store(db: &TestDb) -> DynStore {
+    let settings = Settings::default();
+    let catalogue = load_catalogue(&repo_config()).expect("the shipped catalogue is valid");
+    app::open_store(&db.url, &settings, &catalogue)
+        .await
+        .expect("open store")
+}
+
+pub async fn mint_token(
+    store: &DynStore,
+    role: Role,
+    department: Option<&str>,
+) -> (String, String) {
+    let minted = auth::mint();
+    store
+        .insert_token(&TokenRecord {
+            id: minted.id.clone(),
+            name: format!("test-{}", role.as_str()),
+            role,
+            department: department.map(str::to_owned),
+            digest: minted.digest.clone(),
+            created_at: Utc::now(),
+            expires_at: None,
+            revoked_at: None,
+        })
+        .await
+        .expect("insert token");
+    (minted.id, minted.plain)
+}
+
+/// The real server on a random port, with tokens for each kind of caller.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: DynStore,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub viewer: String,
+    /// A token of the customs office, which owns EXPORT_TURNOVER.
+    pub customs: String,
+    pub customs_id: String,
+    /// A token of the Department of Finance.
+    pub finance: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    db: TestDb,
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let db = TestDb::create(backend).await?;
+    let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    tweak(&mut settings);
+    let catalogue = load_catalogue(&repo_config()).expect("catalogue");
+    let store = app::open_store(&db.url, &settings, &catalogue)
+        .await
+        .expect("store");
+    let (_, admin) = mint_token(&store, Role::Admin, None).await;
+    let (_, viewer) = mint_token(&store, Role::Viewer, None).await;
+    let (customs_id, customs) = mint_token(&store, Role::Department, Some("CUSTOMS")).await;
+    let (_, finance) = mint_token(&store, Role::Department, Some("FINANCE")).await;
+    let app = App::from_parts(settings, catalogue, store.clone(), false)
+        .await
+        .expect("build app");
+    let addr = app.local_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    Some(TestApp {
+        addr,
+        store,
+        client: reqwest::Client::new(),
+        admin,
+        viewer,
+        customs,
+        customs_id,
+        finance,
+        shutdown,
+        server,
+        db,
+    })
+}
+
+/// A response read whole: status, content type and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post_observations(&self, token: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/v1/observations"))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// Stops the server and drops the test database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.db.cleanup().await;
+    }
+}
+
+/// A problem+json answer with the given status and code.
+pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "unexpected status: {reply:?}");
+    assert!(
+        reply.content_type.starts_with("application/problem+json"),
+        "not problem+json: {reply:?}"
+    );
+    assert_eq!(reply.body["code"], code, "unexpected code: {reply:?}");
+    assert_eq!(reply.body["status"], status, "{reply:?}");
+}

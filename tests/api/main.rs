@@ -1,0 +1,8 @@
+//! API tests: the real server on a random port, over every storage backend.
+
+mod helpers;
+
+mod auth;
+mod ingest;
+mod read;
+mod store;

@@ -1,0 +1,288 @@
+//! The storage suite, run on SQLite, PostgreSQL and PostgreSQL + TimescaleDB.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use ktxh::domain::{Code, NewObservation, Period, Target, TargetValue};
+use ktxh::store::{
+    self, Aggregate, Bucket, ObservationQuery, TargetChange, WriteBatch, WriteOutcome,
+};
+
+use crate::helpers::{open_store, Backend, TestDb};
+use crate::on_every_backend;
+
+const HCM: Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+fn observation(indicator: &str, unit: &str, period: &str, value: f64) -> NewObservation {
+    let period = Period::parse(period).unwrap();
+    NewObservation {
+        indicator: Code::parse(indicator).unwrap(),
+        unit: Code::parse(unit).unwrap(),
+        period,
+        period_start: period.start(HCM),
+        period_end: period.end(HCM),
+        value,
+        revision_label: None,
+        source: None,
+    }
+}
+
+fn batch(rows: Vec<NewObservation>, at: DateTime<Utc>) -> WriteBatch {
+    WriteBatch {
+        rows,
+        recorded_by: "test".into(),
+        received_at: at,
+        rejected: Vec::new(),
+        idempotency: None,
+    }
+}
+
+fn query(indicator: &str, as_of: Option<DateTime<Utc>>) -> ObservationQuery {
+    ObservationQuery {
+        indicator: indicator.into(),
+        unit: "HCM".into(),
+        as_of,
+        ..Default::default()
+    }
+}
+
+async fn the_backend_is_detected_from_the_url_and_the_server(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let expected = match backend {
+        Backend::Sqlite => store::Backend::Sqlite,
+        Backend::Postgres => store::Backend::Postgres,
+        Backend::Timescale => store::Backend::Timescale,
+    };
+    assert_eq!(store.backend(), expected);
+    // Migrating again is a no-op.
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    db.cleanup().await;
+}
+
+async fn revisions_are_kept_and_as_of_reads_what_was_known_then(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let t0 = Utc::now() - Duration::hours(3);
+    let t1 = t0 + Duration::hours(1);
+    let t2 = t0 + Duration::hours(2);
+
+    let first = store
+        .write_batch(&batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-01", 100.0)],
+            t0,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(first, WriteOutcome::Written { ref accepted, .. } if accepted == &vec![0]));
+    let second = store
+        .write_batch(&batch(
+            vec![
+                observation("RETAIL_SALES", "HCM", "2026-01", 110.0),
+                observation("RETAIL_SALES", "HCM", "2026-02", 90.0),
+            ],
+            t1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(second.receipt().accepted, 2);
+    let repeat = store
+        .write_batch(&batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-01", 110.0)],
+            t2,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (repeat.receipt().accepted, repeat.receipt().duplicates),
+        (0, 1)
+    );
+
+    let now: Vec<_> = store
+        .observations(&query("RETAIL_SALES", None))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| (o.period.clone(), o.value, o.revision))
+        .collect();
+    assert_eq!(
+        now,
+        vec![("2026-01".into(), 110.0, 2), ("2026-02".into(), 90.0, 1)]
+    );
+
+    let then: Vec<_> = store
+        .observations(&query("RETAIL_SALES", Some(t0 + Duration::minutes(30))))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| (o.period.clone(), o.value))
+        .collect();
+    assert_eq!(then, vec![("2026-01".into(), 100.0)]);
+
+    let revisions = store
+        .revisions("RETAIL_SALES", "HCM", "2026-01")
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    db.cleanup().await;
+}
+
+async fn buckets_agree_with_the_shared_definition(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let rows: Vec<_> = (1..=12)
+        .map(|m| observation("RETAIL_SALES", "HCM", &format!("2025-{m:02}"), f64::from(m)))
+        .chain((1..=40).map(|d| {
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(d);
+            observation(
+                "AIRPORT_PASSENGERS",
+                "HCM",
+                &day.format("%Y-%m-%d").to_string(),
+                f64::from(d as i32),
+            )
+        }))
+        .collect();
+    store.write_batch(&batch(rows, Utc::now())).await.unwrap();
+
+    for (indicator, bucket, aggregate) in [
+        ("RETAIL_SALES", Bucket::Quarter, Aggregate::Sum),
+        ("RETAIL_SALES", Bucket::Year, Aggregate::Mean),
+        ("RETAIL_SALES", Bucket::Quarter, Aggregate::Last),
+        ("RETAIL_SALES", Bucket::Month, Aggregate::Sum),
+        ("AIRPORT_PASSENGERS", Bucket::Week, Aggregate::Sum),
+        ("AIRPORT_PASSENGERS", Bucket::Day, Aggregate::Sum),
+        ("AIRPORT_PASSENGERS", Bucket::Month, Aggregate::Mean),
+    ] {
+        let latest = store.observations(&query(indicator, None)).await.unwrap();
+        let expected = store::bucket_points(&latest, bucket, aggregate, HCM);
+        let actual = store
+            .bucketed(&query(indicator, None), bucket, aggregate)
+            .await
+            .unwrap();
+        assert_eq!(actual.len(), expected.len(), "{indicator} {bucket:?}");
+        for (a, e) in actual.iter().zip(&expected) {
+            assert_eq!(
+                (a.start, a.count),
+                (e.start, e.count),
+                "{indicator} {bucket:?} {aggregate:?}"
+            );
+            assert!(
+                (a.value - e.value).abs() < 1e-9,
+                "{indicator} {bucket:?}: {} vs {}",
+                a.value,
+                e.value
+            );
+        }
+    }
+    let quarters = store
+        .bucketed(
+            &query("RETAIL_SALES", None),
+            Bucket::Quarter,
+            Aggregate::Sum,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        quarters.iter().map(|q| q.value).collect::<Vec<_>>(),
+        vec![6.0, 15.0, 24.0, 33.0]
+    );
+    db.cleanup().await;
+}
+
+async fn configured_targets_never_overwrite_what_an_admin_set(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let configured = Target {
+        year: 2026,
+        indicator: Code::parse("RETAIL_SALES").unwrap(),
+        unit: Code::parse("HCM").unwrap(),
+        value: TargetValue::Point { value: 1000.0 },
+        tolerance: None,
+        source: Some("config".into()),
+        illustrative: false,
+    };
+    store
+        .seed_targets(std::slice::from_ref(&configured), Utc::now())
+        .await
+        .unwrap();
+    store
+        .set_target(&TargetChange {
+            year: 2026,
+            indicator: "RETAIL_SALES".into(),
+            unit: "HCM".into(),
+            value: TargetValue::Point { value: 1200.0 },
+            tolerance: Some(0.02),
+            reason: "revised plan".into(),
+            actor: "admin:test".into(),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    store.seed_targets(&[configured], Utc::now()).await.unwrap();
+    let target = store
+        .targets(Some(2026))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.target.indicator.as_str() == "RETAIL_SALES" && t.target.unit.as_str() == "HCM")
+        .unwrap();
+    assert_eq!(target.target.value, TargetValue::Point { value: 1200.0 });
+    assert_eq!(target.origin, "api");
+    let audit = store.audit(10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].reason.as_deref(), Some("revised plan"));
+    db.cleanup().await;
+}
+
+async fn a_large_batch_is_written_in_one_go(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let day0 = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let rows: Vec<_> = (0..25_000)
+        .map(|i| {
+            let day = day0 + Duration::days(i % 700);
+            let unit = if i < 700 {
+                "HCM".to_owned()
+            } else {
+                format!("U{}", i / 700)
+            };
+            let mut row = observation(
+                "ONLINE_DOSSIERS_RECEIVED",
+                "HCM",
+                &day.format("%Y-%m-%d").to_string(),
+                i as f64,
+            );
+            row.unit = Code::parse(&unit).unwrap();
+            row
+        })
+        .collect();
+    let outcome = store
+        .write_batch(&batch(rows.clone(), Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.receipt().accepted, 25_000);
+    let again = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
+    assert_eq!(again.receipt().duplicates, 25_000);
+    db.cleanup().await;
+}
+
+on_every_backend!(
+    the_backend_is_detected_from_the_url_and_the_server,
+    revisions_are_kept_and_as_of_reads_what_was_known_then,
+    buckets_agree_with_the_shared_definition,
+    configured_targets_never_overwrite_what_an_admin_set,
+    a_large_batch_is_written_in_one_go,
+);
