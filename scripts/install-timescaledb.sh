@@ -41,12 +41,16 @@ started=$(date +%s)
 action="already installed"
 
 # --- 1. build and install the extension (skipped when installed) ---------------
+# in_dir DIR CMD [ARGS...] : runs CMD in DIR (in a subshell).
+in_dir() ( cd "$1" && shift && "$@" )
+
 build_timescaledb() {
     # cmake + server headers (as in the reference); the rest is usually present.
     ktxh_ensure_apt_packages cmake "postgresql-server-dev-$PG_MAJOR" gcc make xz-utils libssl-dev
 
     local d uri
     d=$(mktemp -d /tmp/ktxh-timescaledb-build.XXXXXX)
+    chmod 755 "$d" # let apt's _apt user write its downloads
     # shellcheck disable=SC2064 # expand $d now
     trap "rm -rf '$d'" EXIT
 
@@ -68,7 +72,7 @@ build_timescaledb() {
     ktxh_run_quiet "apt-get update of the $SOURCE_SUITE source index (private lists)" \
         apt-get "${A[@]}" update
     ktxh_run_quiet "download of the timescaledb source package ($SOURCE_SUITE)" \
-        bash -c 'cd "$1" && shift && apt-get "$@" source --download-only timescaledb' _ "$d" "${A[@]}"
+        in_dir "$d" apt-get "${A[@]}" source --download-only timescaledb
 
     local orig
     orig=$(find "$d" -maxdepth 1 -name 'timescaledb_*.orig.tar.*' ! -name '*.asc' | head -n 1)
@@ -81,8 +85,8 @@ build_timescaledb() {
 
     # Apache-only edition; no telemetry by default (this machine must not phone home).
     ktxh_run_quiet "configure timescaledb (cmake)" \
-        bash -c 'cd "$1" && ./bootstrap -DAPACHE_ONLY=1 -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF \
-            -DWARNINGS_AS_ERRORS=OFF -DSEND_TELEMETRY_DEFAULT=OFF -DPG_CONFIG="$2"' _ "$src" "$PG_CONFIG"
+        in_dir "$src" ./bootstrap -DAPACHE_ONLY=1 -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF \
+        -DWARNINGS_AS_ERRORS=OFF -DSEND_TELEMETRY_DEFAULT=OFF -DPG_CONFIG="$PG_CONFIG"
     ktxh_run_quiet "build timescaledb" make -C "$src/build" -j"$(nproc)"
     ktxh_run_quiet "install timescaledb" make -C "$src/build" install
 

@@ -319,13 +319,16 @@ impl Demo {
 
         self.seed(now).await?;
 
-        println!("KT-XH Live demo is running at http://{}", self.addr);
-        println!("  viewer token: {viewer}");
-        println!("  admin token:  {admin}");
-        println!(
-            "  try: curl -H 'Authorization: Bearer {viewer}' http://{}/api/v1/groups",
-            self.addr
+        // A closed stdout (piped into `head`, say) must not take the server down with it.
+        let banner = format!(
+            "KT-XH Live demo is running at http://{addr}\n  viewer token: {viewer}\n  admin token:  {admin}\n  \
+             try: curl -H 'Authorization: Bearer {viewer}' http://{addr}/api/v1/groups\n",
+            addr = self.addr
         );
+        let mut stdout = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes());
+        let _ = std::io::Write::flush(&mut stdout);
+        drop(stdout);
 
         let feeds = Feeds {
             state: self.state.clone(),

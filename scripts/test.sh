@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The project's test command (README: `scripts/test.sh`; CI runs it through .ci/run).
+#
+# Works on a fresh machine of the project's kind (Debian bookworm, root,
+# PostgreSQL 15 on 5432) and is fast where everything is already installed:
+#   1. makes sure the machine's PostgreSQL 15 "main" answers on 127.0.0.1:5432;
+#   2. runs scripts/install-timescaledb.sh (TimescaleDB cluster "15 tsdb" on 5433);
+#   3. exports the test backends' admin URLs (tests create and drop their own
+#      uniquely named databases) and requires every backend;
+#   4. runs the setup hooks below (each acts only when its input file exists);
+#   5. cargo fmt --check, cargo clippy -D warnings, cargo test (output unfiltered).
+# Exits non-zero on any failure.
+#
+#   scripts/test.sh               everything
+#   scripts/test.sh --setup-only  steps 1-4 only (install what the tests need)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+KTXH_LOG_PREFIX=test.sh
+# shellcheck source=scripts/lib-backends.sh
+. scripts/lib-backends.sh
+
+SETUP_ONLY=0
+case "${1:-}" in
+    "") ;;
+    --setup-only) SETUP_ONLY=1 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) ktxh_die "unknown argument '$1' (try --help)" ;;
+esac
+
+# Name of the step in progress, reported if the script fails.
+STEP="start"
+trap 'rc=$?; if [ "$rc" -ne 0 ]; then printf "%s: FAILED (exit %s) during: %s\n" "$KTXH_LOG_PREFIX" "$rc" "$STEP" >&2; fi' EXIT
+
+step() { STEP=$1; printf '\n==> %s\n' "$1"; }
+
+# ------------------------------------------------------------------------------
+# Backends
+# ------------------------------------------------------------------------------
+setup_backends() {
+    STEP="PostgreSQL 15 main on 5432"
+    ktxh_ensure_main_postgres
+    STEP="scripts/install-timescaledb.sh"
+    scripts/install-timescaledb.sh
+
+    # Admin URLs: the tests create uniquely named databases from these and drop
+    # them afterwards. With REQUIRE set, a missing backend fails instead of skipping.
+    export KTXH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
+    export KTXH_TEST_TIMESCALE_URL=postgres://postgres@127.0.0.1:5433/postgres
+    export KTXH_TEST_REQUIRE_ALL_BACKENDS=1
+
+    # Databases left behind by an interrupted earlier run.
+    local port db
+    for port in 5432 5433; do
+        for db in $(psql -h 127.0.0.1 -p "$port" -U postgres -Atc \
+            "SELECT datname FROM pg_database WHERE datname LIKE 'ktxh\_test\_%'"); do
+            psql -h 127.0.0.1 -p "$port" -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+        done
+    done
+}
+
+# ------------------------------------------------------------------------------
+# Setup hooks. Each one acts only when its input file exists, so they cost
+# nothing until the project needs them. To add one: write a function here and
+# append its name to SETUP_HOOKS.
+# ------------------------------------------------------------------------------
+
+# files_hash FILE... : one sha256 over the files that exist (for "reinstall
+# only when the inputs changed" stamps).
+files_hash() {
+    local f
+    for f in "$@"; do
+        if [ -f "$f" ]; then printf '%s\n' "${f##*/}"; cat "$f"; fi
+    done | sha256sum | cut -d' ' -f1
+}
+
+# Browser tests: Debian's chromium + chromium-driver, and the npm packages of
+# tests/browser/package.json (plus playwright-core, which never downloads a
+# browser of its own) in tests/browser/node_modules.
+# Exports KTXH_TEST_CHROMIUM, KTXH_TEST_CHROMEDRIVER, KTXH_TEST_BROWSER_DIR.
+setup_browser_tools() {
+    local dir=$ROOT/tests/browser
+    [ -f "$dir/package.json" ] || return 0
+    STEP="browser tools (chromium, chromium-driver, npm in tests/browser)"
+
+    ktxh_ensure_apt_packages chromium chromium-driver
+    command -v npm >/dev/null 2>&1 || ktxh_ensure_apt_packages nodejs npm
+
+    # Reinstall only when package.json / package-lock.json changed.
+    local stamp=$dir/node_modules/.ktxh-installed want
+    want=$(files_hash "$dir/package.json" "$dir/package-lock.json")
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d "$dir/node_modules/playwright-core" ]; then
+        ktxh_log "installing npm packages in tests/browser"
+        export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+        if [ -f "$dir/package-lock.json" ]; then
+            ktxh_run_quiet "npm ci in tests/browser" \
+                npm --prefix "$dir" ci --no-audit --no-fund
+        else
+            # no lock file: install without writing one into the work tree
+            ktxh_run_quiet "npm install in tests/browser" \
+                npm --prefix "$dir" install --no-audit --no-fund --no-package-lock
+        fi
+        if [ ! -d "$dir/node_modules/playwright-core" ]; then
+            ktxh_run_quiet "npm install playwright-core in tests/browser" \
+                npm --prefix "$dir" install --no-audit --no-fund --no-save --no-package-lock playwright-core
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+
+    export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+    export KTXH_TEST_CHROMIUM=/usr/bin/chromium
+    export KTXH_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+    export KTXH_TEST_BROWSER_DIR=$dir
+}
+
+# Python tools: a venv in target/test-venv with tests/requirements.txt installed
+# (reinstalled only when the file changes); its bin/ goes first on PATH.
+# Exports KTXH_TEST_PYTHON and VIRTUAL_ENV.
+setup_python_tools() {
+    local req=$ROOT/tests/requirements.txt
+    [ -f "$req" ] || return 0
+    STEP="python tools (target/test-venv from tests/requirements.txt)"
+
+    local venv=$ROOT/target/test-venv
+    local stamp=$venv/.ktxh-requirements.sha256 want
+    if [ ! -x "$venv/bin/python" ]; then
+        ktxh_log "creating the Python venv target/test-venv"
+        mkdir -p "$ROOT/target"
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            # fall back to Debian's Python with its venv module
+            rm -rf "$venv"
+            ktxh_ensure_apt_packages python3 python3-venv
+            ktxh_run_quiet "create venv target/test-venv" /usr/bin/python3 -m venv "$venv"
+        fi
+    fi
+    want=$(files_hash "$req")
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        ktxh_log "installing tests/requirements.txt into target/test-venv"
+        ktxh_run_quiet "pip install -r tests/requirements.txt" \
+            "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -r "$req"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+
+    export VIRTUAL_ENV=$venv
+    export PATH=$venv/bin:$PATH
+    export KTXH_TEST_PYTHON=$venv/bin/python
+}
+
+SETUP_HOOKS=(
+    setup_browser_tools
+    setup_python_tools
+)
+
+# ------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------
+setup_backends
+for hook in "${SETUP_HOOKS[@]}"; do
+    "$hook"
+done
+STEP="setup"
+ktxh_log "backends ready: KTXH_TEST_POSTGRES_URL=$KTXH_TEST_POSTGRES_URL KTXH_TEST_TIMESCALE_URL=$KTXH_TEST_TIMESCALE_URL KTXH_TEST_REQUIRE_ALL_BACKENDS=$KTXH_TEST_REQUIRE_ALL_BACKENDS"
+if [ "$SETUP_ONLY" -eq 1 ]; then
+    exit 0
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+# Not --all-targets: that would run the benchmarks (harness = false) as tests.
+step "cargo test --locked"
+cargo test --locked
+
+STEP="done"
+ktxh_log "all checks passed"
