@@ -40,11 +40,21 @@ pub(crate) struct Planned {
 /// one batch behave as if sent one after the other.
 pub(crate) fn plan_revisions(
     rows: &[NewObservation],
+    latest: HashMap<Key, Latest>,
+) -> (Vec<Planned>, Vec<usize>) {
+    plan_revisions_of(rows, 0..rows.len(), latest)
+}
+
+/// As [`plan_revisions`], for the rows at `indices` only (in that order).
+pub(crate) fn plan_revisions_of(
+    rows: &[NewObservation],
+    indices: impl IntoIterator<Item = usize>,
     mut latest: HashMap<Key, Latest>,
 ) -> (Vec<Planned>, Vec<usize>) {
-    let mut planned = Vec::with_capacity(rows.len());
+    let mut planned = Vec::new();
     let mut duplicates = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
+    for index in indices {
+        let row = &rows[index];
         let key = key_of(row);
         let candidate = Latest {
             revision: 1,
@@ -69,6 +79,20 @@ pub(crate) fn plan_revisions(
         }
     }
     (planned, duplicates)
+}
+
+/// Splits a batch into the first row of each key and the rows that repeat an earlier key.
+pub(crate) fn first_occurrences(rows: &[NewObservation]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let (mut firsts, mut repeats) = (Vec::with_capacity(rows.len()), Vec::new());
+    for (index, row) in rows.iter().enumerate() {
+        if seen.insert(key_of(row)) {
+            firsts.push(index);
+        } else {
+            repeats.push(index);
+        }
+    }
+    (firsts, repeats)
 }
 
 fn same_content(a: &Latest, b: &Latest) -> bool {

@@ -10,13 +10,31 @@ use chrono_tz::Tz;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::plan::{self, Aggregate, Key, Latest};
+use super::plan::{self, Aggregate, Key, Latest, Planned};
 use super::{
     AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, ObservationQuery,
     OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch, WriteOutcome,
 };
 use crate::auth::{Role, TokenRecord};
 use crate::domain::{Code, StoredObservation, Target, TargetValue};
+
+/// Rows are sent to COPY in chunks of about this many bytes.
+const COPY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Escapes a value for COPY's text format.
+fn copy_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            other => out.push(other),
+        }
+    }
+    out
+}
 
 /// Serialises observation writers across every instance sharing the database, so two batches
 /// never race for the same next revision number.
@@ -101,15 +119,16 @@ impl PgStore {
     async fn latest_of(
         tx: &mut Transaction<'_, Postgres>,
         batch: &WriteBatch,
+        indices: &[usize],
     ) -> StoreResult<HashMap<Key, Latest>> {
-        let n = batch.rows.len();
+        let n = indices.len();
         let (mut indicators, mut units, mut periods, mut starts) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        for row in &batch.rows {
+        for row in indices.iter().map(|&i| &batch.rows[i]) {
             indicators.push(row.indicator.as_str());
             units.push(row.unit.as_str());
             periods.push(row.period.to_string());
@@ -146,6 +165,142 @@ impl PgStore {
             );
         }
         Ok(latest)
+    }
+
+    /// Writes the batch's rows, returning the indexes of the accepted rows and of duplicates.
+    ///
+    /// Most rows are new periods, so every first occurrence of a key is COPYed as revision 1
+    /// inside a savepoint: the unique index then proves that none existed. When one did, the
+    /// savepoint is rolled back and the batch takes the general path: look up the latest
+    /// revision of each key, plan revisions, insert. Repeats within a batch always take it.
+    async fn write_rows(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: &WriteBatch,
+    ) -> StoreResult<(Vec<usize>, Vec<usize>)> {
+        let (firsts, repeats) = plan::first_occurrences(&batch.rows);
+        sqlx::query("SAVEPOINT fresh_rows")
+            .execute(&mut **tx)
+            .await?;
+        let fresh: Vec<Planned> = firsts
+            .iter()
+            .map(|&index| Planned { index, revision: 1 })
+            .collect();
+        let general: Vec<usize> = match Self::copy(tx, batch, &fresh).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT fresh_rows")
+                    .execute(&mut **tx)
+                    .await?;
+                repeats
+            }
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT fresh_rows")
+                    .execute(&mut **tx)
+                    .await?;
+                (0..batch.rows.len()).collect()
+            }
+            Err(other) => return Err(other),
+        };
+        let mut accepted: Vec<usize> = if general.len() == batch.rows.len() {
+            Vec::new()
+        } else {
+            firsts
+        };
+        let mut duplicates = Vec::new();
+        if !general.is_empty() {
+            let latest = Self::latest_of(tx, batch, &general).await?;
+            let (planned, repeated) = plan::plan_revisions_of(&batch.rows, general, latest);
+            Self::insert(tx, batch, &planned).await?;
+            accepted.extend(planned.iter().map(|p| p.index));
+            accepted.sort_unstable();
+            duplicates = repeated;
+        }
+        Ok((accepted, duplicates))
+    }
+
+    /// COPYs the planned rows (text format) into the observations table.
+    async fn copy(
+        conn: &mut sqlx::PgConnection,
+        batch: &WriteBatch,
+        planned: &[Planned],
+    ) -> StoreResult<()> {
+        if planned.is_empty() {
+            return Ok(());
+        }
+        let received_at = batch.received_at.to_rfc3339();
+        let recorded_by = copy_escape(&batch.recorded_by);
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY observations (indicator, unit, period, period_start, period_end, revision, value, \
+                 revision_label, source, received_at, recorded_by) FROM STDIN",
+            )
+            .await?;
+        let mut buffer = String::with_capacity(COPY_CHUNK_BYTES + 512);
+        for p in planned {
+            let row = &batch.rows[p.index];
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                buffer,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{:?}\t{}\t{}\t{}\t{}",
+                row.indicator,
+                row.unit,
+                copy_escape(&row.period.to_string()),
+                row.period_start.to_rfc3339(),
+                row.period_end.to_rfc3339(),
+                p.revision,
+                row.value,
+                row.revision_label
+                    .as_deref()
+                    .map_or("\\N".into(), copy_escape),
+                row.source.as_deref().map_or("\\N".into(), copy_escape),
+                received_at,
+                recorded_by,
+            );
+            if buffer.len() >= COPY_CHUNK_BYTES {
+                copy.send(buffer.as_bytes()).await?;
+                buffer.clear();
+            }
+        }
+        if !buffer.is_empty() {
+            copy.send(buffer.as_bytes()).await?;
+        }
+        copy.finish().await?;
+        Ok(())
+    }
+
+    /// Inserts the planned rows with one UNNEST statement.
+    async fn insert(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: &WriteBatch,
+        planned: &[Planned],
+    ) -> StoreResult<()> {
+        if planned.is_empty() {
+            return Ok(());
+        }
+        let mut columns = InsertColumns::with_capacity(planned.len());
+        for p in planned {
+            columns.push(&batch.rows[p.index], p.revision);
+        }
+        sqlx::query(
+            "INSERT INTO observations (indicator, unit, period, period_start, period_end, revision, \
+                                       value, revision_label, source, received_at, recorded_by) \
+             SELECT i, u, p, ps, pe, r, v, l, s, $10, $11 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                         $6::int4[], $7::float8[], $8::text[], $9::text[]) AS t(i, u, p, ps, pe, r, v, l, s)",
+        )
+            .bind(&columns.indicators)
+            .bind(&columns.units)
+            .bind(&columns.periods)
+            .bind(&columns.starts)
+            .bind(&columns.ends)
+            .bind(&columns.revisions)
+            .bind(&columns.values)
+            .bind(&columns.labels)
+            .bind(&columns.sources)
+            .bind(batch.received_at)
+            .bind(&batch.recorded_by)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     fn bucket_expression(&self, bucket: Bucket) -> &'static str {
@@ -317,37 +472,9 @@ impl Store for PgStore {
                 return Ok(WriteOutcome::Replayed(receipt));
             }
         }
-        let latest = Self::latest_of(&mut tx, batch).await?;
-        let (planned, duplicates) = plan::plan_revisions(&batch.rows, latest);
-        if !planned.is_empty() {
-            let n = planned.len();
-            let mut columns = InsertColumns::with_capacity(n);
-            for p in &planned {
-                columns.push(&batch.rows[p.index], p.revision);
-            }
-            sqlx::query(
-                "INSERT INTO observations (indicator, unit, period, period_start, period_end, revision, \
-                                           value, revision_label, source, received_at, recorded_by) \
-                 SELECT i, u, p, ps, pe, r, v, l, s, $10, $11 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
-                             $6::int4[], $7::float8[], $8::text[], $9::text[]) AS t(i, u, p, ps, pe, r, v, l, s)",
-            )
-            .bind(&columns.indicators)
-            .bind(&columns.units)
-            .bind(&columns.periods)
-            .bind(&columns.starts)
-            .bind(&columns.ends)
-            .bind(&columns.revisions)
-            .bind(&columns.values)
-            .bind(&columns.labels)
-            .bind(&columns.sources)
-            .bind(batch.received_at)
-            .bind(&batch.recorded_by)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let (accepted, duplicates) = Self::write_rows(&mut tx, batch).await?;
         let receipt = IngestReceipt {
-            accepted: planned.len(),
+            accepted: accepted.len(),
             duplicates: duplicates.len(),
             rejected: batch.rejected.clone(),
         };
@@ -368,10 +495,7 @@ impl Store for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(WriteOutcome::Written {
-            receipt,
-            accepted: planned.iter().map(|p| p.index).collect(),
-        })
+        Ok(WriteOutcome::Written { receipt, accepted })
     }
 
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
