@@ -74,7 +74,7 @@ impl Ingestor {
     /// Scoping is decided for the whole request: if any row names an indicator of another
     /// department, nothing is written. Such a request comes from a misconfigured or misused
     /// token, and accepting part of it would hide that.
-    #[instrument(skip_all, fields(format, caller = %principal.label(), rows = rows.len()), err)]
+    #[instrument(skip_all, fields(format = format, caller = %principal.label(), rows = rows.len()), err)]
     pub async fn ingest(
         &self,
         principal: &Principal,
