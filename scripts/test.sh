@@ -173,7 +173,13 @@ cargo clippy --all-targets --locked -- -D warnings
 
 # Not --all-targets: that would run the benchmarks (harness = false) as tests.
 step "cargo test --locked"
-cargo test --locked
+test_log=$(mktemp)
+cargo test --locked 2>&1 | tee "$test_log"
+# One closing line for the whole run: cargo prints one summary per test binary, and the last
+# one (doc tests) may well count nothing.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$test_log"
+rm -f "$test_log"
 
 STEP="done"
 ktxh_log "all checks passed"
