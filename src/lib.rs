@@ -22,4 +22,5 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod rules;
 pub mod store;

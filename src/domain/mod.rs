@@ -4,6 +4,7 @@ pub mod catalogue;
 pub mod code;
 pub mod observation;
 pub mod period;
+pub mod status;
 
 pub use catalogue::{
     Catalogue, Department, Direction, Group, Indicator, Kind, OrgUnit, Rollup, Target, TargetValue,
@@ -11,3 +12,4 @@ pub use catalogue::{
 pub use code::Code;
 pub use observation::{NewObservation, StoredObservation};
 pub use period::{Period, PeriodError, Periodicity};
+pub use status::Status;

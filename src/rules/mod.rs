@@ -1,0 +1,13 @@
+//! The rules: pure functions that judge a target from its observations, with time passed in.
+//!
+//! - [`plan`]: the plan share `share(t)` of a year (linear or a monthly profile).
+//! - [`projection`]: run-rate and least-squares projections with Student-t intervals.
+//! - [`status`]: status of one (indicator, unit, year) as DESIGN §3 defines it.
+//! - [`five_year`]: progress towards a multi-year target (Open SDG's measure).
+//! - [`staleness`]: when a period is due, from the periodicity and the release calendar.
+//! - [`anomaly`]: robust z-score of a new value against recent changes.
+//! - [`hysteresis`]: keeps official statuses from flapping.
+
+pub mod plan;
+pub mod projection;
+pub mod status;

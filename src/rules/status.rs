@@ -1,0 +1,307 @@
+//! The status of one (indicator, unit, year), exactly as DESIGN §3 defines it. Pure: the
+//! caller passes the year's points, the plan profile, and whether the year is closed or the
+//! feed stale; nothing here reads a clock or a database.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::plan::{PlanProfile, YearSpan};
+use super::projection::{fit_through_origin, Line, Method, Spread};
+use crate::domain::{Direction, Kind, Status, TargetValue};
+
+/// One period of the year: its end instant and its latest value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub end: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// Everything the judgement needs.
+#[derive(Debug, Clone)]
+pub struct EvalInput<'a> {
+    pub kind: Kind,
+    pub direction: Direction,
+    pub target: TargetValue,
+    /// The at-risk band as a fraction of the target (the target's own, else the indicator's).
+    pub tolerance: f64,
+    pub year: i32,
+    pub span: YearSpan,
+    pub zone: Tz,
+    pub profile: &'a PlanProfile,
+    /// The year's points, latest revisions, sorted by end.
+    pub points: &'a [Point],
+    /// End instants of the periods still to come (for averages).
+    pub pending_period_ends: &'a [DateTime<Utc>],
+    /// The year's last period is in, or its release date has passed.
+    pub year_closed: bool,
+    /// A period that is due has not been delivered.
+    pub stale: bool,
+}
+
+/// The judgement with its working, as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub status: Status,
+    /// The year's value so far: the sum (flow), the latest year-to-date total (cumulative), the
+    /// latest value (level, growth) or the mean so far (average).
+    pub actual: Option<f64>,
+    /// What the plan expects by the reported-through time (flows and cumulatives).
+    pub expected: Option<f64>,
+    pub projection: Option<f64>,
+    /// 90 % interval of the projection.
+    pub interval: Option<(f64, f64)>,
+    /// Probability of meeting the target.
+    pub probability: Option<f64>,
+    pub method: Option<Method>,
+    /// End of the latest period reported: pacing is judged here, never at the wall clock.
+    pub reported_through: Option<DateTime<Utc>>,
+    /// Plan share at the reported-through time.
+    pub share: Option<f64>,
+}
+
+impl Evaluation {
+    fn empty(status: Status) -> Self {
+        Self {
+            status,
+            actual: None,
+            expected: None,
+            projection: None,
+            interval: None,
+            probability: None,
+            method: None,
+            reported_through: None,
+            share: None,
+        }
+    }
+}
+
+/// The tolerance as an absolute amount around a threshold, so negative targets (a growth
+/// target of −2 %) widen the band the right way.
+fn band(threshold: f64, tolerance: f64) -> f64 {
+    threshold.abs() * tolerance
+}
+
+/// Judges a projection (or a final value) against the target.
+pub fn judge(direction: Direction, target: TargetValue, tolerance: f64, value: f64) -> Status {
+    match (direction, target) {
+        (_, TargetValue::Band { lo, hi }) => {
+            if (lo..=hi).contains(&value) {
+                Status::OnTrack
+            } else if value >= lo - band(lo, tolerance) && value <= hi + band(hi, tolerance) {
+                Status::AtRisk
+            } else {
+                Status::OffTrack
+            }
+        }
+        (Direction::HigherIsBetter, TargetValue::Point { value: t }) => {
+            if value >= t {
+                Status::OnTrack
+            } else if value >= t - band(t, tolerance) {
+                Status::AtRisk
+            } else {
+                Status::OffTrack
+            }
+        }
+        (Direction::LowerIsBetter | Direction::Within, TargetValue::Point { value: t }) => {
+            if value <= t {
+                Status::OnTrack
+            } else if value <= t + band(t, tolerance) {
+                Status::AtRisk
+            } else {
+                Status::OffTrack
+            }
+        }
+    }
+}
+
+fn meets(direction: Direction, target: TargetValue, value: f64) -> bool {
+    judge(direction, target, 0.0, value) == Status::OnTrack
+}
+
+fn midpoint(target: TargetValue) -> f64 {
+    match target {
+        TargetValue::Point { value } => value,
+        TargetValue::Band { lo, hi } => (lo + hi) / 2.0,
+    }
+}
+
+/// Evaluates one target.
+pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
+    let Some(last) = input.points.last() else {
+        return Evaluation::empty(if input.stale {
+            Status::Stale
+        } else {
+            Status::NoData
+        });
+    };
+    let mut evaluation = match input.kind {
+        Kind::Flow | Kind::Cumulative => accumulated(input),
+        Kind::Level | Kind::Growth | Kind::Average => trended(input),
+    };
+    evaluation.reported_through = Some(last.end);
+    let actual = evaluation.actual.unwrap_or(last.value);
+
+    evaluation.status = if input.year_closed {
+        evaluation.method = Some(Method::FinalValue);
+        evaluation.projection = Some(actual);
+        evaluation.interval = None;
+        evaluation.probability = Some(if meets(input.direction, input.target, actual) {
+            1.0
+        } else {
+            0.0
+        });
+        if meets(input.direction, input.target, actual) {
+            Status::Achieved
+        } else {
+            Status::Missed
+        }
+    } else if let Some(status) = settled_early(input, actual) {
+        status
+    } else if input.stale {
+        Status::Stale
+    } else {
+        match evaluation.projection {
+            Some(projection) => judge(input.direction, input.target, input.tolerance, projection),
+            None => Status::NoData,
+        }
+    };
+    evaluation
+}
+
+/// A flow or cumulative total can settle the year before it ends: a higher-is-better total that
+/// already reached its target is achieved, and a lower-is-better flow past its ceiling is missed.
+fn settled_early(input: &EvalInput<'_>, actual: f64) -> Option<Status> {
+    let TargetValue::Point { value: target } = input.target else {
+        return None;
+    };
+    match (input.kind, input.direction) {
+        (Kind::Flow | Kind::Cumulative, Direction::HigherIsBetter) if actual >= target => {
+            Some(Status::Achieved)
+        }
+        (Kind::Flow, Direction::LowerIsBetter) if actual > target => Some(Status::Missed),
+        _ => None,
+    }
+}
+
+/// Flows and cumulatives: actual, expected to date and the run-rate projection; with three or
+/// more points, the least-squares fit through the origin on the plan share gives the interval.
+fn accumulated(input: &EvalInput<'_>) -> Evaluation {
+    let share_at = |t: DateTime<Utc>| {
+        let share = input.profile.share(&input.span, t, input.year, input.zone);
+        // A profile may expect nothing yet (a zero January); pace such months linearly.
+        if share > f64::EPSILON {
+            share
+        } else {
+            input.span.linear_share(t)
+        }
+    };
+    let mut running = 0.0;
+    let (mut xs, mut ys) = (
+        Vec::with_capacity(input.points.len()),
+        Vec::with_capacity(input.points.len()),
+    );
+    for point in input.points {
+        running = match input.kind {
+            Kind::Flow => running + point.value,
+            _ => point.value,
+        };
+        xs.push(share_at(point.end));
+        ys.push(running);
+    }
+    let actual = running;
+    let share = xs.last().copied().unwrap_or(0.0);
+    let mut evaluation = Evaluation::empty(Status::NoData);
+    evaluation.actual = Some(actual);
+    evaluation.share = Some(share);
+    evaluation.expected = Some(midpoint(input.target) * share);
+    if share <= f64::EPSILON {
+        return evaluation;
+    }
+    let projection = actual / share;
+    evaluation.projection = Some(projection);
+    evaluation.method = Some(Method::RunRate);
+    if xs.len() >= 3 {
+        if let Some((slope, spread)) = fit_through_origin(&xs, &ys) {
+            evaluation.method = Some(Method::RunRateWithFit);
+            evaluation.interval = spread.interval(slope);
+            evaluation.probability =
+                spread.probability_of_meeting(slope, input.direction, input.target);
+        }
+    }
+    evaluation
+}
+
+/// Levels, growth rates and averages: a linear trend in time (n ≥ 3) extrapolated to the year's
+/// end with its prediction interval; the latest value (or the mean so far) otherwise.
+fn trended(input: &EvalInput<'_>) -> Evaluation {
+    let points = input.points;
+    let n = points.len() as f64;
+    let mean_so_far = points.iter().map(|p| p.value).sum::<f64>() / n;
+    let latest = points.last().map_or(0.0, |p| p.value);
+    let mut evaluation = Evaluation::empty(Status::NoData);
+    evaluation.actual = Some(if input.kind == Kind::Average {
+        mean_so_far
+    } else {
+        latest
+    });
+
+    let xs: Vec<f64> = points
+        .iter()
+        .map(|p| input.span.days_since_start(p.end))
+        .collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let Some(line) = Line::fit(&xs, &ys) else {
+        let (projection, method) = if input.kind == Kind::Average {
+            (mean_so_far, Method::MeanSoFar)
+        } else {
+            (latest, Method::LatestValue)
+        };
+        evaluation.projection = Some(projection);
+        evaluation.method = Some(method);
+        return evaluation;
+    };
+
+    let x_end = input.span.days_since_start(input.span.end);
+    let (projection, spread) = if input.kind == Kind::Average {
+        // The year's mean of observed values and the fitted values still to come. Its spread is
+        // the trend's at the mean x of the periods to come, scaled by their share of the year.
+        let future: Vec<f64> = input
+            .pending_period_ends
+            .iter()
+            .map(|t| input.span.days_since_start(*t))
+            .collect();
+        let total = n + future.len() as f64;
+        let fitted: f64 = future.iter().map(|x| line.at(*x)).sum();
+        let projection = (ys.iter().sum::<f64>() + fitted) / total;
+        let spread = if future.is_empty() {
+            None
+        } else {
+            let mean_future_x = future.iter().sum::<f64>() / future.len() as f64;
+            let trend = line.prediction_spread(mean_future_x);
+            Some(Spread {
+                standard_error: trend.standard_error * future.len() as f64 / total,
+                degrees_of_freedom: trend.degrees_of_freedom,
+            })
+        };
+        (projection, spread)
+    } else {
+        (line.at(x_end), Some(line.prediction_spread(x_end)))
+    };
+    evaluation.projection = Some(projection);
+    evaluation.method = Some(if input.kind == Kind::Average {
+        Method::MeanWithTrend
+    } else {
+        Method::LinearTrend
+    });
+    if let Some(spread) = spread {
+        evaluation.interval = spread.interval(projection);
+        evaluation.probability =
+            spread.probability_of_meeting(projection, input.direction, input.target);
+    }
+    evaluation
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
