@@ -14,6 +14,7 @@ use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
 use crate::http::{self, AppState};
 use crate::ingest::Ingestor;
+use crate::rules::engine::Engine;
 use crate::store::{self, DynStore};
 
 /// Everything `serve` needs, resolved from the command line.
@@ -79,9 +80,20 @@ impl App {
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let settings = Arc::new(settings);
         let catalogue = Arc::new(catalogue);
+        let engine = Arc::new(
+            Engine::load(
+                catalogue.clone(),
+                &store,
+                settings.zone(),
+                settings.release_calendar.clone(),
+                Utc::now(),
+            )
+            .await?,
+        );
         let ingestor = Arc::new(Ingestor::new(
             catalogue.clone(),
             store.clone(),
+            engine.clone(),
             settings.zone(),
             settings.ingest.clone(),
             settings.server.max_rows_per_request,
@@ -91,6 +103,7 @@ impl App {
             catalogue,
             store,
             ingestor,
+            engine,
         };
         Ok(Self {
             listener,
@@ -116,6 +129,11 @@ impl App {
             let demo = crate::demo::Demo::new(self.state.clone(), addr);
             demo.start(shutdown.clone()).await?;
         }
+        spawn_evaluation_timer(
+            self.state.engine.clone(),
+            Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
+            shutdown.clone(),
+        );
         tracing::info!(%addr, "listening");
         let router = http::router(self.state);
         let stopping = shutdown.clone();
@@ -131,6 +149,32 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Re-evaluates every target on a timer: staleness and the passage of time change statuses
+/// without any new observation.
+fn spawn_evaluation_timer(engine: Arc<Engine>, every: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let engine = engine.clone();
+            let evaluated =
+                tokio::task::spawn_blocking(move || engine.evaluate_all(Utc::now())).await;
+            match evaluated {
+                Ok(changes) if !changes.is_empty() => {
+                    tracing::info!(changes = changes.len(), "statuses changed on the timer")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "evaluation task failed"),
+            }
+        }
+    });
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

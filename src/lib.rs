@@ -21,6 +21,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod rules;
 pub mod store;

@@ -135,12 +135,31 @@ impl Default for DemoSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSettings {
+    /// How often every target is re-evaluated for staleness and the passage of time; ingest
+    /// re-evaluates the targets it touches at once.
+    pub evaluation_interval_seconds: u64,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self {
+            evaluation_interval_seconds: 60,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub city: CitySettings,
     pub server: ServerSettings,
     pub ingest: IngestSettings,
+    pub rules: RulesSettings,
+    /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
+    pub release_calendar: crate::rules::staleness::ReleaseCalendar,
     pub demo: DemoSettings,
 }
 
@@ -210,6 +229,12 @@ impl Settings {
         }
         if self.ingest.idempotency_ttl_hours <= 0 {
             problem("ingest.idempotency_ttl_hours", "must be positive".into());
+        }
+        if self.rules.evaluation_interval_seconds == 0 {
+            problem(
+                "rules.evaluation_interval_seconds",
+                "must be at least 1".into(),
+            );
         }
         if self.demo.feed_interval_ms < 50 {
             problem("demo.feed_interval_ms", "must be at least 50".into());

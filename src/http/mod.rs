@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod error;
 pub mod observations;
 pub mod ops;
+pub mod status;
 pub mod targets;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::ingest::Ingestor;
 use crate::metrics::METRICS;
+use crate::rules::engine::Engine;
 use crate::store::DynStore;
 
 pub use error::ApiError;
@@ -33,6 +35,7 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     pub store: DynStore,
     pub ingestor: Arc<Ingestor>,
+    pub engine: Arc<Engine>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(targets::list))
         .route("/targets/{year}/{indicator}", put(targets::put))
         .route("/audit", get(targets::audit))
+        .route("/status", get(status::list))
+        .route("/status/{indicator}", get(status::one))
         .route(
             "/observations",
             get(observations::list).post(observations::post),

@@ -129,6 +129,7 @@ pub async fn put(
         at: Utc::now(),
     };
     let row = state.store.set_target(&change).await?;
+    state.engine.set_target(row.target.clone(), change.at);
     tracing::info!(year, indicator = %indicator.code, unit = %unit.code, actor = %change.actor, "target set");
     Ok(Json(row))
 }

@@ -15,6 +15,7 @@ use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::Catalogue;
 use crate::metrics;
+use crate::rules::engine::Engine;
 use crate::store::{
     DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
 };
@@ -47,6 +48,7 @@ pub struct IdempotencyKey {
 pub struct Ingestor {
     catalogue: Arc<Catalogue>,
     store: DynStore,
+    engine: Arc<Engine>,
     zone: Tz,
     settings: IngestSettings,
     max_rows: usize,
@@ -56,6 +58,7 @@ impl Ingestor {
     pub fn new(
         catalogue: Arc<Catalogue>,
         store: DynStore,
+        engine: Arc<Engine>,
         zone: Tz,
         settings: IngestSettings,
         max_rows: usize,
@@ -63,6 +66,7 @@ impl Ingestor {
         Self {
             catalogue,
             store,
+            engine,
             zone,
             settings,
             max_rows,
@@ -130,7 +134,12 @@ impl Ingestor {
             .department
             .as_ref()
             .map_or("admin", |code| code.as_str());
-        if let WriteOutcome::Written { receipt, .. } = &outcome {
+        if let WriteOutcome::Written { receipt, accepted } = &outcome {
+            let rows: Vec<_> = accepted.iter().map(|&i| &batch.rows[i]).collect();
+            let changes = self.engine.apply(&rows, now);
+            if !changes.is_empty() {
+                tracing::info!(changes = changes.len(), "target statuses changed");
+            }
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());

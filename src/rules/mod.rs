@@ -8,6 +8,8 @@
 //! - [`anomaly`]: robust z-score of a new value against recent changes.
 //! - [`hysteresis`]: keeps official statuses from flapping.
 
+pub mod engine;
 pub mod plan;
 pub mod projection;
+pub mod staleness;
 pub mod status;

@@ -38,6 +38,7 @@ struct Case {
     projection: Option<f64>,
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per column of the table
 const fn case(
     name: &'static str,
     kind: Kind,

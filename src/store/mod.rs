@@ -183,6 +183,15 @@ pub trait Store: Send + Sync + 'static {
         aggregate: plan::Aggregate,
     ) -> StoreResult<Vec<BucketPoint>>;
 
+    /// The latest revision (as of `as_of`) of every series' periods starting in `[from, to)`,
+    /// ordered by indicator, unit and period start: what the rules engine loads.
+    async fn latest_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<StoredObservation>>;
+
     /// Every revision of one observation, oldest first.
     async fn revisions(
         &self,

@@ -563,6 +563,27 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn latest_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "latest_between");
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (indicator, unit, period_start, period) * FROM observations \
+             WHERE period_start >= $1 AND period_start < $2 \
+               AND ($3::timestamptz IS NULL OR received_at <= $3) \
+             ORDER BY indicator, unit, period_start, period, revision DESC",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(observation_from).collect()
+    }
+
     async fn revisions(
         &self,
         indicator: &str,

@@ -380,6 +380,30 @@ impl Store for SqliteStore {
         Ok(plan::bucket_points(&rows, bucket, aggregate, self.zone))
     }
 
+    async fn latest_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "latest_between");
+        let rows = sqlx::query(
+            "SELECT o.* FROM observations o \
+             WHERE o.period_start >= ?1 AND o.period_start < ?2 AND o.received_at <= ?3 \
+               AND o.revision = (SELECT max(m.revision) FROM observations m \
+                   WHERE m.indicator = o.indicator AND m.unit = o.unit \
+                     AND m.period_start = o.period_start AND m.period = o.period \
+                     AND m.received_at <= ?3) \
+             ORDER BY o.indicator, o.unit, o.period_start, o.period",
+        )
+        .bind(secs(from))
+        .bind(secs(to))
+        .bind(as_of.map_or(i64::MAX, micros))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(observation_from).collect()
+    }
+
     async fn revisions(
         &self,
         indicator: &str,

@@ -5,4 +5,5 @@ mod helpers;
 mod auth;
 mod ingest;
 mod read;
+mod status;
 mod store;

@@ -1,0 +1,163 @@
+//! Target status: `GET /api/v1/status` and `GET /api/v1/status/{indicator}`, live or `as_of` a
+//! past instant, each showing its working.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Datelike, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::{ApiError, ApiQuery, AppState};
+use crate::domain::Period;
+use crate::rules::engine::TargetStatus;
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    year: Option<i32>,
+    as_of: Option<String>,
+    group: Option<String>,
+    unit: Option<String>,
+}
+
+/// `as_of` is an RFC 3339 instant, or a period whose end is meant (`2026-03-31` = the end of
+/// that day, `2026-03` = the end of March).
+fn parse_as_of(raw: Option<&str>, state: &AppState) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let zone = state.settings.zone();
+    let instant = match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => Period::parse(raw)
+            .map_err(|_| {
+                ApiError::invalid(
+                    "as_of",
+                    "use an RFC 3339 instant or a period such as 2026-03-31",
+                )
+            })?
+            .end(zone),
+    };
+    if instant > Utc::now() {
+        return Err(ApiError::invalid("as_of", "must not be in the future"));
+    }
+    Ok(Some(instant))
+}
+
+fn current_year(state: &AppState) -> i32 {
+    Utc::now().with_timezone(&state.settings.zone()).year()
+}
+
+fn summary(statuses: &[TargetStatus]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for status in statuses {
+        *counts.entry(status.evaluation.status.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(query): ApiQuery<StatusQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let year = query.year.unwrap_or_else(|| current_year(&state));
+    if let Some(group) = &query.group {
+        state
+            .catalogue
+            .group(group)
+            .ok_or_else(|| ApiError::invalid("group", format!("unknown group `{group}`")))?;
+    }
+    let unit = match query.unit.as_deref() {
+        Some(code) => state
+            .catalogue
+            .unit(code)
+            .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit `{code}`")))?,
+        None => state
+            .catalogue
+            .root_unit()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no root unit")))?,
+    };
+    let as_of = parse_as_of(query.as_of.as_deref(), &state)?;
+    let in_group = |indicator: &str| {
+        query.group.as_deref().is_none_or(|g| {
+            state
+                .catalogue
+                .indicator(indicator)
+                .is_some_and(|i| i.group.as_str() == g)
+        })
+    };
+    let statuses = match as_of {
+        Some(as_of) => {
+            state
+                .engine
+                .evaluate_as_of(&state.store, year, as_of, |t| {
+                    t.unit == unit.code && in_group(t.indicator.as_str())
+                })
+                .await?
+        }
+        None => state
+            .engine
+            .statuses(|s| s.year == year && s.unit == unit.code && in_group(s.indicator.as_str())),
+    };
+    Ok(Json(json!({
+        "year": year,
+        "unit": unit.code,
+        "as_of": as_of,
+        "summary": summary(&statuses),
+        "statuses": statuses,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct OneQuery {
+    year: Option<i32>,
+    as_of: Option<String>,
+    unit: Option<String>,
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(code): Path<String>,
+    ApiQuery(query): ApiQuery<OneQuery>,
+) -> Result<Json<TargetStatus>, ApiError> {
+    let indicator = state
+        .catalogue
+        .indicator(&code)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
+    let unit = match query.unit.as_deref() {
+        Some(code) => state
+            .catalogue
+            .unit(code)
+            .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit `{code}`")))?,
+        None => state
+            .catalogue
+            .root_unit()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no root unit")))?,
+    };
+    let year = query.year.unwrap_or_else(|| current_year(&state));
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no {year} target for `{}` in `{}`",
+            indicator.code, unit.code
+        ))
+    };
+    match parse_as_of(query.as_of.as_deref(), &state)? {
+        Some(as_of) => state
+            .engine
+            .evaluate_as_of(&state.store, year, as_of, |t| {
+                t.indicator == indicator.code && t.unit == unit.code
+            })
+            .await?
+            .into_iter()
+            .next()
+            .map(Json)
+            .ok_or_else(not_found),
+        None => state
+            .engine
+            .status(&(year, indicator.code.clone(), unit.code.clone()))
+            .map(Json)
+            .ok_or_else(not_found),
+    }
+}

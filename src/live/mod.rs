@@ -1,0 +1,77 @@
+//! In-memory live state: the latest value of every period of every series, kept current by
+//! ingest so the rules engine never needs a database round trip per evaluation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::{Code, NewObservation, Period, StoredObservation};
+
+/// A series is one indicator in one unit.
+pub type SeriesKey = (Code, Code);
+
+/// The latest value of one period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latest {
+    pub period: Period,
+    pub value: f64,
+}
+
+/// The latest values of every series, by period start.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    series: HashMap<SeriesKey, BTreeMap<(DateTime<Utc>, Period), f64>>,
+}
+
+impl LiveState {
+    /// Builds the state from stored latest revisions; rows with unknown codes or periods are
+    /// skipped (the catalogue may have dropped an indicator since they were stored).
+    pub fn from_stored(rows: &[StoredObservation]) -> Self {
+        let mut state = Self::default();
+        for row in rows {
+            let (Ok(indicator), Ok(unit), Ok(period)) = (
+                Code::parse(&row.indicator),
+                Code::parse(&row.unit),
+                row.period.parse::<Period>(),
+            ) else {
+                continue;
+            };
+            state
+                .series
+                .entry((indicator, unit))
+                .or_default()
+                .insert((row.period_start, period), row.value);
+        }
+        state
+    }
+
+    /// Records accepted observations (each the new latest revision of its period).
+    pub fn apply(&mut self, rows: &[&NewObservation]) {
+        for row in rows {
+            self.series
+                .entry((row.indicator.clone(), row.unit.clone()))
+                .or_default()
+                .insert((row.period_start, row.period), row.value);
+        }
+    }
+
+    /// The periods of `year` of one series, oldest first.
+    pub fn year_of(&self, key: &SeriesKey, year: i32, zone: Tz) -> Vec<Latest> {
+        let Some(series) = self.series.get(key) else {
+            return Vec::new();
+        };
+        series
+            .iter()
+            .filter(|((_, period), _)| period.year(zone) == year)
+            .map(|((_, period), value)| Latest {
+                period: *period,
+                value: *value,
+            })
+            .collect()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+}

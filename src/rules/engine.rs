@@ -1,0 +1,366 @@
+//! The rules engine: evaluates every target from the live state, re-evaluates only the targets
+//! an ingest touched, and answers status queries, live or as of a past instant.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::plan::{remaining_period_ends, PlanProfile, YearSpan};
+use super::staleness::ReleaseCalendar;
+use super::status::{evaluate, EvalInput, Evaluation, Point};
+use crate::domain::{Catalogue, Code, Indicator, NewObservation, Period, Status, Target};
+use crate::live::{Latest, LiveState, SeriesKey};
+use crate::store::{DynStore, StoreResult, TargetRow};
+
+/// A target: (year, indicator, unit).
+pub type TargetKey = (i32, Code, Code);
+
+/// One target's judgement with when it took its status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetStatus {
+    pub year: i32,
+    pub indicator: Code,
+    pub unit: Code,
+    pub group: Code,
+    pub department: Code,
+    pub target: Target,
+    pub tolerance: f64,
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    /// When the target took its current status.
+    pub since: DateTime<Utc>,
+    pub previous: Option<Status>,
+    /// The period that is due and missing, when the feed is stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overdue_period: Option<String>,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// A status that changed in an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusChange {
+    pub year: i32,
+    pub indicator: Code,
+    pub unit: Code,
+    pub from: Option<Status>,
+    pub to: Status,
+    pub at: DateTime<Utc>,
+}
+
+struct Inner {
+    live: LiveState,
+    targets: BTreeMap<TargetKey, Target>,
+    statuses: BTreeMap<TargetKey, TargetStatus>,
+}
+
+pub struct Engine {
+    catalogue: Arc<Catalogue>,
+    zone: Tz,
+    calendar: ReleaseCalendar,
+    profile: PlanProfile,
+    // A std lock: evaluations are short, CPU-bound and never await while holding it.
+    inner: RwLock<Inner>,
+}
+
+fn key_of(target: &Target) -> TargetKey {
+    (target.year, target.indicator.clone(), target.unit.clone())
+}
+
+/// Evaluates one target from its series' latest values, at `now`.
+pub fn evaluate_target(
+    indicator: &Indicator,
+    target: &Target,
+    year_points: &[Latest],
+    calendar: &ReleaseCalendar,
+    profile: &PlanProfile,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> (Evaluation, Option<Period>) {
+    let span = YearSpan::of(target.year, zone);
+    let points: Vec<Point> = year_points
+        .iter()
+        .map(|l| Point {
+            end: l.period.end(zone),
+            value: l.value,
+        })
+        .collect();
+    let reported_through = points.last().map(|p| p.end);
+    let latest_period = year_points.last().map(|l| l.period);
+    let staleness = calendar.staleness(
+        indicator.periodicity,
+        latest_period.as_ref(),
+        target.year,
+        now,
+        zone,
+    );
+    let year_closed = reported_through.is_some_and(|t| t >= span.end)
+        || calendar.year_closed(indicator.periodicity, target.year, now, zone);
+    let pending = remaining_period_ends(
+        indicator.periodicity,
+        target.year,
+        reported_through.unwrap_or(span.start),
+        zone,
+    );
+    let evaluation = evaluate(&EvalInput {
+        kind: indicator.kind,
+        direction: indicator.direction,
+        target: target.value,
+        tolerance: target.tolerance.unwrap_or(indicator.tolerance),
+        year: target.year,
+        span,
+        zone,
+        profile,
+        points: &points,
+        pending_period_ends: &pending,
+        year_closed,
+        stale: staleness.stale,
+    });
+    let overdue = staleness.stale.then_some(staleness.expected).flatten();
+    (evaluation, overdue)
+}
+
+impl Engine {
+    /// Loads the targets and the latest values of the targets' years from the store.
+    pub async fn load(
+        catalogue: Arc<Catalogue>,
+        store: &DynStore,
+        zone: Tz,
+        calendar: ReleaseCalendar,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Self> {
+        let targets: Vec<TargetRow> = store.targets(None).await?;
+        let years: HashSet<i32> = targets.iter().map(|t| t.target.year).collect();
+        let live = match (years.iter().min(), years.iter().max()) {
+            (Some(&first), Some(&last)) => {
+                let rows = store
+                    .latest_between(
+                        YearSpan::of(first, zone).start,
+                        YearSpan::of(last, zone).end,
+                        None,
+                    )
+                    .await?;
+                LiveState::from_stored(&rows)
+            }
+            _ => LiveState::default(),
+        };
+        let engine = Self {
+            catalogue,
+            zone,
+            calendar,
+            profile: PlanProfile::Linear,
+            inner: RwLock::new(Inner {
+                live,
+                targets: targets
+                    .into_iter()
+                    .map(|t| (key_of(&t.target), t.target))
+                    .collect(),
+                statuses: BTreeMap::new(),
+            }),
+        };
+        engine.evaluate_all(now);
+        Ok(engine)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every write is a single insert),
+        // so a poisoned lock is still usable.
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Re-evaluates the given targets (all when `None`) and returns the status changes.
+    fn reevaluate(
+        &self,
+        inner: &mut Inner,
+        keys: Option<Vec<TargetKey>>,
+        now: DateTime<Utc>,
+    ) -> Vec<StatusChange> {
+        let keys: Vec<TargetKey> = keys.unwrap_or_else(|| inner.targets.keys().cloned().collect());
+        let mut changes = Vec::new();
+        for key in keys {
+            let Some(target) = inner.targets.get(&key) else {
+                continue;
+            };
+            let Some(indicator) = self.catalogue.indicator(key.1.as_str()) else {
+                continue;
+            };
+            let points = inner
+                .live
+                .year_of(&(key.1.clone(), key.2.clone()), key.0, self.zone);
+            let (evaluation, overdue) = evaluate_target(
+                indicator,
+                target,
+                &points,
+                &self.calendar,
+                &self.profile,
+                self.zone,
+                now,
+            );
+            let old = inner.statuses.get(&key);
+            let (since, previous) = match old {
+                Some(old) if old.evaluation.status == evaluation.status => {
+                    (old.since, old.previous)
+                }
+                Some(old) => (now, Some(old.evaluation.status)),
+                None => (now, None),
+            };
+            if old.is_none_or(|o| o.evaluation.status != evaluation.status) {
+                changes.push(StatusChange {
+                    year: key.0,
+                    indicator: key.1.clone(),
+                    unit: key.2.clone(),
+                    from: old.map(|o| o.evaluation.status),
+                    to: evaluation.status,
+                    at: now,
+                });
+            }
+            let status = TargetStatus {
+                year: key.0,
+                indicator: key.1.clone(),
+                unit: key.2.clone(),
+                group: indicator.group.clone(),
+                department: indicator.department.clone(),
+                target: target.clone(),
+                tolerance: target.tolerance.unwrap_or(indicator.tolerance),
+                evaluation,
+                since,
+                previous,
+                overdue_period: overdue.map(|p| p.to_string()),
+                evaluated_at: now,
+            };
+            inner.statuses.insert(key, status);
+        }
+        changes
+    }
+
+    /// Evaluates every target: at start and on the timer (staleness, the passage of time).
+    pub fn evaluate_all(&self, now: DateTime<Utc>) -> Vec<StatusChange> {
+        let mut inner = self.write();
+        self.reevaluate(&mut inner, None, now)
+    }
+
+    /// Applies accepted observations and re-evaluates only the targets of the series they touch.
+    pub fn apply(&self, rows: &[&NewObservation], now: DateTime<Utc>) -> Vec<StatusChange> {
+        let mut inner = self.write();
+        // Only years that have targets are kept live: a back-fill of old years must not grow
+        // the in-memory state.
+        let years: HashSet<i32> = inner.targets.keys().map(|(year, _, _)| *year).collect();
+        let relevant: Vec<&NewObservation> = rows
+            .iter()
+            .copied()
+            .filter(|r| years.contains(&r.period.year(self.zone)))
+            .collect();
+        let touched: HashSet<(i32, SeriesKey)> = relevant
+            .iter()
+            .map(|r| {
+                (
+                    r.period.year(self.zone),
+                    (r.indicator.clone(), r.unit.clone()),
+                )
+            })
+            .collect();
+        inner.live.apply(&relevant);
+        let keys: Vec<TargetKey> = touched
+            .into_iter()
+            .map(|(year, (indicator, unit))| (year, indicator, unit))
+            .filter(|key| inner.targets.contains_key(key))
+            .collect();
+        self.reevaluate(&mut inner, Some(keys), now)
+    }
+
+    /// Replaces one target (after an admin changed it) and re-evaluates it.
+    pub fn set_target(&self, target: Target, now: DateTime<Utc>) -> Vec<StatusChange> {
+        let key = key_of(&target);
+        let mut inner = self.write();
+        inner.targets.insert(key.clone(), target);
+        self.reevaluate(&mut inner, Some(vec![key]), now)
+    }
+
+    /// Current statuses matching `filter`.
+    pub fn statuses(&self, filter: impl Fn(&TargetStatus) -> bool) -> Vec<TargetStatus> {
+        self.read()
+            .statuses
+            .values()
+            .filter(|s| filter(s))
+            .cloned()
+            .collect()
+    }
+
+    pub fn status(&self, key: &TargetKey) -> Option<TargetStatus> {
+        self.read().statuses.get(key).cloned()
+    }
+
+    /// Targets and series known, for metrics and health.
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.read();
+        (inner.targets.len(), inner.live.series_count())
+    }
+
+    /// Statuses as they would have been judged at `as_of`, from the revisions known then.
+    /// `since` and `previous` are not known for the past and are reported as `as_of` and none.
+    pub async fn evaluate_as_of(
+        &self,
+        store: &DynStore,
+        year: i32,
+        as_of: DateTime<Utc>,
+        filter: impl Fn(&Target) -> bool,
+    ) -> StoreResult<Vec<TargetStatus>> {
+        let targets: Vec<Target> = self
+            .read()
+            .targets
+            .values()
+            .filter(|t| t.year == year && filter(t))
+            .cloned()
+            .collect();
+        let span = YearSpan::of(year, self.zone);
+        let rows = store
+            .latest_between(span.start, span.end, Some(as_of))
+            .await?;
+        let live = LiveState::from_stored(&rows);
+        let mut out = Vec::with_capacity(targets.len());
+        for target in targets {
+            let Some(indicator) = self.catalogue.indicator(target.indicator.as_str()) else {
+                continue;
+            };
+            let points = live.year_of(
+                &(target.indicator.clone(), target.unit.clone()),
+                year,
+                self.zone,
+            );
+            let (evaluation, overdue) = evaluate_target(
+                indicator,
+                &target,
+                &points,
+                &self.calendar,
+                &self.profile,
+                self.zone,
+                as_of,
+            );
+            out.push(TargetStatus {
+                year,
+                indicator: target.indicator.clone(),
+                unit: target.unit.clone(),
+                group: indicator.group.clone(),
+                department: indicator.department.clone(),
+                tolerance: target.tolerance.unwrap_or(indicator.tolerance),
+                target,
+                evaluation,
+                since: as_of,
+                previous: None,
+                overdue_period: overdue.map(|p| p.to_string()),
+                evaluated_at: as_of,
+            });
+        }
+        Ok(out)
+    }
+}

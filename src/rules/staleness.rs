@@ -1,0 +1,622 @@
+//! When a period's figure is due, and whether a feed is stale (DESIGN §3, issue 3 item 4).
+//!
+//! The rules, all in the city's zone:
+//! - A period's figure is **due** by the end of a release day after the period ends: "due by the
+//!   6th" means by the end of the 6th, so [`ReleaseCalendar::due_at`] is the 7th at 00:00 local.
+//!   A daily figure is due a number of hours after its day ends. An event feed's instant counts
+//!   as the local day it falls on.
+//! - Its **deadline** is `due_at + grace`; from that instant on (inclusive) the figure is expected.
+//! - For a target year, the **expected** period is the latest period whose deadline has passed,
+//!   clamped to the year: nothing is expected while the latest such period lies before the year
+//!   (e.g. on 20 January for a monthly feed: December belongs to the previous year), and once the
+//!   year is over its last period is the one expected.
+//! - The feed is **stale** when a period is expected and the latest reported period ends before
+//!   the expected one ends (or nothing was reported). Comparing end instants lets a coarser or
+//!   later report cover a finer or earlier expectation.
+//! - A year is **closed** when the deadline of its last period has passed.
+//!
+//! Public holidays are not modelled. Decree 62/2024/NĐ-CP moves a release that falls on a day off
+//! to the next working day; the default two-day grace absorbs a weekend, and an indicator whose
+//! releases cross Tết needs a longer grace in its calendar.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::de::{Error as _, Unexpected};
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{Period, Periodicity};
+
+/// When each periodicity's figures are due after the period ends, plus a grace period.
+///
+/// Read from config (every key optional, missing keys take the Decree 62/2024 defaults):
+///
+/// ```toml
+/// monthly_due_day = 3      # Decree 13/2026/NĐ-CP; 6 under Decree 62/2024/NĐ-CP
+/// quarterly_due_day = 3
+/// yearly_due_month = 1
+/// yearly_due_day = 3
+/// daily_due_hours = 24
+/// grace_hours = 48
+/// ```
+///
+/// A due day past the end of a month means its last day (31 = "by the end of the month").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseCalendar {
+    /// Day of the following month by whose end a month's figure is due.
+    #[serde(deserialize_with = "day_of_month")]
+    pub monthly_due_day: u32,
+    /// Day of the month after the quarter by whose end a quarter's figure is due.
+    #[serde(deserialize_with = "day_of_month")]
+    pub quarterly_due_day: u32,
+    /// Month of the following year in which a year's figure is due.
+    #[serde(deserialize_with = "month_of_year")]
+    pub yearly_due_month: u32,
+    /// Day of [`Self::yearly_due_month`] by whose end a year's figure is due.
+    #[serde(deserialize_with = "day_of_month")]
+    pub yearly_due_day: u32,
+    /// How long after its day ends a daily figure (or an event) is due; `daily_due_hours` in
+    /// config. A negative value counts as zero.
+    #[serde(rename = "daily_due_hours", deserialize_with = "hours")]
+    pub daily_due_after: Duration,
+    /// Extra time after the due instant before a missing figure counts as stale; `grace_hours` in
+    /// config. A negative value counts as zero.
+    #[serde(rename = "grace_hours", deserialize_with = "hours")]
+    pub grace: Duration,
+}
+
+impl Default for ReleaseCalendar {
+    fn default() -> Self {
+        Self::decree_62_2024()
+    }
+}
+
+impl ReleaseCalendar {
+    /// The calendar of Decree 62/2024/NĐ-CP (in force from 1 August 2024), the default.
+    ///
+    /// - Monthly: the 6th of the following month. The monthly socio-economic report and the CPI
+    ///   "phổ biến vào ngày 6 của tháng kế tiếp sau tháng báo cáo" (baotintuc.vn, 9 June 2024,
+    ///   research §5.2 [S10]).
+    /// - Quarterly: the 6th of the month after the quarter: the quarterly reports, the unemployment
+    ///   estimate and the GDP quarter estimates on 6 April, July, October and January ([S10]).
+    /// - Yearly: 6 January of the following year: the "quý IV và cả năm" report on the 6th of the
+    ///   next month, and GDP's Q4 and second full-year estimate "ngày 6 tháng 1 năm kế tiếp"
+    ///   ([S10]). Later revisions (preliminary in October, final two years on) are not tracked:
+    ///   the first estimate is what the feed must deliver. A yearly index published later, such
+    ///   as DTI (mid next year, research §5.1 [S20]), needs its own calendar.
+    /// - Daily: 24 hours after the day ends, and a grace of 48 hours. No decree covers machine
+    ///   feeds; these are the project's choice (a day for the source's batch, a weekend of grace).
+    pub fn decree_62_2024() -> Self {
+        Self {
+            monthly_due_day: 6,
+            quarterly_due_day: 6,
+            yearly_due_month: 1,
+            yearly_due_day: 6,
+            daily_due_after: Duration::hours(24),
+            grace: Duration::hours(48),
+        }
+    }
+
+    /// The calendar of Decree 13/2026/NĐ-CP (13 January 2026): the 6th becomes the 3rd.
+    ///
+    /// CPI, the labour indicators and the monthly and quarterly reports move to the 3rd of the
+    /// following month (cafef.vn, 15 January 2026, research §5.2 [S10b]); GDP's Q4 and full-year
+    /// estimate move to 3 January of the following year (vietnam.vn, 14 January 2026). Daily and
+    /// grace as in [`Self::decree_62_2024`]. The same decree publishes GRDP on the 29th of a
+    /// quarter's last month, before the quarter ends; this calendar never expects a figure before
+    /// its period ends, so a GRDP feed is held to the later date of the 3rd.
+    ///
+    /// In config: `monthly_due_day = 3`, `quarterly_due_day = 3`, `yearly_due_day = 3`.
+    pub fn decree_13_2026() -> Self {
+        Self {
+            monthly_due_day: 3,
+            quarterly_due_day: 3,
+            yearly_due_day: 3,
+            ..Self::decree_62_2024()
+        }
+    }
+
+    /// When the figure for `period` is due: the first instant after the release day, in `zone`.
+    /// `2026-03` under the default calendar is due at 2026-04-07 00:00 local.
+    pub fn due_at(&self, period: &Period, zone: Tz) -> DateTime<Utc> {
+        let period = calendar_period(period, zone);
+        let release_day = match period {
+            Period::Month(year, month) => {
+                let (due_year, due_month) = month_after(year, month);
+                clamped_date(due_year, due_month, self.monthly_due_day)
+            }
+            Period::Quarter(year, quarter) => {
+                let (due_year, due_month) = month_after(year, quarter.saturating_mul(3));
+                clamped_date(due_year, due_month, self.quarterly_due_day)
+            }
+            Period::Year(year) => clamped_date(
+                year.saturating_add(1),
+                self.yearly_due_month,
+                self.yearly_due_day,
+            ),
+            Period::Day(_) | Period::Instant(_) => {
+                let due_after = non_negative(self.daily_due_after);
+                return shifted(period.end(zone), due_after);
+            }
+        };
+        // Only an out-of-range period (years are parsed within 1900..=2200) has no release
+        // day; its own end is the least surprising answer.
+        match release_day {
+            Some(day) => Period::Day(day).end(zone),
+            None => period.end(zone),
+        }
+    }
+
+    /// The instant from which `period`'s figure counts as missing: [`Self::due_at`] plus grace.
+    pub fn deadline(&self, period: &Period, zone: Tz) -> DateTime<Utc> {
+        shifted(self.due_at(period, zone), non_negative(self.grace))
+    }
+
+    /// The most recent period whose deadline (due plus grace) is at or before `now`.
+    /// On 2026-04-07 12:00 local with the default calendar and no grace, the monthly one is
+    /// `2026-03`; on 2026-04-05, `2026-02`.
+    pub fn latest_due_period(
+        &self,
+        periodicity: Periodicity,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) -> Option<Period> {
+        // Release days fall in the month after the period (the next year for a year; the next
+        // days for a day), so starting from the period that holds `now − lag`, at most two steps
+        // back reach a period whose deadline has passed. Four bounds the loop with room to spare.
+        const MAX_CANDIDATES: usize = 4;
+        let grace = non_negative(self.grace);
+        let lag = match periodicity {
+            Periodicity::Daily => grace.checked_add(&non_negative(self.daily_due_after))?,
+            _ => grace,
+        };
+        let anchor = now.checked_sub_signed(lag)?;
+        let mut candidate = period_containing(periodicity, local_date(anchor, zone));
+        for _ in 0..MAX_CANDIDATES {
+            if self.deadline(&candidate, zone) <= now {
+                return Some(candidate);
+            }
+            candidate = previous(&candidate)?;
+        }
+        None
+    }
+
+    /// The period of `year` whose figure should be in by `now`, or `None` when none is yet
+    /// (the latest due period belongs to an earlier year). After the year, its last period.
+    pub fn expected_period(
+        &self,
+        periodicity: Periodicity,
+        year: i32,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) -> Option<Period> {
+        let latest_due = self.latest_due_period(periodicity, now, zone)?;
+        let latest_due_year = latest_due.year(zone);
+        if latest_due_year < year {
+            return None;
+        }
+        if latest_due_year > year {
+            return last_period_of_year(periodicity, year);
+        }
+        Some(latest_due)
+    }
+
+    /// Whether the feed of a `periodicity` indicator is stale for target `year` at `now`, given
+    /// the latest period it reported (see the module docs for the rules).
+    pub fn staleness(
+        &self,
+        periodicity: Periodicity,
+        latest_reported: Option<&Period>,
+        year: i32,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) -> Staleness {
+        let Some(expected) = self.expected_period(periodicity, year, now, zone) else {
+            return Staleness::default();
+        };
+        let due_at = self.due_at(&expected, zone);
+        let expected_end = expected.end(zone);
+        let delivered = latest_reported
+            .is_some_and(|reported| calendar_period(reported, zone).end(zone) >= expected_end);
+        let overdue_by = if delivered {
+            None
+        } else {
+            Some(now.signed_duration_since(due_at))
+        };
+        Staleness {
+            stale: !delivered,
+            expected: Some(expected),
+            overdue_by,
+            due_at: Some(due_at),
+        }
+    }
+
+    /// Whether `year` is closed for a `periodicity` indicator: the deadline (due plus grace) of
+    /// its last period has passed. The rules engine then judges the year achieved or missed;
+    /// a year whose last period has already been reported is closed too, which the caller sees.
+    pub fn year_closed(
+        &self,
+        periodicity: Periodicity,
+        year: i32,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) -> bool {
+        last_period_of_year(periodicity, year).is_some_and(|last| self.deadline(&last, zone) <= now)
+    }
+}
+
+/// The staleness judgement of one feed for one target year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Staleness {
+    /// A period is expected and has not been reported.
+    pub stale: bool,
+    /// The period that should be in by now, if any.
+    pub expected: Option<Period>,
+    /// How long past [`Self::due_at`] (the release date, grace not deducted) the missing figure
+    /// is; `None` when not stale.
+    pub overdue_by: Option<Duration>,
+    /// When the expected period's figure was due.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// Instants count as the local day they fall on.
+fn calendar_period(period: &Period, zone: Tz) -> Period {
+    match period {
+        Period::Instant(instant) => Period::Day(local_date(*instant, zone)),
+        other => *other,
+    }
+}
+
+fn local_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    instant.with_timezone(&zone).date_naive()
+}
+
+fn period_containing(periodicity: Periodicity, date: NaiveDate) -> Period {
+    match periodicity {
+        Periodicity::Yearly => Period::Year(date.year()),
+        Periodicity::Quarterly => Period::Quarter(date.year(), date.month0() / 3 + 1),
+        Periodicity::Monthly => Period::Month(date.year(), date.month()),
+        Periodicity::Daily => Period::Day(date),
+    }
+}
+
+fn previous(period: &Period) -> Option<Period> {
+    match *period {
+        Period::Year(year) => year.checked_sub(1).map(Period::Year),
+        Period::Quarter(year, quarter) if quarter <= 1 => year
+            .checked_sub(1)
+            .map(|earlier| Period::Quarter(earlier, 4)),
+        Period::Quarter(year, quarter) => Some(Period::Quarter(year, quarter - 1)),
+        Period::Month(year, month) if month <= 1 => year
+            .checked_sub(1)
+            .map(|earlier| Period::Month(earlier, 12)),
+        Period::Month(year, month) => Some(Period::Month(year, month - 1)),
+        Period::Day(day) => day.pred_opt().map(Period::Day),
+        Period::Instant(_) => None,
+    }
+}
+
+fn last_period_of_year(periodicity: Periodicity, year: i32) -> Option<Period> {
+    match periodicity {
+        Periodicity::Yearly => Some(Period::Year(year)),
+        Periodicity::Quarterly => Some(Period::Quarter(year, 4)),
+        Periodicity::Monthly => Some(Period::Month(year, 12)),
+        Periodicity::Daily => NaiveDate::from_ymd_opt(year, 12, 31).map(Period::Day),
+    }
+}
+
+/// The month after `month` (1-based) of `year`.
+fn month_after(year: i32, month: u32) -> (i32, u32) {
+    if month >= 12 {
+        (year.saturating_add(1), 1)
+    } else {
+        (year, month + 1)
+    }
+}
+
+/// `day` of the month, or the month's last day when the month is shorter.
+fn clamped_date(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    (1..=day.clamp(1, 31))
+        .rev()
+        .find_map(|candidate| NaiveDate::from_ymd_opt(year, month, candidate))
+}
+
+fn non_negative(duration: Duration) -> Duration {
+    duration.max(Duration::zero())
+}
+
+fn shifted(instant: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    instant
+        .checked_add_signed(by)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn day_of_month<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let day = u32::deserialize(deserializer)?;
+    if (1..=31).contains(&day) {
+        return Ok(day);
+    }
+    let unexpected = Unexpected::Unsigned(u64::from(day));
+    Err(D::Error::invalid_value(
+        unexpected,
+        &"a day of the month, 1 to 31",
+    ))
+}
+
+fn month_of_year<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let month = u32::deserialize(deserializer)?;
+    if (1..=12).contains(&month) {
+        return Ok(month);
+    }
+    let unexpected = Unexpected::Unsigned(u64::from(month));
+    Err(D::Error::invalid_value(unexpected, &"a month, 1 to 12"))
+}
+
+fn hours<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let hours = u32::deserialize(deserializer)?;
+    Ok(Duration::hours(i64::from(hours)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HCM: Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+    /// A local time in the city: "2026-04-07T00:00:00" is read as +07:00.
+    fn local(raw: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("{raw}+07:00"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// A period, or `None` for `-`.
+    fn period(raw: &str) -> Option<Period> {
+        (raw != "-").then(|| raw.parse().unwrap())
+    }
+
+    /// `62` is the default (Decree 62/2024, 48 h grace), `62/0` the same without grace, `13` is
+    /// Decree 13/2026, `31st` is monthly figures due by the end of the next month.
+    fn calendar(name: &str) -> ReleaseCalendar {
+        match name {
+            "62" => ReleaseCalendar::default(),
+            "62/0" => ReleaseCalendar {
+                grace: Duration::zero(),
+                ..ReleaseCalendar::default()
+            },
+            "13" => ReleaseCalendar::decree_13_2026(),
+            "13/0" => ReleaseCalendar {
+                grace: Duration::zero(),
+                ..ReleaseCalendar::decree_13_2026()
+            },
+            "31st" => ReleaseCalendar {
+                monthly_due_day: 31,
+                ..ReleaseCalendar::default()
+            },
+            other => panic!("no calendar {other}"),
+        }
+    }
+
+    fn periodicity(raw: &str) -> Periodicity {
+        match raw {
+            "daily" => Periodicity::Daily,
+            "monthly" => Periodicity::Monthly,
+            "quarterly" => Periodicity::Quarterly,
+            "yearly" => Periodicity::Yearly,
+            other => panic!("no periodicity {other}"),
+        }
+    }
+
+    /// The rows of a `|`-separated table, cells trimmed; blank lines skipped.
+    fn rows(table: &str) -> Vec<Vec<&str>> {
+        table
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_period_is_due_at_the_end_of_its_release_day() {
+        // calendar | period | due (local). 20:00Z on the 15th is 03:00 on the 16th locally.
+        let table = "
+        62   | 2026-03              | 2026-04-07T00:00:00
+        62   | 2026-12              | 2027-01-07T00:00:00
+        62   | 2026-Q1              | 2026-04-07T00:00:00
+        62   | 2026-Q4              | 2027-01-07T00:00:00
+        62   | 2026                 | 2027-01-07T00:00:00
+        62   | 2026-03-15           | 2026-03-17T00:00:00
+        62   | 2026-03-15T20:00:00Z | 2026-03-18T00:00:00
+        13   | 2026-03              | 2026-04-04T00:00:00
+        13   | 2026-Q2              | 2026-07-04T00:00:00
+        13   | 2026                 | 2027-01-04T00:00:00
+        31st | 2026-01              | 2026-03-01T00:00:00
+        31st | 2026-03              | 2026-05-01T00:00:00
+        ";
+        for row in rows(table) {
+            let due = calendar(row[0]).due_at(&period(row[1]).unwrap(), HCM);
+            assert_eq!(due, local(row[2]), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_adds_the_grace_and_never_subtracts_it() {
+        let march = Period::Month(2026, 3);
+        let default = ReleaseCalendar::default();
+        assert_eq!(default.deadline(&march, HCM), local("2026-04-09T00:00:00"));
+        let negative = ReleaseCalendar {
+            grace: Duration::hours(-5),
+            ..ReleaseCalendar::default()
+        };
+        assert_eq!(negative.deadline(&march, HCM), local("2026-04-07T00:00:00"));
+    }
+
+    #[test]
+    fn the_latest_due_period_moves_at_the_deadline_to_the_second() {
+        // calendar | periodicity | now (local) | latest due period.
+        // Day 16 ends 17 00:00, is due 18 00:00 and is late from 20 00:00.
+        let table = "
+        62/0 | monthly   | 2026-04-07T12:00:00 | 2026-03
+        62/0 | monthly   | 2026-04-05T12:00:00 | 2026-02
+        62/0 | monthly   | 2026-04-06T23:59:59 | 2026-02
+        62/0 | monthly   | 2026-04-07T00:00:00 | 2026-03
+        62   | monthly   | 2026-04-08T23:59:59 | 2026-02
+        62   | monthly   | 2026-04-09T00:00:00 | 2026-03
+        62   | monthly   | 2026-01-08T23:59:59 | 2025-11
+        62   | monthly   | 2026-01-09T00:00:00 | 2025-12
+        13/0 | monthly   | 2026-04-03T23:59:59 | 2026-02
+        13/0 | monthly   | 2026-04-04T00:00:00 | 2026-03
+        62   | quarterly | 2026-04-08T23:59:59 | 2025-Q4
+        62   | quarterly | 2026-04-09T00:00:00 | 2026-Q1
+        62   | yearly    | 2027-01-08T23:59:59 | 2025
+        62   | yearly    | 2027-01-09T00:00:00 | 2026
+        62   | daily     | 2026-03-19T23:59:59 | 2026-03-15
+        62   | daily     | 2026-03-20T10:00:00 | 2026-03-16
+        ";
+        for row in rows(table) {
+            let latest =
+                calendar(row[0]).latest_due_period(periodicity(row[1]), local(row[2]), HCM);
+            assert_eq!(latest, period(row[3]), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn a_feed_is_stale_when_an_expected_period_is_missing() {
+        // calendar | periodicity | latest reported | year | now (local) | expected | verdict.
+        // 16:30Z on the 16th is 23:30 on the 16th locally; 16:59:59Z on the 15th is 23:59:59
+        // on the 15th. Decree 13 with grace: March is late from 6 April 00:00.
+        let table = "
+        62   | monthly   | 2026-03              | 2026 | 2026-04-09T00:00:01 | 2026-03    | fresh
+        62   | monthly   | 2026-02              | 2026 | 2026-04-09T00:00:01 | 2026-03    | stale
+        62   | monthly   | -                    | 2026 | 2026-04-09T00:00:01 | 2026-03    | stale
+        62   | monthly   | 2026-02              | 2026 | 2026-04-08T23:59:59 | 2026-02    | fresh
+        62   | monthly   | 2026-02              | 2026 | 2026-04-07T00:00:00 | 2026-02    | fresh
+        62/0 | monthly   | 2026-02              | 2026 | 2026-04-07T00:00:00 | 2026-03    | stale
+        13   | monthly   | 2026-02              | 2026 | 2026-04-05T23:59:59 | 2026-02    | fresh
+        13   | monthly   | 2026-02              | 2026 | 2026-04-06T00:00:00 | 2026-03    | stale
+        62   | monthly   | -                    | 2026 | 2026-01-20T00:00:00 | -          | fresh
+        62   | monthly   | -                    | 2027 | 2026-04-09T00:00:01 | -          | fresh
+        62   | monthly   | 2025-12              | 2025 | 2026-04-09T00:00:01 | 2025-12    | fresh
+        62   | monthly   | 2025-11              | 2025 | 2026-04-09T00:00:01 | 2025-12    | stale
+        62   | quarterly | 2025-Q4              | 2026 | 2026-04-09T00:00:01 | 2026-Q1    | stale
+        62   | quarterly | 2026-Q1              | 2026 | 2026-04-09T00:00:01 | 2026-Q1    | fresh
+        62   | quarterly | -                    | 2026 | 2026-04-08T12:00:00 | -          | fresh
+        62   | yearly    | -                    | 2026 | 2026-06-01T00:00:00 | -          | fresh
+        62   | yearly    | -                    | 2025 | 2026-01-09T00:00:01 | 2025       | stale
+        62   | yearly    | 2025                 | 2025 | 2026-01-09T00:00:01 | 2025       | fresh
+        62   | daily     | 2026-03-16           | 2026 | 2026-03-20T10:00:00 | 2026-03-16 | fresh
+        62   | daily     | 2026-03-15           | 2026 | 2026-03-20T10:00:00 | 2026-03-16 | stale
+        62   | daily     | 2026-03-16T16:30:00Z | 2026 | 2026-03-20T10:00:00 | 2026-03-16 | fresh
+        62   | daily     | 2026-03-15T16:59:59Z | 2026 | 2026-03-20T10:00:00 | 2026-03-16 | stale
+        62   | daily     | 2026-03              | 2026 | 2026-03-20T10:00:00 | 2026-03-16 | fresh
+        ";
+        for row in rows(table) {
+            let reported = period(row[2]);
+            let year: i32 = row[3].parse().unwrap();
+            let judged = calendar(row[0]).staleness(
+                periodicity(row[1]),
+                reported.as_ref(),
+                year,
+                local(row[4]),
+                HCM,
+            );
+            let expected = period(row[5]);
+            let stale = row[6] == "stale";
+            assert_eq!(judged.stale, stale, "{row:?}");
+            assert_eq!(judged.expected, expected, "{row:?}");
+            assert_eq!(judged.overdue_by.is_some(), stale, "{row:?}");
+            assert_eq!(judged.due_at.is_some(), expected.is_some(), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn overdue_is_measured_from_the_due_instant() {
+        use Periodicity::*;
+        let calendar = ReleaseCalendar::default();
+        let second = Duration::seconds(1);
+        let cases = [
+            // March was due 7 April; two days of grace and one second later.
+            (
+                Monthly,
+                2026,
+                "2026-04-09T00:00:01",
+                "2026-04-07T00:00:00",
+                Duration::days(2) + second,
+            ),
+            // December 2025 was due 7 January: 31 + 28 + 31 + 2 days before 9 April.
+            (
+                Monthly,
+                2025,
+                "2026-04-09T00:00:01",
+                "2026-01-07T00:00:00",
+                Duration::days(92) + second,
+            ),
+            // Day 16 was due 18 March 00:00.
+            (
+                Daily,
+                2026,
+                "2026-03-20T10:00:00",
+                "2026-03-18T00:00:00",
+                Duration::hours(58),
+            ),
+        ];
+        for (periodicity, year, now, due, overdue) in cases {
+            let judged = calendar.staleness(periodicity, None, year, local(now), HCM);
+            assert_eq!(judged.due_at, Some(local(due)), "{periodicity:?} {year}");
+            assert_eq!(judged.overdue_by, Some(overdue), "{periodicity:?} {year}");
+        }
+    }
+
+    #[test]
+    fn a_year_closes_when_its_last_period_is_past_due_and_grace() {
+        // calendar | periodicity | year | now (local) | closed.
+        // 31 December ends 1 January, is due 2 January and is late from 4 January.
+        let table = "
+        62 | monthly   | 2025 | 2026-01-08T23:59:59 | open
+        62 | monthly   | 2025 | 2026-01-09T00:00:00 | closed
+        62 | quarterly | 2025 | 2026-01-08T23:59:59 | open
+        62 | quarterly | 2025 | 2026-01-09T00:00:00 | closed
+        62 | yearly    | 2025 | 2026-01-08T23:59:59 | open
+        62 | yearly    | 2025 | 2026-01-09T00:00:00 | closed
+        62 | daily     | 2025 | 2026-01-03T23:59:59 | open
+        62 | daily     | 2025 | 2026-01-04T00:00:00 | closed
+        62 | monthly   | 2026 | 2026-06-01T00:00:00 | open
+        62 | yearly    | 2026 | 2026-12-31T23:59:59 | open
+        13 | monthly   | 2025 | 2026-01-05T23:59:59 | open
+        13 | monthly   | 2025 | 2026-01-06T00:00:00 | closed
+        ";
+        for row in rows(table) {
+            let year: i32 = row[2].parse().unwrap();
+            let closed =
+                calendar(row[0]).year_closed(periodicity(row[1]), year, local(row[3]), HCM);
+            assert_eq!(closed, row[4] == "closed", "{row:?}");
+        }
+    }
+
+    #[test]
+    fn the_calendar_reads_from_config_with_defaults_for_missing_keys() {
+        let empty: ReleaseCalendar = toml::from_str("").unwrap();
+        assert_eq!(empty, ReleaseCalendar::decree_62_2024());
+        let decree_13: ReleaseCalendar =
+            toml::from_str("monthly_due_day = 3\nquarterly_due_day = 3\nyearly_due_day = 3")
+                .unwrap();
+        assert_eq!(decree_13, ReleaseCalendar::decree_13_2026());
+        let hours: ReleaseCalendar =
+            toml::from_str("daily_due_hours = 6\ngrace_hours = 0").unwrap();
+        assert_eq!(hours.daily_due_after, Duration::hours(6));
+        assert_eq!(hours.grace, Duration::zero());
+    }
+
+    #[test]
+    fn the_calendar_rejects_impossible_config() {
+        for bad in [
+            "monthly_due_day = 0",
+            "quarterly_due_day = 32",
+            "yearly_due_month = 13",
+            "grace_hours = -1",
+            "grace = 48",
+        ] {
+            assert!(toml::from_str::<ReleaseCalendar>(bad).is_err(), "{bad}");
+        }
+    }
+}

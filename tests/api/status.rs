@@ -1,0 +1,186 @@
+//! Target status over HTTP: live after an ingest, and as of a past instant.
+
+use chrono::{Datelike, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, Backend, TestApp};
+use crate::on_every_backend;
+
+async fn city_target(app: &TestApp, year: i32, indicator: &str) -> f64 {
+    let targets = app
+        .get(&format!("/api/v1/targets?year={year}"), &app.viewer)
+        .await;
+    targets.body["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["indicator"] == indicator && t["unit"] == "HCM")
+        .and_then(|t| t["value"].as_f64())
+        .expect("a configured point target")
+}
+
+fn months(year: i32, values: &[f64]) -> Value {
+    let rows: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{:02}", i + 1), "value": v}))
+        .collect();
+    json!({ "observations": rows })
+}
+
+async fn a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let target = city_target(&app, 2025, "EXPORT_TURNOVER").await;
+    // Twelve months at 95 % of a twelfth: 0.95 · T in all, short of the target.
+    let short = vec![(target / 12.0 * 0.95).round(); 12];
+    assert_eq!(
+        app.post_observations(&app.customs, &months(2025, &short))
+            .await
+            .body["accepted"],
+        12
+    );
+    let known_short = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let missed = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2025", &app.viewer)
+        .await;
+    assert_eq!(missed.status, 200, "{missed:?}");
+    assert_eq!(missed.body["status"], "missed");
+    assert_eq!(missed.body["actual"], short.iter().sum::<f64>());
+    assert_eq!(missed.body["method"], "final_value");
+    assert_eq!(missed.body["reported_through"], "2025-12-31T17:00:00Z");
+
+    // December is revised up enough to meet the target.
+    let mut revised = short.clone();
+    revised[11] += (target * 0.06).round();
+    assert_eq!(
+        app.post_observations(&app.customs, &months(2025, &revised))
+            .await
+            .body["accepted"],
+        1
+    );
+    let achieved = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2025", &app.viewer)
+        .await;
+    assert_eq!(achieved.body["status"], "achieved");
+    assert_eq!(achieved.body["previous"], "missed");
+
+    let then = app
+        .get(
+            &format!(
+                "/api/v1/status/EXPORT_TURNOVER?year=2025&as_of={}",
+                known_short.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(then.status, 200, "{then:?}");
+    assert_eq!(
+        then.body["status"], "missed",
+        "as of then, the revision was not known"
+    );
+    assert_eq!(then.body["actual"], short.iter().sum::<f64>());
+    app.stop().await;
+}
+
+async fn the_status_list_covers_every_city_target_with_its_working(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let listed = app
+        .get(&format!("/api/v1/status?year={year}"), &app.viewer)
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let statuses = listed.body["statuses"].as_array().unwrap();
+    assert_eq!(statuses.len(), 110);
+    let counted: u64 = listed.body["summary"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 110);
+    for status in statuses {
+        for field in [
+            "indicator",
+            "unit",
+            "group",
+            "department",
+            "status",
+            "since",
+            "tolerance",
+            "evaluated_at",
+        ] {
+            assert!(!status[field].is_null(), "{field} missing in {status}");
+        }
+        assert!(
+            ["no_data", "stale"].contains(&status["status"].as_str().unwrap()),
+            "{status}"
+        );
+    }
+    let health = app
+        .get(
+            &format!("/api/v1/status?year={year}&group=HEALTH"),
+            &app.viewer,
+        )
+        .await;
+    assert!(health.body["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["group"] == "HEALTH"));
+    assert_problem(
+        &app.get("/api/v1/status?as_of=2999-01-01", &app.viewer)
+            .await,
+        422,
+        "invalid_field",
+    );
+    assert_problem(
+        &app.get("/api/v1/status/NOPE", &app.viewer).await,
+        404,
+        "not_found",
+    );
+    assert_problem(&app.get("/api/v1/status", "").await, 401, "missing_token");
+    app.stop().await;
+}
+
+async fn an_ingest_re_evaluates_the_target_at_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let today = Utc::now().with_timezone(&zone);
+    let complete_months = today.month() - 1;
+    if complete_months == 0 {
+        return; // January: no complete month of the year to report yet.
+    }
+    let year = today.year();
+    let target = city_target(&app, year, "EXPORT_TURNOVER").await;
+    let values = vec![(target / 12.0 * 1.1).round(); complete_months as usize];
+    app.post_observations(&app.customs, &months(year, &values))
+        .await;
+    let status = app.get("/api/v1/status/EXPORT_TURNOVER", &app.viewer).await;
+    assert_eq!(status.status, 200, "{status:?}");
+    assert_eq!(status.body["actual"], values.iter().sum::<f64>());
+    let state = status.body["status"].as_str().unwrap();
+    assert!(
+        ["on_track", "achieved"].contains(&state),
+        "pacing 10 % above plan: {status:?}"
+    );
+    assert!(status.body["projection"].as_f64().unwrap() > target);
+    assert!(status.body["expected"].as_f64().unwrap() > 0.0);
+    assert_eq!(status.body["previous"], "stale");
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
+    the_status_list_covers_every_city_target_with_its_working,
+    an_ingest_re_evaluates_the_target_at_once,
+);
