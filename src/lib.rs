@@ -14,6 +14,7 @@
 //! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
 //! - [`app`]: wires the parts together and runs until shutdown.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod config;

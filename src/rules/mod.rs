@@ -8,7 +8,10 @@
 //! - [`anomaly`]: robust z-score of a new value against recent changes.
 //! - [`hysteresis`]: keeps official statuses from flapping.
 
+pub mod anomaly;
 pub mod engine;
+pub mod five_year;
+pub mod hysteresis;
 pub mod plan;
 pub mod projection;
 pub mod staleness;

@@ -1,0 +1,5 @@
+//! Alerts: the state machine (pending → firing → resolved), silences, routing to receivers,
+//! and the durable outbox that delivers each notification exactly once after success.
+
+pub mod message;
+pub mod receivers;
