@@ -86,6 +86,7 @@ impl App {
                 &store,
                 settings.zone(),
                 settings.release_calendar.clone(),
+                settings.rules.hysteresis(),
                 Utc::now(),
             )
             .await?,

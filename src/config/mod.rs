@@ -141,12 +141,31 @@ pub struct RulesSettings {
     /// How often every target is re-evaluated for staleness and the passage of time; ingest
     /// re-evaluates the targets it touches at once.
     pub evaluation_interval_seconds: u64,
+    /// A worse status becomes official after this many consecutive evaluations…
+    pub for_evaluations: u32,
+    /// …and after holding this long (both must be met; 0 disables either).
+    pub for_seconds: i64,
+    /// A better status needs the projection to clear its threshold by this fraction.
+    pub recovery_margin: f64,
 }
 
 impl Default for RulesSettings {
     fn default() -> Self {
         Self {
             evaluation_interval_seconds: 60,
+            for_evaluations: 3,
+            for_seconds: 0,
+            recovery_margin: 0.01,
+        }
+    }
+}
+
+impl RulesSettings {
+    pub fn hysteresis(&self) -> crate::rules::hysteresis::HysteresisConfig {
+        crate::rules::hysteresis::HysteresisConfig {
+            for_evaluations: self.for_evaluations,
+            for_duration: chrono::Duration::seconds(self.for_seconds.max(0)),
+            recovery_margin: self.recovery_margin,
         }
     }
 }
@@ -229,6 +248,12 @@ impl Settings {
         }
         if self.ingest.idempotency_ttl_hours <= 0 {
             problem("ingest.idempotency_ttl_hours", "must be positive".into());
+        }
+        if self.rules.for_seconds < 0 {
+            problem("rules.for_seconds", "must not be negative".into());
+        }
+        if !(0.0..1.0).contains(&self.rules.recovery_margin) {
+            problem("rules.recovery_margin", "a fraction between 0 and 1".into());
         }
         if self.rules.evaluation_interval_seconds == 0 {
             problem(

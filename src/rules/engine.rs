@@ -8,10 +8,15 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::hysteresis::{
+    clears_band_with_margin, clears_with_margin, HysteresisConfig, Official, Pending,
+};
 use super::plan::{remaining_period_ends, PlanProfile, YearSpan};
 use super::staleness::ReleaseCalendar;
 use super::status::{evaluate, EvalInput, Evaluation, Point};
-use crate::domain::{Catalogue, Code, Indicator, NewObservation, Period, Status, Target};
+use crate::domain::{
+    Catalogue, Code, Direction, Indicator, NewObservation, Period, Status, Target, TargetValue,
+};
 use crate::live::{Latest, LiveState, SeriesKey};
 use crate::store::{DynStore, StoreResult, TargetRow};
 
@@ -28,9 +33,15 @@ pub struct TargetStatus {
     pub department: Code,
     pub target: Target,
     pub tolerance: f64,
+    /// The working; its `status` is the official one (after hysteresis).
     #[serde(flatten)]
     pub evaluation: Evaluation,
-    /// When the target took its current status.
+    /// What this evaluation alone judged; it becomes official after `for` when worse.
+    pub judged: Status,
+    /// A worse status waiting to become official.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+    /// When the target took its current official status.
     pub since: DateTime<Utc>,
     pub previous: Option<Status>,
     /// The period that is due and missing, when the feed is stale.
@@ -54,6 +65,7 @@ struct Inner {
     live: LiveState,
     targets: BTreeMap<TargetKey, Target>,
     statuses: BTreeMap<TargetKey, TargetStatus>,
+    official: BTreeMap<TargetKey, Official>,
 }
 
 pub struct Engine {
@@ -61,6 +73,7 @@ pub struct Engine {
     zone: Tz,
     calendar: ReleaseCalendar,
     profile: PlanProfile,
+    hysteresis: HysteresisConfig,
     // A std lock: evaluations are short, CPU-bound and never await while holding it.
     inner: RwLock<Inner>,
 }
@@ -122,6 +135,42 @@ pub fn evaluate_target(
     (evaluation, overdue)
 }
 
+/// Whether a recovering projection clears the threshold of the status it recovers to by the
+/// margin: the target itself for on track, the at-risk edge for at risk.
+fn clears_threshold(
+    direction: Direction,
+    target: TargetValue,
+    tolerance: f64,
+    judged: Status,
+    projection: f64,
+    margin: f64,
+) -> bool {
+    let widen = |threshold: f64| threshold.abs() * tolerance;
+    match (judged, target) {
+        (Status::OnTrack, TargetValue::Point { value }) => {
+            clears_with_margin(direction, projection, value, margin)
+        }
+        (Status::OnTrack, TargetValue::Band { lo, hi }) => {
+            clears_band_with_margin(projection, lo, hi, margin)
+        }
+        (Status::AtRisk, TargetValue::Point { value }) => match direction {
+            Direction::HigherIsBetter => {
+                clears_with_margin(direction, projection, value - widen(value), margin)
+            }
+            _ => clears_with_margin(
+                Direction::LowerIsBetter,
+                projection,
+                value + widen(value),
+                margin,
+            ),
+        },
+        (Status::AtRisk, TargetValue::Band { lo, hi }) => {
+            clears_band_with_margin(projection, lo - widen(lo), hi + widen(hi), margin)
+        }
+        _ => true,
+    }
+}
+
 impl Engine {
     /// Loads the targets and the latest values of the targets' years from the store.
     pub async fn load(
@@ -129,6 +178,7 @@ impl Engine {
         store: &DynStore,
         zone: Tz,
         calendar: ReleaseCalendar,
+        hysteresis: HysteresisConfig,
         now: DateTime<Utc>,
     ) -> StoreResult<Self> {
         let targets: Vec<TargetRow> = store.targets(None).await?;
@@ -151,6 +201,7 @@ impl Engine {
             zone,
             calendar,
             profile: PlanProfile::Linear,
+            hysteresis,
             inner: RwLock::new(Inner {
                 live,
                 targets: targets
@@ -158,6 +209,7 @@ impl Engine {
                     .map(|t| (key_of(&t.target), t.target))
                     .collect(),
                 statuses: BTreeMap::new(),
+                official: BTreeMap::new(),
             }),
         };
         engine.evaluate_all(now);
@@ -197,7 +249,7 @@ impl Engine {
             let points = inner
                 .live
                 .year_of(&(key.1.clone(), key.2.clone()), key.0, self.zone);
-            let (evaluation, overdue) = evaluate_target(
+            let (mut evaluation, overdue) = evaluate_target(
                 indicator,
                 target,
                 &points,
@@ -206,21 +258,40 @@ impl Engine {
                 self.zone,
                 now,
             );
-            let old = inner.statuses.get(&key);
-            let (since, previous) = match old {
-                Some(old) if old.evaluation.status == evaluation.status => {
-                    (old.since, old.previous)
-                }
-                Some(old) => (now, Some(old.evaluation.status)),
-                None => (now, None),
+            let judged = evaluation.status;
+            let tolerance = target.tolerance.unwrap_or(indicator.tolerance);
+            let margin = self.hysteresis.recovery_margin;
+            let margin_ok = evaluation.projection.is_none_or(|projection| {
+                clears_threshold(
+                    indicator.direction,
+                    target.value,
+                    tolerance,
+                    judged,
+                    projection,
+                    margin,
+                )
+            });
+            let first = !inner.official.contains_key(&key);
+            let official = inner
+                .official
+                .entry(key.clone())
+                .or_insert_with(|| Official::new(judged, now));
+            let transition = official.observe(judged, margin_ok, now, &self.hysteresis);
+            evaluation.status = official.status;
+            let (since, previous, pending) =
+                (official.since, official.previous, official.pending());
+            let change = match transition {
+                Some(transition) => Some((Some(transition.from), transition.to)),
+                None if first => Some((None, judged)),
+                None => None,
             };
-            if old.is_none_or(|o| o.evaluation.status != evaluation.status) {
+            if let Some((from, to)) = change {
                 changes.push(StatusChange {
                     year: key.0,
                     indicator: key.1.clone(),
                     unit: key.2.clone(),
-                    from: old.map(|o| o.evaluation.status),
-                    to: evaluation.status,
+                    from,
+                    to,
                     at: now,
                 });
             }
@@ -231,8 +302,10 @@ impl Engine {
                 group: indicator.group.clone(),
                 department: indicator.department.clone(),
                 target: target.clone(),
-                tolerance: target.tolerance.unwrap_or(indicator.tolerance),
+                tolerance,
                 evaluation,
+                judged,
+                pending,
                 since,
                 previous,
                 overdue_period: overdue.map(|p| p.to_string()),
@@ -307,7 +380,8 @@ impl Engine {
     }
 
     /// Statuses as they would have been judged at `as_of`, from the revisions known then.
-    /// `since` and `previous` are not known for the past and are reported as `as_of` and none.
+    /// Hysteresis needs the history of evaluations, which the past does not keep: the judged
+    /// status is reported, with `since` = `as_of` and no `previous`.
     pub async fn evaluate_as_of(
         &self,
         store: &DynStore,
@@ -347,6 +421,8 @@ impl Engine {
                 as_of,
             );
             out.push(TargetStatus {
+                judged: evaluation.status,
+                pending: None,
                 year,
                 indicator: target.indicator.clone(),
                 unit: target.unit.clone(),
