@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, Utc};
+use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
 use ktxh::auth::{self, Role, TokenRecord};
 use ktxh::config::{load_catalogue, Settings};
@@ -146,7 +147,7 @@ async fn run(url: &str, count: usize) -> anyhow::Result<()> {
         })
         .await?;
     let backend = store.backend().as_str();
-    let app = App::from_parts(settings, catalogue, store, false).await?;
+    let app = App::from_parts(settings, catalogue, store, AlertingConfig::default(), false).await?;
     let addr = app.local_addr()?;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));

@@ -10,6 +10,9 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::manager::AlertManager;
+use crate::alerts::outbox::{Outbox, ReceiverSender};
+use crate::alerts::routing::AlertingConfig;
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
 use crate::http::{self, AppState};
@@ -50,12 +53,14 @@ pub async fn open_store(
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    outbox: Arc<Outbox>,
     demo: bool,
 }
 
 impl App {
     pub async fn build(options: Options) -> anyhow::Result<Self> {
         let (mut settings, catalogue) = load_config(&options.config_dir)?;
+        let alerting = AlertingConfig::load(&options.config_dir)?;
         if let Some(listen) = options.listen {
             settings.server.listen = listen;
         }
@@ -65,7 +70,7 @@ impl App {
             indicators = catalogue.indicators.len(),
             "store ready"
         );
-        Self::from_parts(settings, catalogue, store, options.demo).await
+        Self::from_parts(settings, catalogue, store, alerting, options.demo).await
     }
 
     /// Builds from already loaded parts (tests use this to share one store setup).
@@ -73,6 +78,7 @@ impl App {
         settings: Settings,
         catalogue: Catalogue,
         store: DynStore,
+        alerting: AlertingConfig,
         demo: bool,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen)
@@ -91,10 +97,25 @@ impl App {
             )
             .await?,
         );
+        let alerts = Arc::new(
+            AlertManager::load(
+                store.clone(),
+                catalogue.clone(),
+                alerting.route.clone(),
+                alerting.base_url.clone(),
+            )
+            .await?,
+        );
+        alerts
+            .reconcile(&engine.statuses(|_| true), Utc::now())
+            .await?;
+        let sender = Arc::new(ReceiverSender::build(&alerting.receiver)?);
+        let outbox = Arc::new(Outbox::new(store.clone(), alerts.clone(), sender, alerting));
         let ingestor = Arc::new(Ingestor::new(
             catalogue.clone(),
             store.clone(),
             engine.clone(),
+            alerts.clone(),
             settings.zone(),
             settings.ingest.clone(),
             settings.server.max_rows_per_request,
@@ -105,10 +126,12 @@ impl App {
             store,
             ingestor,
             engine,
+            alerts,
         };
         Ok(Self {
             listener,
             state,
+            outbox,
             demo,
         })
     }
@@ -130,8 +153,10 @@ impl App {
             let demo = crate::demo::Demo::new(self.state.clone(), addr);
             demo.start(shutdown.clone()).await?;
         }
+        self.outbox.clone().spawn(shutdown.clone());
         spawn_evaluation_timer(
             self.state.engine.clone(),
+            self.state.alerts.clone(),
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
             shutdown.clone(),
         );
@@ -154,7 +179,12 @@ impl App {
 
 /// Re-evaluates every target on a timer: staleness and the passage of time change statuses
 /// without any new observation.
-fn spawn_evaluation_timer(engine: Arc<Engine>, every: Duration, shutdown: CancellationToken) {
+fn spawn_evaluation_timer(
+    engine: Arc<Engine>,
+    alerts: Arc<AlertManager>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,15 +194,21 @@ fn spawn_evaluation_timer(engine: Arc<Engine>, every: Duration, shutdown: Cancel
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let engine = engine.clone();
+            let evaluator = engine.clone();
             let evaluated =
-                tokio::task::spawn_blocking(move || engine.evaluate_all(Utc::now())).await;
+                tokio::task::spawn_blocking(move || evaluator.evaluate_all(Utc::now())).await;
             match evaluated {
                 Ok(changes) if !changes.is_empty() => {
                     tracing::info!(changes = changes.len(), "statuses changed on the timer")
                 }
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "evaluation task failed"),
+            }
+            if let Err(error) = alerts
+                .reconcile(&engine.statuses(|_| true), Utc::now())
+                .await
+            {
+                tracing::error!(%error, "alert reconciliation failed");
             }
         }
     });

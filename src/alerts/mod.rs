@@ -1,5 +1,9 @@
 //! Alerts: the state machine (pending → firing → resolved), silences, routing to receivers,
 //! and the durable outbox that delivers each notification exactly once after success.
 
+pub mod manager;
 pub mod message;
+pub mod model;
+pub mod outbox;
 pub mod receivers;
+pub mod routing;

@@ -1,5 +1,6 @@
 //! The HTTP API: one file per resource, the problem+json error type and the auth extractor.
 
+pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod catalogue;
@@ -15,10 +16,11 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::manager::AlertManager;
 use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::ingest::Ingestor;
@@ -36,6 +38,7 @@ pub struct AppState {
     pub store: DynStore,
     pub ingestor: Arc<Ingestor>,
     pub engine: Arc<Engine>,
+    pub alerts: Arc<AlertManager>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,6 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(targets::list))
         .route("/targets/{year}/{indicator}", put(targets::put))
         .route("/audit", get(targets::audit))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}/ack", post(alerts::ack))
+        .route(
+            "/silences",
+            get(alerts::silences).post(alerts::create_silence),
+        )
+        .route("/silences/{id}", delete(alerts::expire_silence))
+        .route("/notifications", get(alerts::notifications))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
         .route(

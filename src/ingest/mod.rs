@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use tracing::instrument;
 
+use crate::alerts::manager::AlertManager;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::Catalogue;
@@ -49,6 +50,7 @@ pub struct Ingestor {
     catalogue: Arc<Catalogue>,
     store: DynStore,
     engine: Arc<Engine>,
+    alerts: Arc<AlertManager>,
     zone: Tz,
     settings: IngestSettings,
     max_rows: usize,
@@ -59,6 +61,7 @@ impl Ingestor {
         catalogue: Arc<Catalogue>,
         store: DynStore,
         engine: Arc<Engine>,
+        alerts: Arc<AlertManager>,
         zone: Tz,
         settings: IngestSettings,
         max_rows: usize,
@@ -67,6 +70,7 @@ impl Ingestor {
             catalogue,
             store,
             engine,
+            alerts,
             zone,
             settings,
             max_rows,
@@ -139,6 +143,10 @@ impl Ingestor {
             let changes = self.engine.apply(&rows, now);
             if !changes.is_empty() {
                 tracing::info!(changes = changes.len(), "target statuses changed");
+            }
+            if !rows.is_empty() {
+                let statuses = self.engine.statuses(|_| true);
+                self.alerts.reconcile(&statuses, now).await?;
             }
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);

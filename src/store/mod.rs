@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::TokenRecord;
 use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
 
@@ -206,6 +207,45 @@ pub trait Store: Send + Sync + 'static {
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
     async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Alerts not yet resolved, or all of them (newest first) with `include_resolved`.
+    async fn alerts(&self, include_resolved: bool, limit: i64) -> StoreResult<Vec<Alert>>;
+    /// Writes alert changes and the outbox events they cause in one transaction.
+    async fn commit_alerts(
+        &self,
+        alerts: &[Alert],
+        events: &[NewAlertEvent],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn undispatched_events(&self) -> StoreResult<Vec<AlertEvent>>;
+    /// The latest notification's creation time per (receiver, group).
+    async fn last_notifications(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>>;
+    /// Queues one notification and marks the events it covers as dispatched, atomically.
+    async fn dispatch(
+        &self,
+        receiver: &str,
+        group_key: &str,
+        payload: &serde_json::Value,
+        event_ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>>;
+    /// Logs one delivery attempt and updates the notification: delivered on success, retried
+    /// at `retry_at`, or failed for good when `retry_at` is `None`.
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
+    async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()>;
+    async fn silences(&self) -> StoreResult<Vec<Silence>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -18,6 +18,7 @@ use super::{
     AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, ObservationQuery,
     OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch, WriteOutcome,
 };
+use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::{Code, StoredObservation, Target, TargetValue};
 
@@ -531,4 +532,250 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn alerts(&self, include_resolved: bool, limit: i64) -> StoreResult<Vec<Alert>> {
+        let rows = sqlx::query(
+            "SELECT doc FROM alerts WHERE (?1 OR state <> 'resolved') ORDER BY updated_at DESC LIMIT ?2",
+        )
+        .bind(include_resolved)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let doc: String = row.try_get("doc")?;
+                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+                    table: "alerts",
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn commit_alerts(
+        &self,
+        alerts: &[Alert],
+        events: &[NewAlertEvent],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for alert in alerts {
+            let doc = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt {
+                table: "alerts",
+                detail: e.to_string(),
+            })?;
+            sqlx::query(
+                "INSERT INTO alerts (fingerprint, state, doc, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state, doc = excluded.doc, updated_at = excluded.updated_at",
+            )
+            .bind(&alert.fingerprint)
+            .bind(alert.state.as_str())
+            .bind(doc)
+            .bind(micros(alert.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for event in events {
+            sqlx::query("INSERT INTO alert_events (receiver, group_key, fingerprint, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&event.receiver)
+                .bind(&event.group_key)
+                .bind(&event.fingerprint)
+                .bind(micros(at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn undispatched_events(&self) -> StoreResult<Vec<AlertEvent>> {
+        let rows =
+            sqlx::query("SELECT * FROM alert_events WHERE dispatched_at IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AlertEvent {
+                    id: row.try_get("id")?,
+                    receiver: row.try_get("receiver")?,
+                    group_key: row.try_get("group_key")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn last_notifications(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT receiver, group_key, max(created_at) AS last FROM notifications GROUP BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("receiver")?,
+                    row.try_get("group_key")?,
+                    from_micros(row.try_get("last")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn dispatch(
+        &self,
+        receiver: &str,
+        group_key: &str,
+        payload: &serde_json::Value,
+        event_ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO notifications (receiver, group_key, payload, status, next_attempt_at, created_at) \
+             VALUES (?1, ?2, '{}', 'pending', ?3, ?3) RETURNING id",
+        )
+        .bind(receiver)
+        .bind(group_key)
+        .bind(micros(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        // The payload names its own outbox id, so receivers can pass it on as an idempotency key.
+        let mut payload = payload.clone();
+        payload["id"] = serde_json::json!(id);
+        sqlx::query("UPDATE notifications SET payload = ? WHERE id = ?")
+            .bind(payload.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for event_id in event_ids {
+            sqlx::query("UPDATE alert_events SET dispatched_at = ? WHERE id = ?")
+                .bind(micros(at))
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        let rows = sqlx::query(
+            "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(notification_from).collect()
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(micros(at))
+        .bind(error.is_none())
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        let status = match (error, retry_at) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "failed",
+        };
+        sqlx::query(
+            "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3, \
+               next_attempt_at = coalesce(?4, next_attempt_at), \
+               delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END \
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(retry_at.map(micros))
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>> {
+        let rows = sqlx::query("SELECT * FROM notifications ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(notification_from).collect()
+    }
+
+    async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {
+        let doc = serde_json::to_string(silence).map_err(|e| StoreError::Corrupt {
+            table: "silences",
+            detail: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT INTO silences (id, doc, ends_at, expired_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, ends_at = excluded.ends_at, expired_at = excluded.expired_at",
+        )
+        .bind(&silence.id)
+        .bind(doc)
+        .bind(micros(silence.ends_at))
+        .bind(silence.expired_at.map(micros))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn silences(&self) -> StoreResult<Vec<Silence>> {
+        let rows = sqlx::query("SELECT doc FROM silences ORDER BY ends_at DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let doc: String = row.try_get("doc")?;
+                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+                    table: "silences",
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn notification_from(row: &SqliteRow) -> StoreResult<OutboxNotification> {
+    let payload: String = row.try_get("payload")?;
+    Ok(OutboxNotification {
+        id: row.try_get("id")?,
+        receiver: row.try_get("receiver")?,
+        group_key: row.try_get("group_key")?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            table: "notifications",
+            detail: e.to_string(),
+        })?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: from_micros(row.try_get("next_attempt_at")?),
+        created_at: from_micros(row.try_get("created_at")?),
+        delivered_at: row
+            .try_get::<Option<i64>, _>("delivered_at")?
+            .map(from_micros),
+        last_error: row.try_get("last_error")?,
+    })
 }

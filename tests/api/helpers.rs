@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chrono::Utc;
+use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
 use ktxh::auth::{self, Role, TokenRecord};
 use ktxh::config::{load_catalogue, Settings};
@@ -180,6 +181,16 @@ pub async fn spawn_app_with(
     backend: Backend,
     tweak: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
+    spawn_app_alerting(backend, tweak, alerting).await
+}
+
+/// The server with its own alert routing and receivers.
+pub async fn spawn_app_alerting(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings),
+    alerting: AlertingConfig,
+) -> Option<TestApp> {
     let db = TestDb::create(backend).await?;
     let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
@@ -192,7 +203,7 @@ pub async fn spawn_app_with(
     let (_, viewer) = mint_token(&store, Role::Viewer, None).await;
     let (customs_id, customs) = mint_token(&store, Role::Department, Some("CUSTOMS")).await;
     let (_, finance) = mint_token(&store, Role::Department, Some("FINANCE")).await;
-    let app = App::from_parts(settings, catalogue, store.clone(), false)
+    let app = App::from_parts(settings, catalogue, store.clone(), alerting, false)
         .await
         .expect("build app");
     let addr = app.local_addr().expect("bound");

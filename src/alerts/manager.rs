@@ -1,0 +1,362 @@
+//! The alert state machine: derives the alerts the target statuses call for, moves each through
+//! pending → firing → resolved, and commits every change together with its outbox events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+use super::message::{AlertState, Severity};
+use super::model::{Ack, Alert, NewAlertEvent, Silence};
+use super::routing::Route;
+use crate::domain::{Catalogue, Status};
+use crate::rules::engine::TargetStatus;
+use crate::store::{DynStore, StoreResult};
+
+/// What the statuses call for, before comparing with the alerts that exist.
+struct Desired {
+    rule: &'static str,
+    severity: Severity,
+    state: AlertState,
+    labels: BTreeMap<String, String>,
+    summary_vi: String,
+    summary_en: String,
+    link: String,
+}
+
+fn status_vi(status: Status) -> &'static str {
+    match status {
+        Status::Achieved => "đã đạt",
+        Status::OnTrack => "đúng tiến độ",
+        Status::AtRisk => "có nguy cơ không đạt",
+        Status::OffTrack => "chậm tiến độ",
+        Status::Missed => "không đạt",
+        Status::Stale => "thiếu số liệu",
+        Status::NoData => "chưa có số liệu",
+    }
+}
+
+fn status_en(status: Status) -> &'static str {
+    match status {
+        Status::Achieved => "achieved",
+        Status::OnTrack => "on track",
+        Status::AtRisk => "at risk",
+        Status::OffTrack => "off track",
+        Status::Missed => "missed",
+        Status::Stale => "stale",
+        Status::NoData => "no data",
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".into(), |v| format!("{v:.2}"))
+}
+
+pub struct AlertManager {
+    store: DynStore,
+    catalogue: Arc<Catalogue>,
+    route: Route,
+    base_url: String,
+    /// Alerts not resolved, by fingerprint. An async lock: a reconcile awaits its commit while
+    /// holding it, so two reconciles never interleave their changes.
+    active: Mutex<HashMap<String, Alert>>,
+}
+
+impl AlertManager {
+    pub async fn load(
+        store: DynStore,
+        catalogue: Arc<Catalogue>,
+        route: Route,
+        base_url: String,
+    ) -> StoreResult<Self> {
+        let active = store
+            .alerts(false, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        Ok(Self {
+            store,
+            catalogue,
+            route,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            active: Mutex::new(active),
+        })
+    }
+
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    fn desired(&self, status: &TargetStatus) -> Option<(String, Desired)> {
+        let indicator = self.catalogue.indicator(status.indicator.as_str())?;
+        let official = status.evaluation.status;
+        let pending_worse = status
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.status.severity() > official.severity());
+        let (rule, alertname, severity, state, shown) = match official {
+            Status::AtRisk => (
+                "slippage",
+                "target_slipping",
+                Severity::Warning,
+                AlertState::Firing,
+                official,
+            ),
+            Status::OffTrack | Status::Missed => (
+                "slippage",
+                "target_slipping",
+                Severity::Critical,
+                AlertState::Firing,
+                official,
+            ),
+            Status::Stale => (
+                "staleness",
+                "feed_stale",
+                Severity::Warning,
+                AlertState::Firing,
+                official,
+            ),
+            _ if pending_worse => {
+                let pending = status.pending.as_ref()?.status;
+                let severity = if pending == Status::AtRisk {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                };
+                (
+                    "slippage",
+                    "target_slipping",
+                    severity,
+                    AlertState::Pending,
+                    pending,
+                )
+            }
+            _ => return None,
+        };
+        let fingerprint = format!(
+            "{rule}:{}:{}:{}",
+            status.year, status.indicator, status.unit
+        );
+        let labels: BTreeMap<String, String> = [
+            ("alertname", alertname.to_owned()),
+            ("severity", severity.as_str().to_owned()),
+            ("group", status.group.to_string()),
+            ("department", status.department.to_string()),
+            ("unit", status.unit.to_string()),
+            ("indicator", status.indicator.to_string()),
+            ("year", status.year.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let unit_vi = self
+            .catalogue
+            .unit(status.unit.as_str())
+            .map_or(status.unit.as_str(), |u| u.name_vi.as_str());
+        let unit_en = self
+            .catalogue
+            .unit(status.unit.as_str())
+            .map_or(status.unit.as_str(), |u| u.name_en.as_str());
+        let (summary_vi, summary_en) = if rule == "staleness" {
+            let period = status.overdue_period.clone().unwrap_or_default();
+            (
+                format!(
+                    "{} – {}: chưa nhận số liệu kỳ {} đã đến hạn",
+                    indicator.name_vi, unit_vi, period
+                ),
+                format!(
+                    "{} – {}: the figure for {} is due and has not arrived",
+                    indicator.name_en, unit_en, period
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "{} – {} năm {}: {}; dự báo {} {}, thực hiện {}, kế hoạch đến nay {}",
+                    indicator.name_vi,
+                    unit_vi,
+                    status.year,
+                    status_vi(shown),
+                    number(status.evaluation.projection),
+                    indicator.measure_vi,
+                    number(status.evaluation.actual),
+                    number(status.evaluation.expected),
+                ),
+                format!(
+                    "{} – {} {}: {}; projected {} {}, actual {}, expected to date {}",
+                    indicator.name_en,
+                    unit_en,
+                    status.year,
+                    status_en(shown),
+                    number(status.evaluation.projection),
+                    indicator.measure_en,
+                    number(status.evaluation.actual),
+                    number(status.evaluation.expected),
+                ),
+            )
+        };
+        let link = format!(
+            "{}/#/indicator/{}?unit={}&year={}",
+            self.base_url, status.indicator, status.unit, status.year
+        );
+        Some((
+            fingerprint,
+            Desired {
+                rule,
+                severity,
+                state,
+                labels,
+                summary_vi,
+                summary_en,
+                link,
+            },
+        ))
+    }
+
+    /// Brings the alerts in line with `statuses` (every target's current status) and commits
+    /// the changes with their outbox events in one transaction. Returns the changed alerts.
+    pub async fn reconcile(
+        &self,
+        statuses: &[TargetStatus],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Alert>> {
+        let mut active = self.active.lock().await;
+        let desired: HashMap<String, Desired> =
+            statuses.iter().filter_map(|s| self.desired(s)).collect();
+        let mut changed: Vec<Alert> = Vec::new();
+        let mut notify: Vec<&Alert> = Vec::new();
+        let mut notify_fingerprints = Vec::new();
+
+        for (fingerprint, want) in &desired {
+            let alert = match active.get(fingerprint) {
+                None => Alert {
+                    fingerprint: fingerprint.clone(),
+                    rule: want.rule.to_owned(),
+                    severity: want.severity,
+                    state: want.state,
+                    labels: want.labels.clone(),
+                    summary_vi: want.summary_vi.clone(),
+                    summary_en: want.summary_en.clone(),
+                    link: want.link.clone(),
+                    starts_at: now,
+                    fired_at: (want.state == AlertState::Firing).then_some(now),
+                    ends_at: None,
+                    updated_at: now,
+                    ack: None,
+                },
+                Some(old) if old.state != want.state || old.severity != want.severity => {
+                    let escalated = want.severity > old.severity;
+                    let mut alert = old.clone();
+                    alert.state = want.state;
+                    alert.severity = want.severity;
+                    alert.labels = want.labels.clone();
+                    alert.summary_vi = want.summary_vi.clone();
+                    alert.summary_en = want.summary_en.clone();
+                    alert.updated_at = now;
+                    if want.state == AlertState::Firing && alert.fired_at.is_none() {
+                        alert.fired_at = Some(now);
+                    }
+                    if escalated {
+                        // A worse alert needs a fresh acknowledgement.
+                        alert.ack = None;
+                    }
+                    alert
+                }
+                Some(_) => continue,
+            };
+            let was_firing = active
+                .get(fingerprint)
+                .is_some_and(|a| a.state == AlertState::Firing);
+            let severity_changed = active
+                .get(fingerprint)
+                .is_some_and(|a| a.severity != alert.severity);
+            if alert.state == AlertState::Firing && (!was_firing || severity_changed) {
+                notify_fingerprints.push(fingerprint.clone());
+            }
+            changed.push(alert);
+        }
+        for (fingerprint, old) in active.iter() {
+            if desired.contains_key(fingerprint) {
+                continue;
+            }
+            let mut alert = old.clone();
+            alert.state = AlertState::Resolved;
+            alert.ends_at = Some(now);
+            alert.updated_at = now;
+            if old.state == AlertState::Firing {
+                // Only a firing alert was announced, so only it gets a resolved notice.
+                notify_fingerprints.push(fingerprint.clone());
+            }
+            changed.push(alert);
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        for alert in &changed {
+            if notify_fingerprints.contains(&alert.fingerprint) {
+                notify.push(alert);
+            }
+        }
+        let silences: Vec<Silence> = if notify.is_empty() {
+            Vec::new()
+        } else {
+            self.store.silences().await?
+        };
+        let events: Vec<NewAlertEvent> = notify
+            .iter()
+            .filter(|alert| !silences.iter().any(|s| s.mutes(&alert.labels, now)))
+            .flat_map(|alert| {
+                self.route
+                    .destinations(&alert.labels)
+                    .into_iter()
+                    .map(|d| NewAlertEvent {
+                        receiver: d.receiver,
+                        group_key: d.group_key,
+                        fingerprint: alert.fingerprint.clone(),
+                    })
+            })
+            .collect();
+        self.store.commit_alerts(&changed, &events, now).await?;
+        for alert in &changed {
+            if alert.state == AlertState::Resolved {
+                active.remove(&alert.fingerprint);
+            } else {
+                active.insert(alert.fingerprint.clone(), alert.clone());
+            }
+        }
+        if !events.is_empty() {
+            tracing::info!(
+                alerts = changed.len(),
+                events = events.len(),
+                "alert changes committed"
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Alerts not resolved, newest change first.
+    pub async fn active(&self) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> = self.active.lock().await.values().cloned().collect();
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.updated_at));
+        alerts
+    }
+
+    /// Records an acknowledgement; `None` when no such active alert exists.
+    pub async fn acknowledge(&self, fingerprint: &str, ack: Ack) -> StoreResult<Option<Alert>> {
+        let mut active = self.active.lock().await;
+        let Some(alert) = active.get(fingerprint) else {
+            return Ok(None);
+        };
+        let mut alert = alert.clone();
+        alert.updated_at = ack.at;
+        let at = ack.at;
+        alert.ack = Some(ack);
+        self.store
+            .commit_alerts(std::slice::from_ref(&alert), &[], at)
+            .await?;
+        active.insert(alert.fingerprint.clone(), alert.clone());
+        Ok(Some(alert))
+    }
+}

@@ -1,0 +1,112 @@
+//! Alerts and silences as the manager keeps them and the API shows them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::message::{AlertMessage, AlertState, Severity};
+
+/// Who acknowledged an alert, when and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Rule and labels: stable for as long as the condition lasts, and the API's id.
+    pub fingerprint: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub labels: BTreeMap<String, String>,
+    pub summary_vi: String,
+    pub summary_en: String,
+    pub link: String,
+    /// When the condition was first seen (pending or firing).
+    pub starts_at: DateTime<Utc>,
+    pub fired_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub ack: Option<Ack>,
+}
+
+impl Alert {
+    pub fn message(&self) -> AlertMessage {
+        AlertMessage {
+            fingerprint: self.fingerprint.clone(),
+            rule: self.rule.clone(),
+            severity: self.severity,
+            state: self.state,
+            labels: self.labels.clone(),
+            summary_vi: self.summary_vi.clone(),
+            summary_en: self.summary_en.clone(),
+            link: self.link.clone(),
+            starts_at: self.fired_at.unwrap_or(self.starts_at),
+            ends_at: self.ends_at,
+        }
+    }
+}
+
+/// Mutes notifications of the alerts whose labels all match, until `ends_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: String,
+    /// Label name → value; every one must match (equality).
+    pub matchers: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+impl Silence {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.expired_at.is_none() && self.starts_at <= now && now < self.ends_at
+    }
+
+    pub fn mutes(&self, labels: &BTreeMap<String, String>, now: DateTime<Utc>) -> bool {
+        self.is_active(now)
+            && self
+                .matchers
+                .iter()
+                .all(|(name, value)| labels.get(name) == Some(value))
+    }
+}
+
+/// An outbox event: an alert's change for one receiver and group, not yet grouped into a
+/// notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    pub id: i64,
+    pub receiver: String,
+    pub group_key: String,
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlertEvent {
+    pub receiver: String,
+    pub group_key: String,
+    pub fingerprint: String,
+}
+
+/// A notification in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxNotification {
+    pub id: i64,
+    pub receiver: String,
+    pub group_key: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}

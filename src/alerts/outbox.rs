@@ -1,0 +1,319 @@
+//! The outbox: a dispatcher groups committed alert events into notifications (group_wait,
+//! group_interval, repeat_interval), and a delivery worker sends them with exponential backoff
+//! and jitter, logging every attempt. Both read only the database, so after a crash they resume
+//! where they were; a notification recorded as delivered is never sent again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::manager::AlertManager;
+use super::message::{AlertState, Notification};
+use super::model::{Alert, AlertEvent};
+use super::routing::{AlertingConfig, Destination};
+use crate::store::{DynStore, StoreResult};
+
+/// Why a delivery failed, and whether trying again could help.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+/// Sends one notification to its receiver.
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    async fn send(&self, notification: &Notification) -> Result<(), SendError>;
+    /// The receiver's language for human text (`vi` or `en`).
+    fn language(&self, receiver: &str) -> String;
+}
+
+pub struct Outbox {
+    store: DynStore,
+    alerts: Arc<AlertManager>,
+    sender: Arc<dyn Sender>,
+    config: AlertingConfig,
+}
+
+fn to_chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Outbox {
+    pub fn new(
+        store: DynStore,
+        alerts: Arc<AlertManager>,
+        sender: Arc<dyn Sender>,
+        config: AlertingConfig,
+    ) -> Self {
+        Self {
+            store,
+            alerts,
+            sender,
+            config,
+        }
+    }
+
+    /// Runs the dispatcher and the delivery worker until `shutdown`.
+    pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = Duration::from_millis(self.config.dispatch_interval_ms);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                if let Err(error) = self.dispatch(Utc::now()).await {
+                    tracing::error!(%error, "dispatching alert notifications failed");
+                }
+                if let Err(error) = self.deliver(Utc::now()).await {
+                    tracing::error!(%error, "delivering alert notifications failed");
+                }
+            }
+        });
+    }
+
+    /// Groups undispatched events into notifications once their group may be notified, and
+    /// repeats notifications of groups still firing after their repeat interval.
+    pub async fn dispatch(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let events = self.store.undispatched_events().await?;
+        let last: HashMap<(String, String), DateTime<Utc>> = self
+            .store
+            .last_notifications()
+            .await?
+            .into_iter()
+            .map(|(receiver, group, at)| ((receiver, group), at))
+            .collect();
+        let known: HashMap<String, Alert> = self
+            .store
+            .alerts(true, 10_000)
+            .await?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        let silences = self.store.silences().await?;
+        let active = self.alerts.active().await;
+
+        // Firing, unsilenced alerts per (receiver, group), with the route that put them there.
+        let mut firing: BTreeMap<(String, String), (Destination, Vec<&Alert>)> = BTreeMap::new();
+        for alert in active.iter().filter(|a| a.state == AlertState::Firing) {
+            if silences.iter().any(|s| s.mutes(&alert.labels, now)) {
+                continue;
+            }
+            for destination in self.alerts.route().destinations(&alert.labels) {
+                firing
+                    .entry((destination.receiver.clone(), destination.group_key.clone()))
+                    .or_insert_with(|| (destination.clone(), Vec::new()))
+                    .1
+                    .push(alert);
+            }
+        }
+
+        let mut grouped: BTreeMap<(String, String), Vec<&AlertEvent>> = BTreeMap::new();
+        for event in &events {
+            grouped
+                .entry((event.receiver.clone(), event.group_key.clone()))
+                .or_default()
+                .push(event);
+        }
+        let mut sent = 0;
+        for (key, group_events) in &grouped {
+            let destination = group_events
+                .iter()
+                .filter_map(|e| known.get(&e.fingerprint))
+                .flat_map(|a| self.alerts.route().destinations(&a.labels))
+                .find(|d| d.receiver == key.0 && d.group_key == key.1);
+            let Some(destination) = destination else {
+                // The route changed since the event was written: send it on the defaults.
+                continue;
+            };
+            let first = group_events
+                .iter()
+                .map(|e| e.created_at)
+                .min()
+                .unwrap_or(now);
+            let ready = match last.get(key) {
+                None => now >= first + to_chrono(destination.group_wait),
+                Some(previous) => now >= *previous + to_chrono(destination.group_interval),
+            };
+            if !ready {
+                continue;
+            }
+            let mut alerts: BTreeMap<&str, &Alert> = BTreeMap::new();
+            for event in group_events {
+                if let Some(alert) = known.get(&event.fingerprint) {
+                    alerts.insert(&alert.fingerprint, alert);
+                }
+            }
+            if let Some((_, still_firing)) = firing.get(key) {
+                for alert in still_firing {
+                    alerts.insert(&alert.fingerprint, alert);
+                }
+            }
+            let ids: Vec<i64> = group_events.iter().map(|e| e.id).collect();
+            self.queue(&key.0, &key.1, alerts.into_values().collect(), &ids, now)
+                .await?;
+            sent += 1;
+        }
+        for (key, (destination, alerts)) in &firing {
+            if grouped.contains_key(key) {
+                continue;
+            }
+            let due = last
+                .get(key)
+                .is_some_and(|previous| now >= *previous + to_chrono(destination.repeat_interval));
+            if due {
+                self.queue(&key.0, &key.1, alerts.clone(), &[], now).await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn queue(
+        &self,
+        receiver: &str,
+        group_key: &str,
+        alerts: Vec<&Alert>,
+        event_ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let status = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+            AlertState::Firing
+        } else {
+            AlertState::Resolved
+        };
+        let notification = Notification {
+            id: 0,
+            receiver: receiver.to_owned(),
+            group_key: group_key.to_owned(),
+            status,
+            alerts: alerts.iter().map(|a| a.message()).collect(),
+            language: self.sender.language(receiver),
+            created_at: now,
+        };
+        let payload = serde_json::to_value(&notification).unwrap_or_default();
+        let id = self
+            .store
+            .dispatch(receiver, group_key, &payload, event_ids, now)
+            .await?;
+        tracing::info!(
+            id,
+            receiver,
+            group_key,
+            alerts = notification.alerts.len(),
+            status = status.as_str(),
+            "notification queued"
+        );
+        Ok(id)
+    }
+
+    /// Sends the notifications that are due, recording each attempt.
+    pub async fn deliver(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let due = self.store.due_notifications(now, 20).await?;
+        let mut delivered = 0;
+        for row in due {
+            let notification: Notification = match serde_json::from_value(row.payload.clone()) {
+                Ok(n) => n,
+                Err(error) => {
+                    self.store
+                        .record_attempt(
+                            row.id,
+                            now,
+                            Some(&format!("unreadable payload: {error}")),
+                            None,
+                        )
+                        .await?;
+                    continue;
+                }
+            };
+            let attempt = row.attempts + 1;
+            match self.sender.send(&notification).await {
+                Ok(()) => {
+                    self.store
+                        .record_attempt(row.id, Utc::now(), None, None)
+                        .await?;
+                    tracing::info!(id = row.id, receiver = %row.receiver, attempt, "notification delivered");
+                    delivered += 1;
+                }
+                Err(error) => {
+                    let retry_at = (!error.permanent && attempt < self.config.max_attempts)
+                        .then(|| Utc::now() + self.backoff(attempt));
+                    self.store
+                        .record_attempt(row.id, Utc::now(), Some(&error.message), retry_at)
+                        .await?;
+                    tracing::warn!(id = row.id, receiver = %row.receiver, attempt, permanent = error.permanent,
+                        retry_at = ?retry_at, error = %error.message, "notification delivery failed");
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// `base · 2^(attempt−1)`, capped, times a jitter in [0.5, 1.5) so that receivers coming
+    /// back are not hit by every retry at once.
+    fn backoff(&self, attempt: i32) -> chrono::Duration {
+        let exponent = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
+        let base = self
+            .config
+            .backoff_base_seconds
+            .saturating_mul(1u64 << exponent);
+        let capped = base.min(self.config.backoff_max_seconds) as f64;
+        let jitter: f64 = rand::rng().random_range(0.5..1.5);
+        chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
+    }
+}
+
+/// Delivers through the configured receivers.
+pub struct ReceiverSender {
+    receivers: super::receivers::Receivers,
+    languages: HashMap<String, String>,
+}
+
+impl ReceiverSender {
+    pub fn build(configs: &[super::receivers::ReceiverConfig]) -> anyhow::Result<Self> {
+        let receivers = super::receivers::Receivers::build(configs)?;
+        let languages = configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.language.clone().unwrap_or_else(|| "vi".into()),
+                )
+            })
+            .collect();
+        Ok(Self {
+            receivers,
+            languages,
+        })
+    }
+}
+
+#[async_trait]
+impl Sender for ReceiverSender {
+    async fn send(&self, notification: &Notification) -> Result<(), SendError> {
+        self.receivers
+            .deliver(notification)
+            .await
+            .map_err(|error| SendError {
+                permanent: error.is_permanent(),
+                message: error.to_string(),
+            })
+    }
+
+    fn language(&self, receiver: &str) -> String {
+        self.languages
+            .get(receiver)
+            .cloned()
+            .unwrap_or_else(|| "vi".into())
+    }
+}

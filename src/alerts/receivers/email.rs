@@ -1,0 +1,300 @@
+//! Email over SMTP (lettre, async): one plain-text message per notification, to every address
+//! in `to`.
+//!
+//! `starttls` chooses the transport security: `tls` (SMTPS, implicit TLS, usually port 465),
+//! `starttls` (upgrade required, usually 587) or `none` (plain text). When it is not given it
+//! follows the port: 465 → `tls`, 587 → `starttls`, anything else (25, or 1025 for a local test
+//! server such as aiosmtpd or MailHog) → `none`. A password is never sent in plain text to
+//! another machine: `none` with credentials is refused unless the host is loopback.
+//!
+//! Each message carries `X-KTXH-Notification-Id: {id}` and a Message-ID made from the
+//! notification (`<ktxh-notification-{id}.{created_at unix}@{from domain}>`), the same on every
+//! retry, so a mail server or client can recognise a duplicate. Each SMTP command times out
+//! after 30 seconds.
+
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+
+use super::error::{DeliveryError, ReceiverError};
+use super::secret::{self, EnvLookup, SecretString};
+use super::text::{self, Language, Term};
+use crate::alerts::message::{AlertMessage, Notification};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub const NOTIFICATION_ID_HEADER: &str = "X-KTXH-Notification-Id";
+
+/// `type = "email"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`; by default from the port (see the module documentation).
+    pub starttls: Option<SmtpSecurity>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// The name of an environment variable holding the password; wins over `password`.
+    pub password_env: Option<String>,
+    /// The sender, e.g. `"KT-XH Live <ktxh@hcmc.gov.vn>"`.
+    pub from: String,
+    /// The recipients, at least one.
+    pub to: Vec<String>,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain text, for a relay on the same machine or a test server.
+    None,
+    /// Connect in plain text, then upgrade with STARTTLS; fail when the server cannot.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl SmtpSecurity {
+    /// 465 → TLS, 587 → STARTTLS, any other port → none.
+    pub fn default_for_port(port: u16) -> Self {
+        match port {
+            465 => Self::Tls,
+            587 => Self::Starttls,
+            _ => Self::None,
+        }
+    }
+}
+
+pub(crate) struct EmailReceiver {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+impl EmailReceiver {
+    pub(crate) fn build(
+        name: &str,
+        config: &EmailConfig,
+        env: EnvLookup<'_>,
+    ) -> Result<Self, ReceiverError> {
+        let host = config.host.trim();
+        if host.is_empty() {
+            return Err(ReceiverError::invalid(name, "`host` is empty"));
+        }
+        if config.port == 0 {
+            return Err(ReceiverError::invalid(name, "`port` must not be 0"));
+        }
+        let from = parse_mailbox(name, "from", &config.from)?;
+        if config.to.is_empty() {
+            return Err(ReceiverError::invalid(name, "`to` lists no recipient"));
+        }
+        let to = config
+            .to
+            .iter()
+            .map(|address| parse_mailbox(name, "to", address))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let password = secret::resolve(
+            name,
+            "password",
+            config.password.as_ref(),
+            config.password_env.as_deref(),
+            env,
+        )?;
+        let credentials = match (config.username.as_deref().map(str::trim), password) {
+            (None, None) => None,
+            (Some(username), Some(password)) if !username.is_empty() => {
+                Some(Credentials::new(username.to_owned(), password))
+            }
+            (Some(_), Some(_)) => return Err(ReceiverError::invalid(name, "`username` is empty")),
+            (Some(_), None) => {
+                return Err(ReceiverError::invalid(
+                    name,
+                    "`username` is set without a password",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ReceiverError::invalid(
+                    name,
+                    "a password is set without `username`",
+                ))
+            }
+        };
+
+        let security = config
+            .starttls
+            .unwrap_or_else(|| SmtpSecurity::default_for_port(config.port));
+        if security == SmtpSecurity::None && credentials.is_some() && !is_loopback(host) {
+            return Err(ReceiverError::invalid(
+                name,
+                "refusing to send a password without TLS to another machine: \
+                 set `starttls = \"starttls\"` or `\"tls\"`",
+            ));
+        }
+        let tls = match security {
+            SmtpSecurity::None => Tls::None,
+            SmtpSecurity::Starttls => Tls::Required(tls_parameters(name, host)?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(name, host)?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(TIMEOUT));
+        if let Some(credentials) = credentials {
+            builder = builder.credentials(credentials);
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+            to,
+        })
+    }
+
+    pub(crate) async fn send(
+        &self,
+        notification: &Notification,
+        language: Language,
+    ) -> Result<(), DeliveryError> {
+        let message = build_message(&self.from, &self.to, notification, language)?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(DeliveryError::from_smtp)?;
+        Ok(())
+    }
+}
+
+fn parse_mailbox(receiver: &str, field: &str, value: &str) -> Result<Mailbox, ReceiverError> {
+    value.trim().parse::<Mailbox>().map_err(|error| {
+        ReceiverError::invalid(
+            receiver,
+            format!("`{field}` has `{value}`, which is not an email address ({error})"),
+        )
+    })
+}
+
+fn tls_parameters(receiver: &str, host: &str) -> Result<TlsParameters, ReceiverError> {
+    TlsParameters::new(host.to_owned()).map_err(|error| {
+        ReceiverError::invalid(receiver, format!("cannot set up TLS for `{host}`: {error}"))
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// The subject and plain-text body of a notification's email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailText {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Writes the email: the subject, then per alert its state, severity, summary, indicator,
+/// unit, since when, and link; then the notification id and group for reference.
+pub fn compose(language: Language, notification: &Notification) -> EmailText {
+    let subject = text::subject(language, notification);
+    let mut body = String::new();
+    body.push_str(subject.trim_start_matches("[KT-XH] "));
+    body.push_str("\n\n");
+    for (index, alert) in notification.alerts.iter().enumerate() {
+        body.push_str(&alert_section(language, index + 1, alert));
+        body.push('\n');
+    }
+    body.push_str("-- \n");
+    body.push_str(&format!(
+        "{}: {} · {}: {}\n",
+        text::term(language, Term::NotificationId),
+        notification.id,
+        text::term(language, Term::Group),
+        notification.group_key
+    ));
+    body.push_str(text::term(language, Term::Footer));
+    body.push('\n');
+    EmailText { subject, body }
+}
+
+fn alert_section(language: Language, number: usize, alert: &AlertMessage) -> String {
+    let field = |term: Term, value: &str| format!("   {}: {value}\n", text::term(language, term));
+    let mut section = format!(
+        "{number}. [{}] {}: {}\n   {}\n",
+        text::state(language, alert.state),
+        text::term(language, Term::Severity),
+        text::severity(language, alert.severity),
+        text::summary(language, alert),
+    );
+    if let Some(indicator) = alert.labels.get("indicator") {
+        section.push_str(&field(Term::Indicator, indicator));
+    }
+    if let Some(unit) = alert.labels.get("unit") {
+        section.push_str(&field(Term::Unit, unit));
+    }
+    section.push_str(&field(Term::Since, &text::timestamp(alert.starts_at)));
+    if let Some(ended) = alert.ends_at {
+        section.push_str(&field(Term::Ended, &text::timestamp(ended)));
+    }
+    if !alert.link.is_empty() {
+        section.push_str(&field(Term::Link, &alert.link));
+    }
+    section
+}
+
+/// The Message-ID of a notification's email: the same on every retry; the creation time keeps
+/// ids of two databases (a test and a production one) apart.
+pub fn message_id(notification: &Notification, from: &Mailbox) -> String {
+    format!(
+        "<ktxh-notification-{}.{}@{}>",
+        notification.id,
+        notification.created_at.timestamp(),
+        from.email.domain()
+    )
+}
+
+/// The whole message, dated at the notification's creation so a retry is the same message.
+pub(crate) fn build_message(
+    from: &Mailbox,
+    to: &[Mailbox],
+    notification: &Notification,
+    language: Language,
+) -> Result<Message, DeliveryError> {
+    let EmailText { subject, body } = compose(language, notification);
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(subject)
+        .date(SystemTime::from(notification.created_at))
+        .message_id(Some(message_id(notification, from)))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(NOTIFICATION_ID_HEADER),
+            notification.id.to_string(),
+        ))
+        // RFC 3834: tells auto-responders (out-of-office) not to answer.
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Content-Language"),
+            language.as_str().to_owned(),
+        ))
+        .header(ContentType::TEXT_PLAIN);
+    for recipient in to {
+        builder = builder.to(recipient.clone());
+    }
+    builder
+        .body(body)
+        .map_err(|error| DeliveryError::EmailMessage(error.to_string()))
+}
+
+#[cfg(test)]
+#[path = "email_tests.rs"]
+mod tests;

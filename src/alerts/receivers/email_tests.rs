@@ -1,0 +1,265 @@
+//! Tests of the email receiver: the message as a pure function, and the configuration checks.
+//! (Delivery to a real SMTP server is covered by the end-to-end test.)
+
+use super::*;
+use crate::alerts::message::AlertState;
+use crate::alerts::receivers::testing::{closed_port_url, no_env, sample_notification};
+use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
+
+fn config() -> EmailConfig {
+    EmailConfig {
+        host: "127.0.0.1".into(),
+        port: 1025,
+        starttls: None,
+        username: None,
+        password: None,
+        password_env: None,
+        from: "KT-XH Live <ktxh@ktxh.example.vn>".into(),
+        to: vec![
+            "so-tai-chinh@example.vn".into(),
+            "Trưởng phòng <tp@example.vn>".into(),
+        ],
+    }
+}
+
+fn build(config: EmailConfig) -> Result<Receivers, String> {
+    let receiver = ReceiverConfig {
+        name: "finance".into(),
+        language: None,
+        kind: ReceiverKind::Email(config),
+    };
+    Receivers::build_with_env(&[receiver], &no_env).map_err(|error| error.to_string())
+}
+
+fn one_alert_notification() -> Notification {
+    let mut notification = sample_notification();
+    notification.alerts.truncate(1);
+    notification
+}
+
+#[test]
+fn the_vietnamese_email_lists_each_alert() {
+    let text = compose(Language::Vi, &one_alert_notification());
+    assert_eq!(
+        text.subject,
+        "[KT-XH] 1 chỉ tiêu chậm tiến độ — Sở Tài chính"
+    );
+    assert_eq!(
+        text.body,
+        "1 chỉ tiêu chậm tiến độ — Sở Tài chính\n\
+         \n\
+         1. [ĐANG CẢNH BÁO] Mức độ: nghiêm trọng\n   \
+         Tăng trưởng GRDP của Q1 dự báo 6,1% < mục tiêu 8% <khẩn>\n   \
+         Chỉ tiêu: GRDP_GROWTH\n   \
+         Đơn vị: Q1\n   \
+         Từ lúc: 2026-03-05 08:00 UTC\n   \
+         Liên kết: https://ktxh.example.vn/indicators/GRDP_GROWTH?unit=Q1&year=2026\n\
+         \n\
+         -- \n\
+         Mã thông báo: 42 · Nhóm: {department=\"Sở Tài chính\"}\n\
+         Thư tự động từ KT-XH Live, vui lòng không trả lời thư này.\n"
+    );
+}
+
+#[test]
+fn the_english_email_uses_the_english_summaries() {
+    let mut notification = one_alert_notification();
+    notification.alerts[0].state = AlertState::Resolved;
+    notification.alerts[0].ends_at = Some("2026-04-01T01:30:00Z".parse().unwrap());
+    let text = compose(Language::En, &notification);
+    assert_eq!(text.subject, "[KT-XH] 1 alert resolved — Sở Tài chính");
+    assert_eq!(
+        text.body,
+        "1 alert resolved — Sở Tài chính\n\
+         \n\
+         1. [RESOLVED] Severity: critical\n   \
+         GRDP growth in Q1 projected at 6.1% < target 8% <urgent>\n   \
+         Indicator: GRDP_GROWTH\n   \
+         Unit: Q1\n   \
+         Since: 2026-03-05 08:00 UTC\n   \
+         Ended: 2026-04-01 01:30 UTC\n   \
+         Link: https://ktxh.example.vn/indicators/GRDP_GROWTH?unit=Q1&year=2026\n\
+         \n\
+         -- \n\
+         Notification id: 42 · Group: {department=\"Sở Tài chính\"}\n\
+         Sent automatically by KT-XH Live; please do not reply.\n"
+    );
+}
+
+#[test]
+fn every_alert_of_the_group_is_numbered() {
+    let text = compose(Language::Vi, &sample_notification());
+    assert_eq!(
+        text.subject,
+        "[KT-XH] 3 chỉ tiêu chậm tiến độ — Sở Tài chính"
+    );
+    for (number, unit) in [(1, "Q1"), (2, "Q3"), (3, "TP_THU_DUC")] {
+        assert!(
+            text.body.contains(&format!("\n{number}. [ĐANG CẢNH BÁO]")),
+            "{}",
+            text.body
+        );
+        assert!(
+            text.body.contains(&format!("   Đơn vị: {unit}\n")),
+            "{}",
+            text.body
+        );
+    }
+}
+
+#[test]
+fn the_message_carries_the_notification_id_and_a_stable_message_id() {
+    let from: Mailbox = "KT-XH Live <ktxh@ktxh.example.vn>".parse().unwrap();
+    let to: Vec<Mailbox> = vec![
+        "a@example.vn".parse().unwrap(),
+        "b@example.vn".parse().unwrap(),
+    ];
+    let notification = sample_notification();
+    let message = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    let headers = message.headers();
+    assert_eq!(headers.get_raw("X-KTXH-Notification-Id"), Some("42"));
+    assert_eq!(
+        headers.get_raw("Message-ID"),
+        Some("<ktxh-notification-42.1772697900@ktxh.example.vn>")
+    );
+    assert_eq!(
+        headers.get_raw("Subject"),
+        Some("[KT-XH] 3 chỉ tiêu chậm tiến độ — Sở Tài chính")
+    );
+    assert_eq!(headers.get_raw("Auto-Submitted"), Some("auto-generated"));
+    assert_eq!(headers.get_raw("Content-Language"), Some("vi"));
+    assert_eq!(message.envelope().to().len(), 2);
+
+    let formatted = String::from_utf8(message.formatted()).unwrap();
+    assert!(
+        formatted.contains("X-KTXH-Notification-Id: 42\r\n"),
+        "{formatted}"
+    );
+    assert!(
+        formatted.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+        "{formatted}"
+    );
+    assert!(
+        formatted.contains("Date: Thu, 05 Mar 2026 08:05:00 +0000\r\n"),
+        "{formatted}"
+    );
+    // Non-ASCII subjects travel RFC 2047-encoded.
+    assert!(
+        formatted.contains("Subject: [KT-XH] 3 =?utf-8?b?"),
+        "{formatted}"
+    );
+
+    let again = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    assert_eq!(
+        again.formatted(),
+        message.formatted(),
+        "a retry sends the same bytes"
+    );
+}
+
+#[test]
+fn security_follows_the_port_unless_configured() {
+    assert_eq!(SmtpSecurity::default_for_port(465), SmtpSecurity::Tls);
+    assert_eq!(SmtpSecurity::default_for_port(587), SmtpSecurity::Starttls);
+    assert_eq!(SmtpSecurity::default_for_port(25), SmtpSecurity::None);
+    assert_eq!(SmtpSecurity::default_for_port(1025), SmtpSecurity::None);
+    assert!(build(EmailConfig {
+        port: 465,
+        host: "smtp.example.vn".into(),
+        ..config()
+    })
+    .is_ok());
+}
+
+#[test]
+fn bad_addresses_are_refused_at_start() {
+    let error = build(EmailConfig {
+        from: "not an address".into(),
+        ..config()
+    })
+    .unwrap_err();
+    assert!(
+        error.starts_with(
+            "receiver `finance`: `from` has `not an address`, which is not an email address"
+        ),
+        "{error}"
+    );
+    let error = build(EmailConfig {
+        to: vec!["ok@example.vn".into(), "@nowhere".into()],
+        ..config()
+    })
+    .unwrap_err();
+    assert!(
+        error.starts_with("receiver `finance`: `to` has `@nowhere`"),
+        "{error}"
+    );
+    let error = build(EmailConfig {
+        to: vec![],
+        ..config()
+    })
+    .unwrap_err();
+    assert_eq!(error, "receiver `finance`: `to` lists no recipient");
+}
+
+#[test]
+fn a_password_is_not_sent_in_plain_text_to_another_machine() {
+    let with_login = |host: &str, starttls| EmailConfig {
+        host: host.into(),
+        starttls,
+        username: Some("ktxh".into()),
+        password: Some(SecretString::new("pw")),
+        ..config()
+    };
+    let error = build(with_login("smtp.example.vn", None)).unwrap_err();
+    assert!(
+        error.contains("refusing to send a password without TLS"),
+        "{error}"
+    );
+    assert!(build(with_login("smtp.example.vn", Some(SmtpSecurity::Starttls))).is_ok());
+    assert!(build(with_login("127.0.0.1", None)).is_ok());
+    assert!(build(with_login("localhost", None)).is_ok());
+    assert!(build(with_login("[::1]", None)).is_ok());
+}
+
+#[test]
+fn username_and_password_come_together() {
+    let error = build(EmailConfig {
+        username: Some("ktxh".into()),
+        ..config()
+    })
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "receiver `finance`: `username` is set without a password"
+    );
+    let error = build(EmailConfig {
+        password: Some(SecretString::new("pw")),
+        ..config()
+    })
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "receiver `finance`: a password is set without `username`"
+    );
+    let error = build(EmailConfig {
+        username: Some("ktxh".into()),
+        password_env: Some("KTXH_TEST_UNSET_SMTP_PASSWORD".into()),
+        ..config()
+    })
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "receiver `finance`: environment variable KTXH_TEST_UNSET_SMTP_PASSWORD \
+         (from `password_env`) is not set or empty"
+    );
+}
+
+#[tokio::test]
+async fn a_mail_server_that_does_not_answer_is_a_temporary_error() {
+    let url = closed_port_url().await;
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    let receivers = build(EmailConfig { port, ..config() }).unwrap();
+    let error = receivers.deliver(&sample_notification()).await.unwrap_err();
+    assert!(matches!(error, DeliveryError::Smtp { .. }), "{error:?}");
+    assert!(!error.is_permanent(), "{error}");
+}
