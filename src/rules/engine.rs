@@ -109,7 +109,9 @@ pub fn evaluate_target(
         now,
         zone,
     );
-    let year_closed = reported_through.is_some_and(|t| t >= span.end)
+    // A yearly (or December) figure reported before the year is over is an estimate: the year
+    // closes when it has ended and its last period is in, or when the release date has passed.
+    let year_closed = (now >= span.end && reported_through.is_some_and(|t| t >= span.end))
         || calendar.year_closed(indicator.periodicity, target.year, now, zone);
     let pending = remaining_period_ends(
         indicator.periodicity,

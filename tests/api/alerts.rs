@@ -1,0 +1,354 @@
+//! Alerts end to end: a slipping target raises an alert after `for`, a real webhook receiver
+//! gets it signed, recovery sends the resolved notice, and an input hovering at a threshold
+//! does not flood anyone.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::{Datelike, Utc};
+use ktxh::alerts::receivers::verify_signature;
+use ktxh::alerts::routing::AlertingConfig;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app_alerting, Backend, TestApp};
+use crate::on_every_backend;
+
+const SECRET: &str = "s3cret-for-tests";
+const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
+
+/// A webhook receiver on a random port that keeps every request whose signature verifies.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>, Arc<Mutex<usize>>) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let forged: Arc<Mutex<usize>> = Arc::default();
+    let (keep, bad) = (received.clone(), forged.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let (keep, bad) = (keep.clone(), bad.clone());
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                if verify_signature(
+                    SECRET.as_bytes(),
+                    &header("x-ktxh-timestamp"),
+                    &body,
+                    &header("x-ktxh-signature"),
+                ) {
+                    keep.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    StatusCode::OK
+                } else {
+                    *bad.lock().unwrap() += 1;
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received, forged)
+}
+
+fn alerting(url: &str, repeat_seconds: u64) -> AlertingConfig {
+    toml::from_str(&format!(
+        r#"
+        base_url = "http://127.0.0.1:8080"
+        dispatch_interval_ms = 50
+        [route]
+        group_by = ["department"]
+        group_wait_seconds = 0
+        group_interval_seconds = 0
+        repeat_interval_seconds = {repeat_seconds}
+        # A fresh database has every feed stale; these tests watch slippage only.
+        [[route.routes]]
+        matchers = {{ alertname = "target_slipping", indicator = "{INDICATOR}" }}
+        receiver = "hook"
+        [[receiver]]
+        name = "hook"
+        type = "webhook"
+        url = "{url}"
+        secret = "{SECRET}"
+        "#
+    ))
+    .unwrap()
+}
+
+async fn post_beds(app: &TestApp, year: i32, value: f64) {
+    let body = json!({"observations": [{"indicator": INDICATOR, "unit": "HCM", "period": year.to_string(), "value": value}]});
+    let reply = app.post_observations(&app.admin, &body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+async fn status_of(app: &TestApp) -> Value {
+    app.get(&format!("/api/v1/status/{INDICATOR}"), &app.viewer)
+        .await
+        .body
+}
+
+async fn target_value(app: &TestApp, year: i32) -> f64 {
+    let reply = app
+        .get(&format!("/api/v1/targets?year={year}"), &app.viewer)
+        .await;
+    reply.body["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["indicator"] == INDICATOR && t["unit"] == "HCM")
+        .and_then(|t| t["value"].as_f64())
+        .unwrap()
+}
+
+/// Waits (bounded) until `check` holds, polling; the bound is generous for slow CI machines.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(value) = check() {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Backend) {
+    let (url, received, forged) = webhook_receiver().await;
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            s.rules.for_evaluations = 2;
+            s.rules.evaluation_interval_seconds = 3600; // only ingests evaluate here
+        },
+        alerting(&url, 3600),
+    )
+    .await
+    else {
+        return;
+    };
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let target = target_value(&app, year).await;
+
+    post_beds(&app, year, (target * 1.1).round()).await;
+    assert_eq!(status_of(&app).await["status"], "on_track");
+
+    // One evaluation judges off track: pending, nothing sent.
+    post_beds(&app, year, (target * 0.5).round()).await;
+    let status = status_of(&app).await;
+    assert_eq!(
+        (status["status"].clone(), status["judged"].clone()),
+        (json!("on_track"), json!("off_track")),
+        "{status}"
+    );
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let ours: Vec<&Value> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["indicator"] == INDICATOR && a["rule"] == "slippage")
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0]["state"], "pending");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "a pending alert is not sent"
+    );
+
+    // The second consecutive evaluation makes it official: firing, delivered once, signed.
+    post_beds(&app, year, (target * 0.5).round() + 1.0).await;
+    assert_eq!(status_of(&app).await["status"], "off_track");
+    let firing = eventually("the firing notification", || {
+        received.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["alerts"][0]["labels"]["indicator"], INDICATOR);
+    assert_eq!(firing["alerts"][0]["labels"]["department"], "HEALTH");
+    assert_eq!(firing["alerts"][0]["severity"], "critical");
+    assert!(firing["alerts"][0]["link"]
+        .as_str()
+        .unwrap()
+        .contains(INDICATOR));
+    assert!(
+        firing["alerts"][0]["summary_vi"]
+            .as_str()
+            .unwrap()
+            .contains("chậm tiến độ"),
+        "{firing}"
+    );
+    assert!(firing["id"].as_i64().unwrap() > 0);
+
+    let fingerprint = firing["alerts"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ack = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(&app.admin)
+                .json(&json!({"comment": "Sở Y tế đang xử lý"})),
+        )
+        .await;
+    assert_eq!(ack.status, 200, "{ack:?}");
+    assert_eq!(ack.body["ack"]["comment"], "Sở Y tế đang xử lý");
+    let viewer_ack = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(&app.viewer)
+                .json(&json!({"comment": "x"})),
+        )
+        .await;
+    assert_problem(&viewer_ack, 403, "forbidden");
+
+    // Recovery with margin resolves at once and sends the resolved notice.
+    post_beds(&app, year, (target * 1.1).round()).await;
+    let resolved = eventually("the resolved notice", || {
+        received.lock().unwrap().get(1).cloned()
+    })
+    .await;
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["alerts"][0]["fingerprint"], fingerprint.as_str());
+    assert!(resolved["alerts"][0]["ends_at"].is_string());
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        received.lock().unwrap().len(),
+        2,
+        "each notice exactly once"
+    );
+    assert_eq!(*forged.lock().unwrap(), 0);
+    let outbox = app.get("/api/v1/notifications", &app.admin).await;
+    let statuses: Vec<_> = outbox.body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("delivered"), json!("delivered")]);
+    app.stop().await;
+}
+
+async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend) {
+    let (url, received, _) = webhook_receiver().await;
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            s.rules.for_evaluations = 2;
+            s.rules.evaluation_interval_seconds = 1;
+        },
+        alerting(&url, 3600),
+    )
+    .await
+    else {
+        return;
+    };
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let target = target_value(&app, year).await;
+    post_beds(&app, year, target * 1.05).await;
+    // Just under the target (at risk) and just over it (on track, but inside the recovery
+    // margin), back and forth, with timer evaluations in between.
+    for i in 0..16 {
+        let value = if i % 2 == 0 {
+            target * 0.99
+        } else {
+            target * 1.002
+        };
+        post_beds(&app, year, value).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = received.lock().unwrap().len();
+    assert!(
+        sent <= 1,
+        "{sent} notifications for one hovering target within one repeat interval"
+    );
+    app.stop().await;
+}
+
+async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
+    let (url, received, _) = webhook_receiver().await;
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| s.rules.for_evaluations = 1,
+        alerting(&url, 3600),
+    )
+    .await
+    else {
+        return;
+    };
+    let create = |token: String, body: Value| {
+        app.send(
+            app.client
+                .post(app.url("/api/v1/silences"))
+                .bearer_auth(token)
+                .json(&body),
+        )
+    };
+    let foreign = create(
+        app.customs.clone(),
+        json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "x"}),
+    )
+    .await;
+    assert_problem(&foreign, 403, "forbidden");
+    let no_end = create(
+        app.admin.clone(),
+        json!({"matchers": {"department": "HEALTH"}, "comment": "x"}),
+    )
+    .await;
+    assert_problem(&no_end, 422, "invalid_field");
+    let created = create(app.admin.clone(), json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "bảo trì hệ thống"})).await;
+    assert_eq!(created.status, 201, "{created:?}");
+
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let target = target_value(&app, year).await;
+    post_beds(&app, year, (target * 1.1).round()).await;
+    post_beds(&app, year, (target * 0.5).round()).await;
+    let alerts = app.get("/api/v1/alerts?state=firing", &app.viewer).await;
+    let ours = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["indicator"] == INDICATOR && a["rule"] == "slippage")
+        .count();
+    assert_eq!(ours, 1, "the slipping target fires");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "a silenced alert is recorded but not sent"
+    );
+
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let expired = app
+        .send(
+            app.client
+                .delete(app.url(&format!("/api/v1/silences/{id}")))
+                .bearer_auth(&app.admin),
+        )
+        .await;
+    assert_eq!(expired.status, 204);
+    let listed = app.get("/api/v1/silences", &app.viewer).await;
+    assert_eq!(listed.body["silences"][0]["active"], false);
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_slipping_target_alerts_after_for_and_recovery_resolves_it,
+    an_input_hovering_at_a_threshold_notifies_at_most_once,
+    silences_mute_notifications_and_are_scoped,
+);
