@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
+use ktxh::alerts::receivers::Receivers;
+use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App, Options};
 use ktxh::auth::{self, Role, TokenRecord};
 use ktxh::config::{load_catalogue, Settings};
@@ -138,14 +140,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = Settings::load(&cli.config, std::env::vars())?;
             let catalogue = load_catalogue(&cli.config)?;
+            let alerting = AlertingConfig::load(&cli.config)?;
+            Receivers::build(&alerting.receiver)?;
             println!(
-                "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets; zone {}",
+                "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} alert receivers; zone {}",
                 cli.config.display(),
                 catalogue.groups.len(),
                 catalogue.indicators.len(),
                 catalogue.units.len(),
                 catalogue.departments.len(),
                 catalogue.targets.len(),
+                alerting.receiver.len(),
                 settings.city.timezone,
             );
             Ok(())
