@@ -89,7 +89,68 @@ impl AlertManager {
         &self.route
     }
 
-    fn desired(&self, status: &TargetStatus) -> Option<(String, Desired)> {
+    fn desired(&self, status: &TargetStatus) -> Vec<(String, Desired)> {
+        let mut wanted: Vec<(String, Desired)> = self.judgement(status).into_iter().collect();
+        wanted.extend(self.anomaly(status));
+        wanted
+    }
+
+    fn labels(
+        status: &TargetStatus,
+        alertname: &str,
+        severity: Severity,
+    ) -> BTreeMap<String, String> {
+        [
+            ("alertname", alertname.to_owned()),
+            ("severity", severity.as_str().to_owned()),
+            ("group", status.group.to_string()),
+            ("department", status.department.to_string()),
+            ("unit", status.unit.to_string()),
+            ("indicator", status.indicator.to_string()),
+            ("year", status.year.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn link(&self, status: &TargetStatus) -> String {
+        format!(
+            "{}/#/indicator/{}?unit={}&year={}",
+            self.base_url, status.indicator, status.unit, status.year
+        )
+    }
+
+    /// A suspicious latest value: the robust z-score of its change is over k.
+    fn anomaly(&self, status: &TargetStatus) -> Option<(String, Desired)> {
+        let flagged = status.anomaly.as_ref()?;
+        let indicator = self.catalogue.indicator(status.indicator.as_str())?;
+        let z = flagged
+            .z
+            .map_or_else(|| "∞".to_owned(), |z| format!("{z:.1}"));
+        let fingerprint = format!(
+            "anomaly:{}:{}:{}",
+            status.year, status.indicator, status.unit
+        );
+        let desired = Desired {
+            rule: "anomaly",
+            severity: Severity::Warning,
+            state: AlertState::Firing,
+            labels: Self::labels(status, "value_anomaly", Severity::Warning),
+            summary_vi: format!(
+                "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
+                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value)), z
+            ),
+            summary_en: format!(
+                "{} – {}: the figure for {} ({}) jumps unusually against recent periods (z = {}); please check it",
+                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value)), z
+            ),
+            link: self.link(status),
+        };
+        Some((fingerprint, desired))
+    }
+
+    fn judgement(&self, status: &TargetStatus) -> Option<(String, Desired)> {
         let indicator = self.catalogue.indicator(status.indicator.as_str())?;
         let official = status.evaluation.status;
         let pending_worse = status
@@ -139,18 +200,7 @@ impl AlertManager {
             "{rule}:{}:{}:{}",
             status.year, status.indicator, status.unit
         );
-        let labels: BTreeMap<String, String> = [
-            ("alertname", alertname.to_owned()),
-            ("severity", severity.as_str().to_owned()),
-            ("group", status.group.to_string()),
-            ("department", status.department.to_string()),
-            ("unit", status.unit.to_string()),
-            ("indicator", status.indicator.to_string()),
-            ("year", status.year.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let labels = Self::labels(status, alertname, severity);
         let unit_vi = self
             .catalogue
             .unit(status.unit.as_str())
@@ -197,10 +247,7 @@ impl AlertManager {
                 ),
             )
         };
-        let link = format!(
-            "{}/#/indicator/{}?unit={}&year={}",
-            self.base_url, status.indicator, status.unit, status.year
-        );
+        let link = self.link(status);
         Some((
             fingerprint,
             Desired {
@@ -224,7 +271,7 @@ impl AlertManager {
     ) -> StoreResult<Vec<Alert>> {
         let mut active = self.active.lock().await;
         let desired: HashMap<String, Desired> =
-            statuses.iter().filter_map(|s| self.desired(s)).collect();
+            statuses.iter().flat_map(|s| self.desired(s)).collect();
         let mut changed: Vec<Alert> = Vec::new();
         let mut notify: Vec<&Alert> = Vec::new();
         let mut notify_fingerprints = Vec::new();

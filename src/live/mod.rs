@@ -71,6 +71,30 @@ impl LiveState {
             .collect()
     }
 
+    /// The last `n` values of a series for periods starting before `start`, oldest first.
+    pub fn recent_before(&self, key: &SeriesKey, start: DateTime<Utc>, n: usize) -> Vec<f64> {
+        let Some(series) = self.series.get(key) else {
+            return Vec::new();
+        };
+        let mut recent: Vec<f64> = series
+            .iter()
+            .rev()
+            .filter(|((period_start, _), _)| *period_start < start)
+            .take(n)
+            .map(|(_, value)| *value)
+            .collect();
+        recent.reverse();
+        recent
+    }
+
+    /// Whether no period of the series starts after `start`.
+    pub fn is_latest(&self, key: &SeriesKey, start: DateTime<Utc>) -> bool {
+        self.series
+            .get(key)
+            .and_then(|series| series.keys().next_back())
+            .is_none_or(|(last_start, _)| *last_start <= start)
+    }
+
     pub fn series_count(&self) -> usize {
         self.series.len()
     }

@@ -1,13 +1,14 @@
 //! The rules engine: evaluates every target from the live state, re-evaluates only the targets
 //! an ingest touched, and answers status queries, live or as of a past instant.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::anomaly::{robust_z, AnomalyConfig};
 use super::hysteresis::{
     clears_band_with_margin, clears_with_margin, HysteresisConfig, Official, Pending,
 };
@@ -44,11 +45,30 @@ pub struct TargetStatus {
     /// When the target took its current official status.
     pub since: DateTime<Utc>,
     pub previous: Option<Status>,
+    /// The latest value of this target's series, when it looks suspicious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<FlaggedValue>,
     /// The period that is due and missing, when the feed is stale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overdue_period: Option<String>,
     pub evaluated_at: DateTime<Utc>,
 }
+
+/// A value the robust z-score flagged as suspicious (DESIGN §4 anomaly rule).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlaggedValue {
+    pub period: String,
+    pub value: f64,
+    /// The change from the previous period.
+    pub change: f64,
+    pub z: Option<f64>,
+    pub median_change: f64,
+    pub threshold: f64,
+    pub at: DateTime<Utc>,
+}
+
+/// Values before a new one that the anomaly check compares it with.
+const ANOMALY_WINDOW: usize = 13;
 
 /// A status that changed in an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,6 +86,7 @@ struct Inner {
     targets: BTreeMap<TargetKey, Target>,
     statuses: BTreeMap<TargetKey, TargetStatus>,
     official: BTreeMap<TargetKey, Official>,
+    anomalies: HashMap<SeriesKey, FlaggedValue>,
 }
 
 pub struct Engine {
@@ -74,6 +95,7 @@ pub struct Engine {
     calendar: ReleaseCalendar,
     profile: PlanProfile,
     hysteresis: HysteresisConfig,
+    anomaly: AnomalyConfig,
     // A std lock: evaluations are short, CPU-bound and never await while holding it.
     inner: RwLock<Inner>,
 }
@@ -204,6 +226,7 @@ impl Engine {
             calendar,
             profile: PlanProfile::Linear,
             hysteresis,
+            anomaly: AnomalyConfig::default(),
             inner: RwLock::new(Inner {
                 live,
                 targets: targets
@@ -212,6 +235,7 @@ impl Engine {
                     .collect(),
                 statuses: BTreeMap::new(),
                 official: BTreeMap::new(),
+                anomalies: HashMap::new(),
             }),
         };
         engine.evaluate_all(now);
@@ -310,6 +334,11 @@ impl Engine {
                 pending,
                 since,
                 previous,
+                anomaly: inner
+                    .anomalies
+                    .get(&(key.1.clone(), key.2.clone()))
+                    .filter(|a| a.period.starts_with(&key.0.to_string()))
+                    .cloned(),
                 overdue_period: overdue.map(|p| p.to_string()),
                 evaluated_at: now,
             };
@@ -335,6 +364,32 @@ impl Engine {
             .copied()
             .filter(|r| years.contains(&r.period.year(self.zone)))
             .collect();
+        for row in &relevant {
+            let key = (row.indicator.clone(), row.unit.clone());
+            if !inner.live.is_latest(&key, row.period_start) {
+                continue; // a revision of an older period says nothing about the latest value
+            }
+            let recent = inner
+                .live
+                .recent_before(&key, row.period_start, ANOMALY_WINDOW);
+            match robust_z(&recent, row.value, &self.anomaly) {
+                Some(score) if score.flagged => {
+                    let flagged = FlaggedValue {
+                        period: row.period.to_string(),
+                        value: row.value,
+                        change: score.change,
+                        z: score.z,
+                        median_change: score.median,
+                        threshold: score.threshold,
+                        at: now,
+                    };
+                    inner.anomalies.insert(key, flagged);
+                }
+                _ => {
+                    inner.anomalies.remove(&key);
+                }
+            }
+        }
         let touched: HashSet<(i32, SeriesKey)> = relevant
             .iter()
             .map(|r| {
@@ -435,6 +490,7 @@ impl Engine {
                 evaluation,
                 since: as_of,
                 previous: None,
+                anomaly: None,
                 overdue_period: overdue.map(|p| p.to_string()),
                 evaluated_at: as_of,
             });

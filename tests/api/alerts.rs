@@ -347,7 +347,68 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_jump_against_recent_changes_raises_an_anomaly_alert(backend: Backend) {
+    let Some(app) = spawn_app_alerting(backend, |_| {}, AlertingConfig::default()).await else {
+        return;
+    };
+    let steady: Vec<_> = (1..=11)
+        .map(|m| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("2025-{m:02}"), "value": 15000.0 + f64::from(m) * 100.0 + f64::from(m % 3) * 7.0}))
+        .collect();
+    assert_eq!(
+        app.post_observations(&app.customs, &json!({"observations": steady}))
+            .await
+            .body["accepted"],
+        11
+    );
+    // Each month has been one at a time before; then December jumps.
+    let spike = json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2025-12", "value": 29000.0}]});
+    assert_eq!(
+        app.post_observations(&app.customs, &spike).await.body["accepted"],
+        1
+    );
+    let status = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2025", &app.viewer)
+        .await;
+    assert_eq!(
+        status.body["anomaly"]["period"], "2025-12",
+        "{:?}",
+        status.body
+    );
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let anomaly = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "anomaly" && a["labels"]["indicator"] == "EXPORT_TURNOVER")
+        .cloned()
+        .expect("an anomaly alert");
+    assert_eq!(anomaly["labels"]["alertname"], "value_anomaly");
+    assert!(anomaly["summary_vi"]
+        .as_str()
+        .unwrap()
+        .contains("bất thường"));
+
+    // A corrected December within the usual pattern clears it.
+    let corrected = json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2025-12", "value": 16207.0}]});
+    assert_eq!(
+        app.post_observations(&app.customs, &corrected).await.body["accepted"],
+        1
+    );
+    let status = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2025", &app.viewer)
+        .await;
+    assert!(status.body["anomaly"].is_null(), "{:?}", status.body);
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    assert!(!alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["rule"] == "anomaly"));
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_jump_against_recent_changes_raises_an_anomaly_alert,
     a_slipping_target_alerts_after_for_and_recovery_resolves_it,
     an_input_hovering_at_a_threshold_notifies_at_most_once,
     silences_mute_notifications_and_are_scoped,
