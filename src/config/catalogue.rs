@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use super::{ConfigError, ConfigProblem};
 use crate::domain::{
-    Catalogue, Code, Department, Direction, Group, Indicator, Kind, OrgUnit, Periodicity, Rollup,
-    Target, TargetValue,
+    Catalogue, Code, Department, Direction, Group, Indicator, Kind, OrgUnit, Periodicity,
+    PlanSource, Rollup, Target, TargetValue,
 };
 
 #[derive(Deserialize)]
@@ -92,6 +92,8 @@ struct RawIndicator {
     tolerance: f64,
     range: [f64; 2],
     source: Option<String>,
+    #[serde(default)]
+    plan: Option<PlanSource>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +376,16 @@ fn load_indicators(
                     "must be a fraction between 0 and 1 (0.05 = 5 %)",
                 );
             }
+            if let Some(PlanSource::Monthly(shares)) = &raw.plan {
+                let total: f64 = shares.iter().sum();
+                if shares.iter().any(|s| !s.is_finite() || *s < 0.0) || (total - 1.0).abs() > 1e-6 {
+                    problems.push(
+                        &file,
+                        format!("{key}.plan"),
+                        "twelve non-negative monthly shares summing to 1",
+                    );
+                }
+            }
             let [min, max] = raw.range;
             if !(min.is_finite() && max.is_finite() && min < max) {
                 problems.push(
@@ -397,6 +409,7 @@ fn load_indicators(
                 tolerance: raw.tolerance,
                 range: (min, max),
                 source: raw.source,
+                plan: raw.plan.unwrap_or_default(),
             });
         }
     }

@@ -95,6 +95,33 @@ pub struct Indicator {
     pub range: (f64, f64),
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// How the year's target is expected to accumulate (flows and cumulatives).
+    pub plan: PlanSource,
+}
+
+/// Where a flow's or cumulative's plan profile comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PlanSource {
+    /// `"linear"` or `"previous_year"`.
+    Named(NamedPlan),
+    /// Twelve monthly shares of the year, summing to 1.
+    Monthly([f64; 12]),
+}
+
+impl Default for PlanSource {
+    fn default() -> Self {
+        Self::Named(NamedPlan::Linear)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedPlan {
+    Linear,
+    /// The seasonal pattern of the same series in the previous year; linear when that year is
+    /// incomplete.
+    PreviousYear,
 }
 
 impl Indicator {

@@ -7,7 +7,8 @@ pub mod period;
 pub mod status;
 
 pub use catalogue::{
-    Catalogue, Department, Direction, Group, Indicator, Kind, OrgUnit, Rollup, Target, TargetValue,
+    Catalogue, Department, Direction, Group, Indicator, Kind, NamedPlan, OrgUnit, PlanSource,
+    Rollup, Target, TargetValue,
 };
 pub use code::Code;
 pub use observation::{NewObservation, StoredObservation};

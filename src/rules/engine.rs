@@ -16,7 +16,8 @@ use super::plan::{remaining_period_ends, PlanProfile, YearSpan};
 use super::staleness::ReleaseCalendar;
 use super::status::{evaluate, EvalInput, Evaluation, Point};
 use crate::domain::{
-    Catalogue, Code, Direction, Indicator, NewObservation, Period, Status, Target, TargetValue,
+    Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, PlanSource,
+    Status, Target, TargetValue,
 };
 use crate::live::{Latest, LiveState, SeriesKey};
 use crate::store::{DynStore, StoreResult, TargetRow};
@@ -42,6 +43,8 @@ pub struct TargetStatus {
     /// A worse status waiting to become official.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
+    /// The plan profile used: `linear`, `configured` or `previous_year`.
+    pub plan: &'static str,
     /// When the target took its current official status.
     pub since: DateTime<Utc>,
     pub previous: Option<Status>,
@@ -65,6 +68,53 @@ pub struct FlaggedValue {
     pub median_change: f64,
     pub threshold: f64,
     pub at: DateTime<Utc>,
+}
+
+/// The plan profile of one target: configured shares, the seasonal pattern of the series in the
+/// previous year, or linear. Returns the profile and its name for the API.
+pub fn plan_profile(
+    indicator: &Indicator,
+    previous_year: &[Latest],
+) -> (PlanProfile, &'static str) {
+    match &indicator.plan {
+        PlanSource::Monthly(shares) => (PlanProfile::Monthly { shares: *shares }, "configured"),
+        PlanSource::Named(NamedPlan::Linear) => (PlanProfile::Linear, "linear"),
+        PlanSource::Named(NamedPlan::PreviousYear) => {
+            match seasonal_values(indicator.kind, previous_year)
+                .and_then(|v| PlanProfile::from_monthly_values(&v))
+            {
+                Some(profile) => (profile, "previous_year"),
+                None => (PlanProfile::Linear, "linear"),
+            }
+        }
+    }
+}
+
+/// Last year's amount per month, from a complete year of monthly or quarterly periods (a
+/// quarter's amount spread evenly over its months; cumulative totals turned into increments).
+fn seasonal_values(kind: Kind, year: &[Latest]) -> Option<[f64; 12]> {
+    let monthly = year.iter().all(|p| matches!(p.period, Period::Month(..)));
+    let quarterly = year.iter().all(|p| matches!(p.period, Period::Quarter(..)));
+    let complete = (monthly && year.len() == 12) || (quarterly && year.len() == 4);
+    if !complete {
+        return None;
+    }
+    // `year` comes sorted by period start.
+    let mut amounts: Vec<f64> = year.iter().map(|p| p.value).collect();
+    if kind == Kind::Cumulative {
+        for i in (1..amounts.len()).rev() {
+            amounts[i] -= amounts[i - 1];
+        }
+    }
+    let mut values = [0.0; 12];
+    for (month, value) in values.iter_mut().enumerate() {
+        *value = if monthly {
+            amounts[month]
+        } else {
+            amounts[month / 3] / 3.0
+        };
+    }
+    Some(values)
 }
 
 /// Values before a new one that the anomaly check compares it with.
@@ -93,7 +143,6 @@ pub struct Engine {
     catalogue: Arc<Catalogue>,
     zone: Tz,
     calendar: ReleaseCalendar,
-    profile: PlanProfile,
     hysteresis: HysteresisConfig,
     anomaly: AnomalyConfig,
     // A std lock: evaluations are short, CPU-bound and never await while holding it.
@@ -224,7 +273,6 @@ impl Engine {
             catalogue,
             zone,
             calendar,
-            profile: PlanProfile::Linear,
             hysteresis,
             anomaly: AnomalyConfig::default(),
             inner: RwLock::new(Inner {
@@ -272,15 +320,16 @@ impl Engine {
             let Some(indicator) = self.catalogue.indicator(key.1.as_str()) else {
                 continue;
             };
-            let points = inner
-                .live
-                .year_of(&(key.1.clone(), key.2.clone()), key.0, self.zone);
+            let series = (key.1.clone(), key.2.clone());
+            let points = inner.live.year_of(&series, key.0, self.zone);
+            let previous_year = inner.live.year_of(&series, key.0 - 1, self.zone);
+            let (profile, plan) = plan_profile(indicator, &previous_year);
             let (mut evaluation, overdue) = evaluate_target(
                 indicator,
                 target,
                 &points,
                 &self.calendar,
-                &self.profile,
+                &profile,
                 self.zone,
                 now,
             );
@@ -332,6 +381,7 @@ impl Engine {
                 evaluation,
                 judged,
                 pending,
+                plan,
                 since,
                 previous,
                 anomaly: inner
@@ -400,9 +450,15 @@ impl Engine {
             })
             .collect();
         inner.live.apply(&relevant);
+        // A year's figures also set next year's seasonal plan, so both years are re-judged.
         let keys: Vec<TargetKey> = touched
             .into_iter()
-            .map(|(year, (indicator, unit))| (year, indicator, unit))
+            .flat_map(|(year, (indicator, unit))| {
+                [
+                    (year, indicator.clone(), unit.clone()),
+                    (year + 1, indicator, unit),
+                ]
+            })
             .filter(|key| inner.targets.contains_key(key))
             .collect();
         self.reevaluate(&mut inner, Some(keys), now)
@@ -463,23 +519,23 @@ impl Engine {
             let Some(indicator) = self.catalogue.indicator(target.indicator.as_str()) else {
                 continue;
             };
-            let points = live.year_of(
-                &(target.indicator.clone(), target.unit.clone()),
-                year,
-                self.zone,
-            );
+            let series = (target.indicator.clone(), target.unit.clone());
+            let points = live.year_of(&series, year, self.zone);
+            let (profile, plan) =
+                plan_profile(indicator, &live.year_of(&series, year - 1, self.zone));
             let (evaluation, overdue) = evaluate_target(
                 indicator,
                 &target,
                 &points,
                 &self.calendar,
-                &self.profile,
+                &profile,
                 self.zone,
                 as_of,
             );
             out.push(TargetStatus {
                 judged: evaluation.status,
                 pending: None,
+                plan,
                 year,
                 indicator: target.indicator.clone(),
                 unit: target.unit.clone(),
@@ -496,5 +552,58 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn months(values: &[f64]) -> Vec<Latest> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Latest {
+                period: Period::Month(2025, i as u32 + 1),
+                value: *v,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flow_takes_last_years_months_as_its_seasonal_pattern() {
+        let mut values = [10.0; 12];
+        values[11] = 90.0;
+        let profile = seasonal_values(Kind::Flow, &months(&values)).unwrap();
+        assert_eq!(profile, values);
+    }
+
+    #[test]
+    fn cumulative_totals_become_monthly_increments() {
+        let totals: Vec<f64> = (1..=12).map(|m| f64::from(m) * 5.0).collect();
+        assert_eq!(
+            seasonal_values(Kind::Cumulative, &months(&totals)).unwrap(),
+            [5.0; 12]
+        );
+    }
+
+    #[test]
+    fn quarters_are_spread_over_their_months() {
+        let quarters: Vec<Latest> = [30.0, 60.0, 90.0, 120.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Latest {
+                period: Period::Quarter(2025, i as u32 + 1),
+                value: *v,
+            })
+            .collect();
+        let values = seasonal_values(Kind::Flow, &quarters).unwrap();
+        assert_eq!(values[..3], [10.0; 3]);
+        assert_eq!(values[9..], [40.0; 3]);
+    }
+
+    #[test]
+    fn an_incomplete_previous_year_falls_back_to_linear() {
+        assert!(seasonal_values(Kind::Flow, &months(&[1.0; 11])).is_none());
     }
 }

@@ -179,7 +179,55 @@ async fn an_ingest_re_evaluates_the_target_at_once(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rows = |months: u32| {
+        let rows: Vec<_> = (1..=months)
+            .map(|m| json!({"indicator": "PUBLIC_INVESTMENT_DISBURSED", "unit": "HCM", "period": format!("2025-{m:02}"),
+                            "value": if m == 12 { 40000.0 } else { 5000.0 }}))
+            .collect();
+        json!({ "observations": rows })
+    };
+    assert_eq!(
+        app.post_observations(&app.finance, &rows(11)).await.body["accepted"],
+        11
+    );
+    let linear = app
+        .get(
+            "/api/v1/status/PUBLIC_INVESTMENT_DISBURSED?year=2026",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(
+        linear.body["plan"], "linear",
+        "an incomplete year gives no pattern"
+    );
+    assert_eq!(
+        app.post_observations(&app.finance, &rows(12)).await.body["accepted"],
+        1
+    );
+    let seasonal = app
+        .get(
+            "/api/v1/status/PUBLIC_INVESTMENT_DISBURSED?year=2026",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(
+        seasonal.body["plan"], "previous_year",
+        "{:?}",
+        seasonal.body
+    );
+    let one = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
+        .await;
+    assert_eq!(one.body["plan"], "linear");
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_seasonal_indicator_is_paced_on_last_years_pattern,
     a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
     the_status_list_covers_every_city_target_with_its_working,
     an_ingest_re_evaluates_the_target_at_once,
