@@ -147,9 +147,21 @@ setup_python_tools() {
     export KTXH_TEST_PYTHON=$venv/bin/python
 }
 
+# Alertmanager for the delivery tests (tests/delivery.rs): Debian's
+# prometheus-alertmanager, started by the tests themselves (never as a service).
+# Exports KTXH_TEST_ALERTMANAGER.
+setup_alertmanager() {
+    STEP="alertmanager (Debian's prometheus-alertmanager)"
+    if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+        ktxh_ensure_apt_packages prometheus-alertmanager
+    fi
+    export KTXH_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
+}
+
 SETUP_HOOKS=(
     setup_browser_tools
     setup_python_tools
+    setup_alertmanager
 )
 
 # ------------------------------------------------------------------------------

@@ -40,8 +40,12 @@ pub struct Outbox {
     config: AlertingConfig,
 }
 
-fn to_chrono(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+/// `at + wait`, saturating: a wait too long to represent never elapses.
+fn after(at: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|wait| at.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Outbox {
@@ -130,18 +134,24 @@ impl Outbox {
                 .filter_map(|e| known.get(&e.fingerprint))
                 .flat_map(|a| self.alerts.route().destinations(&a.labels))
                 .find(|d| d.receiver == key.0 && d.group_key == key.1);
-            let Some(destination) = destination else {
-                // The route changed since the event was written: send it on the defaults.
-                continue;
-            };
+            // The route may have changed since the event was committed (a new configuration):
+            // the event still goes to the receiver it was meant for, without waiting. A receiver
+            // that no longer exists fails the delivery permanently, which the outbox records.
+            let destination = destination.unwrap_or_else(|| Destination {
+                receiver: key.0.clone(),
+                group_key: key.1.clone(),
+                group_wait: Duration::ZERO,
+                group_interval: Duration::ZERO,
+                repeat_interval: Duration::MAX,
+            });
             let first = group_events
                 .iter()
                 .map(|e| e.created_at)
                 .min()
                 .unwrap_or(now);
             let ready = match last.get(key) {
-                None => now >= first + to_chrono(destination.group_wait),
-                Some(previous) => now >= *previous + to_chrono(destination.group_interval),
+                None => now >= after(first, destination.group_wait),
+                Some(previous) => now >= after(*previous, destination.group_interval),
             };
             if !ready {
                 continue;
@@ -168,7 +178,7 @@ impl Outbox {
             }
             let due = last
                 .get(key)
-                .is_some_and(|previous| now >= *previous + to_chrono(destination.repeat_interval));
+                .is_some_and(|previous| now >= after(*previous, destination.repeat_interval));
             if due {
                 self.queue(&key.0, &key.1, alerts.clone(), &[], now).await?;
                 sent += 1;
