@@ -15,13 +15,21 @@ pub type SeriesKey = (Code, Code);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Latest {
     pub period: Period,
+    /// The period's end instant, kept so evaluations never convert time zones per point.
+    pub end: DateTime<Utc>,
     pub value: f64,
 }
+
+/// The smallest period in `Period`'s order, to bound ranges by start instant alone.
+const FIRST_PERIOD: Period = Period::Year(i32::MIN);
+
+/// One series' periods by (start, period), each with its end and latest value.
+type Series = BTreeMap<(DateTime<Utc>, Period), (DateTime<Utc>, f64)>;
 
 /// The latest values of every series, by period start.
 #[derive(Debug, Default)]
 pub struct LiveState {
-    series: HashMap<SeriesKey, BTreeMap<(DateTime<Utc>, Period), f64>>,
+    series: HashMap<SeriesKey, Series>,
 }
 
 impl LiveState {
@@ -41,7 +49,7 @@ impl LiveState {
                 .series
                 .entry((indicator, unit))
                 .or_default()
-                .insert((row.period_start, period), row.value);
+                .insert((row.period_start, period), (row.period_end, row.value));
         }
         state
     }
@@ -52,20 +60,22 @@ impl LiveState {
             self.series
                 .entry((row.indicator.clone(), row.unit.clone()))
                 .or_default()
-                .insert((row.period_start, row.period), row.value);
+                .insert((row.period_start, row.period), (row.period_end, row.value));
         }
     }
 
-    /// The periods of `year` of one series, oldest first.
+    /// The periods of `year` of one series (those starting within it), oldest first.
     pub fn year_of(&self, key: &SeriesKey, year: i32, zone: Tz) -> Vec<Latest> {
         let Some(series) = self.series.get(key) else {
             return Vec::new();
         };
+        let year = Period::Year(year);
+        let (start, end) = (year.start(zone), year.end(zone));
         series
-            .iter()
-            .filter(|((_, period), _)| period.year(zone) == year)
-            .map(|((_, period), value)| Latest {
+            .range((start, FIRST_PERIOD)..(end, FIRST_PERIOD))
+            .map(|((_, period), (end, value))| Latest {
                 period: *period,
+                end: *end,
                 value: *value,
             })
             .collect()
@@ -81,7 +91,7 @@ impl LiveState {
             .rev()
             .filter(|((period_start, _), _)| *period_start < start)
             .take(n)
-            .map(|(_, value)| *value)
+            .map(|(_, (_, value))| *value)
             .collect();
         recent.reverse();
         recent

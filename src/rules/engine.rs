@@ -137,6 +137,8 @@ struct Inner {
     statuses: BTreeMap<TargetKey, TargetStatus>,
     official: BTreeMap<TargetKey, Official>,
     anomalies: HashMap<SeriesKey, FlaggedValue>,
+    /// Years that have targets: only their observations are kept live.
+    years: HashSet<i32>,
 }
 
 pub struct Engine {
@@ -167,7 +169,7 @@ pub fn evaluate_target(
     let points: Vec<Point> = year_points
         .iter()
         .map(|l| Point {
-            end: l.period.end(zone),
+            end: l.end,
             value: l.value,
         })
         .collect();
@@ -184,12 +186,17 @@ pub fn evaluate_target(
     // closes when it has ended and its last period is in, or when the release date has passed.
     let year_closed = (now >= span.end && reported_through.is_some_and(|t| t >= span.end))
         || calendar.year_closed(indicator.periodicity, target.year, now, zone);
-    let pending = remaining_period_ends(
-        indicator.periodicity,
-        target.year,
-        reported_through.unwrap_or(span.start),
-        zone,
-    );
+    // Only averages project the periods still to come.
+    let pending = if indicator.kind == Kind::Average {
+        remaining_period_ends(
+            indicator.periodicity,
+            target.year,
+            reported_through.unwrap_or(span.start),
+            zone,
+        )
+    } else {
+        Vec::new()
+    };
     let evaluation = evaluate(&EvalInput {
         kind: indicator.kind,
         direction: indicator.direction,
@@ -284,6 +291,7 @@ impl Engine {
                 statuses: BTreeMap::new(),
                 official: BTreeMap::new(),
                 anomalies: HashMap::new(),
+                years,
             }),
         };
         engine.evaluate_all(now);
@@ -322,7 +330,12 @@ impl Engine {
             };
             let series = (key.1.clone(), key.2.clone());
             let points = inner.live.year_of(&series, key.0, self.zone);
-            let previous_year = inner.live.year_of(&series, key.0 - 1, self.zone);
+            let previous_year =
+                if matches!(indicator.plan, PlanSource::Named(NamedPlan::PreviousYear)) {
+                    inner.live.year_of(&series, key.0 - 1, self.zone)
+                } else {
+                    Vec::new()
+                };
             let (profile, plan) = plan_profile(indicator, &previous_year);
             let (mut evaluation, overdue) = evaluate_target(
                 indicator,
@@ -408,11 +421,10 @@ impl Engine {
         let mut inner = self.write();
         // Only years that have targets are kept live: a back-fill of old years must not grow
         // the in-memory state.
-        let years: HashSet<i32> = inner.targets.keys().map(|(year, _, _)| *year).collect();
         let relevant: Vec<&NewObservation> = rows
             .iter()
             .copied()
-            .filter(|r| years.contains(&r.period.year(self.zone)))
+            .filter(|r| inner.years.contains(&r.period.year(self.zone)))
             .collect();
         for row in &relevant {
             let key = (row.indicator.clone(), row.unit.clone());
@@ -468,6 +480,7 @@ impl Engine {
     pub fn set_target(&self, target: Target, now: DateTime<Utc>) -> Vec<StatusChange> {
         let key = key_of(&target);
         let mut inner = self.write();
+        inner.years.insert(target.year);
         inner.targets.insert(key.clone(), target);
         self.reevaluate(&mut inner, Some(vec![key]), now)
     }
@@ -563,9 +576,13 @@ mod tests {
         values
             .iter()
             .enumerate()
-            .map(|(i, v)| Latest {
-                period: Period::Month(2025, i as u32 + 1),
-                value: *v,
+            .map(|(i, v)| {
+                let period = Period::Month(2025, i as u32 + 1);
+                Latest {
+                    period,
+                    end: period.end(chrono_tz::Asia::Ho_Chi_Minh),
+                    value: *v,
+                }
             })
             .collect()
     }
@@ -592,9 +609,13 @@ mod tests {
         let quarters: Vec<Latest> = [30.0, 60.0, 90.0, 120.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| Latest {
-                period: Period::Quarter(2025, i as u32 + 1),
-                value: *v,
+            .map(|(i, v)| {
+                let period = Period::Quarter(2025, i as u32 + 1);
+                Latest {
+                    period,
+                    end: period.end(chrono_tz::Asia::Ho_Chi_Minh),
+                    value: *v,
+                }
             })
             .collect();
         let values = seasonal_values(Kind::Flow, &quarters).unwrap();

@@ -30,6 +30,31 @@ pub enum Method {
     FinalValue,
 }
 
+/// Degrees of freedom whose 0.95 quantile is computed once (a year of daily points fits).
+const CACHED_DEGREES: usize = 400;
+
+/// The Student-t 0.95 quantile: cached for whole degrees of freedom, which is what the fits
+/// produce, because the inverse CDF is an iterative search and evaluations run by the thousand.
+fn t_quantile(degrees_of_freedom: f64) -> Option<f64> {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let whole = degrees_of_freedom.fract() == 0.0 && degrees_of_freedom >= 1.0;
+    if whole && (degrees_of_freedom as usize) < CACHED_DEGREES {
+        let table = TABLE.get_or_init(|| {
+            (0..CACHED_DEGREES)
+                .map(|df| {
+                    StudentsT::new(0.0, 1.0, df.max(1) as f64)
+                        .map(|t| t.inverse_cdf(CONFIDENCE_QUANTILE))
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        });
+        return Some(table[degrees_of_freedom as usize]).filter(|q| q.is_finite());
+    }
+    StudentsT::new(0.0, 1.0, degrees_of_freedom)
+        .ok()
+        .map(|t| t.inverse_cdf(CONFIDENCE_QUANTILE))
+}
+
 /// A fitted Student-t distribution of the projected value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread {
@@ -44,7 +69,7 @@ impl Spread {
 
     /// The 90 % interval around `centre`.
     pub fn interval(&self, centre: f64) -> Option<(f64, f64)> {
-        let quantile = self.distribution()?.inverse_cdf(CONFIDENCE_QUANTILE);
+        let quantile = t_quantile(self.degrees_of_freedom)?;
         let half = quantile * self.standard_error;
         Some((centre - half, centre + half))
     }
