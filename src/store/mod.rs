@@ -263,6 +263,14 @@ pub async fn connect(url: &str, zone: chrono_tz::Tz) -> StoreResult<DynStore> {
     Ok(store)
 }
 
+/// A target's value as the `value`, `lo`, `hi` columns both backends store.
+pub(crate) fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
+    match *value {
+        TargetValue::Point { value } => (Some(value), None, None),
+        TargetValue::Band { lo, hi } => (None, Some(lo), Some(hi)),
+    }
+}
+
 /// Hides a password in a database URL before it reaches a log or an error.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

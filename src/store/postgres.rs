@@ -385,13 +385,6 @@ fn target_from(row: &PgRow) -> StoreResult<TargetRow> {
     })
 }
 
-fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
-    match *value {
-        TargetValue::Point { value } => (Some(value), None, None),
-        TargetValue::Band { lo, hi } => (None, Some(lo), Some(hi)),
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> Backend {
@@ -605,7 +598,7 @@ impl Store for PgStore {
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for target in targets {
-            let (value, lo, hi) = split_value(&target.value);
+            let (value, lo, hi) = super::split_value(&target.value);
             sqlx::query(
                 "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'config', $10, 'config') \
@@ -654,7 +647,7 @@ impl Store for PgStore {
         .as_ref()
         .map(target_from)
         .transpose()?;
-        let (value, lo, hi) = split_value(&change.value);
+        let (value, lo, hi) = super::split_value(&change.value);
         let row = sqlx::query(
             "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, FALSE, 'api', $8, $9) \
@@ -724,15 +717,7 @@ impl Store for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let doc: serde_json::Value = row.try_get("doc")?;
-                serde_json::from_value(doc).map_err(|e| StoreError::Corrupt {
-                    table: "alerts",
-                    detail: e.to_string(),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| from_doc(row, "alerts")).collect()
     }
 
     async fn commit_alerts(
@@ -921,15 +906,7 @@ impl Store for PgStore {
         let rows = sqlx::query("SELECT doc FROM silences ORDER BY ends_at DESC")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let doc: serde_json::Value = row.try_get("doc")?;
-                serde_json::from_value(doc).map_err(|e| StoreError::Corrupt {
-                    table: "silences",
-                    detail: e.to_string(),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| from_doc(row, "silences")).collect()
     }
 }
 
@@ -987,4 +964,13 @@ impl<'a> InsertColumns<'a> {
         self.labels.push(row.revision_label.as_deref());
         self.sources.push(row.source.as_deref());
     }
+}
+
+/// Decodes a row's `doc` column (JSONB) into `T`.
+fn from_doc<T: serde::de::DeserializeOwned>(row: &PgRow, table: &'static str) -> StoreResult<T> {
+    let doc: serde_json::Value = row.try_get("doc")?;
+    serde_json::from_value(doc).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
 }

@@ -220,13 +220,6 @@ fn target_from(row: &SqliteRow) -> StoreResult<TargetRow> {
     })
 }
 
-fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
-    match *value {
-        TargetValue::Point { value } => (Some(value), None, None),
-        TargetValue::Band { lo, hi } => (None, Some(lo), Some(hi)),
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -425,7 +418,7 @@ impl Store for SqliteStore {
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for target in targets {
-            let (value, lo, hi) = split_value(&target.value);
+            let (value, lo, hi) = super::split_value(&target.value);
             sqlx::query(
                 "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'config', ?, 'config') \
@@ -474,7 +467,7 @@ impl Store for SqliteStore {
                 .as_ref()
                 .map(target_from)
                 .transpose()?;
-        let (value, lo, hi) = split_value(&change.value);
+        let (value, lo, hi) = super::split_value(&change.value);
         let row = sqlx::query(
             "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, 'api', ?8, ?9) \
@@ -541,15 +534,7 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let doc: String = row.try_get("doc")?;
-                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
-                    table: "alerts",
-                    detail: e.to_string(),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| from_doc(row, "alerts")).collect()
     }
 
     async fn commit_alerts(
@@ -747,15 +732,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT doc FROM silences ORDER BY ends_at DESC")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let doc: String = row.try_get("doc")?;
-                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
-                    table: "silences",
-                    detail: e.to_string(),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| from_doc(row, "silences")).collect()
     }
 }
 
@@ -777,5 +754,17 @@ fn notification_from(row: &SqliteRow) -> StoreResult<OutboxNotification> {
             .try_get::<Option<i64>, _>("delivered_at")?
             .map(from_micros),
         last_error: row.try_get("last_error")?,
+    })
+}
+
+/// Decodes a row's `doc` column (JSON text) into `T`.
+fn from_doc<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    table: &'static str,
+) -> StoreResult<T> {
+    let doc: String = row.try_get("doc")?;
+    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
     })
 }
