@@ -16,7 +16,10 @@ use crate::alerts::routing::AlertingConfig;
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
 use crate::http::{self, AppState};
-use crate::ingest::Ingestor;
+use crate::hub::ticket::Tickets;
+use crate::hub::view::{Publisher, Update};
+use crate::hub::{Hub, HubSettings};
+use crate::ingest::{Downstream, Ingestor};
 use crate::rules::engine::Engine;
 use crate::store::{self, DynStore};
 
@@ -48,6 +51,10 @@ pub async fn open_store(
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
     Ok(store)
 }
+
+/// Tickets outstanding at once: enough for every screen of a city reconnecting together, few
+/// enough that a flood of requests cannot exhaust memory.
+const MAX_OUTSTANDING_TICKETS: usize = 10_000;
 
 /// A built application: the listener is bound, so `port()` is known before `run`.
 pub struct App {
@@ -111,11 +118,30 @@ impl App {
             .await?;
         let sender = Arc::new(ReceiverSender::build(&alerting.receiver)?);
         let outbox = Arc::new(Outbox::new(store.clone(), alerts.clone(), sender, alerting));
+        let live = &settings.live;
+        let hub = Arc::new(Hub::new(HubSettings {
+            ring_capacity: live.ring_capacity,
+            queue_capacity: live.queue_capacity,
+        }));
+        let publisher = Arc::new(Publisher::new(
+            hub,
+            catalogue.clone(),
+            engine.clone(),
+            alerts.clone(),
+            settings.zone(),
+        )?);
+        let tickets = Arc::new(Tickets::new(
+            chrono::Duration::seconds(live.ticket_seconds),
+            MAX_OUTSTANDING_TICKETS,
+        ));
         let ingestor = Arc::new(Ingestor::new(
             catalogue.clone(),
             store.clone(),
-            engine.clone(),
-            alerts.clone(),
+            Downstream {
+                engine: engine.clone(),
+                alerts: alerts.clone(),
+                publisher: publisher.clone(),
+            },
             settings.zone(),
             settings.ingest.clone(),
             settings.server.max_rows_per_request,
@@ -127,6 +153,8 @@ impl App {
             ingestor,
             engine,
             alerts,
+            publisher,
+            tickets,
         };
         Ok(Self {
             listener,
@@ -154,9 +182,16 @@ impl App {
             demo.start(shutdown.clone()).await?;
         }
         self.outbox.clone().spawn(shutdown.clone());
+        let publisher = self.state.publisher.clone();
+        let closing = shutdown.clone();
+        tokio::spawn(async move {
+            closing.cancelled().await;
+            publisher.closing().cancel();
+        });
         spawn_evaluation_timer(
             self.state.engine.clone(),
             self.state.alerts.clone(),
+            self.state.publisher.clone(),
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
             shutdown.clone(),
         );
@@ -182,6 +217,7 @@ impl App {
 fn spawn_evaluation_timer(
     engine: Arc<Engine>,
     alerts: Arc<AlertManager>,
+    publisher: Arc<Publisher>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -197,19 +233,32 @@ fn spawn_evaluation_timer(
             let evaluator = engine.clone();
             let evaluated =
                 tokio::task::spawn_blocking(move || evaluator.evaluate_all(Utc::now())).await;
-            match evaluated {
-                Ok(changes) if !changes.is_empty() => {
-                    tracing::info!(changes = changes.len(), "statuses changed on the timer")
+            let changes = match evaluated {
+                Ok(changes) => changes,
+                Err(error) => {
+                    tracing::error!(%error, "evaluation task failed");
+                    Vec::new()
                 }
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "evaluation task failed"),
+            };
+            if !changes.is_empty() {
+                tracing::info!(changes = changes.len(), "statuses changed on the timer");
             }
-            if let Err(error) = alerts
-                .reconcile(&engine.statuses(|_| true), Utc::now())
-                .await
-            {
-                tracing::error!(%error, "alert reconciliation failed");
-            }
+            let now = Utc::now();
+            let alerted = match alerts.reconcile(&engine.statuses(|_| true), now).await {
+                Ok(alerted) => alerted,
+                Err(error) => {
+                    tracing::error!(%error, "alert reconciliation failed");
+                    Vec::new()
+                }
+            };
+            publisher.publish(
+                Update {
+                    changes: &changes,
+                    alerts: &alerted,
+                    ..Update::default()
+                },
+                now,
+            );
         }
     });
 }

@@ -11,6 +11,9 @@
 //! - [`domain`]: pure types (codes, periods, indicators, targets, observations).
 //! - [`ingest`]: push formats and per-row validation; [`demo`] feeds it simulated departments.
 //! - [`store`]: the storage trait and its backends.
+//! - [`live`]: the latest value of every series; [`rules`] judges targets from it.
+//! - [`alerts`]: alert states, routing and the delivery outbox.
+//! - [`hub`]: numbered deltas and snapshots for the screens' websockets.
 //! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
 //! - [`app`]: wires the parts together and runs until shutdown.
 
@@ -21,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::store::Backend;
@@ -18,6 +19,10 @@ pub struct Metrics {
     pub ingest_rows: IntCounterVec,
     pub ingest_duration: HistogramVec,
     pub store_duration: HistogramVec,
+    pub ws_connections: IntGauge,
+    pub ws_frames: IntCounterVec,
+    pub ws_overflows: IntCounter,
+    pub ws_closed: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -64,6 +69,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .buckets(LATENCY_BUCKETS.to_vec()),
         &["backend", "operation"],
     )?;
+    let ws_connections = IntGauge::new("ktxh_ws_connections", "Open websocket connections.")?;
+    let ws_frames = IntCounterVec::new(
+        Opts::new(
+            "ktxh_ws_frames_total",
+            "Frames sent to websocket clients, by kind (delta, replay, snapshot).",
+        ),
+        &["kind"],
+    )?;
+    let ws_overflows = IntCounter::new(
+        "ktxh_ws_overflows_total",
+        "Times a slow websocket client fell a whole queue behind and got a snapshot instead.",
+    )?;
+    let ws_closed = IntCounterVec::new(
+        Opts::new(
+            "ktxh_ws_closed_total",
+            "Websocket connections closed, by reason (client, dead_peer, write_timeout, shutdown, error).",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(ws_connections.clone()))?;
+    registry.register(Box::new(ws_frames.clone()))?;
+    registry.register(Box::new(ws_overflows.clone()))?;
+    registry.register(Box::new(ws_closed.clone()))?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_duration.clone()))?;
     registry.register(Box::new(ingest_rows.clone()))?;
@@ -76,6 +104,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ingest_rows,
         ingest_duration,
         store_duration,
+        ws_connections,
+        ws_frames,
+        ws_overflows,
+        ws_closed,
     })
 }
 

@@ -170,6 +170,39 @@ impl RulesSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveSettings {
+    /// Deltas kept so that a screen reconnecting with its last `seq` misses nothing.
+    pub ring_capacity: usize,
+    /// Deltas a connection may fall behind before its queue is replaced by a snapshot.
+    pub queue_capacity: usize,
+    /// Ping interval; a peer silent for two intervals is dropped.
+    pub heartbeat_seconds: u64,
+    /// Origins (`scheme://host[:port]`) allowed besides the service's own.
+    pub allowed_origins: Vec<String>,
+    /// Largest message a client may send.
+    pub max_message_bytes: usize,
+    /// Lifetime of a one-time websocket ticket.
+    pub ticket_seconds: i64,
+    /// Most topics one connection may join.
+    pub max_topics: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            ring_capacity: 4096,
+            queue_capacity: 512,
+            heartbeat_seconds: 20,
+            allowed_origins: Vec::new(),
+            max_message_bytes: 64 * 1024,
+            ticket_seconds: 30,
+            max_topics: 64,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -177,6 +210,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub ingest: IngestSettings,
     pub rules: RulesSettings,
+    pub live: LiveSettings,
     /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
     pub release_calendar: crate::rules::staleness::ReleaseCalendar,
     pub demo: DemoSettings,
@@ -260,6 +294,35 @@ impl Settings {
                 "rules.evaluation_interval_seconds",
                 "must be at least 1".into(),
             );
+        }
+        for (key, value) in [
+            ("live.ring_capacity", self.live.ring_capacity),
+            ("live.queue_capacity", self.live.queue_capacity),
+            ("live.max_topics", self.live.max_topics),
+        ] {
+            if value == 0 {
+                problem(key, "must be at least 1".into());
+            }
+        }
+        if self.live.heartbeat_seconds == 0 {
+            problem("live.heartbeat_seconds", "must be at least 1".into());
+        }
+        if self.live.ticket_seconds <= 0 {
+            problem("live.ticket_seconds", "must be positive".into());
+        }
+        if self.live.max_message_bytes < 1024 {
+            problem("live.max_message_bytes", "must be at least 1024".into());
+        }
+        for (i, origin) in self.live.allowed_origins.iter().enumerate() {
+            let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/')
+            });
+            if !valid {
+                problem(
+                    &format!("live.allowed_origins[{i}]"),
+                    format!("`{origin}` is not an origin like https://screens.example.gov.vn"),
+                );
+            }
         }
         if self.demo.feed_interval_ms < 50 {
             problem("demo.feed_interval_ms", "must be at least 50".into());

@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::alerts::model::{Ack, Alert, Silence};
 use crate::auth::{Principal, Role};
+use crate::hub::view::Update;
 
 #[derive(Deserialize)]
 pub struct AlertQuery {
@@ -102,6 +103,13 @@ pub async fn ack(
         .acknowledge(&id, ack)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no active alert `{id}`")))?;
+    state.publisher.publish(
+        Update {
+            alerts: std::slice::from_ref(&alert),
+            ..Update::default()
+        },
+        Utc::now(),
+    );
     Ok(Json(alert))
 }
 

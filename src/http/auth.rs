@@ -35,27 +35,37 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(query) = parts.uri.query() {
-            let carries_credential = query
-                .split('&')
-                .filter_map(|pair| pair.split('=').next())
-                .any(|name| CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()));
-            if carries_credential {
-                return Err(ApiError::TokenInUrl);
-            }
-        }
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or(ApiError::MissingToken)?;
+        refuse_credentials_in_query(parts.uri.query())?;
+        let presented = bearer(&parts.headers).ok_or(ApiError::MissingToken)?;
         let principal = verify(state, presented).await?;
         Ok(Caller(principal))
     }
+}
+
+/// Refuses a query string that carries a credential, where proxies and logs would keep it.
+pub fn refuse_credentials_in_query(query: Option<&str>) -> Result<(), ApiError> {
+    let carries_credential = query.is_some_and(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()))
+    });
+    if carries_credential {
+        Err(ApiError::TokenInUrl)
+    } else {
+        Ok(())
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
 }
 
 /// Checks a presented token against the store; any failure is the same 401 so that callers

@@ -46,6 +46,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyMismatch,
+    #[error("the origin {0} may not open a websocket here")]
+    ForeignOrigin(String),
+    #[error("{0}")]
+    NotWebsocket(String),
+    #[error("too many websocket tickets are outstanding; try again in a few seconds")]
+    TooManyTickets,
     #[error("the store is not reachable")]
     Unavailable,
     #[error("internal error")]
@@ -57,7 +63,11 @@ impl ApiError {
         match self {
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::TokenInUrl | Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) | Self::ForeignIndicators { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::ForeignIndicators { .. } | Self::ForeignOrigin(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotWebsocket(_) => StatusCode::BAD_REQUEST,
+            Self::TooManyTickets => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidField { .. } | Self::IdempotencyMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -86,6 +96,9 @@ impl ApiError {
             Self::TooManyRows { .. } => "too_many_rows",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::IdempotencyMismatch => "idempotency_key_reused",
+            Self::ForeignOrigin(_) => "foreign_origin",
+            Self::NotWebsocket(_) => "not_websocket",
+            Self::TooManyTickets => "too_many_tickets",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -102,6 +115,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => "Payload too large",
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::IdempotencyMismatch => "Idempotency key reused",
+            Self::ForeignOrigin(_) => "Foreign origin",
+            Self::NotWebsocket(_) => "Not a websocket request",
+            Self::TooManyTickets => "Too many tickets",
             Self::Unavailable => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }

@@ -7,8 +7,10 @@ pub mod catalogue;
 pub mod error;
 pub mod observations;
 pub mod ops;
+pub mod screens;
 pub mod status;
 pub mod targets;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +25,8 @@ use tower_http::trace::TraceLayer;
 use crate::alerts::manager::AlertManager;
 use crate::config::Settings;
 use crate::domain::Catalogue;
+use crate::hub::ticket::Tickets;
+use crate::hub::view::Publisher;
 use crate::ingest::Ingestor;
 use crate::metrics::METRICS;
 use crate::rules::engine::Engine;
@@ -39,6 +43,8 @@ pub struct AppState {
     pub ingestor: Arc<Ingestor>,
     pub engine: Arc<Engine>,
     pub alerts: Arc<AlertManager>,
+    pub publisher: Arc<Publisher>,
+    pub tickets: Arc<Tickets>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/silences/{id}", delete(alerts::expire_silence))
         .route("/notifications", get(alerts::notifications))
+        .route("/ws/ticket", post(ws::ticket))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
         .route(
@@ -71,10 +78,11 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/api/v1", api)
+        .route("/ws", get(ws::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(ops::not_found)
+        .fallback(screens::asset)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())

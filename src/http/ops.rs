@@ -37,7 +37,3 @@ pub async fn metrics() -> Result<impl IntoResponse, ApiError> {
         text,
     ))
 }
-
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound("no such resource".into())
-}

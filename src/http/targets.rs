@@ -12,6 +12,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::{Direction, TargetValue};
+use crate::hub::view::Update;
 use crate::store::{TargetChange, TargetRow};
 
 #[derive(Deserialize)]
@@ -129,7 +130,20 @@ pub async fn put(
         at: Utc::now(),
     };
     let row = state.store.set_target(&change).await?;
-    state.engine.set_target(row.target.clone(), change.at);
+    let changes = state.engine.set_target(row.target.clone(), change.at);
+    let key = (
+        row.target.year,
+        row.target.indicator.clone(),
+        row.target.unit.clone(),
+    );
+    state.publisher.publish(
+        Update {
+            targets: std::slice::from_ref(&key),
+            changes: &changes,
+            ..Update::default()
+        },
+        change.at,
+    );
     tracing::info!(year, indicator = %indicator.code, unit = %unit.code, actor = %change.actor, "target set");
     Ok(Json(row))
 }

@@ -15,6 +15,7 @@ use crate::alerts::manager::AlertManager;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::Catalogue;
+use crate::hub::view::{FeedEvent, Publisher, Update};
 use crate::metrics;
 use crate::rules::engine::Engine;
 use crate::store::{
@@ -45,12 +46,20 @@ pub struct IdempotencyKey {
     pub request_digest: Vec<u8>,
 }
 
+/// The stages an accepted batch flows on to: the rules engine, the alerts, the screens.
+pub struct Downstream {
+    pub engine: Arc<Engine>,
+    pub alerts: Arc<AlertManager>,
+    pub publisher: Arc<Publisher>,
+}
+
 /// Validates and stores batches; shared by every push format, the demo feeds and imports.
 pub struct Ingestor {
     catalogue: Arc<Catalogue>,
     store: DynStore,
     engine: Arc<Engine>,
     alerts: Arc<AlertManager>,
+    publisher: Arc<Publisher>,
     zone: Tz,
     settings: IngestSettings,
     max_rows: usize,
@@ -60,17 +69,22 @@ impl Ingestor {
     pub fn new(
         catalogue: Arc<Catalogue>,
         store: DynStore,
-        engine: Arc<Engine>,
-        alerts: Arc<AlertManager>,
+        downstream: Downstream,
         zone: Tz,
         settings: IngestSettings,
         max_rows: usize,
     ) -> Self {
+        let Downstream {
+            engine,
+            alerts,
+            publisher,
+        } = downstream;
         Self {
             catalogue,
             store,
             engine,
             alerts,
+            publisher,
             zone,
             settings,
             max_rows,
@@ -144,10 +158,34 @@ impl Ingestor {
             if !changes.is_empty() {
                 tracing::info!(changes = changes.len(), "target statuses changed");
             }
-            if !rows.is_empty() {
+            let alerts = if rows.is_empty() {
+                Vec::new()
+            } else {
                 let statuses = self.engine.statuses(|_| true);
-                self.alerts.reconcile(&statuses, now).await?;
-            }
+                self.alerts.reconcile(&statuses, now).await?
+            };
+            let mut indicators: Vec<_> = rows.iter().map(|r| r.indicator.clone()).collect();
+            indicators.sort();
+            indicators.dedup();
+            let feed = FeedEvent {
+                at: now,
+                source: department.to_owned(),
+                format: format.to_owned(),
+                accepted: receipt.accepted,
+                duplicates: receipt.duplicates,
+                rejected: receipt.rejected.len(),
+                indicators,
+            };
+            self.publisher.publish(
+                Update {
+                    observations: &rows,
+                    changes: &changes,
+                    alerts: &alerts,
+                    feed: Some(feed),
+                    ..Update::default()
+                },
+                now,
+            );
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());

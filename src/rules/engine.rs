@@ -261,8 +261,13 @@ impl Engine {
         hysteresis: HysteresisConfig,
         now: DateTime<Utc>,
     ) -> StoreResult<Self> {
-        let targets: Vec<TargetRow> = store.targets(None).await?;
-        let years: HashSet<i32> = targets.iter().map(|t| t.target.year).collect();
+        let targets: Vec<Target> = store
+            .targets(None)
+            .await?
+            .into_iter()
+            .map(|row: TargetRow| row.target)
+            .collect();
+        let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
         let live = match (years.iter().min(), years.iter().max()) {
             (Some(&first), Some(&last)) => {
                 let rows = store
@@ -276,6 +281,22 @@ impl Engine {
             }
             _ => LiveState::default(),
         };
+        Ok(Self::new(
+            catalogue, targets, live, zone, calendar, hysteresis, now,
+        ))
+    }
+
+    /// Builds the engine from targets and a live state already at hand, and evaluates once.
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        targets: Vec<Target>,
+        live: LiveState,
+        zone: Tz,
+        calendar: ReleaseCalendar,
+        hysteresis: HysteresisConfig,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
         let engine = Self {
             catalogue,
             zone,
@@ -284,10 +305,7 @@ impl Engine {
             anomaly: AnomalyConfig::default(),
             inner: RwLock::new(Inner {
                 live,
-                targets: targets
-                    .into_iter()
-                    .map(|t| (key_of(&t.target), t.target))
-                    .collect(),
+                targets: targets.into_iter().map(|t| (key_of(&t), t)).collect(),
                 statuses: BTreeMap::new(),
                 official: BTreeMap::new(),
                 anomalies: HashMap::new(),
@@ -295,7 +313,7 @@ impl Engine {
             }),
         };
         engine.evaluate_all(now);
-        Ok(engine)
+        engine
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
@@ -565,6 +583,16 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+}
+
+/// Read access for the live screens.
+impl Engine {
+    /// The latest values of one series' periods starting in `year`, oldest first.
+    pub fn year_points(&self, indicator: &Code, unit: &Code, year: i32) -> Vec<Latest> {
+        self.read()
+            .live
+            .year_of(&(indicator.clone(), unit.clone()), year, self.zone)
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 mod alerts;
 mod auth;
 mod ingest;
+mod live;
 mod read;
 mod status;
 mod store;

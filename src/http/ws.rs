@@ -1,0 +1,397 @@
+//! `GET /ws`: the screens' live feed (DESIGN §5), and `POST /api/v1/ws/ticket`, which trades a
+//! token for a one-time ticket so that browsers never put a token in a URL.
+//!
+//! Client → server: `{"subscribe": ["overview", "alerts"], "since": 41}` (`since`, the last
+//! `seq` seen, resumes without a gap) and `{"unsubscribe": ["alerts"]}`. Server → client:
+//! `welcome`, then per topic a `snapshot` (or the missed deltas), then `delta`s in `seq` order;
+//! `error` for a bad message, which never closes the connection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{bearer, refuse_credentials_in_query, verify, Caller};
+use super::error::ApiError;
+use super::AppState;
+use crate::config::LiveSettings;
+use crate::hub::view::Publisher;
+use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
+use crate::metrics::METRICS;
+
+/// `POST /api/v1/ws/ticket`: any valid token may watch the screens.
+pub async fn ticket(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Response, ApiError> {
+    let ticket = state
+        .tickets
+        .issue(principal, Utc::now())
+        .map_err(|_| ApiError::TooManyTickets)?;
+    let body = json!({
+        "ticket": ticket,
+        "expires_in": state.tickets.ttl().num_seconds(),
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsParams {
+    ticket: Option<String>,
+}
+
+/// `GET /ws`: checks the origin and the credential before upgrading.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let live = &state.settings.live;
+    check_origin(live, &headers)?;
+    refuse_credentials_in_query(uri.query())?;
+    let params: WsParams = serde_urlencoded::from_str(uri.query().unwrap_or_default())
+        .map_err(|e| ApiError::invalid("ticket", e.to_string()))?;
+    let principal = match params.ticket {
+        Some(ticket) => state
+            .tickets
+            .redeem(&ticket, Utc::now())
+            .ok_or(ApiError::InvalidToken)?,
+        None => {
+            let presented = bearer(&headers).ok_or(ApiError::MissingToken)?;
+            verify(&state, presented).await?
+        }
+    };
+    let upgrade = upgrade.map_err(|rejection| ApiError::NotWebsocket(rejection.body_text()))?;
+    let publisher = state.publisher.clone();
+    let settings = live.clone();
+    tracing::debug!(caller = %principal.label(), "websocket opened");
+    Ok(upgrade
+        .max_message_size(live.max_message_bytes)
+        .max_frame_size(live.max_message_bytes)
+        // Clients only send small control messages.
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| Connection::new(publisher, settings).run(socket)))
+}
+
+/// A browser's `Origin` must be the service's own or an allowed one; clients that are not
+/// browsers send none and are judged by their credential alone.
+fn check_origin(live: &LiveSettings, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| ApiError::ForeignOrigin("(not text)".into()))?;
+    let own = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
+        });
+    if own || live.allowed_origins.iter().any(|allowed| allowed == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::ForeignOrigin(origin.to_owned()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientMessage {
+    #[serde(default)]
+    subscribe: Vec<String>,
+    #[serde(default)]
+    unsubscribe: Vec<String>,
+    since: Option<u64>,
+}
+
+/// Why a connection ended, for the metrics.
+#[derive(Debug, Clone, Copy)]
+enum Closed {
+    Client,
+    DeadPeer,
+    WriteTimeout,
+    Shutdown,
+    Error,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::DeadPeer => "dead_peer",
+            Self::WriteTimeout => "write_timeout",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One screen's connection: the topics it joined, each with the `seq` its start covers.
+struct Connection {
+    publisher: Arc<Publisher>,
+    settings: LiveSettings,
+    joined: Vec<(Topic, u64)>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Also runs when the task is cancelled, so the hub's watch counts stay right.
+        let topics: Vec<Topic> = self.joined.drain(..).map(|(topic, _)| topic).collect();
+        self.publisher.hub().leave(&topics);
+        METRICS.ws_connections.dec();
+    }
+}
+
+impl Connection {
+    fn new(publisher: Arc<Publisher>, settings: LiveSettings) -> Self {
+        METRICS.ws_connections.inc();
+        Self {
+            publisher,
+            settings,
+            joined: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let closing = self.publisher.closing().clone();
+        let closed = self.serve(&mut socket, &closing).await;
+        METRICS
+            .ws_closed
+            .with_label_values(&[closed.as_str()])
+            .inc();
+        if matches!(closed, Closed::Shutdown) {
+            let frame = CloseFrame {
+                code: axum::extract::ws::close_code::AWAY,
+                reason: "server shutting down".into(),
+            };
+            let _ = self.send(&mut socket, Message::Close(Some(frame))).await;
+        }
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket, closing: &CancellationToken) -> Closed {
+        // Subscribed before the welcome: every delta from here on reaches this connection.
+        let mut frames = self.publisher.hub().receiver();
+        let heartbeat = Duration::from_secs(self.settings.heartbeat_seconds);
+        if let Err(closed) = self.send(socket, self.welcome()).await {
+            return closed;
+        }
+        let mut ping = tokio::time::interval(heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            let step = tokio::select! {
+                () = closing.cancelled() => return Closed::Shutdown,
+                incoming = socket.recv() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => self.handle(socket, text.as_str()).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.send(socket, error_message("bad_message", "send JSON text messages", None)).await
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                        Some(Ok(Message::Close(_))) | None => return Closed::Client,
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "websocket read failed");
+                            return Closed::Error;
+                        }
+                    }
+                }
+                frame = frames.recv() => match frame {
+                    Ok(frame) => match self.wants(&frame) {
+                        true => {
+                            METRICS.ws_frames.with_label_values(&["delta"]).inc();
+                            self.send(socket, Message::Text(frame.text.clone())).await
+                        }
+                        false => Ok(()),
+                    },
+                    Err(RecvError::Lagged(missed)) => {
+                        METRICS.ws_overflows.inc();
+                        tracing::debug!(missed, "slow websocket client gets a snapshot");
+                        self.resnapshot(socket).await
+                    }
+                    Err(RecvError::Closed) => return Closed::Shutdown,
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > 2 * heartbeat {
+                        return Closed::DeadPeer;
+                    }
+                    self.send(socket, Message::Ping(Default::default())).await
+                }
+            };
+            if let Err(closed) = step {
+                return closed;
+            }
+        }
+    }
+
+    fn welcome(&self) -> Message {
+        let publisher = &self.publisher;
+        let catalogue = publisher.catalogue();
+        let city = publisher.city();
+        let unit = catalogue.unit(city.as_str());
+        let body = json!({
+            "type": "welcome",
+            "seq": publisher.hub().seq(),
+            "year": publisher.year(Utc::now()),
+            "city": {
+                "code": city,
+                "name_vi": unit.map(|u| u.name_vi.as_str()),
+                "name_en": unit.map(|u| u.name_en.as_str()),
+                "timezone": publisher.zone().name(),
+            },
+            "heartbeat_seconds": self.settings.heartbeat_seconds,
+            "max_topics": self.settings.max_topics,
+        });
+        Message::Text(body.to_string().into())
+    }
+
+    fn wants(&self, frame: &Frame) -> bool {
+        self.joined
+            .iter()
+            .any(|(topic, from)| *topic == frame.topic && frame.seq > *from)
+    }
+
+    async fn handle(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), Closed> {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(error) => {
+                let detail = format!(
+                    "expected {{\"subscribe\": [topics], \"since\": seq}} or {{\"unsubscribe\": [topics]}}: {error}"
+                );
+                return self
+                    .send(socket, error_message("bad_message", &detail, None))
+                    .await;
+            }
+        };
+        if !message.unsubscribe.is_empty() {
+            let leaving: Vec<Topic> = self
+                .joined
+                .iter()
+                .filter(|(topic, _)| {
+                    message
+                        .unsubscribe
+                        .iter()
+                        .any(|raw| topic.to_string() == *raw)
+                })
+                .map(|(topic, _)| topic.clone())
+                .collect();
+            self.joined.retain(|(topic, _)| !leaving.contains(topic));
+            self.publisher.hub().leave(&leaving);
+        }
+        let mut topics: Vec<Topic> = Vec::new();
+        for raw in &message.subscribe {
+            match Topic::parse(raw, self.publisher.catalogue()) {
+                Ok(topic) => {
+                    let known = topics.contains(&topic)
+                        || self.joined.iter().any(|(joined, _)| *joined == topic);
+                    if !known {
+                        topics.push(topic);
+                    }
+                }
+                Err(error) => {
+                    let error = error_message("unknown_topic", &error.to_string(), Some(raw));
+                    self.send(socket, error).await?;
+                }
+            }
+        }
+        if self.joined.len() + topics.len() > self.settings.max_topics {
+            let detail = format!(
+                "a connection may join at most {} topics",
+                self.settings.max_topics
+            );
+            return self
+                .send(socket, error_message("too_many_topics", &detail, None))
+                .await;
+        }
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let joined = self.publisher.hub().join(&topics, message.since);
+        for Joined { topic, from, start } in joined {
+            self.joined.push((topic.clone(), from));
+            match start {
+                Start::Replay(frames) => {
+                    for frame in frames {
+                        METRICS.ws_frames.with_label_values(&["replay"]).inc();
+                        self.send(socket, Message::Text(frame.text.clone())).await?;
+                    }
+                }
+                Start::Snapshot(reason) => self.snapshot(socket, &topic, from, reason).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// After an overflow, every joined topic starts again from a snapshot.
+    async fn resnapshot(&mut self, socket: &mut WebSocket) -> Result<(), Closed> {
+        let seq = self.publisher.hub().seq();
+        let topics: Vec<Topic> = self.joined.iter().map(|(topic, _)| topic.clone()).collect();
+        for (_, from) in &mut self.joined {
+            *from = seq;
+        }
+        for topic in topics {
+            self.snapshot(socket, &topic, seq, SnapshotReason::Overflow)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        socket: &mut WebSocket,
+        topic: &Topic,
+        seq: u64,
+        reason: SnapshotReason,
+    ) -> Result<(), Closed> {
+        match self
+            .publisher
+            .snapshot(topic, seq, reason, Utc::now())
+            .await
+        {
+            Ok(text) => {
+                METRICS.ws_frames.with_label_values(&["snapshot"]).inc();
+                self.send(socket, Message::Text(text)).await
+            }
+            Err(error) => {
+                tracing::error!(%error, %topic, "cannot build a snapshot");
+                Err(Closed::Error)
+            }
+        }
+    }
+
+    /// Sends one message; a peer that does not take it within two heartbeats is given up.
+    async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), Closed> {
+        let limit = Duration::from_secs(2 * self.settings.heartbeat_seconds);
+        match tokio::time::timeout(limit, socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closed::Client),
+            Err(_) => Err(Closed::WriteTimeout),
+        }
+    }
+}
+
+fn error_message(code: &str, message: &str, topic: Option<&str>) -> Message {
+    let body = json!({
+        "type": "error",
+        "code": code,
+        "message": message,
+        "topic": topic,
+    });
+    Message::Text(Utf8Bytes::from(body.to_string()))
+}

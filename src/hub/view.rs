@@ -1,0 +1,393 @@
+//! What screens see: target views with their year's points, alerts and feed events, built into
+//! per-topic snapshots and deltas and handed to the [`Hub`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{Hub, SnapshotReason, Topic};
+use crate::alerts::manager::AlertManager;
+use crate::alerts::model::Alert;
+use crate::domain::{Catalogue, Code, NewObservation};
+use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
+
+/// Feed events kept for the `feeds` snapshot.
+const FEEDS_KEPT: usize = 50;
+
+/// How long a built snapshot may be handed out again while no delta was published; bounded
+/// so that projections moved by the passage of time reach new screens.
+const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
+
+/// One point of a sparkline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointView {
+    pub period: String,
+    pub end: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// A target's status with its year's points.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    #[serde(flatten)]
+    pub status: TargetStatus,
+    pub points: Vec<PointView>,
+}
+
+/// One value as it arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservationView {
+    pub indicator: Code,
+    pub unit: Code,
+    pub period: String,
+    pub value: f64,
+}
+
+/// One accepted batch, for the freshness display and the feed log.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedEvent {
+    pub at: DateTime<Utc>,
+    /// The department that pushed, or `admin`.
+    pub source: String,
+    pub format: String,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub indicators: Vec<Code>,
+}
+
+/// Everything one event changed; any part may be empty.
+#[derive(Debug, Default)]
+pub struct Update<'a> {
+    pub observations: &'a [&'a NewObservation],
+    pub changes: &'a [StatusChange],
+    /// Targets whose definition changed.
+    pub targets: &'a [TargetKey],
+    pub alerts: &'a [Alert],
+    pub feed: Option<FeedEvent>,
+}
+
+/// The per-topic data of one delta about targets.
+#[derive(Debug, Default, Serialize)]
+struct TargetsDelta {
+    targets: Vec<Value>,
+    observations: Vec<ObservationView>,
+    changes: Vec<StatusChange>,
+}
+
+struct CachedSnapshot {
+    seq: u64,
+    built: Instant,
+    data: Arc<str>,
+}
+
+/// Builds the screens' payloads from the engine and the alerts, and publishes them.
+pub struct Publisher {
+    hub: Arc<Hub>,
+    catalogue: Arc<Catalogue>,
+    engine: Arc<Engine>,
+    alerts: Arc<AlertManager>,
+    zone: Tz,
+    city: Code,
+    feeds: Mutex<VecDeque<FeedEvent>>,
+    snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
+    /// Cancelled at shutdown: connections say goodbye instead of being cut.
+    closing: CancellationToken,
+}
+
+impl Publisher {
+    pub fn new(
+        hub: Arc<Hub>,
+        catalogue: Arc<Catalogue>,
+        engine: Arc<Engine>,
+        alerts: Arc<AlertManager>,
+        zone: Tz,
+    ) -> anyhow::Result<Self> {
+        let city = catalogue
+            .root_unit()
+            .map(|unit| unit.code.clone())
+            .context("the catalogue has no city (a unit without parent)")?;
+        Ok(Self {
+            hub,
+            catalogue,
+            engine,
+            alerts,
+            zone,
+            city,
+            feeds: Mutex::new(VecDeque::with_capacity(FEEDS_KEPT)),
+            snapshots: Mutex::new(HashMap::new()),
+            closing: CancellationToken::new(),
+        })
+    }
+
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub fn city(&self) -> &Code {
+        &self.city
+    }
+
+    /// The year screens follow: the current calendar year in the city.
+    pub fn year(&self, now: DateTime<Utc>) -> i32 {
+        now.with_timezone(&self.zone).year()
+    }
+
+    fn view(&self, status: TargetStatus) -> TargetView {
+        let points = self
+            .engine
+            .year_points(&status.indicator, &status.unit, status.year)
+            .into_iter()
+            .map(|latest| PointView {
+                period: latest.period.to_string(),
+                end: latest.end,
+                value: latest.value,
+            })
+            .collect();
+        TargetView { status, points }
+    }
+
+    /// The topics a target's news goes to.
+    fn target_topics(&self, indicator: &Code, unit: &Code) -> Vec<Topic> {
+        let mut topics = vec![
+            Topic::Indicator(indicator.clone()),
+            Topic::Unit(unit.clone()),
+        ];
+        if *unit == self.city {
+            topics.push(Topic::Overview);
+            if let Some(found) = self.catalogue.indicator(indicator.as_str()) {
+                topics.push(Topic::Group(found.group.clone()));
+            }
+        }
+        topics
+    }
+
+    /// Publishes one delta per watched topic that `update` touches.
+    pub fn publish(&self, update: Update<'_>, now: DateTime<Utc>) -> usize {
+        let year = self.year(now);
+        let mut by_topic: BTreeMap<Topic, TargetsDelta> = BTreeMap::new();
+        let mut touched: BTreeMap<TargetKey, Vec<Topic>> = BTreeMap::new();
+        for row in update.observations {
+            if row.period.year(self.zone) != year {
+                continue;
+            }
+            let topics = self.target_topics(&row.indicator, &row.unit);
+            for topic in &topics {
+                by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .observations
+                    .push(ObservationView {
+                        indicator: row.indicator.clone(),
+                        unit: row.unit.clone(),
+                        period: row.period.to_string(),
+                        value: row.value,
+                    });
+            }
+            touched.insert((year, row.indicator.clone(), row.unit.clone()), topics);
+        }
+        for change in update.changes.iter().filter(|c| c.year == year) {
+            let topics = self.target_topics(&change.indicator, &change.unit);
+            for topic in &topics {
+                by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .changes
+                    .push(change.clone());
+            }
+            touched.insert(
+                (year, change.indicator.clone(), change.unit.clone()),
+                topics,
+            );
+        }
+
+        for key in update.targets.iter().filter(|key| key.0 == year) {
+            let topics = self.target_topics(&key.1, &key.2);
+            for topic in &topics {
+                by_topic.entry(topic.clone()).or_default();
+            }
+            touched.insert(key.clone(), topics);
+        }
+
+        let mut candidates: Vec<Topic> = by_topic.keys().cloned().collect();
+        if !update.alerts.is_empty() {
+            candidates.push(Topic::Alerts);
+        }
+        if let Some(feed) = &update.feed {
+            let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            if feeds.len() == FEEDS_KEPT {
+                feeds.pop_front();
+            }
+            feeds.push_back(feed.clone());
+            candidates.push(Topic::Feeds);
+        }
+        let watched: Vec<Topic> = candidates
+            .iter()
+            .zip(self.hub.watched(&candidates))
+            .filter(|(_, watched)| *watched)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        if watched.is_empty() {
+            return 0;
+        }
+
+        // Each target's view is built once, however many topics carry it.
+        for (key, topics) in &touched {
+            if !topics.iter().any(|t| watched.contains(t)) {
+                continue;
+            }
+            let Some(status) = self.engine.status(key) else {
+                continue;
+            };
+            let view = match serde_json::to_value(self.view(status)) {
+                Ok(view) => view,
+                Err(error) => {
+                    tracing::error!(%error, "cannot serialize a target view");
+                    continue;
+                }
+            };
+            for topic in topics.iter().filter(|t| watched.contains(t)) {
+                if let Some(delta) = by_topic.get_mut(topic) {
+                    delta.targets.push(view.clone());
+                }
+            }
+        }
+
+        let mut deltas: Vec<(Topic, Value)> = Vec::with_capacity(watched.len());
+        for topic in watched {
+            let data = match &topic {
+                Topic::Alerts => json!({ "alerts": update.alerts }),
+                Topic::Feeds => json!({ "feed": update.feed }),
+                other => match by_topic.remove(other).map(serde_json::to_value) {
+                    Some(Ok(data)) => data,
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "cannot serialize a delta");
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            deltas.push((topic, data));
+        }
+        self.hub.publish(now, &deltas)
+    }
+
+    /// The text of a snapshot frame for `topic` at `seq`.
+    pub async fn snapshot(
+        &self,
+        topic: &Topic,
+        seq: u64,
+        reason: SnapshotReason,
+        now: DateTime<Utc>,
+    ) -> Result<Utf8Bytes, serde_json::Error> {
+        let data = self.snapshot_data(topic, seq, now).await?;
+        let head = json!({
+            "type": "snapshot",
+            "topic": topic,
+            "seq": seq,
+            "reason": reason,
+        })
+        .to_string();
+        // `head` is a JSON object: splice the shared data in without re-serializing it.
+        let mut text = String::with_capacity(head.len() + data.len() + 10);
+        text.push_str(&head[..head.len() - 1]);
+        text.push_str(",\"data\":");
+        text.push_str(&data);
+        text.push('}');
+        Ok(text.into())
+    }
+
+    async fn snapshot_data(
+        &self,
+        topic: &Topic,
+        seq: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<str>, serde_json::Error> {
+        {
+            let cache = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cached) = cache.get(topic) {
+                if cached.seq == seq && cached.built.elapsed() < SNAPSHOT_REUSE {
+                    return Ok(cached.data.clone());
+                }
+            }
+        }
+        let year = self.year(now);
+        let targets = |filter: &dyn Fn(&TargetStatus) -> bool| -> Vec<TargetView> {
+            self.engine
+                .statuses(|s| s.year == year && filter(s))
+                .into_iter()
+                .map(|status| self.view(status))
+                .collect()
+        };
+        let city = &self.city;
+        let data = match topic {
+            Topic::Overview => serde_json::to_string(&json!({
+                "year": year,
+                "unit": city,
+                "targets": targets(&|s| s.unit == *city),
+            }))?,
+            Topic::Group(group) => serde_json::to_string(&json!({
+                "year": year,
+                "unit": city,
+                "group": group,
+                "targets": targets(&|s| s.unit == *city && s.group == *group),
+            }))?,
+            Topic::Unit(unit) => serde_json::to_string(&json!({
+                "year": year,
+                "unit": unit,
+                "targets": targets(&|s| s.unit == *unit),
+            }))?,
+            Topic::Indicator(indicator) => serde_json::to_string(&json!({
+                "year": year,
+                "indicator": indicator,
+                "targets": targets(&|s| s.indicator == *indicator),
+            }))?,
+            Topic::Alerts => serde_json::to_string(&json!({
+                "alerts": self.alerts.active().await,
+            }))?,
+            Topic::Feeds => {
+                let feeds: Vec<FeedEvent> = self
+                    .feeds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect();
+                serde_json::to_string(&json!({ "feeds": feeds }))?
+            }
+        };
+        let data: Arc<str> = data.into();
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                topic.clone(),
+                CachedSnapshot {
+                    seq,
+                    built: Instant::now(),
+                    data: data.clone(),
+                },
+            );
+        Ok(data)
+    }
+}
