@@ -9,17 +9,32 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+
+type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Messages longer than this go out as several frames. The socket's write buffer keeps the
+/// capacity of the largest frame it ever held, so a whole snapshot in one frame would stay
+/// allocated on every connection for its lifetime.
+const FRAGMENT_BYTES: usize = 4 * 1024;
 
 use super::auth::{bearer, refuse_credentials_in_query, verify, Caller};
 use super::error::ApiError;
@@ -51,17 +66,17 @@ pub struct WsParams {
     ticket: Option<String>,
 }
 
-/// `GET /ws`: checks the origin and the credential before upgrading.
+/// `GET /ws`: checks the origin, the credential and the handshake, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
     let live = &state.settings.live;
-    check_origin(live, &headers)?;
-    refuse_credentials_in_query(uri.query())?;
-    let params: WsParams = serde_urlencoded::from_str(uri.query().unwrap_or_default())
+    let headers = request.headers();
+    check_origin(live, headers)?;
+    let query = request.uri().query();
+    refuse_credentials_in_query(query)?;
+    let params: WsParams = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|e| ApiError::invalid("ticket", e.to_string()))?;
     let principal = match params.ticket {
         Some(ticket) => state
@@ -69,20 +84,79 @@ pub async fn upgrade(
             .redeem(&ticket, Utc::now())
             .ok_or(ApiError::InvalidToken)?,
         None => {
-            let presented = bearer(&headers).ok_or(ApiError::MissingToken)?;
+            let presented = bearer(headers).ok_or(ApiError::MissingToken)?;
             verify(&state, presented).await?
         }
     };
-    let upgrade = upgrade.map_err(|rejection| ApiError::NotWebsocket(rejection.body_text()))?;
+    let accept = handshake_key(&request)?;
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<OnUpgrade>()
+        .ok_or_else(|| ApiError::NotWebsocket("this connection cannot be upgraded".into()))?;
     let publisher = state.publisher.clone();
     let settings = live.clone();
-    tracing::debug!(caller = %principal.label(), "websocket opened");
-    Ok(upgrade
-        .max_message_size(live.max_message_bytes)
-        .max_frame_size(live.max_message_bytes)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(live.max_message_bytes))
+        .max_frame_size(Some(live.max_message_bytes))
         // Clients only send small control messages.
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| Connection::new(publisher, settings).run(socket)))
+        .write_buffer_size(0);
+    tracing::debug!(caller = %principal.label(), "websocket opened");
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "websocket upgrade failed");
+                return;
+            }
+        };
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        Connection::new(publisher, settings).run(socket).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
+        .header(header::UPGRADE, HeaderValue::from_static("websocket"))
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Checks an HTTP/1.1 websocket handshake (RFC 6455 §4.2.1) and returns the accept key.
+fn handshake_key(request: &Request) -> Result<String, ApiError> {
+    let refuse = |what: &str| {
+        Err(ApiError::NotWebsocket(format!(
+            "not a websocket handshake: {what}"
+        )))
+    };
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                value
+                    .split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if request.version() != Version::HTTP_11 {
+        return refuse("HTTP/1.1 is required");
+    }
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return refuse("send `Connection: Upgrade` and `Upgrade: websocket`");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version != "13")
+    {
+        return refuse("`Sec-WebSocket-Version: 13` is required");
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) => Ok(derive_accept_key(key.as_bytes())),
+        None => refuse("`Sec-WebSocket-Key` is missing"),
+    }
 }
 
 /// A browser's `Origin` must be the service's own or an allowed one; clients that are not
@@ -176,7 +250,7 @@ impl Connection {
             .inc();
         if matches!(closed, Closed::Shutdown) {
             let frame = CloseFrame {
-                code: axum::extract::ws::close_code::AWAY,
+                code: CloseCode::Away,
                 reason: "server shutting down".into(),
             };
             let _ = self.send(&mut socket, Message::Close(Some(frame))).await;
@@ -197,14 +271,14 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 () = closing.cancelled() => return Closed::Shutdown,
-                incoming = socket.recv() => {
+                incoming = socket.next() => {
                     last_heard = Instant::now();
                     match incoming {
                         Some(Ok(Message::Text(text))) => self.handle(socket, text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => {
                             self.send(socket, error_message("bad_message", "send JSON text messages", None)).await
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
                         Some(Ok(Message::Close(_))) | None => return Closed::Client,
                         Some(Err(error)) => {
                             tracing::debug!(%error, "websocket read failed");
@@ -216,7 +290,7 @@ impl Connection {
                     Ok(frame) => match self.wants(&frame) {
                         true => {
                             METRICS.ws_frames.with_label_values(&["delta"]).inc();
-                            self.send(socket, Message::Text(frame.text.clone())).await
+                            self.send_text(socket, frame.text.clone()).await
                         }
                         false => Ok(()),
                     },
@@ -258,7 +332,7 @@ impl Connection {
             "heartbeat_seconds": self.settings.heartbeat_seconds,
             "max_topics": self.settings.max_topics,
         });
-        Message::Text(body.to_string().into())
+        Message::text(body.to_string())
     }
 
     fn wants(&self, frame: &Frame) -> bool {
@@ -329,7 +403,7 @@ impl Connection {
                 Start::Replay(frames) => {
                     for frame in frames {
                         METRICS.ws_frames.with_label_values(&["replay"]).inc();
-                        self.send(socket, Message::Text(frame.text.clone())).await?;
+                        self.send_text(socket, frame.text.clone()).await?;
                     }
                 }
                 Start::Snapshot(reason) => self.snapshot(socket, &topic, from, reason).await?,
@@ -366,7 +440,7 @@ impl Connection {
         {
             Ok(text) => {
                 METRICS.ws_frames.with_label_values(&["snapshot"]).inc();
-                self.send(socket, Message::Text(text)).await
+                self.send_text(socket, text).await
             }
             Err(error) => {
                 tracing::error!(%error, %topic, "cannot build a snapshot");
@@ -384,6 +458,28 @@ impl Connection {
             Err(_) => Err(Closed::WriteTimeout),
         }
     }
+
+    /// Sends a text message, in fragments of [`FRAGMENT_BYTES`] when it is longer; the
+    /// fragments share the message's buffer.
+    async fn send_text(&self, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Closed> {
+        if text.len() <= FRAGMENT_BYTES {
+            return self.send(socket, Message::Text(text)).await;
+        }
+        let bytes = Bytes::from(text);
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + FRAGMENT_BYTES).min(bytes.len());
+            let opcode = if start == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            let fragment = WireFrame::message(bytes.slice(start..end), opcode, end == bytes.len());
+            self.send(socket, Message::Frame(fragment)).await?;
+            start = end;
+        }
+        Ok(())
+    }
 }
 
 fn error_message(code: &str, message: &str, topic: Option<&str>) -> Message {
@@ -393,5 +489,5 @@ fn error_message(code: &str, message: &str, topic: Option<&str>) -> Message {
         "message": message,
         "topic": topic,
     });
-    Message::Text(Utf8Bytes::from(body.to_string()))
+    Message::text(body.to_string())
 }

@@ -528,6 +528,8 @@ async fn the_websocket_is_refused_without_a_valid_credential_or_from_a_foreign_o
         (401, Some("invalid_token")),
         "a ticket works once"
     );
+    let plain_get = app.get("/ws", &app.viewer).await;
+    assert_problem(&plain_get, 400, "not_websocket");
     let unauthenticated = app
         .send(app.client.post(app.url("/api/v1/ws/ticket")))
         .await;
