@@ -321,7 +321,8 @@ impl Demo {
 
         // A closed stdout (piped into `head`, say) must not take the server down with it.
         let banner = format!(
-            "KT-XH Live demo is running at http://{addr}\n  viewer token: {viewer}\n  admin token:  {admin}\n  \
+            "KT-XH Live demo is running at http://{addr}\n  \
+             operations room: http://{addr}/#token={viewer}\n  viewer token: {viewer}\n  admin token:  {admin}\n  \
              try: curl -H 'Authorization: Bearer {viewer}' http://{addr}/api/v1/groups\n",
             addr = self.addr
         );
