@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/ticket", post(ws::ticket))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
+        .route("/status/{indicator}/path", get(status::path))
         .route(
             "/observations",
             get(observations::list).post(observations::post),

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::{ApiError, ApiQuery, AppState};
-use crate::domain::Period;
-use crate::rules::engine::TargetStatus;
+use crate::domain::{OrgUnit, Period};
+use crate::rules::engine::{plan_profile, TargetStatus};
+use crate::rules::path::expected_path;
 
 #[derive(Deserialize)]
 pub struct StatusQuery {
@@ -44,6 +45,20 @@ fn parse_as_of(raw: Option<&str>, state: &AppState) -> Result<Option<DateTime<Ut
     Ok(Some(instant))
 }
 
+/// The named unit, or the city when none is named.
+fn unit_or_city<'a>(state: &'a AppState, code: Option<&str>) -> Result<&'a OrgUnit, ApiError> {
+    match code {
+        Some(code) => state
+            .catalogue
+            .unit(code)
+            .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit `{code}`"))),
+        None => state
+            .catalogue
+            .root_unit()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no root unit"))),
+    }
+}
+
 fn current_year(state: &AppState) -> i32 {
     Utc::now().with_timezone(&state.settings.zone()).year()
 }
@@ -68,16 +83,7 @@ pub async fn list(
             .group(group)
             .ok_or_else(|| ApiError::invalid("group", format!("unknown group `{group}`")))?;
     }
-    let unit = match query.unit.as_deref() {
-        Some(code) => state
-            .catalogue
-            .unit(code)
-            .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit `{code}`")))?,
-        None => state
-            .catalogue
-            .root_unit()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no root unit")))?,
-    };
+    let unit = unit_or_city(&state, query.unit.as_deref())?;
     let as_of = parse_as_of(query.as_of.as_deref(), &state)?;
     let in_group = |indicator: &str| {
         query.group.as_deref().is_none_or(|g| {
@@ -126,16 +132,7 @@ pub async fn one(
         .catalogue
         .indicator(&code)
         .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
-    let unit = match query.unit.as_deref() {
-        Some(code) => state
-            .catalogue
-            .unit(code)
-            .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit `{code}`")))?,
-        None => state
-            .catalogue
-            .root_unit()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no root unit")))?,
-    };
+    let unit = unit_or_city(&state, query.unit.as_deref())?;
     let year = query.year.unwrap_or_else(|| current_year(&state));
     let not_found = || {
         ApiError::NotFound(format!(
@@ -160,4 +157,55 @@ pub async fn one(
             .map(Json)
             .ok_or_else(not_found),
     }
+}
+
+#[derive(Deserialize)]
+pub struct PathQuery {
+    year: Option<i32>,
+    unit: Option<String>,
+}
+
+/// `GET /api/v1/status/{indicator}/path`: what the plan expects at the start of the year and
+/// at the end of each month, with the plan profile the status uses, for the indicator chart.
+pub async fn path(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(code): Path<String>,
+    ApiQuery(query): ApiQuery<PathQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let indicator = state
+        .catalogue
+        .indicator(&code)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
+    let unit = unit_or_city(&state, query.unit.as_deref())?;
+    let year = query.year.unwrap_or_else(|| current_year(&state));
+    let status = state
+        .engine
+        .status(&(year, indicator.code.clone(), unit.code.clone()))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no {year} target for `{}` in `{}`",
+                indicator.code, unit.code
+            ))
+        })?;
+    let previous_year = state
+        .engine
+        .year_points(&indicator.code, &unit.code, year - 1);
+    let (profile, plan) = plan_profile(indicator, &previous_year);
+    let path = expected_path(
+        indicator.kind,
+        status.target.value,
+        &profile,
+        year,
+        state.settings.zone(),
+    );
+    Ok(Json(json!({
+        "indicator": indicator.code,
+        "unit": unit.code,
+        "year": year,
+        "kind": indicator.kind,
+        "plan": plan,
+        "target": status.target,
+        "path": path,
+    })))
 }

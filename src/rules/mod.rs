@@ -2,6 +2,7 @@
 //!
 //! - [`plan`]: the plan share `share(t)` of a year (linear or a monthly profile).
 //! - [`projection`]: run-rate and least-squares projections with Student-t intervals.
+//! - [`path`]: the expected path through the year, for charts.
 //! - [`status`]: status of one (indicator, unit, year) as DESIGN §3 defines it.
 //! - [`five_year`]: progress towards a multi-year target (Open SDG's measure).
 //! - [`staleness`]: when a period is due, from the periodicity and the release calendar.
@@ -12,6 +13,7 @@ pub mod anomaly;
 pub mod engine;
 pub mod five_year;
 pub mod hysteresis;
+pub mod path;
 pub mod plan;
 pub mod projection;
 pub mod staleness;

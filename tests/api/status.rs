@@ -223,6 +223,35 @@ async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
         .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
         .await;
     assert_eq!(one.body["plan"], "linear");
+
+    // The chart's expected path follows the same profile: last year put 40,000 of 95,000 in
+    // December, so eleven months expect 55/95 of the target.
+    let target = city_target(&app, 2026, "PUBLIC_INVESTMENT_DISBURSED").await;
+    let path = app
+        .get(
+            "/api/v1/status/PUBLIC_INVESTMENT_DISBURSED/path?year=2026",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(path.status, 200, "{path:?}");
+    assert_eq!(path.body["plan"], "previous_year");
+    let expected: Vec<f64> = path.body["path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|p| p["expected"].as_f64().expect("expected"))
+        .collect();
+    assert_eq!(expected.len(), 13);
+    assert_eq!(expected[0], 0.0);
+    assert!(
+        (expected[11] - target * 55.0 / 95.0).abs() < 1e-6 * target,
+        "{expected:?}"
+    );
+    assert!((expected[12] - target).abs() < 1e-6 * target);
+    let unknown = app
+        .get("/api/v1/status/NOPE/path?year=2026", &app.viewer)
+        .await;
+    assert_problem(&unknown, 404, "not_found");
     app.stop().await;
 }
 
