@@ -18,16 +18,17 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use chrono::{DateTime, Datelike, Utc};
-use ktxh::alerts::receivers::verify_signature;
 use serde_json::{json, Value};
+
+// Shared with the API tests, which use the parts this binary does not.
+#[allow(dead_code)]
+#[path = "support/webhook.rs"]
+mod webhook;
+use webhook::{Hit, WebhookReceiver};
 
 const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
 const SECRET: &str = "delivery-test-secret";
@@ -784,67 +785,11 @@ url = "{am_base}"
 // 2. SIGKILL between commit and delivery
 // ---------------------------------------------------------------------------------------------
 
-/// One request the webhook receiver got.
-#[derive(Debug, Clone)]
-struct Hit {
-    idempotency_key: String,
-    notification_id: String,
-    answered: u16,
-    body: Value,
-}
-
-/// A webhook receiver that answers 503 until `accept` is set, then 200; a request whose
-/// signature does not verify gets 401.
-async fn webhook_receiver() -> (String, Arc<AtomicBool>, Arc<Mutex<Vec<Hit>>>) {
-    let accept = Arc::new(AtomicBool::new(false));
-    let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-    let (flag, log) = (accept.clone(), hits.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let (flag, log) = (flag.clone(), log.clone());
-            async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                let status = if !verify_signature(
-                    SECRET.as_bytes(),
-                    &header("x-ktxh-timestamp"),
-                    &body,
-                    &header("x-ktxh-signature"),
-                ) {
-                    StatusCode::UNAUTHORIZED
-                } else if flag.load(Ordering::SeqCst) {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                log.lock().unwrap().push(Hit {
-                    idempotency_key: header("idempotency-key"),
-                    notification_id: header("x-ktxh-notification-id"),
-                    answered: status.as_u16(),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the webhook receiver");
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, accept, hits)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_killed_before_delivery_delivers_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (url, accept, hits) = webhook_receiver().await;
+    let receiver = WebhookReceiver::start(SECRET, false).await;
+    let url = receiver.url.clone();
     let config = config_dir(
         dir.path(),
         &format!(
@@ -864,11 +809,10 @@ secret = "{SECRET}"
     let database_url = format!("sqlite://{}", dir.path().join("k.db").display());
     let admin = admin_token(&config, &database_url);
     let hits_with = |answered: u16| -> Vec<Hit> {
-        hits.lock()
-            .unwrap()
-            .iter()
+        receiver
+            .hits()
+            .into_iter()
             .filter(|h| h.answered == answered)
-            .cloned()
             .collect()
     };
 
@@ -906,14 +850,14 @@ secret = "{SECRET}"
     assert!(
         hits_with(200).is_empty() && hits_with(401).is_empty(),
         "{:?}",
-        hits.lock().unwrap()
+        receiver.hits()
     );
     assert!(!hits_with(503).is_empty());
 
     let status = first.kill_hard();
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     drop(first);
-    accept.store(true, Ordering::SeqCst);
+    receiver.accept.store(true, Ordering::SeqCst);
 
     // Second life, same database and configuration: the pending delivery resumes.
     let second = Service::start(
@@ -959,7 +903,7 @@ secret = "{SECRET}"
 
     // A few more dispatch intervals (100 ms each): nothing is sent again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let hits = hits.lock().unwrap().clone();
+    let hits = receiver.hits();
     let successes: Vec<&Hit> = hits.iter().filter(|h| h.answered == 200).collect();
     assert_eq!(
         successes.len(),

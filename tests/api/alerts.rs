@@ -2,62 +2,18 @@
 //! gets it signed, recovery sends the resolved notice, and an input hovering at a threshold
 //! does not flood anyone.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use chrono::{Datelike, Utc};
-use ktxh::alerts::receivers::verify_signature;
 use ktxh::alerts::routing::AlertingConfig;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app_alerting, Backend, TestApp};
 use crate::on_every_backend;
+use crate::webhook::WebhookReceiver;
 
 const SECRET: &str = "s3cret-for-tests";
 const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
-
-/// A webhook receiver on a random port that keeps every request whose signature verifies.
-async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>, Arc<Mutex<usize>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let forged: Arc<Mutex<usize>> = Arc::default();
-    let (keep, bad) = (received.clone(), forged.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let (keep, bad) = (keep.clone(), bad.clone());
-            async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                if verify_signature(
-                    SECRET.as_bytes(),
-                    &header("x-ktxh-timestamp"),
-                    &body,
-                    &header("x-ktxh-signature"),
-                ) {
-                    keep.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                    StatusCode::OK
-                } else {
-                    *bad.lock().unwrap() += 1;
-                    StatusCode::UNAUTHORIZED
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received, forged)
-}
 
 fn alerting(url: &str, repeat_seconds: u64) -> AlertingConfig {
     toml::from_str(&format!(
@@ -120,7 +76,8 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Backend) {
-    let (url, received, forged) = webhook_receiver().await;
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let url = receiver.url.clone();
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
@@ -160,7 +117,7 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     assert_eq!(ours[0]["state"], "pending");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        received.lock().unwrap().is_empty(),
+        receiver.delivered().is_empty(),
         "a pending alert is not sent"
     );
 
@@ -168,7 +125,7 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     post_beds(&app, year, (target * 0.5).round() + 1.0).await;
     assert_eq!(status_of(&app).await["status"], "off_track");
     let firing = eventually("the firing notification", || {
-        received.lock().unwrap().first().cloned()
+        receiver.delivered().first().cloned()
     })
     .await;
     assert_eq!(firing["status"], "firing");
@@ -215,7 +172,7 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     // Recovery with margin resolves at once and sends the resolved notice.
     post_beds(&app, year, (target * 1.1).round()).await;
     let resolved = eventually("the resolved notice", || {
-        received.lock().unwrap().get(1).cloned()
+        receiver.delivered().get(1).cloned()
     })
     .await;
     assert_eq!(resolved["status"], "resolved");
@@ -223,12 +180,8 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     assert!(resolved["alerts"][0]["ends_at"].is_string());
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        received.lock().unwrap().len(),
-        2,
-        "each notice exactly once"
-    );
-    assert_eq!(*forged.lock().unwrap(), 0);
+    assert_eq!(receiver.delivered().len(), 2, "each notice exactly once");
+    assert_eq!(receiver.forged(), 0);
     let outbox = app.get("/api/v1/notifications", &app.admin).await;
     let statuses: Vec<_> = outbox.body["notifications"]
         .as_array()
@@ -241,7 +194,8 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
 }
 
 async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend) {
-    let (url, received, _) = webhook_receiver().await;
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let url = receiver.url.clone();
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
@@ -271,7 +225,7 @@ async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let sent = received.lock().unwrap().len();
+    let sent = receiver.delivered().len();
     assert!(
         sent <= 1,
         "{sent} notifications for one hovering target within one repeat interval"
@@ -280,7 +234,8 @@ async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend
 }
 
 async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
-    let (url, received, _) = webhook_receiver().await;
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let url = receiver.url.clone();
     let Some(app) = spawn_app_alerting(
         backend,
         |s| s.rules.for_evaluations = 1,
@@ -329,7 +284,7 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     assert_eq!(ours, 1, "the slipping target fires");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        received.lock().unwrap().is_empty(),
+        receiver.delivered().is_empty(),
         "a silenced alert is recorded but not sent"
     );
 
