@@ -1,0 +1,420 @@
+// KT-XH Live — operations-room wall screen. Boot, sign-in, routing, keyboard and the glue between
+// the REST API, the live topics and the views.
+//
+// Data flow: REST paints the screen at once (catalogue, statuses, alerts); the websocket then
+// sends a snapshot per topic and deltas after it, which patch only what changed. While the live
+// connection is down, REST refreshes the screen every 30 s so it never silently freezes.
+
+import { UnauthorizedError, adoptTokenFromFragment, clearToken, get, mapLimited, storeToken, storedToken } from "./api.js";
+import { Header, renderCity } from "./header.js";
+import { applyStatic, both, onLangChange, pick, t, toggleLang } from "./i18n.js";
+import { IndicatorPage } from "./indicator.js";
+import { LiveClient } from "./live.js";
+import { Overview } from "./overview.js";
+import { Ticker } from "./ticker.js";
+import { DEFAULT_ZONE, zonedYear } from "./time.js";
+
+const REST_REFRESH_MS = 30_000;
+const NEW_YEAR_CHECK_MS = 60_000;
+// Sparklines come with the live overview snapshot; if it has not come by then, use REST.
+const SPARKLINE_FALLBACK_DELAY_MS = 5_000;
+const BASE_TOPICS = ["overview", "alerts", "feeds"];
+
+const app = {
+  catalogue: null, // {groups, groupByCode, indicators, indicatorOrder}
+  units: new Map(),
+  departments: new Map(),
+  city: { code: null, name_vi: "", name_en: "", timezone: DEFAULT_ZONE },
+  year: null,
+  liveOverview: false, // an overview snapshot arrived: REST no longer needed for statuses
+  restTimer: null,
+  lastOverviewHash: "#/",
+  currentHash: "",
+  previousHash: null,
+  lastIndicator: null,
+};
+
+let header;
+let overview;
+let ticker;
+let page;
+let live;
+
+main();
+
+async function main() {
+  adoptTokenFromFragment();
+  applyStatic();
+  header = new Header();
+  ticker = new Ticker();
+  overview = new Overview({
+    tiles: document.getElementById("tiles"),
+    list: document.getElementById("targets"),
+    summary: document.getElementById("summary"),
+    heading: document.getElementById("targets-heading"),
+    onFilter: (group) => {
+      window.location.hash = group ? `#/group/${encodeURIComponent(group)}` : "#/";
+    },
+  });
+  page = new IndicatorPage(document.getElementById("indicator-page"), {
+    get catalogue() {
+      return app.catalogue;
+    },
+    units: app.units,
+    departments: app.departments,
+    get cityUnit() {
+      return app.city.code;
+    },
+    timeZone: () => app.city.timezone,
+  });
+  wireControls();
+  onLangChange(relabel);
+  header.setConnection("connecting");
+
+  if (!storedToken()) await signIn();
+  await untilLoaded(loadCatalogue);
+  route();
+  window.addEventListener("hashchange", () => route({ fromApp: true }));
+  await refreshFromRest().catch(failed);
+  startLive();
+  setTimeout(() => fillSparklinesOverRest().catch(failed), SPARKLINE_FALLBACK_DELAY_MS);
+  // A wall runs for weeks: at the city's New Year every target changes, so start afresh.
+  // (Compared with this browser's own clock at start, so a server clock that disagrees cannot
+  // cause a reload loop.)
+  const startYear = zonedYear(Date.now(), app.city.timezone);
+  setInterval(() => {
+    if (zonedYear(Date.now(), app.city.timezone) !== startYear) window.location.reload();
+  }, NEW_YEAR_CHECK_MS);
+}
+
+// -- sign-in and errors -------------------------------------------------------------------------
+
+/** Shows the bilingual sign-in panel; resolves once a token has been accepted by the server. */
+function signIn() {
+  const backdrop = document.getElementById("signin");
+  const form = document.getElementById("signin-form");
+  const input = document.getElementById("signin-token");
+  const error = document.getElementById("signin-error");
+  const submit = form.querySelector("button");
+  // Everything behind the panel is out of reach (focus, clicks, screen readers) until then.
+  const behind = [...document.body.children].filter((el) => el !== backdrop);
+  backdrop.hidden = false;
+  for (const el of behind) el.inert = true;
+  input.focus();
+  return new Promise((resolve) => {
+    form.onsubmit = async (event) => {
+      event.preventDefault();
+      const token = input.value.trim();
+      if (!/^ktxh_[A-Za-z0-9_]+$/.test(token)) {
+        error.textContent = both("signin_invalid");
+        return;
+      }
+      submit.disabled = true;
+      error.textContent = both("signin_checking");
+      try {
+        await get("/groups", { token });
+      } catch (failure) {
+        error.textContent = both(failure instanceof UnauthorizedError ? "signin_invalid" : "signin_error");
+        submit.disabled = false;
+        return;
+      }
+      storeToken(token);
+      input.value = "";
+      error.textContent = "";
+      submit.disabled = false;
+      backdrop.hidden = true;
+      for (const el of behind) el.inert = false;
+      resolve();
+    };
+  });
+}
+
+/** A 401 anywhere: forget the token, ask for another, then start afresh with it. */
+async function unauthorized() {
+  live?.stop();
+  clearToken();
+  await signIn();
+  window.location.reload();
+}
+
+function failed(error) {
+  if (error instanceof UnauthorizedError) {
+    unauthorized();
+    return;
+  }
+  console.error(error);
+  showBanner(t("load_error", { message: error.message || String(error) }));
+}
+
+function showBanner(text) {
+  let banner = document.getElementById("banner");
+  if (!banner) {
+    banner = document.createElement("p");
+    banner.id = "banner";
+    banner.className = "banner";
+    banner.setAttribute("role", "alert");
+    document.querySelector(".topbar").after(banner);
+  }
+  banner.textContent = text;
+  banner.hidden = !text;
+}
+
+// -- data over REST -----------------------------------------------------------------------------
+
+/**
+ * Runs `load` until it succeeds: a wall screen switched on before the server is up (or during
+ * a restart) must come up by itself, not stay on an error.
+ */
+async function untilLoaded(load) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await load();
+      showBanner("");
+      return;
+    } catch (error) {
+      failed(error);
+      if (error instanceof UnauthorizedError) return new Promise(() => {}); // reloads after sign-in
+      await new Promise((resolve) => setTimeout(resolve, Math.min(60_000, 2000 * 2 ** attempt)));
+    }
+  }
+}
+
+async function loadCatalogue() {
+  const [groups, indicators, units] = await Promise.all([get("/groups"), get("/indicators"), get("/units")]);
+  const orderedGroups = [...groups.groups].sort((a, b) => a.order - b.order);
+  const groupRank = new Map(orderedGroups.map((group, index) => [group.code, index]));
+  const indicatorList = [...indicators.indicators].sort(
+    (a, b) => (groupRank.get(a.group) ?? 99) - (groupRank.get(b.group) ?? 99),
+  );
+  app.catalogue = {
+    groups: orderedGroups,
+    groupByCode: new Map(orderedGroups.map((group) => [group.code, group])),
+    indicators: new Map(indicatorList.map((indicator) => [indicator.code, indicator])),
+    indicatorOrder: new Map(indicatorList.map((indicator, index) => [indicator.code, index])),
+  };
+  for (const unit of units.units ?? []) app.units.set(unit.code, unit);
+  for (const department of units.departments ?? []) app.departments.set(department.code, department);
+
+  const root = (units.units ?? []).find((unit) => !unit.parent);
+  if (root) app.city = { ...app.city, code: root.code, name_vi: root.name_vi, name_en: root.name_en };
+  app.year = zonedYear(Date.now(), app.city.timezone);
+  renderCity(app.city);
+  renderYear();
+  overview.setCatalogue(app.catalogue);
+}
+
+/** Statuses and alerts over REST: the first paint, and the fallback while live is down. */
+async function refreshFromRest() {
+  const unit = app.city.code ? `&unit=${encodeURIComponent(app.city.code)}` : "";
+  const [status, alerts] = await Promise.all([get(`/status?year=${app.year}${unit}`), get("/alerts")]);
+  // A live snapshot that arrived meanwhile is newer than this answer.
+  if (!app.liveOverview) overview.replaceAll(status.statuses ?? []);
+  if (!app.liveOverview) ticker.replaceAll(alerts.alerts ?? []);
+  showBanner("");
+}
+
+async function fillSparklinesOverRest() {
+  const missing = overview.viewsWithoutPoints();
+  if (missing.length === 0) return;
+  await mapLimited(missing, 4, async (view) => {
+    const answer = await get(
+      `/observations?indicator=${encodeURIComponent(view.indicator)}&unit=${encodeURIComponent(view.unit)}&from=${view.year}&to=${view.year}`,
+    );
+    const points = (answer.observations ?? []).map((row) => ({ period: row.period, end: row.period_end, value: row.value }));
+    overview.setPoints(view.indicator, points);
+  });
+}
+
+/** Polls REST while (and only while) the live connection is down; retries do not restart it. */
+function scheduleRestRefresh(connected) {
+  if (connected) {
+    clearInterval(app.restTimer);
+    app.restTimer = null;
+    return;
+  }
+  if (app.restTimer !== null) return;
+  app.restTimer = setInterval(() => {
+    app.liveOverview = false;
+    refreshFromRest().catch(failed);
+  }, REST_REFRESH_MS);
+}
+
+// -- live ---------------------------------------------------------------------------------------
+
+function startLive() {
+  live = new LiveClient({
+    onMessage: liveMessage,
+    onState: (state, detail) => {
+      header.setConnection(state, detail);
+      scheduleRestRefresh(state === "connected");
+    },
+    onUnauthorized: unauthorized,
+  });
+  live.setTopics(wantedTopics());
+  live.start();
+}
+
+function wantedTopics() {
+  return page.topic ? [...BASE_TOPICS, page.topic] : BASE_TOPICS;
+}
+
+function liveMessage(message) {
+  if (message.type === "welcome") {
+    if (message.city) {
+      app.city = { ...app.city, ...message.city, timezone: message.city.timezone || app.city.timezone };
+      renderCity(app.city);
+      header.setTimeZone(app.city.timezone);
+    }
+    if (Number.isInteger(message.year)) setYear(message.year);
+    return;
+  }
+  if (message.type === "error") {
+    console.warn("live error", message.code, message.topic ?? "", message.message ?? "");
+    return;
+  }
+  if (message.type !== "snapshot" && message.type !== "delta") return;
+  const data = message.data ?? {};
+  const topic = message.topic ?? "";
+  const snapshot = message.type === "snapshot";
+
+  if (topic === "overview") {
+    if (snapshot && Number.isInteger(data.year)) setYear(data.year);
+    if (snapshot && typeof data.unit === "string") app.city.code = data.unit;
+    const targets = (data.targets ?? []).filter((view) => view.year === app.year && (!app.city.code || view.unit === app.city.code));
+    if (snapshot) {
+      app.liveOverview = true;
+      showBanner("");
+      overview.replaceAll(targets);
+    } else {
+      overview.upsert(targets);
+      if (data.observations?.length) header.noteData(message.at ?? Date.now());
+    }
+  } else if (topic === "alerts") {
+    if (snapshot) ticker.replaceAll(data.alerts ?? []);
+    else ticker.upsert(data.alerts ?? []);
+  } else if (topic === "feeds") {
+    const feeds = snapshot ? data.feeds ?? [] : [data.feed];
+    for (const feed of feeds) header.noteFeed(feed);
+  } else if (topic.startsWith("indicator:")) {
+    page.applyTopic(message);
+  }
+}
+
+function setYear(year) {
+  if (year === app.year) return;
+  app.year = year;
+  renderYear();
+}
+
+function renderYear() {
+  document.getElementById("year-label").textContent = t("year_label", { year: app.year ?? "" });
+}
+
+// -- routes -------------------------------------------------------------------------------------
+
+function parseRoute() {
+  const [path, query = ""] = window.location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(query);
+  const indicator = /^\/indicator\/([^/]+)$/.exec(path);
+  if (indicator) {
+    const year = Number.parseInt(params.get("year"), 10);
+    return {
+      name: "indicator",
+      code: decodeURIComponent(indicator[1]),
+      unit: params.get("unit") || app.city.code,
+      year: Number.isInteger(year) ? year : app.year,
+    };
+  }
+  const group = /^\/group\/([^/]+)$/.exec(path);
+  return { name: "overview", group: group ? decodeURIComponent(group[1]) : null };
+}
+
+function route({ fromApp = false } = {}) {
+  app.previousHash = fromApp ? app.currentHash : null;
+  app.currentHash = window.location.hash;
+  const next = parseRoute();
+  const overviewEl = document.getElementById("overview");
+  const pageEl = document.getElementById("indicator-page");
+  if (next.name === "indicator") {
+    app.lastIndicator = next.code;
+    overviewEl.hidden = true;
+    pageEl.hidden = false;
+    page.open(next).catch(failed);
+    document.getElementById("indicator-title")?.focus();
+  } else {
+    const leavingPage = !pageEl.hidden;
+    app.lastOverviewHash = window.location.hash || "#/";
+    page.close();
+    pageEl.hidden = true;
+    overviewEl.hidden = false;
+    overview.setFilter(next.group);
+    if (leavingPage && app.lastIndicator) overview.focusTarget(app.lastIndicator);
+    else if (next.group && fromApp) overview.focusTile(next.group);
+  }
+  live?.setTopics(wantedTopics());
+  renderTitle();
+}
+
+/** The window title names the page, for the browser's tabs and history. */
+function renderTitle() {
+  const route = parseRoute();
+  const indicator = route.name === "indicator" ? app.catalogue?.indicators.get(route.code) : null;
+  const place = indicator ? pick(indicator) : pick(app.city);
+  document.title = place ? `${place} — KT-XH Live` : "KT-XH Live";
+}
+
+/**
+ * Esc and the back link: from an indicator page to the overview it was opened from (by
+ * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
+ */
+function goBack() {
+  if (!document.getElementById("indicator-page").hidden) {
+    const previous = app.previousHash || "#/";
+    if (app.previousHash !== null && previous === (app.lastOverviewHash || "#/")) window.history.back();
+    else window.location.hash = app.lastOverviewHash;
+  } else if (overview.filter) {
+    window.location.hash = "#/";
+  }
+}
+
+// -- controls and keyboard ----------------------------------------------------------------------
+
+function wireControls() {
+  document.getElementById("lang-toggle").addEventListener("click", toggleLang);
+  // The skip link must not change the hash: that is the router's.
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    overview.focusFirstTarget();
+  });
+  document.getElementById("clear-filter").addEventListener("click", () => {
+    window.location.hash = "#/";
+  });
+  document.getElementById("indicator-page").addEventListener("click", (event) => {
+    if (event.target.closest("[data-action=back]")) {
+      event.preventDefault();
+      goBack();
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (!document.getElementById("signin").hidden) return;
+    const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+    if (event.key === "Escape") {
+      goBack();
+    } else if (!typing && (event.key === "l" || event.key === "L")) {
+      event.preventDefault();
+      toggleLang();
+    }
+  });
+}
+
+function relabel() {
+  applyStatic();
+  renderCity(app.city);
+  renderYear();
+  renderTitle();
+  header.relabel();
+  ticker.relabel();
+  if (app.catalogue) overview.relabel();
+  page.relabel();
+}

@@ -1,0 +1,85 @@
+// Per-unit comparison of one indicator: wards, communes and the special zone ranked by how far
+// each has come against its own target, lowest first, with the whole city as the reference.
+
+import { formatPercent, formatValue, pick, t } from "./i18n.js";
+import { attainment, formatGoal, knownStatus, statusIcon } from "./status.js";
+
+// Bars are drawn on a 0–150 % scale, so over-achievers stay visible without squashing the rest.
+const BAR_MAX = 1.5;
+
+function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/**
+ * @param {HTMLElement} container
+ * @param {object} input
+ * @param {object} input.indicator  catalogue entry
+ * @param {object[]|null} input.views  TargetViews of this indicator, one per unit; null while loading
+ * @param {Map} input.units  unit code → unit
+ * @param {string} input.cityUnit  the root unit's code
+ * @param {string} input.currentUnit  the unit shown on the page (marked aria-current)
+ */
+export function renderComparison(container, { indicator, views, units, cityUnit, currentUnit }) {
+  if (views === null) {
+    container.replaceChildren(h("p", "panel-empty", t("compare_loading")));
+    return;
+  }
+  const direction = indicator?.direction;
+  const city = views.find((view) => view.unit === cityUnit);
+  const ranked = views
+    .filter((view) => view.unit !== cityUnit)
+    .map((view) => ({ view, score: attainment(view, direction) }))
+    .sort((a, b) => (a.score ?? Infinity) - (b.score ?? Infinity));
+
+  const parts = [];
+  if (city) {
+    const list = h("ol", "compare-list compare-reference");
+    list.append(row(city, attainment(city, direction), t("compare_reference"), { indicator, currentUnit }));
+    parts.push(list);
+  }
+  if (ranked.length === 0) {
+    parts.push(h("p", "panel-empty", t("compare_only_city")));
+  } else {
+    parts.push(h("p", "panel-note", `${t("compare_units", { n: ranked.length })} · ${t("compare_rank_note")}`));
+    const list = h("ol", "compare-list");
+    for (const { view, score } of ranked) {
+      list.append(row(view, score, pick(units.get(view.unit)) || view.unit, { indicator, currentUnit }));
+    }
+    parts.push(list);
+  }
+  container.replaceChildren(...parts);
+}
+
+function row(view, score, label, { indicator, currentUnit }) {
+  const status = knownStatus(view.status);
+  const item = h("li");
+  const link = h("a", `compare-row status-${status}`);
+  link.href = `#/indicator/${encodeURIComponent(view.indicator)}?unit=${encodeURIComponent(view.unit)}&year=${view.year}`;
+  link.dataset.unit = view.unit;
+  link.dataset.status = status;
+  if (view.unit === currentUnit) link.setAttribute("aria-current", "page");
+
+  const bar = h("span", "compare-bar");
+  bar.setAttribute("aria-hidden", "true");
+  const fill = h("span", "compare-fill");
+  fill.style.width = `${((Math.min(score ?? 0, BAR_MAX) / BAR_MAX) * 100).toFixed(1)}%`;
+  const goal = h("span", "compare-goal");
+  goal.style.left = `${((1 / BAR_MAX) * 100).toFixed(1)}%`;
+  bar.append(fill, goal);
+
+  const measure = pick(indicator, "measure");
+  link.append(
+    statusIcon(status),
+    h("span", "compare-name", label),
+    h("span", "compare-pct", formatPercent(score)),
+    bar,
+    h("span", "compare-figures", `${formatValue(view.actual)} / ${formatGoal(view.target)} ${measure}`.trim()),
+  );
+  link.title = `${label}: ${t(`status_${status}`)}`;
+  item.append(link);
+  return item;
+}

@@ -1,0 +1,156 @@
+// The alert ticker along the bottom of the wall: active alerts, worst first, scrolling when they
+// do not fit. New alerts are also announced through a polite live region.
+
+import { formatAge, pick, t } from "./i18n.js";
+
+const SEVERITY_ORDER = ["critical", "warning", "info"];
+const SEVERITY_ICON = { critical: "off_track", warning: "at_risk", info: "no_data" };
+// Scrolling speed of the ticker; slow enough to read from across the room.
+const PIXELS_PER_SECOND = 70;
+// At most this many new alerts are read out at once; a burst is summarised by the count.
+const ANNOUNCE_MAX = 3;
+
+function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class Ticker {
+  constructor() {
+    this.track = document.getElementById("ticker");
+    this.viewport = this.track.parentElement;
+    this.countEl = document.getElementById("alert-count");
+    this.announcer = document.getElementById("alert-announcer");
+    this.alerts = new Map(); // fingerprint → alert
+    this.renderQueued = false;
+    new ResizeObserver(() => this.animate()).observe(this.viewport);
+  }
+
+  /** A snapshot: the active alerts replace what we had; nothing is announced. */
+  replaceAll(alerts) {
+    this.alerts.clear();
+    for (const alert of alerts ?? []) {
+      if (isActive(alert)) this.alerts.set(alert.fingerprint, alert);
+    }
+    this.queueRender();
+  }
+
+  /** A delta: changed alerts; resolved ones leave the ticker, new ones are announced. */
+  upsert(alerts) {
+    const fresh = [];
+    for (const alert of alerts ?? []) {
+      if (!alert?.fingerprint) continue;
+      if (!isActive(alert)) {
+        this.alerts.delete(alert.fingerprint);
+        continue;
+      }
+      const before = this.alerts.get(alert.fingerprint);
+      if (alert.state === "firing" && before?.state !== "firing") fresh.push(alert);
+      this.alerts.set(alert.fingerprint, alert);
+    }
+    this.announce(fresh);
+    this.queueRender();
+  }
+
+  relabel() {
+    this.queueRender();
+  }
+
+  announce(alerts) {
+    if (alerts.length === 0) return;
+    const texts = alerts.slice(0, ANNOUNCE_MAX).map((alert) => pick(alert, "summary"));
+    if (alerts.length > ANNOUNCE_MAX) texts.push(t("alerts_count", { n: alerts.length }));
+    this.announcer.textContent = t("alert_new", { text: texts.join("; ") });
+  }
+
+  // Bursts of deltas (a feed touching many targets) collapse into one render per frame.
+  queueRender() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => {
+      this.renderQueued = false;
+      this.render();
+    });
+  }
+
+  render() {
+    const alerts = [...this.alerts.values()].sort(compareAlerts);
+    this.countEl.textContent = alerts.length ? `(${alerts.length})` : "";
+    if (alerts.length === 0) {
+      this.track.replaceChildren(h("li", "ticker-empty", t("alerts_none")));
+      this.animate();
+      return;
+    }
+    const items = alerts.map((alert) => this.item(alert));
+    // A second, hidden copy follows the first so the loop scrolls without a gap.
+    const copies = items.map((item) => {
+      const copy = item.cloneNode(true);
+      copy.setAttribute("aria-hidden", "true");
+      copy.classList.add("ticker-copy");
+      for (const link of copy.querySelectorAll("a")) link.tabIndex = -1;
+      return copy;
+    });
+    this.track.replaceChildren(...items, ...copies);
+    this.animate();
+  }
+
+  item(alert) {
+    const severity = SEVERITY_ORDER.includes(alert.severity) ? alert.severity : "info";
+    const li = h("li", `alert severity-${severity} state-${alert.state}`);
+    const link = h("a", "alert-link");
+    link.href = alertHash(alert);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "status-icon");
+    svg.setAttribute("aria-hidden", "true");
+    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    use.setAttribute("href", `#icon-${SEVERITY_ICON[severity]}`);
+    svg.append(use);
+    link.append(svg, h("span", "alert-severity", t(`severity_${severity}`)), h("span", "alert-text", pick(alert, "summary")));
+    const since = alert.fired_at ?? alert.starts_at;
+    if (since) link.append(h("span", "alert-age", formatAge(Date.now() - Date.parse(since))));
+    li.append(link);
+    return li;
+  }
+
+  /** Scrolls the track only when it overflows; the duration keeps the speed constant. */
+  animate() {
+    const copies = this.track.querySelectorAll(".ticker-copy").length;
+    const overflowing = copies > 0 && this.track.scrollWidth / 2 > this.viewport.clientWidth;
+    this.track.classList.toggle("scrolling", overflowing);
+    for (const copy of this.track.querySelectorAll(".ticker-copy")) copy.hidden = !overflowing;
+    if (overflowing) {
+      const distance = this.track.scrollWidth / 2;
+      this.track.style.setProperty("--ticker-duration", `${Math.round(distance / PIXELS_PER_SECOND)}s`);
+    }
+  }
+}
+
+function isActive(alert) {
+  return alert && alert.state !== "resolved";
+}
+
+function compareAlerts(a, b) {
+  const firing = Number(b.state === "firing") - Number(a.state === "firing");
+  if (firing) return firing;
+  const severity = SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity);
+  if (severity) return severity;
+  return Date.parse(b.fired_at ?? b.starts_at ?? 0) - Date.parse(a.fired_at ?? a.starts_at ?? 0);
+}
+
+/**
+ * The alert's page on this screen. The server's link is absolute with the configured public
+ * URL; only its fragment route is used, so the screen stays on the host it was opened from.
+ */
+function alertHash(alert) {
+  const at = alert.link?.indexOf("#") ?? -1;
+  const hash = at >= 0 ? alert.link.slice(at) : "";
+  if (hash.startsWith("#/indicator/")) return hash;
+  const labels = alert.labels ?? {};
+  if (!labels.indicator) return "#/";
+  const params = new URLSearchParams();
+  if (labels.unit) params.set("unit", labels.unit);
+  if (labels.year) params.set("year", labels.year);
+  return `#/indicator/${encodeURIComponent(labels.indicator)}?${params}`;
+}

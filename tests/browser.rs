@@ -1,0 +1,220 @@
+//! The operations-room screen (`dashboards/ops-room/`) in a real browser: Debian's Chromium,
+//! driven by `tests/browser/ops-room.mjs` (playwright-core) against the real binary.
+//!
+//! Needs `KTXH_TEST_CHROMIUM` (set by `scripts/test.sh`, which also installs Chromium and the
+//! npm packages of `tests/browser/`). Without it the test is skipped, unless
+//! `KTXH_TEST_REQUIRE_ALL_BACKENDS` is set, in which case a missing browser is a failure.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long the server may take to bind, and the browser script to finish (it bounds itself
+/// at 120 s; this is the backstop).
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ktxh(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
+    command
+        .env_remove("DATABASE_URL")
+        .args(["--config"])
+        .arg(manifest_dir().join("config"))
+        .args(["--database-url", database_url]);
+    command
+}
+
+/// The browser to use, or `None` when the test should be skipped.
+fn chromium_or_skip() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KTXH_TEST_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    assert!(
+        std::env::var_os("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_none(),
+        "KTXH_TEST_REQUIRE_ALL_BACKENDS is set but KTXH_TEST_CHROMIUM is not: \
+         run scripts/test.sh (or scripts/test.sh --setup-only) to install Chromium"
+    );
+    eprintln!(
+        "skipped: KTXH_TEST_CHROMIUM is not set (scripts/test.sh installs Debian's chromium \
+         and sets it)"
+    );
+    None
+}
+
+/// `ktxh token create --role ROLE`; the token is the last line of its output.
+fn create_token(database_url: &str, role: &str) -> String {
+    let output = ktxh(database_url)
+        .args(["token", "create", "--role", role, "--name"])
+        .arg(format!("browser-test-{role}"))
+        .output()
+        .expect("run ktxh token create");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "token create --role {role} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
+    token
+}
+
+/// The server, killed when dropped (also when an assertion fails).
+struct Server {
+    child: Child,
+    base_url: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `ktxh serve` on port 0 (the kernel picks a free port, so parallel runs never
+    /// collide) without demo data, so the screen's content is deterministic; the bound address
+    /// comes from the JSON log line `listening`.
+    fn start(database_url: &str) -> Self {
+        let mut child = ktxh(database_url)
+            .args(["--log-json", "serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn,ktxh::app=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ktxh serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines, log) = mpsc::channel();
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            base_url: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        let mut seen = Vec::new();
+        while server.base_url.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = server.log.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "ktxh serve did not report its address:\n{}",
+                    seen.join("\n")
+                )
+            });
+            if let Some(addr) = listening_address(&line) {
+                server.base_url = format!("http://{addr}");
+            }
+            seen.push(line);
+        }
+        server
+    }
+
+    /// What the server logged since it started listening (warnings and errors).
+    fn drain_log(&self) -> String {
+        self.log.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_address(line: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = event.get("fields")?;
+    if fields.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    Some(fields.get("addr")?.as_str()?.to_owned())
+}
+
+/// Runs `command` to completion or until `timeout`, returning (success, stdout + stderr).
+fn run_bounded(mut command: Command, timeout: Duration) -> (bool, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node (is Node.js installed? scripts/test.sh installs it)");
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ]
+    .into_iter()
+    .map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    })
+    .collect();
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output: String = readers
+        .into_iter()
+        .map(|reader| reader.join().unwrap_or_default())
+        .collect();
+    match status {
+        Some(status) => (status.success(), output),
+        None => (false, format!("{output}\n(killed after {timeout:?})")),
+    }
+}
+
+#[test]
+fn the_ops_room_screen_renders_updates_live_and_speaks_english_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let browser_dir = manifest_dir().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules/playwright-core is missing: run scripts/test.sh --setup-only"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let server = Server::start(&database_url);
+
+    let artefacts = manifest_dir().join("target/test-artefacts");
+    std::fs::create_dir_all(&artefacts).expect("create target/test-artefacts");
+    let mut node = Command::new("node");
+    node.arg(browser_dir.join("ops-room.mjs"))
+        .current_dir(&browser_dir)
+        .env("BASE_URL", &server.base_url)
+        .env("VIEWER_TOKEN", &viewer)
+        .env("ADMIN_TOKEN", &admin)
+        .env("CHROMIUM", &chromium)
+        .env("ARTEFACT_DIR", &artefacts);
+    let (passed, output) = run_bounded(node, SCRIPT_TIMEOUT);
+
+    println!("{output}");
+    let server_log = server.drain_log();
+    assert!(
+        passed,
+        "the browser checks failed (screenshots in {}):\n{output}\nserver log:\n{server_log}",
+        artefacts.display()
+    );
+}

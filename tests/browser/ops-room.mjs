@@ -1,0 +1,222 @@
+// Acceptance test of the operations-room screen in Debian's Chromium, driven by playwright-core
+// (which never downloads a browser of its own). Run by tests/browser.rs against the real binary:
+//
+//   BASE_URL=http://127.0.0.1:PORT VIEWER_TOKEN=ktxh_… ADMIN_TOKEN=ktxh_… \
+//   CHROMIUM=/usr/bin/chromium ARTEFACT_DIR=target/test-artefacts node tests/browser/ops-room.mjs
+//
+// Every check runs even when an earlier one failed (each failure is listed), screenshots are
+// saved either way, and the exit status is 1 when any check failed.
+
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`ops-room: ${name} is not set`);
+    process.exit(2);
+  }
+  return value;
+};
+
+const BASE_URL = env("BASE_URL").replace(/\/$/, "");
+const VIEWER_TOKEN = env("VIEWER_TOKEN");
+const ADMIN_TOKEN = env("ADMIN_TOKEN");
+const CHROMIUM = env("CHROMIUM");
+const ARTEFACT_DIR = env("ARTEFACT_DIR");
+
+const GROUPS = 20;
+const TARGETS = 110;
+// The acceptance bar for ingest-to-screen (DESIGN §5: event-driven, no polling).
+const LIVE_UPDATE_MS = 1000;
+// The whole run is bounded, so a hung browser cannot hold CI.
+const RUN_TIMEOUT_MS = 120_000;
+const LIVE_INDICATOR = "EXPORT_TURNOVER";
+
+setTimeout(() => {
+  console.error(`ops-room: gave up after ${RUN_TIMEOUT_MS / 1000} s`);
+  process.exit(1);
+}, RUN_TIMEOUT_MS).unref();
+
+const results = [];
+
+/** Runs one named check; a failure is recorded, printed and does not stop the others. */
+async function check(name, body) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push({ name, ok: true });
+    console.log(`ok - ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, ok: false });
+    console.log(`not ok - ${name}: ${error.message.split("\n")[0]}`);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function api(method, route, token, body) {
+  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** The current month in the city's zone, as a period label ("2026-11"). */
+function currentMonth(timeZone = "Asia/Ho_Chi_Minh") {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit" }).formatToParts(new Date());
+  const get = (type) => parts.find((part) => part.type === type).value;
+  return `${get("year")}-${get("month")}`;
+}
+
+mkdirSync(ARTEFACT_DIR, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });
+const page = await context.newPage();
+const pageErrors = [];
+page.on("pageerror", (error) => pageErrors.push(error.message));
+page.on("console", (message) => {
+  if (message.type() === "error" || message.type() === "warning") console.log(`  browser ${message.type()}: ${message.text()}`);
+});
+let documentLoads = 0;
+page.on("framenavigated", (frame) => {
+  if (frame === page.mainFrame()) documentLoads += 1;
+});
+
+try {
+  await check("the screen is served by the binary and takes the token from the fragment", async () => {
+    const response = await page.goto(`${BASE_URL}/#token=${VIEWER_TOKEN}`, { waitUntil: "domcontentloaded" });
+    assert(response && response.ok(), `GET / answered ${response?.status()}`);
+    await page.waitForFunction(() => !window.location.hash.includes("token="), null, { timeout: 5000 });
+    const stored = await page.evaluate(() => localStorage.getItem("ktxh.viewerToken"));
+    assert(stored === VIEWER_TOKEN, "the viewer token was not stored");
+  });
+
+  await check(`${GROUPS} sector-group tiles render`, async () => {
+    await page.waitForFunction((n) => document.querySelectorAll("[data-group]").length === n, GROUPS, { timeout: 15_000 });
+  });
+
+  await check(`${TARGETS} target rows render, each with a status and an actual value`, async () => {
+    await page.waitForFunction((n) => document.querySelectorAll("[data-indicator]").length === n, TARGETS, { timeout: 15_000 });
+    const incomplete = await page.$$eval("[data-indicator]", (rows) =>
+      rows.filter((row) => !row.dataset.status || !row.querySelector("[data-field=actual]")).map((row) => row.dataset.indicator),
+    );
+    assert(incomplete.length === 0, `rows without status or actual: ${incomplete.join(", ")}`);
+  });
+
+  await check("the live connection is established", async () => {
+    await page.waitForSelector('[data-connection="connected"]', { timeout: 15_000 });
+  });
+
+  await check(`an ingested observation shows in its row within ${LIVE_UPDATE_MS} ms, without a reload`, async () => {
+    const row = `[data-indicator="${LIVE_INDICATOR}"]`;
+    const actual = `${row} [data-field=actual]`;
+    await page.waitForSelector(actual, { timeout: 5000 });
+    const before = await page.$eval(actual, (el) => ({ text: el.textContent, value: el.dataset.value }));
+    const loadsBefore = documentLoads;
+
+    // A value no earlier run of this test could have left, inside the indicator's range.
+    const value = Math.round(4000 + Math.random() * 1000) + 0.5;
+    // The row shows the year's actual; in this fresh database the month is the year's only
+    // value of this flow, so the actual is the value just sent. The moment it shows is taken
+    // in the page itself (the clock is the machine's), so the test's own polling adds nothing.
+    await page.evaluate(
+      ({ selector, expected }) => {
+        window.__shownAt = null;
+        const field = document.querySelector(selector);
+        const observer = new MutationObserver(() => {
+          if (Math.abs(Number(field.dataset.value) - expected) < 1e-6) {
+            window.__shownAt = Date.now();
+            observer.disconnect();
+          }
+        });
+        observer.observe(field, { attributes: true, attributeFilter: ["data-value"] });
+      },
+      { selector: actual, expected: value },
+    );
+    const sent = Date.now();
+    const receipt = await api("POST", "/observations", ADMIN_TOKEN, {
+      observations: [{ indicator: LIVE_INDICATOR, unit: "HCM", period: currentMonth(), value }],
+    });
+    assert(receipt.accepted === 1, `the observation was not accepted: ${JSON.stringify(receipt)}`);
+    console.log(`  the ingest answered in ${Date.now() - sent} ms`);
+
+    const shownAt = await page
+      .waitForFunction(() => window.__shownAt, null, { timeout: LIVE_UPDATE_MS + 2000 })
+      .then((handle) => handle.jsonValue())
+      .catch(() => null);
+    if (shownAt === null) {
+      const now = await page.$eval(actual, (el) => ({ text: el.textContent, value: el.dataset.value }));
+      throw new Error(`the row still shows ${JSON.stringify(now)} (was ${JSON.stringify(before)}), expected ${value}`);
+    }
+    // Counted from the moment the observation was sent: what an operator would see.
+    const latency = shownAt - sent;
+    console.log(`  the row showed it ${latency} ms after it was sent`);
+    assert(latency <= LIVE_UPDATE_MS, `the row changed ${latency} ms after the observation was sent`);
+    const after = await page.$eval(actual, (el) => el.textContent);
+    assert(after !== before.text, `the shown text did not change (${after})`);
+    assert(documentLoads === loadsBefore, "the page was reloaded");
+  });
+
+  await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room.png") });
+
+  await check("Enter on a target opens its indicator page with a chart, Esc goes back", async () => {
+    await page.focus(`[data-indicator="${LIVE_INDICATOR}"]`);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((code) => window.location.hash.startsWith(`#/indicator/${code}`), LIVE_INDICATOR, { timeout: 3000 });
+    await page.waitForSelector("#indicator-page:not([hidden]) svg.chart", { timeout: 5000 });
+    await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room-indicator.png") });
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#overview:not([hidden])", { timeout: 3000 });
+    const focused = await page.evaluate(() => document.activeElement?.dataset?.indicator);
+    assert(focused === LIVE_INDICATOR, `focus did not return to the row (it is on ${focused})`);
+  });
+
+  await check("the English toggle switches the screen to English and is remembered", async () => {
+    const { groups } = await api("GET", "/groups", VIEWER_TOKEN);
+    const economy = groups.find((group) => group.code === "ECONOMY") ?? groups[0];
+    await page.click("#lang-toggle");
+    await page.waitForFunction(() => document.documentElement.lang === "en", null, { timeout: 2000 });
+    const heading = await page.textContent("#targets-heading");
+    assert(/targets/i.test(heading), `the target list heading is not English: ${heading}`);
+    const tile = await page.textContent(`[data-group="${economy.code}"] .tile-name`);
+    assert(tile.trim() === economy.name_en, `tile shows "${tile}", expected "${economy.name_en}"`);
+    await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room-en.png") });
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.waitForFunction(() => document.documentElement.lang === "en" && document.querySelectorAll("[data-group]").length > 0, null, {
+      timeout: 10_000,
+    });
+  });
+
+  await check("no uncaught script error", async () => {
+    assert(pageErrors.length === 0, pageErrors.join(" | "));
+  });
+} finally {
+  await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room-last.png") }).catch(() => {});
+  await browser.close();
+}
+
+const failed = results.filter((result) => !result.ok).length;
+console.log(`ops-room browser checks: ${results.length - failed} of ${results.length} passed`);
+console.log(`screenshots in ${ARTEFACT_DIR}`);
+process.exit(failed === 0 ? 0 : 1);
