@@ -28,6 +28,7 @@ export class IndicatorPage {
     this.context = context;
     this.route = null;
     this.status = null; // TargetStatus of the page's unit
+    this.planPath = null; // [{at, expected}] from /status/{code}/path
     this.observations = []; // this year's and last year's, latest revisions
     this.unitViews = null; // TargetViews of every unit with a target (comparison)
     this.liveComparison = false;
@@ -66,16 +67,20 @@ export class IndicatorPage {
       return;
     }
     const query = `unit=${encodeURIComponent(route.unit)}`;
-    const [status, observations] = await Promise.all([
-      get(`/status/${encodeURIComponent(route.code)}?${query}&year=${route.year}`).catch((error) => {
-        if (error instanceof ApiError && error.status === 404) return null;
-        throw error;
-      }),
+    const missing = (error) => {
+      if (error instanceof ApiError && error.status === 404) return null;
+      throw error;
+    };
+    const [status, observations, plan] = await Promise.all([
+      get(`/status/${encodeURIComponent(route.code)}?${query}&year=${route.year}`).catch(missing),
       get(`/observations?indicator=${encodeURIComponent(route.code)}&${query}&from=${route.year - 1}&to=${route.year}`),
+      // The plan's path through the year, on the same profile the status is judged on.
+      get(`/status/${encodeURIComponent(route.code)}/path?${query}&year=${route.year}`).catch(missing),
     ]);
     if (load !== this.loadToken) return; // the operator moved on meanwhile
     this.loading = false;
     this.status = this.liveStatus ?? status;
+    this.planPath = plan?.path ?? null;
     this.observations = observations?.observations ?? [];
     for (const observation of this.earlyObservations) this.upsertObservation(observation);
     this.render();
@@ -345,7 +350,7 @@ export class IndicatorPage {
       target,
       tolerance: status.tolerance ?? indicator?.tolerance,
       direction: indicator?.direction,
-      expected: expectedPath(status, span, paced),
+      expected: expectedPath(status, this.planPath, span, paced),
       projection,
       cumulativeScale: paced,
       status: knownStatus(status.status),
@@ -416,13 +421,13 @@ export class IndicatorPage {
 }
 
 /**
- * The expected path to the target. The server's `path`, when it sends one, wins (it knows the
- * plan profile). Otherwise flows and cumulatives go linearly from zero to the target, through
- * the server's expected-to-date so a seasonal profile still passes the right point; for other
- * kinds the target line is the path and nothing more is drawn.
+ * The expected path to the target. The server's plan path wins (it knows the plan profile).
+ * Without it, flows and cumulatives go linearly from zero to the target, through the server's
+ * expected-to-date so a seasonal profile still passes the right point; for other kinds the
+ * target line is the path and nothing more is drawn.
  */
-function expectedPath(status, span, paced) {
-  const fromServer = parsePath(status.path);
+function expectedPath(status, planPath, span, paced) {
+  const fromServer = paced ? parsePath(planPath) : [];
   if (fromServer.length > 1) return fromServer;
   const goal = Number.isFinite(status.target?.value) ? status.target.value : null;
   if (!paced || goal === null) return [];
@@ -435,13 +440,16 @@ function expectedPath(status, span, paced) {
   return path;
 }
 
-/** Accepts [{t|at|end|period_end, value|v}] or [[t, v]]; anything else gives an empty path. */
+/** Accepts [{t|at|end|period_end, expected|value|v}] or [[t, v]]; anything else gives an empty path. */
 function parsePath(raw) {
   if (!Array.isArray(raw)) return [];
   return raw
     .map((point) => {
       if (Array.isArray(point)) return { t: toMs(point[0]), v: point[1] };
-      return { t: toMs(point.t ?? point.at ?? point.end ?? point.period_end), v: point.value ?? point.v };
+      return {
+        t: toMs(point.t ?? point.at ?? point.end ?? point.period_end),
+        v: point.expected ?? point.value ?? point.v,
+      };
     })
     .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v));
 }

@@ -12,6 +12,10 @@ const UNAVAILABLE_BACKOFF_MS = 60_000;
 const OFFLINE_AFTER_FAILURES = 3;
 // A server that does not greet within this time is still subscribed to (older protocol).
 const WELCOME_TIMEOUT_MS = 2_000;
+// Browsers hide ping frames, so the server also sends a heartbeat message every interval; a
+// connection silent for this many intervals is half-open and is replaced.
+const SILENT_INTERVALS = 2.5;
+const DEFAULT_HEARTBEAT_SECONDS = 20;
 
 export class LiveClient {
   /**
@@ -37,6 +41,8 @@ export class LiveClient {
     this.failures = 0;
     this.retryTimer = null;
     this.welcomeTimer = null;
+    this.silenceTimer = null;
+    this.heartbeatMs = DEFAULT_HEARTBEAT_SECONDS * 1000;
     this.stopped = true;
     this.state = "connecting";
 
@@ -128,14 +134,27 @@ export class LiveClient {
       // Subscribe once the welcome tells us whether our last seq still means anything.
       this.welcomeTimer = setTimeout(() => this.subscribeAll(), WELCOME_TIMEOUT_MS);
     });
-    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("message", (event) => {
+      this.watchSilence(socket);
+      this.receive(event.data);
+    });
+    this.watchSilence(socket);
     socket.addEventListener("close", () => {
       clearTimeout(this.welcomeTimer);
+      clearTimeout(this.silenceTimer);
       if (this.socket !== socket) return; // an older socket closing late
       this.socket = null;
       if (!this.stopped) this.scheduleRetry();
     });
     // An "error" is always followed by "close", which does the retrying.
+  }
+
+  /** Closes `socket` (and so reconnects) when nothing, not even a heartbeat, arrives in time. */
+  watchSilence(socket) {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      if (this.socket === socket) socket.close(4000, "silent");
+    }, this.heartbeatMs * SILENT_INTERVALS);
   }
 
   /**
@@ -179,7 +198,11 @@ export class LiveClient {
     }
     if (!message || typeof message !== "object") return;
 
+    if (message.type === "heartbeat") return;
     if (message.type === "welcome") {
+      if (Number.isFinite(message.heartbeat_seconds) && message.heartbeat_seconds > 0) {
+        this.heartbeatMs = message.heartbeat_seconds * 1000;
+      }
       const seq = Number.isFinite(message.seq) ? message.seq : null;
       // A server that restarted counts from scratch: an old seq would skip its first deltas.
       if (this.resumeSeq !== null && seq !== null && seq < this.resumeSeq) {

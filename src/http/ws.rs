@@ -4,7 +4,7 @@
 //! Client → server: `{"subscribe": ["overview", "alerts"], "since": 41}` (`since`, the last
 //! `seq` seen, resumes without a gap) and `{"unsubscribe": ["alerts"]}`. Server → client:
 //! `welcome`, then per topic a `snapshot` (or the missed deltas), then `delta`s in `seq` order;
-//! `error` for a bad message, which never closes the connection.
+//! a `heartbeat` every interval; `error` for a bad message, which never closes the connection.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -305,7 +305,12 @@ impl Connection {
                     if last_heard.elapsed() > 2 * heartbeat {
                         return Closed::DeadPeer;
                     }
-                    self.send(socket, Message::Ping(Default::default())).await
+                    // The ping finds dead peers here; the heartbeat message lets a browser,
+                    // which never sees pings, find a half-open connection on its side.
+                    match self.send(socket, Message::Ping(Default::default())).await {
+                        Ok(()) => self.send(socket, self.heartbeat()).await,
+                        Err(closed) => Err(closed),
+                    }
                 }
             };
             if let Err(closed) = step {
@@ -331,6 +336,15 @@ impl Connection {
             },
             "heartbeat_seconds": self.settings.heartbeat_seconds,
             "max_topics": self.settings.max_topics,
+        });
+        Message::text(body.to_string())
+    }
+
+    fn heartbeat(&self) -> Message {
+        let body = json!({
+            "type": "heartbeat",
+            "seq": self.publisher.hub().seq(),
+            "at": Utc::now(),
         });
         Message::text(body.to_string())
     }

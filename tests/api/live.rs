@@ -50,7 +50,7 @@ async fn connect(app: &TestApp, token: &str) -> Socket {
     socket
 }
 
-/// The next JSON text message, answering nothing else.
+/// The next JSON text message other than a heartbeat.
 async fn next_json(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next())
@@ -59,7 +59,10 @@ async fn next_json(socket: &mut Socket) -> Value {
             .expect("the connection is open")
             .expect("a valid frame");
         if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).expect("JSON");
+            let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if value["type"] != "heartbeat" {
+                return value;
+            }
         }
     }
 }
@@ -579,13 +582,17 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     // The answering client reads (and so pongs) all along; the silent one reads nothing.
     let answered = tokio::spawn(async move {
         let deadline = Instant::now() + Duration::from_millis(4_500);
+        let mut heartbeats = 0;
         while Instant::now() < deadline {
             match tokio::time::timeout(Duration::from_millis(200), answering.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    heartbeats += usize::from(text.as_str().contains(r#""type":"heartbeat""#));
+                }
                 Ok(Some(Ok(_))) | Err(_) => {}
                 Ok(other) => return Err(format!("the answering client was dropped: {other:?}")),
             }
         }
-        Ok(())
+        Ok(heartbeats)
     });
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     let ended = tokio::time::timeout(WAIT, async {
