@@ -19,11 +19,12 @@ function h(tag, className, text) {
  * @param {object} input
  * @param {object} input.indicator  catalogue entry
  * @param {object[]|null} input.views  TargetViews of this indicator, one per unit; null while loading
+ * @param {object[]} [input.values]  units without a target of their own: {unit, actual, points}
  * @param {Map} input.units  unit code → unit
  * @param {string} input.cityUnit  the root unit's code
  * @param {string} input.currentUnit  the unit shown on the page (marked aria-current)
  */
-export function renderComparison(container, { indicator, views, units, cityUnit, currentUnit }) {
+export function renderComparison(container, { indicator, views, values = [], units, cityUnit, currentUnit }) {
   if (views === null) {
     container.replaceChildren(h("p", "panel-empty", t("compare_loading")));
     return;
@@ -41,9 +42,10 @@ export function renderComparison(container, { indicator, views, units, cityUnit,
     list.append(row(city, attainment(city, direction), t("compare_reference"), { indicator, currentUnit }));
     parts.push(list);
   }
-  if (ranked.length === 0) {
+  const byValue = rankByValue(values, direction);
+  if (ranked.length === 0 && byValue.length === 0) {
     parts.push(h("p", "panel-empty", t("compare_only_city")));
-  } else {
+  } else if (ranked.length > 0) {
     parts.push(h("p", "panel-note", `${t("compare_units", { n: ranked.length })} · ${t("compare_rank_note")}`));
     const list = h("ol", "compare-list");
     for (const { view, score } of ranked) {
@@ -51,7 +53,44 @@ export function renderComparison(container, { indicator, views, units, cityUnit,
     }
     parts.push(list);
   }
+  if (byValue.length > 0) {
+    parts.push(h("p", "panel-note", `${t("compare_values", { n: byValue.length })} · ${t("compare_values_note")}`));
+    const list = h("ol", "compare-list");
+    const top = Math.max(...byValue.map((view) => Math.abs(view.actual)), 0);
+    for (const view of byValue) {
+      list.append(valueRow(view, top, pick(units.get(view.unit)) || view.unit, { indicator, currentUnit }));
+    }
+    parts.push(list);
+  }
   container.replaceChildren(...parts);
+}
+
+/** Units without a target ranked by their value, best first for the indicator's direction. */
+function rankByValue(values, direction) {
+  const known = values.filter((view) => Number.isFinite(view.actual));
+  const sign = direction === "lower_is_better" ? 1 : -1;
+  return known.sort((a, b) => sign * (a.actual - b.actual));
+}
+
+function valueRow(view, top, label, { indicator, currentUnit }) {
+  const item = h("li");
+  const link = h("a", "compare-row compare-value");
+  link.href = `#/indicator/${encodeURIComponent(view.indicator)}?unit=${encodeURIComponent(view.unit)}&year=${view.year}`;
+  link.dataset.unit = view.unit;
+  if (view.unit === currentUnit) link.setAttribute("aria-current", "page");
+  const bar = h("span", "compare-bar");
+  bar.setAttribute("aria-hidden", "true");
+  const fill = h("span", "compare-fill");
+  fill.style.width = `${top > 0 ? ((Math.abs(view.actual) / top) * 100).toFixed(1) : 0}%`;
+  bar.append(fill);
+  const measure = pick(indicator, "measure");
+  link.append(
+    h("span", "compare-name", label),
+    bar,
+    h("span", "compare-figures", `${formatValue(view.actual)} ${measure}`.trim()),
+  );
+  item.append(link);
+  return item;
 }
 
 function row(view, score, label, { indicator, currentUnit }) {

@@ -31,6 +31,7 @@ export class IndicatorPage {
     this.planPath = null; // [{at, expected}] from /status/{code}/path
     this.observations = []; // this year's and last year's, latest revisions
     this.unitViews = null; // TargetViews of every unit with a target (comparison)
+    this.valueViews = []; // units without a target of their own: their values (comparison)
     this.liveComparison = false;
     // While REST loads, live news is kept aside and applied on top of the REST answer.
     this.loading = false;
@@ -107,9 +108,11 @@ export class IndicatorPage {
     if (Number.isInteger(data.year) && data.year !== this.route.year) return;
     if (message.type === "snapshot") {
       this.unitViews = (data.targets ?? []).filter((view) => view.year === this.route.year);
+      this.valueViews = (data.untargeted ?? []).filter((view) => view.year === this.route.year);
       this.liveComparison = true;
     } else {
       this.unitViews = upsertViews(this.unitViews ?? [], data.targets ?? [], this.route.year);
+      this.valueViews = upsertViews(this.valueViews, data.untargeted ?? [], this.route.year);
     }
     const mine = (data.targets ?? []).find((view) => view.unit === this.route.unit && view.year === this.route.year);
     if (mine) {
@@ -413,6 +416,7 @@ export class IndicatorPage {
     renderComparison(this.compareEl, {
       indicator: this.indicator(),
       views: this.unitViews,
+      values: this.valueViews,
       units: this.context.units,
       cityUnit: this.context.cityUnit,
       currentUnit: this.route.unit,

@@ -1,7 +1,7 @@
 //! What screens see: target views with their year's points, alerts and feed events, built into
 //! per-topic snapshots and deltas and handed to the [`Hub`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::alerts::model::Alert;
-use crate::domain::{Catalogue, Code, NewObservation};
+use crate::domain::{Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
 /// Feed events kept for the `feeds` snapshot.
@@ -39,6 +39,19 @@ pub struct PointView {
 pub struct TargetView {
     #[serde(flatten)]
     pub status: TargetStatus,
+    pub points: Vec<PointView>,
+}
+
+/// A series of a unit that has no target of its own: its values, for the per-unit ranking.
+#[derive(Debug, Clone, Serialize)]
+pub struct UntargetedView {
+    pub indicator: Code,
+    pub unit: Code,
+    pub year: i32,
+    /// Always null: what tells this view from a [`TargetView`].
+    pub target: Option<()>,
+    /// The year's value so far: the sum of a flow, the mean of an average, else the latest.
+    pub actual: Option<f64>,
     pub points: Vec<PointView>,
 }
 
@@ -79,6 +92,9 @@ pub struct Update<'a> {
 #[derive(Debug, Default, Serialize)]
 struct TargetsDelta {
     targets: Vec<Value>,
+    /// Units without a target of their own (only on `indicator:` topics).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    untargeted: Vec<Value>,
     observations: Vec<ObservationView>,
     changes: Vec<StatusChange>,
 }
@@ -98,6 +114,8 @@ pub struct Publisher {
     zone: Tz,
     city: Code,
     feeds: Mutex<VecDeque<FeedEvent>>,
+    /// Years that have targets.
+    years: Mutex<BTreeSet<i32>>,
     snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
@@ -115,6 +133,7 @@ impl Publisher {
             .root_unit()
             .map(|unit| unit.code.clone())
             .context("the catalogue has no city (a unit without parent)")?;
+        let years = engine.statuses(|_| true).iter().map(|s| s.year).collect();
         Ok(Self {
             hub,
             catalogue,
@@ -123,6 +142,7 @@ impl Publisher {
             zone,
             city,
             feeds: Mutex::new(VecDeque::with_capacity(FEEDS_KEPT)),
+            years: Mutex::new(years),
             snapshots: Mutex::new(HashMap::new()),
             closing: CancellationToken::new(),
         })
@@ -148,9 +168,17 @@ impl Publisher {
         &self.city
     }
 
-    /// The year screens follow: the current calendar year in the city.
+    /// The year screens follow: the current calendar year in the city, or while that year has
+    /// no targets yet (early January), the last year that has, whose final figures are still
+    /// arriving.
     pub fn year(&self, now: DateTime<Utc>) -> i32 {
-        now.with_timezone(&self.zone).year()
+        let current = now.with_timezone(&self.zone).year();
+        let years = self.years.lock().unwrap_or_else(|p| p.into_inner());
+        years
+            .range(..=current)
+            .next_back()
+            .copied()
+            .unwrap_or(current)
     }
 
     fn view(&self, status: TargetStatus) -> TargetView {
@@ -165,6 +193,33 @@ impl Publisher {
             })
             .collect();
         TargetView { status, points }
+    }
+
+    /// The year's values of a unit's series that has no target; `None` when it has no values.
+    fn untargeted(&self, indicator: &Code, unit: &Code, year: i32) -> Option<UntargetedView> {
+        let kind = self.catalogue.indicator(indicator.as_str())?.kind;
+        let points = self.engine.year_points(indicator, unit, year);
+        let last = points.last()?.value;
+        let actual = match kind {
+            Kind::Flow => points.iter().map(|p| p.value).sum(),
+            Kind::Average => points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64,
+            Kind::Cumulative | Kind::Level | Kind::Growth => last,
+        };
+        Some(UntargetedView {
+            indicator: indicator.clone(),
+            unit: unit.clone(),
+            year,
+            target: None,
+            actual: Some(actual),
+            points: points
+                .into_iter()
+                .map(|latest| PointView {
+                    period: latest.period.to_string(),
+                    end: latest.end,
+                    value: latest.value,
+                })
+                .collect(),
+        })
     }
 
     /// The topics a target's news goes to.
@@ -184,6 +239,10 @@ impl Publisher {
 
     /// Publishes one delta per watched topic that `update` touches.
     pub fn publish(&self, update: Update<'_>, now: DateTime<Utc>) -> usize {
+        if !update.targets.is_empty() {
+            let mut years = self.years.lock().unwrap_or_else(|p| p.into_inner());
+            years.extend(update.targets.iter().map(|key| key.0));
+        }
         let year = self.year(now);
         let mut by_topic: BTreeMap<Topic, TargetsDelta> = BTreeMap::new();
         let mut touched: BTreeMap<TargetKey, Vec<Topic>> = BTreeMap::new();
@@ -256,19 +315,33 @@ impl Publisher {
             if !topics.iter().any(|t| watched.contains(t)) {
                 continue;
             }
-            let Some(status) = self.engine.status(key) else {
-                continue;
+            let built = match self.engine.status(key) {
+                Some(status) => serde_json::to_value(self.view(status)).map(|v| (v, false)),
+                // A unit without a target of its own still ranks in its indicator's comparison.
+                None => match self.untargeted(&key.1, &key.2, key.0) {
+                    Some(view) => serde_json::to_value(view).map(|v| (v, true)),
+                    None => continue,
+                },
             };
-            let view = match serde_json::to_value(self.view(status)) {
-                Ok(view) => view,
+            let (view, untargeted) = match built {
+                Ok(built) => built,
                 Err(error) => {
                     tracing::error!(%error, "cannot serialize a target view");
                     continue;
                 }
             };
-            for topic in topics.iter().filter(|t| watched.contains(t)) {
+            let carriers = topics
+                .iter()
+                .filter(|t| watched.contains(t))
+                .filter(|t| !untargeted || matches!(t, Topic::Indicator(_)));
+            for topic in carriers {
                 if let Some(delta) = by_topic.get_mut(topic) {
-                    delta.targets.push(view.clone());
+                    let list = if untargeted {
+                        &mut delta.untargeted
+                    } else {
+                        &mut delta.targets
+                    };
+                    list.push(view.clone());
                 }
             }
         }
@@ -357,11 +430,24 @@ impl Publisher {
                 "unit": unit,
                 "targets": targets(&|s| s.unit == *unit),
             }))?,
-            Topic::Indicator(indicator) => serde_json::to_string(&json!({
-                "year": year,
-                "indicator": indicator,
-                "targets": targets(&|s| s.indicator == *indicator),
-            }))?,
+            Topic::Indicator(indicator) => {
+                let with_targets = targets(&|s| s.indicator == *indicator);
+                let untargeted: Vec<UntargetedView> = self
+                    .catalogue
+                    .indicator(indicator.as_str())
+                    .map(|found| self.catalogue.reporting_units(found))
+                    .into_iter()
+                    .flatten()
+                    .filter(|unit| !with_targets.iter().any(|v| v.status.unit == unit.code))
+                    .filter_map(|unit| self.untargeted(indicator, &unit.code, year))
+                    .collect();
+                serde_json::to_string(&json!({
+                    "year": year,
+                    "indicator": indicator,
+                    "targets": with_targets,
+                    "untargeted": untargeted,
+                }))?
+            }
             Topic::Alerts => serde_json::to_string(&json!({
                 "alerts": self.alerts.active().await,
             }))?,

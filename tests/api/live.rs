@@ -612,6 +612,54 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     app.stop().await;
 }
 
+/// Wards without a target of their own still rank by their values on the indicator topic.
+async fn wards_without_targets_rank_by_value_on_the_indicator_topic() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let rows = |unit: &str, values: &[f64]| -> Value {
+        let rows: Vec<Value> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"indicator": "NEW_ENTERPRISES", "unit": unit, "period": format!("{}-{:02}", this_year(), i + 1), "value": v}))
+            .collect();
+        json!({ "observations": rows })
+    };
+    let posted = app
+        .post_observations(&app.finance, &rows("P_TAN_DINH", &[40.0, 2.0]))
+        .await;
+    assert_eq!(posted.body["accepted"], 2, "{posted:?}");
+    let mut socket = connect(&app, &app.viewer).await;
+    next_json(&mut socket).await;
+    subscribe(&mut socket, &["indicator:NEW_ENTERPRISES"], None).await;
+    let snapshot = expect_snapshot(&mut socket, "indicator:NEW_ENTERPRISES", "subscribe").await;
+    let untargeted = snapshot["data"]["untargeted"]
+        .as_array()
+        .expect("untargeted");
+    assert_eq!(
+        untargeted.len(),
+        1,
+        "only wards with values: {untargeted:?}"
+    );
+    assert_eq!(untargeted[0]["unit"], "P_TAN_DINH");
+    assert_eq!(untargeted[0]["target"], Value::Null);
+    assert_eq!(untargeted[0]["actual"], 42.0, "a flow sums its months");
+
+    let posted = app
+        .post_observations(&app.finance, &rows("P_BAN_CO", &[7.0]))
+        .await;
+    assert_eq!(posted.body["accepted"], 1, "{posted:?}");
+    let delta = next_json(&mut socket).await;
+    assert_eq!(delta["type"], "delta", "{delta}");
+    assert_eq!(
+        delta["data"]["untargeted"][0]["unit"], "P_BAN_CO",
+        "{delta}"
+    );
+    assert_eq!(delta["data"]["untargeted"][0]["actual"], 7.0);
+    assert_eq!(delta["data"]["targets"], json!([]));
+    app.stop().await;
+}
+
 crate::on_every_backend!(
     a_screen_gets_snapshots_then_one_delta_per_topic_after_an_ingest,
     a_reconnecting_screen_resumes_without_gap_or_duplicate,
@@ -630,6 +678,11 @@ async fn slow_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals() {
     the_websocket_is_refused_without_a_valid_credential_or_from_a_foreign_origin().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untargeted_wards() {
+    wards_without_targets_rank_by_value_on_the_indicator_topic().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
