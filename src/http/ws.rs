@@ -6,7 +6,7 @@
 //! `welcome`, then per topic a `snapshot` (or the missed deltas), then `delta`s in `seq` order;
 //! a `heartbeat` every interval; `error` for a bad message, which never closes the connection.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -18,6 +18,7 @@ use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use prometheus::IntCounter;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -30,6 +31,14 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+// Resolved once: a label lookup per delivered frame would cost more than the delivery.
+static FRAMES_DELTA: LazyLock<IntCounter> =
+    LazyLock::new(|| METRICS.ws_frames.with_label_values(&["delta"]));
+static FRAMES_REPLAY: LazyLock<IntCounter> =
+    LazyLock::new(|| METRICS.ws_frames.with_label_values(&["replay"]));
+static FRAMES_SNAPSHOT: LazyLock<IntCounter> =
+    LazyLock::new(|| METRICS.ws_frames.with_label_values(&["snapshot"]));
 
 /// Messages longer than this go out as several frames. The socket's write buffer keeps the
 /// capacity of the largest frame it ever held, so a whole snapshot in one frame would stay
@@ -94,7 +103,10 @@ pub async fn upgrade(
         .remove::<OnUpgrade>()
         .ok_or_else(|| ApiError::NotWebsocket("this connection cannot be upgraded".into()))?;
     let publisher = state.publisher.clone();
-    let settings = live.clone();
+    let limits = Limits {
+        heartbeat_seconds: live.heartbeat_seconds,
+        max_topics: live.max_topics,
+    };
     let config = WebSocketConfig::default()
         .max_message_size(Some(live.max_message_bytes))
         .max_frame_size(Some(live.max_message_bytes))
@@ -113,7 +125,7 @@ pub async fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        Connection::new(publisher, settings).run(socket).await;
+        Connection::new(publisher, limits).run(socket).await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -215,10 +227,18 @@ impl Closed {
     }
 }
 
+/// What a connection needs of the `[live]` settings, copied so that each connection stays
+/// small.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    heartbeat_seconds: u64,
+    max_topics: usize,
+}
+
 /// One screen's connection: the topics it joined, each with the `seq` its start covers.
 struct Connection {
     publisher: Arc<Publisher>,
-    settings: LiveSettings,
+    limits: Limits,
     joined: Vec<(Topic, u64)>,
 }
 
@@ -232,11 +252,11 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    fn new(publisher: Arc<Publisher>, settings: LiveSettings) -> Self {
+    fn new(publisher: Arc<Publisher>, limits: Limits) -> Self {
         METRICS.ws_connections.inc();
         Self {
             publisher,
-            settings,
+            limits,
             joined: Vec::new(),
         }
     }
@@ -260,7 +280,7 @@ impl Connection {
     async fn serve(&mut self, socket: &mut WebSocket, closing: &CancellationToken) -> Closed {
         // Subscribed before the welcome: every delta from here on reaches this connection.
         let mut frames = self.publisher.hub().receiver();
-        let heartbeat = Duration::from_secs(self.settings.heartbeat_seconds);
+        let heartbeat = Duration::from_secs(self.limits.heartbeat_seconds);
         if let Err(closed) = self.send(socket, self.welcome()).await {
             return closed;
         }
@@ -289,7 +309,7 @@ impl Connection {
                 frame = frames.recv() => match frame {
                     Ok(frame) => match self.wants(&frame) {
                         true => {
-                            METRICS.ws_frames.with_label_values(&["delta"]).inc();
+                            FRAMES_DELTA.inc();
                             self.send_text(socket, frame.text.clone()).await
                         }
                         false => Ok(()),
@@ -334,8 +354,8 @@ impl Connection {
                 "name_en": unit.map(|u| u.name_en.as_str()),
                 "timezone": publisher.zone().name(),
             },
-            "heartbeat_seconds": self.settings.heartbeat_seconds,
-            "max_topics": self.settings.max_topics,
+            "heartbeat_seconds": self.limits.heartbeat_seconds,
+            "max_topics": self.limits.max_topics,
         });
         Message::text(body.to_string())
     }
@@ -398,10 +418,10 @@ impl Connection {
                 }
             }
         }
-        if self.joined.len() + topics.len() > self.settings.max_topics {
+        if self.joined.len() + topics.len() > self.limits.max_topics {
             let detail = format!(
                 "a connection may join at most {} topics",
-                self.settings.max_topics
+                self.limits.max_topics
             );
             return self
                 .send(socket, error_message("too_many_topics", &detail, None))
@@ -416,7 +436,7 @@ impl Connection {
             match start {
                 Start::Replay(frames) => {
                     for frame in frames {
-                        METRICS.ws_frames.with_label_values(&["replay"]).inc();
+                        FRAMES_REPLAY.inc();
                         self.send_text(socket, frame.text.clone()).await?;
                     }
                 }
@@ -453,7 +473,7 @@ impl Connection {
             .await
         {
             Ok(text) => {
-                METRICS.ws_frames.with_label_values(&["snapshot"]).inc();
+                FRAMES_SNAPSHOT.inc();
                 self.send_text(socket, text).await
             }
             Err(error) => {
@@ -465,7 +485,7 @@ impl Connection {
 
     /// Sends one message; a peer that does not take it within two heartbeats is given up.
     async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), Closed> {
-        let limit = Duration::from_secs(2 * self.settings.heartbeat_seconds);
+        let limit = Duration::from_secs(2 * self.limits.heartbeat_seconds);
         match tokio::time::timeout(limit, socket.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Closed::Client),
