@@ -297,9 +297,12 @@ impl Connection {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_heard = Instant::now();
+        // Made once: each new `cancelled()` future would register with the token, whose lock
+        // every connection shares, on every delivery.
+        let mut closing = std::pin::pin!(closing.cancelled());
         loop {
             let step = tokio::select! {
-                () = closing.cancelled() => return Closed::Shutdown,
+                () = &mut closing => return Closed::Shutdown,
                 incoming = socket.next() => {
                     last_heard = Instant::now();
                     match incoming {
