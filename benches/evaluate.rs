@@ -6,6 +6,7 @@
 //! KTXH_BENCH_NOW=2026-11-23T12:00:00Z cargo bench --bench evaluate   # mid-year: only what is due
 //! KTXH_BENCH_DATA=monthly cargo bench --bench evaluate          # twelve months for every series
 //! KTXH_BENCH_UNITS=200 KTXH_BENCH_RUNS=5 KTXH_BENCH_APPLIES=1000 KTXH_BENCH_BREAKDOWN=0 …
+//! KTXH_BENCH_STORE=memory cargo bench --bench evaluate        # skip SQLite: same state, faster
 //! ```
 //!
 //! The real code path: the shipped catalogue's indicators and release calendar, 1,000 synthetic
@@ -13,6 +14,9 @@
 //! city's target, flows and cumulatives split among the units), the observations written through
 //! `Store::write_batch` into an SQLite store in a temporary directory, the targets through
 //! `Store::seed_targets`, and the engine built by `Engine::load`, as the service builds it.
+//! `KTXH_BENCH_STORE=memory` skips the store (about two minutes of writing and reading back):
+//! the same rows go straight into a `LiveState` and the engine is built by `Engine::new`, which
+//! `Engine::load` calls once it has read them, so the timings that follow are of the same state.
 //!
 //! Data: every series gets the periods of its indicator's own periodicity in the year (twelve
 //! months, four quarters, one year, or every day of the year for the daily ones), of which only
@@ -38,12 +42,12 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use ktxh::config::{load_catalogue, Settings};
 use ktxh::domain::{
-    Catalogue, Code, Indicator, Kind, NewObservation, OrgUnit, Period, Periodicity, Target,
-    TargetValue,
+    Catalogue, Code, Indicator, Kind, NamedPlan, NewObservation, OrgUnit, Period, Periodicity,
+    PlanSource, Target, TargetValue,
 };
-use ktxh::live::LiveState;
-use ktxh::rules::engine::{evaluate_target, Engine};
-use ktxh::rules::plan::{remaining_period_ends, PlanProfile, YearSpan};
+use ktxh::live::{LiveState, SeriesId, SeriesSlice};
+use ktxh::rules::engine::{evaluate_target, Engine, YearFrame};
+use ktxh::rules::plan::{PlanProfile, YearSpan};
 use ktxh::rules::staleness::ReleaseCalendar;
 use ktxh::store::{self, DynStore, WriteBatch, WriteOutcome};
 
@@ -64,6 +68,8 @@ struct Options {
     applies: usize,
     monthly: bool,
     breakdown: bool,
+    /// Build the engine in memory instead of through an SQLite store.
+    in_memory: bool,
     year: i32,
     now: Option<DateTime<Utc>>,
 }
@@ -85,6 +91,11 @@ impl Options {
             data == "native" || data == "monthly",
             "KTXH_BENCH_DATA is `native` or `monthly`"
         );
+        let store = env_or("KTXH_BENCH_STORE", "sqlite".to_owned())?;
+        anyhow::ensure!(
+            store == "sqlite" || store == "memory",
+            "KTXH_BENCH_STORE is `sqlite` or `memory`"
+        );
         let now = match std::env::var("KTXH_BENCH_NOW") {
             Ok(raw) => Some(
                 DateTime::parse_from_rfc3339(raw.trim())
@@ -100,6 +111,7 @@ impl Options {
             applies: env_or("KTXH_BENCH_APPLIES", 10_000)?,
             monthly: data == "monthly",
             breakdown: env_or("KTXH_BENCH_BREAKDOWN", 1u8)? != 0,
+            in_memory: store == "memory",
             year: env_or("KTXH_BENCH_YEAR", current_year)?,
             now,
         })
@@ -433,65 +445,36 @@ async fn main() -> anyhow::Result<()> {
         rows_per_unit
     );
 
-    // The store, as the service opens it, in a temporary directory.
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store: DynStore = store::connect(&url, zone).await?;
-    let started = Instant::now();
-    store.seed_targets(&catalogue.targets, Utc::now()).await?;
-    let seed_time = started.elapsed();
-
-    let started = Instant::now();
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut written = 0usize;
-    let mut last_of_series = Vec::with_capacity(series);
-    for (i, (indicator, plan)) in indicators.iter().zip(&plans).enumerate() {
-        for (u, target) in catalogue.targets[i * series_units.len()..(i + 1) * series_units.len()]
-            .iter()
-            .enumerate()
-        {
-            let before = batch.len();
-            series_rows(indicator, target, plan, seed_of(i, u), zone, &mut batch);
-            if batch.len() > before {
-                last_of_series.push(batch[batch.len() - 1].clone());
-            }
-            if batch.len() >= BATCH_ROWS {
-                written += write(&store, std::mem::take(&mut batch)).await?;
-                batch.reserve(BATCH_ROWS);
-            }
-        }
-    }
-    if !batch.is_empty() {
-        written += write(&store, std::mem::take(&mut batch)).await?;
-    }
-    drop(batch);
-    let write_time = started.elapsed();
-    anyhow::ensure!(
-        written == total_rows,
-        "the store accepted {written} of {total_rows} rows"
-    );
-    println!(
-        "store (SQLite, temp dir): {} targets seeded in {:.1} s; {} observations written in {:.1} s ({} rows/s, batches of {})",
-        grouped(catalogue.targets.len() as f64),
-        seed_time.as_secs_f64(),
-        grouped(written as f64),
-        write_time.as_secs_f64(),
-        grouped(written as f64 / write_time.as_secs_f64()),
-        grouped(BATCH_ROWS as f64),
-    );
-
-    // The engine, as the service builds it (loading runs the first full evaluation).
-    let started = Instant::now();
-    let engine = Engine::load(
-        catalogue.clone(),
-        &store,
-        zone,
-        calendar.clone(),
-        settings.rules.hysteresis(),
-        now,
-    )
-    .await?;
-    let load_time = started.elapsed();
+    let (engine, last_of_series) = if options.in_memory {
+        let started = Instant::now();
+        let (live, last_of_series) = live_state(&catalogue, &plans, zone);
+        let generate_time = started.elapsed();
+        let started = Instant::now();
+        let engine = Engine::new(
+            catalogue.clone(),
+            catalogue.targets.clone(),
+            live,
+            zone,
+            calendar.clone(),
+            settings.rules.hysteresis(),
+            now,
+        );
+        println!(
+            "store: none (KTXH_BENCH_STORE=memory): {} observations generated into a LiveState in {:.1} s",
+            grouped(total_rows as f64),
+            generate_time.as_secs_f64(),
+        );
+        println!(
+            "Engine::new: {:.2} s (indexes the targets and the live state, evaluates once)",
+            started.elapsed().as_secs_f64(),
+        );
+        (engine, last_of_series)
+    } else {
+        load_through_store(
+            &catalogue, &plans, &settings, &calendar, zone, now, total_rows,
+        )
+        .await?
+    };
     let (target_count, series_count) = engine.size();
     // A series with nothing released yet (a yearly figure mid-year) has no live state.
     anyhow::ensure!(
@@ -499,14 +482,13 @@ async fn main() -> anyhow::Result<()> {
         "the engine holds {target_count} targets and {series_count} series, expected {series} and {}",
         last_of_series.len()
     );
-    let (rss, peak) = memory_mib();
-    let trimmed = trim_heap().then(|| memory_mib().0);
     println!(
-        "Engine::load: {:.2} s (reads the latest values from the store, builds the live state, evaluates once): {} targets, {} series with data",
-        load_time.as_secs_f64(),
+        "engine: {} targets, {} series with data",
         grouped(target_count as f64),
         grouped(series_count as f64),
     );
+    let (rss, peak) = memory_mib();
+    let trimmed = trim_heap().then(|| memory_mib().0);
     match trimmed {
         Some(trimmed) => println!(
             "resident memory after loading: {rss:.0} MiB (VmRSS; peak {peak:.0} MiB; {trimmed:.0} MiB once the allocator returned freed pages)"
@@ -609,6 +591,113 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Seeds an SQLite store in a temporary directory with the targets and the released rows, then
+/// loads the engine from it as the service does. Returns the engine and each series' last row.
+async fn load_through_store(
+    catalogue: &Arc<Catalogue>,
+    plans: &[IndicatorPlan],
+    settings: &Settings,
+    calendar: &ReleaseCalendar,
+    zone: Tz,
+    now: DateTime<Utc>,
+    total_rows: usize,
+) -> anyhow::Result<(Engine, Vec<NewObservation>)> {
+    let series_units = &catalogue.units[1..];
+    // The store, as the service opens it, in a temporary directory.
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store: DynStore = store::connect(&url, zone).await?;
+    let started = Instant::now();
+    store.seed_targets(&catalogue.targets, Utc::now()).await?;
+    let seed_time = started.elapsed();
+
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut written = 0usize;
+    let mut last_of_series = Vec::with_capacity(catalogue.targets.len());
+    for (i, (indicator, plan)) in catalogue.indicators.iter().zip(plans).enumerate() {
+        for (u, target) in catalogue.targets[i * series_units.len()..(i + 1) * series_units.len()]
+            .iter()
+            .enumerate()
+        {
+            let before = batch.len();
+            series_rows(indicator, target, plan, seed_of(i, u), zone, &mut batch);
+            if batch.len() > before {
+                last_of_series.push(batch[batch.len() - 1].clone());
+            }
+            if batch.len() >= BATCH_ROWS {
+                written += write(&store, std::mem::take(&mut batch)).await?;
+                batch.reserve(BATCH_ROWS);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        written += write(&store, std::mem::take(&mut batch)).await?;
+    }
+    drop(batch);
+    let write_time = started.elapsed();
+    anyhow::ensure!(
+        written == total_rows,
+        "the store accepted {written} of {total_rows} rows"
+    );
+    println!(
+        "store (SQLite, temp dir): {} targets seeded in {:.1} s; {} observations written in {:.1} s ({} rows/s, batches of {})",
+        grouped(catalogue.targets.len() as f64),
+        seed_time.as_secs_f64(),
+        grouped(written as f64),
+        write_time.as_secs_f64(),
+        grouped(written as f64 / write_time.as_secs_f64()),
+        grouped(BATCH_ROWS as f64),
+    );
+
+    // The engine, as the service builds it (loading runs the first full evaluation).
+    let started = Instant::now();
+    let engine = Engine::load(
+        catalogue.clone(),
+        &store,
+        zone,
+        calendar.clone(),
+        settings.rules.hysteresis(),
+        now,
+    )
+    .await?;
+    println!(
+        "Engine::load: {:.2} s (reads the latest values from the store, builds the live state, evaluates once)",
+        started.elapsed().as_secs_f64(),
+    );
+    Ok((engine, last_of_series))
+}
+
+/// The released rows of every series applied to a fresh `LiveState` as `Engine::load` applies
+/// what it reads from the store: all at once, by indicator code, then unit. The state is then
+/// laid out in memory as the service's is, which the evaluation's speed depends on. Also returns
+/// each series' last row, in catalogue order.
+fn live_state(
+    catalogue: &Catalogue,
+    plans: &[IndicatorPlan],
+    zone: Tz,
+) -> (LiveState, Vec<NewObservation>) {
+    let series_units = catalogue.units.len() - 1;
+    let mut by_code: Vec<usize> = (0..catalogue.indicators.len()).collect();
+    by_code.sort_by_key(|&i| &catalogue.indicators[i].code);
+    let mut last_of_series = vec![None; catalogue.targets.len()];
+    let mut rows = Vec::new();
+    for i in by_code {
+        let (indicator, plan) = (&catalogue.indicators[i], &plans[i]);
+        for (u, target) in catalogue.targets[i * series_units..(i + 1) * series_units]
+            .iter()
+            .enumerate()
+        {
+            let before = rows.len();
+            series_rows(indicator, target, plan, seed_of(i, u), zone, &mut rows);
+            last_of_series[i * series_units + u] = rows[before..].last().cloned();
+        }
+    }
+    let mut live = LiveState::default();
+    live.apply(&rows.iter().collect::<Vec<_>>());
+    (live, last_of_series.into_iter().flatten().collect())
+}
+
 async fn write(store: &DynStore, rows: Vec<NewObservation>) -> anyhow::Result<usize> {
     let count = rows.len();
     let outcome = store
@@ -627,7 +716,8 @@ async fn write(store: &DynStore, rows: Vec<NewObservation>) -> anyhow::Result<us
 }
 
 /// Where a full re-evaluation's time goes: the same data in a second `LiveState`, and the
-/// engine's public steps timed one by one, outside the engine's lock and bookkeeping.
+/// engine's public steps timed one by one on one thread, outside the engine's lock and
+/// bookkeeping.
 fn breakdown(
     catalogue: &Catalogue,
     plans: &[IndicatorPlan],
@@ -637,52 +727,64 @@ fn breakdown(
     now: DateTime<Utc>,
     full: StdDuration,
 ) {
-    let series_units = catalogue.units.len() - 1;
-    let mut live = LiveState::default();
-    let mut rows = Vec::new();
-    for (i, (indicator, plan)) in catalogue.indicators.iter().zip(plans).enumerate() {
-        for (u, target) in catalogue.targets[i * series_units..(i + 1) * series_units]
-            .iter()
-            .enumerate()
-        {
-            series_rows(indicator, target, plan, seed_of(i, u), zone, &mut rows);
-        }
-        let refs: Vec<&NewObservation> = rows.iter().collect();
-        live.apply(&refs);
-        rows.clear();
-    }
+    let (live, _) = live_state(catalogue, plans, zone);
 
-    // year_of with the key clones the engine makes: the target's year, then the previous year
-    // (which the engine reads for the seasonal plan profile; not kept live, so usually empty).
+    // The series of every target (which the engine looks up once, when it adds the target),
+    // then its periods in the target's year and, for a seasonal plan, in the previous year (not
+    // kept live here, so empty).
     let started = Instant::now();
-    let points: Vec<_> = catalogue
+    let series: Vec<Option<SeriesId>> = catalogue
         .targets
         .iter()
-        .map(|t| live.year_of(&(t.indicator.clone(), t.unit.clone()), t.year, zone))
+        .map(|t| live.id(t.indicator.as_str(), t.unit.as_str()))
         .collect();
-    let year_of_time = started.elapsed();
+    let id_time = started.elapsed();
+    let (span, previous) = (YearSpan::of(year, zone), YearSpan::of(year - 1, zone));
+    let within = |id: &Option<SeriesId>, span: &YearSpan| {
+        id.map_or_else(SeriesSlice::default, |id| {
+            live.starting_within(id, span.start, span.end)
+        })
+    };
     let started = Instant::now();
-    for t in &catalogue.targets {
-        black_box(live.year_of(&(t.indicator.clone(), t.unit.clone()), t.year - 1, zone));
+    let points: Vec<SeriesSlice<'_>> = series.iter().map(|id| within(id, &span)).collect();
+    let year_time = started.elapsed();
+    let seasonal: Vec<&Option<SeriesId>> = catalogue
+        .targets
+        .iter()
+        .zip(&series)
+        .filter(|(t, _)| {
+            catalogue
+                .indicator(t.indicator.as_str())
+                .is_some_and(|i| matches!(i.plan, PlanSource::Named(NamedPlan::PreviousYear)))
+        })
+        .map(|(_, id)| id)
+        .collect();
+    let started = Instant::now();
+    for id in &seasonal {
+        black_box(within(id, &previous));
     }
     let previous_year_time = started.elapsed();
 
-    println!("breakdown of one full re-evaluation (same data, public functions timed alone):");
     println!(
-        "  LiveState::year_of, target year (with the key clones): {:>8.1} ms; previous year: {:.1} ms",
-        ms(year_of_time),
+        "breakdown of one full re-evaluation (same data, public functions timed alone on one thread):"
+    );
+    println!(
+        "  LiveState::id (at load, not per evaluation): {:.1} ms; LiveState::starting_within, target year: {:.1} ms; previous year ({} targets with a previous_year plan): {:.1} ms",
+        ms(id_time),
+        ms(year_time),
+        grouped(seasonal.len() as f64),
         ms(previous_year_time)
     );
     let profile = PlanProfile::Linear;
-    let mut evaluate_total = StdDuration::ZERO;
+    let mut steps = year_time + previous_year_time;
     for periodicity in PERIODICITIES {
-        let selected: Vec<(&Indicator, &Target, &[ktxh::live::Latest])> = catalogue
+        let selected: Vec<(&Indicator, &Target, SeriesSlice<'_>)> = catalogue
             .targets
             .iter()
             .zip(&points)
             .filter_map(|(t, p)| {
                 let indicator = catalogue.indicator(t.indicator.as_str())?;
-                (indicator.periodicity == periodicity).then_some((indicator, t, p.as_slice()))
+                (indicator.periodicity == periodicity).then_some((indicator, t, *p))
             })
             .collect();
         if selected.is_empty() {
@@ -690,60 +792,29 @@ fn breakdown(
         }
         let n = selected.len() as f64;
         let started = Instant::now();
+        let frame = YearFrame::new(periodicity, year, calendar, zone, now);
+        let frame_time = started.elapsed();
+        let started = Instant::now();
         for (indicator, target, points) in &selected {
             black_box(evaluate_target(
-                indicator, target, points, calendar, &profile, zone, now,
+                indicator, target, *points, &frame, &profile,
             ));
         }
         let evaluate = started.elapsed();
-        evaluate_total += evaluate;
-        let started = Instant::now();
-        for (indicator, _, points) in &selected {
-            let latest = points.last().map(|l| l.period);
-            black_box(calendar.staleness(indicator.periodicity, latest.as_ref(), year, now, zone));
-            black_box(calendar.year_closed(indicator.periodicity, year, now, zone));
-        }
-        let staleness = started.elapsed();
-        let started = Instant::now();
-        for (indicator, _, points) in &selected {
-            let after = points
-                .last()
-                .map_or(YearSpan::of(year, zone).start, |l| l.period.end(zone));
-            black_box(remaining_period_ends(
-                indicator.periodicity,
-                year,
-                after,
-                zone,
-            ));
-        }
-        let remaining = started.elapsed();
-        let started = Instant::now();
-        for (_, _, points) in &selected {
-            black_box(YearSpan::of(year, zone));
-            for l in *points {
-                black_box(l.period.end(zone));
-            }
-        }
-        let ends = started.elapsed();
+        steps += frame_time + evaluate;
         println!(
-            "  evaluate_target, {:<9} {:>6} targets: {:>8.1} ms ({:>5.2} µs each), of which staleness + year_closed {:.1} ms, remaining_period_ends {:.1} ms, period ends {:.1} ms",
+            "  evaluate_target, {:<9} {:>6} targets: {:>8.1} ms ({:>5.2} µs each), after YearFrame::new in {:.1} µs",
             periodicity.as_str(),
             grouped(n),
             ms(evaluate),
             us(evaluate) / n,
-            ms(staleness),
-            ms(remaining),
-            ms(ends),
+            us(frame_time),
         );
     }
-    let engine_rest = full.saturating_sub(year_of_time + previous_year_time + evaluate_total);
     println!(
-        "  evaluate_target, all:                      {:>8.1} ms",
-        ms(evaluate_total)
-    );
-    println!(
-        "  the rest of evaluate_all (key clones, target/status/hysteresis map look-ups, TargetStatus, plan profile, anomaly look-up): ≈ {:.1} ms of the {:.1} ms median",
-        ms(engine_rest),
+        "  the steps of a full re-evaluation above: {:.1} ms on one thread; evaluate_all (with hysteresis and the statuses updated in place, on up to {} threads): {:.1} ms median",
+        ms(steps),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         ms(full)
     );
 }

@@ -1,7 +1,12 @@
 //! The rules engine: evaluates every target from the live state, re-evaluates only the targets
 //! an ingest touched, and answers status queries, live or as of a past instant.
+//!
+//! Targets live in a dense vector of slots, each keeping its last status and hysteresis state,
+//! so a full evaluation updates them in place, without key look-ups or copies, and splits the
+//! slots between the machine's cores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -12,15 +17,15 @@ use super::anomaly::{robust_z, AnomalyConfig};
 use super::hysteresis::{
     clears_band_with_margin, clears_with_margin, HysteresisConfig, Official, Pending,
 };
-use super::plan::{remaining_period_ends, PlanProfile, YearSpan};
-use super::staleness::ReleaseCalendar;
-use super::status::{evaluate, EvalInput, Evaluation, Point};
+use super::plan::{period_ends, PlanProfile, YearSpan};
+use super::staleness::{Expectation, ReleaseCalendar};
+use super::status::{evaluate, EvalInput, Evaluation};
 use crate::domain::{
-    Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, PlanSource,
-    Status, Target, TargetValue,
+    Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, Periodicity,
+    PlanSource, Status, Target, TargetValue,
 };
-use crate::live::{Latest, LiveState, SeriesKey};
-use crate::store::{DynStore, StoreResult, TargetRow};
+use crate::live::{Latest, LiveState, SeriesId, SeriesSlice};
+use crate::store::{DynStore, StoreResult};
 
 /// A target: (year, indicator, unit).
 pub type TargetKey = (i32, Code, Code);
@@ -120,6 +125,10 @@ fn seasonal_values(kind: Kind, year: &[Latest]) -> Option<[f64; 12]> {
 /// Values before a new one that the anomaly check compares it with.
 const ANOMALY_WINDOW: usize = 13;
 
+/// Targets per thread below which a full evaluation stays on fewer threads: starting one costs
+/// about as much as evaluating a few hundred targets.
+const MIN_TARGETS_PER_THREAD: usize = 10_000;
+
 /// A status that changed in an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusChange {
@@ -131,71 +140,125 @@ pub struct StatusChange {
     pub at: DateTime<Utc>,
 }
 
-struct Inner {
-    live: LiveState,
-    targets: BTreeMap<TargetKey, Target>,
-    statuses: BTreeMap<TargetKey, TargetStatus>,
-    official: BTreeMap<TargetKey, Official>,
-    anomalies: HashMap<SeriesKey, FlaggedValue>,
-    /// Years that have targets: only their observations are kept live.
-    years: HashSet<i32>,
-}
-
-pub struct Engine {
-    catalogue: Arc<Catalogue>,
+/// What every target of one periodicity and year shares in an evaluation at one instant: the
+/// year's span, its periods' end instants and what the release calendar expects by then. Each
+/// takes time zone conversions, so they are worked out once for all those targets.
+#[derive(Debug, Clone)]
+pub struct YearFrame {
+    periodicity: Periodicity,
+    year: i32,
     zone: Tz,
-    calendar: ReleaseCalendar,
-    hysteresis: HysteresisConfig,
-    anomaly: AnomalyConfig,
-    // A std lock: evaluations are short, CPU-bound and never await while holding it.
-    inner: RwLock<Inner>,
+    span: YearSpan,
+    previous_span: YearSpan,
+    /// End instants of the year's periods, oldest first: averages project the ones to come.
+    period_ends: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    expectation: Expectation,
+    /// The calendar closes the year at `now` (its last period is past due and grace).
+    closed: bool,
 }
 
-fn key_of(target: &Target) -> TargetKey {
-    (target.year, target.indicator.clone(), target.unit.clone())
+impl YearFrame {
+    pub fn new(
+        periodicity: Periodicity,
+        year: i32,
+        calendar: &ReleaseCalendar,
+        zone: Tz,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            periodicity,
+            year,
+            zone,
+            span: YearSpan::of(year, zone),
+            previous_span: YearSpan::of(year - 1, zone),
+            period_ends: period_ends(periodicity, year, zone),
+            now,
+            expectation: calendar.expectation(periodicity, year, now, zone),
+            closed: calendar.year_closed(periodicity, year, now, zone),
+        }
+    }
+
+    /// Moves the frame to `now`, keeping what does not depend on the instant.
+    fn move_to(&mut self, now: DateTime<Utc>, calendar: &ReleaseCalendar) {
+        if now != self.now {
+            let (periodicity, year, zone) = (self.periodicity, self.year, self.zone);
+            self.now = now;
+            self.expectation = calendar.expectation(periodicity, year, now, zone);
+            self.closed = calendar.year_closed(periodicity, year, now, zone);
+        }
+    }
+
+    /// The end instants of the year's periods that end after `after`.
+    fn period_ends_after(&self, after: DateTime<Utc>) -> &[DateTime<Utc>] {
+        let first = self.period_ends.partition_point(|end| *end <= after);
+        &self.period_ends[first..]
+    }
 }
 
-/// Evaluates one target from its series' latest values, at `now`.
+/// The frames of the (periodicity, year) pairs evaluated so far: an engine keeps them between
+/// evaluations and only moves them to each new instant.
+#[derive(Debug, Default)]
+struct Frames(Vec<YearFrame>);
+
+impl Frames {
+    /// The frame of `periodicity` and `year` at `now`.
+    fn prepare(
+        &mut self,
+        periodicity: Periodicity,
+        year: i32,
+        calendar: &ReleaseCalendar,
+        zone: Tz,
+        now: DateTime<Utc>,
+    ) -> &YearFrame {
+        let position = self
+            .0
+            .iter()
+            .position(|f| f.periodicity == periodicity && f.year == year);
+        match position {
+            Some(i) => {
+                self.0[i].move_to(now, calendar);
+                &self.0[i]
+            }
+            None => {
+                self.0
+                    .push(YearFrame::new(periodicity, year, calendar, zone, now));
+                &self.0[self.0.len() - 1]
+            }
+        }
+    }
+
+    fn get(&self, periodicity: Periodicity, year: i32) -> Option<&YearFrame> {
+        self.0
+            .iter()
+            .find(|f| f.periodicity == periodicity && f.year == year)
+    }
+}
+
+/// Evaluates one target from its series' values in the target's year; `frame` is the one of
+/// the indicator's periodicity and the target's year.
 pub fn evaluate_target(
     indicator: &Indicator,
     target: &Target,
-    year_points: &[Latest],
-    calendar: &ReleaseCalendar,
+    year_points: SeriesSlice<'_>,
+    frame: &YearFrame,
     profile: &PlanProfile,
-    zone: Tz,
-    now: DateTime<Utc>,
 ) -> (Evaluation, Option<Period>) {
-    let span = YearSpan::of(target.year, zone);
-    let points: Vec<Point> = year_points
-        .iter()
-        .map(|l| Point {
-            end: l.end,
-            value: l.value,
-        })
-        .collect();
+    let span = frame.span;
+    let points = year_points.points();
     let reported_through = points.last().map(|p| p.end);
-    let latest_period = year_points.last().map(|l| l.period);
-    let staleness = calendar.staleness(
-        indicator.periodicity,
-        latest_period.as_ref(),
-        target.year,
-        now,
-        zone,
-    );
+    let staleness = frame
+        .expectation
+        .judge(year_points.last_period(), frame.zone);
     // A yearly (or December) figure reported before the year is over is an estimate: the year
     // closes when it has ended and its last period is in, or when the release date has passed.
-    let year_closed = (now >= span.end && reported_through.is_some_and(|t| t >= span.end))
-        || calendar.year_closed(indicator.periodicity, target.year, now, zone);
+    let year_closed =
+        (frame.now >= span.end && reported_through.is_some_and(|t| t >= span.end)) || frame.closed;
     // Only averages project the periods still to come.
     let pending = if indicator.kind == Kind::Average {
-        remaining_period_ends(
-            indicator.periodicity,
-            target.year,
-            reported_through.unwrap_or(span.start),
-            zone,
-        )
+        frame.period_ends_after(reported_through.unwrap_or(span.start))
     } else {
-        Vec::new()
+        &[]
     };
     let evaluation = evaluate(&EvalInput {
         kind: indicator.kind,
@@ -204,15 +267,41 @@ pub fn evaluate_target(
         tolerance: target.tolerance.unwrap_or(indicator.tolerance),
         year: target.year,
         span,
-        zone,
+        zone: frame.zone,
         profile,
-        points: &points,
-        pending_period_ends: &pending,
+        points,
+        pending_period_ends: pending,
         year_closed,
         stale: staleness.stale,
     });
     let overdue = staleness.stale.then_some(staleness.expected).flatten();
     (evaluation, overdue)
+}
+
+/// Judges one target (before hysteresis) from the live state: its evaluation, the period that
+/// is overdue, and the name of its plan profile.
+fn judge(
+    indicator: &Indicator,
+    target: &Target,
+    live: &LiveState,
+    series: Option<SeriesId>,
+    frame: &YearFrame,
+) -> (Evaluation, Option<Period>, &'static str) {
+    let within = |span: &YearSpan| {
+        series.map_or_else(SeriesSlice::default, |id| {
+            live.starting_within(id, span.start, span.end)
+        })
+    };
+    let previous_year: Vec<Latest> =
+        if matches!(indicator.plan, PlanSource::Named(NamedPlan::PreviousYear)) {
+            within(&frame.previous_span).latest().collect()
+        } else {
+            Vec::new()
+        };
+    let (profile, plan) = plan_profile(indicator, &previous_year);
+    let (evaluation, overdue) =
+        evaluate_target(indicator, target, within(&frame.span), frame, &profile);
+    (evaluation, overdue, plan)
 }
 
 /// Whether a recovering projection clears the threshold of the status it recovers to by the
@@ -251,6 +340,171 @@ fn clears_threshold(
     }
 }
 
+/// A target and what its evaluations carry over from one to the next.
+struct Slot {
+    target: Target,
+    /// Its indicator's position in the catalogue; a target whose indicator the catalogue does
+    /// not have is never evaluated.
+    indicator: Option<usize>,
+    /// Its series, once the series has a value.
+    series: Option<SeriesId>,
+    official: Option<Official>,
+    /// The latest status, updated in place by each evaluation.
+    status: Option<TargetStatus>,
+}
+
+impl Slot {
+    fn new(target: Target, catalogue: &Catalogue, live: &LiveState) -> Self {
+        Self {
+            indicator: catalogue
+                .indicators
+                .iter()
+                .position(|i| i.code == target.indicator),
+            series: live.id(target.indicator.as_str(), target.unit.as_str()),
+            target,
+            official: None,
+            status: None,
+        }
+    }
+}
+
+/// A series' latest value flagged as suspicious, shown on the target of its period's year.
+#[derive(Debug)]
+struct Anomaly {
+    year: i32,
+    flagged: FlaggedValue,
+}
+
+struct Inner {
+    live: LiveState,
+    /// Every target: in key order as loaded, then those added since.
+    slots: Vec<Slot>,
+    /// Each target's slot, in the order statuses are listed.
+    index: BTreeMap<TargetKey, usize>,
+    anomalies: HashMap<SeriesId, Anomaly>,
+    frames: Frames,
+    /// Years that have targets: only their observations are kept live.
+    years: HashSet<i32>,
+}
+
+pub struct Engine {
+    catalogue: Arc<Catalogue>,
+    zone: Tz,
+    calendar: ReleaseCalendar,
+    hysteresis: HysteresisConfig,
+    anomaly: AnomalyConfig,
+    /// Threads a full evaluation may use.
+    cores: usize,
+    // A std lock: evaluations are short, CPU-bound and never await while holding it.
+    inner: RwLock<Inner>,
+}
+
+fn key_of(target: &Target) -> TargetKey {
+    (target.year, target.indicator.clone(), target.unit.clone())
+}
+
+/// What evaluating a slot reads besides the slot: shared by the threads of a full evaluation.
+struct Pass<'a> {
+    catalogue: &'a Catalogue,
+    hysteresis: &'a HysteresisConfig,
+    live: &'a LiveState,
+    anomalies: &'a HashMap<SeriesId, Anomaly>,
+    frames: &'a Frames,
+    now: DateTime<Utc>,
+}
+
+impl Pass<'_> {
+    /// Evaluates one target, updates its official status and its `TargetStatus` in place, and
+    /// returns the change of its official status, if any.
+    fn evaluate(&self, slot: &mut Slot) -> Option<StatusChange> {
+        let Slot {
+            target,
+            indicator,
+            series,
+            official,
+            status,
+        } = slot;
+        let indicator = self.catalogue.indicators.get((*indicator)?)?;
+        // Prepared for every slot before the pass.
+        let frame = self.frames.get(indicator.periodicity, target.year)?;
+        let (mut evaluation, overdue, plan) = judge(indicator, target, self.live, *series, frame);
+        let judged = evaluation.status;
+        let tolerance = target.tolerance.unwrap_or(indicator.tolerance);
+        let margin = self.hysteresis.recovery_margin;
+        let margin_ok = evaluation.projection.is_none_or(|projection| {
+            clears_threshold(
+                indicator.direction,
+                target.value,
+                tolerance,
+                judged,
+                projection,
+                margin,
+            )
+        });
+        let first = official.is_none();
+        let official = official.get_or_insert_with(|| Official::new(judged, self.now));
+        let transition = official.observe(judged, margin_ok, self.now, self.hysteresis);
+        evaluation.status = official.status;
+        let change = match transition {
+            Some(transition) => Some((Some(transition.from), transition.to)),
+            None if first => Some((None, judged)),
+            None => None,
+        };
+
+        let anomaly = series
+            .and_then(|id| self.anomalies.get(&id))
+            .filter(|a| a.year == target.year)
+            .map(|a| &a.flagged);
+        let status = status.get_or_insert_with(|| TargetStatus {
+            year: target.year,
+            indicator: target.indicator.clone(),
+            unit: target.unit.clone(),
+            group: indicator.group.clone(),
+            department: indicator.department.clone(),
+            target: target.clone(),
+            // The rest is set below, as on every evaluation.
+            tolerance,
+            evaluation: evaluation.clone(),
+            judged,
+            pending: None,
+            plan,
+            since: self.now,
+            previous: None,
+            anomaly: None,
+            overdue_period: None,
+            evaluated_at: self.now,
+        });
+        status.tolerance = tolerance;
+        status.evaluation = evaluation;
+        status.judged = judged;
+        status.pending = official.pending();
+        status.plan = plan;
+        status.since = official.since;
+        status.previous = official.previous;
+        if status.anomaly.as_ref() != anomaly {
+            status.anomaly = anomaly.cloned();
+        }
+        status.overdue_period = overdue.map(|p| p.to_string());
+        status.evaluated_at = self.now;
+
+        change.map(|(from, to)| StatusChange {
+            year: target.year,
+            indicator: target.indicator.clone(),
+            unit: target.unit.clone(),
+            from,
+            to,
+            at: self.now,
+        })
+    }
+
+    fn evaluate_each(&self, slots: &mut [Slot]) -> Vec<StatusChange> {
+        slots
+            .iter_mut()
+            .filter_map(|slot| self.evaluate(slot))
+            .collect()
+    }
+}
+
 impl Engine {
     /// Loads the targets and the latest values of the targets' years from the store.
     pub async fn load(
@@ -265,7 +519,7 @@ impl Engine {
             .targets(None)
             .await?
             .into_iter()
-            .map(|row: TargetRow| row.target)
+            .map(|row| row.target)
             .collect();
         let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
         let live = match (years.iter().min(), years.iter().max()) {
@@ -297,18 +551,27 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Self {
         let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
+        // Keyed first so that a later duplicate replaces an earlier one.
+        let targets: BTreeMap<TargetKey, Target> =
+            targets.into_iter().map(|t| (key_of(&t), t)).collect();
+        let (keys, slots): (Vec<TargetKey>, Vec<Slot>) = targets
+            .into_iter()
+            .map(|(key, target)| (key, Slot::new(target, &catalogue, &live)))
+            .unzip();
+        let index = keys.into_iter().zip(0..).collect();
         let engine = Self {
             catalogue,
             zone,
             calendar,
             hysteresis,
             anomaly: AnomalyConfig::default(),
+            cores: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             inner: RwLock::new(Inner {
                 live,
-                targets: targets.into_iter().map(|t| (key_of(&t), t)).collect(),
-                statuses: BTreeMap::new(),
-                official: BTreeMap::new(),
+                slots,
+                index,
                 anomalies: HashMap::new(),
+                frames: Frames::default(),
                 years,
             }),
         };
@@ -317,8 +580,8 @@ impl Engine {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        // A panic while holding the lock leaves consistent data (every write is a single insert),
-        // so a poisoned lock is still usable.
+        // A panic while holding the lock leaves consistent data (each target's state is updated
+        // on its own, the live state row by row), so a poisoned lock is still usable.
         self.inner
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -330,113 +593,100 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Re-evaluates the given targets (all when `None`) and returns the status changes.
+    /// The pass that evaluates the targets in `slots` at `now`, with their frames moved to it.
+    fn pass<'a, 's>(
+        &'a self,
+        live: &'a LiveState,
+        anomalies: &'a HashMap<SeriesId, Anomaly>,
+        frames: &'a mut Frames,
+        slots: impl Iterator<Item = &'s Slot>,
+        now: DateTime<Utc>,
+    ) -> Pass<'a> {
+        for slot in slots {
+            let indicator = slot
+                .indicator
+                .and_then(|i| self.catalogue.indicators.get(i));
+            if let Some(indicator) = indicator {
+                frames.prepare(
+                    indicator.periodicity,
+                    slot.target.year,
+                    &self.calendar,
+                    self.zone,
+                    now,
+                );
+            }
+        }
+        Pass {
+            catalogue: &self.catalogue,
+            hysteresis: &self.hysteresis,
+            live,
+            anomalies,
+            frames,
+            now,
+        }
+    }
+
+    /// Re-evaluates the targets in the given slots and returns the status changes.
     fn reevaluate(
         &self,
         inner: &mut Inner,
-        keys: Option<Vec<TargetKey>>,
+        slots: &[usize],
         now: DateTime<Utc>,
     ) -> Vec<StatusChange> {
-        let keys: Vec<TargetKey> = keys.unwrap_or_else(|| inner.targets.keys().cloned().collect());
-        let mut changes = Vec::new();
-        for key in keys {
-            let Some(target) = inner.targets.get(&key) else {
-                continue;
-            };
-            let Some(indicator) = self.catalogue.indicator(key.1.as_str()) else {
-                continue;
-            };
-            let series = (key.1.clone(), key.2.clone());
-            let points = inner.live.year_of(&series, key.0, self.zone);
-            let previous_year =
-                if matches!(indicator.plan, PlanSource::Named(NamedPlan::PreviousYear)) {
-                    inner.live.year_of(&series, key.0 - 1, self.zone)
-                } else {
-                    Vec::new()
-                };
-            let (profile, plan) = plan_profile(indicator, &previous_year);
-            let (mut evaluation, overdue) = evaluate_target(
-                indicator,
-                target,
-                &points,
-                &self.calendar,
-                &profile,
-                self.zone,
-                now,
-            );
-            let judged = evaluation.status;
-            let tolerance = target.tolerance.unwrap_or(indicator.tolerance);
-            let margin = self.hysteresis.recovery_margin;
-            let margin_ok = evaluation.projection.is_none_or(|projection| {
-                clears_threshold(
-                    indicator.direction,
-                    target.value,
-                    tolerance,
-                    judged,
-                    projection,
-                    margin,
-                )
-            });
-            let first = !inner.official.contains_key(&key);
-            let official = inner
-                .official
-                .entry(key.clone())
-                .or_insert_with(|| Official::new(judged, now));
-            let transition = official.observe(judged, margin_ok, now, &self.hysteresis);
-            evaluation.status = official.status;
-            let (since, previous, pending) =
-                (official.since, official.previous, official.pending());
-            let change = match transition {
-                Some(transition) => Some((Some(transition.from), transition.to)),
-                None if first => Some((None, judged)),
-                None => None,
-            };
-            if let Some((from, to)) = change {
-                changes.push(StatusChange {
-                    year: key.0,
-                    indicator: key.1.clone(),
-                    unit: key.2.clone(),
-                    from,
-                    to,
-                    at: now,
-                });
-            }
-            let status = TargetStatus {
-                year: key.0,
-                indicator: key.1.clone(),
-                unit: key.2.clone(),
-                group: indicator.group.clone(),
-                department: indicator.department.clone(),
-                target: target.clone(),
-                tolerance,
-                evaluation,
-                judged,
-                pending,
-                plan,
-                since,
-                previous,
-                anomaly: inner
-                    .anomalies
-                    .get(&(key.1.clone(), key.2.clone()))
-                    .filter(|a| a.period.starts_with(&key.0.to_string()))
-                    .cloned(),
-                overdue_period: overdue.map(|p| p.to_string()),
-                evaluated_at: now,
-            };
-            inner.statuses.insert(key, status);
-        }
-        changes
+        let Inner {
+            live,
+            slots: all,
+            anomalies,
+            frames,
+            ..
+        } = inner;
+        let selected = slots.iter().filter_map(|&i| all.get(i));
+        let pass = self.pass(live, anomalies, frames, selected, now);
+        slots
+            .iter()
+            .filter_map(|&i| pass.evaluate(all.get_mut(i)?))
+            .collect()
     }
 
     /// Evaluates every target: at start and on the timer (staleness, the passage of time).
     pub fn evaluate_all(&self, now: DateTime<Utc>) -> Vec<StatusChange> {
         let mut inner = self.write();
-        self.reevaluate(&mut inner, None, now)
+        let Inner {
+            live,
+            slots,
+            anomalies,
+            frames,
+            ..
+        } = &mut *inner;
+        let pass = self.pass(live, anomalies, frames, slots.iter(), now);
+        let threads = self.cores.min(slots.len() / MIN_TARGETS_PER_THREAD).max(1);
+        if threads == 1 {
+            return pass.evaluate_each(slots);
+        }
+        // Contiguous chunks, joined in order: the changes come in slot order, as on one thread.
+        let pass = &pass;
+        let chunk = slots.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut chunks = slots.chunks_mut(chunk);
+            let first = chunks.next().unwrap_or_default();
+            let others: Vec<_> = chunks
+                .map(|chunk| scope.spawn(move || pass.evaluate_each(chunk)))
+                .collect();
+            let mut changes = pass.evaluate_each(first);
+            for other in others {
+                match other.join() {
+                    Ok(more) => changes.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            changes
+        })
     }
 
     /// Applies accepted observations and re-evaluates only the targets of the series they touch.
     pub fn apply(&self, rows: &[&NewObservation], now: DateTime<Utc>) -> Vec<StatusChange> {
-        let mut inner = self.write();
+        let mut guard = self.write();
+        let inner = &mut *guard;
         // Only years that have targets are kept live: a back-fill of old years must not grow
         // the in-memory state.
         let relevant: Vec<&NewObservation> = rows
@@ -445,13 +695,16 @@ impl Engine {
             .filter(|r| inner.years.contains(&r.period.year(self.zone)))
             .collect();
         for row in &relevant {
-            let key = (row.indicator.clone(), row.unit.clone());
-            if !inner.live.is_latest(&key, row.period_start) {
+            // A series without values has nothing to compare a new one with.
+            let Some(id) = inner.live.id(row.indicator.as_str(), row.unit.as_str()) else {
+                continue;
+            };
+            if !inner.live.is_latest(id, row.period_start) {
                 continue; // a revision of an older period says nothing about the latest value
             }
             let recent = inner
                 .live
-                .recent_before(&key, row.period_start, ANOMALY_WINDOW);
+                .recent_before(id, row.period_start, ANOMALY_WINDOW);
             match robust_z(&recent, row.value, &self.anomaly) {
                 Some(score) if score.flagged => {
                     let flagged = FlaggedValue {
@@ -463,64 +716,99 @@ impl Engine {
                         threshold: score.threshold,
                         at: now,
                     };
-                    inner.anomalies.insert(key, flagged);
+                    let year = row.period.year(self.zone);
+                    inner.anomalies.insert(id, Anomaly { year, flagged });
                 }
                 _ => {
-                    inner.anomalies.remove(&key);
+                    inner.anomalies.remove(&id);
                 }
             }
         }
-        let touched: HashSet<(i32, SeriesKey)> = relevant
-            .iter()
-            .map(|r| {
-                (
-                    r.period.year(self.zone),
-                    (r.indicator.clone(), r.unit.clone()),
-                )
-            })
-            .collect();
         inner.live.apply(&relevant);
         // A year's figures also set next year's seasonal plan, so both years are re-judged.
-        let keys: Vec<TargetKey> = touched
-            .into_iter()
-            .flat_map(|(year, (indicator, unit))| {
-                [
-                    (year, indicator.clone(), unit.clone()),
-                    (year + 1, indicator, unit),
-                ]
-            })
-            .filter(|key| inner.targets.contains_key(key))
-            .collect();
-        self.reevaluate(&mut inner, Some(keys), now)
+        let mut touched = Vec::new();
+        for row in &relevant {
+            let series = inner.live.id(row.indicator.as_str(), row.unit.as_str());
+            let year = row.period.year(self.zone);
+            for year in [year, year + 1] {
+                let key = (year, row.indicator.clone(), row.unit.clone());
+                let Some(&i) = inner.index.get(&key) else {
+                    continue;
+                };
+                if let Some(slot) = inner.slots.get_mut(i) {
+                    slot.series = series; // the series may be new
+                    touched.push(i);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        self.reevaluate(inner, &touched, now)
     }
 
     /// Replaces one target (after an admin changed it) and re-evaluates it.
     pub fn set_target(&self, target: Target, now: DateTime<Utc>) -> Vec<StatusChange> {
         let key = key_of(&target);
-        let mut inner = self.write();
+        let mut guard = self.write();
+        let inner = &mut *guard;
         inner.years.insert(target.year);
-        inner.targets.insert(key.clone(), target);
-        self.reevaluate(&mut inner, Some(vec![key]), now)
+        let i = match inner.index.get(&key) {
+            Some(&i) => {
+                if let Some(slot) = inner.slots.get_mut(i) {
+                    if let Some(status) = &mut slot.status {
+                        status.target = target.clone();
+                    }
+                    slot.target = target;
+                }
+                i
+            }
+            None => {
+                let i = inner.slots.len();
+                let slot = Slot::new(target, &self.catalogue, &inner.live);
+                inner.slots.push(slot);
+                inner.index.insert(key, i);
+                i
+            }
+        };
+        self.reevaluate(inner, &[i], now)
     }
 
     /// Current statuses matching `filter`.
     pub fn statuses(&self, filter: impl Fn(&TargetStatus) -> bool) -> Vec<TargetStatus> {
-        self.read()
-            .statuses
+        let inner = self.read();
+        inner
+            .index
             .values()
+            .filter_map(|&i| inner.slots.get(i)?.status.as_ref())
             .filter(|s| filter(s))
             .cloned()
             .collect()
     }
 
     pub fn status(&self, key: &TargetKey) -> Option<TargetStatus> {
-        self.read().statuses.get(key).cloned()
+        let inner = self.read();
+        let &i = inner.index.get(key)?;
+        inner.slots.get(i)?.status.clone()
+    }
+
+    /// The latest values of a series in `year`, oldest first.
+    pub fn year_points(&self, indicator: &Code, unit: &Code, year: i32) -> Vec<Latest> {
+        let inner = self.read();
+        let Some(id) = inner.live.id(indicator.as_str(), unit.as_str()) else {
+            return Vec::new();
+        };
+        let span = YearSpan::of(year, self.zone);
+        inner
+            .live
+            .starting_within(id, span.start, span.end)
+            .latest()
+            .collect()
     }
 
     /// Targets and series known, for metrics and health.
     pub fn size(&self) -> (usize, usize) {
         let inner = self.read();
-        (inner.targets.len(), inner.live.series_count())
+        (inner.slots.len(), inner.live.series_count())
     }
 
     /// Statuses as they would have been judged at `as_of`, from the revisions known then.
@@ -533,36 +821,37 @@ impl Engine {
         as_of: DateTime<Utc>,
         filter: impl Fn(&Target) -> bool,
     ) -> StoreResult<Vec<TargetStatus>> {
-        let targets: Vec<Target> = self
-            .read()
-            .targets
-            .values()
-            .filter(|t| t.year == year && filter(t))
-            .cloned()
-            .collect();
+        let targets: Vec<Target> = {
+            let inner = self.read();
+            inner
+                .index
+                .values()
+                .filter_map(|&i| inner.slots.get(i))
+                .map(|slot| &slot.target)
+                .filter(|t| t.year == year && filter(t))
+                .cloned()
+                .collect()
+        };
         let span = YearSpan::of(year, self.zone);
         let rows = store
             .latest_between(span.start, span.end, Some(as_of))
             .await?;
         let live = LiveState::from_stored(&rows);
+        let mut frames = Frames::default();
         let mut out = Vec::with_capacity(targets.len());
         for target in targets {
             let Some(indicator) = self.catalogue.indicator(target.indicator.as_str()) else {
                 continue;
             };
-            let series = (target.indicator.clone(), target.unit.clone());
-            let points = live.year_of(&series, year, self.zone);
-            let (profile, plan) =
-                plan_profile(indicator, &live.year_of(&series, year - 1, self.zone));
-            let (evaluation, overdue) = evaluate_target(
-                indicator,
-                &target,
-                &points,
+            let frame = frames.prepare(
+                indicator.periodicity,
+                year,
                 &self.calendar,
-                &profile,
                 self.zone,
                 as_of,
             );
+            let series = live.id(target.indicator.as_str(), target.unit.as_str());
+            let (evaluation, overdue, plan) = judge(indicator, &target, &live, series, frame);
             out.push(TargetStatus {
                 judged: evaluation.status,
                 pending: None,
@@ -583,16 +872,6 @@ impl Engine {
             });
         }
         Ok(out)
-    }
-}
-
-/// Read access for the live screens.
-impl Engine {
-    /// The latest values of one series' periods starting in `year`, oldest first.
-    pub fn year_points(&self, indicator: &Code, unit: &Code, year: i32) -> Vec<Latest> {
-        self.read()
-            .live
-            .year_of(&(indicator.clone(), unit.clone()), year, self.zone)
     }
 }
 
@@ -654,5 +933,26 @@ mod tests {
     #[test]
     fn an_incomplete_previous_year_falls_back_to_linear() {
         assert!(seasonal_values(Kind::Flow, &months(&[1.0; 11])).is_none());
+    }
+
+    #[test]
+    fn the_periods_to_come_are_those_ending_after_the_reported_through_time() {
+        let zone = chrono_tz::Asia::Ho_Chi_Minh;
+        let at = |period: &str| Period::parse(period).unwrap().end(zone);
+        let calendar = ReleaseCalendar::default();
+        let frame = |periodicity| YearFrame::new(periodicity, 2026, &calendar, zone, at("2026-06"));
+        assert_eq!(
+            frame(Periodicity::Quarterly).period_ends_after(at("2026-Q2")),
+            [at("2026-Q3"), at("2026-Q4")]
+        );
+        assert!(frame(Periodicity::Monthly)
+            .period_ends_after(at("2026-12"))
+            .is_empty());
+        assert_eq!(
+            frame(Periodicity::Daily)
+                .period_ends_after(at("2026-12-29"))
+                .len(),
+            2
+        );
     }
 }

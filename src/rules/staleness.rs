@@ -211,24 +211,27 @@ impl ReleaseCalendar {
         now: DateTime<Utc>,
         zone: Tz,
     ) -> Staleness {
-        let Some(expected) = self.expected_period(periodicity, year, now, zone) else {
-            return Staleness::default();
-        };
-        let due_at = self.due_at(&expected, zone);
-        let expected_end = expected.end(zone);
-        let delivered = latest_reported
-            .is_some_and(|reported| calendar_period(reported, zone).end(zone) >= expected_end);
-        let overdue_by = if delivered {
-            None
-        } else {
-            Some(now.signed_duration_since(due_at))
-        };
-        Staleness {
-            stale: !delivered,
-            expected: Some(expected),
-            overdue_by,
-            due_at: Some(due_at),
-        }
+        self.expectation(periodicity, year, now, zone)
+            .judge(latest_reported, zone)
+    }
+
+    /// What a `periodicity` feed owes for target `year` at `now`, whatever it reported: the part
+    /// of [`Self::staleness`] that every feed of that periodicity shares.
+    pub fn expectation(
+        &self,
+        periodicity: Periodicity,
+        year: i32,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) -> Expectation {
+        let expected = self
+            .expected_period(periodicity, year, now, zone)
+            .map(|period| Expected {
+                period,
+                due_at: self.due_at(&period, zone),
+                end: period.end(zone),
+            });
+        Expectation { now, expected }
     }
 
     /// Whether `year` is closed for a `periodicity` indicator: the deadline (due plus grace) of
@@ -242,6 +245,47 @@ impl ReleaseCalendar {
         zone: Tz,
     ) -> bool {
         last_period_of_year(periodicity, year).is_some_and(|last| self.deadline(&last, zone) <= now)
+    }
+}
+
+/// The period a feed should have delivered by some instant, computed once for every feed of a
+/// periodicity and target year (see [`ReleaseCalendar::expectation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expectation {
+    now: DateTime<Utc>,
+    expected: Option<Expected>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expected {
+    period: Period,
+    due_at: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Expectation {
+    /// Whether a feed whose latest reported period is `latest_reported` is stale.
+    pub fn judge(&self, latest_reported: Option<&Period>, zone: Tz) -> Staleness {
+        let Some(expected) = self.expected else {
+            return Staleness::default();
+        };
+        // A feed that reported the expected period itself, the usual case, needs no time zone
+        // conversion to tell.
+        let delivered = latest_reported.is_some_and(|reported| {
+            *reported == expected.period
+                || calendar_period(reported, zone).end(zone) >= expected.end
+        });
+        let overdue_by = if delivered {
+            None
+        } else {
+            Some(self.now.signed_duration_since(expected.due_at))
+        };
+        Staleness {
+            stale: !delivered,
+            expected: Some(expected.period),
+            overdue_by,
+            due_at: Some(expected.due_at),
+        }
     }
 }
 

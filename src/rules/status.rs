@@ -135,9 +135,11 @@ pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
             Status::NoData
         });
     };
+    // A closed year is judged on its final value alone, so its projection is not worked out.
+    let project = !input.year_closed;
     let mut evaluation = match input.kind {
-        Kind::Flow | Kind::Cumulative => accumulated(input),
-        Kind::Level | Kind::Growth | Kind::Average => trended(input),
+        Kind::Flow | Kind::Cumulative => accumulated(input, project),
+        Kind::Level | Kind::Growth | Kind::Average => trended(input, project),
     };
     evaluation.reported_through = Some(last.end);
     let actual = evaluation.actual.unwrap_or(last.value);
@@ -184,44 +186,46 @@ fn settled_early(input: &EvalInput<'_>, actual: f64) -> Option<Status> {
     }
 }
 
-/// Flows and cumulatives: actual, expected to date and the run-rate projection; with three or
-/// more points, the least-squares fit through the origin on the plan share gives the interval.
-fn accumulated(input: &EvalInput<'_>) -> Evaluation {
+/// Flows and cumulatives: actual, expected to date and, when `project`, the run-rate projection;
+/// with three or more points, the least-squares fit through the origin on the plan share gives
+/// the interval.
+fn accumulated(input: &EvalInput<'_>, project: bool) -> Evaluation {
+    let curve = input.profile.laid_on(&input.span, input.year, input.zone);
     let share_at = |t: DateTime<Utc>| {
-        let share = input.profile.share(&input.span, t, input.year, input.zone);
+        let share = curve.share(t);
         // A profile may expect nothing yet (a zero January); pace such months linearly.
         if share > f64::EPSILON {
             share
         } else {
-            input.span.linear_share(t)
+            curve.linear_share(t)
         }
     };
-    let mut running = 0.0;
-    let (mut xs, mut ys) = (
-        Vec::with_capacity(input.points.len()),
-        Vec::with_capacity(input.points.len()),
-    );
-    for point in input.points {
-        running = match input.kind {
-            Kind::Flow => running + point.value,
-            _ => point.value,
-        };
-        xs.push(share_at(point.end));
-        ys.push(running);
-    }
-    let actual = running;
-    let share = xs.last().copied().unwrap_or(0.0);
+    let running_total = |running: f64, point: &Point| match input.kind {
+        Kind::Flow => running + point.value,
+        _ => point.value,
+    };
+    let actual = input.points.iter().fold(0.0, running_total);
+    let share = input.points.last().map_or(0.0, |point| share_at(point.end));
     let mut evaluation = Evaluation::empty(Status::NoData);
     evaluation.actual = Some(actual);
     evaluation.share = Some(share);
     evaluation.expected = Some(midpoint(input.target) * share);
-    if share <= f64::EPSILON {
+    if share <= f64::EPSILON || !project {
         return evaluation;
     }
     let projection = actual / share;
     evaluation.projection = Some(projection);
     evaluation.method = Some(Method::RunRate);
-    if xs.len() >= 3 {
+    if input.points.len() >= 3 {
+        let mut running = 0.0;
+        let (xs, ys): (Vec<f64>, Vec<f64>) = input
+            .points
+            .iter()
+            .map(|point| {
+                running = running_total(running, point);
+                (share_at(point.end), running)
+            })
+            .unzip();
         if let Some((slope, spread)) = fit_through_origin(&xs, &ys) {
             evaluation.method = Some(Method::RunRateWithFit);
             evaluation.interval = spread.interval(slope);
@@ -232,9 +236,10 @@ fn accumulated(input: &EvalInput<'_>) -> Evaluation {
     evaluation
 }
 
-/// Levels, growth rates and averages: a linear trend in time (n ≥ 3) extrapolated to the year's
-/// end with its prediction interval; the latest value (or the mean so far) otherwise.
-fn trended(input: &EvalInput<'_>) -> Evaluation {
+/// Levels, growth rates and averages: when `project`, a linear trend in time (n ≥ 3)
+/// extrapolated to the year's end with its prediction interval; the latest value (or the mean so
+/// far) otherwise.
+fn trended(input: &EvalInput<'_>, project: bool) -> Evaluation {
     let points = input.points;
     let n = points.len() as f64;
     let mean_so_far = points.iter().map(|p| p.value).sum::<f64>() / n;
@@ -245,10 +250,14 @@ fn trended(input: &EvalInput<'_>) -> Evaluation {
     } else {
         latest
     });
+    if !project {
+        return evaluation;
+    }
 
+    let clock = input.span.clock();
     let xs: Vec<f64> = points
         .iter()
-        .map(|p| input.span.days_since_start(p.end))
+        .map(|p| clock.days_since_start(p.end))
         .collect();
     let ys: Vec<f64> = points.iter().map(|p| p.value).collect();
     let Some(line) = Line::fit(&xs, &ys) else {
@@ -262,14 +271,14 @@ fn trended(input: &EvalInput<'_>) -> Evaluation {
         return evaluation;
     };
 
-    let x_end = input.span.days_since_start(input.span.end);
+    let x_end = clock.days_since_start(input.span.end);
     let (projection, spread) = if input.kind == Kind::Average {
         // The year's mean of observed values and the fitted values still to come. Its spread is
         // the trend's at the mean x of the periods to come, scaled by their share of the year.
         let future: Vec<f64> = input
             .pending_period_ends
             .iter()
-            .map(|t| input.span.days_since_start(*t))
+            .map(|t| clock.days_since_start(*t))
             .collect();
         let total = n + future.len() as f64;
         let fitted: f64 = future.iter().map(|x| line.at(*x)).sum();
