@@ -95,13 +95,18 @@ impl Outbox {
             .into_iter()
             .map(|(receiver, group, at)| ((receiver, group), at))
             .collect();
-        let known: HashMap<String, Alert> = self
-            .store
-            .alerts(true, 10_000)
-            .await?
-            .into_iter()
-            .map(|a| (a.fingerprint.clone(), a))
-            .collect();
+        // The stored alerts (resolved ones too) are needed only to describe new events; this
+        // runs every dispatch interval, so an idle second must not decode them all.
+        let known: HashMap<String, Alert> = if events.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .alerts(true, 10_000)
+                .await?
+                .into_iter()
+                .map(|a| (a.fingerprint.clone(), a))
+                .collect()
+        };
         let silences = self.store.silences().await?;
         let active = self.alerts.active().await;
 
