@@ -35,6 +35,17 @@ pub fn media_type(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "application/json".to_owned())
 }
 
+/// A parameter of the `Content-Type` header (`text/csv; decimal=comma`), lower-cased.
+pub fn media_parameter(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    value.split(';').skip(1).find_map(|parameter| {
+        let (key, value) = parameter.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let media = media_type(headers);
     if media == "application/json" || media.ends_with("+json") {

@@ -42,7 +42,7 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{count} rows exceed the limit of {limit} per request; split the batch")]
     TooManyRows { count: usize, limit: usize },
-    #[error("unsupported Content-Type `{0}`; send application/json")]
+    #[error("unsupported Content-Type `{0}`; send application/json or text/csv")]
     UnsupportedMediaType(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyMismatch,

@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::Role;
 use crate::domain::{Indicator, Period};
+use crate::ingest::csv::{self as csv_format, Decimal};
 use crate::ingest::{json as json_format, IdempotencyKey};
 use crate::store::{Aggregate, Bucket, IngestReceipt, ObservationQuery};
 
@@ -53,6 +54,41 @@ fn idempotency_key(
     }))
 }
 
+/// The push formats `POST /api/v1/observations` reads, chosen by `Content-Type`.
+enum PushFormat {
+    Json,
+    Csv(Decimal),
+}
+
+impl PushFormat {
+    fn of(media: &str, headers: &HeaderMap) -> Result<Self, ApiError> {
+        match media {
+            "text/csv" => {
+                let decimal = match body::media_parameter(headers, "decimal").as_deref() {
+                    None | Some("point") => Decimal::Point,
+                    Some("comma") => Decimal::Comma,
+                    Some(other) => {
+                        return Err(ApiError::invalid(
+                            "Content-Type",
+                            format!("decimal={other}: expected decimal=point or decimal=comma"),
+                        ))
+                    }
+                };
+                Ok(Self::Csv(decimal))
+            }
+            json if json == "application/json" || json.ends_with("+json") => Ok(Self::Json),
+            other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv(_) => "csv",
+        }
+    }
+}
+
 pub async fn post(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -65,22 +101,27 @@ pub async fn post(
             "a viewer token may not write observations".into(),
         ));
     }
-    body::require_json(&headers)?;
+    let media = body::media_type(&headers);
+    let format = PushFormat::of(&media, &headers)?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
-    let idempotency = idempotency_key(&headers, &body::media_type(&headers), &bytes)?;
-    let rows = json_format::parse(&bytes).map_err(|e| {
-        if e.syntax {
-            ApiError::MalformedJson {
-                pointer: e.pointer,
-                message: e.message,
+    let idempotency = idempotency_key(&headers, &media, &bytes)?;
+    let rows = match format {
+        PushFormat::Json => json_format::parse(&bytes).map_err(|e| {
+            if e.syntax {
+                ApiError::MalformedJson {
+                    pointer: e.pointer,
+                    message: e.message,
+                }
+            } else {
+                ApiError::invalid(e.pointer, e.message)
             }
-        } else {
-            ApiError::invalid(e.pointer, e.message)
-        }
-    })?;
+        })?,
+        PushFormat::Csv(decimal) => csv_format::parse(&bytes, decimal)
+            .map_err(|e| ApiError::invalid("body", e.to_string()))?,
+    };
     let receipt = state
         .ingestor
-        .ingest(&principal, "json", rows, idempotency, Utc::now())
+        .ingest(&principal, format.name(), rows, idempotency, Utc::now())
         .await?;
     Ok(Json(receipt))
 }

@@ -1,6 +1,7 @@
 //! Ingest: every format is parsed into [`RawRow`]s, validated row by row against the catalogue,
 //! scoped to the caller's department and written to the store as one batch.
 
+pub mod csv;
 pub mod json;
 pub mod validate;
 

@@ -22,6 +22,18 @@ pub struct RawRow {
     pub value: Option<RawValue>,
     pub revision: Option<String>,
     pub source: Option<String>,
+    /// Set by a parser for a line it could not read; such a row is rejected as it stands.
+    #[serde(skip)]
+    pub malformed: Option<String>,
+}
+
+impl RawRow {
+    pub fn malformed(reason: String) -> Self {
+        Self {
+            malformed: Some(reason),
+            ..Self::default()
+        }
+    }
 }
 
 /// A value as sent: a JSON number, or text (CSV cells, `"NaN"`).
@@ -59,6 +71,8 @@ impl<'de> Deserialize<'de> for RawValue {
 /// Why a row was refused; `code()` is stable and documented.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RowError {
+    #[error("{0}")]
+    Malformed(String),
     #[error("`{0}` is required")]
     MissingField(&'static str),
     #[error("unknown indicator `{0}`")]
@@ -98,6 +112,7 @@ pub enum RowError {
 impl RowError {
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Malformed(_) => "malformed_row",
             Self::MissingField(_) => "missing_field",
             Self::UnknownIndicator(_) => "unknown_indicator",
             Self::UnknownUnit(_) => "unknown_unit",
@@ -158,6 +173,9 @@ pub fn parse_value(raw: RawValue) -> Result<f64, RowError> {
 }
 
 pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, RowError> {
+    if let Some(reason) = row.malformed {
+        return Err(RowError::Malformed(reason));
+    }
     let indicator_code = required(row.indicator, "indicator")?;
     let indicator = context
         .catalogue

@@ -311,7 +311,92 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
     app.stop().await;
 }
 
+async fn post_csv(app: &TestApp, content_type: &str, body: &str) -> crate::helpers::Reply {
+    app.send(
+        app.client
+            .post(app.url("/api/v1/observations"))
+            .bearer_auth(&app.customs)
+            .header("content-type", content_type)
+            .body(body.to_owned()),
+    )
+    .await
+}
+
+async fn a_csv_file_is_ingested_row_by_row_and_reads_back(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // A byte-order mark, columns in another order, a quoted source with a comma, a short line
+    // and a value out of range: the good rows land, the others are answered one by one.
+    let body = "\u{feff}period,indicator,unit,value,source\r\n\
+                2025-01,EXPORT_TURNOVER,HCM,4120.5,\"Hải quan, khu vực II\"\r\n\
+                2025-02,EXPORT_TURNOVER,HCM\r\n\
+                2025-03,EXPORT_TURNOVER,HCM,99999999,\r\n\
+                2025-04,EXPORT_TURNOVER,HCM,4300,\r\n";
+    let reply = post_csv(&app, "text/csv; charset=utf-8", body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 2, "{reply:?}");
+    let rejected = reply.body["rejected"].as_array().expect("rejected");
+    let codes: Vec<(u64, &str)> = rejected
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap_or(99),
+                r["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(codes, vec![(1, "malformed_row"), (2, "value_out_of_range")]);
+
+    // Vietnamese numbers, declared: `;` between fields and `1.234,5`.
+    let vietnamese = "indicator;unit;period;value\nEXPORT_TURNOVER;HCM;2025-05;4.410,25\n";
+    let reply = post_csv(&app, "text/csv; decimal=comma", vietnamese).await;
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+
+    let read = app
+        .get(
+            "/api/v1/observations?indicator=EXPORT_TURNOVER&unit=HCM&from=2025-01&to=2025-12",
+            &app.viewer,
+        )
+        .await;
+    let values: Vec<(String, f64)> = read.body["observations"]
+        .as_array()
+        .expect("observations")
+        .iter()
+        .map(|o| {
+            (
+                o["period"].as_str().unwrap_or("").to_owned(),
+                o["value"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("2025-01".to_owned(), 4120.5),
+            ("2025-04".to_owned(), 4300.0),
+            ("2025-05".to_owned(), 4410.25),
+        ]
+    );
+    let sourced = &read.body["observations"][0];
+    assert_eq!(sourced["source"], "Hải quan, khu vực II");
+
+    // A file that is not this format at all is refused whole, naming what is wrong.
+    let headerless = post_csv(&app, "text/csv", "EXPORT_TURNOVER,HCM,2025-06,1\n").await;
+    assert_problem(&headerless, 422, "invalid_field");
+    assert_eq!(headerless.body["errors"][0]["pointer"], "body");
+    let bad_decimal = post_csv(
+        &app,
+        "text/csv; decimal=dot",
+        "indicator,unit,period,value\n",
+    )
+    .await;
+    assert_problem(&bad_decimal, 422, "invalid_field");
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_csv_file_is_ingested_row_by_row_and_reads_back,
     round_trip_keeps_revisions_and_serves_the_latest,
     a_retried_request_with_the_same_idempotency_key_stores_nothing_twice,
     bad_rows_are_rejected_one_by_one_with_their_own_code,

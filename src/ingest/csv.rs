@@ -1,0 +1,202 @@
+//! The CSV push format (`text/csv`): a header row naming the columns `indicator`, `unit`,
+//! `period` (or `ts`), `value` and optionally `revision` and `source`, in any order; UTF-8 with
+//! or without a byte-order mark; `,` or `;` between fields (whichever the header uses).
+//!
+//! A row that cannot be read (a wrong number of fields, broken quoting) is answered as a
+//! rejected row like any other, so one bad line never hides the rest of a file.
+
+use super::{RawRow, RawValue};
+
+/// How the sender writes numbers, declared in the media type: `text/csv; decimal=comma` for
+/// `1.234,5` as Vietnamese spreadsheets write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decimal {
+    #[default]
+    Point,
+    Comma,
+}
+
+/// A body that is not a CSV file this format can read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsvError {
+    #[error("the CSV file is empty: a header row `indicator,unit,period,value` is required")]
+    Empty,
+    #[error("the header has no `{0}` column")]
+    MissingColumn(&'static str),
+    #[error("the header names `{0}` twice")]
+    DuplicateColumn(String),
+    #[error("unknown column `{0}`: expected indicator, unit, period, ts, value, revision, source")]
+    UnknownColumn(String),
+    #[error("the header row cannot be read: {0}")]
+    Header(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Indicator,
+    Unit,
+    Period,
+    Ts,
+    Value,
+    Revision,
+    Source,
+}
+
+impl Column {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "indicator" => Self::Indicator,
+            "unit" => Self::Unit,
+            "period" => Self::Period,
+            "ts" => Self::Ts,
+            "value" => Self::Value,
+            "revision" => Self::Revision,
+            "source" => Self::Source,
+            _ => return None,
+        })
+    }
+}
+
+/// `1.234,5` → `1234.5`; `4120,5` → `4120.5`.
+fn comma_decimal(cell: &str) -> String {
+    cell.trim()
+        .chars()
+        .filter(|c| *c != '.' && !c.is_whitespace())
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect()
+}
+
+/// Parses a CSV body into rows; unreadable lines become rows that validation rejects.
+pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    if first_line.iter().all(u8::is_ascii_whitespace) {
+        return Err(CsvError::Empty);
+    }
+    let semicolons = first_line.iter().filter(|b| **b == b';').count();
+    let commas = first_line.iter().filter(|b| **b == b',').count();
+    let delimiter = if semicolons > commas { b';' } else { b',' };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(body);
+    let header = reader
+        .headers()
+        .map_err(|e| CsvError::Header(e.to_string()))?
+        .clone();
+    let mut columns = Vec::with_capacity(header.len());
+    for name in &header {
+        let column = Column::parse(name).ok_or_else(|| CsvError::UnknownColumn(name.to_owned()))?;
+        if columns.contains(&column) {
+            return Err(CsvError::DuplicateColumn(name.to_owned()));
+        }
+        columns.push(column);
+    }
+    for (needed, name) in [
+        (Column::Indicator, "indicator"),
+        (Column::Unit, "unit"),
+        (Column::Value, "value"),
+    ] {
+        if !columns.contains(&needed) {
+            return Err(CsvError::MissingColumn(name));
+        }
+    }
+    if !columns.contains(&Column::Period) && !columns.contains(&Column::Ts) {
+        return Err(CsvError::MissingColumn("period"));
+    }
+
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) if record.len() == columns.len() => record,
+            Ok(record) => {
+                rows.push(RawRow::malformed(format!(
+                    "the line has {} fields; the header has {}",
+                    record.len(),
+                    columns.len()
+                )));
+                continue;
+            }
+            Err(error) => {
+                rows.push(RawRow::malformed(format!(
+                    "the line cannot be read: {error}"
+                )));
+                continue;
+            }
+        };
+        // A blank line between rows is not a row.
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+        let mut row = RawRow::default();
+        for (column, cell) in columns.iter().zip(record.iter()) {
+            let text = (!cell.trim().is_empty()).then(|| cell.to_owned());
+            match column {
+                Column::Indicator => row.indicator = text,
+                Column::Unit => row.unit = text,
+                Column::Period => row.period = text,
+                Column::Ts => row.ts = text,
+                Column::Revision => row.revision = text,
+                Column::Source => row.source = text,
+                Column::Value => {
+                    row.value = text.map(|cell| match decimal {
+                        Decimal::Point => RawValue::Text(cell),
+                        Decimal::Comma => RawValue::Text(comma_decimal(&cell)),
+                    })
+                }
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_header_in_any_order_with_a_bom_and_quotes() {
+        let body = "\u{feff}unit,indicator,period,value,source\r\nHCM,EXPORT_TURNOVER,2026-03,4120.5,\"Hải quan, khu vực II\"\r\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].indicator.as_deref(), Some("EXPORT_TURNOVER"));
+        assert_eq!(rows[0].unit.as_deref(), Some("HCM"));
+        assert_eq!(rows[0].value, Some(RawValue::Text("4120.5".into())));
+        assert_eq!(rows[0].source.as_deref(), Some("Hải quan, khu vực II"));
+        assert_eq!(rows[0].malformed, None);
+    }
+
+    #[test]
+    fn a_declared_decimal_comma_reads_vietnamese_numbers_with_semicolons() {
+        let body = "indicator;unit;period;value\nRETAIL_SALES;HCM;2026-03;1.234.567,89\n";
+        let rows = parse(body.as_bytes(), Decimal::Comma).unwrap();
+        assert_eq!(rows[0].value, Some(RawValue::Text("1234567.89".into())));
+    }
+
+    #[test]
+    fn a_short_line_is_a_rejected_row_and_the_others_are_kept() {
+        let body = "indicator,unit,period,value\nA,HCM,2026-03\nB,HCM,2026-03,1\n\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].malformed.as_deref().unwrap().contains("3 fields"));
+        assert_eq!(rows[1].indicator.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn a_header_without_the_needed_columns_is_refused() {
+        assert_eq!(parse(b"", Decimal::Point), Err(CsvError::Empty));
+        assert_eq!(
+            parse(b"indicator,unit,period\n", Decimal::Point),
+            Err(CsvError::MissingColumn("value"))
+        );
+        assert_eq!(
+            parse(b"indicator,unit,period,value,colour\n", Decimal::Point),
+            Err(CsvError::UnknownColumn("colour".into()))
+        );
+        assert_eq!(
+            parse(b"indicator,unit,value,value\n", Decimal::Point),
+            Err(CsvError::DuplicateColumn("value".into()))
+        );
+    }
+}
