@@ -5,6 +5,8 @@
 //! npm packages of `tests/browser/`). Without it the test is skipped, unless
 //! `KTXH_TEST_REQUIRE_ALL_BACKENDS` is set, in which case a missing browser is a failure.
 
+#[path = "support/cli.rs"]
+mod cli;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -47,22 +49,9 @@ fn chromium_or_skip() -> Option<PathBuf> {
     None
 }
 
-/// `ktxh token create --role ROLE`; the token is the last line of its output.
+/// A token of `role` in the test's database.
 fn create_token(database_url: &str, role: &str) -> String {
-    let output = ktxh(database_url)
-        .args(["token", "create", "--role", role, "--name"])
-        .arg(format!("browser-test-{role}"))
-        .output()
-        .expect("run ktxh token create");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "token create --role {role} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = stdout.lines().last().unwrap_or_default().trim().to_owned();
-    assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
-    token
+    cli::create_token(ktxh(database_url), role, &format!("browser-test-{role}"))
 }
 
 /// The server, killed when dropped (also when an assertion fails).

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 // Shared with the API tests, which use the parts this binary does not.
 #[allow(dead_code)]
 #[path = "support/webhook.rs"]
@@ -411,31 +414,13 @@ group_interval_seconds = 0
 repeat_interval_seconds = 3600
 "#;
 
-/// `ktxh token create --role admin` against the database: the token on the last stdout line.
+/// An admin token in the test's database.
 fn admin_token(config: &Path, database_url: &str) -> String {
-    let output = ktxh()
-        .arg("--config")
+    let mut ktxh = ktxh();
+    ktxh.arg("--config")
         .arg(config)
-        .args(["--database-url", database_url])
-        .args([
-            "token",
-            "create",
-            "--role",
-            "admin",
-            "--name",
-            "delivery-test",
-        ])
-        .output()
-        .expect("run ktxh token create");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "ktxh token create failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = stdout.lines().last().unwrap_or_default().trim().to_owned();
-    assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
-    token
+        .args(["--database-url", database_url]);
+    cli::create_token(ktxh, "admin", "delivery-test")
 }
 
 /// `ktxh serve` on a port of its choosing, with `for = 2` evaluations and only ingests

@@ -1,18 +1,12 @@
 // Per-unit comparison of one indicator: wards, communes and the special zone ranked by how far
 // each has come against its own target, lowest first, with the whole city as the reference.
 
+import { h } from "./dom.js";
 import { formatPercent, formatValue, pick, t } from "./i18n.js";
 import { attainment, formatGoal, knownStatus, statusIcon } from "./status.js";
 
 // Bars are drawn on a 0–150 % scale, so over-achievers stay visible without squashing the rest.
 const BAR_MAX = 1.5;
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /**
  * @param {HTMLElement} container

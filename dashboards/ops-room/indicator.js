@@ -2,19 +2,13 @@
 // chart (history, target, expected path, projection with its interval), the values by period
 // and the per-unit comparison. Live updates come from the `indicator:<CODE>` topic.
 
+import { h } from "./dom.js";
 import { ApiError, get, mapLimited } from "./api.js";
 import { drawIndicatorChart, riskBands } from "./charts.js";
 import { renderComparison } from "./compare.js";
 import { formatDateTime, formatPercent, formatValue, pick, t } from "./i18n.js";
 import { formatGoal, knownStatus, statusIcon } from "./status.js";
 import { periodEnd, yearSpan, zonedMonthStart } from "./time.js";
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const PACED_KINDS = new Set(["flow", "cumulative"]);
 

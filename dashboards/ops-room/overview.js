@@ -3,6 +3,7 @@
 // Rows and tiles are built once and then patched: a delta touches only the rows whose target
 // changed, the tiles of their groups and the summary. Rows move only when a status changes.
 
+import { h } from "./dom.js";
 import { formatValue, pick, t } from "./i18n.js";
 import { STATUS_ORDER, formatGoal, isConcern, knownStatus, setStatusIcon, statusIcon, statusRank } from "./status.js";
 import { SPARK_HEIGHT, SPARK_WIDTH, drawSparkline } from "./charts.js";
@@ -14,13 +15,6 @@ const FLASH_MS = 2500;
 const ROW_MIN_WIDTH = 440;
 // A filtered list opens another column only past this many rows.
 const ROWS_BEFORE_SPLIT = 10;
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export class Overview {
   /**

@@ -1,6 +1,7 @@
 // The alert ticker along the bottom of the wall: active alerts, worst first, scrolling when they
 // do not fit. New alerts are also announced through a polite live region.
 
+import { h } from "./dom.js";
 import { formatAge, pick, t } from "./i18n.js";
 
 const SEVERITY_ORDER = ["critical", "warning", "info"];
@@ -9,13 +10,6 @@ const SEVERITY_ICON = { critical: "off_track", warning: "at_risk", info: "no_dat
 const PIXELS_PER_SECOND = 70;
 // At most this many new alerts are read out at once; a burst is summarised by the count.
 const ANNOUNCE_MAX = 3;
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export class Ticker {
   constructor() {

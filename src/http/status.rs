@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::{ApiError, ApiQuery, AppState};
-use crate::domain::{OrgUnit, Period};
+use crate::domain::{Indicator, OrgUnit, Period};
 use crate::rules::engine::{plan_profile, TargetStatus};
 use crate::rules::path::expected_path;
 
@@ -43,6 +43,26 @@ fn parse_as_of(raw: Option<&str>, state: &AppState) -> Result<Option<DateTime<Ut
         return Err(ApiError::invalid("as_of", "must not be in the future"));
     }
     Ok(Some(instant))
+}
+
+/// The indicator named in the path and the unit named in the query (the city when none).
+fn indicator_and_unit<'a>(
+    state: &'a AppState,
+    code: &str,
+    unit: Option<&str>,
+) -> Result<(&'a Indicator, &'a OrgUnit), ApiError> {
+    let indicator = state
+        .catalogue
+        .indicator(code)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
+    Ok((indicator, unit_or_city(state, unit)?))
+}
+
+fn no_target(year: i32, indicator: &Indicator, unit: &OrgUnit) -> ApiError {
+    ApiError::NotFound(format!(
+        "no {year} target for `{}` in `{}`",
+        indicator.code, unit.code
+    ))
 }
 
 /// The named unit, or the city when none is named.
@@ -128,18 +148,9 @@ pub async fn one(
     Path(code): Path<String>,
     ApiQuery(query): ApiQuery<OneQuery>,
 ) -> Result<Json<TargetStatus>, ApiError> {
-    let indicator = state
-        .catalogue
-        .indicator(&code)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
-    let unit = unit_or_city(&state, query.unit.as_deref())?;
+    let (indicator, unit) = indicator_and_unit(&state, &code, query.unit.as_deref())?;
     let year = query.year.unwrap_or_else(|| current_year(&state));
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "no {year} target for `{}` in `{}`",
-            indicator.code, unit.code
-        ))
-    };
+    let not_found = || no_target(year, indicator, unit);
     match parse_as_of(query.as_of.as_deref(), &state)? {
         Some(as_of) => state
             .engine
@@ -173,21 +184,12 @@ pub async fn path(
     Path(code): Path<String>,
     ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let indicator = state
-        .catalogue
-        .indicator(&code)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown indicator `{code}`")))?;
-    let unit = unit_or_city(&state, query.unit.as_deref())?;
+    let (indicator, unit) = indicator_and_unit(&state, &code, query.unit.as_deref())?;
     let year = query.year.unwrap_or_else(|| current_year(&state));
     let status = state
         .engine
         .status(&(year, indicator.code.clone(), unit.code.clone()))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no {year} target for `{}` in `{}`",
-                indicator.code, unit.code
-            ))
-        })?;
+        .ok_or_else(|| no_target(year, indicator, unit))?;
     let previous_year = state
         .engine
         .year_points(&indicator.code, &unit.code, year - 1);

@@ -1,7 +1,7 @@
 //! What screens see: target views with their year's points, alerts and feed events, built into
 //! per-topic snapshots and deltas and handed to the [`Hub`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,8 +114,6 @@ pub struct Publisher {
     zone: Tz,
     city: Code,
     feeds: Mutex<VecDeque<FeedEvent>>,
-    /// Years that have targets.
-    years: Mutex<BTreeSet<i32>>,
     snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
@@ -133,7 +131,6 @@ impl Publisher {
             .root_unit()
             .map(|unit| unit.code.clone())
             .context("the catalogue has no city (a unit without parent)")?;
-        let years = engine.statuses(|_| true).iter().map(|s| s.year).collect();
         Ok(Self {
             hub,
             catalogue,
@@ -142,7 +139,6 @@ impl Publisher {
             zone,
             city,
             feeds: Mutex::new(VecDeque::with_capacity(FEEDS_KEPT)),
-            years: Mutex::new(years),
             snapshots: Mutex::new(HashMap::new()),
             closing: CancellationToken::new(),
         })
@@ -173,12 +169,7 @@ impl Publisher {
     /// arriving.
     pub fn year(&self, now: DateTime<Utc>) -> i32 {
         let current = now.with_timezone(&self.zone).year();
-        let years = self.years.lock().unwrap_or_else(|p| p.into_inner());
-        years
-            .range(..=current)
-            .next_back()
-            .copied()
-            .unwrap_or(current)
+        self.engine.target_year_up_to(current).unwrap_or(current)
     }
 
     fn view(&self, status: TargetStatus) -> TargetView {
@@ -239,10 +230,6 @@ impl Publisher {
 
     /// Publishes one delta per watched topic that `update` touches.
     pub fn publish(&self, update: Update<'_>, now: DateTime<Utc>) -> usize {
-        if !update.targets.is_empty() {
-            let mut years = self.years.lock().unwrap_or_else(|p| p.into_inner());
-            years.extend(update.targets.iter().map(|key| key.0));
-        }
         let year = self.year(now);
         let mut by_topic: BTreeMap<Topic, TargetsDelta> = BTreeMap::new();
         let mut touched: BTreeMap<TargetKey, Vec<Topic>> = BTreeMap::new();

@@ -805,6 +805,16 @@ impl Engine {
             .collect()
     }
 
+    /// The latest year up to `year` that has targets.
+    pub fn target_year_up_to(&self, year: i32) -> Option<i32> {
+        self.read()
+            .years
+            .iter()
+            .copied()
+            .filter(|y| *y <= year)
+            .max()
+    }
+
     /// Targets and series known, for metrics and health.
     pub fn size(&self) -> (usize, usize) {
         let inner = self.read();

@@ -240,12 +240,7 @@ impl TestApp {
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(response.headers());
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Reply {
@@ -276,6 +271,15 @@ impl TestApp {
         let _ = self.server.await;
         self.db.cleanup().await;
     }
+}
+
+/// The `Content-Type` of a response, empty when absent.
+pub fn content_type(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A problem+json answer with the given status and code.

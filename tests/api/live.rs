@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{assert_problem, content_type, spawn_app, spawn_app_with, Backend, TestApp};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -439,12 +439,7 @@ async fn refusal(app: &TestApp, query: &str, headers: &[(&str, &str)]) -> (u16, 
         Ok(_) => panic!("the websocket opened for {query} {headers:?}"),
         Err(WsError::Http(response)) => {
             let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let content_type = content_type(response.headers());
             assert!(
                 content_type.starts_with("application/problem+json"),
                 "{content_type}"
