@@ -289,7 +289,7 @@ fn raw_row(
         value: Some(RawValue::Number(value)),
         revision: Some(label.to_owned()),
         source: Some("demo".to_owned()),
-        malformed: None,
+        ..RawRow::default()
     }
 }
 

@@ -3,12 +3,15 @@
 //! Data flows through the modules in this order:
 //!
 //! ```text
-//! ingest (formats, validation) → store (SQLite | PostgreSQL | TimescaleDB)
+//! collectors (pull, MQTT, NATS, import) ─┐
+//! ingest (formats, validation) ←──────────┘
+//!        → store (SQLite | PostgreSQL | TimescaleDB)
 //!        → live state → rules (status, projection) → alerts (outbox) → websocket hub → screens
 //! ```
 //!
 //! - [`config`]: settings and the catalogue files, validated at start.
 //! - [`domain`]: pure types (codes, periods, indicators, targets, observations).
+//! - [`collectors`]: feeds the service fetches or subscribes to, and back-fill from files.
 //! - [`ingest`]: push formats and per-row validation; [`demo`] feeds it simulated departments.
 //! - [`store`]: the storage trait and its backends.
 //! - [`live`]: the latest value of every series; [`rules`] judges targets from it.
@@ -20,6 +23,7 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod collectors;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -2,6 +2,7 @@
 //! validated. The catalogue (groups, units, indicators, targets) lives in `catalogue`.
 
 pub mod catalogue;
+pub mod feeds;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -214,6 +215,9 @@ pub struct Settings {
     /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
     pub release_calendar: crate::rules::staleness::ReleaseCalendar,
     pub demo: DemoSettings,
+    /// `feeds.toml`, read beside `ktxh.toml`.
+    #[serde(skip)]
+    pub feeds: feeds::FeedsConfig,
 }
 
 impl Settings {
@@ -242,9 +246,10 @@ impl Settings {
             overlay(&mut table, &keys, &raw)
                 .map_err(|message| ConfigError::single(&env_source, &name, message))?;
         }
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::single(&file, e.path().to_string(), e.inner().to_string()))?;
         settings.validate(&file)?;
+        settings.feeds = feeds::FeedsConfig::load(dir)?;
         Ok(settings)
     }
 

@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::Role;
 use crate::domain::{Indicator, Period};
-use crate::ingest::csv::{self as csv_format, Decimal};
-use crate::ingest::{json as json_format, IdempotencyKey};
+use crate::ingest::csv::Decimal;
+use crate::ingest::{Format, FormatError, IdempotencyKey};
 use crate::store::{Aggregate, Bucket, IngestReceipt, ObservationQuery};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -54,38 +54,38 @@ fn idempotency_key(
     }))
 }
 
-/// The push formats `POST /api/v1/observations` reads, chosen by `Content-Type`.
-enum PushFormat {
-    Json,
-    Csv(Decimal),
+/// The push format of `POST /api/v1/observations`, chosen by `Content-Type`.
+fn push_format(media: &str, headers: &HeaderMap) -> Result<Format, ApiError> {
+    match media {
+        "text/csv" => {
+            let decimal = match body::media_parameter(headers, "decimal").as_deref() {
+                None | Some("point") => Decimal::Point,
+                Some("comma") => Decimal::Comma,
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "Content-Type",
+                        format!("decimal={other}: expected decimal=point or decimal=comma"),
+                    ))
+                }
+            };
+            Ok(Format::Csv(decimal))
+        }
+        "application/vnd.sdmx.data+csv" => Ok(Format::SdmxCsv),
+        "application/vnd.sdmx.data+json" => Ok(Format::SdmxJson),
+        json if json == "application/json" || json.ends_with("+json") => Ok(Format::Json),
+        other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
+    }
 }
 
-impl PushFormat {
-    fn of(media: &str, headers: &HeaderMap) -> Result<Self, ApiError> {
-        match media {
-            "text/csv" => {
-                let decimal = match body::media_parameter(headers, "decimal").as_deref() {
-                    None | Some("point") => Decimal::Point,
-                    Some("comma") => Decimal::Comma,
-                    Some(other) => {
-                        return Err(ApiError::invalid(
-                            "Content-Type",
-                            format!("decimal={other}: expected decimal=point or decimal=comma"),
-                        ))
-                    }
-                };
-                Ok(Self::Csv(decimal))
-            }
-            json if json == "application/json" || json.ends_with("+json") => Ok(Self::Json),
-            other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
+/// A body a format cannot read as a whole, as problem+json naming where.
+pub fn format_error(error: FormatError) -> ApiError {
+    if error.syntax {
+        ApiError::MalformedJson {
+            pointer: error.pointer,
+            message: error.message,
         }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Csv(_) => "csv",
-        }
+    } else {
+        ApiError::invalid(error.pointer, error.message)
     }
 }
 
@@ -102,23 +102,12 @@ pub async fn post(
         ));
     }
     let media = body::media_type(&headers);
-    let format = PushFormat::of(&media, &headers)?;
+    let format = push_format(&media, &headers)?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let idempotency = idempotency_key(&headers, &media, &bytes)?;
-    let rows = match format {
-        PushFormat::Json => json_format::parse(&bytes).map_err(|e| {
-            if e.syntax {
-                ApiError::MalformedJson {
-                    pointer: e.pointer,
-                    message: e.message,
-                }
-            } else {
-                ApiError::invalid(e.pointer, e.message)
-            }
-        })?,
-        PushFormat::Csv(decimal) => csv_format::parse(&bytes, decimal)
-            .map_err(|e| ApiError::invalid("body", e.to_string()))?,
-    };
+    let rows = format
+        .parse(&bytes, &state.settings.feeds)
+        .map_err(format_error)?;
     let receipt = state
         .ingestor
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())

@@ -2,7 +2,11 @@
 //! scoped to the caller's department and written to the store as one batch.
 
 pub mod csv;
+pub mod dhis2;
+pub mod format;
 pub mod json;
+pub mod line;
+pub mod sdmx;
 pub mod validate;
 
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use tracing::instrument;
 use crate::alerts::manager::AlertManager;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
-use crate::domain::Catalogue;
+use crate::domain::{Catalogue, NewObservation};
 use crate::hub::view::{FeedEvent, Publisher, Update};
 use crate::metrics;
 use crate::rules::engine::Engine;
@@ -23,6 +27,7 @@ use crate::store::{
     DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
 };
 
+pub use format::{Format, FormatError};
 pub use validate::{RawRow, RawValue};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,14 +59,95 @@ pub struct Downstream {
     pub publisher: Arc<Publisher>,
 }
 
-/// Validates and stores batches; shared by every push format, the demo feeds and imports.
-pub struct Ingestor {
+/// Checks rows against the catalogue and the caller's scope; shared by the [`Ingestor`] and
+/// `ktxh import`, which writes to the store without a running service.
+pub struct Validator {
     catalogue: Arc<Catalogue>,
+    zone: Tz,
+    settings: IngestSettings,
+}
+
+impl Validator {
+    pub fn new(catalogue: Arc<Catalogue>, zone: Tz, settings: IngestSettings) -> Self {
+        Self {
+            catalogue,
+            zone,
+            settings,
+        }
+    }
+
+    /// Splits `rows` into observations to store and rejections numbered by row index.
+    pub fn validate(
+        &self,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> (Vec<NewObservation>, Vec<Rejection>) {
+        let context = validate::Context {
+            catalogue: &self.catalogue,
+            zone: self.zone,
+            latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
+        };
+        let mut valid = Vec::with_capacity(rows.len());
+        let mut rejected: Vec<Rejection> = Vec::new();
+        for (index, row) in rows.into_iter().enumerate() {
+            match validate::validate(&context, row) {
+                Ok(observation) => valid.push(observation),
+                Err(reason) => rejected.push(Rejection {
+                    index,
+                    code: reason.code().to_owned(),
+                    message: reason.to_string(),
+                }),
+            }
+        }
+        (valid, rejected)
+    }
+
+    /// Refuses the whole request if any row names an indicator of another department.
+    ///
+    /// Such a request comes from a misconfigured or misused token, and accepting part of it
+    /// would hide that.
+    pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
+        if principal.role == Role::Admin {
+            return Ok(());
+        }
+        let mut foreign_rows = Vec::new();
+        let mut foreign_indicators: Vec<String> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            let Some(indicator) = row
+                .indicator
+                .as_deref()
+                .and_then(|code| self.catalogue.indicator(code))
+            else {
+                continue; // unknown indicators are rejected per row later
+            };
+            if !principal.may_write_department(&indicator.department) {
+                foreign_rows.push(index);
+                if !foreign_indicators
+                    .iter()
+                    .any(|c| c == indicator.code.as_str())
+                {
+                    foreign_indicators.push(indicator.code.to_string());
+                }
+            }
+        }
+        if foreign_rows.is_empty() {
+            Ok(())
+        } else {
+            Err(IngestError::ForeignIndicators {
+                rows: foreign_rows,
+                indicators: foreign_indicators,
+            })
+        }
+    }
+}
+
+/// Validates and stores batches; shared by every push format, the collectors and the demo feeds.
+pub struct Ingestor {
+    validator: Validator,
     store: DynStore,
     engine: Arc<Engine>,
     alerts: Arc<AlertManager>,
     publisher: Arc<Publisher>,
-    zone: Tz,
     settings: IngestSettings,
     max_rows: usize,
 }
@@ -81,12 +167,11 @@ impl Ingestor {
             publisher,
         } = downstream;
         Self {
-            catalogue,
+            validator: Validator::new(catalogue, zone, settings.clone()),
             store,
             engine,
             alerts,
             publisher,
-            zone,
             settings,
             max_rows,
         }
@@ -95,8 +180,7 @@ impl Ingestor {
     /// Validates `rows` and writes the valid ones in one transaction.
     ///
     /// Scoping is decided for the whole request: if any row names an indicator of another
-    /// department, nothing is written. Such a request comes from a misconfigured or misused
-    /// token, and accepting part of it would hide that.
+    /// department, nothing is written ([`Validator::check_scope`]).
     #[instrument(skip_all, fields(format = format, caller = %principal.label(), rows = rows.len()), err)]
     pub async fn ingest(
         &self,
@@ -116,25 +200,8 @@ impl Ingestor {
                 limit: self.max_rows,
             });
         }
-        self.check_scope(principal, &rows)?;
-
-        let context = validate::Context {
-            catalogue: &self.catalogue,
-            zone: self.zone,
-            latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
-        };
-        let mut valid = Vec::with_capacity(rows.len());
-        let mut rejected: Vec<Rejection> = Vec::new();
-        for (index, row) in rows.into_iter().enumerate() {
-            match validate::validate(&context, row) {
-                Ok(observation) => valid.push(observation),
-                Err(reason) => rejected.push(Rejection {
-                    index,
-                    code: reason.code().to_owned(),
-                    message: reason.to_string(),
-                }),
-            }
-        }
+        self.validator.check_scope(principal, &rows)?;
+        let (valid, rejected) = self.validator.validate(rows, now);
 
         let batch = WriteBatch {
             rows: valid,
@@ -196,39 +263,5 @@ impl Ingestor {
             .with_label_values(&[format])
             .observe(started.elapsed().as_secs_f64());
         Ok(outcome.receipt().clone())
-    }
-
-    fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
-        if principal.role == Role::Admin {
-            return Ok(());
-        }
-        let mut foreign_rows = Vec::new();
-        let mut foreign_indicators: Vec<String> = Vec::new();
-        for (index, row) in rows.iter().enumerate() {
-            let Some(indicator) = row
-                .indicator
-                .as_deref()
-                .and_then(|code| self.catalogue.indicator(code))
-            else {
-                continue; // unknown indicators are rejected per row later
-            };
-            if !principal.may_write_department(&indicator.department) {
-                foreign_rows.push(index);
-                if !foreign_indicators
-                    .iter()
-                    .any(|c| c == indicator.code.as_str())
-                {
-                    foreign_indicators.push(indicator.code.to_string());
-                }
-            }
-        }
-        if foreign_rows.is_empty() {
-            Ok(())
-        } else {
-            Err(IngestError::ForeignIndicators {
-                rows: foreign_rows,
-                indicators: foreign_indicators,
-            })
-        }
     }
 }

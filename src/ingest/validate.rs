@@ -25,6 +25,10 @@ pub struct RawRow {
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
+    /// The sender withdraws this observation (SDMX `ACTION=D`): it is stored as a retraction
+    /// revision, and readers see the period as having no value. `value` is not required.
+    #[serde(skip)]
+    pub retract: bool,
 }
 
 impl RawRow {

@@ -246,6 +246,15 @@ pub trait Store: Send + Sync + 'static {
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()>;
     async fn silences(&self) -> StoreResult<Vec<Silence>>;
+
+    /// What the feed or import `name` has read so far, as it last saved it.
+    async fn feed_state(&self, name: &str) -> StoreResult<Option<serde_json::Value>>;
+    async fn put_feed_state(
+        &self,
+        name: &str,
+        state: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -908,6 +908,32 @@ impl Store for PgStore {
             .await?;
         rows.iter().map(|row| from_doc(row, "silences")).collect()
     }
+
+    async fn feed_state(&self, name: &str) -> StoreResult<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT state FROM feed_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("state")).transpose()?)
+    }
+
+    async fn put_feed_state(
+        &self,
+        name: &str,
+        state: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO feed_state (name, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(state)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 fn notification_from(row: &PgRow) -> StoreResult<OutboxNotification> {

@@ -734,6 +734,39 @@ impl Store for SqliteStore {
             .await?;
         rows.iter().map(|row| from_doc(row, "silences")).collect()
     }
+
+    async fn feed_state(&self, name: &str) -> StoreResult<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT state FROM feed_state WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let text: String = row.try_get("state")?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                table: "feed_state",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_feed_state(
+        &self,
+        name: &str,
+        state: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO feed_state (name, state, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(state.to_string())
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 fn notification_from(row: &SqliteRow) -> StoreResult<OutboxNotification> {

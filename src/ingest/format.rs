@@ -1,0 +1,114 @@
+//! The formats departments send, by name (`ktxh import --format`, pull collectors, streaming
+//! feeds) or by media type (`POST /api/v1/observations`), each parsed into [`RawRow`]s.
+
+use std::fmt;
+
+use super::csv::{self as csv_format, Decimal};
+use super::{dhis2, json, line, sdmx, RawRow};
+use crate::config::feeds::FeedsConfig;
+
+/// One push format with the options its media type or name carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{"observations": [...]}`, the service's own JSON.
+    Json,
+    /// `indicator,unit,period,value[,revision,source]`.
+    Csv(Decimal),
+    /// SDMX-CSV 2.0 data message.
+    SdmxCsv,
+    /// SDMX-JSON 2.0 data message.
+    SdmxJson,
+    /// DHIS2 `dataValueSets` JSON.
+    Dhis2Json,
+    /// DHIS2 `dataValueSets` CSV.
+    Dhis2Csv,
+    /// InfluxDB line protocol at the given timestamp precision.
+    Line(line::Precision),
+}
+
+/// Why a body could not be read as a whole; rows a parser cannot read are rejected one by one
+/// instead (`RawRow::malformed`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct FormatError {
+    /// Where the problem is: a JSON pointer, a header name, or `body`.
+    pub pointer: String,
+    pub message: String,
+    /// True when the body is not the syntax at all (not JSON); false when it is the syntax but
+    /// not the expected shape.
+    pub syntax: bool,
+}
+
+impl FormatError {
+    pub fn shape(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+            syntax: false,
+        }
+    }
+}
+
+impl Format {
+    /// The names `ktxh import --format` and `config/feeds.toml` use.
+    pub const NAMES: &'static [&'static str] = &[
+        "json",
+        "csv",
+        "sdmx-csv",
+        "sdmx-json",
+        "dhis2",
+        "dhis2-csv",
+        "line",
+    ];
+
+    /// A format by name; `csv` reads a decimal point, `line` nanosecond timestamps.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "json" => Self::Json,
+            "csv" => Self::Csv(Decimal::Point),
+            "sdmx-csv" => Self::SdmxCsv,
+            "sdmx-json" => Self::SdmxJson,
+            "dhis2" | "dhis2-json" => Self::Dhis2Json,
+            "dhis2-csv" => Self::Dhis2Csv,
+            "line" => Self::Line(line::Precision::default()),
+            _ => return None,
+        })
+    }
+
+    /// The label of metrics and feed events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv(_) => "csv",
+            Self::SdmxCsv => "sdmx-csv",
+            Self::SdmxJson => "sdmx-json",
+            Self::Dhis2Json => "dhis2",
+            Self::Dhis2Csv => "dhis2-csv",
+            Self::Line(_) => "line",
+        }
+    }
+
+    /// Parses a whole body.
+    pub fn parse(self, body: &[u8], feeds: &FeedsConfig) -> Result<Vec<RawRow>, FormatError> {
+        match self {
+            Self::Json => json::parse(body).map_err(|e| FormatError {
+                pointer: e.pointer,
+                message: e.message,
+                syntax: e.syntax,
+            }),
+            Self::Csv(decimal) => csv_format::parse(body, decimal)
+                .map_err(|e| FormatError::shape("body", e.to_string())),
+            Self::SdmxCsv => sdmx::parse_csv(body, &feeds.sdmx),
+            Self::SdmxJson => sdmx::parse_json(body, &feeds.sdmx),
+            Self::Dhis2Json => dhis2::parse_json(body, &feeds.dhis2),
+            Self::Dhis2Csv => dhis2::parse_csv(body, &feeds.dhis2),
+            Self::Line(precision) => line::parse(body, precision, &feeds.line),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
