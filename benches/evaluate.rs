@@ -228,7 +228,7 @@ fn series_rows(
             period: *period,
             period_start: period.start(zone),
             period_end: period.end(zone),
-            value: value.clamp(indicator.range.0, indicator.range.1),
+            value: Some(value.clamp(indicator.range.0, indicator.range.1)),
             revision_label: None,
             source: None,
         });
@@ -558,7 +558,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|i| {
                 let mut row = last_of_series[(i * stride) % last_of_series.len()].clone();
                 let nudge = if i % 2 == 0 { 1.01 } else { 0.99 };
-                row.value *= nudge;
+                row.value = row.value.map(|v| v * nudge);
                 row
             })
             .collect();

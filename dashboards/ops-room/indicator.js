@@ -122,8 +122,15 @@ export class IndicatorPage {
     this.render();
   }
 
-  /** A value that just arrived: a revision replaces its period's value, a new period joins. */
+  /**
+   * A value that just arrived: a revision replaces its period's value, a new period joins, and
+   * a withdrawn value (null) takes its period off the chart.
+   */
   upsertObservation({ period, value }) {
+    if (value === null) {
+      this.observations = this.observations.filter((row) => row.period !== period);
+      return;
+    }
     const existing = this.observations.find((row) => row.period === period);
     if (existing) {
       existing.value = value;

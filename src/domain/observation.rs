@@ -11,7 +11,8 @@ pub struct NewObservation {
     pub period: Period,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
-    pub value: f64,
+    /// `None` withdraws the period's value (a retraction revision).
+    pub value: Option<f64>,
     /// A free label such as `preliminary` or `official`; revisions are numbered by the store.
     pub revision_label: Option<String>,
     pub source: Option<String>,
@@ -25,7 +26,8 @@ pub struct StoredObservation {
     pub period: String,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
-    pub value: f64,
+    /// `null` in a revision that withdrew the value; latest-value reads never return one.
+    pub value: Option<f64>,
     pub revision: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision_label: Option<String>,

@@ -61,7 +61,8 @@ pub struct ObservationView {
     pub indicator: Code,
     pub unit: Code,
     pub period: String,
-    pub value: f64,
+    /// `null` when the period's value was withdrawn.
+    pub value: Option<f64>,
 }
 
 /// One accepted batch, for the freshness display and the feed log.

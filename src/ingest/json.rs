@@ -1,5 +1,5 @@
 //! The native JSON push format: `{"observations": [{"indicator", "unit", "period" | "ts",
-//! "value", "revision"?, "source"?}]}`.
+//! "value", "revision"?, "source"?, "retract"?}]}`.
 
 use serde::Deserialize;
 

@@ -25,9 +25,10 @@ pub struct RawRow {
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
-    /// The sender withdraws this observation (SDMX `ACTION=D`): it is stored as a retraction
-    /// revision, and readers see the period as having no value. `value` is not required.
-    #[serde(skip)]
+    /// The sender withdraws this observation (`"retract": true`, SDMX `ACTION=D`, DHIS2
+    /// `deleted`): it is stored as a retraction revision, and readers see the period as having
+    /// no value. `value` is not required.
+    #[serde(default)]
     pub retract: bool,
 }
 
@@ -220,15 +221,21 @@ pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, Ro
         return Err(RowError::PeriodInFuture(period.to_string()));
     }
 
-    let value = parse_value(row.value.ok_or(RowError::MissingField("value"))?)?;
-    if !indicator.admits(value) {
-        return Err(RowError::OutOfRange {
-            indicator: indicator_code,
-            value,
-            min: indicator.range.0,
-            max: indicator.range.1,
-        });
-    }
+    // A retraction withdraws whatever the period holds; a value sent with it means nothing.
+    let value = if row.retract {
+        None
+    } else {
+        let value = parse_value(row.value.ok_or(RowError::MissingField("value"))?)?;
+        if !indicator.admits(value) {
+            return Err(RowError::OutOfRange {
+                indicator: indicator_code,
+                value,
+                min: indicator.range.0,
+                max: indicator.range.1,
+            });
+        }
+        Some(value)
+    };
 
     Ok(NewObservation {
         indicator: indicator.code.clone(),

@@ -42,6 +42,14 @@ impl Series {
         }
     }
 
+    /// Forgets a period whose value was withdrawn.
+    fn remove(&mut self, start: DateTime<Utc>, period: Period) {
+        if let Ok(i) = self.keys.binary_search(&(start, period)) {
+            self.keys.remove(i);
+            self.points.remove(i);
+        }
+    }
+
     /// Position of the first period starting at or after `instant`.
     fn first_from(&self, instant: DateTime<Utc>) -> usize {
         self.keys.partition_point(|(start, _)| *start < instant)
@@ -110,7 +118,7 @@ impl LiveState {
     pub fn from_stored(rows: &[StoredObservation]) -> Self {
         let mut state = Self::default();
         for row in rows {
-            let Ok(period) = row.period.parse::<Period>() else {
+            let (Ok(period), Some(value)) = (row.period.parse::<Period>(), row.value) else {
                 continue;
             };
             let id = match state.id(&row.indicator, &row.unit) {
@@ -129,16 +137,23 @@ impl LiveState {
                 period,
                 Point {
                     end: row.period_end,
-                    value: row.value,
+                    value,
                 },
             );
         }
         state
     }
 
-    /// Records accepted observations (each the new latest revision of its period).
+    /// Records accepted observations (each the new latest revision of its period); a
+    /// retraction removes its period.
     pub fn apply(&mut self, rows: &[&NewObservation]) {
         for row in rows {
+            let Some(value) = row.value else {
+                if let Some(id) = self.id(row.indicator.as_str(), row.unit.as_str()) {
+                    self.series[id].remove(row.period_start, row.period);
+                }
+                continue;
+            };
             let id = match self.id(row.indicator.as_str(), row.unit.as_str()) {
                 Some(id) => id,
                 None => self.create(row.indicator.clone(), row.unit.clone()),
@@ -148,7 +163,7 @@ impl LiveState {
                 row.period,
                 Point {
                     end: row.period_end,
-                    value: row.value,
+                    value,
                 },
             );
         }
@@ -223,7 +238,7 @@ mod tests {
             period,
             period_start: period.start(HCM),
             period_end: period.end(HCM),
-            value,
+            value: Some(value),
             revision_label: None,
             source: None,
         }

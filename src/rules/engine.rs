@@ -702,14 +702,19 @@ impl Engine {
             if !inner.live.is_latest(id, row.period_start) {
                 continue; // a revision of an older period says nothing about the latest value
             }
+            let Some(value) = row.value else {
+                // A withdrawn value was never a fact to flag.
+                inner.anomalies.remove(&id);
+                continue;
+            };
             let recent = inner
                 .live
                 .recent_before(id, row.period_start, ANOMALY_WINDOW);
-            match robust_z(&recent, row.value, &self.anomaly) {
+            match robust_z(&recent, value, &self.anomaly) {
                 Some(score) if score.flagged => {
                     let flagged = FlaggedValue {
                         period: row.period.to_string(),
-                        value: row.value,
+                        value,
                         change: score.change,
                         z: score.z,
                         median_change: score.median,

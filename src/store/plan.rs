@@ -13,7 +13,8 @@ use crate::domain::{Kind, NewObservation, StoredObservation};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Latest {
     pub revision: i32,
-    pub value: f64,
+    /// `None` when the latest revision withdrew the value.
+    pub value: Option<f64>,
     pub revision_label: Option<String>,
     pub source: Option<String>,
 }
@@ -38,6 +39,9 @@ pub(crate) struct Planned {
 /// Decides, row by row and in order, what each row of a batch becomes: a new revision, or a
 /// duplicate when it repeats the key's latest value, label and source. Rows of the same key in
 /// one batch behave as if sent one after the other.
+///
+/// A retraction of a period that holds no value (never sent, or already withdrawn) changes
+/// nothing and counts as a duplicate, so that a retried delete is harmless.
 pub(crate) fn plan_revisions(
     rows: &[NewObservation],
     latest: HashMap<Key, Latest>,
@@ -63,6 +67,10 @@ pub(crate) fn plan_revisions_of(
             source: row.source.clone(),
         };
         match latest.get_mut(&key) {
+            None if candidate.value.is_none() => duplicates.push(index),
+            Some(current) if current.value.is_none() && candidate.value.is_none() => {
+                duplicates.push(index)
+            }
             Some(current) if same_content(current, &candidate) => duplicates.push(index),
             Some(current) => {
                 let revision = current.revision + 1;
@@ -97,7 +105,7 @@ pub(crate) fn first_occurrences(rows: &[NewObservation]) -> (Vec<usize>, Vec<usi
 
 fn same_content(a: &Latest, b: &Latest) -> bool {
     // Bitwise equality: a re-sent value parses to the same f64; -0.0 vs 0.0 is a change we keep.
-    a.value.to_bits() == b.value.to_bits()
+    a.value.map(f64::to_bits) == b.value.map(f64::to_bits)
         && a.revision_label == b.revision_label
         && a.source == b.source
 }
@@ -195,19 +203,22 @@ pub fn bucket_points(
 ) -> Vec<BucketPoint> {
     let mut points: Vec<BucketPoint> = Vec::new();
     for row in rows {
+        let Some(value) = row.value else {
+            continue; // latest-value reads leave out withdrawn periods already
+        };
         let start = bucket.start_of(row.period_start, zone);
         match points.last_mut() {
             Some(point) if point.start == start => {
                 point.count += 1;
                 match aggregate {
-                    Aggregate::Sum | Aggregate::Mean => point.value += row.value,
+                    Aggregate::Sum | Aggregate::Mean => point.value += value,
                     // Rows come in period order, so the later row is the later total.
-                    Aggregate::Last => point.value = row.value,
+                    Aggregate::Last => point.value = value,
                 }
             }
             _ => points.push(BucketPoint {
                 start,
-                value: row.value,
+                value,
                 count: 1,
             }),
         }
@@ -235,7 +246,7 @@ mod tests {
             period,
             period_start: period.start(HCM),
             period_end: period.end(HCM),
-            value,
+            value: Some(value),
             revision_label: None,
             source: None,
         }
@@ -269,7 +280,7 @@ mod tests {
             key_of(&rows[0]),
             Latest {
                 revision: 3,
-                value: 0.5,
+                value: Some(0.5),
                 revision_label: None,
                 source: None,
             },
@@ -283,7 +294,7 @@ mod tests {
             }]
         );
 
-        latest.get_mut(&key_of(&rows[0])).unwrap().value = 1.0;
+        latest.get_mut(&key_of(&rows[0])).unwrap().value = Some(1.0);
         let (planned, dups) = plan_revisions(&rows, latest);
         assert!(planned.is_empty());
         assert_eq!(dups, vec![0]);
@@ -330,7 +341,7 @@ mod tests {
             period: period.into(),
             period_start: p.start(HCM),
             period_end: p.end(HCM),
-            value,
+            value: Some(value),
             revision: 1,
             revision_label: None,
             source: None,

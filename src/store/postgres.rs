@@ -495,12 +495,14 @@ impl Store for PgStore {
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "observations");
         let rows = sqlx::query(
-            "SELECT DISTINCT ON (period_start, period) * FROM observations \
-             WHERE indicator = $1 AND unit = $2 \
-               AND ($3::timestamptz IS NULL OR period_start >= $3) \
-               AND ($4::timestamptz IS NULL OR period_start < $4) \
-               AND ($5::timestamptz IS NULL OR received_at <= $5) \
-             ORDER BY period_start, period, revision DESC",
+            "SELECT * FROM ( \
+                SELECT DISTINCT ON (period_start, period) * FROM observations \
+                WHERE indicator = $1 AND unit = $2 \
+                  AND ($3::timestamptz IS NULL OR period_start >= $3) \
+                  AND ($4::timestamptz IS NULL OR period_start < $4) \
+                  AND ($5::timestamptz IS NULL OR received_at <= $5) \
+                ORDER BY period_start, period, revision DESC) latest \
+             WHERE value IS NOT NULL ORDER BY period_start, period",
         )
         .bind(&query.indicator)
         .bind(&query.unit)
@@ -533,7 +535,7 @@ impl Store for PgStore {
                   AND ($5::timestamptz IS NULL OR received_at <= $5) \
                 ORDER BY period_start, period, revision DESC) \
              SELECT {bucket} AS start, {value}::float8 AS value, count(*) AS count \
-             FROM latest GROUP BY 1 ORDER BY 1",
+             FROM latest WHERE value IS NOT NULL GROUP BY 1 ORDER BY 1",
             bucket = self.bucket_expression(bucket),
         );
         let rows = sqlx::query(&sql)
@@ -565,10 +567,12 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "latest_between");
         let rows = sqlx::query(
-            "SELECT DISTINCT ON (indicator, unit, period_start, period) * FROM observations \
-             WHERE period_start >= $1 AND period_start < $2 \
-               AND ($3::timestamptz IS NULL OR received_at <= $3) \
-             ORDER BY indicator, unit, period_start, period, revision DESC",
+            "SELECT * FROM ( \
+                SELECT DISTINCT ON (indicator, unit, period_start, period) * FROM observations \
+                WHERE period_start >= $1 AND period_start < $2 \
+                  AND ($3::timestamptz IS NULL OR received_at <= $3) \
+                ORDER BY indicator, unit, period_start, period, revision DESC) latest \
+             WHERE value IS NOT NULL ORDER BY indicator, unit, period_start, period",
         )
         .bind(from)
         .bind(to)
@@ -959,7 +963,7 @@ struct InsertColumns<'a> {
     starts: Vec<DateTime<Utc>>,
     ends: Vec<DateTime<Utc>>,
     revisions: Vec<i32>,
-    values: Vec<f64>,
+    values: Vec<Option<f64>>,
     labels: Vec<Option<&'a str>>,
     sources: Vec<Option<&'a str>>,
 }

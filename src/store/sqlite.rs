@@ -350,6 +350,7 @@ impl Store for SqliteStore {
                    WHERE m.indicator = o.indicator AND m.unit = o.unit \
                      AND m.period_start = o.period_start AND m.period = o.period \
                      AND m.received_at <= ?5) \
+               AND o.value IS NOT NULL \
              ORDER BY o.period_start, o.period",
         )
         .bind(&query.indicator)
@@ -388,6 +389,7 @@ impl Store for SqliteStore {
                    WHERE m.indicator = o.indicator AND m.unit = o.unit \
                      AND m.period_start = o.period_start AND m.period = o.period \
                      AND m.received_at <= ?3) \
+               AND o.value IS NOT NULL \
              ORDER BY o.indicator, o.unit, o.period_start, o.period",
         )
         .bind(secs(from))

@@ -395,7 +395,60 @@ async fn a_csv_file_is_ingested_row_by_row_and_reads_back(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_withdrawn_value_leaves_the_reads_and_the_judgement(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let months: Vec<_> = [("2026-01", 4000.0), ("2026-02", 4100.0), ("2026-03", 4200.0)]
+        .iter()
+        .map(|(period, value)| row("EXPORT_TURNOVER", "HCM", period, json!(value)))
+        .collect();
+    let sent = app
+        .post_observations(&app.customs, &json!({ "observations": months }))
+        .await;
+    assert_eq!(sent.body["accepted"], 3, "{sent:?}");
+    let actual = |reply: crate::helpers::Reply| reply.body["actual"].as_f64();
+    let status = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
+        .await;
+    assert_eq!(actual(status), Some(12300.0));
+
+    let withdraw = json!({"observations": [
+        {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-03", "retract": true}
+    ]});
+    let withdrawn = app.post_observations(&app.customs, &withdraw).await;
+    assert_eq!(
+        withdrawn.body,
+        json!({"accepted": 1, "duplicates": 0, "rejected": []})
+    );
+    let retried = app.post_observations(&app.customs, &withdraw).await;
+    assert_eq!(retried.body["duplicates"], 1);
+
+    let read = app
+        .get(
+            "/api/v1/observations?indicator=EXPORT_TURNOVER&unit=HCM&from=2026-01&to=2026-12",
+            &app.viewer,
+        )
+        .await;
+    let periods: Vec<_> = read.body["observations"]
+        .as_array()
+        .expect("observations")
+        .iter()
+        .map(|o| o["period"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(periods, ["2026-01", "2026-02"]);
+    let status = app
+        .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
+        .await;
+    assert_eq!(actual(status), Some(8100.0), "the engine forgot March");
+    let history = revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-03").await;
+    let values: Vec<_> = history.iter().map(|r| r["value"].clone()).collect();
+    assert_eq!(values, vec![json!(4200.0), Value::Null]);
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_withdrawn_value_leaves_the_reads_and_the_judgement,
     a_csv_file_is_ingested_row_by_row_and_reads_back,
     round_trip_keeps_revisions_and_serves_the_latest,
     a_retried_request_with_the_same_idempotency_key_stores_nothing_twice,

@@ -20,7 +20,7 @@ fn observation(indicator: &str, unit: &str, period: &str, value: f64) -> NewObse
         period,
         period_start: period.start(HCM),
         period_end: period.end(HCM),
-        value,
+        value: Some(value),
         revision_label: None,
         source: None,
     }
@@ -111,7 +111,10 @@ async fn revisions_are_kept_and_as_of_reads_what_was_known_then(backend: Backend
         .collect();
     assert_eq!(
         now,
-        vec![("2026-01".into(), 110.0, 2), ("2026-02".into(), 90.0, 1)]
+        vec![
+            ("2026-01".into(), Some(110.0), 2),
+            ("2026-02".into(), Some(90.0), 1)
+        ]
     );
 
     let then: Vec<_> = store
@@ -121,7 +124,7 @@ async fn revisions_are_kept_and_as_of_reads_what_was_known_then(backend: Backend
         .iter()
         .map(|o| (o.period.clone(), o.value))
         .collect();
-    assert_eq!(then, vec![("2026-01".into(), 100.0)]);
+    assert_eq!(then, vec![("2026-01".into(), Some(100.0))]);
 
     let revisions = store
         .revisions("RETAIL_SALES", "HCM", "2026-01")
@@ -279,7 +282,101 @@ async fn a_large_batch_is_written_in_one_go(backend: Backend) {
     db.cleanup().await;
 }
 
+fn retraction(indicator: &str, period: &str) -> NewObservation {
+    NewObservation {
+        value: None,
+        ..observation(indicator, "HCM", period, 0.0)
+    }
+}
+
+async fn a_retraction_empties_the_period_and_keeps_its_history(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let t0 = Utc::now() - Duration::hours(3);
+    let counts = |outcome: WriteOutcome| (outcome.receipt().accepted, outcome.receipt().duplicates);
+
+    let sent = vec![
+        observation("RETAIL_SALES", "HCM", "2026-01", 100.0),
+        observation("RETAIL_SALES", "HCM", "2026-02", 90.0),
+    ];
+    store.write_batch(&batch(sent, t0)).await.unwrap();
+    // Withdrawing a period that was never sent changes nothing.
+    let withdrawn = store
+        .write_batch(&batch(
+            vec![
+                retraction("RETAIL_SALES", "2026-02"),
+                retraction("RETAIL_SALES", "2026-03"),
+            ],
+            t0 + Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(counts(withdrawn), (1, 1));
+    // A retried withdrawal is a duplicate, not another revision.
+    let again = store
+        .write_batch(&batch(
+            vec![retraction("RETAIL_SALES", "2026-02")],
+            t0 + Duration::hours(2),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(counts(again), (0, 1));
+
+    let periods = |rows: Vec<ktxh::domain::StoredObservation>| {
+        rows.into_iter()
+            .map(|o| (o.period, o.value))
+            .collect::<Vec<_>>()
+    };
+    let now = periods(store.observations(&query("RETAIL_SALES", None)).await.unwrap());
+    assert_eq!(now, vec![("2026-01".into(), Some(100.0))]);
+    let before = periods(
+        store
+            .observations(&query("RETAIL_SALES", Some(t0 + Duration::minutes(30))))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before.len(), 2, "as_of before the withdrawal still sees it");
+    let live = store
+        .latest_between(
+            Period::parse("2026").unwrap().start(HCM),
+            Period::parse("2026").unwrap().end(HCM),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(live.iter().all(|o| o.period != "2026-02"));
+    let buckets = store
+        .bucketed(&query("RETAIL_SALES", None), Bucket::Year, Aggregate::Sum)
+        .await
+        .unwrap();
+    assert_eq!(buckets.len(), 1);
+    assert_eq!((buckets[0].value, buckets[0].count), (100.0, 1));
+
+    let history = store
+        .revisions("RETAIL_SALES", "HCM", "2026-02")
+        .await
+        .unwrap();
+    let history: Vec<_> = history.iter().map(|o| (o.revision, o.value)).collect();
+    assert_eq!(history, vec![(1, Some(90.0)), (2, None)]);
+
+    // Sending the value again brings the period back as the next revision.
+    let back = store
+        .write_batch(&batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-02", 90.0)],
+            t0 + Duration::hours(2),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(counts(back), (1, 0));
+    let now = periods(store.observations(&query("RETAIL_SALES", None)).await.unwrap());
+    assert_eq!(now.len(), 2);
+    db.cleanup().await;
+}
+
 on_every_backend!(
+    a_retraction_empties_the_period_and_keeps_its_history,
     the_backend_is_detected_from_the_url_and_the_server,
     revisions_are_kept_and_as_of_reads_what_was_known_then,
     buckets_agree_with_the_shared_definition,
