@@ -173,11 +173,19 @@ impl PgStore {
     /// Most rows are new periods, so every first occurrence of a key is COPYed as revision 1
     /// inside a savepoint: the unique index then proves that none existed. When one did, the
     /// savepoint is rolled back and the batch takes the general path: look up the latest
-    /// revision of each key, plan revisions, insert. Repeats within a batch always take it.
+    /// revision of each key, plan revisions, insert. Repeats within a batch always take it, and
+    /// so does a batch with a retraction, which must not be stored for a period without a value.
     async fn write_rows(
         tx: &mut Transaction<'_, Postgres>,
         batch: &WriteBatch,
     ) -> StoreResult<(Vec<usize>, Vec<usize>)> {
+        if batch.rows.iter().any(|row| row.value.is_none()) {
+            let all: Vec<usize> = (0..batch.rows.len()).collect();
+            let latest = Self::latest_of(tx, batch, &all).await?;
+            let (planned, duplicates) = plan::plan_revisions_of(&batch.rows, all, latest);
+            Self::insert(tx, batch, &planned).await?;
+            return Ok((planned.iter().map(|p| p.index).collect(), duplicates));
+        }
         let (firsts, repeats) = plan::first_occurrences(&batch.rows);
         sqlx::query("SAVEPOINT fresh_rows")
             .execute(&mut **tx)
@@ -239,16 +247,24 @@ impl PgStore {
         for p in planned {
             let row = &batch.rows[p.index];
             use std::fmt::Write as _;
-            let _ = writeln!(
+            let _ = write!(
                 buffer,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{:?}\t{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}\t{}\t{}\t",
                 row.indicator,
                 row.unit,
                 copy_escape(&row.period.to_string()),
                 row.period_start.to_rfc3339(),
                 row.period_end.to_rfc3339(),
                 p.revision,
-                row.value,
+            );
+            // Debug keeps every digit of an f64, so the value round-trips exactly.
+            let _ = match row.value {
+                Some(value) => write!(buffer, "{value:?}"),
+                None => write!(buffer, "\\N"),
+            };
+            let _ = writeln!(
+                buffer,
+                "\t{}\t{}\t{}\t{}",
                 row.revision_label
                     .as_deref()
                     .map_or("\\N".into(), copy_escape),
