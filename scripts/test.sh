@@ -158,10 +158,24 @@ setup_alertmanager() {
     export KTXH_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 }
 
+# promtool for the observability tests (tests/api/observability.rs): Debian's
+# prometheus package (its service is never started; the tests only run promtool).
+# Exports KTXH_TEST_PROMTOOL.
+setup_promtool() {
+    [ -d "$ROOT/dashboards/prometheus" ] || return 0
+    STEP="promtool (Debian's prometheus)"
+    if ! command -v promtool >/dev/null 2>&1; then
+        ktxh_ensure_apt_packages prometheus
+    fi
+    KTXH_TEST_PROMTOOL=$(command -v promtool)
+    export KTXH_TEST_PROMTOOL
+}
+
 SETUP_HOOKS=(
     setup_browser_tools
     setup_python_tools
     setup_alertmanager
+    setup_promtool
 )
 
 # ------------------------------------------------------------------------------
@@ -192,6 +206,22 @@ cargo test --locked 2>&1 | tee "$test_log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$test_log"
 rm -f "$test_log"
+
+# The parsers' fuzz targets (fuzz/, a workspace of its own; README "Fuzzing") built on stable,
+# which links libFuzzer without sanitizers, and every committed corpus replayed once: a target
+# that no longer builds, or an input that crashes again, fails the run.
+step "fuzz targets: build, replay fuzz/corpus"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+CARGO_TARGET_DIR=$ROOT/target/fuzz cargo build --manifest-path fuzz/Cargo.toml --locked --bins
+for corpus in fuzz/corpus/*/; do
+    target=$(basename "$corpus")
+    if ! replay=$("$ROOT/target/fuzz/debug/$target" -runs=0 -rss_limit_mb=512 -malloc_limit_mb=256 \
+        "$corpus" 2>&1); then
+        printf '%s\n' "$replay"
+        ktxh_die "fuzz target $target fails on its corpus $corpus"
+    fi
+    printf '%-11s %s\n' "$target" "$(printf '%s\n' "$replay" | tail -n 1)"
+done
 
 STEP="done"
 ktxh_log "all checks passed"

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
 use crate::alerts::routing::AlertingConfig;
+use crate::collectors::{Collectors, FeedContext, FeedHealthRegistry};
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
 use crate::http::{self, AppState};
@@ -88,6 +89,9 @@ impl App {
         alerting: AlertingConfig,
         demo: bool,
     ) -> anyhow::Result<Self> {
+        // Checked before anything binds or starts: a collector naming an unknown department
+        // is a configuration error.
+        let feed_health = Arc::new(FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -123,13 +127,16 @@ impl App {
             ring_capacity: live.ring_capacity,
             queue_capacity: live.queue_capacity,
         }));
-        let publisher = Arc::new(Publisher::new(
-            hub,
-            catalogue.clone(),
-            engine.clone(),
-            alerts.clone(),
-            settings.zone(),
-        )?);
+        let publisher = Arc::new(
+            Publisher::new(
+                hub,
+                catalogue.clone(),
+                engine.clone(),
+                alerts.clone(),
+                settings.zone(),
+            )?
+            .with_feed_health(feed_health.clone()),
+        );
         let tickets = Arc::new(Tickets::new(
             chrono::Duration::seconds(live.ticket_seconds),
             MAX_OUTSTANDING_TICKETS,
@@ -155,6 +162,7 @@ impl App {
             alerts,
             publisher,
             tickets,
+            feeds: feed_health,
         };
         Ok(Self {
             listener,
@@ -195,6 +203,16 @@ impl App {
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
             shutdown.clone(),
         );
+        let collectors = Collectors::spawn(
+            FeedContext {
+                settings: self.state.settings.clone(),
+                store: self.state.store.clone(),
+                ingestor: self.state.ingestor.clone(),
+                publisher: self.state.publisher.clone(),
+                health: self.state.feeds.clone(),
+            },
+            shutdown.clone(),
+        );
         tracing::info!(%addr, "listening");
         let router = http::router(self.state);
         let stopping = shutdown.clone();
@@ -206,6 +224,14 @@ impl App {
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish in time");
             }
+        }
+        // A collector may be storing a batch; it stops right after, so the next instance on
+        // this database starts from its saved cursor.
+        if tokio::time::timeout(grace, collectors.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!("collectors did not stop in time");
         }
         tracing::info!("stopped");
         Ok(())

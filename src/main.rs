@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
@@ -9,8 +10,12 @@ use ktxh::alerts::receivers::Receivers;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App, Options};
 use ktxh::auth::{self, Role, TokenRecord};
+use ktxh::collectors::import::{self, ImportOptions};
 use ktxh::config::{load_catalogue, Settings};
 use ktxh::domain::Code;
+use ktxh::ingest::csv::Decimal;
+use ktxh::ingest::line::Precision;
+use ktxh::ingest::Format;
 use tokio_util::sync::CancellationToken;
 
 /// KT-XH Live: a city's yearly socio-economic targets, watched in real time.
@@ -59,6 +64,53 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Back-fill history from a file straight into the store, validated as a push would be.
+    ///
+    /// An interrupted import continues where it stopped when run again on the same file.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The file to read.
+    file: PathBuf,
+    /// The file's format: csv and line are streamed; the others are read whole.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Format::NAMES))]
+    format: String,
+    /// Scope the rows as for this department's token: a row of another department's
+    /// indicator refuses the whole file. Without it, rows are scoped as for an admin.
+    #[arg(long, value_name = "CODE")]
+    department: Option<String>,
+    /// Validate every row and print the summary; store nothing and save no position.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start from the first row even if an earlier run of this file saved a position.
+    #[arg(long)]
+    restart: bool,
+    /// Rows written per transaction.
+    #[arg(
+        long,
+        default_value_t = import::DEFAULT_BATCH_ROWS as u64,
+        value_parser = clap::value_parser!(u64).range(1..=import::MAX_BATCH_ROWS as u64)
+    )]
+    batch_rows: u64,
+    /// csv: numbers are written with a decimal comma (`1.234,5`).
+    #[arg(long)]
+    decimal_comma: bool,
+    /// line: the unit of the timestamps.
+    #[arg(long, value_enum, default_value = "ns")]
+    precision: LinePrecision,
+}
+
+/// `--precision` of `ktxh import --format line`, as InfluxDB's write APIs name it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LinePrecision {
+    Ns,
+    Us,
+    Ms,
+    S,
+    M,
+    H,
 }
 
 #[derive(Subcommand)]
@@ -156,7 +208,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
+        Command::Import(args) => import_command(&cli.config, &cli.database_url, args).await,
     }
+}
+
+async fn import_command(
+    config: &std::path::Path,
+    url: &str,
+    args: ImportArgs,
+) -> anyhow::Result<()> {
+    let format = match Format::from_name(&args.format) {
+        Some(Format::Csv(_)) if args.decimal_comma => Format::Csv(Decimal::Comma),
+        Some(Format::Line(_)) => Format::Line(match args.precision {
+            LinePrecision::Ns => Precision::Nanoseconds,
+            LinePrecision::Us => Precision::Microseconds,
+            LinePrecision::Ms => Precision::Milliseconds,
+            LinePrecision::S => Precision::Seconds,
+            LinePrecision::M => Precision::Minutes,
+            LinePrecision::H => Precision::Hours,
+        }),
+        Some(format) => format,
+        None => anyhow::bail!("unknown format `{}`", args.format),
+    };
+    let department = args
+        .department
+        .as_deref()
+        .map(Code::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--department: {e}"))?;
+    let options = ImportOptions {
+        file: args.file,
+        format,
+        department,
+        dry_run: args.dry_run,
+        restart: args.restart,
+        batch_rows: usize::try_from(args.batch_rows).unwrap_or(import::DEFAULT_BATCH_ROWS),
+    };
+    let (settings, catalogue) = app::load_config(config)?;
+    // A dry run needs no database at all.
+    let store = if options.dry_run {
+        None
+    } else {
+        Some(app::open_store(url, &settings, &catalogue).await?)
+    };
+    let shutdown = CancellationToken::new();
+    app::cancel_on_signal(shutdown.clone());
+    let summary = import::run(&options, &settings, Arc::new(catalogue), store, shutdown).await?;
+    print!("{summary}");
+    import::verdict(&summary)?;
+    Ok(())
 }
 
 async fn token_command(

@@ -6,11 +6,20 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::store::Backend;
+
+mod alerts;
+mod rules;
+
+pub use alerts::{
+    active_alerts, alert_transition, outbox_backlog, outbox_delivery, outbox_receiver,
+    AlertMetrics, DeliveryOutcome, OutboxMetrics, OutboxStage, UNKNOWN_RECEIVER,
+};
+pub use rules::{evaluation_pass, Pass, RuleMetrics, StatusTally};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -23,6 +32,80 @@ pub struct Metrics {
     pub ws_frames: IntCounterVec,
     pub ws_overflows: IntCounter,
     pub ws_closed: IntCounterVec,
+    pub feeds: FeedMetrics,
+    pub rules: RuleMetrics,
+    pub alerts: AlertMetrics,
+    pub outbox: OutboxMetrics,
+    pub build_info: IntGaugeVec,
+}
+
+/// Collector health, labelled by feed name (bounded: the feeds of `feeds.toml`).
+pub struct FeedMetrics {
+    pub up: IntGaugeVec,
+    pub last_success: GaugeVec,
+    pub consecutive_failures: IntGaugeVec,
+    pub fetches: IntCounterVec,
+    pub rows: IntCounterVec,
+    pub messages: IntCounterVec,
+}
+
+fn build_feed_metrics(registry: &Registry) -> Result<FeedMetrics, prometheus::Error> {
+    let up = IntGaugeVec::new(
+        Opts::new(
+            "ktxh_feed_up",
+            "1 when a collector's last run (pull) or connection (stream) succeeded, else 0.",
+        ),
+        &["feed"],
+    )?;
+    let last_success = GaugeVec::new(
+        Opts::new(
+            "ktxh_feed_last_success_timestamp_seconds",
+            "Unix time of a collector's last successful fetch or ingested message.",
+        ),
+        &["feed"],
+    )?;
+    let consecutive_failures = IntGaugeVec::new(
+        Opts::new(
+            "ktxh_feed_consecutive_failures",
+            "Failed runs or connection attempts of a collector since its last success.",
+        ),
+        &["feed"],
+    )?;
+    let fetches = IntCounterVec::new(
+        Opts::new(
+            "ktxh_feed_fetches_total",
+            "HTTP requests of pull collectors, by outcome (ok, not_modified, error).",
+        ),
+        &["feed", "outcome"],
+    )?;
+    let rows = IntCounterVec::new(
+        Opts::new(
+            "ktxh_feed_rows_total",
+            "Rows collectors delivered, by outcome (accepted, duplicate, rejected).",
+        ),
+        &["feed", "outcome"],
+    )?;
+    let messages = IntCounterVec::new(
+        Opts::new(
+            "ktxh_feed_messages_total",
+            "Messages of stream feeds, by outcome (ingested, invalid, failed).",
+        ),
+        &["feed", "outcome"],
+    )?;
+    registry.register(Box::new(up.clone()))?;
+    registry.register(Box::new(last_success.clone()))?;
+    registry.register(Box::new(consecutive_failures.clone()))?;
+    registry.register(Box::new(fetches.clone()))?;
+    registry.register(Box::new(rows.clone()))?;
+    registry.register(Box::new(messages.clone()))?;
+    Ok(FeedMetrics {
+        up,
+        last_success,
+        consecutive_failures,
+        fetches,
+        rows,
+        messages,
+    })
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -97,6 +180,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(ingest_rows.clone()))?;
     registry.register(Box::new(ingest_duration.clone()))?;
     registry.register(Box::new(store_duration.clone()))?;
+    let feeds = build_feed_metrics(&registry)?;
+    // Fixed label sets are created up front: a counter that reads zero is an answer to "how
+    // many so far", a missing series is not (rates, alerts and dashboards need it to exist).
+    for kind in ["delta", "replay", "snapshot"] {
+        ws_frames.with_label_values(&[kind]);
+    }
+    for reason in ["client", "dead_peer", "write_timeout", "shutdown", "error"] {
+        ws_closed.with_label_values(&[reason]);
+    }
+    let build_info = IntGaugeVec::new(
+        Opts::new(
+            "ktxh_build_info",
+            "Always 1; the labels say which version of the service runs.",
+        ),
+        &["version"],
+    )?;
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    registry.register(Box::new(build_info.clone()))?;
+    let rules = rules::build(&registry)?;
+    let alerts = alerts::build_alerts(&registry)?;
+    let outbox = alerts::build_outbox(&registry)?;
     Ok(Metrics {
         registry,
         http_requests,
@@ -108,6 +214,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ws_frames,
         ws_overflows,
         ws_closed,
+        feeds,
+        rules,
+        alerts,
+        outbox,
+        build_info,
     })
 }
 
@@ -129,6 +240,56 @@ pub fn ingest_rows(format: &str, department: &str, outcome: &str, count: usize) 
             .with_label_values(&[format, department, outcome])
             .inc_by(count as u64);
     }
+}
+
+pub fn feed_up(feed: &str, up: bool) {
+    METRICS
+        .feeds
+        .up
+        .with_label_values(&[feed])
+        .set(i64::from(up));
+}
+
+pub fn feed_last_success(feed: &str, at: chrono::DateTime<chrono::Utc>) {
+    METRICS
+        .feeds
+        .last_success
+        .with_label_values(&[feed])
+        .set(at.timestamp_millis() as f64 / 1000.0);
+}
+
+pub fn feed_consecutive_failures(feed: &str, failures: u32) {
+    METRICS
+        .feeds
+        .consecutive_failures
+        .with_label_values(&[feed])
+        .set(i64::from(failures));
+}
+
+pub fn feed_fetch(feed: &str, outcome: &str) {
+    METRICS
+        .feeds
+        .fetches
+        .with_label_values(&[feed, outcome])
+        .inc();
+}
+
+pub fn feed_rows(feed: &str, outcome: &str, count: usize) {
+    if count > 0 {
+        METRICS
+            .feeds
+            .rows
+            .with_label_values(&[feed, outcome])
+            .inc_by(count as u64);
+    }
+}
+
+pub fn feed_message(feed: &str, outcome: &str) {
+    METRICS
+        .feeds
+        .messages
+        .with_label_values(&[feed, outcome])
+        .inc();
 }
 
 /// The text exposition of every registered metric.

@@ -11,8 +11,19 @@ use super::message::{AlertState, Severity};
 use super::model::{Ack, Alert, NewAlertEvent, Silence};
 use super::routing::Route;
 use crate::domain::{Catalogue, Status};
+use crate::metrics;
 use crate::rules::engine::TargetStatus;
 use crate::store::{DynStore, StoreResult};
+
+/// Mirrors the alerts not resolved in the `ktxh_alerts` gauges (a few thousand at most, counted
+/// after a reconcile that already looked at every target).
+fn publish_active(active: &HashMap<String, Alert>) {
+    metrics::active_alerts(
+        active
+            .values()
+            .map(|alert| (alert.rule.as_str(), alert.state, alert.severity)),
+    );
+}
 
 /// What the statuses call for, before comparing with the alerts that exist.
 struct Desired {
@@ -76,6 +87,7 @@ impl AlertManager {
             .into_iter()
             .map(|a| (a.fingerprint.clone(), a))
             .collect();
+        publish_active(&active);
         Ok(Self {
             store,
             catalogue,
@@ -367,12 +379,19 @@ impl AlertManager {
             .collect();
         self.store.commit_alerts(&changed, &events, now).await?;
         for alert in &changed {
+            let entered = active
+                .get(&alert.fingerprint)
+                .is_none_or(|old| old.state != alert.state);
+            if entered {
+                metrics::alert_transition(&alert.rule, alert.state);
+            }
             if alert.state == AlertState::Resolved {
                 active.remove(&alert.fingerprint);
             } else {
                 active.insert(alert.fingerprint.clone(), alert.clone());
             }
         }
+        publish_active(&active);
         if !events.is_empty() {
             tracing::info!(
                 alerts = changed.len(),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,16 @@ use super::manager::AlertManager;
 use super::message::{AlertState, Notification};
 use super::model::{Alert, AlertEvent};
 use super::routing::{AlertingConfig, Destination};
+use crate::metrics::{self, DeliveryOutcome, OutboxStage};
 use crate::store::{DynStore, StoreResult};
+
+/// How often the delivery backlog is measured: it reads every pending notification, which a
+/// scrape interval apart is plenty.
+const BACKLOG_REFRESH: Duration = Duration::from_secs(15);
+
+/// Pending notifications read to measure the backlog; beyond this the gauge stays at the cap
+/// (an outage already well past any alert threshold).
+const BACKLOG_READ_LIMIT: i64 = 1_000;
 
 /// Why a delivery failed, and whether trying again could help.
 #[derive(Debug, Clone)]
@@ -55,6 +64,9 @@ impl Outbox {
         sender: Arc<dyn Sender>,
         config: AlertingConfig,
     ) -> Self {
+        for receiver in &config.receiver {
+            metrics::outbox_receiver(&receiver.name);
+        }
         Self {
             store,
             alerts,
@@ -63,12 +75,38 @@ impl Outbox {
         }
     }
 
+    /// The metric label of a receiver: its name when configured; stored notifications may
+    /// name one that no longer is, which must not add label values.
+    fn receiver_label<'a>(&'a self, receiver: &'a str) -> &'a str {
+        if self.config.receiver.iter().any(|r| r.name == receiver) {
+            receiver
+        } else {
+            metrics::UNKNOWN_RECEIVER
+        }
+    }
+
+    /// Measures the notifications waiting for delivery (due or waiting for a retry): how many,
+    /// and the age of the oldest.
+    pub async fn measure_delivery_backlog(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        // Every pending notification, whenever its next attempt: retries are at most
+        // `backoff_max_seconds` away, a century covers any configuration.
+        let horizon = after(now, Duration::from_secs(100 * 365 * 86_400));
+        let pending = self
+            .store
+            .due_notifications(horizon, BACKLOG_READ_LIMIT)
+            .await?;
+        let oldest = pending.iter().map(|n| n.created_at).min();
+        metrics::outbox_backlog(OutboxStage::Delivery, pending.len(), age(oldest, now));
+        Ok(())
+    }
+
     /// Runs the dispatcher and the delivery worker until `shutdown`.
     pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) {
         let every = Duration::from_millis(self.config.dispatch_interval_ms);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut measured: Option<Instant> = None;
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -79,6 +117,12 @@ impl Outbox {
                 }
                 if let Err(error) = self.deliver(Utc::now()).await {
                     tracing::error!(%error, "delivering alert notifications failed");
+                }
+                if measured.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
+                    measured = Some(Instant::now());
+                    if let Err(error) = self.measure_delivery_backlog(Utc::now()).await {
+                        tracing::warn!(%error, "measuring the notification backlog failed");
+                    }
                 }
             }
         });
@@ -133,6 +177,8 @@ impl Outbox {
                 .push(event);
         }
         let mut sent = 0;
+        // Creation times of the events left for a later dispatch, for the backlog metrics.
+        let mut waiting: Vec<DateTime<Utc>> = Vec::new();
         for (key, group_events) in &grouped {
             let destination = group_events
                 .iter()
@@ -159,6 +205,7 @@ impl Outbox {
                 Some(previous) => now >= after(*previous, destination.group_interval),
             };
             if !ready {
+                waiting.extend(group_events.iter().map(|e| e.created_at));
                 continue;
             }
             let mut alerts: BTreeMap<&str, &Alert> = BTreeMap::new();
@@ -189,6 +236,8 @@ impl Outbox {
                 sent += 1;
             }
         }
+        let oldest = waiting.iter().min().copied();
+        metrics::outbox_backlog(OutboxStage::Grouping, waiting.len(), age(oldest, now));
         Ok(sent)
     }
 
@@ -235,9 +284,11 @@ impl Outbox {
         let due = self.store.due_notifications(now, 20).await?;
         let mut delivered = 0;
         for row in due {
+            let receiver = self.receiver_label(&row.receiver);
             let notification: Notification = match serde_json::from_value(row.payload.clone()) {
                 Ok(n) => n,
                 Err(error) => {
+                    metrics::outbox_delivery(receiver, DeliveryOutcome::Failed, None);
                     self.store
                         .record_attempt(
                             row.id,
@@ -250,8 +301,12 @@ impl Outbox {
                 }
             };
             let attempt = row.attempts + 1;
-            match self.sender.send(&notification).await {
+            let started = Instant::now();
+            let sent = self.sender.send(&notification).await;
+            let elapsed = Some(started.elapsed());
+            match sent {
                 Ok(()) => {
+                    metrics::outbox_delivery(receiver, DeliveryOutcome::Delivered, elapsed);
                     self.store
                         .record_attempt(row.id, Utc::now(), None, None)
                         .await?;
@@ -261,6 +316,12 @@ impl Outbox {
                 Err(error) => {
                     let retry_at = (!error.permanent && attempt < self.config.max_attempts)
                         .then(|| Utc::now() + self.backoff(attempt));
+                    let outcome = if retry_at.is_some() {
+                        DeliveryOutcome::Retry
+                    } else {
+                        DeliveryOutcome::Failed
+                    };
+                    metrics::outbox_delivery(receiver, outcome, elapsed);
                     self.store
                         .record_attempt(row.id, Utc::now(), Some(&error.message), retry_at)
                         .await?;
@@ -286,6 +347,13 @@ impl Outbox {
         let jitter: f64 = rand::rng().random_range(0.5..1.5);
         chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
     }
+}
+
+/// How long ago `oldest` was, at `now`; zero when nothing waits (or the clock went back).
+fn age(oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    oldest
+        .and_then(|at| (now - at).to_std().ok())
+        .unwrap_or_default()
 }
 
 /// Delivers through the configured receivers.

@@ -4,7 +4,10 @@ pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod catalogue;
+pub mod dhis2;
 pub mod error;
+pub mod feeds;
+pub mod influx;
 pub mod observations;
 pub mod ops;
 pub mod screens;
@@ -23,6 +26,7 @@ use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::alerts::manager::AlertManager;
+use crate::collectors::FeedHealthRegistry;
 use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::hub::ticket::Tickets;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub alerts: Arc<AlertManager>,
     pub publisher: Arc<Publisher>,
     pub tickets: Arc<Tickets>,
+    /// The collectors' health.
+    pub feeds: Arc<FeedHealthRegistry>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/silences/{id}", delete(alerts::expire_silence))
         .route("/notifications", get(alerts::notifications))
         .route("/ws/ticket", post(ws::ticket))
+        .route("/feeds", get(feeds::list))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
         .route("/status/{indicator}/path", get(status::path))
@@ -80,6 +87,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/ws", get(ws::upgrade))
+        // Compatibility endpoints: DHIS2 and InfluxDB clients post where their servers listen.
+        .route("/api/dataValueSets", post(dhis2::post))
+        .route("/api/v2/write", post(influx::write_v2))
+        .route("/write", post(influx::write_v1))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -15,7 +15,7 @@ use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::Role;
 use crate::domain::{Indicator, Period};
 use crate::ingest::csv::Decimal;
-use crate::ingest::{Format, FormatError, IdempotencyKey};
+use crate::ingest::{sdmx, Format, FormatError, IdempotencyKey};
 use crate::store::{Aggregate, Bucket, IngestReceipt, ObservationQuery};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -70,8 +70,16 @@ fn push_format(media: &str, headers: &HeaderMap) -> Result<Format, ApiError> {
             };
             Ok(Format::Csv(decimal))
         }
-        "application/vnd.sdmx.data+csv" => Ok(Format::SdmxCsv),
-        "application/vnd.sdmx.data+json" => Ok(Format::SdmxJson),
+        "application/vnd.sdmx.data+csv" | "application/vnd.sdmx.data+json" => {
+            let format = if media.ends_with("+csv") {
+                Format::SdmxCsv
+            } else {
+                Format::SdmxJson
+            };
+            sdmx::check_media_parameters(format, |name| body::media_parameter(headers, name))
+                .map_err(|message| ApiError::invalid("Content-Type", message))?;
+            Ok(format)
+        }
         json if json == "application/json" || json.ends_with("+json") => Ok(Format::Json),
         other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
     }

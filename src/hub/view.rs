@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::alerts::model::Alert;
+use crate::collectors::{FeedHealth, FeedHealthRegistry};
 use crate::domain::{Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
@@ -115,6 +116,8 @@ pub struct Publisher {
     zone: Tz,
     city: Code,
     feeds: Mutex<VecDeque<FeedEvent>>,
+    /// The collectors' health, in the `feeds` snapshot beside the events.
+    feed_health: Arc<FeedHealthRegistry>,
     snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
@@ -140,9 +143,27 @@ impl Publisher {
             zone,
             city,
             feeds: Mutex::new(VecDeque::with_capacity(FEEDS_KEPT)),
+            feed_health: Arc::new(FeedHealthRegistry::default()),
             snapshots: Mutex::new(HashMap::new()),
             closing: CancellationToken::new(),
         })
+    }
+
+    /// Shows the collectors of `registry` on the `feeds` topic.
+    pub fn with_feed_health(mut self, registry: Arc<FeedHealthRegistry>) -> Self {
+        self.feed_health = registry;
+        self
+    }
+
+    /// Tells `feeds` screens that a collector's health changed: a delta `{"collector": …}`
+    /// beside the `{"feed": …}` deltas of accepted batches.
+    pub fn publish_feed_health(&self, health: &FeedHealth, now: DateTime<Utc>) -> usize {
+        let topics = [Topic::Feeds];
+        if !self.hub.watched(&topics).first().copied().unwrap_or(false) {
+            return 0;
+        }
+        self.hub
+            .publish(now, &[(Topic::Feeds, json!({ "collector": health }))])
     }
 
     pub fn closing(&self) -> &CancellationToken {
@@ -447,7 +468,8 @@ impl Publisher {
                     .iter()
                     .cloned()
                     .collect();
-                serde_json::to_string(&json!({ "feeds": feeds }))?
+                let collectors = self.feed_health.list(now);
+                serde_json::to_string(&json!({ "feeds": feeds, "collectors": collectors }))?
             }
         };
         let data: Arc<str> = data.into();

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -25,6 +26,7 @@ use crate::domain::{
     PlanSource, Status, Target, TargetValue,
 };
 use crate::live::{Latest, LiveState, SeriesId, SeriesSlice};
+use crate::metrics::{self, Pass as MetricsPass, StatusTally};
 use crate::store::{DynStore, StoreResult};
 
 /// A target: (year, indicator, unit).
@@ -235,6 +237,15 @@ impl Frames {
     }
 }
 
+/// Counts the official statuses that `changes` moved and updates their gauges: once per pass,
+/// and only for the (year, group) cells that changed.
+fn publish_statuses(tally: &mut StatusTally, changes: &[StatusChange]) {
+    for change in changes {
+        tally.record(change.year, &change.indicator, change.from, change.to);
+    }
+    tally.publish();
+}
+
 /// Evaluates one target from its series' values in the target's year; `frame` is the one of
 /// the indicator's periodicity and the target's year.
 pub fn evaluate_target(
@@ -385,6 +396,8 @@ struct Inner {
     frames: Frames,
     /// Years that have targets: only their observations are kept live.
     years: HashSet<i32>,
+    /// Official statuses by year and sector group, for the metrics.
+    tally: StatusTally,
 }
 
 pub struct Engine {
@@ -559,6 +572,7 @@ impl Engine {
             .map(|(key, target)| (key, Slot::new(target, &catalogue, &live)))
             .unzip();
         let index = keys.into_iter().zip(0..).collect();
+        let tally = StatusTally::new(&catalogue, years.iter().copied());
         let engine = Self {
             catalogue,
             zone,
@@ -573,6 +587,7 @@ impl Engine {
                 anomalies: HashMap::new(),
                 frames: Frames::default(),
                 years,
+                tally,
             }),
         };
         engine.evaluate_all(now);
@@ -633,38 +648,55 @@ impl Engine {
         slots: &[usize],
         now: DateTime<Utc>,
     ) -> Vec<StatusChange> {
+        if slots.is_empty() {
+            return Vec::new(); // an ingest of years without targets: no pass to count
+        }
+        let started = Instant::now();
         let Inner {
             live,
             slots: all,
             anomalies,
             frames,
+            tally,
             ..
         } = inner;
         let selected = slots.iter().filter_map(|&i| all.get(i));
         let pass = self.pass(live, anomalies, frames, selected, now);
-        slots
+        let changes: Vec<StatusChange> = slots
             .iter()
             .filter_map(|&i| pass.evaluate(all.get_mut(i)?))
-            .collect()
+            .collect();
+        metrics::evaluation_pass(MetricsPass::Partial, slots.len(), started.elapsed());
+        publish_statuses(tally, &changes);
+        changes
     }
 
     /// Evaluates every target: at start and on the timer (staleness, the passage of time).
     pub fn evaluate_all(&self, now: DateTime<Utc>) -> Vec<StatusChange> {
         let mut inner = self.write();
+        let started = Instant::now();
         let Inner {
             live,
             slots,
             anomalies,
             frames,
+            tally,
             ..
         } = &mut *inner;
         let pass = self.pass(live, anomalies, frames, slots.iter(), now);
+        let changes = self.evaluate_in_parallel(&pass, slots);
+        metrics::evaluation_pass(MetricsPass::Full, slots.len(), started.elapsed());
+        publish_statuses(tally, &changes);
+        changes
+    }
+
+    /// Evaluates `slots` with `pass`, split across the cores when there are enough of them.
+    fn evaluate_in_parallel(&self, pass: &Pass<'_>, slots: &mut [Slot]) -> Vec<StatusChange> {
         let threads = self.cores.min(slots.len() / MIN_TARGETS_PER_THREAD).max(1);
         if threads == 1 {
             return pass.evaluate_each(slots);
         }
         // Contiguous chunks, joined in order: the changes come in slot order, as on one thread.
-        let pass = &pass;
         let chunk = slots.len().div_ceil(threads);
         std::thread::scope(|scope| {
             let mut chunks = slots.chunks_mut(chunk);

@@ -224,6 +224,50 @@ pub async fn spawn_app_alerting(
     })
 }
 
+/// A stopped server whose database and tokens are kept for the next start.
+pub struct PausedApp {
+    client: reqwest::Client,
+    admin: String,
+    viewer: String,
+    customs: String,
+    customs_id: String,
+    finance: String,
+    db: TestDb,
+}
+
+impl PausedApp {
+    /// Starts a new server on the same database, as a restarted service.
+    pub async fn resume(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+        settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        tweak(&mut settings);
+        let catalogue = load_catalogue(&repo_config()).expect("catalogue");
+        let store = app::open_store(&self.db.url, &settings, &catalogue)
+            .await
+            .expect("store");
+        let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
+        let app = App::from_parts(settings, catalogue, store.clone(), alerting, false)
+            .await
+            .expect("build app");
+        let addr = app.local_addr().expect("bound");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        TestApp {
+            addr,
+            store,
+            client: self.client,
+            admin: self.admin,
+            viewer: self.viewer,
+            customs: self.customs,
+            customs_id: self.customs_id,
+            finance: self.finance,
+            shutdown,
+            server,
+            db: self.db,
+        }
+    }
+}
+
 /// A response read whole: status, content type and JSON body.
 #[derive(Debug)]
 pub struct Reply {
@@ -263,6 +307,21 @@ impl TestApp {
                 .json(body),
         )
         .await
+    }
+
+    /// Stops the server but keeps its database, as a service that is shut down for a while.
+    pub async fn pause(self) -> PausedApp {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        PausedApp {
+            client: self.client,
+            admin: self.admin,
+            viewer: self.viewer,
+            customs: self.customs,
+            customs_id: self.customs_id,
+            finance: self.finance,
+            db: self.db,
+        }
     }
 
     /// Stops the server and drops the test database.

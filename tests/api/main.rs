@@ -8,8 +8,14 @@ mod webhook;
 
 mod alerts;
 mod auth;
+mod dhis2;
+mod influx;
 mod ingest;
 mod live;
+mod observability;
+mod pull;
 mod read;
+mod sdmx;
 mod status;
 mod store;
+mod stream;

@@ -1,0 +1,186 @@
+//! The reading side of an import, run on a blocking thread: chunks of rows are parsed,
+//! scope-checked and validated here while the writer stores the previous chunk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::reader::{ChunkReader, Position, ReadError};
+use super::{summary, ImportError};
+use crate::auth::Principal;
+use crate::config::feeds::FeedsConfig;
+use crate::domain::{Catalogue, NewObservation};
+use crate::ingest::{line, Format, IngestError, RawRow, Validator};
+use crate::store::Rejection;
+
+/// Offending rows and indicators named when a department's file holds other departments'
+/// indicators.
+const FOREIGN_SHOWN: usize = 10;
+
+/// Where and how to read, and as whom.
+pub struct Source {
+    pub path: PathBuf,
+    /// The file's name in messages.
+    pub name: String,
+    pub format: Format,
+    pub feeds: FeedsConfig,
+    pub batch_rows: usize,
+    pub validator: Validator,
+    pub principal: Principal,
+    /// For line protocol, whose timestamps become the periods of non-daily indicators.
+    pub catalogue: Arc<Catalogue>,
+    pub zone: Tz,
+}
+
+impl Source {
+    fn open(&self, from: Position) -> Result<ChunkReader, ReadError> {
+        ChunkReader::open(&self.path, self.format, &self.feeds, self.batch_rows, from)
+    }
+
+    fn scoped(&self) -> bool {
+        self.principal.department.is_some()
+    }
+}
+
+/// One validated chunk, on its way to the writer.
+pub struct Batch {
+    /// The 0-based index of the chunk's first row in the file.
+    pub first_row: u64,
+    pub valid: Vec<NewObservation>,
+    /// Indexed from the chunk's first row.
+    pub rejected: Vec<Rejection>,
+    pub end: Position,
+}
+
+impl Batch {
+    pub fn rows(&self) -> u64 {
+        self.end.rows - self.first_row
+    }
+}
+
+pub enum Failure {
+    Read(ReadError),
+    Import(ImportError),
+}
+
+/// Parses, checks and validates chunk after chunk from `from` until the file ends, an error
+/// occurs, or the writer stops listening.
+pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Batch, Failure>>) {
+    let mut reader = match source.open(from) {
+        Ok(reader) => reader,
+        Err(error) => {
+            let _ = batches.blocking_send(Err(Failure::Read(error)));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = match reader.next_chunk() {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return,
+            Err(error) => {
+                let _ = batches.blocking_send(Err(Failure::Read(error)));
+                return;
+            }
+        };
+        let first_row = chunk.end.rows - chunk.rows.len() as u64;
+        // The scan before the import found no foreign row; a file changed since is refused from
+        // here on all the same.
+        if source.scoped() {
+            let mut foreign = Foreign::default();
+            foreign.check(source, first_row, &chunk.rows);
+            if let Some(error) = foreign.into_error(source) {
+                let _ = batches.blocking_send(Err(Failure::Import(error)));
+                return;
+            }
+        }
+        // As on the write endpoints: a point's instant means the month (quarter, year) that
+        // contains it for indicators that are not daily.
+        if let Format::Line(_) = source.format {
+            line::assign_periods(chunk.rows.iter_mut(), &source.catalogue, source.zone);
+        }
+        let (valid, rejected) = source.validator.validate(chunk.rows, Utc::now());
+        let batch = Batch {
+            first_row,
+            valid,
+            rejected,
+            end: chunk.end,
+        };
+        if batches.blocking_send(Ok(batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the whole file once and refuses it if any row names another department's indicator,
+/// as a push holding such a row is refused whole.
+pub fn scan_scope(source: &Source, shutdown: &CancellationToken) -> Result<(), ImportError> {
+    let read_error = |error| ImportError::Read {
+        file: source.path.display().to_string(),
+        source: error,
+    };
+    let mut reader = source.open(Position::default()).map_err(read_error)?;
+    let mut foreign = Foreign::default();
+    while let Some(chunk) = reader.next_chunk().map_err(read_error)? {
+        if shutdown.is_cancelled() {
+            return Err(ImportError::Interrupted {
+                file: source.name.clone(),
+                rows: "0".into(),
+            });
+        }
+        let first_row = chunk.end.rows - chunk.rows.len() as u64;
+        foreign.check(source, first_row, &chunk.rows);
+    }
+    foreign.into_error(source).map_or(Ok(()), Err)
+}
+
+/// Rows of other departments' indicators found so far: all counted, the first few named.
+#[derive(Default)]
+struct Foreign {
+    count: usize,
+    rows: Vec<u64>,
+    indicators: Vec<String>,
+}
+
+impl Foreign {
+    fn check(&mut self, source: &Source, first_row: u64, rows: &[RawRow]) {
+        let Err(IngestError::ForeignIndicators {
+            rows: indexes,
+            indicators,
+        }) = source.validator.check_scope(&source.principal, rows)
+        else {
+            return;
+        };
+        self.count += indexes.len();
+        let room = FOREIGN_SHOWN.saturating_sub(self.rows.len());
+        self.rows
+            .extend(indexes.iter().take(room).map(|i| first_row + *i as u64 + 1));
+        for code in indicators {
+            if self.indicators.len() < FOREIGN_SHOWN && !self.indicators.contains(&code) {
+                self.indicators.push(code);
+            }
+        }
+    }
+
+    fn into_error(self, source: &Source) -> Option<ImportError> {
+        (self.count > 0).then(|| ImportError::ForeignIndicators {
+            file: source.name.clone(),
+            department: source
+                .principal
+                .department
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+            count: self.count,
+            rows: self
+                .rows
+                .iter()
+                .map(|row| summary::grouped(*row))
+                .collect::<Vec<_>>()
+                .join(", "),
+            indicators: self.indicators.join(", "),
+        })
+    }
+}

@@ -1,0 +1,449 @@
+//! `POST /api/dataValueSets`: data value sets pushed the way DHIS2 clients push them to DHIS2
+//! (JSON or CSV, `ApiToken` or Basic auth), answered with a DHIS2 import summary.
+//!
+//! The answer follows DHIS2 2.40+: a web message whose `response` is an `ImportSummary`.
+//! Every value accepted: `200`, status `OK`/`SUCCESS`. Some values rejected: `409 Conflict`,
+//! status `WARNING`, with one conflict per distinct problem (DHIS2's `errorCode`, the offending
+//! `object`, our reason as `value`, and the `indexes` of the values it concerns). Every value
+//! rejected: `409`, status `ERROR`. A request refused as a whole (authentication, scope, a body
+//! that is not a data value set, unsupported options) is problem+json like the rest of the API.
+//!
+//! Counts: `imported` are the values stored as a new revision, `deleted` the values withdrawn,
+//! `ignored` the rejected values and the duplicates (as DHIS2 ignores an update that changes
+//! nothing, and a deletion of nothing). `updated` is always 0: a new revision of a stored value
+//! is counted as imported, because knowing which values existed would cost a lookup per value.
+//! `?dryRun=true` (or `"dryRun": true`) validates everything, scope included, and stores
+//! nothing; its counts cannot tell duplicates, so every valid value counts as imported.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::CompatCaller;
+use super::error::{FieldError, PROBLEM_JSON};
+use super::observations::format_error;
+use super::{body, ApiError, ApiQuery, AppState};
+use crate::auth::{Principal, Role};
+use crate::ingest::dhis2::{
+    parse_csv_with, parse_json_with, ConflictKind, Dhis2Batch, Dhis2BodyError, EffectiveOptions,
+    IdScheme, ImportOptions, ImportStrategy, ValueRef,
+};
+use crate::ingest::{Format, IngestError, Validator};
+use crate::store::{IngestReceipt, Rejection};
+
+/// The query parameters of DHIS2's import that mean something here; the others (`preheatCache`,
+/// `skipAudit`, `force`, …) are accepted and have no effect, as they concern DHIS2's internals.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dhis2Query {
+    dry_run: Option<String>,
+    import_strategy: Option<String>,
+    id_scheme: Option<String>,
+    data_element_id_scheme: Option<String>,
+    org_unit_id_scheme: Option<String>,
+    first_row_is_header: Option<String>,
+    #[serde(rename = "async")]
+    asynchronous: Option<String>,
+}
+
+fn boolean(raw: Option<&str>, name: &str) -> Result<Option<bool>, ApiError> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(text) if text == "true" => Ok(Some(true)),
+        Some(text) if text == "false" => Ok(Some(false)),
+        Some(_) => Err(ApiError::invalid(name, "use true or false")),
+    }
+}
+
+fn scheme(raw: Option<&str>, name: &str) -> Result<Option<IdScheme>, ApiError> {
+    raw.map(|r| IdScheme::parse(r).map_err(|message| ApiError::invalid(name, message)))
+        .transpose()
+}
+
+impl Dhis2Query {
+    fn options(&self) -> Result<ImportOptions, ApiError> {
+        if boolean(self.asynchronous.as_deref(), "async")? == Some(true) {
+            return Err(ApiError::invalid(
+                "async",
+                "asynchronous imports are not supported; the import summary is the answer",
+            ));
+        }
+        Ok(ImportOptions {
+            id_scheme: scheme(self.id_scheme.as_deref(), "idScheme")?,
+            data_element_id_scheme: scheme(
+                self.data_element_id_scheme.as_deref(),
+                "dataElementIdScheme",
+            )?,
+            org_unit_id_scheme: scheme(self.org_unit_id_scheme.as_deref(), "orgUnitIdScheme")?,
+            dry_run: boolean(self.dry_run.as_deref(), "dryRun")?,
+            strategy: self
+                .import_strategy
+                .as_deref()
+                .map(|raw| {
+                    ImportStrategy::parse(raw)
+                        .map_err(|message| ApiError::invalid("importStrategy", message))
+                })
+                .transpose()?,
+            first_row_is_header: boolean(self.first_row_is_header.as_deref(), "firstRowIsHeader")?,
+        })
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    CompatCaller(principal): CompatCaller,
+    ApiQuery(query): ApiQuery<Dhis2Query>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // Refuse read-only callers before reading their body: the answer must not depend on it.
+    if principal.role == Role::Viewer {
+        return Err(ApiError::Forbidden(
+            "a viewer token may not write observations".into(),
+        ));
+    }
+    let format = match body::media_type(&headers).as_str() {
+        "application/csv" | "text/csv" => Format::Dhis2Csv,
+        json if json == "application/json" || json.ends_with("+json") => Format::Dhis2Json,
+        other => return Err(ApiError::UnsupportedMediaType(other.to_owned())),
+    };
+    let options = query.options()?;
+    let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
+    let settings = state.settings.clone();
+    let batch = tokio::task::spawn_blocking(move || {
+        let mapping = &settings.feeds.dhis2;
+        let limit = settings.server.max_rows_per_request;
+        if format == Format::Dhis2Csv {
+            parse_csv_with(&bytes, mapping, &options, limit)
+        } else {
+            parse_json_with(&bytes, mapping, &options, limit)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|error| match error {
+        Dhis2BodyError::Format(error) => format_error(error),
+        Dhis2BodyError::TooManyValues { count, limit } => ApiError::TooManyRows { count, limit },
+    })?;
+
+    let Dhis2Batch {
+        rows,
+        values,
+        options,
+    } = batch;
+    let retract: Vec<bool> = rows.iter().map(|row| row.retract).collect();
+    let now = Utc::now();
+    let outcome = if options.dry_run {
+        dry_run(&state, &principal, rows, now)
+    } else {
+        state
+            .ingestor
+            .ingest(&principal, format.name(), rows, None, now)
+            .await
+    };
+    let receipt = match outcome {
+        Ok(receipt) => receipt,
+        Err(IngestError::ForeignIndicators { rows, indicators }) => {
+            return Ok(foreign_indicators(&rows, &indicators, &values, format))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let (status, message) = import_summary(&values, &retract, &receipt, options, format);
+    Ok((status, Json(message)).into_response())
+}
+
+/// Validates as an import would, scope included, and stores nothing.
+fn dry_run(
+    state: &AppState,
+    principal: &Principal,
+    rows: Vec<crate::ingest::RawRow>,
+    now: DateTime<Utc>,
+) -> Result<IngestReceipt, IngestError> {
+    let validator = Validator::new(
+        state.catalogue.clone(),
+        state.settings.zone(),
+        state.settings.ingest.clone(),
+    );
+    validator.check_scope(principal, &rows)?;
+    let (valid, rejected) = validator.validate(rows, now);
+    Ok(IngestReceipt {
+        accepted: valid.len(),
+        duplicates: 0,
+        rejected,
+    })
+}
+
+/// Where a data value is in the request: a JSON pointer, or the line of a CSV file.
+fn locate(index: usize, values: &[ValueRef], format: Format) -> String {
+    match values.get(index).and_then(|v| v.line) {
+        Some(line) if format == Format::Dhis2Csv => format!("line {line}"),
+        _ => format!("/dataValues/{index}/dataElement"),
+    }
+}
+
+/// 403 naming every data value of another department's indicators; nothing was stored.
+fn foreign_indicators(
+    rows: &[usize],
+    indicators: &[String],
+    values: &[ValueRef],
+    format: Format,
+) -> Response {
+    #[derive(Serialize)]
+    struct Problem {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        title: &'static str,
+        status: u16,
+        detail: String,
+        code: &'static str,
+        errors: Vec<FieldError>,
+    }
+    let problem = Problem {
+        kind: "urn:ktxh:problem:foreign_indicators",
+        title: "Forbidden",
+        status: StatusCode::FORBIDDEN.as_u16(),
+        detail: format!(
+            "data values {rows:?} are mapped to indicators of other departments ({}); nothing was stored",
+            indicators.join(", ")
+        ),
+        code: "foreign_indicators",
+        errors: rows
+            .iter()
+            .map(|&index| FieldError {
+                pointer: locate(index, values, format),
+                message: "data element mapped to an indicator of another department".into(),
+            })
+            .collect(),
+    };
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, PROBLEM_JSON)],
+        Json(problem),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebMessage {
+    http_status: &'static str,
+    http_status_code: u16,
+    status: &'static str,
+    message: &'static str,
+    response: ImportSummary,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportSummary {
+    response_type: &'static str,
+    status: &'static str,
+    import_options: ImportOptionsEcho,
+    description: String,
+    import_count: ImportCount,
+    conflicts: Vec<Conflict>,
+    rejected_indexes: Vec<usize>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportOptionsEcho {
+    id_schemes: BTreeMap<&'static str, SchemeEcho>,
+    dry_run: bool,
+    import_strategy: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct SchemeEcho {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ImportCount {
+    imported: usize,
+    updated: usize,
+    ignored: usize,
+    deleted: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Conflict {
+    object: String,
+    objects: BTreeMap<&'static str, String>,
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    property: Option<&'static str>,
+    indexes: Vec<usize>,
+}
+
+/// The conflict of one rejected value.
+fn conflict(rejection: &Rejection, reference: &ValueRef, format: Format) -> Conflict {
+    let kind = reference
+        .problem
+        .or_else(|| ConflictKind::of_rejection(&rejection.code));
+    let pick = |field: &Option<String>| field.clone().unwrap_or_default();
+    let object = match kind {
+        Some(ConflictKind::Period | ConflictKind::PeriodType | ConflictKind::FuturePeriod) => {
+            pick(&reference.period)
+        }
+        Some(ConflictKind::OrgUnit | ConflictKind::OrgUnitNotReporting) => {
+            pick(&reference.org_unit)
+        }
+        Some(ConflictKind::CategoryOptionCombo) => reference
+            .category_option_combo
+            .clone()
+            .unwrap_or_else(|| pick(&reference.data_element)),
+        Some(ConflictKind::Value) => reference
+            .value
+            .clone()
+            .unwrap_or_else(|| pick(&reference.data_element)),
+        _ => pick(&reference.data_element),
+    };
+    let mut objects = BTreeMap::new();
+    for (name, field) in [
+        ("dataElement", &reference.data_element),
+        ("period", &reference.period),
+        ("orgUnit", &reference.org_unit),
+        ("categoryOptionCombo", &reference.category_option_combo),
+    ] {
+        if let Some(id) = field {
+            objects.insert(name, id.clone());
+        }
+    }
+    let value = match reference.line {
+        Some(line) if format == Format::Dhis2Csv => format!("line {line}: {}", rejection.message),
+        _ => rejection.message.clone(),
+    };
+    Conflict {
+        object,
+        objects,
+        value,
+        error_code: kind.and_then(ConflictKind::error_code),
+        property: kind.and_then(ConflictKind::property),
+        indexes: vec![rejection.index],
+    }
+}
+
+fn import_summary(
+    values: &[ValueRef],
+    retract: &[bool],
+    receipt: &IngestReceipt,
+    options: EffectiveOptions,
+    format: Format,
+) -> (StatusCode, WebMessage) {
+    let mut rejected_indexes: Vec<usize> = receipt.rejected.iter().map(|r| r.index).collect();
+    rejected_indexes.sort_unstable();
+    rejected_indexes.dedup();
+
+    // One conflict per distinct (code, object, reason), listing every value it concerns.
+    let mut conflicts: Vec<Conflict> = Vec::new();
+    let mut seen: HashMap<(Option<&'static str>, String, String), usize> = HashMap::new();
+    let empty = ValueRef::default();
+    for rejection in &receipt.rejected {
+        let reference = values.get(rejection.index).unwrap_or(&empty);
+        let found = conflict(rejection, reference, format);
+        let key = (found.error_code, found.object.clone(), found.value.clone());
+        match seen.get(&key) {
+            Some(&at) => conflicts[at].indexes.push(rejection.index),
+            None => {
+                seen.insert(key, conflicts.len());
+                conflicts.push(found);
+            }
+        }
+    }
+
+    // A retraction of a period without a value is a duplicate, and the receipt does not say
+    // which rows were duplicates: when values and retractions are mixed, the split between
+    // imported and deleted is an estimate (their sum is exact).
+    let withdrawn = retract
+        .iter()
+        .enumerate()
+        .filter(|(index, retracts)| **retracts && rejected_indexes.binary_search(index).is_err())
+        .count()
+        .min(receipt.accepted);
+    let count = ImportCount {
+        imported: receipt.accepted - withdrawn,
+        updated: 0,
+        ignored: rejected_indexes.len() + receipt.duplicates,
+        deleted: withdrawn,
+    };
+
+    let total = values.len();
+    let (http, status, summary_status, message) = if conflicts.is_empty() {
+        (StatusCode::OK, "OK", "SUCCESS", "Import was successful.")
+    } else if rejected_indexes.len() < total {
+        (
+            StatusCode::CONFLICT,
+            "WARNING",
+            "WARNING",
+            "One or more conflicts encountered, please check import summary.",
+        )
+    } else {
+        (
+            StatusCode::CONFLICT,
+            "ERROR",
+            "ERROR",
+            "An error occurred, please check import summary.",
+        )
+    };
+    let mut description = if conflicts.is_empty() {
+        "Import process completed successfully".to_owned()
+    } else {
+        format!(
+            "Import process completed: {} of {total} data values rejected",
+            rejected_indexes.len()
+        )
+    };
+    if options.dry_run {
+        description.push_str(" (dry run: nothing was stored)");
+    }
+    let id_schemes = BTreeMap::from([
+        (
+            "dataElementIdScheme",
+            SchemeEcho {
+                kind: options.data_element_id_scheme.as_str(),
+            },
+        ),
+        (
+            "orgUnitIdScheme",
+            SchemeEcho {
+                kind: options.org_unit_id_scheme.as_str(),
+            },
+        ),
+    ]);
+    let message = WebMessage {
+        http_status: if http == StatusCode::OK {
+            "OK"
+        } else {
+            "Conflict"
+        },
+        http_status_code: http.as_u16(),
+        status,
+        message,
+        response: ImportSummary {
+            response_type: "ImportSummary",
+            status: summary_status,
+            import_options: ImportOptionsEcho {
+                id_schemes,
+                dry_run: options.dry_run,
+                import_strategy: options.strategy.as_str(),
+            },
+            description,
+            import_count: count,
+            conflicts,
+            rejected_indexes,
+        },
+    };
+    (http, message)
+}

@@ -1,0 +1,508 @@
+//! `ktxh import` as an operator runs it: the real binary on a real database file (and on
+//! PostgreSQL), killed half-way and run again.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ktxh::config::load_catalogue;
+use ktxh::domain::{Catalogue, Periodicity};
+
+fn repo_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn ktxh(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
+    command
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(repo_config())
+        .args(["--database-url", database_url]);
+    command
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+fn import(database_url: &str, file: &Path, extra: &[&str]) -> Output {
+    ktxh(database_url)
+        .arg("import")
+        .arg(file)
+        .args(["--format", "csv"])
+        .args(extra)
+        .output()
+        .expect("run ktxh import")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The number after `label` in a summary line such as `  accepted:      1,000`.
+fn summary_count(summary: &str, label: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|line| line.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{summary}"));
+    line.trim_start()[label.len()..]
+        .trim()
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("`{line}`: {e}"))
+}
+
+/// (observations, lowest revision, highest revision, distinct keys) in the database.
+async fn observation_counts(database_url: &str) -> (i64, i64, i64, i64) {
+    // The casts make both backends answer BIGINTs (PostgreSQL's revision is an INT4).
+    let sql = "SELECT count(*), CAST(coalesce(min(revision), 0) AS BIGINT), \
+               CAST(coalesce(max(revision), 0) AS BIGINT), \
+               (SELECT count(*) FROM (SELECT DISTINCT indicator, unit, period FROM observations) k) \
+               FROM observations";
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let counts = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        counts
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        let counts = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        counts
+    }
+}
+
+/// Writes `rows` valid CSV rows: every daily indicator, for every unit reporting it, day after
+/// day from 1 January 2023, with values inside each indicator's range. Rows come series by
+/// series, as a database export sorted by indicator, unit and period has them.
+fn write_history(path: &Path, rows: usize) {
+    let catalogue = load_catalogue(&repo_config()).expect("the shipped catalogue");
+    let series = daily_series(&catalogue);
+    assert!(series.len() >= 800, "{} daily series", series.len());
+    let days = rows.div_ceil(series.len());
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+    let mut out = String::with_capacity(rows * 56);
+    out.push_str("indicator,unit,period,value,source\n");
+    for row in 0..rows {
+        let (indicator, unit, lo, hi) = &series[row / days];
+        let day = start + chrono::Days::new((row % days) as u64);
+        let value = lo + (hi - lo) * ((row * 7919 % 1000) as f64 / 1000.0);
+        writeln!(out, "{indicator},{unit},{day},{value:.2},backfill").unwrap();
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn daily_series(catalogue: &Catalogue) -> Vec<(String, String, f64, f64)> {
+    let mut series = Vec::new();
+    for indicator in &catalogue.indicators {
+        if indicator.periodicity != Periodicity::Daily {
+            continue;
+        }
+        for unit in catalogue.reporting_units(indicator) {
+            series.push((
+                indicator.code.to_string(),
+                unit.code.to_string(),
+                indicator.range.0,
+                indicator.range.1,
+            ));
+        }
+    }
+    series
+}
+
+/// Starts an import with its stderr read line by line, kills it with SIGKILL once it has
+/// reported progress, and returns what it printed.
+fn import_and_kill(database_url: &str, file: &Path) -> String {
+    let mut child = ktxh(database_url)
+        .arg("import")
+        .arg(file)
+        .args(["--format", "csv"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ktxh import");
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(remaining) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.starts_with("import: ") && !line.starts_with("import: 0 rows") {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no progress line within 60 s; stderr:\n{seen}");
+            }
+        }
+    }
+    child.kill().expect("SIGKILL the import");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the import ended before it was killed");
+    seen
+}
+
+/// The million-row imports run one at a time: on two cores, side by side, each would take
+/// twice as long.
+static ONE_BIG_IMPORT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Imports `rows` rows, kills the import after its first progress line, runs it again, and
+/// checks that the store holds each row exactly once, at revision 1.
+async fn killed_and_resumed(database_url: &str, rows: usize) {
+    let _alone = ONE_BIG_IMPORT_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.csv");
+    let started = Instant::now();
+    write_history(&file, rows);
+    eprintln!("wrote {rows} rows in {:?}", started.elapsed());
+
+    let started = Instant::now();
+    let progress = import_and_kill(database_url, &file);
+    eprintln!("killed after {:?}:\n{progress}", started.elapsed());
+    let (stored, _, _, _) = observation_counts(database_url).await;
+    assert!(
+        stored > 0 && (stored as usize) < rows,
+        "{stored} of {rows} rows stored when killed"
+    );
+
+    let resumed = Instant::now();
+    let output = import(database_url, &file, &[]);
+    let (out, err) = (stdout(&output), stderr(&output));
+    eprintln!("resumed run took {:?}:\n{out}{err}", resumed.elapsed());
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        err.contains("resuming the import of history.csv after row"),
+        "{err}"
+    );
+    assert!(out.contains("this run resumed at row"), "{out}");
+    assert_eq!(summary_count(&out, "rows read:"), rows as u64, "{out}");
+    assert_eq!(summary_count(&out, "rejected:"), 0, "{out}");
+    // A batch that committed just before the kill, without its position, is sent again and
+    // counts as duplicates; either way every row is stored once.
+    let valid = summary_count(&out, "accepted:") + summary_count(&out, "duplicates:");
+    assert_eq!(valid, rows as u64, "{out}");
+
+    let (stored, min_revision, max_revision, keys) = observation_counts(database_url).await;
+    assert_eq!(stored, rows as i64);
+    assert_eq!(keys, rows as i64);
+    assert_eq!((min_revision, max_revision), (1, 1));
+    eprintln!("kill + resume of {rows} rows: {:?}", started.elapsed());
+
+    // The same file again: nothing to do, nothing stored twice.
+    let again = import(database_url, &file, &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("was imported completely before"));
+    assert_eq!(observation_counts(database_url).await.0, rows as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_rows_survive_a_sigkill_and_resume_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("ktxh.db"));
+    killed_and_resumed(&url, 1_000_000).await;
+}
+
+/// The PostgreSQL admin URL, or `None` (the test then passes vacuously) unless every backend is
+/// required, as scripts/test.sh requires.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("KTXH_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
+            panic!("KTXH_TEST_POSTGRES_URL is not set and every backend is required")
+        }
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_survive_a_sigkill_and_resume_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let name = format!("ktxh_test_{}", ktxh::auth::mint().id);
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let url = format!("{base}/{name}");
+    killed_and_resumed(&url, 1_000_000).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+fn write(path: &Path, content: &str) {
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(content.as_bytes()).unwrap();
+}
+
+const SMALL: &str = "indicator,unit,period,value\n\
+                     FIRES,HCM,2026-03-01,3\n\
+                     FIRES,P_SAI_GON,2026-03-01,1\n\
+                     TRAFFIC_ACCIDENTS,HCM,2026-03-01,12\n\
+                     EXPORT_TURNOVER,HCM,2026-03,4120.5\n";
+
+#[tokio::test]
+async fn a_dry_run_validates_every_row_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ktxh.db");
+    let file = dir.path().join("small.csv");
+    write(
+        &file,
+        &format!("{SMALL}FIRES,NOWHERE,2026-03-01,1\nFIRES,HCM,2026-03,1\n"),
+    );
+
+    let output = import(&sqlite_url(&db), &file, &["--dry-run"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.starts_with("checked small.csv (csv)"), "{out}");
+    assert_eq!(summary_count(&out, "rows read:"), 6, "{out}");
+    assert_eq!(summary_count(&out, "valid:"), 4, "{out}");
+    assert_eq!(summary_count(&out, "rejected:"), 2, "{out}");
+    assert!(out.contains("row 5: unknown unit `NOWHERE`"), "{out}");
+    assert!(out.contains("period_mismatch: 1"), "{out}");
+    assert!(out.contains("dry run: nothing was stored"), "{out}");
+    assert!(!db.exists(), "a dry run must not even create the database");
+
+    // No position was saved either: the real import reads every row.
+    let output = import(&sqlite_url(&db), &file, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("resuming"));
+    assert_eq!(summary_count(&stdout(&output), "accepted:"), 4);
+    assert_eq!(observation_counts(&sqlite_url(&db)).await.0, 4);
+}
+
+#[tokio::test]
+async fn malformed_rows_are_reported_by_reason_and_the_valid_ones_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("mixed.csv");
+    let mut content = SMALL.to_owned();
+    content.push_str("FIRES,HCM,2026-03-02\n"); // row 5: a field short
+    content.push_str("FIRES,HCM,2026-03-03,many\n"); // row 6: not a number
+    content.push_str("FIRES,HCM,2026-03-04,\"7\n"); // row 7: an unclosed quote...
+    content.push_str(&"x".repeat(1024 * 1024 + 100)); // ...running on past 1 MiB
+    content.push_str("\nTRAFFIC_DEATHS,HCM,2026-03-05,2\n"); // row 8: read again after it
+    write(&file, &content);
+
+    let output = import(&db, &file, &["--batch-rows", "2"]);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{out}{err}");
+    assert_eq!(summary_count(&out, "rows read:"), 8, "{out}");
+    assert_eq!(summary_count(&out, "accepted:"), 5, "{out}");
+    assert_eq!(summary_count(&out, "rejected:"), 3, "{out}");
+    for expected in [
+        "malformed_row: 2",
+        "row 5: the line has 3 fields; the header has 4",
+        "row 7: the row is longer than 1024 KiB",
+        "invalid_value: 1",
+        "row 6: `many` is not a number",
+    ] {
+        assert!(out.contains(expected), "`{expected}` missing in:\n{out}");
+    }
+    assert_eq!(observation_counts(&db).await, (5, 1, 1, 5));
+}
+
+#[tokio::test]
+async fn a_department_may_import_only_its_own_indicators() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+
+    // EXPORT_TURNOVER belongs to another department: the whole file is refused.
+    let mixed = dir.path().join("mixed.csv");
+    write(&mixed, SMALL);
+    let output = import(&db, &mixed, &["--department", "POLICE"]);
+    let err = stderr(&output);
+    assert!(!output.status.success(), "{err}");
+    assert!(err.contains("departments other than POLICE"), "{err}");
+    assert!(err.contains("EXPORT_TURNOVER"), "{err}");
+    assert!(err.contains("first at rows 4;"), "{err}");
+    assert_eq!(observation_counts(&db).await.0, 0);
+
+    let own = dir.path().join("police.csv");
+    write(&own, SMALL.rsplit_once("EXPORT").unwrap().0);
+    let output = import(&db, &own, &["--department", "POLICE"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(observation_counts(&db).await.0, 3);
+    let recorded_by: String = {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        let value = sqlx::query_scalar("SELECT DISTINCT recorded_by FROM observations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        value
+    };
+    assert_eq!(recorded_by, "import:police.csv");
+
+    let output = import(&db, &own, &["--department", "NO_SUCH_DEPARTMENT"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("unknown department `NO_SUCH_DEPARTMENT`"));
+}
+
+#[tokio::test]
+async fn unreadable_files_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+
+    let missing = import(&db, &dir.path().join("missing.csv"), &[]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let header = dir.path().join("header.csv");
+    write(&header, "indicator,unit,value\nFIRES,HCM,1\n");
+    let output = import(&db, &header, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("the header has no `period` column"),
+        "{}",
+        stderr(&output)
+    );
+
+    let empty = dir.path().join("empty.csv");
+    write(&empty, "indicator,unit,period,value\n");
+    let output = import(&db, &empty, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("holds no rows"),
+        "{}",
+        stderr(&output)
+    );
+
+    let invalid = dir.path().join("invalid.csv");
+    write(
+        &invalid,
+        "indicator,unit,period,value\nNOPE,HCM,2026-03,1\n",
+    );
+    let output = import(&db, &invalid, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("none of the 1 rows"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(observation_counts(&db).await.0, 0);
+}
+
+#[tokio::test]
+async fn a_json_document_is_imported_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("history.json");
+    let observations: Vec<_> = (1..=28)
+        .map(|day| {
+            serde_json::json!({
+                "indicator": "FIRES", "unit": "HCM",
+                "period": format!("2026-02-{day:02}"), "value": day % 5,
+            })
+        })
+        .chain([serde_json::json!({"indicator": "FIRES", "unit": "HCM", "period": "2026-02-30", "value": 1})])
+        .collect();
+    write(
+        &file,
+        &serde_json::json!({ "observations": observations }).to_string(),
+    );
+
+    let output = ktxh(&db)
+        .arg("import")
+        .arg(&file)
+        .args(["--format", "json", "--batch-rows", "10"])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(summary_count(&out, "rows read:"), 29, "{out}");
+    assert_eq!(summary_count(&out, "accepted:"), 28, "{out}");
+    assert!(out.contains("invalid_period: 1"), "{out}");
+    assert!(out.contains("row 29:"), "{out}");
+    assert_eq!(observation_counts(&db).await, (28, 1, 1, 28));
+}
+
+#[tokio::test]
+async fn line_protocol_is_streamed_with_rejections_naming_lines_of_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("telegraf.lp");
+    // 2026-03-01T00:00:00Z and a day later, in nanoseconds.
+    write(
+        &file,
+        "# exported from InfluxDB\n\
+         traffic,ward=P_SAI_GON accidents=3i,deaths=1i 1772323200000000000\n\
+         fire_incidents value=2 1772323200000000000\n\
+         hotel_occupancy value=71.5 1772323200000000000\n\
+         this line has no fields\n\
+         unknown_measurement value=1 1772323200000000000\n\
+         traffic,ward=P_SAI_GON accidents=4i 1772409600000000000\n",
+    );
+
+    // Two lines per batch: the rejected lines are read in a later batch than the first lines.
+    let output = ktxh(&db)
+        .arg("import")
+        .arg(&file)
+        .args(["--format", "line", "--batch-rows", "2"])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(summary_count(&out, "rows read:"), 7, "{out}");
+    assert_eq!(summary_count(&out, "accepted:"), 5, "{out}");
+    assert_eq!(summary_count(&out, "rejected:"), 2, "{out}");
+    assert!(out.contains("row 5: line 5: "), "{out}");
+    assert!(
+        out.contains("row 6: line 6: measurement `unknown_measurement`"),
+        "{out}"
+    );
+
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let stored: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT indicator, unit, period FROM observations ORDER BY indicator, period",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let stored: Vec<_> = stored
+        .iter()
+        .map(|(i, u, p)| format!("{i} {u} {p}"))
+        .collect();
+    // A monthly indicator's point lands in the month that contains it, in the city's time.
+    assert_eq!(
+        stored,
+        [
+            "FIRES HCM 2026-03-01T00:00:00Z",
+            "HOTEL_OCCUPANCY HCM 2026-03",
+            "TRAFFIC_ACCIDENTS P_SAI_GON 2026-03-01T00:00:00Z",
+            "TRAFFIC_ACCIDENTS P_SAI_GON 2026-03-02T00:00:00Z",
+            "TRAFFIC_DEATHS P_SAI_GON 2026-03-01T00:00:00Z",
+        ]
+    );
+}
