@@ -59,6 +59,28 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Write the period report: every target judged as known at the period's cut-off.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A month (2026-03), a quarter (2026-Q1) or a year (2026).
+    #[arg(long)]
+    period: String,
+    #[arg(long, value_parser = ["html", "xlsx", "csv"], default_value = "html")]
+    format: String,
+    #[arg(long, value_parser = ["vi", "en"], default_value = "vi")]
+    lang: String,
+    /// The unit whose targets are reported (the city by default).
+    #[arg(long)]
+    unit: Option<String>,
+    /// Judge as of this RFC 3339 instant instead of the period's cut-off.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -156,7 +178,78 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
+        Command::Report(args) => report_command(&cli.config, &cli.database_url, args).await,
     }
+}
+
+async fn report_command(
+    config: &std::path::Path,
+    url: &str,
+    args: ReportArgs,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use ktxh::domain::Period;
+    use ktxh::report::{Lang, ReportFormat, ReportRequest, Sources};
+    use ktxh::rules::engine::Engine;
+
+    let period = Period::parse(&args.period).map_err(anyhow::Error::msg)?;
+    let format = ReportFormat::parse(&args.format).context("unknown format")?;
+    let lang = Lang::parse(&args.lang).context("unknown language")?;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("--as-of {raw}: use an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let (settings, catalogue) = app::load_config(config)?;
+    let store = app::open_store(url, &settings, &catalogue).await?;
+    let catalogue = Arc::new(catalogue);
+    let now = Utc::now();
+    let engine = Engine::load(
+        catalogue.clone(),
+        &store,
+        settings.zone(),
+        settings.release_calendar.clone(),
+        settings.rules.hysteresis(),
+        now,
+    )
+    .await?;
+    let sources = Sources {
+        catalogue: &catalogue,
+        engine: &engine,
+        store: &store,
+        calendar: &settings.release_calendar,
+        zone: settings.zone(),
+        city_vi: &settings.city.name_vi,
+        city_en: &settings.city.name_en,
+    };
+    let request = ReportRequest {
+        period,
+        unit: args.unit,
+        as_of,
+    };
+    let report = sources.build(&request, lang, now).await?;
+    let body = report.render(format, settings.zone())?;
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, &body)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "{}: {}/{} targets met, cut-off {}",
+                path.display(),
+                report.tally.met,
+                report.tally.total,
+                report.cutoff.to_rfc3339()
+            );
+        }
+        None => std::io::stdout().write_all(&body)?,
+    }
+    Ok(())
 }
 
 async fn token_command(

@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod error;
 pub mod observations;
 pub mod ops;
+pub mod reports;
 pub mod screens;
 pub mod status;
 pub mod targets;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/silences/{id}", delete(alerts::expire_silence))
         .route("/notifications", get(alerts::notifications))
         .route("/ws/ticket", post(ws::ticket))
+        .route("/reports/{period}", get(reports::get))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
         .route("/status/{indicator}/path", get(status::path))

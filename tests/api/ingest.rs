@@ -399,10 +399,14 @@ async fn a_withdrawn_value_leaves_the_reads_and_the_judgement(backend: Backend) 
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let months: Vec<_> = [("2026-01", 4000.0), ("2026-02", 4100.0), ("2026-03", 4200.0)]
-        .iter()
-        .map(|(period, value)| row("EXPORT_TURNOVER", "HCM", period, json!(value)))
-        .collect();
+    let months: Vec<_> = [
+        ("2026-01", 4000.0),
+        ("2026-02", 4100.0),
+        ("2026-03", 4200.0),
+    ]
+    .iter()
+    .map(|(period, value)| row("EXPORT_TURNOVER", "HCM", period, json!(value)))
+    .collect();
     let sent = app
         .post_observations(&app.customs, &json!({ "observations": months }))
         .await;

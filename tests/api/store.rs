@@ -329,7 +329,12 @@ async fn a_retraction_empties_the_period_and_keeps_its_history(backend: Backend)
             .map(|o| (o.period, o.value))
             .collect::<Vec<_>>()
     };
-    let now = periods(store.observations(&query("RETAIL_SALES", None)).await.unwrap());
+    let now = periods(
+        store
+            .observations(&query("RETAIL_SALES", None))
+            .await
+            .unwrap(),
+    );
     assert_eq!(now, vec![("2026-01".into(), Some(100.0))]);
     let before = periods(
         store
@@ -370,7 +375,12 @@ async fn a_retraction_empties_the_period_and_keeps_its_history(backend: Backend)
         .await
         .unwrap();
     assert_eq!(counts(back), (1, 0));
-    let now = periods(store.observations(&query("RETAIL_SALES", None)).await.unwrap());
+    let now = periods(
+        store
+            .observations(&query("RETAIL_SALES", None))
+            .await
+            .unwrap(),
+    );
     assert_eq!(now.len(), 2);
     db.cleanup().await;
 }
