@@ -145,7 +145,7 @@ pub struct GroupSection {
     pub rows: Vec<ReportRow>,
 }
 
-/// A target whose status or value moved since the previous report.
+/// A target whose status changed since the previous report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub indicator: Code,
@@ -293,9 +293,9 @@ impl Sources<'_> {
                 let now_status = status.evaluation.status;
                 let name = lang.pick(&indicator.name_vi, &indicator.name_en).to_owned();
                 if let Some(earlier) = earlier {
-                    let moved = earlier.evaluation.status != now_status
-                        || earlier.evaluation.actual != status.evaluation.actual;
-                    if moved {
+                    // Every flow's actual grows each period; a change worth a line is a
+                    // change of judgement.
+                    if earlier.evaluation.status != now_status {
                         changes.push(Change {
                             indicator: status.indicator.clone(),
                             name: name.clone(),
