@@ -11,5 +11,6 @@ mod auth;
 mod ingest;
 mod live;
 mod read;
+mod reports;
 mod status;
 mod store;
