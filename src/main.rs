@@ -163,7 +163,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(&cli.config, std::env::vars())?;
             let catalogue = load_catalogue(&cli.config)?;
             let alerting = AlertingConfig::load(&cli.config)?;
-            Receivers::build(&alerting.receiver)?;
+            let receivers = Receivers::build(&alerting.receiver)?;
+            let problems =
+                ktxh::report::schedule::problems(&alerting.report, &receivers, &catalogue);
+            if !problems.is_empty() {
+                for (key, message) in &problems {
+                    eprintln!("config/alerting.toml: {key}: {message}");
+                }
+                anyhow::bail!("{} problem(s) in the report schedules", problems.len());
+            }
             println!(
                 "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} alert receivers; zone {}",
                 cli.config.display(),

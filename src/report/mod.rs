@@ -8,6 +8,7 @@
 
 mod csv;
 mod html;
+pub mod schedule;
 mod text;
 mod xlsx;
 
