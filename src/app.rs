@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
+use crate::alerts::receivers::Receivers;
 use crate::alerts::routing::AlertingConfig;
 use crate::collectors::{Collectors, FeedContext, FeedHealthRegistry};
 use crate::config::{load_catalogue, Settings};
@@ -21,6 +22,7 @@ use crate::hub::ticket::Tickets;
 use crate::hub::view::{Publisher, Update};
 use crate::hub::{Hub, HubSettings};
 use crate::ingest::{Downstream, Ingestor};
+use crate::report::schedule::{self, Scheduler};
 use crate::rules::engine::Engine;
 use crate::store::{self, DynStore};
 
@@ -62,6 +64,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     outbox: Arc<Outbox>,
+    reports: Scheduler,
     demo: bool,
 }
 
@@ -121,6 +124,12 @@ impl App {
             .reconcile(&engine.statuses(|_| true), Utc::now())
             .await?;
         let sender = Arc::new(ReceiverSender::build(&alerting.receiver)?);
+        let report_receivers = Arc::new(Receivers::build(&alerting.receiver)?);
+        let problems = schedule::problems(&alerting.report, &report_receivers, &catalogue);
+        if let Some((key, message)) = problems.first() {
+            anyhow::bail!("config/alerting.toml: {key}: {message}");
+        }
+        let report_schedules = alerting.report.clone();
         let outbox = Arc::new(Outbox::new(store.clone(), alerts.clone(), sender, alerting));
         let live = &settings.live;
         let hub = Arc::new(Hub::new(HubSettings {
@@ -164,10 +173,19 @@ impl App {
             tickets,
             feeds: feed_health,
         };
+        let reports = Scheduler {
+            schedules: report_schedules,
+            receivers: report_receivers,
+            settings: state.settings.clone(),
+            catalogue: state.catalogue.clone(),
+            engine: state.engine.clone(),
+            store: state.store.clone(),
+        };
         Ok(Self {
             listener,
             state,
             outbox,
+            reports,
             demo,
         })
     }
@@ -190,6 +208,7 @@ impl App {
             demo.start(shutdown.clone()).await?;
         }
         self.outbox.clone().spawn(shutdown.clone());
+        self.reports.spawn(shutdown.clone());
         let publisher = self.state.publisher.clone();
         let closing = shutdown.clone();
         tokio::spawn(async move {

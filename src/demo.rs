@@ -2,7 +2,7 @@
 //! reporting unit, then simulated department feeds that push through the real HTTP ingest path
 //! with department tokens, so a newcomer sees a living system.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -393,8 +393,10 @@ impl Demo {
             department: None,
         };
         let started = std::time::Instant::now();
-        let mut rows = Vec::with_capacity(SEED_BATCH_ROWS);
-        let mut total = 0usize;
+        // Each period's figures arrive the day before they are due, as a department that keeps
+        // to the release calendar would send them; nothing arrives after `now`.
+        let calendar = &self.state.settings.release_calendar;
+        let mut by_release: BTreeMap<DateTime<Utc>, Vec<RawRow>> = BTreeMap::new();
         for indicator in &catalogue.indicators {
             let periods = history_periods(
                 indicator.periodicity,
@@ -404,7 +406,10 @@ impl Demo {
             );
             for unit in catalogue.reporting_units(indicator) {
                 for period in &periods {
-                    rows.push(raw_row(
+                    let released = (calendar.due_at(period, zone) - Span::days(1))
+                        .max(period.end(zone))
+                        .min(now);
+                    by_release.entry(released).or_default().push(raw_row(
                         indicator,
                         unit,
                         period,
@@ -412,14 +417,16 @@ impl Demo {
                         "official",
                     ));
                 }
-                if rows.len() >= SEED_BATCH_ROWS {
-                    total += self
-                        .push_seed(&principal, std::mem::take(&mut rows), now)
-                        .await?;
-                }
             }
         }
-        total += self.push_seed(&principal, rows, now).await?;
+        let mut total = 0usize;
+        for (released, rows) in by_release {
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let batch: Vec<RawRow> = rows.by_ref().take(SEED_BATCH_ROWS).collect();
+                total += self.push_seed(&principal, batch, released, now).await?;
+            }
+        }
         tracing::info!(
             rows = total,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -432,6 +439,7 @@ impl Demo {
         &self,
         principal: &Principal,
         rows: Vec<RawRow>,
+        released: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<usize> {
         if rows.is_empty() {
@@ -440,7 +448,7 @@ impl Demo {
         let receipt = self
             .state
             .ingestor
-            .ingest(principal, "demo", rows, None, now)
+            .ingest_received(principal, "demo", rows, None, released, now)
             .await?;
         if let Some(first) = receipt.rejected.first() {
             tracing::warn!(rejected = receipt.rejected.len(), example = %first.message, "demo rows rejected");

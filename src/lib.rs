@@ -32,5 +32,6 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod report;
 pub mod rules;
 pub mod store;

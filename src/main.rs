@@ -68,6 +68,8 @@ enum Command {
     ///
     /// An interrupted import continues where it stopped when run again on the same file.
     Import(ImportArgs),
+    /// Write the period report: every target judged as known at the period's cut-off.
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -111,6 +113,26 @@ enum LinePrecision {
     S,
     M,
     H,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A month (2026-03), a quarter (2026-Q1) or a year (2026).
+    #[arg(long)]
+    period: String,
+    #[arg(long, value_parser = ["html", "xlsx", "csv"], default_value = "html")]
+    format: String,
+    #[arg(long, value_parser = ["vi", "en"], default_value = "vi")]
+    lang: String,
+    /// The unit whose targets are reported (the city by default).
+    #[arg(long)]
+    unit: Option<String>,
+    /// Judge as of this RFC 3339 instant instead of the period's cut-off.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -193,7 +215,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(&cli.config, std::env::vars())?;
             let catalogue = load_catalogue(&cli.config)?;
             let alerting = AlertingConfig::load(&cli.config)?;
-            Receivers::build(&alerting.receiver)?;
+            let receivers = Receivers::build(&alerting.receiver)?;
+            let problems =
+                ktxh::report::schedule::problems(&alerting.report, &receivers, &catalogue);
+            if !problems.is_empty() {
+                for (key, message) in &problems {
+                    eprintln!("config/alerting.toml: {key}: {message}");
+                }
+                anyhow::bail!("{} problem(s) in the report schedules", problems.len());
+            }
             println!(
                 "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} alert receivers; zone {}",
                 cli.config.display(),
@@ -209,6 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
         Command::Import(args) => import_command(&cli.config, &cli.database_url, args).await,
+        Command::Report(args) => report_command(&cli.config, &cli.database_url, args).await,
     }
 }
 
@@ -256,6 +287,76 @@ async fn import_command(
     let summary = import::run(&options, &settings, Arc::new(catalogue), store, shutdown).await?;
     print!("{summary}");
     import::verdict(&summary)?;
+    Ok(())
+}
+
+async fn report_command(
+    config: &std::path::Path,
+    url: &str,
+    args: ReportArgs,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use ktxh::domain::Period;
+    use ktxh::report::{Lang, ReportFormat, ReportRequest, Sources};
+    use ktxh::rules::engine::Engine;
+
+    let period = Period::parse(&args.period).map_err(anyhow::Error::msg)?;
+    let format = ReportFormat::parse(&args.format).context("unknown format")?;
+    let lang = Lang::parse(&args.lang).context("unknown language")?;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("--as-of {raw}: use an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let (settings, catalogue) = app::load_config(config)?;
+    let store = app::open_store(url, &settings, &catalogue).await?;
+    let catalogue = Arc::new(catalogue);
+    let now = Utc::now();
+    let engine = Engine::load(
+        catalogue.clone(),
+        &store,
+        settings.zone(),
+        settings.release_calendar.clone(),
+        settings.rules.hysteresis(),
+        now,
+    )
+    .await?;
+    let sources = Sources {
+        catalogue: &catalogue,
+        engine: &engine,
+        store: &store,
+        calendar: &settings.release_calendar,
+        zone: settings.zone(),
+        city_vi: &settings.city.name_vi,
+        city_en: &settings.city.name_en,
+    };
+    let request = ReportRequest {
+        period,
+        unit: args.unit,
+        as_of,
+    };
+    let report = sources.build(&request, lang, now).await?;
+    let body = report.render(format, settings.zone())?;
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, &body)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "{}: {}/{} targets met, cut-off {}",
+                path.display(),
+                report.tally.met,
+                report.tally.total,
+                report.cutoff.to_rfc3339()
+            );
+        }
+        None => std::io::stdout().write_all(&body)?,
+    }
     Ok(())
 }
 

@@ -907,3 +907,132 @@ secret = "{SECRET}"
     assert_eq!(outbox.len(), 1, "one notification: {outbox:?}");
     assert_eq!(outbox[0]["status"], "delivered", "{outbox:?}");
 }
+
+/// The `alerting.toml` of the scheduled-report test: one email receiver, and the schedules.
+fn report_alerting(smtp_port: u16, schedules: &str) -> String {
+    format!(
+        r#"{PACING}
+[[receiver]]
+name = "leaders"
+type = "email"
+host = "127.0.0.1"
+port = {smtp_port}
+starttls = "none"
+from = "KT-XH Live <ktxh@example.gov.vn>"
+to = ["lanh-dao@example.gov.vn"]
+{schedules}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_report_is_mailed_once_across_restarts() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpSink::start(&python, dir.path()).await;
+    let quarterly = r#"
+[[report]]
+name = "quarterly"
+every = "quarter"
+receivers = ["leaders"]
+"#;
+    let config = config_dir(dir.path(), &report_alerting(smtp.port, quarterly));
+    let database_url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let admin = admin_token(&config, &database_url);
+    let mut service = Service::start(
+        &config,
+        &database_url,
+        &admin,
+        &dir.path().join("ktxh-1.log"),
+    )
+    .await;
+    let logs = vec![
+        service.log("ktxh"),
+        (smtp.proc.name.clone(), smtp.proc.log.clone()),
+    ];
+
+    // The latest quarter that is due goes out at once: the HTML report as the message, the
+    // workbook attached.
+    let mail = eventually("the quarterly report", PATIENCE, &logs, || async {
+        smtp.messages().into_iter().next()
+    })
+    .await;
+    let subject = mail["subject"].as_str().unwrap_or_default();
+    assert!(
+        subject.starts_with("[KT-XH] Báo cáo tình hình thực hiện chỉ tiêu")
+            && subject.contains("Quý "),
+        "{mail}"
+    );
+    assert!(
+        mail["html"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("<h2>Tổng hợp</h2>"),
+        "{mail}"
+    );
+    assert!(
+        mail["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("chỉ tiêu đạt"),
+        "{mail}"
+    );
+    assert_eq!(mail["rcpt_tos"], json!(["lanh-dao@example.gov.vn"]));
+    let attachment = &mail["attachments"][0];
+    assert_eq!(
+        attachment["content_type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert!(
+        attachment["filename"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("bao-cao-ktxh-") && name.ends_with("-HCM.xlsx")),
+        "{mail}"
+    );
+    assert!(
+        attachment["size"].as_u64().unwrap_or_default() > 1000,
+        "{mail}"
+    );
+
+    // Restarted with a monthly schedule added: the monthly report goes out, the quarterly one
+    // is not sent again.
+    service.kill_hard();
+    let monthly = r#"
+[[report]]
+name = "monthly"
+every = "month"
+receivers = ["leaders"]
+lang = "en"
+attach = "csv"
+"#;
+    std::fs::write(
+        config.join("alerting.toml"),
+        report_alerting(smtp.port, &format!("{quarterly}{monthly}")),
+    )
+    .expect("rewrite alerting.toml");
+    let service = Service::start(
+        &config,
+        &database_url,
+        &admin,
+        &dir.path().join("ktxh-2.log"),
+    )
+    .await;
+    let logs = vec![
+        service.log("ktxh"),
+        (smtp.proc.name.clone(), smtp.proc.log.clone()),
+    ];
+    let monthly_mail = eventually("the monthly report", PATIENCE, &logs, || async {
+        smtp.messages().into_iter().nth(1)
+    })
+    .await;
+    assert!(
+        monthly_mail["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[KT-XH] Socio-economic targets")),
+        "{monthly_mail}"
+    );
+    assert_eq!(monthly_mail["attachments"][0]["content_type"], "text/csv");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.messages().len(), 2, "nothing was sent twice");
+}

@@ -173,6 +173,9 @@ pub struct AlertingConfig {
     pub route: Route,
     #[serde(default)]
     pub receiver: Vec<ReceiverConfig>,
+    /// Reports mailed each period to email receivers.
+    #[serde(default)]
+    pub report: Vec<crate::report::schedule::ReportSchedule>,
 }
 
 impl Default for AlertingConfig {
@@ -185,6 +188,7 @@ impl Default for AlertingConfig {
             backoff_max_seconds: default_backoff_max_seconds(),
             route: Route::default(),
             receiver: Vec::new(),
+            report: Vec::new(),
         }
     }
 }
@@ -209,6 +213,19 @@ impl AlertingConfig {
                 )
             })?;
         let known: Vec<&str> = config.receiver.iter().map(|r| r.name.as_str()).collect();
+        for (i, schedule) in config.report.iter().enumerate() {
+            if let Some(unknown) = schedule
+                .receivers
+                .iter()
+                .find(|n| !known.contains(&n.as_str()))
+            {
+                return Err(ConfigError::single(
+                    &file,
+                    format!("report[{i}].receivers"),
+                    format!("unknown receiver `{unknown}`"),
+                ));
+            }
+        }
         let mut named = Vec::new();
         config.route.receivers_named(&mut named);
         if let Some(unknown) = named.iter().find(|name| !known.contains(&name.as_str())) {

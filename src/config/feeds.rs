@@ -56,6 +56,8 @@ impl FeedsConfig {
 
     /// Every problem as `(key, message)`.
     fn problems(&self) -> Vec<(String, String)> {
-        Vec::new()
+        let mut problems = self.dhis2.problems();
+        problems.extend(self.line.problems());
+        problems
     }
 }

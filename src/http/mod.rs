@@ -10,6 +10,7 @@ pub mod feeds;
 pub mod influx;
 pub mod observations;
 pub mod ops;
+pub mod reports;
 pub mod screens;
 pub mod status;
 pub mod targets;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/notifications", get(alerts::notifications))
         .route("/ws/ticket", post(ws::ticket))
         .route("/feeds", get(feeds::list))
+        .route("/reports/{period}", get(reports::get))
         .route("/status", get(status::list))
         .route("/status/{indicator}", get(status::one))
         .route("/status/{indicator}/path", get(status::path))

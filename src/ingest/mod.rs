@@ -190,6 +190,22 @@ impl Ingestor {
         idempotency: Option<IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<IngestReceipt, IngestError> {
+        self.ingest_received(principal, format, rows, idempotency, now, now)
+            .await
+    }
+
+    /// As [`Self::ingest`], with the revisions stored as received at `received_at`: the demo's
+    /// history arrives as it would have, each period when its figures were released, so that
+    /// `as_of` reads and past reports see what was known then.
+    pub async fn ingest_received(
+        &self,
+        principal: &Principal,
+        format: &'static str,
+        rows: Vec<RawRow>,
+        idempotency: Option<IdempotencyKey>,
+        received_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReceipt, IngestError> {
         let started = Instant::now();
         if principal.role == Role::Viewer {
             return Err(IngestError::ReadOnly);
@@ -206,7 +222,7 @@ impl Ingestor {
         let batch = WriteBatch {
             rows: valid,
             recorded_by: principal.label(),
-            received_at: now,
+            received_at,
             rejected,
             idempotency: idempotency.map(|key| IdempotencyClaim {
                 token_id: principal.token_id.clone(),

@@ -1,12 +1,12 @@
 //! Per-row validation (DESIGN §6): known indicator and unit, a finite value in the indicator's
 //! plausible range, a period of the indicator's periodicity, nothing from the future.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::{Catalogue, NewObservation, Period, Rollup};
+use crate::domain::{Catalogue, NewObservation, Period, Periodicity, Rollup};
 
 /// Longest accepted `revision` label or `source`.
 pub const MAX_LABEL_LEN: usize = 200;
@@ -177,6 +177,21 @@ pub fn parse_value(raw: RawValue) -> Result<f64, RowError> {
     }
 }
 
+/// The period of `periodicity` that contains `instant` (an instant stays itself for daily data).
+fn containing(instant: Period, periodicity: Periodicity, zone: Tz) -> Period {
+    let Period::Instant(at) = instant else {
+        return instant;
+    };
+    let local = at.with_timezone(&zone);
+    let (year, month) = (local.year(), local.month());
+    match periodicity {
+        Periodicity::Daily => instant,
+        Periodicity::Monthly => Period::Month(year, month),
+        Periodicity::Quarterly => Period::Quarter(year, (month - 1) / 3 + 1),
+        Periodicity::Yearly => Period::Year(year),
+    }
+}
+
 pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, RowError> {
     if let Some(reason) = row.malformed {
         return Err(RowError::Malformed(reason));
@@ -204,7 +219,11 @@ pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, Ro
             Period::parse(p.trim()).map_err(|e| RowError::InvalidPeriod(e.to_string()))?
         }
         (None, Some(ts)) => {
-            Period::parse_instant(ts.trim()).map_err(|e| RowError::InvalidPeriod(e.to_string()))?
+            let instant = Period::parse_instant(ts.trim())
+                .map_err(|e| RowError::InvalidPeriod(e.to_string()))?;
+            // A reading at an instant counts for the period that contains it in the city:
+            // a meter read on 14 March feeds March of a monthly indicator.
+            containing(instant, indicator.periodicity, context.zone)
         }
         (None, None) => return Err(RowError::MissingField("period")),
     };

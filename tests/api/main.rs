@@ -15,6 +15,7 @@ mod live;
 mod observability;
 mod pull;
 mod read;
+mod reports;
 mod sdmx;
 mod status;
 mod store;

@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::Mailbox;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -168,6 +168,71 @@ impl EmailReceiver {
             .map_err(DeliveryError::from_smtp)?;
         Ok(())
     }
+
+    pub(crate) async fn send_report(&self, mail: &ReportMail) -> Result<(), DeliveryError> {
+        let message = build_report_message(&self.from, &self.to, mail)?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(DeliveryError::from_smtp)?;
+        Ok(())
+    }
+}
+
+/// A scheduled report by email: the HTML report is the message, a plain-text summary the
+/// alternative for clients that show no HTML, and the report file an attachment.
+#[derive(Debug, Clone)]
+pub struct ReportMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// File name, media type and content.
+    pub attachment: Option<(String, String, Vec<u8>)>,
+    /// Unique per schedule, period and receiver, so a resent report is recognised.
+    pub key: String,
+    pub language: Language,
+    pub date: chrono::DateTime<chrono::Utc>,
+}
+
+fn build_report_message(
+    from: &Mailbox,
+    to: &[Mailbox],
+    mail: &ReportMail,
+) -> Result<Message, DeliveryError> {
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(mail.subject.clone())
+        .date(SystemTime::from(mail.date))
+        .message_id(Some(format!(
+            "<ktxh-report-{}@{}>",
+            mail.key,
+            from.email.domain()
+        )))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Content-Language"),
+            mail.language.as_str().to_owned(),
+        ));
+    for recipient in to {
+        builder = builder.to(recipient.clone());
+    }
+    let body = MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone());
+    let multipart = match &mail.attachment {
+        Some((name, media, bytes)) => {
+            let content_type = ContentType::parse(media)
+                .map_err(|error| DeliveryError::EmailMessage(error.to_string()))?;
+            MultiPart::mixed()
+                .multipart(body)
+                .singlepart(Attachment::new(name.clone()).body(bytes.clone(), content_type))
+        }
+        None => body,
+    };
+    builder
+        .multipart(multipart)
+        .map_err(|error| DeliveryError::EmailMessage(error.to_string()))
 }
 
 fn parse_mailbox(receiver: &str, field: &str, value: &str) -> Result<Mailbox, ReceiverError> {

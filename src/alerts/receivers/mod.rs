@@ -70,7 +70,7 @@ pub mod webhook;
 mod testing;
 
 pub use alertmanager::AlertmanagerConfig;
-pub use email::{EmailConfig, SmtpSecurity};
+pub use email::{EmailConfig, ReportMail, SmtpSecurity};
 pub use error::{DeliveryError, ReceiverError};
 pub use secret::SecretString;
 pub use telegram::{ChatId, TelegramConfig};
@@ -233,6 +233,32 @@ impl Receivers {
         }
         tracing::debug!(alerts = notification.alerts.len(), "notification delivered");
         Ok(())
+    }
+}
+
+impl Receivers {
+    /// Sends a scheduled report to an email receiver: one attempt, no retry here.
+    pub async fn send_report(
+        &self,
+        receiver: &str,
+        mail: &ReportMail,
+    ) -> Result<(), DeliveryError> {
+        match self.by_name.get(receiver).map(|r| &r.target) {
+            Some(Target::Email(email)) => email.send_report(mail).await,
+            Some(other) => Err(DeliveryError::EmailMessage(format!(
+                "receiver `{receiver}` is a {} receiver; reports go by email",
+                other.kind()
+            ))),
+            None => Err(DeliveryError::UnknownReceiver(receiver.to_owned())),
+        }
+    }
+
+    /// Whether `name` is an email receiver (schedules are checked against this at start).
+    pub fn is_email(&self, name: &str) -> bool {
+        matches!(
+            self.by_name.get(name).map(|r| &r.target),
+            Some(Target::Email(_))
+        )
     }
 }
 

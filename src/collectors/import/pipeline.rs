@@ -102,7 +102,13 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
         if let Format::Line(_) = source.format {
             line::assign_periods(chunk.rows.iter_mut(), &source.catalogue, source.zone);
         }
-        let (valid, rejected) = source.validator.validate(chunk.rows, Utc::now());
+        let (mut valid, rejected) = source.validator.validate(chunk.rows, Utc::now());
+        // In key order the store's index is written page by page instead of all over: a file in
+        // date order (every series of a day, then the next day) imports about twice as fast. The
+        // sort is stable, so repeated keys keep their order and get their revisions as sent.
+        valid.sort_by(|a, b| {
+            (&a.indicator, &a.unit, a.period_start).cmp(&(&b.indicator, &b.unit, b.period_start))
+        });
         let batch = Batch {
             first_row,
             valid,

@@ -12,8 +12,9 @@ use super::summary::{grouped, rate, seconds, Tally};
 /// How often a plain progress line is printed when stderr is not a terminal.
 const PLAIN_INTERVAL: Duration = Duration::from_secs(2);
 
-const TEMPLATE: &str = "{spinner:.green} [{elapsed_precise}] [{wide_bar:.cyan/blue}] \
-                        {bytes}/{total_bytes} ({binary_bytes_per_sec}, ETA {eta}) {msg}";
+/// Short enough for an 80-column terminal; the message is cut to the width left.
+const TEMPLATE: &str =
+    "{spinner:.green} [{bar:20.cyan/blue}] {bytes}/{total_bytes} ETA {eta} {wide_msg}";
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -61,7 +62,7 @@ impl Progress {
             Some(bar) => {
                 bar.set_position(position.offset);
                 bar.set_message(format!(
-                    "{} rows, {} rows/s, {} rejected",
+                    "{} rows, {}/s, {} rejected",
                     grouped(position.rows),
                     grouped(row_rate),
                     grouped(tally.rejected)

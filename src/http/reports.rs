@@ -1,0 +1,98 @@
+//! `GET /api/v1/reports/{period}`: the period report as HTML, XLSX or CSV.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{ApiError, ApiQuery, AppState};
+use crate::domain::Period;
+use crate::report::{Lang, ReportError, ReportFormat, ReportRequest, Sources};
+
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    format: Option<String>,
+    lang: Option<String>,
+    unit: Option<String>,
+    as_of: Option<String>,
+}
+
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::Granularity(_) | ReportError::NotStarted(_) => {
+                ApiError::invalid("period", error.to_string())
+            }
+            ReportError::CutoffTooEarly(_) => ApiError::invalid("as_of", error.to_string()),
+            ReportError::UnknownUnit(_) => ApiError::invalid("unit", error.to_string()),
+            ReportError::NoTargets { .. } => ApiError::NotFound(error.to_string()),
+            ReportError::Store(e) => e.into(),
+            ReportError::Xlsx(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(period): Path<String>,
+    ApiQuery(query): ApiQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let period = Period::parse(&period)
+        .map_err(|e: crate::domain::PeriodError| ApiError::invalid("period", e.to_string()))?;
+    let format = match query.format.as_deref() {
+        None => ReportFormat::Html,
+        Some(raw) => ReportFormat::parse(raw)
+            .ok_or_else(|| ApiError::invalid("format", "use html, xlsx or csv"))?,
+    };
+    let lang = match query.lang.as_deref() {
+        None => Lang::Vi,
+        Some(raw) => Lang::parse(raw).ok_or_else(|| ApiError::invalid("lang", "use vi or en"))?,
+    };
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::invalid("as_of", "use an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let settings = &state.settings;
+    let sources = Sources {
+        catalogue: &state.catalogue,
+        engine: &state.engine,
+        store: &state.store,
+        calendar: &settings.release_calendar,
+        zone: settings.zone(),
+        city_vi: &settings.city.name_vi,
+        city_en: &settings.city.name_en,
+    };
+    let request = ReportRequest {
+        period,
+        unit: query.unit,
+        as_of,
+    };
+    let report = sources.build(&request, lang, Utc::now()).await?;
+    let body = report.render(format, settings.zone())?;
+    let disposition = match format {
+        ReportFormat::Html => "inline".to_owned(),
+        _ => format!("attachment; filename=\"{}\"", report.file_name(format)),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            // The page is static: its own styles and inline SVG, nothing else.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:".to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

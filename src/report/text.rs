@@ -1,0 +1,299 @@
+//! The report's words and number formats, Vietnamese first.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::domain::{Period, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+impl Lang {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "vi" => Some(Self::Vi),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Vi => "vi",
+            Self::En => "en",
+        }
+    }
+
+    pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Self::Vi => vi,
+            Self::En => en,
+        }
+    }
+}
+
+/// Every fixed phrase of the report.
+pub struct Words {
+    pub title: &'static str,
+    pub unit: &'static str,
+    pub cutoff: &'static str,
+    pub provisional: &'static str,
+    pub generated: &'static str,
+    pub summary: &'static str,
+    pub met_of: &'static str,
+    pub met_note: &'static str,
+    pub by_group: &'static str,
+    pub group: &'static str,
+    pub changes: &'static str,
+    pub changes_since: &'static str,
+    pub no_changes: &'static str,
+    pub no_previous: &'static str,
+    pub indicator: &'static str,
+    pub code: &'static str,
+    pub measure: &'static str,
+    pub department: &'static str,
+    pub target: &'static str,
+    pub actual: &'static str,
+    pub expected: &'static str,
+    pub projection: &'static str,
+    pub probability: &'static str,
+    pub status: &'static str,
+    pub previous_status: &'static str,
+    pub reported_through: &'static str,
+    pub illustrative: &'static str,
+    pub before: &'static str,
+    pub now: &'static str,
+    pub targets: &'static str,
+    pub sheet_summary: &'static str,
+    pub sheet_targets: &'static str,
+    pub sheet_changes: &'static str,
+}
+
+const VI: Words = Words {
+    title: "Báo cáo tình hình thực hiện chỉ tiêu kinh tế – xã hội",
+    unit: "Đơn vị",
+    cutoff: "Số liệu nhận đến",
+    provisional: "Báo cáo tạm tính: kỳ báo cáo chưa đến hạn, số liệu còn có thể được cập nhật.",
+    generated: "Lập lúc",
+    summary: "Tổng hợp",
+    met_of: "chỉ tiêu đạt",
+    met_note: "Đạt: đã đạt chỉ tiêu năm hoặc dự báo đạt vào cuối năm.",
+    by_group: "Theo nhóm ngành, lĩnh vực",
+    group: "Nhóm",
+    changes: "Thay đổi so với kỳ báo cáo trước",
+    changes_since: "So với kỳ",
+    no_changes: "Không có chỉ tiêu nào thay đổi đánh giá.",
+    no_previous: "Không có kỳ báo cáo trước để so sánh.",
+    indicator: "Chỉ tiêu",
+    code: "Mã",
+    measure: "Đơn vị tính",
+    department: "Cơ quan chủ trì",
+    target: "Kế hoạch năm",
+    actual: "Thực hiện",
+    expected: "Theo tiến độ",
+    projection: "Dự báo cả năm",
+    probability: "Khả năng đạt",
+    status: "Đánh giá",
+    previous_status: "Kỳ trước",
+    reported_through: "Số liệu đến",
+    illustrative: "chỉ tiêu minh họa",
+    before: "Trước",
+    now: "Nay",
+    targets: "chỉ tiêu",
+    sheet_summary: "Tổng hợp",
+    sheet_targets: "Chỉ tiêu",
+    sheet_changes: "Thay đổi",
+};
+
+const EN: Words = Words {
+    title: "Socio-economic targets: progress report",
+    unit: "Unit",
+    cutoff: "Figures received up to",
+    provisional: "Provisional: the period's figures are not all due yet and may still change.",
+    generated: "Generated",
+    summary: "Summary",
+    met_of: "targets met",
+    met_note: "Met: the year's target is achieved, or projected to be by the year's end.",
+    by_group: "By sector group",
+    group: "Group",
+    changes: "Changes since the previous report",
+    changes_since: "Compared with",
+    no_changes: "No target changed status.",
+    no_previous: "There is no previous report to compare with.",
+    indicator: "Indicator",
+    code: "Code",
+    measure: "Measure",
+    department: "Lead department",
+    target: "Year target",
+    actual: "Actual",
+    expected: "Expected by now",
+    projection: "Year projection",
+    probability: "Chance of meeting",
+    status: "Status",
+    previous_status: "Previously",
+    reported_through: "Figures through",
+    illustrative: "illustrative target",
+    before: "Before",
+    now: "Now",
+    targets: "targets",
+    sheet_summary: "Summary",
+    sheet_targets: "Targets",
+    sheet_changes: "Changes",
+};
+
+pub fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Vi => &VI,
+        Lang::En => &EN,
+    }
+}
+
+/// The same words as the operations-room screen uses.
+pub fn status(status: Status, lang: Lang) -> &'static str {
+    match (status, lang) {
+        (Status::Achieved, Lang::Vi) => "Đã đạt",
+        (Status::OnTrack, Lang::Vi) => "Đúng tiến độ",
+        (Status::AtRisk, Lang::Vi) => "Có nguy cơ",
+        (Status::OffTrack, Lang::Vi) => "Chậm tiến độ",
+        (Status::Missed, Lang::Vi) => "Không đạt",
+        (Status::Stale, Lang::Vi) => "Chậm báo cáo",
+        (Status::NoData, Lang::Vi) => "Chưa có số liệu",
+        (Status::Achieved, Lang::En) => "Achieved",
+        (Status::OnTrack, Lang::En) => "On track",
+        (Status::AtRisk, Lang::En) => "At risk",
+        (Status::OffTrack, Lang::En) => "Off track",
+        (Status::Missed, Lang::En) => "Missed",
+        (Status::Stale, Lang::En) => "Stale",
+        (Status::NoData, Lang::En) => "No data",
+    }
+}
+
+const ROMAN: [&str; 4] = ["I", "II", "III", "IV"];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// `Quý I/2026`, `Tháng 3/2026`, `Năm 2026`; `Q1 2026`, `March 2026`, `Year 2026`.
+pub fn period_label(period: &Period, lang: Lang) -> String {
+    match (*period, lang) {
+        (Period::Year(y), Lang::Vi) => format!("Năm {y}"),
+        (Period::Year(y), Lang::En) => format!("Year {y}"),
+        (Period::Quarter(y, q), Lang::Vi) => {
+            let roman = ROMAN.get(q as usize - 1).copied().unwrap_or("?");
+            format!("Quý {roman}/{y}")
+        }
+        (Period::Quarter(y, q), Lang::En) => format!("Q{q} {y}"),
+        (Period::Month(y, m), Lang::Vi) => format!("Tháng {m}/{y}"),
+        (Period::Month(y, m), Lang::En) => {
+            let name = MONTHS_EN.get(m as usize - 1).copied().unwrap_or("?");
+            format!("{name} {y}")
+        }
+        (other, _) => other.to_string(),
+    }
+}
+
+/// A figure with up to two decimals and grouped thousands: `1.234,5` in Vietnamese,
+/// `1,234.5` in English.
+pub fn number(value: f64, lang: Lang) -> String {
+    let (group, decimal) = match lang {
+        Lang::Vi => ('.', ','),
+        Lang::En => (',', '.'),
+    };
+    let rounded = (value * 100.0).round() / 100.0;
+    let text = format!("{:.2}", rounded.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let mut out = String::with_capacity(text.len() + whole.len() / 3 + 1);
+    if rounded < 0.0 {
+        out.push('-');
+    }
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(group);
+        }
+        out.push(digit);
+    }
+    if !fraction.is_empty() {
+        out.push(decimal);
+        out.push_str(fraction);
+    }
+    out
+}
+
+pub fn optional_number(value: Option<f64>, lang: Lang) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| number(v, lang))
+}
+
+/// A whole percentage with a space before the sign, as both languages' style guides write it.
+pub fn percent(share: f64) -> String {
+    format!("{} %", (share * 100.0).round() as i64)
+}
+
+/// A local date and time: `07/04/2026 00:00` (vi) or `2026-04-07 00:00` (en).
+pub fn local_time(at: DateTime<Utc>, zone: Tz, lang: Lang) -> String {
+    let local = at.with_timezone(&zone);
+    match lang {
+        Lang::Vi => local.format("%d/%m/%Y %H:%M").to_string(),
+        Lang::En => local.format("%Y-%m-%d %H:%M").to_string(),
+    }
+}
+
+/// A local date: the day a period's figures run through.
+pub fn local_date(at: DateTime<Utc>, zone: Tz, lang: Lang) -> String {
+    // A period ends at the next day's midnight; the last second is the day the figures cover.
+    let local = (at - chrono::Duration::seconds(1)).with_timezone(&zone);
+    match lang {
+        Lang::Vi => local.format("%d/%m/%Y").to_string(),
+        Lang::En => local.format("%Y-%m-%d").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_the_way_each_language_reads_them() {
+        assert_eq!(number(1_234_567.891, Lang::Vi), "1.234.567,89");
+        assert_eq!(number(1_234_567.891, Lang::En), "1,234,567.89");
+        assert_eq!(number(-0.5, Lang::Vi), "-0,5");
+        assert_eq!(number(100.0, Lang::En), "100");
+        assert_eq!(number(999.999, Lang::En), "1,000");
+        assert_eq!(percent(0.4706), "47 %");
+        assert_eq!(percent(0.4766), "48 %");
+    }
+
+    #[test]
+    fn periods_are_named_as_reports_name_them() {
+        assert_eq!(
+            period_label(&Period::Quarter(2026, 1), Lang::Vi),
+            "Quý I/2026"
+        );
+        assert_eq!(
+            period_label(&Period::Month(2026, 3), Lang::Vi),
+            "Tháng 3/2026"
+        );
+        assert_eq!(
+            period_label(&Period::Month(2026, 3), Lang::En),
+            "March 2026"
+        );
+        assert_eq!(period_label(&Period::Year(2026), Lang::En), "Year 2026");
+    }
+}

@@ -1,0 +1,253 @@
+//! The report as a workbook: a summary sheet, every target with formatted numbers, and the
+//! changes since the previous report. Figures are stored as numbers, so they can be summed,
+//! filtered and charted in the spreadsheet.
+
+use chrono_tz::Tz;
+use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
+
+use super::text::{self, words, Lang};
+use super::{Report, Tally};
+use crate::domain::{Status, TargetValue};
+
+fn fill(status: Status) -> Color {
+    Color::RGB(match status {
+        Status::Achieved => 0x00C6_E9D2,
+        Status::OnTrack => 0x00DF_F3E6,
+        Status::AtRisk => 0x00FF_F1BF,
+        Status::OffTrack => 0x00FC_D9C5,
+        Status::Missed => 0x00F4_C2C2,
+        Status::Stale => 0x00E5_E7EB,
+        Status::NoData => 0x00F3_F4F6,
+    })
+}
+
+struct Styles {
+    title: Format,
+    meta: Format,
+    header: Format,
+    text: Format,
+    wrap: Format,
+    number: Format,
+    percent: Format,
+}
+
+impl Styles {
+    fn new() -> Self {
+        let header = Format::new()
+            .set_bold()
+            .set_background_color(Color::RGB(0x001F_2933))
+            .set_font_color(Color::White)
+            .set_text_wrap()
+            .set_align(FormatAlign::VerticalCenter)
+            .set_border(FormatBorder::Thin);
+        Self {
+            title: Format::new().set_bold().set_font_size(14),
+            meta: Format::new().set_font_color(Color::RGB(0x005F_6B7A)),
+            header,
+            text: Format::new().set_border(FormatBorder::Thin),
+            wrap: Format::new()
+                .set_text_wrap()
+                .set_border(FormatBorder::Thin)
+                .set_align(FormatAlign::Top),
+            number: Format::new()
+                .set_num_format("#,##0.##")
+                .set_border(FormatBorder::Thin),
+            percent: Format::new()
+                .set_num_format("0%")
+                .set_border(FormatBorder::Thin),
+        }
+    }
+}
+
+fn optional_number(
+    sheet: &mut Worksheet,
+    row: u32,
+    col: u16,
+    value: Option<f64>,
+    format: &Format,
+) -> Result<(), XlsxError> {
+    match value {
+        Some(value) => sheet.write_number_with_format(row, col, value, format)?,
+        None => sheet.write_blank(row, col, format)?,
+    };
+    Ok(())
+}
+
+fn heading(
+    sheet: &mut Worksheet,
+    report: &Report,
+    styles: &Styles,
+    zone: Tz,
+) -> Result<(), XlsxError> {
+    let lang = report.lang;
+    let w = words(lang);
+    sheet.write_string_with_format(
+        0,
+        0,
+        format!("{} – {}", w.title, report.period_label),
+        &styles.title,
+    )?;
+    sheet.write_string_with_format(
+        1,
+        0,
+        format!(
+            "{} · {}: {} · {}: {}",
+            report.city,
+            w.unit,
+            report.unit_name,
+            w.cutoff,
+            text::local_time(report.cutoff, zone, lang)
+        ),
+        &styles.meta,
+    )?;
+    if report.provisional {
+        sheet.write_string_with_format(2, 0, w.provisional, &styles.meta)?;
+    }
+    Ok(())
+}
+
+fn tally_row(
+    sheet: &mut Worksheet,
+    row: u32,
+    name: &str,
+    tally: &Tally,
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    sheet.write_string_with_format(row, 0, name, &styles.text)?;
+    sheet.write_number_with_format(row, 1, tally.met as f64, &styles.number)?;
+    sheet.write_number_with_format(row, 2, tally.total as f64, &styles.number)?;
+    optional_number(sheet, row, 3, tally.share(), &styles.percent)?;
+    Ok(())
+}
+
+pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
+    let lang: Lang = report.lang;
+    let w = words(lang);
+    let styles = Styles::new();
+    let mut book = Workbook::new();
+
+    let summary = book.add_worksheet().set_name(w.sheet_summary)?;
+    heading(summary, report, &styles, zone)?;
+    let top = 4;
+    for (col, label) in [w.group, w.met_of, w.targets, "%"].iter().enumerate() {
+        summary.write_string_with_format(top, col as u16, *label, &styles.header)?;
+    }
+    let mut row = top + 1;
+    for group in &report.groups {
+        tally_row(summary, row, &group.name, &group.tally, &styles)?;
+        row += 1;
+    }
+    tally_row(summary, row, w.summary, &report.tally, &styles)?;
+    summary.write_string_with_format(row + 2, 0, w.met_note, &styles.meta)?;
+    summary.set_column_width(0, 52)?;
+    summary.set_column_width(1, 14)?;
+    summary.set_column_width(2, 12)?;
+    summary.set_column_width(3, 8)?;
+
+    let targets = book.add_worksheet().set_name(w.sheet_targets)?;
+    heading(targets, report, &styles, zone)?;
+    let columns = [
+        (w.group, 26.0),
+        (w.code, 22.0),
+        (w.indicator, 48.0),
+        (w.measure, 14.0),
+        (w.target, 14.0),
+        (w.actual, 14.0),
+        (w.expected, 14.0),
+        (w.projection, 14.0),
+        (w.probability, 11.0),
+        (w.status, 16.0),
+        (w.previous_status, 16.0),
+        (w.reported_through, 13.0),
+        (w.department, 30.0),
+    ];
+    for (col, (label, width)) in columns.iter().enumerate() {
+        targets.write_string_with_format(top, col as u16, *label, &styles.header)?;
+        targets.set_column_width(col as u16, *width)?;
+    }
+    let mut row = top + 1;
+    for group in &report.groups {
+        for line in &group.rows {
+            targets.write_string_with_format(row, 0, &group.name, &styles.wrap)?;
+            targets.write_string_with_format(row, 1, line.indicator.as_str(), &styles.text)?;
+            targets.write_string_with_format(row, 2, &line.name, &styles.wrap)?;
+            targets.write_string_with_format(row, 3, &line.measure, &styles.text)?;
+            match line.target {
+                TargetValue::Point { value } => {
+                    targets.write_number_with_format(row, 4, value, &styles.number)?;
+                }
+                TargetValue::Band { .. } => {
+                    let band = super::target_text(&line.target, lang);
+                    targets.write_string_with_format(row, 4, band, &styles.text)?;
+                }
+            }
+            optional_number(targets, row, 5, line.actual, &styles.number)?;
+            optional_number(targets, row, 6, line.expected, &styles.number)?;
+            optional_number(targets, row, 7, line.projection, &styles.number)?;
+            optional_number(targets, row, 8, line.probability, &styles.percent)?;
+            let status = styles.text.clone().set_background_color(fill(line.status));
+            targets.write_string_with_format(row, 9, text::status(line.status, lang), &status)?;
+            targets.write_string_with_format(
+                row,
+                10,
+                line.previous.map_or("", |s| text::status(s, lang)),
+                &styles.text,
+            )?;
+            targets.write_string_with_format(
+                row,
+                11,
+                line.reported_through
+                    .map(|t| text::local_date(t, zone, lang))
+                    .unwrap_or_default(),
+                &styles.text,
+            )?;
+            targets.write_string_with_format(row, 12, &line.department, &styles.wrap)?;
+            row += 1;
+        }
+    }
+    if row > top + 1 {
+        targets.autofilter(top, 0, row - 1, (columns.len() - 1) as u16)?;
+    }
+    targets.set_freeze_panes(top + 1, 3)?;
+
+    let changes = book.add_worksheet().set_name(w.sheet_changes)?;
+    heading(changes, report, &styles, zone)?;
+    let labels = [
+        (w.code, 22.0),
+        (w.indicator, 48.0),
+        (w.before, 16.0),
+        (w.now, 16.0),
+        (w.actual, 14.0),
+        (w.actual, 14.0),
+    ];
+    for (col, (label, width)) in labels.iter().enumerate() {
+        let label = match col {
+            4 => format!("{label} ({})", w.before),
+            5 => format!("{label} ({})", w.now),
+            _ => (*label).to_owned(),
+        };
+        changes.write_string_with_format(top, col as u16, label, &styles.header)?;
+        changes.set_column_width(col as u16, *width)?;
+    }
+    if report.previous.is_none() {
+        changes.write_string_with_format(top + 1, 0, w.no_previous, &styles.meta)?;
+    } else if report.changes.is_empty() {
+        changes.write_string_with_format(top + 1, 0, w.no_changes, &styles.meta)?;
+    }
+    for (row, change) in (top + 1..).zip(&report.changes) {
+        changes.write_string_with_format(row, 0, change.indicator.as_str(), &styles.text)?;
+        changes.write_string_with_format(row, 1, &change.name, &styles.wrap)?;
+        changes.write_string_with_format(
+            row,
+            2,
+            change.from.map_or("", |s| text::status(s, lang)),
+            &styles.text,
+        )?;
+        let to = styles.text.clone().set_background_color(fill(change.to));
+        changes.write_string_with_format(row, 3, text::status(change.to, lang), &to)?;
+        optional_number(changes, row, 4, change.actual_before, &styles.number)?;
+        optional_number(changes, row, 5, change.actual_now, &styles.number)?;
+    }
+
+    book.save_to_buffer()
+}

@@ -1,0 +1,388 @@
+//! The period report over real HTTP: a past quarter's report agrees with the status API as of
+//! its cut-off in every format, and a late revision does not rewrite it.
+//!
+//! The XLSX is read back with openpyxl (`KTXH_TEST_PYTHON`) and the HTML is rendered by
+//! headless Chromium (`KTXH_TEST_CHROMIUM`); both come from `scripts/test.sh`. Without them
+//! those checks are skipped, unless `KTXH_TEST_REQUIRE_ALL_BACKENDS=1` makes them fail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use chrono::{DateTime, TimeZone, Utc};
+use ktxh::domain::{Code, NewObservation, Period};
+use ktxh::store::WriteBatch;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::on_every_backend;
+
+const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+/// Writes figures straight to the store as received at `received`, as a department would
+/// have sent them then.
+async fn write(app: &TestApp, indicator: &str, values: &[(&str, f64)], received: DateTime<Utc>) {
+    let rows = values
+        .iter()
+        .map(|(period, value)| {
+            let period = Period::parse(period).expect("period");
+            NewObservation {
+                indicator: Code::parse(indicator).expect("code"),
+                unit: Code::parse("HCM").expect("code"),
+                period,
+                period_start: period.start(HCM),
+                period_end: period.end(HCM),
+                value: Some(*value),
+                revision_label: None,
+                source: Some("report-test".into()),
+            }
+        })
+        .collect();
+    app.store
+        .write_batch(&WriteBatch {
+            rows,
+            recorded_by: "report-test".into(),
+            received_at: received,
+            rejected: Vec::new(),
+            idempotency: None,
+        })
+        .await
+        .expect("write");
+}
+
+/// One target's figures as a report or the status API gives them.
+#[derive(Debug, Clone, PartialEq)]
+struct Figures {
+    status: String,
+    actual: Option<f64>,
+    expected: Option<f64>,
+    projection: Option<f64>,
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+        _ => false,
+    }
+}
+
+fn assert_same(what: &str, got: &BTreeMap<String, Figures>, want: &BTreeMap<String, Figures>) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}: the same targets"
+    );
+    for (code, expected) in want {
+        let figures = &got[code];
+        assert_eq!(figures.status, expected.status, "{what}: status of {code}");
+        for (name, a, b) in [
+            ("actual", figures.actual, expected.actual),
+            ("expected", figures.expected, expected.expected),
+            ("projection", figures.projection, expected.projection),
+        ] {
+            assert!(close(a, b), "{what}: {name} of {code}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+async fn status_as_of(app: &TestApp, year: i32, cutoff: &str) -> BTreeMap<String, Figures> {
+    let reply = app
+        .get(
+            &format!("/api/v1/status?year={year}&as_of={cutoff}"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["statuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .map(|s| {
+            (
+                s["indicator"].as_str().unwrap_or_default().to_owned(),
+                Figures {
+                    status: s["status"].as_str().unwrap_or_default().to_owned(),
+                    actual: s["actual"].as_f64(),
+                    expected: s["expected"].as_f64(),
+                    projection: s["projection"].as_f64(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Status words of the English report back to the API's codes.
+fn status_code(label: &str) -> String {
+    match label {
+        "Achieved" => "achieved",
+        "On track" => "on_track",
+        "At risk" => "at_risk",
+        "Off track" => "off_track",
+        "Missed" => "missed",
+        "Stale" => "stale",
+        "No data" => "no_data",
+        other => other,
+    }
+    .to_owned()
+}
+
+async fn fetch(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&app.viewer)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let content_type = crate::helpers::content_type(response.headers());
+    let body = response.bytes().await.expect("body").to_vec();
+    (status, content_type, body)
+}
+
+fn from_csv(body: &[u8]) -> BTreeMap<String, Figures> {
+    let body = body
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .expect("a UTF-8 byte-order mark");
+    let mut reader = csv::Reader::from_reader(body);
+    let number = |cell: &str| (!cell.is_empty()).then(|| cell.parse::<f64>().expect("number"));
+    reader
+        .records()
+        .map(|record| {
+            let record = record.expect("csv record");
+            (
+                record[1].to_owned(),
+                Figures {
+                    status: status_code(&record[10]),
+                    actual: number(&record[6]),
+                    expected: number(&record[7]),
+                    projection: number(&record[8]),
+                },
+            )
+        })
+        .collect()
+}
+
+fn require_all() -> bool {
+    std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1")
+}
+
+fn artefacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
+    std::fs::create_dir_all(&dir).expect("artefact directory");
+    dir
+}
+
+/// The spreadsheet's Targets sheet read by openpyxl, or `None` when no Python has it.
+fn from_xlsx(path: &std::path::Path) -> Option<BTreeMap<String, Figures>> {
+    let python = std::env::var_os("KTXH_TEST_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"),
+        PathBuf::from,
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/xlsx_figures.py");
+    let output = Command::new(&python).arg(script).arg(path).output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) if require_all() => panic!(
+            "openpyxl could not read the report: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(e) if require_all() => panic!("{} cannot run: {e}", python.display()),
+        _ => {
+            eprintln!("skipped: no Python with openpyxl (scripts/test.sh installs it)");
+            return None;
+        }
+    };
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("JSON from the script");
+    Some(
+        rows.as_object()
+            .expect("object")
+            .iter()
+            .map(|(code, row)| {
+                (
+                    code.clone(),
+                    Figures {
+                        status: status_code(row["status"].as_str().unwrap_or_default()),
+                        actual: row["actual"].as_f64(),
+                        expected: row["expected"].as_f64(),
+                        projection: row["projection"].as_f64(),
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The report page as Chromium rendered it (its DOM), with a PDF print kept as an artefact.
+fn rendered_by_chromium(html: &std::path::Path, pdf: &std::path::Path) -> Option<String> {
+    let Some(chromium) = std::env::var_os("KTXH_TEST_CHROMIUM") else {
+        assert!(!require_all(), "KTXH_TEST_CHROMIUM is not set");
+        eprintln!("skipped: KTXH_TEST_CHROMIUM is not set");
+        return None;
+    };
+    let profile = tempfile::tempdir().expect("profile dir");
+    let run = |extra: &[String]| {
+        let output = Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(output.status.success(), "chromium failed: {output:?}");
+        output
+    };
+    run(&[format!("--print-to-pdf={}", pdf.display())]);
+    let pdf_bytes = std::fs::read(pdf).expect("a PDF was printed");
+    assert!(pdf_bytes.starts_with(b"%PDF"), "not a PDF");
+    let dom = run(&["--dump-dom".to_owned()]);
+    Some(String::from_utf8(dom.stdout).expect("UTF-8 DOM"))
+}
+
+/// `data-*` attributes of the rendered target rows: indicator → (status, actual).
+fn from_dom(dom: &str) -> BTreeMap<String, (String, Option<f64>)> {
+    let attribute = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].to_owned())
+    };
+    dom.split("<tr ")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            let status = attribute(tag, "data-status")?;
+            let code = attribute(tag, "data-indicator")?;
+            let actual = attribute(tag, "data-actual")
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<f64>().expect("number"));
+            Some((code, (status, actual)))
+        })
+        .collect()
+}
+
+async fn a_past_quarter_reads_as_its_cut_off_in_every_format(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let months = [
+        ("2025-01", 7000.0),
+        ("2025-02", 6800.0),
+        ("2025-03", 7600.0),
+        ("2025-04", 7400.0),
+        ("2025-05", 7900.0),
+        ("2025-06", 7700.0),
+        ("2025-07", 8000.0),
+        ("2025-08", 8100.0),
+        ("2025-09", 7900.0),
+    ];
+    write(&app, "EXPORT_TURNOVER", &months, at(2025, 10, 2)).await;
+    write(
+        &app,
+        "GRDP_GROWTH",
+        &[("2025-Q1", 7.5), ("2025-Q2", 8.2), ("2025-Q3", 8.4)],
+        at(2025, 10, 3),
+    )
+    .await;
+    // September is revised after the third quarter's report was due: that report keeps the
+    // first figure.
+    write(
+        &app,
+        "EXPORT_TURNOVER",
+        &[("2025-09", 9900.0)],
+        at(2025, 11, 20),
+    )
+    .await;
+
+    // Quarterly figures are due on the 6th of the next month, 00:00 in Ho Chi Minh City.
+    let cutoff = "2025-10-06T17:00:00Z";
+    let truth = status_as_of(&app, 2025, cutoff).await;
+    let exports = &truth["EXPORT_TURNOVER"];
+    assert_eq!(exports.actual, Some(months.iter().map(|(_, v)| v).sum()));
+    assert!(truth.len() > 100, "every 2025 target of the city is judged");
+
+    let (status, content_type, csv) =
+        fetch(&app, "/api/v1/reports/2025-Q3?format=csv&lang=en").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&csv));
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    assert_same("CSV", &from_csv(&csv), &truth);
+
+    let (status, content_type, xlsx) =
+        fetch(&app, "/api/v1/reports/2025-Q3?format=xlsx&lang=en").await;
+    assert_eq!(status, 200);
+    assert!(content_type.contains("spreadsheetml"), "{content_type}");
+    let xlsx_path = artefacts().join(format!("report-2025-Q3-{backend:?}.xlsx"));
+    std::fs::write(&xlsx_path, &xlsx).expect("write the workbook");
+    if let Some(sheet) = from_xlsx(&xlsx_path) {
+        assert_same("XLSX", &sheet, &truth);
+    }
+
+    let (status, content_type, html) = fetch(&app, "/api/v1/reports/2025-Q3").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = String::from_utf8(html).expect("UTF-8 page");
+    assert!(page.contains("Quý III/2025"), "Vietnamese by default");
+    let html_path = artefacts().join(format!("report-2025-Q3-{backend:?}.html"));
+    std::fs::write(&html_path, &page).expect("write the page");
+    let pdf_path = artefacts().join(format!("report-2025-Q3-{backend:?}.pdf"));
+    if let Some(dom) = rendered_by_chromium(&html_path, &pdf_path) {
+        let shown = from_dom(&dom);
+        assert_eq!(shown.len(), truth.len(), "one row per target");
+        for (code, figures) in &truth {
+            let (status, actual) = &shown[code];
+            assert_eq!(status, &figures.status, "rendered status of {code}");
+            assert!(close(*actual, figures.actual), "rendered actual of {code}");
+        }
+    }
+
+    // The fourth quarter's report, due later, has the revision.
+    let (_, _, later) = fetch(&app, "/api/v1/reports/2025-Q4?format=csv&lang=en").await;
+    let later = from_csv(&later);
+    assert_eq!(
+        later["EXPORT_TURNOVER"].actual,
+        Some(months.iter().map(|(_, v)| v).sum::<f64>() + 2000.0)
+    );
+    app.stop().await;
+}
+
+async fn bad_report_requests_name_the_parameter(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for (path, pointer) in [
+        ("/api/v1/reports/2025-13", "period"),
+        ("/api/v1/reports/2025-03-01", "period"),
+        ("/api/v1/reports/2099", "period"),
+        ("/api/v1/reports/2025?format=pdf", "format"),
+        ("/api/v1/reports/2025?lang=fr", "lang"),
+        ("/api/v1/reports/2025?unit=ATLANTIS", "unit"),
+    ] {
+        let reply = app.get(path, &app.viewer).await;
+        assert_eq!(reply.status, 422, "{path}: {reply:?}");
+        assert_eq!(reply.body["errors"][0]["pointer"], pointer, "{path}");
+    }
+    let anonymous = app
+        .send(app.client.get(app.url("/api/v1/reports/2025")))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_past_quarter_reads_as_its_cut_off_in_every_format,
+    bad_report_requests_name_the_parameter,
+);
