@@ -42,7 +42,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{count} rows exceed the limit of {limit} per request; split the batch")]
     TooManyRows { count: usize, limit: usize },
-    #[error("unsupported Content-Type `{0}`; send application/json or text/csv")]
+    #[error(
+        "unsupported Content-Type `{0}`; send application/json, text/csv, \
+         application/vnd.sdmx.data+csv;version=2.0.0 or application/vnd.sdmx.data+json;version=2.0.0"
+    )]
     UnsupportedMediaType(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyMismatch,
