@@ -104,8 +104,9 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
         }
         let (mut valid, rejected) = source.validator.validate(chunk.rows, Utc::now());
         // In key order the store's index is written page by page instead of all over: a file in
-        // date order (every series of a day, then the next day) imports about twice as fast. The
-        // sort is stable, so repeated keys keep their order and get their revisions as sent.
+        // date order (every series of a day, then the next day) imports markedly faster (200,000
+        // rows into SQLite: 26 s instead of 34 s). The sort is stable, so repeated keys keep
+        // their order and get their revisions as sent.
         valid.sort_by(|a, b| {
             (&a.indicator, &a.unit, a.period_start).cmp(&(&b.indicator, &b.unit, b.period_start))
         });
