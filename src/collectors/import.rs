@@ -62,12 +62,9 @@ pub struct ImportOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read {file}: {source}")]
-    Read {
-        file: String,
-        #[source]
-        source: ReadError,
-    },
+    // The reason is part of the message and not a `source`, so that `{:#}` says it once.
+    #[error("cannot read {file}: {error}")]
+    Read { file: String, error: ReadError },
     #[error("unknown department `{0}`; see config/catalogue/departments.toml")]
     UnknownDepartment(String),
     #[error(
@@ -127,7 +124,7 @@ pub fn state_key(identity: &FileIdentity, format: Format) -> String {
 /// Imports `options.file` into `store`, or only validates it when `store` is `None` or
 /// `options.dry_run` is set. Stops between two batches when `shutdown` is cancelled; the summary
 /// then says so and [`verdict`] turns it into [`ImportError::Interrupted`].
-#[instrument(skip_all, fields(file = %options.file.display(), format = %options.format), err)]
+#[instrument(skip_all, fields(file = %options.file.display(), format = %options.format))]
 pub async fn run(
     options: &ImportOptions,
     settings: &Settings,
@@ -139,7 +136,7 @@ pub async fn run(
     let principal = principal(options.department.as_ref(), &catalogue, &name)?;
     let identity = FileIdentity::of(&options.file).map_err(|e| ImportError::Read {
         file: options.file.display().to_string(),
-        source: e.into(),
+        error: e.into(),
     })?;
     let source = Arc::new(Source {
         path: options.file.clone(),
@@ -302,7 +299,7 @@ impl Writer {
                     return Err(match failure {
                         Failure::Read(error) => ImportError::Read {
                             file: self.source.path.display().to_string(),
-                            source: error,
+                            error,
                         },
                         Failure::Import(error) => error,
                     });

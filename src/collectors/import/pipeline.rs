@@ -127,7 +127,7 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
 pub fn scan_scope(source: &Source, shutdown: &CancellationToken) -> Result<(), ImportError> {
     let read_error = |error| ImportError::Read {
         file: source.path.display().to_string(),
-        source: error,
+        error,
     };
     let mut reader = source.open(Position::default()).map_err(read_error)?;
     let mut foreign = Foreign::default();

@@ -32,7 +32,7 @@ const IDENTITY_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("not a {format} file: {error}{at}", at = at(&error.pointer))]
     Format {
