@@ -506,3 +506,49 @@ async fn line_protocol_is_streamed_with_rejections_naming_lines_of_the_whole_fil
         ]
     );
 }
+
+/// The window a SIGKILL can hit between a batch's commit and the save of its position, made
+/// wide open: the saved position is moved back to the start, as if no batch had been saved.
+#[tokio::test]
+async fn batches_committed_but_not_saved_are_sent_again_as_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("small.csv");
+    write(&file, SMALL);
+    let first = import(&db, &file, &["--batch-rows", "2"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(observation_counts(&db).await, (4, 1, 1, 4));
+
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let (name, state): (String, String) =
+        sqlx::query_as("SELECT name, state FROM feed_state WHERE name LIKE 'import:%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["complete"], true);
+    assert_eq!(state["rows"], 4);
+    let header = SMALL.lines().next().unwrap().len() + 1;
+    state["complete"] = false.into();
+    state["offset"] = header.into();
+    state["rows"] = 0.into();
+    state["lines"] = 1.into();
+    state["tally"] = serde_json::json!({
+        "rows": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "seconds": 0.0, "reasons": {}
+    });
+    sqlx::query("UPDATE feed_state SET state = ? WHERE name = ?")
+        .bind(state.to_string())
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let again = import(&db, &file, &["--batch-rows", "2"]);
+    let out = stdout(&again);
+    assert!(again.status.success(), "{out}{}", stderr(&again));
+    assert!(stderr(&again).contains("resuming the import of small.csv after row 0"));
+    assert_eq!(summary_count(&out, "accepted:"), 0, "{out}");
+    assert_eq!(summary_count(&out, "duplicates:"), 4, "{out}");
+    assert_eq!(observation_counts(&db).await, (4, 1, 1, 4));
+}
