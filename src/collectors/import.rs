@@ -146,8 +146,6 @@ pub async fn run(
         batch_rows: options.batch_rows.clamp(1, MAX_BATCH_ROWS),
         validator: Validator::new(catalogue.clone(), settings.zone(), settings.ingest.clone()),
         principal,
-        catalogue,
-        zone: settings.zone(),
     });
     if source.principal.role != Role::Admin {
         eprintln!(

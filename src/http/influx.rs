@@ -318,12 +318,11 @@ async fn accept(
     let bytes = body::bytes(payload, limit)?;
     let received_at = Utc::now();
     let settings = state.settings.clone();
-    let catalogue = state.catalogue.clone();
     let headers = headers.clone();
     // Inflating and parsing a large batch is CPU work; keep it off the async workers.
     let rows = tokio::task::spawn_blocking(move || -> Result<Vec<LineRow>, WriteError> {
         let decoded = decode(&headers, bytes, limit)?;
-        let mut rows = line::parse_lines(
+        let rows = line::parse_lines(
             &decoded,
             precision,
             &settings.feeds.line,
@@ -333,11 +332,6 @@ async fn accept(
         .map_err(
             |LineBodyError::TooManyRows { count, limit }| ApiError::TooManyRows { count, limit },
         )?;
-        line::assign_periods(
-            rows.iter_mut().map(|r| &mut r.row),
-            &catalogue,
-            settings.zone(),
-        );
         Ok(rows)
     })
     .await

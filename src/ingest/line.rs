@@ -2,9 +2,8 @@
 //!
 //! A point becomes one row per mapped field (`config/feeds.toml`, `[line]`): its measurement
 //! and field name the indicator, a tag names the unit, and its timestamp (or the time of
-//! receipt when it has none) becomes the row's `ts`. Validation reads a `ts` as daily data, so
-//! for monthly, quarterly and yearly indicators [`assign_periods`] replaces it with the calendar
-//! period containing it in the city's zone.
+//! receipt when it has none) becomes the row's `ts`. Validation counts a `ts` for the month,
+//! quarter or year containing it in the city's zone when the indicator is not daily.
 //!
 //! A line that is not line protocol, or that names nothing mapped, becomes a rejected row of
 //! its own; the other lines are kept.
@@ -13,15 +12,13 @@ mod syntax;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use syntax::{parse_line, FieldValue, Point, SyntaxError};
 
 use super::format::FormatError;
 use super::{RawRow, RawValue};
-use crate::domain::{Catalogue, Period, Periodicity};
 
 /// The tag that names the unit when `[line]` does not say otherwise.
 pub const DEFAULT_UNIT_TAG: &str = "unit";
@@ -175,7 +172,7 @@ pub enum LineBodyError {
 }
 
 /// Parses a body into rows, at most `max_rows` of them; points without a timestamp are
-/// stamped `received_at`. Rows keep their `ts`: see [`assign_periods`].
+/// stamped `received_at`.
 pub fn parse_lines(
     body: &[u8],
     precision: Precision,
@@ -208,7 +205,7 @@ pub fn parse_lines(
 }
 
 /// The generic entry of `ktxh import --format line` and the collectors: every row keeps its
-/// `ts` (a caller with the catalogue should [`assign_periods`]), and a rejected line's reason
+/// `ts`, and a rejected line's reason
 /// names its line number.
 pub fn parse(
     body: &[u8],
@@ -337,45 +334,6 @@ fn unit(
                     point.measurement
                 )
             }),
-    }
-}
-
-/// Replaces the `ts` of rows of monthly, quarterly and yearly indicators with the calendar
-/// period containing it in `zone`; rows of daily indicators keep their instant.
-///
-/// Validation reads a `ts` as an instant, that is daily data, and would refuse it for any
-/// other periodicity; it does not know that a point written at 2026-03-14T10:00+07:00 to a
-/// monthly indicator means March 2026.
-pub fn assign_periods<'a>(
-    rows: impl IntoIterator<Item = &'a mut RawRow>,
-    catalogue: &Catalogue,
-    zone: Tz,
-) {
-    for row in rows {
-        let Some(indicator) = row
-            .indicator
-            .as_deref()
-            .and_then(|c| catalogue.indicator(c))
-        else {
-            continue;
-        };
-        let Some(instant) = row
-            .ts
-            .as_deref()
-            .and_then(|ts| DateTime::parse_from_rfc3339(ts).ok())
-        else {
-            continue;
-        };
-        let local = instant.with_timezone(&zone);
-        let (year, month) = (local.year(), local.month());
-        let period = match indicator.periodicity {
-            Periodicity::Daily => continue,
-            Periodicity::Monthly => Period::Month(year, month),
-            Periodicity::Quarterly => Period::Quarter(year, (month - 1) / 3 + 1),
-            Periodicity::Yearly => Period::Year(year),
-        };
-        row.period = Some(period.to_string());
-        row.ts = None;
     }
 }
 

@@ -267,3 +267,30 @@ pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, Ro
         source: optional_label(row.source, "source")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_daily_indicators_get_the_period_containing_the_instant_in_the_city_zone() {
+        let zone = chrono_tz::Asia::Ho_Chi_Minh;
+        let at = |ts: &str| Period::parse_instant(ts).expect("instant");
+        let cases = [
+            // 00:30 on 1 April in Ho Chi Minh City
+            ("2026-03-31T17:30:00Z", Periodicity::Monthly, "2026-04"),
+            ("2026-03-31T16:30:00Z", Periodicity::Monthly, "2026-03"),
+            ("2026-06-30T18:00:00Z", Periodicity::Quarterly, "2026-Q3"),
+            ("2026-12-31T17:00:00Z", Periodicity::Yearly, "2027"),
+        ];
+        for (ts, periodicity, expected) in cases {
+            assert_eq!(
+                containing(at(ts), periodicity, zone).to_string(),
+                expected,
+                "{ts}"
+            );
+        }
+        let daily = at("2026-03-31T17:30:00Z");
+        assert_eq!(containing(daily, Periodicity::Daily, zone), daily);
+    }
+}

@@ -2,10 +2,8 @@
 //! scope-checked and validated here while the writer stores the previous chunk.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::Utc;
-use chrono_tz::Tz;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -13,8 +11,8 @@ use super::reader::{ChunkReader, Position, ReadError};
 use super::{summary, ImportError};
 use crate::auth::Principal;
 use crate::config::feeds::FeedsConfig;
-use crate::domain::{Catalogue, NewObservation};
-use crate::ingest::{line, Format, IngestError, RawRow, Validator};
+use crate::domain::NewObservation;
+use crate::ingest::{Format, IngestError, RawRow, Validator};
 use crate::store::Rejection;
 
 /// Offending rows and indicators named when a department's file holds other departments'
@@ -31,9 +29,6 @@ pub struct Source {
     pub batch_rows: usize,
     pub validator: Validator,
     pub principal: Principal,
-    /// For line protocol, whose timestamps become the periods of non-daily indicators.
-    pub catalogue: Arc<Catalogue>,
-    pub zone: Tz,
 }
 
 impl Source {
@@ -78,7 +73,7 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
         }
     };
     loop {
-        let mut chunk = match reader.next_chunk() {
+        let chunk = match reader.next_chunk() {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return,
             Err(error) => {
@@ -96,11 +91,6 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
                 let _ = batches.blocking_send(Err(Failure::Import(error)));
                 return;
             }
-        }
-        // As on the write endpoints: a point's instant means the month (quarter, year) that
-        // contains it for indicators that are not daily.
-        if let Format::Line(_) = source.format {
-            line::assign_periods(chunk.rows.iter_mut(), &source.catalogue, source.zone);
         }
         let (mut valid, rejected) = source.validator.validate(chunk.rows, Utc::now());
         // In key order the store's index is written page by page instead of all over: a file in

@@ -211,42 +211,6 @@ fn a_body_over_the_row_limit_is_counted_and_refused() {
 }
 
 #[test]
-fn non_daily_indicators_get_the_period_containing_the_instant_in_the_city_zone() {
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let catalogue = crate::config::load_catalogue(&config).unwrap();
-    let row = |indicator: &str, ts: &str| RawRow {
-        indicator: Some(indicator.into()),
-        ts: Some(ts.into()),
-        ..RawRow::default()
-    };
-    let mut rows = [
-        // 00:30 on 1 April in Ho Chi Minh City
-        row("BUDGET_REVENUE", "2026-03-31T17:30:00Z"),
-        row("BUDGET_REVENUE", "2026-03-31T16:30:00Z"),
-        row("GRDP_GROWTH", "2026-06-30T18:00:00Z"),
-        row("HOSPITAL_BEDS_PER_10K", "2026-12-31T17:00:00Z"),
-        row("AQI_DAILY", "2026-03-31T17:30:00Z"),
-        row("NO_SUCH_INDICATOR", "2026-03-31T17:30:00Z"),
-    ];
-    assign_periods(rows.iter_mut(), &catalogue, chrono_tz::Asia::Ho_Chi_Minh);
-    let assigned: Vec<_> = rows
-        .iter()
-        .map(|r| (r.period.as_deref(), r.ts.as_deref()))
-        .collect();
-    assert_eq!(
-        assigned,
-        [
-            (Some("2026-04"), None),
-            (Some("2026-03"), None),
-            (Some("2026-Q3"), None),
-            (Some("2027"), None),
-            (None, Some("2026-03-31T17:30:00Z")),
-            (None, Some("2026-03-31T17:30:00Z")),
-        ]
-    );
-}
-
-#[test]
 fn the_shipped_mapping_is_sound_and_maps_catalogue_codes() {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let feeds = crate::config::feeds::FeedsConfig::load(&config).unwrap();
