@@ -43,34 +43,6 @@ async fn post(
     .await
 }
 
-/// `(period, value)` of the latest revisions of a series.
-async fn series(
-    app: &TestApp,
-    indicator: &str,
-    unit: &str,
-    from: &str,
-    to: &str,
-) -> Vec<(String, f64)> {
-    let reply = app
-        .get(
-            &format!("/api/v1/observations?indicator={indicator}&unit={unit}&from={from}&to={to}"),
-            &app.viewer,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
-    reply.body["observations"]
-        .as_array()
-        .expect("observations")
-        .iter()
-        .map(|o| {
-            (
-                o["period"].as_str().unwrap_or_default().to_owned(),
-                o["value"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect()
-}
-
 fn import_count(reply: &Reply) -> Value {
     reply.body["response"]["importCount"].clone()
 }
@@ -119,16 +91,17 @@ async fn data_value_sets_are_imported_and_read_back(backend: Backend) {
     assert_eq!(import_count(&basic), count(4, 0, 0));
 
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-02").await,
+        app.series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-02")
+            .await,
         [("2026-01".to_owned(), 82.5), ("2026-02".to_owned(), 83.1)]
     );
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_TAN_DINH", "2026-01", "2026-12").await,
+        app.series("EHR_COVERAGE", "P_TAN_DINH", "2026-01", "2026-12")
+            .await,
         [("2026-02".to_owned(), 79.0)]
     );
     assert_eq!(
-        series(
-            &app,
+        app.series(
             "FULL_IMMUNIZATION_RATE",
             "P_BEN_THANH",
             "2026-01",
@@ -138,7 +111,8 @@ async fn data_value_sets_are_imported_and_read_back(backend: Backend) {
         [("2026-01".to_owned(), 96.4)]
     );
     assert_eq!(
-        series(&app, "HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025").await,
+        app.series("HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025")
+            .await,
         [("2025".to_owned(), 31.4)]
     );
     let revisions = app
@@ -197,12 +171,14 @@ async fn csv_files_are_imported_line_by_line(backend: Backend) {
     );
 
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-03", "2026-03").await,
+        app.series("EHR_COVERAGE", "P_BEN_THANH", "2026-03", "2026-03")
+            .await,
         [("2026-03".to_owned(), 84.0)]
     );
     // The Vietnamese decimal comma in a quoted cell.
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_SAI_GON", "2026-03", "2026-03").await,
+        app.series("EHR_COVERAGE", "P_SAI_GON", "2026-03", "2026-03")
+            .await,
         [("2026-03".to_owned(), 80.5)]
     );
 
@@ -215,7 +191,7 @@ async fn csv_files_are_imported_line_by_line(backend: Backend) {
         "CODE"
     );
     assert_eq!(
-        series(&app, "DOCTORS_PER_10K", "HCM", "2025", "2025").await,
+        app.series("DOCTORS_PER_10K", "HCM", "2025", "2025").await,
         [("2025".to_owned(), 15.3)]
     );
     // The same file read by uid maps nothing.
@@ -291,7 +267,8 @@ async fn conflicts_name_each_problem_with_its_dhis2_error_code(backend: Backend)
     );
 
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-04", "2026-06").await,
+        app.series("EHR_COVERAGE", "P_BEN_THANH", "2026-04", "2026-06")
+            .await,
         [("2026-05".to_owned(), 86.0)]
     );
     app.stop().await;
@@ -329,12 +306,12 @@ async fn a_dry_run_validates_everything_and_stores_nothing(backend: Backend) {
     .await;
     assert_problem(&foreign, 403, "foreign_indicators");
 
-    assert!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
-            .await
-            .is_empty()
-    );
-    assert!(series(&app, "HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025")
+    assert!(app
+        .series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
+        .await
+        .is_empty());
+    assert!(app
+        .series("HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025")
         .await
         .is_empty());
     app.stop().await;
@@ -354,11 +331,10 @@ async fn deleted_values_are_withdrawn(backend: Backend) {
     let reply = post(&app, &auth, "", "application/json", &deleted.to_string()).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(import_count(&reply), count(0, 0, 1));
-    assert!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-02", "2026-02")
-            .await
-            .is_empty()
-    );
+    assert!(app
+        .series("EHR_COVERAGE", "P_BEN_THANH", "2026-02", "2026-02")
+        .await
+        .is_empty());
 
     // importStrategy=DELETE withdraws every value of the request, value or not.
     let csv = "Wq8qe5BSbW0,2025,q9jeqySujvj,,,31.4\n";
@@ -376,12 +352,14 @@ async fn deleted_values_are_withdrawn(backend: Backend) {
         reply.body["response"]["importOptions"]["importStrategy"],
         "DELETE"
     );
-    assert!(series(&app, "HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025")
+    assert!(app
+        .series("HOSPITAL_BEDS_PER_10K", "HCM", "2025", "2025")
         .await
         .is_empty());
     // The other values are untouched.
     assert_eq!(
-        series(&app, "EHR_COVERAGE", "P_TAN_DINH", "2026-02", "2026-02").await,
+        app.series("EHR_COVERAGE", "P_TAN_DINH", "2026-02", "2026-02")
+            .await,
         [("2026-02".to_owned(), 79.0)]
     );
     app.stop().await;
@@ -451,20 +429,19 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
     let in_url = json_post(format!("ApiToken {token}"), "?token=abc").await;
     assert_problem(&in_url, 400, "token_in_url");
 
-    assert!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
-            .await
-            .is_empty()
-    );
-    assert!(series(
-        &app,
-        "FULL_IMMUNIZATION_RATE",
-        "P_BEN_THANH",
-        "2026-01",
-        "2026-12"
-    )
-    .await
-    .is_empty());
+    assert!(app
+        .series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
+        .await
+        .is_empty());
+    assert!(app
+        .series(
+            "FULL_IMMUNIZATION_RATE",
+            "P_BEN_THANH",
+            "2026-01",
+            "2026-12"
+        )
+        .await
+        .is_empty());
     app.stop().await;
 }
 
@@ -524,11 +501,10 @@ async fn requests_that_are_not_data_value_sets_are_refused_whole(backend: Backen
         "{detail}"
     );
 
-    assert!(
-        series(&app, "EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
-            .await
-            .is_empty()
-    );
+    assert!(app
+        .series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
+        .await
+        .is_empty());
     app.stop().await;
 }
 

@@ -294,6 +294,54 @@ impl TestApp {
         }
     }
 
+    /// `(period, value)` of the latest revisions of a series.
+    pub async fn series(
+        &self,
+        indicator: &str,
+        unit: &str,
+        from: &str,
+        to: &str,
+    ) -> Vec<(String, f64)> {
+        let reply = self
+            .get(
+                &format!(
+                    "/api/v1/observations?indicator={indicator}&unit={unit}&from={from}&to={to}"
+                ),
+                &self.viewer,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["observations"]
+            .as_array()
+            .expect("observations")
+            .iter()
+            .map(|o| {
+                (
+                    o["period"].as_str().unwrap_or_default().to_owned(),
+                    o["value"].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+
+    /// Every revision of one observation; none when the period was never sent.
+    pub async fn revisions(&self, indicator: &str, unit: &str, period: &str) -> Vec<Value> {
+        let reply = self
+            .get(
+                &format!("/api/v1/observations/{indicator}/{unit}/{period}/revisions"),
+                &self.viewer,
+            )
+            .await;
+        match reply.status {
+            200 => reply.body["revisions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            404 => Vec::new(),
+            other => panic!("unexpected {other}: {reply:?}"),
+        }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.send(self.client.get(self.url(path)).bearer_auth(token))
             .await

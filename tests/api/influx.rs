@@ -39,34 +39,6 @@ async fn write(
     .await
 }
 
-/// `(period, value)` of the latest revisions of a series.
-async fn series(
-    app: &TestApp,
-    indicator: &str,
-    unit: &str,
-    from: &str,
-    to: &str,
-) -> Vec<(String, f64)> {
-    let reply = app
-        .get(
-            &format!("/api/v1/observations?indicator={indicator}&unit={unit}&from={from}&to={to}"),
-            &app.viewer,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
-    reply.body["observations"]
-        .as_array()
-        .expect("observations")
-        .iter()
-        .map(|o| {
-            (
-                o["period"].as_str().unwrap_or_default().to_owned(),
-                o["value"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect()
-}
-
 fn at(instant: &str, value: f64) -> (String, f64) {
     (instant.to_owned(), value)
 }
@@ -104,15 +76,18 @@ async fn points_are_stored_one_row_per_mapped_field_and_read_back(backend: Backe
     // A daily indicator keeps the point's instant; the escaped station name maps to its ward;
     // a point without the ward tag is the city's.
     assert_eq!(
-        series(&app, "AQI_DAILY", "P_SAI_GON", "2026-01-01", "2026-01-01").await,
+        app.series("AQI_DAILY", "P_SAI_GON", "2026-01-01", "2026-01-01")
+            .await,
         [at("2026-01-01T00:00:00Z", 87.0)]
     );
     assert_eq!(
-        series(&app, "AQI_DAILY", "P_BEN_THANH", "2026-01-01", "2026-01-01").await,
+        app.series("AQI_DAILY", "P_BEN_THANH", "2026-01-01", "2026-01-01")
+            .await,
         [at("2026-01-01T01:00:00Z", 102.0)]
     );
     assert_eq!(
-        series(&app, "AQI_DAILY", "HCM", "2026-01-01", "2026-01-01").await,
+        app.series("AQI_DAILY", "HCM", "2026-01-01", "2026-01-01")
+            .await,
         [at("2026-01-01T02:00:00Z", 64.0)]
     );
 
@@ -127,8 +102,7 @@ async fn points_are_stored_one_row_per_mapped_field_and_read_back(backend: Backe
     .await;
     assert_eq!(reply.status, 204, "{reply:?}");
     assert_eq!(
-        series(
-            &app,
+        app.series(
             "TRAFFIC_ACCIDENTS",
             "P_TAN_DINH",
             "2026-01-01",
@@ -138,18 +112,13 @@ async fn points_are_stored_one_row_per_mapped_field_and_read_back(backend: Backe
         [at("2026-01-01T00:00:00Z", 3.0)]
     );
     assert_eq!(
-        series(
-            &app,
-            "TRAFFIC_DEATHS",
-            "P_TAN_DINH",
-            "2026-01-01",
-            "2026-01-01"
-        )
-        .await,
+        app.series("TRAFFIC_DEATHS", "P_TAN_DINH", "2026-01-01", "2026-01-01")
+            .await,
         [at("2026-01-01T00:00:00Z", 1.0)]
     );
     assert_eq!(
-        series(&app, "TRAFFIC_ACCIDENTS", "HCM", "2026-01-01", "2026-01-01").await,
+        app.series("TRAFFIC_ACCIDENTS", "HCM", "2026-01-01", "2026-01-01")
+            .await,
         [at("2026-01-01T00:00:00Z", 12.0)]
     );
 
@@ -236,7 +205,8 @@ async fn every_precision_of_both_apis_lands_on_the_same_instant(backend: Backend
         .await;
     assert_eq!(basic.status, 204, "{basic:?}");
     assert_eq!(
-        series(&app, "AQI_DAILY", "P_TAN_DINH", "2026-01-02", "2026-01-02").await,
+        app.series("AQI_DAILY", "P_TAN_DINH", "2026-01-02", "2026-01-02")
+            .await,
         [at("2026-01-02T03:00:00Z", 33.0)]
     );
     app.stop().await;
@@ -265,7 +235,8 @@ async fn monthly_indicators_get_the_month_containing_the_point(backend: Backend)
         .await;
     assert_eq!(reply.status, 204, "{reply:?}");
     assert_eq!(
-        series(&app, "HOTEL_OCCUPANCY", "HCM", "2026-03", "2026-04").await,
+        app.series("HOTEL_OCCUPANCY", "HCM", "2026-03", "2026-04")
+            .await,
         [("2026-03".to_owned(), 64.25), ("2026-04".to_owned(), 71.5)]
     );
 
@@ -283,7 +254,8 @@ async fn monthly_indicators_get_the_month_containing_the_point(backend: Backend)
         .format("%Y-%m")
         .to_string();
     assert_eq!(
-        series(&app, "HOTEL_OCCUPANCY", "HCM", &this_month, &this_month).await,
+        app.series("HOTEL_OCCUPANCY", "HCM", &this_month, &this_month)
+            .await,
         [(this_month.clone(), 70.0)]
     );
     app.stop().await;
@@ -337,11 +309,13 @@ async fn rejected_lines_are_named_and_the_valid_ones_stored(backend: Backend) {
     }
     assert!(reply.body.get("error").is_none(), "{reply:?}");
     assert_eq!(
-        series(&app, "AQI_DAILY", "P_SAI_GON", "2026-01-02", "2026-01-02").await,
+        app.series("AQI_DAILY", "P_SAI_GON", "2026-01-02", "2026-01-02")
+            .await,
         [at("2026-01-02T00:00:00Z", 90.0)]
     );
     assert_eq!(
-        series(&app, "AQI_DAILY", "P_TAN_DINH", "2026-01-02", "2026-01-02").await,
+        app.series("AQI_DAILY", "P_TAN_DINH", "2026-01-02", "2026-01-02")
+            .await,
         [at("2026-01-02T00:00:00Z", 45.0)]
     );
 
@@ -469,12 +443,12 @@ async fn foreign_departments_bad_credentials_and_oversized_bodies_are_refused(ba
         "unsupported_media_type",
     );
 
-    assert!(
-        series(&app, "AQI_DAILY", "P_SAI_GON", "2026-01-01", "2026-12-31")
-            .await
-            .is_empty()
-    );
-    assert!(series(&app, "AQI_DAILY", "HCM", "2026-01-01", "2026-12-31")
+    assert!(app
+        .series("AQI_DAILY", "P_SAI_GON", "2026-01-01", "2026-12-31")
+        .await
+        .is_empty());
+    assert!(app
+        .series("AQI_DAILY", "HCM", "2026-01-01", "2026-12-31")
         .await
         .is_empty());
     app.stop().await;
@@ -555,7 +529,8 @@ async fn the_official_python_client_writes_points_that_land_as_observations(back
         ("X_CAN_GIO", 40.0),
     ] {
         assert_eq!(
-            series(&app, "AQI_DAILY", unit, "2026-01-05", "2026-01-05").await,
+            app.series("AQI_DAILY", unit, "2026-01-05", "2026-01-05")
+                .await,
             [at("2026-01-05T03:00:00Z", value)],
             "{unit}"
         );

@@ -10,23 +10,6 @@ fn row(indicator: &str, unit: &str, period: &str, value: Value) -> Value {
     json!({"indicator": indicator, "unit": unit, "period": period, "value": value})
 }
 
-async fn revisions(app: &TestApp, indicator: &str, unit: &str, period: &str) -> Vec<Value> {
-    let reply = app
-        .get(
-            &format!("/api/v1/observations/{indicator}/{unit}/{period}/revisions"),
-            &app.viewer,
-        )
-        .await;
-    match reply.status {
-        200 => reply.body["revisions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-        404 => Vec::new(),
-        other => panic!("unexpected {other}: {reply:?}"),
-    }
-}
-
 async fn round_trip_keeps_revisions_and_serves_the_latest(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -75,7 +58,7 @@ async fn round_trip_keeps_revisions_and_serves_the_latest(backend: Backend) {
     assert_eq!(observations[0]["revision_label"], "official");
     assert_eq!(observations[0]["period"], "2026-03");
 
-    let history = revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-03").await;
+    let history = app.revisions("EXPORT_TURNOVER", "HCM", "2026-03").await;
     let values: Vec<_> = history
         .iter()
         .map(|r| r["value"].as_f64().unwrap())
@@ -120,7 +103,7 @@ async fn a_retried_request_with_the_same_idempotency_key_stores_nothing_twice(ba
         "a retry answers exactly as the first time"
     );
     assert_eq!(
-        revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-04")
+        app.revisions("EXPORT_TURNOVER", "HCM", "2026-04")
             .await
             .len(),
         2
@@ -129,7 +112,8 @@ async fn a_retried_request_with_the_same_idempotency_key_stores_nothing_twice(ba
     let reused =
         send(json!({"observations": [row("EXPORT_TURNOVER", "HCM", "2026-05", json!(1.0))]})).await;
     assert_problem(&reused, 422, "idempotency_key_reused");
-    assert!(revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-05")
+    assert!(app
+        .revisions("EXPORT_TURNOVER", "HCM", "2026-05")
         .await
         .is_empty());
     app.stop().await;
@@ -189,11 +173,12 @@ async fn bad_rows_are_rejected_one_by_one_with_their_own_code(backend: Backend) 
             "{rejection}"
         );
     }
-    assert!(revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-02")
+    assert!(app
+        .revisions("EXPORT_TURNOVER", "HCM", "2026-02")
         .await
         .is_empty());
     assert_eq!(
-        revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-01")
+        app.revisions("EXPORT_TURNOVER", "HCM", "2026-01")
             .await
             .len(),
         1
@@ -248,7 +233,8 @@ async fn requests_that_cannot_be_read_are_refused_whole(backend: Backend) {
     let xml = post_raw("<observations/>".into(), "application/xml").await;
     assert_problem(&xml, 415, "unsupported_media_type");
 
-    assert!(revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-06")
+    assert!(app
+        .revisions("EXPORT_TURNOVER", "HCM", "2026-06")
         .await
         .is_empty());
     app.stop().await;
@@ -284,7 +270,8 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
         foreign.body["errors"][0]["pointer"],
         "/observations/1/indicator"
     );
-    assert!(revisions(&app, "NEW_ENTERPRISES", "HCM", "2026-07")
+    assert!(app
+        .revisions("NEW_ENTERPRISES", "HCM", "2026-07")
         .await
         .is_empty());
 
@@ -305,7 +292,8 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
     let revoked = app.post_observations(&app.customs, &body).await;
     assert_problem(&revoked, 401, "invalid_token");
 
-    assert!(revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-07")
+    assert!(app
+        .revisions("EXPORT_TURNOVER", "HCM", "2026-07")
         .await
         .is_empty());
     app.stop().await;
@@ -445,7 +433,7 @@ async fn a_withdrawn_value_leaves_the_reads_and_the_judgement(backend: Backend) 
         .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
         .await;
     assert_eq!(actual(status), Some(8100.0), "the engine forgot March");
-    let history = revisions(&app, "EXPORT_TURNOVER", "HCM", "2026-03").await;
+    let history = app.revisions("EXPORT_TURNOVER", "HCM", "2026-03").await;
     let values: Vec<_> = history.iter().map(|r| r["value"].clone()).collect();
     assert_eq!(values, vec![json!(4200.0), Value::Null]);
     app.stop().await;

@@ -67,23 +67,6 @@ async fn latest(
         .collect()
 }
 
-async fn revisions(app: &TestApp, indicator: &str, unit: &str, period: &str) -> Vec<Value> {
-    let reply = app
-        .get(
-            &format!("/api/v1/observations/{indicator}/{unit}/{period}/revisions"),
-            &app.viewer,
-        )
-        .await;
-    match reply.status {
-        200 => reply.body["revisions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-        404 => Vec::new(),
-        other => panic!("unexpected {other}: {reply:?}"),
-    }
-}
-
 fn rejected_codes(reply: &Reply) -> Vec<(u64, String)> {
     reply.body["rejected"]
         .as_array()
@@ -147,7 +130,7 @@ async fn an_sdmx_csv_file_is_stored_with_its_labels_and_revised_by_replace(backe
         dataflow,VN_HCMSO:DF_KTXH(1.0),R,CPI_YOY,VN-SG,2026-M02,3.41,A\n";
     let replaced = push(&app, &statistics, SDMX_CSV, official).await;
     assert_eq!(replaced.body["accepted"], 1, "{replaced:?}");
-    let history = revisions(&app, "CPI_GROWTH", "HCM", "2026-02").await;
+    let history = app.revisions("CPI_GROWTH", "HCM", "2026-02").await;
     let values: Vec<(f64, &str)> = history
         .iter()
         .map(|r| {
@@ -349,11 +332,11 @@ async fn malformed_sdmx_rows_are_rejected_one_by_one(backend: Backend) {
         messages[5]
     );
 
-    let june = revisions(&app, "BUDGET_REVENUE", "HCM", "2026-06").await;
+    let june = app.revisions("BUDGET_REVENUE", "HCM", "2026-06").await;
     assert_eq!(june.len(), 1, "{june:?}");
     assert_eq!(june[0]["value"], 46000.75);
     assert_eq!(
-        revisions(&app, "BUDGET_REVENUE", "HCM", "2026-05")
+        app.revisions("BUDGET_REVENUE", "HCM", "2026-05")
             .await
             .len(),
         1
@@ -427,10 +410,12 @@ async fn unreadable_sdmx_messages_are_refused_whole(backend: Backend) {
             "{content_type}"
         );
     }
-    assert!(revisions(&app, "CPI_GROWTH", "HCM", "2026-01")
+    assert!(app
+        .revisions("CPI_GROWTH", "HCM", "2026-01")
         .await
         .is_empty());
-    assert!(revisions(&app, "CPI_GROWTH", "HCM", "2026-05")
+    assert!(app
+        .revisions("CPI_GROWTH", "HCM", "2026-05")
         .await
         .is_empty());
     app.stop().await;
@@ -452,10 +437,12 @@ async fn a_foreign_departments_dataflow_is_refused_and_nothing_stored(backend: B
     assert_problem(&json, 403, "foreign_indicators");
     let viewer = push(&app, &app.viewer, SDMX_CSV, fixture("statistics-ktxh.csv")).await;
     assert_problem(&viewer, 403, "forbidden");
-    assert!(revisions(&app, "CPI_GROWTH", "HCM", "2026-01")
+    assert!(app
+        .revisions("CPI_GROWTH", "HCM", "2026-01")
         .await
         .is_empty());
-    assert!(revisions(&app, "BUDGET_REVENUE", "HCM", "2026-07")
+    assert!(app
+        .revisions("BUDGET_REVENUE", "HCM", "2026-07")
         .await
         .is_empty());
     app.stop().await;
@@ -491,7 +478,7 @@ async fn a_delete_withdraws_the_value_as_a_last_revision(backend: Backend) {
     assert!(latest(&app, "BUDGET_REVENUE", "HCM", "2026-04", "2026-04")
         .await
         .is_empty());
-    let history = revisions(&app, "BUDGET_REVENUE", "HCM", "2026-04").await;
+    let history = app.revisions("BUDGET_REVENUE", "HCM", "2026-04").await;
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0]["value"], 44780.2);
     assert!(history[1]["value"].is_null(), "{history:?}");
@@ -527,7 +514,7 @@ async fn a_delete_withdraws_the_value_as_a_last_revision(backend: Backend) {
     assert!(latest(&app, "IIP_GROWTH", "HCM", "2026-07", "2026-07")
         .await
         .is_empty());
-    let history = revisions(&app, "IIP_GROWTH", "HCM", "2026-07").await;
+    let history = app.revisions("IIP_GROWTH", "HCM", "2026-07").await;
     assert!(
         history.last().is_some_and(|r| r["value"].is_null()),
         "{history:?}"
