@@ -57,6 +57,11 @@ pub enum ApiError {
     TooManyTickets,
     #[error("the store is not reachable")]
     Unavailable,
+    #[error(
+        "the database holds {applied} of this build's {expected} migrations; \
+         run this version's `ktxh serve` or `ktxh migrate` against it"
+    )]
+    MigrationsMissing { applied: usize, expected: usize },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -79,7 +84,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::MigrationsMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +108,7 @@ impl ApiError {
             Self::NotWebsocket(_) => "not_websocket",
             Self::TooManyTickets => "too_many_tickets",
             Self::Unavailable => "unavailable",
+            Self::MigrationsMissing { .. } => "migrations_missing",
             Self::Internal(_) => "internal",
         }
     }
@@ -121,7 +127,7 @@ impl ApiError {
             Self::ForeignOrigin(_) => "Foreign origin",
             Self::NotWebsocket(_) => "Not a websocket request",
             Self::TooManyTickets => "Too many tickets",
-            Self::Unavailable => "Service unavailable",
+            Self::Unavailable | Self::MigrationsMissing { .. } => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
     }

@@ -14,16 +14,30 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers; migrations ran before the listener was bound.
+/// Ready when the store answers and holds every migration of this build as written. Start-up
+/// migrates before binding the listener, but the database may since have been restored from an
+/// older backup or migrated by another version sharing it.
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    Ok(Json(
-        json!({"status": "ready", "backend": state.store.backend()}),
-    ))
+    let migrations = state.store.migrations().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+        ApiError::Unavailable
+    })?;
+    if !migrations.complete() {
+        tracing::warn!(
+            applied = migrations.applied,
+            expected = migrations.expected,
+            "readiness: the database lacks migrations of this build"
+        );
+        return Err(ApiError::MigrationsMissing {
+            applied: migrations.applied,
+            expected: migrations.expected,
+        });
+    }
+    Ok(Json(json!({
+        "status": "ready",
+        "backend": state.store.backend(),
+        "migrations": migrations,
+    })))
 }
 
 pub async fn metrics() -> Result<impl IntoResponse, ApiError> {

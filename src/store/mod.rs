@@ -52,6 +52,59 @@ impl Backend {
     }
 }
 
+pub(crate) const RECORDED_MIGRATIONS: &str =
+    "SELECT version, success, checksum FROM _sqlx_migrations";
+
+/// This build's migrations against those recorded in the database's `_sqlx_migrations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MigrationState {
+    /// This build's migrations recorded as successful with the same checksum.
+    pub applied: usize,
+    /// This build's migrations.
+    pub expected: usize,
+}
+
+impl MigrationState {
+    /// A migration that failed half-way, was edited after it ran or has not run yet leaves the
+    /// schema other than this build expects.
+    pub fn complete(self) -> bool {
+        self.applied == self.expected
+    }
+
+    /// `recorded` is the answer to [`RECORDED_MIGRATIONS`]; a database never migrated has no
+    /// such table, which counts as no migration applied.
+    pub(crate) fn from_recorded(
+        migrator: &sqlx::migrate::Migrator,
+        recorded: Result<Vec<(i64, bool, Vec<u8>)>, sqlx::Error>,
+    ) -> StoreResult<Self> {
+        let recorded = match recorded {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Self::compare(migrator, &recorded))
+    }
+
+    fn compare(migrator: &sqlx::migrate::Migrator, recorded: &[(i64, bool, Vec<u8>)]) -> Self {
+        let expected: Vec<_> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        let applied = expected
+            .iter()
+            .filter(|m| {
+                recorded.iter().any(|(version, success, checksum)| {
+                    *version == m.version && *success && checksum[..] == m.checksum[..]
+                })
+            })
+            .count();
+        Self {
+            applied,
+            expected: expected.len(),
+        }
+    }
+}
+
 /// One row the caller refused before it reached the store; kept in idempotent receipts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
@@ -162,6 +215,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// How many of this build's migrations the database holds, applied as written.
+    async fn migrations(&self) -> StoreResult<MigrationState>;
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
     async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;

@@ -12,8 +12,9 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::plan::{self, Aggregate, Key, Latest, Planned};
 use super::{
-    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, ObservationQuery,
-    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch, WriteOutcome,
+    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, MigrationState,
+    ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch,
+    WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
@@ -36,6 +37,9 @@ fn copy_escape(raw: &str) -> String {
     }
     out
 }
+
+/// The schema this build expects, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Serialises observation writers across every instance sharing the database, so two batches
 /// never race for the same next revision number.
@@ -412,9 +416,7 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        MIGRATOR.run(&self.pool).await?;
         let timescale = self.detect_timescale().await?;
         self.timescale.store(timescale, Ordering::Relaxed);
         Ok(())
@@ -423,6 +425,13 @@ impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn migrations(&self) -> StoreResult<MigrationState> {
+        let recorded = sqlx::query_as(RECORDED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await;
+        MigrationState::from_recorded(&MIGRATOR, recorded)
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {

@@ -15,12 +15,16 @@ use tokio::sync::Mutex;
 
 use super::plan::{self, Aggregate, Key, Latest};
 use super::{
-    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, ObservationQuery,
-    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch, WriteOutcome,
+    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, MigrationState,
+    ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch,
+    WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::{Code, StoredObservation, Target, TargetValue};
+
+/// The schema this build expects, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// SQLite allows 32,766 bound parameters per statement; chunks stay well below.
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -227,13 +231,20 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn migrations(&self) -> StoreResult<MigrationState> {
+        let recorded = sqlx::query_as(RECORDED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await;
+        MigrationState::from_recorded(&MIGRATOR, recorded)
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {

@@ -357,6 +357,11 @@ impl TestApp {
         .await
     }
 
+    /// The URL of the server's database, for what a test does to it behind the server's back.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// Stops the server but keeps its database, as a service that is shut down for a while.
     pub async fn pause(self) -> PausedApp {
         self.shutdown.cancel();
@@ -377,6 +382,21 @@ impl TestApp {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.db.cleanup().await;
+    }
+}
+
+/// Runs one statement on the database at `url`, SQLite or PostgreSQL, outside any server.
+pub async fn execute_sql(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("open SQLite");
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+        pool.close().await;
     }
 }
 

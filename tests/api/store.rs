@@ -7,7 +7,7 @@ use ktxh::store::{
     self, Aggregate, Bucket, ObservationQuery, TargetChange, WriteBatch, WriteOutcome,
 };
 
-use crate::helpers::{open_store, Backend, TestDb};
+use crate::helpers::{assert_problem, execute_sql, open_store, spawn_app, Backend, TestDb};
 use crate::on_every_backend;
 
 const HCM: Tz = chrono_tz::Asia::Ho_Chi_Minh;
@@ -385,7 +385,60 @@ async fn a_retraction_empties_the_period_and_keeps_its_history(backend: Backend)
     db.cleanup().await;
 }
 
+/// Forgets the newest migration, as a database restored from a backup taken before it ran.
+const FORGET_NEWEST_MIGRATION: &str =
+    "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)";
+
+async fn the_store_counts_the_migrations_it_holds(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let state = store.migrations().await.unwrap();
+    assert!(state.complete(), "{state:?}");
+    assert!(state.expected >= 3, "{state:?}");
+
+    // A migration edited after it ran does not count…
+    execute_sql(
+        &db.url,
+        "UPDATE _sqlx_migrations SET checksum = checksum || checksum WHERE version = \
+         (SELECT MIN(version) FROM _sqlx_migrations)",
+    )
+    .await;
+    let state = store.migrations().await.unwrap();
+    assert_eq!(state.applied + 1, state.expected, "{state:?}");
+    assert!(!state.complete());
+
+    // …nor one the database has no record of.
+    execute_sql(&db.url, FORGET_NEWEST_MIGRATION).await;
+    let state = store.migrations().await.unwrap();
+    assert_eq!(state.applied + 2, state.expected, "{state:?}");
+    db.cleanup().await;
+}
+
+async fn readiness_needs_every_migration_of_the_build(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let ready = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let migrations = &ready.body["migrations"];
+    assert_eq!(migrations["applied"], migrations["expected"], "{ready:?}");
+
+    execute_sql(app.database_url(), FORGET_NEWEST_MIGRATION).await;
+    let unready = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_problem(&unready, 503, "migrations_missing");
+    let detail = unready.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("ktxh migrate"), "{unready:?}");
+    // Alive all the same: restarting would not help, migrating would.
+    let alive = app.send(app.client.get(app.url("/healthz"))).await;
+    assert_eq!(alive.status, 200, "{alive:?}");
+    app.stop().await;
+}
+
 on_every_backend!(
+    the_store_counts_the_migrations_it_holds,
+    readiness_needs_every_migration_of_the_build,
     a_retraction_empties_the_period_and_keeps_its_history,
     the_backend_is_detected_from_the_url_and_the_server,
     revisions_are_kept_and_as_of_reads_what_was_known_then,
