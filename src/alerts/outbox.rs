@@ -19,13 +19,8 @@ use super::routing::{AlertingConfig, Destination};
 use crate::metrics::{self, DeliveryOutcome, OutboxStage};
 use crate::store::{DynStore, StoreResult};
 
-/// How often the delivery backlog is measured: it reads every pending notification, which a
-/// scrape interval apart is plenty.
+/// How often the delivery backlog is measured: a scrape interval apart is plenty.
 const BACKLOG_REFRESH: Duration = Duration::from_secs(15);
-
-/// Pending notifications read to measure the backlog; beyond this the gauge stays at the cap
-/// (an outage already well past any alert threshold).
-const BACKLOG_READ_LIMIT: i64 = 1_000;
 
 /// Why a delivery failed, and whether trying again could help.
 #[derive(Debug, Clone)]
@@ -88,15 +83,12 @@ impl Outbox {
     /// Measures the notifications waiting for delivery (due or waiting for a retry): how many,
     /// and the age of the oldest.
     pub async fn measure_delivery_backlog(&self, now: DateTime<Utc>) -> StoreResult<()> {
-        // Every pending notification, whenever its next attempt: retries are at most
-        // `backoff_max_seconds` away, a century covers any configuration.
-        let horizon = after(now, Duration::from_secs(100 * 365 * 86_400));
-        let pending = self
-            .store
-            .due_notifications(horizon, BACKLOG_READ_LIMIT)
-            .await?;
-        let oldest = pending.iter().map(|n| n.created_at).min();
-        metrics::outbox_backlog(OutboxStage::Delivery, pending.len(), age(oldest, now));
+        let (pending, oldest) = self.store.notification_backlog().await?;
+        metrics::outbox_backlog(
+            OutboxStage::Delivery,
+            usize::try_from(pending).unwrap_or(usize::MAX),
+            age(oldest, now),
+        );
         Ok(())
     }
 

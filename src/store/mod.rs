@@ -290,6 +290,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>>;
+    /// Notifications not yet delivered nor given up, whenever their next attempt: how many, and
+    /// when the oldest was queued.
+    async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
     /// Logs one delivery attempt and updates the notification: delivered on success, retried
     /// at `retry_at`, or failed for good when `retry_at` is `None`.
     async fn record_attempt(

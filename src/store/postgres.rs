@@ -868,6 +868,15 @@ impl Store for PgStore {
         rows.iter().map(notification_from).collect()
     }
 
+    async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM notifications WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count.try_into().unwrap_or(0), oldest))
+    }
+
     async fn record_attempt(
         &self,
         id: i64,

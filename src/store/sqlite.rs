@@ -675,6 +675,15 @@ impl Store for SqliteStore {
         rows.iter().map(notification_from).collect()
     }
 
+    async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM notifications WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count.try_into().unwrap_or(0), oldest.map(from_micros)))
+    }
+
     async fn record_attempt(
         &self,
         id: i64,

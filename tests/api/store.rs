@@ -436,7 +436,61 @@ async fn readiness_needs_every_migration_of_the_build(backend: Backend) {
     app.stop().await;
 }
 
+async fn the_notification_backlog_counts_what_is_still_to_deliver(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    assert_eq!(store.notification_backlog().await.unwrap(), (0, None));
+
+    let start = Utc::now() - Duration::hours(1);
+    let mut ids = Vec::new();
+    for minute in 0..4 {
+        let at = start + Duration::minutes(minute);
+        let id = store
+            .dispatch(
+                "ops",
+                &format!("g{minute}"),
+                &serde_json::json!({}),
+                &[],
+                at,
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let later = start + Duration::minutes(30);
+    // Delivered, given up, and waiting for a retry far ahead: only the first two leave.
+    store
+        .record_attempt(ids[0], later, None, None)
+        .await
+        .unwrap();
+    store
+        .record_attempt(ids[1], later, Some("410 Gone"), None)
+        .await
+        .unwrap();
+    store
+        .record_attempt(
+            ids[2],
+            later,
+            Some("timeout"),
+            Some(later + Duration::days(3)),
+        )
+        .await
+        .unwrap();
+
+    let (pending, oldest) = store.notification_backlog().await.unwrap();
+    assert_eq!(pending, 2);
+    let oldest = oldest.expect("the oldest pending notification");
+    assert_eq!(
+        oldest.timestamp_micros(),
+        (start + Duration::minutes(2)).timestamp_micros()
+    );
+    db.cleanup().await;
+}
+
 on_every_backend!(
+    the_notification_backlog_counts_what_is_still_to_deliver,
     the_store_counts_the_migrations_it_holds,
     readiness_needs_every_migration_of_the_build,
     a_retraction_empties_the_period_and_keeps_its_history,
