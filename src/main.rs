@@ -11,6 +11,7 @@ use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App, Options};
 use ktxh::auth::{self, Role, TokenRecord};
 use ktxh::collectors::import::{self, ImportOptions};
+use ktxh::collectors::FeedHealthRegistry;
 use ktxh::config::{load_catalogue, Settings};
 use ktxh::domain::Code;
 use ktxh::ingest::csv::Decimal;
@@ -214,6 +215,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = Settings::load(&cli.config, std::env::vars())?;
             let catalogue = load_catalogue(&cli.config)?;
+            // What start-up checks of the collectors before it binds anything.
+            FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?;
             let alerting = AlertingConfig::load(&cli.config)?;
             let receivers = Receivers::build(&alerting.receiver)?;
             let problems =
@@ -225,13 +228,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{} problem(s) in the report schedules", problems.len());
             }
             println!(
-                "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} alert receivers; zone {}",
+                "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} collectors, {} alert receivers; zone {}",
                 cli.config.display(),
                 catalogue.groups.len(),
                 catalogue.indicators.len(),
                 catalogue.units.len(),
                 catalogue.departments.len(),
                 catalogue.targets.len(),
+                settings.feeds.pull.len() + settings.feeds.mqtt.len() + settings.feeds.nats.len(),
                 alerting.receiver.len(),
                 settings.city.timezone,
             );

@@ -152,6 +152,23 @@ fn an_unknown_unit_parent_and_a_second_root_are_refused() {
 }
 
 #[test]
+fn a_collector_of_an_unknown_department_is_refused() {
+    let out = broken(|dir| {
+        let file = dir.join("feeds.toml");
+        let mut content = std::fs::read_to_string(&file).unwrap();
+        content.push_str(
+            "\n[[pull]]\nname = \"trade\"\nurl = \"http://127.0.0.1:9/trade.csv\"\n\
+             format = \"csv\"\ndepartment = \"NOWHERE\"\nevery = \"15m\"\n",
+        );
+        std::fs::write(file, content).unwrap();
+    });
+    assert!(
+        out.contains("feed `trade` belongs to `NOWHERE`, which is not a department"),
+        "{out}"
+    );
+}
+
+#[test]
 fn tokens_are_created_listed_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
