@@ -71,6 +71,13 @@ enum Command {
     Import(ImportArgs),
     /// Write the period report: every target judged as known at the period's cut-off.
     Report(ReportArgs),
+    /// Copy the database to FILE while the service runs: SQLite with VACUUM INTO, PostgreSQL
+    /// and TimescaleDB with pg_dump's custom format (pg_restore brings it back).
+    Backup {
+        /// Where to write; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -244,6 +251,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
         Command::Import(args) => import_command(&cli.config, &cli.database_url, args).await,
         Command::Report(args) => report_command(&cli.config, &cli.database_url, args).await,
+        Command::Backup { output } => {
+            let backup = ktxh::store::backup::backup(&cli.database_url, &output).await?;
+            println!(
+                "backed up the {} database to {} ({} bytes)",
+                backup.backend.as_str(),
+                backup.path.display(),
+                backup.bytes
+            );
+            println!("{}", backup.restore_hint());
+            Ok(())
+        }
     }
 }
 

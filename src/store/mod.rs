@@ -1,6 +1,7 @@
 //! Storage behind one trait. The URL picks the backend: `sqlite://…` (embedded default) or
 //! `postgres://…` (TimescaleDB detected at run time, plain PostgreSQL otherwise).
 
+pub mod backup;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
