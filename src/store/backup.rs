@@ -97,12 +97,13 @@ pub async fn backup(url: &str, output: &Path) -> Result<Backup, BackupError> {
     } else {
         return Err(BackupError::UnsupportedUrl(redact_url(url)));
     };
-    let bytes = std::fs::metadata(output)
-        .map(|m| m.len())
-        .map_err(|e| BackupError::Unreadable {
-            path: output.to_owned(),
-            detail: e.to_string(),
-        })?;
+    let bytes =
+        std::fs::metadata(output)
+            .map(|m| m.len())
+            .map_err(|e| BackupError::Unreadable {
+                path: output.to_owned(),
+                detail: e.to_string(),
+            })?;
     Ok(Backup {
         backend,
         path: output.to_owned(),

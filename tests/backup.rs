@@ -1,0 +1,298 @@
+//! `ktxh backup` and the README's restore steps, on SQLite, PostgreSQL and TimescaleDB: what
+//! is restored holds every revision the original held, and the restored database is one this
+//! build can serve (every migration recorded, the hypertable still a hypertable).
+//!
+//! PostgreSQL and TimescaleDB come from `KTXH_TEST_POSTGRES_URL` and `KTXH_TEST_TIMESCALE_URL`
+//! (scripts/test.sh); without them those tests are skipped, unless
+//! `KTXH_TEST_REQUIRE_ALL_BACKENDS=1`, which makes them fail instead.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sqlx::{Connection, Row};
+
+fn ktxh(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
+    command
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .arg("--database-url")
+        .arg(database_url);
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("the command starts");
+    assert!(output.status.success(), "{command:?}: {}", text(&output));
+    text(&output)
+}
+
+/// Two revisions of one period, a retraction and a ward's figure: what a backup must keep.
+fn fill(database_url: &str, dir: &Path) {
+    run(ktxh(database_url).arg("migrate"));
+    let first = dir.join("first.csv");
+    std::fs::write(
+        &first,
+        "indicator,unit,period,value\n\
+         EXPORT_TURNOVER,HCM,2026-03,4120.5\n\
+         FIRES,HCM,2026-03-01,3\n\
+         FIRES,P_SAI_GON,2026-03-01,1\n",
+    )
+    .unwrap();
+    run(ktxh(database_url)
+        .args(["import", "--format", "csv"])
+        .arg(&first));
+    let revised = dir.join("revised.json");
+    std::fs::write(
+        &revised,
+        r#"{"observations": [
+            {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-03", "value": 4133.0},
+            {"indicator": "FIRES", "unit": "P_SAI_GON", "period": "2026-03-01", "retract": true}
+        ]}"#,
+    )
+    .unwrap();
+    run(ktxh(database_url)
+        .args(["import", "--format", "json"])
+        .arg(&revised));
+}
+
+type Revision = (String, String, String, i64, Option<f64>);
+
+const REVISIONS: &str = "SELECT indicator, unit, period, revision, value FROM observations \
+                         ORDER BY indicator, unit, period, revision";
+
+async fn revisions_sqlite(path: &Path) -> Vec<Revision> {
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the SQLite database");
+    let rows = sqlx::query(REVISIONS)
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+        .collect()
+}
+
+async fn revisions_postgres(url: &str) -> Vec<Revision> {
+    let mut connection = sqlx::PgConnection::connect(url).await.expect("connect");
+    let rows = sqlx::query(REVISIONS)
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                i64::from(row.get::<i32, _>(3)),
+                row.get(4),
+            )
+        })
+        .collect()
+}
+
+fn assert_kept(revisions: &[Revision]) {
+    assert_eq!(revisions.len(), 5, "{revisions:?}");
+    let retracted = revisions
+        .iter()
+        .filter(|(indicator, unit, _, revision, value)| {
+            indicator == "FIRES" && unit == "P_SAI_GON" && *revision == 2 && value.is_none()
+        })
+        .count();
+    assert_eq!(retracted, 1, "the retraction is kept: {revisions:?}");
+}
+
+#[tokio::test]
+async fn sqlite_backup_restores_every_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("ktxh.db");
+    let url = format!("sqlite://{}", database.display());
+    fill(&url, dir.path());
+
+    let copy = dir.path().join("backup").join("ktxh-2026-11-24.db");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    let said = run(ktxh(&url).arg("backup").arg("--output").arg(&copy));
+    assert!(said.contains("backed up the sqlite database"), "{said}");
+    assert!(said.contains("restore:"), "{said}");
+
+    // Never over an existing file, which stays as it was.
+    let before = std::fs::read(&copy).unwrap();
+    let refused = ktxh(&url)
+        .arg("backup")
+        .arg("--output")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("already exists"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+
+    // The README's restore: the copy in place of the database file.
+    let original = revisions_sqlite(&database).await;
+    assert_kept(&original);
+    let restored = dir.path().join("restored.db");
+    std::fs::copy(&copy, &restored).unwrap();
+    assert_eq!(revisions_sqlite(&restored).await, original);
+    let restored_url = format!("sqlite://{}", restored.display());
+    let migrated = run(ktxh(&restored_url).arg("migrate"));
+    assert!(migrated.contains("migrations applied"), "{migrated}");
+    assert_eq!(revisions_sqlite(&restored).await, original);
+
+    // Nothing to back up is said plainly, and creates no empty database either.
+    let missing = dir.path().join("missing.db");
+    let refused = ktxh(&format!("sqlite://{}", missing.display()))
+        .arg("backup")
+        .arg("--output")
+        .arg(dir.path().join("x.db"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("nothing to back up"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!missing.exists());
+}
+
+/// A database of its own on the server at `admin`, dropped when the test ends.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin: &str, name: &str) -> Self {
+        let mut connection = sqlx::PgConnection::connect(admin).await.expect("connect");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        Self {
+            admin: admin.to_owned(),
+            name: name.to_owned(),
+            url: format!("{base}/{name}"),
+        }
+    }
+
+    async fn drop(self) {
+        if let Ok(mut connection) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut connection)
+            .await;
+        }
+    }
+}
+
+fn admin_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
+            panic!("{var} is not set and every backend is required (run scripts/test.sh)")
+        }
+        Err(_) => {
+            eprintln!("skipped: {var} is not set");
+            None
+        }
+    }
+}
+
+/// Backs up, restores into a new database as the README says, and compares.
+async fn postgres_round_trip(var: &str, timescale: bool) {
+    let Some(admin) = admin_url(var) else {
+        return;
+    };
+    let suffix = format!(
+        "{}_{}",
+        if timescale { "tsdb" } else { "pg" },
+        std::process::id()
+    );
+    let original = PgDatabase::create(&admin, &format!("ktxh_backup_{suffix}")).await;
+    let restored = PgDatabase::create(&admin, &format!("ktxh_restored_{suffix}")).await;
+    let dir = tempfile::tempdir().unwrap();
+    fill(&original.url, dir.path());
+
+    let dump = dir.path().join("ktxh.dump");
+    let said = run(ktxh(&original.url).arg("backup").arg("--output").arg(&dump));
+    let backend = if timescale { "timescaledb" } else { "postgres" };
+    assert!(
+        said.contains(&format!("backed up the {backend} database")),
+        "{said}"
+    );
+
+    if timescale {
+        assert!(said.contains("timescaledb_pre_restore"), "{said}");
+        run(Command::new("psql")
+            .arg(&restored.url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q"])
+            .args(["-c", "CREATE EXTENSION timescaledb"])
+            .args(["-c", "SELECT timescaledb_pre_restore()"]));
+    }
+    run(Command::new("pg_restore")
+        .args(["--no-owner", "--dbname"])
+        .arg(&restored.url)
+        .arg(&dump));
+    if timescale {
+        run(Command::new("psql")
+            .arg(&restored.url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q"])
+            .args(["-c", "SELECT timescaledb_post_restore()"]));
+    }
+
+    let before = revisions_postgres(&original.url).await;
+    assert_kept(&before);
+    assert_eq!(revisions_postgres(&restored.url).await, before);
+    // The restored database is one this build serves: nothing left to migrate...
+    let migrated = run(ktxh(&restored.url).arg("migrate"));
+    assert!(migrated.contains(&format!("({backend})")), "{migrated}");
+    assert_eq!(revisions_postgres(&restored.url).await, before);
+    // ...and a TimescaleDB restore keeps its hypertable.
+    if timescale {
+        let mut connection = sqlx::PgConnection::connect(&restored.url).await.unwrap();
+        let hypertables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.hypertables \
+             WHERE hypertable_name = 'observations'",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        assert_eq!(hypertables, 1);
+    }
+    original.drop().await;
+    restored.drop().await;
+}
+
+#[tokio::test]
+async fn postgres_backup_restores_every_revision() {
+    postgres_round_trip("KTXH_TEST_POSTGRES_URL", false).await;
+}
+
+#[tokio::test]
+async fn timescale_backup_restores_every_revision() {
+    postgres_round_trip("KTXH_TEST_TIMESCALE_URL", true).await;
+}
