@@ -11,17 +11,11 @@ use std::process::{Command, Output};
 
 use sqlx::{Connection, Row};
 
-fn ktxh(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
-    command
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-        .arg("--database-url")
-        .arg(database_url);
-    command
-}
+// Shared by the test binaries that run `ktxh`, each using its part.
+#[allow(dead_code)]
+#[path = "support/cli.rs"]
+mod cli;
+use cli::ktxh;
 
 fn text(output: &Output) -> String {
     format!(

@@ -5,6 +5,8 @@
 //! npm packages of `tests/browser/`). Without it the test is skipped, unless
 //! `KTXH_TEST_REQUIRE_ALL_BACKENDS` is set, in which case a missing browser is a failure.
 
+// Shared by the test binaries that run `ktxh`, each using its part.
+#[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
 use std::io::{BufRead, BufReader, Read};

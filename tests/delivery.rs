@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
+// Shared by the test binaries that run `ktxh`, each using its part.
+#[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
 

@@ -4,26 +4,21 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ktxh::config::load_catalogue;
 use ktxh::domain::{Catalogue, Periodicity};
 
+// Shared by the test binaries that run `ktxh`, each using its part.
+#[allow(dead_code)]
+#[path = "support/cli.rs"]
+mod cli;
+use cli::ktxh;
+
 fn repo_config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
-}
-
-fn ktxh(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
-    command
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .arg("--config")
-        .arg(repo_config())
-        .args(["--database-url", database_url]);
-    command
 }
 
 fn sqlite_url(path: &Path) -> String {
