@@ -5,19 +5,14 @@
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use ktxh::collectors::stream::{MqttFeed, NatsFeed};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::live::{connect, next_json, Socket};
 use crate::pull::{eventually, feed_health, has_sample, metrics, unique};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -80,37 +75,6 @@ impl Broker {
     }
 }
 
-async fn connect(app: &TestApp) -> Socket {
-    let mut request = format!("ws://{}/ws", app.addr)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {}", app.viewer)).expect("header"),
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket opens");
-    socket
-}
-
-/// The next JSON message other than a heartbeat.
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            if value["type"] != "heartbeat" {
-                return value;
-            }
-        }
-    }
-}
-
 /// Reads deltas until one matches `wanted`, skipping the others.
 async fn delta_where(socket: &mut Socket, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -157,7 +121,7 @@ async fn check_stream_feed(app: &TestApp, name: &str, broker: &Broker) {
     assert_eq!(health["state"], "ok", "{health}");
     assert_eq!(health["department"], "CUSTOMS", "{health}");
 
-    let mut socket = connect(app).await;
+    let mut socket = connect(app, &app.viewer).await;
     assert_eq!(next_json(&mut socket).await["type"], "welcome");
     socket
         .send(Message::text(
