@@ -91,11 +91,7 @@ impl Format {
     /// Parses a whole body.
     pub fn parse(self, body: &[u8], feeds: &FeedsConfig) -> Result<Vec<RawRow>, FormatError> {
         match self {
-            Self::Json => json::parse(body).map_err(|e| FormatError {
-                pointer: e.pointer,
-                message: e.message,
-                syntax: e.syntax,
-            }),
+            Self::Json => json::parse(body),
             Self::Csv(decimal) => csv_format::parse(body, decimal)
                 .map_err(|e| FormatError::shape("body", e.to_string())),
             Self::SdmxCsv => sdmx::parse_csv(body, &feeds.sdmx),

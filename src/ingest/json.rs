@@ -1,43 +1,48 @@
 //! The native JSON push format: `{"observations": [{"indicator", "unit", "period" | "ts",
 //! "value", "revision"?, "source"?, "retract"?}]}`.
 
+use std::marker::PhantomData;
+
+use serde::de::DeserializeSeed;
 use serde::Deserialize;
 
-use super::RawRow;
+use super::{FormatError, RawRow};
 
 #[derive(Debug, Deserialize)]
 struct Body {
     observations: Vec<RawRow>,
 }
 
-/// A body that is not the expected JSON, located by a JSON pointer to the offending field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct JsonBodyError {
-    pub pointer: String,
-    pub message: String,
-    /// True when the text is not JSON at all; false when it is JSON of the wrong shape.
-    pub syntax: bool,
+pub fn parse(body: &[u8]) -> Result<Vec<RawRow>, FormatError> {
+    from_slice::<Body>(body).map(|body| body.observations)
 }
 
-pub fn parse(body: &[u8]) -> Result<Vec<RawRow>, JsonBodyError> {
+/// Reads one JSON document as `T`; see [`from_slice_seed`].
+pub fn from_slice<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, FormatError> {
+    from_slice_seed(body, PhantomData::<T>)
+}
+
+/// Reads one JSON document with `seed`. A failure names where it happened as a JSON pointer
+/// and says whether the text is not JSON at all or JSON of the wrong shape; anything after the
+/// document is refused.
+pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
+    body: &'de [u8],
+    seed: S,
+) -> Result<S::Value, FormatError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed: Result<Body, _> = serde_path_to_error::deserialize(&mut deserializer);
-    let body = parsed.map_err(|e| {
-        let pointer = json_pointer(e.path());
-        let inner = e.into_inner();
-        JsonBodyError {
-            pointer,
-            syntax: !inner.is_data(),
-            message: inner.to_string(),
-        }
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
+    let value = seed.deserialize(tracked).map_err(|e| FormatError {
+        pointer: json_pointer(&track.path()),
+        syntax: !e.is_data(),
+        message: e.to_string(),
     })?;
-    deserializer.end().map_err(|e| JsonBodyError {
+    deserializer.end().map_err(|e| FormatError {
         pointer: String::new(),
         message: e.to_string(),
         syntax: true,
     })?;
-    Ok(body.observations)
+    Ok(value)
 }
 
 /// `observations[3].value` → `/observations/3/value` (RFC 6901).

@@ -14,7 +14,7 @@ use super::{
     ImportOptions, ImportStrategy, Mapper,
 };
 use crate::ingest::format::FormatError;
-use crate::ingest::json::json_pointer;
+use crate::ingest::json::from_slice_seed;
 
 /// One data value as DHIS2 writes it; fields this service has no use for (`comment`,
 /// `followup`, `created`, `lastUpdated`, `attributeOptionCombo`) are skipped.
@@ -204,22 +204,7 @@ pub fn parse_json_with(
     query: &ImportOptions,
     limit: usize,
 ) -> Result<Dhis2Batch, Dhis2BodyError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let mut track = serde_path_to_error::Track::new();
-    let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
-    let set = SetSeed { limit }.deserialize(tracked).map_err(|e| {
-        let pointer = json_pointer(&track.path());
-        FormatError {
-            pointer,
-            syntax: !e.is_data(),
-            message: e.to_string(),
-        }
-    })?;
-    deserializer.end().map_err(|e| FormatError {
-        pointer: String::new(),
-        message: e.to_string(),
-        syntax: true,
-    })?;
+    let set = from_slice_seed(body, SetSeed { limit })?;
     if let Some(count) = set.overflow {
         return Err(Dhis2BodyError::TooManyValues { count, limit });
     }

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ingest::format::FormatError;
-use crate::ingest::json::json_pointer;
 
 /// A JSON object read as its entries in message order; a map would lose the order that row
 /// indexes follow.
@@ -199,20 +198,5 @@ pub(super) fn presented(
 }
 
 pub(super) fn deserialize(body: &[u8]) -> Result<Message, FormatError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let message: Message = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let pointer = json_pointer(e.path());
-        let inner = e.into_inner();
-        FormatError {
-            pointer,
-            syntax: !inner.is_data(),
-            message: inner.to_string(),
-        }
-    })?;
-    deserializer.end().map_err(|e| FormatError {
-        pointer: String::new(),
-        message: e.to_string(),
-        syntax: true,
-    })?;
-    Ok(message)
+    crate::ingest::json::from_slice(body)
 }
