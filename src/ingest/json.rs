@@ -2,11 +2,14 @@
 //! "value", "revision"?, "source"?, "retract"?}]}`.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::RawRow;
 
-#[derive(Debug, Deserialize)]
-struct Body {
+/// The JSON body of `POST /api/v1/observations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ObservationBatch)]
+pub struct Body {
     observations: Vec<RawRow>,
 }
 
