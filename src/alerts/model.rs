@@ -4,18 +4,19 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::message::{AlertMessage, AlertState, Severity};
 
 /// Who acknowledged an alert, when and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Ack {
     pub by: String,
     pub at: DateTime<Utc>,
     pub comment: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     /// Rule and labels: stable for as long as the condition lasts, and the API's id.
     pub fingerprint: String,
@@ -52,7 +53,7 @@ impl Alert {
 }
 
 /// Mutes notifications of the alerts whose labels all match, until `ends_at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Silence {
     pub id: String,
     /// Label name → value; every one must match (equality).
@@ -97,12 +98,14 @@ pub struct NewAlertEvent {
 }
 
 /// A notification in the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct OutboxNotification {
     pub id: i64,
     pub receiver: String,
     pub group_key: String,
+    /// What the receiver is sent.
     pub payload: serde_json::Value,
+    /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,

@@ -20,6 +20,7 @@ use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::auth::{Principal, Role};
 use crate::config::feeds::FeedsConfig;
@@ -41,7 +42,7 @@ const MAX_ERROR_LEN: usize = 500;
 const MAX_FEED_NAME_LEN: usize = 64;
 
 /// Which kind of collector a feed is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedKind {
     Pull,
@@ -50,7 +51,7 @@ pub enum FeedKind {
 }
 
 /// How a feed is doing, as the screens and the API show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedState {
     /// Not run (pull) or not connected (stream) since the service started.
@@ -60,7 +61,7 @@ pub enum FeedState {
 }
 
 /// Rows of one run, or of every run since the service started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RowCounts {
     pub accepted: usize,
     pub duplicates: usize,
@@ -84,7 +85,7 @@ impl RowCounts {
 }
 
 /// Messages a stream feed received since the service started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MessageCounts {
     pub received: u64,
     /// Messages whose body could not be read, or whose rows were refused as a whole.
@@ -92,7 +93,7 @@ pub struct MessageCounts {
 }
 
 /// The latest error, kept after recovery so operators can see what happened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FeedError {
     pub at: DateTime<Utc>,
     pub message: String,
@@ -119,11 +120,14 @@ fn truncate(text: &mut String, max: usize) {
 }
 
 /// One collector's health.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FeedHealth {
     pub name: String,
     pub kind: FeedKind,
     pub department: Code,
+    /// The push format of its bodies: `json`, `csv`, `sdmx-csv`, `sdmx-json`, `dhis2`,
+    /// `dhis2-csv` or `line`.
+    #[schema(value_type = String)]
     pub format: &'static str,
     /// `every 15m` or `cron 0 */5 * * * *` (pull collectors).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,11 +1,12 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Code, Periodicity};
 
 /// How the year's value is formed from the periods a feed sends (DESIGN §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Feeds send increments; the year's value is their sum.
@@ -32,7 +33,8 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How a target is met: by reaching it, by staying under it, or by staying within a band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     HigherIsBetter,
@@ -41,7 +43,7 @@ pub enum Direction {
 }
 
 /// How the city's value is formed from its units' values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rollup {
     Sum,
@@ -51,7 +53,8 @@ pub enum Rollup {
     None,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A sector group (nhóm lĩnh vực).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Group {
     pub code: Code,
     pub order: u32,
@@ -59,7 +62,8 @@ pub struct Group {
     pub name_en: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A department that owns indicators and pushes their feeds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Department {
     pub code: Code,
     pub name_vi: String,
@@ -67,7 +71,7 @@ pub struct Department {
 }
 
 /// An organisational unit: the city or one of its units, at any depth.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrgUnit {
     pub code: Code,
     pub parent: Option<Code>,
@@ -77,7 +81,8 @@ pub struct OrgUnit {
     pub population: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An indicator (chỉ tiêu) of the catalogue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Indicator {
     pub code: Code,
     pub group: Code,
@@ -91,7 +96,8 @@ pub struct Indicator {
     pub rollup: Rollup,
     pub department: Code,
     pub tolerance: f64,
-    /// Plausible range of one observation, inclusive.
+    /// Plausible range of one observation, inclusive: `[lowest, highest]`.
+    #[schema(value_type = Vec<f64>, min_items = 2, max_items = 2)]
     pub range: (f64, f64),
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -100,7 +106,7 @@ pub struct Indicator {
 }
 
 /// Where a flow's or cumulative's plan profile comes from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum PlanSource {
     /// `"linear"` or `"previous_year"`.
@@ -115,7 +121,7 @@ impl Default for PlanSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NamedPlan {
     Linear,
@@ -130,7 +136,8 @@ impl Indicator {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A target value (`value`), or a band (`lo`, `hi`) for indicators judged `within`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum TargetValue {
     Point { value: f64 },
@@ -138,7 +145,7 @@ pub enum TargetValue {
 }
 
 /// A yearly target for one indicator and unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Target {
     pub year: i32,
     pub indicator: Code,

@@ -1,13 +1,15 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A stable ASCII identifier such as `GRDP_GROWTH` or `HCM`.
 ///
 /// Codes travel through URLs, metric labels and file names, so they are restricted to
 /// `A-Z`, `0-9` and `_`, start with a letter and are at most 64 bytes long.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = "^[A-Z][A-Z0-9_]{0,63}$", example = "GRDP_GROWTH")]
 pub struct Code(String);
 
 impl Code {

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{Code, Period};
 
@@ -19,7 +20,7 @@ pub struct NewObservation {
 }
 
 /// One stored revision of an observation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StoredObservation {
     pub indicator: String,
     pub unit: String,

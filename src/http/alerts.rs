@@ -8,27 +8,58 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
 use super::{body, ApiError, ApiQuery, AppState};
-use crate::alerts::model::{Ack, Alert, Silence};
+use crate::alerts::message::AlertState;
+use crate::alerts::model::{Ack, Alert, OutboxNotification, Silence};
 use crate::auth::{Principal, Role};
 use crate::hub::view::Update;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
+    /// Only alerts in this state.
+    #[param(value_type = Option<AlertState>)]
     state: Option<String>,
+    /// Resolved alerts too (implied by `state=resolved`).
     include_resolved: Option<bool>,
+    /// How many alerts at most (1 to 1000; 200 when absent).
     limit: Option<i64>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Alerts {
+    alerts: Vec<Alert>,
+}
+
+/// Alerts, newest first: pending and firing, and resolved ones on request.
+#[utoipa::path(
+    get,
+    path = "/alerts",
+    operation_id = "alerts_list",
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "Cảnh báo / The alerts", body = Alerts),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     ApiQuery(query): ApiQuery<AlertQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Alerts>, ApiError> {
     let limit = query.limit.unwrap_or(200).clamp(1, 1000);
     let include_resolved =
         query.include_resolved.unwrap_or(false) || query.state.as_deref() == Some("resolved");
@@ -45,7 +76,12 @@ pub async fn list(
         .into_iter()
         .filter(|a| query.state.as_deref().is_none_or(|s| a.state.as_str() == s))
         .collect();
-    Ok(Json(json!({ "alerts": alerts })))
+    Ok(Json(Alerts { alerts }))
+}
+
+/// A label name as one token of a JSON pointer (RFC 6901).
+fn pointer_token(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// Departments act on their own alerts; admins on all; viewers on none.
@@ -60,12 +96,35 @@ fn may_act_on(principal: &Principal, labels: &BTreeMap<String, String>) -> bool 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"comment": "Sở đang làm việc với các phường để bổ sung số liệu"}))]
 pub struct AckBody {
+    /// What is being done about it (1 to 1000 characters).
     comment: String,
 }
 
+/// Acknowledges an active alert. **Admins, or the department the alert is about.**
+#[utoipa::path(
+    post,
+    path = "/alerts/{fingerprint}/ack",
+    operation_id = "alerts_ack",
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("fingerprint" = String, Path, description = "Dấu nhận dạng cảnh báo / The alert's fingerprint")),
+    request_body(content = AckBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Cảnh báo đã xác nhận / The acknowledged alert", body = Alert),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn ack(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -83,6 +142,7 @@ pub async fn ack(
             "say what is being done, in 1 to 1000 characters",
         ));
     }
+    body::storable(comment, "/comment")?;
     let active = state.alerts.active().await;
     let alert = active
         .iter()
@@ -113,15 +173,40 @@ pub async fn ack(
     Ok(Json(alert))
 }
 
-#[derive(Deserialize)]
+/// Mutes notifications of the alerts whose labels all match, for `duration_minutes` or until
+/// `ends_at` (give one of them).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 120, "comment": "Bảo trì hệ thống báo cáo"}))]
 pub struct SilenceBody {
+    /// Label name → value, every one to match; a department must match its own `department`.
     matchers: BTreeMap<String, String>,
     ends_at: Option<DateTime<Utc>>,
+    /// 1 minute to 90 days.
     duration_minutes: Option<i64>,
+    /// Why the alerts are silenced.
     comment: String,
 }
 
+/// Creates a silence. **Admins, or a department for its own alerts.**
+#[utoipa::path(
+    post,
+    path = "/silences",
+    operation_id = "alerts_create_silence",
+    tag = "alerts",
+    security(("bearer" = [])),
+    request_body(content = SilenceBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Tạm tắt đã tạo / The silence", body = Silence),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create_silence(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -136,6 +221,10 @@ pub async fn create_silence(
             "/matchers",
             "at least one label must be matched",
         ));
+    }
+    for (name, value) in &request.matchers {
+        body::storable(name, "/matchers")?;
+        body::storable(value, &format!("/matchers/{}", pointer_token(name)))?;
     }
     if !may_act_on(&principal, &request.matchers) {
         return Err(ApiError::Forbidden(
@@ -171,6 +260,7 @@ pub async fn create_silence(
             "say why the alerts are silenced",
         ));
     }
+    body::storable(comment, "/comment")?;
     let silence = Silence {
         id: crate::auth::mint().id,
         matchers: request.matchers,
@@ -184,24 +274,67 @@ pub async fn create_silence(
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
+/// A silence and whether it mutes alerts now.
+#[derive(Serialize, ToSchema)]
+pub struct SilenceView {
+    silence: Silence,
+    active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Silences {
+    silences: Vec<SilenceView>,
+}
+
+/// Every silence, active or not.
+#[utoipa::path(
+    get,
+    path = "/silences",
+    operation_id = "alerts_silences",
+    tag = "alerts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Các lần tạm tắt / The silences", body = Silences),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn silences(
     State(state): State<AppState>,
     _caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Silences>, ApiError> {
     let now = Utc::now();
-    let silences: Vec<_> = state
+    let silences = state
         .store
         .silences()
         .await?
         .into_iter()
-        .map(|s| {
-            let active = s.is_active(now);
-            json!({ "silence": s, "active": active })
+        .map(|silence| SilenceView {
+            active: silence.is_active(now),
+            silence,
         })
         .collect();
-    Ok(Json(json!({ "silences": silences })))
+    Ok(Json(Silences { silences }))
 }
 
+/// Expires a silence. **Admins, or the department it matches.**
+#[utoipa::path(
+    delete,
+    path = "/silences/{id}",
+    operation_id = "alerts_expire_silence",
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Mã tạm tắt / The silence's id")),
+    responses(
+        (status = 204, description = "Đã hết hiệu lực / Expired"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn expire_silence(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -226,11 +359,31 @@ pub async fn expire_silence(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Notifications {
+    notifications: Vec<OutboxNotification>,
+}
+
+/// The notification outbox, newest first (200 at most). **Admin only.**
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    operation_id = "alerts_notifications",
+    tag = "alerts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Hộp thư đi / The outbox", body = Notifications),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Notifications>, ApiError> {
     caller.require_admin()?;
     let notifications = state.store.notifications(200).await?;
-    Ok(Json(json!({ "notifications": notifications })))
+    Ok(Json(Notifications { notifications }))
 }

@@ -46,6 +46,19 @@ pub fn media_parameter(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
+/// Refuses free text that holds a NUL character (U+0000): PostgreSQL cannot keep it in a text
+/// column, and no backend should hold what another refuses.
+pub fn storable(text: &str, pointer: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        Err(ApiError::invalid(
+            pointer,
+            "must not contain a NUL character (U+0000)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let media = media_type(headers);
     if media == "application/json" || media.ends_with("+json") {

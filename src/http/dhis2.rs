@@ -25,10 +25,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::CompatCaller;
-use super::error::{FieldError, PROBLEM_JSON};
+use super::error::{FieldError, Problem, PROBLEM_JSON};
 use super::observations::format_error;
+use super::openapi::{
+    BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::{Principal, Role};
 use crate::ingest::dhis2::{
@@ -40,18 +45,98 @@ use crate::store::{IngestReceipt, Rejection};
 
 /// The query parameters of DHIS2's import that mean something here; the others (`preheatCache`,
 /// `skipAudit`, `force`, …) are accepted and have no effect, as they concern DHIS2's internals.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct Dhis2Query {
+    /// Validate everything, scope included, and store nothing.
+    #[param(value_type = Option<bool>)]
     dry_run: Option<String>,
+    /// `CREATE_AND_UPDATE` (default: each value is a new revision) or `DELETE` (withdraw).
+    #[param(value_type = Option<Dhis2ImportStrategy>)]
     import_strategy: Option<String>,
+    /// How data elements and org units are named: `UID` (default) or `CODE`.
+    #[param(value_type = Option<Dhis2IdScheme>)]
+    id_scheme: Option<String>,
+    /// The id scheme of data elements alone.
+    #[param(value_type = Option<Dhis2IdScheme>)]
+    data_element_id_scheme: Option<String>,
+    /// The id scheme of org units alone.
+    #[param(value_type = Option<Dhis2IdScheme>)]
+    org_unit_id_scheme: Option<String>,
+    /// CSV only: whether the first line is a header (`true` by default).
+    #[param(value_type = Option<bool>)]
+    first_row_is_header: Option<String>,
+    /// Only `false`: the import summary is the answer.
+    #[serde(rename = "async")]
+    #[param(value_type = Option<bool>)]
+    asynchronous: Option<String>,
+}
+
+/// DHIS2 import strategies this endpoint follows.
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::enum_variant_names)] // described, never built: parsed from text
+pub enum Dhis2ImportStrategy {
+    #[serde(rename = "CREATE_AND_UPDATE")]
+    CreateAndUpdate,
+    #[serde(rename = "NEW_AND_UPDATES")]
+    NewAndUpdates,
+    #[serde(rename = "DELETE")]
+    Delete,
+    #[serde(rename = "DELETES")]
+    Deletes,
+}
+
+/// DHIS2 id schemes this endpoint reads.
+#[derive(ToSchema)]
+#[allow(dead_code)] // described, never built: parsed from text
+pub enum Dhis2IdScheme {
+    #[serde(rename = "UID")]
+    Uid,
+    #[serde(rename = "CODE")]
+    Code,
+}
+
+/// A DHIS2 data value set, as DHIS2 clients post it. `period` and `orgUnit` given on the set
+/// apply to its values that lack their own.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // described, never built: the body is read by a streaming visitor
+pub struct DataValueSet {
+    data_set: Option<String>,
+    /// `2026`, `202603`, `2026Q1` or `20260315`.
+    period: Option<String>,
+    org_unit: Option<String>,
     id_scheme: Option<String>,
     data_element_id_scheme: Option<String>,
     org_unit_id_scheme: Option<String>,
-    first_row_is_header: Option<String>,
-    #[serde(rename = "async")]
-    asynchronous: Option<String>,
+    dry_run: Option<bool>,
+    /// `CREATE_AND_UPDATE` or `DELETE`.
+    strategy: Option<String>,
+    data_values: Vec<DataValue>,
 }
+
+/// One DHIS2 data value; `comment`, `followup` and the other DHIS2 fields are accepted and
+/// ignored.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // described, never built
+pub struct DataValue {
+    data_element: Option<String>,
+    period: Option<String>,
+    org_unit: Option<String>,
+    category_option_combo: Option<String>,
+    /// A number, or a number as text (`"96.4"`, `"80,5"`).
+    #[schema(value_type = Option<serde_json::Value>)]
+    value: Option<String>,
+    stored_by: Option<String>,
+    /// `true` withdraws the value.
+    #[schema(value_type = Option<serde_json::Value>)]
+    deleted: Option<bool>,
+}
+
+const DHIS2_CSV_EXAMPLE: &str = "dataelement,period,orgunit,catoptcombo,attroptcombo,value\n\
+                                 omnd7tBJRKP,202603,xsMl4TaOBMv,,,84.0\n";
 
 fn boolean(raw: Option<&str>, name: &str) -> Result<Option<bool>, ApiError> {
     match raw.map(|r| r.trim().to_ascii_lowercase()) {
@@ -96,6 +181,44 @@ impl Dhis2Query {
     }
 }
 
+/// Data values pushed as DHIS2 clients push them to DHIS2 (`dataValueSets`), JSON or CSV.
+/// **Department tokens (their own department's indicators) and admins.**
+///
+/// Data elements and org units map to indicators and units by `config/feeds.toml`. The answer
+/// is a DHIS2 import summary: `200` when every value was taken, `409` with one conflict per
+/// problem when some or all were refused. A request refused as a whole is problem+json.
+/// Authenticate as with DHIS2: `ApiToken <token>`, or Basic with the token as password (or
+/// `Bearer`).
+#[utoipa::path(
+    post,
+    path = "/api/dataValueSets",
+    operation_id = "dhis2_post",
+    tag = "compatibility",
+    security(("dhis2_api_token" = []), ("basic" = []), ("bearer" = [])),
+    params(Dhis2Query),
+    request_body(
+        description = "Tập giá trị DHIS2 / A DHIS2 data value set",
+        content(
+            (DataValueSet = "application/json", example = json!({
+                "dataSet": "pBOMPrpg1QX", "period": "202601", "orgUnit": "xsMl4TaOBMv",
+                "dataValues": [{"dataElement": "omnd7tBJRKP", "value": "82.5"}]
+            })),
+            (String = "application/csv", example = json!(DHIS2_CSV_EXAMPLE)),
+            (String = "text/csv", example = json!(DHIS2_CSV_EXAMPLE)),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Đã nhập tất cả / Every value imported", body = WebMessage),
+        (status = 409, description = "Có giá trị bị từ chối / Some or all values refused", body = WebMessage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     CompatCaller(principal): CompatCaller,
@@ -195,18 +318,8 @@ fn foreign_indicators(
     values: &[ValueRef],
     format: Format,
 ) -> Response {
-    #[derive(Serialize)]
-    struct Problem {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        title: &'static str,
-        status: u16,
-        detail: String,
-        code: &'static str,
-        errors: Vec<FieldError>,
-    }
     let problem = Problem {
-        kind: "urn:ktxh:problem:foreign_indicators",
+        kind: "urn:ktxh:problem:foreign_indicators".into(),
         title: "Forbidden",
         status: StatusCode::FORBIDDEN.as_u16(),
         detail: format!(
@@ -230,59 +343,85 @@ fn foreign_indicators(
         .into_response()
 }
 
-#[derive(Debug, Serialize)]
+/// DHIS2's web message around its import summary (DHIS2 2.40 and later).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct WebMessage {
+pub struct WebMessage {
+    /// `OK` or `Conflict`.
+    #[schema(value_type = String, example = "OK")]
     http_status: &'static str,
     http_status_code: u16,
+    /// `OK`, `WARNING` (some values refused) or `ERROR` (all refused).
+    #[schema(value_type = String, example = "OK")]
     status: &'static str,
+    #[schema(value_type = String)]
     message: &'static str,
     response: ImportSummary,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportSummary {
+pub struct ImportSummary {
+    #[schema(value_type = String, example = "ImportSummary")]
     response_type: &'static str,
+    /// `SUCCESS`, `WARNING` or `ERROR`.
+    #[schema(value_type = String, example = "SUCCESS")]
     status: &'static str,
     import_options: ImportOptionsEcho,
     description: String,
     import_count: ImportCount,
     conflicts: Vec<Conflict>,
+    /// Positions of the refused values in the request, from 0.
     rejected_indexes: Vec<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportOptionsEcho {
+pub struct ImportOptionsEcho {
+    /// `dataElementIdScheme` and `orgUnitIdScheme` as applied.
+    #[schema(value_type = BTreeMap<String, SchemeEcho>)]
     id_schemes: BTreeMap<&'static str, SchemeEcho>,
     dry_run: bool,
+    #[schema(value_type = String, example = "CREATE_AND_UPDATE")]
     import_strategy: &'static str,
 }
 
-#[derive(Debug, Serialize)]
-struct SchemeEcho {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemeEcho {
+    /// `UID` or `CODE`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "UID")]
     kind: &'static str,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct ImportCount {
+/// Values stored as a new revision (`imported`), withdrawn (`deleted`), refused or already
+/// stored (`ignored`); `updated` is always 0.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportCount {
     imported: usize,
     updated: usize,
     ignored: usize,
     deleted: usize,
 }
 
-#[derive(Debug, Serialize)]
+/// One distinct problem, with every value it concerns.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Conflict {
+pub struct Conflict {
+    /// The offending uid, code, period or value.
     object: String,
+    /// The value's `dataElement`, `period`, `orgUnit` and `categoryOptionCombo`, as sent.
+    #[schema(value_type = BTreeMap<String, String>)]
     objects: BTreeMap<&'static str, String>,
+    /// Our reason.
     value: String,
+    /// DHIS2's error code, such as `E7610`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     error_code: Option<&'static str>,
+    /// The offending property, such as `period`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     property: Option<&'static str>,
     indexes: Vec<usize>,
 }

@@ -4,13 +4,17 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ingest::IngestError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize)]
+/// One offending field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
-    /// JSON pointer (body) or parameter name (query) of the offending field.
+    /// JSON pointer (body), parameter name (query, path, header) or `line N` (CSV) of the
+    /// offending field.
+    #[schema(example = "/observations/1/indicator")]
     pub pointer: String,
     pub message: String,
 }
@@ -159,16 +163,34 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details, with the stable `code` and the offending fields as extension
+/// members.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:ktxh:problem:invalid_field", "title": "Invalid field", "status": 422,
+    "detail": "invalid type: integer `7`, expected a string", "code": "invalid_field",
+    "errors": [{"pointer": "/observations/1/indicator", "message": "invalid type: integer `7`, expected a string"}]
+}))]
+pub struct Problem<'a> {
+    /// `urn:ktxh:problem:<code>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
+    #[schema(example = "urn:ktxh:problem:invalid_field")]
+    pub(super) kind: String,
+    pub(super) title: &'a str,
+    /// The HTTP status, repeated.
+    pub(super) status: u16,
+    /// What went wrong, for a person.
+    pub(super) detail: String,
+    /// A stable code that clients match on: `missing_token`, `invalid_token`,
+    /// `token_in_url`, `forbidden`, `foreign_indicators`, `not_found`, `malformed_json`,
+    /// `invalid_field`, `payload_too_large`, `too_many_rows`, `unsupported_media_type`,
+    /// `idempotency_key_reused`, `foreign_origin`, `not_websocket`, `too_many_tickets`,
+    /// `unavailable` or `internal`.
+    #[schema(example = "invalid_field")]
+    pub(super) code: &'a str,
+    /// The fields at fault, when the problem is caused by fields.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldError>,
+    pub(super) errors: Vec<FieldError>,
 }
 
 pub const PROBLEM_JSON: &str = "application/problem+json";

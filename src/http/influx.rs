@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::CompatCaller;
 use super::{body, ApiError, AppState};
@@ -42,10 +43,14 @@ enum Api {
 }
 
 /// One rejected row, located by its line.
-#[derive(Debug, Serialize)]
-struct RejectedLine {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedLine {
+    /// The line of the body, from 1.
     line: usize,
+    /// The row's position among the body's rows, from 0.
     index: usize,
+    /// A stable reason, as in the receipt of `POST /api/v1/observations`.
+    #[schema(example = "unknown_unit")]
     code: String,
     message: String,
 }
@@ -74,19 +79,34 @@ impl From<ApiError> for WriteError {
     }
 }
 
-#[derive(Serialize)]
-struct InfluxProblem {
-    /// InfluxDB's error code, which its clients read.
+/// An InfluxDB error that is also RFC 9457 problem details, with our per-line reasons.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "code": "invalid", "message": "partial write: 1 of 3 values rejected, the others were stored; line 2: unknown unit `P_X`",
+    "type": "urn:ktxh:problem:rejected_lines", "title": "Bad Request", "status": 400,
+    "detail": "partial write: 1 of 3 values rejected, the others were stored; line 2: unknown unit `P_X`",
+    "accepted": 2, "duplicates": 0,
+    "rejected": [{"line": 2, "index": 1, "code": "unknown_unit", "message": "unknown unit `P_X`"}]
+}))]
+pub struct InfluxProblem {
+    /// InfluxDB's error code, which its clients read: `invalid`, `unauthorized`,
+    /// `forbidden`, `request too large`, `unsupported media type`, `unavailable`, …
+    #[schema(value_type = String, example = "invalid")]
     code: &'static str,
+    /// Equal to `detail`.
     message: String,
+    /// `urn:ktxh:problem:<our code>`: as in the rest of the API, plus `rejected_lines`,
+    /// `no_points` and `malformed_body`.
     #[serde(rename = "type")]
     kind: String,
+    #[schema(value_type = String)]
     title: &'static str,
     status: u16,
     detail: String,
-    /// What InfluxDB 1.x clients read.
+    /// What InfluxDB 1.x clients read (`POST /write` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Rows stored, when some lines were rejected and the others stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     accepted: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +114,61 @@ struct InfluxProblem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     rejected: Vec<RejectedLine>,
 }
+
+/// The query of `POST /api/v2/write`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // described, never built: the handler reads the raw query
+pub struct WriteV2Query {
+    /// Accepted and ignored: the catalogue decides where a value goes.
+    org: Option<String>,
+    /// Accepted and ignored.
+    bucket: Option<String>,
+    /// The unit of the timestamps: `ns` (default), `us`, `ms` or `s`.
+    #[param(value_type = Option<PrecisionV2>)]
+    precision: Option<String>,
+}
+
+/// The query of `POST /write`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // described, never built: the handler reads the raw query
+pub struct WriteV1Query {
+    /// Accepted and ignored: the catalogue decides where a value goes.
+    db: Option<String>,
+    /// Accepted and ignored.
+    rp: Option<String>,
+    /// The unit of the timestamps: `n` (default), `u`, `ms`, `s`, `m` or `h`.
+    #[param(value_type = Option<PrecisionV1>)]
+    precision: Option<String>,
+}
+
+/// Timestamp units of the InfluxDB 2.x write API.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+pub enum PrecisionV2 {
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+/// Timestamp units of the InfluxDB 1.x write API.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built
+pub enum PrecisionV1 {
+    N,
+    U,
+    Ms,
+    S,
+    M,
+    H,
+}
+
+const LINE_EXAMPLE: &str =
+    "traffic,ward=P_TAN_DINH accidents=3i,deaths=1i,injured=4i 1767225600000000000\n";
 
 /// InfluxDB's name for an HTTP status.
 fn influx_code(status: StatusCode) -> &'static str {
@@ -221,6 +296,38 @@ impl WriteError {
     }
 }
 
+/// InfluxDB 2.x line protocol, as Telegraf and the InfluxDB client libraries write it.
+/// **Department tokens (their own department's indicators) and admins.**
+///
+/// Measurements, fields and the unit tag map to indicators and units by `config/feeds.toml`.
+/// `204` when every line was stored (duplicates included). When lines are rejected the valid
+/// ones are stored anyway, as InfluxDB does, and the answer is `400` naming the lines. Bodies
+/// may be gzipped (`Content-Encoding: gzip`). Authenticate as with InfluxDB:
+/// `Token <token>`, `Bearer`, or Basic with the token as password.
+#[utoipa::path(
+    post,
+    path = "/api/v2/write",
+    operation_id = "influx_write_v2",
+    tag = "compatibility",
+    security(("influx_token" = []), ("bearer" = []), ("basic" = [])),
+    params(WriteV2Query),
+    request_body(
+        content = String,
+        description = "InfluxDB line protocol",
+        content_type = "text/plain",
+        example = json!(LINE_EXAMPLE),
+    ),
+    responses(
+        (status = 204, description = "Đã lưu mọi dòng / Every line stored"),
+        (status = 400, description = "Có dòng bị từ chối, hoặc tham số sai / Rejected lines, or a bad parameter", body = InfluxProblem),
+        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = InfluxProblem),
+        (status = 403, description = "Không có quyền / Not allowed (nothing stored)", body = InfluxProblem),
+        (status = 413, description = "Quá lớn / Too large", body = InfluxProblem),
+        (status = 415, description = "Nén không hỗ trợ / Unsupported Content-Encoding", body = InfluxProblem),
+        (status = 422, description = "Không đọc được thân yêu cầu / The body cannot be read", body = InfluxProblem),
+        (status = 503, description = "Kho dữ liệu không phản hồi / The store is unreachable", body = InfluxProblem),
+    )
+)]
 pub async fn write_v2(
     state: State<AppState>,
     caller: Result<CompatCaller, ApiError>,
@@ -231,6 +338,33 @@ pub async fn write_v2(
     write(Api::V2, state, caller, query, headers, payload).await
 }
 
+/// InfluxDB 1.x line protocol (`/write`), as older Telegraf outputs and client libraries
+/// write it. **Department tokens and admins.** As `POST /api/v2/write`, with 1.x precisions;
+/// error bodies also carry `error`. Credentials are never accepted in the query (`u`, `p`).
+#[utoipa::path(
+    post,
+    path = "/write",
+    operation_id = "influx_write_v1",
+    tag = "compatibility",
+    security(("influx_token" = []), ("bearer" = []), ("basic" = [])),
+    params(WriteV1Query),
+    request_body(
+        content = String,
+        description = "InfluxDB line protocol",
+        content_type = "text/plain",
+        example = json!(LINE_EXAMPLE),
+    ),
+    responses(
+        (status = 204, description = "Đã lưu mọi dòng / Every line stored"),
+        (status = 400, description = "Có dòng bị từ chối, hoặc tham số sai / Rejected lines, or a bad parameter", body = InfluxProblem),
+        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = InfluxProblem),
+        (status = 403, description = "Không có quyền / Not allowed (nothing stored)", body = InfluxProblem),
+        (status = 413, description = "Quá lớn / Too large", body = InfluxProblem),
+        (status = 415, description = "Nén không hỗ trợ / Unsupported Content-Encoding", body = InfluxProblem),
+        (status = 422, description = "Không đọc được thân yêu cầu / The body cannot be read", body = InfluxProblem),
+        (status = 503, description = "Kho dữ liệu không phản hồi / The store is unreachable", body = InfluxProblem),
+    )
+)]
 pub async fn write_v1(
     state: State<AppState>,
     caller: Result<CompatCaller, ApiError>,

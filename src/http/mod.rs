@@ -1,14 +1,17 @@
-//! The HTTP API: one file per resource, the problem+json error type and the auth extractor.
+//! The HTTP API: one file per resource, the problem+json error type, the auth extractor and
+//! the OpenAPI document (`openapi.rs`) with its docs page (`docs.rs`).
 
 pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod catalogue;
 pub mod dhis2;
+mod docs;
 pub mod error;
 pub mod feeds;
 pub mod influx;
 pub mod observations;
+pub mod openapi;
 pub mod ops;
 pub mod reports;
 pub mod screens;
@@ -22,9 +25,11 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::alerts::manager::AlertManager;
 use crate::collectors::FeedHealthRegistry;
@@ -54,48 +59,54 @@ pub struct AppState {
     pub feeds: Arc<FeedHealthRegistry>,
 }
 
+/// Every route of the API. Each is registered through `routes!`, which takes its path and
+/// method from the handler's `#[utoipa::path]`, so a route cannot be served without being in
+/// the OpenAPI document. Paths under `/api/v1` are written relative to it in the handlers.
+fn routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(catalogue::groups))
+        .routes(routes!(catalogue::indicators))
+        .routes(routes!(catalogue::indicator))
+        .routes(routes!(catalogue::units))
+        .routes(routes!(targets::list))
+        .routes(routes!(targets::put))
+        .routes(routes!(targets::audit))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::ack))
+        .routes(routes!(alerts::silences, alerts::create_silence))
+        .routes(routes!(alerts::expire_silence))
+        .routes(routes!(alerts::notifications))
+        .routes(routes!(ws::ticket))
+        .routes(routes!(feeds::list))
+        .routes(routes!(reports::get))
+        .routes(routes!(status::list))
+        .routes(routes!(status::one))
+        .routes(routes!(status::path))
+        .routes(routes!(observations::list, observations::post))
+        .routes(routes!(observations::revisions));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .routes(routes!(ws::upgrade))
+        // Compatibility endpoints: DHIS2 and InfluxDB clients post where their servers listen.
+        .routes(routes!(dhis2::post))
+        .routes(routes!(influx::write_v2))
+        .routes(routes!(influx::write_v1))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(openapi::page))
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
-    let api = Router::new()
-        .route("/groups", get(catalogue::groups))
-        .route("/indicators", get(catalogue::indicators))
-        .route("/indicators/{code}", get(catalogue::indicator))
-        .route("/units", get(catalogue::units))
-        .route("/targets", get(targets::list))
-        .route("/targets/{year}/{indicator}", put(targets::put))
-        .route("/audit", get(targets::audit))
-        .route("/alerts", get(alerts::list))
-        .route("/alerts/{id}/ack", post(alerts::ack))
-        .route(
-            "/silences",
-            get(alerts::silences).post(alerts::create_silence),
-        )
-        .route("/silences/{id}", delete(alerts::expire_silence))
-        .route("/notifications", get(alerts::notifications))
-        .route("/ws/ticket", post(ws::ticket))
-        .route("/feeds", get(feeds::list))
-        .route("/reports/{period}", get(reports::get))
-        .route("/status", get(status::list))
-        .route("/status/{indicator}", get(status::one))
-        .route("/status/{indicator}/path", get(status::path))
-        .route(
-            "/observations",
-            get(observations::list).post(observations::post),
-        )
-        .route(
-            "/observations/{indicator}/{unit}/{period}/revisions",
-            get(observations::revisions),
-        );
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/ws", get(ws::upgrade))
-        // Compatibility endpoints: DHIS2 and InfluxDB clients post where their servers listen.
-        .route("/api/dataValueSets", post(dhis2::post))
-        .route("/api/v2/write", post(influx::write_v2))
-        .route("/write", post(influx::write_v1))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(screens::asset)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_metrics))

@@ -6,17 +6,22 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::Role;
-use crate::domain::{Indicator, Period};
+use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
+use crate::ingest::json::Body as ObservationBatch;
 use crate::ingest::{sdmx, Format, FormatError, IdempotencyKey};
-use crate::store::{Aggregate, Bucket, IngestReceipt, ObservationQuery};
+use crate::store::{Aggregate, Bucket, BucketPoint, IngestReceipt, ObservationQuery};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -97,6 +102,70 @@ pub fn format_error(error: FormatError) -> ApiError {
     }
 }
 
+const CSV_EXAMPLE: &str = "indicator,unit,period,value,revision\n\
+                           EXPORT_TURNOVER,HCM,2026-03,4120.5,preliminary\n";
+
+const SDMX_CSV_EXAMPLE: &str =
+    "STRUCTURE,STRUCTURE_ID,ACTION,FREQ,INDICATOR,REF_AREA,TIME_PERIOD,OBS_VALUE\n\
+                                dataflow,VN_HCMSO:DF_KTXH(1.0),I,M,CPI_YOY,VN-SG,2026-M01,3.21\n";
+
+/// Pushes observations. **Department tokens (their own department's indicators) and admins.**
+///
+/// The body's `Content-Type` picks the format: JSON, CSV (`text/csv`, `; decimal=comma` for
+/// `1.234,5`; header row `indicator,unit,period,value[,revision,source]`, or `ts` instead of
+/// `period`), SDMX-CSV 2.0 or SDMX-JSON 2.0 (mapped by `config/feeds.toml`). Each row is
+/// validated on its own; the valid rows are stored in one transaction and every refused row is
+/// named in `rejected`. A row of another department's indicator refuses the whole request
+/// (`403 foreign_indicators`). A retry with the same `Idempotency-Key` and body returns the
+/// first answer.
+#[utoipa::path(
+    post,
+    path = "/observations",
+    operation_id = "observations_post",
+    tag = "observations",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "Khóa gửi lại an toàn, giữ 24 giờ cho mỗi token / Makes retries safe; kept 24 hours per token"),
+    ),
+    request_body(
+        description = "Số liệu, theo một trong các định dạng / The observations, in one of these formats",
+        content(
+            (ObservationBatch = "application/json", example = json!({"observations": [
+                {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-03", "value": 4120.5},
+                {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-02", "value": 3987.0,
+                 "revision": "official", "source": "customs-etl"}
+            ]})),
+            (String = "text/csv", example = json!(CSV_EXAMPLE)),
+            (String = "application/vnd.sdmx.data+csv;version=2.0.0", example = json!(SDMX_CSV_EXAMPLE)),
+            (Object = "application/vnd.sdmx.data+json;version=2.0.0", example = json!({"data": {
+                "structures": [{
+                    "links": [{"rel": "dataflow", "urn": "urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=VN_HCMSO:DF_KTXH(1.0)"}],
+                    "dimensions": {
+                        "series": [
+                            {"id": "FREQ", "keyPosition": 0, "values": [{"id": "M"}]},
+                            {"id": "INDICATOR", "keyPosition": 1, "values": [{"id": "CPI_YOY"}]},
+                            {"id": "REF_AREA", "keyPosition": 2, "values": [{"id": "VN-SG"}]}
+                        ],
+                        "observation": [{"id": "TIME_PERIOD", "values": [{"id": "2026-M01"}]}]
+                    }
+                }],
+                "dataSets": [{"action": "Information", "structure": 0,
+                              "series": {"0:0:0": {"observations": {"0": [3.21]}}}}]
+            }})),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Biên nhận / The receipt", body = IngestReceipt),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -123,14 +192,53 @@ pub async fn post(
     Ok(Json(receipt))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The indicator (required).
+    #[param(required = true, value_type = String, example = "RETAIL_SALES")]
     indicator: Option<String>,
+    /// The unit; the city when absent.
+    #[param(example = "HCM")]
     unit: Option<String>,
+    /// From the start of this period (`2026`, `2026-Q1`, `2026-03`, `2026-03-15`).
+    #[param(example = "2026-01")]
     from: Option<String>,
+    /// To the end of this period.
+    #[param(example = "2026-12")]
     to: Option<String>,
+    /// Calendar buckets in the city's zone.
+    #[param(value_type = Option<Bucket>)]
     bucket: Option<String>,
+    /// What was known at this instant (RFC 3339).
+    #[param(format = DateTime)]
     as_of: Option<String>,
+}
+
+/// The latest revision of every period in range.
+#[derive(Serialize, ToSchema)]
+pub struct LatestObservations {
+    indicator: Code,
+    unit: String,
+    observations: Vec<StoredObservation>,
+}
+
+/// The latest revisions aggregated per calendar bucket.
+#[derive(Serialize, ToSchema)]
+pub struct BucketedObservations {
+    indicator: Code,
+    unit: String,
+    bucket: Bucket,
+    aggregate: Aggregate,
+    points: Vec<BucketPoint>,
+}
+
+/// Periods one by one, or in buckets when `bucket` is given.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ObservationsRead {
+    Latest(LatestObservations),
+    Bucketed(BucketedObservations),
 }
 
 /// Reads `from`/`to` as a period (`2026-03`: its start, or its end for `to`) or an instant.
@@ -178,11 +286,30 @@ fn resolve_unit(state: &AppState, code: Option<&str>) -> Result<String, ApiError
     }
 }
 
+/// Latest revisions in range, or calendar buckets of them.
+///
+/// In bucketed reads flows are summed, cumulative figures keep the latest year-to-date value,
+/// and levels, growth rates and averages are averaged.
+#[utoipa::path(
+    get,
+    path = "/observations",
+    operation_id = "observations_list",
+    tag = "observations",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Số liệu / The observations", body = ObservationsRead),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     ApiQuery(params): ApiQuery<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ObservationsRead>, ApiError> {
     let indicator = resolve_indicator(&state, params.indicator.as_deref())?;
     let unit = resolve_unit(&state, params.unit.as_deref())?;
     let as_of = match params.as_of.as_deref() {
@@ -205,22 +332,57 @@ pub async fn list(
             .ok_or_else(|| ApiError::invalid("bucket", "use day, week, month, quarter or year"))?;
         let aggregate = Aggregate::for_kind(indicator.kind);
         let points = state.store.bucketed(&query, bucket, aggregate).await?;
-        return Ok(Json(json!({
-            "indicator": indicator.code, "unit": unit, "bucket": bucket,
-            "aggregate": aggregate, "points": points,
+        return Ok(Json(ObservationsRead::Bucketed(BucketedObservations {
+            indicator: indicator.code.clone(),
+            unit,
+            bucket,
+            aggregate,
+            points,
         })));
     }
     let observations = state.store.observations(&query).await?;
-    Ok(Json(json!({
-        "indicator": indicator.code, "unit": unit, "observations": observations,
+    Ok(Json(ObservationsRead::Latest(LatestObservations {
+        indicator: indicator.code.clone(),
+        unit,
+        observations,
     })))
 }
 
+/// Every revision of one observation, oldest first; a withdrawal has `"value": null`.
+#[derive(Serialize, ToSchema)]
+pub struct Revisions {
+    indicator: Code,
+    unit: String,
+    period: String,
+    revisions: Vec<StoredObservation>,
+}
+
+/// Every revision of one observation.
+#[utoipa::path(
+    get,
+    path = "/observations/{indicator}/{unit}/{period}/revisions",
+    operation_id = "observations_revisions",
+    tag = "observations",
+    security(("bearer" = [])),
+    params(
+        ("indicator" = String, Path, example = "EXPORT_TURNOVER"),
+        ("unit" = String, Path, example = "HCM"),
+        ("period" = String, Path, description = "`YYYY`, `YYYY-Qn`, `YYYY-MM` or `YYYY-MM-DD`", example = "2026-03"),
+    ),
+    responses(
+        (status = 200, description = "Các lần sửa / The revisions", body = Revisions),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn revisions(
     State(state): State<AppState>,
     _caller: Caller,
     Path((indicator, unit, period)): Path<(String, String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Revisions>, ApiError> {
     let indicator = resolve_indicator(&state, Some(&indicator))?;
     let unit = resolve_unit(&state, Some(&unit))?;
     let period: Period = period
@@ -236,8 +398,10 @@ pub async fn revisions(
             indicator.code
         )));
     }
-    Ok(Json(json!({
-        "indicator": indicator.code, "unit": unit, "period": period.to_string(),
-        "revisions": revisions,
-    })))
+    Ok(Json(Revisions {
+        indicator: indicator.code.clone(),
+        unit,
+        period: period.to_string(),
+        revisions,
+    }))
 }

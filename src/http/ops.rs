@@ -7,9 +7,19 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
+use super::openapi::schemas::{Health, Readiness};
+use super::openapi::Unavailable;
 use super::{ApiError, AppState};
 use crate::metrics;
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "ops_healthz",
+    tag = "operations",
+    responses((status = 200, description = "Dịch vụ đang chạy / The process is alive", body = Health))
+)]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
@@ -17,6 +27,16 @@ pub async fn healthz() -> impl IntoResponse {
 /// Ready when the store answers and holds every migration of this build as written. Start-up
 /// migrates before binding the listener, but the database may since have been restored from an
 /// older backup or migrated by another version sharing it.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "ops_readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Sẵn sàng phục vụ / Ready to serve", body = Readiness),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let migrations = state.store.migrations().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness: the store does not answer");
@@ -40,6 +60,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
     })))
 }
 
+/// Prometheus metrics (`ktxh_*`), in the text exposition format 0.0.4.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "ops_metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Số đo Prometheus / Prometheus metrics", content_type = "text/plain", body = String,
+         example = "# TYPE ktxh_build_info gauge\nktxh_build_info{version=\"0.1.0\"} 1\n"),
+    )
+)]
 pub async fn metrics() -> Result<impl IntoResponse, ApiError> {
     let text = metrics::render().map_err(|e| ApiError::Internal(e.into()))?;
     Ok((

@@ -5,17 +5,47 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
 use crate::domain::Period;
 use crate::report::{Lang, ReportError, ReportFormat, ReportRequest, Sources};
 
-#[derive(Deserialize)]
+/// The report's file format.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built: the handler parses the raw text
+pub enum ReportFormatParam {
+    Html,
+    Xlsx,
+    Csv,
+}
+
+/// The report's language.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // described, never built: the handler parses the raw text
+pub enum ReportLang {
+    Vi,
+    En,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    /// `html` (default), `xlsx` or `csv`.
+    #[param(value_type = Option<ReportFormatParam>)]
     format: Option<String>,
+    /// `vi` (default) or `en`.
+    #[param(value_type = Option<ReportLang>)]
     lang: Option<String>,
+    /// The unit; the city when absent.
+    #[param(example = "HCM")]
     unit: Option<String>,
+    /// Judge as known at this instant (RFC 3339) instead of the period's cut-off.
+    #[param(format = DateTime)]
     as_of: Option<String>,
 }
 
@@ -34,6 +64,35 @@ impl From<ReportError> for ApiError {
     }
 }
 
+/// The period report: every target with its actual, expected, projection and status, per
+/// group how many are met, the changes since the previous report, and charts.
+///
+/// Judged as known at the period's cut-off (when its figures are due), so it can be produced
+/// again, identical, at any time.
+#[utoipa::path(
+    get,
+    path = "/reports/{period}",
+    operation_id = "reports_get",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("period" = String, Path, description = "A month, quarter or year: `2026-10`, `2026-Q3`, `2026`", example = "2026-Q1"),
+        ReportQuery,
+    ),
+    responses(
+        (status = 200, description = "Báo cáo / The report",
+         content(
+            (String = "text/html"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/csv"),
+         )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,

@@ -6,20 +6,34 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Datelike, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
-use crate::domain::{Indicator, OrgUnit, Period};
+use crate::domain::{Code, Indicator, Kind, OrgUnit, Period, Status, Target};
 use crate::rules::engine::{plan_profile, TargetStatus};
-use crate::rules::path::expected_path;
+use crate::rules::path::{expected_path, PathPoint};
 
-#[derive(Deserialize)]
+/// Years a target can be set for, as `PUT /api/v1/targets/{year}/…` allows.
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
+    /// The target year; the current year in the city when absent.
+    #[param(minimum = 1900, maximum = 2200, example = 2026)]
     year: Option<i32>,
+    /// Judge from the revisions known at this instant: RFC 3339, or a period whose end is
+    /// meant (`2026-03-31`, `2026-03`).
+    #[param(example = "2026-03-31")]
     as_of: Option<String>,
+    /// Only the targets of this sector group.
+    #[param(example = "ECONOMY")]
     group: Option<String>,
+    /// The unit; the city when absent.
+    #[param(example = "HCM")]
     unit: Option<String>,
 }
 
@@ -79,8 +93,16 @@ fn unit_or_city<'a>(state: &'a AppState, code: Option<&str>) -> Result<&'a OrgUn
     }
 }
 
-fn current_year(state: &AppState) -> i32 {
-    Utc::now().with_timezone(&state.settings.zone()).year()
+/// The year asked for, or the current year in the city.
+fn target_year(requested: Option<i32>, state: &AppState) -> Result<i32, ApiError> {
+    match requested {
+        Some(year) if YEARS.contains(&year) => Ok(year),
+        Some(_) => Err(ApiError::invalid(
+            "year",
+            format!("use a year between {} and {}", YEARS.start(), YEARS.end()),
+        )),
+        None => Ok(Utc::now().with_timezone(&state.settings.zone()).year()),
+    }
 }
 
 fn summary(statuses: &[TargetStatus]) -> BTreeMap<&'static str, usize> {
@@ -91,12 +113,41 @@ fn summary(statuses: &[TargetStatus]) -> BTreeMap<&'static str, usize> {
     counts
 }
 
+/// How every target of one year and unit stands.
+#[derive(Serialize, ToSchema)]
+pub struct StatusList {
+    year: i32,
+    unit: Code,
+    /// The instant judged at, when `as_of` was given.
+    as_of: Option<DateTime<Utc>>,
+    /// Targets per official status.
+    #[schema(value_type = BTreeMap<Status, usize>)]
+    summary: BTreeMap<&'static str, usize>,
+    statuses: Vec<TargetStatus>,
+}
+
+/// Every target of a year and unit, judged, with its working (DESIGN §3).
+#[utoipa::path(
+    get,
+    path = "/status",
+    operation_id = "status_list",
+    tag = "status",
+    security(("bearer" = [])),
+    params(StatusQuery),
+    responses(
+        (status = 200, description = "Đánh giá các chỉ tiêu / How the targets stand", body = StatusList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     ApiQuery(query): ApiQuery<StatusQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let year = query.year.unwrap_or_else(|| current_year(&state));
+) -> Result<Json<StatusList>, ApiError> {
+    let year = target_year(query.year, &state)?;
     if let Some(group) = &query.group {
         state
             .catalogue
@@ -126,22 +177,49 @@ pub async fn list(
             .engine
             .statuses(|s| s.year == year && s.unit == unit.code && in_group(s.indicator.as_str())),
     };
-    Ok(Json(json!({
-        "year": year,
-        "unit": unit.code,
-        "as_of": as_of,
-        "summary": summary(&statuses),
-        "statuses": statuses,
-    })))
+    Ok(Json(StatusList {
+        year,
+        unit: unit.code.clone(),
+        as_of,
+        summary: summary(&statuses),
+        statuses,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OneQuery {
+    /// The target year; the current year in the city when absent.
+    #[param(minimum = 1900, maximum = 2200, example = 2026)]
     year: Option<i32>,
+    /// Judge from the revisions known at this instant (RFC 3339, or a period's end).
+    #[param(example = "2026-03-31")]
     as_of: Option<String>,
+    /// The unit; the city when absent.
+    #[param(example = "HCM")]
     unit: Option<String>,
 }
 
+/// One target, judged, with its working.
+#[utoipa::path(
+    get,
+    path = "/status/{indicator}",
+    operation_id = "status_one",
+    tag = "status",
+    security(("bearer" = [])),
+    params(
+        ("indicator" = String, Path, description = "Mã chỉ tiêu / Indicator code", example = "GRDP_GROWTH"),
+        OneQuery,
+    ),
+    responses(
+        (status = 200, description = "Đánh giá chỉ tiêu / How the target stands", body = TargetStatus),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn one(
     State(state): State<AppState>,
     _caller: Caller,
@@ -149,7 +227,7 @@ pub async fn one(
     ApiQuery(query): ApiQuery<OneQuery>,
 ) -> Result<Json<TargetStatus>, ApiError> {
     let (indicator, unit) = indicator_and_unit(&state, &code, query.unit.as_deref())?;
-    let year = query.year.unwrap_or_else(|| current_year(&state));
+    let year = target_year(query.year, &state)?;
     let not_found = || no_target(year, indicator, unit);
     match parse_as_of(query.as_of.as_deref(), &state)? {
         Some(as_of) => state
@@ -170,22 +248,61 @@ pub async fn one(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
+    /// The target year; the current year in the city when absent.
+    #[param(minimum = 1900, maximum = 2200, example = 2026)]
     year: Option<i32>,
+    /// The unit; the city when absent.
+    #[param(example = "HCM")]
     unit: Option<String>,
+}
+
+/// The path the plan expects through a year.
+#[derive(Serialize, ToSchema)]
+pub struct ExpectedPath {
+    indicator: Code,
+    unit: Code,
+    year: i32,
+    kind: Kind,
+    /// The plan profile used: `linear`, `configured` or `previous_year`.
+    #[schema(example = "linear")]
+    plan: &'static str,
+    target: Target,
+    /// The value due at the start of the year and at the end of each month.
+    path: Vec<PathPoint>,
 }
 
 /// `GET /api/v1/status/{indicator}/path`: what the plan expects at the start of the year and
 /// at the end of each month, with the plan profile the status uses, for the indicator chart.
+#[utoipa::path(
+    get,
+    path = "/status/{indicator}/path",
+    operation_id = "status_path",
+    tag = "status",
+    security(("bearer" = [])),
+    params(
+        ("indicator" = String, Path, description = "Mã chỉ tiêu / Indicator code", example = "BUDGET_REVENUE"),
+        PathQuery,
+    ),
+    responses(
+        (status = 200, description = "Lộ trình kế hoạch / The expected path", body = ExpectedPath),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn path(
     State(state): State<AppState>,
     _caller: Caller,
     Path(code): Path<String>,
     ApiQuery(query): ApiQuery<PathQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ExpectedPath>, ApiError> {
     let (indicator, unit) = indicator_and_unit(&state, &code, query.unit.as_deref())?;
-    let year = query.year.unwrap_or_else(|| current_year(&state));
+    let year = target_year(query.year, &state)?;
     let status = state
         .engine
         .status(&(year, indicator.code.clone(), unit.code.clone()))
@@ -201,13 +318,13 @@ pub async fn path(
         year,
         state.settings.zone(),
     );
-    Ok(Json(json!({
-        "indicator": indicator.code,
-        "unit": unit.code,
-        "year": year,
-        "kind": indicator.kind,
-        "plan": plan,
-        "target": status.target,
-        "path": path,
-    })))
+    Ok(Json(ExpectedPath {
+        indicator: indicator.code.clone(),
+        unit: unit.code.clone(),
+        year,
+        kind: indicator.kind,
+        plan,
+        target: status.target,
+        path,
+    }))
 }

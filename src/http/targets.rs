@@ -6,42 +6,102 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::{Direction, TargetValue};
 use crate::hub::view::Update;
-use crate::store::{TargetChange, TargetRow};
+use crate::store::{AuditEntry, TargetChange, TargetRow};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct YearQuery {
+    /// Only this year's targets; every year's when absent.
+    #[param(example = 2026)]
     year: Option<i32>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Targets {
+    targets: Vec<TargetRow>,
+}
+
+/// Targets as in force, with their origin (`config` or `api`).
+#[utoipa::path(
+    get,
+    path = "/targets",
+    operation_id = "targets_list",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(YearQuery),
+    responses(
+        (status = 200, description = "Kế hoạch / The targets", body = Targets),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     ApiQuery(query): ApiQuery<YearQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Targets>, ApiError> {
     let targets = state.store.targets(query.year).await?;
-    Ok(Json(json!({ "targets": targets })))
+    Ok(Json(Targets { targets }))
 }
 
-#[derive(Deserialize)]
+/// A target set through the API: one `value`, or `lo` and `hi` for an indicator judged
+/// `within` a band, and why.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"value": 1200, "reason": "Nghị quyết HĐND điều chỉnh kế hoạch"}))]
 pub struct TargetBody {
     value: Option<f64>,
     lo: Option<f64>,
     hi: Option<f64>,
+    /// The unit the target is for; the city when absent.
     unit: Option<String>,
+    /// The at-risk band, as a fraction between 0 and 1 (0.05 = 5 %).
     tolerance: Option<f64>,
+    /// Why the target changes (1 to 1000 characters); kept in the audit log.
     reason: String,
 }
 
 const MAX_REASON_LEN: usize = 1000;
 
+/// Sets a yearly target and writes an audit row. **Admin only.**
+///
+/// Targets set through the API win over `config/targets/` from then on.
+#[utoipa::path(
+    put,
+    path = "/targets/{year}/{indicator}",
+    operation_id = "targets_put",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(
+        ("year" = i32, Path, minimum = 1900, maximum = 2200, example = 2026),
+        ("indicator" = String, Path, description = "Mã chỉ tiêu / Indicator code", example = "EXPORT_TURNOVER"),
+    ),
+    request_body(content = TargetBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Kế hoạch mới / The target as now in force", body = TargetRow),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +179,7 @@ pub async fn put(
             format!("say why, in 1 to {MAX_REASON_LEN} characters"),
         ));
     }
+    body::storable(reason, "/reason")?;
     let change = TargetChange {
         year,
         indicator: indicator.code.to_string(),
@@ -148,17 +209,40 @@ pub async fn put(
     Ok(Json(row))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// How many entries, newest first (1 to 1000; 100 when absent).
     limit: Option<i64>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Audit {
+    entries: Vec<AuditEntry>,
+}
+
+/// Who changed which target, when, from what to what, and why.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "targets_audit",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Nhật ký thay đổi / The audit log", body = Audit),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Audit>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.store.audit(limit).await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(Audit { entries }))
 }

@@ -20,7 +20,7 @@ use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -30,6 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -48,13 +49,42 @@ const FRAGMENT_BYTES: usize = 4 * 1024;
 
 use super::auth::{bearer, refuse_credentials_in_query, verify, Caller};
 use super::error::ApiError;
+use super::openapi::{
+    BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
+};
 use super::AppState;
 use crate::config::LiveSettings;
 use crate::hub::view::Publisher;
 use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
 use crate::metrics::METRICS;
 
+/// A one-time credential for `GET /ws?ticket=…`.
+#[derive(Serialize, ToSchema)]
+pub struct Ticket {
+    ticket: String,
+    /// Seconds the ticket stays valid.
+    #[schema(example = 30)]
+    expires_in: i64,
+}
+
 /// `POST /api/v1/ws/ticket`: any valid token may watch the screens.
+///
+/// Browsers cannot set a header on a websocket; they trade their token for a ticket, which
+/// works once, and open `GET /ws?ticket=…`.
+#[utoipa::path(
+    post,
+    path = "/ws/ticket",
+    operation_id = "ws_ticket",
+    tag = "live",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Vé dùng một lần / A one-time ticket", body = Ticket),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn ticket(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -63,10 +93,10 @@ pub async fn ticket(
         .tickets
         .issue(principal, Utc::now())
         .map_err(|_| ApiError::TooManyTickets)?;
-    let body = json!({
-        "ticket": ticket,
-        "expires_in": state.tickets.ttl().num_seconds(),
-    });
+    let body = Ticket {
+        ticket,
+        expires_in: state.tickets.ttl().num_seconds(),
+    };
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
@@ -76,7 +106,34 @@ pub struct WsParams {
     ticket: Option<String>,
 }
 
-/// `GET /ws`: checks the origin, the credential and the handshake, then upgrades.
+/// The screens' live feed over a websocket (DESIGN §5).
+///
+/// Checks the origin, the credential and the handshake, then upgrades. Client → server: `{"subscribe": ["overview", "alerts",
+/// "feeds", "indicator:GRDP_GROWTH"], "since": 41}` and `{"unsubscribe": [...]}`. Server →
+/// client: `welcome`, a `snapshot` per topic (or the deltas missed since `since`), then
+/// `delta`s in `seq` order, a `heartbeat` every interval, and `error` for a bad message.
+/// Topics: `overview`, `group:<code>`, `indicator:<code>`, `unit:<code>`, `alerts`, `feeds`.
+/// Any valid token, as `Authorization: Bearer …` or a ticket from `POST /api/v1/ws/ticket`.
+/// Refused: a call without the handshake (`400 not_websocket`), a browser page of another
+/// origin (`403 foreign_origin`).
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "ws_upgrade",
+    tag = "live",
+    security(("bearer" = []), ()),
+    params(
+        ("ticket" = Option<String>, Query, description = "Vé từ `POST /api/v1/ws/ticket` / A ticket from `POST /api/v1/ws/ticket`"),
+    ),
+    responses(
+        (status = 101, description = "Đã chuyển sang websocket / Switched to the websocket protocol"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     mut request: Request,

@@ -283,7 +283,7 @@ impl ConflictKind {
             "invalid_value" | "value_not_finite" | "value_out_of_range" => Self::Value,
             // The parser always sets indicator, unit and period, so the value is what is missing.
             "missing_field" => Self::ValueMissing,
-            "field_too_long" => Self::StoredBy,
+            "field_too_long" | "invalid_text" => Self::StoredBy,
             _ => return None,
         })
     }

@@ -5,11 +5,14 @@ use std::marker::PhantomData;
 
 use serde::de::DeserializeSeed;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{FormatError, RawRow};
 
-#[derive(Debug, Deserialize)]
-struct Body {
+/// The JSON body of `POST /api/v1/observations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ObservationBatch)]
+pub struct Body {
     observations: Vec<RawRow>,
 }
 

@@ -5,6 +5,9 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{Catalogue, NewObservation, Period, Periodicity, Rollup};
 
@@ -12,15 +15,27 @@ use crate::domain::{Catalogue, NewObservation, Period, Periodicity, Rollup};
 pub const MAX_LABEL_LEN: usize = 200;
 
 /// One row as a format parser delivers it, before validation.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+///
+/// Every field is optional here: a row that lacks one is rejected on its own
+/// (`missing_field`), and the other rows of the request are kept.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[schema(as = ObservationRow)]
 pub struct RawRow {
+    /// Indicator code of the catalogue.
+    #[schema(example = "EXPORT_TURNOVER")]
     pub indicator: Option<String>,
+    /// Unit code of the catalogue (the city, a ward, a commune).
+    #[schema(example = "HCM")]
     pub unit: Option<String>,
+    /// `YYYY`, `YYYY-Qn`, `YYYY-MM` or `YYYY-MM-DD`, of the indicator's periodicity.
+    #[schema(example = "2026-03")]
     pub period: Option<String>,
     /// RFC 3339 instant, for event feeds of daily indicators.
     pub ts: Option<String>,
     pub value: Option<RawValue>,
+    /// A free revision label such as `preliminary` or `official` (at most 200 characters).
     pub revision: Option<String>,
+    /// Where the figure comes from (at most 200 characters).
     pub source: Option<String>,
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
@@ -47,6 +62,22 @@ pub enum RawValue {
     Number(f64),
     Text(String),
 }
+
+// Written by hand because the value is read by a visitor, not derived: a number or a string.
+impl PartialSchema for RawValue {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(
+                "A number, or a number written as text (`\"1234.5\"`); text that is not a \
+                 number rejects the row (`invalid_value`).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for RawValue {}
 
 impl<'de> Deserialize<'de> for RawValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -112,6 +143,8 @@ pub enum RowError {
     },
     #[error("`{0}` is longer than {MAX_LABEL_LEN} characters")]
     TooLong(&'static str),
+    #[error("`{0}` contains a NUL character (U+0000), which cannot be stored")]
+    NulCharacter(&'static str),
 }
 
 impl RowError {
@@ -129,6 +162,7 @@ impl RowError {
             Self::NotFinite => "value_not_finite",
             Self::OutOfRange { .. } => "value_out_of_range",
             Self::TooLong(_) => "field_too_long",
+            Self::NulCharacter(_) => "invalid_text",
         }
     }
 }
@@ -150,6 +184,8 @@ fn required(field: Option<String>, name: &'static str) -> Result<String, RowErro
 fn optional_label(field: Option<String>, name: &'static str) -> Result<Option<String>, RowError> {
     match field.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
         Some(s) if s.chars().count() > MAX_LABEL_LEN => Err(RowError::TooLong(name)),
+        // PostgreSQL cannot keep it in text, and no backend should hold what another refuses.
+        Some(s) if s.contains('\0') => Err(RowError::NulCharacter(name)),
         other => Ok(other),
     }
 }

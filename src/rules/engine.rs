@@ -13,6 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::anomaly::{robust_z, AnomalyConfig};
 use super::hysteresis::{
@@ -33,7 +34,7 @@ use crate::store::{DynStore, StoreResult};
 pub type TargetKey = (i32, Code, Code);
 
 /// One target's judgement with when it took its status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TargetStatus {
     pub year: i32,
     pub indicator: Code,
@@ -51,6 +52,7 @@ pub struct TargetStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
     /// The plan profile used: `linear`, `configured` or `previous_year`.
+    #[schema(value_type = String, example = "linear")]
     pub plan: &'static str,
     /// When the target took its current official status.
     pub since: DateTime<Utc>,
@@ -65,7 +67,7 @@ pub struct TargetStatus {
 }
 
 /// A value the robust z-score flagged as suspicious (DESIGN §4 anomaly rule).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlaggedValue {
     pub period: String,
     pub value: f64,

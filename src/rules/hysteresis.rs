@@ -24,6 +24,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::{Direction, Status};
 
@@ -59,7 +60,7 @@ pub struct Transition {
 }
 
 /// A worse status waiting to become official.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Pending {
     pub status: Status,
     /// The first evaluation of the current run.

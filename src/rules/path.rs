@@ -4,12 +4,13 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::plan::{PlanProfile, YearSpan};
 use crate::domain::{Kind, Period, TargetValue};
 
 /// One point of the expected path.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct PathPoint {
     pub at: DateTime<Utc>,
     pub expected: f64,

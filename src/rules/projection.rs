@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
+use utoipa::ToSchema;
 
 use crate::domain::{Direction, TargetValue};
 
@@ -11,7 +12,7 @@ use crate::domain::{Direction, TargetValue};
 pub const CONFIDENCE_QUANTILE: f64 = 0.95;
 
 /// How a projection was made; shown in the API so users can follow the working.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `P = A / share(t_r)`.

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::plan::{PlanProfile, YearSpan};
 use super::projection::{fit_through_origin, Line, Method, Spread};
@@ -40,7 +41,7 @@ pub struct EvalInput<'a> {
 }
 
 /// The judgement with its working, as the status API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Evaluation {
     pub status: Status,
     /// The year's value so far: the sum (flow), the latest year-to-date total (cumulative), the
@@ -49,7 +50,8 @@ pub struct Evaluation {
     /// What the plan expects by the reported-through time (flows and cumulatives).
     pub expected: Option<f64>,
     pub projection: Option<f64>,
-    /// 90 % interval of the projection.
+    /// 90 % interval of the projection: `[low, high]`.
+    #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
     pub interval: Option<(f64, f64)>,
     /// Probability of meeting the target.
     pub probability: Option<f64>,

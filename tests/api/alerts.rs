@@ -168,6 +168,17 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
         )
         .await;
     assert_problem(&viewer_ack, 403, "forbidden");
+    // A NUL cannot be stored by PostgreSQL: a 422 naming the field on every backend, not a 500.
+    let nul_ack = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(&app.admin)
+                .json(&json!({"comment": "a\0b"})),
+        )
+        .await;
+    assert_problem(&nul_ack, 422, "invalid_field");
+    assert_eq!(nul_ack.body["errors"][0]["pointer"], "/comment");
 
     // Recovery with margin resolves at once and sends the resolved notice.
     post_beds(&app, year, (target * 1.1).round()).await;
@@ -265,6 +276,21 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     )
     .await;
     assert_problem(&no_end, 422, "invalid_field");
+    // A NUL cannot be stored by PostgreSQL: a 422 naming the field on every backend, not a 500.
+    for (body, pointer) in [
+        (
+            json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "a\0"}),
+            "/comment",
+        ),
+        (
+            json!({"matchers": {"department": "HE\0"}, "duration_minutes": 60, "comment": "x"}),
+            "/matchers/department",
+        ),
+    ] {
+        let nul = create(app.admin.clone(), body).await;
+        assert_problem(&nul, 422, "invalid_field");
+        assert_eq!(nul.body["errors"][0]["pointer"], pointer, "{nul:?}");
+    }
     let created = create(app.admin.clone(), json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "bảo trì hệ thống"})).await;
     assert_eq!(created.status, 201, "{created:?}");
 

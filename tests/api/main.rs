@@ -13,6 +13,7 @@ mod influx;
 mod ingest;
 mod live;
 mod observability;
+mod openapi;
 mod pull;
 mod read;
 mod reports;

@@ -104,6 +104,15 @@ async fn an_admin_changes_a_target_and_the_audit_log_says_who_and_why(backend: B
     .await;
     assert_problem(&no_reason, 422, "invalid_field");
     assert_eq!(no_reason.body["errors"][0]["pointer"], "/reason");
+    // A NUL cannot be stored by PostgreSQL: a 422 naming the field on every backend, not a 500.
+    let nul_reason = put(
+        &app.admin,
+        "/api/v1/targets/2026/EXPORT_TURNOVER",
+        json!({"value": 1.0, "reason": "a\0b"}),
+    )
+    .await;
+    assert_problem(&nul_reason, 422, "invalid_field");
+    assert_eq!(nul_reason.body["errors"][0]["pointer"], "/reason");
     let band = put(
         &app.admin,
         "/api/v1/targets/2026/EXPORT_TURNOVER",

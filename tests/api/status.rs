@@ -146,6 +146,16 @@ async fn the_status_list_covers_every_city_target_with_its_working(backend: Back
         404,
         "not_found",
     );
+    // Years are those a target can be set for, as the OpenAPI document says.
+    for path in [
+        "/api/v1/status?year=99999",
+        "/api/v1/status/GRDP_GROWTH?year=1000",
+        "/api/v1/status/GRDP_GROWTH/path?year=-2147483648",
+    ] {
+        let reply = app.get(path, &app.viewer).await;
+        assert_problem(&reply, 422, "invalid_field");
+        assert_eq!(reply.body["errors"][0]["pointer"], "year", "{path}");
+    }
     assert_problem(&app.get("/api/v1/status", "").await, 401, "missing_token");
     app.stop().await;
 }
