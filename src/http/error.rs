@@ -59,6 +59,8 @@ pub enum ApiError {
     NotWebsocket(String),
     #[error("too many websocket tickets are outstanding; try again in a few seconds")]
     TooManyTickets,
+    #[error("{0} is not allowed on this resource; the Allow header lists the methods that are")]
+    MethodNotAllowed(String),
     #[error("the store is not reachable")]
     Unavailable,
     #[error(
@@ -88,6 +90,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable | Self::MigrationsMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +114,7 @@ impl ApiError {
             Self::ForeignOrigin(_) => "foreign_origin",
             Self::NotWebsocket(_) => "not_websocket",
             Self::TooManyTickets => "too_many_tickets",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Unavailable => "unavailable",
             Self::MigrationsMissing { .. } => "migrations_missing",
             Self::Internal(_) => "internal",
@@ -131,6 +135,7 @@ impl ApiError {
             Self::ForeignOrigin(_) => "Foreign origin",
             Self::NotWebsocket(_) => "Not a websocket request",
             Self::TooManyTickets => "Too many tickets",
+            Self::MethodNotAllowed(_) => "Method not allowed",
             Self::Unavailable | Self::MigrationsMissing { .. } => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }

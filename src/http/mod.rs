@@ -108,10 +108,17 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = routes().split_for_parts();
     routes
         .fallback(screens::asset)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A known path asked with a method it does not serve: the same problem+json as every other
+/// error (axum keeps its `Allow` header on the answer).
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
 }
 
 /// Counts requests by route pattern (never the raw path, which would be unbounded).

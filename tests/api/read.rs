@@ -221,3 +221,40 @@ on_every_backend!(
     an_admin_changes_a_target_and_the_audit_log_says_who_and_why,
     history_is_bucketed_by_calendar_periods,
 );
+
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_gets_a_problem_naming_the_allowed_ones() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    for (method, path, allowed) in [
+        (reqwest::Method::DELETE, "/api/v1/groups", "GET,HEAD"),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/observations",
+            "GET,HEAD,POST",
+        ),
+        (reqwest::Method::GET, "/api/v2/write", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET,HEAD"),
+    ] {
+        let request = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&app.admin);
+        let response = request.send().await.expect("request sent");
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .replace(' ', "");
+        assert_eq!(allow, allowed, "{method} {path}");
+        let reply = app
+            .send(app.client.request(method.clone(), app.url(path)))
+            .await;
+        assert_problem(&reply, 405, "method_not_allowed");
+        let detail = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(method.as_str()), "{reply:?}");
+    }
+    app.stop().await;
+}
