@@ -1,5 +1,6 @@
-//! The operations-room screen (`dashboards/ops-room/`) in a real browser: Debian's Chromium,
-//! driven by `tests/browser/ops-room.mjs` (playwright-core) against the real binary.
+//! The operations-room screen (`dashboards/ops-room/`) and the API reference (`/api/docs`) in a
+//! real browser: Debian's Chromium, driven by `tests/browser/ops-room.mjs` and
+//! `tests/browser/api-docs.mjs` (playwright-core) against the real binary.
 //!
 //! Needs `KTXH_TEST_CHROMIUM` (set by `scripts/test.sh`, which also installs Chromium and the
 //! npm packages of `tests/browser/`). Without it the test is skipped, unless
@@ -10,7 +11,7 @@
 #[path = "support/cli.rs"]
 mod cli;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -177,35 +178,54 @@ fn the_ops_room_screen_renders_updates_live_and_speaks_english_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let browser_dir = manifest_dir().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules/playwright-core is missing: run scripts/test.sh --setup-only"
-    );
-
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
     let admin = create_token(&database_url, "admin");
     let viewer = create_token(&database_url, "viewer");
     let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "ops-room.mjs",
+        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
+    );
+}
 
+#[test]
+fn the_api_reference_renders_every_operation_filters_and_speaks_english_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let server = Server::start(&database_url);
+    run_script(&chromium, &server, "api-docs.mjs", &[]);
+}
+
+/// Runs `tests/browser/<script>` against `server`; fails the test with the script's output and
+/// the server's log unless every check of the script passed.
+fn run_script(chromium: &Path, server: &Server, script: &str, env: &[(&str, &str)]) {
+    let browser_dir = manifest_dir().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules/playwright-core is missing: run scripts/test.sh --setup-only"
+    );
     let artefacts = manifest_dir().join("target/test-artefacts");
     std::fs::create_dir_all(&artefacts).expect("create target/test-artefacts");
     let mut node = Command::new("node");
-    node.arg(browser_dir.join("ops-room.mjs"))
+    node.arg(browser_dir.join(script))
         .current_dir(&browser_dir)
         .env("BASE_URL", &server.base_url)
-        .env("VIEWER_TOKEN", &viewer)
-        .env("ADMIN_TOKEN", &admin)
-        .env("CHROMIUM", &chromium)
-        .env("ARTEFACT_DIR", &artefacts);
+        .env("CHROMIUM", chromium)
+        .env("ARTEFACT_DIR", &artefacts)
+        .envs(env.iter().copied());
     let (passed, output) = run_bounded(node, SCRIPT_TIMEOUT);
 
     println!("{output}");
     let server_log = server.drain_log();
     assert!(
         passed,
-        "the browser checks failed (screenshots in {}):\n{output}\nserver log:\n{server_log}",
+        "the browser checks of {script} failed (screenshots in {}):\n{output}\nserver log:\n{server_log}",
         artefacts.display()
     );
 }
