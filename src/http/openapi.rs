@@ -72,6 +72,7 @@ setting targets. Any token may call an operation unless the operation names the 
         Unprocessable,
         TooManyRequests,
         Unavailable,
+        NotReady,
     )),
     tags(
         (name = "catalogue", description = "Danh mục: nhóm lĩnh vực, chỉ tiêu, đơn vị. / The catalogue: sector groups, indicators, units."),
@@ -187,11 +188,16 @@ pub struct Unprocessable(pub Problem<'static>);
 #[response(content_type = "application/problem+json")]
 pub struct TooManyRequests(pub Problem<'static>);
 
-/// The store cannot be reached (`unavailable`), or, from `/readyz`, the database lacks
-/// migrations of this build (`migrations_missing`: run its `ktxh migrate`).
+/// The store cannot be reached (`unavailable`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Unavailable(pub Problem<'static>);
+
+/// Not ready: the store cannot be reached (`unavailable`), or the database lacks migrations of
+/// this build (`migrations_missing`: run this version's `ktxh migrate`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct NotReady(pub Problem<'static>);
 
 /// The document, built once from the same routes the server serves.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::openapi::schemas::{Health, Readiness};
-use super::openapi::Unavailable;
+use super::openapi::NotReady;
 use super::{ApiError, AppState};
 use crate::metrics;
 
@@ -34,7 +34,7 @@ pub async fn healthz() -> impl IntoResponse {
     tag = "operations",
     responses(
         (status = 200, description = "Sẵn sàng phục vụ / Ready to serve", body = Readiness),
-        (status = 503, response = Unavailable),
+        (status = 503, response = NotReady),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
