@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::auth::CompatCaller;
 use super::{body, ApiError, AppState};
@@ -296,6 +296,47 @@ impl WriteError {
     }
 }
 
+/// What both write endpoints answer, in InfluxDB's own error shape.
+// Only described: the handlers build their answers themselves.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+enum WriteAnswers {
+    #[response(status = 204, description = "Đã lưu mọi dòng / Every line stored")]
+    Stored,
+    #[response(
+        status = 400,
+        description = "Có dòng bị từ chối, hoặc tham số sai / Rejected lines, or a bad parameter"
+    )]
+    Rejected(InfluxProblem),
+    #[response(
+        status = 401,
+        description = "Thiếu hoặc sai token / A missing or bad token"
+    )]
+    Unauthorized(InfluxProblem),
+    #[response(
+        status = 403,
+        description = "Không có quyền / Not allowed (nothing stored)"
+    )]
+    Forbidden(InfluxProblem),
+    #[response(status = 413, description = "Quá lớn / Too large")]
+    TooLarge(InfluxProblem),
+    #[response(
+        status = 415,
+        description = "Nén không hỗ trợ / Unsupported Content-Encoding"
+    )]
+    UnsupportedEncoding(InfluxProblem),
+    #[response(
+        status = 422,
+        description = "Không đọc được thân yêu cầu / The body cannot be read"
+    )]
+    Unreadable(InfluxProblem),
+    #[response(
+        status = 503,
+        description = "Kho dữ liệu không phản hồi / The store is unreachable"
+    )]
+    Unavailable(InfluxProblem),
+}
+
 /// InfluxDB 2.x line protocol, as Telegraf and the InfluxDB client libraries write it.
 /// **Department tokens (their own department's indicators) and admins.**
 ///
@@ -317,16 +358,7 @@ impl WriteError {
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(
-        (status = 204, description = "Đã lưu mọi dòng / Every line stored"),
-        (status = 400, description = "Có dòng bị từ chối, hoặc tham số sai / Rejected lines, or a bad parameter", body = InfluxProblem),
-        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = InfluxProblem),
-        (status = 403, description = "Không có quyền / Not allowed (nothing stored)", body = InfluxProblem),
-        (status = 413, description = "Quá lớn / Too large", body = InfluxProblem),
-        (status = 415, description = "Nén không hỗ trợ / Unsupported Content-Encoding", body = InfluxProblem),
-        (status = 422, description = "Không đọc được thân yêu cầu / The body cannot be read", body = InfluxProblem),
-        (status = 503, description = "Kho dữ liệu không phản hồi / The store is unreachable", body = InfluxProblem),
-    )
+    responses(WriteAnswers)
 )]
 pub async fn write_v2(
     state: State<AppState>,
@@ -354,16 +386,7 @@ pub async fn write_v2(
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(
-        (status = 204, description = "Đã lưu mọi dòng / Every line stored"),
-        (status = 400, description = "Có dòng bị từ chối, hoặc tham số sai / Rejected lines, or a bad parameter", body = InfluxProblem),
-        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = InfluxProblem),
-        (status = 403, description = "Không có quyền / Not allowed (nothing stored)", body = InfluxProblem),
-        (status = 413, description = "Quá lớn / Too large", body = InfluxProblem),
-        (status = 415, description = "Nén không hỗ trợ / Unsupported Content-Encoding", body = InfluxProblem),
-        (status = 422, description = "Không đọc được thân yêu cầu / The body cannot be read", body = InfluxProblem),
-        (status = 503, description = "Kho dữ liệu không phản hồi / The store is unreachable", body = InfluxProblem),
-    )
+    responses(WriteAnswers)
 )]
 pub async fn write_v1(
     state: State<AppState>,
