@@ -1,7 +1,9 @@
 //! The report as one CSV table, a row per target: for spreadsheets and further processing.
 //!
 //! Numbers are written plainly (`1234.5`) whatever the language, so that they read back as
-//! numbers; the byte-order mark makes spreadsheet programs read the Vietnamese text as UTF-8.
+//! numbers, rounded to [`DECIMALS`] places: projections and chances are estimates, and sixteen
+//! digits would claim a precision they do not have. The byte-order mark makes spreadsheet
+//! programs read the Vietnamese text as UTF-8.
 
 use chrono_tz::Tz;
 
@@ -9,8 +11,22 @@ use super::text::{self, words};
 use super::Report;
 use crate::domain::TargetValue;
 
+/// Decimal places of the numbers written.
+pub const DECIMALS: usize = 4;
+
 fn plain(value: Option<f64>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_default()
+    value.map(rounded).unwrap_or_default()
+}
+
+/// `value` to [`DECIMALS`] places, without trailing zeros: `2356027.3972602743` is
+/// `2356027.3973`, `10.5` stays `10.5`, and a value that rounds to zero is `0`.
+fn rounded(value: f64) -> String {
+    let text = format!("{value:.DECIMALS$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    match text {
+        "-0" | "" => "0".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
@@ -37,8 +53,8 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
     for group in &report.groups {
         for row in &group.rows {
             let target = match row.target {
-                TargetValue::Point { value } => value.to_string(),
-                TargetValue::Band { lo, hi } => format!("{lo}..{hi}"),
+                TargetValue::Point { value } => rounded(value),
+                TargetValue::Band { lo, hi } => format!("{}..{}", rounded(lo), rounded(hi)),
             };
             let _ = out.write_record([
                 group.name.as_str(),
@@ -60,4 +76,19 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         }
     }
     out.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rounded;
+
+    #[test]
+    fn numbers_are_rounded_without_trailing_zeros() {
+        assert_eq!(rounded(2_356_027.397_260_274_3), "2356027.3973");
+        assert_eq!(rounded(0.692_681_622_885_518_8), "0.6927");
+        assert_eq!(rounded(10.5), "10.5");
+        assert_eq!(rounded(3_150_000.0), "3150000");
+        assert_eq!(rounded(-0.000_01), "0");
+        assert_eq!(rounded(-12.345_67), "-12.3457");
+    }
 }
