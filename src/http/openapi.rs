@@ -5,8 +5,6 @@
 //! the router registers every route through them (`routes` in `src/http/mod.rs`), so the
 //! document is built from the same list the server serves.
 
-pub mod schemas;
-
 use std::sync::LazyLock;
 
 use axum::http::header;
@@ -57,6 +55,7 @@ setting targets. Any token may call an operation unless the operation names the 
             Problem,
             super::dhis2::Dhis2IdScheme,
             super::dhis2::Dhis2ImportStrategy,
+            super::influx::InfluxProblem,
             super::influx::PrecisionV1,
             super::influx::PrecisionV2,
             super::reports::ReportFormatParam,

@@ -5,12 +5,29 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::openapi::schemas::{Health, Readiness};
 use super::openapi::NotReady;
 use super::{ApiError, AppState};
 use crate::metrics;
+use crate::store::{Backend, MigrationState};
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `GET /readyz`: the store answers and holds every migration of this build.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: &'static str,
+    backend: Backend,
+    migrations: MigrationState,
+}
 
 /// Liveness: the process answers.
 #[utoipa::path(
@@ -20,8 +37,8 @@ use crate::metrics;
     tag = "operations",
     responses((status = 200, description = "Dịch vụ đang chạy / The process is alive", body = Health))
 )]
-pub async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready when the store answers and holds every migration of this build as written. Start-up
@@ -37,7 +54,7 @@ pub async fn healthz() -> impl IntoResponse {
         (status = 503, response = NotReady),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let migrations = state.store.migrations().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness: the store does not answer");
         ApiError::Unavailable
@@ -53,11 +70,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
             expected: migrations.expected,
         });
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "backend": state.store.backend(),
-        "migrations": migrations,
-    })))
+    Ok(Json(Readiness {
+        status: "ready",
+        backend: state.store.backend(),
+        migrations,
+    }))
 }
 
 /// Prometheus metrics (`ktxh_*`), in the text exposition format 0.0.4.

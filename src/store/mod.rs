@@ -12,6 +12,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::TokenRecord;
@@ -35,7 +36,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     Sqlite,
@@ -57,7 +59,7 @@ pub(crate) const RECORDED_MIGRATIONS: &str =
     "SELECT version, success, checksum FROM _sqlx_migrations";
 
 /// This build's migrations against those recorded in the database's `_sqlx_migrations`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MigrationState {
     /// This build's migrations recorded as successful with the same checksum.
     pub applied: usize,
@@ -106,18 +108,30 @@ impl MigrationState {
     }
 }
 
-/// One row the caller refused before it reached the store; kept in idempotent receipts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Refused before the row reached the store; kept in idempotent receipts.
+/// One refused row: where it was, a stable reason and a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Rejection {
+    /// The row's position in the request, from 0.
     pub index: usize,
+    /// A stable reason: `missing_field`, `unknown_indicator`, `unknown_unit`,
+    /// `unit_not_reporting`, `invalid_period`, `period_mismatch`, `period_in_future`,
+    /// `invalid_value`, `value_not_finite`, `value_out_of_range`, `field_too_long`,
+    /// `invalid_text` or `malformed_row`.
+    #[schema(example = "value_out_of_range")]
     pub code: String,
     pub message: String,
 }
 
-/// The answer to an ingest request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The answer to a push: rows stored, rows already stored, and every row refused with why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"accepted": 1, "duplicates": 1, "rejected": [
+    {"index": 2, "code": "value_out_of_range", "message": "4120000 is outside 0..=100000"}
+]}))]
 pub struct IngestReceipt {
+    /// Rows stored as a new revision (or a withdrawal).
     pub accepted: usize,
+    /// Rows identical to what was stored already: nothing changed.
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
 }
@@ -173,13 +187,16 @@ pub struct ObservationQuery {
     pub as_of: Option<DateTime<Utc>>,
 }
 
-/// A target as stored, with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A target as in force, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TargetRow {
     #[serde(flatten)]
     pub target: Target,
+    /// `config` (from `config/targets/`) or `api` (set with `PUT /api/v1/targets/…`).
+    #[schema(example = "config")]
     pub origin: String,
     pub updated_at: DateTime<Utc>,
+    /// Who set it: `config` or the token that did.
     pub updated_by: String,
 }
 
@@ -195,14 +212,20 @@ pub struct TargetChange {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One change of a target, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
+    /// The token that made the change.
     pub actor: String,
+    #[schema(example = "target.set")]
     pub action: String,
+    /// `year/indicator/unit`.
     pub subject: String,
+    /// The target before the change (`null` when there was none).
     pub old: Option<serde_json::Value>,
+    /// The target after the change.
     pub new: Option<serde_json::Value>,
     pub reason: Option<String>,
 }

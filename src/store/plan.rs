@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{Kind, NewObservation, StoredObservation};
 
@@ -111,7 +112,7 @@ fn same_content(a: &Latest, b: &Latest) -> bool {
 }
 
 /// Calendar buckets in the city's zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     Day,
@@ -166,8 +167,9 @@ impl Bucket {
     }
 }
 
-/// How a bucket's value is formed from its periods, by the indicator's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a bucket's value is formed from its periods, by the indicator's kind: flows are summed,
+/// cumulative figures keep the last, the other kinds are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     Sum,
@@ -185,8 +187,9 @@ impl Aggregate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BucketPoint {
+    /// Start of the bucket.
     pub start: DateTime<Utc>,
     pub value: f64,
     /// Periods that went into the bucket.
