@@ -7,48 +7,14 @@
 // Every check runs even when an earlier one failed, screenshots are saved either way, and the
 // exit status is 1 when any check failed.
 
-import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { assert, launch, script } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`api-docs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-};
-
-const BASE_URL = env("BASE_URL").replace(/\/$/, "");
-const CHROMIUM = env("CHROMIUM");
-const ARTEFACT_DIR = env("ARTEFACT_DIR");
-const RUN_TIMEOUT_MS = 90_000;
 const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 
-setTimeout(() => {
-  console.error(`api-docs: gave up after ${RUN_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, RUN_TIMEOUT_MS).unref();
-
-const results = [];
-
-/** Runs one named check; a failure is recorded, printed and does not stop the others. */
-async function check(name, body) {
-  const started = Date.now();
-  try {
-    await body();
-    results.push({ name, ok: true });
-    console.log(`ok - ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    results.push({ name, ok: false });
-    console.log(`not ok - ${name}: ${error.message.split("\n")[0]}`);
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const { env, check, finish } = script("api-docs", ["BASE_URL", "CHROMIUM", "ARTEFACT_DIR"], 90_000);
+const BASE_URL = env.BASE_URL.replace(/\/$/, "");
+const { CHROMIUM, ARTEFACT_DIR } = env;
 
 const documentResponse = await fetch(`${BASE_URL}/api/openapi.json`);
 const openapi = await documentResponse.json();
@@ -56,21 +22,7 @@ const operations = Object.entries(openapi.paths).flatMap(([route, item]) =>
   METHODS.filter((method) => item[method]).map((method) => ({ method, route })),
 );
 
-mkdirSync(ARTEFACT_DIR, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, locale: "vi-VN" });
 const page = await context.newPage();
 const pageErrors = [];
@@ -147,6 +99,4 @@ try {
   await browser.close();
 }
 
-const failed = results.filter((result) => !result.ok).length;
-console.log(`api-docs browser checks: ${results.length - failed} of ${results.length} passed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

@@ -7,56 +7,23 @@
 // Every check runs even when an earlier one failed (each failure is listed), screenshots are
 // saved either way, and the exit status is 1 when any check failed.
 
-import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`ops-room: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-};
-
-const BASE_URL = env("BASE_URL").replace(/\/$/, "");
-const VIEWER_TOKEN = env("VIEWER_TOKEN");
-const ADMIN_TOKEN = env("ADMIN_TOKEN");
-const CHROMIUM = env("CHROMIUM");
-const ARTEFACT_DIR = env("ARTEFACT_DIR");
+import { assert, launch, script } from "./harness.mjs";
 
 const GROUPS = 20;
 const TARGETS = 110;
 // The acceptance bar for ingest-to-screen (DESIGN §5: event-driven, no polling).
 const LIVE_UPDATE_MS = 1000;
-// The whole run is bounded, so a hung browser cannot hold CI.
-const RUN_TIMEOUT_MS = 120_000;
 const LIVE_INDICATOR = "EXPORT_TURNOVER";
 
-setTimeout(() => {
-  console.error(`ops-room: gave up after ${RUN_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, RUN_TIMEOUT_MS).unref();
-
-const results = [];
-
-/** Runs one named check; a failure is recorded, printed and does not stop the others. */
-async function check(name, body) {
-  const started = Date.now();
-  try {
-    await body();
-    results.push({ name, ok: true });
-    console.log(`ok - ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    results.push({ name, ok: false });
-    console.log(`not ok - ${name}: ${error.message.split("\n")[0]}`);
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
+// The whole run is bounded, so a hung browser cannot hold CI.
+const { env, check, finish } = script(
+  "ops-room",
+  ["BASE_URL", "VIEWER_TOKEN", "ADMIN_TOKEN", "CHROMIUM", "ARTEFACT_DIR"],
+  120_000,
+);
+const BASE_URL = env.BASE_URL.replace(/\/$/, "");
+const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
 async function api(method, route, token, body) {
   const response = await fetch(`${BASE_URL}/api/v1${route}`, {
@@ -76,21 +43,7 @@ function currentMonth(timeZone = "Asia/Ho_Chi_Minh") {
   return `${get("year")}-${get("month")}`;
 }
 
-mkdirSync(ARTEFACT_DIR, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });
 const page = await context.newPage();
 const pageErrors = [];
@@ -216,7 +169,5 @@ try {
   await browser.close();
 }
 
-const failed = results.filter((result) => !result.ok).length;
-console.log(`ops-room browser checks: ${results.length - failed} of ${results.length} passed`);
 console.log(`screenshots in ${ARTEFACT_DIR}`);
-process.exit(failed === 0 ? 0 : 1);
+finish();
