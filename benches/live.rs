@@ -7,6 +7,7 @@
 //! KTXH_BENCH_CLIENTS=1000 KTXH_BENCH_SECONDS=5 cargo bench --bench live
 //! KTXH_BENCH_RATE=5 cargo bench --bench live                # observations/s at every count
 //! KTXH_BENCH_BIN=/tmp/ktxh-before cargo bench --bench live  # another build of the service
+//! KTXH_BENCH_STALLED=50 cargo bench --bench live            # 50 more screens that never read
 //! ```
 //!
 //! Each server runs in a process of its own, so that its CPU time (`utime + stime` of
@@ -35,6 +36,10 @@
 //! - Memory per connection: the server's RSS after the connections opened (and, for `ktxh`,
 //!   again once every screen has its snapshot and sits idle) minus its RSS before, divided by
 //!   the number of connections.
+//!
+//! With `KTXH_BENCH_STALLED=N`, N more screens per run open with a 4 KiB receive buffer,
+//! subscribe, and then never read: a screen on a dead network. They are not counted among the
+//! clients measured, whose latency shows whether the stalled ones hold anybody back.
 //!
 //! Client and servers share this machine's cores: latency includes the client's own delays,
 //! the same for both servers.
@@ -109,6 +114,8 @@ struct Plan {
     seconds: f64,
     /// `KTXH_BENCH_RATE`: the same rate at every client count.
     rate: Option<f64>,
+    /// `KTXH_BENCH_STALLED`: screens besides the clients that subscribe and never read.
+    stalled: usize,
 }
 
 /// The observations posted to one client count.
@@ -138,6 +145,9 @@ impl Plan {
         };
         let seconds: f64 = var("KTXH_BENCH_SECONDS").map_or(Ok(10.0), |v| v.parse())?;
         let rate: Option<f64> = var("KTXH_BENCH_RATE").map(|v| v.parse()).transpose()?;
+        let stalled: usize = var("KTXH_BENCH_STALLED")
+            .map_or(Ok(0), |v| v.parse())
+            .context("KTXH_BENCH_STALLED: a number of screens")?;
         ensure!(
             !clients.is_empty() && clients.len() < 16 && clients.iter().all(|&n| n > 0),
             "KTXH_BENCH_CLIENTS: one to fifteen counts, none zero"
@@ -150,6 +160,7 @@ impl Plan {
             clients,
             seconds,
             rate,
+            stalled,
         };
         for &clients in &plan.clients {
             ensure!(
@@ -175,7 +186,7 @@ impl Plan {
 
 async fn bench() -> anyhow::Result<()> {
     let plan = Plan::from_env()?;
-    let most = plan.clients.iter().copied().max().unwrap_or_default();
+    let most = plan.clients.iter().copied().max().unwrap_or_default() + plan.stalled;
     // The client holds `most` sockets, and so does each server (which inherits this limit).
     let files = open_files_limit()?;
     ensure!(
@@ -201,10 +212,11 @@ async fn bench() -> anyhow::Result<()> {
     let admin = service.token("admin")?;
     let viewer = service.token("viewer")?;
     println!(
-        "ktxh seeded with the demo's history in {:.1} s; clients: {:?}, {} s measured at each count",
+        "ktxh seeded with the demo's history in {:.1} s; clients: {:?}, {} s measured at each count; {} stalled screens besides",
         seeding.elapsed().as_secs_f64(),
         plan.clients,
         plan.seconds,
+        plan.stalled,
     );
 
     let mut runs: Vec<Run> = Vec::new();
@@ -217,7 +229,14 @@ async fn bench() -> anyhow::Result<()> {
             admin: admin.clone(),
             tag: (number + 1) as f64 / 16.0,
         };
-        let run = measure(&target, &server, clients, plan.phases(clients)).await;
+        let run = measure(
+            &target,
+            &server,
+            clients,
+            plan.stalled,
+            plan.phases(clients),
+        )
+        .await;
         server.stop();
         let run = run.with_context(|| format!("ktxh with {clients} clients"))?;
         run.print();
@@ -229,7 +248,14 @@ async fn bench() -> anyhow::Result<()> {
             addr: server.addr,
             bytes: delta_bytes,
         };
-        let run = measure(&target, &server, clients, plan.phases(clients)).await;
+        let run = measure(
+            &target,
+            &server,
+            clients,
+            plan.stalled,
+            plan.phases(clients),
+        )
+        .await;
         server.stop();
         let run = run.with_context(|| format!("bare server with {clients} clients"))?;
         run.print();
@@ -526,9 +552,27 @@ impl Target {
 
 /// Opens one screen: the handshake and, from `ktxh`, its welcome.
 async fn open(target: &Target) -> anyhow::Result<Socket> {
-    let addr = target.addr();
-    let stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(target.addr()).await?;
     stream.set_nodelay(true)?;
+    handshake(target, stream).await
+}
+
+/// Opens a screen that stops reading once subscribed (its welcome and snapshot read), with a
+/// 4 KiB receive buffer so that what the server sends it soon piles up at the server.
+async fn open_stalled(target: &Target) -> anyhow::Result<Socket> {
+    let tcp = tokio::net::TcpSocket::new_v4()?;
+    tcp.set_recv_buffer_size(4096)?;
+    let stream = tcp.connect(target.addr()).await?;
+    let mut socket = handshake(target, stream).await?;
+    if let Target::Ktxh { .. } = target {
+        subscribe(&mut socket).await?;
+    }
+    Ok(socket)
+}
+
+/// The websocket handshake on `stream` and, from `ktxh`, its welcome.
+async fn handshake(target: &Target, stream: TcpStream) -> anyhow::Result<Socket> {
+    let addr = target.addr();
     let mut request = format!("ws://{addr}/ws").into_client_request()?;
     if let Target::Ktxh { viewer, .. } = target {
         request.headers_mut().insert(
@@ -725,6 +769,8 @@ async fn wait_for_deliveries(received: &AtomicU64, expected: u64) {
 struct Run {
     server: &'static str,
     clients: usize,
+    /// Screens besides the clients that never read.
+    stalled: usize,
     /// Deltas of the measured phase that arrived, and those that did not.
     delivered: usize,
     missing: usize,
@@ -763,6 +809,12 @@ impl Run {
             self.kib_idle,
             self.missing
         );
+        if self.stalled > 0 {
+            println!(
+                "  {:>6} stalled screens besides, subscribed and never reading",
+                self.stalled
+            );
+        }
     }
 }
 
@@ -770,6 +822,7 @@ async fn measure(
     target: &Target,
     server: &Server,
     clients: usize,
+    stalled: usize,
     plan: Phases,
 ) -> anyhow::Result<Run> {
     let target = Arc::new(target.clone());
@@ -807,6 +860,15 @@ async fn measure(
     tokio::time::sleep(SETTLE).await;
     let rss_idle = server.rss_kib()?;
 
+    // Opened after the memory was measured, so that the figures per connection stay those of
+    // the clients; held, unread, until the run ends.
+    let stalled_sockets: Vec<Socket> = futures::stream::iter(0..stalled)
+        .map(|_| open_stalled(&target))
+        .buffer_unordered(CONNECTING_AT_ONCE)
+        .try_collect()
+        .await
+        .context("opening the stalled screens")?;
+
     let received = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
     let readers: Vec<_> = sockets
@@ -842,6 +904,7 @@ async fn measure(
     sent.extend(measured);
 
     stop.cancel();
+    drop(stalled_sockets);
     let mut receipts = Vec::with_capacity(clients);
     for reader in readers {
         receipts.push(reader.await?);
@@ -888,6 +951,7 @@ async fn measure(
     Ok(Run {
         server: target.name(),
         clients,
+        stalled,
         delivered,
         missing: (clients * plan.measured).saturating_sub(delivered),
         overflows: receipts.iter().map(|r| r.overflows).sum(),
@@ -993,6 +1057,12 @@ fn report(runs: &[Run]) {
                 "", run.overflows, run.lost
             );
         }
+    }
+    if let Some(run) = runs.iter().find(|run| run.stalled > 0) {
+        println!(
+            "{:>15} every run also held {} stalled screens (subscribed, never reading)",
+            "", run.stalled
+        );
     }
     println!();
     println!("(posts: observations measured, after a warm-up second; posts/s: the rate achieved.");
