@@ -211,12 +211,13 @@ rm -f "$test_log"
 # which links libFuzzer without sanitizers, and every committed corpus replayed once: a target
 # that no longer builds, or an input that crashes again, fails the run. Not --locked: a
 # dependency added to the service is added to fuzz/Cargo.lock here, at the version it resolves.
+# Built into the service's own target directory, which already holds nearly every dependency.
 step "fuzz targets: build, replay fuzz/corpus"
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-CARGO_TARGET_DIR=$ROOT/target/fuzz cargo build --manifest-path fuzz/Cargo.toml --bins
+CARGO_TARGET_DIR=$ROOT/target cargo build --manifest-path fuzz/Cargo.toml --bins
 for corpus in fuzz/corpus/*/; do
     target=$(basename "$corpus")
-    if ! replay=$("$ROOT/target/fuzz/debug/$target" -runs=0 -rss_limit_mb=512 -malloc_limit_mb=256 \
+    if ! replay=$("$ROOT/target/debug/$target" -runs=0 -rss_limit_mb=512 -malloc_limit_mb=256 \
         "$corpus" 2>&1); then
         printf '%s\n' "$replay"
         ktxh_die "fuzz target $target fails on its corpus $corpus"
