@@ -15,6 +15,8 @@ use sqlx::{Connection, Row};
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/history.rs"]
+mod history;
 use cli::ktxh;
 
 fn text(output: &Output) -> String {
@@ -163,6 +165,66 @@ async fn sqlite_backup_restores_every_revision() {
         text(&refused)
     );
     assert!(!missing.exists());
+}
+
+async fn observation_count(path: &Path) -> i64 {
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the SQLite database");
+    let count = sqlx::query_scalar("SELECT count(*) FROM observations")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    count
+}
+
+/// A backup taken while an import writes batch after batch holds whole batches only: the copy
+/// is the database as of one instant, not a mix of before and after a transaction.
+#[tokio::test]
+async fn a_sqlite_backup_taken_while_writing_holds_whole_transactions() {
+    const ROWS: usize = 400_000;
+    const BATCH: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("ktxh.db");
+    let url = format!("sqlite://{}", database.display());
+    run(ktxh(&url).arg("migrate"));
+    let file = dir.path().join("history.csv");
+    history::write_history(&file, ROWS);
+
+    let mut import = ktxh(&url)
+        .arg("import")
+        .arg(&file)
+        .args(["--format", "csv", "--batch-rows", &BATCH.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ktxh import");
+    // Back up once the import is under way.
+    let started = std::time::Instant::now();
+    while observation_count(&database).await < (10 * BATCH) as i64 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the import never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let copy = dir.path().join("during.db");
+    run(ktxh(&url).arg("backup").arg("--output").arg(&copy));
+    let status = import.wait().expect("the import ends");
+    assert!(status.success(), "the import failed: {status}");
+
+    let copied = observation_count(&copy).await;
+    assert_eq!(observation_count(&database).await, ROWS as i64);
+    assert!(
+        copied > 0 && copied < ROWS as i64,
+        "the backup was not taken during the import: {copied} rows"
+    );
+    assert_eq!(
+        copied % BATCH as i64,
+        0,
+        "the backup holds part of a transaction: {copied} rows"
+    );
 }
 
 /// A database of its own on the server at `admin`, dropped when the test ends.

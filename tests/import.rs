@@ -1,25 +1,20 @@
 //! `ktxh import` as an operator runs it: the real binary on a real database file (and on
 //! PostgreSQL), killed half-way and run again.
 
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-use ktxh::config::load_catalogue;
-use ktxh::domain::{Catalogue, Periodicity};
 
 // Shared by the test binaries that run `ktxh`, each using its part.
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/history.rs"]
+mod history;
 use cli::ktxh;
-
-fn repo_config() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
-}
+use history::write_history;
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -74,44 +69,6 @@ async fn observation_counts(database_url: &str) -> (i64, i64, i64, i64) {
         pool.close().await;
         counts
     }
-}
-
-/// Writes `rows` valid CSV rows: every daily indicator, for every unit reporting it, day after
-/// day from 1 January 2023, with values inside each indicator's range. Rows come series by
-/// series, as a database export sorted by indicator, unit and period has them.
-fn write_history(path: &Path, rows: usize) {
-    let catalogue = load_catalogue(&repo_config()).expect("the shipped catalogue");
-    let series = daily_series(&catalogue);
-    assert!(series.len() >= 800, "{} daily series", series.len());
-    let days = rows.div_ceil(series.len());
-    let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
-    let mut out = String::with_capacity(rows * 56);
-    out.push_str("indicator,unit,period,value,source\n");
-    for row in 0..rows {
-        let (indicator, unit, lo, hi) = &series[row / days];
-        let day = start + chrono::Days::new((row % days) as u64);
-        let value = lo + (hi - lo) * ((row * 7919 % 1000) as f64 / 1000.0);
-        writeln!(out, "{indicator},{unit},{day},{value:.2},backfill").unwrap();
-    }
-    std::fs::write(path, out).unwrap();
-}
-
-fn daily_series(catalogue: &Catalogue) -> Vec<(String, String, f64, f64)> {
-    let mut series = Vec::new();
-    for indicator in &catalogue.indicators {
-        if indicator.periodicity != Periodicity::Daily {
-            continue;
-        }
-        for unit in catalogue.reporting_units(indicator) {
-            series.push((
-                indicator.code.to_string(),
-                unit.code.to_string(),
-                indicator.range.0,
-                indicator.range.1,
-            ));
-        }
-    }
-    series
 }
 
 /// Starts an import with its stderr read line by line, kills it with SIGKILL once it has
