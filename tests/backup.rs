@@ -167,6 +167,37 @@ async fn sqlite_backup_restores_every_revision() {
     assert!(!missing.exists());
 }
 
+/// A backup appears under its name only once complete: what a killed run left is replaced, and
+/// a failed one leaves nothing.
+#[tokio::test]
+async fn a_backup_appears_under_its_name_only_once_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("ktxh.db");
+    let url = format!("sqlite://{}", database.display());
+    run(ktxh(&url).arg("migrate"));
+
+    let copy = dir.path().join("ktxh-backup.db");
+    let partial = dir.path().join(".ktxh-backup.db.partial");
+    std::fs::write(&partial, b"left by a backup that was killed").unwrap();
+    run(ktxh(&url).arg("backup").arg("--output").arg(&copy));
+    assert!(!partial.exists(), "the partial file is gone");
+    assert_eq!(observation_count(&copy).await, 0);
+
+    // A source that is not a database: the backup fails, and no file claims to be one.
+    let broken = dir.path().join("broken.db");
+    std::fs::write(&broken, vec![b'x'; 64 * 1024]).unwrap();
+    let failed_copy = dir.path().join("broken-backup.db");
+    let refused = ktxh(&format!("sqlite://{}", broken.display()))
+        .arg("backup")
+        .arg("--output")
+        .arg(&failed_copy)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!failed_copy.exists());
+    assert!(!dir.path().join(".broken-backup.db.partial").exists());
+}
+
 async fn observation_count(path: &Path) -> i64 {
     let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await

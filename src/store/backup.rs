@@ -8,7 +8,8 @@
 //!   and `timescaledb_post_restore()` when the extension is there (README, "Backup and
 //!   restore").
 //!
-//! A backup never overwrites a file, and never changes the database it reads.
+//! A backup never overwrites a file, never changes the database it reads, and appears under its
+//! name only once it is complete.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -83,32 +84,74 @@ impl Backup {
 }
 
 /// Writes a backup of the database at `url` to `output`.
+///
+/// The copy is written beside `output` under a `.partial` name and renamed into place once
+/// complete and read back, so a backup that fails or is killed half-way never leaves a file
+/// under the name the operator will trust.
 pub async fn backup(url: &str, output: &Path) -> Result<Backup, BackupError> {
     // Checked first for a clear message; SQLite's VACUUM INTO and pg_dump would otherwise
     // refuse or overwrite in their own ways.
     if output.exists() {
         return Err(BackupError::Exists(output.to_owned()));
     }
-    let backend = if url.starts_with("sqlite:") {
-        backup_sqlite(url, output).await?;
-        Backend::Sqlite
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        backup_postgres(url, output).await?
-    } else {
-        return Err(BackupError::UnsupportedUrl(redact_url(url)));
+    let partial = partial_path(output);
+    // What a killed earlier run left behind is ours to replace.
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(BackupError::Unreadable {
+                path: partial,
+                detail: e.to_string(),
+            })
+        }
+        _ => {}
+    }
+    let written = write(url, &partial).await;
+    let backend = match written {
+        Ok(backend) => backend,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
     };
     let bytes =
-        std::fs::metadata(output)
+        std::fs::metadata(&partial)
             .map(|m| m.len())
             .map_err(|e| BackupError::Unreadable {
-                path: output.to_owned(),
+                path: partial.clone(),
                 detail: e.to_string(),
             })?;
+    if output.exists() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(BackupError::Exists(output.to_owned()));
+    }
+    std::fs::rename(&partial, output).map_err(|e| BackupError::Unreadable {
+        path: output.to_owned(),
+        detail: e.to_string(),
+    })?;
     Ok(Backup {
         backend,
         path: output.to_owned(),
         bytes,
     })
+}
+
+/// `dir/.name.partial` for `dir/name`: hidden, and plainly not a finished backup.
+fn partial_path(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!(".{name}.partial"))
+}
+
+async fn write(url: &str, path: &Path) -> Result<Backend, BackupError> {
+    if url.starts_with("sqlite:") {
+        backup_sqlite(url, path).await?;
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        backup_postgres(url, path).await
+    } else {
+        Err(BackupError::UnsupportedUrl(redact_url(url)))
+    }
 }
 
 async fn backup_sqlite(url: &str, output: &Path) -> Result<(), BackupError> {
@@ -176,8 +219,6 @@ async fn backup_postgres(url: &str, output: &Path) -> Result<Backend, BackupErro
         .await
         .map_err(|source| BackupError::PgDumpMissing { program, source })?;
     if !result.status.success() {
-        // A failed dump leaves a partial file that must not pass for a backup.
-        let _ = std::fs::remove_file(output);
         return Err(BackupError::PgDump {
             status: result.status.to_string(),
             stderr: String::from_utf8_lossy(&result.stderr).trim().to_owned(),
