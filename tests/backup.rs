@@ -194,6 +194,12 @@ async fn a_backup_appears_under_its_name_only_once_complete() {
         .output()
         .unwrap();
     assert!(!refused.status.success(), "{}", text(&refused));
+    let said = text(&refused);
+    assert_eq!(
+        said.matches("file is not a database").count(),
+        1,
+        "the cause is said once: {said}"
+    );
     assert!(!failed_copy.exists());
     assert!(!dir.path().join(".broken-backup.db.partial").exists());
 }
