@@ -46,6 +46,8 @@ pub enum BackupError {
     PgDump { status: String, stderr: String },
     #[error("the backup at {} is not readable: {detail}", path.display())]
     Unreadable { path: PathBuf, detail: String },
+    #[error("cannot write {}: {detail}", path.display())]
+    Write { path: PathBuf, detail: String },
 }
 
 impl From<sqlx::Error> for BackupError {
@@ -98,41 +100,50 @@ pub async fn backup(url: &str, output: &Path) -> Result<Backup, BackupError> {
     // What a killed earlier run left behind is ours to replace.
     match std::fs::remove_file(&partial) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(BackupError::Unreadable {
+            return Err(BackupError::Write {
                 path: partial,
                 detail: e.to_string(),
             })
         }
         _ => {}
     }
-    let written = write(url, &partial).await;
-    let backend = match written {
-        Ok(backend) => backend,
-        Err(error) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(error);
-        }
+    let written = match write(url, &partial).await {
+        Ok(backend) => settle(&partial, output).map(|bytes| (backend, bytes)),
+        Err(error) => Err(error),
     };
-    let bytes =
-        std::fs::metadata(&partial)
-            .map(|m| m.len())
-            .map_err(|e| BackupError::Unreadable {
-                path: partial.clone(),
-                detail: e.to_string(),
-            })?;
-    if output.exists() {
+    let (backend, bytes) = written.inspect_err(|_| {
+        // Whatever was written is not a backup.
         let _ = std::fs::remove_file(&partial);
-        return Err(BackupError::Exists(output.to_owned()));
-    }
-    std::fs::rename(&partial, output).map_err(|e| BackupError::Unreadable {
-        path: output.to_owned(),
-        detail: e.to_string(),
     })?;
     Ok(Backup {
         backend,
         path: output.to_owned(),
         bytes,
     })
+}
+
+/// Flushes the finished copy to disk, then renames it to `output` and flushes the directory, so
+/// that a backup reported done survives a power cut. Returns its size.
+fn settle(partial: &Path, output: &Path) -> Result<u64, BackupError> {
+    let write_error = |path: &Path, e: std::io::Error| BackupError::Write {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    };
+    let file = std::fs::File::open(partial).map_err(|e| write_error(partial, e))?;
+    file.sync_all().map_err(|e| write_error(partial, e))?;
+    let bytes = file.metadata().map_err(|e| write_error(partial, e))?.len();
+    if output.exists() {
+        return Err(BackupError::Exists(output.to_owned()));
+    }
+    std::fs::rename(partial, output).map_err(|e| write_error(output, e))?;
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| write_error(dir, e))?;
+    Ok(bytes)
 }
 
 /// `dir/.name.partial` for `dir/name`: hidden, and plainly not a finished backup.
