@@ -107,20 +107,13 @@ struct ImportArgs {
     /// csv: numbers are written with a decimal comma (`1.234,5`).
     #[arg(long)]
     decimal_comma: bool,
-    /// line: the unit of the timestamps.
-    #[arg(long, value_enum, default_value = "ns")]
-    precision: LinePrecision,
-}
-
-/// `--precision` of `ktxh import --format line`, as InfluxDB's write APIs name it.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LinePrecision {
-    Ns,
-    Us,
-    Ms,
-    S,
-    M,
-    H,
+    /// line: the unit of the timestamps, as InfluxDB's write APIs name it.
+    #[arg(
+        long,
+        default_value = "ns",
+        value_parser = clap::builder::PossibleValuesParser::new(["ns", "us", "ms", "s", "m", "h"])
+    )]
+    precision: String,
 }
 
 #[derive(clap::Args)]
@@ -289,14 +282,10 @@ async fn import_command(
 ) -> anyhow::Result<()> {
     let format = match Format::from_name(&args.format) {
         Some(Format::Csv(_)) if args.decimal_comma => Format::Csv(Decimal::Comma),
-        Some(Format::Line(_)) => Format::Line(match args.precision {
-            LinePrecision::Ns => Precision::Nanoseconds,
-            LinePrecision::Us => Precision::Microseconds,
-            LinePrecision::Ms => Precision::Milliseconds,
-            LinePrecision::S => Precision::Seconds,
-            LinePrecision::M => Precision::Minutes,
-            LinePrecision::H => Precision::Hours,
-        }),
+        Some(Format::Line(_)) => Format::Line(
+            Precision::parse_v1(&args.precision)
+                .ok_or_else(|| anyhow::anyhow!("unknown precision `{}`", args.precision))?,
+        ),
         Some(format) => format,
         None => anyhow::bail!("unknown format `{}`", args.format),
     };

@@ -387,19 +387,16 @@ impl FeedContext {
     /// A stream connected (`Ok`) or lost its connection.
     fn connection(&self, name: &str, outcome: Result<(), String>) {
         let now = Utc::now();
-        self.report(name, now, |health| match outcome {
-            Ok(()) => {
+        match outcome {
+            Ok(()) => self.report(name, now, |health| {
                 health.state = FeedState::Ok;
                 health.connected = Some(true);
                 health.consecutive_failures = 0;
-            }
-            Err(message) => {
-                health.state = FeedState::Failing;
+            }),
+            Err(message) => self.failed(name, now, message, |health| {
                 health.connected = Some(false);
-                health.consecutive_failures = health.consecutive_failures.saturating_add(1);
-                health.last_error = Some(FeedError::new(now, message));
-            }
-        });
+            }),
+        }
     }
 }
 
@@ -584,8 +581,10 @@ mod tests {
 
     #[test]
     fn long_messages_are_cut_on_a_character_boundary() {
+        // "ồ" takes 3 bytes: 500 falls inside the 167th, so the cut moves back to 498.
         let mut text = "ồ".repeat(400);
-        truncate(&mut text, 501);
-        assert!(text.len() <= 504 && text.ends_with('…'));
+        truncate(&mut text, 500);
+        assert_eq!(text.len(), 498 + '…'.len_utf8());
+        assert!(text.ends_with('…'));
     }
 }

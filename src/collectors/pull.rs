@@ -372,6 +372,8 @@ impl Puller {
         let mut counts = RowCounts::default();
         let mut cursor = self.state.cursor.clone();
         let format = self.collector.format.0.name();
+        // The whole body is refused before any batch of it is stored.
+        self.context.ingestor.check_scope(&self.principal, &rows)?;
         while !rows.is_empty() {
             let rest = if rows.len() > max_rows {
                 rows.split_off(max_rows)

@@ -67,15 +67,25 @@ fn comma_decimal(cell: &str) -> String {
 }
 
 /// Parses a CSV body into rows; unreadable lines become rows that validation rejects.
+/// The separator a header line uses: `;` when it has more semicolons than commas (spreadsheets
+/// set to Vietnamese write those, with decimal commas), `,` otherwise.
+pub(crate) fn delimiter(header: &[u8]) -> u8 {
+    let semicolons = header.iter().filter(|b| **b == b';').count();
+    let commas = header.iter().filter(|b| **b == b',').count();
+    if semicolons > commas {
+        b';'
+    } else {
+        b','
+    }
+}
+
 pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
     if first_line.iter().all(u8::is_ascii_whitespace) {
         return Err(CsvError::Empty);
     }
-    let semicolons = first_line.iter().filter(|b| **b == b';').count();
-    let commas = first_line.iter().filter(|b| **b == b',').count();
-    let delimiter = if semicolons > commas { b';' } else { b',' };
+    let delimiter = delimiter(first_line);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)

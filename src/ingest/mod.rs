@@ -194,6 +194,12 @@ impl Ingestor {
             .await
     }
 
+    /// Refuses rows of indicators `principal` may not write, as every ingest does first; for
+    /// callers that split one body into several ingests and must refuse it whole.
+    pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
+        self.validator.check_scope(principal, rows)
+    }
+
     /// As [`Self::ingest`], with the revisions stored as received at `received_at`: the demo's
     /// history arrives as it would have, each period when its figures were released, so that
     /// `as_of` reads and past reports see what was known then.

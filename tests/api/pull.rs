@@ -100,6 +100,8 @@ struct Seen {
 struct EndpointState {
     /// Monthly EXPORT_TURNOVER values of the city, by period.
     rows: Vec<(String, f64)>,
+    /// A raw CSV line served after the rows.
+    extra: Option<String>,
     mode: Mode,
     seen: Vec<Seen>,
 }
@@ -116,6 +118,7 @@ impl Endpoint {
     async fn start(rows: Vec<(String, f64)>) -> Self {
         let state = Arc::new(Mutex::new(EndpointState {
             rows,
+            extra: None,
             mode: Mode::Serve,
             seen: Vec::new(),
         }));
@@ -168,6 +171,10 @@ async fn serve(
             {
                 body.push_str(&format!("EXPORT_TURNOVER,HCM,{period},{value}\n"));
             }
+        }
+        if let Some(extra) = &state.extra {
+            body.push_str(extra);
+            body.push('\n');
         }
         (state.mode, body)
     };
@@ -305,6 +312,37 @@ async fn scheduled_pulls_store_rows_once_and_a_304_stores_nothing(backend: Backe
     .await;
     assert_eq!(health["last_run"]["duplicates"], 2, "{health}");
     assert_eq!(revisions(&app, &period(1)).await, 1);
+    app.stop().await;
+}
+
+/// A body longer than one ingest is stored in several, but a row of another department's
+/// indicator anywhere in it refuses the whole body, as a push would be.
+async fn a_foreign_row_late_in_a_long_body_refuses_all_of_it(backend: Backend) {
+    let endpoint = Endpoint::start(
+        (1..=3)
+            .map(|m| (period(m), 9_000.0 + f64::from(m)))
+            .collect(),
+    )
+    .await;
+    endpoint.lock().extra = Some(format!("FIRES,HCM,{}-03-01,3", last_year()));
+    let name = unique("pull");
+    let pull = collector(&name, &endpoint.url, "every = \"1h\"");
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.server.max_rows_per_request = 2;
+        s.feeds.pull = vec![pull];
+    })
+    .await
+    else {
+        return;
+    };
+    let health = eventually("the feed refused", async || {
+        let health = feed_health(&app, &name).await;
+        (health["state"] == "failing").then_some(health)
+    })
+    .await;
+    let error = health["last_error"]["message"].as_str().unwrap_or_default();
+    assert!(error.contains("nothing was stored"), "{health}");
+    assert_eq!(revisions(&app, &period(1)).await, 0, "the first batch too");
     app.stop().await;
 }
 
@@ -448,6 +486,7 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
 }
 
 crate::on_every_backend!(
+    a_foreign_row_late_in_a_long_body_refuses_all_of_it,
     scheduled_pulls_store_rows_once_and_a_304_stores_nothing,
     a_failing_endpoint_is_retried_reported_and_recovers,
     a_restarted_service_fetches_nothing_twice_and_misses_nothing,

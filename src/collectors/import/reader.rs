@@ -525,9 +525,8 @@ fn read_csv_header(reader: &mut BufReader<File>) -> Result<(Vec<u8>, u8), ReadEr
             ),
         });
     }
-    let semicolons = header.iter().filter(|b| **b == b';').count();
-    let commas = header.iter().filter(|b| **b == b',').count();
-    let delimiter = if semicolons > commas { b';' } else { b',' };
+    // The same choice as the parser's, so that chunks split where it reads records.
+    let delimiter = crate::ingest::csv::delimiter(&header);
     if header.last() != Some(&b'\n') && !header.is_empty() {
         header.push(b'\n');
     }
