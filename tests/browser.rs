@@ -10,6 +10,7 @@
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+use cli::ktxh;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,16 +24,6 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ktxh(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
-    command
-        .env_remove("DATABASE_URL")
-        .args(["--config"])
-        .arg(manifest_dir().join("config"))
-        .args(["--database-url", database_url]);
-    command
 }
 
 /// The browser to use, or `None` when the test should be skipped.

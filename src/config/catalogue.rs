@@ -427,7 +427,7 @@ fn load_targets(dir: &Path, catalogue: &Catalogue, problems: &mut Problems) -> V
             continue;
         };
         let year = parsed.year;
-        if !(1900..=2200).contains(&year) {
+        if !crate::domain::period::YEARS.contains(&year) {
             problems.push(&file, "year", format!("{year} is not a plausible year"));
             continue;
         }

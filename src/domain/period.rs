@@ -58,8 +58,8 @@ pub enum PeriodError {
     YearOutOfRange(i32),
 }
 
-const MIN_YEAR: i32 = 1900;
-const MAX_YEAR: i32 = 2200;
+/// The years the service works with: periods, targets and reports outside them are refused.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
 
 fn parse_year(raw: &str) -> Option<i32> {
     if raw.len() != 4 || !raw.bytes().all(|b| b.is_ascii_digit()) {
@@ -81,7 +81,7 @@ impl Period {
         let syntax = || PeriodError::Syntax(raw.to_owned());
         let mut parts = raw.split('-');
         let year = parts.next().and_then(parse_year).ok_or_else(syntax)?;
-        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+        if !YEARS.contains(&year) {
             return Err(PeriodError::YearOutOfRange(year));
         }
         let second = parts.next();
@@ -119,7 +119,7 @@ impl Period {
             .map_err(|_| PeriodError::Timestamp(raw.to_owned()))?
             .with_timezone(&Utc);
         let year = instant.year();
-        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+        if !YEARS.contains(&year) {
             return Err(PeriodError::YearOutOfRange(year));
         }
         Ok(Self::Instant(instant))

@@ -21,6 +21,7 @@ use crate::alerts::message::AlertState;
 use crate::alerts::model::{Ack, Alert, OutboxNotification, Silence};
 use crate::auth::{Principal, Role};
 use crate::hub::view::Update;
+use crate::ingest::json::pointer_token;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -77,11 +78,6 @@ pub async fn list(
         .filter(|a| query.state.as_deref().is_none_or(|s| a.state.as_str() == s))
         .collect();
     Ok(Json(Alerts { alerts }))
-}
-
-/// A label name as one token of a JSON pointer (RFC 6901).
-fn pointer_token(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// Departments act on their own alerts; admins on all; viewers on none.

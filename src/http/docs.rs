@@ -91,4 +91,13 @@ mod tests {
         assert!(policy.contains(&source_hash(STYLE)), "{policy}");
         assert!(!policy.contains("unsafe-inline"), "{policy}");
     }
+
+    #[test]
+    fn a_source_hash_is_the_one_browsers_compute() {
+        // From the CSP Level 3 definition: base64 of the SHA-256 of the element's text.
+        assert_eq!(
+            source_hash("alert(1)"),
+            "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
+        );
+    }
 }

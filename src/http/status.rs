@@ -12,12 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
+use crate::domain::period::YEARS;
 use crate::domain::{Code, Indicator, Kind, OrgUnit, Period, Status, Target};
 use crate::rules::engine::{plan_profile, TargetStatus};
 use crate::rules::path::{expected_path, PathPoint};
-
-/// Years a target can be set for, as `PUT /api/v1/targets/{year}/…` allows.
-const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

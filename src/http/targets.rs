@@ -15,6 +15,7 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
+use crate::domain::period::YEARS;
 use crate::domain::{Direction, TargetValue};
 use crate::hub::view::Update;
 use crate::store::{AuditEntry, TargetChange, TargetRow};
@@ -117,9 +118,16 @@ pub async fn put(
     let year: i32 = year
         .parse()
         .ok()
-        .filter(|y| (1900..=2200).contains(y))
+        .filter(|y| YEARS.contains(y))
         .ok_or_else(|| {
-            ApiError::invalid("year", "the year must be a number between 1900 and 2200")
+            ApiError::invalid(
+                "year",
+                format!(
+                    "the year must be a number between {} and {}",
+                    YEARS.start(),
+                    YEARS.end()
+                ),
+            )
         })?;
     let indicator = state
         .catalogue

@@ -48,6 +48,11 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
     Ok(value)
 }
 
+/// A key as one token of a JSON pointer: `~` and `/` escaped (RFC 6901).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 /// `observations[3].value` → `/observations/3/value` (RFC 6901).
 pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
@@ -56,7 +61,7 @@ pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
         pointer.push('/');
         match segment {
             Segment::Seq { index } => pointer.push_str(&index.to_string()),
-            Segment::Map { key } => pointer.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Map { key } => pointer.push_str(&pointer_token(key)),
             Segment::Enum { variant } => pointer.push_str(variant),
             Segment::Unknown => pointer.push('?'),
         }

@@ -99,11 +99,6 @@ async fn the_document_describes_exactly_the_routes_the_server_serves() {
         document["openapi"]
     );
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        operations(&document),
-        operations(&serde_json::to_value(ktxh::http::openapi()).expect("document")),
-        "the served document is the router's"
-    );
 
     // Each documented operation reaches its own handler: never 405, and the router matched
     // its pattern (a 404 from the fallback would count as `unmatched`).
