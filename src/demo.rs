@@ -264,16 +264,6 @@ fn local_start(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
 }
 
 /// The period a live feed reports now: the one in progress.
-fn current_period(periodicity: Periodicity, now: DateTime<Utc>, zone: Tz) -> Period {
-    let today = now.with_timezone(&zone).date_naive();
-    match periodicity {
-        Periodicity::Daily => Period::Day(today),
-        Periodicity::Monthly => Period::Month(today.year(), today.month()),
-        Periodicity::Quarterly => Period::Quarter(today.year(), (today.month() - 1) / 3 + 1),
-        Periodicity::Yearly => Period::Year(today.year()),
-    }
-}
-
 fn raw_row(
     indicator: &Indicator,
     unit: &OrgUnit,
@@ -488,7 +478,8 @@ impl Feeds {
                 continue;
             };
             let now = Utc::now();
-            let period = current_period(indicator.periodicity, now, zone);
+            let period =
+                Period::containing(indicator.periodicity, now.with_timezone(&zone).date_naive());
             // A feed revises its estimate of the period in progress a little on every push.
             let drift = 1.0 + 0.01 * unit_noise(mix(tick ^ 0x5eed));
             let rows: Vec<_> = catalogue

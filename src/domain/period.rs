@@ -76,6 +76,16 @@ fn parse_two_digits(raw: &str) -> Option<u32> {
 }
 
 impl Period {
+    /// The period of `periodicity` that holds `date`: its day, month, quarter or year.
+    pub fn containing(periodicity: Periodicity, date: NaiveDate) -> Self {
+        match periodicity {
+            Periodicity::Daily => Self::Day(date),
+            Periodicity::Monthly => Self::Month(date.year(), date.month()),
+            Periodicity::Quarterly => Self::Quarter(date.year(), date.month0() / 3 + 1),
+            Periodicity::Yearly => Self::Year(date.year()),
+        }
+    }
+
     /// Parses `YYYY`, `YYYY-Qn`, `YYYY-MM` or `YYYY-MM-DD`.
     pub fn parse(raw: &str) -> Result<Self, PeriodError> {
         let syntax = || PeriodError::Syntax(raw.to_owned());

@@ -1,7 +1,7 @@
 //! Per-row validation (DESIGN §6): known indicator and unit, a finite value in the indicator's
 //! plausible range, a period of the indicator's periodicity, nothing from the future.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -218,13 +218,10 @@ fn containing(instant: Period, periodicity: Periodicity, zone: Tz) -> Period {
     let Period::Instant(at) = instant else {
         return instant;
     };
-    let local = at.with_timezone(&zone);
-    let (year, month) = (local.year(), local.month());
     match periodicity {
+        // A daily indicator keeps the instant itself.
         Periodicity::Daily => instant,
-        Periodicity::Monthly => Period::Month(year, month),
-        Periodicity::Quarterly => Period::Quarter(year, (month - 1) / 3 + 1),
-        Periodicity::Yearly => Period::Year(year),
+        other => Period::containing(other, at.with_timezone(&zone).date_naive()),
     }
 }
 

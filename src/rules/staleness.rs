@@ -19,7 +19,7 @@
 //! to the next working day; the default two-day grace absorbs a weekend, and an indicator whose
 //! releases cross Tết needs a longer grace in its calendar.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer};
@@ -171,7 +171,7 @@ impl ReleaseCalendar {
             _ => grace,
         };
         let anchor = now.checked_sub_signed(lag)?;
-        let mut candidate = period_containing(periodicity, local_date(anchor, zone));
+        let mut candidate = Period::containing(periodicity, local_date(anchor, zone));
         for _ in 0..MAX_CANDIDATES {
             if self.deadline(&candidate, zone) <= now {
                 return Some(candidate);
@@ -313,15 +313,6 @@ fn calendar_period(period: &Period, zone: Tz) -> Period {
 
 fn local_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {
     instant.with_timezone(&zone).date_naive()
-}
-
-fn period_containing(periodicity: Periodicity, date: NaiveDate) -> Period {
-    match periodicity {
-        Periodicity::Yearly => Period::Year(date.year()),
-        Periodicity::Quarterly => Period::Quarter(date.year(), date.month0() / 3 + 1),
-        Periodicity::Monthly => Period::Month(date.year(), date.month()),
-        Periodicity::Daily => Period::Day(date),
-    }
 }
 
 fn previous(period: &Period) -> Option<Period> {
