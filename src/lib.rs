@@ -32,6 +32,7 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod outbound;
 pub mod report;
 pub mod rules;
 pub mod store;

@@ -184,27 +184,10 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", causes(&error));
+            eprintln!("error: {}", ktxh::outbound::causes(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, `: ` apart, each said once: database errors repeat their source's
-/// message in their own, which `{:#}` would print two or three times over.
-fn causes(error: &anyhow::Error) -> String {
-    let mut said = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if said.contains(&text) {
-            continue;
-        }
-        if !said.is_empty() {
-            said.push_str(": ");
-        }
-        said.push_str(&text);
-    }
-    said
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

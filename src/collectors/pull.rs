@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use reqwest::header::{
-    HeaderMap, HeaderValue, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
+    HeaderMap, HeaderValue, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -111,11 +111,7 @@ impl FetchError {
     fn retryable(&self) -> bool {
         match self {
             Self::Timeout(_) | Self::Transport(_) => true,
-            Self::Status { status, .. } => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::REQUEST_TIMEOUT
-            }
+            Self::Status { status, .. } => crate::outbound::status_is_retryable(status.as_u16()),
             Self::TooLarge { .. } => false,
         }
     }
@@ -125,15 +121,7 @@ impl FetchError {
             return Self::Timeout(timeout);
         }
         // The URL may carry an API key in its query: keep it out of health and logs.
-        let error = error.without_url();
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::Transport(message)
+        Self::Transport(crate::outbound::causes(&error.without_url()))
     }
 }
 
@@ -482,15 +470,9 @@ impl Puller {
             return Ok(Fetched::NotModified);
         }
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
             return Err(FetchError::Status {
                 status,
-                retry_after,
+                retry_after: crate::outbound::retry_after(response.headers()),
             });
         }
         let validator = |name| {

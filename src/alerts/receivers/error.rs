@@ -96,7 +96,7 @@ impl DeliveryError {
         let permanent = error.is_builder();
         let error = error.without_url();
         Self::Request {
-            message: chain(&error),
+            message: crate::outbound::causes(&error),
             permanent,
         }
     }
@@ -105,32 +105,16 @@ impl DeliveryError {
         // Client errors are ours (e.g. no authentication mechanism in common): not transient.
         let permanent = error.is_permanent() || error.is_client();
         Self::Smtp {
-            message: chain(&error),
+            message: crate::outbound::causes(&error),
             permanent,
         }
     }
 }
 
-/// 4xx except 408 (request timeout) and 429 (too many requests) will not succeed on retry;
-/// 5xx may. Anything else that is not a success (3xx: redirects are not followed, so the URL
-/// is wrong) is a configuration error.
+/// 4xx except 408 and 429 will not succeed on retry; 5xx may; anything else that is not a
+/// success is a configuration error.
 pub(crate) fn status_is_permanent(status: u16) -> bool {
-    !matches!(status, 408 | 429 | 500..=599)
-}
-
-/// "outer: cause: root cause", skipping causes already quoted by their parent.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    !crate::outbound::status_is_retryable(status)
 }
 
 /// The start of a response body, on one line, for an error message.

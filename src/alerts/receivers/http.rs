@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, Url};
 
 use super::error::{excerpt, DeliveryError, ReceiverError};
@@ -46,19 +45,13 @@ pub(crate) async fn check_status(response: Response) -> Result<Response, Deliver
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = retry_after(&response);
+    let retry_after = crate::outbound::retry_after(response.headers());
     let body = read_limited(response, ERROR_BODY_LIMIT).await;
     Err(DeliveryError::Status {
         status: status.as_u16(),
         body: excerpt(&body),
         retry_after,
     })
-}
-
-/// `Retry-After` in seconds; the HTTP-date form is rare from APIs and ignored.
-fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Reads at most `limit` bytes of the body, so a misbehaving receiver cannot make us buffer a
