@@ -15,9 +15,14 @@ use sqlx::{Connection, Row};
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+// Shared with the API tests, which use every backend.
+#[allow(dead_code)]
+#[path = "support/db.rs"]
+mod db;
 #[path = "support/history.rs"]
 mod history;
 use cli::ktxh;
+use db::{Backend, TestDb};
 
 fn text(output: &Output) -> String {
     format!(
@@ -264,69 +269,14 @@ async fn a_sqlite_backup_taken_while_writing_holds_whole_transactions() {
     );
 }
 
-/// A database of its own on the server at `admin`, dropped when the test ends.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin: &str, name: &str) -> Self {
-        let mut connection = sqlx::PgConnection::connect(admin).await.expect("connect");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-        Self {
-            admin: admin.to_owned(),
-            name: name.to_owned(),
-            url: format!("{base}/{name}"),
-        }
-    }
-
-    async fn drop(self) {
-        if let Ok(mut connection) = sqlx::PgConnection::connect(&self.admin).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut connection)
-            .await;
-        }
-    }
-}
-
-fn admin_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("{var} is not set and every backend is required (run scripts/test.sh)")
-        }
-        Err(_) => {
-            eprintln!("skipped: {var} is not set");
-            None
-        }
-    }
-}
-
 /// Backs up, restores into a new database as the README says, and compares.
-async fn postgres_round_trip(var: &str, timescale: bool) {
-    let Some(admin) = admin_url(var) else {
+async fn postgres_round_trip(backend: Backend) {
+    let (Some(original), Some(restored)) =
+        (TestDb::create(backend).await, TestDb::create(backend).await)
+    else {
         return;
     };
-    let suffix = format!(
-        "{}_{}",
-        if timescale { "tsdb" } else { "pg" },
-        std::process::id()
-    );
-    let original = PgDatabase::create(&admin, &format!("ktxh_backup_{suffix}")).await;
-    let restored = PgDatabase::create(&admin, &format!("ktxh_restored_{suffix}")).await;
+    let timescale = backend == Backend::Timescale;
     let dir = tempfile::tempdir().unwrap();
     fill(&original.url, dir.path());
 
@@ -376,16 +326,16 @@ async fn postgres_round_trip(var: &str, timescale: bool) {
         .unwrap();
         assert_eq!(hypertables, 1);
     }
-    original.drop().await;
-    restored.drop().await;
+    original.cleanup().await;
+    restored.cleanup().await;
 }
 
 #[tokio::test]
 async fn postgres_backup_restores_every_revision() {
-    postgres_round_trip("KTXH_TEST_POSTGRES_URL", false).await;
+    postgres_round_trip(Backend::Postgres).await;
 }
 
 #[tokio::test]
 async fn timescale_backup_restores_every_revision() {
-    postgres_round_trip("KTXH_TEST_TIMESCALE_URL", true).await;
+    postgres_round_trip(Backend::Timescale).await;
 }

@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+// Shared with the API tests, which use every backend.
+#[allow(dead_code)]
+#[path = "support/db.rs"]
+mod db;
 #[path = "support/history.rs"]
 mod history;
 use cli::ktxh;
+use db::{Backend, TestDb};
 use history::write_history;
 
 fn sqlite_url(path: &Path) -> String {
@@ -175,37 +180,13 @@ async fn a_million_rows_survive_a_sigkill_and_resume_on_sqlite() {
     killed_and_resumed(&url, 1_000_000).await;
 }
 
-/// The PostgreSQL admin URL, or `None` (the test then passes vacuously) unless every backend is
-/// required, as scripts/test.sh requires.
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("KTXH_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("KTXH_TEST_POSTGRES_URL is not set and every backend is required")
-        }
-        Err(_) => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_survive_a_sigkill_and_resume_on_postgres() {
-    let Some(admin) = postgres_admin_url() else {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
         return;
     };
-    let name = format!("ktxh_test_{}", ktxh::auth::mint().id);
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
-    killed_and_resumed(&url, 1_000_000).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    killed_and_resumed(&db.url, 1_000_000).await;
+    db.cleanup().await;
 }
 
 fn write(path: &Path, content: &str) {
