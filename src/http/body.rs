@@ -6,7 +6,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::ingest::json::json_pointer;
 
 /// The raw body, or the problem that explains why there is none.
 pub fn bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
@@ -70,22 +69,5 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Parses a JSON body; errors carry a JSON pointer to the field at fault.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let pointer = json_pointer(e.path());
-        let inner = e.into_inner();
-        if inner.is_data() {
-            ApiError::invalid(pointer, inner.to_string())
-        } else {
-            ApiError::MalformedJson {
-                pointer,
-                message: inner.to_string(),
-            }
-        }
-    })?;
-    deserializer.end().map_err(|e| ApiError::MalformedJson {
-        pointer: String::new(),
-        message: e.to_string(),
-    })?;
-    Ok(value)
+    Ok(crate::ingest::json::from_slice(bytes)?)
 }

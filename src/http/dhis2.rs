@@ -29,7 +29,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::CompatCaller;
 use super::error::{FieldError, Problem, PROBLEM_JSON};
-use super::observations::format_error;
 use super::openapi::{
     BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
@@ -252,7 +251,7 @@ pub async fn post(
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(|error| match error {
-        Dhis2BodyError::Format(error) => format_error(error),
+        Dhis2BodyError::Format(error) => error.into(),
         Dhis2BodyError::TooManyValues { count, limit } => ApiError::TooManyRows { count, limit },
     })?;
 

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ingest::IngestError;
+use crate::ingest::{FormatError, IngestError};
 use crate::store::StoreError;
 
 /// One offending field of a request.
@@ -223,6 +223,20 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A body a format cannot read as a whole, as problem+json naming where.
+impl From<FormatError> for ApiError {
+    fn from(error: FormatError) -> Self {
+        if error.syntax {
+            Self::MalformedJson {
+                pointer: error.pointer,
+                message: error.message,
+            }
+        } else {
+            Self::invalid(error.pointer, error.message)
+        }
     }
 }
 

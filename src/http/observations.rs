@@ -20,7 +20,7 @@ use crate::auth::Role;
 use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
-use crate::ingest::{sdmx, Format, FormatError, IdempotencyKey};
+use crate::ingest::{sdmx, Format, IdempotencyKey};
 use crate::store::{Aggregate, Bucket, BucketPoint, IngestReceipt, ObservationQuery};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -87,18 +87,6 @@ fn push_format(media: &str, headers: &HeaderMap) -> Result<Format, ApiError> {
         }
         json if json == "application/json" || json.ends_with("+json") => Ok(Format::Json),
         other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
-    }
-}
-
-/// A body a format cannot read as a whole, as problem+json naming where.
-pub fn format_error(error: FormatError) -> ApiError {
-    if error.syntax {
-        ApiError::MalformedJson {
-            pointer: error.pointer,
-            message: error.message,
-        }
-    } else {
-        ApiError::invalid(error.pointer, error.message)
     }
 }
 
@@ -184,7 +172,7 @@ pub async fn post(
     let idempotency = idempotency_key(&headers, &media, &bytes)?;
     let rows = format
         .parse(&bytes, &state.settings.feeds)
-        .map_err(format_error)?;
+        .map_err(ApiError::from)?;
     let receipt = state
         .ingestor
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())
