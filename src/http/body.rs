@@ -67,6 +67,16 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Runs `work` (parsing or inflating a body of up to the body limit) on the blocking pool,
+/// so that a large body does not hold up the async workers serving other requests.
+pub async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// Parses a JSON body; errors carry a JSON pointer to the field at fault.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(crate::ingest::json::from_slice(bytes)?)

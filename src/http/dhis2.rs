@@ -239,7 +239,7 @@ pub async fn post(
     let options = query.options()?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let settings = state.settings.clone();
-    let batch = tokio::task::spawn_blocking(move || {
+    let batch = body::off_worker(move || {
         let mapping = &settings.feeds.dhis2;
         let limit = settings.server.max_rows_per_request;
         if format == Format::Dhis2Csv {
@@ -248,8 +248,7 @@ pub async fn post(
             parse_json_with(&bytes, mapping, &options, limit)
         }
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
+    .await?
     .map_err(|error| match error {
         Dhis2BodyError::Format(error) => error.into(),
         Dhis2BodyError::TooManyValues { count, limit } => ApiError::TooManyRows { count, limit },

@@ -477,7 +477,7 @@ async fn accept(
     let settings = state.settings.clone();
     let headers = headers.clone();
     // Inflating and parsing a large batch is CPU work; keep it off the async workers.
-    let rows = tokio::task::spawn_blocking(move || -> Result<Vec<LineRow>, WriteError> {
+    let rows = body::off_worker(move || -> Result<Vec<LineRow>, WriteError> {
         let decoded = decode(&headers, bytes, limit)?;
         let rows = line::parse_lines(
             &decoded,
@@ -491,8 +491,7 @@ async fn accept(
         )?;
         Ok(rows)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
+    .await??;
     if rows.is_empty() {
         return Err(WriteError::NoPoints);
     }

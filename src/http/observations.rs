@@ -170,9 +170,8 @@ pub async fn post(
     let format = push_format(&media, &headers)?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let idempotency = idempotency_key(&headers, &media, &bytes)?;
-    let rows = format
-        .parse(&bytes, &state.settings.feeds)
-        .map_err(ApiError::from)?;
+    let settings = state.settings.clone();
+    let rows = body::off_worker(move || format.parse(&bytes, &settings.feeds)).await??;
     let receipt = state
         .ingestor
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())
