@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -34,12 +34,12 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
-use crate::auth::{Principal, Role};
+use crate::auth::Role;
 use crate::ingest::dhis2::{
     parse_csv_with, parse_json_with, ConflictKind, Dhis2Batch, Dhis2BodyError, EffectiveOptions,
     IdScheme, ImportOptions, ImportStrategy, ValueRef,
 };
-use crate::ingest::{Format, IngestError, Validator};
+use crate::ingest::{Format, IngestError};
 use crate::store::{IngestReceipt, Rejection};
 
 /// The query parameters of DHIS2's import that mean something here; the others (`preheatCache`,
@@ -262,7 +262,7 @@ pub async fn post(
     let retract: Vec<bool> = rows.iter().map(|row| row.retract).collect();
     let now = Utc::now();
     let outcome = if options.dry_run {
-        dry_run(&state, &principal, rows, now)
+        state.ingestor.dry_run(&principal, rows, now)
     } else {
         state
             .ingestor
@@ -278,27 +278,6 @@ pub async fn post(
     };
     let (status, message) = import_summary(&values, &retract, &receipt, options, format);
     Ok((status, Json(message)).into_response())
-}
-
-/// Validates as an import would, scope included, and stores nothing.
-fn dry_run(
-    state: &AppState,
-    principal: &Principal,
-    rows: Vec<crate::ingest::RawRow>,
-    now: DateTime<Utc>,
-) -> Result<IngestReceipt, IngestError> {
-    let validator = Validator::new(
-        state.catalogue.clone(),
-        state.settings.zone(),
-        state.settings.ingest.clone(),
-    );
-    validator.check_scope(principal, &rows)?;
-    let (valid, rejected) = validator.validate(rows, now);
-    Ok(IngestReceipt {
-        accepted: valid.len(),
-        duplicates: 0,
-        rejected,
-    })
 }
 
 /// Where a data value is in the request: a JSON pointer, or the line of a CSV file.

@@ -200,6 +200,43 @@ impl Ingestor {
         self.validator.check_scope(principal, rows)
     }
 
+    /// What an ingest would answer, storing nothing: a dry run. Rows that would be stored count
+    /// as accepted, since telling duplicates apart needs the store.
+    pub fn dry_run(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReceipt, IngestError> {
+        let (valid, rejected) = self.prepare(principal, rows, now)?;
+        Ok(IngestReceipt {
+            accepted: valid.len(),
+            duplicates: 0,
+            rejected,
+        })
+    }
+
+    /// What every ingest does before the store: refuse read-only callers, requests over the
+    /// row limit and rows of other departments' indicators, then validate row by row.
+    fn prepare(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), IngestError> {
+        if principal.role == Role::Viewer {
+            return Err(IngestError::ReadOnly);
+        }
+        if rows.len() > self.max_rows {
+            return Err(IngestError::TooManyRows {
+                count: rows.len(),
+                limit: self.max_rows,
+            });
+        }
+        self.validator.check_scope(principal, &rows)?;
+        Ok(self.validator.validate(rows, now))
+    }
+
     /// As [`Self::ingest`], with the revisions stored as received at `received_at`: the demo's
     /// history arrives as it would have, each period when its figures were released, so that
     /// `as_of` reads and past reports see what was known then.
@@ -213,17 +250,7 @@ impl Ingestor {
         now: DateTime<Utc>,
     ) -> Result<IngestReceipt, IngestError> {
         let started = Instant::now();
-        if principal.role == Role::Viewer {
-            return Err(IngestError::ReadOnly);
-        }
-        if rows.len() > self.max_rows {
-            return Err(IngestError::TooManyRows {
-                count: rows.len(),
-                limit: self.max_rows,
-            });
-        }
-        self.validator.check_scope(principal, &rows)?;
-        let (valid, rejected) = self.validator.validate(rows, now);
+        let (valid, rejected) = self.prepare(principal, rows, now)?;
 
         let batch = WriteBatch {
             rows: valid,
