@@ -95,6 +95,9 @@ impl App {
         // Checked before anything binds or starts: a collector naming an unknown department
         // is a configuration error.
         let feed_health = Arc::new(FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?);
+        if let Some((key, message)) = settings.feeds.catalogue_problems(&catalogue).first() {
+            anyhow::bail!("config/feeds.toml: {key}: {message}");
+        }
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;

@@ -219,6 +219,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?;
             let alerting = AlertingConfig::load(&cli.config)?;
             let receivers = Receivers::build(&alerting.receiver)?;
+            let mapping = settings.feeds.catalogue_problems(&catalogue);
+            for (key, message) in &mapping {
+                eprintln!("config/feeds.toml: {key}: {message}");
+            }
+            if !mapping.is_empty() {
+                anyhow::bail!("{} problem(s) in the feed mappings", mapping.len());
+            }
             let problems =
                 ktxh::report::schedule::problems(&alerting.report, &receivers, &catalogue);
             if !problems.is_empty() {

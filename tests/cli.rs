@@ -169,6 +169,31 @@ fn a_collector_of_an_unknown_department_is_refused() {
 }
 
 #[test]
+fn a_feed_mapping_to_a_code_the_catalogue_lacks_is_refused() {
+    let out = broken(|dir| {
+        let file = dir.join("feeds.toml");
+        let content = std::fs::read_to_string(&file).unwrap();
+        let (before, after) = content.split_once("[[dhis2.data_elements]]").unwrap();
+        let entry_end = after.find("indicator = \"").unwrap();
+        let rest = &after[entry_end + "indicator = \"".len()..];
+        let code_end = rest.find('"').unwrap();
+        std::fs::write(
+            file,
+            format!(
+                "{before}[[dhis2.data_elements]]{}indicator = \"NO_SUCH_INDICATOR{}",
+                &after[..entry_end],
+                &rest[code_end..]
+            ),
+        )
+        .unwrap();
+    });
+    assert!(
+        out.contains("dhis2.data_elements[0].indicator: unknown indicator `NO_SUCH_INDICATOR`"),
+        "{out}"
+    );
+}
+
+#[test]
 fn tokens_are_created_listed_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());

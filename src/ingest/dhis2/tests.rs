@@ -532,23 +532,3 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
-
-#[test]
-fn the_shipped_mapping_is_sound_and_maps_catalogue_codes() {
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let feeds = crate::config::feeds::FeedsConfig::load(&config).unwrap();
-    let catalogue = crate::config::load_catalogue(&config).unwrap();
-    let mapping = &feeds.dhis2;
-    assert!(mapping.problems().is_empty(), "{:?}", mapping.problems());
-    assert!(!mapping.data_elements.is_empty() && !mapping.org_units.is_empty());
-    for entry in &mapping.data_elements {
-        assert!(
-            catalogue.indicator(&entry.indicator).is_some(),
-            "{}",
-            entry.indicator
-        );
-    }
-    for entry in &mapping.org_units {
-        assert!(catalogue.unit(&entry.unit).is_some(), "{}", entry.unit);
-    }
-}

@@ -211,32 +211,6 @@ fn a_body_over_the_row_limit_is_counted_and_refused() {
 }
 
 #[test]
-fn the_shipped_mapping_is_sound_and_maps_catalogue_codes() {
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let feeds = crate::config::feeds::FeedsConfig::load(&config).unwrap();
-    let catalogue = crate::config::load_catalogue(&config).unwrap();
-    let mapping = &feeds.line;
-    assert!(mapping.problems().is_empty(), "{:?}", mapping.problems());
-    assert!(!mapping.measurements.is_empty());
-    let units = mapping
-        .measurements
-        .iter()
-        .flat_map(|m| m.units.values().chain(m.default_unit.iter()))
-        .chain(mapping.units.values())
-        .chain(mapping.default_unit.iter());
-    for unit in units {
-        assert!(catalogue.unit(unit).is_some(), "{unit}");
-    }
-    for entry in &mapping.measurements {
-        assert!(
-            catalogue.indicator(&entry.indicator).is_some(),
-            "{}",
-            entry.indicator
-        );
-    }
-}
-
-#[test]
 fn mapping_problems_are_found() {
     let mut broken = mapping();
     broken.measurements.push(broken.measurements[0].clone());

@@ -106,6 +106,16 @@ impl Dataflow {
             .unwrap_or_else(|| code.to_owned())
     }
 
+    /// The catalogue indicators and units this dataflow's code lists translate to (a fixed unit
+    /// included), for checking them against the catalogue.
+    pub fn mapped_codes(&self) -> (Vec<&Code>, Vec<&Code>) {
+        let mut units: Vec<&Code> = self.unit_codes.values().collect();
+        if let UnitSource::Fixed(unit) = &self.unit {
+            units.push(unit);
+        }
+        (self.indicator_codes.values().collect(), units)
+    }
+
     /// The dimension that names the unit, if the unit is not fixed.
     pub fn unit_dimension(&self) -> Option<&str> {
         unit_dimension_of(&self.unit)
