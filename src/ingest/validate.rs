@@ -148,6 +148,22 @@ pub enum RowError {
 }
 
 impl RowError {
+    /// Every code [`Self::code`] gives, for those who map them onto codes of their own.
+    pub const CODES: [&'static str; 13] = [
+        "malformed_row",
+        "missing_field",
+        "unknown_indicator",
+        "unknown_unit",
+        "unit_not_reporting",
+        "invalid_period",
+        "period_mismatch",
+        "period_in_future",
+        "invalid_value",
+        "value_not_finite",
+        "value_out_of_range",
+        "field_too_long",
+        "invalid_text",
+    ];
     pub fn code(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed_row",
@@ -303,6 +319,44 @@ pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, Ro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_code_is_listed_once() {
+        let text = || String::new();
+        let all = [
+            RowError::Malformed(text()),
+            RowError::MissingField("value"),
+            RowError::UnknownIndicator(text()),
+            RowError::UnknownUnit(text()),
+            RowError::UnitNotReporting {
+                indicator: text(),
+                unit: text(),
+            },
+            RowError::InvalidPeriod(text()),
+            RowError::PeriodAndTs,
+            RowError::PeriodMismatch {
+                indicator: text(),
+                expected: "monthly",
+                period: text(),
+                actual: "daily",
+            },
+            RowError::PeriodInFuture(text()),
+            RowError::InvalidValue(text()),
+            RowError::NotFinite,
+            RowError::OutOfRange {
+                indicator: text(),
+                value: 0.0,
+                min: 0.0,
+                max: 0.0,
+            },
+            RowError::TooLong("source"),
+            RowError::NulCharacter("source"),
+        ];
+        let given: std::collections::BTreeSet<_> = all.iter().map(RowError::code).collect();
+        let listed: std::collections::BTreeSet<_> = RowError::CODES.into_iter().collect();
+        assert_eq!(given, listed);
+        assert_eq!(listed.len(), RowError::CODES.len(), "listed twice");
+    }
+
     use super::*;
 
     #[test]

@@ -491,6 +491,11 @@ fn validation_codes_map_to_dhis2_conflicts() {
         assert_eq!(ConflictKind::of_rejection(code), Some(kind), "{code}");
         assert_eq!(kind.error_code(), Some(error_code), "{code}");
     }
+    // Every validation code but an unreadable line's has its DHIS2 conflict.
+    for code in crate::ingest::validate::RowError::CODES {
+        let kind = ConflictKind::of_rejection(code);
+        assert_eq!(kind.is_none(), code == "malformed_row", "{code}");
+    }
     assert_eq!(ConflictKind::of_rejection("something_new"), None);
     assert_eq!(ConflictKind::Line.error_code(), None);
 }
