@@ -1,6 +1,7 @@
-//! `ktxh backup` and the README's restore steps, on SQLite, PostgreSQL and TimescaleDB: what
-//! is restored holds every revision the original held, and the restored database is one this
-//! build can serve (every migration recorded, the hypertable still a hypertable).
+//! `ktxh backup` and the restore steps of docs/operations.md, on SQLite, PostgreSQL and
+//! TimescaleDB: what is restored holds every revision the original held, and the restored
+//! database is one this build can serve (every migration recorded, the hypertable still a
+//! hypertable).
 //!
 //! PostgreSQL and TimescaleDB come from `KTXH_TEST_POSTGRES_URL` and `KTXH_TEST_TIMESCALE_URL`
 //! (scripts/test.sh); without them those tests are skipped, unless
@@ -144,7 +145,7 @@ async fn sqlite_backup_restores_every_revision() {
     );
     assert_eq!(std::fs::read(&copy).unwrap(), before);
 
-    // The README's restore: the copy in place of the database file.
+    // The restore of docs/operations.md: the copy in place of the database file.
     let original = revisions_sqlite(&database).await;
     assert_kept(&original);
     let restored = dir.path().join("restored.db");
@@ -269,7 +270,7 @@ async fn a_sqlite_backup_taken_while_writing_holds_whole_transactions() {
     );
 }
 
-/// Backs up, restores into a new database as the README says, and compares.
+/// Backs up, restores into a new database as docs/operations.md says, and compares.
 async fn postgres_round_trip(backend: Backend) {
     let (Some(original), Some(restored)) =
         (TestDb::create(backend).await, TestDb::create(backend).await)

@@ -5,8 +5,8 @@
 //!   is not safe while the service runs: recent commits may still be in the `-wal` file.
 //! - PostgreSQL, with or without TimescaleDB: `pg_dump --format=custom`, which also reads one
 //!   snapshot. Restoring is `pg_restore`, between TimescaleDB's `timescaledb_pre_restore()`
-//!   and `timescaledb_post_restore()` when the extension is there (README, "Backup and
-//!   restore").
+//!   and `timescaledb_post_restore()` when the extension is there (docs/operations.md,
+//!   "Backup and restore").
 //!
 //! A backup never overwrites a file, never changes the database it reads, and appears under its
 //! name only once it is complete.
