@@ -98,6 +98,13 @@ impl App {
         if let Some((key, message)) = settings.feeds.catalogue_problems(&catalogue).first() {
             anyhow::bail!("config/feeds.toml: {key}: {message}");
         }
+        let outbound = Arc::new(settings.outbound.policy().map_err(|problems| {
+            let (key, message) = problems.into_iter().next().unwrap_or_default();
+            anyhow::anyhow!("config/ktxh.toml: {key}: {message}")
+        })?);
+        if let Some((key, message)) = settings.feeds.outbound_problems(&outbound).first() {
+            anyhow::bail!("config/feeds.toml: {key}: {message}");
+        }
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -126,8 +133,8 @@ impl App {
         alerts
             .reconcile(&engine.statuses(|_| true), Utc::now())
             .await?;
-        let sender = Arc::new(ReceiverSender::build(&alerting.receiver)?);
-        let report_receivers = Arc::new(Receivers::build(&alerting.receiver)?);
+        let sender = Arc::new(ReceiverSender::build(&alerting.receiver, &outbound)?);
+        let report_receivers = Arc::new(Receivers::build(&alerting.receiver, &outbound)?);
         let problems = schedule::problems(&alerting.report, &report_receivers, &catalogue);
         if let Some((key, message)) = problems.first() {
             anyhow::bail!("config/alerting.toml: {key}: {message}");

@@ -217,8 +217,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalogue = load_catalogue(&cli.config)?;
             // What start-up checks of the collectors before it binds anything.
             FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?;
+            // Settings::load has checked that the allow-list reads; as start-up does, every
+            // pull and receiver URL is checked against it.
+            let outbound = std::sync::Arc::new(settings.outbound.policy().map_err(|problems| {
+                let (key, message) = problems.into_iter().next().unwrap_or_default();
+                anyhow::anyhow!("config/ktxh.toml: {key}: {message}")
+            })?);
+            let refused = settings.feeds.outbound_problems(&outbound);
+            for (key, message) in &refused {
+                eprintln!("config/feeds.toml: {key}: {message}");
+            }
+            if !refused.is_empty() {
+                anyhow::bail!("{} pull URL(s) refused by the [outbound] allow-list", refused.len());
+            }
             let alerting = AlertingConfig::load(&cli.config)?;
-            let receivers = Receivers::build(&alerting.receiver)?;
+            let receivers = Receivers::build(&alerting.receiver, &outbound)
+                .context("config/alerting.toml")?;
             let mapping = settings.feeds.catalogue_problems(&catalogue);
             for (key, message) in &mapping {
                 eprintln!("config/feeds.toml: {key}: {message}");

@@ -393,11 +393,23 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A copy of the shipped configuration with `alerting` as its `alerting.toml`.
+/// A copy of the shipped configuration with `alerting` as its `alerting.toml`, and this
+/// machine's receivers allowed as an operator allows a host of their own.
 fn config_dir(dir: &Path, alerting: &str) -> PathBuf {
     let config = dir.join("config");
     copy_dir(&manifest_dir().join("config"), &config);
     std::fs::write(config.join("alerting.toml"), alerting).expect("write alerting.toml");
+    let settings = config.join("ktxh.toml");
+    let shipped = std::fs::read_to_string(&settings).expect("read ktxh.toml");
+    assert!(
+        shipped.contains("\nallow_cidrs = []\n"),
+        "ktxh.toml has [outbound]"
+    );
+    let local = shipped.replace(
+        "\nallow_cidrs = []\n",
+        "\nallow_cidrs = [\"127.0.0.1/32\"]\n",
+    );
+    std::fs::write(&settings, local).expect("write ktxh.toml");
     config
 }
 

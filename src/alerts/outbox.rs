@@ -355,8 +355,11 @@ pub struct ReceiverSender {
 }
 
 impl ReceiverSender {
-    pub fn build(configs: &[super::receivers::ReceiverConfig]) -> anyhow::Result<Self> {
-        let receivers = super::receivers::Receivers::build(configs)?;
+    pub fn build(
+        configs: &[super::receivers::ReceiverConfig],
+        outbound: &Arc<crate::outbound::Policy>,
+    ) -> anyhow::Result<Self> {
+        let receivers = super::receivers::Receivers::build(configs, outbound)?;
         let languages = configs
             .iter()
             .map(|c| {

@@ -104,6 +104,9 @@ pub enum FetchError {
     },
     #[error("the response is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// The outbound allow-list refused a host, address or redirect: no retry will change it.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl FetchError {
@@ -112,7 +115,7 @@ impl FetchError {
         match self {
             Self::Timeout(_) | Self::Transport(_) => true,
             Self::Status { status, .. } => crate::outbound::status_is_retryable(status.as_u16()),
-            Self::TooLarge { .. } => false,
+            Self::TooLarge { .. } | Self::Refused(_) => false,
         }
     }
 
@@ -120,8 +123,14 @@ impl FetchError {
         if error.is_timeout() {
             return Self::Timeout(timeout);
         }
+        let refused = crate::outbound::is_refusal(&error);
         // The URL may carry an API key in its query: keep it out of health and logs.
-        Self::Transport(crate::outbound::causes(&error.without_url()))
+        let message = crate::outbound::causes(&error.without_url());
+        if refused {
+            Self::Refused(message)
+        } else {
+            Self::Transport(message)
+        }
     }
 }
 
@@ -222,7 +231,17 @@ impl Puller {
             }
             headers.insert(name.clone(), value);
         }
-        let client = reqwest::Client::builder()
+        let policy = context
+            .settings
+            .outbound
+            .policy()
+            .map_err(|_| "the [outbound] allow-list does not read".to_owned())?;
+        // Start-up refuses such a URL already; a collector built otherwise must not run.
+        policy
+            .check_url(&collector.url)
+            .map_err(|refusal| format!("url: {refusal}"))?;
+        let client = std::sync::Arc::new(policy)
+            .client_builder()
             .timeout(collector.timeout)
             .user_agent(concat!("ktxh/", env!("CARGO_PKG_VERSION")))
             .build()

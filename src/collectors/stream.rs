@@ -19,11 +19,12 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use config::{MqttFeed, MqttTopic, NatsFeed};
+pub use config::{MqttFeed, MqttTls, MqttTopic, NatsFeed};
 
 use super::{
     backoff_delay, feed_principal, pause, secret_from_env, FeedContext, FeedError, FeedFormat,
@@ -189,6 +190,17 @@ async fn run_mqtt_inner(feed: MqttFeed, context: FeedContext, shutdown: Cancella
         }
     };
     let mut options = MqttOptions::new(&feed.client_id, &feed.host, feed.port);
+    if let Some(tls) = &feed.tls {
+        match tls.client_config() {
+            Ok(config) => {
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+            }
+            Err(message) => {
+                tracing::error!(error = %message, "mqtt feed cannot start");
+                return context.connection(&feed.name, Err(message));
+            }
+        }
+    }
     let limit = context.settings.server.body_limit_bytes;
     options
         .set_keep_alive(feed.keep_alive)

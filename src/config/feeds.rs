@@ -120,6 +120,22 @@ impl FeedsConfig {
         problems
     }
 
+    /// Every pull URL the `[outbound]` allow-list refuses, as `(key, message)`: start-up and
+    /// `ktxh config check` refuse them rather than let a collector fail on every run.
+    pub fn outbound_problems(&self, policy: &crate::outbound::Policy) -> Vec<(String, String)> {
+        self.pull
+            .iter()
+            .enumerate()
+            .filter_map(|(index, pull)| {
+                let refusal = policy.check_url(&pull.url).err()?;
+                Some((
+                    format!("pull[{index}].url"),
+                    format!("feed `{}`: {refusal}", pull.name),
+                ))
+            })
+            .collect()
+    }
+
     /// Every problem as `(key, message)`.
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = self.dhis2.problems();

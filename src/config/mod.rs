@@ -215,6 +215,8 @@ pub struct Settings {
     /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
     pub release_calendar: crate::rules::staleness::ReleaseCalendar,
     pub demo: DemoSettings,
+    /// Where pull collectors and alert receivers may connect (`[outbound]`).
+    pub outbound: crate::outbound::OutboundSettings,
     /// `feeds.toml`, read beside `ktxh.toml`.
     #[serde(skip)]
     pub feeds: feeds::FeedsConfig,
@@ -327,6 +329,11 @@ impl Settings {
                     &format!("live.allowed_origins[{i}]"),
                     format!("`{origin}` is not an origin like https://screens.example.gov.vn"),
                 );
+            }
+        }
+        if let Err(entries) = self.outbound.policy() {
+            for (key, message) in entries {
+                problem(&key, message);
             }
         }
         if self.demo.feed_interval_ms < 50 {

@@ -8,7 +8,7 @@ use chrono::{Datelike, Utc};
 use ktxh::alerts::routing::AlertingConfig;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app_alerting, Backend, TestApp};
+use crate::helpers::{allow_loopback, assert_problem, spawn_app_alerting, Backend, TestApp};
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
 
@@ -81,6 +81,7 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
+            allow_loopback(s);
             s.rules.for_evaluations = 2;
             s.rules.evaluation_interval_seconds = 3600; // only ingests evaluate here
         },
@@ -210,6 +211,7 @@ async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
+            allow_loopback(s);
             s.rules.for_evaluations = 2;
             s.rules.evaluation_interval_seconds = 1;
         },
@@ -249,7 +251,10 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     let url = receiver.url.clone();
     let Some(app) = spawn_app_alerting(
         backend,
-        |s| s.rules.for_evaluations = 1,
+        |s| {
+            allow_loopback(s);
+            s.rules.for_evaluations = 1;
+        },
         alerting(&url, 3600),
     )
     .await

@@ -38,6 +38,12 @@ pub fn repo_config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
+/// Lets the app reach servers on 127.0.0.1, as an operator lists a host of their own in
+/// `[outbound] allow_cidrs`: loopback is refused otherwise.
+pub fn allow_loopback(settings: &mut Settings) {
+    settings.outbound.allow_cidrs.push("127.0.0.1/32".into());
+}
+
 pub async fn open_store(db: &TestDb) -> DynStore {
     let settings = Settings::default();
     let catalogue = load_catalogue(&repo_config()).expect("the shipped catalogue is valid");

@@ -16,7 +16,7 @@ use ktxh::collectors::pull::PullCollector;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::helpers::{assert_problem, spawn_app_with, Backend, TestApp};
+use crate::helpers::{allow_loopback, assert_problem, spawn_app_with, Backend, TestApp};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -233,7 +233,12 @@ async fn scheduled_pulls_store_rows_once_and_a_304_stores_nothing(backend: Backe
     let endpoint = Endpoint::start(vec![(period(1), 9_500.0), (period(2), 9_600.5)]).await;
     let name = unique("pull");
     let pull = collector(&name, &endpoint.url, "every = \"200ms\"");
-    let Some(app) = spawn_app_with(backend, |s| s.feeds.pull = vec![pull]).await else {
+    let Some(app) = spawn_app_with(backend, |s| {
+        allow_loopback(s);
+        s.feeds.pull = vec![pull];
+    })
+    .await
+    else {
         return;
     };
     let seen = eventually("four scheduled fetches", async || {
@@ -328,6 +333,7 @@ async fn a_foreign_row_late_in_a_long_body_refuses_all_of_it(backend: Backend) {
     let name = unique("pull");
     let pull = collector(&name, &endpoint.url, "every = \"1h\"");
     let Some(app) = spawn_app_with(backend, |s| {
+        allow_loopback(s);
         s.server.max_rows_per_request = 2;
         s.feeds.pull = vec![pull];
     })
@@ -355,7 +361,12 @@ async fn a_failing_endpoint_is_retried_reported_and_recovers(backend: Backend) {
         &endpoint.url,
         "every = \"1s\"\ntimeout = \"300ms\"\nmax_attempts = 3\nbackoff = \"20ms\"\nmax_backoff = \"50ms\"",
     );
-    let Some(app) = spawn_app_with(backend, |s| s.feeds.pull = vec![pull]).await else {
+    let Some(app) = spawn_app_with(backend, |s| {
+        allow_loopback(s);
+        s.feeds.pull = vec![pull];
+    })
+    .await
+    else {
         return;
     };
     let health = eventually("the feed failing", async || {
@@ -417,7 +428,12 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
         "every = \"200ms\"\ncursor_param = \"since\"",
     );
     let restarted_pull = pull.clone();
-    let Some(app) = spawn_app_with(backend, |s| s.feeds.pull = vec![pull]).await else {
+    let Some(app) = spawn_app_with(backend, |s| {
+        allow_loopback(s);
+        s.feeds.pull = vec![pull];
+    })
+    .await
+    else {
         return;
     };
     // Steady state: the cursor is at the latest period and the endpoint has nothing new.
@@ -439,7 +455,10 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
     // Published while the service was down.
     endpoint.add(period(7), 9_300.0);
     let app = paused
-        .resume(|s| s.feeds.pull = vec![restarted_pull.clone()])
+        .resume(|s| {
+            allow_loopback(s);
+            s.feeds.pull = vec![restarted_pull.clone()];
+        })
         .await;
     eventually("the row published during the downtime", async || {
         (revisions(&app, &period(7)).await == 1).then_some(())
@@ -471,7 +490,12 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
     .await;
     let paused = app.pause().await;
     let before_restart = endpoint.seen().len();
-    let app = paused.resume(|s| s.feeds.pull = vec![restarted_pull]).await;
+    let app = paused
+        .resume(|s| {
+            allow_loopback(s);
+            s.feeds.pull = vec![restarted_pull];
+        })
+        .await;
     let first = eventually("the first request after the second restart", async || {
         endpoint.seen().get(before_restart).cloned()
     })

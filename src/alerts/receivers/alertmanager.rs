@@ -178,7 +178,7 @@ mod tests {
     use axum::http::StatusCode;
 
     use super::*;
-    use crate::alerts::receivers::testing::{no_env, sample_notification, TestServer};
+    use crate::alerts::receivers::testing::{no_env, sample_notification, test_policy, TestServer};
     use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
 
     fn config(url: &str, language: Option<&str>) -> ReceiverConfig {
@@ -196,7 +196,8 @@ mod tests {
     async fn alertmanager_receives_the_postable_alerts() {
         let server = TestServer::start(StatusCode::OK, "").await;
         let receivers =
-            Receivers::build_with_env(&[config(&server.base_url, None)], &no_env).unwrap();
+            Receivers::build_with_env(&[config(&server.base_url, None)], &test_policy(), &no_env)
+                .unwrap();
         let mut notification = sample_notification();
         notification.language = "en".into();
         notification.alerts[2].state = AlertState::Resolved;
@@ -286,8 +287,12 @@ mod tests {
     #[tokio::test]
     async fn an_unavailable_alertmanager_is_temporary() {
         let server = TestServer::start(StatusCode::SERVICE_UNAVAILABLE, "").await;
-        let receivers =
-            Receivers::build_with_env(&[config(&server.base_url, Some("vi"))], &no_env).unwrap();
+        let receivers = Receivers::build_with_env(
+            &[config(&server.base_url, Some("vi"))],
+            &test_policy(),
+            &no_env,
+        )
+        .unwrap();
         let error = receivers.deliver(&sample_notification()).await.unwrap_err();
         assert!(!error.is_permanent(), "{error}");
     }

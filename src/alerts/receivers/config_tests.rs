@@ -1,7 +1,7 @@
 //! Receiver configuration as written in `config/alerting.toml`, and the checks of
 //! `Receivers::build`.
 
-use super::testing::{no_env, sample_notification};
+use super::testing::{no_env, sample_notification, test_policy};
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +87,7 @@ fn one_receiver_of_each_type_deserialises_and_builds() {
     };
     assert_eq!(channel.chat_id, ChatId::Username("@so_tai_chinh".into()));
 
-    let receivers = Receivers::build_with_env(&configs, &test_env).unwrap();
+    let receivers = Receivers::build_with_env(&configs, &test_policy(), &test_env).unwrap();
     let names: Vec<&str> = receivers.names().collect();
     assert_eq!(
         names,
@@ -107,7 +107,7 @@ fn debug_output_shows_no_secret() {
     let config_debug = format!("{configs:?}");
     assert!(!config_debug.contains("inline-secret"), "{config_debug}");
     assert!(!config_debug.contains("1:abc"), "{config_debug}");
-    let receivers = Receivers::build_with_env(&configs, &test_env).unwrap();
+    let receivers = Receivers::build_with_env(&configs, &test_policy(), &test_env).unwrap();
     assert_eq!(
         format!("{receivers:?}"),
         r#"{"alertmanager": "alertmanager", "channel": "telegram", "finance-chat": "telegram", "finance-mail": "email", "ops-hook": "webhook"}"#
@@ -184,7 +184,7 @@ fn a_bad_email_address_is_refused_when_building() {
         "#,
     )
     .unwrap();
-    let error = Receivers::build_with_env(&configs, &no_env)
+    let error = Receivers::build_with_env(&configs, &test_policy(), &no_env)
         .unwrap_err()
         .to_string();
     assert!(
@@ -197,7 +197,7 @@ fn a_bad_email_address_is_refused_when_building() {
 
 fn build(toml_text: &str) -> String {
     let configs = parse(toml_text).unwrap();
-    Receivers::build_with_env(&configs, &no_env)
+    Receivers::build_with_env(&configs, &test_policy(), &no_env)
         .unwrap_err()
         .to_string()
 }
@@ -243,7 +243,7 @@ fn a_webhook_without_a_secret_is_refused() {
 
 #[tokio::test]
 async fn a_notification_for_an_unknown_receiver_is_a_permanent_error() {
-    let receivers = Receivers::build_with_env(&[], &no_env).unwrap();
+    let receivers = Receivers::build_with_env(&[], &test_policy(), &no_env).unwrap();
     let error = receivers.deliver(&sample_notification()).await.unwrap_err();
     assert_eq!(
         error.to_string(),

@@ -12,6 +12,7 @@
 //! retry, so a mail server or client can recognise a duplicate. Each SMTP command times out
 //! after 30 seconds.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -25,6 +26,7 @@ use super::error::{DeliveryError, ReceiverError};
 use super::secret::{self, EnvLookup, SecretString};
 use super::text::{self, Language, Term};
 use crate::alerts::message::{AlertMessage, Notification};
+use crate::outbound::{Policy, ResolveError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -71,8 +73,15 @@ impl SmtpSecurity {
     }
 }
 
+/// lettre resolves the host itself and takes no resolver, so each send resolves it through the
+/// `[outbound]` allow-list and connects to the address that passed, with TLS still verifying
+/// the host's name.
 pub(crate) struct EmailReceiver {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: Tls,
+    credentials: Option<Credentials>,
+    outbound: Arc<Policy>,
     from: Mailbox,
     to: Vec<Mailbox>,
 }
@@ -81,6 +90,7 @@ impl EmailReceiver {
     pub(crate) fn build(
         name: &str,
         config: &EmailConfig,
+        outbound: &Arc<Policy>,
         env: EnvLookup<'_>,
     ) -> Result<Self, ReceiverError> {
         let host = config.host.trim();
@@ -142,18 +152,40 @@ impl EmailReceiver {
             SmtpSecurity::Starttls => Tls::Required(tls_parameters(name, host)?),
             SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(name, host)?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(TIMEOUT));
-        if let Some(credentials) = credentials {
-            builder = builder.credentials(credentials);
-        }
         Ok(Self {
-            transport: builder.build(),
+            host: host.to_owned(),
+            port: config.port,
+            tls,
+            credentials,
+            outbound: outbound.clone(),
             from,
             to,
         })
+    }
+
+    /// A transport to an address of the host that the allow-list admits, resolved now.
+    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, DeliveryError> {
+        let addresses = self
+            .outbound
+            .resolve(&self.host, self.port)
+            .await
+            .map_err(|error| DeliveryError::Smtp {
+                permanent: matches!(error, ResolveError::Refused(_)),
+                message: error.to_string(),
+            })?;
+        let address = addresses.first().ok_or_else(|| DeliveryError::Smtp {
+            message: format!("`{}` has no address", self.host),
+            permanent: false,
+        })?;
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
+                .port(self.port)
+                .tls(self.tls.clone())
+                .timeout(Some(TIMEOUT));
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials(credentials.clone());
+        }
+        Ok(builder.build())
     }
 
     pub(crate) async fn send(
@@ -162,7 +194,8 @@ impl EmailReceiver {
         language: Language,
     ) -> Result<(), DeliveryError> {
         let message = build_message(&self.from, &self.to, notification, language)?;
-        self.transport
+        self.transport()
+            .await?
             .send(message)
             .await
             .map_err(DeliveryError::from_smtp)?;
@@ -171,7 +204,8 @@ impl EmailReceiver {
 
     pub(crate) async fn send_report(&self, mail: &ReportMail) -> Result<(), DeliveryError> {
         let message = build_report_message(&self.from, &self.to, mail)?;
-        self.transport
+        self.transport()
+            .await?
             .send(message)
             .await
             .map_err(DeliveryError::from_smtp)?;

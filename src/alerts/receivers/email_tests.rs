@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::alerts::message::AlertState;
-use crate::alerts::receivers::testing::{closed_port_url, no_env, sample_notification};
+use crate::alerts::receivers::testing::{
+    closed_port_url, no_env, sample_notification, test_policy,
+};
 use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
 
 fn config() -> EmailConfig {
@@ -28,7 +30,8 @@ fn build(config: EmailConfig) -> Result<Receivers, String> {
         language: None,
         kind: ReceiverKind::Email(config),
     };
-    Receivers::build_with_env(&[receiver], &no_env).map_err(|error| error.to_string())
+    Receivers::build_with_env(&[receiver], &test_policy(), &no_env)
+        .map_err(|error| error.to_string())
 }
 
 fn one_alert_notification() -> Notification {

@@ -93,7 +93,8 @@ impl DeliveryError {
     /// A reqwest error without its URL, with the causes that say what went wrong
     /// ("error sending request" alone does not).
     pub(crate) fn from_reqwest(error: reqwest::Error) -> Self {
-        let permanent = error.is_builder();
+        // An allow-list refusal stays a refusal until the configuration changes.
+        let permanent = error.is_builder() || crate::outbound::is_refusal(&error);
         let error = error.without_url();
         Self::Request {
             message: crate::outbound::causes(&error),

@@ -12,11 +12,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most of an error answer's body kept for the log.
 const ERROR_BODY_LIMIT: usize = 4096;
 
-/// The one client all HTTP receivers share (connection pools, TLS roots). Redirects are not
-/// followed: a redirected POST may turn into a GET or carry a signature to another host, so a
-/// 3xx is reported as a configuration error instead.
-pub(crate) fn client() -> Result<reqwest::Client, ReceiverError> {
-    reqwest::Client::builder()
+/// The one client all HTTP receivers share (connection pools, TLS roots), connecting only
+/// where the `[outbound]` allow-list admits. Redirects are not followed: a redirected POST may
+/// turn into a GET or carry a signature to another host, so a 3xx is reported as a
+/// configuration error instead.
+pub(crate) fn client(
+    outbound: &std::sync::Arc<crate::outbound::Policy>,
+) -> Result<reqwest::Client, ReceiverError> {
+    outbound
+        .client_builder()
         .user_agent(concat!("ktxh/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

@@ -50,12 +50,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Deserialize;
 use tracing::instrument;
 
 use crate::alerts::message::Notification;
+use crate::outbound::Policy;
 
 pub mod alertmanager;
 pub mod email;
@@ -147,17 +149,22 @@ impl Target {
 
 impl Receivers {
     /// Checks and builds every receiver: unique non-empty names, a known language, URLs that
-    /// parse, addresses that parse, secrets present (reading `…_env` variables now).
-    pub fn build(configs: &[ReceiverConfig]) -> Result<Self, ReceiverError> {
-        Self::build_with_env(configs, &|name| std::env::var(name).ok())
+    /// parse and that the `[outbound]` allow-list admits, addresses that parse, secrets
+    /// present (reading `…_env` variables now).
+    pub fn build(
+        configs: &[ReceiverConfig],
+        outbound: &Arc<Policy>,
+    ) -> Result<Self, ReceiverError> {
+        Self::build_with_env(configs, outbound, &|name| std::env::var(name).ok())
     }
 
     /// [`Receivers::build`] with the environment given, for tests.
     pub(crate) fn build_with_env(
         configs: &[ReceiverConfig],
+        outbound: &Arc<Policy>,
         env: EnvLookup<'_>,
     ) -> Result<Self, ReceiverError> {
-        let client = http::client()?;
+        let client = http::client(outbound)?;
         let mut by_name = BTreeMap::new();
         for config in configs {
             let name = config.name.as_str();
@@ -185,7 +192,7 @@ impl Receivers {
             };
             let target = match &config.kind {
                 ReceiverKind::Email(email) => {
-                    Target::Email(EmailReceiver::build(name, email, env)?)
+                    Target::Email(EmailReceiver::build(name, email, outbound, env)?)
                 }
                 ReceiverKind::Webhook(webhook) => {
                     Target::Webhook(WebhookReceiver::build(name, webhook, &client, env)?)
@@ -197,6 +204,7 @@ impl Receivers {
                     Target::Telegram(TelegramReceiver::build(name, telegram, &client, env)?)
                 }
             };
+            check_outbound(name, &config.kind, outbound)?;
             by_name.insert(name.to_owned(), Receiver { language, target });
         }
         Ok(Self { by_name })
@@ -259,6 +267,37 @@ impl Receivers {
             self.by_name.get(name).map(|r| &r.target),
             Some(Target::Email(_))
         )
+    }
+}
+
+/// Refuses a receiver whose host the `[outbound]` allow-list does not admit, naming the
+/// field; called after the receiver's own checks, so the URL is known to parse.
+fn check_outbound(name: &str, kind: &ReceiverKind, outbound: &Policy) -> Result<(), ReceiverError> {
+    let refused = |field: &str, refusal: crate::outbound::Refusal| {
+        ReceiverError::invalid(name, format!("`{field}`: {refusal}"))
+    };
+    let url = |field: &str, value: &str| match reqwest::Url::parse(value.trim()) {
+        Ok(url) => outbound
+            .check_url(&url)
+            .map_err(|refusal| refused(field, refusal)),
+        Err(error) => Err(ReceiverError::invalid(
+            name,
+            format!("`{field}` is not a valid URL: {error}"),
+        )),
+    };
+    match kind {
+        ReceiverKind::Email(email) => outbound
+            .check_host_str(&email.host)
+            .map_err(|refusal| refused("host", refusal)),
+        ReceiverKind::Webhook(webhook) => url("url", &webhook.url),
+        ReceiverKind::Alertmanager(alertmanager) => url("url", &alertmanager.url),
+        ReceiverKind::Telegram(telegram) => url(
+            "api_url",
+            telegram
+                .api_url
+                .as_deref()
+                .unwrap_or(telegram::DEFAULT_API_URL),
+        ),
     }
 }
 

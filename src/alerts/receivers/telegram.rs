@@ -283,7 +283,7 @@ mod tests {
 
     use super::*;
     use crate::alerts::receivers::testing::{
-        closed_port_url, no_env, sample_notification, TestServer,
+        closed_port_url, no_env, sample_notification, test_policy, TestServer,
     };
     use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
 
@@ -303,8 +303,12 @@ mod tests {
     }
 
     async fn deliver_to(api_url: &str) -> Result<(), DeliveryError> {
-        let receivers =
-            Receivers::build_with_env(&[config(api_url, ChatId::Id(-100_123))], &no_env).unwrap();
+        let receivers = Receivers::build_with_env(
+            &[config(api_url, ChatId::Id(-100_123))],
+            &test_policy(),
+            &no_env,
+        )
+        .unwrap();
         let mut notification = sample_notification();
         notification.receiver = "finance-chat".into();
         receivers.deliver(&notification).await
@@ -429,7 +433,7 @@ mod tests {
         if let ReceiverKind::Telegram(telegram) = &mut config.kind {
             telegram.bot_token = Some(SecretString::new("123 secret"));
         }
-        let error = Receivers::build_with_env(&[config], &no_env)
+        let error = Receivers::build_with_env(&[config], &test_policy(), &no_env)
             .unwrap_err()
             .to_string();
         assert_eq!(

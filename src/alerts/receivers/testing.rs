@@ -139,3 +139,13 @@ pub(crate) async fn closed_port_url() -> String {
 pub(crate) fn no_env(_name: &str) -> Option<String> {
     None
 }
+
+/// The allow-list of the receivers' tests: any public name (their example hosts), and this
+/// machine, where their servers listen.
+pub(crate) fn test_policy() -> std::sync::Arc<crate::outbound::Policy> {
+    let settings = crate::outbound::OutboundSettings {
+        allow_hosts: vec!["*".into()],
+        allow_cidrs: vec!["127.0.0.1/32".into(), "::1/128".into()],
+    };
+    std::sync::Arc::new(settings.policy().expect("a valid allow-list"))
+}

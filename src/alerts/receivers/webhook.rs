@@ -235,7 +235,7 @@ mod tests {
 
     use super::*;
     use crate::alerts::receivers::testing::{
-        closed_port_url, no_env, sample_notification, TestServer,
+        closed_port_url, no_env, sample_notification, test_policy, TestServer,
     };
     use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
 
@@ -255,7 +255,8 @@ mod tests {
     }
 
     async fn deliver_to(server_url: &str) -> Result<(), DeliveryError> {
-        let receivers = Receivers::build_with_env(&[config(server_url)], &no_env).unwrap();
+        let receivers =
+            Receivers::build_with_env(&[config(server_url)], &test_policy(), &no_env).unwrap();
         receivers.deliver(&sample_notification()).await
     }
 
@@ -396,7 +397,7 @@ mod tests {
             if let ReceiverKind::Webhook(webhook) = &mut config.kind {
                 webhook.headers = BTreeMap::from([(name.to_owned(), value.to_owned())]);
             }
-            Receivers::build_with_env(&[config], &no_env)
+            Receivers::build_with_env(&[config], &test_policy(), &no_env)
                 .unwrap_err()
                 .to_string()
         };

@@ -1,8 +1,12 @@
 //! `[[mqtt]]` and `[[nats]]` in `config/feeds.toml`, checked when the file is read.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::ServerAddr;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 
 use crate::collectors::{check_feed_name, ConfigDuration, FeedFormat};
@@ -17,9 +21,8 @@ fn default_max_reconnect() -> ConfigDuration {
 fn default_keep_alive() -> ConfigDuration {
     ConfigDuration(Duration::from_secs(30))
 }
-fn default_mqtt_port() -> u16 {
-    1883
-}
+const MQTT_PORT: u16 = 1883;
+const MQTTS_PORT: u16 = 8883;
 fn default_qos() -> u8 {
     1
 }
@@ -41,6 +44,10 @@ pub struct MqttFeed {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// `Some` for `mqtts://`: the broker's certificate is verified against these roots.
+    pub tls: Option<MqttTls>,
+    /// Lets a password cross the network without TLS; false refuses such a feed.
+    pub allow_insecure: bool,
     pub client_id: String,
     pub topics: Vec<MqttTopic>,
     /// The format of every message.
@@ -56,13 +63,58 @@ pub struct MqttFeed {
     pub max_reconnect: Duration,
 }
 
+/// TLS of an `mqtts://` feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttTls {
+    /// PEM certificates of the authority that signed the broker's; the webpki roots without.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl MqttTls {
+    /// The client configuration: ring as the provider, since the dependency tree enables
+    /// more than one and rustls then refuses to guess.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                let shown = path.display();
+                let certificates: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_file_iter(path)
+                        .map_err(|e| format!("ca_file `{shown}`: {e}"))?
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("ca_file `{shown}`: {e}"))?;
+                if certificates.is_empty() {
+                    return Err(format!("ca_file `{shown}`: no PEM certificate in it"));
+                }
+                for certificate in certificates {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| format!("ca_file `{shown}`: {e}"))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MqttConfig {
     name: String,
-    host: String,
-    #[serde(default = "default_mqtt_port")]
-    port: u16,
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`; or `host` and `port` for plain MQTT.
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_insecure: bool,
     client_id: Option<String>,
     topics: Vec<MqttTopic>,
     format: FeedFormat,
@@ -84,9 +136,7 @@ impl TryFrom<MqttConfig> for MqttFeed {
 
     fn try_from(raw: MqttConfig) -> Result<Self, String> {
         check_feed_name(&raw.name)?;
-        if raw.host.trim().is_empty() {
-            return Err("host: must not be empty".into());
-        }
+        let (host, port, tls) = mqtt_endpoint(&raw)?;
         if raw.topics.is_empty() {
             return Err("topics: subscribe to at least one topic filter".into());
         }
@@ -110,14 +160,26 @@ impl TryFrom<MqttConfig> for MqttFeed {
         if raw.password_env.is_some() && raw.username.is_none() {
             return Err("password_env: needs a username".into());
         }
+        if raw.password_env.is_some() && tls.is_none() && !raw.allow_insecure {
+            return Err(format!(
+                "feed `{}`: password_env: the password would cross the network in clear; \
+                 use an mqtts:// url, or set allow_insecure = true",
+                raw.name
+            ));
+        }
+        if let Some(tls) = &tls {
+            tls.client_config()?;
+        }
         if raw.keep_alive.0 < Duration::from_secs(1) {
             return Err("keep_alive: at least 1s".into());
         }
         check_reconnect(raw.reconnect.0, raw.max_reconnect.0)?;
         Ok(Self {
             name: raw.name,
-            host: raw.host,
-            port: raw.port,
+            host,
+            port,
+            tls,
+            allow_insecure: raw.allow_insecure,
             client_id,
             topics: raw.topics,
             format: raw.format,
@@ -130,6 +192,51 @@ impl TryFrom<MqttConfig> for MqttFeed {
             max_reconnect: raw.max_reconnect.0,
         })
     }
+}
+
+/// Host, port and TLS of an MQTT feed, from `url` or from `host` and `port`.
+fn mqtt_endpoint(raw: &MqttConfig) -> Result<(String, u16, Option<MqttTls>), String> {
+    let (host, port, tls) = match (&raw.url, &raw.host) {
+        (Some(_), Some(_)) => return Err("give either `url` or `host`, not both".into()),
+        (None, None) => return Err("url: required, e.g. mqtts://broker.example.vn:8883".into()),
+        (None, Some(host)) => (host.trim().to_owned(), raw.port.unwrap_or(MQTT_PORT), false),
+        (Some(url), None) => {
+            if raw.port.is_some() {
+                return Err("port: goes in the url".into());
+            }
+            let parsed = reqwest::Url::parse(url).map_err(|e| format!("url `{url}`: {e}"))?;
+            let tls = match parsed.scheme() {
+                "mqtts" | "ssl" => true,
+                "mqtt" | "tcp" => false,
+                _ => return Err(format!("url `{url}`: use mqtt:// or mqtts://")),
+            };
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(
+                    "url: credentials never go in the file; use username and password_env".into(),
+                );
+            }
+            if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+                return Err(format!("url `{url}`: only scheme, host and port"));
+            }
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let default_port = if tls { MQTTS_PORT } else { MQTT_PORT };
+            (host, parsed.port().unwrap_or(default_port), tls)
+        }
+    };
+    if host.is_empty() {
+        return Err("host: must not be empty".into());
+    }
+    if raw.ca_file.is_some() && !tls {
+        return Err("ca_file: only for an mqtts:// url".into());
+    }
+    let tls = tls.then(|| MqttTls {
+        ca_file: raw.ca_file.clone(),
+    });
+    Ok((host, port, tls))
 }
 
 /// One `[[nats]]` entry of `config/feeds.toml`.
@@ -147,6 +254,8 @@ pub struct NatsFeed {
     pub token_env: Option<String>,
     pub username: Option<String>,
     pub password_env: Option<String>,
+    /// Lets credentials cross the network without TLS; false refuses such a feed.
+    pub allow_insecure: bool,
     pub reconnect: Duration,
     pub max_reconnect: Duration,
 }
@@ -163,6 +272,8 @@ struct NatsConfig {
     token_env: Option<String>,
     username: Option<String>,
     password_env: Option<String>,
+    #[serde(default)]
+    allow_insecure: bool,
     #[serde(default = "default_reconnect")]
     reconnect: ConfigDuration,
     #[serde(default = "default_max_reconnect")]
@@ -215,6 +326,16 @@ impl TryFrom<NatsConfig> for NatsFeed {
         if raw.username.is_some() != raw.password_env.is_some() {
             return Err("username and password_env go together".into());
         }
+        let credentials = raw.token_env.is_some() || raw.password_env.is_some();
+        // tls:// makes the client insist on TLS; nats:// sends credentials to whoever answers.
+        let tls = raw.url.trim().to_ascii_lowercase().starts_with("tls://");
+        if credentials && !tls && !raw.allow_insecure {
+            return Err(format!(
+                "feed `{}`: the credentials would cross the network in clear; use a tls:// url, \
+                 or set allow_insecure = true",
+                raw.name
+            ));
+        }
         check_reconnect(raw.reconnect.0, raw.max_reconnect.0)?;
         Ok(Self {
             name: raw.name,
@@ -226,6 +347,7 @@ impl TryFrom<NatsConfig> for NatsFeed {
             token_env: raw.token_env,
             username: raw.username,
             password_env: raw.password_env,
+            allow_insecure: raw.allow_insecure,
             reconnect: raw.reconnect.0,
             max_reconnect: raw.max_reconnect.0,
         })

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{mint_token, repo_config, Backend, TestDb};
+use crate::helpers::{allow_loopback, mint_token, repo_config, Backend, TestDb};
 use crate::webhook::WebhookReceiver;
 
 /// The series the server holds, which the SQL panels are checked on.
@@ -110,6 +110,7 @@ impl Observed {
         let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
         settings.rules.evaluation_interval_seconds = 1;
+        allow_loopback(&mut settings);
         let collector: PullCollector = toml::from_str(&format!(
             "name = \"{feed}\"\nurl = \"{endpoint}\"\nformat = \"csv\"\ndepartment = \"CUSTOMS\"\nevery = \"1h\"\n"
         ))
