@@ -39,7 +39,7 @@ use crate::ingest::dhis2::{
     parse_csv_with, parse_json_with, ConflictKind, Dhis2Batch, Dhis2BodyError, EffectiveOptions,
     IdScheme, ImportOptions, ImportStrategy, ValueRef,
 };
-use crate::ingest::{Format, IngestError};
+use crate::ingest::{Decimal, Format, IngestError};
 use crate::store::{IngestReceipt, Rejection};
 
 /// The query parameters of DHIS2's import that mean something here; the others (`preheatCache`,
@@ -70,6 +70,12 @@ pub struct Dhis2Query {
     #[serde(rename = "async")]
     #[param(value_type = Option<bool>)]
     asynchronous: Option<String>,
+    /// Dấu thập phân của giá trị dạng chữ / How values sent as text write their decimals.
+    /// `point` (the default): `"1234.5"`, and a JSON value with a comma is refused (conflict
+    /// E7619, `ambiguous_number`), since `"1,234"` may mean 1234 or 1.234; a CSV cell's lone
+    /// comma (`80,5`) is read as the decimal mark. `comma`: `"1.234,5"` is 1234.5.
+    #[param(inline)]
+    decimal: Option<Decimal>,
 }
 
 /// DHIS2 import strategies this endpoint follows.
@@ -125,7 +131,7 @@ pub struct DataValue {
     period: Option<String>,
     org_unit: Option<String>,
     category_option_combo: Option<String>,
-    /// A number, or a number as text (`"96.4"`, `"80,5"`).
+    /// A number, or a number as text (`"96.4"`; `"80,5"` with `?decimal=comma`).
     #[schema(value_type = Option<serde_json::Value>)]
     value: Option<String>,
     stored_by: Option<String>,
@@ -176,6 +182,7 @@ impl Dhis2Query {
                 })
                 .transpose()?,
             first_row_is_header: boolean(self.first_row_is_header.as_deref(), "firstRowIsHeader")?,
+            decimal: self.decimal,
         })
     }
 }

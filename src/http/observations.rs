@@ -59,23 +59,55 @@ fn idempotency_key(
     }))
 }
 
-/// The push format of `POST /api/v1/observations`, chosen by `Content-Type`.
-fn push_format(media: &str, headers: &HeaderMap) -> Result<Format, ApiError> {
+/// The query of `POST /api/v1/observations`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PushQuery {
+    /// Dấu thập phân của số gửi dạng chữ / How numbers sent as text write their decimals.
+    /// `point` (the default): `"1234.5"`, and text with a comma is refused (`ambiguous_number`),
+    /// since `"1,234"` may mean 1234 or 1.234. `comma`: `"1.234,5"` is 1234.5, as Vietnamese
+    /// write it. JSON and CSV bodies; for CSV the same as `text/csv; decimal=comma`.
+    #[param(inline)]
+    decimal: Option<Decimal>,
+}
+
+/// The push format of `POST /api/v1/observations`, chosen by `Content-Type`; `declared` is the
+/// decimal mark of the query string.
+fn push_format(
+    media: &str,
+    headers: &HeaderMap,
+    declared: Option<Decimal>,
+) -> Result<Format, ApiError> {
     match media {
         "text/csv" => {
-            let decimal = match body::media_parameter(headers, "decimal").as_deref() {
-                None | Some("point") => Decimal::Point,
-                Some("comma") => Decimal::Comma,
-                Some(other) => {
-                    return Err(ApiError::invalid(
+            let in_media = match body::media_parameter(headers, "decimal") {
+                None => None,
+                Some(name) => Some(Decimal::from_name(&name).ok_or_else(|| {
+                    ApiError::invalid(
                         "Content-Type",
-                        format!("decimal={other}: expected decimal=point or decimal=comma"),
+                        format!("decimal={name}: expected decimal=point or decimal=comma"),
+                    )
+                })?),
+            };
+            let decimal = match (in_media, declared) {
+                (Some(media), Some(query)) if media != query => {
+                    return Err(ApiError::invalid(
+                        "decimal",
+                        "the query string and the Content-Type declare different decimal marks",
                     ))
                 }
+                (media, query) => media.or(query).unwrap_or_default(),
             };
             Ok(Format::Csv(decimal))
         }
         "application/vnd.sdmx.data+csv" | "application/vnd.sdmx.data+json" => {
+            if declared == Some(Decimal::Comma) {
+                return Err(ApiError::invalid(
+                    "decimal",
+                    "decimal=comma applies to JSON and CSV bodies; SDMX messages write numbers \
+                     with a decimal point",
+                ));
+            }
             let format = if media.ends_with("+csv") {
                 Format::SdmxCsv
             } else {
@@ -85,7 +117,9 @@ fn push_format(media: &str, headers: &HeaderMap) -> Result<Format, ApiError> {
                 .map_err(|message| ApiError::invalid("Content-Type", message))?;
             Ok(format)
         }
-        json if json == "application/json" || json.ends_with("+json") => Ok(Format::Json),
+        json if json == "application/json" || json.ends_with("+json") => {
+            Ok(Format::Json(declared.unwrap_or_default()))
+        }
         other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
     }
 }
@@ -101,7 +135,11 @@ const SDMX_CSV_EXAMPLE: &str =
 ///
 /// The body's `Content-Type` picks the format: JSON, CSV (`text/csv`, `; decimal=comma` for
 /// `1.234,5`; header row `indicator,unit,period,value[,revision,source]`, or `ts` instead of
-/// `period`), SDMX-CSV 2.0 or SDMX-JSON 2.0 (mapped by `config/feeds.toml`). Each row is
+/// `period`), SDMX-CSV 2.0 or SDMX-JSON 2.0 (mapped by `config/feeds.toml`). A value sent as
+/// text with a comma (`"1,234"`) is refused (`ambiguous_number`) unless `?decimal=comma`
+/// declares the comma a decimal mark; CSV cells keep reading a lone comma (`4120,5`) as one.
+/// Codes are read without the padding around them (spaces, tabs, no-break and zero-width
+/// spaces) and are case-sensitive. Each row is
 /// validated on its own; the valid rows are stored in one transaction and every refused row is
 /// named in `rejected`. A row of another department's indicator refuses the whole request
 /// (`403 foreign_indicators`). A retry with the same `Idempotency-Key` and body returns the
@@ -115,6 +153,7 @@ const SDMX_CSV_EXAMPLE: &str =
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
          description = "Khóa gửi lại an toàn, giữ 24 giờ cho mỗi token / Makes retries safe; kept 24 hours per token"),
+        PushQuery,
     ),
     request_body(
         description = "Số liệu, theo một trong các định dạng / The observations, in one of these formats",
@@ -157,6 +196,7 @@ const SDMX_CSV_EXAMPLE: &str =
 pub async fn post(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    ApiQuery(query): ApiQuery<PushQuery>,
     headers: HeaderMap,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestReceipt>, ApiError> {
@@ -167,9 +207,16 @@ pub async fn post(
         ));
     }
     let media = body::media_type(&headers);
-    let format = push_format(&media, &headers)?;
+    let format = push_format(&media, &headers, query.decimal)?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
-    let idempotency = idempotency_key(&headers, &media, &bytes)?;
+    // The same bytes read with another decimal mark are another request.
+    let read_as = match format {
+        Format::Json(Decimal::Comma) | Format::Csv(Decimal::Comma) => {
+            format!("{media}; decimal=comma")
+        }
+        _ => media.clone(),
+    };
+    let idempotency = idempotency_key(&headers, &read_as, &bytes)?;
     let settings = state.settings.clone();
     let rows = body::off_worker(move || format.parse(&bytes, &settings.feeds)).await??;
     let receipt = state

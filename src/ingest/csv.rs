@@ -9,12 +9,7 @@ use super::{RawRow, RawValue};
 
 /// How the sender writes numbers, declared in the media type: `text/csv; decimal=comma` for
 /// `1.234,5` as Vietnamese spreadsheets write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Decimal {
-    #[default]
-    Point,
-    Comma,
-}
+pub use super::decimal::Decimal;
 
 /// A body that is not a CSV file this format can read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,16 +52,6 @@ impl Column {
     }
 }
 
-/// `1.234,5` → `1234.5`; `4120,5` → `4120.5`.
-fn comma_decimal(cell: &str) -> String {
-    cell.trim()
-        .chars()
-        .filter(|c| *c != '.' && !c.is_whitespace())
-        .map(|c| if c == ',' { '.' } else { c })
-        .collect()
-}
-
-/// Parses a CSV body into rows; unreadable lines become rows that validation rejects.
 /// The separator a header line uses: `;` when it has more semicolons than commas (spreadsheets
 /// set to Vietnamese write those, with decimal commas), `,` otherwise.
 pub(crate) fn delimiter(header: &[u8]) -> u8 {
@@ -79,6 +64,7 @@ pub(crate) fn delimiter(header: &[u8]) -> u8 {
     }
 }
 
+/// Parses a CSV body into rows; unreadable lines become rows that validation rejects.
 pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -149,10 +135,7 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
                 Column::Revision => row.revision = text,
                 Column::Source => row.source = text,
                 Column::Value => {
-                    row.value = text.map(|cell| match decimal {
-                        Decimal::Point => RawValue::Text(cell),
-                        Decimal::Comma => RawValue::Text(comma_decimal(&cell)),
-                    })
+                    row.value = text.map(|cell| RawValue::Text(decimal.csv_cell(&cell)))
                 }
             }
         }

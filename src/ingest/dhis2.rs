@@ -26,6 +26,7 @@ pub use self::json::parse_json_with;
 pub use self::period::{convert as convert_period, PeriodProblem};
 
 use self::values::{Cell, Fields, Mapper};
+use super::decimal::Decimal;
 use super::format::FormatError;
 use super::RawRow;
 
@@ -191,6 +192,9 @@ pub struct ImportOptions {
     /// CSV only: whether the first line is a header. When not given, a first line whose first
     /// cell is `dataelement` is taken for one (DHIS2 itself always skips the first line).
     pub first_row_is_header: Option<bool>,
+    /// How values sent as text write their decimals (`?decimal=comma`); DHIS2 itself has no
+    /// such option, so only the query string gives it.
+    pub decimal: Option<Decimal>,
 }
 
 /// The options in force for a request.
@@ -200,6 +204,7 @@ pub struct EffectiveOptions {
     pub org_unit_id_scheme: IdScheme,
     pub dry_run: bool,
     pub strategy: ImportStrategy,
+    pub decimal: Decimal,
 }
 
 impl EffectiveOptions {
@@ -218,6 +223,7 @@ impl EffectiveOptions {
             org_unit_id_scheme: scheme(|o| o.org_unit_id_scheme),
             dry_run: payload.dry_run.or(query.dry_run).unwrap_or(false),
             strategy: payload.strategy.or(query.strategy).unwrap_or_default(),
+            decimal: query.decimal.unwrap_or_default(),
         }
     }
 }
@@ -280,7 +286,9 @@ impl ConflictKind {
             "invalid_period" => Self::Period,
             "period_mismatch" => Self::PeriodType,
             "period_in_future" => Self::FuturePeriod,
-            "invalid_value" | "value_not_finite" | "value_out_of_range" => Self::Value,
+            "invalid_value" | "ambiguous_number" | "value_not_finite" | "value_out_of_range" => {
+                Self::Value
+            }
             // The parser always sets indicator, unit and period, so the value is what is missing.
             "missing_field" => Self::ValueMissing,
             "field_too_long" | "invalid_text" => Self::StoredBy,

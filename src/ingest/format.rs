@@ -10,8 +10,9 @@ use crate::config::feeds::FeedsConfig;
 /// One push format with the options its media type or name carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `{"observations": [...]}`, the service's own JSON.
-    Json,
+    /// `{"observations": [...]}`, the service's own JSON; numbers sent as text are read with
+    /// the declared decimal mark.
+    Json(Decimal),
     /// `indicator,unit,period,value[,revision,source]`.
     Csv(Decimal),
     /// SDMX-CSV 2.0 data message.
@@ -61,10 +62,10 @@ impl Format {
         "line",
     ];
 
-    /// A format by name; `csv` reads a decimal point, `line` nanosecond timestamps.
+    /// A format by name; `csv` and `json` read a decimal point, `line` nanosecond timestamps.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
-            "json" => Self::Json,
+            "json" => Self::Json(Decimal::Point),
             "csv" => Self::Csv(Decimal::Point),
             "sdmx-csv" => Self::SdmxCsv,
             "sdmx-json" => Self::SdmxJson,
@@ -78,7 +79,7 @@ impl Format {
     /// The label of metrics and feed events.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Json => "json",
+            Self::Json(_) => "json",
             Self::Csv(_) => "csv",
             Self::SdmxCsv => "sdmx-csv",
             Self::SdmxJson => "sdmx-json",
@@ -91,7 +92,7 @@ impl Format {
     /// Parses a whole body.
     pub fn parse(self, body: &[u8], feeds: &FeedsConfig) -> Result<Vec<RawRow>, FormatError> {
         match self {
-            Self::Json => json::parse(body),
+            Self::Json(decimal) => json::parse(body, decimal),
             Self::Csv(decimal) => csv_format::parse(body, decimal)
                 .map_err(|e| FormatError::shape("body", e.to_string())),
             Self::SdmxCsv => sdmx::parse_csv(body, &feeds.sdmx),

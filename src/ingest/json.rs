@@ -7,7 +7,8 @@ use serde::de::DeserializeSeed;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{FormatError, RawRow};
+use super::decimal::Decimal;
+use super::{FormatError, RawRow, RawValue};
 
 /// The JSON body of `POST /api/v1/observations`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -16,8 +17,17 @@ pub struct Body {
     observations: Vec<RawRow>,
 }
 
-pub fn parse(body: &[u8]) -> Result<Vec<RawRow>, FormatError> {
-    from_slice::<Body>(body).map(|body| body.observations)
+/// Reads a batch; values sent as text are read with `decimal` (see [`Decimal::text`]).
+pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, FormatError> {
+    let mut rows = from_slice::<Body>(body)?.observations;
+    if decimal == Decimal::Comma {
+        for row in &mut rows {
+            if let Some(RawValue::Text(text)) = &row.value {
+                row.value = Some(RawValue::Text(decimal.text(text)));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Reads one JSON document as `T`; see [`from_slice_seed`].
@@ -72,11 +82,14 @@ pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::RawValue;
+
+    fn parse_point(body: &[u8]) -> Result<Vec<RawRow>, FormatError> {
+        parse(body, Decimal::Point)
+    }
 
     #[test]
     fn reads_rows_with_numbers_and_text_values() {
-        let rows = parse(br#"{"observations":[
+        let rows = parse_point(br#"{"observations":[
             {"indicator":"EXPORT_TURNOVER","unit":"HCM","period":"2026-03","value":4120.5},
             {"indicator":"X","unit":"HCM","ts":"2026-03-01T10:00:00Z","value":"NaN","revision":"prelim"}
         ]}"#)
@@ -89,14 +102,48 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_located_by_pointer() {
-        let err = parse(br#"{"observations":[{"indicator":"A"},{"indicator":5}]}"#).unwrap_err();
+        let err =
+            parse_point(br#"{"observations":[{"indicator":"A"},{"indicator":5}]}"#).unwrap_err();
         assert_eq!(err.pointer, "/observations/1/indicator");
     }
 
     #[test]
     fn malformed_json_and_trailing_garbage_are_refused() {
-        assert!(parse(b"{\"observations\":[").is_err());
-        assert!(parse(b"{\"observations\":[]} x").is_err());
-        assert!(parse(b"[]").is_err());
+        assert!(parse_point(b"{\"observations\":[").is_err());
+        assert!(parse_point(b"{\"observations\":[]} x").is_err());
+        assert!(parse_point(b"[]").is_err());
+    }
+
+    #[test]
+    fn text_values_keep_their_comma_unless_the_comma_is_declared() {
+        let body = br#"{"observations":[
+            {"indicator":"A","unit":"HCM","period":"2026-03","value":"1,234"},
+            {"indicator":"A","unit":"HCM","period":"2026-04","value":"1.234,5"},
+            {"indicator":"A","unit":"HCM","period":"2026-05","value":1234.5}
+        ]}"#;
+        let values = |decimal| -> Vec<Option<RawValue>> {
+            parse(body, decimal)
+                .unwrap()
+                .into_iter()
+                .map(|row| row.value)
+                .collect()
+        };
+        let text = |t: &str| Some(RawValue::Text(t.into()));
+        assert_eq!(
+            values(Decimal::Point),
+            [
+                text("1,234"),
+                text("1.234,5"),
+                Some(RawValue::Number(1234.5))
+            ]
+        );
+        assert_eq!(
+            values(Decimal::Comma),
+            [
+                text("1.234"),
+                text("1234.5"),
+                Some(RawValue::Number(1234.5))
+            ]
+        );
     }
 }

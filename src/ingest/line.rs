@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 pub use syntax::{parse_line, FieldValue, Point, SyntaxError};
 
+use super::code::trim_padding;
 use super::format::FormatError;
 use super::{RawRow, RawValue};
 
@@ -316,7 +317,8 @@ fn unit(
         .as_deref()
         .or(mapping.unit_tag.as_deref())
         .unwrap_or(DEFAULT_UNIT_TAG);
-    match point.tag(tag) {
+    // Tag values are looked up without their padding, as validation reads unit codes.
+    match point.tag(tag).map(trim_padding) {
         Some(value) => Ok(entry
             .units
             .get(value)

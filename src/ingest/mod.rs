@@ -1,7 +1,10 @@
-//! Ingest: every format is parsed into [`RawRow`]s, validated row by row against the catalogue,
-//! scoped to the caller's department and written to the store as one batch.
+//! Ingest: every format is parsed into [`RawRow`]s, each row's codes are resolved once against
+//! the catalogue, the request is scoped to the caller's department on the resolved indicators,
+//! the rows are validated one by one and written to the store as one batch.
 
+pub mod code;
 pub mod csv;
+pub mod decimal;
 pub mod dhis2;
 pub mod format;
 pub mod json;
@@ -19,7 +22,7 @@ use tracing::instrument;
 use crate::alerts::manager::AlertManager;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
-use crate::domain::{Catalogue, NewObservation};
+use crate::domain::{Catalogue, Indicator, NewObservation};
 use crate::hub::view::{FeedEvent, Publisher, Update};
 use crate::metrics;
 use crate::rules::engine::Engine;
@@ -27,8 +30,9 @@ use crate::store::{
     DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
 };
 
+pub use decimal::Decimal;
 pub use format::{Format, FormatError};
-pub use validate::{RawRow, RawValue};
+pub use validate::{RawRow, RawValue, Resolved};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -43,6 +47,55 @@ pub enum IngestError {
     TooManyRows { count: usize, limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Rows naming indicators of departments other than the caller's, which refuse a request whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRows {
+    /// Their indexes in the request.
+    pub rows: Vec<usize>,
+    /// The indicators they name, each once, in order of first appearance.
+    pub indicators: Vec<String>,
+}
+
+impl From<ForeignRows> for IngestError {
+    fn from(ForeignRows { rows, indicators }: ForeignRows) -> Self {
+        Self::ForeignIndicators { rows, indicators }
+    }
+}
+
+/// Refuses `principal` the rows whose indicator belongs to another department. A row whose code
+/// names no indicator is not foreign: validation rejects it on its own (`unknown_indicator`).
+fn scope<'c>(
+    principal: &Principal,
+    indicators: impl IntoIterator<Item = Option<&'c Indicator>>,
+) -> Result<(), ForeignRows> {
+    if principal.role == Role::Admin {
+        return Ok(());
+    }
+    let mut foreign = ForeignRows {
+        rows: Vec::new(),
+        indicators: Vec::new(),
+    };
+    for (index, indicator) in indicators.into_iter().enumerate() {
+        let Some(indicator) = indicator else { continue };
+        if principal.may_write_department(&indicator.department) {
+            continue;
+        }
+        foreign.rows.push(index);
+        if !foreign
+            .indicators
+            .iter()
+            .any(|c| c == indicator.code.as_str())
+        {
+            foreign.indicators.push(indicator.code.to_string());
+        }
+    }
+    if foreign.rows.is_empty() {
+        Ok(())
+    } else {
+        Err(foreign)
+    }
 }
 
 /// An `Idempotency-Key` with the digest of the request it was first used for.
@@ -76,20 +129,31 @@ impl Validator {
         }
     }
 
-    /// Splits `rows` into observations to store and rejections numbered by row index.
+    /// Splits `rows` into observations to store and rejections numbered by row index, once
+    /// `principal` may write every indicator they name.
+    ///
+    /// A request holding a row of another department's indicator is refused whole: it comes
+    /// from a misconfigured or misused token, and accepting part of it would hide that. The
+    /// scope is judged on the indicators validation then reads, each row resolved once.
     pub fn validate(
         &self,
+        principal: &Principal,
         rows: Vec<RawRow>,
         now: DateTime<Utc>,
-    ) -> (Vec<NewObservation>, Vec<Rejection>) {
+    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
+        let resolved: Vec<Resolved> = rows
+            .into_iter()
+            .map(|row| Resolved::new(&self.catalogue, row))
+            .collect();
+        scope(principal, resolved.iter().map(Resolved::indicator))?;
         let context = validate::Context {
             catalogue: &self.catalogue,
             zone: self.zone,
             latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
         };
-        let mut valid = Vec::with_capacity(rows.len());
+        let mut valid = Vec::with_capacity(resolved.len());
         let mut rejected: Vec<Rejection> = Vec::new();
-        for (index, row) in rows.into_iter().enumerate() {
+        for (index, row) in resolved.into_iter().enumerate() {
             match validate::validate(&context, row) {
                 Ok(observation) => valid.push(observation),
                 Err(reason) => rejected.push(Rejection {
@@ -99,45 +163,19 @@ impl Validator {
                 }),
             }
         }
-        (valid, rejected)
+        Ok((valid, rejected))
     }
 
-    /// Refuses the whole request if any row names an indicator of another department.
-    ///
-    /// Such a request comes from a misconfigured or misused token, and accepting part of it
-    /// would hide that.
-    pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
-        if principal.role == Role::Admin {
-            return Ok(());
-        }
-        let mut foreign_rows = Vec::new();
-        let mut foreign_indicators: Vec<String> = Vec::new();
-        for (index, row) in rows.iter().enumerate() {
-            let Some(indicator) = row
-                .indicator
-                .as_deref()
-                .and_then(|code| self.catalogue.indicator(code))
-            else {
-                continue; // unknown indicators are rejected per row later
-            };
-            if !principal.may_write_department(&indicator.department) {
-                foreign_rows.push(index);
-                if !foreign_indicators
-                    .iter()
-                    .any(|c| c == indicator.code.as_str())
-                {
-                    foreign_indicators.push(indicator.code.to_string());
-                }
-            }
-        }
-        if foreign_rows.is_empty() {
-            Ok(())
-        } else {
-            Err(IngestError::ForeignIndicators {
-                rows: foreign_rows,
-                indicators: foreign_indicators,
-            })
-        }
+    /// The scope check of [`Self::validate`] alone, for callers that must refuse a body whole
+    /// before validating it in parts (a pulled body split into batches, a file imported in
+    /// chunks). It resolves codes by the same lookup, so it refuses what validation would.
+    pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), ForeignRows> {
+        scope(
+            principal,
+            rows.iter().map(|row| {
+                validate::resolve_indicator(&self.catalogue, row.indicator.as_deref()).ok()
+            }),
+        )
     }
 }
 
@@ -180,7 +218,7 @@ impl Ingestor {
     /// Validates `rows` and writes the valid ones in one transaction.
     ///
     /// Scoping is decided for the whole request: if any row names an indicator of another
-    /// department, nothing is written ([`Validator::check_scope`]).
+    /// department, nothing is written ([`Validator::validate`]).
     #[instrument(skip_all, fields(format = format, caller = %principal.label(), rows = rows.len()), err)]
     pub async fn ingest(
         &self,
@@ -197,7 +235,7 @@ impl Ingestor {
     /// Refuses rows of indicators `principal` may not write, as every ingest does first; for
     /// callers that split one body into several ingests and must refuse it whole.
     pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), IngestError> {
-        self.validator.check_scope(principal, rows)
+        Ok(self.validator.check_scope(principal, rows)?)
     }
 
     /// What an ingest would answer, storing nothing: a dry run. Rows that would be stored count
@@ -233,8 +271,7 @@ impl Ingestor {
                 limit: self.max_rows,
             });
         }
-        self.validator.check_scope(principal, &rows)?;
-        Ok(self.validator.validate(rows, now))
+        Ok(self.validator.validate(principal, rows, now)?)
     }
 
     /// As [`Self::ingest`], with the revisions stored as received at `received_at`: the demo's
@@ -314,3 +351,7 @@ impl Ingestor {
         Ok(outcome.receipt().clone())
     }
 }
+
+#[cfg(test)]
+#[path = "validator_tests.rs"]
+mod tests;

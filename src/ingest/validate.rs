@@ -9,7 +9,8 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::{Catalogue, NewObservation, Period, Periodicity, Rollup};
+use super::code::present;
+use crate::domain::{Catalogue, Indicator, NewObservation, OrgUnit, Period, Periodicity, Rollup};
 
 /// Longest accepted `revision` label or `source`.
 pub const MAX_LABEL_LEN: usize = 200;
@@ -71,7 +72,9 @@ impl PartialSchema for RawValue {
             .item(ObjectBuilder::new().schema_type(Type::String))
             .description(Some(
                 "A number, or a number written as text (`\"1234.5\"`); text that is not a \
-                 number rejects the row (`invalid_value`).",
+                 number rejects the row (`invalid_value`), and so does text with a comma \
+                 (`ambiguous_number`) unless the request declares the decimal mark \
+                 (`?decimal=comma`).",
             ))
             .into()
     }
@@ -132,6 +135,11 @@ pub enum RowError {
     PeriodInFuture(String),
     #[error("`{0}` is not a number")]
     InvalidValue(String),
+    #[error(
+        "`{0}` is ambiguous: a comma may group thousands or mark decimals; send a JSON number, \
+         or declare the decimal mark (decimal=comma)"
+    )]
+    AmbiguousNumber(String),
     #[error("value is not finite (NaN or infinity)")]
     NotFinite,
     #[error("value {value} is outside the plausible range [{min}, {max}] of `{indicator}`")]
@@ -149,7 +157,7 @@ pub enum RowError {
 
 impl RowError {
     /// Every code [`Self::code`] gives, for those who map them onto codes of their own.
-    pub const CODES: [&'static str; 13] = [
+    pub const CODES: [&'static str; 14] = [
         "malformed_row",
         "missing_field",
         "unknown_indicator",
@@ -159,6 +167,7 @@ impl RowError {
         "period_mismatch",
         "period_in_future",
         "invalid_value",
+        "ambiguous_number",
         "value_not_finite",
         "value_out_of_range",
         "field_too_long",
@@ -175,6 +184,7 @@ impl RowError {
             Self::PeriodMismatch { .. } => "period_mismatch",
             Self::PeriodInFuture(_) => "period_in_future",
             Self::InvalidValue(_) => "invalid_value",
+            Self::AmbiguousNumber(_) => "ambiguous_number",
             Self::NotFinite => "value_not_finite",
             Self::OutOfRange { .. } => "value_out_of_range",
             Self::TooLong(_) => "field_too_long",
@@ -190,11 +200,48 @@ pub struct Context<'a> {
     pub latest_allowed: DateTime<Utc>,
 }
 
-fn required(field: Option<String>, name: &'static str) -> Result<String, RowError> {
-    field
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .ok_or(RowError::MissingField(name))
+/// The catalogue indicator a code as sent names: the one lookup every format's rows go
+/// through, for the department scope check and for validation alike. Padding around the code
+/// is ignored ([`super::code`]); anything else must match exactly.
+pub fn resolve_indicator<'c>(
+    catalogue: &'c Catalogue,
+    code: Option<&str>,
+) -> Result<&'c Indicator, RowError> {
+    let code = present(code).ok_or(RowError::MissingField("indicator"))?;
+    catalogue
+        .indicator(code)
+        .ok_or_else(|| RowError::UnknownIndicator(code.to_owned()))
+}
+
+/// The catalogue unit a code as sent names, read as indicator codes are.
+pub fn resolve_unit<'c>(
+    catalogue: &'c Catalogue,
+    code: Option<&str>,
+) -> Result<&'c OrgUnit, RowError> {
+    let code = present(code).ok_or(RowError::MissingField("unit"))?;
+    catalogue
+        .unit(code)
+        .ok_or_else(|| RowError::UnknownUnit(code.to_owned()))
+}
+
+/// A row with its indicator looked up once. Only [`Resolved::new`] builds one, and validation
+/// takes nothing else, so the scope check and validation cannot see different indicators.
+#[derive(Debug)]
+pub struct Resolved<'c> {
+    row: RawRow,
+    indicator: Result<&'c Indicator, RowError>,
+}
+
+impl<'c> Resolved<'c> {
+    pub fn new(catalogue: &'c Catalogue, row: RawRow) -> Self {
+        let indicator = resolve_indicator(catalogue, row.indicator.as_deref());
+        Self { row, indicator }
+    }
+
+    /// The indicator the row names, if its code is one of the catalogue's.
+    pub fn indicator(&self) -> Option<&'c Indicator> {
+        self.indicator.as_ref().ok().copied()
+    }
 }
 
 fn optional_label(field: Option<String>, name: &'static str) -> Result<Option<String>, RowError> {
@@ -206,21 +253,16 @@ fn optional_label(field: Option<String>, name: &'static str) -> Result<Option<St
     }
 }
 
-/// Reads a value; text may use a decimal comma (`4120,5`) as Vietnamese sources write it.
+/// Reads a value. Text must use a decimal point: a format that was told of a decimal comma
+/// has rewritten it already ([`super::decimal`]), so a comma left in it could mean either.
 pub fn parse_value(raw: RawValue) -> Result<f64, RowError> {
     let value = match raw {
         RawValue::Number(v) => v,
-        RawValue::Text(text) => {
-            let trimmed = text.trim();
-            let normalised = if trimmed.contains(',') && !trimmed.contains('.') {
-                trimmed.replacen(',', ".", 1)
-            } else {
-                trimmed.to_owned()
-            };
-            normalised
-                .parse::<f64>()
-                .map_err(|_| RowError::InvalidValue(text.clone()))?
-        }
+        RawValue::Text(text) if text.contains(',') => return Err(RowError::AmbiguousNumber(text)),
+        RawValue::Text(text) => text
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| RowError::InvalidValue(text.clone()))?,
     };
     if value.is_finite() {
         Ok(value)
@@ -241,24 +283,21 @@ fn containing(instant: Period, periodicity: Periodicity, zone: Tz) -> Period {
     }
 }
 
-pub fn validate(context: &Context<'_>, row: RawRow) -> Result<NewObservation, RowError> {
+pub(super) fn validate(
+    context: &Context<'_>,
+    resolved: Resolved<'_>,
+) -> Result<NewObservation, RowError> {
+    let Resolved { row, indicator } = resolved;
     if let Some(reason) = row.malformed {
         return Err(RowError::Malformed(reason));
     }
-    let indicator_code = required(row.indicator, "indicator")?;
-    let indicator = context
-        .catalogue
-        .indicator(&indicator_code)
-        .ok_or_else(|| RowError::UnknownIndicator(indicator_code.clone()))?;
-    let unit_code = required(row.unit, "unit")?;
-    let unit = context
-        .catalogue
-        .unit(&unit_code)
-        .ok_or_else(|| RowError::UnknownUnit(unit_code.clone()))?;
+    let indicator = indicator?;
+    let indicator_code = indicator.code.to_string();
+    let unit = resolve_unit(context.catalogue, row.unit.as_deref())?;
     if unit.parent.is_some() && indicator.rollup == Rollup::None {
         return Err(RowError::UnitNotReporting {
             indicator: indicator_code,
-            unit: unit_code,
+            unit: unit.code.to_string(),
         });
     }
 
@@ -341,6 +380,7 @@ mod tests {
             },
             RowError::PeriodInFuture(text()),
             RowError::InvalidValue(text()),
+            RowError::AmbiguousNumber(text()),
             RowError::NotFinite,
             RowError::OutOfRange {
                 indicator: text(),

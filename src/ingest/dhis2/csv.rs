@@ -124,7 +124,10 @@ pub fn parse_csv_with(
                         period: cell(PERIOD),
                         org_unit: cell(ORG_UNIT),
                         category_option_combo: cell(COMBO),
-                        value: cell(VALUE).map_or(Cell::Missing, Cell::Text),
+                        // A CSV cell's comma follows the CSV rule (`80,5` is 80.5).
+                        value: cell(VALUE).map_or(Cell::Missing, |text| {
+                            Cell::Text(options.decimal.csv_cell(&text))
+                        }),
                         stored_by: cell(STORED_BY),
                         deleted: record
                             .get(DELETED)

@@ -13,6 +13,7 @@ use super::{
     Cell, Dhis2Batch, Dhis2BodyError, Dhis2Mapping, EffectiveOptions, Fields, IdScheme,
     ImportOptions, ImportStrategy, Mapper,
 };
+use crate::ingest::code::present;
 use crate::ingest::format::FormatError;
 use crate::ingest::json::from_slice_seed;
 
@@ -220,17 +221,12 @@ pub fn parse_json_with(
         dry_run: set.dry_run,
         strategy: option(set.strategy, "/importStrategy", ImportStrategy::parse)?,
         first_row_is_header: None,
+        decimal: None,
     };
     let options = EffectiveOptions::resolve(query, &payload);
     let mut mapper = Mapper::new(mapping, options);
-    mapper.set_period = set
-        .period
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty());
-    mapper.set_org_unit = set
-        .org_unit
-        .map(|o| o.trim().to_owned())
-        .filter(|o| !o.is_empty());
+    mapper.set_period = present(set.period.as_deref()).map(str::to_owned);
+    mapper.set_org_unit = present(set.org_unit.as_deref()).map(str::to_owned);
 
     let mut batch = Dhis2Batch {
         rows: Vec::with_capacity(set.values.len()),
@@ -244,7 +240,10 @@ pub fn parse_json_with(
             period: value.period,
             org_unit: value.org_unit,
             category_option_combo: value.category_option_combo,
-            value: value.value.0,
+            value: match value.value.0 {
+                Cell::Text(text) => Cell::Text(options.decimal.text(&text)),
+                other => other,
+            },
             stored_by: value.stored_by,
             deleted,
         };

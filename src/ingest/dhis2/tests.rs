@@ -410,7 +410,8 @@ fn csv_reads_the_documented_columns_with_or_without_a_header() {
     assert_eq!(batch.rows[0].source.as_deref(), Some("bombali"));
     assert_eq!(batch.values[0].line, Some(2));
     assert_eq!(batch.values[1].line, Some(4));
-    assert_eq!(batch.rows[1].value, Some(RawValue::Text("70,5".into())));
+    // A CSV cell's lone comma is the decimal mark, as in the service's own CSV.
+    assert_eq!(batch.rows[1].value, Some(RawValue::Text("70.5".into())));
 
     let headerless = format!("{EHR},202601,{CITY},,,12\n{EHR},202602,{CITY},,,13\n");
     assert_eq!(csv(&headerless, &ImportOptions::default()).rows.len(), 2);

@@ -7,6 +7,7 @@ use super::{
     convert_period, ConflictKind, DataElementMapping, Dhis2Mapping, EffectiveOptions, IdScheme,
     ImportStrategy, OrgUnitMapping, ValueRef,
 };
+use crate::ingest::code::present;
 use crate::ingest::{RawRow, RawValue};
 
 /// One data value as a format reads it, before mapping.
@@ -48,8 +49,9 @@ fn key<'a>(scheme: IdScheme, uid: &'a str, code: Option<&'a str>) -> Option<&'a 
     }
 }
 
+/// An identifier or label as sent, without the padding every format ignores around codes.
 fn trimmed(raw: Option<String>) -> Option<String> {
-    raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    present(raw.as_deref()).map(str::to_owned)
 }
 
 impl<'a> Mapper<'a> {

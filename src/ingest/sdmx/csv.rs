@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::mapping::{Dataflow, SdmxMapping, StructureRef};
 use super::{Action, Measure, Observation};
+use crate::ingest::decimal::Decimal;
 use crate::ingest::format::FormatError;
 use crate::ingest::{RawRow, RawValue};
 
@@ -286,7 +287,9 @@ fn read_row(
         unit: cell(columns.unit),
         time: cell(Some(columns.time)),
         measure: match measure {
-            Some(text) => Measure::Value(RawValue::Text(text.to_owned())),
+            // SDMX-CSV has no way to declare the decimal mark, so a cell is read by the CSV
+            // rule: a lone comma marks the decimals, as `;` files write them.
+            Some(text) => Measure::Value(RawValue::Text(Decimal::Point.csv_cell(text))),
             None => Measure::Missing,
         },
         revision,

@@ -39,7 +39,7 @@ fn a_semicolon_file_with_labels_both_and_decimal_commas_is_read_by_ids() {
     assert_eq!(rows[0].indicator.as_deref(), Some("EXPORT_TURNOVER"));
     assert_eq!(rows[0].unit.as_deref(), Some("HCM"));
     assert_eq!(rows[0].period.as_deref(), Some("2026-03"));
-    assert_eq!(rows[0].value, Some(RawValue::Text("4120,5".into())));
+    assert_eq!(rows[0].value, Some(RawValue::Text("4120.5".into())));
     assert_eq!(rows[0].source.as_deref(), Some("VN_HQKV2:DF_TRADE(1.0)"));
 }
 

@@ -33,6 +33,7 @@ mod json;
 mod mapping;
 mod time;
 
+use crate::ingest::code::{present, trim_padding};
 use crate::ingest::{Format, RawRow, RawValue};
 
 pub use self::csv::parse as parse_csv;
@@ -98,10 +99,6 @@ struct Observation<'a> {
     /// The observation sets attribute values (for a Delete: it deletes attributes, not the
     /// observation, when it has no measure).
     has_attributes: bool,
-}
-
-fn present(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl Observation<'_> {
@@ -187,10 +184,11 @@ impl Observation<'_> {
         let time = time::parse(self.time.unwrap_or_default())
             .map_err(|error| format!("{} {error}", dataflow.time_dimension))?;
         let value = self.value()?;
-        let indicator = dataflow.indicator(self.indicator.unwrap_or_default().trim());
+        // Codes are translated without their padding, as validation then reads them.
+        let indicator = dataflow.indicator(trim_padding(self.indicator.unwrap_or_default()));
         let unit = match &dataflow.unit {
             UnitSource::Fixed(code) => code.to_string(),
-            UnitSource::Dimension(_) => dataflow.unit(self.unit.unwrap_or_default().trim()),
+            UnitSource::Dimension(_) => dataflow.unit(trim_padding(self.unit.unwrap_or_default())),
         };
         let (period, ts) = match time {
             time::Time::Period(period) => (Some(period.to_string()), None),
