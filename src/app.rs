@@ -17,6 +17,7 @@ use crate::alerts::routing::AlertingConfig;
 use crate::collectors::{Collectors, FeedContext, FeedHealthRegistry};
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
+use crate::http::limits::Limits;
 use crate::http::{self, AppState};
 use crate::hub::ticket::Tickets;
 use crate::hub::view::{Publisher, Update};
@@ -48,16 +49,16 @@ pub async fn open_store(
     settings: &Settings,
     catalogue: &Catalogue,
 ) -> anyhow::Result<DynStore> {
-    let store = store::connect(url, settings.zone())
+    let store = store::connect_with(url, settings.zone(), settings.limits.db_acquire_timeout())
         .await
         .with_context(|| format!("cannot open the store at {}", store::redact_url(url)))?;
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
     Ok(store)
 }
 
-/// Tickets outstanding at once: enough for every screen of a city reconnecting together, few
-/// enough that a flood of requests cannot exhaust memory.
-const MAX_OUTSTANDING_TICKETS: usize = 10_000;
+/// Tickets outstanding at once over all tokens (each token also has its own share): a bound
+/// on memory, far above every screen of a city reconnecting together.
+const MAX_OUTSTANDING_TICKETS: usize = 100_000;
 
 /// A built application: the listener is bound, so `port()` is known before `run`.
 pub struct App {
@@ -158,6 +159,7 @@ impl App {
         );
         let tickets = Arc::new(Tickets::new(
             chrono::Duration::seconds(live.ticket_seconds),
+            settings.limits.ws_tickets_per_token,
             MAX_OUTSTANDING_TICKETS,
         ));
         let ingestor = Arc::new(Ingestor::new(
@@ -172,6 +174,7 @@ impl App {
             settings.ingest.clone(),
             settings.server.max_rows_per_request,
         ));
+        let limits = Arc::new(Limits::new(&settings.limits));
         let state = AppState {
             settings,
             catalogue,
@@ -182,6 +185,7 @@ impl App {
             publisher,
             tickets,
             feeds: feed_health,
+            limits,
         };
         let reports = Scheduler {
             schedules: report_schedules,
@@ -242,12 +246,15 @@ impl App {
             },
             shutdown.clone(),
         );
+        self.state
+            .limits
+            .clone()
+            .spawn_housekeeping(shutdown.clone());
         tracing::info!(%addr, "listening");
+        let limits = self.state.settings.limits.clone();
         let router = http::router(self.state);
-        let stopping = shutdown.clone();
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { stopping.cancelled().await });
-        let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        let server = http::serve::serve(self.listener, router, &limits, shutdown.clone());
+        let mut server = std::pin::pin!(server);
         tokio::select! {
             result = &mut server => result?,
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

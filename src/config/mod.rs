@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod feeds;
+pub mod limits;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -215,6 +216,8 @@ pub struct Settings {
     /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
     pub release_calendar: crate::rules::staleness::ReleaseCalendar,
     pub demo: DemoSettings,
+    /// Rates, timeouts and caps that bound what one client can take.
+    pub limits: limits::LimitsSettings,
     /// Where pull collectors and alert receivers may connect (`[outbound]`).
     pub outbound: crate::outbound::OutboundSettings,
     /// `feeds.toml`, read beside `ktxh.toml`.
@@ -335,6 +338,9 @@ impl Settings {
             for (key, message) in entries {
                 problem(&key, message);
             }
+        }
+        for (key, message) in self.limits.problems() {
+            problem(key, message);
         }
         if self.demo.feed_interval_ms < 50 {
             problem("demo.feed_interval_ms", "must be at least 50".into());

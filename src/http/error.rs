@@ -57,8 +57,21 @@ pub enum ApiError {
     ForeignOrigin(String),
     #[error("{0}")]
     NotWebsocket(String),
-    #[error("too many websocket tickets are outstanding; try again in a few seconds")]
-    TooManyTickets,
+    #[error(
+        "this token holds too many outstanding websocket tickets; try again in {retry_after} s"
+    )]
+    TooManyTickets { retry_after: u64 },
+    #[error("too many requests; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("too many failed authentications from this address; try again in {retry_after} s")]
+    AuthThrottled { retry_after: u64 },
+    #[error("the request body did not arrive within {limit} s")]
+    RequestTimeout { limit: u64 },
+    #[error(
+        "the answer took longer than {limit} s; the request may still complete, \
+         so retry it with the same Idempotency-Key"
+    )]
+    HandlerTimeout { limit: u64 },
     #[error("{0} is not allowed on this resource; the Allow header lists the methods that are")]
     MethodNotAllowed(String),
     #[error("the store is not reachable")]
@@ -81,7 +94,11 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::NotWebsocket(_) => StatusCode::BAD_REQUEST,
-            Self::TooManyTickets => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyTickets { .. } | Self::RateLimited { .. } | Self::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::HandlerTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidField { .. } | Self::IdempotencyMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -113,7 +130,11 @@ impl ApiError {
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::ForeignOrigin(_) => "foreign_origin",
             Self::NotWebsocket(_) => "not_websocket",
-            Self::TooManyTickets => "too_many_tickets",
+            Self::TooManyTickets { .. } => "too_many_tickets",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::AuthThrottled { .. } => "auth_throttled",
+            Self::RequestTimeout { .. } => "request_timeout",
+            Self::HandlerTimeout { .. } => "handler_timeout",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Unavailable => "unavailable",
             Self::MigrationsMissing { .. } => "migrations_missing",
@@ -134,7 +155,10 @@ impl ApiError {
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::ForeignOrigin(_) => "Foreign origin",
             Self::NotWebsocket(_) => "Not a websocket request",
-            Self::TooManyTickets => "Too many tickets",
+            Self::TooManyTickets { .. } => "Too many tickets",
+            Self::RateLimited { .. } | Self::AuthThrottled { .. } => "Too many requests",
+            Self::RequestTimeout { .. } => "Request timeout",
+            Self::HandlerTimeout { .. } => "Service unavailable",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::Unavailable | Self::MigrationsMissing { .. } => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -190,6 +214,7 @@ pub struct Problem<'a> {
     /// `token_in_url`, `forbidden`, `foreign_indicators`, `not_found`, `malformed_json`,
     /// `invalid_field`, `payload_too_large`, `too_many_rows`, `unsupported_media_type`,
     /// `idempotency_key_reused`, `foreign_origin`, `not_websocket`, `too_many_tickets`,
+    /// `rate_limited`, `auth_throttled`, `request_timeout`, `handler_timeout`,
     /// `unavailable` or `internal`.
     #[schema(example = "invalid_field")]
     pub(super) code: &'a str,
@@ -202,7 +227,56 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let this = self.outage_as_unavailable();
+        let status = this.status();
+        let retry_after = this.retry_after();
+        let mut response = this.problem_response(status);
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Seconds a client is told to wait after a 503: long enough for a database failover or a
+/// restart, short enough that feeds catch up soon after.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
+
+/// Missing migrations need an operator; clients need not come back every few seconds.
+const MIGRATIONS_RETRY_SECONDS: u64 = 60;
+
+impl ApiError {
+    /// `Retry-After` of the answer: every 429 and 503 says when to come back.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyTickets { retry_after }
+            | Self::RateLimited { retry_after }
+            | Self::AuthThrottled { retry_after } => Some(*retry_after),
+            Self::Unavailable | Self::HandlerTimeout { .. } => Some(UNAVAILABLE_RETRY_SECONDS),
+            Self::MigrationsMissing { .. } => Some(MIGRATIONS_RETRY_SECONDS),
+            _ => None,
+        }
+    }
+
+    /// An internal error caused by an unreachable or overloaded database is an outage, which
+    /// clients should retry, not a fault of the service.
+    fn outage_as_unavailable(self) -> Self {
+        match &self {
+            Self::Internal(source)
+                if source
+                    .chain()
+                    .any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_outage)) =>
+            {
+                tracing::error!(error = %source, "store unreachable");
+                Self::Unavailable
+            }
+            _ => self,
+        }
+    }
+
+    fn problem_response(self, status: StatusCode) -> Response {
         if let Self::Internal(source) = &self {
             tracing::error!(error = ?source, "request failed");
         }
@@ -222,7 +296,39 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer realm=\"ktxh\""),
             );
         }
+        if matches!(self, Self::InvalidToken) {
+            response.extensions_mut().insert(super::limits::AuthFailure);
+        }
+        if matches!(self, Self::RequestTimeout { .. }) {
+            // The rest of the body is still on the wire; the connection cannot carry another
+            // request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         response
+    }
+}
+
+/// Errors that say the database cannot be reached or cannot take more work now.
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (class 08), too many connections, a database
+            // closed to connections, shutdown and start-up. SQLite: busy beyond its timeout.
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "55000" | "57P01" | "57P02" | "57P03" | "5" | "261" | "517" | "773"
+                )
+        }),
+        _ => false,
     }
 }
 
@@ -244,7 +350,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+            StoreError::Database(ref database) if is_outage(database) => {
                 tracing::error!(%error, "store unreachable");
                 Self::Unavailable
             }

@@ -10,11 +10,13 @@ mod docs;
 pub mod error;
 pub mod feeds;
 pub mod influx;
+pub mod limits;
 pub mod observations;
 pub mod openapi;
 pub mod ops;
 pub mod reports;
 pub mod screens;
+pub mod serve;
 pub mod status;
 pub mod targets;
 pub mod ws;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     /// The collectors' health.
     pub feeds: Arc<FeedHealthRegistry>,
+    /// Rate limits and timeouts ([`limits`]).
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Every route of the API. Each is registered through `routes!`, which takes its path and
@@ -110,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(screens::asset)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -121,25 +129,43 @@ async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
 }
 
-/// Counts requests by route pattern (never the raw path, which would be unbounded).
+/// Counts requests by route pattern and method, each from a closed set: a raw path or a
+/// made-up method as a label would let any client grow `/metrics` without end.
 async fn track_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     METRICS
         .http_requests
-        .with_label_values(&[&method, &route, &status])
+        .with_label_values(&[method, &route, &status])
         .inc();
     METRICS
         .http_duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The methods of RFC 9110 and PATCH by name; any other is `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// `Query` with problem+json errors that name the offending parameter.

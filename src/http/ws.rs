@@ -54,6 +54,7 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::config::LiveSettings;
+use crate::hub::ticket::TicketError::Full;
 use crate::hub::view::Publisher;
 use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
 use crate::metrics::METRICS;
@@ -92,7 +93,9 @@ pub async fn ticket(
     let ticket = state
         .tickets
         .issue(principal, Utc::now())
-        .map_err(|_| ApiError::TooManyTickets)?;
+        .map_err(|Full { retry_after }| ApiError::TooManyTickets {
+            retry_after: retry_after.as_secs().max(1),
+        })?;
     let body = Ticket {
         ticket,
         expires_in: state.tickets.ttl().num_seconds(),

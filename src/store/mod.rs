@@ -342,13 +342,27 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// How long a caller waits for a pooled connection unless configured otherwise
+/// (`[limits] db_acquire_timeout_seconds`): an outage is answered in seconds, not half a minute.
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Opens the store named by `url`, creating an SQLite file when missing, and migrates it.
 pub async fn connect(url: &str, zone: chrono_tz::Tz) -> StoreResult<DynStore> {
+    connect_with(url, zone, DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// [`connect`] with the time a caller waits for a pooled connection before `PoolTimedOut`.
+pub async fn connect_with(
+    url: &str,
+    zone: chrono_tz::Tz,
+    acquire_timeout: std::time::Duration,
+) -> StoreResult<DynStore> {
     let store: DynStore = if url.starts_with("sqlite:") {
-        Arc::new(sqlite::SqliteStore::connect(url, zone).await?)
+        Arc::new(sqlite::SqliteStore::connect(url, zone, acquire_timeout).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(postgres::PgStore::connect(url, zone).await?)
+        Arc::new(postgres::PgStore::connect(url, zone, acquire_timeout).await?)
     } else {
+
         return Err(StoreError::UnsupportedUrl(redact_url(url)));
     };
     store.migrate().await?;

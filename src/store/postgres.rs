@@ -52,10 +52,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(url: &str, zone: Tz) -> StoreResult<Self> {
+    pub async fn connect(url: &str, zone: Tz, acquire_timeout: Duration) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
         Ok(Self {

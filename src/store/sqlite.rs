@@ -53,7 +53,7 @@ fn from_micros(value: i64) -> DateTime<Utc> {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, zone: Tz) -> StoreResult<Self> {
+    pub async fn connect(url: &str, zone: Tz, acquire_timeout: Duration) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -68,6 +68,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self {

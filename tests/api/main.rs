@@ -11,6 +11,7 @@ mod auth;
 mod dhis2;
 mod influx;
 mod ingest;
+mod limits;
 mod live;
 mod observability;
 mod openapi;

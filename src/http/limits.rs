@@ -1,0 +1,477 @@
+//! What one client can take: requests per client IP and per token, failed authentications per
+//! IP, a deadline for the request body and one for the answer.
+//!
+//! The rates are `governor` keyed limiters. Their state is one entry per key seen; a key whose
+//! bucket has refilled is indistinguishable from a new one, so [`Limits::housekeep`] drops it
+//! and memory follows the clients of the last few seconds, not every client ever seen.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
+use ipnet::IpNet;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::limits::LimitsSettings;
+
+/// Set on a response that refused a presented credential, so that failures are counted
+/// wherever a token is checked.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthFailure;
+
+/// The client a request is counted against, after trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// A rate-limiting key for a client address. An IPv6 host usually owns a whole /64, so keying
+/// by the full address would give it 2^64 budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClientKey(IpAddr);
+
+impl ClientKey {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self(IpAddr::V6(prefix.into()))
+                }
+            },
+        }
+    }
+}
+
+/// An IP whose failed authentications exceeded the quota.
+struct Penalty {
+    until: Instant,
+    /// The last time this IP's throttling was logged: once per window, not per request.
+    logged_at: Option<Instant>,
+}
+
+/// Distinct throttled clients remembered at once; beyond it, a new one is still answered 429
+/// on the failure that exhausted its quota, just not remembered for its next requests.
+const MAX_PENALTIES: usize = 100_000;
+
+/// The window of `auth_failures_per_minute`.
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// The rate limiters and timeouts of one server.
+pub struct Limits {
+    settings: LimitsSettings,
+    clock: DefaultClock,
+    per_ip: DefaultKeyedRateLimiter<ClientKey>,
+    per_token: DefaultKeyedRateLimiter<String>,
+    auth_failures: RateLimiter<
+        ClientKey,
+        DefaultKeyedStateStore<ClientKey>,
+        DefaultClock,
+        StateInformationMiddleware,
+    >,
+    // A std mutex: held for a map operation, never across an await.
+    penalties: Mutex<HashMap<ClientKey, Penalty>>,
+}
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+/// Whole seconds until `wait` has passed, at least 1 (`Retry-After: 0` invites a busy loop).
+fn seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+impl Limits {
+    /// The limiters of `settings` (validated: every rate is at least 1).
+    pub fn new(settings: &LimitsSettings) -> Self {
+        let failures =
+            NonZeroU32::new(settings.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            settings: settings.clone(),
+            clock: DefaultClock::default(),
+            per_ip: RateLimiter::keyed(quota(settings.ip_per_second, settings.ip_burst)),
+            per_token: RateLimiter::keyed(quota(settings.token_per_second, settings.token_burst)),
+            auth_failures: RateLimiter::keyed(Quota::per_minute(failures))
+                .with_middleware::<StateInformationMiddleware>(),
+            penalties: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &LimitsSettings {
+        &self.settings
+    }
+
+    fn retry_after(&self, not_until: &NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+        seconds(not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// The client of a request: the peer, or, when the peer is a trusted proxy, the last
+    /// address of `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = canonical(peer);
+        if !self.trusted(client) {
+            return client;
+        }
+        // Read right to left: each proxy appends the address it received from, so only the
+        // entries our own proxies added can be believed.
+        let forwarded = headers.get_all("x-forwarded-for").iter().rev();
+        for value in forwarded {
+            let Ok(text) = value.to_str() else {
+                return client;
+            };
+            for entry in text.rsplit(',') {
+                let Some(hop) = parse_hop(entry.trim()) else {
+                    return client;
+                };
+                client = canonical(hop);
+                if !self.trusted(client) {
+                    return client;
+                }
+            }
+        }
+        client
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.settings
+            .trusted_proxies
+            .iter()
+            .any(|net: &IpNet| net.contains(&ip))
+    }
+
+    /// Counts one request of `client`; 429 beyond its rate.
+    pub fn check_ip(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.per_ip
+            .check_key(&ClientKey::of(client))
+            .map_err(|not_until| ApiError::RateLimited {
+                retry_after: self.retry_after(&not_until),
+            })
+    }
+
+    /// Counts one request of an authenticated token; 429 beyond its rate.
+    pub fn check_token(&self, token_id: &str) -> Result<(), ApiError> {
+        self.per_token
+            .check_key(&token_id.to_owned())
+            .map_err(|not_until| ApiError::RateLimited {
+                retry_after: self.retry_after(&not_until),
+            })
+    }
+
+    /// Seconds `client` must wait before a credential of its is looked up again, if it spent
+    /// its failed-authentication quota.
+    pub fn auth_throttled(&self, client: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
+        let penalty = penalties.get(&ClientKey::of(client))?;
+        (penalty.until > now).then(|| seconds(penalty.until - now))
+    }
+
+    /// Counts a failed authentication of `client`. The failure that spends the last of its
+    /// quota throttles the client until the quota has room again.
+    pub fn record_auth_failure(&self, client: IpAddr) {
+        let key = ClientKey::of(client);
+        let wait = match self.auth_failures.check_key(&key) {
+            Ok(state) if state.remaining_burst_capacity() > 0 => return,
+            // The next cell is at most one cell's time away.
+            Ok(state) => state.quota().replenish_interval(),
+            Err(not_until) => not_until.wait_time_from(self.clock.now()),
+        };
+        let now = Instant::now();
+        let mut penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
+        if penalties.len() >= MAX_PENALTIES {
+            penalties.retain(|_, penalty| penalty.until > now);
+        }
+        if penalties.len() >= MAX_PENALTIES && !penalties.contains_key(&key) {
+            return;
+        }
+        let penalty = penalties.entry(key).or_insert(Penalty {
+            until: now,
+            logged_at: None,
+        });
+        penalty.until = now + wait;
+        let logged_recently = penalty
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) <= AUTH_WINDOW);
+        if !logged_recently {
+            penalty.logged_at = Some(now);
+            tracing::warn!(
+                client = %client,
+                failures_per_minute = self.settings.auth_failures_per_minute,
+                "failed authentications throttled for this client"
+            );
+        }
+    }
+
+    /// Drops the state of clients and tokens whose budgets have refilled.
+    pub fn housekeep(&self) {
+        self.per_ip.retain_recent();
+        self.per_ip.shrink_to_fit();
+        self.per_token.retain_recent();
+        self.per_token.shrink_to_fit();
+        self.auth_failures.retain_recent();
+        self.auth_failures.shrink_to_fit();
+        let now = Instant::now();
+        let mut penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
+        penalties.retain(|_, penalty| {
+            penalty.until > now
+                || penalty
+                    .logged_at
+                    .is_some_and(|at| now.duration_since(at) <= AUTH_WINDOW)
+        });
+        penalties.shrink_to_fit();
+    }
+
+    /// Runs [`Limits::housekeep`] every few seconds until `shutdown`.
+    pub fn spawn_housekeeping(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => self.housekeep(),
+                }
+            }
+        });
+    }
+}
+
+/// How often refilled budgets are dropped: the state then holds the clients of the last
+/// interval plus a bucket's refill time.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 client.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port or in brackets.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })
+}
+
+/// The limits, in the order a request meets them: its client's rate, its client's failed
+/// authentications (only when it carries a credential), then the body's deadline and the
+/// answer's.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let limits = state.limits.clone();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = peer.map(|peer| limits.client_ip(peer, request.headers()));
+    if let Some(client) = client {
+        if let Err(error) = limits.check_ip(client) {
+            return error.into_response();
+        }
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            if let Some(retry_after) = limits.auth_throttled(client) {
+                return ApiError::AuthThrottled { retry_after }.into_response();
+            }
+        }
+        request.extensions_mut().insert(ClientIp(client));
+    }
+    let settings = limits.settings();
+    let (request, body_expired) = with_body_deadline(request, settings.body_timeout());
+    let handler_limit = settings.handler_timeout();
+    // The handler runs as a task of its own so that a timed-out request is answered while its
+    // work still finishes: a batch half-way between the store and the live state would be
+    // worse than a late one, and a retry with the same Idempotency-Key is then safe.
+    let mut handler = tokio::spawn(next.run(request));
+    let response = match tokio::time::timeout(handler_limit, &mut handler).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failed)) => {
+            return ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}"))
+                .into_response()
+        }
+        Err(_) => {
+            tracing::warn!(
+                limit_seconds = handler_limit.as_secs(),
+                "request answered 503 after the handler timeout; it continues in the background"
+            );
+            return ApiError::HandlerTimeout {
+                limit: handler_limit.as_secs(),
+            }
+            .into_response();
+        }
+    };
+    if body_expired.load(Ordering::Acquire) {
+        return ApiError::RequestTimeout {
+            limit: settings.body_timeout_seconds,
+        }
+        .into_response();
+    }
+    if let (Some(client), Some(AuthFailure)) = (client, response.extensions().get()) {
+        limits.record_auth_failure(client);
+    }
+    response
+}
+
+/// Wraps the body of `request` so that reading it fails once `limit` has passed since now.
+/// A request without a body is left alone: there is nothing to wait for.
+fn with_body_deadline(request: Request, limit: Duration) -> (Request, Arc<AtomicBool>) {
+    let expired = Arc::new(AtomicBool::new(false));
+    if request.body().is_end_stream() {
+        return (request, expired);
+    }
+    let (parts, body) = request.into_parts();
+    let body = DeadlineBody {
+        inner: body,
+        deadline: Box::pin(tokio::time::sleep(limit)),
+        expired: expired.clone(),
+    };
+    (Request::from_parts(parts, Body::new(body)), expired)
+}
+
+/// A request body that must arrive whole before a deadline, however steadily it trickles.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimedOut;
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(trusted: &[&str]) -> Limits {
+        Limits::new(&LimitsSettings {
+            trusted_proxies: trusted.iter().map(|net| net.parse().unwrap()).collect(),
+            ..LimitsSettings::default()
+        })
+    }
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_an_untrusted_peer() {
+        let limits = limits(&["10.0.0.0/8"]);
+        let client = limits.client_ip(ip("192.0.2.7"), &forwarded("203.0.113.9"));
+        assert_eq!(client, ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop_behind_trusted_proxies() {
+        let limits = limits(&["10.0.0.0/8", "127.0.0.1/32"]);
+        let headers = forwarded("198.51.100.1, 203.0.113.9, 10.1.2.3");
+        assert_eq!(
+            limits.client_ip(ip("127.0.0.1"), &headers),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn a_garbled_hop_stops_the_walk_at_the_last_trusted_proxy() {
+        let limits = limits(&["127.0.0.1/32"]);
+        let client = limits.client_ip(ip("127.0.0.1"), &forwarded("203.0.113.9, unknown"));
+        assert_eq!(client, ip("127.0.0.1"));
+        let bracketed = limits.client_ip(ip("127.0.0.1"), &forwarded("[2001:db8::1]"));
+        assert_eq!(bracketed, ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        assert_eq!(
+            ClientKey::of(ip("2001:db8:1:2:aaaa::1")),
+            ClientKey::of(ip("2001:db8:1:2:bbbb::2"))
+        );
+        assert_ne!(
+            ClientKey::of(ip("2001:db8:1:2::1")),
+            ClientKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            ClientKey::of(ip("::ffff:192.0.2.1")),
+            ClientKey::of(ip("192.0.2.1"))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        assert_eq!(seconds(Duration::ZERO), 1);
+        assert_eq!(seconds(Duration::from_millis(1)), 1);
+        assert_eq!(seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(seconds(Duration::from_secs(6)), 6);
+    }
+
+    #[test]
+    fn housekeeping_forgets_clients_whose_budget_has_refilled() {
+        let limits = limits(&[]);
+        for n in 0..100u8 {
+            limits.check_ip(IpAddr::from([192, 0, 2, n])).unwrap();
+        }
+        assert_eq!(limits.per_ip.len(), 100);
+        std::thread::sleep(Duration::from_millis(50));
+        limits.housekeep();
+        assert_eq!(limits.per_ip.len(), 0);
+    }
+}
