@@ -104,7 +104,8 @@ struct ImportArgs {
         value_parser = clap::value_parser!(u64).range(1..=import::MAX_BATCH_ROWS as u64)
     )]
     batch_rows: u64,
-    /// csv: numbers are written with a decimal comma (`1.234,5`).
+    /// csv, json: numbers are written with a decimal comma (`1.234,5`); without it a json
+    /// value written as text with a comma (`"1,234"`) is refused as ambiguous.
     #[arg(long)]
     decimal_comma: bool,
     /// line: the unit of the timestamps, as InfluxDB's write APIs name it.
@@ -286,6 +287,7 @@ async fn import_command(
 ) -> anyhow::Result<()> {
     let format = match Format::from_name(&args.format) {
         Some(Format::Csv(_)) if args.decimal_comma => Format::Csv(Decimal::Comma),
+        Some(Format::Json(_)) if args.decimal_comma => Format::Json(Decimal::Comma),
         Some(Format::Line(_)) => Format::Line(
             Precision::parse_v1(&args.precision)
                 .ok_or_else(|| anyhow::anyhow!("unknown precision `{}`", args.precision))?,

@@ -15,6 +15,7 @@ mod limits;
 mod live;
 mod observability;
 mod openapi;
+mod padded_codes;
 mod pull;
 mod read;
 mod reports;
