@@ -17,6 +17,8 @@ use ktxh::domain::Code;
 use ktxh::ingest::csv::Decimal;
 use ktxh::ingest::line::Precision;
 use ktxh::ingest::Format;
+use ktxh::store::audit::ChainCheck;
+use ktxh::store::AuditEvent;
 use tokio_util::sync::CancellationToken;
 
 /// KT-XH Live: a city's yearly socio-economic targets, watched in real time.
@@ -64,6 +66,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Back-fill history from a file straight into the store, validated as a push would be.
     ///
@@ -155,14 +162,35 @@ enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long)]
         name: Option<String>,
-        /// Days until the token expires (never by default).
-        #[arg(long)]
+        /// Days until the token expires; by default [tokens] in ktxh.toml (admin 90 days,
+        /// department and viewer 365).
+        #[arg(long, conflicts_with = "no_expiry")]
         expires_in_days: Option<i64>,
+        /// A token that never expires; recorded as such in the audit log.
+        #[arg(long)]
+        no_expiry: bool,
     },
     /// List tokens (never their secrets).
     List,
-    /// Revoke a token by its id.
-    Revoke { id: String },
+    /// Revoke a token by its id; open websockets of the token close within
+    /// live.token_recheck_seconds.
+    Revoke {
+        id: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; names the first broken row and fails if any is.
+    Verify,
+    /// Print the newest audit rows, one JSON object a line.
+    List {
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
 }
 
 fn init_tracing(json: bool) {
@@ -194,13 +222,20 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen, demo } => {
-            let app = App::build(Options {
+            let built = App::build(Options {
                 config_dir: cli.config,
-                database_url: cli.database_url,
+                database_url: cli.database_url.clone(),
                 listen,
                 demo,
             })
-            .await?;
+            .await;
+            let app = match built {
+                Ok(app) => app,
+                Err(error) => {
+                    audit_refused_start(&cli.database_url, &error).await;
+                    return Err(error);
+                }
+            };
             let shutdown = CancellationToken::new();
             app::cancel_on_signal(shutdown.clone());
             app.run(shutdown).await
@@ -229,11 +264,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("config/feeds.toml: {key}: {message}");
             }
             if !refused.is_empty() {
-                anyhow::bail!("{} pull URL(s) refused by the [outbound] allow-list", refused.len());
+                anyhow::bail!(
+                    "{} pull URL(s) refused by the [outbound] allow-list",
+                    refused.len()
+                );
             }
             let alerting = AlertingConfig::load(&cli.config)?;
-            let receivers = Receivers::build(&alerting.receiver, &outbound)
-                .context("config/alerting.toml")?;
+            let receivers =
+                Receivers::build(&alerting.receiver, &outbound).context("config/alerting.toml")?;
             let mapping = settings.feeds.catalogue_problems(&catalogue);
             for (key, message) in &mapping {
                 eprintln!("config/feeds.toml: {key}: {message}");
@@ -264,6 +302,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token_command(&cli.config, &cli.database_url, command).await,
+        Command::Audit { command } => audit_command(&cli.config, &cli.database_url, command).await,
         Command::Import(args) => import_command(&cli.config, &cli.database_url, args).await,
         Command::Report(args) => report_command(&cli.config, &cli.database_url, args).await,
         Command::Backup { output } => {
@@ -407,6 +446,7 @@ async fn token_command(
             department,
             name,
             expires_in_days,
+            no_expiry,
         } => {
             let department = match (role, department) {
                 (Role::Department, Some(code)) => {
@@ -429,6 +469,11 @@ async fn token_command(
             }
             let minted = auth::mint();
             let now = Utc::now();
+            let lifetime = match (no_expiry, expires_in_days) {
+                (true, _) => None,
+                (false, Some(days)) => Some(days),
+                (false, None) => Some(settings.tokens.expiry_days(role)),
+            };
             let record = TokenRecord {
                 id: minted.id.clone(),
                 name: name.unwrap_or_else(|| format!("{}-{}", role.as_str(), &minted.id[..6])),
@@ -436,18 +481,24 @@ async fn token_command(
                 department,
                 digest: minted.digest.clone(),
                 created_at: now,
-                expires_at: expires_in_days.map(|days| now + Duration::days(days)),
+                expires_at: lifetime.map(|days| now + Duration::days(days)),
                 revoked_at: None,
             };
-            store.insert_token(&record).await?;
+            let mut event = AuditEvent::new(now, cli_actor(), "token.create", record.id.clone());
+            event.after = serde_json::to_value(&record).ok();
+            if no_expiry {
+                event.reason = Some("created without expiry (--no-expiry)".into());
+            }
+            store.create_token(&record, &event).await?;
             println!(
                 "created {} token `{}` (id {})",
                 role.as_str(),
                 record.name,
                 record.id
             );
-            if let Some(expires) = record.expires_at {
-                println!("expires {}", expires.to_rfc3339());
+            match record.expires_at {
+                Some(expires) => println!("expires {}", expires.to_rfc3339()),
+                None => println!("never expires (--no-expiry): revoke it when no longer needed"),
             }
             println!("store it now: it is not shown again");
             println!("{}", minted.plain);
@@ -479,13 +530,88 @@ async fn token_command(
             }
             Ok(())
         }
-        TokenCommand::Revoke { id } => {
-            if store.revoke_token(&id, Utc::now()).await? {
+        TokenCommand::Revoke { id, reason } => {
+            let now = Utc::now();
+            let Some(mut record) = store.token(&id).await? else {
+                anyhow::bail!("no active token with id `{id}`")
+            };
+            let mut event = AuditEvent::new(now, cli_actor(), "token.revoke", id.clone());
+            event.before = serde_json::to_value(&record).ok();
+            record.revoked_at = Some(now);
+            event.after = serde_json::to_value(&record).ok();
+            event.reason = reason;
+            if store.revoke_token_audited(&id, now, &event).await? {
                 println!("revoked {id}");
                 Ok(())
             } else {
                 anyhow::bail!("no active token with id `{id}`")
             }
+        }
+    }
+}
+
+/// Who acts from the command line, as the audit log names them.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Records a refused start in the audit log when the store can be reached: a service that
+/// will not start is an operator's concern, and a tampered configuration may be why.
+async fn audit_refused_start(url: &str, error: &anyhow::Error) {
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let opened = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        ktxh::store::connect(url, zone),
+    )
+    .await;
+    let Ok(Ok(store)) = opened else {
+        tracing::warn!("the refused start is not audited: the store cannot be opened");
+        return;
+    };
+    let mut event = AuditEvent::new(Utc::now(), cli_actor(), "config.check_failed", "ktxh serve");
+    event.reason = Some(ktxh::outbound::causes(error.as_ref()));
+    if let Err(error) = store.record_audit(&event).await {
+        tracing::warn!(%error, "the refused start is not audited");
+    }
+}
+
+async fn audit_command(
+    config: &std::path::Path,
+    url: &str,
+    command: AuditCommand,
+) -> anyhow::Result<()> {
+    let (settings, _) = app::load_config(config)?;
+    // Not open_store: reading the log must not seed targets, which would add to it.
+    let store = ktxh::store::connect(url, settings.zone())
+        .await
+        .with_context(|| format!("cannot open the store at {}", ktxh::store::redact_url(url)))?;
+    match command {
+        AuditCommand::Verify => {
+            const PAGE: i64 = 1000;
+            let mut check = ChainCheck::default();
+            loop {
+                let page = store.audit_chain(check.last_id(), PAGE).await?;
+                check.feed(&page)?;
+                if (page.len() as i64) < PAGE {
+                    break;
+                }
+            }
+            println!(
+                "audit log intact: {} rows, last row {}, head {}",
+                check.rows(),
+                check.last_id(),
+                hex::encode(check.head())
+            );
+            Ok(())
+        }
+        AuditCommand::List { limit } => {
+            for entry in store.audit(limit).await? {
+                println!("{}", serde_json::to_string(&entry)?);
+            }
+            Ok(())
         }
     }
 }

@@ -13,7 +13,7 @@ use super::routing::Route;
 use crate::domain::{Catalogue, Status};
 use crate::metrics;
 use crate::rules::engine::TargetStatus;
-use crate::store::{DynStore, StoreResult};
+use crate::store::{AuditEvent, DynStore, StoreResult};
 
 /// Mirrors the alerts not resolved in the `ktxh_alerts` gauges (a few thousand at most, counted
 /// after a reconcile that already looked at every target).
@@ -409,19 +409,21 @@ impl AlertManager {
         alerts
     }
 
-    /// Records an acknowledgement; `None` when no such active alert exists.
-    pub async fn acknowledge(&self, fingerprint: &str, ack: Ack) -> StoreResult<Option<Alert>> {
+    /// Records an acknowledgement with its audit row; `None` when no such active alert exists.
+    pub async fn acknowledge(
+        &self,
+        fingerprint: &str,
+        ack: Ack,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<Alert>> {
         let mut active = self.active.lock().await;
         let Some(alert) = active.get(fingerprint) else {
             return Ok(None);
         };
         let mut alert = alert.clone();
         alert.updated_at = ack.at;
-        let at = ack.at;
         alert.ack = Some(ack);
-        self.store
-            .commit_alerts(std::slice::from_ref(&alert), &[], at)
-            .await?;
+        self.store.commit_ack(&alert, audit).await?;
         active.insert(alert.fingerprint.clone(), alert.clone());
         Ok(Some(alert))
     }

@@ -189,6 +189,9 @@ pub struct LiveSettings {
     pub ticket_seconds: i64,
     /// Most topics one connection may join.
     pub max_topics: usize,
+    /// How often an open websocket re-checks its token in the store: a revoked token's
+    /// screens are closed within this many seconds (an expired one's at its expiry).
+    pub token_recheck_seconds: u64,
 }
 
 impl Default for LiveSettings {
@@ -201,6 +204,37 @@ impl Default for LiveSettings {
             max_message_bytes: 64 * 1024,
             ticket_seconds: 30,
             max_topics: 64,
+            token_recheck_seconds: 30,
+        }
+    }
+}
+
+/// Lifetimes of the tokens `ktxh token create` makes when no `--expires-in-days` is given;
+/// a token that never expires must be asked for with `--no-expiry`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    pub admin_expiry_days: i64,
+    pub department_expiry_days: i64,
+    pub viewer_expiry_days: i64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            admin_expiry_days: 90,
+            department_expiry_days: 365,
+            viewer_expiry_days: 365,
+        }
+    }
+}
+
+impl TokenSettings {
+    pub fn expiry_days(&self, role: crate::auth::Role) -> i64 {
+        match role {
+            crate::auth::Role::Admin => self.admin_expiry_days,
+            crate::auth::Role::Department => self.department_expiry_days,
+            crate::auth::Role::Viewer => self.viewer_expiry_days,
         }
     }
 }
@@ -220,6 +254,8 @@ pub struct Settings {
     pub limits: limits::LimitsSettings,
     /// Where pull collectors and alert receivers may connect (`[outbound]`).
     pub outbound: crate::outbound::OutboundSettings,
+    /// How long new API tokens live (`[tokens]`).
+    pub tokens: TokenSettings,
     /// `feeds.toml`, read beside `ktxh.toml`.
     #[serde(skip)]
     pub feeds: feeds::FeedsConfig,
@@ -317,6 +353,24 @@ impl Settings {
         if self.live.heartbeat_seconds == 0 {
             problem("live.heartbeat_seconds", "must be at least 1".into());
         }
+        if !(1..=60).contains(&self.live.token_recheck_seconds) {
+            problem(
+                "live.token_recheck_seconds",
+                "between 1 and 60, so a revoked token's screens close within a minute".into(),
+            );
+        }
+        for (key, days) in [
+            ("tokens.admin_expiry_days", self.tokens.admin_expiry_days),
+            (
+                "tokens.department_expiry_days",
+                self.tokens.department_expiry_days,
+            ),
+            ("tokens.viewer_expiry_days", self.tokens.viewer_expiry_days),
+        ] {
+            if !(1..=3660).contains(&days) {
+                problem(key, "between 1 and 3660 days".into());
+            }
+        }
         if self.live.ticket_seconds <= 0 {
             problem("live.ticket_seconds", "must be positive".into());
         }
@@ -334,13 +388,13 @@ impl Settings {
                 );
             }
         }
+        for (key, message) in self.limits.problems() {
+            problem(key, message);
+        }
         if let Err(entries) = self.outbound.policy() {
             for (key, message) in entries {
                 problem(&key, message);
             }
-        }
-        for (key, message) in self.limits.problems() {
-            problem(key, message);
         }
         if self.demo.feed_interval_ms < 50 {
             problem("demo.feed_interval_ms", "must be at least 50".into());

@@ -16,12 +16,24 @@ use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
+use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::alerts::message::AlertState;
 use crate::alerts::model::{Ack, Alert, OutboxNotification, Silence};
 use crate::auth::{Principal, Role};
 use crate::hub::view::Update;
 use crate::ingest::json::pointer_token;
+use crate::store::AuditEvent;
+
+/// Longest comment on an acknowledgement or a silence, in characters.
+const MAX_COMMENT_CHARS: usize = 1000;
+/// Most labels one silence may match, and the longest label name and value, in characters:
+/// alert labels are short codes, so anything longer cannot match and only fills the store.
+const MAX_MATCHERS: usize = 16;
+const MAX_MATCHER_NAME_CHARS: usize = 64;
+const MAX_MATCHER_VALUE_CHARS: usize = 256;
+/// The longest silence, given as `duration_minutes` or as `ends_at`: 90 days.
+const MAX_SILENCE_MINUTES: i64 = 60 * 24 * 90;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -81,6 +93,11 @@ pub async fn list(
 }
 
 /// Departments act on their own alerts; admins on all; viewers on none.
+///
+/// "Their own" is read from the `department` label alone: an alert's is set by the rules
+/// engine from the indicator's owner, and a silence must match `department` to the token's,
+/// so a department can neither acknowledge nor mute another's alerts, and a silence matching
+/// no department (which would mute every department's alerts) is for admins.
 fn may_act_on(principal: &Principal, labels: &BTreeMap<String, String>) -> bool {
     match principal.role {
         Role::Admin => true,
@@ -124,6 +141,7 @@ pub struct AckBody {
 pub async fn ack(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    CallerIp(client_ip): CallerIp,
     Path(id): Path<String>,
     headers: HeaderMap,
     payload: Result<Bytes, BytesRejection>,
@@ -132,10 +150,10 @@ pub async fn ack(
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let request: AckBody = body::json(&bytes)?;
     let comment = request.comment.trim();
-    if comment.is_empty() || comment.chars().count() > 1000 {
+    if comment.is_empty() || comment.chars().count() > MAX_COMMENT_CHARS {
         return Err(ApiError::invalid(
             "/comment",
-            "say what is being done, in 1 to 1000 characters",
+            format!("say what is being done, in 1 to {MAX_COMMENT_CHARS} characters"),
         ));
     }
     body::storable(comment, "/comment")?;
@@ -154,9 +172,17 @@ pub async fn ack(
         at: Utc::now(),
         comment: comment.to_owned(),
     };
+    let mut audit = AuditEvent::new(ack.at, principal.label(), "alert.ack", id.clone());
+    audit.before = alert
+        .ack
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok());
+    audit.after = serde_json::to_value(&ack).ok();
+    audit.reason = Some(comment.to_owned());
+    audit.client_ip = client_ip;
     let alert = state
         .alerts
-        .acknowledge(&id, ack)
+        .acknowledge(&id, ack, &audit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no active alert `{id}`")))?;
     state.publisher.publish(
@@ -175,12 +201,14 @@ pub async fn ack(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 120, "comment": "Bảo trì hệ thống báo cáo"}))]
 pub struct SilenceBody {
-    /// Label name → value, every one to match; a department must match its own `department`.
+    /// Label name → value, every one to match (1 to 16 labels; names up to 64 characters,
+    /// values up to 256); a department must match its own `department`.
     matchers: BTreeMap<String, String>,
+    /// At most 90 days from now.
     ends_at: Option<DateTime<Utc>>,
     /// 1 minute to 90 days.
     duration_minutes: Option<i64>,
-    /// Why the alerts are silenced.
+    /// Why the alerts are silenced (1 to 1000 characters).
     comment: String,
 }
 
@@ -206,6 +234,7 @@ pub struct SilenceBody {
 pub async fn create_silence(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    CallerIp(client_ip): CallerIp,
     headers: HeaderMap,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
@@ -218,9 +247,29 @@ pub async fn create_silence(
             "at least one label must be matched",
         ));
     }
+    if request.matchers.len() > MAX_MATCHERS {
+        return Err(ApiError::invalid(
+            "/matchers",
+            format!("at most {MAX_MATCHERS} labels may be matched"),
+        ));
+    }
     for (name, value) in &request.matchers {
+        let pointer = format!("/matchers/{}", pointer_token(name));
+        let name_chars = name.chars().count();
+        if name_chars == 0 || name_chars > MAX_MATCHER_NAME_CHARS {
+            return Err(ApiError::invalid(
+                "/matchers",
+                format!("a label name has 1 to {MAX_MATCHER_NAME_CHARS} characters"),
+            ));
+        }
+        if value.chars().count() > MAX_MATCHER_VALUE_CHARS {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("a label value has at most {MAX_MATCHER_VALUE_CHARS} characters"),
+            ));
+        }
         body::storable(name, "/matchers")?;
-        body::storable(value, &format!("/matchers/{}", pointer_token(name)))?;
+        body::storable(value, &pointer)?;
     }
     if !may_act_on(&principal, &request.matchers) {
         return Err(ApiError::Forbidden(
@@ -228,9 +277,16 @@ pub async fn create_silence(
         ));
     }
     let now = Utc::now();
+    let longest = Duration::minutes(MAX_SILENCE_MINUTES);
     let ends_at = match (request.ends_at, request.duration_minutes) {
+        (Some(ends_at), None) if ends_at > now + longest => {
+            return Err(ApiError::invalid(
+                "/ends_at",
+                "at most 90 days from now, as `duration_minutes`",
+            ))
+        }
         (Some(ends_at), None) => ends_at,
-        (None, Some(minutes)) if (1..=60 * 24 * 90).contains(&minutes) => {
+        (None, Some(minutes)) if (1..=MAX_SILENCE_MINUTES).contains(&minutes) => {
             now + Duration::minutes(minutes)
         }
         (None, Some(_)) => {
@@ -250,10 +306,10 @@ pub async fn create_silence(
         return Err(ApiError::invalid("/ends_at", "must be in the future"));
     }
     let comment = request.comment.trim();
-    if comment.is_empty() {
+    if comment.is_empty() || comment.chars().count() > MAX_COMMENT_CHARS {
         return Err(ApiError::invalid(
             "/comment",
-            "say why the alerts are silenced",
+            format!("say why the alerts are silenced, in 1 to {MAX_COMMENT_CHARS} characters"),
         ));
     }
     body::storable(comment, "/comment")?;
@@ -266,7 +322,11 @@ pub async fn create_silence(
         comment: comment.to_owned(),
         expired_at: None,
     };
-    state.store.upsert_silence(&silence).await?;
+    let mut audit = AuditEvent::new(now, principal.label(), "silence.create", silence.id.clone());
+    audit.after = serde_json::to_value(&silence).ok();
+    audit.reason = Some(silence.comment.clone());
+    audit.client_ip = client_ip;
+    state.store.save_silence(&silence, &audit).await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
@@ -334,6 +394,7 @@ pub async fn silences(
 pub async fn expire_silence(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    CallerIp(client_ip): CallerIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut silence = state
@@ -349,8 +410,13 @@ pub async fn expire_silence(
         ));
     }
     if silence.expired_at.is_none() {
-        silence.expired_at = Some(Utc::now());
-        state.store.upsert_silence(&silence).await?;
+        let now = Utc::now();
+        let mut audit = AuditEvent::new(now, principal.label(), "silence.expire", id.clone());
+        audit.before = serde_json::to_value(&silence).ok();
+        silence.expired_at = Some(now);
+        audit.after = serde_json::to_value(&silence).ok();
+        audit.client_ip = client_ip;
+        state.store.save_silence(&silence, &audit).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,8 +1,10 @@
-//! Yearly targets (read by anyone, set by admins with an audit row) and the audit log.
+//! Yearly targets (read by anyone, set by admins with an audit row) and the audit log (read
+//! by admins only: it names who holds which token and what they did).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::Utc;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::limits::ClientIp;
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
@@ -19,6 +22,23 @@ use crate::domain::period::YEARS;
 use crate::domain::{Direction, TargetValue};
 use crate::hub::view::Update;
 use crate::store::{AuditEntry, TargetChange, TargetRow};
+
+/// The caller's address as the limits layer resolved it (after trusted proxies), for audit
+/// rows; `None` when the request did not come through that layer.
+pub struct CallerIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ClientIp>()
+                .map(|ip| ip.0.to_string()),
+        ))
+    }
+}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -106,6 +126,7 @@ const MAX_REASON_LEN: usize = 1000;
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
+    CallerIp(client_ip): CallerIp,
     Path((year, indicator)): Path<(String, String)>,
     headers: HeaderMap,
     payload: Result<Bytes, BytesRejection>,
@@ -197,6 +218,7 @@ pub async fn put(
         reason: reason.to_owned(),
         actor: caller.0.label(),
         at: Utc::now(),
+        client_ip,
     };
     let row = state.store.set_target(&change).await?;
     let changes = state.engine.set_target(row.target.clone(), change.at);
@@ -219,17 +241,28 @@ pub async fn put(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// How many entries, newest first (1 to 1000; 100 when absent).
     limit: Option<i64>,
+    /// Only entries older than this id: pass the previous page's `next_before`.
+    before: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Audit {
     entries: Vec<AuditEntry>,
+    /// The `before` of the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
 }
 
-/// Who changed which target, when, from what to what, and why.
+/// Every privileged act, newest first: who (`actor`), what (`action`), on what (`subject`),
+/// from what to what (`old`, `new`), why, from where, and the row's link in the hash chain.
+/// **Admin only.**
+///
+/// Actions: `target.set`, `targets.seed`, `token.create`, `token.revoke`, `silence.create`,
+/// `silence.expire`, `alert.ack`, `config.check_failed`. Rows are never updated or deleted.
 #[utoipa::path(
     get,
     path = "/audit",
@@ -238,19 +271,34 @@ pub struct Audit {
     security(("bearer" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, description = "Nhật ký thay đổi / The audit log", body = Audit),
+        (status = 200, description = "Nhật ký kiểm toán / The audit log", body = Audit),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
 pub async fn audit(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Audit>, ApiError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.store.audit(limit).await?;
-    Ok(Json(Audit { entries }))
+    caller.require_admin()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 1000"));
+    }
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::invalid("before", "an audit row id (1 or more)"));
+    }
+    let entries = state.store.audit_page(query.before, limit).await?;
+    let next_before = match entries.last() {
+        Some(oldest) if entries.len() as i64 == limit && oldest.id > 1 => Some(oldest.id),
+        _ => None,
+    };
+    Ok(Json(Audit {
+        entries,
+        next_before,
+    }))
 }

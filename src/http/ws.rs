@@ -5,6 +5,10 @@
 //! `seq` seen, resumes without a gap) and `{"unsubscribe": ["alerts"]}`. Server → client:
 //! `welcome`, then per topic a `snapshot` (or the missed deltas), then `delta`s in `seq` order;
 //! a `heartbeat` every interval; `error` for a bad message, which never closes the connection.
+//!
+//! A connection lives no longer than its token: it re-reads the token from the store every
+//! `live.token_recheck_seconds` and closes with code 4401 once the token is revoked, and at the
+//! token's expiry at the latest.
 
 use std::sync::{Arc, LazyLock};
 use std::task::Poll;
@@ -53,11 +57,18 @@ use super::openapi::{
     BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
 };
 use super::AppState;
+use crate::auth::Principal;
 use crate::config::LiveSettings;
 use crate::hub::ticket::TicketError::Full;
 use crate::hub::view::Publisher;
 use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
 use crate::metrics::METRICS;
+use crate::store::DynStore;
+
+/// The close code for a connection whose token was revoked or expired: 4401 mirrors HTTP's
+/// 401 in the range RFC 6455 leaves to applications, so a screen knows to ask for a new token
+/// rather than reconnect with the old one.
+const TOKEN_GONE: u16 = 4401;
 
 /// A one-time credential for `GET /ws?ticket=…`.
 #[derive(Serialize, ToSchema)]
@@ -158,6 +169,8 @@ pub async fn upgrade(
             verify(&state, presented).await?
         }
     };
+    // A ticket may outlive its token by its few seconds; the connection must not.
+    let watch = TokenWatch::start(&state, &principal).await?;
     let accept = handshake_key(&request)?;
     let on_upgrade = request
         .extensions_mut()
@@ -186,7 +199,7 @@ pub async fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        Connection::new(publisher, limits).run(socket).await;
+        Connection::new(publisher, limits, watch).run(socket).await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -274,6 +287,8 @@ enum Closed {
     WriteTimeout,
     Shutdown,
     Error,
+    TokenRevoked,
+    TokenExpired,
 }
 
 impl Closed {
@@ -284,7 +299,71 @@ impl Closed {
             Self::WriteTimeout => "write_timeout",
             Self::Shutdown => "shutdown",
             Self::Error => "error",
+            Self::TokenRevoked => "token_revoked",
+            Self::TokenExpired => "token_expired",
         }
+    }
+
+    /// The close frame the peer is sent, when it is still there to read one.
+    fn frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Self::Shutdown => (CloseCode::Away, "server shutting down"),
+            Self::TokenRevoked => (CloseCode::from(TOKEN_GONE), "token revoked"),
+            Self::TokenExpired => (CloseCode::from(TOKEN_GONE), "token expired"),
+            Self::Client | Self::DeadPeer | Self::WriteTimeout | Self::Error => return None,
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+/// What a connection needs to outlive its token by no more than one re-check.
+struct TokenWatch {
+    store: DynStore,
+    token_id: String,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    recheck: Duration,
+}
+
+impl TokenWatch {
+    /// Reads the token behind `principal` as the connection opens; refused when it is no
+    /// longer usable.
+    async fn start(state: &AppState, principal: &Principal) -> Result<Self, ApiError> {
+        let record = state
+            .store
+            .token(&principal.token_id)
+            .await?
+            .filter(|record| record.is_usable(Utc::now()))
+            .ok_or(ApiError::InvalidToken)?;
+        Ok(Self {
+            store: state.store.clone(),
+            token_id: record.id,
+            expires_at: record.expires_at,
+            recheck: Duration::from_secs(state.settings.live.token_recheck_seconds),
+        })
+    }
+
+    /// Whether the token still stands. A store that cannot answer keeps the connection: an
+    /// outage must not blank every screen, and the next re-check asks again.
+    async fn still_valid(&self) -> Result<(), Closed> {
+        match self.store.token(&self.token_id).await {
+            Ok(Some(record)) if record.is_usable(Utc::now()) => Ok(()),
+            Ok(Some(record)) if record.revoked_at.is_none() => Err(Closed::TokenExpired),
+            Ok(_) => Err(Closed::TokenRevoked),
+            Err(error) => {
+                tracing::warn!(%error, "cannot re-check a websocket's token; kept open");
+                Ok(())
+            }
+        }
+    }
+
+    /// When the token expires, on the runtime's clock.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires_at = self.expires_at?;
+        let left = (expires_at - Utc::now()).to_std().unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
     }
 }
 
@@ -300,6 +379,7 @@ struct Limits {
 struct Connection {
     publisher: Arc<Publisher>,
     limits: Limits,
+    watch: TokenWatch,
     joined: Vec<(Topic, u64)>,
     /// Deltas sent and not yet added to the shared counter: adding each one would make every
     /// connection write the same cache line on every delivery.
@@ -320,11 +400,12 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    fn new(publisher: Arc<Publisher>, limits: Limits) -> Self {
+    fn new(publisher: Arc<Publisher>, limits: Limits, watch: TokenWatch) -> Self {
         METRICS.ws_connections.inc();
         Self {
             publisher,
             limits,
+            watch,
             joined: Vec::new(),
             uncounted: 0,
         }
@@ -337,11 +418,7 @@ impl Connection {
             .ws_closed
             .with_label_values(&[closed.as_str()])
             .inc();
-        if matches!(closed, Closed::Shutdown) {
-            let frame = CloseFrame {
-                code: CloseCode::Away,
-                reason: "server shutting down".into(),
-            };
+        if let Some(frame) = closed.frame() {
             let _ = self.send(&mut socket, Message::Close(Some(frame))).await;
         }
     }
@@ -357,12 +434,24 @@ impl Connection {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_heard = Instant::now();
+        let mut recheck = tokio::time::interval(self.watch.recheck);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.tick().await;
+        let expiry = self.watch.deadline();
+        let mut expired = std::pin::pin!(async move {
+            match expiry {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        });
         // Made once: each new `cancelled()` future would register with the token, whose lock
         // every connection shares, on every delivery.
         let mut closing = std::pin::pin!(closing.cancelled());
         loop {
             let step = tokio::select! {
                 () = &mut closing => return Closed::Shutdown,
+                () = &mut expired => return Closed::TokenExpired,
+                _ = recheck.tick() => self.watch.still_valid().await,
                 incoming = socket.next() => {
                     last_heard = Instant::now();
                     match incoming {

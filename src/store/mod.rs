@@ -1,6 +1,7 @@
 //! Storage behind one trait. The URL picks the backend: `sqlite://…` (embedded default) or
 //! `postgres://…` (TimescaleDB detected at run time, plain PostgreSQL otherwise).
 
+pub mod audit;
 pub mod backup;
 mod plan;
 pub mod postgres;
@@ -18,6 +19,7 @@ use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification,
 use crate::auth::TokenRecord;
 use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
 
+pub use audit::{AuditEntry, AuditEvent};
 pub use plan::{bucket_points, Aggregate, Bucket, BucketPoint};
 
 #[derive(Debug, thiserror::Error)]
@@ -210,24 +212,8 @@ pub struct TargetChange {
     pub reason: String,
     pub actor: String,
     pub at: DateTime<Utc>,
-}
-
-/// One change of a target, as the audit log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    /// The token that made the change.
-    pub actor: String,
-    #[schema(example = "target.set")]
-    pub action: String,
-    /// `year/indicator/unit`.
-    pub subject: String,
-    /// The target before the change (`null` when there was none).
-    pub old: Option<serde_json::Value>,
-    /// The target after the change.
-    pub new: Option<serde_json::Value>,
-    pub reason: Option<String>,
+    /// The caller's address, for the audit row.
+    pub client_ip: Option<String>,
 }
 
 #[async_trait]
@@ -248,6 +234,16 @@ pub trait Store: Send + Sync + 'static {
     async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Returns false when no such usable token exists.
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Inserts a token and its audit row in one transaction.
+    async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> StoreResult<()>;
+    /// Revokes a token and writes its audit row in one transaction; false (and no row) when
+    /// no such unrevoked token exists.
+    async fn revoke_token_audited(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 
     /// Writes a batch in one transaction: new keys get revision 1, changed values the next
     /// revision, identical re-sends nothing.
@@ -281,12 +277,22 @@ pub trait Store: Send + Sync + 'static {
         period: &str,
     ) -> StoreResult<Vec<StoredObservation>>;
 
-    /// Writes the configured targets, leaving alone the ones an admin has set through the API.
+    /// Writes the configured targets, leaving alone the ones an admin has set through the API;
+    /// the targets this changes are recorded in one `targets.seed` audit row.
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()>;
     async fn targets(&self, year: Option<i32>) -> StoreResult<Vec<TargetRow>>;
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
-    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// The newest audit rows first.
+    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_page(None, limit).await
+    }
+    /// The newest audit rows first, only those with an id below `before` when given.
+    async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// Audit rows with an id above `after`, oldest first: what `ktxh audit verify` walks.
+    async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// Appends one row to the audit log, chained to the last one.
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry>;
 
     /// Alerts not yet resolved, or all of them (newest first) with `include_resolved`.
     async fn alerts(&self, include_resolved: bool, limit: i64) -> StoreResult<Vec<Alert>>;
@@ -328,6 +334,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()>;
+    /// Writes a silence (created or expired) and its audit row in one transaction.
+    async fn save_silence(&self, silence: &Silence, audit: &AuditEvent) -> StoreResult<()>;
+    /// Writes an acknowledged alert and its audit row in one transaction.
+    async fn commit_ack(&self, alert: &Alert, audit: &AuditEvent) -> StoreResult<()>;
     async fn silences(&self) -> StoreResult<Vec<Silence>>;
 
     /// What the feed or import `name` has read so far, as it last saved it.
@@ -362,7 +372,6 @@ pub async fn connect_with(
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Arc::new(postgres::PgStore::connect(url, zone, acquire_timeout).await?)
     } else {
-
         return Err(StoreError::UnsupportedUrl(redact_url(url)));
     };
     store.migrate().await?;

@@ -1,5 +1,7 @@
 //! PostgreSQL, with observations in a TimescaleDB hypertable when the server has the extension.
 
+mod audit;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,9 +14,9 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::plan::{self, Aggregate, Key, Latest, Planned};
 use super::{
-    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, MigrationState,
-    ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch,
-    WriteOutcome, RECORDED_MIGRATIONS,
+    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt,
+    MigrationState, ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange,
+    TargetRow, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
@@ -419,7 +421,7 @@ impl Store for PgStore {
         MIGRATOR.run(&self.pool).await?;
         let timescale = self.detect_timescale().await?;
         self.timescale.store(timescale, Ordering::Relaxed);
-        Ok(())
+        self.seal_audit().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -435,21 +437,31 @@ impl Store for PgStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, department, digest, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.role.as_str())
-        .bind(&token.department)
-        .bind(&token.digest)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .bind(token.revoked_at)
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        audit::insert_token(&mut conn, token).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        audit::insert_token(&mut tx, token).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_token_audited(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !audit::revoke_token(&mut tx, id, at).await? {
+            return Ok(false);
+        }
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
@@ -469,14 +481,8 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await?;
+        audit::revoke_token(&mut conn, id, at).await
     }
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
@@ -626,6 +632,17 @@ impl Store for PgStore {
 
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        // The audit lock first, as in set_target, so the two never wait on each other.
+        audit::lock(&mut tx).await?;
+        let stored = sqlx::query("SELECT * FROM targets")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(target_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(event) = super::audit::seed_event(&stored, targets, at) {
+            audit::append(&mut tx, &event).await?;
+        }
         for target in targets {
             let (value, lo, hi) = super::split_value(&target.value);
             sqlx::query(
@@ -665,6 +682,7 @@ impl Store for PgStore {
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
         let mut tx = self.pool.begin().await?;
+        audit::lock(&mut tx).await?;
         let old = sqlx::query(
             "SELECT * FROM targets WHERE year = $1 AND indicator = $2 AND unit = $3 FOR UPDATE",
         )
@@ -697,45 +715,22 @@ impl Store for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         let new = target_from(&row)?;
-        let to_json = |t: &TargetRow| serde_json::to_value(&t.target).ok();
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, subject, old_value, new_value, reason) \
-             VALUES ($1, $2, 'target.set', $3, $4, $5, $6)",
-        )
-        .bind(change.at)
-        .bind(&change.actor)
-        .bind(format!(
-            "{}/{}/{}",
-            change.year, change.indicator, change.unit
-        ))
-        .bind(old.as_ref().and_then(to_json))
-        .bind(to_json(&new))
-        .bind(&change.reason)
-        .execute(&mut *tx)
-        .await?;
+        let event = super::audit::target_set_event(change, old.as_ref(), &new);
+        audit::append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(new)
     }
 
-    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    subject: row.try_get("subject")?,
-                    old: row.try_get("old_value")?,
-                    new: row.try_get("new_value")?,
-                    reason: row.try_get("reason")?,
-                })
-            })
-            .collect()
+    async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_rows(before, None, limit).await
+    }
+
+    async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_rows(None, Some(after), limit).await
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
+        self.record(event).await
     }
 
     async fn alerts(&self, include_resolved: bool, limit: i64) -> StoreResult<Vec<Alert>> {
@@ -923,20 +918,23 @@ impl Store for PgStore {
     }
 
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {
-        let doc = serde_json::to_value(silence).map_err(|e| StoreError::Corrupt {
-            table: "silences",
-            detail: e.to_string(),
-        })?;
-        sqlx::query(
-            "INSERT INTO silences (id, doc, ends_at, expired_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, ends_at = excluded.ends_at, expired_at = excluded.expired_at",
-        )
-        .bind(&silence.id)
-        .bind(doc)
-        .bind(silence.ends_at)
-        .bind(silence.expired_at)
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        audit::upsert_silence(&mut conn, silence).await
+    }
+
+    async fn save_silence(&self, silence: &Silence, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        audit::upsert_silence(&mut tx, silence).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_ack(&self, alert: &Alert, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        audit::upsert_alert(&mut tx, alert).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
     }
 

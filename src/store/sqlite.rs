@@ -1,5 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+mod audit;
+
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,9 +17,9 @@ use tokio::sync::Mutex;
 
 use super::plan::{self, Aggregate, Key, Latest};
 use super::{
-    AuditEntry, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt, MigrationState,
-    ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, WriteBatch,
-    WriteOutcome, RECORDED_MIGRATIONS,
+    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt,
+    MigrationState, ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange,
+    TargetRow, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
@@ -233,7 +235,7 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        self.seal_audit().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -249,21 +251,33 @@ impl Store for SqliteStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, department, digest, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.role.as_str())
-        .bind(&token.department)
-        .bind(&token.digest)
-        .bind(secs(token.created_at))
-        .bind(token.expires_at.map(secs))
-        .bind(token.revoked_at.map(secs))
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        audit::insert_token(&mut conn, token).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord, event: &AuditEvent) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write().await?;
+        audit::insert_token(&mut tx, token).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_token_audited(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write().await?;
+        if !audit::revoke_token(&mut tx, id, at).await? {
+            return Ok(false);
+        }
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
@@ -283,13 +297,8 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(secs(at))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await?;
+        audit::revoke_token(&mut conn, id, at).await
     }
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
@@ -430,7 +439,17 @@ impl Store for SqliteStore {
     }
 
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write().await?;
+        let stored = sqlx::query("SELECT * FROM targets")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(target_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(event) = super::audit::seed_event(&stored, targets, at) {
+            audit::append(&mut tx, &event).await?;
+        }
         for target in targets {
             let (value, lo, hi) = super::split_value(&target.value);
             sqlx::query(
@@ -470,7 +489,7 @@ impl Store for SqliteStore {
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
         let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old =
             sqlx::query("SELECT * FROM targets WHERE year = ? AND indicator = ? AND unit = ?")
                 .bind(change.year)
@@ -502,42 +521,22 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let new = target_from(&row)?;
-        let to_json = |t: &TargetRow| serde_json::to_string(&t.target).ok();
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, subject, old_value, new_value, reason) VALUES (?, ?, 'target.set', ?, ?, ?, ?)",
-        )
-        .bind(micros(change.at))
-        .bind(&change.actor)
-        .bind(format!("{}/{}/{}", change.year, change.indicator, change.unit))
-        .bind(old.as_ref().and_then(to_json))
-        .bind(to_json(&new))
-        .bind(&change.reason)
-        .execute(&mut *tx)
-        .await?;
+        let event = super::audit::target_set_event(change, old.as_ref(), &new);
+        audit::append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(new)
     }
 
-    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let parse = |raw: Option<String>| raw.and_then(|text| serde_json::from_str(&text).ok());
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    at: from_micros(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    subject: row.try_get("subject")?,
-                    old: parse(row.try_get("old_value")?),
-                    new: parse(row.try_get("new_value")?),
-                    reason: row.try_get("reason")?,
-                })
-            })
-            .collect()
+    async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_rows(before, None, limit).await
+    }
+
+    async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_rows(None, Some(after), limit).await
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
+        self.record(event).await
     }
 
     async fn alerts(&self, include_resolved: bool, limit: i64) -> StoreResult<Vec<Alert>> {
@@ -734,20 +733,25 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {
-        let doc = serde_json::to_string(silence).map_err(|e| StoreError::Corrupt {
-            table: "silences",
-            detail: e.to_string(),
-        })?;
-        sqlx::query(
-            "INSERT INTO silences (id, doc, ends_at, expired_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, ends_at = excluded.ends_at, expired_at = excluded.expired_at",
-        )
-        .bind(&silence.id)
-        .bind(doc)
-        .bind(micros(silence.ends_at))
-        .bind(silence.expired_at.map(micros))
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        audit::upsert_silence(&mut conn, silence).await
+    }
+
+    async fn save_silence(&self, silence: &Silence, event: &AuditEvent) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write().await?;
+        audit::upsert_silence(&mut tx, silence).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_ack(&self, alert: &Alert, event: &AuditEvent) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write().await?;
+        audit::upsert_alert(&mut tx, alert).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod webhook;
 
 mod alerts;
+mod audit;
 mod auth;
 mod dhis2;
 mod influx;

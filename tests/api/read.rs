@@ -144,8 +144,15 @@ async fn an_admin_changes_a_target_and_the_audit_log_says_who_and_why(backend: B
         (json!(3.5), json!(4.5))
     );
 
-    let audit = app.get("/api/v1/audit", &app.viewer).await;
-    let entries = audit.body["entries"].as_array().unwrap().clone();
+    assert_eq!(app.get("/api/v1/audit", &app.viewer).await.status, 403);
+    let audit = app.get("/api/v1/audit", &app.admin).await;
+    let entries: Vec<serde_json::Value> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "target.set")
+        .cloned()
+        .collect();
     assert_eq!(entries.len(), 2);
     let export = entries
         .iter()
