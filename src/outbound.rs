@@ -300,7 +300,7 @@ impl Policy {
     fn name_listed(&self, name: &str) -> bool {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         self.any_name
-            || self.names.iter().any(|listed| *listed == name)
+            || self.names.contains(&name)
             || self.suffixes.iter().any(|suffix| name.ends_with(suffix))
     }
 

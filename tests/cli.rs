@@ -168,6 +168,95 @@ fn a_collector_of_an_unknown_department_is_refused() {
     );
 }
 
+/// Appends `entry` to the copy's `file`.
+fn append_to(dir: &Path, file: &str, entry: &str) {
+    let path = dir.join(file);
+    let mut content = std::fs::read_to_string(&path).unwrap();
+    content.push_str(entry);
+    std::fs::write(path, content).unwrap();
+}
+
+#[test]
+fn a_pull_url_to_loopback_or_the_metadata_service_is_refused_naming_the_key() {
+    for (host, class) in [
+        ("127.0.0.1:9", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("[::ffff:169.254.169.254]", "link-local"),
+    ] {
+        let out = broken(|dir| {
+            append_to(
+                dir,
+                "feeds.toml",
+                &format!(
+                    "\n[[pull]]\nname = \"trade\"\nurl = \"http://{host}/latest/meta-data\"\n\
+                     format = \"csv\"\ndepartment = \"CUSTOMS\"\nevery = \"15m\"\n"
+                ),
+            );
+            // Any public name is allowed; special addresses still are not.
+            replace_in(
+                &dir.join("ktxh.toml"),
+                "allow_hosts = []",
+                "allow_hosts = [\"*\"]",
+            );
+        });
+        assert!(
+            out.contains("config/feeds.toml: pull[0].url: feed `trade`:"),
+            "{host}: {out}"
+        );
+        assert!(
+            out.contains(&format!("is a {class} address")),
+            "{host}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_receiver_url_to_loopback_or_the_metadata_service_is_refused_naming_the_receiver() {
+    for url in ["http://127.0.0.1:9093", "http://169.254.169.254/hook"] {
+        let out = broken(|dir| {
+            append_to(
+                dir,
+                "alerting.toml",
+                &format!(
+                    "\n[[receiver]]\nname = \"ops\"\ntype = \"alertmanager\"\nurl = \"{url}\"\n"
+                ),
+            );
+        });
+        assert!(out.contains("receiver `ops`: `url`:"), "{url}: {out}");
+        assert!(out.contains("outbound.allow_cidrs"), "{url}: {out}");
+    }
+    // Listed, the same receiver passes: the refusal is the allow-list's, not the URL's.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_config(), dir.path());
+    append_to(
+        dir.path(),
+        "alerting.toml",
+        "\n[[receiver]]\nname = \"ops\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n",
+    );
+    replace_in(
+        &dir.path().join("ktxh.toml"),
+        "allow_cidrs = []",
+        "allow_cidrs = [\"127.0.0.1/32\"]",
+    );
+    let output = check(dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+#[test]
+fn an_mqtt_password_in_clear_is_refused_naming_the_feed() {
+    let out = broken(|dir| {
+        append_to(
+            dir,
+            "feeds.toml",
+            "\n[[mqtt]]\nname = \"customs-live\"\nurl = \"mqtt://broker.example.vn\"\n\
+             topics = [{ filter = \"hcm/customs/#\" }]\nformat = \"json\"\ndepartment = \"CUSTOMS\"\n\
+             username = \"ktxh\"\npassword_env = \"KTXH_MQTT_PASSWORD\"\n",
+        );
+    });
+    assert!(out.contains("feed `customs-live`"), "{out}");
+    assert!(out.contains("in clear"), "{out}");
+}
+
 #[test]
 fn a_feed_mapping_to_a_code_the_catalogue_lacks_is_refused() {
     let out = broken(|dir| {

@@ -603,6 +603,7 @@ mod tests {
         assert!(!status(401).retryable());
         assert!(FetchError::Timeout(Duration::from_secs(1)).retryable());
         assert!(!FetchError::TooLarge { limit: 1 }.retryable());
+        assert!(!FetchError::Refused("a redirect to another host".into()).retryable());
         assert_eq!(status(500).to_string(), "HTTP 500 Internal Server Error");
     }
 }

@@ -16,6 +16,7 @@ mod limits;
 mod live;
 mod observability;
 mod openapi;
+mod outbound;
 mod padded_codes;
 mod pull;
 mod read;

@@ -414,6 +414,89 @@ mod tests {
     }
 
     #[test]
+    fn an_mqtts_url_means_tls_on_8883_and_a_password_needs_it_or_allow_insecure() {
+        let base = r#"name = "customs-live"
+            topics = [{ filter = "hcm/customs/#" }]
+            format = "json"
+            department = "CUSTOMS"
+        "#;
+        let feed = |extra: &str| toml::from_str::<MqttFeed>(&format!("{base}\n{extra}"));
+        let tls = feed("url = \"mqtts://broker.example.vn\"").expect("valid");
+        assert_eq!((tls.host.as_str(), tls.port), ("broker.example.vn", 8883));
+        assert_eq!(tls.tls, Some(MqttTls { ca_file: None }));
+        let plain = feed("url = \"mqtt://[::1]:1884\"").expect("valid");
+        assert_eq!(
+            (plain.host.as_str(), plain.port, plain.tls),
+            ("::1", 1884, None)
+        );
+
+        let login = "username = \"ktxh\"\npassword_env = \"KTXH_MQTT_PASSWORD\"";
+        for clear in [
+            "url = \"mqtt://broker.example.vn\"",
+            "host = \"broker.example.vn\"",
+        ] {
+            let error = feed(&format!("{clear}\n{login}"))
+                .expect_err(clear)
+                .to_string();
+            assert!(
+                error.contains("feed `customs-live`") && error.contains("in clear"),
+                "{error}"
+            );
+            let allowed = feed(&format!("{clear}\n{login}\nallow_insecure = true"));
+            assert!(allowed.expect(clear).allow_insecure);
+        }
+        assert!(feed(&format!("url = \"mqtts://broker.example.vn\"\n{login}")).is_ok());
+
+        for (extra, expected) in [
+            (
+                "url = \"https://broker.example.vn\"",
+                "use mqtt:// or mqtts://",
+            ),
+            (
+                "url = \"mqtts://u:p@broker.example.vn\"",
+                "credentials never go",
+            ),
+            (
+                "url = \"mqtt://b.example.vn\"\nhost = \"b.example.vn\"",
+                "not both",
+            ),
+            (
+                "url = \"mqtt://b.example.vn\"\nca_file = \"ca.pem\"",
+                "only for an mqtts://",
+            ),
+            (
+                "url = \"mqtts://b.example.vn\"\nca_file = \"/nonexistent/ca.pem\"",
+                "ca_file `/nonexistent/ca.pem`",
+            ),
+            ("", "url: required"),
+        ] {
+            let error = feed(extra).expect_err(extra).to_string();
+            assert!(error.contains(expected), "{extra}: {error}");
+        }
+    }
+
+    #[test]
+    fn nats_credentials_need_tls_or_allow_insecure() {
+        let base = r#"name = "finance-budget"
+            subjects = ["hcm.finance.>"]
+            format = "json"
+            department = "FINANCE"
+            token_env = "KTXH_NATS_TOKEN"
+        "#;
+        let feed = |extra: &str| toml::from_str::<NatsFeed>(&format!("{base}\n{extra}"));
+        let error = feed("url = \"nats://nats.example.vn:4222\"")
+            .expect_err("clear")
+            .to_string();
+        assert!(
+            error.contains("feed `finance-budget`") && error.contains("in clear"),
+            "{error}"
+        );
+        assert!(feed("url = \"tls://nats.example.vn:4222\"").is_ok());
+        let allowed = feed("url = \"nats://nats.example.vn:4222\"\nallow_insecure = true");
+        assert!(allowed.expect("allowed").allow_insecure);
+    }
+
+    #[test]
     fn nats_subjects_follow_the_token_rules() {
         for good in ["hcm.finance.budget", "hcm.*.budget", "hcm.>", ">"] {
             assert!(valid_subject(good), "{good}");
