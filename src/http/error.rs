@@ -296,9 +296,6 @@ impl ApiError {
                 header::HeaderValue::from_static("Bearer realm=\"ktxh\""),
             );
         }
-        if matches!(self, Self::InvalidToken) {
-            response.extensions_mut().insert(super::limits::AuthFailure);
-        }
         if matches!(self, Self::RequestTimeout { .. }) {
             // The rest of the body is still on the wire; the connection cannot carry another
             // request.

@@ -277,6 +277,10 @@ impl WriteError {
     }
 
     fn respond(self, api: Api) -> Response {
+        let retry_after = match &self {
+            Self::Api(error) => error.retry_after(),
+            _ => None,
+        };
         let answer = self.answer();
         let status = answer.status;
         let problem = InfluxProblem {
@@ -292,7 +296,13 @@ impl WriteError {
             rejected: answer.rejected,
         };
         // Json sets `Content-Type: application/json`, which InfluxDB clients expect.
-        (status, Json(problem)).into_response()
+        let mut response = (status, Json(problem)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -30,11 +30,6 @@ use tokio_util::sync::CancellationToken;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::limits::LimitsSettings;
-
-/// Set on a response that refused a presented credential, so that failures are counted
-/// wherever a token is checked.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthFailure;
 
 /// The client a request is counted against, after trusted proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,11 +286,14 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     let client = peer.map(|peer| limits.client_ip(peer, request.headers()));
+    // Any 401 to a request that carried `Authorization` counts as a failure, whichever
+    // endpoint (and answer format) refused it.
+    let presents_credential = request.headers().contains_key(header::AUTHORIZATION);
     if let Some(client) = client {
         if let Err(error) = limits.check_ip(client) {
             return error.into_response();
         }
-        if request.headers().contains_key(header::AUTHORIZATION) {
+        if presents_credential {
             if let Some(retry_after) = limits.auth_throttled(client) {
                 return ApiError::AuthThrottled { retry_after }.into_response();
             }
@@ -332,8 +330,27 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         }
         .into_response();
     }
-    if let (Some(client), Some(AuthFailure)) = (client, response.extensions().get()) {
-        limits.record_auth_failure(client);
+    if let Some(client) = client.filter(|_| presents_credential) {
+        if response.status() == StatusCode::UNAUTHORIZED {
+            limits.record_auth_failure(client);
+        }
+    }
+    with_retry_after(response)
+}
+
+/// Every 429 and 503 says when to come back, also those of endpoints that answer in another
+/// error format (the InfluxDB and DHIS2 compatibility endpoints).
+fn with_retry_after(mut response: Response) -> Response {
+    let default = match response.status() {
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable.retry_after(),
+        StatusCode::TOO_MANY_REQUESTS => Some(1),
+        _ => None,
+    };
+    if let Some(seconds) = default {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert_with(|| seconds.into());
     }
     response
 }

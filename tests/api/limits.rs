@@ -13,6 +13,7 @@ use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
 use ktxh::auth::{self, Role};
 use ktxh::config::{load_catalogue, Settings};
+use sqlx::Connection as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -420,12 +421,66 @@ async fn a_database_refusing_connections_is_answered_503_with_retry_after(backen
         "{:?}",
         started.elapsed()
     );
+    // The InfluxDB endpoint answers in its own format, with Retry-After all the same.
+    let (reply, retry_after) = send_with_retry_after(
+        app.client
+            .post(app.url("/api/v2/write?bucket=ktxh"))
+            .header("authorization", format!("Token {}", app.customs))
+            .body("export_turnover,unit=HCM value=1"),
+    )
+    .await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
     execute_sql(
         &admin,
         &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
     )
     .await;
     assert_eq!(app.get("/api/v1/groups", &app.viewer).await.status, 200);
+    app.stop().await;
+}
+
+/// A request whose answer takes longer than the handler timeout (here, a read of a table
+/// locked by another session) is answered 503 with Retry-After at the timeout.
+async fn a_slow_answer_is_answered_503_at_the_handler_timeout(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.body_timeout_seconds = 1;
+        settings.limits.handler_timeout_seconds = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let path = "/api/v1/observations?indicator=EXPORT_TURNOVER&unit=HCM&from=2026-01&to=2026-12";
+    assert_eq!(app.get(path, &app.viewer).await.status, 200);
+    let mut locker = sqlx::PgConnection::connect(app.database_url())
+        .await
+        .expect("a session of its own");
+    sqlx::query("BEGIN")
+        .execute(&mut locker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let (reply, retry_after) = send_with_retry_after(get(&app, path, &app.viewer)).await;
+    let elapsed = started.elapsed();
+    assert_problem(&reply, 503, "handler_timeout");
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(4),
+        "answered after {elapsed:?}"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
+    assert_eq!(app.get(path, &app.viewer).await.status, 200);
     app.stop().await;
 }
 
@@ -555,5 +610,6 @@ async fn an_unreachable_database_is_answered_503_within_the_acquire_timeout(back
 
 on_every_backend!(
     a_database_refusing_connections_is_answered_503_with_retry_after,
+    a_slow_answer_is_answered_503_at_the_handler_timeout,
     an_unreachable_database_is_answered_503_within_the_acquire_timeout,
 );
