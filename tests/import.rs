@@ -485,3 +485,148 @@ async fn batches_committed_but_not_saved_are_sent_again_as_duplicates() {
     assert_eq!(summary_count(&out, "duplicates:"), 4, "{out}");
     assert_eq!(observation_counts(&db).await, (4, 1, 1, 4));
 }
+
+/// The indicators the database holds observations of, each once.
+async fn stored_indicators(database_url: &str) -> Vec<String> {
+    let sql = "SELECT DISTINCT indicator FROM observations ORDER BY indicator";
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let found = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        found
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        let found = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        found
+    }
+}
+
+/// EXPORT_TURNOVER (customs) padded as spreadsheets and copy-paste pad it, after rows of
+/// FIRES (police).
+const PADDED_CSV: &str = "indicator,unit,period,value\n\
+                          FIRES,HCM,2026-03-01,3\n \
+                          EXPORT_TURNOVER,HCM,2026-01,4\n\
+                          EXPORT_TURNOVER ,HCM,2026-02,4\n\
+                          \tEXPORT_TURNOVER,HCM,2026-03,4\n\
+                          \u{a0}EXPORT_TURNOVER\u{a0},HCM,2026-04,4\n\
+                          \u{200b}EXPORT_TURNOVER,HCM,2026-05,4\n";
+
+async fn padded_codes_are_scoped_by_the_indicator_they_resolve_to(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("padded.csv");
+    write(&csv, PADDED_CSV);
+    let output = import(&db.url, &csv, &["--department", "POLICE"]);
+    let err = stderr(&output);
+    assert!(!output.status.success(), "{err}");
+    assert!(err.contains("departments other than POLICE"), "{err}");
+    assert!(err.contains("EXPORT_TURNOVER"), "{err}");
+    assert!(err.contains("first at rows 2, 3, 4, 5, 6;"), "{err}");
+    assert_eq!(observation_counts(&db.url).await.0, 0);
+
+    let json = dir.path().join("padded.json");
+    let observations: Vec<_> = [" EXPORT_TURNOVER", "\u{200b}EXPORT_TURNOVER\t"]
+        .iter()
+        .zip(["2026-01", "2026-02"])
+        .map(|(code, period)| {
+            serde_json::json!({"indicator": code, "unit": "HCM", "period": period, "value": 4})
+        })
+        .collect();
+    write(
+        &json,
+        &serde_json::json!({ "observations": observations }).to_string(),
+    );
+    let json_import = |department: &str| {
+        ktxh(&db.url)
+            .arg("import")
+            .arg(&json)
+            .args(["--format", "json", "--department", department])
+            .output()
+            .unwrap()
+    };
+    let output = json_import("POLICE");
+    assert!(!output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("EXPORT_TURNOVER"));
+    assert_eq!(observation_counts(&db.url).await.0, 0);
+
+    // The owner's padded codes are stored under the clean code; a code in another case names
+    // no indicator and is rejected on its own.
+    let own = dir.path().join("customs.csv");
+    let rows = PADDED_CSV.split_once("3\n").unwrap().1;
+    write(
+        &own,
+        &format!("indicator,unit,period,value\n{rows}export_turnover,HCM,2026-06,4\n"),
+    );
+    let output = import(&db.url, &own, &["--department", "CUSTOMS"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(summary_count(&out, "accepted:"), 5, "{out}");
+    assert!(
+        out.contains("row 6: unknown indicator `export_turnover`"),
+        "{out}"
+    );
+    let output = json_import("CUSTOMS");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary_count(&stdout(&output), "duplicates:"), 2);
+    assert_eq!(stored_indicators(&db.url).await, ["EXPORT_TURNOVER"]);
+    assert_eq!(observation_counts(&db.url).await.0, 5);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padded_codes_are_scoped_by_the_indicator_they_resolve_to_on_sqlite() {
+    padded_codes_are_scoped_by_the_indicator_they_resolve_to(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padded_codes_are_scoped_by_the_indicator_they_resolve_to_on_postgres() {
+    padded_codes_are_scoped_by_the_indicator_they_resolve_to(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padded_codes_are_scoped_by_the_indicator_they_resolve_to_on_timescale() {
+    padded_codes_are_scoped_by_the_indicator_they_resolve_to(Backend::Timescale).await;
+}
+
+#[tokio::test]
+async fn a_json_number_with_a_comma_is_imported_only_with_the_decimal_mark_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("fires.json");
+    let body = serde_json::json!({"observations": [
+        {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-01", "value": "4.120,5"}
+    ]});
+    write(&file, &body.to_string());
+    let run = |extra: &[&str]| {
+        ktxh(&db)
+            .arg("import")
+            .arg(&file)
+            .args(["--format", "json", "--restart"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    let out = stdout(&output);
+    assert_eq!(summary_count(&out, "rejected:"), 1, "{out}");
+    assert!(out.contains("ambiguous_number: 1"), "{out}");
+    assert_eq!(observation_counts(&db).await.0, 0);
+
+    let output = run(&["--decimal-comma"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(summary_count(&out, "accepted:"), 1, "{out}");
+    let value: f64 = {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        let value = sqlx::query_scalar("SELECT value FROM observations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        value
+    };
+    assert_eq!(value, 4120.5);
+}
