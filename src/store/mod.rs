@@ -118,8 +118,8 @@ pub struct Rejection {
     pub index: usize,
     /// A stable reason: `missing_field`, `unknown_indicator`, `unknown_unit`,
     /// `unit_not_reporting`, `invalid_period`, `period_mismatch`, `period_in_future`,
-    /// `invalid_value`, `value_not_finite`, `value_out_of_range`, `field_too_long`,
-    /// `invalid_text` or `malformed_row`.
+    /// `invalid_value`, `ambiguous_number`, `value_not_finite`, `value_out_of_range`,
+    /// `field_too_long`, `invalid_text` or `malformed_row`.
     #[schema(example = "value_out_of_range")]
     pub code: String,
     pub message: String,
