@@ -12,7 +12,10 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{assert_problem, content_type, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{
+    assert_problem, content_type, mint_token, spawn_app, spawn_app_with, Backend, TestApp,
+};
+use ktxh::auth::Role;
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -656,6 +659,114 @@ async fn wards_without_targets_rank_by_value_on_the_indicator_topic() {
     assert_eq!(delta["data"]["targets"], json!([]));
     app.stop().await;
 }
+
+/// The code and reason of the close frame `socket` ends with, waiting at most `limit`.
+async fn close_frame(socket: &mut Socket, limit: Duration) -> (u16, String) {
+    let closed = tokio::time::timeout(limit, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => {
+                    return (0, "closed without a close frame".to_owned())
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    closed.expect("the connection is closed in time")
+}
+
+async fn ticket_for(app: &TestApp, token: &str) -> String {
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/ws/ticket"))
+                .bearer_auth(token),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["ticket"].as_str().unwrap().to_owned()
+}
+
+async fn a_screen_is_closed_when_its_token_is_revoked(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.live.token_recheck_seconds = 1).await else {
+        return;
+    };
+    let (id, token) = mint_token(&app.store, Role::Viewer, None).await;
+    let ticket = ticket_for(&app, &token).await;
+    let (mut by_ticket, _) =
+        tokio_tungstenite::connect_async(ws_request(&app, &format!("?ticket={ticket}"), &[]))
+            .await
+            .expect("websocket opens");
+    let mut by_header = connect(&app, &token).await;
+    let mut other = connect(&app, &app.viewer).await;
+    for socket in [&mut by_ticket, &mut by_header, &mut other] {
+        assert_eq!(next_json(socket).await["type"], "welcome");
+    }
+    // A ticket taken before the revocation is worthless after it.
+    let late_ticket = ticket_for(&app, &token).await;
+
+    assert!(app.store.revoke_token(&id, Utc::now()).await.unwrap());
+    let revoked = Instant::now();
+    for socket in [&mut by_ticket, &mut by_header] {
+        let (code, reason) = close_frame(socket, WAIT).await;
+        assert_eq!((code, reason.as_str()), (4401, "token revoked"));
+    }
+    assert!(
+        revoked.elapsed() < Duration::from_secs(5),
+        "closed within the re-check interval, not {:?}",
+        revoked.elapsed()
+    );
+    // Another token's screen is untouched.
+    subscribe(&mut other, &["overview"], None).await;
+    expect_snapshot(&mut other, "overview", "subscribe").await;
+    let (status, problem) = refusal(&app, &format!("?ticket={late_ticket}"), &[]).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    app.stop().await;
+}
+
+async fn a_screen_is_closed_when_its_token_expires(backend: Backend) {
+    // The re-check is a minute away: the expiry itself has to close the connection.
+    let Some(app) = spawn_app_with(backend, |s| s.live.token_recheck_seconds = 60).await else {
+        return;
+    };
+    let minted = ktxh::auth::mint();
+    // A whole second: SQLite keeps token times in seconds.
+    let expires_at =
+        chrono::DateTime::from_timestamp(Utc::now().timestamp() + 3, 0).expect("a time");
+    app.store
+        .insert_token(&ktxh::auth::TokenRecord {
+            id: minted.id.clone(),
+            name: "short-lived screen".into(),
+            role: Role::Viewer,
+            department: None,
+            digest: minted.digest.clone(),
+            created_at: Utc::now(),
+            expires_at: Some(expires_at),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    let mut socket = connect(&app, &minted.plain).await;
+    assert_eq!(next_json(&mut socket).await["type"], "welcome");
+    let (code, reason) = close_frame(&mut socket, WAIT).await;
+    assert_eq!((code, reason.as_str()), (4401, "token expired"));
+    // The runtime's clock and the wall clock may differ by a hair.
+    let closed_at = Utc::now() + chrono::Duration::milliseconds(20);
+    assert!(closed_at >= expires_at, "closed before the expiry");
+    app.stop().await;
+}
+
+crate::on_every_backend!(
+    a_screen_is_closed_when_its_token_is_revoked,
+    a_screen_is_closed_when_its_token_expires,
+);
 
 crate::on_every_backend!(
     a_screen_gets_snapshots_then_one_delta_per_topic_after_an_ingest,
