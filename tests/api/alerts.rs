@@ -8,9 +8,12 @@ use chrono::{Datelike, Utc};
 use ktxh::alerts::routing::AlertingConfig;
 use serde_json::{json, Value};
 
-use crate::helpers::{allow_loopback, assert_problem, spawn_app_alerting, Backend, TestApp};
+use crate::helpers::{
+    allow_loopback, assert_problem, mint_token, spawn_app_alerting, Backend, TestApp,
+};
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
+use ktxh::auth::Role;
 
 const SECRET: &str = "s3cret-for-tests";
 const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
@@ -393,8 +396,136 @@ async fn a_jump_against_recent_changes_raises_an_anomaly_alert(backend: Backend)
     app.stop().await;
 }
 
+async fn silences_and_acks_are_bounded_and_kept_to_their_department(backend: Backend) {
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            s.rules.for_evaluations = 1;
+            s.rules.evaluation_interval_seconds = 3600;
+        },
+        AlertingConfig::default(),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, health) = mint_token(&app.store, Role::Department, Some("HEALTH")).await;
+    let silence = |token: &str, body: Value| {
+        app.send(
+            app.client
+                .post(app.url("/api/v1/silences"))
+                .bearer_auth(token)
+                .json(&body),
+        )
+    };
+    let now = Utc::now();
+    let long_text = "x".repeat(1001);
+    let too_many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("label{i}"), json!("v"))).collect();
+    let mut too_many_with_department = too_many.clone();
+    too_many_with_department.insert("department".into(), json!("HEALTH"));
+    for (body, pointer) in [
+        // `ends_at` is held to the 90 days `duration_minutes` is.
+        (
+            json!({"matchers": {"department": "HEALTH"}, "ends_at": "9999-12-31T00:00:00Z", "comment": "x"}),
+            "/ends_at",
+        ),
+        (
+            json!({"matchers": {"department": "HEALTH"}, "ends_at": now + chrono::Duration::days(91), "comment": "x"}),
+            "/ends_at",
+        ),
+        (
+            json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60 * 24 * 90 + 1, "comment": "x"}),
+            "/duration_minutes",
+        ),
+        (
+            json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": long_text}),
+            "/comment",
+        ),
+        (
+            json!({"matchers": too_many_with_department, "duration_minutes": 60, "comment": "x"}),
+            "/matchers",
+        ),
+        (
+            json!({"matchers": {"department": "HEALTH", "x".repeat(65): "v"}, "duration_minutes": 60, "comment": "x"}),
+            "/matchers",
+        ),
+        (
+            json!({"matchers": {"department": "HEALTH", "summary": "v".repeat(257)}, "duration_minutes": 60, "comment": "x"}),
+            "/matchers/summary",
+        ),
+    ] {
+        let refused = silence(&health, body.clone()).await;
+        assert_problem(&refused, 422, "invalid_field");
+        assert_eq!(refused.body["errors"][0]["pointer"], pointer, "{body}");
+    }
+    let within = silence(
+        &health,
+        json!({"matchers": {"department": "HEALTH"}, "ends_at": now + chrono::Duration::days(89), "comment": "bảo trì"}),
+    )
+    .await;
+    assert_eq!(within.status, 201, "{within:?}");
+
+    // Another department's: a silence matching HEALTH or no department at all, or lifting
+    // HEALTH's silence.
+    for body in [
+        json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "x"}),
+        json!({"matchers": {"indicator": INDICATOR}, "duration_minutes": 60, "comment": "x"}),
+    ] {
+        let foreign = silence(&app.customs, body).await;
+        assert_problem(&foreign, 403, "forbidden");
+    }
+    let id = within.body["id"].as_str().unwrap();
+    let lift = |token: &str| {
+        app.send(
+            app.client
+                .delete(app.url(&format!("/api/v1/silences/{id}")))
+                .bearer_auth(token),
+        )
+    };
+    assert_problem(&lift(&app.customs).await, 403, "forbidden");
+    assert_eq!(lift(&health).await.status, 204);
+
+    // A HEALTH alert is acknowledged by HEALTH, never by CUSTOMS.
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let target = target_value(&app, year).await;
+    post_beds(&app, year, (target * 0.5).round()).await;
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let alert = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["indicator"] == INDICATOR && a["rule"] == "slippage")
+        .expect("the slipping target alerts")
+        .clone();
+    assert_eq!(alert["labels"]["department"], "HEALTH");
+    let fingerprint = alert["fingerprint"].as_str().unwrap();
+    let ack = |token: &str, comment: &str| {
+        app.send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(token)
+                .json(&json!({ "comment": comment })),
+        )
+    };
+    assert_problem(&ack(&app.customs, "not ours").await, 403, "forbidden");
+    let too_long = ack(&health, &long_text).await;
+    assert_problem(&too_long, 422, "invalid_field");
+    assert_eq!(too_long.body["errors"][0]["pointer"], "/comment");
+    let acked = ack(&health, "Sở Y tế đang xử lý").await;
+    assert_eq!(acked.status, 200, "{acked:?}");
+    assert!(acked.body["ack"]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("department:HEALTH:"));
+    app.stop().await;
+}
+
 on_every_backend!(
     a_jump_against_recent_changes_raises_an_anomaly_alert,
+    silences_and_acks_are_bounded_and_kept_to_their_department,
     a_slipping_target_alerts_after_for_and_recovery_resolves_it,
     an_input_hovering_at_a_threshold_notifies_at_most_once,
     silences_mute_notifications_and_are_scoped,
