@@ -112,6 +112,7 @@ pub async fn spawn_app_alerting(
     let db = TestDb::create(backend).await?;
     let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    relax_auth_throttle(&mut settings);
     tweak(&mut settings);
     let catalogue = load_catalogue(&repo_config()).expect("catalogue");
     let store = app::open_store(&db.url, &settings, &catalogue)
@@ -142,6 +143,13 @@ pub async fn spawn_app_alerting(
     })
 }
 
+/// Tests present bad, expired and revoked tokens from 127.0.0.1 by the dozen on purpose; the
+/// failed-authentication throttle, which would answer them 429, has tests of its own
+/// (`limits.rs`), which set it back.
+fn relax_auth_throttle(settings: &mut Settings) {
+    settings.limits.auth_failures_per_minute = 100_000;
+}
+
 /// A stopped server whose database and tokens are kept for the next start.
 pub struct PausedApp {
     client: reqwest::Client,
@@ -158,6 +166,7 @@ impl PausedApp {
     pub async fn resume(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        relax_auth_throttle(&mut settings);
         tweak(&mut settings);
         let catalogue = load_catalogue(&repo_config()).expect("catalogue");
         let store = app::open_store(&self.db.url, &settings, &catalogue)

@@ -272,6 +272,35 @@ async fn websockets_outlive_the_body_and_handler_timeouts(backend: Backend) {
     app.stop().await;
 }
 
+/// With one connection allowed, a client that connects and sends nothing holds the place only
+/// until the header deadline; the next client waits for it instead of being refused.
+async fn an_idle_connection_gives_its_place_back_at_the_header_deadline(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.max_connections = 1;
+        settings.limits.header_read_timeout_seconds = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut idle = TcpStream::connect(app.addr).await.expect("connect");
+    let started = Instant::now();
+    let reply = app.send(app.client.get(app.url("/healthz"))).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 200);
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "served after {waited:?}"
+    );
+    // The idle connection was closed without an answer.
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buffer))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    app.stop().await;
+}
+
 /// The `/metrics` series of requests with a method outside the known set, values left out.
 fn exposed_lines(metrics: &str) -> Vec<String> {
     metrics
@@ -366,6 +395,7 @@ on_every_backend!(
     failed_authentications_are_throttled_per_ip,
     a_trickling_body_gets_408_while_other_clients_are_served,
     websockets_outlive_the_body_and_handler_timeouts,
+    an_idle_connection_gives_its_place_back_at_the_header_deadline,
     metrics_do_not_grow_with_made_up_methods_and_paths,
     one_token_exhausting_its_tickets_does_not_stop_another,
 );
