@@ -171,11 +171,35 @@ setup_promtool() {
     export KTXH_TEST_PROMTOOL
 }
 
+# Supply-chain tools for the check below: cargo-deny and cargo-audit from crates.io at the
+# versions pinned here, built with their own lock files; skipped when that version is already
+# installed (a first install builds for several minutes).
+CARGO_DENY_VERSION=0.20.2
+CARGO_AUDIT_VERSION=0.22.2
+setup_supply_chain_tools() {
+    [ -f "$ROOT/deny.toml" ] || return 0
+    STEP="supply-chain tools (cargo-deny $CARGO_DENY_VERSION, cargo-audit $CARGO_AUDIT_VERSION)"
+    local crate version have
+    for crate in cargo-deny cargo-audit; do
+        case $crate in
+            cargo-deny) version=$CARGO_DENY_VERSION ;;
+            cargo-audit) version=$CARGO_AUDIT_VERSION ;;
+        esac
+        have=$(cargo "${crate#cargo-}" --version 2>/dev/null | awk '{ print $NF }') || true
+        if [ "$have" != "$version" ]; then
+            ktxh_log "installing $crate $version (cargo install --locked)"
+            ktxh_run_quiet "cargo install $crate $version" \
+                cargo install --locked --version "$version" "$crate"
+        fi
+    done
+}
+
 SETUP_HOOKS=(
     setup_browser_tools
     setup_python_tools
     setup_alertmanager
     setup_promtool
+    setup_supply_chain_tools
 )
 
 # ------------------------------------------------------------------------------
@@ -196,6 +220,46 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+# Advisories, bans, licences and sources of the dependency tree (deny.toml), and cargo audit
+# over Cargo.lock, excepting only the advisories deny.toml lists with their reasons. Both need
+# the RustSec advisory database: fetched from its repository when that answers, else read from
+# the snapshot committed in scripts/advisory-db (whose date is printed: refresh it when old).
+step "supply chain: cargo deny check, cargo audit"
+mapfile -t audit_ignores < <(grep -o 'id = "RUSTSEC-[0-9]*-[0-9]*"' deny.toml |
+    grep -o 'RUSTSEC-[0-9]*-[0-9]*' | sed 's/^/--ignore=/')
+advisory_repo=https://github.com/rustsec/advisory-db
+if timeout 30 git ls-remote --exit-code "$advisory_repo" HEAD >/dev/null 2>&1; then
+    ktxh_log "advisory database: $advisory_repo"
+    cargo deny --locked check
+    cargo audit "${audit_ignores[@]}"
+else
+    supply=$ROOT/target/supply-chain
+    rm -rf "$supply"
+    mkdir -p "$supply/dbs"
+    read -r _ snapshot_commit snapshot_date < <(grep -v '^#' scripts/advisory-db/SNAPSHOT)
+    ktxh_log "advisory database: $advisory_repo cannot be reached; using the snapshot in scripts/advisory-db (commit $snapshot_commit of $snapshot_date)"
+    # The same deny.toml, told where the database lives and that it is not to be fetched.
+    sed -e "s|^db-urls = .*|&\ndb-path = \"$supply/dbs\"\nmaximum-db-staleness = \"P365D\"|" \
+        deny.toml >"$supply/deny.toml"
+    cargo metadata --format-version 1 --locked >"$supply/metadata.json"
+    deny=(cargo deny --offline --metadata-path "$supply/metadata.json" --config "$supply/deny.toml")
+    # cargo-deny keeps each database in a directory named after a hash of its URL; it names it
+    # in its debug log when asked to open one that is not there yet.
+    db_dir=$("${deny[@]}" -L debug check advisories 2>&1 |
+        sed -n "s/.*Opening advisory database at '\(.*\)'.*/\1/p" | head -n 1) || true
+    [ -n "$db_dir" ] || ktxh_die "cargo deny did not say where it keeps the advisory database"
+    cp -r scripts/advisory-db "$db_dir"
+    (
+        cd "$db_dir"
+        git init -q -b main
+        git add -A
+        GIT_AUTHOR_DATE=$snapshot_date GIT_COMMITTER_DATE=$snapshot_date \
+            git -c user.name=ktxh -c user.email=ktxh@localhost commit -q -m "advisory-db $snapshot_commit"
+    )
+    "${deny[@]}" check
+    cargo audit --db "$db_dir" --no-fetch --stale "${audit_ignores[@]}"
+fi
 
 # Not --all-targets: that would run the benchmarks (harness = false) as tests.
 step "cargo test --locked"
