@@ -22,6 +22,7 @@ mod pull;
 mod read;
 mod reports;
 mod sdmx;
+mod security;
 mod status;
 mod store;
 mod stream;
