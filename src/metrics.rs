@@ -25,6 +25,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// Open HTTP connections, upgraded websockets included.
+    pub http_connections: IntGauge,
     pub ingest_rows: IntCounterVec,
     pub ingest_duration: HistogramVec,
     pub store_duration: HistogramVec,
@@ -153,6 +155,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["backend", "operation"],
     )?;
     let ws_connections = IntGauge::new("ktxh_ws_connections", "Open websocket connections.")?;
+    let http_connections = IntGauge::new(
+        "ktxh_http_connections",
+        "Open HTTP connections, websockets included; at [limits] max_connections new ones wait.",
+    )?;
+    registry.register(Box::new(http_connections.clone()))?;
     let ws_frames = IntCounterVec::new(
         Opts::new(
             "ktxh_ws_frames_total",
@@ -207,6 +214,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         registry,
         http_requests,
         http_duration,
+        http_connections,
         ingest_rows,
         ingest_duration,
         store_duration,

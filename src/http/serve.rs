@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use crate::config::limits::LimitsSettings;
+use crate::metrics::METRICS;
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish.
 ///
@@ -69,6 +70,7 @@ pub async fn serve(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request
                 });
+        METRICS.http_connections.inc();
         let io = TokioIo::new(Counted {
             stream,
             _place: place,
@@ -118,6 +120,12 @@ async fn pause_after_accept_error(error: &io::Error) {
 struct Counted {
     stream: TcpStream,
     _place: OwnedSemaphorePermit,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        METRICS.http_connections.dec();
+    }
 }
 
 impl AsyncRead for Counted {
