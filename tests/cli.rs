@@ -472,3 +472,351 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `ktxh … --database-url URL ARGS` on the shipped configuration.
+fn ktxh_on(url: &str, args: &[&str]) -> Output {
+    ktxh()
+        .args(["--config"])
+        .arg(repo_config())
+        .args(["--database-url", url])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Creates a token and returns it with what `token create` said.
+fn created_token(url: &str, args: &[&str]) -> (String, String) {
+    let mut all = vec!["token", "create"];
+    all.extend_from_slice(args);
+    let output = ktxh_on(url, &all);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("ktxh_"), "{stdout}");
+    (token, stdout)
+}
+
+/// Days from now to the `expires …` line of `token create`'s output.
+fn days_to_expiry(stdout: &str) -> i64 {
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("expires "))
+        .unwrap_or_else(|| panic!("no expiry in {stdout}"));
+    let expires = chrono::DateTime::parse_from_rfc3339(line.trim()).unwrap();
+    let left = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    (left.num_hours() as f64 / 24.0).round() as i64
+}
+
+/// `ktxh serve` on a free port: the address it logged, and the process.
+fn serve(url: &str, env: &[(&str, &str)]) -> (String, Server) {
+    let mut command = ktxh();
+    command
+        .args(["--config"])
+        .arg(repo_config())
+        .args(["--log-json", "--database-url", url])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = String::new();
+    for line in lines.by_ref() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
+            continue;
+        };
+        if event["fields"]["message"] == "listening" {
+            addr = event["fields"]["addr"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            break;
+        }
+    }
+    assert!(addr.starts_with("127.0.0.1:"), "no address logged");
+    std::thread::spawn(move || lines.for_each(drop));
+    (format!("http://{addr}"), server)
+}
+
+/// Audit rows as `ktxh audit list` prints them, newest first.
+fn audit_list(url: &str) -> Vec<serde_json::Value> {
+    let output = ktxh_on(url, &["audit", "list", "--limit", "1000"]);
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn tokens_expire_by_default_and_a_token_without_expiry_must_be_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (_, admin) = created_token(&url, &["--role", "admin"]);
+    assert_eq!(days_to_expiry(&admin), 90, "{admin}");
+    let (_, department) = created_token(&url, &["--role", "department", "--department", "HEALTH"]);
+    assert_eq!(days_to_expiry(&department), 365, "{department}");
+    let (_, viewer) = created_token(&url, &["--role", "viewer"]);
+    assert_eq!(days_to_expiry(&viewer), 365, "{viewer}");
+    let (_, short) = created_token(&url, &["--role", "viewer", "--expires-in-days", "7"]);
+    assert_eq!(days_to_expiry(&short), 7, "{short}");
+    let (token, forever) = created_token(&url, &["--role", "viewer", "--no-expiry"]);
+    assert!(forever.contains("never expires"), "{forever}");
+    let both = ktxh_on(
+        &url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--no-expiry",
+            "--expires-in-days",
+            "3",
+        ],
+    );
+    assert!(
+        !both.status.success(),
+        "--no-expiry and a lifetime conflict"
+    );
+
+    let rows = audit_list(&url);
+    let creates: Vec<_> = rows
+        .iter()
+        .filter(|row| row["action"] == "token.create")
+        .collect();
+    assert_eq!(creates.len(), 5);
+    let id = &token[5..21];
+    let unlimited = creates
+        .iter()
+        .find(|row| row["subject"] == id)
+        .expect("the token without expiry is audited");
+    assert!(unlimited["new"]["expires_at"].is_null(), "{unlimited}");
+    assert_eq!(unlimited["new"]["role"], "viewer");
+    assert!(
+        unlimited["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--no-expiry"),
+        "{unlimited}"
+    );
+    assert!(unlimited["actor"].as_str().unwrap().starts_with("cli:"));
+    assert!(
+        !rows
+            .iter()
+            .any(|row| row.to_string().contains(&token[22..])),
+        "the secret is never in the audit log"
+    );
+    let ktxh_toml = dir.path().join("config");
+    copy_dir(&repo_config(), &ktxh_toml);
+    replace_in(
+        &ktxh_toml.join("ktxh.toml"),
+        "admin_expiry_days = 90",
+        "admin_expiry_days = 0",
+    );
+    let out = text(&check(&ktxh_toml));
+    assert!(out.contains("tokens.admin_expiry_days"), "{out}");
+}
+
+#[tokio::test]
+async fn audit_verify_passes_on_a_real_history_and_names_an_edited_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let url = format!("sqlite://{}", path.display());
+    let (admin, _) = created_token(&url, &["--role", "admin", "--name", "ops"]);
+    let (health, _) = created_token(
+        &url,
+        &[
+            "--role",
+            "department",
+            "--department",
+            "HEALTH",
+            "--name",
+            "health",
+        ],
+    );
+    let (viewer, _) = created_token(&url, &["--role", "viewer", "--no-expiry"]);
+
+    // Real acts through a running service: a target set, an acknowledgement, a silence
+    // created and lifted.
+    let (base, mut server) = serve(&url, &[("KTXH__RULES__FOR_EVALUATIONS", "1")]);
+    let client = reqwest::Client::new();
+    let set = client
+        .put(format!("{base}/api/v1/targets/2026/EXPORT_TURNOVER"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"value": 240000, "reason": "Nghị quyết điều chỉnh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let year =
+        chrono::Datelike::year(&chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh));
+    let targets: serde_json::Value = client
+        .get(format!("{base}/api/v1/targets?year={year}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let target = targets["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["indicator"] == "HOSPITAL_BEDS_PER_10K" && t["unit"] == "HCM")
+        .and_then(|t| t["value"].as_f64())
+        .unwrap();
+    let posted = client
+        .post(format!("{base}/api/v1/observations"))
+        .bearer_auth(&health)
+        .json(&serde_json::json!({"observations": [{"indicator": "HOSPITAL_BEDS_PER_10K", "unit": "HCM", "period": year.to_string(), "value": (target * 0.5).round()}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let alerts: serde_json::Value = client
+        .get(format!("{base}/api/v1/alerts"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fingerprint = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["indicator"] == "HOSPITAL_BEDS_PER_10K" && a["rule"] == "slippage")
+        .and_then(|a| a["fingerprint"].as_str())
+        .expect("the slipping target alerts")
+        .to_owned();
+    let ack = client
+        .post(format!("{base}/api/v1/alerts/{fingerprint}/ack"))
+        .bearer_auth(&health)
+        .json(&serde_json::json!({"comment": "Sở Y tế đang xử lý"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200);
+    let silence: serde_json::Value = client
+        .post(format!("{base}/api/v1/silences"))
+        .bearer_auth(&health)
+        .json(&serde_json::json!({"matchers": {"department": "HEALTH"}, "duration_minutes": 60, "comment": "bảo trì"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = silence["id"].as_str().expect("a silence");
+    let lifted = client
+        .delete(format!("{base}/api/v1/silences/{id}"))
+        .bearer_auth(&health)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 204);
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+
+    let revoked = ktxh_on(
+        &url,
+        &[
+            "token",
+            "revoke",
+            &viewer[5..21],
+            "--reason",
+            "screen retired",
+        ],
+    );
+    assert!(revoked.status.success(), "{}", text(&revoked));
+
+    // A start refused by its configuration checks is recorded too.
+    let broken = dir.path().join("broken");
+    copy_dir(&repo_config(), &broken);
+    replace_in(
+        &broken.join("ktxh.toml"),
+        "max_topics = 64",
+        "max_topics = 0",
+    );
+    let refused = ktxh()
+        .args(["--config"])
+        .arg(&broken)
+        .args(["--database-url", &url, "serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+
+    let rows = audit_list(&url);
+    let actions: Vec<&str> = rows.iter().filter_map(|r| r["action"].as_str()).collect();
+    for action in [
+        "targets.seed",
+        "token.create",
+        "target.set",
+        "alert.ack",
+        "silence.create",
+        "silence.expire",
+        "token.revoke",
+        "config.check_failed",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    let failed = rows
+        .iter()
+        .find(|r| r["action"] == "config.check_failed")
+        .unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("live.max_topics"),
+        "{failed}"
+    );
+    let verified = ktxh_on(&url, &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let said = text(&verified);
+    assert!(
+        said.contains(&format!("audit log intact: {} rows", rows.len())),
+        "{said}"
+    );
+
+    // Someone with the file drops the trigger and edits who set the target.
+    let set_row = rows
+        .iter()
+        .find(|r| r["action"] == "target.set")
+        .and_then(|r| r["id"].as_i64())
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let refused = sqlx::query("UPDATE audit_log SET actor = 'admin:intruder' WHERE id = ?")
+        .bind(set_row)
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "the trigger refuses the edit");
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'admin:intruder' WHERE id = ?")
+        .bind(set_row)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let verified = ktxh_on(&url, &["audit", "verify"]);
+    assert!(!verified.status.success(), "{}", text(&verified));
+    let said = text(&verified);
+    assert!(
+        said.contains(&format!("audit row {set_row} is broken")),
+        "{said}"
+    );
+}
