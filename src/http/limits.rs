@@ -6,16 +6,12 @@
 //! and memory follows the clients of the last few seconds, not every client ever seen.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -26,6 +22,8 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
+
+mod body;
 
 use super::error::ApiError;
 use super::AppState;
@@ -100,13 +98,24 @@ impl Limits {
     pub fn new(settings: &LimitsSettings) -> Self {
         let failures =
             NonZeroU32::new(settings.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
+        // One clock for all, so that a `NotUntil` of any limiter reads against `self.clock`.
+        let clock = DefaultClock::default();
         Self {
+            per_ip: RateLimiter::dashmap_with_clock(
+                quota(settings.ip_per_second, settings.ip_burst),
+                clock.clone(),
+            ),
+            per_token: RateLimiter::dashmap_with_clock(
+                quota(settings.token_per_second, settings.token_burst),
+                clock.clone(),
+            ),
+            auth_failures: RateLimiter::dashmap_with_clock(
+                Quota::per_minute(failures),
+                clock.clone(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
             settings: settings.clone(),
-            clock: DefaultClock::default(),
-            per_ip: RateLimiter::keyed(quota(settings.ip_per_second, settings.ip_burst)),
-            per_token: RateLimiter::keyed(quota(settings.token_per_second, settings.token_burst)),
-            auth_failures: RateLimiter::keyed(Quota::per_minute(failures))
-                .with_middleware::<StateInformationMiddleware>(),
+            clock,
             penalties: Mutex::new(HashMap::new()),
         }
     }
@@ -301,7 +310,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         request.extensions_mut().insert(ClientIp(client));
     }
     let settings = limits.settings();
-    let (request, body_expired) = with_body_deadline(request, settings.body_timeout());
+    let (request, body_expired) = body::with_body_deadline(request, settings.body_timeout());
     let handler_limit = settings.handler_timeout();
     // The handler runs as a task of its own so that a timed-out request is answered while its
     // work still finishes: a batch half-way between the store and the live state would be
@@ -353,60 +362,6 @@ fn with_retry_after(mut response: Response) -> Response {
             .or_insert_with(|| seconds.into());
     }
     response
-}
-
-/// Wraps the body of `request` so that reading it fails once `limit` has passed since now.
-/// A request without a body is left alone: there is nothing to wait for.
-fn with_body_deadline(request: Request, limit: Duration) -> (Request, Arc<AtomicBool>) {
-    let expired = Arc::new(AtomicBool::new(false));
-    if request.body().is_end_stream() {
-        return (request, expired);
-    }
-    let (parts, body) = request.into_parts();
-    let body = DeadlineBody {
-        inner: body,
-        deadline: Box::pin(tokio::time::sleep(limit)),
-        expired: expired.clone(),
-    };
-    (Request::from_parts(parts, Body::new(body)), expired)
-}
-
-/// A request body that must arrive whole before a deadline, however steadily it trickles.
-struct DeadlineBody {
-    inner: Body,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    expired: Arc<AtomicBool>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-struct BodyTimedOut;
-
-impl HttpBody for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            self.expired.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]
@@ -478,6 +433,60 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1)), 1);
         assert_eq!(seconds(Duration::from_millis(1001)), 2);
         assert_eq!(seconds(Duration::from_secs(6)), 6);
+    }
+
+    /// Log lines written while `run` runs.
+    fn logged(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_failure_that_spends_the_quota_throttles_its_client_and_is_logged_once() {
+        let limits = Limits::new(&LimitsSettings {
+            auth_failures_per_minute: 10,
+            ..LimitsSettings::default()
+        });
+        let attacker = ip("198.51.100.7");
+        let log = logged(|| {
+            for _ in 0..9 {
+                limits.record_auth_failure(attacker);
+            }
+            assert_eq!(limits.auth_throttled(attacker), None);
+            limits.record_auth_failure(attacker);
+            let wait = limits.auth_throttled(attacker).expect("throttled");
+            assert!((1..=6).contains(&wait), "{wait}");
+            // Failures that still reach the check (another endpoint, a race) extend the
+            // throttle without another log line.
+            for _ in 0..20 {
+                limits.record_auth_failure(attacker);
+            }
+            assert!(limits.auth_throttled(attacker).is_some());
+        });
+        assert_eq!(
+            log.matches("failed authentications throttled").count(),
+            1,
+            "{log}"
+        );
+        assert_eq!(limits.auth_throttled(ip("198.51.100.8")), None);
     }
 
     #[test]
