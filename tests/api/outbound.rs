@@ -18,7 +18,11 @@ use ktxh::collectors::stream::MqttFeed;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use ktxh::alerts::routing::AlertingConfig;
+use ktxh::app::{self, App};
+use ktxh::config::{load_catalogue, Settings};
+
+use crate::helpers::{repo_config, spawn_app_with, Backend, TestApp, TestDb};
 use crate::pull::{eventually, feed_health, unique};
 
 /// One request the endpoint answered: its path and `Host` header.
@@ -150,6 +154,32 @@ async fn a_redirect_is_followed_to_the_same_host_and_refused_to_another() {
         "nothing was fetched from the other host: {hits:?}"
     );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_refuses_a_pull_url_to_the_metadata_service_naming_the_key() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("SQLite");
+    let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.outbound.allow_hosts = vec!["*".into()];
+    settings.feeds.pull = vec![collector(
+        "metadata",
+        "http://169.254.169.254/latest/meta-data/iam",
+    )];
+    let catalogue = load_catalogue(&repo_config()).expect("catalogue");
+    let store = app::open_store(&db.url, &settings, &catalogue)
+        .await
+        .expect("store");
+    let alerting = AlertingConfig::load(&repo_config()).expect("alerting");
+    let refused = App::from_parts(settings, catalogue, store, alerting, false)
+        .await
+        .err()
+        .expect("start-up refuses the feed");
+    assert_eq!(
+        refused.to_string(),
+        "config/feeds.toml: pull[0].url: feed `metadata`: 169.254.169.254 is a link-local \
+         address; list it in outbound.allow_cidrs to allow it"
+    );
 }
 
 /// A name of this machine other than `localhost` (which is refused without asking DNS) that
