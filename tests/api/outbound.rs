@@ -13,14 +13,13 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{Datelike, Utc};
-use ktxh::collectors::pull::PullCollector;
-use ktxh::collectors::stream::MqttFeed;
-use serde_json::Value;
-use tokio::net::TcpListener;
-
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
+use ktxh::collectors::pull::PullCollector;
+use ktxh::collectors::stream::MqttFeed;
 use ktxh::config::{load_catalogue, Settings};
+use serde_json::Value;
+use tokio::net::TcpListener;
 
 use crate::helpers::{repo_config, spawn_app_with, Backend, TestApp, TestDb};
 use crate::pull::{eventually, feed_health, unique};
