@@ -154,6 +154,20 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_ranges_and_may_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |value: &str| [("KTXH__LIMITS__TRUSTED_PROXIES".to_owned(), value.to_owned())];
+        let settings =
+            crate::config::Settings::load(dir.path(), env(r#"["10.0.0.0/8", "::1/128"]"#)).unwrap();
+        let proxies = &settings.limits.trusted_proxies;
+        assert!(proxies[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(proxies[1].contains(&"::1".parse::<std::net::IpAddr>().unwrap()));
+        let refused = crate::config::Settings::load(dir.path(), env(r#"["proxy.local"]"#));
+        let text = refused.unwrap_err().to_string();
+        assert!(text.contains("limits.trusted_proxies"), "{text}");
+    }
+
+    #[test]
     fn zero_rates_and_caps_are_refused() {
         let limits = LimitsSettings {
             token_per_second: 0,
