@@ -42,7 +42,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 /// Writes a duration back the way [`parse_duration`] reads it.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let mut seconds = duration.as_secs();
