@@ -104,7 +104,9 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut document = routes().into_openapi();
+    openapi::add_limit_responses(&mut document);
+    document
 }
 
 pub fn router(state: AppState) -> Router {

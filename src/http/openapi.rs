@@ -70,6 +70,7 @@ setting targets. Any token may call an operation unless the operation names the 
         UnsupportedMediaType,
         Unprocessable,
         TooManyRequests,
+        RequestTimeout,
         Unavailable,
         NotReady,
     )),
@@ -182,15 +183,59 @@ pub struct UnsupportedMediaType(pub Problem<'static>);
 #[response(content_type = "application/problem+json")]
 pub struct Unprocessable(pub Problem<'static>);
 
-/// Too many websocket tickets are outstanding (`too_many_tickets`); try again in a few seconds.
+/// Over a limit: the request rate of the token or of the client's address (`rate_limited`),
+/// failed authentications from the address (`auth_throttled`), websocket tickets outstanding
+/// for the token (`too_many_tickets`).
 #[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again"))
+)]
 pub struct TooManyRequests(pub Problem<'static>);
 
-/// The store cannot be reached (`unavailable`).
+/// The body did not arrive within the configured time (`request_timeout`); the connection is
+/// closed.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
+pub struct RequestTimeout(pub Problem<'static>);
+
+/// The store cannot be reached or no database connection was free in time (`unavailable`), or
+/// the answer took longer than the configured time (`handler_timeout`).
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again"))
+)]
 pub struct Unavailable(pub Problem<'static>);
+
+/// Adds the answers of the limits in front of every handler (docs/security.md, "Limits") to
+/// every operation that does not describe them itself: any request may meet a rate limit or an
+/// unreachable store, and any request with a body may send it too slowly.
+pub(super) fn add_limit_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Ref;
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut shared = vec![("429", "TooManyRequests"), ("503", "Unavailable")];
+            if has_body {
+                shared.push(("408", "RequestTimeout"));
+            }
+            for (status, name) in shared {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| Ref::from_response_name(name).into());
+            }
+        }
+    }
+}
 
 /// Not ready: the store cannot be reached (`unavailable`), or the database lacks migrations of
 /// this build (`migrations_missing`: run this version's `ktxh migrate`).
