@@ -253,7 +253,7 @@ pub enum Refusal {
     },
     #[error("`{host}` resolves only to refused addresses ({reasons})")]
     Resolved { host: String, reasons: String },
-    #[error("a redirect from `{from}` to another host (`{to}`) is not followed")]
+    #[error("a redirect from `{from}` to another origin (`{to}`) is not followed")]
     RedirectElsewhere { from: String, to: String },
     #[error("more than {0} redirects")]
     TooManyRedirects(usize),
@@ -394,13 +394,14 @@ impl Policy {
             if attempt.previous().len() > MAX_REDIRECTS {
                 return attempt.error(Refusal::TooManyRedirects(MAX_REDIRECTS));
             }
+            // The origin, not only the host: a redirect to another port or from https to
+            // http would carry the feed's own headers (API keys) somewhere else, or in clear.
             let from = attempt
                 .previous()
                 .first()
-                .and_then(Url::host_str)
-                .unwrap_or_default()
-                .to_owned();
-            let to = attempt.url().host_str().unwrap_or_default().to_owned();
+                .map(|url| url.origin().ascii_serialization())
+                .unwrap_or_default();
+            let to = attempt.url().origin().ascii_serialization();
             if !from.eq_ignore_ascii_case(&to) {
                 return attempt.error(Refusal::RedirectElsewhere { from, to });
             }
@@ -410,6 +411,9 @@ impl Policy {
             }
         });
         reqwest::Client::builder()
+            // A proxy from the environment (HTTPS_PROXY, ALL_PROXY) would resolve the target
+            // itself, out of the resolver's sight: outbound requests go direct.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: self.clone(),
             }))

@@ -18,6 +18,14 @@ BEGIN
     SELECT RAISE(ABORT, 'audit_log rows must be sealed into the hash chain');
 END;
 
+-- `INSERT OR REPLACE` with an existing id deletes the old row without firing the DELETE
+-- trigger (unless recursive_triggers is on): a new row may only come after every other.
+CREATE TRIGGER audit_log_insert_appends BEFORE INSERT ON audit_log
+WHEN NEW.id IS NOT NULL AND NEW.id <= (SELECT coalesce(max(id), 0) FROM audit_log)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only: a row may not replace another');
+END;
+
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 WHEN NOT (OLD.hash IS NULL AND NEW.hash IS NOT NULL
           AND NEW.id IS OLD.id AND NEW.at IS OLD.at AND NEW.actor IS OLD.actor

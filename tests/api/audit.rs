@@ -214,6 +214,22 @@ async fn the_database_refuses_to_change_or_remove_audit_rows(backend: Backend) {
         format!("DELETE FROM audit_log WHERE id = {}", row.id),
         "DELETE FROM audit_log".to_owned(),
         "INSERT INTO audit_log (at, actor, action, subject) VALUES (CURRENT_TIMESTAMP, 'x', 'y', 'z')".to_owned(),
+        // A row written over another with its own id and hash: SQLite's REPLACE deletes the
+        // old row without the DELETE trigger, PostgreSQL's upsert updates it.
+        if backend == Backend::Sqlite {
+            format!(
+                "INSERT OR REPLACE INTO audit_log (id, at, actor, action, subject, hash) \
+                 SELECT id, at, 'someone else', action, subject, hash FROM audit_log WHERE id = {}",
+                row.id
+            )
+        } else {
+            format!(
+                "INSERT INTO audit_log (id, at, actor, action, subject, hash) \
+                 SELECT id, at, 'someone else', action, subject, hash FROM audit_log WHERE id = {} \
+                 ON CONFLICT (id) DO UPDATE SET actor = EXCLUDED.actor",
+                row.id
+            )
+        },
     ] {
         let refused = raw_sql(&db.url, &sql).await;
         assert!(refused.is_err(), "{sql} must be refused: {refused:?}");

@@ -1,5 +1,5 @@
 //! Where the service connects, at run time: a pull collector follows a redirect to the same
-//! host only, a name that resolves to loopback is refused unless its range is listed, and an
+//! origin only, a name that resolves to loopback is refused unless its range is listed, and an
 //! MQTT feed reads over TLS from a broker whose certificate a configured authority signed.
 
 use std::net::IpAddr;
@@ -75,6 +75,8 @@ async fn answer(State(endpoint): State<Endpoint>, uri: Uri, headers: HeaderMap) 
     match uri.path() {
         "/same" => redirect(endpoint.url("127.0.0.1", "/data.csv")),
         "/elsewhere" => redirect(endpoint.url("localhost", "/data.csv")),
+        // The same host on another port: another origin, which the feed's headers must not reach.
+        "/other-port" => redirect("http://127.0.0.1:1/data.csv".to_owned()),
         "/data.csv" => (
             [(header::CONTENT_TYPE, "text/csv")],
             format!(
@@ -116,11 +118,13 @@ fn last_error(health: &Value) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redirect_is_followed_to_the_same_host_and_refused_to_another() {
+async fn a_redirect_is_followed_to_the_same_origin_and_refused_to_another() {
     let endpoint = Endpoint::start().await;
     let same = unique("redirect-same");
     let elsewhere = unique("redirect-elsewhere");
+    let other_port = unique("redirect-other-port");
     let pulls = vec![
+        collector(&other_port, &endpoint.url("127.0.0.1", "/other-port")),
         collector(&same, &endpoint.url("127.0.0.1", "/same")),
         collector(&elsewhere, &endpoint.url("127.0.0.1", "/elsewhere")),
     ];
@@ -139,8 +143,14 @@ async fn a_redirect_is_followed_to_the_same_host_and_refused_to_another() {
     let refused = first_run(&app, &elsewhere).await;
     assert_eq!(refused["state"], "failing", "{refused}");
     assert!(
-        last_error(&refused).contains("to another host (`localhost`) is not followed"),
+        last_error(&refused).contains("to another origin (`http://localhost:"),
         "{refused}"
+    );
+    let moved = first_run(&app, &other_port).await;
+    assert_eq!(moved["state"], "failing", "{moved}");
+    assert!(
+        last_error(&moved).contains("to another origin (`http://127.0.0.1:1`)"),
+        "{moved}"
     );
     let hits = endpoint.hits();
     assert!(
