@@ -106,6 +106,36 @@ pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
+/// One spelling of a JSON value, whatever wrote it and whatever read it back: object keys in
+/// byte order (whether or not serde_json keeps insertion order in this build), and every number
+/// as the `f64` it denotes, negative zero as zero. PostgreSQL's `jsonb` keeps numbers as
+/// decimals and gives `1.5e16` back as `15000000000000000` and `-0.0` as `0`; hashing what was
+/// written would then break the chain of a row nobody touched.
+fn canonical_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<&String, Value> = map
+                .iter()
+                .map(|(key, value)| (key, canonical_json(value)))
+                .collect();
+            Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(key, value)| (key.clone(), value))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical_json).collect()),
+        Value::Number(number) => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            let float = if float == 0.0 { 0.0 } else { float };
+            serde_json::Number::from_f64(float).map_or(Value::Null, Value::Number)
+        }
+        other => other.clone(),
+    }
+}
+
 impl AuditEntry {
     fn canonical(&self) -> Vec<u8> {
         let fields = serde_json::json!([
@@ -114,12 +144,12 @@ impl AuditEntry {
             self.actor,
             self.action,
             self.subject,
-            self.old,
-            self.new,
+            self.old.as_ref().map(canonical_json),
+            self.new.as_ref().map(canonical_json),
             self.reason,
             self.client_ip,
         ]);
-        // serde_json's maps are sorted by key, so this is one encoding per row.
+        // With objects canonical and in byte order, this is one encoding per row.
         serde_json::to_vec(&fields).unwrap_or_default()
     }
 
@@ -342,6 +372,23 @@ mod tests {
         assert_eq!(reordered.chain_hash(&GENESIS), rows[0].chain_hash(&GENESIS));
         reordered.old = Some(serde_json::json!({"unit": "HCM", "value": 9.6}));
         assert_ne!(reordered.chain_hash(&GENESIS), rows[0].chain_hash(&GENESIS));
+    }
+
+    #[test]
+    fn numbers_are_hashed_as_the_values_they_denote_whatever_their_spelling() {
+        let rows = history();
+        let with = |old: &str| {
+            let mut row = rows[0].clone();
+            row.old = Some(serde_json::from_str(old).unwrap());
+            row.chain_hash(&GENESIS)
+        };
+        // How jsonb gives back what was written as 1.5e16 and -0.0.
+        assert_eq!(
+            with(r#"{"value": 1.5e16, "lo": -0.0}"#),
+            with(r#"{"value": 15000000000000000, "lo": 0}"#)
+        );
+        assert_eq!(with(r#"{"value": 10}"#), with(r#"{"value": 10.0}"#));
+        assert_ne!(with(r#"{"value": 10}"#), with(r#"{"value": 10.5}"#));
     }
 
     #[test]
