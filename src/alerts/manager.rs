@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use super::message::{AlertState, Severity};
 use super::model::{Ack, Alert, NewAlertEvent, Silence};
+use super::receivers::text::{self, Language};
 use super::routing::Route;
 use crate::domain::{Catalogue, Status};
 use crate::metrics;
@@ -60,8 +61,9 @@ fn status_en(status: Status) -> &'static str {
     }
 }
 
-fn number(value: Option<f64>) -> String {
-    value.map_or_else(|| "—".into(), |v| format!("{v:.2}"))
+/// A figure of a summary, in the summary's own language's notation.
+fn number(value: Option<f64>, language: Language) -> String {
+    text::figure(language, value)
 }
 
 pub struct AlertManager {
@@ -151,11 +153,11 @@ impl AlertManager {
             labels: Self::labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
                 "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
-                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value)), z
+                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value), Language::Vi), z
             ),
             summary_en: format!(
                 "{} – {}: the figure for {} ({}) jumps unusually against recent periods (z = {}); please check it",
-                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value)), z
+                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value), Language::En), z
             ),
             link: self.link(status),
         };
@@ -241,10 +243,10 @@ impl AlertManager {
                     unit_vi,
                     status.year,
                     status_vi(shown),
-                    number(status.evaluation.projection),
+                    number(status.evaluation.projection, Language::Vi),
                     indicator.measure_vi,
-                    number(status.evaluation.actual),
-                    number(status.evaluation.expected),
+                    number(status.evaluation.actual, Language::Vi),
+                    number(status.evaluation.expected, Language::Vi),
                 ),
                 format!(
                     "{} – {} {}: {}; projected {} {}, actual {}, expected to date {}",
@@ -252,10 +254,10 @@ impl AlertManager {
                     unit_en,
                     status.year,
                     status_en(shown),
-                    number(status.evaluation.projection),
+                    number(status.evaluation.projection, Language::En),
                     indicator.measure_en,
-                    number(status.evaluation.actual),
-                    number(status.evaluation.expected),
+                    number(status.evaluation.actual, Language::En),
+                    number(status.evaluation.expected, Language::En),
                 ),
             )
         };

@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod code;
+pub mod number;
 pub mod observation;
 pub mod period;
 pub mod status;

@@ -1,5 +1,9 @@
 //! The report as one CSV table, a row per target: for spreadsheets and further processing.
 //!
+//! The columns added since the first version (same period last year, the change on it as a
+//! fraction, the share of the year's target as a fraction) come last, so readers that pick
+//! columns by position keep working.
+//!
 //! Numbers are written plainly (`1234.5`) whatever the language, so that they read back as
 //! numbers, rounded to [`DECIMALS`] places: projections and chances are estimates, and sixteen
 //! digits would claim a precision they do not have. The byte-order mark makes spreadsheet
@@ -47,6 +51,9 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         w.status,
         w.previous_status,
         w.reported_through,
+        w.last_year,
+        w.change,
+        w.of_plan,
     ];
     // Writing into a Vec cannot fail; the results are ignored for that reason.
     let _ = out.write_record(header);
@@ -72,6 +79,9 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                 &row.reported_through
                     .map(|t| text::local_date(t, zone, lang))
                     .unwrap_or_default(),
+                &plain(row.last_year),
+                &plain(row.change),
+                &plain(row.of_plan),
             ]);
         }
     }

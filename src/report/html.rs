@@ -204,7 +204,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
         r#"<section id="summary"><h2>{summary}</h2>
 <div class="headline"><span class="big" data-met="{met}" data-total="{total}">{met}/{total}</span>
 <span>{met_of}</span><span class="share">{share}</span></div>
-{bar}{legend}<p class="note">{note}</p>
+{bar}{legend}<p class="note">{note}</p><p class="note">{figures_note}</p>
 <h3>{by_group}</h3>
 <table><thead><tr><th>{group}</th><th class="num">{met_of}</th><th class="num">%</th><th></th></tr></thead><tbody>
 "#,
@@ -215,6 +215,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
         bar = tally_bar(&report.tally, 640, 22, lang),
         legend = legend(lang),
         note = w.met_note,
+        figures_note = w.figures_note,
         by_group = w.by_group,
         group = w.group,
     );
@@ -281,7 +282,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
         let _ = write!(
             html,
             r#"<section id="g-{code}"><h2>{name} <span class="note">{met}/{total} {met_of}</span></h2>
-<table><thead><tr><th>{indicator}</th><th>{measure}</th><th class="num">{target}</th><th class="num">{actual}</th><th class="num">{expected}</th><th class="num">{projection}</th><th class="num">{probability}</th><th></th><th>{status}</th></tr></thead><tbody>
+<table><thead><tr><th>{indicator}</th><th>{measure}</th><th class="num">{target}</th><th class="num">{actual}</th><th class="num">{last_year}</th><th class="num">{change}</th><th class="num">{of_plan}</th><th class="num">{expected}</th><th class="num">{projection}</th><th class="num">{probability}</th><th></th><th>{status}</th></tr></thead><tbody>
 "#,
             code = group.code,
             name = escape(&group.name),
@@ -292,6 +293,9 @@ pub fn render(report: &Report, zone: Tz) -> String {
             measure = w.measure,
             target = w.target,
             actual = w.actual,
+            last_year = w.last_year,
+            change = w.change,
+            of_plan = w.of_plan,
             expected = w.expected,
             projection = w.projection,
             probability = w.probability,
@@ -323,7 +327,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
             };
             let _ = writeln!(
                 html,
-                r#"<tr data-indicator="{code}" data-status="{status_code}" data-actual="{actual_raw}"><td>{name}{illustrative} <code>{code}</code>{through}</td><td>{measure}</td><td class="num">{target}</td><td class="num">{actual}</td><td class="num">{expected}</td><td class="num">{projection}</td><td class="num">{probability}</td><td>{bar}</td><td>{badge}{was}</td></tr>"#,
+                r#"<tr data-indicator="{code}" data-status="{status_code}" data-actual="{actual_raw}"><td>{name}{illustrative} <code>{code}</code>{through}</td><td>{measure}</td><td class="num">{target}</td><td class="num">{actual}</td><td class="num">{last_year}</td><td class="num">{change}</td><td class="num">{of_plan}</td><td class="num">{expected}</td><td class="num">{projection}</td><td class="num">{probability}</td><td>{bar}</td><td>{badge}{was}</td></tr>"#,
                 code = row.indicator,
                 status_code = row.status.as_str(),
                 actual_raw = row.actual.map(|v| v.to_string()).unwrap_or_default(),
@@ -331,6 +335,11 @@ pub fn render(report: &Report, zone: Tz) -> String {
                 measure = escape(&row.measure),
                 target = target_text(&row.target, lang),
                 actual = n(row.actual),
+                last_year = n(row.last_year),
+                change = row
+                    .change
+                    .map_or_else(|| "–".to_owned(), |c| text::signed_percent(c, lang)),
+                of_plan = text::optional_percent(row.of_plan, lang),
                 expected = n(row.expected),
                 projection = n(row.projection),
                 probability = row

@@ -8,6 +8,7 @@
 
 mod csv;
 mod html;
+mod last_year;
 pub mod schedule;
 mod text;
 mod xlsx;
@@ -127,6 +128,14 @@ pub struct ReportRow {
     pub department: String,
     pub target: TargetValue,
     pub actual: Option<f64>,
+    /// "Cùng kỳ năm trước": last year's figure to the same point of the year, as known one
+    /// year before this report's cut-off.
+    pub last_year: Option<f64>,
+    /// The actual against `last_year` as a fraction (`0.085` is 8.5 % more); empty for growth
+    /// figures and when last year's figure is not above zero.
+    pub change: Option<f64>,
+    /// "% kế hoạch năm": the actual over the year's target, as a fraction; running totals only.
+    pub of_plan: Option<f64>,
     pub expected: Option<f64>,
     pub projection: Option<f64>,
     pub probability: Option<f64>,
@@ -267,6 +276,9 @@ impl Sources<'_> {
             None => BTreeMap::new(),
         };
 
+        let last_year = last_year::LastYear::read(self.store, year, cutoff, self.zone).await?;
+        let period_end = period.end(self.zone);
+
         let mut groups: Vec<GroupSection> = Vec::new();
         let mut changes = Vec::new();
         let mut tally = Tally::default();
@@ -307,6 +319,12 @@ impl Sources<'_> {
                         });
                     }
                 }
+                // Compared to the same point of last year as this year's figure runs to, so a
+                // late month does not read as a fall.
+                let through = status.evaluation.reported_through.unwrap_or(period_end);
+                let actual = status.evaluation.actual;
+                let before_year =
+                    last_year.value(&status.indicator, indicator.kind, &status.unit, through);
                 section.tally.add(now_status);
                 tally.add(now_status);
                 section.rows.push(ReportRow {
@@ -325,7 +343,10 @@ impl Sources<'_> {
                             |d| lang.pick(&d.name_vi, &d.name_en).to_owned(),
                         ),
                     target: status.target.value,
-                    actual: status.evaluation.actual,
+                    actual,
+                    last_year: before_year,
+                    change: last_year::change(indicator.kind, actual, before_year),
+                    of_plan: last_year::of_plan(indicator.kind, actual, &status.target.value),
                     expected: status.evaluation.expected,
                     projection: status.evaluation.projection,
                     probability: status.evaluation.probability,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::domain::number::Notation;
 use crate::domain::{Period, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -30,6 +31,14 @@ impl Lang {
         }
     }
 
+    /// The separators figures are written with in this language.
+    pub fn notation(self) -> Notation {
+        match self {
+            Self::Vi => Notation::Vietnamese,
+            Self::En => Notation::English,
+        }
+    }
+
     pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
         match self {
             Self::Vi => vi,
@@ -48,6 +57,7 @@ pub struct Words {
     pub summary: &'static str,
     pub met_of: &'static str,
     pub met_note: &'static str,
+    pub figures_note: &'static str,
     pub by_group: &'static str,
     pub group: &'static str,
     pub changes: &'static str,
@@ -60,6 +70,9 @@ pub struct Words {
     pub department: &'static str,
     pub target: &'static str,
     pub actual: &'static str,
+    pub last_year: &'static str,
+    pub change: &'static str,
+    pub of_plan: &'static str,
     pub expected: &'static str,
     pub projection: &'static str,
     pub probability: &'static str,
@@ -82,8 +95,9 @@ const VI: Words = Words {
     provisional: "Báo cáo tạm tính: kỳ báo cáo chưa đến hạn, số liệu còn có thể được cập nhật.",
     generated: "Lập lúc",
     summary: "Tổng hợp",
-    met_of: "chỉ tiêu đạt",
-    met_note: "Đạt: đã đạt chỉ tiêu năm hoặc dự báo đạt vào cuối năm.",
+    met_of: "chỉ tiêu đạt và vượt",
+    met_note: "Đạt và vượt: chỉ tiêu đã đạt hoặc vượt kế hoạch năm; khi năm chưa kết thúc, tính cả chỉ tiêu đúng tiến độ (dự báo đạt kế hoạch vào cuối năm).",
+    figures_note: "Cùng kỳ năm trước: số liệu năm trước đến cùng thời điểm, theo số liệu đã nhận đến cùng ngày năm trước. % kế hoạch năm: thực hiện so với kế hoạch năm, chỉ tính cho chỉ tiêu cộng dồn; chỉ tiêu tỷ lệ, mức và tốc độ tăng để trống. Tăng/giảm so với cùng kỳ để trống với chỉ tiêu tốc độ tăng.",
     by_group: "Theo nhóm ngành, lĩnh vực",
     group: "Nhóm",
     changes: "Thay đổi so với kỳ báo cáo trước",
@@ -96,6 +110,9 @@ const VI: Words = Words {
     department: "Cơ quan chủ trì",
     target: "Kế hoạch năm",
     actual: "Thực hiện",
+    last_year: "Cùng kỳ năm trước",
+    change: "Tăng/giảm so với cùng kỳ",
+    of_plan: "% kế hoạch năm",
     expected: "Theo tiến độ",
     projection: "Dự báo cả năm",
     probability: "Khả năng đạt",
@@ -118,8 +135,9 @@ const EN: Words = Words {
     provisional: "Provisional: the period's figures are not all due yet and may still change.",
     generated: "Generated",
     summary: "Summary",
-    met_of: "targets met",
-    met_note: "Met: the year's target is achieved, or projected to be by the year's end.",
+    met_of: "targets met or exceeded",
+    met_note: "Met or exceeded: the year's target is achieved or exceeded; while the year runs, targets on track (projected to meet it by the year's end) count too.",
+    figures_note: "Same period last year: last year's figure to the same point of the year, as received by the same day last year. % of year target: actual over the year's target, for running totals only; levels, rates and growth figures leave it empty. The change on last year is left empty for growth figures.",
     by_group: "By sector group",
     group: "Group",
     changes: "Changes since the previous report",
@@ -132,6 +150,9 @@ const EN: Words = Words {
     department: "Lead department",
     target: "Year target",
     actual: "Actual",
+    last_year: "Same period last year",
+    change: "Change on last year",
+    of_plan: "% of year target",
     expected: "Expected by now",
     projection: "Year projection",
     probability: "Chance of meeting",
@@ -212,29 +233,26 @@ pub fn period_label(period: &Period, lang: Lang) -> String {
 /// A figure with up to two decimals and grouped thousands: `1.234,5` in Vietnamese,
 /// `1,234.5` in English.
 pub fn number(value: f64, lang: Lang) -> String {
-    let (group, decimal) = match lang {
-        Lang::Vi => ('.', ','),
-        Lang::En => (',', '.'),
-    };
-    let rounded = (value * 100.0).round() / 100.0;
-    let text = format!("{:.2}", rounded.abs());
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let fraction = fraction.trim_end_matches('0');
-    let mut out = String::with_capacity(text.len() + whole.len() / 3 + 1);
-    if rounded < 0.0 {
-        out.push('-');
+    crate::domain::number::format(value, 2, lang.notation())
+}
+
+/// A fraction as a percentage with up to two decimals: `38,96 %` (vi), `38.96 %` (en).
+pub fn fine_percent(share: f64, lang: Lang) -> String {
+    crate::domain::number::percent(share, 2, lang.notation())
+}
+
+/// A change as a signed percentage, so a rise and a fall read apart at a glance: `+8,5 %`.
+pub fn signed_percent(change: f64, lang: Lang) -> String {
+    let text = fine_percent(change, lang);
+    if text.starts_with('-') || text.starts_with("0 ") {
+        text
+    } else {
+        format!("+{text}")
     }
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            out.push(group);
-        }
-        out.push(digit);
-    }
-    if !fraction.is_empty() {
-        out.push(decimal);
-        out.push_str(fraction);
-    }
-    out
+}
+
+pub fn optional_percent(share: Option<f64>, lang: Lang) -> String {
+    share.map_or_else(|| "–".to_owned(), |v| fine_percent(v, lang))
 }
 
 pub fn optional_number(value: Option<f64>, lang: Lang) -> String {
@@ -276,6 +294,10 @@ mod tests {
         assert_eq!(number(-0.5, Lang::Vi), "-0,5");
         assert_eq!(number(100.0, Lang::En), "100");
         assert_eq!(number(999.999, Lang::En), "1,000");
+        assert_eq!(signed_percent(0.0852, Lang::Vi), "+8,52 %");
+        assert_eq!(signed_percent(-0.031, Lang::Vi), "-3,1 %");
+        assert_eq!(signed_percent(0.0, Lang::En), "0 %");
+        assert_eq!(fine_percent(0.389_634, Lang::Vi), "38,96 %");
         assert_eq!(percent(0.4706), "47 %");
         assert_eq!(percent(0.4766), "48 %");
     }

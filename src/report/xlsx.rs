@@ -27,8 +27,13 @@ struct Styles {
     header: Format,
     text: Format,
     wrap: Format,
-    number: Format,
+    /// A whole figure: `#,##0`, so `10` is not shown as `10.` as `#,##0.##` would.
+    integer: Format,
+    /// A figure with decimals, always two, so a column's decimal separators line up.
+    decimal: Format,
     percent: Format,
+    /// Shares of the plan and changes on last year, where a tenth of a percent matters.
+    fine_percent: Format,
 }
 
 impl Styles {
@@ -49,14 +54,39 @@ impl Styles {
                 .set_text_wrap()
                 .set_border(FormatBorder::Thin)
                 .set_align(FormatAlign::Top),
-            number: Format::new()
-                .set_num_format("#,##0.##")
+            integer: Format::new()
+                .set_num_format("#,##0")
+                .set_border(FormatBorder::Thin),
+            decimal: Format::new()
+                .set_num_format("#,##0.00")
                 .set_border(FormatBorder::Thin),
             percent: Format::new()
                 .set_num_format("0%")
                 .set_border(FormatBorder::Thin),
+            fine_percent: Format::new()
+                .set_num_format("0.00%")
+                .set_border(FormatBorder::Thin),
         }
     }
+}
+
+/// Writes a figure with the format that shows it as the HTML report does: whole when it rounds
+/// to a whole number at two decimals, else with two decimals. The spreadsheet program puts in
+/// the reader's own separators (`1.234,50` on a Vietnamese system, `1,234.50` on an English one).
+fn figure(
+    sheet: &mut Worksheet,
+    row: u32,
+    col: u16,
+    value: Option<f64>,
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    let whole = value.is_some_and(|v| ((v * 100.0).round() / 100.0).fract() == 0.0);
+    let format = if whole || value.is_none() {
+        &styles.integer
+    } else {
+        &styles.decimal
+    };
+    optional_number(sheet, row, col, value, format)
 }
 
 fn optional_number(
@@ -114,8 +144,8 @@ fn tally_row(
     styles: &Styles,
 ) -> Result<(), XlsxError> {
     sheet.write_string_with_format(row, 0, name, &styles.text)?;
-    sheet.write_number_with_format(row, 1, tally.met as f64, &styles.number)?;
-    sheet.write_number_with_format(row, 2, tally.total as f64, &styles.number)?;
+    sheet.write_number_with_format(row, 1, tally.met as f64, &styles.integer)?;
+    sheet.write_number_with_format(row, 2, tally.total as f64, &styles.integer)?;
     optional_number(sheet, row, 3, tally.share(), &styles.percent)?;
     Ok(())
 }
@@ -139,6 +169,7 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
     }
     tally_row(summary, row, w.summary, &report.tally, &styles)?;
     summary.write_string_with_format(row + 2, 0, w.met_note, &styles.meta)?;
+    summary.write_string_with_format(row + 3, 0, w.figures_note, &styles.meta)?;
     summary.set_column_width(0, 52)?;
     summary.set_column_width(1, 14)?;
     summary.set_column_width(2, 12)?;
@@ -153,6 +184,9 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
         (w.measure, 14.0),
         (w.target, 14.0),
         (w.actual, 14.0),
+        (w.last_year, 14.0),
+        (w.change, 12.0),
+        (w.of_plan, 11.0),
         (w.expected, 14.0),
         (w.projection, 14.0),
         (w.probability, 11.0),
@@ -174,34 +208,37 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
             targets.write_string_with_format(row, 3, &line.measure, &styles.text)?;
             match line.target {
                 TargetValue::Point { value } => {
-                    targets.write_number_with_format(row, 4, value, &styles.number)?;
+                    figure(targets, row, 4, Some(value), &styles)?;
                 }
                 TargetValue::Band { .. } => {
                     let band = super::target_text(&line.target, lang);
                     targets.write_string_with_format(row, 4, band, &styles.text)?;
                 }
             }
-            optional_number(targets, row, 5, line.actual, &styles.number)?;
-            optional_number(targets, row, 6, line.expected, &styles.number)?;
-            optional_number(targets, row, 7, line.projection, &styles.number)?;
-            optional_number(targets, row, 8, line.probability, &styles.percent)?;
+            figure(targets, row, 5, line.actual, &styles)?;
+            figure(targets, row, 6, line.last_year, &styles)?;
+            optional_number(targets, row, 7, line.change, &styles.fine_percent)?;
+            optional_number(targets, row, 8, line.of_plan, &styles.fine_percent)?;
+            figure(targets, row, 9, line.expected, &styles)?;
+            figure(targets, row, 10, line.projection, &styles)?;
+            optional_number(targets, row, 11, line.probability, &styles.percent)?;
             let status = styles.text.clone().set_background_color(fill(line.status));
-            targets.write_string_with_format(row, 9, text::status(line.status, lang), &status)?;
+            targets.write_string_with_format(row, 12, text::status(line.status, lang), &status)?;
             targets.write_string_with_format(
                 row,
-                10,
+                13,
                 line.previous.map_or("", |s| text::status(s, lang)),
                 &styles.text,
             )?;
             targets.write_string_with_format(
                 row,
-                11,
+                14,
                 line.reported_through
                     .map(|t| text::local_date(t, zone, lang))
                     .unwrap_or_default(),
                 &styles.text,
             )?;
-            targets.write_string_with_format(row, 12, &line.department, &styles.wrap)?;
+            targets.write_string_with_format(row, 15, &line.department, &styles.wrap)?;
             row += 1;
         }
     }
@@ -245,8 +282,8 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
         )?;
         let to = styles.text.clone().set_background_color(fill(change.to));
         changes.write_string_with_format(row, 3, text::status(change.to, lang), &to)?;
-        optional_number(changes, row, 4, change.actual_before, &styles.number)?;
-        optional_number(changes, row, 5, change.actual_now, &styles.number)?;
+        figure(changes, row, 4, change.actual_before, &styles)?;
+        figure(changes, row, 5, change.actual_now, &styles)?;
     }
 
     book.save_to_buffer()

@@ -200,8 +200,9 @@ fn artefacts() -> PathBuf {
     dir
 }
 
-/// The spreadsheet's Targets sheet read by openpyxl, or `None` when no Python has it.
-fn from_xlsx(path: &std::path::Path) -> Option<BTreeMap<String, Figures>> {
+/// The spreadsheet's Targets sheet as openpyxl reads it (values and number formats by
+/// indicator), or `None` when no Python has it.
+fn xlsx_rows(path: &std::path::Path) -> Option<Value> {
     let python = std::env::var_os("KTXH_TEST_PYTHON").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"),
         PathBuf::from,
@@ -220,7 +221,12 @@ fn from_xlsx(path: &std::path::Path) -> Option<BTreeMap<String, Figures>> {
             return None;
         }
     };
-    let rows: Value = serde_json::from_slice(&output.stdout).expect("JSON from the script");
+    Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
+}
+
+/// The spreadsheet's Targets sheet read by openpyxl, or `None` when no Python has it.
+fn from_xlsx(path: &std::path::Path) -> Option<BTreeMap<String, Figures>> {
+    let rows = xlsx_rows(path)?;
     Some(
         rows.as_object()
             .expect("object")
@@ -402,7 +408,232 @@ async fn bad_report_requests_name_the_parameter(backend: Backend) {
     app.stop().await;
 }
 
+/// The `<tr>` of `indicator` in a rendered report page.
+fn html_row<'a>(page: &'a str, indicator: &str) -> &'a str {
+    let start = page
+        .find(&format!(r#"<tr data-indicator="{indicator}" data-status"#))
+        .unwrap_or_else(|| panic!("a row for {indicator}"));
+    let end = page[start..].find("</tr>").expect("end of row") + start;
+    &page[start..end]
+}
+
+/// The cells after the measure: target, actual, same period last year, change, % of the year's
+/// target.
+fn html_figures(row: &str) -> Vec<String> {
+    row.split(r#"<td class="num">"#)
+        .skip(1)
+        .take(5)
+        .map(|cell| cell[..cell.find("</td>").expect("end of cell")].to_owned())
+        .collect()
+}
+
+async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // The first quarter's report of 2026 is cut off on 6 April 2026, 00:00 in Ho Chi Minh City;
+    // last year is read as it was known on 6 April 2025.
+    write(
+        &app,
+        "EXPORT_TURNOVER",
+        &[
+            ("2025-01", 7000.0),
+            ("2025-02", 6800.0),
+            ("2025-03", 7600.0),
+        ],
+        at(2025, 4, 2),
+    )
+    .await;
+    // Revised and extended after that instant: not what was known then.
+    write(
+        &app,
+        "EXPORT_TURNOVER",
+        &[("2025-03", 9600.0), ("2025-04", 7400.0)],
+        at(2025, 5, 2),
+    )
+    .await;
+    write(
+        &app,
+        "EXPORT_TURNOVER",
+        &[
+            ("2026-01", 7700.0),
+            ("2026-02", 7300.0),
+            ("2026-03", 8400.5),
+        ],
+        at(2026, 4, 2),
+    )
+    .await;
+    // Retail sales: March 2026 is late, so the comparison runs to February on both sides.
+    write(
+        &app,
+        "RETAIL_SALES",
+        &[
+            ("2025-01", 180_000.25),
+            ("2025-02", 175_000.5),
+            ("2025-03", 190_000.0),
+        ],
+        at(2025, 4, 2),
+    )
+    .await;
+    write(
+        &app,
+        "RETAIL_SALES",
+        &[("2026-01", 200_000.0), ("2026-02", 190_500.75)],
+        at(2026, 3, 10),
+    )
+    .await;
+
+    // By hand. Exports: 7700 + 7300 + 8400.5 = 23400.5 against 7000 + 6800 + 7600 = 21400,
+    // 23400.5 / 21400 - 1 = 9.3481 %; of the 2026 target 105400: 22.2016 %.
+    // Retail: 200000 + 190500.75 = 390500.75 against 180000.25 + 175000.5 = 355000.75,
+    // 390500.75 / 355000.75 - 1 = 9.99998 %; of the 2026 target 2240000: 17.4331 %.
+    let exports = (
+        23_400.5,
+        21_400.0,
+        23_400.5 / 21_400.0 - 1.0,
+        23_400.5 / 105_400.0,
+    );
+    let retail = (
+        390_500.75,
+        355_000.75,
+        390_500.75 / 355_000.75 - 1.0,
+        390_500.75 / 2_240_000.0,
+    );
+
+    let (status, _, xlsx) = fetch(&app, "/api/v1/reports/2026-Q1?format=xlsx&lang=en").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xlsx));
+    let xlsx_path = artefacts().join(format!("report-2026-Q1-last-year-{backend:?}.xlsx"));
+    std::fs::write(&xlsx_path, &xlsx).expect("write the workbook");
+    if let Some(sheet) = xlsx_rows(&xlsx_path) {
+        for (code, (actual, last_year, change, of_plan)) in
+            [("EXPORT_TURNOVER", exports), ("RETAIL_SALES", retail)]
+        {
+            let row = &sheet[code];
+            for (name, want) in [
+                ("actual", actual),
+                ("last_year", last_year),
+                ("change", change),
+                ("of_plan", of_plan),
+            ] {
+                assert!(
+                    close(row[name].as_f64(), Some(want)),
+                    "XLSX {name} of {code}: {} vs {want}",
+                    row[name]
+                );
+            }
+            assert_eq!(row["formats"]["change"], "0.00%", "{row}");
+            assert_eq!(row["formats"]["of_plan"], "0.00%", "{row}");
+            assert_eq!(row["formats"]["actual"], "#,##0.00", "{row}");
+        }
+        // A whole figure shows without a trailing separator ("21,400", not "21,400.").
+        assert_eq!(sheet["EXPORT_TURNOVER"]["formats"]["last_year"], "#,##0");
+        // A level has no share of the year's target.
+        assert!(sheet["HOSPITAL_BEDS_PER_10K"]["of_plan"].is_null());
+    }
+
+    let (_, _, csv) = fetch(&app, "/api/v1/reports/2026-Q1?format=csv&lang=vi").await;
+    let csv = String::from_utf8(csv).expect("UTF-8");
+    let line = csv
+        .lines()
+        .find(|l| l.contains(",EXPORT_TURNOVER,"))
+        .expect("the exports row");
+    assert!(
+        line.contains(",23400.5,") && line.ends_with(",21400,0.0935,0.222"),
+        "CSV numbers stay plain in Vietnamese too: {line}"
+    );
+
+    let (_, _, html) = fetch(&app, "/api/v1/reports/2026-Q1").await;
+    let page = String::from_utf8(html).expect("UTF-8 page");
+    assert!(page.contains("Cùng kỳ năm trước"), "the new column");
+    assert!(page.contains("% kế hoạch năm"), "the new column");
+    assert_eq!(
+        html_figures(html_row(&page, "EXPORT_TURNOVER")),
+        ["105.400", "23.400,5", "21.400", "+9,35 %", "22,2 %"]
+    );
+    assert_eq!(
+        html_figures(html_row(&page, "RETAIL_SALES")),
+        ["2.240.000", "390.500,75", "355.000,75", "+10 %", "17,43 %"]
+    );
+    let (_, _, html) = fetch(&app, "/api/v1/reports/2026-Q1?lang=en").await;
+    let page = String::from_utf8(html).expect("UTF-8 page");
+    assert_eq!(
+        html_figures(html_row(&page, "RETAIL_SALES")),
+        ["2,240,000", "390,500.75", "355,000.75", "+10 %", "17.43 %"]
+    );
+
+    // "x/y chỉ tiêu đạt và vượt", overall and per group, counted as the status API judges.
+    let reply = app
+        .get(
+            "/api/v1/status?year=2026&as_of=2026-04-05T17:00:00Z",
+            &app.viewer,
+        )
+        .await;
+    let statuses = reply.body["statuses"].as_array().expect("statuses").clone();
+    let met = |group: Option<&str>| {
+        let of_group = statuses
+            .iter()
+            .filter(|s| group.is_none_or(|g| s["group"] == g))
+            .collect::<Vec<_>>();
+        let met = of_group
+            .iter()
+            .filter(|s| s["status"] == "achieved" || s["status"] == "on_track")
+            .count();
+        (met, of_group.len())
+    };
+    let (all_met, all) = met(None);
+    assert!(all > 100, "every 2026 target of the city is judged");
+    let (_, _, html) = fetch(&app, "/api/v1/reports/2026-Q1").await;
+    let page = String::from_utf8(html).expect("UTF-8 page");
+    assert!(
+        page.contains(&format!(
+            r#"data-met="{all_met}" data-total="{all}">{all_met}/{all}</span>
+<span>chỉ tiêu đạt và vượt</span>"#
+        )),
+        "overall tally {all_met}/{all}"
+    );
+    let (trade_met, trade) = met(Some("TRADE"));
+    let trade_row = page
+        .lines()
+        .find(|l| l.starts_with(r#"<tr data-group="TRADE">"#))
+        .expect("the trade group's row");
+    assert!(
+        trade_row.contains(&format!(r#"<td class="num">{trade_met}/{trade}</td>"#)),
+        "the trade group's tally {trade_met}/{trade}: {trade_row}"
+    );
+    app.stop().await;
+}
+
+async fn alert_texts_write_figures_in_vietnamese_notation(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let year = chrono::Datelike::year(&Utc::now().with_timezone(&HCM));
+    // Half the 2026 target of 37 beds, with decimals: a slipping target that raises an alert.
+    let body = serde_json::json!({"observations": [{
+        "indicator": "HOSPITAL_BEDS_PER_10K", "unit": "HCM",
+        "period": year.to_string(), "value": 18.75
+    }]});
+    let reply = app.post_observations(&app.admin, &body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let alert = alerts.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["rule"] == "slippage" && a["labels"]["indicator"] == "HOSPITAL_BEDS_PER_10K")
+        .cloned()
+        .expect("a slippage alert");
+    let vi = alert["summary_vi"].as_str().unwrap_or_default();
+    let en = alert["summary_en"].as_str().unwrap_or_default();
+    assert!(vi.contains("thực hiện 18,75"), "{vi}");
+    assert!(!vi.contains("18.75"), "{vi}");
+    assert!(en.contains("actual 18.75"), "{en}");
+    app.stop().await;
+}
+
 on_every_backend!(
     a_past_quarter_reads_as_its_cut_off_in_every_format,
     bad_report_requests_name_the_parameter,
+    last_year_and_the_year_target_read_as_computed_by_hand,
+    alert_texts_write_figures_in_vietnamese_notation,
 );

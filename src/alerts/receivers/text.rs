@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::alerts::message::{AlertMessage, AlertState, Notification, Severity};
+use crate::domain::number::{self, Notation};
 
 /// The language of a message's human-readable text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -229,6 +230,16 @@ pub fn description(language: Language, alert: &AlertMessage) -> String {
     parts.join(" · ")
 }
 
+/// A figure in an alert text, in the language's notation with up to two decimals:
+/// `1.982.471,88` in Vietnamese, `1,982,471.88` in English; `—` when there is none.
+pub fn figure(language: Language, value: Option<f64>) -> String {
+    let notation = match language {
+        Language::Vi => Notation::Vietnamese,
+        Language::En => Notation::English,
+    };
+    value.map_or_else(|| "—".to_owned(), |v| number::format(v, 2, notation))
+}
+
 /// "… và 4 cảnh báo khác" / "… and 4 more": the tail of a list cut short.
 pub fn and_more(language: Language, count: usize) -> String {
     match language {
@@ -322,6 +333,16 @@ mod tests {
         message.summary_en = String::new();
         assert_eq!(summary(Language::En, &message), message.summary_vi);
         assert_eq!(summary(Language::Vi, &message), message.summary_vi);
+    }
+
+    #[test]
+    fn figures_are_written_in_the_notation_of_the_language() {
+        assert_eq!(figure(Language::Vi, Some(38.9634)), "38,96");
+        assert_eq!(figure(Language::En, Some(38.9634)), "38.96");
+        assert_eq!(figure(Language::Vi, Some(1_982_471.88)), "1.982.471,88");
+        assert_eq!(figure(Language::En, Some(1_982_471.88)), "1,982,471.88");
+        assert_eq!(figure(Language::Vi, Some(-2.5)), "-2,5");
+        assert_eq!(figure(Language::Vi, None), "—");
     }
 
     #[test]

@@ -138,17 +138,9 @@ pub fn rate(rows: u64, seconds: f64) -> u64 {
     }
 }
 
-/// `1234567` → `1,234,567`.
+/// `1234567` → `1,234,567`: the command speaks English.
 pub fn grouped(number: u64) -> String {
-    let digits = number.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    crate::domain::number::integer(number, crate::domain::number::Notation::English)
 }
 
 /// `0.4` → `0.4 s`, `83` → `1 min 23 s`.

@@ -1,0 +1,161 @@
+//! "Cùng kỳ năm trước": each target's figure one year earlier, to the same point of the year,
+//! as it was known one year before this report's cut-off. Reading last year's revisions as of
+//! that instant keeps the comparison fair: this year's figures are first estimates too, and a
+//! report re-rendered later shows the same comparison it showed when it was sent.
+
+use chrono::{DateTime, Months, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::{Code, Kind, TargetValue};
+use crate::live::LiveState;
+use crate::rules::plan::YearSpan;
+use crate::rules::status::Point;
+use crate::store::{DynStore, StoreError};
+
+/// The same local instant one calendar year earlier (29 February falls back to the 28th).
+pub fn one_year_before(at: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    at.with_timezone(&zone)
+        .checked_sub_months(Months::new(12))
+        .map_or(at, |local| local.with_timezone(&Utc))
+}
+
+/// The year's value from its periods' latest values, as the status rules define `actual`: the
+/// sum (flow), the latest year-to-date total (cumulative), the latest value (level, growth) or
+/// the mean (average).
+pub fn year_value(kind: Kind, points: &[Point]) -> Option<f64> {
+    let last = points.last()?;
+    Some(match kind {
+        Kind::Flow => points.iter().map(|p| p.value).sum(),
+        Kind::Cumulative | Kind::Level | Kind::Growth => last.value,
+        Kind::Average => points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64,
+    })
+}
+
+/// This year's figure against last year's, as a fraction: `0.085` is 8.5 % more. Empty for
+/// growth figures, which are already a change on the same period of the previous year (the
+/// change of a change in percent reads as nonsense), and when last year's figure is not above
+/// zero, where a ratio has no meaning.
+pub fn change(kind: Kind, now: Option<f64>, last_year: Option<f64>) -> Option<f64> {
+    let (now, before) = (now?, last_year?);
+    (kind != Kind::Growth && before > 0.0).then(|| now / before - 1.0)
+}
+
+/// The actual as a share of the year's target, for running totals (flows and cumulatives) with
+/// a positive point target. A level, a rate or an average is judged against its target value
+/// directly: 95 % of a target rate is not "95 % done", so those leave it empty, as do bands.
+pub fn of_plan(kind: Kind, actual: Option<f64>, target: &TargetValue) -> Option<f64> {
+    let TargetValue::Point { value } = *target else {
+        return None;
+    };
+    let running_total = matches!(kind, Kind::Flow | Kind::Cumulative);
+    (running_total && value > 0.0).then_some(actual? / value)
+}
+
+/// Last year's revisions as known one year before the cut-off.
+pub struct LastYear {
+    live: LiveState,
+    span: YearSpan,
+    zone: Tz,
+}
+
+impl LastYear {
+    /// Reads year `year - 1` as known one year before `cutoff`.
+    pub async fn read(
+        store: &DynStore,
+        year: i32,
+        cutoff: DateTime<Utc>,
+        zone: Tz,
+    ) -> Result<Self, StoreError> {
+        let span = YearSpan::of(year - 1, zone);
+        let known = one_year_before(cutoff, zone);
+        let rows = store
+            .latest_between(span.start, span.end, Some(known))
+            .await?;
+        Ok(Self {
+            live: LiveState::from_stored(&rows),
+            span,
+            zone,
+        })
+    }
+
+    /// The figure of `indicator` in `unit` over last year's periods that end by `through`
+    /// moved back one year (`through` is where this year's figure runs to).
+    pub fn value(
+        &self,
+        indicator: &Code,
+        kind: Kind,
+        unit: &Code,
+        through: DateTime<Utc>,
+    ) -> Option<f64> {
+        let id = self.live.id(indicator.as_str(), unit.as_str())?;
+        let until = one_year_before(through, self.zone);
+        let slice = self
+            .live
+            .starting_within(id, self.span.start, self.span.end);
+        let points = slice.points();
+        let known = points.partition_point(|p| p.end <= until);
+        year_value(kind, &points[..known])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const HCM: Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+    fn point(value: f64) -> Point {
+        Point {
+            end: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+            value,
+        }
+    }
+
+    #[test]
+    fn last_years_figure_is_added_up_as_this_years_is() {
+        let points = [point(10.0), point(20.0), point(60.0)];
+        assert_eq!(year_value(Kind::Flow, &points), Some(90.0));
+        assert_eq!(year_value(Kind::Cumulative, &points), Some(60.0));
+        assert_eq!(year_value(Kind::Level, &points), Some(60.0));
+        assert_eq!(year_value(Kind::Growth, &points), Some(60.0));
+        assert_eq!(year_value(Kind::Average, &points), Some(30.0));
+        assert_eq!(year_value(Kind::Flow, &[]), None);
+    }
+
+    #[test]
+    fn the_change_on_last_year_needs_a_positive_base_and_is_not_taken_of_growth() {
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-12);
+        assert!(near(change(Kind::Flow, Some(110.0), Some(100.0)), 0.1));
+        assert!(near(change(Kind::Level, Some(90.0), Some(100.0)), -0.1));
+        assert_eq!(change(Kind::Growth, Some(8.0), Some(7.0)), None);
+        assert_eq!(change(Kind::Flow, Some(8.0), Some(0.0)), None);
+        assert_eq!(change(Kind::Flow, None, Some(7.0)), None);
+    }
+
+    #[test]
+    fn share_of_the_year_target_is_for_running_totals_only() {
+        let target = TargetValue::Point { value: 200.0 };
+        assert_eq!(of_plan(Kind::Flow, Some(50.0), &target), Some(0.25));
+        assert_eq!(of_plan(Kind::Cumulative, Some(250.0), &target), Some(1.25));
+        assert_eq!(of_plan(Kind::Level, Some(50.0), &target), None);
+        assert_eq!(of_plan(Kind::Growth, Some(50.0), &target), None);
+        assert_eq!(of_plan(Kind::Flow, None, &target), None);
+        let band = TargetValue::Band { lo: 1.0, hi: 2.0 };
+        assert_eq!(of_plan(Kind::Flow, Some(1.5), &band), None);
+    }
+
+    #[test]
+    fn a_year_earlier_is_the_same_local_time() {
+        let cutoff = Utc.with_ymd_and_hms(2026, 4, 5, 17, 0, 0).unwrap();
+        assert_eq!(
+            one_year_before(cutoff, HCM),
+            Utc.with_ymd_and_hms(2025, 4, 5, 17, 0, 0).unwrap()
+        );
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 3, 0, 0).unwrap();
+        assert_eq!(
+            one_year_before(leap, HCM),
+            Utc.with_ymd_and_hms(2027, 2, 28, 3, 0, 0).unwrap()
+        );
+    }
+}
