@@ -468,7 +468,13 @@ async fn token_command(
                 (_, None) => None,
             };
             if let Some(days) = expires_in_days {
-                anyhow::ensure!(days > 0, "--expires-in-days must be positive");
+                // Ten years at most: a longer lifetime is --no-expiry under another name,
+                // without its audit note.
+                anyhow::ensure!(
+                    ktxh::config::TOKEN_LIFETIME_DAYS.contains(&days),
+                    "--expires-in-days must be between 1 and 3660; a token that never expires \
+                     is --no-expiry"
+                );
             }
             let minted = auth::mint();
             let now = Utc::now();

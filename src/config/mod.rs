@@ -209,6 +209,9 @@ impl Default for LiveSettings {
     }
 }
 
+/// Days a token may be made to live, by configuration or `ktxh token create`.
+pub const TOKEN_LIFETIME_DAYS: std::ops::RangeInclusive<i64> = 1..=3660;
+
 /// Lifetimes of the tokens `ktxh token create` makes when no `--expires-in-days` is given;
 /// a token that never expires must be asked for with `--no-expiry`.
 #[derive(Debug, Clone, Deserialize)]
@@ -367,7 +370,7 @@ impl Settings {
             ),
             ("tokens.viewer_expiry_days", self.tokens.viewer_expiry_days),
         ] {
-            if !(1..=3660).contains(&days) {
+            if !TOKEN_LIFETIME_DAYS.contains(&days) {
                 problem(key, "between 1 and 3660 days".into());
             }
         }
