@@ -139,9 +139,11 @@ impl AlertManager {
     fn anomaly(&self, status: &TargetStatus) -> Option<(String, Desired)> {
         let flagged = status.anomaly.as_ref()?;
         let indicator = self.catalogue.indicator(status.indicator.as_str())?;
-        let z = flagged
-            .z
-            .map_or_else(|| "∞".to_owned(), |z| format!("{z:.1}"));
+        let z = |language| {
+            flagged
+                .z
+                .map_or_else(|| "∞".to_owned(), |z| text::decimal(language, z, 1))
+        };
         let fingerprint = format!(
             "anomaly:{}:{}:{}",
             status.year, status.indicator, status.unit
@@ -153,11 +155,11 @@ impl AlertManager {
             labels: Self::labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
                 "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
-                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value), Language::Vi), z
+                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value), Language::Vi), z(Language::Vi)
             ),
             summary_en: format!(
                 "{} – {}: the figure for {} ({}) jumps unusually against recent periods (z = {}); please check it",
-                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value), Language::En), z
+                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value), Language::En), z(Language::En)
             ),
             link: self.link(status),
         };

@@ -233,11 +233,16 @@ pub fn description(language: Language, alert: &AlertMessage) -> String {
 /// A figure in an alert text, in the language's notation with up to two decimals:
 /// `1.982.471,88` in Vietnamese, `1,982,471.88` in English; `—` when there is none.
 pub fn figure(language: Language, value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| decimal(language, v, 2))
+}
+
+/// `value` with up to `max_decimals` decimals in the language's notation: `3,4` / `3.4`.
+pub fn decimal(language: Language, value: f64, max_decimals: usize) -> String {
     let notation = match language {
         Language::Vi => Notation::Vietnamese,
         Language::En => Notation::English,
     };
-    value.map_or_else(|| "—".to_owned(), |v| number::format(v, 2, notation))
+    number::format(value, max_decimals, notation)
 }
 
 /// "… và 4 cảnh báo khác" / "… and 4 more": the tail of a list cut short.
@@ -343,6 +348,7 @@ mod tests {
         assert_eq!(figure(Language::En, Some(1_982_471.88)), "1,982,471.88");
         assert_eq!(figure(Language::Vi, Some(-2.5)), "-2,5");
         assert_eq!(figure(Language::Vi, None), "—");
+        assert_eq!(decimal(Language::Vi, 3.44, 1), "3,4");
     }
 
     #[test]
