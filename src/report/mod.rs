@@ -1,7 +1,10 @@
 //! The period report that replaces manual reporting (DESIGN §10): every target of the year with
-//! its actual, expected, projection and status as known at the period's cut-off, a tally per
-//! group, and what changed since the previous report; rendered as HTML, XLSX or CSV, in
-//! Vietnamese or English.
+//! its actual, expected, projection and status as known at the period's cut-off, the same
+//! period last year ("cùng kỳ") with the change on it, the share of the year's target done, a
+//! tally of targets met or exceeded ("đạt và vượt") per group, and what changed since the
+//! previous report; rendered as HTML, XLSX or CSV, in Vietnamese or English. Figures read in
+//! the language's notation (`1.982.471,88` / `1,982,471.88`) except in the CSV, which is for
+//! machines and keeps `1982471.88`.
 //!
 //! A report is reproducible: it is judged from the revisions received by its cut-off, so a late
 //! revision never rewrites a report already sent.
@@ -94,7 +97,7 @@ pub struct ReportRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Tally {
     pub total: usize,
-    /// Achieved, or on track to be achieved by the year's end.
+    /// "Đạt và vượt": achieved or exceeded; while the year runs, on track to be by its end.
     pub met: usize,
     pub by_status: BTreeMap<&'static str, usize>,
 }
