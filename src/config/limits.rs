@@ -1,5 +1,6 @@
-//! `[limits]`: request rates, failed-authentication throttling, timeouts, the connection cap,
-//! websocket tickets per token and the database pool's acquire timeout.
+//! `[limits]`: request rates, failed-authentication throttling, timeouts, the connection caps
+//! (in all and per client IP), websockets and websocket tickets per token and the database
+//! pool's acquire timeout.
 
 use std::time::Duration;
 
@@ -31,6 +32,14 @@ pub struct LimitsSettings {
     pub handler_timeout_seconds: u64,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client IP (an IPv6 client is its /64) may hold open; a further one is
+    /// closed as soon as it is accepted. Trusted proxies are exempt: they carry many clients.
+    pub max_connections_per_ip: usize,
+    /// Websockets one token may hold open; beyond it the upgrade is answered 429.
+    pub max_websockets_per_token: usize,
+    /// Time a write to a client may wait for the client to take bytes; a client that stops
+    /// reading loses its connection after it.
+    pub write_timeout_seconds: u64,
     /// One-time websocket tickets one token may hold outstanding.
     pub ws_tickets_per_token: usize,
     /// How long a request waits for a database connection before it is answered 503.
@@ -50,6 +59,9 @@ impl Default for LimitsSettings {
             body_timeout_seconds: 30,
             handler_timeout_seconds: 60,
             max_connections: 4096,
+            max_connections_per_ip: 256,
+            max_websockets_per_token: 50,
+            write_timeout_seconds: 60,
             ws_tickets_per_token: 100,
             db_acquire_timeout_seconds: 2,
         }
@@ -67,6 +79,10 @@ impl LimitsSettings {
 
     pub fn handler_timeout(&self) -> Duration {
         Duration::from_secs(self.handler_timeout_seconds)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_seconds)
     }
 
     pub fn db_acquire_timeout(&self) -> Duration {
@@ -104,6 +120,7 @@ impl LimitsSettings {
                 "limits.db_acquire_timeout_seconds",
                 self.db_acquire_timeout_seconds,
             ),
+            ("limits.write_timeout_seconds", self.write_timeout_seconds),
         ] {
             if value == 0 {
                 problems.push((key, "must be at least 1".to_owned()));
@@ -120,14 +137,18 @@ impl LimitsSettings {
                 ),
             ));
         }
-        if self.max_connections == 0 {
-            problems.push(("limits.max_connections", "must be at least 1".to_owned()));
-        }
-        if self.ws_tickets_per_token == 0 {
-            problems.push((
-                "limits.ws_tickets_per_token",
-                "must be at least 1".to_owned(),
-            ));
+        for (key, value) in [
+            ("limits.max_connections", self.max_connections),
+            ("limits.max_connections_per_ip", self.max_connections_per_ip),
+            (
+                "limits.max_websockets_per_token",
+                self.max_websockets_per_token,
+            ),
+            ("limits.ws_tickets_per_token", self.ws_tickets_per_token),
+        ] {
+            if value == 0 {
+                problems.push((key, "must be at least 1".to_owned()));
+            }
         }
         problems
     }

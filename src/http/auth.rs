@@ -44,6 +44,7 @@ impl FromRequestParts<AppState> for Caller {
         refuse_credentials_in_query(parts.uri.query())?;
         let presented = bearer(&parts.headers).ok_or(ApiError::MissingToken)?;
         let principal = verify(state, presented).await?;
+        super::limits::credential_accepted(&parts.extensions);
         state.limits.check_token(&principal.token_id)?;
         Ok(Caller(principal))
     }
@@ -88,6 +89,7 @@ impl FromRequestParts<AppState> for CompatCaller {
         refuse_params(parts.uri.query(), COMPAT_CREDENTIAL_PARAMS)?;
         let presented = compat_token(&parts.headers)?.ok_or(ApiError::MissingToken)?;
         let principal = verify(state, &presented).await?;
+        super::limits::credential_accepted(&parts.extensions);
         state.limits.check_token(&principal.token_id)?;
         Ok(CompatCaller(principal))
     }

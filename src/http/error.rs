@@ -61,6 +61,15 @@ pub enum ApiError {
         "this token holds too many outstanding websocket tickets; try again in {retry_after} s"
     )]
     TooManyTickets { retry_after: u64 },
+    #[error(
+        "the service holds too many outstanding websocket tickets; try again in {retry_after} s"
+    )]
+    TicketPoolFull { retry_after: u64 },
+    #[error(
+        "this token holds {limit} open websockets, its limit; close one or try again in \
+         {retry_after} s"
+    )]
+    TooManyWebsockets { limit: usize, retry_after: u64 },
     #[error("too many requests; try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("too many failed authentications from this address; try again in {retry_after} s")]
@@ -97,6 +106,9 @@ impl ApiError {
             Self::TooManyTickets { .. } | Self::RateLimited { .. } | Self::AuthThrottled { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            Self::TicketPoolFull { .. } | Self::TooManyWebsockets { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::HandlerTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -130,7 +142,8 @@ impl ApiError {
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::ForeignOrigin(_) => "foreign_origin",
             Self::NotWebsocket(_) => "not_websocket",
-            Self::TooManyTickets { .. } => "too_many_tickets",
+            Self::TooManyTickets { .. } | Self::TicketPoolFull { .. } => "too_many_tickets",
+            Self::TooManyWebsockets { .. } => "too_many_websockets",
             Self::RateLimited { .. } => "rate_limited",
             Self::AuthThrottled { .. } => "auth_throttled",
             Self::RequestTimeout { .. } => "request_timeout",
@@ -155,7 +168,8 @@ impl ApiError {
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::ForeignOrigin(_) => "Foreign origin",
             Self::NotWebsocket(_) => "Not a websocket request",
-            Self::TooManyTickets { .. } => "Too many tickets",
+            Self::TooManyTickets { .. } | Self::TicketPoolFull { .. } => "Too many tickets",
+            Self::TooManyWebsockets { .. } => "Too many websockets",
             Self::RateLimited { .. } | Self::AuthThrottled { .. } => "Too many requests",
             Self::RequestTimeout { .. } => "Request timeout",
             Self::HandlerTimeout { .. } => "Service unavailable",
@@ -214,7 +228,8 @@ pub struct Problem<'a> {
     /// `token_in_url`, `forbidden`, `foreign_indicators`, `not_found`, `malformed_json`,
     /// `invalid_field`, `payload_too_large`, `too_many_rows`, `unsupported_media_type`,
     /// `idempotency_key_reused`, `foreign_origin`, `not_websocket`, `too_many_tickets`,
-    /// `rate_limited`, `auth_throttled`, `request_timeout`, `handler_timeout`,
+    /// `too_many_websockets`, `rate_limited`, `auth_throttled`, `request_timeout`,
+    /// `handler_timeout`,
     /// `unavailable` or `internal`.
     #[schema(example = "invalid_field")]
     pub(super) code: &'a str,
@@ -252,6 +267,8 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::TooManyTickets { retry_after }
+            | Self::TicketPoolFull { retry_after }
+            | Self::TooManyWebsockets { retry_after, .. }
             | Self::RateLimited { retry_after }
             | Self::AuthThrottled { retry_after } => Some(*retry_after),
             Self::Unavailable | Self::HandlerTimeout { .. } => Some(UNAVAILABLE_RETRY_SECONDS),

@@ -1,29 +1,33 @@
-//! What one client can take: requests per client IP and per token, failed authentications per
-//! IP, a deadline for the request body and one for the answer.
+//! What one client can take: requests per client IP and per token, failed authentications and
+//! credential checks under way per IP (`auth.rs`), open websockets per token, a deadline for
+//! the request body and one for the answer.
 //!
 //! The rates are `governor` keyed limiters. Their state is one entry per key seen; a key whose
 //! bucket has refilled is indistinguishable from a new one, so [`Limits::housekeep`] drops it
 //! and memory follows the clients of the last few seconds, not every client ever seen.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
+mod auth;
 mod body;
+mod websockets;
+
+pub use auth::CredentialCheck;
+pub use websockets::WebsocketPlace;
 
 use super::error::ApiError;
 use super::AppState;
@@ -36,10 +40,10 @@ pub struct ClientIp(pub IpAddr);
 /// A rate-limiting key for a client address. An IPv6 host usually owns a whole /64, so keying
 /// by the full address would give it 2^64 budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ClientKey(IpAddr);
+pub(crate) struct ClientKey(IpAddr);
 
 impl ClientKey {
-    fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(_) => Self(ip),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -53,34 +57,14 @@ impl ClientKey {
     }
 }
 
-/// An IP whose failed authentications exceeded the quota.
-struct Penalty {
-    until: Instant,
-    /// The last time this IP's throttling was logged: once per window, not per request.
-    logged_at: Option<Instant>,
-}
-
-/// Distinct throttled clients remembered at once; beyond it, a new one is still answered 429
-/// on the failure that exhausted its quota, just not remembered for its next requests.
-const MAX_PENALTIES: usize = 100_000;
-
-/// The window of `auth_failures_per_minute`.
-const AUTH_WINDOW: Duration = Duration::from_secs(60);
-
 /// The rate limiters and timeouts of one server.
 pub struct Limits {
     settings: LimitsSettings,
     clock: DefaultClock,
     per_ip: DefaultKeyedRateLimiter<ClientKey>,
     per_token: DefaultKeyedRateLimiter<String>,
-    auth_failures: RateLimiter<
-        ClientKey,
-        DefaultKeyedStateStore<ClientKey>,
-        DefaultClock,
-        StateInformationMiddleware,
-    >,
-    // A std mutex: held for a map operation, never across an await.
-    penalties: Mutex<HashMap<ClientKey, Penalty>>,
+    auth: Arc<auth::AuthThrottle>,
+    websockets: Arc<websockets::OpenWebsockets>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -89,15 +73,13 @@ fn quota(per_second: u32, burst: u32) -> Quota {
 }
 
 /// Whole seconds until `wait` has passed, at least 1 (`Retry-After: 0` invites a busy loop).
-fn seconds(wait: Duration) -> u64 {
+pub(crate) fn seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl Limits {
     /// The limiters of `settings` (validated: every rate is at least 1).
     pub fn new(settings: &LimitsSettings) -> Self {
-        let failures =
-            NonZeroU32::new(settings.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
         // One clock for all, so that a `NotUntil` of any limiter reads against `self.clock`.
         let clock = DefaultClock::default();
         Self {
@@ -109,14 +91,13 @@ impl Limits {
                 quota(settings.token_per_second, settings.token_burst),
                 clock.clone(),
             ),
-            auth_failures: RateLimiter::dashmap_with_clock(
-                Quota::per_minute(failures),
+            auth: Arc::new(auth::AuthThrottle::new(
+                settings.auth_failures_per_minute,
                 clock.clone(),
-            )
-            .with_middleware::<StateInformationMiddleware>(),
+            )),
+            websockets: Arc::default(),
             settings: settings.clone(),
             clock,
-            penalties: Mutex::new(HashMap::new()),
         }
     }
 
@@ -180,49 +161,19 @@ impl Limits {
             })
     }
 
-    /// Seconds `client` must wait before a credential of its is looked up again, if it spent
-    /// its failed-authentication quota.
-    pub fn auth_throttled(&self, client: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
-        let penalty = penalties.get(&ClientKey::of(client))?;
-        (penalty.until > now).then(|| seconds(penalty.until - now))
-    }
-
-    /// Counts a failed authentication of `client`. The failure that spends the last of its
-    /// quota throttles the client until the quota has room again.
-    pub fn record_auth_failure(&self, client: IpAddr) {
-        let key = ClientKey::of(client);
-        let wait = match self.auth_failures.check_key(&key) {
-            Ok(state) if state.remaining_burst_capacity() > 0 => return,
-            // The next cell is at most one cell's time away.
-            Ok(state) => state.quota().replenish_interval(),
-            Err(not_until) => not_until.wait_time_from(self.clock.now()),
-        };
-        let now = Instant::now();
-        let mut penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
-        if penalties.len() >= MAX_PENALTIES {
-            penalties.retain(|_, penalty| penalty.until > now);
-        }
-        if penalties.len() >= MAX_PENALTIES && !penalties.contains_key(&key) {
-            return;
-        }
-        let penalty = penalties.entry(key).or_insert(Penalty {
-            until: now,
-            logged_at: None,
-        });
-        penalty.until = now + wait;
-        let logged_recently = penalty
-            .logged_at
-            .is_some_and(|at| now.duration_since(at) <= AUTH_WINDOW);
-        if !logged_recently {
-            penalty.logged_at = Some(now);
-            tracing::warn!(
-                client = %client,
-                failures_per_minute = self.settings.auth_failures_per_minute,
-                "failed authentications throttled for this client"
-            );
-        }
+    /// A place for one more open websocket of `token_id`; 429 once the token holds
+    /// `max_websockets_per_token`, telling it to come back after `retry_after` seconds.
+    pub fn websocket_place(
+        &self,
+        token_id: &str,
+        retry_after: u64,
+    ) -> Result<WebsocketPlace, ApiError> {
+        self.websockets
+            .take(token_id, self.settings.max_websockets_per_token)
+            .ok_or(ApiError::TooManyWebsockets {
+                limit: self.settings.max_websockets_per_token,
+                retry_after,
+            })
     }
 
     /// Drops the state of clients and tokens whose budgets have refilled.
@@ -231,17 +182,7 @@ impl Limits {
         self.per_ip.shrink_to_fit();
         self.per_token.retain_recent();
         self.per_token.shrink_to_fit();
-        self.auth_failures.retain_recent();
-        self.auth_failures.shrink_to_fit();
-        let now = Instant::now();
-        let mut penalties = self.penalties.lock().unwrap_or_else(|p| p.into_inner());
-        penalties.retain(|_, penalty| {
-            penalty.until > now
-                || penalty
-                    .logged_at
-                    .is_some_and(|at| now.duration_since(at) <= AUTH_WINDOW)
-        });
-        penalties.shrink_to_fit();
+        self.auth.housekeep();
     }
 
     /// Runs [`Limits::housekeep`] every few seconds until `shutdown`.
@@ -264,7 +205,7 @@ impl Limits {
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 client.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
@@ -285,66 +226,101 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
         })
 }
 
-/// The limits, in the order a request meets them: its client's rate, its client's failed
-/// authentications (only when it carries a credential), then the body's deadline and the
-/// answer's.
-pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let limits = state.limits.clone();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let client = peer.map(|peer| limits.client_ip(peer, request.headers()));
-    // Any 401 to a request that carried `Authorization` counts as a failure, whichever
-    // endpoint (and answer format) refused it.
-    let presents_credential = request.headers().contains_key(header::AUTHORIZATION);
-    if let Some(client) = client {
-        if let Err(error) = limits.check_ip(client) {
-            return error.into_response();
-        }
-        if presents_credential {
-            if let Some(retry_after) = limits.auth_throttled(client) {
-                return ApiError::AuthThrottled { retry_after }.into_response();
-            }
-        }
-        request.extensions_mut().insert(ClientIp(client));
+/// The credential check of a request, settled by whoever learns its outcome first.
+#[derive(Clone)]
+struct PendingCheck(Arc<CredentialCheck>);
+
+/// Tells the failed-authentication throttle that the request's credential was found good, so
+/// that its client's place for a check under way is given back before the handler's work.
+pub fn credential_accepted(extensions: &Extensions) {
+    if let Some(PendingCheck(check)) = extensions.get() {
+        check.finish(false);
     }
-    let settings = limits.settings();
-    let (request, body_expired) = body::with_body_deadline(request, settings.body_timeout());
-    let handler_limit = settings.handler_timeout();
-    // The handler runs as a task of its own so that a timed-out request is answered while its
-    // work still finishes: a batch half-way between the store and the live state would be
-    // worse than a late one, and a retry with the same Idempotency-Key is then safe.
-    let mut handler = tokio::spawn(next.run(request));
-    let response = match tokio::time::timeout(handler_limit, &mut handler).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(failed)) => {
-            return ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}"))
-                .into_response()
+}
+
+/// The limits, in the order a request meets them: its client's rate, its client's failed
+/// authentications and checks under way (only when it carries a credential), then the body's
+/// deadline and the answer's.
+pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    state.limits.clone().run(request, next).await
+}
+
+impl Limits {
+    async fn run(self: Arc<Self>, mut request: Request, next: Next) -> Response {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let client = peer.map(|peer| self.client_ip(peer, request.headers()));
+        // Any 401 to a request that carried `Authorization` counts as a failure, whichever
+        // endpoint (and answer format) refused it.
+        let presents_credential = request.headers().contains_key(header::AUTHORIZATION);
+        let mut check = None;
+        if let Some(client) = client {
+            if let Err(error) = self.check_ip(client) {
+                return error.into_response();
+            }
+            if presents_credential {
+                match self
+                    .auth
+                    .admit(client, self.settings.handler_timeout())
+                    .await
+                {
+                    Ok(admitted) => {
+                        let admitted = Arc::new(admitted);
+                        request
+                            .extensions_mut()
+                            .insert(PendingCheck(admitted.clone()));
+                        check = Some(admitted);
+                    }
+                    Err(retry_after) => {
+                        return ApiError::AuthThrottled { retry_after }.into_response()
+                    }
+                }
+            }
+            request.extensions_mut().insert(ClientIp(client));
         }
-        Err(_) => {
-            tracing::warn!(
-                limit_seconds = handler_limit.as_secs(),
-                "request answered 503 after the handler timeout; it continues in the background"
-            );
-            return ApiError::HandlerTimeout {
-                limit: handler_limit.as_secs(),
+        let settings = &self.settings;
+        let (request, body_expired) = body::with_body_deadline(request, settings.body_timeout());
+        let handler_limit = settings.handler_timeout();
+        // The handler runs as a task of its own so that a timed-out request is answered while
+        // its work still finishes: a batch half-way between the store and the live state would
+        // be worse than a late one, and a retry with the same Idempotency-Key is then safe. The
+        // check settles with the handler, not with the timeout, since a late 401 is a failure
+        // all the same. The task runs in the request's span, so the handler's logs name it.
+        let handling = async move {
+            let response = next.run(request).await;
+            if let Some(check) = check {
+                check.finish(response.status() == StatusCode::UNAUTHORIZED);
+            }
+            response
+        };
+        let mut handler = tokio::spawn(handling.in_current_span());
+        let response = match tokio::time::timeout(handler_limit, &mut handler).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(failed)) => {
+                return ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}"))
+                    .into_response()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    limit_seconds = handler_limit.as_secs(),
+                    "request answered 503 after the handler timeout; it continues in the background"
+                );
+                return ApiError::HandlerTimeout {
+                    limit: handler_limit.as_secs(),
+                }
+                .into_response();
+            }
+        };
+        if body_expired.load(Ordering::Acquire) {
+            return ApiError::RequestTimeout {
+                limit: settings.body_timeout_seconds,
             }
             .into_response();
         }
-    };
-    if body_expired.load(Ordering::Acquire) {
-        return ApiError::RequestTimeout {
-            limit: settings.body_timeout_seconds,
-        }
-        .into_response();
+        with_retry_after(response)
     }
-    if let Some(client) = client.filter(|_| presents_credential) {
-        if response.status() == StatusCode::UNAUTHORIZED {
-            limits.record_auth_failure(client);
-        }
-    }
-    with_retry_after(response)
 }
 
 /// Every 429 and 503 says when to come back, also those of endpoints that answer in another
@@ -366,6 +342,8 @@ fn with_retry_after(mut response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     fn limits(trusted: &[&str]) -> Limits {
@@ -435,28 +413,78 @@ mod tests {
         assert_eq!(seconds(Duration::from_secs(6)), 6);
     }
 
+    /// Log output, kept in memory.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber {
+            let writer = self.clone();
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_max_level(level)
+                .with_ansi(false)
+                .finish()
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     /// Log lines written while `run` runs.
     fn logged(run: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, run);
-        let bytes = sink.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        tracing::subscriber::with_default(sink.subscriber(tracing::Level::INFO), run);
+        sink.text()
+    }
+
+    #[tokio::test]
+    async fn a_handler_logs_within_the_span_of_its_request() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+        use tower_http::trace::TraceLayer;
+
+        let limits = Arc::new(limits(&[]));
+        let enforce = |State(limits): State<Arc<Limits>>, request: Request, next: Next| async move {
+            limits.run(request, next).await
+        };
+        let router = axum::Router::new()
+            .route(
+                "/probe",
+                get(|| async {
+                    tracing::info!("inside the handler");
+                    "ok"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(limits, enforce))
+            .layer(TraceLayer::new_for_http());
+        let sink = Sink::default();
+        // The test's runtime has one thread, so the handler's task logs to this subscriber.
+        let _subscriber = tracing::subscriber::set_default(sink.subscriber(tracing::Level::DEBUG));
+        let request = Request::get("/probe?n=1").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let log = sink.text();
+        let line = log
+            .lines()
+            .find(|line| line.contains("inside the handler"))
+            .unwrap_or_else(|| panic!("no handler line in {log}"));
+        assert!(
+            line.contains("method=GET") && line.contains("uri=/probe?n=1"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -468,25 +496,25 @@ mod tests {
         let attacker = ip("198.51.100.7");
         let log = logged(|| {
             for _ in 0..9 {
-                limits.record_auth_failure(attacker);
+                limits.auth.record_failure(attacker);
             }
-            assert_eq!(limits.auth_throttled(attacker), None);
-            limits.record_auth_failure(attacker);
-            let wait = limits.auth_throttled(attacker).expect("throttled");
+            assert_eq!(limits.auth.throttled(attacker), None);
+            limits.auth.record_failure(attacker);
+            let wait = limits.auth.throttled(attacker).expect("throttled");
             assert!((1..=6).contains(&wait), "{wait}");
-            // Failures that still reach the check (another endpoint, a race) extend the
+            // Failures that still reach the check (a 401 for another reason) extend the
             // throttle without another log line.
             for _ in 0..20 {
-                limits.record_auth_failure(attacker);
+                limits.auth.record_failure(attacker);
             }
-            assert!(limits.auth_throttled(attacker).is_some());
+            assert!(limits.auth.throttled(attacker).is_some());
         });
         assert_eq!(
             log.matches("failed authentications throttled").count(),
             1,
             "{log}"
         );
-        assert_eq!(limits.auth_throttled(ip("198.51.100.8")), None);
+        assert_eq!(limits.auth.throttled(ip("198.51.100.8")), None);
     }
 
     #[test]

@@ -185,7 +185,8 @@ pub struct Unprocessable(pub Problem<'static>);
 
 /// Over a limit: the request rate of the token or of the client's address (`rate_limited`),
 /// failed authentications from the address (`auth_throttled`), websocket tickets outstanding
-/// for the token (`too_many_tickets`).
+/// for the token or the service (`too_many_tickets`), websockets open for the token
+/// (`too_many_websockets`).
 #[derive(ToResponse)]
 #[response(
     content_type = "application/problem+json",

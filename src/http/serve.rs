@@ -1,13 +1,16 @@
-//! The accept loop: HTTP/1.1 with upgrades (websockets), a deadline for request headers, a cap
-//! on connections and the peer address for the rate limits.
+//! The accept loop: HTTP/1.1 with upgrades (websockets), a deadline for request headers, one
+//! for each write the client does not take, a cap on connections in all and per client IP, and
+//! the peer address for the rate limits.
 //!
 //! `axum::serve` offers none of these settings, so connections are served by hyper directly,
 //! the way `axum::serve` does it underneath.
 
+use std::collections::HashMap;
+use std::future::Future as _;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,10 +22,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use super::limits::{canonical, ClientKey};
 use crate::config::limits::LimitsSettings;
 use crate::metrics::METRICS;
 
@@ -34,6 +39,10 @@ use crate::metrics::METRICS;
 /// close, or time out on the client's side. Waiting rather than refusing keeps a burst of
 /// screens reconnecting after a restart from seeing errors, while the header deadline makes
 /// sure idle and slow connections give their place back.
+///
+/// One client IP may hold at most `max_connections_per_ip` of the places: a further connection
+/// of its is closed as soon as it is accepted, so that one client cannot make every other wait.
+/// A trusted proxy is exempt, since its connections are many clients'.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -41,6 +50,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let places = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerIp::default());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout());
@@ -63,6 +73,17 @@ pub async fn serve(
                 }
             },
         };
+        let ip_place = if is_trusted(limits, peer.ip()) {
+            None
+        } else {
+            match per_ip.take(peer.ip(), limits.max_connections_per_ip) {
+                Some(ip_place) => Some(ip_place),
+                None => {
+                    tracing::debug!(%peer, "connection closed: too many from this address");
+                    continue;
+                }
+            }
+        };
         let service =
             router
                 .clone()
@@ -73,7 +94,10 @@ pub async fn serve(
         METRICS.http_connections.inc();
         let io = TokioIo::new(Counted {
             stream,
+            write_timeout: limits.write_timeout(),
+            stalled: None,
             _place: place,
+            _ip_place: ip_place,
         });
         let connection = http
             .serve_connection(io, TowerToHyperService::new(service))
@@ -115,11 +139,96 @@ async fn pause_after_accept_error(error: &io::Error) {
     }
 }
 
-/// A connection that holds one of the places of `max_connections` until it is dropped,
-/// including after an upgrade, where hyper hands the stream to the websocket.
+fn is_trusted(limits: &LimitsSettings, peer: IpAddr) -> bool {
+    let peer = canonical(peer);
+    limits.trusted_proxies.iter().any(|net| net.contains(&peer))
+}
+
+/// Connections open per client IP.
+#[derive(Default)]
+struct PerIp {
+    // A std mutex: held for a map operation, never across an await.
+    open: Mutex<HashMap<ClientKey, usize>>,
+}
+
+impl PerIp {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(self: &Arc<Self>, peer: IpAddr, cap: usize) -> Option<IpPlace> {
+        let key = ClientKey::of(peer);
+        let mut open = self.lock();
+        let held = open.entry(key).or_default();
+        if *held >= cap {
+            return None;
+        }
+        *held += 1;
+        Some(IpPlace {
+            per_ip: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection's place in its client IP's share.
+struct IpPlace {
+    per_ip: Arc<PerIp>,
+    key: ClientKey,
+}
+
+impl Drop for IpPlace {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.lock();
+        if let Some(held) = open.get_mut(&self.key) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A connection that holds one of the places of `max_connections` (and of its IP's share)
+/// until it is dropped, including after an upgrade, where hyper hands the stream to the
+/// websocket.
+///
+/// hyper has no write timeout: a client that sends requests and never reads the answers would
+/// hold its connection for ever once the socket's buffers are full. A write that waits longer
+/// than `write_timeout` for the client fails, which closes the connection; the clock restarts
+/// whenever the client takes bytes, so a slow reader keeps its connection.
 struct Counted {
     stream: TcpStream,
+    write_timeout: Duration,
+    /// Armed while a write waits for the client.
+    stalled: Option<Pin<Box<Sleep>>>,
     _place: OwnedSemaphorePermit,
+    _ip_place: Option<IpPlace>,
+}
+
+impl Counted {
+    /// The outcome of a write: ready ones disarm the deadline, waiting ones arm it.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if written.is_ready() {
+            self.stalled = None;
+            return written;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not take the answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl Drop for Counted {
@@ -144,7 +253,9 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.deadline(cx, written)
     }
 
     fn poll_write_vectored(
@@ -152,7 +263,9 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.deadline(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

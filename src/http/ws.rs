@@ -53,13 +53,14 @@ const FRAGMENT_BYTES: usize = 4 * 1024;
 
 use super::auth::{bearer, refuse_credentials_in_query, verify, Caller};
 use super::error::ApiError;
+use super::limits;
 use super::openapi::{
     BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
 };
 use super::AppState;
 use crate::auth::Principal;
 use crate::config::LiveSettings;
-use crate::hub::ticket::TicketError::Full;
+use crate::hub::ticket::TicketError;
 use crate::hub::view::Publisher;
 use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
 use crate::metrics::METRICS;
@@ -104,8 +105,13 @@ pub async fn ticket(
     let ticket = state
         .tickets
         .issue(principal, Utc::now())
-        .map_err(|Full { retry_after }| ApiError::TooManyTickets {
-            retry_after: retry_after.as_secs().max(1),
+        .map_err(|error| match error {
+            TicketError::TokenFull { retry_after } => ApiError::TooManyTickets {
+                retry_after: limits::seconds(retry_after),
+            },
+            TicketError::PoolFull { retry_after } => ApiError::TicketPoolFull {
+                retry_after: limits::seconds(retry_after),
+            },
         })?;
     let body = Ticket {
         ticket,
@@ -129,7 +135,8 @@ pub struct WsParams {
 /// Topics: `overview`, `group:<code>`, `indicator:<code>`, `unit:<code>`, `alerts`, `feeds`.
 /// Any valid token, as `Authorization: Bearer …` or a ticket from `POST /api/v1/ws/ticket`.
 /// Refused: a call without the handshake (`400 not_websocket`), a browser page of another
-/// origin (`403 foreign_origin`).
+/// origin (`403 foreign_origin`), a token beyond its rate (`429 rate_limited`) or holding
+/// `[limits] max_websockets_per_token` open websockets (`429 too_many_websockets`).
 #[utoipa::path(
     get,
     path = "/ws",
@@ -166,9 +173,17 @@ pub async fn upgrade(
             .ok_or(ApiError::InvalidToken)?,
         None => {
             let presented = bearer(headers).ok_or(ApiError::MissingToken)?;
-            verify(&state, presented).await?
+            let principal = verify(&state, presented).await?;
+            limits::credential_accepted(request.extensions());
+            principal
         }
     };
+    state.limits.check_token(&principal.token_id)?;
+    // A screen that vanished without closing is found within two heartbeats, which gives its
+    // place back.
+    let place = state
+        .limits
+        .websocket_place(&principal.token_id, 2 * live.heartbeat_seconds)?;
     // A ticket may outlive its token by its few seconds; the connection must not.
     let watch = TokenWatch::start(&state, &principal).await?;
     let accept = handshake_key(&request)?;
@@ -200,6 +215,7 @@ pub async fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         Connection::new(publisher, limits, watch).run(socket).await;
+        drop(place);
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

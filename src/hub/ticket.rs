@@ -14,10 +14,12 @@ const TICKET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
-    /// The token holds its share of tickets, or every ticket the service keeps is out; one
-    /// expires after `retry_after`.
+    /// The token holds its share of tickets; one of them expires after `retry_after`.
+    #[error("this token holds too many websocket tickets; one expires in {retry_after:?}")]
+    TokenFull { retry_after: std::time::Duration },
+    /// Every ticket the service keeps is out; one expires after `retry_after`.
     #[error("too many websocket tickets are outstanding; one expires in {retry_after:?}")]
-    Full { retry_after: std::time::Duration },
+    PoolFull { retry_after: std::time::Duration },
 }
 
 struct Issued {
@@ -115,11 +117,11 @@ impl Tickets {
         }
         if pool.held_by(&token_id) >= self.per_token {
             let retry_after = pool.first_expiry(now, |t| t.principal.token_id == token_id);
-            return Err(TicketError::Full { retry_after });
+            return Err(TicketError::TokenFull { retry_after });
         }
         if pool.issued.len() >= self.limit {
             let retry_after = pool.first_expiry(now, |_| true);
-            return Err(TicketError::Full { retry_after });
+            return Err(TicketError::PoolFull { retry_after });
         }
         let mut bytes = [0u8; TICKET_BYTES];
         rand::rng().fill_bytes(&mut bytes);
@@ -191,7 +193,7 @@ mod tests {
             .unwrap();
         let full = tickets.issue(token("c"), now + Duration::seconds(10));
         let retry_after = std::time::Duration::from_secs(20);
-        assert_eq!(full, Err(TicketError::Full { retry_after }));
+        assert_eq!(full, Err(TicketError::PoolFull { retry_after }));
         assert!(tickets.issue(viewer(), now + Duration::seconds(31)).is_ok());
     }
 
@@ -203,7 +205,7 @@ mod tests {
         tickets.issue(token("a"), now).unwrap();
         let refused = tickets.issue(token("a"), now);
         let retry_after = std::time::Duration::from_secs(30);
-        assert_eq!(refused, Err(TicketError::Full { retry_after }));
+        assert_eq!(refused, Err(TicketError::TokenFull { retry_after }));
         assert!(tickets.issue(token("b"), now).is_ok());
     }
 

@@ -1,11 +1,14 @@
 //! Limits as a client meets them: 429 with Retry-After beyond the per-token and per-IP rates
-//! and after failed authentications, 408 for a body that trickles, `/metrics` that does not
-//! grow with made-up methods and paths, websocket tickets per token, and 503 with Retry-After
-//! within the pool's acquire timeout when PostgreSQL is out of reach.
+//! and after failed authentications, a burst of forged tokens that costs no more lookups than
+//! the failure quota, 408 for a body that trickles, connections per client IP, a client that
+//! never reads losing its connection, `/metrics` that does not grow with made-up methods and
+//! paths, websocket tickets and open websockets per token, and 503 with Retry-After within the
+//! pool's acquire timeout when PostgreSQL is out of reach.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -14,9 +17,10 @@ use ktxh::app::{self, App};
 use ktxh::auth::{self, Role};
 use ktxh::config::{load_catalogue, Settings};
 use sqlx::Connection as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
@@ -388,6 +392,369 @@ async fn one_token_exhausting_its_tickets_does_not_stop_another(backend: Backend
     app.stop().await;
 }
 
+/// `ktxh serve` as its own process, so that its `/metrics` count only its own store reads.
+struct Served {
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _process: tokio::process::Child,
+}
+
+async fn serve_binary(database_url: &str, env: &[(&str, &str)]) -> Served {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ktxh"));
+    command
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn,ktxh=info")
+        .arg("--config")
+        .arg(repo_config())
+        .args(["--log-json", "--database-url", database_url])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut process = command.spawn().expect("ktxh serve starts");
+    let stderr = process.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let reading = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            log.lock().expect("log").push(line);
+            if event["fields"]["message"] == "listening" {
+                addr = event["fields"]["addr"].as_str().map(str::to_owned);
+                return;
+            }
+        }
+    });
+    reading.await.expect("the server listens in time");
+    let addr = addr.expect("the listening address is logged");
+    let kept = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().expect("log").push(line);
+        }
+    });
+    Served {
+        base: format!("http://{addr}"),
+        log,
+        _process: process,
+    }
+}
+
+/// Token lookups the server has made so far, from its `/metrics`.
+async fn token_lookups(client: &reqwest::Client, base: &str) -> u64 {
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("ktxh_store_operation_duration_seconds_count{")
+                && line.contains("operation=\"token\"")
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+/// 200 forged tokens sent at once from one address: the lookups they cost stay within the
+/// failure quota (10 a minute), however many arrive together, and the rest are answered 429.
+async fn a_burst_of_forged_tokens_costs_no_more_lookups_than_the_failure_quota(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let served = serve_binary(&db.url, &[("KTXH__LIMITS__AUTH_FAILURES_PER_MINUTE", "10")]).await;
+    let client = reqwest::Client::new();
+    let before = token_lookups(&client, &served.base).await;
+    let started = Instant::now();
+    let requests = (0..200).map(|_| {
+        let request = client
+            .get(format!("{}/api/v1/groups", served.base))
+            .bearer_auth(auth::mint().plain);
+        async move {
+            let response = request.send().await.expect("answered");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body["code"].as_str().unwrap_or_default().to_owned())
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let elapsed = started.elapsed();
+    let lookups = token_lookups(&client, &served.base).await - before;
+    let refused = answers
+        .iter()
+        .filter(|(status, code)| *status == 429 && code == "auth_throttled")
+        .count();
+    let unauthorized = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(refused + unauthorized, 200, "{answers:?}");
+    // The quota refills by one failure every 6 s: a slow run may earn one lookup per 6 s.
+    let refilled = elapsed.as_secs() / 6;
+    assert!(
+        (1..=10 + refilled).contains(&lookups),
+        "{lookups} lookups in {elapsed:?}"
+    );
+    assert_eq!(unauthorized as u64, lookups, "each 401 is one lookup");
+    let log = served.log.lock().expect("log").join("\n");
+    assert_eq!(
+        log.matches("failed authentications throttled").count(),
+        1,
+        "logged once per window: {log}"
+    );
+    drop(served);
+    db.cleanup().await;
+}
+
+/// Checks under way are bounded by the failures an address has left, yet a department sending
+/// 30 requests at once with a good token, from an address with one failure left, is served in
+/// full: each good check gives its place back as soon as the token is found.
+async fn parallel_requests_with_a_good_token_are_served_under_a_nearly_spent_quota(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.auth_failures_per_minute = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let forged = auth::mint().plain;
+    assert_problem(
+        &app.get("/api/v1/groups", &forged).await,
+        401,
+        "invalid_token",
+    );
+    let requests = (0..30).map(|_| app.get("/api/v1/groups", &app.customs));
+    let statuses: Vec<u16> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|reply| reply.status)
+        .collect();
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    app.stop().await;
+}
+
+/// A raw connection from `local` (any address of 127/8 is this machine's loopback).
+async fn connect_from(local: &str, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    let local: IpAddr = local.parse().expect("address");
+    socket.bind(SocketAddr::new(local, 0)).expect("bind");
+    socket.connect(server).await.expect("connect")
+}
+
+/// Sends `GET /healthz` on `stream`; the answer's first line, or none when the server closed
+/// the connection instead.
+async fn healthz_on(stream: &mut TcpStream, addr: SocketAddr) -> Option<String> {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return None;
+    }
+    let mut buffer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+        .await
+        .expect("an answer or a close in time");
+    match read {
+        Ok(0) | Err(_) => None,
+        Ok(n) => String::from_utf8_lossy(&buffer[..n])
+            .lines()
+            .next()
+            .map(str::to_owned),
+    }
+}
+
+async fn one_address_holds_at_most_its_share_of_connections(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.max_connections_per_ip = 3;
+        settings.limits.header_read_timeout_seconds = 30;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from("127.0.0.1", app.addr).await;
+        let answer = healthz_on(&mut stream, app.addr).await;
+        assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
+        held.push(stream);
+    }
+    // A fourth from the same address is closed at once, without an answer…
+    let mut extra = connect_from("127.0.0.1", app.addr).await;
+    let started = Instant::now();
+    assert_eq!(healthz_on(&mut extra, app.addr).await, None);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // …while another address is served…
+    let mut other = connect_from("127.0.0.2", app.addr).await;
+    let answer = healthz_on(&mut other, app.addr).await;
+    assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
+    // …and a closed connection gives its place back.
+    drop(held.pop());
+    let served = async {
+        loop {
+            let mut again = connect_from("127.0.0.1", app.addr).await;
+            if let Some(answer) = healthz_on(&mut again, app.addr).await {
+                return answer;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("served once the place is back");
+    assert_eq!(answer, "HTTP/1.1 200 OK");
+    app.stop().await;
+}
+
+/// Sends 300 requests for the OpenAPI document on one connection and never reads: once the
+/// socket's buffers are full the server's write waits, and the connection is closed at the
+/// write timeout instead of being held until the header deadline.
+async fn a_client_that_never_reads_loses_its_connection_at_the_write_timeout(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.write_timeout_seconds = 1;
+        settings.limits.header_read_timeout_seconds = 60;
+    })
+    .await
+    else {
+        return;
+    };
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let request = format!(
+        "GET /api/openapi.json HTTP/1.1\r\nHost: {}\r\n\r\n",
+        app.addr
+    );
+    let pipelined = request.repeat(300);
+    stream
+        .write_all(pipelined.as_bytes())
+        .await
+        .expect("requests sent");
+    // Not reading, for longer than the write timeout: the server's clock, not the test's.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut answers = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answers.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection was still open");
+    let answered = String::from_utf8_lossy(&answers)
+        .matches("HTTP/1.1 200 OK")
+        .count();
+    assert!(answered < 300, "every answer was written: {answered}");
+    app.stop().await;
+}
+
+/// A websocket handshake for `/ws` with a bearer token.
+fn ws_upgrade(
+    app: &TestApp,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{}/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    let bearer = format!("Bearer {token}").parse().expect("header");
+    request.headers_mut().insert("authorization", bearer);
+    request
+}
+
+/// The status, `Retry-After` and problem code of a refused upgrade; `None` when it opened.
+async fn try_upgrade(app: &TestApp, token: &str) -> Option<(u16, u64, String)> {
+    match tokio_tungstenite::connect_async(ws_upgrade(app, token)).await {
+        Ok(_) => None,
+        Err(WsError::Http(response)) => {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            let body = response.body().clone().unwrap_or_default();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let code = problem["code"].as_str().unwrap_or_default().to_owned();
+            Some((response.status().as_u16(), retry_after, code))
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+async fn a_token_holds_at_most_its_share_of_open_websockets(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.max_websockets_per_token = 2;
+        settings.live.heartbeat_seconds = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut first = connect(&app, &app.viewer).await;
+    assert_eq!(next_json(&mut first).await["type"], "welcome");
+    let mut second = connect(&app, &app.viewer).await;
+    assert_eq!(next_json(&mut second).await["type"], "welcome");
+    let (status, retry_after, code) = try_upgrade(&app, &app.viewer)
+        .await
+        .expect("a third is refused");
+    assert_eq!((status, code.as_str()), (429, "too_many_websockets"));
+    assert_eq!(retry_after, 10, "two heartbeats");
+    // Another token is not held back.
+    let mut admin = connect(&app, &app.admin).await;
+    assert_eq!(next_json(&mut admin).await["type"], "welcome");
+    // A closed websocket gives its place back.
+    first.close(None).await.expect("closed");
+    while let Some(Ok(_)) = first.next().await {}
+    let reopened = async {
+        loop {
+            match try_upgrade(&app, &app.viewer).await {
+                None => return,
+                Some((429, _, code)) if code == "too_many_websockets" => {
+                    tokio::task::yield_now().await
+                }
+                Some(other) => panic!("unexpected refusal {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), reopened)
+        .await
+        .expect("a place once one closed");
+    app.stop().await;
+}
+
+/// Upgrades count against their token's rate like every authenticated request: 20 at once
+/// with a burst of 5 open 5 and answer the rest 429 with Retry-After.
+async fn a_flood_of_websocket_upgrades_beyond_the_token_rate_gets_429(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.limits.token_per_second = 1;
+        settings.limits.token_burst = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    let attempts = (0..20).map(|_| try_upgrade(&app, &app.viewer));
+    let outcomes = futures::future::join_all(attempts).await;
+    let opened = outcomes.iter().filter(|outcome| outcome.is_none()).count();
+    let limited = outcomes
+        .iter()
+        .flatten()
+        .filter(|(status, retry_after, code)| {
+            *status == 429 && code == "rate_limited" && (1..=2).contains(retry_after)
+        })
+        .count();
+    assert_eq!((opened, limited), (5, 15), "{outcomes:?}");
+    app.stop().await;
+}
+
 on_every_backend!(
     a_token_beyond_its_rate_gets_429_with_retry_after,
     a_client_ip_beyond_its_rate_gets_429_with_retry_after,
@@ -398,6 +765,12 @@ on_every_backend!(
     an_idle_connection_gives_its_place_back_at_the_header_deadline,
     metrics_do_not_grow_with_made_up_methods_and_paths,
     one_token_exhausting_its_tickets_does_not_stop_another,
+    a_burst_of_forged_tokens_costs_no_more_lookups_than_the_failure_quota,
+    parallel_requests_with_a_good_token_are_served_under_a_nearly_spent_quota,
+    one_address_holds_at_most_its_share_of_connections,
+    a_client_that_never_reads_loses_its_connection_at_the_write_timeout,
+    a_token_holds_at_most_its_share_of_open_websockets,
+    a_flood_of_websocket_upgrades_beyond_the_token_rate_gets_429,
 );
 
 /// The admin URL and database name of a PostgreSQL test database.
