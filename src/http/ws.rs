@@ -3,7 +3,8 @@
 //!
 //! Client → server: `{"subscribe": ["overview", "alerts"], "since": 41}` (`since`, the last
 //! `seq` seen, resumes without a gap) and `{"unsubscribe": ["alerts"]}`. Server → client:
-//! `welcome`, then per topic a `snapshot` (or the missed deltas), then `delta`s in `seq` order;
+//! `welcome`, then the deltas the resumed topics missed, all topics together in `seq` order,
+//! then a `snapshot` per topic that cannot resume (or is new), then `delta`s in `seq` order;
 //! a `heartbeat` every interval; `error` for a bad message, which never closes the connection.
 //!
 //! A connection lives no longer than its token: it re-reads the token from the store every
@@ -26,7 +27,8 @@ use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
@@ -62,7 +64,7 @@ use crate::auth::Principal;
 use crate::config::LiveSettings;
 use crate::hub::ticket::TicketError;
 use crate::hub::view::Publisher;
-use crate::hub::{Frame, Joined, SnapshotReason, Start, Topic};
+use crate::hub::{Frame, Joined, SnapshotReason, Topic};
 use crate::metrics::METRICS;
 use crate::store::DynStore;
 
@@ -471,7 +473,7 @@ impl Connection {
                 incoming = socket.next() => {
                     last_heard = Instant::now();
                     match incoming {
-                        Some(Ok(Message::Text(text))) => self.handle(socket, text.as_str()).await,
+                        Some(Ok(Message::Text(text))) => self.handle(socket, &mut frames, text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => {
                             self.send(socket, error_message("bad_message", "send JSON text messages", None)).await
                         }
@@ -560,7 +562,12 @@ impl Connection {
             .any(|(topic, from)| *topic == frame.topic && frame.seq > *from)
     }
 
-    async fn handle(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), Closed> {
+    async fn handle(
+        &mut self,
+        socket: &mut WebSocket,
+        frames: &mut broadcast::Receiver<Arc<Frame>>,
+        text: &str,
+    ) -> Result<(), Closed> {
         let message: ClientMessage = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(error) => {
@@ -615,18 +622,52 @@ impl Connection {
         if topics.is_empty() {
             return Ok(());
         }
-        let joined = self.publisher.hub().join(&topics, message.since);
-        for Joined { topic, from, start } in joined {
-            self.joined.push((topic.clone(), from));
-            match start {
-                Start::Replay(frames) => {
-                    for frame in frames {
-                        FRAMES_REPLAY.inc();
-                        self.send_text(socket, frame.text.clone()).await?;
-                    }
+        let Joined {
+            from,
+            replay,
+            snapshots,
+        } = self.publisher.hub().join(&topics, message.since);
+        // Every delta up to `from` is already queued on `frames`; those of topics joined
+        // earlier go out with the replay, in one `seq` order, so that `seq` never goes back.
+        let mut queued = Vec::new();
+        loop {
+            match frames.try_recv() {
+                Ok(frame) => queued.push(frame),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(missed)) => {
+                    self.joined
+                        .extend(topics.iter().map(|topic| (topic.clone(), from)));
+                    METRICS.ws_overflows.inc();
+                    tracing::debug!(missed, "slow websocket client gets a snapshot");
+                    return self.resnapshot(socket).await;
                 }
-                Start::Snapshot(reason) => self.snapshot(socket, &topic, from, reason).await?,
+                Err(TryRecvError::Closed) => return Err(Closed::Shutdown),
             }
+        }
+        self.joined
+            .extend(topics.iter().map(|topic| (topic.clone(), from)));
+        queued.retain(|frame| self.wants(frame));
+        let later = queued.split_off(queued.partition_point(|frame| frame.seq <= from));
+        let mut earlier: Vec<(Arc<Frame>, bool)> = replay
+            .into_iter()
+            .map(|frame| (frame, true))
+            .chain(queued.into_iter().map(|frame| (frame, false)))
+            .collect();
+        earlier.sort_by_key(|(frame, _)| frame.seq);
+        for (frame, replayed) in earlier {
+            if replayed {
+                FRAMES_REPLAY.inc();
+            } else {
+                self.count_delta();
+            }
+            self.send_text(socket, frame.text.clone()).await?;
+        }
+        for (topic, reason) in snapshots {
+            self.snapshot(socket, &topic, from, reason).await?;
+        }
+        for frame in later {
+            self.count_delta();
+            self.send_text(socket, frame.text.clone()).await?;
         }
         Ok(())
     }

@@ -53,20 +53,17 @@ pub enum SnapshotReason {
     Overflow,
 }
 
-/// How a joined topic starts on a connection.
-#[derive(Debug)]
-pub enum Start {
-    /// The deltas the client missed, oldest first; nothing was lost.
-    Replay(Vec<Arc<Frame>>),
-    Snapshot(SnapshotReason),
-}
-
-/// A topic joined by a connection: deltas up to `from` are covered by the start.
+/// How the topics joined by one connection start.
 #[derive(Debug)]
 pub struct Joined {
-    pub topic: Topic,
+    /// The last `seq` given out at the join: the starts cover every delta up to it.
     pub from: u64,
-    pub start: Start,
+    /// The deltas the resuming topics missed, all topics together in `seq` order, so that a
+    /// client which keeps only its highest `seq` loses nothing when the connection drops
+    /// halfway through.
+    pub replay: Vec<Arc<Frame>>,
+    /// The topics that start from a snapshot at `from`, and why.
+    pub snapshots: Vec<(Topic, SnapshotReason)>,
 }
 
 pub struct Hub {
@@ -198,46 +195,47 @@ impl Hub {
         deltas.len()
     }
 
-    /// Joins `topics` for one connection, resuming after `since` when the ring still holds
-    /// every delta since then.
-    pub fn join(&self, topics: &[Topic], since: Option<u64>) -> Vec<Joined> {
+    /// Joins `topics` for one connection, resuming after `since` the topics for which the ring
+    /// still holds every delta since then.
+    pub fn join(&self, topics: &[Topic], since: Option<u64>) -> Joined {
         let mut state = self.state();
         let current = state.seq;
-        let covered = |since: u64| {
+        let covered = since.is_some_and(|since| {
             since <= current
                 && state
                     .ring
                     .front()
                     .is_none_or(|oldest| oldest.seq <= since + 1)
-        };
-        let mut joined = Vec::with_capacity(topics.len());
+        });
+        let mut resuming: Vec<&Topic> = Vec::new();
+        let mut snapshots = Vec::new();
         for topic in topics {
-            let start = match since {
-                None => Start::Snapshot(SnapshotReason::Subscribe),
+            let reason = match since {
+                None => SnapshotReason::Subscribe,
                 Some(since)
-                    if covered(since)
+                    if covered
                         && state
                             .unrecorded
                             .get(topic)
                             .is_none_or(|&changed| changed < since) =>
                 {
-                    Start::Replay(
-                        state
-                            .ring
-                            .iter()
-                            .filter(|frame| frame.seq > since && frame.topic == *topic)
-                            .cloned()
-                            .collect(),
-                    )
+                    resuming.push(topic);
+                    continue;
                 }
-                Some(_) => Start::Snapshot(SnapshotReason::ResumeGap),
+                Some(_) => SnapshotReason::ResumeGap,
             };
-            joined.push(Joined {
-                topic: topic.clone(),
-                from: current,
-                start,
-            });
+            snapshots.push((topic.clone(), reason));
         }
+        // The ring is in `seq` order: one pass keeps that order across topics.
+        let replay = match since {
+            Some(since) if !resuming.is_empty() => state
+                .ring
+                .iter()
+                .filter(|frame| frame.seq > since && resuming.contains(&&frame.topic))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
         for topic in topics {
             let watch = state.watches.entry(topic.clone()).or_insert(Watch {
                 connections: 0,
@@ -246,7 +244,11 @@ impl Hub {
             watch.connections += 1;
             watch.idle_since = None;
         }
-        joined
+        Joined {
+            from: current,
+            replay,
+            snapshots,
+        }
     }
 
     /// Leaves topics joined earlier (also when a connection closes).
@@ -287,18 +289,25 @@ mod tests {
         })
     }
 
-    fn replayed(joined: &Joined) -> Vec<u64> {
-        match &joined.start {
-            Start::Replay(frames) => frames.iter().map(|f| f.seq).collect(),
-            Start::Snapshot(reason) => panic!("expected a replay, got a snapshot ({reason:?})"),
-        }
+    /// The `seq` and topic of each replayed frame.
+    fn replayed(joined: &Joined) -> Vec<(u64, String)> {
+        joined
+            .replay
+            .iter()
+            .map(|frame| (frame.seq, frame.topic.to_string()))
+            .collect()
     }
 
-    fn reason(joined: &Joined) -> SnapshotReason {
-        match &joined.start {
-            Start::Snapshot(reason) => *reason,
-            Start::Replay(_) => panic!("expected a snapshot"),
-        }
+    fn seqs(joined: &Joined) -> Vec<u64> {
+        joined.replay.iter().map(|frame| frame.seq).collect()
+    }
+
+    fn snapshots(joined: &Joined) -> Vec<(String, SnapshotReason)> {
+        joined
+            .snapshots
+            .iter()
+            .map(|(topic, reason)| (topic.to_string(), *reason))
+            .collect()
     }
 
     #[test]
@@ -318,6 +327,22 @@ mod tests {
     }
 
     #[test]
+    fn subscribing_without_seq_starts_every_topic_from_a_snapshot() {
+        let hub = hub(8);
+        hub.publish(Utc::now(), &[(Topic::Overview, 0)]);
+        let joined = hub.join(&[Topic::Overview, Topic::Alerts], None);
+        assert!(joined.replay.is_empty());
+        assert_eq!(
+            snapshots(&joined),
+            vec![
+                ("overview".to_owned(), SnapshotReason::Subscribe),
+                ("alerts".to_owned(), SnapshotReason::Subscribe)
+            ]
+        );
+        assert_eq!(joined.from, 1);
+    }
+
+    #[test]
     fn resuming_within_the_ring_replays_only_the_topics_frames_after_seq() {
         let hub = hub(8);
         hub.join(&[Topic::Overview, Topic::Alerts], None);
@@ -325,10 +350,38 @@ mod tests {
             hub.publish(Utc::now(), &[(Topic::Overview, i), (Topic::Alerts, i)]);
         }
         let joined = hub.join(&[Topic::Overview], Some(4));
-        assert_eq!(replayed(&joined[0]), vec![5, 7]);
-        assert_eq!(joined[0].from, 8);
+        assert_eq!(seqs(&joined), vec![5, 7]);
+        assert!(joined.snapshots.is_empty());
+        assert_eq!(joined.from, 8);
         let up_to_date = hub.join(&[Topic::Overview], Some(8));
-        assert!(replayed(&up_to_date[0]).is_empty());
+        assert!(up_to_date.replay.is_empty());
+        assert!(up_to_date.snapshots.is_empty());
+    }
+
+    #[test]
+    fn a_resume_of_several_topics_replays_their_frames_interleaved_in_seq_order() {
+        let hub = hub(16);
+        let unit = Topic::Unit(crate::domain::Code::parse("HCM").unwrap());
+        hub.join(&[Topic::Overview, Topic::Alerts, unit.clone()], None);
+        // 1 overview, 2 alerts, 3 unit, 4 overview, 5 feeds (not resumed), 6 unit, 7 alerts, …
+        hub.publish(Utc::now(), &[(Topic::Overview, 0), (Topic::Alerts, 0)]);
+        hub.publish(Utc::now(), &[(unit.clone(), 0), (Topic::Overview, 1)]);
+        hub.publish(Utc::now(), &[(Topic::Feeds, 0), (unit.clone(), 1)]);
+        hub.publish(Utc::now(), &[(Topic::Alerts, 1), (Topic::Overview, 2)]);
+        let joined = hub.join(&[unit, Topic::Alerts, Topic::Overview], Some(1));
+        assert_eq!(
+            replayed(&joined),
+            vec![
+                (2, "alerts".to_owned()),
+                (3, "unit:HCM".to_owned()),
+                (4, "overview".to_owned()),
+                (6, "unit:HCM".to_owned()),
+                (7, "alerts".to_owned()),
+                (8, "overview".to_owned()),
+            ]
+        );
+        assert!(joined.snapshots.is_empty());
+        assert_eq!(joined.from, 8);
     }
 
     #[test]
@@ -339,19 +392,13 @@ mod tests {
             hub.publish(Utc::now(), &[(Topic::Overview, i)]);
         }
         // The ring holds 3, 4 and 5: resuming after 2 is complete, after 1 is not.
-        assert_eq!(
-            replayed(&hub.join(&[Topic::Overview], Some(2))[0]),
-            vec![3, 4, 5]
-        );
-        assert_eq!(
-            reason(&hub.join(&[Topic::Overview], Some(1))[0]),
-            SnapshotReason::ResumeGap
-        );
+        assert_eq!(seqs(&hub.join(&[Topic::Overview], Some(2))), vec![3, 4, 5]);
+        let gap = vec![("overview".to_owned(), SnapshotReason::ResumeGap)];
+        let too_old = hub.join(&[Topic::Overview], Some(1));
+        assert_eq!(snapshots(&too_old), gap);
+        assert!(too_old.replay.is_empty());
         // A seq from before a restart.
-        assert_eq!(
-            reason(&hub.join(&[Topic::Overview], Some(99))[0]),
-            SnapshotReason::ResumeGap
-        );
+        assert_eq!(snapshots(&hub.join(&[Topic::Overview], Some(99))), gap);
     }
 
     #[test]
@@ -366,8 +413,11 @@ mod tests {
         );
         hub.publish(Utc::now(), &[(Topic::Alerts, 1)]);
         let joined = hub.join(&[Topic::Overview, Topic::Alerts], Some(1));
-        assert_eq!(reason(&joined[0]), SnapshotReason::ResumeGap);
-        assert_eq!(replayed(&joined[1]), vec![2]);
+        assert_eq!(
+            snapshots(&joined),
+            vec![("overview".to_owned(), SnapshotReason::ResumeGap)]
+        );
+        assert_eq!(seqs(&joined), vec![2]);
     }
 
     #[test]
@@ -379,7 +429,7 @@ mod tests {
         assert!(hub.subscriber_counts().is_empty());
         assert_eq!(hub.watched(&[Topic::Feeds]), vec![true]);
         hub.publish(Utc::now(), &[(Topic::Feeds, 1)]);
-        assert_eq!(replayed(&hub.join(&[Topic::Feeds], Some(1))[0]), vec![2]);
+        assert_eq!(seqs(&hub.join(&[Topic::Feeds], Some(1))), vec![2]);
         assert_eq!(hub.subscriber_counts(), vec![("feeds".to_owned(), 1)]);
     }
 }

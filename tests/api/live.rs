@@ -268,6 +268,152 @@ async fn a_reconnecting_screen_resumes_without_gap_or_duplicate(backend: Backend
     app.stop().await;
 }
 
+/// Posts one month of this year as the admin, who may report any indicator.
+async fn post_month(app: &TestApp, indicator: &str, month: u32, value: f64) {
+    let body = json!({ "observations": [{
+        "indicator": indicator,
+        "unit": "HCM",
+        "period": format!("{}-{month:02}", this_year()),
+        "value": value,
+    }]});
+    let reply = app.post_observations(&app.admin, &body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+}
+
+/// Deltas up to and including the `batches`-th one that announces an accepted batch on
+/// `feeds` (the last delta an ingest publishes).
+async fn deltas_through_batches(socket: &mut Socket, batches: usize) -> Vec<Value> {
+    let mut deltas = Vec::new();
+    let mut seen = 0;
+    while seen < batches {
+        let delta = next_json(socket).await;
+        assert_eq!(delta["type"], "delta", "{delta}");
+        if delta["topic"] == "feeds" && !delta["data"]["feed"].is_null() {
+            seen += 1;
+        }
+        deltas.push(delta);
+    }
+    deltas
+}
+
+fn seq_of(message: &Value) -> u64 {
+    message["seq"].as_u64().expect("seq")
+}
+
+/// `(seq, topic)` of each message.
+fn numbered(messages: &[Value]) -> Vec<(u64, String)> {
+    messages
+        .iter()
+        .map(|m| (seq_of(m), m["topic"].as_str().expect("topic").to_owned()))
+        .collect()
+}
+
+async fn a_resume_across_topics_replays_every_missed_delta_in_seq_order(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    set_export_target(&app, 120_000.0).await;
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{}/BUDGET_REVENUE", this_year())))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 600_000.0, "reason": "websocket test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Each ingest of one indicator touches five of these; the two indicators share three.
+    let topics = [
+        "overview",
+        "feeds",
+        "group:TRADE",
+        "group:BUDGET",
+        "indicator:EXPORT_TURNOVER",
+        "indicator:BUDGET_REVENUE",
+        "unit:HCM",
+    ];
+    // A second screen stays connected throughout: what it receives live is what the first
+    // must get back on resuming.
+    let mut witness = connect(&app, &app.viewer).await;
+    let mut screen = connect(&app, &app.viewer).await;
+    for socket in [&mut witness, &mut screen] {
+        next_json(socket).await;
+        subscribe(socket, &topics, None).await;
+        for topic in topics {
+            expect_snapshot(socket, topic, "subscribe").await;
+        }
+    }
+    post_month(&app, "EXPORT_TURNOVER", 1, 9_000.0).await;
+    let before = deltas_through_batches(&mut screen, 1).await;
+    let last_seen = seq_of(before.last().expect("a delta"));
+    socket_close(screen).await;
+
+    // Missed while away, the two indicators taking turns.
+    for month in 2..=4 {
+        post_month(&app, "EXPORT_TURNOVER", month, 9_000.0 + f64::from(month)).await;
+        post_month(&app, "BUDGET_REVENUE", month, 50_000.0 + f64::from(month)).await;
+    }
+    let live = deltas_through_batches(&mut witness, 7).await;
+    let missed: Vec<Value> = live
+        .into_iter()
+        .filter(|delta| seq_of(delta) > last_seen)
+        .collect();
+    let last = seq_of(missed.last().expect("deltas were missed"));
+    let missed_topics: std::collections::BTreeSet<&str> = missed
+        .iter()
+        .filter_map(|delta| delta["topic"].as_str())
+        .collect();
+    assert_eq!(
+        missed_topics.len(),
+        topics.len(),
+        "every topic changed while away: {missed_topics:?}"
+    );
+
+    let mut screen = connect(&app, &app.viewer).await;
+    next_json(&mut screen).await;
+    subscribe(&mut screen, &topics, Some(last_seen)).await;
+    let mut resumed = Vec::new();
+    while resumed.last().is_none_or(|delta| seq_of(delta) < last) {
+        let message = next_json(&mut screen).await;
+        assert_eq!(
+            message["type"], "delta",
+            "a resume within the ring replays: {message}"
+        );
+        resumed.push(message);
+    }
+    let seqs: Vec<u64> = resumed.iter().map(seq_of).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seq goes back on resuming: {seqs:?}"
+    );
+    assert_eq!(
+        numbered(&resumed),
+        numbered(&missed),
+        "no gap, no duplicate"
+    );
+    assert_eq!(resumed, missed, "the same deltas as the screen that stayed");
+
+    // Whatever follows is new: a later subscription's snapshot comes after deltas above `last`.
+    subscribe(&mut screen, &["alerts"], None).await;
+    loop {
+        let message = next_json(&mut screen).await;
+        if message["type"] == "snapshot" {
+            assert_eq!(message["topic"], "alerts", "{message}");
+            break;
+        }
+        assert!(
+            seq_of(&message) > last,
+            "a duplicate after the replay: {message}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn socket_close(mut socket: Socket) {
+    socket.close(None).await.expect("closed");
+}
+
 async fn a_resume_older_than_the_ring_gets_a_fresh_snapshot() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |s| s.live.ring_capacity = 2).await else {
         return;
@@ -771,6 +917,7 @@ crate::on_every_backend!(
 crate::on_every_backend!(
     a_screen_gets_snapshots_then_one_delta_per_topic_after_an_ingest,
     a_reconnecting_screen_resumes_without_gap_or_duplicate,
+    a_resume_across_topics_replays_every_missed_delta_in_seq_order,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
