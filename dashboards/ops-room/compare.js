@@ -3,7 +3,7 @@
 
 import { h } from "./dom.js";
 import { formatPercent, formatValue, pick, t } from "./i18n.js";
-import { attainment, formatGoal, knownStatus, statusIcon } from "./status.js";
+import { attainment, formatGoal, knownStatus, statusIcon, statusLabel } from "./status.js";
 
 // Bars are drawn on a 0–150 % scale, so over-achievers stay visible without squashing the rest.
 const BAR_MAX = 1.5;
@@ -112,7 +112,7 @@ function row(view, score, label, { indicator, currentUnit }) {
     bar,
     h("span", "compare-figures", `${formatValue(view.actual)} / ${formatGoal(view.target)} ${measure}`.trim()),
   );
-  link.title = `${label}: ${t(`status_${status}`)}`;
+  link.title = `${label}: ${statusLabel(view)}`;
   item.append(link);
   return item;
 }

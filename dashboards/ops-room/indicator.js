@@ -7,7 +7,7 @@ import { ApiError, get, mapLimited } from "./api.js";
 import { drawIndicatorChart, riskBands } from "./charts.js";
 import { renderComparison } from "./compare.js";
 import { formatDateTime, formatPercent, formatValue, pick, t } from "./i18n.js";
-import { formatGoal, knownStatus, statusIcon } from "./status.js";
+import { formatGoal, knownStatus, lateVerdict, statusIcon, statusLabel } from "./status.js";
 import { periodEnd, yearSpan, zonedMonthStart } from "./time.js";
 
 const PACED_KINDS = new Set(["flow", "cumulative"]);
@@ -235,7 +235,16 @@ export class IndicatorPage {
     }
     const badge = h("span", `badge status-${status}`);
     badge.dataset.status = status;
-    badge.append(statusIcon(status), h("span", "", t(`status_${status}`)));
+    badge.append(statusIcon(status));
+    // A late target also shows the verdict on the figures that did arrive, with its icon.
+    const verdict = lateVerdict(this.status);
+    if (verdict) {
+      badge.dataset.verdict = verdict;
+      const mark = h("span", `badge-verdict status-${verdict}`);
+      mark.append(statusIcon(verdict));
+      badge.append(mark);
+    }
+    badge.append(h("span", "", statusLabel(this.status)));
     this.badge.replaceChildren(badge);
   }
 

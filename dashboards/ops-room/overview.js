@@ -5,7 +5,17 @@
 
 import { h } from "./dom.js";
 import { formatValue, pick, t } from "./i18n.js";
-import { STATUS_ORDER, formatGoal, isConcern, knownStatus, setStatusIcon, statusIcon, statusRank } from "./status.js";
+import {
+  STATUS_ORDER,
+  formatGoal,
+  isConcern,
+  knownStatus,
+  lateVerdict,
+  setStatusIcon,
+  statusIcon,
+  statusLabel,
+  statusRank,
+} from "./status.js";
 import { SPARK_HEIGHT, SPARK_WIDTH, drawSparkline } from "./charts.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -97,8 +107,9 @@ export class Overview {
         row = this.createRow(view.indicator);
         reorder = true;
       }
-      if (!previous || previous.status !== view.status) reorder = true;
-      const valueChanged = previous && (previous.actual !== view.actual || previous.status !== view.status);
+      const verdictChanged = previous && lateVerdict(previous) !== lateVerdict(view);
+      if (!previous || previous.status !== view.status || verdictChanged) reorder = true;
+      const valueChanged = previous && (previous.actual !== view.actual || previous.status !== view.status || verdictChanged);
       this.renderRow(row, view);
       if (flash && valueChanged) this.flash(row);
       touchedGroups.add(view.group ?? this.catalogue.indicators.get(view.indicator)?.group);
@@ -172,6 +183,17 @@ export class Overview {
     const statusText = h("span", "visually-hidden");
     const icon = statusIcon("no_data");
     const name = h("span", "t-name");
+    // A late target's verdict on the figures that did arrive, beside its name; the hidden
+    // status text already says it to screen readers.
+    const late = h("span", "t-late");
+    late.dataset.field = "late";
+    late.setAttribute("aria-hidden", "true");
+    late.hidden = true;
+    const lateIcon = statusIcon("no_data");
+    const lateText = h("span", "t-late-text");
+    late.append(lateIcon, lateText);
+    const title = h("span", "t-title");
+    title.append(name, late);
     const figures = h("span", "t-figures");
     const actual = h("span", "t-actual");
     actual.dataset.field = "actual";
@@ -189,9 +211,9 @@ export class Overview {
     const expected = h("span", "t-bar-expected");
     const marker = h("span", "t-bar-target");
     bar.append(fill, expected, marker);
-    link.append(statusText, icon, name, figures, spark, bar);
+    link.append(statusText, icon, title, figures, spark, bar);
     item.append(link);
-    const row = { item, link, statusText, icon, name, actual, goal, spark, fill, expected, marker, drawnPoints: null };
+    const row = { item, link, statusText, icon, name, late, lateIcon, lateText, actual, goal, spark, fill, expected, marker, drawnPoints: null };
     this.rows.set(code, row);
     item.hidden = this.filter !== null && this.groupOf(code) !== this.filter;
     return row;
@@ -216,10 +238,32 @@ export class Overview {
     row.actual.textContent = actualText;
     row.actual.dataset.value = Number.isFinite(view.actual) ? String(view.actual) : "";
     row.goal.textContent = `/ ${goalText}${measure ? ` ${measure}` : ""}`;
-    row.statusText.textContent = `${t(`status_${status}`)}: `;
-    link.title = name;
+    row.statusText.textContent = `${statusLabel(view)}: `;
+    this.renderLate(row, view);
+    // A narrow column may cut the name short beside the late tag; the tooltip keeps both.
+    link.title = lateVerdict(view) ? `${name} — ${statusLabel(view)}` : name;
     this.renderBar(row, view, indicator);
     this.drawSpark(row, view);
+  }
+
+  /**
+   * A stale row keeps its verdict in sight: "Chậm báo cáo · đang chậm tiến độ" in the verdict's
+   * colour and icon. A late feed with no figures at all gets no tag: its empty actual says as
+   * much, and a wall of new feeds would be all tags.
+   */
+  renderLate(row, view) {
+    const verdict = lateVerdict(view);
+    const shown = verdict && verdict !== "no_data" ? verdict : null;
+    row.late.hidden = shown === null;
+    row.link.classList.toggle("late-verdict", shown !== null);
+    if (shown === null) {
+      delete row.late.dataset.verdict;
+      return;
+    }
+    row.late.dataset.verdict = shown;
+    row.late.className = `t-late status-${shown}`;
+    setStatusIcon(row.lateIcon, shown);
+    row.lateText.textContent = t(`late_${shown}`);
   }
 
   /**
@@ -265,8 +309,11 @@ export class Overview {
   sortRows() {
     const order = this.catalogue.indicatorOrder;
     const codes = [...this.rows.keys()].sort((a, b) => {
-      const byStatus = statusRank(this.views.get(a)?.status) - statusRank(this.views.get(b)?.status);
-      return byStatus || (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9);
+      const [viewA, viewB] = [this.views.get(a), this.views.get(b)];
+      const byStatus = statusRank(viewA?.status) - statusRank(viewB?.status);
+      // Among late targets, those whose figures already fall behind come first.
+      const byVerdict = statusRank(lateVerdict(viewA) ?? "no_data") - statusRank(lateVerdict(viewB) ?? "no_data");
+      return byStatus || byVerdict || (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9);
     });
     // insertBefore moves existing nodes; rows already in place are not touched.
     codes.forEach((code, index) => {

@@ -27,6 +27,24 @@ export function knownStatus(status) {
   return RANK.has(status) ? status : "no_data";
 }
 
+// Verdicts a late feed can hide: an outcome already settled (achieved, missed) is never stale.
+const LATE_VERDICTS = new Set(["on_track", "at_risk", "off_track", "no_data"]);
+
+/**
+ * The verdict on the figures that arrived, for a stale target ("off_track" behind "stale");
+ * null when the target is not stale or the server does not say.
+ */
+export function lateVerdict(view) {
+  if (knownStatus(view?.status) !== "stale") return null;
+  return LATE_VERDICTS.has(view.judged) ? view.judged : null;
+}
+
+/** The status in words; a stale target also says how it paces: "Chậm báo cáo · đang chậm tiến độ". */
+export function statusLabel(view) {
+  const verdict = lateVerdict(view);
+  return verdict ? t(`late_${verdict}`) : t(`status_${knownStatus(view?.status)}`);
+}
+
 /**
  * An inline SVG <use> of the icon sprite in index.html. Every status has its own shape, so the
  * status reads without colour (colour-blind operators, monochrome photos of the wall).

@@ -46,7 +46,9 @@ pub struct TargetStatus {
     /// The working; its `status` is the official one (after hysteresis).
     #[serde(flatten)]
     pub evaluation: Evaluation,
-    /// What this evaluation alone judged; it becomes official after `for` when worse.
+    /// What this evaluation alone judged of the figures that are in; it becomes official after
+    /// `for` when worse. While the feed is stale the status is `stale` and this is still the
+    /// pacing verdict (on track, at risk, off track, …) on the figures received.
     pub judged: Status,
     /// A worse status waiting to become official.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -443,7 +445,10 @@ impl Pass<'_> {
         // Prepared for every slot before the pass.
         let frame = self.frames.get(indicator.periodicity, target.year)?;
         let (mut evaluation, overdue, plan) = judge(indicator, target, self.live, *series, frame);
-        let judged = evaluation.status;
+        // Hysteresis follows the status with staleness applied, as the alerts do; `judged`
+        // shows the verdict underneath.
+        let candidate = evaluation.status;
+        let judged = evaluation.verdict;
         let tolerance = target.tolerance.unwrap_or(indicator.tolerance);
         let margin = self.hysteresis.recovery_margin;
         let margin_ok = evaluation.projection.is_none_or(|projection| {
@@ -451,18 +456,18 @@ impl Pass<'_> {
                 indicator.direction,
                 target.value,
                 tolerance,
-                judged,
+                candidate,
                 projection,
                 margin,
             )
         });
         let first = official.is_none();
-        let official = official.get_or_insert_with(|| Official::new(judged, self.now));
-        let transition = official.observe(judged, margin_ok, self.now, self.hysteresis);
+        let official = official.get_or_insert_with(|| Official::new(candidate, self.now));
+        let transition = official.observe(candidate, margin_ok, self.now, self.hysteresis);
         evaluation.status = official.status;
         let change = match transition {
             Some(transition) => Some((Some(transition.from), transition.to)),
-            None if first => Some((None, judged)),
+            None if first => Some((None, candidate)),
             None => None,
         };
 
@@ -902,7 +907,7 @@ impl Engine {
             let series = live.id(target.indicator.as_str(), target.unit.as_str());
             let (evaluation, overdue, plan) = judge(indicator, &target, &live, series, frame);
             out.push(TargetStatus {
-                judged: evaluation.status,
+                judged: evaluation.verdict,
                 pending: None,
                 plan,
                 year,

@@ -60,12 +60,17 @@ pub struct Evaluation {
     pub reported_through: Option<DateTime<Utc>>,
     /// Plan share at the reported-through time.
     pub share: Option<f64>,
+    /// The verdict on the figures that are in, as if none were overdue: `status` itself, unless
+    /// the feed is stale. Shown as `judged` beside the official status.
+    #[serde(skip)]
+    pub verdict: Status,
 }
 
 impl Evaluation {
     fn empty(status: Status) -> Self {
         Self {
             status,
+            verdict: status,
             actual: None,
             expected: None,
             projection: None,
@@ -131,11 +136,9 @@ fn midpoint(target: TargetValue) -> f64 {
 /// Evaluates one target.
 pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
     let Some(last) = input.points.last() else {
-        return Evaluation::empty(if input.stale {
-            Status::Stale
-        } else {
-            Status::NoData
-        });
+        let mut evaluation = Evaluation::empty(Status::NoData);
+        evaluation.status = with_staleness(Status::NoData, input.stale);
+        return evaluation;
     };
     // A closed year is judged on its final value alone, so its projection is not worked out.
     let project = !input.year_closed;
@@ -146,7 +149,7 @@ pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
     evaluation.reported_through = Some(last.end);
     let actual = evaluation.actual.unwrap_or(last.value);
 
-    evaluation.status = if input.year_closed {
+    evaluation.verdict = if input.year_closed {
         evaluation.method = Some(Method::FinalValue);
         evaluation.projection = Some(actual);
         evaluation.interval = None;
@@ -162,15 +165,25 @@ pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
         }
     } else if let Some(status) = settled_early(input, actual) {
         status
-    } else if input.stale {
-        Status::Stale
     } else {
         match evaluation.projection {
             Some(projection) => judge(input.direction, input.target, input.tolerance, projection),
             None => Status::NoData,
         }
     };
+    evaluation.status = with_staleness(evaluation.verdict, input.stale);
     evaluation
+}
+
+/// The status of a target whose feed may be stale. A pacing verdict drawn from figures that
+/// stop short of what is due may only show that they are late, so `stale` takes its place; an
+/// outcome the figures already settle (achieved, missed) stands.
+fn with_staleness(verdict: Status, stale: bool) -> Status {
+    if stale && !matches!(verdict, Status::Achieved | Status::Missed) {
+        Status::Stale
+    } else {
+        verdict
+    }
 }
 
 /// A flow or cumulative total can settle the year before it ends: a higher-is-better total that
@@ -316,3 +329,67 @@ fn trended(input: &EvalInput<'_>, project: bool) -> Evaluation {
 #[cfg(test)]
 #[path = "status_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod staleness_tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    /// A flow towards 100 over a 100-day linear year, with `values` at days 25, 50, …
+    fn flow(values: &[f64], stale: bool) -> Evaluation {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let points: Vec<Point> = values
+            .iter()
+            .zip(1..)
+            .map(|(value, quarter)| Point {
+                end: start + Duration::days(25 * quarter),
+                value: *value,
+            })
+            .collect();
+        evaluate(&EvalInput {
+            kind: Kind::Flow,
+            direction: Direction::HigherIsBetter,
+            target: TargetValue::Point { value: 100.0 },
+            tolerance: 0.05,
+            year: 2026,
+            span: YearSpan {
+                start,
+                end: start + Duration::days(100),
+            },
+            zone: chrono_tz::Asia::Ho_Chi_Minh,
+            profile: &PlanProfile::Linear,
+            points: &points,
+            pending_period_ends: &[],
+            year_closed: false,
+            stale,
+        })
+    }
+
+    #[test]
+    fn a_stale_feed_shows_stale_and_keeps_the_verdict_on_the_figures_received() {
+        // values | verdict on time = verdict when stale | status when stale.
+        let table: [(&[f64], Status, Status); 5] = [
+            (&[20.0, 25.0], Status::OffTrack, Status::Stale),
+            (&[24.0, 24.0], Status::AtRisk, Status::Stale),
+            (&[30.0, 30.0], Status::OnTrack, Status::Stale),
+            (&[60.0, 60.0], Status::Achieved, Status::Achieved),
+            (&[], Status::NoData, Status::Stale),
+        ];
+        for (values, verdict, stale_status) in table {
+            let on_time = flow(values, false);
+            assert_eq!(
+                (on_time.status, on_time.verdict),
+                (verdict, verdict),
+                "{values:?}"
+            );
+            let late = flow(values, true);
+            assert_eq!(
+                (late.status, late.verdict),
+                (stale_status, verdict),
+                "{values:?}"
+            );
+            assert_eq!(late.projection, on_time.projection, "{values:?}");
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Target status over HTTP: live after an ingest, and as of a past instant.
 
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, Backend, TestApp};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, Backend, TestApp};
 use crate::on_every_backend;
 
 async fn city_target(app: &TestApp, year: i32, indicator: &str) -> f64 {
@@ -265,9 +265,111 @@ async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Backend) {
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let now = Utc::now();
+    let year = now.with_timezone(&zone).year() - 1;
+    let new_year = zone
+        .with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid instant")
+        .with_timezone(&Utc);
+    // Last year's figures are due month by month, its December on 7 January. A grace of this
+    // year so far plus sixty days keeps December, and so the year, open today, while February,
+    // due last March, is long overdue: the same on every day of the year.
+    let grace = (now - new_year) + chrono::Duration::days(60);
+    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await else {
+        return;
+    };
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 120_000.0, "reason": "stale test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // January alone, at a pace of 12,000 a year against 120,000.
+    let january = json!({ "observations": [
+        {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-01"), "value": 1_000.0}
+    ]});
+    let accepted = app.post_observations(&app.customs, &january).await;
+    assert_eq!(accepted.body["accepted"], 1, "{accepted:?}");
+
+    let one = app
+        .get(
+            &format!("/api/v1/status/EXPORT_TURNOVER?year={year}"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(one.status, 200, "{one:?}");
+    let status = &one.body;
+    assert_eq!(status["status"], "stale", "{status}");
+    assert_eq!(status["judged"], "off_track", "{status}");
+    assert_eq!(status["actual"], 1_000.0, "{status}");
+    assert!(
+        status["projection"].as_f64().expect("projection") < 0.95 * 120_000.0,
+        "{status}"
+    );
+    let overdue = status["overdue_period"].as_str().expect("overdue period");
+    assert!(
+        overdue.starts_with(&format!("{year}-")) && overdue != format!("{year}-01"),
+        "{status}"
+    );
+    assert!(status["pending"].is_null(), "{status}");
+
+    // The list and a reading as of now say the same.
+    let as_of = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for path in [
+        format!("/api/v1/status?year={year}&group=TRADE"),
+        format!("/api/v1/status?year={year}&group=TRADE&as_of={as_of}"),
+    ] {
+        let listed = app.get(&path, &app.viewer).await;
+        assert_eq!(listed.status, 200, "{listed:?}");
+        let export = listed.body["statuses"]
+            .as_array()
+            .expect("statuses")
+            .iter()
+            .find(|s| s["indicator"] == "EXPORT_TURNOVER")
+            .expect("the export target")
+            .clone();
+        assert_eq!(
+            (&export["status"], &export["judged"]),
+            (&json!("stale"), &json!("off_track")),
+            "{path}: {export}"
+        );
+    }
+
+    // Alerts follow the status as before: the late feed alerts, the verdict under it does not.
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let year_label = year.to_string();
+    let ours: Vec<&Value> = alerts.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| {
+            a["labels"]["indicator"] == "EXPORT_TURNOVER"
+                && a["labels"]["unit"] == "HCM"
+                && a["labels"]["year"].as_str() == Some(year_label.as_str())
+        })
+        .collect();
+    let names: Vec<(&Value, &Value)> = ours
+        .iter()
+        .map(|a| (&a["labels"]["alertname"], &a["state"]))
+        .collect();
+    assert_eq!(
+        names,
+        vec![(&json!("feed_stale"), &json!("firing"))],
+        "{ours:?}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     a_seasonal_indicator_is_paced_on_last_years_pattern,
     a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
     the_status_list_covers_every_city_target_with_its_working,
     an_ingest_re_evaluates_the_target_at_once,
+    a_stale_target_keeps_its_pacing_verdict_beside_its_status,
 );

@@ -15,6 +15,10 @@ const TARGETS = 110;
 // The acceptance bar for ingest-to-screen (DESIGN §5: event-driven, no polling).
 const LIVE_UPDATE_MS = 1000;
 const LIVE_INDICATOR = "EXPORT_TURNOVER";
+// A daily flow: its 1 January alone, far below the year's pace, is overdue from 6 January on
+// (due a day after the day ends, plus two days' grace), so the row is late and off track.
+const LATE_INDICATOR = "AIRPORT_PASSENGERS";
+const LATE_ROW = `[data-indicator="${LATE_INDICATOR}"]`;
 
 // The whole run is bounded, so a hung browser cannot hold CI.
 const { env, check, finish } = script(
@@ -34,6 +38,13 @@ async function api(method, route, token, body) {
   const text = await response.text();
   assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
+}
+
+/** Today in the city's zone: { year, month, day } as numbers. */
+function cityToday(timeZone = "Asia/Ho_Chi_Minh") {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date());
+  const get = (type) => Number(parts.find((part) => part.type === type).value);
+  return { year: get("year"), month: get("month"), day: get("day") };
 }
 
 /** The current month in the city's zone, as a period label ("2026-11"). */
@@ -131,6 +142,34 @@ try {
     assert(documentLoads === loadsBefore, "the page was reloaded");
   });
 
+  // Before 6 January no day of the year is overdue yet, so no row can be late.
+  const today = cityToday();
+  const lateTestable = today.month > 1 || today.day >= 6;
+
+  await check("a late target's row shows its verdict beside the late feed: «Chậm báo cáo · đang chậm tiến độ»", async () => {
+    if (!lateTestable) {
+      console.log("  skipped: nothing of this year is overdue before 6 January");
+      return;
+    }
+    const receipt = await api("POST", "/observations", ADMIN_TOKEN, {
+      observations: [{ indicator: LATE_INDICATOR, unit: "HCM", period: `${today.year}-01-01`, value: 1000 }],
+    });
+    assert(receipt.accepted === 1, `the observation was not accepted: ${JSON.stringify(receipt)}`);
+    const status = await api("GET", `/status/${LATE_INDICATOR}?year=${today.year}`, VIEWER_TOKEN);
+    assert(status.status === "stale" && status.judged === "off_track", `the API says ${status.status} / ${status.judged}`);
+    await page.waitForSelector(`${LATE_ROW}[data-status="stale"] [data-field=late][data-verdict="off_track"]`, { timeout: 5000 });
+    const shown = await page.$eval(`${LATE_ROW} [data-field=late]`, (el) => ({
+      text: el.textContent.trim(),
+      visible: el.offsetWidth > 0 && el.offsetHeight > 0,
+      icon: el.querySelector("use")?.getAttribute("href"),
+    }));
+    assert(shown.visible, "the verdict tag is not visible");
+    assert(shown.text === "Chậm báo cáo · đang chậm tiến độ", `the tag reads "${shown.text}"`);
+    assert(shown.icon === "#icon-off_track", `the tag's icon is ${shown.icon}`);
+    const spoken = await page.$eval(`${LATE_ROW} .visually-hidden`, (el) => el.textContent);
+    assert(spoken.startsWith("Chậm báo cáo · đang chậm tiến độ"), `screen readers hear "${spoken}"`);
+  });
+
   await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room.png") });
 
   await check("Enter on a target opens its indicator page with a chart, Esc goes back", async () => {
@@ -154,6 +193,10 @@ try {
     assert(/targets/i.test(heading), `the target list heading is not English: ${heading}`);
     const tile = await page.textContent(`[data-group="${economy.code}"] .tile-name`);
     assert(tile.trim() === economy.name_en, `tile shows "${tile}", expected "${economy.name_en}"`);
+    if (lateTestable) {
+      const late = await page.textContent(`${LATE_ROW} [data-field=late]`);
+      assert(late.trim() === "Late · off track", `the late row's tag reads "${late.trim()}" in English`);
+    }
     await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room-en.png") });
     await page.reload({ waitUntil: "domcontentloaded" });
     await page.waitForFunction(() => document.documentElement.lang === "en" && document.querySelectorAll("[data-group]").length > 0, null, {
