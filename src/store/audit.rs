@@ -13,6 +13,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::store::{StoreError, StoreResult};
+
 /// The predecessor of the first row.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -165,6 +167,75 @@ impl AuditEntry {
 /// Converts a stored hash column.
 pub(crate) fn hash_from(raw: Option<Vec<u8>>) -> Option<[u8; 32]> {
     raw.and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+}
+
+/// A row of the audit log that cannot be what the service wrote.
+pub(crate) fn corrupt(detail: String) -> StoreError {
+    StoreError::Corrupt {
+        table: "audit_log",
+        detail,
+    }
+}
+
+/// The audit log's statements, which each backend writes in its own SQL. The bookkeeping over
+/// them (where the chain's head is, what the next row hashes to, the order old rows are sealed
+/// in) is [`append`] and [`seal`], written once so that the backends cannot chain differently.
+#[async_trait::async_trait]
+pub(crate) trait AuditLog: Send {
+    /// The last row's id and stored hash; `None` while the log is empty.
+    async fn last_row(&mut self) -> StoreResult<Option<(i64, Option<Vec<u8>>)>>;
+    /// Writes a sealed row.
+    async fn insert_row(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The rows that carry no hash, oldest first.
+    async fn unsealed_rows(&mut self) -> StoreResult<Vec<AuditEntry>>;
+    /// The stored hash of the last row before `id`; `None` when no row comes before it.
+    async fn hash_before(&mut self, id: i64) -> StoreResult<Option<Option<Vec<u8>>>>;
+    /// Stores the hash of a row that has none.
+    async fn set_hash(&mut self, id: i64, hash: &[u8; 32]) -> StoreResult<()>;
+}
+
+/// Appends `event` after the chain's head. The caller's transaction must keep every other
+/// writer away from the head until it commits, or two rows would chain to the same one.
+pub(crate) async fn append(log: &mut impl AuditLog, event: &AuditEvent) -> StoreResult<AuditEntry> {
+    let (last_id, prev) = match log.last_row().await? {
+        None => (0, GENESIS),
+        Some((id, hash)) => (
+            id,
+            hash_from(hash).ok_or_else(|| corrupt(format!("row {id} carries no valid hash")))?,
+        ),
+    };
+    let mut entry = event.clone().into_entry(last_id + 1);
+    entry.hash = Some(entry.chain_hash(&prev));
+    log.insert_row(&entry).await?;
+    Ok(entry)
+}
+
+/// Seals the rows written before the chain existed (see migration 0004) after the row before
+/// the first of them, and returns how many there were. Locking as for [`append`].
+pub(crate) async fn seal(log: &mut impl AuditLog) -> StoreResult<usize> {
+    let unsealed = log.unsealed_rows().await?;
+    let Some(first) = unsealed.first() else {
+        return Ok(0);
+    };
+    let prev = match log.hash_before(first.id).await? {
+        None => GENESIS,
+        Some(hash) => hash_from(hash)
+            .ok_or_else(|| corrupt(format!("the row before {} has no valid hash", first.id)))?,
+    };
+    for (id, hash) in seal_hashes(prev, &unsealed) {
+        log.set_hash(id, &hash).await?;
+    }
+    Ok(unsealed.len())
+}
+
+/// The hashes that chain `rows`, oldest first, after a row whose hash is `prev`.
+fn seal_hashes(mut prev: [u8; 32], rows: &[AuditEntry]) -> Vec<(i64, [u8; 32])> {
+    rows.iter()
+        .map(|entry| {
+            prev = entry.chain_hash(&prev);
+            (entry.id, prev)
+        })
+        .collect()
 }
 
 /// Where and why the chain breaks.
@@ -389,6 +460,36 @@ mod tests {
         );
         assert_eq!(with(r#"{"value": 10}"#), with(r#"{"value": 10.0}"#));
         assert_ne!(with(r#"{"value": 10}"#), with(r#"{"value": 10.5}"#));
+    }
+
+    #[test]
+    fn rows_sealed_late_get_the_hashes_they_would_have_had_if_appended() {
+        let appended = history();
+        let unsealed = |rows: &[AuditEntry]| -> Vec<AuditEntry> {
+            rows.iter()
+                .map(|row| AuditEntry {
+                    hash: None,
+                    ..row.clone()
+                })
+                .collect()
+        };
+        let hashes = |rows: &[AuditEntry]| -> Vec<(i64, [u8; 32])> {
+            rows.iter().map(|row| (row.id, row.hash.unwrap())).collect()
+        };
+        assert_eq!(
+            seal_hashes(GENESIS, &unsealed(&appended)),
+            hashes(&appended)
+        );
+        let head = appended[0].hash.unwrap();
+        assert_eq!(
+            seal_hashes(head, &unsealed(&appended[1..])),
+            hashes(&appended[1..])
+        );
+        assert_ne!(
+            seal_hashes(GENESIS, &unsealed(&appended[1..])),
+            hashes(&appended[1..]),
+            "the first row sealed chains to the row before it"
+        );
     }
 
     #[test]

@@ -722,11 +722,11 @@ impl Store for PgStore {
     }
 
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        self.audit_rows(before, None, limit).await
+        self.audit_newest(before, limit).await
     }
 
     async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        self.audit_rows(None, Some(after), limit).await
+        self.audit_after(after, limit).await
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
@@ -752,20 +752,7 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for alert in alerts {
-            let doc = serde_json::to_value(alert).map_err(|e| StoreError::Corrupt {
-                table: "alerts",
-                detail: e.to_string(),
-            })?;
-            sqlx::query(
-                "INSERT INTO alerts (fingerprint, state, doc, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state, doc = excluded.doc, updated_at = excluded.updated_at",
-            )
-            .bind(&alert.fingerprint)
-            .bind(alert.state.as_str())
-            .bind(doc)
-            .bind(alert.updated_at)
-            .execute(&mut *tx)
-            .await?;
+            audit::upsert_alert(&mut tx, alert).await?;
         }
         for event in events {
             sqlx::query("INSERT INTO alert_events (receiver, group_key, fingerprint, created_at) VALUES ($1, $2, $3, $4)")

@@ -1,25 +1,21 @@
-//! The audit log on SQLite: appends chained rows and the writes that go with an audit row.
+//! The audit log on SQLite: its statements in SQLite's SQL (the chain's bookkeeping over them is
+//! `store::audit`'s) and the writes that go with an audit row.
 //!
 //! Audit writes open their transaction with `BEGIN IMMEDIATE`, which takes SQLite's one write
 //! lock before reading the chain's head, so two writers (the service and a `ktxh token` command
 //! on the same file) can never chain to the same head and fork the log.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::{micros, SqliteStore};
 use crate::alerts::model::{Alert, Silence};
 use crate::auth::TokenRecord;
-use crate::store::audit::{hash_from, AuditEntry, AuditEvent, GENESIS};
+use crate::store::audit::{self as chain, corrupt, hash_from, AuditEntry, AuditEvent, AuditLog};
 use crate::store::{StoreError, StoreResult};
-
-fn corrupt(detail: String) -> StoreError {
-    StoreError::Corrupt {
-        table: "audit_log",
-        detail,
-    }
-}
 
 fn entry_from(row: &SqliteRow) -> StoreResult<AuditEntry> {
     let parse = |raw: Option<String>| -> StoreResult<Option<serde_json::Value>> {
@@ -40,17 +36,69 @@ fn entry_from(row: &SqliteRow) -> StoreResult<AuditEntry> {
     })
 }
 
-/// The chain's head: the last row's id and hash.
-async fn head(conn: &mut SqliteConnection) -> StoreResult<(i64, [u8; 32])> {
-    let last: Option<(i64, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
+/// A row's JSON document; a value that does not serialise is reported against its table.
+fn doc_of(value: &impl Serialize, table: &'static str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqliteConnection {
+    async fn last_row(&mut self) -> StoreResult<Option<(i64, Option<Vec<u8>>)>> {
+        Ok(
+            sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *self)
+                .await?,
+        )
+    }
+
+    async fn insert_row(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, action, subject, old_value, new_value, reason, client_ip, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.id)
+        .bind(micros(entry.at))
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.subject)
+        .bind(entry.old.as_ref().map(|v| v.to_string()))
+        .bind(entry.new.as_ref().map(|v| v.to_string()))
+        .bind(&entry.reason)
+        .bind(&entry.client_ip)
+        .bind(entry.hash.as_ref().map(|hash| &hash[..]))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn unsealed_rows(&mut self) -> StoreResult<Vec<AuditEntry>> {
+        sqlx::query("SELECT * FROM audit_log WHERE hash IS NULL ORDER BY id")
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(entry_from)
+            .collect()
+    }
+
+    async fn hash_before(&mut self, id: i64) -> StoreResult<Option<Option<Vec<u8>>>> {
+        Ok(
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *self)
+                .await?,
+        )
+    }
+
+    async fn set_hash(&mut self, id: i64, hash: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query("UPDATE audit_log SET hash = ? WHERE id = ? AND hash IS NULL")
+            .bind(&hash[..])
+            .bind(id)
+            .execute(&mut *self)
             .await?;
-    match last {
-        None => Ok((0, GENESIS)),
-        Some((id, hash)) => hash_from(hash)
-            .map(|hash| (id, hash))
-            .ok_or_else(|| corrupt(format!("row {id} carries no valid hash"))),
+        Ok(())
     }
 }
 
@@ -59,27 +107,7 @@ pub(super) async fn append(
     conn: &mut SqliteConnection,
     event: &AuditEvent,
 ) -> StoreResult<AuditEntry> {
-    let (last_id, prev) = head(conn).await?;
-    let mut entry = event.clone().into_entry(last_id + 1);
-    let hash = entry.chain_hash(&prev);
-    entry.hash = Some(hash);
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, actor, action, subject, old_value, new_value, reason, client_ip, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(entry.id)
-    .bind(micros(entry.at))
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(&entry.subject)
-    .bind(entry.old.as_ref().map(|v| v.to_string()))
-    .bind(entry.new.as_ref().map(|v| v.to_string()))
-    .bind(&entry.reason)
-    .bind(&entry.client_ip)
-    .bind(&hash[..])
-    .execute(&mut *conn)
-    .await?;
-    Ok(entry)
+    chain::append(conn, event).await
 }
 
 pub(super) async fn insert_token(
@@ -121,10 +149,7 @@ pub(super) async fn upsert_silence(
     conn: &mut SqliteConnection,
     silence: &Silence,
 ) -> StoreResult<()> {
-    let doc = serde_json::to_string(silence).map_err(|e| StoreError::Corrupt {
-        table: "silences",
-        detail: e.to_string(),
-    })?;
+    let doc = doc_of(silence, "silences")?;
     sqlx::query(
         "INSERT INTO silences (id, doc, ends_at, expired_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, ends_at = excluded.ends_at, expired_at = excluded.expired_at",
@@ -138,11 +163,9 @@ pub(super) async fn upsert_silence(
     Ok(())
 }
 
+/// Writes an alert's current state, for the rules' commits and for acknowledgements alike.
 pub(super) async fn upsert_alert(conn: &mut SqliteConnection, alert: &Alert) -> StoreResult<()> {
-    let doc = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt {
-        table: "alerts",
-        detail: e.to_string(),
-    })?;
+    let doc = doc_of(alert, "alerts")?;
     sqlx::query(
         "INSERT INTO alerts (fingerprint, state, doc, updated_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state, doc = excluded.doc, updated_at = excluded.updated_at",
@@ -164,65 +187,46 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Seals rows written before the chain existed, oldest first (see migration 0004).
+    /// Seals rows written before the chain existed.
     pub(super) async fn seal_audit(&self) -> StoreResult<()> {
         let _writer = self.write_lock.lock().await;
         let mut tx = self.begin_write().await?;
-        let unsealed = sqlx::query("SELECT * FROM audit_log WHERE hash IS NULL ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(first) = unsealed.first() else {
-            return Ok(());
-        };
-        let first_id: i64 = first.try_get("id")?;
-        let before: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT hash FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT 1")
-                .bind(first_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut prev = match before {
-            None => GENESIS,
-            Some(hash) => hash_from(hash)
-                .ok_or_else(|| corrupt(format!("the row before {first_id} has no valid hash")))?,
-        };
-        for row in &unsealed {
-            let entry = entry_from(row)?;
-            let hash = entry.chain_hash(&prev);
-            sqlx::query("UPDATE audit_log SET hash = ? WHERE id = ? AND hash IS NULL")
-                .bind(&hash[..])
-                .bind(entry.id)
-                .execute(&mut *tx)
-                .await?;
-            prev = hash;
-        }
+        let sealed = chain::seal(&mut *tx).await?;
         tx.commit().await?;
-        tracing::info!(rows = unsealed.len(), "audit rows sealed into the chain");
+        if sealed > 0 {
+            tracing::info!(rows = sealed, "audit rows sealed into the chain");
+        }
         Ok(())
     }
 
-    pub(super) async fn audit_rows(
+    /// The newest rows first, only those below `before` when given.
+    pub(super) async fn audit_newest(
         &self,
         before: Option<i64>,
-        after: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = match after {
-            Some(after) => {
-                sqlx::query("SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?")
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => sqlx::query(
-                "SELECT * FROM audit_log WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .bind(before)
+        sqlx::query(
+            "SELECT * FROM audit_log WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from)
+        .collect()
+    }
+
+    /// The rows above `after`, oldest first.
+    pub(super) async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        sqlx::query("SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?,
-        };
-        rows.iter().map(entry_from).collect()
+            .await?
+            .iter()
+            .map(entry_from)
+            .collect()
     }
 
     /// Runs the audit append with the writes it records, in one write transaction.
