@@ -1,4 +1,4 @@
-//! The status of one (indicator, unit, year), exactly as DESIGN §3 defines it. Pure: the
+//! The status of one (indicator, unit, year), as ARCHITECTURE §4 defines it. Pure: the
 //! caller passes the year's points, the plan profile, and whether the year is closed or the
 //! feed stale; nothing here reads a clock or a database.
 
@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::plan::{PlanProfile, YearSpan};
-use super::projection::{fit_through_origin, Line, Method, Spread};
+use super::projection::{run_rate, Line, Method, Outlook, Spread};
 use crate::domain::{Direction, Kind, Status, TargetValue};
 
 /// One period of the year: its end instant and its latest value.
@@ -201,9 +201,8 @@ fn settled_early(input: &EvalInput<'_>, actual: f64) -> Option<Status> {
     }
 }
 
-/// Flows and cumulatives: actual, expected to date and, when `project`, the run-rate projection;
-/// with three or more points, the least-squares fit through the origin on the plan share gives
-/// the interval.
+/// Flows and cumulatives: actual, expected to date and, when `project`, the run-rate projection
+/// with, from three points on, its interval and probability under the same model.
 fn accumulated(input: &EvalInput<'_>, project: bool) -> Evaluation {
     let curve = input.profile.laid_on(&input.span, input.year, input.zone);
     let share_at = |t: DateTime<Utc>| {
@@ -228,27 +227,29 @@ fn accumulated(input: &EvalInput<'_>, project: bool) -> Evaluation {
     if share <= f64::EPSILON || !project {
         return evaluation;
     }
-    let projection = actual / share;
-    evaluation.projection = Some(projection);
-    evaluation.method = Some(Method::RunRate);
-    if input.points.len() >= 3 {
-        let mut running = 0.0;
-        let (xs, ys): (Vec<f64>, Vec<f64>) = input
-            .points
-            .iter()
-            .map(|point| {
-                running = running_total(running, point);
-                (share_at(point.end), running)
-            })
-            .unzip();
-        if let Some((slope, spread)) = fit_through_origin(&xs, &ys) {
-            evaluation.method = Some(Method::RunRateWithFit);
-            evaluation.interval = spread.interval(slope);
-            evaluation.probability =
-                spread.probability_of_meeting(slope, input.direction, input.target);
-        }
-    }
+    // The year-to-date path in plan time, read twice by the model, so the shares are worked out
+    // on the way rather than kept.
+    let path = input.points.iter().scan(0.0, |running, point| {
+        *running = running_total(*running, point);
+        Some((share_at(point.end), *running))
+    });
+    let Some(outlook) = run_rate(path) else {
+        return evaluation;
+    };
+    evaluation.method = Some(if outlook.spread.is_some() {
+        Method::RunRateWithFit
+    } else {
+        Method::RunRate
+    });
+    set_outlook(&mut evaluation, &outlook, input);
     evaluation
+}
+
+/// The projection, its interval and its probability, all read from one outlook.
+fn set_outlook(evaluation: &mut Evaluation, outlook: &Outlook, input: &EvalInput<'_>) {
+    evaluation.projection = Some(outlook.point);
+    evaluation.interval = outlook.interval();
+    evaluation.probability = outlook.probability_of_meeting(input.direction, input.target);
 }
 
 /// Levels, growth rates and averages: when `project`, a linear trend in time (n ≥ 3)
@@ -286,10 +287,9 @@ fn trended(input: &EvalInput<'_>, project: bool) -> Evaluation {
         return evaluation;
     };
 
-    let x_end = clock.days_since_start(input.span.end);
-    let (projection, spread) = if input.kind == Kind::Average {
-        // The year's mean of observed values and the fitted values still to come. Its spread is
-        // the trend's at the mean x of the periods to come, scaled by their share of the year.
+    let outlook = if input.kind == Kind::Average {
+        // The year's mean of the observed values and the fitted values still to come; only the
+        // ones to come are uncertain, so its spread is theirs, as a share of the year's count.
         let future: Vec<f64> = input
             .pending_period_ends
             .iter()
@@ -297,38 +297,44 @@ fn trended(input: &EvalInput<'_>, project: bool) -> Evaluation {
             .collect();
         let total = n + future.len() as f64;
         let fitted: f64 = future.iter().map(|x| line.at(*x)).sum();
-        let projection = (ys.iter().sum::<f64>() + fitted) / total;
-        let spread = if future.is_empty() {
-            None
-        } else {
+        let point = (ys.iter().sum::<f64>() + fitted) / total;
+        let spread = (!future.is_empty()).then(|| {
             let mean_future_x = future.iter().sum::<f64>() / future.len() as f64;
-            let trend = line.prediction_spread(mean_future_x);
-            Some(Spread {
-                standard_error: trend.standard_error * future.len() as f64 / total,
-                degrees_of_freedom: trend.degrees_of_freedom,
-            })
-        };
-        (projection, spread)
+            let of_sum = line.prediction_spread_of_sum(future.len(), mean_future_x);
+            Spread {
+                standard_error: of_sum.standard_error / total,
+                degrees_of_freedom: of_sum.degrees_of_freedom,
+            }
+        });
+        Outlook {
+            point,
+            spread,
+            floor: None,
+        }
     } else {
-        (line.at(x_end), Some(line.prediction_spread(x_end)))
+        let x_end = clock.days_since_start(input.span.end);
+        Outlook {
+            point: line.at(x_end),
+            spread: Some(line.prediction_spread(x_end)),
+            floor: None,
+        }
     };
-    evaluation.projection = Some(projection);
     evaluation.method = Some(if input.kind == Kind::Average {
         Method::MeanWithTrend
     } else {
         Method::LinearTrend
     });
-    if let Some(spread) = spread {
-        evaluation.interval = spread.interval(projection);
-        evaluation.probability =
-            spread.probability_of_meeting(projection, input.direction, input.target);
-    }
+    set_outlook(&mut evaluation, &outlook, input);
     evaluation
 }
 
 #[cfg(test)]
 #[path = "status_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "status_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod staleness_tests {

@@ -799,9 +799,11 @@ fn flows_report_actual_and_expected_to_date() {
 }
 
 #[test]
-fn three_cumulative_points_give_an_interval_and_a_probability() {
-    // Cumulative 20, 50, 70 at shares 0.25, 0.5, 0.75: Sxx = 0.875, Sxy = 5 + 25 + 52.5 = 82.5,
-    // slope = 94.2857…; the interval straddles it and the probability of 100 is below one half.
+fn three_cumulative_points_give_an_interval_and_a_probability_around_the_run_rate() {
+    // Cumulative 20, 50, 70 at shares 0.25, 0.5, 0.75: steps of 20, 30, 20 against 23.33 each
+    // at the run rate 70 / 0.75 = 93.33; the year's standard error is 20/3 on 2 degrees of
+    // freedom (see projection.rs), so 100 is one standard error above the point and is met
+    // with probability 1/2 − 1/(2·sqrt 3).
     let evaluation = run(&case(
         "",
         Cumulative,
@@ -809,17 +811,43 @@ fn three_cumulative_points_give_an_interval_and_a_probability() {
         T100,
         0.05,
         &[(25, 20.0), (50, 50.0), (75, 70.0)],
-        AtRisk,
+        OffTrack,
         None,
     ));
     assert_eq!(evaluation.method, Some(Method::RunRateWithFit));
+    let projection = evaluation.projection.unwrap();
+    assert!((projection - 70.0 / 0.75).abs() < 1e-9);
     let (lo, hi) = evaluation.interval.unwrap();
-    let slope = 82.5 / 0.875;
-    assert!(lo < slope && slope < hi && ((slope - lo) - (hi - slope)).abs() < 1e-9);
+    // t(0.95, 2) = 2.919986 (tables).
+    let half = 2.919986 * 20.0 / 3.0;
+    assert!((lo - (projection - half)).abs() < 1e-4 && (hi - (projection + half)).abs() < 1e-4);
     let p = evaluation.probability.unwrap();
-    assert!(p > 0.0 && p < 0.5, "{p}");
-    // The status follows the run rate: 70 / 0.75 = 93.3, under the at-risk edge of 95.
+    assert!((p - (0.5 - 0.5 / 3f64.sqrt())).abs() < 1e-9, "{p}");
+    // The status follows the same point: under the at-risk edge of 95.
     assert_eq!(evaluation.status, OffTrack);
+}
+
+#[test]
+fn a_flow_whose_interval_would_reach_under_its_actual_starts_at_the_actual() {
+    // 0, 0, 90 after 30, 60 and 90 days: a run rate of 100 with a spread wide enough to reach
+    // under the 90 already in, which a flow of counts cannot lose.
+    let evaluation = run(&case(
+        "",
+        Flow,
+        Lower,
+        T100,
+        0.05,
+        &[(30, 0.0), (60, 0.0), (90, 90.0)],
+        OnTrack,
+        None,
+    ));
+    let (lo, hi) = evaluation.interval.unwrap();
+    assert_eq!(lo, 90.0);
+    assert!(hi > 100.0);
+    assert_eq!(evaluation.actual, Some(90.0));
+    // On the ceiling exactly: as likely as not.
+    let p = evaluation.probability.unwrap();
+    assert!((p - 0.5).abs() < 1e-9, "{p}");
 }
 
 #[test]
