@@ -227,13 +227,17 @@ fn accumulated(input: &EvalInput<'_>, project: bool) -> Evaluation {
     if share <= f64::EPSILON || !project {
         return evaluation;
     }
-    // The year-to-date path in plan time, read twice by the model, so the shares are worked out
-    // on the way rather than kept.
-    let path = input.points.iter().scan(0.0, |running, point| {
-        *running = running_total(*running, point);
-        Some((share_at(point.end), *running))
-    });
-    let Some(outlook) = run_rate(path) else {
+    // The year-to-date path in plan time. The model reads it twice, and a share costs more than
+    // keeping it (a monthly profile searches its months), so it is worked out once.
+    let path: Vec<(f64, f64)> = input
+        .points
+        .iter()
+        .scan(0.0, |running, point| {
+            *running = running_total(*running, point);
+            Some((share_at(point.end), *running))
+        })
+        .collect();
+    let Some(outlook) = run_rate(path.iter().copied()) else {
         return evaluation;
     };
     evaluation.method = Some(if outlook.spread.is_some() {
