@@ -247,9 +247,11 @@ export class Overview {
   }
 
   /**
-   * A stale row keeps its verdict in sight: "Chậm báo cáo · đang chậm tiến độ" in the verdict's
-   * colour and icon. A late feed with no figures at all gets no tag: its empty actual says as
-   * much, and a wall of new feeds would be all tags.
+   * A stale row keeps its verdict in sight. The row's own icon already says the feed is late, so
+   * the tag carries the verdict alone ("Chậm tiến độ") in its colour and icon, and stays short
+   * enough for the name to be read across the room; its tooltip and the spoken label give the
+   * whole "Chậm báo cáo · đang chậm tiến độ". A late feed with no figures at all gets no tag: its
+   * empty actual says as much, and a wall of new feeds would be all tags.
    */
   renderLate(row, view) {
     const verdict = lateVerdict(view);
@@ -263,7 +265,8 @@ export class Overview {
     row.late.dataset.verdict = shown;
     row.late.className = `t-late status-${shown}`;
     setStatusIcon(row.lateIcon, shown);
-    row.lateText.textContent = t(`late_${shown}`);
+    row.lateText.textContent = t(`status_${shown}`);
+    row.late.title = t(`late_${shown}`);
   }
 
   /**

@@ -146,7 +146,7 @@ try {
   const today = cityToday();
   const lateTestable = today.month > 1 || today.day >= 6;
 
-  await check("a late target's row shows its verdict beside the late feed: «Chậm báo cáo · đang chậm tiến độ»", async () => {
+  await check("a late target's row shows its verdict beside the late feed's icon: «Chậm báo cáo · đang chậm tiến độ»", async () => {
     if (!lateTestable) {
       console.log("  skipped: nothing of this year is overdue before 6 January");
       return;
@@ -160,11 +160,18 @@ try {
     await page.waitForSelector(`${LATE_ROW}[data-status="stale"] [data-field=late][data-verdict="off_track"]`, { timeout: 5000 });
     const shown = await page.$eval(`${LATE_ROW} [data-field=late]`, (el) => ({
       text: el.textContent.trim(),
+      title: el.title,
       visible: el.offsetWidth > 0 && el.offsetHeight > 0,
       icon: el.querySelector("use")?.getAttribute("href"),
+      rowIcon: el.closest("[data-status]")?.querySelector("use")?.getAttribute("href"),
+      nameWidth: el.closest("[data-status]")?.querySelector(".t-name")?.offsetWidth ?? 0,
     }));
     assert(shown.visible, "the verdict tag is not visible");
-    assert(shown.text === "Chậm báo cáo · đang chậm tiến độ", `the tag reads "${shown.text}"`);
+    // The row's icon says late; the tag says the verdict; together they read as the tooltip.
+    assert(shown.rowIcon === "#icon-stale", `the row's icon is ${shown.rowIcon}`);
+    assert(shown.text === "Chậm tiến độ", `the tag reads "${shown.text}"`);
+    assert(shown.title === "Chậm báo cáo · đang chậm tiến độ", `the tag's tooltip reads "${shown.title}"`);
+    assert(shown.nameWidth >= 120, `the name keeps only ${shown.nameWidth} px beside the tag`);
     assert(shown.icon === "#icon-off_track", `the tag's icon is ${shown.icon}`);
     const spoken = await page.$eval(`${LATE_ROW} .visually-hidden`, (el) => el.textContent);
     assert(spoken.startsWith("Chậm báo cáo · đang chậm tiến độ"), `screen readers hear "${spoken}"`);
@@ -195,7 +202,7 @@ try {
     assert(tile.trim() === economy.name_en, `tile shows "${tile}", expected "${economy.name_en}"`);
     if (lateTestable) {
       const late = await page.textContent(`${LATE_ROW} [data-field=late]`);
-      assert(late.trim() === "Late · off track", `the late row's tag reads "${late.trim()}" in English`);
+      assert(late.trim() === "Off track", `the late row's tag reads "${late.trim()}" in English`);
     }
     await page.screenshot({ path: path.join(ARTEFACT_DIR, "ops-room-en.png") });
     await page.reload({ waitUntil: "domcontentloaded" });
