@@ -74,7 +74,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                 &plain(row.expected),
                 &plain(row.projection),
                 &plain(row.probability),
-                text::status(row.status, lang),
+                &text::row_status(row.status, row.verdict, lang),
                 row.previous.map_or("", |s| text::status(s, lang)),
                 &row.reported_through
                     .map(|t| text::local_date(t, zone, lang))

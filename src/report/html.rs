@@ -144,11 +144,15 @@ fn progress_bar(row: &ReportRow) -> String {
 }
 
 fn badge(status: Status, lang: Lang) -> String {
+    labelled_badge(status, text::status(status, lang))
+}
+
+fn labelled_badge(status: Status, label: &str) -> String {
     format!(
         r#"<span class="badge {}" style="background:{}">{}</span>"#,
         status.as_str(),
         colour(status),
-        escape(text::status(status, lang))
+        escape(label)
     )
 }
 
@@ -347,7 +351,8 @@ pub fn render(report: &Report, zone: Tz) -> String {
                     .map(text::percent)
                     .unwrap_or_else(|| "–".into()),
                 bar = progress_bar(row),
-                badge = badge(row.status, lang),
+                badge =
+                    labelled_badge(row.status, &text::row_status(row.status, row.verdict, lang)),
             );
         }
         html.push_str("</tbody></table></section>\n");

@@ -143,6 +143,9 @@ pub struct ReportRow {
     pub projection: Option<f64>,
     pub probability: Option<f64>,
     pub status: Status,
+    /// The pacing verdict on the figures received; differs from `status` while the feed is
+    /// stale, and the row then shows both.
+    pub verdict: Status,
     /// The status at the previous report's cut-off.
     pub previous: Option<Status>,
     pub reported_through: Option<DateTime<Utc>>,
@@ -354,6 +357,7 @@ impl Sources<'_> {
                     projection: status.evaluation.projection,
                     probability: status.evaluation.probability,
                     status: now_status,
+                    verdict: status.judged,
                     previous: earlier.map(|s| s.evaluation.status),
                     reported_through: status.evaluation.reported_through,
                     illustrative: status.target.illustrative,

@@ -195,6 +195,22 @@ pub fn status(status: Status, lang: Lang) -> &'static str {
     }
 }
 
+/// A row's status as the reader needs it: a late feed keeps the verdict on what did arrive
+/// ("Chậm báo cáo · chậm tiến độ"), as the wall shows it.
+pub fn row_status(status: Status, verdict: Status, lang: Lang) -> String {
+    let late_with_verdict =
+        status == Status::Stale && !matches!(verdict, Status::Stale | Status::NoData);
+    if late_with_verdict {
+        format!(
+            "{} · {}",
+            self::status(status, lang),
+            self::status(verdict, lang).to_lowercase()
+        )
+    } else {
+        self::status(status, lang).to_owned()
+    }
+}
+
 const ROMAN: [&str; 4] = ["I", "II", "III", "IV"];
 const MONTHS_EN: [&str; 12] = [
     "January",
@@ -286,6 +302,29 @@ pub fn local_date(at: DateTime<Utc>, zone: Tz, lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_row_keeps_its_verdict_and_other_rows_read_as_their_status() {
+        let cases = [
+            (
+                Status::Stale,
+                Status::OffTrack,
+                Lang::Vi,
+                "Chậm báo cáo · chậm tiến độ",
+            ),
+            (Status::Stale, Status::OnTrack, Lang::En, "Stale · on track"),
+            (Status::Stale, Status::NoData, Lang::Vi, "Chậm báo cáo"),
+            (Status::Stale, Status::Stale, Lang::En, "Stale"),
+            (Status::AtRisk, Status::OffTrack, Lang::Vi, "Có nguy cơ"),
+        ];
+        for (status, verdict, lang, expected) in cases {
+            assert_eq!(
+                row_status(status, verdict, lang),
+                expected,
+                "{status:?} {verdict:?}"
+            );
+        }
+    }
 
     #[test]
     fn numbers_are_written_the_way_each_language_reads_them() {

@@ -223,7 +223,8 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
             figure(targets, row, 10, line.projection, &styles)?;
             optional_number(targets, row, 11, line.probability, &styles.percent)?;
             let status = styles.text.clone().set_background_color(fill(line.status));
-            targets.write_string_with_format(row, 12, text::status(line.status, lang), &status)?;
+            let shown = text::row_status(line.status, line.verdict, lang);
+            targets.write_string_with_format(row, 12, &shown, &status)?;
             targets.write_string_with_format(
                 row,
                 13,
