@@ -224,7 +224,7 @@ function spreadLabels(labels, gap, top, bottom) {
   return sorted;
 }
 
-/** The value ranges that count as at_risk around the target (DESIGN §3). */
+/** The value ranges that count as at_risk around the target (ARCHITECTURE §4). */
 export function riskBands(target, tolerance, direction) {
   if (!target || !Number.isFinite(tolerance) || tolerance <= 0) return [];
   if (Number.isFinite(target.lo) && Number.isFinite(target.hi)) {

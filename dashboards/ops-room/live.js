@@ -1,4 +1,4 @@
-// The live push client (DESIGN §5): one websocket, topics, snapshots and deltas, resume by seq.
+// The live push client (ARCHITECTURE §9): one websocket, topics, snapshots and deltas, resume by seq.
 //
 // Connecting takes two steps because a browser cannot set headers on a websocket: the bearer
 // token buys a one-time, 30-second ticket over REST, and only the ticket goes in the /ws URL.

@@ -1,4 +1,4 @@
-// Target statuses (DESIGN §3): their order of badness, icons and helpers shared by every view.
+// Target statuses (ARCHITECTURE §4): their order of badness, icons and helpers shared by every view.
 
 import { formatValue, t } from "./i18n.js";
 

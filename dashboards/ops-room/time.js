@@ -1,4 +1,4 @@
-// Calendar arithmetic in the city's zone (DESIGN §3: periods are calendar periods there, and a
+// Calendar arithmetic in the city's zone (ARCHITECTURE §4: periods are calendar periods there, and a
 // period's time is its end instant).
 
 export const DEFAULT_ZONE = "Asia/Ho_Chi_Minh";

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use super::{Code, Periodicity};
 
-/// How the year's value is formed from the periods a feed sends (DESIGN §2).
+/// How the year's value is formed from the periods a feed sends (ARCHITECTURE §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -184,7 +184,7 @@ impl Period {
     }
 
     /// The instant the period ends (exclusive): `2026-03` ends at 2026-04-01 00:00 local time.
-    /// Status is judged at this instant (DESIGN §3).
+    /// Status is judged at this instant (ARCHITECTURE §4).
     pub fn end(&self, zone: Tz) -> DateTime<Utc> {
         match self {
             Self::Instant(t) => *t,

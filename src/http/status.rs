@@ -124,7 +124,7 @@ pub struct StatusList {
     statuses: Vec<TargetStatus>,
 }
 
-/// Every target of a year and unit, judged, with its working (DESIGN §3).
+/// Every target of a year and unit, judged, with its working (ARCHITECTURE §4).
 #[utoipa::path(
     get,
     path = "/status",

@@ -1,4 +1,4 @@
-//! `GET /ws`: the screens' live feed (DESIGN §5), and `POST /api/v1/ws/ticket`, which trades a
+//! `GET /ws`: the screens' live feed (ARCHITECTURE §9), and `POST /api/v1/ws/ticket`, which trades a
 //! token for a one-time ticket so that browsers never put a token in a URL.
 //!
 //! Client → server: `{"subscribe": ["overview", "alerts"], "since": 41}` (`since`, the last
@@ -128,7 +128,7 @@ pub struct WsParams {
     ticket: Option<String>,
 }
 
-/// The screens' live feed over a websocket (DESIGN §5).
+/// The screens' live feed over a websocket (ARCHITECTURE §9).
 ///
 /// Checks the origin, the credential and the handshake, then upgrades. Client → server: `{"subscribe": ["overview", "alerts",
 /// "feeds", "indicator:GRDP_GROWTH"], "since": 41}` and `{"unsubscribe": [...]}`. Server →

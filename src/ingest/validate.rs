@@ -1,4 +1,4 @@
-//! Per-row validation (DESIGN §6): known indicator and unit, a finite value in the indicator's
+//! Per-row validation (ARCHITECTURE §10): known indicator and unit, a finite value in the indicator's
 //! plausible range, a period of the indicator's periodicity, nothing from the future.
 
 use chrono::{DateTime, Utc};

@@ -23,7 +23,7 @@ pub struct OutboxMetrics {
     pub delivery_duration: HistogramVec,
 }
 
-/// The alert rules of DESIGN §4; a rule outside this list is shown as `other`, so a stored
+/// The alert rules of ARCHITECTURE §5; a rule outside this list is shown as `other`, so a stored
 /// alert of a retired rule cannot add label values.
 const RULES: [&str; 4] = ["slippage", "staleness", "anomaly", "rejects"];
 const OTHER_RULE: &str = "other";

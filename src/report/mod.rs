@@ -1,4 +1,4 @@
-//! The period report that replaces manual reporting (DESIGN §10): every target of the year with
+//! The period report that replaces manual reporting (ARCHITECTURE §12): every target of the year with
 //! its actual, expected, projection and status as known at the period's cut-off, the same
 //! period last year ("cùng kỳ") with the change on it, the share of the year's target done, a
 //! tally of targets met or exceeded ("đạt và vượt") per group, and what changed since the

@@ -1,5 +1,5 @@
 //! Anomaly: a robust z-score of a new value's change against the recent changes of its series
-//! (DESIGN §4, "a value that jumps beyond k standard deviations of its recent changes").
+//! (ARCHITECTURE §5, "a value that jumps beyond k standard deviations of its recent changes").
 //!
 //! The score is Iglewicz and Hoaglin's modified z-score, `0.6745 · (x − median) / MAD`, applied to
 //! the new change `x = new − last`. Changes rather than levels are scored because most series

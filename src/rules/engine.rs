@@ -68,7 +68,7 @@ pub struct TargetStatus {
     pub evaluated_at: DateTime<Utc>,
 }
 
-/// A value the robust z-score flagged as suspicious (DESIGN §4 anomaly rule).
+/// A value the robust z-score flagged as suspicious (ARCHITECTURE §5 anomaly rule).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlaggedValue {
     pub period: String,

@@ -1,5 +1,5 @@
 //! Progress towards a multi-year target (the five-year plan), by the measure Open SDG implements
-//! after Statistics Canada and Eurostat (DESIGN §3).
+//! after Statistics Canada and Eurostat (ARCHITECTURE §4).
 //!
 //! Reproduced from Open SDG's build library: repository `open-sdg/sdg-build`, file
 //! `sdg/ProgressMeasure.py`, in its class-based form (`SeriesProgress`: `calculate_progress_value`,

@@ -1,5 +1,5 @@
 //! Hysteresis: the official status of a target, which follows the judged status without flapping
-//! (DESIGN §3).
+//! (ARCHITECTURE §4).
 //!
 //! The judged status of each evaluation is a *candidate*. [`Official::observe`] decides whether it
 //! becomes official:

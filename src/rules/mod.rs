@@ -3,7 +3,7 @@
 //! - [`plan`]: the plan share `share(t)` of a year (linear or a monthly profile).
 //! - [`projection`]: run-rate and least-squares projections with Student-t intervals.
 //! - [`path`]: the expected path through the year, for charts.
-//! - [`status`]: status of one (indicator, unit, year) as DESIGN §3 defines it.
+//! - [`status`]: status of one (indicator, unit, year) as ARCHITECTURE §4 defines it.
 //! - [`five_year`]: progress towards a multi-year target (Open SDG's measure).
 //! - [`staleness`]: when a period is due, from the periodicity and the release calendar.
 //! - [`anomaly`]: robust z-score of a new value against recent changes.

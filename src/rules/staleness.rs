@@ -1,4 +1,4 @@
-//! When a period's figure is due, and whether a feed is stale (DESIGN §3, issue 3 item 4).
+//! When a period's figure is due, and whether a feed is stale (ARCHITECTURE §4, issue 3 item 4).
 //!
 //! The rules, all in the city's zone:
 //! - A period's figure is **due** by the end of a release day after the period ends: "due by the

@@ -12,7 +12,7 @@ import { assert, launch, script } from "./harness.mjs";
 
 const GROUPS = 20;
 const TARGETS = 110;
-// The acceptance bar for ingest-to-screen (DESIGN §5: event-driven, no polling).
+// The acceptance bar for ingest-to-screen (ARCHITECTURE §9: event-driven, no polling).
 const LIVE_UPDATE_MS = 1000;
 const LIVE_INDICATOR = "EXPORT_TURNOVER";
 // A daily flow: its 1 January alone, far below the year's pace, is overdue from 6 January on
