@@ -84,7 +84,7 @@ impl OutboundSettings {
             // A fully qualified name's final dot changes nothing.
             let name = entry.trim_end_matches('.');
             if let Ok(ip) = bracketless.parse::<IpAddr>() {
-                policy.nets.push(IpNet::from(canonical(ip)));
+                policy.nets.push(IpNet::from(ip.to_canonical()));
             } else if entry == "*" {
                 policy.any_name = true;
             } else if let Some(domain) = entry.strip_prefix("*.") {
@@ -166,14 +166,6 @@ impl fmt::Display for AddressClass {
     }
 }
 
-/// IPv4 addresses written as IPv6 (`::ffff:127.0.0.1`) are the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_canonical(),
-        v4 => v4,
-    }
-}
-
 fn canonical_net(net: IpNet) -> IpNet {
     match net {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
@@ -190,7 +182,7 @@ fn canonical_net(net: IpNet) -> IpNet {
 /// compatible `::/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are judged by that address,
 /// so `::ffff:169.254.169.254` is link-local.
 pub fn classify(ip: IpAddr) -> AddressClass {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => classify_v6(v6),
     }
@@ -287,7 +279,7 @@ pub struct Policy {
 impl Policy {
     /// Whether `ip` may be connected to: public, or listed.
     pub fn check_address(&self, ip: IpAddr) -> Result<(), Refusal> {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         if self.nets.iter().any(|net| net.contains(&ip)) {
             return Ok(());
         }
@@ -322,7 +314,7 @@ impl Policy {
             url::Host::Ipv4(v4) => IpAddr::V4(*v4),
             url::Host::Ipv6(v6) => IpAddr::V6(*v6),
         };
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         if self.nets.iter().any(|net| net.contains(&ip)) {
             return Ok(());
         }

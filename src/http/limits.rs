@@ -44,15 +44,13 @@ pub(crate) struct ClientKey(IpAddr);
 
 impl ClientKey {
     pub(crate) fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                    Self(IpAddr::V6(prefix.into()))
-                }
-            },
+        // An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 client.
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Self(IpAddr::V6(prefix.into()))
+            }
         }
     }
 }
@@ -112,7 +110,7 @@ impl Limits {
     /// The client of a request: the peer, or, when the peer is a trusted proxy, the last
     /// address of `X-Forwarded-For` that is not itself a trusted proxy.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = canonical(peer);
+        let mut client = peer.to_canonical();
         if !self.trusted(client) {
             return client;
         }
@@ -127,7 +125,7 @@ impl Limits {
                 let Some(hop) = parse_hop(entry.trim()) else {
                     return client;
                 };
-                client = canonical(hop);
+                client = hop.to_canonical();
                 if !self.trusted(client) {
                     return client;
                 }
@@ -203,14 +201,6 @@ impl Limits {
 /// How often refilled budgets are dropped: the state then holds the clients of the last
 /// interval plus a bucket's refill time.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
-
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 client.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
 
 /// One `X-Forwarded-For` entry: an address, possibly with a port or in brackets.
 fn parse_hop(entry: &str) -> Option<IpAddr> {

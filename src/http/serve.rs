@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::limits::{canonical, ClientKey};
+use super::limits::ClientKey;
 use crate::config::limits::LimitsSettings;
 use crate::metrics::METRICS;
 
@@ -140,7 +140,7 @@ async fn pause_after_accept_error(error: &io::Error) {
 }
 
 fn is_trusted(limits: &LimitsSettings, peer: IpAddr) -> bool {
-    let peer = canonical(peer);
+    let peer = peer.to_canonical();
     limits.trusted_proxies.iter().any(|net| net.contains(&peer))
 }
 
