@@ -175,6 +175,10 @@ impl App {
             settings.server.max_rows_per_request,
         ));
         let limits = Arc::new(Limits::new(&settings.limits));
+        let token_standing = Arc::new(crate::http::ws::TokenStanding::new(
+            store.clone(),
+            Duration::from_secs(settings.live.token_recheck_seconds),
+        ));
         let state = AppState {
             settings,
             catalogue,
@@ -186,6 +190,7 @@ impl App {
             tickets,
             feeds: feed_health,
             limits,
+            token_standing,
         };
         let reports = Scheduler {
             schedules: report_schedules,

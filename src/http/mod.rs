@@ -61,6 +61,8 @@ pub struct AppState {
     pub feeds: Arc<FeedHealthRegistry>,
     /// Rate limits and timeouts ([`limits`]).
     pub limits: Arc<limits::Limits>,
+    /// Whether open websockets' tokens still stand ([`ws::TokenStanding`]).
+    pub token_standing: Arc<ws::TokenStanding>,
 }
 
 /// Every route of the API. Each is registered through `routes!`, which takes its path and

@@ -11,6 +11,7 @@
 //! `live.token_recheck_seconds` and closes with code 4401 once the token is revoked, and at the
 //! token's expiry at the latest.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -337,9 +338,62 @@ impl Closed {
     }
 }
 
+/// A token's standing, and when the store gave it.
+type Answer = (Instant, Result<(), Closed>);
+
+/// Whether the tokens of open websockets still stand, shared by every connection: each asks it
+/// every half re-check interval, and it asks the store at most once per token and half
+/// interval. Ten thousand screens on a handful of tokens would otherwise cost the store a query
+/// per screen per interval; a revoked token's screens still close within one interval.
+pub struct TokenStanding {
+    store: DynStore,
+    fresh_for: Duration,
+    answers: std::sync::Mutex<HashMap<String, Answer>>,
+}
+
+impl TokenStanding {
+    pub fn new(store: DynStore, recheck: Duration) -> Self {
+        Self {
+            store,
+            fresh_for: recheck / 2,
+            answers: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remembered(&self, token_id: &str) -> Option<Result<(), Closed>> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let (asked_at, answer) = answers.get(token_id)?;
+        (asked_at.elapsed() < self.fresh_for).then_some(*answer)
+    }
+
+    /// A store that cannot answer keeps the connection: an outage must not blank every
+    /// screen, and the next re-check asks again.
+    async fn check(&self, token_id: &str) -> Result<(), Closed> {
+        if let Some(answer) = self.remembered(token_id) {
+            return answer;
+        }
+        let answer = match self.store.token(token_id).await {
+            Ok(Some(record)) if record.is_usable(Utc::now()) => Ok(()),
+            Ok(Some(record)) if record.revoked_at.is_none() => Err(Closed::TokenExpired),
+            Ok(_) => Err(Closed::TokenRevoked),
+            Err(error) => {
+                tracing::warn!(%error, "cannot re-check a websocket's token; kept open");
+                return Ok(());
+            }
+        };
+        // Std mutex: held for a map operation only, never across an await.
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded by the tokens asked about within one half interval.
+        let fresh_for = self.fresh_for;
+        answers.retain(|_, (asked_at, _)| asked_at.elapsed() < fresh_for);
+        answers.insert(token_id.to_owned(), (Instant::now(), answer));
+        answer
+    }
+}
+
 /// What a connection needs to outlive its token by no more than one re-check.
 struct TokenWatch {
-    store: DynStore,
+    standing: Arc<TokenStanding>,
     token_id: String,
     expires_at: Option<chrono::DateTime<Utc>>,
     recheck: Duration,
@@ -356,25 +410,16 @@ impl TokenWatch {
             .filter(|record| record.is_usable(Utc::now()))
             .ok_or(ApiError::InvalidToken)?;
         Ok(Self {
-            store: state.store.clone(),
+            standing: state.token_standing.clone(),
             token_id: record.id,
             expires_at: record.expires_at,
-            recheck: Duration::from_secs(state.settings.live.token_recheck_seconds),
+            // Half the interval, as the shared answers may be half an interval old.
+            recheck: Duration::from_secs(state.settings.live.token_recheck_seconds) / 2,
         })
     }
 
-    /// Whether the token still stands. A store that cannot answer keeps the connection: an
-    /// outage must not blank every screen, and the next re-check asks again.
     async fn still_valid(&self) -> Result<(), Closed> {
-        match self.store.token(&self.token_id).await {
-            Ok(Some(record)) if record.is_usable(Utc::now()) => Ok(()),
-            Ok(Some(record)) if record.revoked_at.is_none() => Err(Closed::TokenExpired),
-            Ok(_) => Err(Closed::TokenRevoked),
-            Err(error) => {
-                tracing::warn!(%error, "cannot re-check a websocket's token; kept open");
-                Ok(())
-            }
-        }
+        self.standing.check(&self.token_id).await
     }
 
     /// When the token expires, on the runtime's clock.
