@@ -231,6 +231,7 @@ fn series_rows(
             value: Some(value.clamp(indicator.range.0, indicator.range.1)),
             revision_label: None,
             source: None,
+            reported_at: None,
         });
     }
 }

@@ -12,6 +12,6 @@ pub use catalogue::{
     Rollup, Target, TargetValue,
 };
 pub use code::Code;
-pub use observation::{NewObservation, StoredObservation};
+pub use observation::{ApprovalState, NewObservation, StoredObservation};
 pub use period::{Period, PeriodError, Periodicity};
 pub use status::Status;

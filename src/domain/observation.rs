@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Code, Period};
@@ -17,6 +17,9 @@ pub struct NewObservation {
     /// A free label such as `preliminary` or `official`; revisions are numbered by the store.
     pub revision_label: Option<String>,
     pub source: Option<String>,
+    /// When the figure became known (published or reported); `None` means when it is stored.
+    /// Readers "as of" an instant go by this time (ARCHITECTURE §8).
+    pub reported_at: Option<DateTime<Utc>>,
 }
 
 /// One stored revision of an observation.
@@ -34,6 +37,59 @@ pub struct StoredObservation {
     pub revision_label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// When the figure became known: what `as_of` reads by.
+    pub reported_at: DateTime<Utc>,
+    /// When this service stored it.
     pub received_at: DateTime<Utc>,
     pub recorded_by: String,
+    pub state: ApprovalState,
+}
+
+/// How far a revision has been approved: department feeds arrive `preliminary`, the owning
+/// department's approver makes them `verified`, the statistics office `official`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    #[default]
+    Preliminary,
+    Verified,
+    Official,
+}
+
+impl ApprovalState {
+    pub const ALL: [Self; 3] = [Self::Preliminary, Self::Verified, Self::Official];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preliminary => "preliminary",
+            Self::Verified => "verified",
+            Self::Official => "official",
+        }
+    }
+
+    /// The small integer both backends store.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Self::Preliminary => 0,
+            Self::Verified => 1,
+            Self::Official => 2,
+        }
+    }
+
+    pub fn from_i16(raw: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_i16() == raw)
+    }
 }

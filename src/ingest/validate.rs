@@ -353,6 +353,7 @@ pub(super) fn validate(
         value,
         revision_label: optional_label(row.revision, "revision")?,
         source: optional_label(row.source, "source")?,
+        reported_at: None,
     })
 }
 

@@ -241,6 +241,7 @@ mod tests {
             value: Some(value),
             revision_label: None,
             source: None,
+            reported_at: None,
         }
     }
 

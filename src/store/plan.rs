@@ -252,6 +252,7 @@ mod tests {
             value: Some(value),
             revision_label: None,
             source: None,
+            reported_at: None,
         }
     }
 
@@ -348,8 +349,10 @@ mod tests {
             revision: 1,
             revision_label: None,
             source: None,
+            reported_at: Utc::now(),
             received_at: Utc::now(),
             recorded_by: "t".into(),
+            state: crate::domain::ApprovalState::Preliminary,
         }
     }
 

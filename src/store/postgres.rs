@@ -354,8 +354,11 @@ fn observation_from(row: &PgRow) -> StoreResult<StoredObservation> {
         revision: row.try_get("revision")?,
         revision_label: row.try_get("revision_label")?,
         source: row.try_get("source")?,
+        // Until the v2 schema: a revision was known when it was stored.
+        reported_at: row.try_get("received_at")?,
         received_at: row.try_get("received_at")?,
         recorded_by: row.try_get("recorded_by")?,
+        state: crate::domain::ApprovalState::Preliminary,
     })
 }
 

@@ -41,6 +41,7 @@ async fn write(app: &TestApp, indicator: &str, values: &[(&str, f64)], received:
                 value: Some(*value),
                 revision_label: None,
                 source: Some("report-test".into()),
+                reported_at: None,
             }
         })
         .collect();

@@ -23,6 +23,7 @@ fn observation(indicator: &str, unit: &str, period: &str, value: f64) -> NewObse
         value: Some(value),
         revision_label: None,
         source: None,
+        reported_at: None,
     }
 }
 

@@ -1,0 +1,130 @@
+//! The checks every row passes before the store: codes resolved once, the caller's scope
+//! judged on the resolved indicators, each row validated on its own (ARCHITECTURE §6, §10).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use super::validate::{self, RawRow, Resolved};
+use super::IngestError;
+use crate::auth::{Principal, Role};
+use crate::config::IngestSettings;
+use crate::domain::{Catalogue, Indicator, NewObservation};
+use crate::store::Rejection;
+
+/// Rows naming indicators of departments other than the caller's, which refuse a request whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRows {
+    /// Their indexes in the request.
+    pub rows: Vec<usize>,
+    /// The indicators they name, each once, in order of first appearance.
+    pub indicators: Vec<String>,
+}
+
+impl From<ForeignRows> for IngestError {
+    fn from(ForeignRows { rows, indicators }: ForeignRows) -> Self {
+        Self::ForeignIndicators { rows, indicators }
+    }
+}
+
+/// Refuses `principal` the rows whose indicator belongs to another department. A row whose code
+/// names no indicator is not foreign: validation rejects it on its own (`unknown_indicator`).
+fn scope<'c>(
+    principal: &Principal,
+    indicators: impl IntoIterator<Item = Option<&'c Indicator>>,
+) -> Result<(), ForeignRows> {
+    if principal.role == Role::Admin {
+        return Ok(());
+    }
+    let mut foreign = ForeignRows {
+        rows: Vec::new(),
+        indicators: Vec::new(),
+    };
+    for (index, indicator) in indicators.into_iter().enumerate() {
+        let Some(indicator) = indicator else { continue };
+        if principal.may_write_department(&indicator.department) {
+            continue;
+        }
+        foreign.rows.push(index);
+        if !foreign
+            .indicators
+            .iter()
+            .any(|c| c == indicator.code.as_str())
+        {
+            foreign.indicators.push(indicator.code.to_string());
+        }
+    }
+    if foreign.rows.is_empty() {
+        Ok(())
+    } else {
+        Err(foreign)
+    }
+}
+
+/// Checks rows against the catalogue and the caller's scope; shared by the [`Ingestor`] and
+/// `ktxh import`, which writes to the store without a running service.
+pub struct Validator {
+    catalogue: Arc<Catalogue>,
+    zone: Tz,
+    settings: IngestSettings,
+}
+
+impl Validator {
+    pub fn new(catalogue: Arc<Catalogue>, zone: Tz, settings: IngestSettings) -> Self {
+        Self {
+            catalogue,
+            zone,
+            settings,
+        }
+    }
+
+    /// Splits `rows` into observations to store and rejections numbered by row index, once
+    /// `principal` may write every indicator they name.
+    ///
+    /// A request holding a row of another department's indicator is refused whole: it comes
+    /// from a misconfigured or misused token, and accepting part of it would hide that. The
+    /// scope is judged on the indicators validation then reads, each row resolved once.
+    pub fn validate(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
+        let resolved: Vec<Resolved> = rows
+            .into_iter()
+            .map(|row| Resolved::new(&self.catalogue, row))
+            .collect();
+        scope(principal, resolved.iter().map(Resolved::indicator))?;
+        let context = validate::Context {
+            catalogue: &self.catalogue,
+            zone: self.zone,
+            latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
+        };
+        let mut valid = Vec::with_capacity(resolved.len());
+        let mut rejected: Vec<Rejection> = Vec::new();
+        for (index, row) in resolved.into_iter().enumerate() {
+            match validate::validate(&context, row) {
+                Ok(observation) => valid.push(observation),
+                Err(reason) => rejected.push(Rejection {
+                    index,
+                    code: reason.code().to_owned(),
+                    message: reason.to_string(),
+                }),
+            }
+        }
+        Ok((valid, rejected))
+    }
+
+    /// The scope check of [`Self::validate`] alone, for callers that must refuse a body whole
+    /// before validating it in parts (a pulled body split into batches, a file imported in
+    /// chunks). It resolves codes by the same lookup, so it refuses what validation would.
+    pub fn check_scope(&self, principal: &Principal, rows: &[RawRow]) -> Result<(), ForeignRows> {
+        scope(
+            principal,
+            rows.iter().map(|row| {
+                validate::resolve_indicator(&self.catalogue, row.indicator.as_deref()).ok()
+            }),
+        )
+    }
+}
