@@ -185,7 +185,7 @@ pub struct ObservationQuery {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on the period start.
     pub to: Option<DateTime<Utc>>,
-    /// Only revisions received at or before this instant count.
+    /// Only revisions known (`reported_at`) at or before this instant count.
     pub as_of: Option<DateTime<Utc>>,
 }
 
@@ -200,6 +200,23 @@ pub struct TargetRow {
     pub updated_at: DateTime<Utc>,
     /// Who set it: `config` or the token that did.
     pub updated_by: String,
+}
+
+/// One version of a target: in force from `valid_from` until `valid_to` (still in force when
+/// `None`). A change closes the version in force and opens the next at the same instant
+/// (ARCHITECTURE §8).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TargetVersion {
+    #[serde(flatten)]
+    pub target: Target,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    /// `config` or `api`.
+    pub origin: String,
+    /// Who opened this version: `config` or the token that did.
+    pub set_by: String,
+    /// Why, as given with the change.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +266,25 @@ pub trait Store: Send + Sync + 'static {
     /// revision, identical re-sends nothing.
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome>;
 
+    /// Writes several batches in one transaction and one commit, in order, each answered on its
+    /// own: a later batch sees the revisions and idempotency keys of earlier ones. An error of
+    /// one batch (a reused key) refuses that batch alone; an error of the store fails them all
+    /// and writes nothing.
+    async fn write_group(
+        &self,
+        batches: &[WriteBatch],
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for batch in batches {
+            outcomes.push(match self.write_batch(batch).await {
+                Err(StoreError::IdempotencyMismatch) => Err(StoreError::IdempotencyMismatch),
+                Err(other) => return Err(other),
+                Ok(outcome) => Ok(outcome),
+            });
+        }
+        Ok(outcomes)
+    }
+
     /// The latest revision (as of `query.as_of`) of every period in range, oldest first.
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>>;
 
@@ -281,6 +317,38 @@ pub trait Store: Send + Sync + 'static {
     /// the targets this changes are recorded in one `targets.seed` audit row.
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()>;
     async fn targets(&self, year: Option<i32>) -> StoreResult<Vec<TargetRow>>;
+    /// The targets in force at `at`: what a judgement as of `at` uses.
+    async fn targets_as_of(
+        &self,
+        year: Option<i32>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<TargetRow>> {
+        let _ = at;
+        self.targets(year).await
+    }
+    /// Every version of one target, oldest first.
+    async fn target_history(
+        &self,
+        year: i32,
+        indicator: &str,
+        unit: &str,
+    ) -> StoreResult<Vec<TargetVersion>> {
+        let current = self.targets(Some(year)).await?;
+        Ok(current
+            .into_iter()
+            .filter(|row| {
+                row.target.indicator.as_str() == indicator && row.target.unit.as_str() == unit
+            })
+            .map(|row| TargetVersion {
+                target: row.target,
+                valid_from: row.updated_at,
+                valid_to: None,
+                origin: row.origin,
+                set_by: row.updated_by,
+                reason: None,
+            })
+            .collect())
+    }
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
     /// The newest audit rows first.
