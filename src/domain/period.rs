@@ -191,6 +191,28 @@ impl Period {
             other => local_midnight(other.day_after_last(), zone),
         }
     }
+
+    /// The period whose bounds in `zone` are `[start, end)`: an instant when they are equal,
+    /// else the day, month, quarter or year starting at local midnight on `start` and ending
+    /// at `end`. The store keeps only the bounds and derives the text from them; `None` for
+    /// bounds no period has.
+    pub fn from_bounds(start: DateTime<Utc>, end: DateTime<Utc>, zone: Tz) -> Option<Self> {
+        if start == end {
+            return Some(Self::Instant(start));
+        }
+        let first = start.with_timezone(&zone).date_naive();
+        let (year, month) = (first.year(), first.month());
+        let first_of_month = first.day() == 1;
+        [
+            Some(Self::Day(first)),
+            first_of_month.then_some(Self::Month(year, month)),
+            (first_of_month && month % 3 == 1).then_some(Self::Quarter(year, month / 3 + 1)),
+            (first_of_month && month == 1).then_some(Self::Year(year)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|p| YEARS.contains(&year) && p.start(zone) == start && p.end(zone) == end)
+    }
 }
 
 fn local_midnight(date: Option<NaiveDate>, zone: Tz) -> DateTime<Utc> {
@@ -309,6 +331,68 @@ mod tests {
         let late = Period::parse_instant("2026-12-31T20:00:00Z").unwrap();
         assert_eq!(late.year(HCM), 2027);
         assert_eq!(late.periodicity(), Periodicity::Daily);
+    }
+
+    #[test]
+    fn bounds_give_back_the_period() {
+        for raw in [
+            "2026",
+            "2026-Q1",
+            "2026-Q2",
+            "2026-Q4",
+            "2026-01",
+            "2026-07",
+            "2026-12",
+            "2026-01-01",
+            "2026-07-09",
+            "2024-02-29",
+            "2026-12-31",
+        ] {
+            let period = Period::parse(raw).unwrap();
+            let back = Period::from_bounds(period.start(HCM), period.end(HCM), HCM);
+            assert_eq!(back, Some(period), "{raw}");
+        }
+        // An instant at local midnight is not the day that starts then.
+        let midnight = utc("2026-07-09T00:00:00+07:00");
+        assert_eq!(
+            Period::from_bounds(midnight, midnight, HCM),
+            Some(Period::Instant(midnight))
+        );
+        let instant: Period = "2026-07-09T10:00:00.25Z".parse().unwrap();
+        let Period::Instant(at) = instant else {
+            unreachable!()
+        };
+        assert_eq!(
+            Period::from_bounds(at, at, HCM).unwrap().to_string(),
+            "2026-07-09T10:00:00.250Z"
+        );
+    }
+
+    #[test]
+    fn bounds_of_no_period_give_nothing() {
+        let start = utc("2026-03-01T00:00:00+07:00");
+        // Two months, a day not starting at local midnight, an end before the start.
+        assert_eq!(
+            Period::from_bounds(start, utc("2026-05-01T00:00:00+07:00"), HCM),
+            None
+        );
+        assert_eq!(
+            Period::from_bounds(
+                utc("2026-03-01T01:00:00+07:00"),
+                utc("2026-03-02T01:00:00+07:00"),
+                HCM
+            ),
+            None
+        );
+        assert_eq!(
+            Period::from_bounds(start, utc("2026-02-01T00:00:00+07:00"), HCM),
+            None
+        );
+        // Bounds read in another zone than the one they were made in do not line up.
+        assert_eq!(
+            Period::from_bounds(start, utc("2026-04-01T00:00:00+07:00"), chrono_tz::UTC),
+            None
+        );
     }
 
     #[test]
