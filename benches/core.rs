@@ -1,0 +1,598 @@
+//! The write path against floors measured in the same run (ARCHITECTURE §7). The service runs
+//! as its own process (the `ktxh` binary) on a fresh PostgreSQL database, so its memory is its
+//! own; every figure is printed with the floor it is compared to.
+//!
+//! - P1: JSON ingest over HTTP, 10,000-row requests from 2 clients, against a binary `COPY` of
+//!   the same rows into a narrow table (series id, time, revision, value) with a unique index
+//!   on (series id, time, revision). Goal ≥ 70 %.
+//! - P2: 200 concurrent senders of 10-row batches, against 4 senders of 1,000-row batches on the
+//!   same server (goal ≥ 50 %) and against single-row autocommit `INSERT`s into the narrow table
+//!   from one connection (goal ≥ 50×).
+//! - P7: a viewer's `GET /api/v1/status` p50 while the 200 senders push, against the same read
+//!   on the idle server. Goal ≤ 2×.
+//! - Memory: the server's peak resident memory during P2. Goal < 300 MB.
+//! - P3 (`KTXH_BENCH_P3=1`, TimescaleDB): the append rate once ten times `shared_buffers` of
+//!   history is stored, against the P1 rate into the empty table. Goal ≥ 0.8×.
+//!
+//! ```text
+//! cargo bench --bench core                                  # PostgreSQL on 127.0.0.1:5432
+//! KTXH_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres KTXH_BENCH_P3=1 \
+//!     cargo bench --bench core                              # TimescaleDB, with P3
+//! KTXH_BENCH_ROWS=300000 KTXH_BENCH_SECONDS=10 cargo bench --bench core
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _};
+use chrono::{NaiveDate, TimeZone, Utc};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+
+#[path = "support/process.rs"]
+mod process;
+use process::{Server, Service};
+
+const INDICATORS: &[&str] = &[
+    "ONLINE_DOSSIERS_RECEIVED",
+    "TRAFFIC_ACCIDENTS",
+    "TRAFFIC_DEATHS",
+    "FIRES",
+];
+const ZONE: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+/// Rows are numbered in time order: day by day, every series of that day. Each phase takes
+/// the next range, so every row any phase sends is new and later than the ones before it.
+struct Rows {
+    units: Vec<String>,
+    first_day: NaiveDate,
+    next: usize,
+}
+
+struct Row {
+    series: usize,
+    indicator: &'static str,
+    unit: usize,
+    day: NaiveDate,
+    value: f64,
+}
+
+impl Rows {
+    fn series(&self) -> usize {
+        INDICATORS.len() * self.units.len()
+    }
+
+    fn row(&self, i: usize) -> Row {
+        let series = i % self.series();
+        let day = self.first_day + chrono::Duration::days((i / self.series()) as i64);
+        Row {
+            series,
+            indicator: INDICATORS[series / self.units.len()],
+            unit: series % self.units.len(),
+            day,
+            value: ((i * 7) % 40) as f64,
+        }
+    }
+
+    fn take(&mut self, count: usize) -> std::ops::Range<usize> {
+        let range = self.next..self.next + count;
+        self.next += count;
+        range
+    }
+
+    fn last_day(&self) -> NaiveDate {
+        self.row(self.next.saturating_sub(1)).day
+    }
+
+    fn json(&self, range: std::ops::Range<usize>, per_request: usize) -> Vec<String> {
+        range
+            .collect::<Vec<_>>()
+            .chunks(per_request)
+            .map(|chunk| {
+                let observations: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let r = self.row(i);
+                        serde_json::json!({
+                            "indicator": r.indicator,
+                            "unit": self.units[r.unit],
+                            "period": r.day.format("%Y-%m-%d").to_string(),
+                            "value": r.value,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "observations": observations }).to_string()
+            })
+            .collect()
+    }
+}
+
+fn day_start(day: NaiveDate) -> chrono::DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    ZONE.from_local_datetime(&midnight).earliest().map_or_else(
+        || Utc.from_utc_datetime(&midnight),
+        |t| t.with_timezone(&Utc),
+    )
+}
+
+/// PostgreSQL's binary `COPY` format for (int4, timestamptz, int4, float8) tuples.
+fn binary_copy(rows: &Rows, range: std::ops::Range<usize>) -> Vec<u8> {
+    let epoch = Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(range.len() * 46 + 32);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    for i in range {
+        let r = rows.row(i);
+        let micros = (day_start(r.day) - epoch)
+            .num_microseconds()
+            .unwrap_or_default();
+        out.extend_from_slice(&4i16.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(&(r.series as i32).to_be_bytes());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&micros.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&r.value.to_be_bytes());
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+    format!("{prefix}/{database}")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let admin_url = std::env::var("KTXH_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("ktxh_bench_core_{}", std::process::id());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
+    let url = with_database(&admin_url, &name);
+    let result = run(&url).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    result
+}
+
+/// What one load phase measured.
+struct Load {
+    rows_per_second: f64,
+    request_p50: Duration,
+    peak_rss_mib: f64,
+}
+
+/// Sends `bodies` from `senders` concurrent clients until they are all sent or `deadline`
+/// passes; every answer must be a 200 accepting all its rows.
+async fn push(
+    server: &Server,
+    token: &str,
+    bodies: Vec<String>,
+    rows_per_body: usize,
+    senders: usize,
+    limit: Option<Duration>,
+) -> anyhow::Result<Load> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(senders)
+        .build()?;
+    let url = format!("http://{}/api/v1/observations", server.addr);
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let deadline = limit.map(|limit| started + limit);
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let pid = server.pid();
+        tokio::spawn(async move {
+            let mut peak = 0.0f64;
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(kib) = rss_kib(pid) {
+                    peak = peak.max(kib);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    };
+    let mut workers = Vec::new();
+    for _ in 0..senders {
+        let (client, url, bodies, next, token, latencies) = (
+            client.clone(),
+            url.clone(),
+            bodies.clone(),
+            next.clone(),
+            token.to_owned(),
+            latencies.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut sent = 0usize;
+            let mut mine = Vec::new();
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let begun = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let receipt: serde_json::Value = response.json().await?;
+                ensure!(status.is_success(), "HTTP {status}: {receipt}");
+                ensure!(
+                    receipt["accepted"].as_u64() == Some(rows_per_body as u64),
+                    "receipt {receipt}"
+                );
+                mine.push(begun.elapsed());
+                sent += rows_per_body;
+            }
+            latencies
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .extend(mine);
+            Ok::<usize, anyhow::Error>(sent)
+        }));
+    }
+    let mut rows = 0;
+    for worker in workers {
+        rows += worker.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let peak = sampler.await?;
+    let mut latencies =
+        std::mem::take(&mut *latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    latencies.sort();
+    Ok(Load {
+        rows_per_second: rows as f64 / elapsed,
+        request_p50: percentile(&latencies, 0.5),
+        peak_rss_mib: peak / 1024.0,
+    })
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A viewer reading the overview's status over and over until `stop`; its latencies.
+async fn view(
+    addr: std::net::SocketAddr,
+    token: String,
+    stop: Arc<AtomicBool>,
+    at_most: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/api/v1/status");
+    let mut latencies = Vec::new();
+    while !stop.load(Ordering::Relaxed) && latencies.len() < at_most {
+        let begun = Instant::now();
+        let response = client.get(&url).bearer_auth(&token).send().await?;
+        ensure!(
+            response.status().is_success(),
+            "status read: {}",
+            response.status()
+        );
+        response.bytes().await?;
+        latencies.push(begun.elapsed());
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+fn ratio_line(label: &str, value: f64, floor: f64, unit: &str, goal: &str, met: bool) {
+    println!(
+        "{label:<58} {value:>12.0} {unit} vs {floor:>12.0} {unit}: {:>7.2}x  (goal {goal}: {})",
+        value / floor,
+        if met { "met" } else { "NOT met" }
+    );
+}
+
+async fn run(url: &str) -> anyhow::Result<()> {
+    let p1_rows: usize = env_or("KTXH_BENCH_ROWS", 300_000);
+    let seconds: u64 = env_or("KTXH_BENCH_SECONDS", 10);
+    let with_p3 = std::env::var_os("KTXH_BENCH_P3").is_some();
+
+    let binary = std::env::var_os("KTXH_BENCH_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ktxh")), PathBuf::from);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let catalogue = ktxh::config::load_catalogue(&config)?;
+    let mut rows = Rows {
+        units: catalogue.units.iter().map(|u| u.code.to_string()).collect(),
+        first_day: NaiveDate::from_ymd_opt(1960, 1, 1).context("date")?,
+        next: 0,
+    };
+    let service = Service {
+        binary: &binary,
+        config: &config,
+        database: url,
+    };
+    let admin = service.token("admin")?;
+    let viewer = service.token("viewer")?;
+    let mut command = service.command();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KTXH__RULES__EVALUATION_INTERVAL_SECONDS", "3600")
+        .env("KTXH__SERVER__SHUTDOWN_GRACE_SECONDS", "2")
+        // The load comes from one client address and one token: the per-client limits would
+        // measure themselves.
+        .env("KTXH__LIMITS__TOKEN_PER_SECOND", "1000000")
+        .env("KTXH__LIMITS__TOKEN_BURST", "1000000")
+        .env("KTXH__LIMITS__IP_PER_SECOND", "1000000")
+        .env("KTXH__LIMITS__IP_BURST", "1000000")
+        .env("KTXH__LIMITS__MAX_CONNECTIONS_PER_IP", "4096");
+    let server = Server::spawn("ktxh", command, process::ktxh_listening)?;
+    let mut db = PgConnection::connect(url).await?;
+    let timescale: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+    )
+    .fetch_one(&mut db)
+    .await?;
+    println!(
+        "backend: {}, {} series, {} cores",
+        if timescale {
+            "TimescaleDB"
+        } else {
+            "PostgreSQL"
+        },
+        rows.series(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+
+    // The floor table, as narrow as a series store can be.
+    sqlx::query(
+        "CREATE TABLE bench_floor (series_id int4 NOT NULL, period_start timestamptz NOT NULL, \
+         revision int4 NOT NULL, value float8)",
+    )
+    .execute(&mut db)
+    .await?;
+    sqlx::query(
+        "CREATE UNIQUE INDEX bench_floor_key ON bench_floor (series_id, period_start, revision)",
+    )
+    .execute(&mut db)
+    .await?;
+
+    // P1: the same rows, once by binary COPY into the floor, once through HTTP into the service.
+    let p1 = rows.take(p1_rows);
+    let copy = {
+        let data = binary_copy(&rows, p1.clone());
+        let started = Instant::now();
+        let mut copy = db
+            .copy_in_raw("COPY bench_floor FROM STDIN (FORMAT binary)")
+            .await?;
+        for chunk in data.chunks(1 << 20) {
+            copy.send(chunk).await?;
+        }
+        let copied = copy.finish().await?;
+        ensure!(copied as usize == p1_rows, "COPY wrote {copied} rows");
+        p1_rows as f64 / started.elapsed().as_secs_f64()
+    };
+    let p1_load = push(&server, &admin, rows.json(p1, 10_000), 10_000, 2, None).await?;
+
+    // P7 idle: the overview's status on a quiet server.
+    let idle = view(
+        server.addr,
+        viewer.clone(),
+        Arc::new(AtomicBool::new(false)),
+        200,
+    )
+    .await?;
+
+    // P2: many small senders, a few large ones, and single-row autocommit.
+    let small_range = rows.take(200 * 10 * 2_000);
+    let small_bodies = rows.json(small_range, 10);
+    let stop = Arc::new(AtomicBool::new(false));
+    let viewer_task = tokio::spawn(view(server.addr, viewer.clone(), stop.clone(), usize::MAX));
+    let small = push(
+        &server,
+        &admin,
+        small_bodies,
+        10,
+        200,
+        Some(Duration::from_secs(seconds)),
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let busy = viewer_task.await??;
+    let large_range = rows.take(4 * 1_000 * 400);
+    let large = push(
+        &server,
+        &admin,
+        rows.json(large_range, 1_000),
+        1_000,
+        4,
+        Some(Duration::from_secs(seconds)),
+    )
+    .await?;
+    let autocommit = {
+        let range = rows.take(1_000_000);
+        let started = Instant::now();
+        let mut written = 0usize;
+        for i in range {
+            if started.elapsed() >= Duration::from_secs(seconds.min(5)) {
+                break;
+            }
+            let r = rows.row(i);
+            sqlx::query("INSERT INTO bench_floor VALUES ($1, $2, 1, $3)")
+                .bind(r.series as i32)
+                .bind(day_start(r.day))
+                .bind(r.value)
+                .execute(&mut db)
+                .await?;
+            written += 1;
+        }
+        written as f64 / started.elapsed().as_secs_f64()
+    };
+
+    println!();
+    ratio_line(
+        "P1 HTTP JSON ingest (10,000-row requests, 2 clients) vs binary COPY",
+        p1_load.rows_per_second,
+        copy,
+        "rows/s",
+        ">= 0.70x",
+        p1_load.rows_per_second >= 0.7 * copy,
+    );
+    ratio_line(
+        "P2 200 senders x 10 rows vs 4 senders x 1,000 rows",
+        small.rows_per_second,
+        large.rows_per_second,
+        "rows/s",
+        ">= 0.50x",
+        small.rows_per_second >= 0.5 * large.rows_per_second,
+    );
+    ratio_line(
+        "P2 200 senders x 10 rows vs single-row autocommit",
+        small.rows_per_second,
+        autocommit,
+        "rows/s",
+        ">= 50x",
+        small.rows_per_second >= 50.0 * autocommit,
+    );
+    let (idle_p50, busy_p50) = (percentile(&idle, 0.5), percentile(&busy, 0.5));
+    println!(
+        "{:<58} {:>9.2} ms vs {:>9.2} ms idle: {:>7.2}x  (goal <= 2x: {})",
+        "P7 a viewer's GET /api/v1/status p50 under the 200 senders",
+        busy_p50.as_secs_f64() * 1e3,
+        idle_p50.as_secs_f64() * 1e3,
+        busy_p50.as_secs_f64() / idle_p50.as_secs_f64().max(1e-9),
+        if busy_p50 <= idle_p50 * 2 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "{:<58} {:>9.1} MiB  (goal < 300 MB: {})",
+        "memory: the server's peak RSS under the 200 senders",
+        small.peak_rss_mib,
+        if small.peak_rss_mib * 1.048_576 < 300.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "request p50: {:.1} ms (200 x 10 rows), {:.1} ms (4 x 1,000 rows), {:.1} ms (2 x 10,000 rows); viewer reads {} idle, {} under load",
+        small.request_p50.as_secs_f64() * 1e3,
+        large.request_p50.as_secs_f64() * 1e3,
+        p1_load.request_p50.as_secs_f64() * 1e3,
+        idle.len(),
+        busy.len()
+    );
+
+    if with_p3 {
+        p3(
+            &server,
+            &admin,
+            &mut rows,
+            &mut db,
+            p1_rows,
+            p1_load.rows_per_second,
+            timescale,
+        )
+        .await?;
+    }
+    server.stop();
+    Ok(())
+}
+
+/// P3: history up to ten times `shared_buffers`, then the same append as P1.
+async fn p3(
+    server: &Server,
+    admin: &str,
+    rows: &mut Rows,
+    db: &mut PgConnection,
+    count: usize,
+    empty_rate: f64,
+    timescale: bool,
+) -> anyhow::Result<()> {
+    let shared_buffers: i64 = sqlx::query_scalar(
+        "SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'",
+    )
+    .fetch_one(&mut *db)
+    .await?;
+    let size_sql = if timescale {
+        "SELECT hypertable_size('observations')"
+    } else {
+        "SELECT pg_total_relation_size('observations')"
+    };
+    let started = Instant::now();
+    let mut sizes: HashMap<&str, i64> = HashMap::new();
+    loop {
+        let size: i64 = sqlx::query_scalar(size_sql).fetch_one(&mut *db).await?;
+        sizes.insert("history", size);
+        if size >= 10 * shared_buffers {
+            break;
+        }
+        let today = Utc::now().with_timezone(&ZONE).date_naive();
+        ensure!(
+            rows.last_day() + chrono::Duration::days(400) < today,
+            "ran out of past days before the history reached ten times shared_buffers"
+        );
+        let chunk = rows.take(1_000_000);
+        push(server, admin, rows.json(chunk, 10_000), 10_000, 2, None).await?;
+    }
+    let history = sizes.get("history").copied().unwrap_or_default();
+    println!(
+        "P3 history: {:.0} MiB stored (shared_buffers {:.0} MiB) in {:.0} s",
+        history as f64 / 1048576.0,
+        shared_buffers as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+    let append = rows.take(count);
+    let load = push(server, admin, rows.json(append, 10_000), 10_000, 2, None).await?;
+    ratio_line(
+        "P3 append with >= 10x shared_buffers stored vs into empty",
+        load.rows_per_second,
+        empty_rate,
+        "rows/s",
+        ">= 0.80x",
+        load.rows_per_second >= 0.8 * empty_rate,
+    );
+    Ok(())
+}
