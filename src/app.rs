@@ -53,7 +53,10 @@ pub async fn open_store(
         .await
         .with_context(|| format!("cannot open the store at {}", store::redact_url(url)))?;
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
-    Ok(store)
+    Ok(crate::auth::cache::CachedStore::wrap(
+        store,
+        settings.tokens.cache(),
+    ))
 }
 
 /// Tickets outstanding at once over all tokens (each token also has its own share): a bound

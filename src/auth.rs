@@ -4,6 +4,8 @@
 //! the whole token is compared in constant time, so lookup timing reveals nothing about the
 //! secret.
 
+pub mod cache;
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};

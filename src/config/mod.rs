@@ -220,6 +220,12 @@ pub struct TokenSettings {
     pub admin_expiry_days: i64,
     pub department_expiry_days: i64,
     pub viewer_expiry_days: i64,
+    /// How long a token found usable is remembered; 0 asks the database on every request.
+    /// A token revoked through this instance is forgotten at once, one revoked by another
+    /// process (`ktxh token revoke`, another instance) within this time.
+    pub cache_seconds: u64,
+    /// How long an unknown, revoked or expired token is remembered as such.
+    pub negative_cache_seconds: u64,
 }
 
 impl Default for TokenSettings {
@@ -228,11 +234,20 @@ impl Default for TokenSettings {
             admin_expiry_days: 90,
             department_expiry_days: 365,
             viewer_expiry_days: 365,
+            cache_seconds: 30,
+            negative_cache_seconds: 10,
         }
     }
 }
 
 impl TokenSettings {
+    pub fn cache(&self) -> crate::auth::cache::CacheSettings {
+        crate::auth::cache::CacheSettings {
+            ttl: std::time::Duration::from_secs(self.cache_seconds),
+            negative_ttl: std::time::Duration::from_secs(self.negative_cache_seconds),
+        }
+    }
+
     pub fn expiry_days(&self, role: crate::auth::Role) -> i64 {
         match role {
             crate::auth::Role::Admin => self.admin_expiry_days,
@@ -372,6 +387,20 @@ impl Settings {
         ] {
             if !TOKEN_LIFETIME_DAYS.contains(&days) {
                 problem(key, "between 1 and 3660 days".into());
+            }
+        }
+        for (key, seconds) in [
+            ("tokens.cache_seconds", self.tokens.cache_seconds),
+            (
+                "tokens.negative_cache_seconds",
+                self.tokens.negative_cache_seconds,
+            ),
+        ] {
+            if seconds > 300 {
+                problem(
+                    key,
+                    "at most 300, so a token revoked elsewhere is refused within minutes".into(),
+                );
             }
         }
         if self.live.ticket_seconds <= 0 {
