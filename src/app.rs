@@ -15,17 +15,20 @@ use crate::alerts::outbox::{Outbox, ReceiverSender};
 use crate::alerts::receivers::Receivers;
 use crate::alerts::routing::AlertingConfig;
 use crate::collectors::{Collectors, FeedContext, FeedHealthRegistry};
+use crate::config::IngestSettings;
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Catalogue;
 use crate::http::limits::Limits;
 use crate::http::{self, AppState};
 use crate::hub::ticket::Tickets;
-use crate::hub::view::{Publisher, Update};
+use crate::hub::view::Publisher;
 use crate::hub::{Hub, HubSettings};
-use crate::ingest::{Downstream, Ingestor};
+use crate::ingest::Ingestor;
+use crate::pipeline::{Change, Pipeline};
 use crate::report::schedule::{self, Scheduler};
 use crate::rules::engine::Engine;
 use crate::store::{self, DynStore};
+use crate::writer::{Writer, WriterSettings};
 
 /// Everything `serve` needs, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -69,7 +72,20 @@ pub struct App {
     state: AppState,
     outbox: Arc<Outbox>,
     reports: Scheduler,
+    writer: Arc<Writer>,
     demo: bool,
+}
+
+/// The writer's bounds as configured under `[ingest]`.
+pub fn writer_settings(ingest: &IngestSettings) -> WriterSettings {
+    WriterSettings {
+        queue_batches: ingest.write_queue_batches,
+        queue_rows: ingest.write_queue_rows,
+        group_rows: ingest.write_group_rows,
+        group_batches: ingest.write_group_batches,
+        group_wait: Duration::from_millis(ingest.write_group_wait_ms),
+        ..WriterSettings::default()
+    }
 }
 
 impl App {
@@ -165,14 +181,21 @@ impl App {
             settings.limits.ws_tickets_per_token,
             MAX_OUTSTANDING_TICKETS,
         ));
+        let pipeline = Arc::new(Pipeline::new(
+            engine.clone(),
+            alerts.clone(),
+            publisher.clone(),
+            settings.zone(),
+        ));
+        let writer = Arc::new(Writer::spawn(
+            store.clone(),
+            pipeline.clone(),
+            writer_settings(&settings.ingest),
+        ));
         let ingestor = Arc::new(Ingestor::new(
             catalogue.clone(),
             store.clone(),
-            Downstream {
-                engine: engine.clone(),
-                alerts: alerts.clone(),
-                publisher: publisher.clone(),
-            },
+            writer.clone(),
             settings.zone(),
             settings.ingest.clone(),
             settings.server.max_rows_per_request,
@@ -190,6 +213,7 @@ impl App {
             engine,
             alerts,
             publisher,
+            pipeline,
             tickets,
             feeds: feed_health,
             limits,
@@ -208,6 +232,7 @@ impl App {
             state,
             outbox,
             reports,
+            writer,
             demo,
         })
     }
@@ -238,9 +263,7 @@ impl App {
             publisher.closing().cancel();
         });
         spawn_evaluation_timer(
-            self.state.engine.clone(),
-            self.state.alerts.clone(),
-            self.state.publisher.clone(),
+            self.state.pipeline.clone(),
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
             shutdown.clone(),
         );
@@ -277,6 +300,13 @@ impl App {
         {
             tracing::warn!("collectors did not stop in time");
         }
+        // Whatever is still queued was accepted for writing: it is written and answered
+        // before the process ends, and nothing new is taken.
+        let writer = self.writer;
+        writer.close();
+        if tokio::time::timeout(grace, writer.stopped()).await.is_err() {
+            tracing::warn!("the writer did not drain its queue in time");
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -284,13 +314,7 @@ impl App {
 
 /// Re-evaluates every target on a timer: staleness and the passage of time change statuses
 /// without any new observation.
-fn spawn_evaluation_timer(
-    engine: Arc<Engine>,
-    alerts: Arc<AlertManager>,
-    publisher: Arc<Publisher>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
+fn spawn_evaluation_timer(pipeline: Arc<Pipeline>, every: Duration, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -300,35 +324,7 @@ fn spawn_evaluation_timer(
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let evaluator = engine.clone();
-            let evaluated =
-                tokio::task::spawn_blocking(move || evaluator.evaluate_all(Utc::now())).await;
-            let changes = match evaluated {
-                Ok(changes) => changes,
-                Err(error) => {
-                    tracing::error!(%error, "evaluation task failed");
-                    Vec::new()
-                }
-            };
-            if !changes.is_empty() {
-                tracing::info!(changes = changes.len(), "statuses changed on the timer");
-            }
-            let now = Utc::now();
-            let alerted = match alerts.reconcile(&engine.statuses(|_| true), now).await {
-                Ok(alerted) => alerted,
-                Err(error) => {
-                    tracing::error!(%error, "alert reconciliation failed");
-                    Vec::new()
-                }
-            };
-            publisher.publish(
-                Update {
-                    changes: &changes,
-                    alerts: &alerted,
-                    ..Update::default()
-                },
-                now,
-            );
+            pipeline.apply(Change::Tick(Utc::now())).await;
         }
     });
 }

@@ -5,14 +5,18 @@
 //! ```text
 //! collectors (pull, MQTT, NATS, import) ─┐
 //! ingest (formats, validation) ←──────────┘
-//!        → store (SQLite | PostgreSQL | TimescaleDB)
-//!        → live state → rules (status, projection) → alerts (outbox) → websocket hub → screens
+//!        → writer (group commit) → store (SQLite | PostgreSQL | TimescaleDB)
+//!        → pipeline: live state → rules (status, projection) → alerts (outbox) → websocket hub
+//!        → screens
 //! ```
 //!
 //! - [`config`]: settings and the catalogue files, validated at start.
 //! - [`domain`]: pure types (codes, periods, indicators, targets, observations).
 //! - [`collectors`]: feeds the service fetches or subscribes to, and back-fill from files.
 //! - [`ingest`]: push formats and per-row validation; [`demo`] feeds it simulated departments.
+//! - [`writer`]: one task per instance that commits the queued batches as one group.
+//! - [`pipeline`]: what follows any change (rows committed, a target set, the timer): the
+//!   engine, the alerts of the targets that moved, the screens.
 //! - [`store`]: the storage trait and its backends.
 //! - [`live`]: the latest value of every series; [`rules`] judges targets from it.
 //! - [`alerts`]: alert states, routing and the delivery outbox.
@@ -33,6 +37,8 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod outbound;
+pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod store;
+pub mod writer;

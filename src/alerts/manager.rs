@@ -1,7 +1,7 @@
 //! The alert state machine: derives the alerts the target statuses call for, moves each through
 //! pending → firing → resolved, and commits every change together with its outbox events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -285,6 +285,47 @@ impl AlertManager {
         statuses: &[TargetStatus],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Alert>> {
+        self.reconcile_scoped(statuses, None, now).await
+    }
+
+    /// As [`Self::reconcile`] for the targets of `statuses` alone: alerts of other targets are
+    /// left as they are, so an ingest or a target change that touched a few targets costs a
+    /// few, not every target of the city (the timer still looks at all of them).
+    pub async fn reconcile_targets(
+        &self,
+        statuses: &[TargetStatus],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Alert>> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scope: HashSet<(String, String, String)> = statuses
+            .iter()
+            .map(|s| {
+                (
+                    s.year.to_string(),
+                    s.indicator.to_string(),
+                    s.unit.to_string(),
+                )
+            })
+            .collect();
+        self.reconcile_scoped(statuses, Some(&scope), now).await
+    }
+
+    /// `scope`, when given, holds the (year, indicator, unit) of the targets to look at, as an
+    /// alert's labels spell them.
+    async fn reconcile_scoped(
+        &self,
+        statuses: &[TargetStatus],
+        scope: Option<&HashSet<(String, String, String)>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Alert>> {
+        let in_scope = |alert: &Alert| {
+            scope.is_none_or(|scope| {
+                let label = |name: &str| alert.labels.get(name).cloned().unwrap_or_default();
+                scope.contains(&(label("year"), label("indicator"), label("unit")))
+            })
+        };
         let mut active = self.active.lock().await;
         let desired: HashMap<String, Desired> =
             statuses.iter().flat_map(|s| self.desired(s)).collect();
@@ -341,7 +382,7 @@ impl AlertManager {
             changed.push(alert);
         }
         for (fingerprint, old) in active.iter() {
-            if desired.contains_key(fingerprint) {
+            if desired.contains_key(fingerprint) || !in_scope(old) {
                 continue;
             }
             let mut alert = old.clone();

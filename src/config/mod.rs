@@ -105,6 +105,17 @@ pub struct IngestSettings {
     pub future_skew_seconds: i64,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_hours: i64,
+    /// Batches that may wait for the writer; a push beyond answers 503 with `Retry-After`.
+    pub write_queue_batches: usize,
+    /// Rows that may wait for the writer (a larger request still goes when nothing waits).
+    pub write_queue_rows: usize,
+    /// One group commit takes at most this many rows…
+    pub write_group_rows: usize,
+    /// …and this many batches.
+    pub write_group_batches: usize,
+    /// How long the writer waits for more batches before committing a group; 0 commits what
+    /// is queued at once.
+    pub write_group_wait_ms: u64,
 }
 
 impl Default for IngestSettings {
@@ -112,6 +123,11 @@ impl Default for IngestSettings {
         Self {
             future_skew_seconds: 300,
             idempotency_ttl_hours: 24,
+            write_queue_batches: 1024,
+            write_queue_rows: 200_000,
+            write_group_rows: 50_000,
+            write_group_batches: 256,
+            write_group_wait_ms: 0,
         }
     }
 }
@@ -346,6 +362,16 @@ impl Settings {
         }
         if self.ingest.idempotency_ttl_hours <= 0 {
             problem("ingest.idempotency_ttl_hours", "must be positive".into());
+        }
+        for (key, value) in [
+            ("ingest.write_queue_batches", self.ingest.write_queue_batches),
+            ("ingest.write_queue_rows", self.ingest.write_queue_rows),
+            ("ingest.write_group_rows", self.ingest.write_group_rows),
+            ("ingest.write_group_batches", self.ingest.write_group_batches),
+        ] {
+            if value == 0 {
+                problem(key, "must be positive".into());
+            }
         }
         if self.rules.for_seconds < 0 {
             problem("rules.for_seconds", "must not be negative".into());

@@ -86,6 +86,11 @@ pub enum ApiError {
     #[error("the store is not reachable")]
     Unavailable,
     #[error(
+        "the service is taking in more than it can store right now; nothing was stored, \
+         send the same request again in {retry_after} s"
+    )]
+    WriteQueueFull { retry_after: u64 },
+    #[error(
         "the database holds {applied} of this build's {expected} migrations; \
          run this version's `ktxh serve` or `ktxh migrate` against it"
     )]
@@ -120,7 +125,9 @@ impl ApiError {
             }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable | Self::MigrationsMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::MigrationsMissing { .. } | Self::WriteQueueFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -150,6 +157,7 @@ impl ApiError {
             Self::HandlerTimeout { .. } => "handler_timeout",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Unavailable => "unavailable",
+            Self::WriteQueueFull { .. } => "write_queue_full",
             Self::MigrationsMissing { .. } => "migrations_missing",
             Self::Internal(_) => "internal",
         }
@@ -174,7 +182,9 @@ impl ApiError {
             Self::RequestTimeout { .. } => "Request timeout",
             Self::HandlerTimeout { .. } => "Service unavailable",
             Self::MethodNotAllowed(_) => "Method not allowed",
-            Self::Unavailable | Self::MigrationsMissing { .. } => "Service unavailable",
+            Self::Unavailable | Self::MigrationsMissing { .. } | Self::WriteQueueFull { .. } => {
+                "Service unavailable"
+            }
             Self::Internal(_) => "Internal error",
         }
     }
@@ -229,7 +239,7 @@ pub struct Problem<'a> {
     /// `invalid_field`, `payload_too_large`, `too_many_rows`, `unsupported_media_type`,
     /// `idempotency_key_reused`, `foreign_origin`, `not_websocket`, `too_many_tickets`,
     /// `too_many_websockets`, `rate_limited`, `auth_throttled`, `request_timeout`,
-    /// `handler_timeout`,
+    /// `handler_timeout`, `write_queue_full`,
     /// `unavailable` or `internal`.
     #[schema(example = "invalid_field")]
     pub(super) code: &'a str,
@@ -270,7 +280,8 @@ impl ApiError {
             | Self::TicketPoolFull { retry_after }
             | Self::TooManyWebsockets { retry_after, .. }
             | Self::RateLimited { retry_after }
-            | Self::AuthThrottled { retry_after } => Some(*retry_after),
+            | Self::AuthThrottled { retry_after }
+            | Self::WriteQueueFull { retry_after } => Some(*retry_after),
             Self::Unavailable | Self::HandlerTimeout { .. } => Some(UNAVAILABLE_RETRY_SECONDS),
             Self::MigrationsMissing { .. } => Some(MIGRATIONS_RETRY_SECONDS),
             _ => None,
@@ -384,6 +395,11 @@ impl From<IngestError> for ApiError {
                 indicators: indicators.join(", "),
             },
             IngestError::TooManyRows { count, limit } => Self::TooManyRows { count, limit },
+            IngestError::Busy { retry_after } => Self::WriteQueueFull { retry_after },
+            IngestError::Unavailable(reason) => {
+                tracing::warn!(%reason, "a batch was not stored");
+                Self::Unavailable
+            }
             IngestError::Store(store) => store.into(),
         }
     }

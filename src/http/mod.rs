@@ -56,6 +56,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub alerts: Arc<AlertManager>,
     pub publisher: Arc<Publisher>,
+    /// What follows a change: engine, alerts, screens ([`crate::pipeline`]).
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
     pub tickets: Arc<Tickets>,
     /// The collectors' health.
     pub feeds: Arc<FeedHealthRegistry>,
@@ -76,6 +78,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalogue::units))
         .routes(routes!(targets::list))
         .routes(routes!(targets::put))
+        .routes(routes!(targets::history::history))
         .routes(routes!(targets::audit))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::ack))

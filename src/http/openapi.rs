@@ -200,8 +200,9 @@ pub struct TooManyRequests(pub Problem<'static>);
 #[response(content_type = "application/problem+json")]
 pub struct RequestTimeout(pub Problem<'static>);
 
-/// The store cannot be reached or no database connection was free in time (`unavailable`), or
-/// the answer took longer than the configured time (`handler_timeout`).
+/// The store cannot be reached or no database connection was free in time (`unavailable`),
+/// the answer took longer than the configured time (`handler_timeout`), or a push found the
+/// write queue full (`write_queue_full`: nothing was stored; send it again after `Retry-After`).
 #[derive(ToResponse)]
 #[response(
     content_type = "application/problem+json",

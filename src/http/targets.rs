@@ -1,6 +1,8 @@
 //! Yearly targets (read by anyone, set by admins with an audit row) and the audit log (read
 //! by admins only: it names who holds which token and what they did).
 
+pub mod history;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
@@ -20,7 +22,7 @@ use super::openapi::{
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::period::YEARS;
 use crate::domain::{Direction, TargetValue};
-use crate::hub::view::Update;
+use crate::pipeline::Change;
 use crate::store::{AuditEntry, TargetChange, TargetRow};
 
 /// The caller's address as the limits layer resolved it (after trusted proxies), for audit
@@ -221,20 +223,15 @@ pub async fn put(
         client_ip,
     };
     let row = state.store.set_target(&change).await?;
-    let changes = state.engine.set_target(row.target.clone(), change.at);
-    let key = (
-        row.target.year,
-        row.target.indicator.clone(),
-        row.target.unit.clone(),
-    );
-    state.publisher.publish(
-        Update {
-            targets: std::slice::from_ref(&key),
-            changes: &changes,
-            ..Update::default()
-        },
-        change.at,
-    );
+    // The new value takes effect at once: re-judged, its alerts brought in line and the
+    // screens told before the answer, not at the next tick.
+    state
+        .pipeline
+        .apply(Change::TargetsChanged {
+            targets: vec![row.target.clone()],
+            at: change.at,
+        })
+        .await;
     tracing::info!(year, indicator = %indicator.code, unit = %unit.code, actor = %change.actor, "target set");
     Ok(Json(row))
 }

@@ -1,6 +1,7 @@
 //! Ingest: every format is parsed into [`RawRow`]s, each row's codes are resolved once against
 //! the catalogue, the request is scoped to the caller's department on the resolved indicators,
-//! the rows are validated one by one and written to the store as one batch.
+//! the rows are validated one by one and handed to the instance's [`Writer`] as one batch, which
+//! commits it with whatever else is queued and carries it on through the pipeline.
 
 pub mod code;
 pub mod csv;
@@ -20,16 +21,14 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use tracing::instrument;
 
-use crate::alerts::manager::AlertManager;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::{Catalogue, NewObservation};
-use crate::hub::view::{FeedEvent, Publisher, Update};
 use crate::metrics;
-use crate::rules::engine::Engine;
 use crate::store::{
     DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
 };
+use crate::writer::{Origin, WriteError, Writer};
 
 pub use decimal::Decimal;
 pub use format::{Format, FormatError};
@@ -47,8 +46,25 @@ pub enum IngestError {
     },
     #[error("{count} rows exceed the limit of {limit} per request")]
     TooManyRows { count: usize, limit: usize },
+    /// The writer's queue is full: the service is taking in more than it can commit.
+    #[error("the write queue is full; try again in {retry_after} s")]
+    Busy { retry_after: u64 },
+    /// The writer has stopped (the service is shutting down) or the store cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<WriteError> for IngestError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::QueueFull { retry_after } => Self::Busy { retry_after },
+            WriteError::Closed => Self::Unavailable("the service is shutting down".into()),
+            WriteError::Unavailable(message) => Self::Unavailable(message),
+            WriteError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 /// An `Idempotency-Key` with the digest of the request it was first used for.
@@ -58,20 +74,12 @@ pub struct IdempotencyKey {
     pub request_digest: Vec<u8>,
 }
 
-/// The stages an accepted batch flows on to: the rules engine, the alerts, the screens.
-pub struct Downstream {
-    pub engine: Arc<Engine>,
-    pub alerts: Arc<AlertManager>,
-    pub publisher: Arc<Publisher>,
-}
-
-/// Validates and stores batches; shared by every push format, the collectors and the demo feeds.
+/// Validates batches and hands them to the writer; shared by every push format, the
+/// collectors and the demo feeds.
 pub struct Ingestor {
     validator: Validator,
     store: DynStore,
-    engine: Arc<Engine>,
-    alerts: Arc<AlertManager>,
-    publisher: Arc<Publisher>,
+    writer: Arc<Writer>,
     settings: IngestSettings,
     max_rows: usize,
 }
@@ -80,25 +88,23 @@ impl Ingestor {
     pub fn new(
         catalogue: Arc<Catalogue>,
         store: DynStore,
-        downstream: Downstream,
+        writer: Arc<Writer>,
         zone: Tz,
         settings: IngestSettings,
         max_rows: usize,
     ) -> Self {
-        let Downstream {
-            engine,
-            alerts,
-            publisher,
-        } = downstream;
         Self {
             validator: Validator::new(catalogue, zone, settings.clone()),
             store,
-            engine,
-            alerts,
-            publisher,
+            writer,
             settings,
             max_rows,
         }
+    }
+
+    /// The writer batches go through.
+    pub fn writer(&self) -> &Arc<Writer> {
+        &self.writer
     }
 
     /// Validates `rows` and writes the valid ones in one transaction.
@@ -187,45 +193,16 @@ impl Ingestor {
                 not_before: now - Duration::hours(self.settings.idempotency_ttl_hours),
             }),
         };
-        let outcome = self.store.write_batch(&batch).await?;
         let department = principal
             .department
             .as_ref()
             .map_or("admin", |code| code.as_str());
-        if let WriteOutcome::Written { receipt, accepted } = &outcome {
-            let rows: Vec<_> = accepted.iter().map(|&i| &batch.rows[i]).collect();
-            let changes = self.engine.apply(&rows, now);
-            if !changes.is_empty() {
-                tracing::info!(changes = changes.len(), "target statuses changed");
-            }
-            let alerts = if rows.is_empty() {
-                Vec::new()
-            } else {
-                let statuses = self.engine.statuses(|_| true);
-                self.alerts.reconcile(&statuses, now).await?
-            };
-            let mut indicators: Vec<_> = rows.iter().map(|r| r.indicator.clone()).collect();
-            indicators.sort();
-            indicators.dedup();
-            let feed = FeedEvent {
-                at: now,
-                source: department.to_owned(),
-                format: format.to_owned(),
-                accepted: receipt.accepted,
-                duplicates: receipt.duplicates,
-                rejected: receipt.rejected.len(),
-                indicators,
-            };
-            self.publisher.publish(
-                Update {
-                    observations: &rows,
-                    changes: &changes,
-                    alerts: &alerts,
-                    feed: Some(feed),
-                    ..Update::default()
-                },
-                now,
-            );
+        let origin = Origin {
+            source: department.to_owned(),
+            format: format.to_owned(),
+        };
+        let outcome = self.writer.submit(batch, origin).await?;
+        if let WriteOutcome::Written { receipt, .. } = &outcome {
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());

@@ -1,0 +1,298 @@
+//! What happens after anything changes (ARCHITECTURE §3, §8): committed rows, a changed target,
+//! the clock's tick. Each goes the same way — the engine re-judges what the change touched, the
+//! alerts of the targets whose status or pending state moved are brought in line, and the
+//! screens get one delta per topic — so ingest, the target API and the timer cannot drift
+//! apart in what they do after a write.
+//!
+//! Changes are applied one at a time, in the order they arrive; the writer hands over its
+//! groups in commit order, so the live state always ends at the latest committed revision.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::Mutex;
+
+use crate::alerts::manager::AlertManager;
+use crate::alerts::model::Alert;
+use crate::domain::{NewObservation, Status, Target};
+use crate::hub::view::{FeedEvent, Publisher, Update};
+use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
+
+/// One batch of a committed write group, as the pipeline needs it.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    /// The rows stored as new revisions (duplicates left out).
+    pub rows: Vec<NewObservation>,
+    /// What the feed log and the freshness display show of the batch.
+    pub feed: FeedEvent,
+}
+
+/// Something that changed, to be carried to the engine, the alerts and the screens.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// One write group, committed: its batches in the order they were written.
+    Committed(Vec<CommittedBatch>),
+    /// Targets set or replaced (the API, a configuration reload) at `at`.
+    TargetsChanged {
+        targets: Vec<Target>,
+        at: DateTime<Utc>,
+    },
+    /// The timer: staleness and the passage of time, for every target.
+    Tick(DateTime<Utc>),
+}
+
+/// What a change led to.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Official statuses that changed.
+    pub changes: Vec<StatusChange>,
+    /// Alerts that changed.
+    pub alerts: Vec<Alert>,
+    /// Targets whose alerts were looked at.
+    pub reconciled: usize,
+}
+
+/// What a target's alerts depend on: its official status, the worse status waiting for its
+/// `for`, and whether its latest value is flagged. Summaries and figures are left out: an
+/// alert is updated when its state or severity moves, not on every new figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AlertInputs {
+    official: Status,
+    pending: Option<Status>,
+    anomaly: bool,
+}
+
+impl AlertInputs {
+    fn of(status: &TargetStatus) -> Self {
+        Self {
+            official: status.evaluation.status,
+            pending: status.pending.as_ref().map(|p| p.status),
+            anomaly: status.anomaly.is_some(),
+        }
+    }
+}
+
+pub struct Pipeline {
+    engine: Arc<Engine>,
+    alerts: Arc<AlertManager>,
+    publisher: Arc<Publisher>,
+    zone: Tz,
+    /// Held while a change goes through: changes never interleave, and come out in the order
+    /// they went in.
+    order: Mutex<()>,
+}
+
+impl Pipeline {
+    pub fn new(
+        engine: Arc<Engine>,
+        alerts: Arc<AlertManager>,
+        publisher: Arc<Publisher>,
+        zone: Tz,
+    ) -> Self {
+        Self {
+            engine,
+            alerts,
+            publisher,
+            zone,
+            order: Mutex::new(()),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Carries `change` through the engine, the alerts and the screens. Never fails: the change
+    /// itself is already stored, so a failed alert commit is logged and left to the next tick,
+    /// which looks at every target again.
+    pub async fn apply(&self, change: Change) -> Applied {
+        let _order = self.order.lock().await;
+        match change {
+            Change::Committed(batches) => self.committed(batches).await,
+            Change::TargetsChanged { targets, at } => self.targets_changed(targets, at).await,
+            Change::Tick(now) => self.tick(now).await,
+        }
+    }
+
+    async fn committed(&self, batches: Vec<CommittedBatch>) -> Applied {
+        let now = Utc::now();
+        if batches.iter().all(|b| b.rows.is_empty()) {
+            // Only duplicates: nothing to judge, but the feed log still shows the pushes.
+            for batch in batches {
+                self.publish_feed(batch.feed, now);
+            }
+            return Applied::default();
+        }
+        let keys = self.touched_keys(&batches);
+        let before = self.alert_inputs(&keys);
+        // A large back-fill takes the engine a while: off the async workers.
+        let engine = self.engine.clone();
+        let judged = tokio::task::spawn_blocking(move || {
+            let rows: Vec<&NewObservation> = batches.iter().flat_map(|b| &b.rows).collect();
+            let changes = engine.apply(&rows, now);
+            (batches, changes)
+        })
+        .await;
+        let (batches, changes) = match judged {
+            Ok(judged) => judged,
+            Err(error) => {
+                tracing::error!(%error, "the engine failed on a committed group");
+                return Applied::default();
+            }
+        };
+        if !changes.is_empty() {
+            tracing::info!(changes = changes.len(), "target statuses changed");
+        }
+        let moved = self.moved(&keys, &before);
+        let alerts = self.reconcile(&moved, now).await;
+        let mut batches = batches.into_iter();
+        if let Some(first) = batches.next() {
+            let rows: Vec<&NewObservation> = std::iter::once(&first)
+                .chain(batches.as_slice())
+                .flat_map(|b| &b.rows)
+                .collect();
+            self.publisher.publish(
+                Update {
+                    observations: &rows,
+                    changes: &changes,
+                    alerts: &alerts,
+                    feed: Some(first.feed.clone()),
+                    ..Update::default()
+                },
+                now,
+            );
+        }
+        for batch in batches {
+            self.publish_feed(batch.feed, now);
+        }
+        Applied {
+            changes,
+            alerts,
+            reconciled: moved.len(),
+        }
+    }
+
+    async fn targets_changed(&self, targets: Vec<Target>, at: DateTime<Utc>) -> Applied {
+        let mut changes = Vec::new();
+        let mut keys = Vec::with_capacity(targets.len());
+        for target in targets {
+            keys.push((target.year, target.indicator.clone(), target.unit.clone()));
+            changes.extend(self.engine.set_target(target, at));
+        }
+        // A new value, band or tolerance moves the thresholds: every changed target's alerts
+        // are looked at, whether or not its status moved yet.
+        let statuses: Vec<TargetStatus> =
+            keys.iter().filter_map(|k| self.engine.status(k)).collect();
+        let alerts = self.reconcile(&statuses, at).await;
+        self.publisher.publish(
+            Update {
+                targets: &keys,
+                changes: &changes,
+                alerts: &alerts,
+                ..Update::default()
+            },
+            at,
+        );
+        Applied {
+            changes,
+            alerts,
+            reconciled: statuses.len(),
+        }
+    }
+
+    async fn tick(&self, now: DateTime<Utc>) -> Applied {
+        let engine = self.engine.clone();
+        let changes = match tokio::task::spawn_blocking(move || engine.evaluate_all(now)).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(%error, "evaluation task failed");
+                Vec::new()
+            }
+        };
+        if !changes.is_empty() {
+            tracing::info!(changes = changes.len(), "statuses changed on the timer");
+        }
+        // Staleness and pending runs ripening with time can move any target, and a failed
+        // alert commit earlier is caught up here: every target is looked at.
+        let statuses = self.engine.statuses(|_| true);
+        let alerts = match self.alerts.reconcile(&statuses, now).await {
+            Ok(alerts) => alerts,
+            Err(error) => {
+                tracing::error!(%error, "alert reconciliation failed");
+                Vec::new()
+            }
+        };
+        self.publisher.publish(
+            Update {
+                changes: &changes,
+                alerts: &alerts,
+                ..Update::default()
+            },
+            now,
+        );
+        Applied {
+            changes,
+            alerts,
+            reconciled: statuses.len(),
+        }
+    }
+
+    /// The targets the engine re-judges for these rows: each row's year, and the next year,
+    /// whose seasonal plan it sets.
+    fn touched_keys(&self, batches: &[CommittedBatch]) -> BTreeSet<TargetKey> {
+        let mut keys = BTreeSet::new();
+        for row in batches.iter().flat_map(|b| &b.rows) {
+            let year = row.period.year(self.zone);
+            for year in [year, year + 1] {
+                keys.insert((year, row.indicator.clone(), row.unit.clone()));
+            }
+        }
+        keys
+    }
+
+    fn alert_inputs(&self, keys: &BTreeSet<TargetKey>) -> HashMap<TargetKey, AlertInputs> {
+        keys.iter()
+            .filter_map(|key| {
+                let status = self.engine.status(key)?;
+                Some((key.clone(), AlertInputs::of(&status)))
+            })
+            .collect()
+    }
+
+    /// The statuses among `keys` whose alert inputs differ from `before`.
+    fn moved(
+        &self,
+        keys: &BTreeSet<TargetKey>,
+        before: &HashMap<TargetKey, AlertInputs>,
+    ) -> Vec<TargetStatus> {
+        keys.iter()
+            .filter_map(|key| self.engine.status(key))
+            .filter(|status| {
+                let key = (status.year, status.indicator.clone(), status.unit.clone());
+                before.get(&key) != Some(&AlertInputs::of(status))
+            })
+            .collect()
+    }
+
+    async fn reconcile(&self, statuses: &[TargetStatus], now: DateTime<Utc>) -> Vec<Alert> {
+        match self.alerts.reconcile_targets(statuses, now).await {
+            Ok(alerts) => alerts,
+            Err(error) => {
+                tracing::error!(%error, targets = statuses.len(), "alert reconciliation failed; the next tick retries");
+                Vec::new()
+            }
+        }
+    }
+
+    fn publish_feed(&self, feed: FeedEvent, now: DateTime<Utc>) {
+        self.publisher.publish(
+            Update {
+                feed: Some(feed),
+                ..Update::default()
+            },
+            now,
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! One writer per instance (ARCHITECTURE §8): requests hand their validated batches over a
+//! bounded queue and await the answer; the writer takes what is queued, writes it as one group
+//! (one transaction, one commit), hands the committed rows to the [`Pipeline`] and only then
+//! answers each request with its own outcome — so a client that reads a status after its 200
+//! sees its figure.
+//!
+//! A request that goes away (a client hanging up) only drops its end of the answer: a batch
+//! is queued whole or not at all, and once queued it is written whole. A full queue answers at
+//! once, so a burst costs callers a retry, never the service its memory.
+
+mod metrics;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::view::FeedEvent;
+use crate::pipeline::{Change, CommittedBatch, Pipeline};
+use crate::store::{DynStore, StoreError, WriteBatch, WriteOutcome};
+
+pub use metrics::WriterMetrics;
+
+/// How much may wait for the writer, and how much it writes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// Batches that may wait in the queue.
+    pub queue_batches: usize,
+    /// Rows that may wait in the queue; a batch larger than this is still taken when the
+    /// queue is empty, so the largest request allowed always gets through.
+    pub queue_rows: usize,
+    /// A group stops taking batches once it holds this many rows…
+    pub group_rows: usize,
+    /// …or this many batches.
+    pub group_batches: usize,
+    /// How long the writer waits for more batches after the first of a group; zero writes what
+    /// is queued at once (batches queue up anyway while the previous group commits).
+    pub group_wait: Duration,
+    /// What a client refused with a full queue is told to wait, in seconds.
+    pub retry_after_seconds: u64,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            queue_batches: 1024,
+            queue_rows: 200_000,
+            group_rows: 50_000,
+            group_batches: 256,
+            group_wait: Duration::ZERO,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the write queue is full; try again in {retry_after} s")]
+    QueueFull { retry_after: u64 },
+    #[error("the writer has stopped")]
+    Closed,
+    /// The store failed the whole group for a cause every batch shares (it is unreachable).
+    #[error("the store is not reachable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a batch came from, for the feed log.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The department that pushed, or `admin`.
+    pub source: String,
+    pub format: String,
+}
+
+struct Job {
+    batch: WriteBatch,
+    origin: Origin,
+    reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+/// Counts kept per writer, for tests and diagnostics (the metrics are per process).
+#[derive(Debug, Default)]
+struct Counters {
+    groups: AtomicU64,
+    batches: AtomicU64,
+    largest_group: AtomicUsize,
+}
+
+/// What one writer has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    pub groups: u64,
+    pub batches: u64,
+    /// The most batches one group has held.
+    pub largest_group: usize,
+}
+
+/// The handle requests submit through; cheap to share.
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+    queued_rows: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    settings: WriterSettings,
+    closing: CancellationToken,
+    stopped: CancellationToken,
+}
+
+impl Writer {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: DynStore, pipeline: Arc<Pipeline>, settings: WriterSettings) -> Self {
+        let settings = WriterSettings {
+            queue_batches: settings.queue_batches.max(1),
+            group_rows: settings.group_rows.max(1),
+            group_batches: settings.group_batches.max(1),
+            ..settings
+        };
+        let (queue, receiver) = mpsc::channel(settings.queue_batches);
+        let queued_rows = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(Counters::default());
+        let closing = CancellationToken::new();
+        let stopped = CancellationToken::new();
+        metrics::METRICS.init(store.backend());
+        let task = Task {
+            receiver,
+            store,
+            pipeline,
+            settings,
+            queued_rows: queued_rows.clone(),
+            counters: counters.clone(),
+            closing: closing.clone(),
+        };
+        let guard = stopped.clone().drop_guard();
+        tokio::spawn(async move {
+            // Dropped when the task ends, however it ends: `stopped` then fires.
+            let _guard = guard;
+            task.run().await;
+        });
+        Self {
+            queue,
+            queued_rows,
+            counters,
+            settings,
+            closing,
+            stopped,
+        }
+    }
+
+    /// Queues `batch` and waits for its outcome. Refused at once when the queue is full or the
+    /// writer has stopped. Dropping the returned future after it has queued the batch does not
+    /// take the batch back.
+    pub async fn submit(
+        &self,
+        batch: WriteBatch,
+        origin: Origin,
+    ) -> Result<WriteOutcome, WriteError> {
+        let answer = self.enqueue(batch, origin)?;
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Queues without waiting: all or nothing, with no await point in between, so a caller
+    /// cancelled at any time has either queued its batch whole or not at all.
+    fn enqueue(
+        &self,
+        batch: WriteBatch,
+        origin: Origin,
+    ) -> Result<oneshot::Receiver<Result<WriteOutcome, WriteError>>, WriteError> {
+        if self.closing.is_cancelled() {
+            metrics::METRICS.refused("closed");
+            return Err(WriteError::Closed);
+        }
+        let rows = batch.rows.len();
+        let limit = self.settings.queue_rows;
+        let reserved =
+            self.queued_rows
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                    (queued == 0 || queued.saturating_add(rows) <= limit).then(|| queued + rows)
+                });
+        if reserved.is_err() {
+            metrics::METRICS.refused("full");
+            return Err(WriteError::QueueFull {
+                retry_after: self.settings.retry_after_seconds,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job {
+            batch,
+            origin,
+            reply,
+        }) {
+            Ok(()) => {
+                metrics::METRICS.queued(1, rows);
+                Ok(answer)
+            }
+            Err(refused) => {
+                self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
+                match refused {
+                    mpsc::error::TrySendError::Full(_) => {
+                        metrics::METRICS.refused("full");
+                        Err(WriteError::QueueFull {
+                            retry_after: self.settings.retry_after_seconds,
+                        })
+                    }
+                    mpsc::error::TrySendError::Closed(_) => {
+                        metrics::METRICS.refused("closed");
+                        Err(WriteError::Closed)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops taking batches; what is queued is still written and answered.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Resolves once the writer task has ended (after [`Self::close`], with its queue drained).
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await;
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.counters.groups.load(Ordering::Acquire),
+            batches: self.counters.batches.load(Ordering::Acquire),
+            largest_group: self.counters.largest_group.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn settings(&self) -> WriterSettings {
+        self.settings
+    }
+}
+
+struct Task {
+    receiver: mpsc::Receiver<Job>,
+    store: DynStore,
+    pipeline: Arc<Pipeline>,
+    settings: WriterSettings,
+    queued_rows: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    closing: CancellationToken,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut closed = false;
+        loop {
+            let first = if closed {
+                self.receiver.recv().await
+            } else {
+                tokio::select! {
+                    job = self.receiver.recv() => job,
+                    () = self.closing.cancelled() => {
+                        // New batches are refused from now on; the queued ones still go.
+                        self.receiver.close();
+                        closed = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            let group = self.gather(first).await;
+            self.write(group).await;
+        }
+        tracing::info!("writer stopped, its queue drained");
+    }
+
+    fn take(&self, job: &Job) {
+        let rows = job.batch.rows.len();
+        self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
+        metrics::METRICS.dequeued(1, rows);
+    }
+
+    /// The group that starts with `first`: whatever is queued, up to the group's bounds, and
+    /// what arrives within the group wait.
+    async fn gather(&mut self, first: Job) -> Vec<Job> {
+        self.take(&first);
+        let mut rows = first.batch.rows.len();
+        let mut group = vec![first];
+        let deadline = tokio::time::Instant::now() + self.settings.group_wait;
+        while rows < self.settings.group_rows && group.len() < self.settings.group_batches {
+            let next = match self.receiver.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) if self.settings.group_wait.is_zero() => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, self.receiver.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
+            let Some(job) = next else { break };
+            self.take(&job);
+            rows += job.batch.rows.len();
+            group.push(job);
+        }
+        group
+    }
+
+    async fn write(&self, group: Vec<Job>) {
+        let (batches, rest): (Vec<WriteBatch>, Vec<(Origin, oneshot::Sender<_>)>) = group
+            .into_iter()
+            .map(|job| (job.batch, (job.origin, job.reply)))
+            .unzip();
+        let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
+        let started = Instant::now();
+        let outcomes = self.outcomes(&batches).await;
+        let elapsed = started.elapsed();
+        let ok = outcomes.iter().all(Result::is_ok);
+        metrics::METRICS.group(self.store.backend(), batches.len(), rows, elapsed, ok);
+        self.counters.groups.fetch_add(1, Ordering::AcqRel);
+        self.counters
+            .batches
+            .fetch_add(batches.len() as u64, Ordering::AcqRel);
+        self.counters
+            .largest_group
+            .fetch_max(batches.len(), Ordering::AcqRel);
+        tracing::debug!(
+            batches = batches.len(),
+            rows,
+            millis = elapsed.as_millis() as u64,
+            "write group committed"
+        );
+
+        let now = Utc::now();
+        let committed: Vec<CommittedBatch> = batches
+            .into_iter()
+            .zip(&outcomes)
+            .zip(&rest)
+            .filter_map(|((batch, outcome), (origin, _))| match outcome {
+                Ok(WriteOutcome::Written { receipt, accepted }) => {
+                    Some(committed_batch(batch, accepted, receipt, origin, now))
+                }
+                _ => None,
+            })
+            .collect();
+        if !committed.is_empty() {
+            self.pipeline.apply(Change::Committed(committed)).await;
+        }
+        for ((_, reply), outcome) in rest.into_iter().zip(outcomes) {
+            // The caller may have gone away; its batch is written all the same.
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Each batch's outcome. A group the store refuses as a whole for a cause of one batch
+    /// is written again batch by batch, so one bad batch fails alone; an unreachable store
+    /// fails them all at once rather than being tried once per batch.
+    async fn outcomes(&self, batches: &[WriteBatch]) -> Vec<Result<WriteOutcome, WriteError>> {
+        match self.store.write_group(batches).await {
+            Ok(outcomes) if outcomes.len() == batches.len() => outcomes
+                .into_iter()
+                .map(|o| o.map_err(WriteError::from))
+                .collect(),
+            Ok(outcomes) => {
+                tracing::error!(
+                    batches = batches.len(),
+                    outcomes = outcomes.len(),
+                    "the store answered a group with the wrong number of outcomes"
+                );
+                batches
+                    .iter()
+                    .map(|_| {
+                        Err(WriteError::Store(StoreError::Corrupt {
+                            table: "observations",
+                            detail: "a write group was answered in part".into(),
+                        }))
+                    })
+                    .collect()
+            }
+            Err(error) if batches.len() == 1 => vec![Err(WriteError::Store(error))],
+            Err(StoreError::Database(error)) if crate::http::error::is_outage(&error) => {
+                tracing::error!(%error, batches = batches.len(), "write group failed: store unreachable");
+                let message = error.to_string();
+                batches
+                    .iter()
+                    .map(|_| Err(WriteError::Unavailable(message.clone())))
+                    .collect()
+            }
+            Err(error) => {
+                tracing::warn!(%error, batches = batches.len(), "write group failed; writing its batches one by one");
+                let mut outcomes = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    let outcome = match self.store.write_group(std::slice::from_ref(batch)).await {
+                        Ok(mut one) if one.len() == 1 => one.remove(0).map_err(WriteError::from),
+                        Ok(_) => Err(WriteError::Store(StoreError::Corrupt {
+                            table: "observations",
+                            detail: "a write group was answered in part".into(),
+                        })),
+                        Err(error) => Err(WriteError::Store(error)),
+                    };
+                    outcomes.push(outcome);
+                }
+                outcomes
+            }
+        }
+    }
+}
+
+fn committed_batch(
+    mut batch: WriteBatch,
+    accepted: &[usize],
+    receipt: &crate::store::IngestReceipt,
+    origin: &Origin,
+    now: chrono::DateTime<Utc>,
+) -> CommittedBatch {
+    let rows = if accepted.len() == batch.rows.len() {
+        std::mem::take(&mut batch.rows)
+    } else {
+        accepted
+            .iter()
+            .filter_map(|&i| batch.rows.get(i).cloned())
+            .collect()
+    };
+    let mut indicators: Vec<_> = rows.iter().map(|r| r.indicator.clone()).collect();
+    indicators.sort();
+    indicators.dedup();
+    CommittedBatch {
+        rows,
+        feed: FeedEvent {
+            at: now,
+            source: origin.source.clone(),
+            format: origin.format.clone(),
+            accepted: receipt.accepted,
+            duplicates: receipt.duplicates,
+            rejected: receipt.rejected.len(),
+            indicators,
+        },
+    }
+}
