@@ -1,9 +1,13 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 mod audit;
+mod read;
+mod targets;
+mod write;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,34 +16,67 @@ use chrono_tz::Tz;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
-use tokio::sync::Mutex;
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
-use super::plan::{self, Aggregate, Key, Latest};
+use super::plan::{self, Aggregate};
 use super::{
-    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, IdempotencyClaim, IngestReceipt,
-    MigrationState, ObservationQuery, OpTimer, Store, StoreError, StoreResult, TargetChange,
-    TargetRow, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
+    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, MigrationState, ObservationQuery,
+    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion, WriteBatch,
+    WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::auth::{Role, TokenRecord};
-use crate::domain::{Code, StoredObservation, Target, TargetValue};
+use crate::domain::{StoredObservation, Target};
 
 /// The schema this build expects, embedded at compile time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// SQLite allows 32,766 bound parameters per statement; chunks stay well below.
+/// SQLite allows 32,766 bound parameters per statement; chunks of this many rows of at most
+/// twelve columns stay well below.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-pub struct SqliteStore {
-    pool: SqlitePool,
-    zone: Tz,
-    /// SQLite has one writer; queueing writers here avoids SQLITE_BUSY on lock upgrades.
-    write_lock: Mutex<()>,
+/// Ids of series, recorders and sources: they never change once committed.
+#[derive(Default)]
+struct Ids {
+    series: HashMap<(String, String), i64>,
+    recorders: HashMap<String, i64>,
+    sources: HashMap<String, i64>,
 }
 
-fn secs(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
+pub struct SqliteStore {
+    /// Reads; in WAL mode they never wait for the writer.
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+    zone: Tz,
+    /// SQLite has one writer: every write of this store queues here for the one connection
+    /// reserved for writing (opened on first use, and again after a failed write group), which
+    /// also avoids SQLITE_BUSY on lock upgrades.
+    writer: Mutex<Option<SqliteConnection>>,
+    ids: RwLock<Ids>,
+}
+
+/// The write connection, held by one writer at a time.
+pub(super) struct Writer<'a> {
+    slot: MutexGuard<'a, Option<SqliteConnection>>,
+}
+
+impl Writer<'_> {
+    fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
+        self.slot
+            .as_mut()
+            .ok_or(StoreError::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// A transaction holding SQLite's write lock from its first statement.
+    pub(super) async fn begin(&mut self) -> StoreResult<Transaction<'_, Sqlite>> {
+        Ok(self.conn()?.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Drops the connection; the next writer opens a fresh one.
+    pub(super) fn discard(&mut self) {
+        *self.slot = None;
+    }
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -71,115 +108,25 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Ok(Self {
             pool,
+            options,
             zone,
-            write_lock: Mutex::new(()),
+            writer: Mutex::new(None),
+            ids: RwLock::new(Ids::default()),
         })
     }
 
-    async fn replay(
-        tx: &mut Transaction<'_, Sqlite>,
-        claim: &IdempotencyClaim,
-    ) -> StoreResult<Option<IngestReceipt>> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE token_id = ? AND key = ? AND created_at < ?",
-        )
-        .bind(&claim.token_id)
-        .bind(&claim.key)
-        .bind(micros(claim.not_before))
-        .execute(&mut **tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT request_digest, receipt FROM idempotency_keys WHERE token_id = ? AND key = ?",
-        )
-        .bind(&claim.token_id)
-        .bind(&claim.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let digest: Vec<u8> = row.try_get("request_digest")?;
-        if digest != claim.request_digest {
-            return Err(StoreError::IdempotencyMismatch);
+    /// Waits for the write connection, opening it if needed.
+    pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
+        let mut slot = self.writer.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.options.connect().await?);
         }
-        let receipt: String = row.try_get("receipt")?;
-        serde_json::from_str(&receipt)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                table: "idempotency_keys",
-                detail: e.to_string(),
-            })
+        Ok(Writer { slot })
     }
-
-    async fn latest_of(
-        tx: &mut Transaction<'_, Sqlite>,
-        batch: &WriteBatch,
-    ) -> StoreResult<HashMap<Key, Latest>> {
-        let mut seen = HashSet::new();
-        let keys: Vec<_> = batch
-            .rows
-            .iter()
-            .filter(|row| seen.insert(plan::key_of(row)))
-            .collect();
-        let mut latest = HashMap::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut query: QueryBuilder<Sqlite> =
-                QueryBuilder::new("WITH k(indicator, unit, period, period_start) AS (");
-            query.push_values(chunk, |mut b, row| {
-                b.push_bind(row.indicator.as_str())
-                    .push_bind(row.unit.as_str())
-                    .push_bind(row.period.to_string())
-                    .push_bind(secs(row.period_start));
-            });
-            query.push(
-                ") SELECT o.indicator, o.unit, o.period, o.revision, o.value, o.revision_label, o.source \
-                 FROM k JOIN observations o \
-                   ON o.indicator = k.indicator AND o.unit = k.unit \
-                  AND o.period_start = k.period_start AND o.period = k.period \
-                 WHERE o.revision = (SELECT max(m.revision) FROM observations m \
-                   WHERE m.indicator = o.indicator AND m.unit = o.unit \
-                     AND m.period_start = o.period_start AND m.period = o.period)",
-            );
-            for row in query.build().fetch_all(&mut **tx).await? {
-                let key = (
-                    row.try_get("indicator")?,
-                    row.try_get("unit")?,
-                    row.try_get("period")?,
-                );
-                latest.insert(
-                    key,
-                    Latest {
-                        revision: row.try_get("revision")?,
-                        value: row.try_get("value")?,
-                        revision_label: row.try_get("revision_label")?,
-                        source: row.try_get("source")?,
-                    },
-                );
-            }
-        }
-        Ok(latest)
-    }
-}
-
-fn observation_from(row: &SqliteRow) -> StoreResult<StoredObservation> {
-    Ok(StoredObservation {
-        indicator: row.try_get("indicator")?,
-        unit: row.try_get("unit")?,
-        period: row.try_get("period")?,
-        period_start: from_secs(row.try_get("period_start")?),
-        period_end: from_secs(row.try_get("period_end")?),
-        value: row.try_get("value")?,
-        revision: row.try_get("revision")?,
-        revision_label: row.try_get("revision_label")?,
-        source: row.try_get("source")?,
-        // Until the v2 schema: a revision was known when it was stored.
-        reported_at: from_micros(row.try_get("received_at")?),
-        received_at: from_micros(row.try_get("received_at")?),
-        recorded_by: row.try_get("recorded_by")?,
-        state: crate::domain::ApprovalState::Preliminary,
-    })
 }
 
 fn token_from(row: &SqliteRow) -> StoreResult<TokenRecord> {
@@ -196,37 +143,6 @@ fn token_from(row: &SqliteRow) -> StoreResult<TokenRecord> {
         created_at: from_secs(row.try_get("created_at")?),
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_secs),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_secs),
-    })
-}
-
-fn target_from(row: &SqliteRow) -> StoreResult<TargetRow> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        table: "targets",
-        detail,
-    };
-    let indicator: String = row.try_get("indicator")?;
-    let unit: String = row.try_get("unit")?;
-    let value: Option<f64> = row.try_get("value")?;
-    let lo: Option<f64> = row.try_get("lo")?;
-    let hi: Option<f64> = row.try_get("hi")?;
-    let value = match (value, lo, hi) {
-        (Some(value), _, _) => TargetValue::Point { value },
-        (None, Some(lo), Some(hi)) => TargetValue::Band { lo, hi },
-        _ => return Err(corrupt(format!("{indicator}: neither value nor band"))),
-    };
-    Ok(TargetRow {
-        target: Target {
-            year: row.try_get("year")?,
-            indicator: Code::parse(&indicator).map_err(corrupt)?,
-            unit: Code::parse(&unit).map_err(corrupt)?,
-            value,
-            tolerance: row.try_get("tolerance")?,
-            source: row.try_get("source")?,
-            illustrative: row.try_get("illustrative")?,
-        },
-        origin: row.try_get("origin")?,
-        updated_at: from_secs(row.try_get("updated_at")?),
-        updated_by: row.try_get("updated_by")?,
     })
 }
 
@@ -254,13 +170,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        audit::insert_token(&mut conn, token).await
+        let mut writer = self.writer().await?;
+        audit::insert_token(writer.conn()?, token).await
     }
 
     async fn create_token(&self, token: &TokenRecord, event: &AuditEvent) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         audit::insert_token(&mut tx, token).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -273,8 +189,8 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         if !audit::revoke_token(&mut tx, id, at).await? {
             return Ok(false);
         }
@@ -300,91 +216,29 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        let mut conn = self.pool.acquire().await?;
-        audit::revoke_token(&mut conn, id, at).await
+        let mut writer = self.writer().await?;
+        audit::revoke_token(writer.conn()?, id, at).await
     }
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
         let _timer = OpTimer::start(self.backend(), "write_batch");
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
-        if let Some(claim) = &batch.idempotency {
-            if let Some(receipt) = Self::replay(&mut tx, claim).await? {
-                return Ok(WriteOutcome::Replayed(receipt));
-            }
-        }
-        let latest = Self::latest_of(&mut tx, batch).await?;
-        let (planned, duplicates) = plan::plan_revisions(&batch.rows, latest);
-        for chunk in planned.chunks(ROWS_PER_STATEMENT) {
-            let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO observations (indicator, unit, period, period_start, period_end, revision, \
-                 value, revision_label, source, received_at, recorded_by) ",
-            );
-            query.push_values(chunk, |mut b, planned| {
-                let row = &batch.rows[planned.index];
-                b.push_bind(row.indicator.as_str())
-                    .push_bind(row.unit.as_str())
-                    .push_bind(row.period.to_string())
-                    .push_bind(secs(row.period_start))
-                    .push_bind(secs(row.period_end))
-                    .push_bind(planned.revision)
-                    .push_bind(row.value)
-                    .push_bind(row.revision_label.as_deref())
-                    .push_bind(row.source.as_deref())
-                    .push_bind(micros(batch.received_at))
-                    .push_bind(batch.recorded_by.as_str());
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        let receipt = IngestReceipt {
-            accepted: planned.len(),
-            duplicates: duplicates.len(),
-            rejected: batch.rejected.clone(),
-        };
-        if let Some(claim) = &batch.idempotency {
-            let json = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt {
-                table: "idempotency_keys",
-                detail: e.to_string(),
-            })?;
-            sqlx::query(
-                "INSERT INTO idempotency_keys (token_id, key, request_digest, receipt, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&claim.token_id)
-            .bind(&claim.key)
-            .bind(&claim.request_digest)
-            .bind(json)
-            .bind(micros(batch.received_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(WriteOutcome::Written {
-            receipt,
-            accepted: planned.iter().map(|p| p.index).collect(),
-        })
+        let mut outcomes = self.group(std::slice::from_ref(batch)).await?;
+        outcomes
+            .pop()
+            .unwrap_or(Err(StoreError::Database(sqlx::Error::RowNotFound)))
+    }
+
+    async fn write_group(
+        &self,
+        batches: &[WriteBatch],
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let _timer = OpTimer::start(self.backend(), "write_group");
+        self.group(batches).await
     }
 
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "observations");
-        let rows = sqlx::query(
-            "SELECT o.* FROM observations o \
-             WHERE o.indicator = ?1 AND o.unit = ?2 \
-               AND o.period_start >= ?3 AND o.period_start < ?4 AND o.received_at <= ?5 \
-               AND o.revision = (SELECT max(m.revision) FROM observations m \
-                   WHERE m.indicator = o.indicator AND m.unit = o.unit \
-                     AND m.period_start = o.period_start AND m.period = o.period \
-                     AND m.received_at <= ?5) \
-               AND o.value IS NOT NULL \
-             ORDER BY o.period_start, o.period",
-        )
-        .bind(&query.indicator)
-        .bind(&query.unit)
-        .bind(query.from.map_or(i64::MIN, secs))
-        .bind(query.to.map_or(i64::MAX, secs))
-        .bind(query.as_of.map_or(i64::MAX, micros))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(observation_from).collect()
+        self.latest_of_series(query).await
     }
 
     async fn bucketed(
@@ -406,22 +260,7 @@ impl Store for SqliteStore {
         as_of: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "latest_between");
-        let rows = sqlx::query(
-            "SELECT o.* FROM observations o \
-             WHERE o.period_start >= ?1 AND o.period_start < ?2 AND o.received_at <= ?3 \
-               AND o.revision = (SELECT max(m.revision) FROM observations m \
-                   WHERE m.indicator = o.indicator AND m.unit = o.unit \
-                     AND m.period_start = o.period_start AND m.period = o.period \
-                     AND m.received_at <= ?3) \
-               AND o.value IS NOT NULL \
-             ORDER BY o.indicator, o.unit, o.period_start, o.period",
-        )
-        .bind(secs(from))
-        .bind(secs(to))
-        .bind(as_of.map_or(i64::MAX, micros))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(observation_from).collect()
+        self.latest_of_all(from, to, as_of).await
     }
 
     async fn revisions(
@@ -430,104 +269,36 @@ impl Store for SqliteStore {
         unit: &str,
         period: &str,
     ) -> StoreResult<Vec<StoredObservation>> {
-        let rows = sqlx::query(
-            "SELECT * FROM observations WHERE indicator = ? AND unit = ? AND period = ? ORDER BY revision",
-        )
-        .bind(indicator)
-        .bind(unit)
-        .bind(period)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(observation_from).collect()
+        self.all_revisions(indicator, unit, period).await
     }
 
     async fn seed_targets(&self, targets: &[Target], at: DateTime<Utc>) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
-        let stored = sqlx::query("SELECT * FROM targets")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(target_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if let Some(event) = super::audit::seed_event(&stored, targets, at) {
-            audit::append(&mut tx, &event).await?;
-        }
-        for target in targets {
-            let (value, lo, hi) = super::split_value(&target.value);
-            sqlx::query(
-                "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'config', ?, 'config') \
-                 ON CONFLICT (year, indicator, unit) DO UPDATE SET \
-                   value = excluded.value, lo = excluded.lo, hi = excluded.hi, tolerance = excluded.tolerance, \
-                   source = excluded.source, illustrative = excluded.illustrative, updated_at = excluded.updated_at \
-                 WHERE targets.origin = 'config'",
-            )
-            .bind(target.year)
-            .bind(target.indicator.as_str())
-            .bind(target.unit.as_str())
-            .bind(value)
-            .bind(lo)
-            .bind(hi)
-            .bind(target.tolerance)
-            .bind(target.source.as_deref())
-            .bind(target.illustrative)
-            .bind(secs(at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.seed(targets, at).await
     }
 
     async fn targets(&self, year: Option<i32>) -> StoreResult<Vec<TargetRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM targets WHERE (?1 IS NULL OR year = ?1) ORDER BY year, indicator, unit",
-        )
-        .bind(year)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(target_from).collect()
+        self.in_force(year, None).await
+    }
+
+    async fn targets_as_of(
+        &self,
+        year: Option<i32>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<TargetRow>> {
+        self.in_force(year, Some(at)).await
+    }
+
+    async fn target_history(
+        &self,
+        year: i32,
+        indicator: &str,
+        unit: &str,
+    ) -> StoreResult<Vec<TargetVersion>> {
+        self.history(year, indicator, unit).await
     }
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
-        let old =
-            sqlx::query("SELECT * FROM targets WHERE year = ? AND indicator = ? AND unit = ?")
-                .bind(change.year)
-                .bind(&change.indicator)
-                .bind(&change.unit)
-                .fetch_optional(&mut *tx)
-                .await?
-                .as_ref()
-                .map(target_from)
-                .transpose()?;
-        let (value, lo, hi) = super::split_value(&change.value);
-        let row = sqlx::query(
-            "INSERT INTO targets (year, indicator, unit, value, lo, hi, tolerance, source, illustrative, origin, updated_at, updated_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, 'api', ?8, ?9) \
-             ON CONFLICT (year, indicator, unit) DO UPDATE SET \
-               value = ?4, lo = ?5, hi = ?6, tolerance = coalesce(?7, targets.tolerance), \
-               origin = 'api', updated_at = ?8, updated_by = ?9 \
-             RETURNING *",
-        )
-        .bind(change.year)
-        .bind(&change.indicator)
-        .bind(&change.unit)
-        .bind(value)
-        .bind(lo)
-        .bind(hi)
-        .bind(change.tolerance)
-        .bind(secs(change.at))
-        .bind(&change.actor)
-        .fetch_one(&mut *tx)
-        .await?;
-        let new = target_from(&row)?;
-        let event = super::audit::target_set_event(change, old.as_ref(), &new);
-        audit::append(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok(new)
+        self.change_target(change).await
     }
 
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
@@ -559,8 +330,8 @@ impl Store for SqliteStore {
         events: &[NewAlertEvent],
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         for alert in alerts {
             audit::upsert_alert(&mut tx, alert).await?;
         }
@@ -620,8 +391,8 @@ impl Store for SqliteStore {
         event_ids: &[i64],
         at: DateTime<Utc>,
     ) -> StoreResult<i64> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notifications (receiver, group_key, payload, status, next_attempt_at, created_at) \
              VALUES (?1, ?2, '{}', 'pending', ?3, ?3) RETURNING id",
@@ -681,8 +452,8 @@ impl Store for SqliteStore {
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES (?, ?, ?, ?)",
         )
@@ -723,13 +494,13 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        audit::upsert_silence(&mut conn, silence).await
+        let mut writer = self.writer().await?;
+        audit::upsert_silence(writer.conn()?, silence).await
     }
 
     async fn save_silence(&self, silence: &Silence, event: &AuditEvent) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         audit::upsert_silence(&mut tx, silence).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -737,8 +508,8 @@ impl Store for SqliteStore {
     }
 
     async fn commit_ack(&self, alert: &Alert, event: &AuditEvent) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         audit::upsert_alert(&mut tx, alert).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -780,7 +551,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(state.to_string())
         .bind(micros(at))
-        .execute(&self.pool)
+        .execute(self.writer().await?.conn()?)
         .await?;
         Ok(())
     }

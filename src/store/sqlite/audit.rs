@@ -180,17 +180,10 @@ pub(super) async fn upsert_alert(conn: &mut SqliteConnection, alert: &Alert) -> 
 }
 
 impl SqliteStore {
-    /// A transaction holding SQLite's write lock from its first statement.
-    pub(super) async fn begin_write(
-        &self,
-    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// Seals rows written before the chain existed.
     pub(super) async fn seal_audit(&self) -> StoreResult<()> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let sealed = chain::seal(&mut *tx).await?;
         tx.commit().await?;
         if sealed > 0 {
@@ -231,8 +224,8 @@ impl SqliteStore {
 
     /// Runs the audit append with the writes it records, in one write transaction.
     pub(super) async fn record(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let entry = append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(entry)

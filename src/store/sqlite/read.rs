@@ -1,0 +1,168 @@
+//! Reads of the narrow observations (migration 0005). The API names a series by indicator and
+//! unit and a period by its text: both are mapped to what is stored (a series id, the period's
+//! bounds in the city's zone) and back. `as_of` goes by `reported_at` (ARCHITECTURE §8).
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{from_micros, micros, SqliteStore};
+use crate::domain::{ApprovalState, Period, StoredObservation};
+use crate::store::{ObservationQuery, StoreError, StoreResult};
+
+/// The latest revision known at `?4` of each period starting in `[?2, ?3)`, of the series
+/// chosen by `{where}`. SQLite takes the other columns of an aggregate query with one max()
+/// from the row that holds the maximum, so each group answers with its latest revision whole;
+/// the key's order serves the grouping without a sort.
+const LATEST: &str =
+    "SELECT o.series_id, o.period_start, o.period_end, max(o.revision) AS revision, \
+            o.value, o.label, o.reported_at, o.received_at, o.state, o.recorder_id, o.source_id \
+     FROM observations o \
+     WHERE {where} AND o.period_start >= ?2 AND o.period_start < ?3 AND o.reported_at <= ?4 \
+     GROUP BY o.series_id, o.period_start, o.period_end";
+
+/// Names for the ids of the revisions in `o`.
+const NAMES: &str = "JOIN series s ON s.id = o.series_id \
+     JOIN recorders rec ON rec.id = o.recorder_id \
+     LEFT JOIN sources src ON src.id = o.source_id";
+
+const NAMED: &str = "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
+     o.received_at, o.state, s.indicator, s.unit, rec.name AS recorded_by, src.name AS source";
+
+impl SqliteStore {
+    /// The id of a series, `None` when nothing was ever stored for it.
+    async fn series_id(&self, indicator: &str, unit: &str) -> StoreResult<Option<i64>> {
+        let key = (indicator.to_owned(), unit.to_owned());
+        if let Some(&id) = self
+            .ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .series
+            .get(&key)
+        {
+            return Ok(Some(id));
+        }
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM series WHERE indicator = ? AND unit = ?")
+                .bind(indicator)
+                .bind(unit)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(id) = id {
+            // Ids never change once committed, and a read only sees committed ones.
+            self.ids
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .series
+                .insert(key, id);
+        }
+        Ok(id)
+    }
+
+    fn observation_from(&self, row: &SqliteRow) -> StoreResult<StoredObservation> {
+        let indicator: String = row.try_get("indicator")?;
+        let unit: String = row.try_get("unit")?;
+        let period_start = from_micros(row.try_get("period_start")?);
+        let period_end = from_micros(row.try_get("period_end")?);
+        let period = Period::from_bounds(period_start, period_end, self.zone).ok_or_else(|| {
+            StoreError::Corrupt {
+                table: "observations",
+                detail: format!(
+                    "{indicator}/{unit}: [{period_start}, {period_end}) is no period in {}",
+                    self.zone
+                ),
+            }
+        })?;
+        let state: i16 = row.try_get("state")?;
+        Ok(StoredObservation {
+            indicator,
+            unit,
+            period: period.to_string(),
+            period_start,
+            period_end,
+            value: row.try_get("value")?,
+            revision: row.try_get("revision")?,
+            revision_label: row.try_get("label")?,
+            source: row.try_get("source")?,
+            reported_at: from_micros(row.try_get("reported_at")?),
+            received_at: from_micros(row.try_get("received_at")?),
+            recorded_by: row.try_get("recorded_by")?,
+            state: ApprovalState::from_i16(state).ok_or_else(|| StoreError::Corrupt {
+                table: "observations",
+                detail: format!("approval state {state}"),
+            })?,
+        })
+    }
+
+    pub(super) async fn latest_of_series(
+        &self,
+        query: &ObservationQuery,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let Some(series) = self.series_id(&query.indicator, &query.unit).await? else {
+            return Ok(Vec::new());
+        };
+        let latest = LATEST.replace("{where}", "o.series_id = ?1");
+        let sql = format!(
+            "SELECT {NAMED} FROM ({latest}) o {NAMES} \
+             WHERE o.value IS NOT NULL ORDER BY o.period_start, o.period_end"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(series)
+            .bind(query.from.map_or(i64::MIN, micros))
+            .bind(query.to.map_or(i64::MAX, micros))
+            .bind(query.as_of.map_or(i64::MAX, micros))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| self.observation_from(row)).collect()
+    }
+
+    pub(super) async fn latest_of_all(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        // `?1` is bound but names no series: every series counts.
+        let latest = LATEST.replace("{where}", "?1 IS NULL");
+        let sql = format!(
+            "SELECT {NAMED} FROM ({latest}) o {NAMES} \
+             WHERE o.value IS NOT NULL \
+             ORDER BY s.indicator, s.unit, o.period_start, o.period_end"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(None::<i64>)
+            .bind(micros(from))
+            .bind(micros(to))
+            .bind(as_of.map_or(i64::MAX, micros))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| self.observation_from(row)).collect()
+    }
+
+    /// Every revision of one period, oldest first; none for a period text that names no period.
+    pub(super) async fn all_revisions(
+        &self,
+        indicator: &str,
+        unit: &str,
+        period: &str,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let Ok(period) = period.parse::<Period>() else {
+            return Ok(Vec::new());
+        };
+        let Some(series) = self.series_id(indicator, unit).await? else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT {NAMED} FROM observations o {NAMES} \
+             WHERE o.series_id = ? AND o.period_start = ? AND o.period_end = ? \
+             ORDER BY o.revision"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(series)
+            .bind(micros(period.start(self.zone)))
+            .bind(micros(period.end(self.zone)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| self.observation_from(row)).collect()
+    }
+}
