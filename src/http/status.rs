@@ -58,7 +58,7 @@ fn parse_as_of(raw: Option<&str>, state: &AppState) -> Result<Option<DateTime<Ut
 }
 
 /// The indicator named in the path and the unit named in the query (the city when none).
-fn indicator_and_unit<'a>(
+pub(crate) fn indicator_and_unit<'a>(
     state: &'a AppState,
     code: &str,
     unit: Option<&str>,
@@ -70,7 +70,7 @@ fn indicator_and_unit<'a>(
     Ok((indicator, unit_or_city(state, unit)?))
 }
 
-fn no_target(year: i32, indicator: &Indicator, unit: &OrgUnit) -> ApiError {
+pub(crate) fn no_target(year: i32, indicator: &Indicator, unit: &OrgUnit) -> ApiError {
     ApiError::NotFound(format!(
         "no {year} target for `{}` in `{}`",
         indicator.code, unit.code

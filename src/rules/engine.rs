@@ -865,9 +865,10 @@ impl Engine {
         (inner.slots.len(), inner.live.series_count())
     }
 
-    /// Statuses as they would have been judged at `as_of`, from the revisions known then.
-    /// Hysteresis needs the history of evaluations, which the past does not keep: the judged
-    /// status is reported, with `since` = `as_of` and no `previous`.
+    /// Statuses as they would have been judged at `as_of`, from the revisions known then and
+    /// the targets in force then (ARCHITECTURE §8), so a target changed later leaves a past
+    /// judgement as it was. Hysteresis needs the history of evaluations, which the past does
+    /// not keep: the judged status is reported, with `since` = `as_of` and no `previous`.
     pub async fn evaluate_as_of(
         &self,
         store: &DynStore,
@@ -875,17 +876,15 @@ impl Engine {
         as_of: DateTime<Utc>,
         filter: impl Fn(&Target) -> bool,
     ) -> StoreResult<Vec<TargetStatus>> {
-        let targets: Vec<Target> = {
-            let inner = self.read();
-            inner
-                .index
-                .values()
-                .filter_map(|&i| inner.slots.get(i))
-                .map(|slot| &slot.target)
-                .filter(|t| t.year == year && filter(t))
-                .cloned()
-                .collect()
-        };
+        let mut targets: Vec<Target> = store
+            .targets_as_of(Some(year), as_of)
+            .await?
+            .into_iter()
+            .map(|row| row.target)
+            .filter(|t| t.year == year && filter(t))
+            .collect();
+        // The order the live statuses come in, whatever order the store answers in.
+        targets.sort_by(|a, b| (&a.indicator, &a.unit).cmp(&(&b.indicator, &b.unit)));
         let span = YearSpan::of(year, self.zone);
         let rows = store
             .latest_between(span.start, span.end, Some(as_of))

@@ -93,6 +93,7 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("catalogue_indicator", (AnyToken, "CUSTOMS")),
         ("catalogue_units", (AnyToken, "CUSTOMS")),
         ("targets_list", (AnyToken, "CUSTOMS")),
+        ("targets_history", (AnyToken, "CUSTOMS")),
         ("alerts_list", (AnyToken, "CUSTOMS")),
         ("alerts_silences", (AnyToken, "CUSTOMS")),
         ("feeds_list", (AnyToken, "CUSTOMS")),
