@@ -105,6 +105,14 @@ pub struct IngestSettings {
     pub future_skew_seconds: i64,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_hours: i64,
+    /// How many days before now a department may say a figure became known (`reported_at`).
+    /// Admins and the statistics office may go further back, and every request that does is
+    /// audited (`observations.backdated`): an older knowledge time rewrites what past reports
+    /// read, so it is not a department feed's to set.
+    pub reported_at_backdate_days: i64,
+    /// The department whose tokens may back-date `reported_at` like an admin: the office that
+    /// publishes the official figures (a code of `config/catalogue/departments.toml`).
+    pub statistics_office: Option<String>,
     /// Batches that may wait for the writer; a push beyond answers 503 with `Retry-After`.
     pub write_queue_batches: usize,
     /// Rows that may wait for the writer (a larger request still goes when nothing waits).
@@ -123,11 +131,30 @@ impl Default for IngestSettings {
         Self {
             future_skew_seconds: 300,
             idempotency_ttl_hours: 24,
+            reported_at_backdate_days: 7,
+            statistics_office: Some("STATISTICS".into()),
             write_queue_batches: 1024,
             write_queue_rows: 200_000,
             write_group_rows: 50_000,
             write_group_batches: 256,
             write_group_wait_ms: 0,
+        }
+    }
+}
+
+impl IngestSettings {
+    /// Keys naming what the catalogue does not hold, as `(key, message)`; settings are read
+    /// before the catalogue, so `config check` and start-up ask for these separately.
+    pub fn catalogue_problems(
+        &self,
+        catalogue: &crate::domain::Catalogue,
+    ) -> Vec<(String, String)> {
+        match self.statistics_office.as_deref() {
+            Some(code) if catalogue.department(code).is_none() => vec![(
+                "ingest.statistics_office".to_owned(),
+                format!("`{code}` is not a department of config/catalogue/departments.toml"),
+            )],
+            _ => Vec::new(),
         }
     }
 }
@@ -362,6 +389,12 @@ impl Settings {
         }
         if self.ingest.idempotency_ttl_hours <= 0 {
             problem("ingest.idempotency_ttl_hours", "must be positive".into());
+        }
+        if self.ingest.reported_at_backdate_days < 0 {
+            problem(
+                "ingest.reported_at_backdate_days",
+                "must not be negative".into(),
+            );
         }
         for (key, value) in [
             ("ingest.write_queue_batches", self.ingest.write_queue_batches),

@@ -1,6 +1,7 @@
 //! The CSV push format (`text/csv`): a header row naming the columns `indicator`, `unit`,
-//! `period` (or `ts`), `value` and optionally `revision` and `source`, in any order; UTF-8 with
-//! or without a byte-order mark; `,` or `;` between fields (whichever the header uses).
+//! `period` (or `ts`), `value` and optionally `revision`, `source` and `reported_at`, in any
+//! order; UTF-8 with or without a byte-order mark; `,` or `;` between fields (whichever the
+//! header uses).
 //!
 //! A row that cannot be read (a wrong number of fields, broken quoting) is answered as a
 //! rejected row like any other, so one bad line never hides the rest of a file.
@@ -20,7 +21,10 @@ pub enum CsvError {
     MissingColumn(&'static str),
     #[error("the header names `{0}` twice")]
     DuplicateColumn(String),
-    #[error("unknown column `{0}`: expected indicator, unit, period, ts, value, revision, source")]
+    #[error(
+        "unknown column `{0}`: expected indicator, unit, period, ts, value, revision, source, \
+         reported_at"
+    )]
     UnknownColumn(String),
     #[error("the header row cannot be read: {0}")]
     Header(String),
@@ -35,6 +39,7 @@ enum Column {
     Value,
     Revision,
     Source,
+    ReportedAt,
 }
 
 impl Column {
@@ -47,6 +52,7 @@ impl Column {
             "value" => Self::Value,
             "revision" => Self::Revision,
             "source" => Self::Source,
+            "reported_at" => Self::ReportedAt,
             _ => return None,
         })
     }
@@ -134,6 +140,7 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
                 Column::Ts => row.ts = text,
                 Column::Revision => row.revision = text,
                 Column::Source => row.source = text,
+                Column::ReportedAt => row.reported_at = text,
                 Column::Value => {
                     row.value = text.map(|cell| RawValue::Text(decimal.csv_cell(&cell)))
                 }
@@ -158,6 +165,17 @@ mod tests {
         assert_eq!(rows[0].value, Some(RawValue::Text("4120.5".into())));
         assert_eq!(rows[0].source.as_deref(), Some("Hải quan, khu vực II"));
         assert_eq!(rows[0].malformed, None);
+    }
+
+    #[test]
+    fn a_reported_at_column_is_read_per_row() {
+        let body = "indicator,unit,period,value,reported_at\nA,HCM,2026-03,1,2026-04-06T09:00:00+07:00\nA,HCM,2026-04,2,\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(
+            rows[0].reported_at.as_deref(),
+            Some("2026-04-06T09:00:00+07:00")
+        );
+        assert_eq!(rows[1].reported_at, None);
     }
 
     #[test]

@@ -242,6 +242,8 @@ pub enum ConflictKind {
     Value,
     ValueMissing,
     StoredBy,
+    /// `lastUpdated` (or `created`), read as the value's `reported_at`, was refused.
+    LastUpdated,
     /// A CSV line that cannot be read at all.
     Line,
 }
@@ -260,7 +262,8 @@ impl ConflictKind {
             Self::OrgUnitNotReporting => "E7636",
             Self::StoredBy => "E7637",
             Self::FuturePeriod => "E7641",
-            Self::Line => return None,
+            // DHIS2 sets these times itself and has no conflict for them.
+            Self::LastUpdated | Self::Line => return None,
         })
     }
 
@@ -273,6 +276,7 @@ impl ConflictKind {
             Self::CategoryOptionCombo => "categoryOptionCombo",
             Self::Value | Self::ValueMissing => "value",
             Self::StoredBy => "storedBy",
+            Self::LastUpdated => "lastUpdated",
             Self::Line => return None,
         })
     }
@@ -292,6 +296,10 @@ impl ConflictKind {
             // The parser always sets indicator, unit and period, so the value is what is missing.
             "missing_field" => Self::ValueMissing,
             "field_too_long" | "invalid_text" => Self::StoredBy,
+            "invalid_reported_at"
+            | "reported_at_in_future"
+            | "reported_at_before_period"
+            | "reported_at_too_old" => Self::LastUpdated,
             _ => return None,
         })
     }

@@ -1,5 +1,5 @@
 //! The native JSON push format: `{"observations": [{"indicator", "unit", "period" | "ts",
-//! "value", "revision"?, "source"?, "retract"?}]}`.
+//! "value", "revision"?, "source"?, "reported_at"?, "retract"?}]}`.
 
 use std::marker::PhantomData;
 
@@ -98,6 +98,17 @@ mod tests {
         assert_eq!(rows[0].value, Some(RawValue::Number(4120.5)));
         assert_eq!(rows[1].value, Some(RawValue::Text("NaN".into())));
         assert_eq!(rows[1].revision.as_deref(), Some("prelim"));
+        assert_eq!(rows[0].reported_at, None);
+    }
+
+    #[test]
+    fn reported_at_is_read_as_sent() {
+        let rows = parse_point(br#"{"observations":[
+            {"indicator":"A","unit":"HCM","period":"2026-03","value":1,"reported_at":"2026-04-06T02:00:00Z"}
+        ]}"#)
+        .unwrap();
+        assert_eq!(rows[0].reported_at.as_deref(), Some("2026-04-06T02:00:00Z"));
+        assert!(!rows[0].reported_at_local);
     }
 
     #[test]

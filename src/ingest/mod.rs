@@ -33,7 +33,7 @@ use crate::writer::{Origin, WriteError, Writer};
 pub use decimal::Decimal;
 pub use format::{Format, FormatError};
 pub use validate::{RawRow, RawValue, Resolved};
-pub use validator::{ForeignRows, Validator};
+pub use validator::{Backdate, Backdating, ForeignRows, Validator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -193,6 +193,8 @@ impl Ingestor {
                 not_before: now - Duration::hours(self.settings.idempotency_ttl_hours),
             }),
         };
+        // Known before the rows go to the writer, which keeps them.
+        let backdating = self.validator.backdating(&batch.rows, now);
         let department = principal
             .department
             .as_ref()
@@ -203,6 +205,12 @@ impl Ingestor {
         };
         let outcome = self.writer.submit(batch, origin).await?;
         if let WriteOutcome::Written { receipt, .. } = &outcome {
+            if let Some(backdating) = backdating {
+                let detail = serde_json::json!({ "format": format });
+                self.store
+                    .record_audit(&backdating.audit(principal.label(), now, detail))
+                    .await?;
+            }
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());

@@ -38,6 +38,15 @@ pub struct RawRow {
     pub revision: Option<String>,
     /// Where the figure comes from (at most 200 characters).
     pub source: Option<String>,
+    /// When the figure became known (published or reported), an RFC 3339 instant; by default
+    /// when it is stored. Not in the future, not before the period starts; more than
+    /// `[ingest] reported_at_backdate_days` back only for admins and the statistics office.
+    #[schema(example = "2026-04-06T09:00:00+07:00")]
+    pub reported_at: Option<String>,
+    /// Set by a parser whose format writes times without an offset (DHIS2's `lastUpdated`):
+    /// `reported_at` may then be a local date-time, read in the city's zone.
+    #[serde(skip)]
+    pub reported_at_local: bool,
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
@@ -153,11 +162,22 @@ pub enum RowError {
     TooLong(&'static str),
     #[error("`{0}` contains a NUL character (U+0000), which cannot be stored")]
     NulCharacter(&'static str),
+    #[error("`reported_at` `{0}` is not an RFC 3339 instant such as 2026-04-06T09:00:00+07:00")]
+    InvalidReportedAt(String),
+    #[error("`reported_at` {0} is in the future")]
+    ReportedAtInFuture(String),
+    #[error("`reported_at` {reported_at} is before period `{period}` starts")]
+    ReportedAtBeforePeriod { reported_at: String, period: String },
+    #[error(
+        "`reported_at` {reported_at} is more than {days} days ago; only admins and the \
+         statistics office may back-date a figure further"
+    )]
+    ReportedAtTooOld { reported_at: String, days: i64 },
 }
 
 impl RowError {
     /// Every code [`Self::code`] gives, for those who map them onto codes of their own.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 18] = [
         "malformed_row",
         "missing_field",
         "unknown_indicator",
@@ -172,6 +192,10 @@ impl RowError {
         "value_out_of_range",
         "field_too_long",
         "invalid_text",
+        "invalid_reported_at",
+        "reported_at_in_future",
+        "reported_at_before_period",
+        "reported_at_too_old",
     ];
     pub fn code(&self) -> &'static str {
         match self {
@@ -189,6 +213,10 @@ impl RowError {
             Self::OutOfRange { .. } => "value_out_of_range",
             Self::TooLong(_) => "field_too_long",
             Self::NulCharacter(_) => "invalid_text",
+            Self::InvalidReportedAt(_) => "invalid_reported_at",
+            Self::ReportedAtInFuture(_) => "reported_at_in_future",
+            Self::ReportedAtBeforePeriod { .. } => "reported_at_before_period",
+            Self::ReportedAtTooOld { .. } => "reported_at_too_old",
         }
     }
 }
@@ -198,6 +226,80 @@ pub struct Context<'a> {
     pub zone: Tz,
     /// Now plus the tolerated clock skew.
     pub latest_allowed: DateTime<Utc>,
+    /// The earliest `reported_at` the caller may give; `None` when it may back-date freely.
+    pub earliest_reported_at: Option<DateTime<Utc>>,
+    /// `[ingest] reported_at_backdate_days`, for the message of a refused row.
+    pub backdate_days: i64,
+}
+
+/// Reads a `reported_at` as sent: an RFC 3339 instant; with `local` (a format that writes
+/// times without an offset) also a date-time or a date in `zone`, and an offset written
+/// without its colon (`+0000`), as DHIS2 writes them.
+pub fn parse_reported_at(text: &str, local: bool, zone: Tz) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let text = text.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Some(instant.with_timezone(&Utc));
+    }
+    if !local {
+        return None;
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(instant) = DateTime::parse_from_str(text, format) {
+            return Some(instant.with_timezone(&Utc));
+        }
+    }
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+    })?;
+    // A time skipped by a change of offset has no instant; a repeated one takes the earlier.
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// Checks a row's `reported_at` against its period and the caller's bounds.
+fn reported_at(
+    context: &Context<'_>,
+    raw: Option<String>,
+    local: bool,
+    period: &Period,
+    period_start: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, RowError> {
+    let Some(raw) = raw.filter(|text| !text.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let at = parse_reported_at(&raw, local, context.zone)
+        .ok_or_else(|| RowError::InvalidReportedAt(raw.trim().to_owned()))?;
+    let shown = || at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    if at > context.latest_allowed {
+        return Err(RowError::ReportedAtInFuture(shown()));
+    }
+    if at < period_start {
+        return Err(RowError::ReportedAtBeforePeriod {
+            reported_at: shown(),
+            period: period.to_string(),
+        });
+    }
+    if context
+        .earliest_reported_at
+        .is_some_and(|earliest| at < earliest)
+    {
+        return Err(RowError::ReportedAtTooOld {
+            reported_at: shown(),
+            days: context.backdate_days,
+        });
+    }
+    Ok(Some(at))
 }
 
 /// The catalogue indicator a code as sent names: the one lookup every format's rows go
@@ -353,7 +455,13 @@ pub(super) fn validate(
         value,
         revision_label: optional_label(row.revision, "revision")?,
         source: optional_label(row.source, "source")?,
-        reported_at: None,
+        reported_at: reported_at(
+            context,
+            row.reported_at,
+            row.reported_at_local,
+            &period,
+            period_start,
+        )?,
     })
 }
 
@@ -391,6 +499,16 @@ mod tests {
             },
             RowError::TooLong("source"),
             RowError::NulCharacter("source"),
+            RowError::InvalidReportedAt(text()),
+            RowError::ReportedAtInFuture(text()),
+            RowError::ReportedAtBeforePeriod {
+                reported_at: text(),
+                period: text(),
+            },
+            RowError::ReportedAtTooOld {
+                reported_at: text(),
+                days: 7,
+            },
         ];
         let given: std::collections::BTreeSet<_> = all.iter().map(RowError::code).collect();
         let listed: std::collections::BTreeSet<_> = RowError::CODES.into_iter().collect();

@@ -11,7 +11,7 @@ use super::IngestError;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::{Catalogue, Indicator, NewObservation};
-use crate::store::Rejection;
+use crate::store::{AuditEvent, Rejection};
 
 /// Rows naming indicators of departments other than the caller's, which refuse a request whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,46 @@ fn scope<'c>(
     }
 }
 
+/// Who may say a figure became known long ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backdate {
+    /// As the caller's role allows: admins and the statistics office freely, other
+    /// departments `[ingest] reported_at_backdate_days` at most.
+    ByRole,
+    /// Freely: `ktxh import`, run by an operator on the server, back-fills history.
+    Allowed,
+}
+
+/// Rows of one request whose `reported_at` lies further back than departments may set it:
+/// what the `observations.backdated` audit row records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backdating {
+    pub rows: usize,
+    pub earliest: DateTime<Utc>,
+}
+
+impl Backdating {
+    /// The audit row of a request that back-dated these rows, as `actor` at `at`.
+    pub fn audit(
+        &self,
+        actor: impl Into<String>,
+        at: DateTime<Utc>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        let actor = actor.into();
+        let mut event = AuditEvent::new(at, actor.clone(), "observations.backdated", actor);
+        let mut after = serde_json::json!({
+            "rows": self.rows,
+            "earliest_reported_at": self.earliest,
+        });
+        if let (Some(after), serde_json::Value::Object(detail)) = (after.as_object_mut(), detail) {
+            after.extend(detail);
+        }
+        event.after = Some(after);
+        event
+    }
+}
+
 /// Checks rows against the catalogue and the caller's scope; shared by the [`Ingestor`] and
 /// `ktxh import`, which writes to the store without a running service.
 pub struct Validator {
@@ -72,6 +112,14 @@ pub struct Validator {
 
 impl Validator {
     pub fn new(catalogue: Arc<Catalogue>, zone: Tz, settings: IngestSettings) -> Self {
+        for (key, message) in settings.catalogue_problems(&catalogue) {
+            // Only admins may then back-date; the service still runs.
+            tracing::warn!(
+                key,
+                message,
+                "ingest settings name what the catalogue lacks"
+            );
+        }
         Self {
             catalogue,
             zone,
@@ -91,6 +139,18 @@ impl Validator {
         rows: Vec<RawRow>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
+        self.validate_backdating(principal, rows, now, Backdate::ByRole)
+    }
+
+    /// [`Self::validate`], with `backdate` saying how far back `reported_at` may go.
+    pub fn validate_backdating(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+        backdate: Backdate,
+    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
+        let free = backdate == Backdate::Allowed || self.may_backdate(principal);
         let resolved: Vec<Resolved> = rows
             .into_iter()
             .map(|row| Resolved::new(&self.catalogue, row))
@@ -100,6 +160,8 @@ impl Validator {
             catalogue: &self.catalogue,
             zone: self.zone,
             latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
+            earliest_reported_at: (!free).then(|| self.backdate_limit(now)),
+            backdate_days: self.settings.reported_at_backdate_days,
         };
         let mut valid = Vec::with_capacity(resolved.len());
         let mut rejected: Vec<Rejection> = Vec::new();
@@ -114,6 +176,41 @@ impl Validator {
             }
         }
         Ok((valid, rejected))
+    }
+
+    /// Whether `principal` may set `reported_at` further back than departments may: admins
+    /// and the statistics office, whose figures are the official record of when a figure
+    /// was published.
+    pub fn may_backdate(&self, principal: &Principal) -> bool {
+        principal.role == Role::Admin
+            || principal.role == Role::Department
+                && principal.department.as_ref().is_some_and(|department| {
+                    self.settings.statistics_office.as_deref() == Some(department.as_str())
+                })
+    }
+
+    /// The earliest `reported_at` a department may give at `now`.
+    pub fn backdate_limit(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - Duration::days(self.settings.reported_at_backdate_days)
+    }
+
+    /// The rows of `valid` that only an admin or the statistics office could have sent, if
+    /// any: those known before [`Self::backdate_limit`].
+    pub fn backdating(&self, valid: &[NewObservation], now: DateTime<Utc>) -> Option<Backdating> {
+        let limit = self.backdate_limit(now);
+        let mut found: Option<Backdating> = None;
+        for at in valid.iter().filter_map(|row| row.reported_at) {
+            if at >= limit {
+                continue;
+            }
+            let entry = found.get_or_insert(Backdating {
+                rows: 0,
+                earliest: at,
+            });
+            entry.rows += 1;
+            entry.earliest = entry.earliest.min(at);
+        }
+        found
     }
 
     /// The scope check of [`Self::validate`] alone, for callers that must refuse a body whole

@@ -170,3 +170,142 @@ fn a_declared_decimal_comma_reads_json_text_as_vietnamese_write_it() {
     let values: Vec<_> = valid.iter().map(|o| o.value).collect();
     assert_eq!(values, [Some(1.5), Some(1234.5)]);
 }
+
+fn known_at(at: &str) -> RawRow {
+    RawRow {
+        reported_at: Some(at.into()),
+        ..row("EXPORT_TURNOVER", RawValue::Number(4.0))
+    }
+}
+
+fn admin() -> Principal {
+    Principal {
+        token_id: "t0".into(),
+        name: "admin".into(),
+        role: Role::Admin,
+        department: None,
+    }
+}
+
+#[test]
+fn reported_at_is_an_instant_neither_ahead_nor_before_its_period() {
+    let validator = validator();
+    let customs = department("CUSTOMS");
+    // now() is 2026-06-15T00:00Z; the rows are April 2026, which starts 2026-03-31T17:00Z.
+    let cases = [
+        ("2026-06-14T09:00:00+07:00", None),
+        // Within the five minutes of tolerated skew.
+        ("2026-06-15T00:04:00Z", None),
+        ("2026-06-15T00:06:00Z", Some("reported_at_in_future")),
+        ("2026-03-31T16:59:59Z", Some("reported_at_before_period")),
+        ("yesterday", Some("invalid_reported_at")),
+        // No offset: which instant it names depends on a zone nobody gave.
+        ("2026-06-14T09:00:00", Some("invalid_reported_at")),
+        // Older than the seven days a department may go back.
+        ("2026-06-07T23:59:59Z", Some("reported_at_too_old")),
+        ("2026-06-08T00:00:00Z", None),
+    ];
+    for (at, expected) in cases {
+        let (valid, rejected) = validator
+            .validate(&customs, vec![known_at(at)], now())
+            .expect("in scope");
+        let code = rejected.first().map(|r| r.code.as_str());
+        assert_eq!(code, expected, "{at}");
+        if let Some(rejection) = rejected.first() {
+            assert!(
+                rejection.message.contains("reported_at"),
+                "{at}: {rejection:?}"
+            );
+        } else {
+            let stored = valid[0].reported_at.expect("kept");
+            assert_eq!(
+                Some(stored),
+                crate::ingest::validate::parse_reported_at(at, false, chrono_tz::UTC)
+            );
+        }
+    }
+    let (valid, _) = validator
+        .validate(
+            &customs,
+            vec![row("EXPORT_TURNOVER", RawValue::Number(4.0))],
+            now(),
+        )
+        .expect("in scope");
+    assert_eq!(valid[0].reported_at, None, "none given: when it is stored");
+}
+
+#[test]
+fn admins_and_the_statistics_office_may_back_date_and_departments_may_not() {
+    let validator = validator();
+    let old = "2026-04-06T09:00:00+07:00";
+    let customs = department("CUSTOMS");
+    let (_, rejected) = validator
+        .validate(&customs, vec![known_at(old)], now())
+        .expect("in scope");
+    assert_eq!(rejected[0].code, "reported_at_too_old");
+    assert!(
+        rejected[0].message.contains("7 days"),
+        "{}",
+        rejected[0].message
+    );
+
+    let mut cpi = known_at(old);
+    cpi.indicator = Some("CPI_GROWTH".into());
+    let (valid, rejected) = validator
+        .validate(&department("STATISTICS"), vec![cpi], now())
+        .expect("in scope");
+    assert_eq!(rejected, []);
+    let backdating = validator.backdating(&valid, now()).expect("back-dated");
+    assert_eq!(backdating.rows, 1);
+    assert_eq!(
+        backdating.earliest,
+        "2026-04-06T02:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+
+    let rows = vec![
+        known_at(old),
+        known_at("2026-05-01T00:00:00Z"),
+        known_at("2026-06-14T00:00:00Z"),
+    ];
+    let (valid, rejected) = validator.validate(&admin(), rows, now()).expect("admin");
+    assert_eq!(rejected, []);
+    let backdating = validator.backdating(&valid, now()).expect("back-dated");
+    assert_eq!(backdating.rows, 2, "the recent row is not back-dated");
+    assert_eq!(
+        backdating.earliest,
+        "2026-04-06T02:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+
+    // An import back-fills history whoever it scopes rows as.
+    let (_, rejected) = validator
+        .validate_backdating(&customs, vec![known_at(old)], now(), Backdate::Allowed)
+        .expect("in scope");
+    assert_eq!(rejected, []);
+}
+
+#[test]
+fn dhis2_local_times_are_read_in_the_city_zone() {
+    use crate::ingest::validate::parse_reported_at;
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(
+        parse_reported_at("2026-04-06T09:00:00.000", true, zone),
+        at("2026-04-06T02:00:00Z")
+    );
+    assert_eq!(
+        parse_reported_at("2026-04-06 09:00:00", true, zone),
+        at("2026-04-06T02:00:00Z")
+    );
+    assert_eq!(
+        parse_reported_at("2026-04-06T09:00:00.000+0000", true, zone),
+        at("2026-04-06T09:00:00Z")
+    );
+    assert_eq!(
+        parse_reported_at("2026-04-06", true, zone),
+        at("2026-04-05T17:00:00Z")
+    );
+    assert_eq!(
+        parse_reported_at("2026-04-06T09:00:00.000", false, zone),
+        None
+    );
+}

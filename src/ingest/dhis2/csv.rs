@@ -1,6 +1,7 @@
 //! The CSV form of data values: columns by position, as DHIS2 writes and reads them —
 //! `dataelement, period, orgunit, catoptcombo, attroptcombo, value, storedby, lastupdated,
-//! comment, followup[, deleted]`; only the first three are required.
+//! comment, followup[, deleted]`; only the first three are required. `lastupdated` becomes the
+//! row's `reported_at`.
 //!
 //! DHIS2 skips the first line as a header unless told `firstRowIsHeader=false`; here a first
 //! line is a header when the query says so, or when it is not told and the line's first cell is
@@ -18,6 +19,7 @@ const ORG_UNIT: usize = 2;
 const COMBO: usize = 3;
 const VALUE: usize = 5;
 const STORED_BY: usize = 6;
+const LAST_UPDATED: usize = 7;
 const DELETED: usize = 10;
 
 /// Line numbers from byte offsets: the reader's own line count skips blank lines.
@@ -129,6 +131,7 @@ pub fn parse_csv_with(
                             Cell::Text(options.decimal.csv_cell(&text))
                         }),
                         stored_by: cell(STORED_BY),
+                        last_updated: cell(LAST_UPDATED),
                         deleted: record
                             .get(DELETED)
                             .is_some_and(|d| d.trim().eq_ignore_ascii_case("true")),

@@ -18,7 +18,8 @@ use crate::ingest::format::FormatError;
 use crate::ingest::json::from_slice_seed;
 
 /// One data value as DHIS2 writes it; fields this service has no use for (`comment`,
-/// `followup`, `created`, `lastUpdated`, `attributeOptionCombo`) are skipped.
+/// `followup`, `attributeOptionCombo`) are skipped. `lastUpdated` (else `created`) becomes the
+/// row's `reported_at`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct DataValue {
@@ -28,6 +29,8 @@ struct DataValue {
     category_option_combo: Option<String>,
     value: Loose,
     stored_by: Option<String>,
+    created: Option<String>,
+    last_updated: Option<String>,
     deleted: Loose,
 }
 
@@ -245,6 +248,9 @@ pub fn parse_json_with(
                 other => other,
             },
             stored_by: value.stored_by,
+            last_updated: present(value.last_updated.as_deref())
+                .or(present(value.created.as_deref()))
+                .map(str::to_owned),
             deleted,
         };
         let (row, reference) = mapper.map(fields, None);

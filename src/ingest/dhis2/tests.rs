@@ -538,3 +538,39 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn last_updated_else_created_is_when_a_value_became_known() {
+    let batch = json(&format!(
+        r#"{{"period": "202603", "orgUnit": "{CITY}", "dataValues": [
+              {{"dataElement": "{EHR}", "value": "1", "created": "2026-04-02T08:00:00.000",
+                "lastUpdated": "2026-04-03T09:30:00.000"}},
+              {{"dataElement": "{EHR}", "value": "2", "created": "2026-04-02T08:00:00.000"}},
+              {{"dataElement": "{EHR}", "value": "3"}}
+            ]}}"#
+    ));
+    let known: Vec<_> = batch
+        .rows
+        .iter()
+        .map(|r| r.reported_at.as_deref())
+        .collect();
+    assert_eq!(
+        known,
+        [
+            Some("2026-04-03T09:30:00.000"),
+            Some("2026-04-02T08:00:00.000"),
+            None
+        ]
+    );
+    assert!(batch.rows.iter().all(|r| r.reported_at_local));
+
+    let body = format!(
+        "dataelement,period,orgunit,catoptcombo,attroptcombo,value,storedby,lastupdated\n\
+         {EHR},202603,{CITY},,,5,nurse,2026-04-03T09:30:00.000\n"
+    );
+    let batch = csv(&body, &ImportOptions::default());
+    assert_eq!(
+        batch.rows[0].reported_at.as_deref(),
+        Some("2026-04-03T09:30:00.000")
+    );
+}

@@ -19,6 +19,8 @@ pub(super) struct Fields {
     pub(super) category_option_combo: Option<String>,
     pub(super) value: Cell,
     pub(super) stored_by: Option<String>,
+    /// `lastUpdated`, else `created`: when the value became known in DHIS2.
+    pub(super) last_updated: Option<String>,
     pub(super) deleted: bool,
 }
 
@@ -91,6 +93,7 @@ impl<'a> Mapper<'a> {
             category_option_combo,
             value,
             stored_by,
+            last_updated,
             deleted,
         } = fields;
         let data_element = trimmed(data_element);
@@ -111,6 +114,9 @@ impl<'a> Mapper<'a> {
         };
         let mut row = RawRow {
             source: trimmed(stored_by),
+            reported_at: trimmed(last_updated),
+            // DHIS2 writes its times without an offset, in its server's zone: the city's.
+            reported_at_local: true,
             retract: deleted || self.options.strategy == ImportStrategy::Delete,
             ..RawRow::default()
         };

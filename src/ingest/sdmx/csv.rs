@@ -36,6 +36,7 @@ struct Columns {
     time: usize,
     measure: Option<usize>,
     revision: Option<usize>,
+    reported_at: Option<usize>,
 }
 
 /// The field separator: the byte after `STRUCTURE` or `STRUCTURE[x]`, possibly quoted.
@@ -161,6 +162,10 @@ impl Header {
             time: self.required(&dataflow.time_dimension, "time dimension", dataflow)?,
             measure: self.column(&dataflow.measure)?,
             revision: match &dataflow.revision_attribute {
+                Some(id) => self.column(id)?,
+                None => None,
+            },
+            reported_at: match &dataflow.reported_at_attribute {
                 Some(id) => self.column(id)?,
                 None => None,
             },
@@ -293,12 +298,14 @@ fn read_row(
             None => Measure::Missing,
         },
         revision,
+        // An instant has no labels to split off, and `: ` would cut it at its seconds.
+        reported_at: measure_cell(record, columns.reported_at),
         has_attributes: revision.is_some(),
     }
     .into_row()
 }
 
-/// A measure cell as sent: never split on `: `, a number has no labels.
+/// A measure or instant cell as sent: never split on `: `, neither has labels.
 fn measure_cell(record: &::csv::StringRecord, index: Option<usize>) -> Option<&str> {
     index
         .and_then(|i| record.get(i))

@@ -27,6 +27,9 @@ fn reads_the_field_guide_layout_with_actions_and_custom_columns() {
     assert!(rows[2].retract);
     assert_eq!(rows[2].period.as_deref(), Some("2026-02"));
     assert_eq!(rows[2].value, None);
+    // The configured reported_at attribute, as sent; a blank cell leaves it to the store.
+    assert_eq!(rows[0].reported_at.as_deref(), Some("2026-04-06T09:00:00Z"));
+    assert_eq!(rows[2].reported_at, None);
 }
 
 #[test]

@@ -81,6 +81,9 @@ pub struct Dataflow {
     pub measure: String,
     /// An attribute (such as `OBS_STATUS`) whose code becomes the revision label.
     pub revision_attribute: Option<String>,
+    /// An attribute whose value (an RFC 3339 instant) says when the observation became known;
+    /// an SDMX-JSON message's `meta.prepared` stands in for observations without one.
+    pub reported_at_attribute: Option<String>,
     indicator_codes: BTreeMap<String, Code>,
     unit_codes: BTreeMap<String, Code>,
     revision_labels: BTreeMap<String, String>,
@@ -148,6 +151,7 @@ struct DataflowToml {
     #[serde(default = "obs_value")]
     measure: String,
     revision_attribute: Option<String>,
+    reported_at_attribute: Option<String>,
     #[serde(default)]
     indicator_codes: BTreeMap<String, String>,
     #[serde(default)]
@@ -224,6 +228,13 @@ impl TryFrom<DataflowToml> for Dataflow {
             .revision_attribute
             .map(|id| component_id(&id, "revision_attribute"))
             .transpose()?;
+        let reported_at_attribute = toml
+            .reported_at_attribute
+            .map(|id| component_id(&id, "reported_at_attribute"))
+            .transpose()?;
+        if reported_at_attribute.is_some() && reported_at_attribute == revision_attribute {
+            return Err("revision_attribute and reported_at_attribute must be different".into());
+        }
         if !toml.revision_labels.is_empty() && revision_attribute.is_none() {
             return Err("`revision_labels` needs a `revision_attribute` to read".into());
         }
@@ -241,6 +252,7 @@ impl TryFrom<DataflowToml> for Dataflow {
             time_dimension,
             measure: component_id(&toml.measure, "measure")?,
             revision_attribute,
+            reported_at_attribute,
             indicator_codes: catalogue_codes(toml.indicator_codes, "indicator_codes")?,
             unit_codes: catalogue_codes(toml.unit_codes, "unit_codes")?,
             revision_labels: toml.revision_labels,

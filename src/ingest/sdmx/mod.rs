@@ -24,6 +24,9 @@
 //!   SDMX-JSON data set by data set, within a data set series by series in the order of their
 //!   keys in the message, and within a series observation by observation in the order of their
 //!   keys in the message (flat data sets: observations in message order).
+//! - **Knowledge time.** A row's `reported_at` (when the figure became known) is the value of
+//!   the dataflow's `reported_at_attribute` when configured and set, else, in SDMX-JSON, the
+//!   message's `meta.prepared`; without either it is when the service stores the row.
 //! - **Time.** Reporting periods (`2026-M03`, `2026-D075`, ...) are converted to the
 //!   catalogue's forms; half-years, trimesters and weeks are rejected because no indicator has
 //!   that periodicity ([`time`]).
@@ -96,6 +99,8 @@ struct Observation<'a> {
     measure: Measure,
     /// The code of the revision attribute, if the dataflow has one and the message sets it.
     revision: Option<&'a str>,
+    /// When the observation became known: its own attribute, or the message's preparation.
+    reported_at: Option<&'a str>,
     /// The observation sets attribute values (for a Delete: it deletes attributes, not the
     /// observation, when it has no measure).
     has_attributes: bool,
@@ -207,6 +212,8 @@ impl Observation<'_> {
             value,
             revision,
             source: Some(self.structure.to_string()),
+            reported_at: present(self.reported_at).map(str::to_owned),
+            reported_at_local: false,
             malformed: None,
             retract: delete,
         })

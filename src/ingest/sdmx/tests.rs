@@ -13,6 +13,7 @@ structure = "VN_HCMSO:DF_KTXH(1.*)"
 indicator_dimension = "INDICATOR"
 unit_dimension = "REF_AREA"
 revision_attribute = "OBS_STATUS"
+reported_at_attribute = "UPDATED"
 indicator_codes = { CPI_YOY = "CPI_GROWTH" }
 unit_codes = { "VN-SG" = "HCM" }
 revision_labels = { P = "provisional", A = "normal" }
@@ -44,6 +45,7 @@ fn observation<'a>(
         time,
         measure,
         revision: Some("P"),
+        reported_at: None,
         has_attributes: true,
     }
 }

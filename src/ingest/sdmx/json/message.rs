@@ -45,6 +45,8 @@ pub(super) struct Message {
 #[derive(Deserialize)]
 pub(super) struct Meta {
     pub(super) test: Option<bool>,
+    /// When the message was prepared: the knowledge time of observations without their own.
+    pub(super) prepared: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -22,6 +22,10 @@ use serde_json::Value;
 /// rows, a message whose structure cannot be interpreted is refused as a whole.
 pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatError> {
     let message = deserialize(body)?;
+    let prepared = message
+        .meta
+        .as_ref()
+        .and_then(|meta| meta.prepared.as_deref());
     if message.meta.as_ref().and_then(|meta| meta.test) == Some(true) {
         return Err(FormatError::shape(
             "/meta/test",
@@ -81,12 +85,18 @@ pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatEr
                 )
             })?,
         };
-        read_data_set(plan, data_set, action, &mut rows);
+        read_data_set(plan, data_set, action, prepared, &mut rows);
     }
     Ok(rows)
 }
 
-fn read_data_set(plan: &Plan<'_, '_>, data_set: &DataSet, action: Action, rows: &mut Vec<RawRow>) {
+fn read_data_set(
+    plan: &Plan<'_, '_>,
+    data_set: &DataSet,
+    action: Action,
+    prepared: Option<&str>,
+    rows: &mut Vec<RawRow>,
+) {
     let data_set_attributes = data_set.attributes.as_deref().unwrap_or_default();
     let empty = || data_set.series.is_none() && data_set.observations.is_none();
     if empty() {
@@ -114,6 +124,7 @@ fn read_data_set(plan: &Plan<'_, '_>, data_set: &DataSet, action: Action, rows: 
                 data_set_attributes,
                 series_attributes: series.attributes.as_deref().unwrap_or_default(),
                 series_key: key,
+                prepared,
             };
             let values = values.as_deref().unwrap_or_default();
             rows.push(observation_row(
@@ -132,6 +143,7 @@ fn read_data_set(plan: &Plan<'_, '_>, data_set: &DataSet, action: Action, rows: 
             data_set_attributes,
             series_attributes: &[],
             series_key: &[],
+            prepared,
         };
         let values = values.as_deref().unwrap_or_default();
         rows.push(observation_row(

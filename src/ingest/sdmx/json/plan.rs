@@ -31,6 +31,7 @@ pub(super) struct Plan<'s, 'm> {
     measure_component: Option<&'s Component>,
     observation_attributes: usize,
     revision: Option<Slot<'s>>,
+    reported_at: Option<Slot<'s>>,
 }
 
 /// The SDMX artefacts a structure link can name, in the order they are tried.
@@ -164,32 +165,32 @@ impl<'s, 'm> Plan<'s, 'm> {
         };
 
         let attributes = structure.attributes.as_ref();
-        let revision = match &dataflow.revision_attribute {
-            None => None,
-            Some(id) => {
-                let in_groups = attributes
-                    .and_then(|a| a.dimension_group.as_deref())
-                    .is_some_and(|list| list.iter().any(|c| &c.id == id));
-                if in_groups {
-                    return Err(FormatError::shape(
-                        format!("{at}/attributes/dimensionGroup"),
-                        format!(
-                            "{id} is presented at dimensionGroup level; present it at \
-                             observation, series or dataSet level"
-                        ),
-                    ));
-                }
-                LEVELS.iter().find_map(|&level| {
-                    let list = components(attributes, level);
-                    let position = list.iter().position(|c| &c.id == id)?;
-                    Some(Slot {
-                        level,
-                        position,
-                        component: &list[position],
-                    })
-                })
+        let attribute = |id: &Option<String>| -> Result<Option<Slot<'s>>, FormatError> {
+            let Some(id) = id else { return Ok(None) };
+            let in_groups = attributes
+                .and_then(|a| a.dimension_group.as_deref())
+                .is_some_and(|list| list.iter().any(|c| &c.id == id));
+            if in_groups {
+                return Err(FormatError::shape(
+                    format!("{at}/attributes/dimensionGroup"),
+                    format!(
+                        "{id} is presented at dimensionGroup level; present it at \
+                         observation, series or dataSet level"
+                    ),
+                ));
             }
+            Ok(LEVELS.iter().find_map(|&level| {
+                let list = components(attributes, level);
+                let position = list.iter().position(|c| &c.id == id)?;
+                Some(Slot {
+                    level,
+                    position,
+                    component: &list[position],
+                })
+            }))
         };
+        let revision = attribute(&dataflow.revision_attribute)?;
+        let reported_at = attribute(&dataflow.reported_at_attribute)?;
 
         Ok(Self {
             dataflow,
@@ -204,6 +205,7 @@ impl<'s, 'm> Plan<'s, 'm> {
             measure_component,
             observation_attributes: components(attributes, Level::Observation).len(),
             revision,
+            reported_at,
         })
     }
 }
@@ -215,6 +217,8 @@ pub(super) struct Enclosing<'a> {
     pub(super) data_set_attributes: &'a [Value],
     pub(super) series_attributes: &'a [Value],
     pub(super) series_key: &'a [usize],
+    /// The message's `meta.prepared`.
+    pub(super) prepared: Option<&'a str>,
 }
 
 /// One observation: its key, its array of measures and attributes, and what encloses it.
@@ -235,7 +239,21 @@ impl Plan<'_, '_> {
     }
 
     fn revision(&self, context: &Context<'_>) -> Result<Option<String>, String> {
-        let Some(slot) = self.revision else {
+        self.attribute(self.revision, context)
+    }
+
+    /// The observation's own knowledge time, else the message's.
+    fn reported_at(&self, context: &Context<'_>) -> Result<Option<String>, String> {
+        let own = self.attribute(self.reported_at, context)?;
+        Ok(own.or_else(|| context.enclosing.prepared.map(str::to_owned)))
+    }
+
+    fn attribute(
+        &self,
+        slot: Option<Slot<'_>>,
+        context: &Context<'_>,
+    ) -> Result<Option<String>, String> {
+        let Some(slot) = slot else {
             return Ok(None);
         };
         let value = match slot.level {
@@ -285,6 +303,7 @@ impl Plan<'_, '_> {
         let time = self.dimension(self.time, context)?;
         let measure = self.measure(context)?;
         let revision = self.revision(context)?;
+        let reported_at = self.reported_at(context)?;
         let attributes_end =
             (self.measures + self.observation_attributes).min(context.values.len());
         let has_attributes = context
@@ -300,6 +319,7 @@ impl Plan<'_, '_> {
             time: Some(&time),
             measure,
             revision: revision.as_deref(),
+            reported_at: reported_at.as_deref(),
             has_attributes,
         }
         .into_row())

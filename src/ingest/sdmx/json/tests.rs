@@ -96,6 +96,34 @@ fn series_are_read_in_message_order_with_their_attributes() {
     assert!(rows
         .iter()
         .all(|r| r.source.as_deref() == Some("VN_HCMSO:DF_KTXH(1.0)")));
+    // No observation has an UPDATED attribute: the message's preparation stands in.
+    assert!(rows
+        .iter()
+        .all(|r| r.reported_at.as_deref() == Some("2026-04-06T09:00:00+07:00")));
+}
+
+#[test]
+fn an_observations_own_reported_at_attribute_overrides_the_messages_preparation() {
+    let mut structure = structure();
+    structure["attributes"]["observation"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "UPDATED", "relationship": {"observation": {}}}));
+    let body = format!(
+        r#"{{"meta": {{"prepared": "2026-04-06T09:00:00+07:00"}},
+            "data": {{"structures": [{structure}], "dataSets": [{{"series": {{
+              "0:0": {{"observations": {{"0": [3.1, 0, "2026-02-06T10:00:00+07:00"], "1": [3.3, 0]}}}}
+            }}}}]}}}}"#
+    );
+    let rows = rows(body.as_bytes());
+    let known: Vec<_> = rows.iter().map(|r| r.reported_at.as_deref()).collect();
+    assert_eq!(
+        known,
+        [
+            Some("2026-02-06T10:00:00+07:00"),
+            Some("2026-04-06T09:00:00+07:00")
+        ]
+    );
 }
 
 #[test]
