@@ -43,18 +43,21 @@ pub(crate) struct Planned {
 ///
 /// A retraction of a period that holds no value (never sent, or already withdrawn) changes
 /// nothing and counts as a duplicate, so that a retried delete is harmless.
+#[cfg(test)]
 pub(crate) fn plan_revisions(
     rows: &[NewObservation],
-    latest: HashMap<Key, Latest>,
+    mut latest: HashMap<Key, Latest>,
 ) -> (Vec<Planned>, Vec<usize>) {
-    plan_revisions_of(rows, 0..rows.len(), latest)
+    plan_revisions_in(rows, 0..rows.len(), &mut latest)
 }
 
-/// As [`plan_revisions`], for the rows at `indices` only (in that order).
-pub(crate) fn plan_revisions_of(
+/// As [`plan_revisions`], for the rows at `indices` only (in that order), leaving in `latest`
+/// what each key's latest revision has become, so that the next batch of a write group is
+/// planned after this one.
+pub(crate) fn plan_revisions_in(
     rows: &[NewObservation],
     indices: impl IntoIterator<Item = usize>,
-    mut latest: HashMap<Key, Latest>,
+    latest: &mut HashMap<Key, Latest>,
 ) -> (Vec<Planned>, Vec<usize>) {
     let mut planned = Vec::new();
     let mut duplicates = Vec::new();
@@ -88,20 +91,6 @@ pub(crate) fn plan_revisions_of(
         }
     }
     (planned, duplicates)
-}
-
-/// Splits a batch into the first row of each key and the rows that repeat an earlier key.
-pub(crate) fn first_occurrences(rows: &[NewObservation]) -> (Vec<usize>, Vec<usize>) {
-    let mut seen = std::collections::HashSet::with_capacity(rows.len());
-    let (mut firsts, mut repeats) = (Vec::with_capacity(rows.len()), Vec::new());
-    for (index, row) in rows.iter().enumerate() {
-        if seen.insert(key_of(row)) {
-            firsts.push(index);
-        } else {
-            repeats.push(index);
-        }
-    }
-    (firsts, repeats)
 }
 
 fn same_content(a: &Latest, b: &Latest) -> bool {
@@ -326,6 +315,25 @@ mod tests {
             ]
         );
         assert_eq!(dups, vec![1]);
+    }
+
+    #[test]
+    fn the_next_batch_of_a_group_is_planned_after_the_one_before() {
+        let mut latest = HashMap::new();
+        let first = [row("2026-01", 1.0), row("2026-02", 2.0)];
+        let second = [row("2026-01", 1.0), row("2026-01", 3.0)];
+        let (planned, _) = plan_revisions_in(&first, 0..first.len(), &mut latest);
+        assert_eq!(planned.len(), 2);
+        let (planned, dups) = plan_revisions_in(&second, 0..second.len(), &mut latest);
+        assert_eq!(
+            planned,
+            vec![Planned {
+                index: 1,
+                revision: 2
+            }]
+        );
+        assert_eq!(dups, vec![0]);
+        assert_eq!(latest[&key_of(&second[1])].value, Some(3.0));
     }
 
     #[test]
