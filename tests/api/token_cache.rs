@@ -146,7 +146,11 @@ async fn made_up_tokens_reach_the_store_once_each(backend: Backend) {
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     let counts = server.cache.counts();
     assert_eq!(counts.misses - before.misses, 100, "{counts:?}");
-    assert_eq!(counts.negative_hits - before.negative_hits, 900, "{counts:?}");
+    assert_eq!(
+        counts.negative_hits - before.negative_hits,
+        900,
+        "{counts:?}"
+    );
     server.stop().await;
 }
 
