@@ -87,6 +87,9 @@ struct Job {
 /// Counts kept per writer, for tests and diagnostics (the metrics are per process).
 #[derive(Debug, Default)]
 struct Counters {
+    /// Batches taken into the queue, and batches answered.
+    queued: AtomicU64,
+    answered: AtomicU64,
     groups: AtomicU64,
     batches: AtomicU64,
     largest_group: AtomicUsize,
@@ -95,6 +98,10 @@ struct Counters {
 /// What one writer has done so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
+    /// Batches taken into the queue so far.
+    pub queued: u64,
+    /// Batches answered so far; `queued - answered` are waiting or being written.
+    pub answered: u64,
     pub groups: u64,
     pub batches: u64,
     /// The most batches one group has held.
@@ -188,16 +195,18 @@ impl Writer {
             });
         }
         let (reply, answer) = oneshot::channel();
+        // Counted before the writer can take it, so no count ever runs ahead of another.
+        self.counters.queued.fetch_add(1, Ordering::AcqRel);
+        metrics::METRICS.queued(1, rows);
         match self.queue.try_send(Job {
             batch,
             origin,
             reply,
         }) {
-            Ok(()) => {
-                metrics::METRICS.queued(1, rows);
-                Ok(answer)
-            }
+            Ok(()) => Ok(answer),
             Err(refused) => {
+                self.counters.queued.fetch_sub(1, Ordering::AcqRel);
+                metrics::METRICS.dequeued(1, rows);
                 self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
                 match refused {
                     mpsc::error::TrySendError::Full(_) => {
@@ -227,6 +236,8 @@ impl Writer {
 
     pub fn stats(&self) -> WriterStats {
         WriterStats {
+            queued: self.counters.queued.load(Ordering::Acquire),
+            answered: self.counters.answered.load(Ordering::Acquire),
             groups: self.counters.groups.load(Ordering::Acquire),
             batches: self.counters.batches.load(Ordering::Acquire),
             largest_group: self.counters.largest_group.load(Ordering::Acquire),
@@ -348,6 +359,7 @@ impl Task {
         for ((_, reply), outcome) in rest.into_iter().zip(outcomes) {
             // The caller may have gone away; its batch is written all the same.
             let _ = reply.send(outcome);
+            self.counters.answered.fetch_add(1, Ordering::AcqRel);
         }
     }
 

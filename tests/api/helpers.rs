@@ -86,6 +86,8 @@ pub struct TestApp {
     pub customs_id: String,
     /// A token of the Department of Finance.
     pub finance: String,
+    /// The running server's parts, for what a test checks inside it (the writer's counts).
+    pub state: ktxh::http::AppState,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     db: TestDb,
@@ -126,6 +128,7 @@ pub async fn spawn_app_alerting(
         .await
         .expect("build app");
     let addr = app.local_addr().expect("bound");
+    let state = app.state().clone();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     Some(TestApp {
@@ -137,6 +140,7 @@ pub async fn spawn_app_alerting(
         customs,
         customs_id,
         finance,
+        state,
         shutdown,
         server,
         db,
@@ -177,6 +181,7 @@ impl PausedApp {
             .await
             .expect("build app");
         let addr = app.local_addr().expect("bound");
+        let state = app.state().clone();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
         TestApp {
@@ -188,6 +193,7 @@ impl PausedApp {
             customs: self.customs,
             customs_id: self.customs_id,
             finance: self.finance,
+            state,
             shutdown,
             server,
             db: self.db,
