@@ -383,8 +383,10 @@ impl Demo {
             department: None,
         };
         let started = std::time::Instant::now();
-        // Each period's figures arrive the day before they are due, as a department that keeps
-        // to the release calendar would send them; nothing arrives after `now`.
+        // Each period's figures became known the day before they were due, as a department that
+        // keeps to the release calendar would publish them; nothing is known after `now`. They
+        // are stored now, each row carrying when it became known, so that `as_of` reads and
+        // past reports see what was known then.
         let calendar = &self.state.settings.release_calendar;
         let mut by_release: BTreeMap<DateTime<Utc>, Vec<RawRow>> = BTreeMap::new();
         for indicator in &catalogue.indicators {
@@ -399,23 +401,25 @@ impl Demo {
                     let released = (calendar.due_at(period, zone) - Span::days(1))
                         .max(period.end(zone))
                         .min(now);
-                    by_release.entry(released).or_default().push(raw_row(
+                    let mut row = raw_row(
                         indicator,
                         unit,
                         period,
                         model.value(indicator, unit, period),
                         "official",
-                    ));
+                    );
+                    row.reported_at = Some(released.to_rfc3339());
+                    by_release.entry(released).or_default().push(row);
                 }
             }
         }
+        // Oldest knowledge first, in large batches: the history is one back-fill, audited as
+        // such a few times rather than once per release day.
+        let mut rows = by_release.into_values().flatten().peekable();
         let mut total = 0usize;
-        for (released, rows) in by_release {
-            let mut rows = rows.into_iter().peekable();
-            while rows.peek().is_some() {
-                let batch: Vec<RawRow> = rows.by_ref().take(SEED_BATCH_ROWS).collect();
-                total += self.push_seed(&principal, batch, released, now).await?;
-            }
+        while rows.peek().is_some() {
+            let batch: Vec<RawRow> = rows.by_ref().take(SEED_BATCH_ROWS).collect();
+            total += self.push_seed(&principal, batch, now).await?;
         }
         tracing::info!(
             rows = total,
@@ -429,7 +433,6 @@ impl Demo {
         &self,
         principal: &Principal,
         rows: Vec<RawRow>,
-        released: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<usize> {
         if rows.is_empty() {
@@ -438,7 +441,7 @@ impl Demo {
         let receipt = self
             .state
             .ingestor
-            .ingest_received(principal, "demo", rows, None, released, now)
+            .ingest(principal, "demo", rows, None, now)
             .await?;
         if let Some(first) = receipt.rejected.first() {
             tracing::warn!(rejected = receipt.rejected.len(), example = %first.message, "demo rows rejected");

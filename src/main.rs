@@ -10,7 +10,7 @@ use ktxh::alerts::receivers::Receivers;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App, Options};
 use ktxh::auth::{self, Role, TokenRecord};
-use ktxh::collectors::import::{self, ImportOptions};
+use ktxh::collectors::import::{self, ImportOptions, ReportedAt};
 use ktxh::collectors::FeedHealthRegistry;
 use ktxh::config::{load_catalogue, Settings};
 use ktxh::domain::Code;
@@ -122,6 +122,12 @@ struct ImportArgs {
         value_parser = clap::builder::PossibleValuesParser::new(["ns", "us", "ms", "s", "m", "h"])
     )]
     precision: String,
+    /// When the figures became known, for rows without a reported_at of their own: an RFC 3339
+    /// instant, or `release-calendar` for the due date of each row's period under
+    /// [release_calendar] (now, if that is still ahead). By default, when they are stored.
+    /// Rows known more than [ingest] reported_at_backdate_days ago are audited.
+    #[arg(long, value_name = "RFC3339|release-calendar", value_parser = ReportedAt::parse)]
+    reported_at: Option<ReportedAt>,
 }
 
 #[derive(clap::Args)]
@@ -275,6 +281,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let alerting = AlertingConfig::load(&cli.config)?;
             let receivers =
                 Receivers::build(&alerting.receiver, &outbound).context("config/alerting.toml")?;
+            let ingest = settings.ingest.catalogue_problems(&catalogue);
+            for (key, message) in &ingest {
+                eprintln!("config/ktxh.toml: {key}: {message}");
+            }
+            if !ingest.is_empty() {
+                anyhow::bail!("{} problem(s) in [ingest]", ingest.len());
+            }
             let mapping = settings.feeds.catalogue_problems(&catalogue);
             for (key, message) in &mapping {
                 eprintln!("config/feeds.toml: {key}: {message}");
@@ -350,6 +363,8 @@ async fn import_command(
         dry_run: args.dry_run,
         restart: args.restart,
         batch_rows: usize::try_from(args.batch_rows).unwrap_or(import::DEFAULT_BATCH_ROWS),
+        reported_at: args.reported_at.unwrap_or_default(),
+        actor: cli_actor(),
     };
     let (settings, catalogue) = app::load_config(config)?;
     // A dry run needs no database at all.

@@ -11,6 +11,14 @@
 //!
 //! A running service does not see the imported rows until it next loads the store (at start);
 //! back-fills are history, not live data.
+//!
+//! History is known from when it was published, not from when it is imported: with
+//! `--reported-at` every row gets a knowledge time (`reported_at`), one instant for the whole
+//! file or, with `release-calendar`, the due date of each row's period under the configured
+//! release calendar (the import's own time when that date is still ahead), so reports as of a
+//! past date judge what was known then. A row's own `reported_at` always wins. An import is
+//! run by an operator on the server, so it may back-date whoever it scopes rows as; a run that
+//! does writes one `observations.backdated` audit row.
 
 mod pipeline;
 mod progress;
@@ -21,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -31,7 +39,7 @@ use tracing::instrument;
 use crate::auth::{Principal, Role};
 use crate::config::Settings;
 use crate::domain::{Catalogue, Code};
-use crate::ingest::{Format, Validator};
+use crate::ingest::{Backdating, Format, Validator};
 use crate::store::{DynStore, StoreError, WriteBatch};
 
 use pipeline::{Batch, Failure, Source};
@@ -46,6 +54,44 @@ pub const DEFAULT_BATCH_ROWS: usize = 10_000;
 /// Largest accepted `--batch-rows`, as large as the largest push.
 pub const MAX_BATCH_ROWS: usize = 100_000;
 
+/// When the imported figures became known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportedAt {
+    /// When they are stored, unless a row says otherwise.
+    #[default]
+    Stored,
+    /// At this instant, unless a row says otherwise.
+    At(DateTime<Utc>),
+    /// When each row's period was due under the release calendar (clamped to now), unless a
+    /// row says otherwise.
+    ReleaseCalendar,
+}
+
+impl ReportedAt {
+    /// `--reported-at`: an RFC 3339 instant or `release-calendar`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.trim() == "release-calendar" {
+            return Ok(Self::ReleaseCalendar);
+        }
+        DateTime::parse_from_rfc3339(raw.trim())
+            .map(|at| Self::At(at.with_timezone(&Utc)))
+            .map_err(|_| {
+                format!(
+                    "`{raw}` is neither an RFC 3339 instant (2026-04-06T09:00:00+07:00) nor \
+                     release-calendar"
+                )
+            })
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Stored => "stored".into(),
+            Self::At(at) => at.to_rfc3339(),
+            Self::ReleaseCalendar => "release-calendar".into(),
+        }
+    }
+}
+
 /// What `ktxh import` was asked to do.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -58,6 +104,10 @@ pub struct ImportOptions {
     /// Ignore a saved position and start from the first row.
     pub restart: bool,
     pub batch_rows: usize,
+    /// When the rows became known (`--reported-at`).
+    pub reported_at: ReportedAt,
+    /// Who runs the import, as the audit log names them (`cli:<user>`).
+    pub actor: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +196,9 @@ pub async fn run(
         batch_rows: options.batch_rows.clamp(1, MAX_BATCH_ROWS),
         validator: Validator::new(catalogue.clone(), settings.zone(), settings.ingest.clone()),
         principal,
+        reported_at: options.reported_at,
+        calendar: settings.release_calendar.clone(),
+        zone: settings.zone(),
     });
     if source.principal.role != Role::Admin {
         eprintln!(
@@ -167,6 +220,7 @@ pub async fn run(
         key: state_key(&identity, options.format),
         identity,
         recorded_by: format!("import:{name}"),
+        actor: options.actor.clone(),
         source,
     };
     let saved = match &writer.store {
@@ -227,6 +281,18 @@ pub fn verdict(summary: &Summary) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// Adds a batch's back-dated rows to the run's.
+fn merge(run: &mut Option<Backdating>, batch: Option<Backdating>) {
+    let Some(batch) = batch else { return };
+    match run {
+        Some(run) => {
+            run.rows += batch.rows;
+            run.earliest = run.earliest.min(batch.earliest);
+        }
+        None => *run = Some(batch),
+    }
+}
+
 fn display_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -262,6 +328,7 @@ struct Writer {
     key: String,
     identity: FileIdentity,
     recorded_by: String,
+    actor: String,
     source: Arc<Source>,
 }
 
@@ -281,6 +348,7 @@ impl Writer {
         let seconds_before = tally.seconds;
         let mut progress = Progress::new(self.identity.size, start);
         let mut position = start;
+        let mut backdated: Option<Backdating> = None;
         let complete = loop {
             // A batch already received is always written: stopping between batches loses
             // nothing and leaves nothing half done.
@@ -304,7 +372,16 @@ impl Writer {
                 }
             };
             position = batch.end;
-            self.write(batch, &mut tally).await?;
+            let batch_backdating = batch.backdating.clone();
+            let written = self.write(batch, &mut tally).await;
+            // What was committed before a failure is back-dated all the same.
+            if written.is_ok() || self.store.is_none() {
+                merge(&mut backdated, batch_backdating);
+            }
+            if let Err(error) = written {
+                self.audit_backdating(backdated.as_ref()).await?;
+                return Err(error);
+            }
             tally.seconds = seconds_before + started.elapsed().as_secs_f64();
             self.save_state(position, false, &tally).await?;
             progress.update(position, &tally);
@@ -315,6 +392,7 @@ impl Writer {
             .await
             .map_err(|e| ImportError::Reader(e.to_string()))?;
         progress.finish();
+        self.audit_backdating(backdated.as_ref()).await?;
         tally.seconds = seconds_before + started.elapsed().as_secs_f64();
         if complete {
             self.save_state(position, true, &tally).await?;
@@ -363,6 +441,22 @@ impl Writer {
         let receipt = outcome.receipt();
         tally.accepted += receipt.accepted as u64;
         tally.duplicates += receipt.duplicates as u64;
+        Ok(())
+    }
+
+    /// One `observations.backdated` audit row for what this run stored known long ago.
+    async fn audit_backdating(&self, backdating: Option<&Backdating>) -> Result<(), ImportError> {
+        let (Some(store), Some(backdating)) = (&self.store, backdating) else {
+            return Ok(());
+        };
+        let detail = serde_json::json!({
+            "file": self.source.name,
+            "format": self.source.format.name(),
+            "reported_at": self.source.reported_at.describe(),
+        });
+        let mut event = backdating.audit(self.actor.clone(), Utc::now(), detail);
+        event.reason = Some(format!("ktxh import {}", self.source.name));
+        store.record_audit(&event).await?;
         Ok(())
     }
 
@@ -451,6 +545,19 @@ mod tests {
             verdict(&summary(10, 0, 0, true)),
             Err(ImportError::NothingValid { .. })
         ));
+    }
+
+    #[test]
+    fn reported_at_reads_an_instant_or_the_release_calendar() {
+        assert_eq!(
+            ReportedAt::parse("release-calendar"),
+            Ok(ReportedAt::ReleaseCalendar)
+        );
+        assert_eq!(
+            ReportedAt::parse("2026-04-06T09:00:00+07:00"),
+            Ok(ReportedAt::At("2026-04-06T02:00:00Z".parse().unwrap()))
+        );
+        assert!(ReportedAt::parse("2026-04-06").is_err());
     }
 
     #[test]

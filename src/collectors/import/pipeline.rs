@@ -3,16 +3,18 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::reader::{ChunkReader, Position, ReadError};
-use super::{summary, ImportError};
+use super::{summary, ImportError, ReportedAt};
 use crate::auth::Principal;
 use crate::config::feeds::FeedsConfig;
 use crate::domain::NewObservation;
-use crate::ingest::{ForeignRows, Format, Validator};
+use crate::ingest::{Backdate, Backdating, ForeignRows, Format, RawRow, Validator};
+use crate::rules::staleness::ReleaseCalendar;
 use crate::store::Rejection;
 
 /// Offending rows and indicators named when a department's file holds other departments'
@@ -29,6 +31,9 @@ pub struct Source {
     pub batch_rows: usize,
     pub validator: Validator,
     pub principal: Principal,
+    pub reported_at: ReportedAt,
+    pub calendar: ReleaseCalendar,
+    pub zone: Tz,
 }
 
 impl Source {
@@ -45,6 +50,8 @@ pub struct Batch {
     /// Indexed from the chunk's first row.
     pub rejected: Vec<Rejection>,
     pub end: Position,
+    /// The valid rows known before departments may say a figure became known.
+    pub backdating: Option<Backdating>,
 }
 
 impl Batch {
@@ -78,9 +85,13 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
             }
         };
         let first_row = chunk.end.rows - chunk.rows.len() as u64;
-        let validated = source
-            .validator
-            .validate(&source.principal, chunk.rows, Utc::now());
+        let now = Utc::now();
+        let rows = known_at(chunk.rows, source.reported_at);
+        // An operator back-fills history on the server: back-dating is audited, not refused.
+        let validated =
+            source
+                .validator
+                .validate_backdating(&source.principal, rows, now, Backdate::Allowed);
         // The scan before the import found no foreign row; a file changed since is refused from
         // here on all the same.
         let (mut valid, rejected) = match validated {
@@ -94,6 +105,10 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
                 return;
             }
         };
+        if source.reported_at == ReportedAt::ReleaseCalendar {
+            released(&mut valid, &source.calendar, source.zone, now);
+        }
+        let backdating = source.validator.backdating(&valid, now);
         // In key order the store's index is written page by page instead of all over: a file in
         // date order (every series of a day, then the next day) imports markedly faster (200,000
         // rows into SQLite: 26 s instead of 34 s). The sort is stable, so repeated keys keep
@@ -106,10 +121,44 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
             valid,
             rejected,
             end: chunk.end,
+            backdating,
         };
         if batches.blocking_send(Ok(batch)).is_err() {
             return;
         }
+    }
+}
+
+/// Rows without a `reported_at` of their own get the one the import was given, and are then
+/// validated as if sent with it.
+fn known_at(mut rows: Vec<RawRow>, reported_at: ReportedAt) -> Vec<RawRow> {
+    if let ReportedAt::At(at) = reported_at {
+        let text = at.to_rfc3339();
+        for row in &mut rows {
+            if row
+                .reported_at
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
+            {
+                row.reported_at = Some(text.clone());
+                row.reported_at_local = false;
+            }
+        }
+    }
+    rows
+}
+
+/// Valid rows without a `reported_at` of their own become known when their period was due,
+/// or now if that is still ahead. A due date is never before its period ends, so it passes the
+/// checks validation would have made.
+fn released(
+    valid: &mut [NewObservation],
+    calendar: &ReleaseCalendar,
+    zone: Tz,
+    now: DateTime<Utc>,
+) {
+    for row in valid.iter_mut().filter(|row| row.reported_at.is_none()) {
+        row.reported_at = Some(calendar.due_at(&row.period, zone).min(now));
     }
 }
 
