@@ -1,10 +1,11 @@
 //! The storage suite, run on SQLite, PostgreSQL and PostgreSQL + TimescaleDB.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use chrono_tz::Tz;
 use ktxh::domain::{Code, NewObservation, Period, Target, TargetValue};
 use ktxh::store::{
-    self, Aggregate, Bucket, ObservationQuery, TargetChange, WriteBatch, WriteOutcome,
+    self, Aggregate, Bucket, IdempotencyClaim, ObservationQuery, StoreError, TargetChange,
+    WriteBatch, WriteOutcome,
 };
 
 use crate::helpers::{assert_problem, execute_sql, open_store, spawn_app, Backend, TestDb};
@@ -492,6 +493,351 @@ async fn the_notification_backlog_counts_what_is_still_to_deliver(backend: Backe
     db.cleanup().await;
 }
 
+fn claimed(mut batch: WriteBatch, key: &str, request: &[u8]) -> WriteBatch {
+    batch.idempotency = Some(IdempotencyClaim {
+        token_id: "tok-group".into(),
+        key: key.into(),
+        request_digest: request.to_vec(),
+        not_before: batch.received_at - Duration::days(1),
+    });
+    batch
+}
+
+fn written(outcome: &Result<WriteOutcome, StoreError>) -> (usize, usize, Vec<usize>) {
+    match outcome {
+        Ok(WriteOutcome::Written { receipt, accepted }) => {
+            (receipt.accepted, receipt.duplicates, accepted.clone())
+        }
+        other => panic!("not written: {other:?}"),
+    }
+}
+
+async fn a_group_writes_its_batches_in_order_each_answered_on_its_own(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let at = Utc::now() - Duration::minutes(5);
+    let january = |value| observation("RETAIL_SALES", "HCM", "2026-01", value);
+    let first = claimed(batch(vec![january(100.0)], at), "k1", b"first");
+    // The same key again, later in the group: the next revision.
+    let second = batch(
+        vec![
+            january(110.0),
+            observation("RETAIL_SALES", "HCM", "2026-02", 90.0),
+        ],
+        at,
+    );
+    let replayed = claimed(batch(vec![january(100.0)], at), "k1", b"first");
+    let reused = claimed(
+        batch(vec![observation("RETAIL_SALES", "HCM", "2026-03", 5.0)], at),
+        "k1",
+        b"another body",
+    );
+    let fourth = claimed(
+        batch(vec![observation("RETAIL_SALES", "HCM", "2026-04", 7.0)], at),
+        "k2",
+        b"fourth",
+    );
+    let outcomes = store
+        .write_group(&[first, second, replayed, reused, fourth])
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(written(&outcomes[0]), (1, 0, vec![0]));
+    assert_eq!(written(&outcomes[1]), (2, 0, vec![0, 1]));
+    let first_receipt = outcomes[0].as_ref().unwrap().receipt().clone();
+    assert!(
+        matches!(&outcomes[2], Ok(WriteOutcome::Replayed(r)) if *r == first_receipt),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Err(StoreError::IdempotencyMismatch)),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(written(&outcomes[4]), (1, 0, vec![0]));
+
+    let revisions: Vec<_> = store
+        .revisions("RETAIL_SALES", "HCM", "2026-01")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.revision, o.value))
+        .collect();
+    assert_eq!(revisions, vec![(1, Some(100.0)), (2, Some(110.0))]);
+    let now: Vec<_> = store
+        .observations(&query("RETAIL_SALES", None))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.period, o.value))
+        .collect();
+    // The refused batch wrote nothing.
+    assert_eq!(
+        now,
+        vec![
+            ("2026-01".into(), Some(110.0)),
+            ("2026-02".into(), Some(90.0)),
+            ("2026-04".into(), Some(7.0)),
+        ]
+    );
+
+    // A later group finds the keys the first one committed.
+    let later = store
+        .write_group(&[
+            claimed(batch(vec![january(100.0)], at), "k1", b"first"),
+            claimed(batch(vec![january(1.0)], at), "k2", b"not the fourth"),
+            batch(vec![january(110.0)], at),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&later[0], Ok(WriteOutcome::Replayed(r)) if *r == first_receipt),
+        "{:?}",
+        later[0]
+    );
+    assert!(matches!(later[1], Err(StoreError::IdempotencyMismatch)));
+    assert_eq!(written(&later[2]), (0, 1, vec![]));
+    db.cleanup().await;
+}
+
+async fn as_of_reads_by_when_a_figure_became_known(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let now = Utc::now().trunc_subsecs(0);
+    let published = now - Duration::days(30);
+    store
+        .write_batch(&batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-01", 100.0)],
+            now - Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    // February is back-filled now, from a bulletin published a month ago.
+    let mut february = observation("RETAIL_SALES", "HCM", "2026-02", 90.0);
+    february.reported_at = Some(published);
+    store
+        .write_batch(&batch(vec![february], now))
+        .await
+        .unwrap();
+
+    let periods = |rows: Vec<ktxh::domain::StoredObservation>| {
+        rows.into_iter()
+            .map(|o| (o.period, o.value))
+            .collect::<Vec<_>>()
+    };
+    let then = Some(published + Duration::days(1));
+    assert_eq!(
+        periods(
+            store
+                .observations(&query("RETAIL_SALES", then))
+                .await
+                .unwrap()
+        ),
+        vec![("2026-02".into(), Some(90.0))]
+    );
+    assert_eq!(
+        periods(
+            store
+                .observations(&query("RETAIL_SALES", None))
+                .await
+                .unwrap()
+        ),
+        vec![
+            ("2026-01".into(), Some(100.0)),
+            ("2026-02".into(), Some(90.0))
+        ]
+    );
+    let year = Period::parse("2026").unwrap();
+    let engine = store
+        .latest_between(year.start(HCM), year.end(HCM), then)
+        .await
+        .unwrap();
+    assert_eq!(periods(engine), vec![("2026-02".into(), Some(90.0))]);
+    let buckets = store
+        .bucketed(&query("RETAIL_SALES", then), Bucket::Year, Aggregate::Sum)
+        .await
+        .unwrap();
+    assert_eq!((buckets[0].value, buckets[0].count), (90.0, 1));
+
+    let stored = store
+        .revisions("RETAIL_SALES", "HCM", "2026-02")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].reported_at, published);
+    assert_eq!(stored[0].received_at, now);
+    assert_eq!(stored[0].state, ktxh::domain::ApprovalState::Preliminary);
+    let january = store
+        .revisions("RETAIL_SALES", "HCM", "2026-01")
+        .await
+        .unwrap();
+    assert_eq!(january[0].reported_at, january[0].received_at);
+    db.cleanup().await;
+}
+
+async fn a_target_change_closes_one_version_and_opens_the_next(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    // A year the shipped configuration has no targets for.
+    let year = 2031;
+    let t0 = Utc::now().trunc_subsecs(0) - Duration::days(10);
+    let (t1, t2, t3) = (
+        t0 + Duration::days(2),
+        t0 + Duration::days(4),
+        t0 + Duration::days(6),
+    );
+    let configured = |indicator: &str, value: f64| Target {
+        year,
+        indicator: Code::parse(indicator).unwrap(),
+        unit: Code::parse("HCM").unwrap(),
+        value: TargetValue::Point { value },
+        tolerance: None,
+        source: Some("plan".into()),
+        illustrative: false,
+    };
+    store
+        .seed_targets(
+            &[
+                configured("RETAIL_SALES", 1000.0),
+                configured("EXPORT_TURNOVER", 5.0),
+            ],
+            t0,
+        )
+        .await
+        .unwrap();
+    store
+        .set_target(&TargetChange {
+            year,
+            indicator: "RETAIL_SALES".into(),
+            unit: "HCM".into(),
+            value: TargetValue::Point { value: 1200.0 },
+            tolerance: Some(0.02),
+            reason: "revised plan".into(),
+            actor: "admin:test".into(),
+            at: t1,
+            client_ip: None,
+        })
+        .await
+        .unwrap();
+    // The configuration reloaded: the admin's target stays, the changed one gets a version.
+    for at in [t2, t3] {
+        store
+            .seed_targets(
+                &[
+                    configured("RETAIL_SALES", 1000.0),
+                    configured("EXPORT_TURNOVER", 6.0),
+                ],
+                at,
+            )
+            .await
+            .unwrap();
+    }
+
+    let history = store
+        .target_history(year, "RETAIL_SALES", "HCM")
+        .await
+        .unwrap();
+    let summary: Vec<_> = history
+        .iter()
+        .map(|v| {
+            (
+                v.target.value,
+                v.valid_from,
+                v.valid_to,
+                v.origin.as_str(),
+                v.set_by.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                TargetValue::Point { value: 1000.0 },
+                t0,
+                Some(t1),
+                "config",
+                "config"
+            ),
+            (
+                TargetValue::Point { value: 1200.0 },
+                t1,
+                None,
+                "api",
+                "admin:test"
+            ),
+        ]
+    );
+    assert_eq!(history[1].reason.as_deref(), Some("revised plan"));
+    assert_eq!(history[1].target.tolerance, Some(0.02));
+    let exports = store
+        .target_history(year, "EXPORT_TURNOVER", "HCM")
+        .await
+        .unwrap();
+    assert_eq!(
+        exports
+            .iter()
+            .map(|v| (v.target.value, v.valid_from, v.valid_to))
+            .collect::<Vec<_>>(),
+        vec![
+            (TargetValue::Point { value: 5.0 }, t0, Some(t2)),
+            (TargetValue::Point { value: 6.0 }, t2, None),
+        ],
+        "an unchanged reload opens no version"
+    );
+
+    let retail_at = |rows: Vec<store::TargetRow>| {
+        rows.into_iter()
+            .find(|r| r.target.indicator.as_str() == "RETAIL_SALES")
+            .map(|r| r.target.value)
+    };
+    let before = store
+        .targets_as_of(Some(year), t0 - Duration::days(1))
+        .await
+        .unwrap();
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(
+        retail_at(
+            store
+                .targets_as_of(Some(year), t0 + Duration::days(1))
+                .await
+                .unwrap()
+        ),
+        Some(TargetValue::Point { value: 1000.0 })
+    );
+    // A version is in force from its first instant.
+    assert_eq!(
+        retail_at(store.targets_as_of(Some(year), t1).await.unwrap()),
+        Some(TargetValue::Point { value: 1200.0 })
+    );
+    let current = store.targets(Some(year)).await.unwrap();
+    assert_eq!(current.len(), 2);
+    assert_eq!(
+        retail_at(current.clone()),
+        Some(TargetValue::Point { value: 1200.0 })
+    );
+    let retail = current
+        .iter()
+        .find(|r| r.target.indicator.as_str() == "RETAIL_SALES")
+        .unwrap();
+    assert_eq!(
+        (
+            retail.origin.as_str(),
+            retail.updated_at,
+            retail.updated_by.as_str()
+        ),
+        ("api", t1, "admin:test")
+    );
+    db.cleanup().await;
+}
+
 on_every_backend!(
     the_notification_backlog_counts_what_is_still_to_deliver,
     the_store_counts_the_migrations_it_holds,
@@ -502,4 +848,7 @@ on_every_backend!(
     buckets_agree_with_the_shared_definition,
     configured_targets_never_overwrite_what_an_admin_set,
     a_large_batch_is_written_in_one_go,
+    a_group_writes_its_batches_in_order_each_answered_on_its_own,
+    as_of_reads_by_when_a_figure_became_known,
+    a_target_change_closes_one_version_and_opens_the_next,
 );
