@@ -27,5 +27,6 @@ mod security;
 mod status;
 mod store;
 mod stream;
+mod target_history;
 mod token_cache;
 mod writer;
