@@ -14,6 +14,7 @@ mod influx;
 mod ingest;
 mod limits;
 mod live;
+mod migration;
 mod observability;
 mod openapi;
 mod outbound;
