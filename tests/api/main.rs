@@ -22,6 +22,7 @@ mod padded_codes;
 mod pipeline;
 mod pull;
 mod read;
+mod reported_at;
 mod reports;
 mod sdmx;
 mod security;
