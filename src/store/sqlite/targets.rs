@@ -216,7 +216,7 @@ impl SqliteStore {
             year: change.year,
             indicator: Code::parse(&change.indicator).map_err(corrupt)?,
             unit: Code::parse(&change.unit).map_err(corrupt)?,
-            value: change.value.clone(),
+            value: change.value,
             tolerance: change
                 .tolerance
                 .or_else(|| old.as_ref().and_then(|row| row.target.tolerance)),
