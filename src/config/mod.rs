@@ -137,7 +137,7 @@ impl Default for IngestSettings {
             write_queue_rows: 200_000,
             write_group_rows: 50_000,
             write_group_batches: 256,
-            write_group_wait_ms: 0,
+            write_group_wait_ms: 2,
         }
     }
 }

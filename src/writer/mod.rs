@@ -50,7 +50,7 @@ impl Default for WriterSettings {
             queue_rows: 200_000,
             group_rows: 50_000,
             group_batches: 256,
-            group_wait: Duration::ZERO,
+            group_wait: Duration::from_millis(2),
             retry_after_seconds: 1,
         }
     }

@@ -352,3 +352,67 @@ on_every_backend!(
     a_full_queue_answers_503_with_retry_after,
     concurrent_batches_share_one_commit,
 );
+
+/// How the group wait trades latency for fewer commits: 32 clients each push 20 batches of
+/// ten rows, once per wait. Run by hand (`cargo test --test api -- --ignored writer::group_wait`),
+/// with `KTXH_TEST_POSTGRES_URL` for PostgreSQL; it prints, asserts nothing of the numbers.
+async fn group_wait_measured(backend: Backend) {
+    const CLIENTS: usize = 32;
+    const PER_CLIENT: usize = 20;
+    for wait_ms in [5_u64, 2, 1, 0, 0, 1, 2, 5] {
+        let Some(app) = spawn_app_with(backend, |s| {
+            unlimited(s);
+            s.ingest.write_group_wait_ms = wait_ms;
+        })
+        .await
+        else {
+            return;
+        };
+        let writer = app.state.ingestor.writer().clone();
+        let started = std::time::Instant::now();
+        let clients = (0..CLIENTS).map(|c| {
+            let app = &app;
+            async move {
+                let mut latencies = Vec::with_capacity(PER_CLIENT);
+                for i in 0..PER_CLIENT {
+                    let sent = std::time::Instant::now();
+                    let reply = post(app, c * PER_CLIENT + i).await;
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            }
+        });
+        let mut latencies: Vec<Duration> = futures::future::join_all(clients)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let stats = writer.stats();
+        println!(
+            "{backend:?} wait {wait_ms} ms: {:.0} batches/s, p50 {:?}, p99 {:?}, {} groups ({:.1} batches each, largest {})",
+            (CLIENTS * PER_CLIENT) as f64 / elapsed.as_secs_f64(),
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() * 99 / 100],
+            stats.groups,
+            stats.batches as f64 / stats.groups as f64,
+            stats.largest_group,
+        );
+        app.stop().await;
+    }
+}
+
+mod group_wait {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, run by hand"]
+    async fn sqlite() {
+        super::group_wait_measured(crate::helpers::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, run by hand"]
+    async fn postgres() {
+        super::group_wait_measured(crate::helpers::Backend::Postgres).await
+    }
+}
