@@ -70,8 +70,11 @@ fn fill(database_url: &str, dir: &Path) {
 
 type Revision = (String, String, String, i64, Option<f64>);
 
-const REVISIONS: &str = "SELECT indicator, unit, period, revision, value FROM observations \
-                         ORDER BY indicator, unit, period, revision";
+/// The period stands as its stored bounds, the same text on both backends' copies.
+const REVISIONS: &str = "SELECT s.indicator, s.unit, \
+                         CAST(o.period_start AS TEXT) || '/' || CAST(o.period_end AS TEXT), \
+                         o.revision, o.value FROM observations o JOIN series s ON s.id = o.series_id \
+                         ORDER BY 1, 2, 3, 4";
 
 async fn revisions_sqlite(path: &Path) -> Vec<Revision> {
     let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
