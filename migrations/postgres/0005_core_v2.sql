@@ -49,13 +49,15 @@ CREATE TABLE observations_v2 (
 );
 
 -- The only index. Every read names a series and takes the highest revision per period, which
--- this key serves in order (Index Scan, no sort): observations, bucketed and revisions. The
+-- this key serves in its own order (EXPLAIN: Index Scan under Unique, no Sort): observations,
+-- bucketed, revisions, and the write path's look-up of the latest revision of each key. The
 -- engine's latest_between reads one year of every series: on TimescaleDB the chunks outside
--- the year are excluded and the year's chunk is read whole; on plain PostgreSQL the table is
--- read whole, which costs less than an index on period_start would cost every ingest. A
--- hypertable needs its time column in every unique index, which this key has.
+-- the year are excluded and the year's chunks are read whole; on plain PostgreSQL the table is
+-- read whole (Parallel Seq Scan; 245 ms for a year of 110,700 periods among 680,000 rows, the
+-- same as TimescaleDB's), which costs less than an index on period_start would cost every
+-- ingest. A hypertable needs its time column in every unique index, which this key has.
 CREATE UNIQUE INDEX observations_v2_key
-    ON observations_v2 (series_id, period_start, period_end, revision);
+    ON observations_v2 (series_id, period_start, period_end, revision DESC);
 
 -- On TimescaleDB (detected as 0001 does) the new table is a hypertable on period_start.
 --
@@ -91,7 +93,7 @@ BEGIN
                 ALTER TABLE observations_v2 SET (
                     timescaledb.compress,
                     timescaledb.compress_segmentby = 'series_id',
-                    timescaledb.compress_orderby = 'period_start, period_end, revision'
+                    timescaledb.compress_orderby = 'period_start, period_end, revision DESC'
                 );
                 PERFORM add_compression_policy('observations_v2', INTERVAL '2 years');
             EXCEPTION WHEN others THEN
