@@ -15,7 +15,7 @@
 //! - Concurrent misses of one id wait for a single query (a lock per stripe of ids), so a wall
 //!   of screens reconnecting with one token costs one query, not one per screen.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -200,9 +200,7 @@ impl CachedStore {
     }
 
     fn stripe(&self, id: &str) -> &tokio::sync::Mutex<()> {
-        let mut hasher = self.hasher.build_hasher();
-        id.hash(&mut hasher);
-        &self.stripes[(hasher.finish() as usize) % self.stripes.len()]
+        &self.stripes[(self.hasher.hash_one(id) as usize) % self.stripes.len()]
     }
 
     fn remembered(&self, id: &str) -> Option<Option<TokenRecord>> {
