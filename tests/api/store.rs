@@ -798,11 +798,21 @@ async fn a_target_change_closes_one_version_and_opens_the_next(backend: Backend)
             .find(|r| r.target.indicator.as_str() == "RETAIL_SALES")
             .map(|r| r.target.value)
     };
-    let before = store
-        .targets_as_of(Some(year), t0 - Duration::days(1))
+    // Before the first version, the first version: the plan held, the service learnt it later.
+    assert_eq!(
+        retail_at(
+            store
+                .targets_as_of(Some(year), t0 - Duration::days(1))
+                .await
+                .unwrap()
+        ),
+        Some(TargetValue::Point { value: 1000.0 })
+    );
+    assert!(store
+        .targets_as_of(Some(year + 1), t1)
         .await
-        .unwrap();
-    assert!(before.is_empty(), "{before:?}");
+        .unwrap()
+        .is_empty());
     assert_eq!(
         retail_at(
             store

@@ -153,16 +153,26 @@ impl PgStore {
         Ok(())
     }
 
+    /// The versions in force at `at`, or now (the open ones) without it. A target's first
+    /// version also answers for any instant before it was recorded: a year's plan holds for the
+    /// whole year and the service only learnt it then (a configuration seeded today is what a
+    /// report of last month is judged against); only a later change is not seen before it was
+    /// made.
     pub(super) async fn in_force(
         &self,
         year: Option<i32>,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<TargetRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM target_versions \
+            "SELECT {COLUMNS} FROM target_versions v \
              WHERE ($1::int4 IS NULL OR year = $1) \
                AND CASE WHEN $2::timestamptz IS NULL THEN valid_to IS NULL \
-                        ELSE valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) END \
+                        WHEN valid_from <= $2 THEN valid_to IS NULL OR valid_to > $2 \
+                        ELSE NOT EXISTS (SELECT 1 FROM target_versions e \
+                               WHERE e.year = v.year AND e.indicator = v.indicator \
+                                 AND e.unit = v.unit \
+                                 AND (e.valid_from < v.valid_from \
+                                      OR (e.valid_from = v.valid_from AND e.id < v.id))) END \
              ORDER BY year, indicator, unit"
         ))
         .bind(year)
