@@ -229,6 +229,11 @@ impl Writer {
         self.closing.cancel();
     }
 
+    /// Whether [`Self::close`] was called: new batches are refused.
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_cancelled()
+    }
+
     /// Resolves once the writer task has ended (after [`Self::close`], with its queue drained).
     pub async fn stopped(&self) {
         self.stopped.cancelled().await;

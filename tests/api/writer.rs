@@ -216,6 +216,8 @@ async fn a_full_queue_answers_503_with_retry_after(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| {
         unlimited(s);
         s.ingest.write_queue_batches = 1;
+        // The writer takes no more than what is queued when it starts a group.
+        s.ingest.write_group_wait_ms = 0;
     })
     .await
     else {
@@ -347,10 +349,73 @@ async fn concurrent_batches_share_one_commit(backend: Backend) {
     app.stop().await;
 }
 
+async fn queued_batches_are_written_before_the_service_stops(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| {
+        unlimited(s);
+        // The server's grace runs out while the store is still locked; the writer then has as
+        // long again to drain.
+        s.server.shutdown_grace_seconds = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let writer = app.state.ingestor.writer().clone();
+    let lock = WriteLock::take(app.database_url()).await;
+    const SENT: usize = 6;
+    let requests: Vec<_> = (0..SENT)
+        .map(|n| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/observations"))
+                .bearer_auth(&app.admin)
+                .json(&batch(n))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    for _ in 0..2000 {
+        if writer.stats().queued == SENT as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(writer.stats().queued, SENT as u64);
+
+    // Shut down while every batch waits for the store: the server's grace runs out and the
+    // writer is told to stop, still owing every batch.
+    let stopping = tokio::spawn(app.pause());
+    for _ in 0..2000 {
+        if writer.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(writer.is_closed(), "the writer was never told to stop");
+    assert_eq!(writer.stats().answered, 0);
+    lock.release().await;
+    let paused = stopping.await.expect("stopped");
+    assert_eq!(writer.stats().answered, SENT as u64, "drained before exit");
+    for request in requests {
+        // Answered or cut off: what matters is what was stored.
+        let _ = request.await.expect("request task");
+    }
+
+    let app = paused.resume(unlimited).await;
+    let counts = stored(&app).await;
+    assert_eq!(counts.len(), SENT, "{counts:?}");
+    assert!(
+        counts.values().all(|&rows| rows == ROWS_PER_BATCH),
+        "{counts:?}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     clients_hanging_up_leave_whole_batches_or_nothing,
     a_full_queue_answers_503_with_retry_after,
     concurrent_batches_share_one_commit,
+    queued_batches_are_written_before_the_service_stops,
 );
 
 /// How the group wait trades latency for fewer commits: 32 clients each push 20 batches of
