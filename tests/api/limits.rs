@@ -800,7 +800,10 @@ async fn a_database_refusing_connections_is_answered_503_with_retry_after(backen
         return;
     };
     let (admin, name) = admin_and_name(backend, app.database_url()).expect("a PostgreSQL test");
-    assert_eq!(app.get("/api/v1/groups", &app.viewer).await.status, 200);
+    // A read of the store: the caller's token is remembered after its first request, so a
+    // read that needs nothing else (the catalogue) is served without the database.
+    const TARGETS: &str = "/api/v1/targets?year=2026";
+    assert_eq!(app.get(TARGETS, &app.viewer).await.status, 200);
     execute_sql(
         &admin,
         &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
@@ -815,8 +818,7 @@ async fn a_database_refusing_connections_is_answered_503_with_retry_after(backen
     )
     .await;
     let started = Instant::now();
-    let (reply, retry_after) =
-        send_with_retry_after(get(&app, "/api/v1/groups", &app.viewer)).await;
+    let (reply, retry_after) = send_with_retry_after(get(&app, TARGETS, &app.viewer)).await;
     assert_problem(&reply, 503, "unavailable");
     assert!(retry_after >= 1, "Retry-After {retry_after}");
     assert!(
@@ -839,7 +841,7 @@ async fn a_database_refusing_connections_is_answered_503_with_retry_after(backen
         &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
     )
     .await;
-    assert_eq!(app.get("/api/v1/groups", &app.viewer).await.status, 200);
+    assert_eq!(app.get(TARGETS, &app.viewer).await.status, 200);
     app.stop().await;
 }
 
@@ -980,7 +982,8 @@ async fn an_unreachable_database_is_answered_503_within_the_acquire_timeout(back
     let client = reqwest::Client::new();
     let groups = || {
         client
-            .get(format!("http://{addr}/api/v1/groups"))
+            // A read of the store: the token is remembered after its first request.
+            .get(format!("http://{addr}/api/v1/targets?year=2026"))
             .bearer_auth(&viewer)
             .send()
     };
