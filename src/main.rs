@@ -565,7 +565,11 @@ async fn token_command(
             event.after = serde_json::to_value(&record).ok();
             event.reason = reason;
             if store.revoke_token_audited(&id, now, &event).await? {
-                println!("revoked {id}");
+                // Servers remember a token they found usable for a while (ARCHITECTURE §6).
+                println!(
+                    "revoked {id}; running servers refuse it within {} s",
+                    settings.tokens.cache_seconds
+                );
                 Ok(())
             } else {
                 anyhow::bail!("no active token with id `{id}`")
