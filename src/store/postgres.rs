@@ -50,8 +50,9 @@ pub struct PgStore {
     /// Where the write connection connects: the same server and database as the pool.
     connect_options: PgConnectOptions,
     acquire_timeout: Duration,
-    /// The one connection writes use, `None` until first used or after an error.
-    writer: tokio::sync::Mutex<Option<PgConnection>>,
+    /// The one connection writes use and when it last committed; `None` until first used and
+    /// after any error.
+    writer: tokio::sync::Mutex<Option<(PgConnection, std::time::Instant)>>,
     ids: RwLock<Ids>,
     zone: Tz,
     timescale: AtomicBool,

@@ -848,6 +848,86 @@ async fn a_target_change_closes_one_version_and_opens_the_next(backend: Backend)
     db.cleanup().await;
 }
 
+async fn two_instances_writing_the_same_periods_agree_on_revisions(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let first = open_store(&db).await;
+    // A second instance on the same database: no lock between the two.
+    let second = store::connect(&db.url, HCM).await.unwrap();
+    let mut tasks = Vec::new();
+    for (n, store) in [first.clone(), second].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for i in 0..20 {
+                // Every value differs from any other, so every row is a new revision.
+                let value = (n * 100 + i) as f64;
+                let outcome = store
+                    .write_batch(&batch(
+                        vec![
+                            observation("RETAIL_SALES", "HCM", "2026-01", value),
+                            observation("RETAIL_SALES", "HCM", "2026-02", value),
+                        ],
+                        Utc::now(),
+                    ))
+                    .await
+                    .unwrap();
+                accepted += outcome.receipt().accepted;
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.unwrap();
+    }
+    assert_eq!(accepted, 80);
+    for period in ["2026-01", "2026-02"] {
+        let revisions: Vec<i32> = first
+            .revisions("RETAIL_SALES", "HCM", period)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.revision)
+            .collect();
+        assert_eq!(revisions, (1..=40).collect::<Vec<_>>(), "{period}");
+    }
+    db.cleanup().await;
+}
+
+async fn a_write_connection_closed_by_the_server_is_replaced(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let january = |value| {
+        batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-01", value)],
+            Utc::now(),
+        )
+    };
+    store.write_batch(&january(1.0)).await.unwrap();
+    // A server restart or an idle timeout, as the service sees it: every connection closed.
+    execute_sql(
+        &db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let outcome = store.write_batch(&january(2.0)).await.unwrap();
+    assert_eq!(outcome.receipt().accepted, 1);
+    let revisions = store
+        .revisions("RETAIL_SALES", "HCM", "2026-01")
+        .await
+        .unwrap();
+    assert_eq!(revisions.len(), 2);
+    db.cleanup().await;
+}
+
 on_every_backend!(
     the_notification_backlog_counts_what_is_still_to_deliver,
     the_store_counts_the_migrations_it_holds,
@@ -861,4 +941,6 @@ on_every_backend!(
     a_group_writes_its_batches_in_order_each_answered_on_its_own,
     as_of_reads_by_when_a_figure_became_known,
     a_target_change_closes_one_version_and_opens_the_next,
+    two_instances_writing_the_same_periods_agree_on_revisions,
+    a_write_connection_closed_by_the_server_is_replaced,
 );

@@ -7,7 +7,7 @@
 //! the winner committed.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnectOptions;
@@ -22,7 +22,18 @@ use crate::store::{
 };
 
 /// Tries of one group when a concurrent writer took the same keys first.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 8;
+
+/// A write connection idle this long is checked before it carries a group.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Up to `attempt` milliseconds, varying with the clock so two losers do not retry in step.
+fn retry_pause(attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_micros(u64::from(nanos % (attempt * 1000)))
+}
 
 /// COPY data is sent in chunks of about this many bytes.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
@@ -82,17 +93,33 @@ impl PgStore {
             // Taken out of the slot for the whole group: if this future is dropped half-way
             // (mid-COPY, say) the connection goes with it and the next group opens a new one.
             let mut conn = match slot.take() {
-                Some(conn) => conn,
+                Some((mut conn, last_used)) if last_used.elapsed() >= IDLE_CHECK => {
+                    // A connection left idle may have been closed by the server (a restart, an
+                    // idle timeout): checked before it carries a group, so a write never fails
+                    // on a connection that was dead before it began.
+                    match conn.ping().await {
+                        Ok(()) => conn,
+                        Err(error) => {
+                            tracing::info!(%error, "write connection lost while idle; reopening");
+                            open_writer(&self.connect_options, self.acquire_timeout).await?
+                        }
+                    }
+                }
+                Some((conn, _)) => conn,
                 None => open_writer(&self.connect_options, self.acquire_timeout).await?,
             };
             match self.try_group(&mut conn, batches).await {
                 Ok((outcomes, learnt)) => {
-                    *slot = Some(conn);
+                    *slot = Some((conn, Instant::now()));
                     self.learn(learnt);
                     return Ok(outcomes);
                 }
                 Err(error) if attempt < MAX_ATTEMPTS && retryable(&error) => {
                     tracing::info!(%error, attempt, "write group raced another writer; retrying");
+                    // The connection is dropped with the error, as after any error. A short,
+                    // varying pause lets the other writer's group finish first.
+                    drop(conn);
+                    tokio::time::sleep(retry_pause(attempt)).await;
                     attempt += 1;
                 }
                 Err(error) => return Err(error),
