@@ -3,6 +3,8 @@
 mod audit;
 mod read;
 mod targets;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::collections::HashMap;

@@ -5,12 +5,14 @@
 //! other writer (another process on the same file) can number the same key between the lookup
 //! and the insert. Rows go in multi-row statements, never one round trip per row.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use chrono::SubsecRound;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{micros, SqliteStore, Writer, ROWS_PER_STATEMENT};
-use crate::domain::NewObservation;
+use crate::domain::{NewObservation, Period};
 use crate::store::plan::{self, Key, Latest, Planned};
 use crate::store::{
     IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
@@ -45,6 +47,25 @@ fn series_key(row: &NewObservation) -> (String, String) {
     )
 }
 
+/// Instants finer than the microseconds the table keeps would be two keys to the planner and
+/// one to the table: they are stored, and compared, at microseconds.
+fn at_micros(batches: &[WriteBatch]) -> Cow<'_, [WriteBatch]> {
+    let finer = |row: &NewObservation| matches!(row.period, Period::Instant(t) if t.timestamp_subsec_nanos() % 1_000 != 0);
+    if !batches.iter().any(|batch| batch.rows.iter().any(finer)) {
+        return Cow::Borrowed(batches);
+    }
+    let mut owned = batches.to_vec();
+    for row in owned.iter_mut().flat_map(|batch| batch.rows.iter_mut()) {
+        if let Period::Instant(t) = row.period {
+            let t = t.trunc_subsecs(6);
+            row.period = Period::Instant(t);
+            row.period_start = t;
+            row.period_end = t;
+        }
+    }
+    Cow::Owned(owned)
+}
+
 fn missing(what: &str, name: &str) -> StoreError {
     StoreError::Corrupt {
         table: "series",
@@ -68,8 +89,9 @@ impl SqliteStore {
         &self,
         batches: &[WriteBatch],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let batches = at_micros(batches);
         let mut writer = self.writer().await?;
-        match self.try_group(&mut writer, batches).await {
+        match self.try_group(&mut writer, &batches).await {
             Ok((outcomes, learnt)) => {
                 self.learn(learnt);
                 Ok(outcomes)
