@@ -613,6 +613,35 @@ mod tests {
         assert_eq!(cached.counts().misses, 2);
     }
 
+    /// The names of the functions between `start` and the next line that closes a block at
+    /// column 0.
+    fn functions(source: &str, start: &str) -> Vec<String> {
+        let block = &source[source.find(start).expect(start)..];
+        let block = &block[..block.find("\n}\n").expect("end of block")];
+        let mut names: Vec<String> = block
+            .split("fn ")
+            .skip(1)
+            .filter_map(|rest| rest.split(['(', '<']).next())
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A method with a default body that the cache did not forward would answer from that
+    /// default instead of the backend's own.
+    #[test]
+    fn every_store_method_goes_through_to_the_backend() {
+        let store = functions(include_str!("../store/mod.rs"), "pub trait Store:");
+        let cache = functions(include_str!("cache.rs"), "impl Store for CachedStore");
+        assert!(store.len() > 30, "the trait was read: {store:?}");
+        assert_eq!(
+            store, cache,
+            "CachedStore (src/auth/cache.rs) must forward every Store method"
+        );
+    }
+
     #[test]
     fn a_flood_of_refused_ids_cannot_push_out_the_usable_ones() {
         let now = Instant::now();
