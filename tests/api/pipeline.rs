@@ -21,6 +21,22 @@ async fn slippage_alerts(app: &TestApp) -> Vec<Value> {
         .collect()
 }
 
+/// The fingerprints of every other target's unresolved alerts (a fresh database has stale
+/// feeds everywhere).
+async fn other_alerts(app: &TestApp) -> Vec<String> {
+    let reply = app.get("/api/v1/alerts?limit=1000", &app.viewer).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut fingerprints: Vec<String> = reply.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["labels"]["indicator"] != INDICATOR)
+        .filter_map(|a| a["fingerprint"].as_str().map(str::to_owned))
+        .collect();
+    fingerprints.sort();
+    fingerprints
+}
+
 async fn put_target(app: &TestApp, year: i32, value: f64) {
     let reply = app
         .send(
@@ -52,6 +68,8 @@ async fn a_target_change_reconciles_its_alerts_at_once(backend: Backend) {
     let posted = app.post_observations(&app.admin, &body).await;
     assert_eq!(posted.status, 200, "{posted:?}");
     assert!(slippage_alerts(&app).await.is_empty());
+    let others = other_alerts(&app).await;
+    assert!(!others.is_empty(), "stale feeds elsewhere have alerts");
 
     // Twice the figure: off track on this evaluation, pending until `for` is met.
     put_target(&app, year, 80.0).await;
@@ -64,6 +82,8 @@ async fn a_target_change_reconciles_its_alerts_at_once(backend: Backend) {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["state"], "pending", "{alerts:?}");
     assert_eq!(alerts[0]["labels"]["year"], year.to_string());
+    // Only the changed target's alerts were looked at: the others stand as they were.
+    assert_eq!(other_alerts(&app).await, others);
 
     // Back below the figure: the pending alert is resolved by the same answer.
     put_target(&app, year, 30.0).await;
