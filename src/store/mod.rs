@@ -274,17 +274,7 @@ pub trait Store: Send + Sync + 'static {
     async fn write_group(
         &self,
         batches: &[WriteBatch],
-    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
-        let mut outcomes = Vec::with_capacity(batches.len());
-        for batch in batches {
-            outcomes.push(match self.write_batch(batch).await {
-                Err(StoreError::IdempotencyMismatch) => Err(StoreError::IdempotencyMismatch),
-                Err(other) => return Err(other),
-                Ok(outcome) => Ok(outcome),
-            });
-        }
-        Ok(outcomes)
-    }
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>>;
 
     /// The latest revision (as of `query.as_of`) of every period in range, oldest first.
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>>;
@@ -323,33 +313,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         year: Option<i32>,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<TargetRow>> {
-        let _ = at;
-        self.targets(year).await
-    }
+    ) -> StoreResult<Vec<TargetRow>>;
     /// Every version of one target, oldest first.
     async fn target_history(
         &self,
         year: i32,
         indicator: &str,
         unit: &str,
-    ) -> StoreResult<Vec<TargetVersion>> {
-        let current = self.targets(Some(year)).await?;
-        Ok(current
-            .into_iter()
-            .filter(|row| {
-                row.target.indicator.as_str() == indicator && row.target.unit.as_str() == unit
-            })
-            .map(|row| TargetVersion {
-                target: row.target,
-                valid_from: row.updated_at,
-                valid_to: None,
-                origin: row.origin,
-                set_by: row.updated_by,
-                reason: None,
-            })
-            .collect())
-    }
+    ) -> StoreResult<Vec<TargetVersion>>;
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
     /// The newest audit rows first.
