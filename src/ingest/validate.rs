@@ -43,10 +43,18 @@ pub struct RawRow {
     /// `[ingest] reported_at_backdate_days` back only for admins and the statistics office.
     #[schema(example = "2026-04-06T09:00:00+07:00")]
     pub reported_at: Option<String>,
-    /// Set by a parser whose format writes times without an offset (DHIS2's `lastUpdated`):
-    /// `reported_at` may then be a local date-time, read in the city's zone.
+    /// Set by a parser whose format writes times without an offset (DHIS2's `lastUpdated`,
+    /// SDMX's `xs:dateTime`): `reported_at` may then be a local date-time, read in the city's
+    /// zone.
     #[serde(skip)]
     pub reported_at_local: bool,
+    /// Set by a parser when `reported_at` comes from the format's own bookkeeping (SDMX-JSON's
+    /// `meta.prepared`, DHIS2's `lastUpdated`) rather than a field the sender set for this
+    /// service. Exports carry such times from weeks back; from a caller who may not back-date
+    /// that far, the time is not taken and the row is known when stored, as it was before
+    /// these times were read, rather than refused.
+    #[serde(skip)]
+    pub reported_at_implied: bool,
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
@@ -268,17 +276,23 @@ pub fn parse_reported_at(text: &str, local: bool, zone: Tz) -> Option<DateTime<U
 }
 
 /// Checks a row's `reported_at` against its period and the caller's bounds.
+/// A row's `reported_at` as sent, and how its format wrote it.
+struct SentAt<'r> {
+    text: Option<&'r str>,
+    local: bool,
+    implied: bool,
+}
+
 fn reported_at(
     context: &Context<'_>,
-    raw: Option<String>,
-    local: bool,
+    sent: SentAt<'_>,
     period: &Period,
     period_start: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, RowError> {
-    let Some(raw) = raw.filter(|text| !text.trim().is_empty()) else {
+    let Some(raw) = sent.text.filter(|text| !text.trim().is_empty()) else {
         return Ok(None);
     };
-    let at = parse_reported_at(&raw, local, context.zone)
+    let at = parse_reported_at(raw, sent.local, context.zone)
         .ok_or_else(|| RowError::InvalidReportedAt(raw.trim().to_owned()))?;
     let shown = || at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     if at > context.latest_allowed {
@@ -294,6 +308,9 @@ fn reported_at(
         .earliest_reported_at
         .is_some_and(|earliest| at < earliest)
     {
+        if sent.implied {
+            return Ok(None);
+        }
         return Err(RowError::ReportedAtTooOld {
             reported_at: shown(),
             days: context.backdate_days,
@@ -457,8 +474,11 @@ pub(super) fn validate(
         source: optional_label(row.source, "source")?,
         reported_at: reported_at(
             context,
-            row.reported_at,
-            row.reported_at_local,
+            SentAt {
+                text: row.reported_at.as_deref(),
+                local: row.reported_at_local,
+                implied: row.reported_at_implied,
+            },
             &period,
             period_start,
         )?,

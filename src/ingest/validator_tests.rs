@@ -284,6 +284,46 @@ fn admins_and_the_statistics_office_may_back_date_and_departments_may_not() {
 }
 
 #[test]
+fn a_formats_own_old_time_from_a_department_is_not_taken_and_the_row_is_kept() {
+    let validator = validator();
+    let customs = department("CUSTOMS");
+    let implied = |at: &str| RawRow {
+        reported_at_implied: true,
+        ..known_at(at)
+    };
+    let (valid, rejected) = validator
+        .validate(
+            &customs,
+            vec![
+                implied("2026-04-06T09:00:00+07:00"),
+                implied("2026-06-14T09:00:00+07:00"),
+                implied("2026-06-16T00:00:00Z"),
+            ],
+            now(),
+        )
+        .expect("in scope");
+    assert_eq!(valid[0].reported_at, None, "known when stored");
+    assert_eq!(
+        valid[1].reported_at,
+        Some("2026-06-14T02:00:00Z".parse().unwrap())
+    );
+    // Only the age is forgiven: a time ahead of now is refused all the same.
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (rejected[0].index, rejected[0].code.as_str()),
+        (2, "reported_at_in_future")
+    );
+    assert_eq!(validator.backdating(&valid, now()), None);
+    // The statistics office's old times are taken.
+    let mut cpi = implied("2026-04-06T09:00:00+07:00");
+    cpi.indicator = Some("CPI_GROWTH".into());
+    let (valid, _) = validator
+        .validate(&department("STATISTICS"), vec![cpi], now())
+        .expect("in scope");
+    assert!(valid[0].reported_at.is_some());
+}
+
+#[test]
 fn dhis2_local_times_are_read_in_the_city_zone() {
     use crate::ingest::validate::parse_reported_at;
     let zone = chrono_tz::Asia::Ho_Chi_Minh;

@@ -292,6 +292,33 @@ async fn only_admins_and_the_statistics_office_back_date_and_each_time_is_audite
     assert_eq!(reply.body["rejected"][0]["code"], "reported_at_too_old");
     assert!(read(&app, "BUDGET_REVENUE", &two_ago, None).await.is_none());
 
+    // A DHIS2 export's own weeks-old lastUpdated is not the department's to give either: the
+    // value is taken, known from when it is stored.
+    let health = mint_token(&app.store, Role::Department, Some("HEALTH"))
+        .await
+        .1;
+    let export = json!({
+        "period": three_ago.replace('-', ""),
+        "orgUnit": "q9jeqySujvj",
+        "dataValues": [{"dataElement": "omnd7tBJRKP", "value": "70.5",
+                        "lastUpdated": old(three_ago_start)}]
+    });
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/api/dataValueSets"))
+                .bearer_auth(&health)
+                .header("Content-Type", "application/json")
+                .body(export.to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["response"]["importCount"]["imported"], 1);
+    let stored = read(&app, "EHR_COVERAGE", &three_ago, None)
+        .await
+        .expect("stored");
+    assert_eq!(stored["reported_at"], stored["received_at"], "{stored}");
+
     // The statistics office and an admin may; each request leaves one audit row.
     let statistics = mint_token(&app.store, Role::Department, Some("STATISTICS"))
         .await

@@ -562,7 +562,10 @@ fn last_updated_else_created_is_when_a_value_became_known() {
             None
         ]
     );
-    assert!(batch.rows.iter().all(|r| r.reported_at_local));
+    assert!(batch
+        .rows
+        .iter()
+        .all(|r| r.reported_at_local && r.reported_at_implied));
 
     let body = format!(
         "dataelement,period,orgunit,catoptcombo,attroptcombo,value,storedby,lastupdated\n\

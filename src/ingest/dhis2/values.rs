@@ -117,6 +117,7 @@ impl<'a> Mapper<'a> {
             reported_at: trimmed(last_updated),
             // DHIS2 writes its times without an offset, in its server's zone: the city's.
             reported_at_local: true,
+            reported_at_implied: true,
             retract: deleted || self.options.strategy == ImportStrategy::Delete,
             ..RawRow::default()
         };

@@ -300,6 +300,7 @@ fn read_row(
         revision,
         // An instant has no labels to split off, and `: ` would cut it at its seconds.
         reported_at: measure_cell(record, columns.reported_at),
+        reported_at_implied: false,
         has_attributes: revision.is_some(),
     }
     .into_row()

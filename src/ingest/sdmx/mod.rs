@@ -26,7 +26,9 @@
 //!   keys in the message (flat data sets: observations in message order).
 //! - **Knowledge time.** A row's `reported_at` (when the figure became known) is the value of
 //!   the dataflow's `reported_at_attribute` when configured and set, else, in SDMX-JSON, the
-//!   message's `meta.prepared`; without either it is when the service stores the row.
+//!   message's `meta.prepared`; without either it is when the service stores the row. A
+//!   `prepared` further back than the sender may back-date is not taken (the row is known
+//!   when stored); an attribute's value is the sender's word and is refused then.
 //! - **Time.** Reporting periods (`2026-M03`, `2026-D075`, ...) are converted to the
 //!   catalogue's forms; half-years, trimesters and weeks are rejected because no indicator has
 //!   that periodicity ([`time`]).
@@ -101,6 +103,8 @@ struct Observation<'a> {
     revision: Option<&'a str>,
     /// When the observation became known: its own attribute, or the message's preparation.
     reported_at: Option<&'a str>,
+    /// `reported_at` is the message's preparation, not the observation's own attribute.
+    reported_at_implied: bool,
     /// The observation sets attribute values (for a Delete: it deletes attributes, not the
     /// observation, when it has no measure).
     has_attributes: bool,
@@ -213,7 +217,9 @@ impl Observation<'_> {
             revision,
             source: Some(self.structure.to_string()),
             reported_at: present(self.reported_at).map(str::to_owned),
-            reported_at_local: false,
+            // `xs:dateTime` may leave the offset out.
+            reported_at_local: true,
+            reported_at_implied: self.reported_at_implied,
             malformed: None,
             retract: delete,
         })

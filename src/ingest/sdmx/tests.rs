@@ -46,6 +46,7 @@ fn observation<'a>(
         measure,
         revision: Some("P"),
         reported_at: None,
+        reported_at_implied: false,
         has_attributes: true,
     }
 }

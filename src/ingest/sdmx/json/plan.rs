@@ -242,10 +242,16 @@ impl Plan<'_, '_> {
         self.attribute(self.revision, context)
     }
 
-    /// The observation's own knowledge time, else the message's.
-    fn reported_at(&self, context: &Context<'_>) -> Result<Option<String>, String> {
+    /// The observation's own knowledge time, else the message's (then `true`).
+    fn reported_at(&self, context: &Context<'_>) -> Result<(Option<String>, bool), String> {
         let own = self.attribute(self.reported_at, context)?;
-        Ok(own.or_else(|| context.enclosing.prepared.map(str::to_owned)))
+        Ok(match own {
+            Some(own) => (Some(own), false),
+            None => (
+                context.enclosing.prepared.map(str::to_owned),
+                context.enclosing.prepared.is_some(),
+            ),
+        })
     }
 
     fn attribute(
@@ -303,7 +309,7 @@ impl Plan<'_, '_> {
         let time = self.dimension(self.time, context)?;
         let measure = self.measure(context)?;
         let revision = self.revision(context)?;
-        let reported_at = self.reported_at(context)?;
+        let (reported_at, reported_at_implied) = self.reported_at(context)?;
         let attributes_end =
             (self.measures + self.observation_attributes).min(context.values.len());
         let has_attributes = context
@@ -320,6 +326,7 @@ impl Plan<'_, '_> {
             measure,
             revision: revision.as_deref(),
             reported_at: reported_at.as_deref(),
+            reported_at_implied,
             has_attributes,
         }
         .into_row())

@@ -100,6 +100,7 @@ fn series_are_read_in_message_order_with_their_attributes() {
     assert!(rows
         .iter()
         .all(|r| r.reported_at.as_deref() == Some("2026-04-06T09:00:00+07:00")));
+    assert!(rows.iter().all(|r| r.reported_at_implied));
 }
 
 #[test]
@@ -124,6 +125,8 @@ fn an_observations_own_reported_at_attribute_overrides_the_messages_preparation(
             Some("2026-04-06T09:00:00+07:00")
         ]
     );
+    let implied: Vec<_> = rows.iter().map(|r| r.reported_at_implied).collect();
+    assert_eq!(implied, [false, true]);
 }
 
 #[test]
