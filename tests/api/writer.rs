@@ -411,11 +411,78 @@ async fn queued_batches_are_written_before_the_service_stops(backend: Backend) {
     app.stop().await;
 }
 
+/// Waits (bounded) until the writer has taken `n` batches since `before`.
+async fn wait_taken(writer: &ktxh::writer::Writer, before: u64, n: u64) {
+    for _ in 0..2000 {
+        if writer.stats().queued - before >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} batches never reached the writer");
+}
+
+async fn each_batch_of_a_group_gets_its_own_answer(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| {
+        unlimited(s);
+        s.ingest.write_group_wait_ms = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let writer = app.state.ingestor.writer().clone();
+    let before = writer.stats();
+    let lock = WriteLock::take(app.database_url()).await;
+    let send = |n: usize, key: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/api/v1/observations"))
+            .bearer_auth(&app.admin)
+            .json(&batch(n));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        tokio::spawn(request.send())
+    };
+    // The first batch holds the writer at the lock; the next three queue behind it and go
+    // as one group: the second use of a key inside that group is refused alone.
+    let first = send(0, None);
+    wait_taken(&writer, before.queued, 1).await;
+    let keyed = send(1, Some("group-key"));
+    wait_taken(&writer, before.queued, 2).await;
+    let reused = send(2, Some("group-key"));
+    wait_taken(&writer, before.queued, 3).await;
+    let plain = send(3, None);
+    wait_taken(&writer, before.queued, 4).await;
+    lock.release().await;
+
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(first.await.expect("task").expect("sent")), 200);
+    assert_eq!(status(keyed.await.expect("task").expect("sent")), 200);
+    let refused = reused.await.expect("task").expect("sent");
+    assert_eq!(refused.status().as_u16(), 422);
+    let body: Value = refused.json().await.expect("problem");
+    assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+    assert_eq!(status(plain.await.expect("task").expect("sent")), 200);
+
+    let after = writer.stats();
+    assert_eq!(after.groups - before.groups, 2, "{before:?} → {after:?}");
+    let counts = stored(&app).await;
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 3],
+        "the refused batch stored nothing, the others everything"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     clients_hanging_up_leave_whole_batches_or_nothing,
     a_full_queue_answers_503_with_retry_after,
     concurrent_batches_share_one_commit,
     queued_batches_are_written_before_the_service_stops,
+    each_batch_of_a_group_gets_its_own_answer,
 );
 
 /// How the group wait trades latency for fewer commits: 32 clients each push 20 batches of
