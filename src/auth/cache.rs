@@ -227,11 +227,13 @@ impl CachedStore {
         let mut answers = self.answers();
         match record {
             Some(record) if record.is_usable(wall) => {
-                let mut until = now + self.settings.ttl;
-                if let Some(expires_at) = record.expires_at {
+                // The shorter of the two, taken before adding to `now`: a far-off expiry
+                // never overflows the clock.
+                let lifetime = record.expires_at.map_or(self.settings.ttl, |expires_at| {
                     let left = (expires_at - wall).to_std().unwrap_or_default();
-                    until = until.min(now + left);
-                }
+                    left.min(self.settings.ttl)
+                });
+                let until = now + lifetime;
                 answers.refused.remove(id);
                 answers.usable.insert(
                     id.to_owned(),
