@@ -160,6 +160,10 @@ impl From<IngestError> for RunError {
                 indicators.join(", ")
             )),
             IngestError::Store(error) => Self::Store(error.to_string()),
+            // A full write queue or a writer shutting down passes: the next run tries again.
+            busy @ (IngestError::Busy { .. } | IngestError::Unavailable(_)) => {
+                Self::Store(busy.to_string())
+            }
             other => Self::Refused(other.to_string()),
         }
     }

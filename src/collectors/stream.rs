@@ -92,7 +92,11 @@ impl Messages {
                 self.context
                     .succeeded(&self.name, now, Some(rows), count_message(now, false));
             }
-            Err(IngestError::Store(error)) => {
+            Err(
+                error @ (IngestError::Store(_)
+                | IngestError::Busy { .. }
+                | IngestError::Unavailable(_)),
+            ) => {
                 tracing::error!(topic = origin, %error, "message lost: the store failed");
                 metrics::feed_message(&self.name, "failed");
                 let message = format!("{origin}: the store failed: {error}");
@@ -122,7 +126,12 @@ impl Messages {
                 .ingest(&self.principal, format, rows.clone(), None, Utc::now())
                 .await;
             match result {
-                Err(IngestError::Store(error)) => {
+                // A full write queue passes like a store that fails for a moment.
+                Err(
+                    error @ (IngestError::Store(_)
+                    | IngestError::Busy { .. }
+                    | IngestError::Unavailable(_)),
+                ) => {
                     tracing::warn!(%error, attempt, "the store failed; trying the message again");
                     let base = Duration::from_millis(100);
                     tokio::time::sleep(backoff_delay(attempt, base, base * 4)).await;
