@@ -926,3 +926,68 @@ async fn a_back_filled_year_reports_as_if_received_live_on_timescale() {
     imported.cleanup().await;
     live.cleanup().await;
 }
+
+#[tokio::test]
+async fn one_reported_at_for_the_whole_file_is_validated_as_if_each_row_said_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("ktxh.db"));
+    let file = dir.path().join("march.csv");
+    // The FIRES day and the customs month start before 2 March 10:00 in the city; the day of
+    // 3 March does not, and a row's own reported_at is its own.
+    write(
+        &file,
+        "indicator,unit,period,value,reported_at\n\
+         FIRES,HCM,2026-03-01,3,\n\
+         FIRES,HCM,2026-03-03,2,\n\
+         EXPORT_TURNOVER,HCM,2026-03,4120.5,\n\
+         EXPORT_TURNOVER,HCM,2026-02,3950,2026-03-05T08:00:00+07:00\n",
+    );
+    let bad = import(&db, &file, &["--reported-at", "2 March"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("release-calendar"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let output = import(&db, &file, &["--reported-at", "2026-03-02T10:00:00+07:00"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(summary_count(&out, "accepted:"), 3, "{out}");
+    assert!(out.contains("reported_at_before_period: 1"), "{out}");
+    assert!(out.contains("row 2: `reported_at`"), "{out}");
+
+    let store = ktxh::store::connect(&db, chrono_tz::Asia::Ho_Chi_Minh)
+        .await
+        .unwrap();
+    let all = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+    let known: Vec<_> = store
+        .latest_between(all(0), all(4_102_444_800), None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {} {}",
+                o.indicator,
+                o.period,
+                o.reported_at.to_rfc3339()
+            )
+        })
+        .collect();
+    assert_eq!(
+        known,
+        [
+            "EXPORT_TURNOVER 2026-02 2026-03-05T01:00:00+00:00",
+            "EXPORT_TURNOVER 2026-03 2026-03-02T03:00:00+00:00",
+            "FIRES 2026-03-01 2026-03-02T03:00:00+00:00",
+        ]
+    );
+    let audit = store.audit(10).await.unwrap();
+    let backdated: Vec<_> = audit
+        .iter()
+        .filter(|entry| entry.action == "observations.backdated")
+        .collect();
+    assert_eq!(backdated.len(), 1, "{audit:?}");
+    assert_eq!(backdated[0].new.as_ref().unwrap()["rows"], 3);
+}
