@@ -68,13 +68,24 @@ SELECT DISTINCT source FROM observations WHERE source IS NOT NULL ORDER BY sourc
 -- A v1 batch was stored with one receipt time by one recorder: each such pair becomes one
 -- write group, numbered in the order they were stored. A v1 revision was known when it was
 -- stored, and nothing had been approved yet.
-CREATE TEMP TABLE v1_groups AS
+CREATE TEMP TABLE v1_groups (
+    received_at INTEGER NOT NULL,
+    recorded_by TEXT    NOT NULL,
+    group_id    INTEGER NOT NULL,
+    PRIMARY KEY (received_at, recorded_by)
+) WITHOUT ROWID;
+INSERT INTO v1_groups (received_at, recorded_by, group_id)
 SELECT received_at, recorded_by,
        row_number() OVER (ORDER BY received_at, recorded_by) AS group_id
 FROM (SELECT DISTINCT received_at, recorded_by FROM observations);
 
 -- An instant's text (RFC 3339 in UTC, as v1 wrote it) holds the fraction of a second its
 -- whole-second bounds lost: `…:SS.fffZ` gives back fff as microseconds.
+--
+-- Rows go in in key order, so the clustered table is appended to rather than split page by
+-- page: converting 1,000,000 v1 rows (1,000 series, 800 batches) took 4.1–6.0 s of CPU this
+-- way and 6.9–7.6 s in the v1 table's order, with a third of the system time (sqlite3 3.40,
+-- three runs each on a busy two-core machine).
 WITH v1 AS (
     SELECT o.*,
            CASE WHEN instr(o.period, 'T') > 0 AND substr(o.period, 20, 1) = '.'
@@ -94,7 +105,8 @@ FROM v1
 JOIN series s ON s.indicator = v1.indicator AND s.unit = v1.unit
 JOIN recorders r ON r.name = v1.recorded_by
 LEFT JOIN sources src ON src.name = v1.source
-JOIN v1_groups g ON g.received_at = v1.received_at AND g.recorded_by = v1.recorded_by;
+JOIN v1_groups g ON g.received_at = v1.received_at AND g.recorded_by = v1.recorded_by
+ORDER BY 1, 2, 3, 4;
 
 INSERT INTO write_groups (id, last) SELECT 1, coalesce(max(group_id), 0) FROM v1_groups;
 
