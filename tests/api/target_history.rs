@@ -165,6 +165,27 @@ async fn a_target_changed_today_leaves_yesterdays_report_as_it_was(backend: Back
     let Some(server) = Server::start(backend).await else {
         return;
     };
+    // Half a year of exports, known three days ago: yesterday's report judges them against the
+    // target then.
+    let known = instant(Utc::now() - Duration::days(3));
+    let rows: Vec<Value> = (1..=6)
+        .map(|month| {
+            json!({"indicator": INDICATOR, "unit": "HCM", "period": format!("2026-{month:02}"),
+                   "value": 9000.0, "reported_at": known})
+        })
+        .collect();
+    let pushed = server
+        .client
+        .post(format!("http://{}/api/v1/observations", server.addr))
+        .bearer_auth(&server.admin)
+        .json(&json!({ "observations": rows }))
+        .send()
+        .await
+        .expect("push sent");
+    let status = pushed.status().as_u16();
+    let receipt: Value = pushed.json().await.expect("receipt");
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["accepted"], 6, "{receipt}");
     let yesterday = instant(Utc::now() - Duration::days(1));
     let old_value = server
         .json(&format!("/api/v1/status/{INDICATOR}?year=2026"))
@@ -174,7 +195,19 @@ async fn a_target_changed_today_leaves_yesterdays_report_as_it_was(backend: Back
     assert_ne!(old_value, NEW_VALUE);
 
     let html_before = server.report("html", &yesterday).await;
+    let row = |csv: &[u8]| {
+        String::from_utf8_lossy(csv)
+            .lines()
+            .find(|line| line.contains(&format!(",{INDICATOR},")))
+            .map(str::to_owned)
+            .expect("the indicator's row")
+    };
     let csv_before = server.report("csv", &yesterday).await;
+    assert!(
+        row(&csv_before).contains(",54000,"),
+        "the half year's exports are judged: {}",
+        row(&csv_before)
+    );
     let xlsx_before = server.report("xlsx", &yesterday).await;
 
     let put = server
@@ -212,6 +245,7 @@ async fn a_target_changed_today_leaves_yesterdays_report_as_it_was(backend: Back
     // The comparison can see the change: the same report as of now uses the new target.
     let now = instant(Utc::now());
     let csv_now = server.report("csv", &now).await;
+    assert_ne!(row(&csv_before), row(&csv_now));
     assert!(
         csv_before != csv_now,
         "a report as of now must show the new target"
