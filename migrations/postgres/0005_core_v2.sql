@@ -67,7 +67,8 @@ CREATE UNIQUE INDEX observations_v2_key
 -- 3 months (30) 123 ms and 3.9 ms, 1 year (8) 131 ms and 4.6 ms. Month chunks cost every
 -- per-series read a probe per chunk; quarters and years read alike, and a year matches the
 -- engine's one-year read and the yearly targets and keeps the chunk count (and planning time)
--- small over decades. The narrow rows with their key take about 150 bytes each (118 MB for
+-- small over decades. TimescaleDB counts '1 year' as 360 days and aligns chunks to multiples of
+-- it from the epoch, not to 1 January, so one calendar year touches at most two chunks. The narrow rows with their key take about 150 bytes each (118 MB for
 -- those rows), so a year's chunk stays far below a quarter of memory even at tens of millions
 -- of rows a year.
 --

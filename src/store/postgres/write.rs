@@ -6,7 +6,7 @@
 //! refuses one of the two inserts and the loser's whole group is tried again, now reading what
 //! the winner committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -171,8 +171,8 @@ impl PgStore {
             .map(|(batch, _)| batch)
             .collect();
         let mut learnt = Learnt::default();
-        let ids = self.resolve_ids(&mut tx, &writing, &mut learnt).await?;
-        let mut latest = latest_of(&mut tx, &writing, &ids).await?;
+        let (ids, created) = self.resolve_ids(&mut tx, &writing, &mut learnt).await?;
+        let mut latest = latest_of(&mut tx, &writing, &ids, &created).await?;
 
         let mut outcomes: Vec<Option<StoreResult<WriteOutcome>>> = Vec::with_capacity(fates.len());
         let mut fresh = Vec::new();
@@ -228,14 +228,16 @@ impl PgStore {
         Ok((outcomes.into_iter().flatten().collect(), learnt))
     }
 
-    /// The ids of every series, recorder and source the rows name, creating those missing.
+    /// The ids of every series, recorder and source the rows name, creating those missing;
+    /// with the ids of the series created here, which hold no revision yet.
     async fn resolve_ids(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         batches: &[&WriteBatch],
         learnt: &mut Learnt,
-    ) -> StoreResult<Ids> {
+    ) -> StoreResult<(Ids, HashSet<i32>)> {
         let mut ids = Ids::default();
+        let mut created = HashSet::new();
         let mut missing_series = Vec::new();
         let mut missing_recorders = Vec::new();
         let mut missing_sources = Vec::new();
@@ -283,14 +285,15 @@ impl PgStore {
                 .iter()
                 .map(|(i, u)| (i.as_str(), u.as_str()))
                 .unzip();
-            sqlx::query(
+            let inserted: Vec<i32> = sqlx::query_scalar(
                 "INSERT INTO series (indicator, unit) SELECT * FROM UNNEST($1::text[], $2::text[]) \
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(&indicators)
             .bind(&units)
-            .execute(&mut **tx)
+            .fetch_all(&mut **tx)
             .await?;
+            created.extend(inserted);
             let rows = sqlx::query(
                 "SELECT s.id, s.indicator, s.unit FROM series s \
                  JOIN UNNEST($1::text[], $2::text[]) AS k(indicator, unit) \
@@ -341,7 +344,7 @@ impl PgStore {
                 learnt.push((name, id));
             }
         }
-        Ok(ids)
+        Ok((ids, created))
     }
 
     fn learn(&self, learnt: Learnt) {
@@ -455,14 +458,20 @@ async fn remember(
 }
 
 /// The latest stored revision of every period the group's rows name, by the rows' own keys.
+/// Series `created` in this transaction have none, and are not looked up.
 async fn latest_of(
     tx: &mut Transaction<'_, Postgres>,
     batches: &[&WriteBatch],
     ids: &Ids,
+    created: &HashSet<i32>,
 ) -> StoreResult<HashMap<Key, Latest>> {
     let mut keys: HashMap<RowKey, Key> = HashMap::new();
     for row in batches.iter().flat_map(|batch| &batch.rows) {
-        let key = (series_id(ids, row)?, row.period_start, row.period_end);
+        let series = series_id(ids, row)?;
+        if created.contains(&series) {
+            continue;
+        }
+        let key = (series, row.period_start, row.period_end);
         keys.entry(key).or_insert_with(|| plan::key_of(row));
     }
     if keys.is_empty() {
