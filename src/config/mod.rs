@@ -397,10 +397,16 @@ impl Settings {
             );
         }
         for (key, value) in [
-            ("ingest.write_queue_batches", self.ingest.write_queue_batches),
+            (
+                "ingest.write_queue_batches",
+                self.ingest.write_queue_batches,
+            ),
             ("ingest.write_queue_rows", self.ingest.write_queue_rows),
             ("ingest.write_group_rows", self.ingest.write_group_rows),
-            ("ingest.write_group_batches", self.ingest.write_group_batches),
+            (
+                "ingest.write_group_batches",
+                self.ingest.write_group_batches,
+            ),
         ] {
             if value == 0 {
                 problem(key, "must be positive".into());
