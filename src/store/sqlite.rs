@@ -234,7 +234,11 @@ impl Store for SqliteStore {
         &self,
         batches: &[WriteBatch],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
-        let _timer = OpTimer::start(self.backend(), "write_group");
+        // One operation label for one write path, whatever the group's size, as on PostgreSQL.
+        let _timer = OpTimer::start(self.backend(), "write_batch");
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
         self.group(batches).await
     }
 
