@@ -868,7 +868,9 @@ async fn a_slow_answer_is_answered_503_at_the_handler_timeout(backend: Backend) 
         .execute(&mut locker)
         .await
         .expect("begin");
-    sqlx::query("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+    // Both tables a read of one series may touch: a series with no figure yet is looked up
+    // in `series` and never reaches `observations`.
+    sqlx::query("LOCK TABLE series, observations IN ACCESS EXCLUSIVE MODE")
         .execute(&mut locker)
         .await
         .expect("lock");
