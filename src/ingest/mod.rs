@@ -61,6 +61,9 @@ impl From<WriteError> for IngestError {
         match error {
             WriteError::QueueFull { retry_after } => Self::Busy { retry_after },
             WriteError::Closed => Self::Unavailable("the service is shutting down".into()),
+            WriteError::Lost => Self::Unavailable(
+                "the writer could not answer; the batch may be stored, send it again".into(),
+            ),
             WriteError::Unavailable(message) => Self::Unavailable(message),
             WriteError::Store(store) => Self::Store(store),
         }

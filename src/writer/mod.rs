@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +64,9 @@ pub enum WriteError {
     QueueFull { retry_after: u64 },
     #[error("the writer has stopped")]
     Closed,
+    /// The writer took the batch but could not answer: whether it was stored is unknown.
+    #[error("the writer took the batch and could not answer")]
+    Lost,
     /// The store failed the whole group for a cause every batch shares (it is unreachable).
     #[error("the store is not reachable: {0}")]
     Unavailable(String),
@@ -167,7 +171,7 @@ impl Writer {
         origin: Origin,
     ) -> Result<WriteOutcome, WriteError> {
         let answer = self.enqueue(batch, origin)?;
-        answer.await.map_err(|_| WriteError::Closed)?
+        answer.await.map_err(|_| WriteError::Lost)?
     }
 
     /// Queues without waiting: all or nothing, with no await point in between, so a caller
@@ -283,7 +287,13 @@ impl Task {
             };
             let Some(first) = first else { break };
             let group = self.gather(first).await;
-            self.write(group).await;
+            // A panic while writing one group fails that group's requests (their answers are
+            // dropped: 503, and a retry is idempotent) but must not leave the instance with no
+            // writer at all.
+            let written = std::panic::AssertUnwindSafe(self.write(group)).catch_unwind();
+            if written.await.is_err() {
+                tracing::error!("the writer panicked on a group; going on with the next");
+            }
         }
         tracing::info!("writer stopped, its queue drained");
     }
