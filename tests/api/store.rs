@@ -928,6 +928,59 @@ async fn a_write_connection_closed_by_the_server_is_replaced(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let day0 = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let rows: Vec<_> = (0..70_000)
+        .map(|i| {
+            let day = day0 + Duration::days(i % 700);
+            let mut row = observation(
+                "ONLINE_DOSSIERS_RECEIVED",
+                "HCM",
+                &day.format("%Y-%m-%d").to_string(),
+                i as f64,
+            );
+            row.unit = Code::parse(&format!("U{}", i / 700)).unwrap();
+            row
+        })
+        .collect();
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move { store.write_batch(&batch(rows, Utc::now())).await }
+    });
+    // The caller gives up while the batch is on its way (a client hanging up, a shutdown).
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    writing.abort();
+    // Dropped mid-way, or (on a fast machine) done before the abort: either is a whole answer.
+    let _ = writing.await;
+
+    // The store writes on, and the dropped batch is there whole or not at all.
+    let after = store
+        .write_batch(&batch(
+            vec![observation("RETAIL_SALES", "HCM", "2026-01", 1.0)],
+            Utc::now(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(after.receipt().accepted, 1);
+    let stored = store
+        .latest_between(
+            Period::parse("2024").unwrap().start(HCM),
+            Period::parse("2026").unwrap().end(HCM),
+            None,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter(|o| o.indicator == "ONLINE_DOSSIERS_RECEIVED")
+        .count();
+    assert!(stored == 0 || stored == 70_000, "{stored} rows");
+    db.cleanup().await;
+}
+
 on_every_backend!(
     the_notification_backlog_counts_what_is_still_to_deliver,
     the_store_counts_the_migrations_it_holds,
@@ -943,4 +996,5 @@ on_every_backend!(
     a_target_change_closes_one_version_and_opens_the_next,
     two_instances_writing_the_same_periods_agree_on_revisions,
     a_write_connection_closed_by_the_server_is_replaced,
+    a_write_dropped_half_way_stores_all_of_its_batch_or_nothing,
 );
