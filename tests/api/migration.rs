@@ -284,6 +284,28 @@ async fn a_v1_database_is_converted_in_place(backend: Backend) {
         Backend::Timescale => store::Backend::Timescale,
     };
     assert_eq!(store.backend(), expected_backend);
+    if backend != Backend::Sqlite {
+        // Every index costs ingest: the key is the only one, and the v1 table is gone.
+        let pool = PgPool::connect(&db.url).await.unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'observations' ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, vec!["observations_key".to_owned()]);
+        if backend == Backend::Timescale {
+            let dimension: (String, String) = sqlx::query_as(
+                "SELECT column_name::text, time_interval::text FROM timescaledb_information.dimensions \
+                 WHERE hypertable_name = 'observations'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(dimension, ("period_start".into(), "360 days".into()));
+        }
+        pool.close().await;
+    }
 
     // Every revision, as it was.
     for row in &rows {
