@@ -225,9 +225,13 @@ impl Store for SqliteStore {
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
         let _timer = OpTimer::start(self.backend(), "write_batch");
         let mut outcomes = self.group(std::slice::from_ref(batch)).await?;
-        outcomes
-            .pop()
-            .unwrap_or(Err(StoreError::Database(sqlx::Error::RowNotFound)))
+        // A group answers each of its batches, so a group of one answers once.
+        outcomes.pop().unwrap_or_else(|| {
+            Err(StoreError::Corrupt {
+                table: "observations",
+                detail: "a write group of one batch gave no answer".into(),
+            })
+        })
     }
 
     async fn write_group(
