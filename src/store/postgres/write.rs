@@ -137,6 +137,9 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await?;
 
+        // Every claim of the group looked up at once; within the group, a key's first batch
+        // answers for the later ones.
+        let known = claims_of(&mut tx, batches).await?;
         let mut fates = Vec::with_capacity(batches.len());
         let mut claimed: HashMap<(&str, &str), (&[u8], usize)> = HashMap::new();
         for (index, batch) in batches.iter().enumerate() {
@@ -153,15 +156,16 @@ impl PgStore {
                 });
                 continue;
             }
-            fates.push(match replay(&mut tx, claim).await {
-                Ok(Some(receipt)) => Fate::Replayed(receipt),
-                Ok(None) => {
-                    claimed.insert(key, (&claim.request_digest[..], index));
-                    Fate::Write
-                }
-                Err(StoreError::IdempotencyMismatch) => Fate::Refused,
-                Err(other) => return Err(other),
-            });
+            fates.push(
+                match known.get(&(claim.token_id.clone(), claim.key.clone())) {
+                    Some((digest, _)) if *digest != claim.request_digest => Fate::Refused,
+                    Some((_, receipt)) => Fate::Replayed(receipt.clone()),
+                    None => {
+                        claimed.insert(key, (&claim.request_digest[..], index));
+                        Fate::Write
+                    }
+                },
+            );
         }
 
         let writing: Vec<&WriteBatch> = batches
@@ -177,6 +181,7 @@ impl PgStore {
         let mut outcomes: Vec<Option<StoreResult<WriteOutcome>>> = Vec::with_capacity(fates.len());
         let mut fresh = Vec::new();
         let mut revised = Vec::new();
+        let mut remembered = Vec::new();
         for (batch, fate) in batches.iter().zip(&fates) {
             outcomes.push(match fate {
                 Fate::Replayed(receipt) => Some(Ok(WriteOutcome::Replayed(receipt.clone()))),
@@ -201,7 +206,7 @@ impl PgStore {
                         rejected: batch.rejected.clone(),
                     };
                     if let Some(claim) = &batch.idempotency {
-                        remember(&mut tx, claim, &receipt, batch.received_at).await?;
+                        remembered.push((claim, batch.received_at, receipt.clone()));
                     }
                     Some(Ok(WriteOutcome::Written { receipt, accepted }))
                 }
@@ -222,6 +227,7 @@ impl PgStore {
             }
         }
 
+        remember(&mut tx, &remembered).await?;
         copy_fresh(&mut tx, &fresh, &ids, group_id).await?;
         insert_revised(&mut tx, &revised, &ids, group_id).await?;
         tx.commit().await?;
@@ -398,60 +404,91 @@ fn source_id(ids: &Ids, row: &NewObservation) -> StoreResult<Option<i32>> {
         .transpose()
 }
 
-/// Forgets the claim's key once it has expired, then answers what it answered before, if the
-/// same request; a different request under a live key is refused.
-async fn replay(
+/// What was stored under each claim's key and is still live: its request's digest and the
+/// receipt answered. Keys older than their claim's `not_before` are forgotten first, so they
+/// may be used again.
+async fn claims_of(
     tx: &mut Transaction<'_, Postgres>,
-    claim: &IdempotencyClaim,
-) -> StoreResult<Option<IngestReceipt>> {
+    batches: &[WriteBatch],
+) -> StoreResult<HashMap<(String, String), (Vec<u8>, IngestReceipt)>> {
+    let claims: Vec<&IdempotencyClaim> = batches
+        .iter()
+        .filter_map(|b| b.idempotency.as_ref())
+        .collect();
+    if claims.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let tokens: Vec<&str> = claims.iter().map(|c| c.token_id.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+    let not_before: Vec<DateTime<Utc>> = claims.iter().map(|c| c.not_before).collect();
     sqlx::query(
-        "DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2 AND created_at < $3",
+        "DELETE FROM idempotency_keys i \
+         USING UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS k(token_id, key, not_before) \
+         WHERE i.token_id = k.token_id AND i.key = k.key AND i.created_at < k.not_before",
     )
-    .bind(&claim.token_id)
-    .bind(&claim.key)
-    .bind(claim.not_before)
+    .bind(&tokens)
+    .bind(&keys)
+    .bind(&not_before)
     .execute(&mut **tx)
     .await?;
-    let row = sqlx::query(
-        "SELECT request_digest, receipt FROM idempotency_keys WHERE token_id = $1 AND key = $2",
+    let rows = sqlx::query(
+        "SELECT DISTINCT i.token_id, i.key, i.request_digest, i.receipt FROM idempotency_keys i \
+         JOIN UNNEST($1::text[], $2::text[]) AS k(token_id, key) \
+           ON i.token_id = k.token_id AND i.key = k.key",
     )
-    .bind(&claim.token_id)
-    .bind(&claim.key)
-    .fetch_optional(&mut **tx)
+    .bind(&tokens)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let digest: Vec<u8> = row.try_get("request_digest")?;
-    if digest != claim.request_digest {
-        return Err(StoreError::IdempotencyMismatch);
-    }
-    let receipt: serde_json::Value = row.try_get("receipt")?;
-    serde_json::from_value(receipt)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt {
+    let mut known = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let receipt: serde_json::Value = row.try_get("receipt")?;
+        let receipt = serde_json::from_value(receipt).map_err(|e| StoreError::Corrupt {
             table: "idempotency_keys",
             detail: e.to_string(),
-        })
+        })?;
+        known.insert(
+            (row.try_get("token_id")?, row.try_get("key")?),
+            (row.try_get("request_digest")?, receipt),
+        );
+    }
+    Ok(known)
 }
 
+/// Remembers the receipts of the group's written batches under their keys, in one statement.
 async fn remember(
     tx: &mut Transaction<'_, Postgres>,
-    claim: &IdempotencyClaim,
-    receipt: &IngestReceipt,
-    at: DateTime<Utc>,
+    claims: &[(&IdempotencyClaim, DateTime<Utc>, IngestReceipt)],
 ) -> StoreResult<()> {
-    let json = serde_json::to_value(receipt).map_err(|e| StoreError::Corrupt {
-        table: "idempotency_keys",
-        detail: e.to_string(),
-    })?;
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let mut tokens = Vec::with_capacity(claims.len());
+    let mut keys = Vec::with_capacity(claims.len());
+    let mut digests = Vec::with_capacity(claims.len());
+    let mut receipts = Vec::with_capacity(claims.len());
+    let mut created = Vec::with_capacity(claims.len());
+    for (claim, at, receipt) in claims {
+        tokens.push(claim.token_id.as_str());
+        keys.push(claim.key.as_str());
+        digests.push(claim.request_digest.as_slice());
+        receipts.push(
+            serde_json::to_value(receipt).map_err(|e| StoreError::Corrupt {
+                table: "idempotency_keys",
+                detail: e.to_string(),
+            })?,
+        );
+        created.push(*at);
+    }
     sqlx::query(
         "INSERT INTO idempotency_keys (token_id, key, request_digest, receipt, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::timestamptz[])",
     )
-    .bind(&claim.token_id)
-    .bind(&claim.key)
-    .bind(&claim.request_digest)
-    .bind(json)
-    .bind(at)
+    .bind(&tokens)
+    .bind(&keys)
+    .bind(&digests)
+    .bind(&receipts)
+    .bind(&created)
     .execute(&mut **tx)
     .await?;
     Ok(())
