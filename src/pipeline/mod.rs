@@ -29,7 +29,8 @@ pub struct CommittedBatch {
     pub feed: FeedEvent,
 }
 
-/// Something that changed, to be carried to the engine, the alerts and the screens.
+/// Something that changed, to be carried to the engine, the alerts and the screens. A revision's
+/// approval (ARCHITECTURE §8) is to come as one more kind, through the same path.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// One write group, committed: its batches in the order they were written.
