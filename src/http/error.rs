@@ -293,9 +293,11 @@ impl ApiError {
     fn outage_as_unavailable(self) -> Self {
         match &self {
             Self::Internal(source)
-                if source
-                    .chain()
-                    .any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_outage)) =>
+                if source.chain().any(|cause| {
+                    cause
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(crate::store::is_outage)
+                }) =>
             {
                 tracing::error!(error = %source, "store unreachable");
                 Self::Unavailable
@@ -336,27 +338,6 @@ impl ApiError {
     }
 }
 
-/// Errors that say the database cannot be reached or cannot take more work now.
-pub fn is_outage(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-            // PostgreSQL: connection exceptions (class 08), too many connections, a database
-            // closed to connections, shutdown and start-up. SQLite: busy beyond its timeout.
-            code.starts_with("08")
-                || matches!(
-                    code.as_ref(),
-                    "53300" | "55000" | "57P01" | "57P02" | "57P03" | "5" | "261" | "517" | "773"
-                )
-        }),
-        _ => false,
-    }
-}
-
 /// A body a format cannot read as a whole, as problem+json naming where.
 impl From<FormatError> for ApiError {
     fn from(error: FormatError) -> Self {
@@ -375,7 +356,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
-            StoreError::Database(ref database) if is_outage(database) => {
+            StoreError::Database(ref database) if crate::store::is_outage(database) => {
                 tracing::error!(%error, "store unreachable");
                 Self::Unavailable
             }

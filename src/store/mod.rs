@@ -418,6 +418,27 @@ pub async fn connect_with(
     Ok(store)
 }
 
+/// Errors that say the database cannot be reached or cannot take more work now.
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (class 08), too many connections, a database
+            // closed to connections, shutdown and start-up. SQLite: busy beyond its timeout.
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "55000" | "57P01" | "57P02" | "57P03" | "5" | "261" | "517" | "773"
+                )
+        }),
+        _ => false,
+    }
+}
+
 /// A target's value as the `value`, `lo`, `hi` columns both backends store.
 pub(crate) fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
     match *value {

@@ -404,7 +404,7 @@ impl Task {
                     .collect()
             }
             Err(error) if batches.len() == 1 => vec![Err(WriteError::Store(error))],
-            Err(StoreError::Database(error)) if crate::http::error::is_outage(&error) => {
+            Err(StoreError::Database(error)) if crate::store::is_outage(&error) => {
                 tracing::error!(%error, batches = batches.len(), "write group failed: store unreachable");
                 let message = error.to_string();
                 batches
