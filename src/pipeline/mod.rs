@@ -1,4 +1,4 @@
-//! What happens after anything changes (ARCHITECTURE §3, §8): committed rows, a changed target,
+//! What happens after anything changes (ARCHITECTURE §3): committed rows, a changed target,
 //! the clock's tick. Each goes the same way — the engine re-judges what the change touched, the
 //! alerts of the targets whose status or pending state moved are brought in line, and the
 //! screens get one delta per topic — so ingest, the target API and the timer cannot drift

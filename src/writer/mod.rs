@@ -1,4 +1,4 @@
-//! One writer per instance (ARCHITECTURE §8): requests hand their validated batches over a
+//! One writer per instance (ARCHITECTURE §7): requests hand their validated batches over a
 //! bounded queue and await the answer; the writer takes what is queued, writes it as one group
 //! (one transaction, one commit), hands the committed rows to the [`Pipeline`] and only then
 //! answers each request with its own outcome — so a client that reads a status after its 200

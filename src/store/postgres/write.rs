@@ -1,4 +1,4 @@
-//! Group writes on PostgreSQL (ARCHITECTURE §8): the batches of one group in one transaction
+//! Group writes on PostgreSQL (ARCHITECTURE §7): the batches of one group in one transaction
 //! and one commit, on the store's own connection.
 //!
 //! No lock is taken between instances. Revisions are decided inside the transaction from what
