@@ -525,6 +525,9 @@ async fn latest_of(
         starts.push(*start);
         ends.push(*end);
     }
+    let (Some(&first), Some(&last)) = (starts.iter().min(), starts.iter().max()) else {
+        return Ok(HashMap::new());
+    };
     let rows = sqlx::query(
         "SELECT DISTINCT ON (o.series_id, o.period_start, o.period_end) \
                 o.series_id, o.period_start, o.period_end, o.revision, o.value, o.label, src.name AS source \
@@ -532,11 +535,17 @@ async fn latest_of(
          JOIN observations o ON o.series_id = k.series_id AND o.period_start = k.period_start \
                             AND o.period_end = k.period_end \
          LEFT JOIN sources src ON src.id = o.source_id \
+         WHERE o.period_start BETWEEN $4 AND $5 \
          ORDER BY o.series_id, o.period_start, o.period_end, o.revision DESC",
     )
     .bind(&series)
     .bind(&starts)
     .bind(&ends)
+    // The group's span as plain bounds: on a hypertable they exclude every chunk outside it
+    // before a key is probed, where the join alone would probe each key in every chunk (an
+    // append after years of history ran 14 times slower without them).
+    .bind(first)
+    .bind(last)
     .fetch_all(&mut **tx)
     .await?;
     let mut latest = HashMap::with_capacity(rows.len());
