@@ -412,6 +412,22 @@ async fn run(url: &str) -> anyhow::Result<()> {
         p1_rows as f64 / started.elapsed().as_secs_f64()
     };
     let p1_load = push(&server, &admin, rows.json(p1, 10_000), 10_000, 2, None).await?;
+    let p1_seconds = p1_rows as f64 / p1_load.rows_per_second;
+    let exposition = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await?
+        .text()
+        .await?;
+    let sum = |name: &str, label: &str| -> f64 {
+        exposition
+            .lines()
+            .filter(|line| line.starts_with(name) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let (handled, committing) = (
+        sum("ktxh_ingest_batch_duration_seconds_sum", "json"),
+        sum("ktxh_writer_commit_duration_seconds_sum", "\"ok\""),
+    );
 
     // P7 idle: the overview's status on a quiet server.
     let idle = view(
@@ -515,6 +531,10 @@ async fn run(url: &str) -> anyhow::Result<()> {
         } else {
             "NOT met"
         }
+    );
+    println!(
+        "P1 server time: {handled:.2} s of requests handled over {p1_seconds:.2} s (2 clients), \
+         of which {committing:.2} s writing and committing groups",
     );
     println!(
         "request p50: {:.1} ms (200 x 10 rows), {:.1} ms (4 x 1,000 rows), {:.1} ms (2 x 10,000 rows); viewer reads {} idle, {} under load",
