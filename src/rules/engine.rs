@@ -885,9 +885,12 @@ impl Engine {
             .collect();
         // The order the live statuses come in, whatever order the store answers in.
         targets.sort_by(|a, b| (&a.indicator, &a.unit).cmp(&(&b.indicator, &b.unit)));
+        // From the previous year's start, as the live engine holds it: a plan drawn from last
+        // year's pattern is judged on the same profile as live (ARCHITECTURE §8).
         let span = YearSpan::of(year, self.zone);
+        let previous = YearSpan::of(year - 1, self.zone);
         let rows = store
-            .latest_between(span.start, span.end, Some(as_of))
+            .latest_between(previous.start, span.end, Some(as_of))
             .await?;
         let live = LiveState::from_stored(&rows);
         let mut frames = Frames::default();

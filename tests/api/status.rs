@@ -229,6 +229,17 @@ async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
         "{:?}",
         seasonal.body
     );
+    // Judged as of an instant, on the same profile as live: last year is read as well.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let as_of = app
+        .get(
+            &format!("/api/v1/status/PUBLIC_INVESTMENT_DISBURSED?year=2026&as_of={now}"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(as_of.status, 200, "{as_of:?}");
+    assert_eq!(as_of.body["plan"], "previous_year", "{:?}", as_of.body);
+    assert_eq!(as_of.body["expected"], seasonal.body["expected"]);
     let one = app
         .get("/api/v1/status/EXPORT_TURNOVER?year=2026", &app.viewer)
         .await;
