@@ -45,9 +45,9 @@ use ktxh::domain::{
     Catalogue, Code, Indicator, Kind, NamedPlan, NewObservation, OrgUnit, Period, Periodicity,
     PlanSource, Target, TargetValue,
 };
-use ktxh::live::{LiveState, SeriesId, SeriesSlice};
 use ktxh::rules::engine::{evaluate_target, Engine, YearFrame};
 use ktxh::rules::plan::{PlanProfile, YearSpan};
+use ktxh::rules::series::{LiveState, SeriesId, SeriesSlice};
 use ktxh::rules::staleness::ReleaseCalendar;
 use ktxh::store::{self, DynStore, WriteBatch, WriteOutcome};
 

@@ -6,7 +6,7 @@
 //! collectors (pull, MQTT, NATS, import) ─┐
 //! ingest (formats, validation) ←──────────┘
 //!        → writer (group commit) → store (SQLite | PostgreSQL | TimescaleDB)
-//!        → pipeline: live state → rules (status, projection) → alerts (outbox) → websocket hub
+//!        → pipeline: rules (series, status, projection) → alerts (outbox) → live (websocket hub)
 //!        → screens
 //! ```
 //!
@@ -18,9 +18,10 @@
 //! - [`pipeline`]: what follows any change (rows committed, a target set, the timer): the
 //!   engine, the alerts of the targets that moved, the screens.
 //! - [`store`]: the storage trait and its backends.
-//! - [`live`]: the latest value of every series; [`rules`] judges targets from it.
+//! - [`rules`]: the latest value of every series in memory, and the judgement of targets.
 //! - [`alerts`]: alert states, routing and the delivery outbox.
-//! - [`hub`]: numbered deltas and snapshots for the screens' websockets.
+//! - [`live`]: live push: topics, numbered deltas and snapshots, tickets for the screens'
+//!   websockets.
 //! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
 //! - [`app`]: wires the parts together and runs until shutdown.
 
@@ -32,7 +33,6 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
-pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

@@ -26,8 +26,8 @@ use crate::auth::{Principal, Role};
 use crate::config::feeds::FeedsConfig;
 use crate::config::Settings;
 use crate::domain::{Catalogue, Code};
-use crate::hub::view::Publisher;
 use crate::ingest::{Format, Ingestor};
+use crate::live::view::Publisher;
 use crate::metrics;
 use crate::store::{DynStore, IngestReceipt};
 

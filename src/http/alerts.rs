@@ -21,8 +21,8 @@ use super::{body, ApiError, ApiQuery, AppState};
 use crate::alerts::message::AlertState;
 use crate::alerts::model::{Ack, Alert, OutboxNotification, Silence};
 use crate::auth::{Principal, Role};
-use crate::hub::view::Update;
 use crate::ingest::json::pointer_token;
+use crate::live::view::Update;
 use crate::store::AuditEvent;
 
 /// Longest comment on an acknowledgement or a silence, in characters.

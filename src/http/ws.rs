@@ -63,9 +63,9 @@ use super::openapi::{
 use super::AppState;
 use crate::auth::Principal;
 use crate::config::LiveSettings;
-use crate::hub::ticket::TicketError;
-use crate::hub::view::Publisher;
-use crate::hub::{Frame, Joined, SnapshotReason, Topic};
+use crate::live::ticket::TicketError;
+use crate::live::view::Publisher;
+use crate::live::{Frame, Joined, SnapshotReason, Topic};
 use crate::metrics::METRICS;
 use crate::store::DynStore;
 

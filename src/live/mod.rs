@@ -1,289 +1,435 @@
-//! In-memory live state: the latest value of every period of every series, kept current by
-//! ingest so the rules engine never needs a database round trip per evaluation.
+//! The live hub: numbers every delta, keeps the latest ones in a ring for resuming screens and
+//! fans them out to connections without ever waiting for one.
+//!
+//! One broadcast channel carries every frame in `seq` order; a connection keeps the frames of
+//! the topics it joined. The channel's capacity is each connection's queue: a connection that
+//! falls that far behind is told it lagged and catches up with a snapshot instead, so a slow
+//! screen costs the hub nothing. Frames are serialized once, here, and shared by reference.
+//!
+//! Deltas are published after the live state has changed, and carry absolute values (a
+//! target's whole view, an alert's whole record), so applying one twice is harmless; a
+//! snapshot taken at `seq` = Q contains everything published up to Q.
 
-use std::collections::HashMap;
+pub mod ticket;
+pub mod topic;
+pub mod view;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::domain::{Code, NewObservation, Period, StoredObservation};
-use crate::rules::status::Point;
+pub use topic::{Topic, TopicError};
 
-/// A series (one indicator in one unit) by its position in the live state; series are never
-/// removed, so it stays valid for the state's lifetime.
-pub type SeriesId = usize;
-
-/// The latest value of one period.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Latest {
-    pub period: Period,
-    /// The period's end instant, kept so evaluations never convert time zones per point.
-    pub end: DateTime<Utc>,
-    pub value: f64,
+/// Sizes of the hub's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct HubSettings {
+    /// Deltas kept for connections that resume with their last `seq`.
+    pub ring_capacity: usize,
+    /// Deltas a connection may fall behind before it gets a snapshot instead.
+    pub queue_capacity: usize,
 }
 
-/// One series' periods in (start, period) order, kept as two columns so that the periods of a
-/// year are a slice of each: evaluations borrow them instead of copying them out of a map.
-#[derive(Debug, Default)]
-struct Series {
-    keys: Vec<(DateTime<Utc>, Period)>,
-    /// The end instant and latest value of the period at the same position in `keys`.
-    points: Vec<Point>,
+/// One serialized delta of one topic.
+#[derive(Debug)]
+pub struct Frame {
+    pub seq: u64,
+    pub topic: Topic,
+    pub text: Utf8Bytes,
 }
 
-impl Series {
-    /// Records the latest value of one period, replacing an earlier revision.
-    fn insert(&mut self, start: DateTime<Utc>, period: Period, point: Point) {
-        match self.keys.binary_search(&(start, period)) {
-            Ok(i) => self.points[i] = point,
-            Err(i) => {
-                self.keys.insert(i, (start, period));
-                self.points.insert(i, point);
+/// Why a connection receives a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotReason {
+    Subscribe,
+    /// The deltas after the client's `seq` are no longer in the ring (or never were).
+    ResumeGap,
+    /// The connection's queue overflowed.
+    Overflow,
+}
+
+/// How the topics joined by one connection start.
+#[derive(Debug)]
+pub struct Joined {
+    /// The last `seq` given out at the join: the starts cover every delta up to it.
+    pub from: u64,
+    /// The deltas the resuming topics missed, all topics together in `seq` order, so that a
+    /// client which keeps only its highest `seq` loses nothing when the connection drops
+    /// halfway through.
+    pub replay: Vec<Arc<Frame>>,
+    /// The topics that start from a snapshot at `from`, and why.
+    pub snapshots: Vec<(Topic, SnapshotReason)>,
+}
+
+pub struct Hub {
+    tx: broadcast::Sender<Arc<Frame>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The last `seq` given out.
+    seq: u64,
+    ring: VecDeque<Arc<Frame>>,
+    ring_capacity: usize,
+    watches: HashMap<Topic, Watch>,
+    /// The `seq` at which a topic last changed while nobody watched it, so no frame was made:
+    /// a client resuming from before that needs a snapshot.
+    unrecorded: HashMap<Topic, u64>,
+}
+
+/// Who watches a topic. A topic keeps getting frames for a while after its last connection
+/// left, so a screen that reconnects within that time resumes from the ring.
+struct Watch {
+    connections: usize,
+    idle_since: Option<Instant>,
+}
+
+/// How long a topic nobody watches keeps getting frames.
+const RETAIN_UNWATCHED: Duration = Duration::from_secs(300);
+
+#[derive(Serialize)]
+struct DeltaFrame<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a Topic,
+    seq: u64,
+    at: DateTime<Utc>,
+    data: &'a T,
+}
+
+impl Hub {
+    pub fn new(settings: HubSettings) -> Self {
+        let (tx, _) = broadcast::channel(settings.queue_capacity.max(1));
+        Self {
+            tx,
+            state: Mutex::new(State {
+                seq: 0,
+                ring: VecDeque::with_capacity(settings.ring_capacity),
+                ring_capacity: settings.ring_capacity.max(1),
+                watches: HashMap::new(),
+                unrecorded: HashMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last `seq` given out.
+    pub fn seq(&self) -> u64 {
+        self.state().seq
+    }
+
+    /// A new connection's feed of every frame published from now on.
+    pub fn receiver(&self) -> broadcast::Receiver<Arc<Frame>> {
+        self.tx.subscribe()
+    }
+
+    /// Which of `topics` someone watches. The others are noted as changed without a frame, so
+    /// their payloads need not be built at all.
+    pub fn watched(&self, topics: &[Topic]) -> Vec<bool> {
+        let mut state = self.state();
+        let seq = state.seq;
+        let now = Instant::now();
+        topics
+            .iter()
+            .map(|topic| {
+                let watched = match state.watches.get(topic) {
+                    Some(watch) => watch
+                        .idle_since
+                        .is_none_or(|idle| now.duration_since(idle) < RETAIN_UNWATCHED),
+                    None => false,
+                };
+                if !watched {
+                    state.watches.remove(topic);
+                    state.unrecorded.insert(topic.clone(), seq);
+                }
+                watched
+            })
+            .collect()
+    }
+
+    /// Publishes one delta per topic, in order, and returns how many frames went out.
+    pub fn publish<T: Serialize>(&self, at: DateTime<Utc>, deltas: &[(Topic, T)]) -> usize {
+        if deltas.is_empty() {
+            return 0;
+        }
+        let mut state = self.state();
+        for (topic, data) in deltas {
+            let seq = state.seq + 1;
+            let frame = DeltaFrame {
+                kind: "delta",
+                topic,
+                seq,
+                at,
+                data,
+            };
+            let text = match serde_json::to_string(&frame) {
+                Ok(text) => text,
+                Err(error) => {
+                    tracing::error!(%error, %topic, "cannot serialize a delta");
+                    continue;
+                }
+            };
+            state.seq = seq;
+            let frame = Arc::new(Frame {
+                seq,
+                topic: topic.clone(),
+                text: text.into(),
+            });
+            if state.ring.len() == state.ring_capacity {
+                state.ring.pop_front();
+            }
+            state.ring.push_back(frame.clone());
+            // Sent under the lock so that connections see frames in `seq` order; an error only
+            // means that no connection is open.
+            let _ = self.tx.send(frame);
+        }
+        deltas.len()
+    }
+
+    /// Joins `topics` for one connection, resuming after `since` the topics for which the ring
+    /// still holds every delta since then.
+    pub fn join(&self, topics: &[Topic], since: Option<u64>) -> Joined {
+        let mut state = self.state();
+        let current = state.seq;
+        let covered = since.is_some_and(|since| {
+            since <= current
+                && state
+                    .ring
+                    .front()
+                    .is_none_or(|oldest| oldest.seq <= since + 1)
+        });
+        let mut resuming: Vec<&Topic> = Vec::new();
+        let mut snapshots = Vec::new();
+        for topic in topics {
+            let reason = match since {
+                None => SnapshotReason::Subscribe,
+                Some(since)
+                    if covered
+                        && state
+                            .unrecorded
+                            .get(topic)
+                            .is_none_or(|&changed| changed < since) =>
+                {
+                    resuming.push(topic);
+                    continue;
+                }
+                Some(_) => SnapshotReason::ResumeGap,
+            };
+            snapshots.push((topic.clone(), reason));
+        }
+        // The ring is in `seq` order: one pass keeps that order across topics.
+        let replay = match since {
+            Some(since) if !resuming.is_empty() => state
+                .ring
+                .iter()
+                .filter(|frame| frame.seq > since && resuming.contains(&&frame.topic))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        for topic in topics {
+            let watch = state.watches.entry(topic.clone()).or_insert(Watch {
+                connections: 0,
+                idle_since: None,
+            });
+            watch.connections += 1;
+            watch.idle_since = None;
+        }
+        Joined {
+            from: current,
+            replay,
+            snapshots,
+        }
+    }
+
+    /// Leaves topics joined earlier (also when a connection closes).
+    pub fn leave(&self, topics: &[Topic]) {
+        let mut state = self.state();
+        for topic in topics {
+            if let Some(watch) = state.watches.get_mut(topic) {
+                watch.connections = watch.connections.saturating_sub(1);
+                if watch.connections == 0 {
+                    watch.idle_since = Some(Instant::now());
+                }
             }
         }
     }
 
-    /// Forgets a period whose value was withdrawn.
-    fn remove(&mut self, start: DateTime<Utc>, period: Period) {
-        if let Ok(i) = self.keys.binary_search(&(start, period)) {
-            self.keys.remove(i);
-            self.points.remove(i);
-        }
-    }
-
-    /// Position of the first period starting at or after `instant`.
-    fn first_from(&self, instant: DateTime<Utc>) -> usize {
-        self.keys.partition_point(|(start, _)| *start < instant)
-    }
-
-    /// Positions of the periods starting in `[from, to)`. A series usually lies within the span
-    /// asked for (only the target years are live), which its ends tell without a search.
-    fn range_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> std::ops::Range<usize> {
-        let (Some((first, _)), Some((last, _))) = (self.keys.first(), self.keys.last()) else {
-            return 0..0;
-        };
-        let start = if *first >= from {
-            0
-        } else {
-            self.first_from(from)
-        };
-        let end = if *last < to {
-            self.keys.len()
-        } else {
-            self.first_from(to)
-        };
-        start..end.max(start)
-    }
-}
-
-/// The periods of one series that start within some span, oldest first.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SeriesSlice<'a> {
-    keys: &'a [(DateTime<Utc>, Period)],
-    points: &'a [Point],
-}
-
-impl<'a> SeriesSlice<'a> {
-    /// Each period's end instant and latest value, as the status rules read them.
-    pub fn points(&self) -> &'a [Point] {
-        self.points
-    }
-
-    pub fn latest(&self) -> impl Iterator<Item = Latest> + 'a {
-        self.keys
+    /// Connections watching each topic, for metrics.
+    pub fn subscriber_counts(&self) -> Vec<(String, usize)> {
+        let state = self.state();
+        let mut counts: Vec<(String, usize)> = state
+            .watches
             .iter()
-            .zip(self.points)
-            .map(|((_, period), point)| Latest {
-                period: *period,
-                end: point.end,
-                value: point.value,
-            })
-    }
-
-    pub fn last_period(&self) -> Option<&'a Period> {
-        self.keys.last().map(|(_, period)| period)
-    }
-}
-
-/// The latest values of every series, by period start.
-#[derive(Debug, Default)]
-pub struct LiveState {
-    /// Series by indicator, then unit: nested so a look-up borrows the codes it is given.
-    index: HashMap<Code, HashMap<Code, SeriesId>>,
-    series: Vec<Series>,
-}
-
-impl LiveState {
-    /// Builds the state from stored latest revisions; rows with unknown codes or periods are
-    /// skipped (the catalogue may have dropped an indicator since they were stored).
-    pub fn from_stored(rows: &[StoredObservation]) -> Self {
-        let mut state = Self::default();
-        for row in rows {
-            let (Ok(period), Some(value)) = (row.period.parse::<Period>(), row.value) else {
-                continue;
-            };
-            let id = match state.id(&row.indicator, &row.unit) {
-                Some(id) => id,
-                None => {
-                    let (Ok(indicator), Ok(unit)) =
-                        (Code::parse(&row.indicator), Code::parse(&row.unit))
-                    else {
-                        continue;
-                    };
-                    state.create(indicator, unit)
-                }
-            };
-            state.series[id].insert(
-                row.period_start,
-                period,
-                Point {
-                    end: row.period_end,
-                    value,
-                },
-            );
-        }
-        state
-    }
-
-    /// Records accepted observations (each the new latest revision of its period); a
-    /// retraction removes its period.
-    pub fn apply(&mut self, rows: &[&NewObservation]) {
-        for row in rows {
-            let Some(value) = row.value else {
-                if let Some(id) = self.id(row.indicator.as_str(), row.unit.as_str()) {
-                    self.series[id].remove(row.period_start, row.period);
-                }
-                continue;
-            };
-            let id = match self.id(row.indicator.as_str(), row.unit.as_str()) {
-                Some(id) => id,
-                None => self.create(row.indicator.clone(), row.unit.clone()),
-            };
-            self.series[id].insert(
-                row.period_start,
-                row.period,
-                Point {
-                    end: row.period_end,
-                    value,
-                },
-            );
-        }
-    }
-
-    fn create(&mut self, indicator: Code, unit: Code) -> SeriesId {
-        let id = self.series.len();
-        self.series.push(Series::default());
-        self.index.entry(indicator).or_default().insert(unit, id);
-        id
-    }
-
-    /// The series of `indicator` in `unit`, once it has a value.
-    pub fn id(&self, indicator: &str, unit: &str) -> Option<SeriesId> {
-        self.index.get(indicator)?.get(unit).copied()
-    }
-
-    /// The periods of a series that start in `[from, to)`, oldest first.
-    pub fn starting_within(
-        &self,
-        id: SeriesId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> SeriesSlice<'_> {
-        let Some(series) = self.series.get(id) else {
-            return SeriesSlice::default();
-        };
-        let range = series.range_within(from, to);
-        SeriesSlice {
-            keys: &series.keys[range.clone()],
-            points: &series.points[range],
-        }
-    }
-
-    /// The last `n` values of a series for periods starting before `start`, oldest first.
-    pub fn recent_before(&self, id: SeriesId, start: DateTime<Utc>, n: usize) -> Vec<f64> {
-        let Some(series) = self.series.get(id) else {
-            return Vec::new();
-        };
-        let end = series.first_from(start);
-        series.points[end.saturating_sub(n)..end]
-            .iter()
-            .map(|point| point.value)
-            .collect()
-    }
-
-    /// Whether no period of the series starts after `start`.
-    pub fn is_latest(&self, id: SeriesId, start: DateTime<Utc>) -> bool {
-        self.series
-            .get(id)
-            .and_then(|series| series.keys.last())
-            .is_none_or(|(last_start, _)| *last_start <= start)
-    }
-
-    pub fn series_count(&self) -> usize {
-        self.series.len()
+            .filter(|(_, watch)| watch.connections > 0)
+            .map(|(topic, watch)| (topic.to_string(), watch.connections))
+            .collect();
+        counts.sort();
+        counts
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
-    const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
+    fn hub(ring: usize) -> Hub {
+        Hub::new(HubSettings {
+            ring_capacity: ring,
+            queue_capacity: 16,
+        })
+    }
 
-    fn row(period: Period, value: f64) -> NewObservation {
-        NewObservation {
-            indicator: Code::parse("CPI").unwrap(),
-            unit: Code::parse("HCM").unwrap(),
-            period,
-            period_start: period.start(HCM),
-            period_end: period.end(HCM),
-            value: Some(value),
-            revision_label: None,
-            source: None,
-            reported_at: None,
+    /// The `seq` and topic of each replayed frame.
+    fn replayed(joined: &Joined) -> Vec<(u64, String)> {
+        joined
+            .replay
+            .iter()
+            .map(|frame| (frame.seq, frame.topic.to_string()))
+            .collect()
+    }
+
+    fn seqs(joined: &Joined) -> Vec<u64> {
+        joined.replay.iter().map(|frame| frame.seq).collect()
+    }
+
+    fn snapshots(joined: &Joined) -> Vec<(String, SnapshotReason)> {
+        joined
+            .snapshots
+            .iter()
+            .map(|(topic, reason)| (topic.to_string(), *reason))
+            .collect()
+    }
+
+    #[test]
+    fn frames_are_numbered_in_order_and_reach_receivers() {
+        let hub = hub(8);
+        let mut rx = hub.receiver();
+        hub.join(&[Topic::Overview], None);
+        hub.publish(Utc::now(), &[(Topic::Overview, 1), (Topic::Alerts, 2)]);
+        let first = rx.try_recv().unwrap();
+        let second = rx.try_recv().unwrap();
+        assert_eq!((first.seq, second.seq), (1, 2));
+        assert!(first
+            .text
+            .as_str()
+            .contains(r#""topic":"overview","seq":1"#));
+        assert_eq!(hub.seq(), 2);
+    }
+
+    #[test]
+    fn subscribing_without_seq_starts_every_topic_from_a_snapshot() {
+        let hub = hub(8);
+        hub.publish(Utc::now(), &[(Topic::Overview, 0)]);
+        let joined = hub.join(&[Topic::Overview, Topic::Alerts], None);
+        assert!(joined.replay.is_empty());
+        assert_eq!(
+            snapshots(&joined),
+            vec![
+                ("overview".to_owned(), SnapshotReason::Subscribe),
+                ("alerts".to_owned(), SnapshotReason::Subscribe)
+            ]
+        );
+        assert_eq!(joined.from, 1);
+    }
+
+    #[test]
+    fn resuming_within_the_ring_replays_only_the_topics_frames_after_seq() {
+        let hub = hub(8);
+        hub.join(&[Topic::Overview, Topic::Alerts], None);
+        for i in 0..4 {
+            hub.publish(Utc::now(), &[(Topic::Overview, i), (Topic::Alerts, i)]);
         }
-    }
-
-    fn values(slice: SeriesSlice<'_>) -> Vec<f64> {
-        slice.points().iter().map(|p| p.value).collect()
-    }
-
-    #[test]
-    fn periods_are_kept_in_start_order_and_revisions_replace_values() {
-        let rows = [
-            row(Period::Month(2026, 3), 3.0),
-            row(Period::Month(2025, 12), 12.0),
-            row(Period::Month(2026, 1), 1.0),
-            row(Period::Month(2026, 3), 30.0),
-        ];
-        let mut live = LiveState::default();
-        live.apply(&rows.iter().collect::<Vec<_>>());
-        let id = live.id("CPI", "HCM").unwrap();
-        assert_eq!(live.series_count(), 1);
-
-        let year = Period::Year(2026);
-        let slice = live.starting_within(id, year.start(HCM), year.end(HCM));
-        assert_eq!(values(slice), [1.0, 30.0]);
-        assert_eq!(slice.last_period(), Some(&Period::Month(2026, 3)));
-
-        let march = Period::Month(2026, 3).start(HCM);
-        assert_eq!(live.recent_before(id, march, 1), [1.0]);
-        assert_eq!(live.recent_before(id, march, 5), [12.0, 1.0]);
-        assert!(live.is_latest(id, march));
-        assert!(!live.is_latest(id, Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap()));
+        let joined = hub.join(&[Topic::Overview], Some(4));
+        assert_eq!(seqs(&joined), vec![5, 7]);
+        assert!(joined.snapshots.is_empty());
+        assert_eq!(joined.from, 8);
+        let up_to_date = hub.join(&[Topic::Overview], Some(8));
+        assert!(up_to_date.replay.is_empty());
+        assert!(up_to_date.snapshots.is_empty());
     }
 
     #[test]
-    fn an_unknown_series_has_no_periods() {
-        let live = LiveState::default();
-        assert_eq!(live.id("CPI", "HCM"), None);
-        let year = Period::Year(2026);
-        assert!(live
-            .starting_within(0, year.start(HCM), year.end(HCM))
-            .points()
-            .is_empty());
-        assert!(live.recent_before(0, year.start(HCM), 3).is_empty());
-        assert!(live.is_latest(0, year.start(HCM)));
+    fn a_resume_of_several_topics_replays_their_frames_interleaved_in_seq_order() {
+        let hub = hub(16);
+        let unit = Topic::Unit(crate::domain::Code::parse("HCM").unwrap());
+        hub.join(&[Topic::Overview, Topic::Alerts, unit.clone()], None);
+        // 1 overview, 2 alerts, 3 unit, 4 overview, 5 feeds (not resumed), 6 unit, 7 alerts, …
+        hub.publish(Utc::now(), &[(Topic::Overview, 0), (Topic::Alerts, 0)]);
+        hub.publish(Utc::now(), &[(unit.clone(), 0), (Topic::Overview, 1)]);
+        hub.publish(Utc::now(), &[(Topic::Feeds, 0), (unit.clone(), 1)]);
+        hub.publish(Utc::now(), &[(Topic::Alerts, 1), (Topic::Overview, 2)]);
+        let joined = hub.join(&[unit, Topic::Alerts, Topic::Overview], Some(1));
+        assert_eq!(
+            replayed(&joined),
+            vec![
+                (2, "alerts".to_owned()),
+                (3, "unit:HCM".to_owned()),
+                (4, "overview".to_owned()),
+                (6, "unit:HCM".to_owned()),
+                (7, "alerts".to_owned()),
+                (8, "overview".to_owned()),
+            ]
+        );
+        assert!(joined.snapshots.is_empty());
+        assert_eq!(joined.from, 8);
+    }
+
+    #[test]
+    fn resuming_past_the_ring_or_from_the_future_gets_a_snapshot() {
+        let hub = hub(3);
+        hub.join(&[Topic::Overview], None);
+        for i in 0..5 {
+            hub.publish(Utc::now(), &[(Topic::Overview, i)]);
+        }
+        // The ring holds 3, 4 and 5: resuming after 2 is complete, after 1 is not.
+        assert_eq!(seqs(&hub.join(&[Topic::Overview], Some(2))), vec![3, 4, 5]);
+        let gap = vec![("overview".to_owned(), SnapshotReason::ResumeGap)];
+        let too_old = hub.join(&[Topic::Overview], Some(1));
+        assert_eq!(snapshots(&too_old), gap);
+        assert!(too_old.replay.is_empty());
+        // A seq from before a restart.
+        assert_eq!(snapshots(&hub.join(&[Topic::Overview], Some(99))), gap);
+    }
+
+    #[test]
+    fn a_topic_that_changed_unwatched_needs_a_snapshot_to_resume() {
+        let hub = hub(8);
+        hub.join(&[Topic::Alerts], None);
+        hub.publish(Utc::now(), &[(Topic::Alerts, 0)]);
+        // Nobody watches the overview when it changes: no frame is made for it.
+        assert_eq!(
+            hub.watched(&[Topic::Overview, Topic::Alerts]),
+            vec![false, true]
+        );
+        hub.publish(Utc::now(), &[(Topic::Alerts, 1)]);
+        let joined = hub.join(&[Topic::Overview, Topic::Alerts], Some(1));
+        assert_eq!(
+            snapshots(&joined),
+            vec![("overview".to_owned(), SnapshotReason::ResumeGap)]
+        );
+        assert_eq!(seqs(&joined), vec![2]);
+    }
+
+    #[test]
+    fn a_topic_left_by_its_last_connection_keeps_its_frames_for_a_reconnect() {
+        let hub = hub(8);
+        hub.join(&[Topic::Feeds], None);
+        hub.publish(Utc::now(), &[(Topic::Feeds, 0)]);
+        hub.leave(&[Topic::Feeds]);
+        assert!(hub.subscriber_counts().is_empty());
+        assert_eq!(hub.watched(&[Topic::Feeds]), vec![true]);
+        hub.publish(Utc::now(), &[(Topic::Feeds, 1)]);
+        assert_eq!(seqs(&hub.join(&[Topic::Feeds], Some(1))), vec![2]);
+        assert_eq!(hub.subscriber_counts(), vec![("feeds".to_owned(), 1)]);
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use crate::alerts::manager::AlertManager;
 use crate::alerts::model::Alert;
 use crate::domain::{NewObservation, Status, Target};
-use crate::hub::view::{FeedEvent, Publisher, Update};
+use crate::live::view::{FeedEvent, Publisher, Update};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
 /// One batch of a committed write group, as the pipeline needs it.

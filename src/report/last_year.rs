@@ -7,8 +7,8 @@ use chrono::{DateTime, Months, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{Code, Kind, TargetValue};
-use crate::live::LiveState;
 use crate::rules::plan::YearSpan;
+use crate::rules::series::LiveState;
 use crate::rules::status::Point;
 use crate::store::{DynStore, StoreError};
 

@@ -20,13 +20,13 @@ use super::hysteresis::{
     clears_band_with_margin, clears_with_margin, HysteresisConfig, Official, Pending,
 };
 use super::plan::{period_ends, PlanProfile, YearSpan};
+use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
 use crate::domain::{
     Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, Periodicity,
     PlanSource, Status, Target, TargetValue,
 };
-use crate::live::{Latest, LiveState, SeriesId, SeriesSlice};
 use crate::metrics::{self, Pass as MetricsPass, StatusTally};
 use crate::store::{DynStore, StoreResult};
 

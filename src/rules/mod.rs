@@ -8,6 +8,7 @@
 //! - [`staleness`]: when a period is due, from the periodicity and the release calendar.
 //! - [`anomaly`]: robust z-score of a new value against recent changes.
 //! - [`hysteresis`]: keeps official statuses from flapping.
+//! - [`series`]: the latest value of every period of every series, in memory, for the engine.
 
 pub mod anomaly;
 pub mod engine;
@@ -16,5 +17,6 @@ pub mod hysteresis;
 pub mod path;
 pub mod plan;
 pub mod projection;
+pub mod series;
 pub mod staleness;
 pub mod status;

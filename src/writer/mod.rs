@@ -19,7 +19,7 @@ use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::view::FeedEvent;
+use crate::live::view::FeedEvent;
 use crate::pipeline::{Change, CommittedBatch, Pipeline};
 use crate::store::{DynStore, StoreError, WriteBatch, WriteOutcome};
 
