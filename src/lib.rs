@@ -23,11 +23,12 @@
 //! - [`live`]: live push: topics, numbered deltas and snapshots, tickets for the screens'
 //!   websockets.
 //! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
-//! - [`app`]: wires the parts together and runs until shutdown.
+//! - [`app`]: wires the parts together and runs until shutdown; [`cli`] is the command line.
 
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod demo;
