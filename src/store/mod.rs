@@ -439,6 +439,41 @@ pub fn is_outage(error: &sqlx::Error) -> bool {
     }
 }
 
+/// A target version's row as the target it sets; both backends store the same columns.
+pub(crate) fn target_from_row<'r, R>(row: &'r R) -> StoreResult<Target>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "target_versions",
+        detail,
+    };
+    let indicator: String = row.try_get("indicator")?;
+    let unit: String = row.try_get("unit")?;
+    let value: Option<f64> = row.try_get("value")?;
+    let lo: Option<f64> = row.try_get("lo")?;
+    let hi: Option<f64> = row.try_get("hi")?;
+    let value = match (value, lo, hi) {
+        (Some(value), _, _) => TargetValue::Point { value },
+        (None, Some(lo), Some(hi)) => TargetValue::Band { lo, hi },
+        _ => return Err(corrupt(format!("{indicator}: neither value nor band"))),
+    };
+    Ok(Target {
+        year: row.try_get("year")?,
+        indicator: crate::domain::Code::parse(&indicator).map_err(corrupt)?,
+        unit: crate::domain::Code::parse(&unit).map_err(corrupt)?,
+        value,
+        tolerance: row.try_get("tolerance")?,
+        source: row.try_get("source")?,
+        illustrative: row.try_get("illustrative")?,
+    })
+}
+
 /// A target's value as the `value`, `lo`, `hi` columns both backends store.
 pub(crate) fn split_value(value: &TargetValue) -> (Option<f64>, Option<f64>, Option<f64>) {
     match *value {

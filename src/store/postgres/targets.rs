@@ -6,36 +6,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{audit, PgStore};
-use crate::domain::{Code, Target, TargetValue};
+use crate::domain::{Code, Target};
 use crate::store::{StoreError, StoreResult, TargetChange, TargetRow, TargetVersion};
 
 const COLUMNS: &str = "year, indicator, unit, value, lo, hi, tolerance, source, illustrative, \
                        origin, valid_from, valid_to, set_by, reason";
 
 fn target_of(row: &PgRow) -> StoreResult<Target> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        table: "target_versions",
-        detail,
-    };
-    let indicator: String = row.try_get("indicator")?;
-    let unit: String = row.try_get("unit")?;
-    let value: Option<f64> = row.try_get("value")?;
-    let lo: Option<f64> = row.try_get("lo")?;
-    let hi: Option<f64> = row.try_get("hi")?;
-    let value = match (value, lo, hi) {
-        (Some(value), _, _) => TargetValue::Point { value },
-        (None, Some(lo), Some(hi)) => TargetValue::Band { lo, hi },
-        _ => return Err(corrupt(format!("{indicator}: neither value nor band"))),
-    };
-    Ok(Target {
-        year: row.try_get("year")?,
-        indicator: Code::parse(&indicator).map_err(corrupt)?,
-        unit: Code::parse(&unit).map_err(corrupt)?,
-        value,
-        tolerance: row.try_get("tolerance")?,
-        source: row.try_get("source")?,
-        illustrative: row.try_get("illustrative")?,
-    })
+    crate::store::target_from_row(row)
 }
 
 /// A version as the target it made, in force since `valid_from`.
