@@ -138,20 +138,7 @@ pub async fn put(
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let request: TargetBody = body::json(&bytes)?;
 
-    let year: i32 = year
-        .parse()
-        .ok()
-        .filter(|y| YEARS.contains(y))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "year",
-                format!(
-                    "the year must be a number between {} and {}",
-                    YEARS.start(),
-                    YEARS.end()
-                ),
-            )
-        })?;
+    let year = parse_year(&year)?;
     let indicator = state
         .catalogue
         .indicator(&indicator)
@@ -298,4 +285,21 @@ pub async fn audit(
         entries,
         next_before,
     }))
+}
+
+/// A target year from the path, within the years the service works with.
+pub(crate) fn parse_year(raw: &str) -> Result<i32, ApiError> {
+    raw.parse()
+        .ok()
+        .filter(|y| YEARS.contains(y))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "year",
+                format!(
+                    "the year must be a number between {} and {}",
+                    YEARS.start(),
+                    YEARS.end()
+                ),
+            )
+        })
 }

@@ -6,7 +6,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::period::YEARS;
 use crate::domain::Code;
 use crate::http::auth::Caller;
 use crate::http::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
@@ -60,20 +59,7 @@ pub async fn history(
     Path((year, indicator)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<TargetHistory>, ApiError> {
-    let year: i32 = year
-        .parse()
-        .ok()
-        .filter(|y| YEARS.contains(y))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "year",
-                format!(
-                    "the year must be a number between {} and {}",
-                    YEARS.start(),
-                    YEARS.end()
-                ),
-            )
-        })?;
+    let year = super::parse_year(&year)?;
     let (indicator, unit) = indicator_and_unit(&state, &indicator, query.unit.as_deref())?;
     let versions = state
         .store
