@@ -38,6 +38,7 @@ use crate::collectors::FeedHealthRegistry;
 use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::ingest::Ingestor;
+use crate::live::connection::TokenStanding;
 use crate::live::ticket::Tickets;
 use crate::live::view::Publisher;
 use crate::metrics::METRICS;
@@ -63,8 +64,8 @@ pub struct AppState {
     pub feeds: Arc<FeedHealthRegistry>,
     /// Rate limits and timeouts ([`limits`]).
     pub limits: Arc<limits::Limits>,
-    /// Whether open websockets' tokens still stand ([`ws::TokenStanding`]).
-    pub token_standing: Arc<ws::TokenStanding>,
+    /// Whether open websockets' tokens still stand ([`TokenStanding`]).
+    pub token_standing: Arc<TokenStanding>,
 }
 
 /// Every route of the API. Each is registered through `routes!`, which takes its path and
