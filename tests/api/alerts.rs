@@ -2,14 +2,17 @@
 //! gets it signed, recovery sends the resolved notice, and an input hovering at a threshold
 //! does not flood anyone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
+use ktxh::alerts::outbox::{Outbox, ReceiverSender};
 use ktxh::alerts::routing::AlertingConfig;
+use ktxh::pipeline::Change;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    allow_loopback, assert_problem, mint_token, spawn_app_alerting, Backend, TestApp,
+    allow_loopback, assert_problem, mint_token, spawn_app_alerting, wait_until, Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
@@ -69,18 +72,55 @@ async fn target_value(app: &TestApp, year: i32) -> f64 {
 
 /// Waits (bounded) until `check` holds, polling; the bound is generous for slow CI machines.
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(value) = check() {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_until(what, Duration::from_secs(10), async || check()).await
+}
+
+/// The service's outbox, run by the test: one dispatch and one delivery pass, now, against the
+/// app's database and alerts, through the configured receivers. Whatever is due to go out has
+/// been sent when [`Flush::run`] returns, so "nothing was sent" checked after it means nothing
+/// was due, not that the service's dispatcher had not come round yet.
+struct Flush(Outbox);
+
+impl Flush {
+    fn new(app: &TestApp, config: &AlertingConfig) -> Self {
+        let policy = app
+            .state
+            .settings
+            .outbound
+            .policy()
+            .unwrap_or_else(|problems| panic!("outbound policy: {problems:?}"));
+        let sender = ReceiverSender::build(&config.receiver, &Arc::new(policy)).expect("receivers");
+        Self(Outbox::new(
+            app.store.clone(),
+            app.state.alerts.clone(),
+            Arc::new(sender),
+            config.clone(),
+        ))
     }
-    panic!("timed out waiting for {what}");
+
+    /// Notifications queued and delivered by one pass.
+    async fn run(&self) -> (usize, usize) {
+        let queued = self.0.dispatch(Utc::now()).await.expect("dispatch");
+        let delivered = self.0.deliver(Utc::now()).await.expect("deliver");
+        (queued, delivered)
+    }
+}
+
+/// The statuses of the outbox's notifications, newest first.
+async fn outbox_statuses(app: &TestApp) -> Vec<Value> {
+    let outbox = app.get("/api/v1/notifications", &app.admin).await;
+    assert_eq!(outbox.status, 200, "{outbox:?}");
+    outbox.body["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .map(|n| n["status"].clone())
+        .collect()
 }
 
 async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Backend) {
     let receiver = WebhookReceiver::start(SECRET, true).await;
-    let url = receiver.url.clone();
+    let config = alerting(&receiver.url, 3600);
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
@@ -88,12 +128,13 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
             s.rules.for_evaluations = 2;
             s.rules.evaluation_interval_seconds = 3600; // only ingests evaluate here
         },
-        alerting(&url, 3600),
+        config.clone(),
     )
     .await
     else {
         return;
     };
+    let flush = Flush::new(&app, &config);
     let year = Utc::now()
         .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
         .year();
@@ -119,10 +160,10 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
         .collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0]["state"], "pending");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flushed = flush.run().await;
     assert!(
         receiver.delivered().is_empty(),
-        "a pending alert is not sent"
+        "a pending alert is not sent (queued, delivered by one more pass: {flushed:?})"
     );
 
     // The second consecutive evaluation makes it official: firing, delivered once, signed.
@@ -194,43 +235,63 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     assert_eq!(resolved["alerts"][0]["fingerprint"], fingerprint.as_str());
     assert!(resolved["alerts"][0]["ends_at"].is_string());
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.delivered().len(), 2, "each notice exactly once");
+    // Both recorded as delivered, and one more pass of the outbox finds nothing left to send.
+    wait_until(
+        "both notifications recorded as delivered",
+        Duration::from_secs(10),
+        async || {
+            let statuses = outbox_statuses(&app).await;
+            statuses.iter().all(|s| s == "delivered").then_some(())
+        },
+    )
+    .await;
+    let flushed = flush.run().await;
+    assert_eq!(
+        receiver.delivered().len(),
+        2,
+        "each notice exactly once (queued, delivered by one more pass: {flushed:?})"
+    );
     assert_eq!(receiver.forged(), 0);
-    let outbox = app.get("/api/v1/notifications", &app.admin).await;
-    let statuses: Vec<_> = outbox.body["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["status"].clone())
-        .collect();
-    assert_eq!(statuses, vec![json!("delivered"), json!("delivered")]);
+    assert_eq!(
+        outbox_statuses(&app).await,
+        vec![json!("delivered"), json!("delivered")]
+    );
     app.stop().await;
 }
 
 async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend) {
     let receiver = WebhookReceiver::start(SECRET, true).await;
-    let url = receiver.url.clone();
+    let mut config = alerting(&receiver.url, 3600);
+    // The test drives the timer and the outbox itself, one step at a time, so that every
+    // change is followed by a timer evaluation and a dispatch: the service's own timer and
+    // dispatcher only run once, at start.
+    config.dispatch_interval_ms = 3_600_000;
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
             allow_loopback(s);
             s.rules.for_evaluations = 2;
-            s.rules.evaluation_interval_seconds = 1;
+            s.rules.evaluation_interval_seconds = 3600;
         },
-        alerting(&url, 3600),
+        config.clone(),
     )
     .await
     else {
         return;
+    };
+    let flush = Flush::new(&app, &config);
+    let tick = async || {
+        app.state.pipeline.apply(Change::Tick(Utc::now())).await;
     };
     let year = Utc::now()
         .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
         .year();
     let target = target_value(&app, year).await;
     post_beds(&app, year, target * 1.05).await;
+    tick().await;
+    flush.run().await;
     // Just under the target (at risk) and just over it (on track, but inside the recovery
-    // margin), back and forth, with timer evaluations in between.
+    // margin), back and forth, with a timer evaluation and a dispatch after each change.
     for i in 0..16 {
         let value = if i % 2 == 0 {
             target * 0.99
@@ -238,32 +299,39 @@ async fn an_input_hovering_at_a_threshold_notifies_at_most_once(backend: Backend
             target * 1.002
         };
         post_beds(&app, year, value).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        flush.run().await;
+        tick().await;
+        flush.run().await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let sent = receiver.delivered().len();
+    let sent: Vec<Value> = receiver
+        .delivered()
+        .iter()
+        .map(|n| n["status"].clone())
+        .collect();
     assert!(
-        sent <= 1,
-        "{sent} notifications for one hovering target within one repeat interval"
+        sent.len() <= 1,
+        "{} notifications for one hovering target within one repeat interval: {sent:?}",
+        sent.len()
     );
     app.stop().await;
 }
 
 async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     let receiver = WebhookReceiver::start(SECRET, true).await;
-    let url = receiver.url.clone();
+    let config = alerting(&receiver.url, 3600);
     let Some(app) = spawn_app_alerting(
         backend,
         |s| {
             allow_loopback(s);
             s.rules.for_evaluations = 1;
         },
-        alerting(&url, 3600),
+        config.clone(),
     )
     .await
     else {
         return;
     };
+    let flush = Flush::new(&app, &config);
     let create = |token: String, body: Value| {
         app.send(
             app.client
@@ -316,10 +384,10 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
         .filter(|a| a["labels"]["indicator"] == INDICATOR && a["rule"] == "slippage")
         .count();
     assert_eq!(ours, 1, "the slipping target fires");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let flushed = flush.run().await;
     assert!(
         receiver.delivered().is_empty(),
-        "a silenced alert is recorded but not sent"
+        "a silenced alert is recorded but not sent (queued, delivered by one more pass: {flushed:?})"
     );
 
     let id = created.body["id"].as_str().unwrap().to_owned();

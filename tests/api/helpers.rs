@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 #[path = "../support/db.rs"]
 mod db;
 pub use db::{Backend, TestDb};
+#[path = "../support/wait.rs"]
+mod wait;
+pub use wait::wait_until;
 
 /// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`.
 #[macro_export]

@@ -740,6 +740,8 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
         }
         Ok(heartbeats)
     });
+    // Real time, as long as the answering client listens: the silent one must miss the
+    // server's heartbeats for several of its intervals, and reading would answer them.
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     let ended = tokio::time::timeout(WAIT, async {
         loop {

@@ -16,20 +16,15 @@ use ktxh::collectors::pull::PullCollector;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::helpers::{allow_loopback, assert_problem, spawn_app_with, Backend, TestApp};
+use crate::helpers::{
+    allow_loopback, assert_problem, spawn_app_with, wait_until, Backend, TestApp,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Polls `probe` until it finds something, failing the test after [`WAIT`].
-pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+pub async fn eventually<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_until(what, WAIT, probe).await
 }
 
 /// A feed name no other test uses: metrics are shared by every app in the process.

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::helpers::{mint_token, spawn_app_with, Backend, TestApp};
+use crate::helpers::{mint_token, spawn_app_with, wait_until, Backend, TestApp};
 use crate::on_every_backend;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -292,22 +292,19 @@ async fn expired_token(store: &DynStore) -> String {
 /// An active alert about the department's own data; a fresh database has a stale feed for
 /// every department, so one appears with the first evaluation.
 async fn active_alert_of(app: &TestApp, department: &str) -> String {
-    for _ in 0..200 {
+    let what = format!("an active alert of {department}");
+    wait_until(&what, std::time::Duration::from_secs(10), async || {
         let reply = app.get("/api/v1/alerts", &app.admin).await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        let found = reply.body["alerts"].as_array().and_then(|alerts| {
+        reply.body["alerts"].as_array().and_then(|alerts| {
             alerts.iter().find_map(|alert| {
                 (alert["labels"]["department"] == department)
                     .then(|| alert["fingerprint"].as_str().map(str::to_owned))
                     .flatten()
             })
-        });
-        if let Some(fingerprint) = found {
-            return fingerprint;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no active alert of {department}");
+        })
+    })
+    .await
 }
 
 async fn new_silence(app: &TestApp, department: &str) -> String {

@@ -42,6 +42,8 @@ async fn a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known(back
         12
     );
     let known_short = Utc::now();
+    // The wall clock must move on, so that the revision below is known strictly after
+    // `known_short` whatever the store's timestamp precision.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
     let missed = app

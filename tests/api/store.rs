@@ -917,6 +917,8 @@ async fn a_write_connection_closed_by_the_server_is_replaced(backend: Backend) {
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     .await;
+    // Real time on purpose: the writer checks a connection left idle for a second or more
+    // before it carries a group, and that check is what this test exercises.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let outcome = store.write_batch(&january(2.0)).await.unwrap();
     assert_eq!(outcome.receipt().accepted, 1);
@@ -951,7 +953,8 @@ async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Ba
         let store = store.clone();
         async move { store.write_batch(&batch(rows, Utc::now())).await }
     });
-    // The caller gives up while the batch is on its way (a client hanging up, a shutdown).
+    // The caller gives up while the batch is on its way (a client hanging up, a shutdown): a
+    // real 40 ms, to land somewhere inside the write rather than at an event before or after it.
     tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     writing.abort();
     // Dropped mid-way, or (on a fast machine) done before the abort: either is a whole answer.

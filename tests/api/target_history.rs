@@ -13,7 +13,7 @@ use ktxh::config::{load_catalogue, Settings};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{mint_token, repo_config, Backend, TestDb};
+use crate::helpers::{mint_token, repo_config, wait_until, Backend, TestDb};
 
 const INDICATOR: &str = "EXPORT_TURNOVER";
 /// A month of a year `config/targets/` has targets for, over before yesterday.
@@ -262,16 +262,17 @@ async fn a_target_changed_today_leaves_yesterdays_report_as_it_was(backend: Back
         ))
         .await;
     assert_eq!(then["target"]["value"].as_f64(), Some(old_value), "{then}");
-    let mut live = Value::Null;
-    for _ in 0..100 {
-        live = server
-            .json(&format!("/api/v1/status/{INDICATOR}?year=2026"))
-            .await;
-        if live["target"]["value"].as_f64() == Some(NEW_VALUE) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let live = wait_until(
+        "the live status judged against the new target",
+        std::time::Duration::from_secs(10),
+        async || {
+            let live = server
+                .json(&format!("/api/v1/status/{INDICATOR}?year=2026"))
+                .await;
+            (live["target"]["value"].as_f64() == Some(NEW_VALUE)).then_some(live)
+        },
+    )
+    .await;
     assert_eq!(live["target"]["value"].as_f64(), Some(NEW_VALUE), "{live}");
 
     // Both versions, oldest first, with who and why.

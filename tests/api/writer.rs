@@ -13,12 +13,14 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::helpers::{assert_problem, spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{assert_problem, spawn_app_with, wait_until, Backend, Reply, TestApp};
 use crate::on_every_backend;
 
 /// A daily series the admin token may write, so that each batch can own its own days.
 const INDICATOR: &str = "TRAFFIC_ACCIDENTS";
 const ROWS_PER_BATCH: usize = 10;
+/// How long a test waits for the writer to reach a state before it fails.
+const WAIT: Duration = Duration::from_secs(20);
 
 fn first_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2001, 1, 1).expect("date")
@@ -254,7 +256,7 @@ async fn a_full_queue_answers_503_with_retry_after(backend: Backend) {
     // Every request is either refused or held by the writer before the lock goes.
     let writer = app.state.ingestor.writer().clone();
     let mut refused = Vec::new();
-    for _ in 0..2000 {
+    wait_until("every request refused or held", WAIT, async || {
         while let Ok((n, status, retry_after, body)) = receiver.try_recv() {
             let reply = Reply {
                 status,
@@ -269,11 +271,9 @@ async fn a_full_queue_answers_503_with_retry_after(backend: Backend) {
             refused.push(n);
         }
         let stats = writer.stats();
-        if refused.len() as u64 + stats.queued - stats.answered == SENT as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (refused.len() as u64 + stats.queued - stats.answered == SENT as u64).then_some(())
+    })
+    .await;
     let held = SENT - refused.len();
     assert!(
         (1..=3).contains(&held) && !refused.is_empty(),
@@ -325,12 +325,7 @@ async fn concurrent_batches_share_one_commit(backend: Backend) {
         }
     });
     // Every batch has reached the queue or the writer before the lock goes.
-    for _ in 0..2000 {
-        if writer.stats().queued - before.queued == SENT as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_taken(&writer, before.queued, SENT as u64).await;
     assert_eq!(writer.stats().queued - before.queued, SENT as u64);
     lock.release().await;
     let responses = sent.await.expect("requests");
@@ -374,24 +369,16 @@ async fn queued_batches_are_written_before_the_service_stops(backend: Backend) {
             tokio::spawn(request)
         })
         .collect();
-    for _ in 0..2000 {
-        if writer.stats().queued == SENT as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_taken(&writer, 0, SENT as u64).await;
     assert_eq!(writer.stats().queued, SENT as u64);
 
     // Shut down while every batch waits for the store: the server's grace runs out and the
     // writer is told to stop, still owing every batch.
     let stopping = tokio::spawn(app.pause());
-    for _ in 0..2000 {
-        if writer.is_closed() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(writer.is_closed(), "the writer was never told to stop");
+    wait_until("the writer told to stop", WAIT, async || {
+        writer.is_closed().then_some(())
+    })
+    .await;
     assert_eq!(writer.stats().answered, 0);
     lock.release().await;
     let paused = stopping.await.expect("stopped");
@@ -413,13 +400,11 @@ async fn queued_batches_are_written_before_the_service_stops(backend: Backend) {
 
 /// Waits (bounded) until the writer has taken `n` batches since `before`.
 async fn wait_taken(writer: &ktxh::writer::Writer, before: u64, n: u64) {
-    for _ in 0..2000 {
-        if writer.stats().queued - before >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{n} batches never reached the writer");
+    let what = format!("{n} batches to reach the writer");
+    wait_until(&what, WAIT, async || {
+        (writer.stats().queued - before >= n).then_some(())
+    })
+    .await;
 }
 
 async fn each_batch_of_a_group_gets_its_own_answer(backend: Backend) {

@@ -2,7 +2,7 @@
 //! HTTP (accepted, duplicate and rejected rows, a revision and a withdrawal), collected from a
 //! pull feed, evaluated its targets and delivered alert notifications to a webhook.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{allow_loopback, mint_token, repo_config, Backend, TestDb};
+use crate::helpers::{allow_loopback, mint_token, repo_config, wait_until, Backend, TestDb};
 use crate::webhook::WebhookReceiver;
 
 /// The series the server holds, which the SQL panels are checked on.
@@ -217,24 +217,19 @@ impl Observed {
     /// Polls `/metrics` until a sample of `metric` whose labels end with `labels_end` has a
     /// value other than zero.
     async fn wait_for(&self, labels_end: &str, metric: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let what = format!("{metric}{{…{labels_end} above zero");
+        wait_until(&what, WAIT, async || {
             let text = self.scrape().await;
-            let seen = text.lines().any(|line| {
-                line.starts_with(metric)
-                    && line.split_once(labels_end).is_some_and(|(_, value)| {
-                        value.trim().parse::<f64>().is_ok_and(|v| v > 0.0)
-                    })
-            });
-            if seen {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {metric}{{…{labels_end}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            text.lines()
+                .any(|line| {
+                    line.starts_with(metric)
+                        && line.split_once(labels_end).is_some_and(|(_, value)| {
+                            value.trim().parse::<f64>().is_ok_and(|v| v > 0.0)
+                        })
+                })
+                .then_some(())
+        })
+        .await;
     }
 
     /// A pool on the server's own migrated TimescaleDB database.
