@@ -8,44 +8,18 @@ pub mod cache;
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+// The token row and its role are domain types, so the store can keep them under the code that
+// mints and checks them; this is still the place the rest of the crate names them by.
+pub use crate::domain::token::{Role, TokenRecord};
 use crate::domain::Code;
 
 const PREFIX: &str = "ktxh_";
 const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Department,
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Department => "department",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "admin" => Some(Self::Admin),
-            "department" => Some(Self::Department),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
-        }
-    }
-}
 
 /// Who is calling, once a token has been verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,26 +46,6 @@ impl Principal {
             Role::Department => self.department.as_ref() == Some(department),
             Role::Viewer => false,
         }
-    }
-}
-
-/// A stored token row (without any secret).
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub department: Option<String>,
-    #[serde(skip)]
-    pub digest: Vec<u8>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl TokenRecord {
-    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|exp| exp > now)
     }
 }
 

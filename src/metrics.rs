@@ -10,8 +10,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::store::Backend;
-
 mod alerts;
 mod rules;
 
@@ -234,10 +232,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
 pub static METRICS: LazyLock<Metrics> =
     LazyLock::new(|| build().expect("metric definitions are static and valid"));
 
-pub fn store_operation(backend: Backend, operation: &'static str, elapsed: Duration) {
+/// `backend` is the store's name for itself (`sqlite`, `postgres`, `timescaledb`): a closed set.
+pub fn store_operation(backend: &'static str, operation: &'static str, elapsed: Duration) {
     METRICS
         .store_duration
-        .with_label_values(&[backend.as_str(), operation])
+        .with_label_values(&[backend, operation])
         .observe(elapsed.as_secs_f64());
 }
 

@@ -4,48 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-/// Severity, as Alertmanager spells it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-/// Lifecycle of an alert, as in Prometheus: pending until its condition has held long enough,
-/// then firing, then resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertState {
-    Pending,
-    Firing,
-    Resolved,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Firing => "firing",
-            Self::Resolved => "resolved",
-        }
-    }
-}
+use crate::domain::alert::Alert;
+// The alert model is domain's (the store keeps it); receivers name its states through here.
+pub use crate::domain::alert::{AlertState, Severity};
 
 /// One alert inside a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,4 +45,22 @@ pub struct Notification {
     /// Language of the human-readable text: `vi` (default) or `en`.
     pub language: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl From<&Alert> for AlertMessage {
+    fn from(alert: &Alert) -> Self {
+        Self {
+            fingerprint: alert.fingerprint.clone(),
+            rule: alert.rule.clone(),
+            severity: alert.severity,
+            state: alert.state,
+            labels: alert.labels.clone(),
+            summary_vi: alert.summary_vi.clone(),
+            summary_en: alert.summary_en.clone(),
+            link: alert.link.clone(),
+            // A receiver is told when the alert fired, not when its condition was first seen.
+            starts_at: alert.fired_at.unwrap_or(alert.starts_at),
+            ends_at: alert.ends_at,
+        }
+    }
 }

@@ -13,7 +13,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::manager::AlertManager;
-use super::message::{AlertState, Notification};
+use super::message::{AlertMessage, AlertState, Notification};
 use super::model::{Alert, AlertEvent};
 use super::routing::{AlertingConfig, Destination};
 use crate::metrics::{self, DeliveryOutcome, OutboxStage};
@@ -251,7 +251,7 @@ impl Outbox {
             receiver: receiver.to_owned(),
             group_key: group_key.to_owned(),
             status,
-            alerts: alerts.iter().map(|a| a.message()).collect(),
+            alerts: alerts.iter().map(|a| AlertMessage::from(*a)).collect(),
             language: self.sender.language(receiver),
             created_at: now,
         };

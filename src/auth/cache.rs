@@ -26,7 +26,7 @@ use hashlink::LruCache;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use super::TokenRecord;
-use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::domain::{StoredObservation, Target};
 use crate::metrics::METRICS;
 use crate::store::{

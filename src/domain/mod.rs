@@ -1,11 +1,14 @@
-//! Pure domain types: codes, periods, the catalogue and observations. No I/O here.
+//! Pure domain types: codes, periods, the catalogue, observations, alerts and token records.
+//! No I/O here, and nothing from the rest of the crate: every other module builds on these.
 
+pub mod alert;
 pub mod catalogue;
 pub mod code;
 pub mod number;
 pub mod observation;
 pub mod period;
 pub mod status;
+pub mod token;
 
 pub use catalogue::{
     Catalogue, Department, Direction, Group, Indicator, Kind, NamedPlan, OrgUnit, PlanSource,

@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use super::METRICS;
-use crate::alerts::message::{AlertState, Severity};
+use crate::domain::alert::{AlertState, Severity};
 
 pub struct AlertMetrics {
     pub active: IntGaugeVec,

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
-use crate::auth::TokenRecord;
+use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::token::TokenRecord;
 use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
 
 pub use audit::{AuditEntry, AuditEvent};
@@ -515,7 +515,11 @@ impl OpTimer {
 
 impl Drop for OpTimer {
     fn drop(&mut self) {
-        crate::metrics::store_operation(self.backend, self.operation, self.started.elapsed());
+        crate::metrics::store_operation(
+            self.backend.as_str(),
+            self.operation,
+            self.started.elapsed(),
+        );
     }
 }
 

@@ -29,8 +29,8 @@ use super::{
     OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion, WriteBatch,
     WriteOutcome, RECORDED_MIGRATIONS,
 };
-use crate::alerts::model::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
-use crate::auth::{Role, TokenRecord};
+use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::token::{Role, TokenRecord};
 use crate::domain::{StoredObservation, Target};
 
 /// The schema this build expects, embedded at compile time.

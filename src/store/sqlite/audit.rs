@@ -12,8 +12,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::{micros, SqliteStore};
-use crate::alerts::model::{Alert, Silence};
-use crate::auth::TokenRecord;
+use crate::domain::alert::{Alert, Silence};
+use crate::domain::token::TokenRecord;
 use crate::store::audit::{self as chain, corrupt, hash_from, AuditEntry, AuditEvent, AuditLog};
 use crate::store::{StoreError, StoreResult};
 
