@@ -19,9 +19,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
+use ktxh::alerts::manager::AlertManager;
+use ktxh::alerts::outbox::{Outbox, ReceiverSender};
+use ktxh::alerts::routing::AlertingConfig;
+use ktxh::config::{load_catalogue, Settings};
 use serde_json::{json, Value};
 
 // Shared by the test binaries that run `ktxh`, each using its part.
@@ -900,8 +905,13 @@ secret = "{SECRET}"
         "{recorded}"
     );
 
-    // A few more dispatch intervals (100 ms each): nothing is sent again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing is sent again: one more pass of the outbox, run here, finds nothing due.
+    let flushed = flush_outbox(&config, &database_url).await;
+    assert_eq!(
+        flushed,
+        (0, 0),
+        "notifications queued, delivered by one more pass"
+    );
     let hits = receiver.hits();
     let successes: Vec<&Hit> = hits.iter().filter(|h| h.answered == 200).collect();
     assert_eq!(
@@ -920,6 +930,52 @@ secret = "{SECRET}"
     let outbox = second.notifications().await;
     assert_eq!(outbox.len(), 1, "one notification: {outbox:?}");
     assert_eq!(outbox[0]["status"], "delivered", "{outbox:?}");
+}
+
+/// The service's outbox, run once by the test, now, on the service's database and
+/// configuration: one dispatch and one delivery pass, whatever is due sent before it returns.
+/// Returns the notifications it queued and delivered; "nothing was sent again" checked after
+/// it means nothing was due, not that the service's dispatcher had not come round yet.
+async fn flush_outbox(config: &Path, database_url: &str) -> (usize, usize) {
+    let settings = Settings::load(config, std::iter::empty()).expect("settings");
+    let catalogue = Arc::new(load_catalogue(config).expect("catalogue"));
+    let alerting = AlertingConfig::load(config).expect("alerting.toml");
+    let store = ktxh::app::open_store(database_url, &settings, &catalogue)
+        .await
+        .expect("open the service's database");
+    let alerts = AlertManager::load(
+        store.clone(),
+        catalogue,
+        alerting.route.clone(),
+        alerting.base_url.clone(),
+    )
+    .await
+    .expect("the stored alerts");
+    let policy = settings
+        .outbound
+        .policy()
+        .unwrap_or_else(|problems| panic!("outbound policy: {problems:?}"));
+    let sender = ReceiverSender::build(&alerting.receiver, &Arc::new(policy)).expect("receivers");
+    let outbox = Outbox::new(store, Arc::new(alerts), Arc::new(sender), alerting);
+    let queued = outbox.dispatch(Utc::now()).await.expect("dispatch");
+    let delivered = outbox.deliver(Utc::now()).await.expect("deliver");
+    (queued, delivered)
+}
+
+/// What the service recorded of the reports of schedule key `key` (`report:<name>:<receiver>`)
+/// once the latest was sent, if it was.
+async fn report_recorded(database_url: &str, key: &str) -> Option<Value> {
+    use sqlx::Row;
+    let mut connection = <sqlx::SqliteConnection as sqlx::Connection>::connect(database_url)
+        .await
+        .expect("open the service's database");
+    let row = sqlx::query("SELECT state FROM feed_state WHERE name = ?")
+        .bind(key)
+        .fetch_optional(&mut connection)
+        .await
+        .expect("read feed_state")?;
+    let state: Value = serde_json::from_str(row.get::<&str, _>("state")).expect("a JSON state");
+    state["period"].is_string().then_some(state)
 }
 
 /// The `alerting.toml` of the scheduled-report test: one email receiver, and the schedules.
@@ -1047,6 +1103,15 @@ attach = "csv"
         "{monthly_mail}"
     );
     assert_eq!(monthly_mail["attachments"][0]["content_type"], "text/csv");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The scheduler looks at its schedules in order, one tick a minute, and records each
+    // report once it is sent: with the monthly one (the last) recorded, this tick has done all
+    // it will, and the quarterly report had its chance to go out again before it.
+    eventually(
+        "the monthly report recorded as sent",
+        PATIENCE,
+        &logs,
+        || async { report_recorded(&database_url, "report:monthly:leaders").await },
+    )
+    .await;
     assert_eq!(smtp.messages().len(), 2, "nothing was sent twice");
 }
