@@ -6,4 +6,5 @@ pub mod message;
 pub mod model;
 pub mod outbox;
 pub mod receivers;
+pub mod reports;
 pub mod routing;

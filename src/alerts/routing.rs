@@ -175,7 +175,7 @@ pub struct AlertingConfig {
     pub receiver: Vec<ReceiverConfig>,
     /// Reports mailed each period to email receivers.
     #[serde(default)]
-    pub report: Vec<crate::report::schedule::ReportSchedule>,
+    pub report: Vec<super::reports::ReportSchedule>,
 }
 
 impl Default for AlertingConfig {

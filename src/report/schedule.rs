@@ -16,6 +16,7 @@ use super::text::{self, words};
 use super::{Lang, ReportFormat, ReportRequest, Sources};
 use crate::alerts::receivers::text::Language;
 use crate::alerts::receivers::{Receivers, ReportMail};
+use crate::alerts::reports::{Every, ReportSchedule};
 use crate::config::Settings;
 use crate::domain::{Catalogue, Period};
 use crate::rules::engine::Engine;
@@ -24,48 +25,21 @@ use crate::store::DynStore;
 /// How often schedules are looked at; a report goes out at most this long after it is due.
 const TICK: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Every {
-    Month,
-    Quarter,
-    Year,
+/// The file a schedule attaches: xlsx unless it says otherwise, nothing for `none`.
+fn attachment(schedule: &ReportSchedule) -> Option<ReportFormat> {
+    match schedule.attach.as_deref() {
+        None => Some(ReportFormat::Xlsx),
+        Some("none") => None,
+        Some(other) => ReportFormat::parse(other),
+    }
 }
 
-/// One `[[report]]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportSchedule {
-    pub name: String,
-    pub every: Every,
-    /// Email receivers of `[[receiver]]`.
-    pub receivers: Vec<String>,
-    /// The attached file: `xlsx` (default), `csv`, `html`, or `none`.
-    #[serde(default)]
-    pub attach: Option<String>,
-    /// `vi` (default) or `en`.
-    #[serde(default)]
-    pub lang: Option<String>,
-    /// The unit reported on; the city by default.
-    #[serde(default)]
-    pub unit: Option<String>,
-}
-
-impl ReportSchedule {
-    fn attachment(&self) -> Option<ReportFormat> {
-        match self.attach.as_deref() {
-            None => Some(ReportFormat::Xlsx),
-            Some("none") => None,
-            Some(other) => ReportFormat::parse(other),
-        }
-    }
-
-    fn lang(&self) -> Lang {
-        self.lang
-            .as_deref()
-            .and_then(Lang::parse)
-            .unwrap_or_default()
-    }
+fn schedule_lang(schedule: &ReportSchedule) -> Lang {
+    schedule
+        .lang
+        .as_deref()
+        .and_then(Lang::parse)
+        .unwrap_or_default()
 }
 
 /// Every problem of the schedules, as `(key, message)`, so start-up names them all.
@@ -221,7 +195,7 @@ impl Scheduler {
             return Ok(());
         }
 
-        let lang = schedule.lang();
+        let lang = schedule_lang(schedule);
         let request = ReportRequest {
             period,
             unit: schedule.unit.clone(),
@@ -230,7 +204,7 @@ impl Scheduler {
         let report = sources.build(&request, lang, now).await?;
         let zone = self.settings.zone();
         let html = String::from_utf8(report.render(ReportFormat::Html, zone)?)?;
-        let attachment = match schedule.attachment() {
+        let attachment = match attachment(schedule) {
             Some(format) => Some((
                 report.file_name(format),
                 format.media_type().to_owned(),
