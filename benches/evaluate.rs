@@ -458,6 +458,7 @@ async fn main() -> anyhow::Result<()> {
             zone,
             calendar.clone(),
             settings.rules.hysteresis(),
+            settings.rules.evaluation_interval(),
             now,
         );
         println!(
@@ -659,6 +660,7 @@ async fn load_through_store(
         zone,
         calendar.clone(),
         settings.rules.hysteresis(),
+        settings.rules.evaluation_interval(),
         now,
     )
     .await?;

@@ -27,6 +27,7 @@ use crate::live::{Hub, HubSettings};
 use crate::pipeline::{Change, Pipeline};
 use crate::report::schedule::{self, Scheduler};
 use crate::rules::engine::Engine;
+use crate::rules::replay::tick_at_or_after;
 use crate::store::{self, DynStore};
 use crate::writer::{Writer, WriterSettings};
 
@@ -137,6 +138,7 @@ impl App {
                 settings.zone(),
                 settings.release_calendar.clone(),
                 settings.rules.hysteresis(),
+                settings.rules.evaluation_interval(),
                 Utc::now(),
             )
             .await?,
@@ -183,6 +185,7 @@ impl App {
         ));
         let pipeline = Arc::new(Pipeline::new(
             engine.clone(),
+            store.clone(),
             alerts.clone(),
             publisher.clone(),
             settings.zone(),
@@ -201,7 +204,7 @@ impl App {
             settings.server.max_rows_per_request,
         ));
         let limits = Arc::new(Limits::new(&settings.limits));
-        let token_standing = Arc::new(crate::http::ws::TokenStanding::new(
+        let token_standing = Arc::new(crate::live::connection::TokenStanding::new(
             store.clone(),
             Duration::from_secs(settings.live.token_recheck_seconds),
         ));
@@ -313,18 +316,23 @@ impl App {
 }
 
 /// Re-evaluates every target on a timer: staleness and the passage of time change statuses
-/// without any new observation.
+/// without any new observation. The ticks fall on multiples of `every` from the Unix epoch and
+/// each is evaluated at its own instant, late or not, so that the evaluations are those a
+/// replay of the store counts (ARCHITECTURE §8).
 fn spawn_evaluation_timer(pipeline: Arc<Pipeline>, every: Duration, shutdown: CancellationToken) {
+    let step = chrono::Duration::from_std(every).unwrap_or_else(|_| chrono::Duration::minutes(1));
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        // The engine was loaded with the ticks up to its build instant; none is left out.
+        let built = pipeline.engine().built_at();
+        let mut next = tick_at_or_after(built + chrono::Duration::microseconds(1), step);
         loop {
+            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            pipeline.apply(Change::Tick(Utc::now())).await;
+            pipeline.apply(Change::Tick(next)).await;
+            next += step;
         }
     });
 }

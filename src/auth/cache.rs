@@ -363,6 +363,18 @@ impl Store for CachedStore {
         self.inner.latest_between(from, to, as_of).await
     }
 
+    async fn known_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicator: Option<&str>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        self.inner
+            .known_between(from, to, known_by, indicator)
+            .await
+    }
+
     async fn revisions(
         &self,
         indicator: &str,
@@ -395,6 +407,10 @@ impl Store for CachedStore {
         unit: &str,
     ) -> StoreResult<Vec<TargetVersion>> {
         self.inner.target_history(year, indicator, unit).await
+    }
+
+    async fn target_versions(&self, year: i32) -> StoreResult<Vec<TargetVersion>> {
+        self.inner.target_versions(year).await
     }
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {

@@ -418,6 +418,7 @@ async fn report_command(
         settings.zone(),
         settings.release_calendar.clone(),
         settings.rules.hysteresis(),
+        settings.rules.evaluation_interval(),
         now,
     )
     .await?;

@@ -213,6 +213,12 @@ impl RulesSettings {
             recovery_margin: self.recovery_margin,
         }
     }
+
+    /// The timer's period; its ticks fall on multiples of it from the Unix epoch, which is how
+    /// a replay knows when the live engine evaluated (ARCHITECTURE §8).
+    pub fn evaluation_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.evaluation_interval_seconds.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

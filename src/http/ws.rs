@@ -27,8 +27,6 @@ use crate::config::LiveSettings;
 use crate::live::connection::Opening;
 use crate::live::ticket::TicketError;
 
-pub use crate::live::connection::TokenStanding;
-
 /// A one-time credential for `GET /ws?ticket=…`.
 #[derive(Serialize, ToSchema)]
 pub struct Ticket {

@@ -19,12 +19,15 @@ use crate::alerts::model::Alert;
 use crate::domain::{NewObservation, Status, Target};
 use crate::live::view::{FeedEvent, Publisher, Update};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
+use crate::store::DynStore;
 
 /// One batch of a committed write group, as the pipeline needs it.
 #[derive(Debug, Clone)]
 pub struct CommittedBatch {
     /// The rows stored as new revisions (duplicates left out).
     pub rows: Vec<NewObservation>,
+    /// When the writer stored them: what a row without its own `reported_at` is known from.
+    pub received_at: DateTime<Utc>,
     /// What the feed log and the freshness display show of the batch.
     pub feed: FeedEvent,
 }
@@ -55,6 +58,29 @@ pub struct Applied {
     pub reconciled: usize,
 }
 
+/// Applies a group's rows to the engine at the instants they became known, oldest first: the
+/// rows without their own `reported_at` at the group's, the others at theirs. A row known before
+/// the targets it touches were last evaluated still goes into the live state, and the engine
+/// leaves those targets to the replay ([`Pipeline::catch_up`]).
+fn apply_in_order(engine: &Engine, batches: &[CommittedBatch]) -> Vec<StatusChange> {
+    let mut rows: Vec<(DateTime<Utc>, &NewObservation)> = batches
+        .iter()
+        .flat_map(|b| {
+            b.rows
+                .iter()
+                .map(move |r| (r.reported_at.unwrap_or(b.received_at), r))
+        })
+        .collect();
+    rows.sort_by_key(|(at, _)| *at);
+    let mut changes = Vec::new();
+    for chunk in rows.chunk_by(|a, b| a.0 == b.0) {
+        let at = chunk[0].0;
+        let group: Vec<&NewObservation> = chunk.iter().map(|(_, row)| *row).collect();
+        changes.extend(engine.apply(&group, at));
+    }
+    changes
+}
+
 /// What a target's alerts depend on: its official status, the worse status waiting for its
 /// `for`, and whether its latest value is flagged. Summaries and figures are left out: an
 /// alert is updated when its state or severity moves, not on every new figure.
@@ -77,6 +103,8 @@ impl AlertInputs {
 
 pub struct Pipeline {
     engine: Arc<Engine>,
+    /// What the engine replays targets from when a change reached them out of order.
+    store: DynStore,
     alerts: Arc<AlertManager>,
     publisher: Arc<Publisher>,
     zone: Tz,
@@ -88,12 +116,14 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         engine: Arc<Engine>,
+        store: DynStore,
         alerts: Arc<AlertManager>,
         publisher: Arc<Publisher>,
         zone: Tz,
     ) -> Self {
         Self {
             engine,
+            store,
             alerts,
             publisher,
             zone,
@@ -118,7 +148,11 @@ impl Pipeline {
     }
 
     async fn committed(&self, batches: Vec<CommittedBatch>) -> Applied {
-        let now = Utc::now();
+        let now = batches
+            .iter()
+            .map(|b| b.received_at)
+            .max()
+            .unwrap_or_else(Utc::now);
         if batches.iter().all(|b| b.rows.is_empty()) {
             // Only duplicates: nothing to judge, but the feed log still shows the pushes.
             for batch in batches {
@@ -131,18 +165,18 @@ impl Pipeline {
         // A large back-fill takes the engine a while: off the async workers.
         let engine = self.engine.clone();
         let judged = tokio::task::spawn_blocking(move || {
-            let rows: Vec<&NewObservation> = batches.iter().flat_map(|b| &b.rows).collect();
-            let changes = engine.apply(&rows, now);
+            let changes = apply_in_order(&engine, &batches);
             (batches, changes)
         })
         .await;
-        let (batches, changes) = match judged {
+        let (batches, mut changes) = match judged {
             Ok(judged) => judged,
             Err(error) => {
                 tracing::error!(%error, "the engine failed on a committed group");
                 return Applied::default();
             }
         };
+        changes.extend(self.catch_up().await);
         if !changes.is_empty() {
             tracing::info!(changes = changes.len(), "target statuses changed");
         }
@@ -182,6 +216,7 @@ impl Pipeline {
             keys.push((target.year, target.indicator.clone(), target.unit.clone()));
             changes.extend(self.engine.set_target(target, at));
         }
+        changes.extend(self.catch_up().await);
         // A new value, band or tolerance moves the thresholds: every changed target's alerts
         // are looked at, whether or not its status moved yet.
         let statuses: Vec<TargetStatus> =
@@ -212,6 +247,8 @@ impl Pipeline {
                 Vec::new()
             }
         };
+        let mut changes = changes;
+        changes.extend(self.catch_up().await);
         if !changes.is_empty() {
             tracing::info!(changes = changes.len(), "statuses changed on the timer");
         }
@@ -237,6 +274,24 @@ impl Pipeline {
             changes,
             alerts,
             reconciled: statuses.len(),
+        }
+    }
+
+    /// Replays from the store the targets a change reached out of order (an instant before
+    /// their last evaluation: a back-dated figure, or a commit that crossed a tick), so that
+    /// their state is the one a replay gives (ARCHITECTURE §8). A failed read leaves them as
+    /// they are until the next change that reaches them out of order, or a restart.
+    async fn catch_up(&self) -> Vec<StatusChange> {
+        let behind = self.engine.take_behind();
+        if behind.is_empty() {
+            return Vec::new();
+        }
+        match self.engine.replay_targets(&self.store, &behind).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(%error, targets = behind.len(), "replaying targets reached out of order failed");
+                Vec::new()
+            }
         }
     }
 

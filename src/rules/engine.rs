@@ -5,7 +5,7 @@
 //! so a full evaluation updates them in place, without key look-ups or copies, and splits the
 //! slots between the machine's cores.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -20,6 +20,7 @@ use super::hysteresis::{
     clears_band_with_margin, clears_with_margin, HysteresisConfig, Official, Pending,
 };
 use super::plan::{period_ends, PlanProfile, YearSpan};
+use super::replay::Replayed;
 use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
@@ -205,11 +206,11 @@ impl YearFrame {
 /// The frames of the (periodicity, year) pairs evaluated so far: an engine keeps them between
 /// evaluations and only moves them to each new instant.
 #[derive(Debug, Default)]
-struct Frames(Vec<YearFrame>);
+pub(super) struct Frames(Vec<YearFrame>);
 
 impl Frames {
     /// The frame of `periodicity` and `year` at `now`.
-    fn prepare(
+    pub(super) fn prepare(
         &mut self,
         periodicity: Periodicity,
         year: i32,
@@ -238,6 +239,54 @@ impl Frames {
         self.0
             .iter()
             .find(|f| f.periodicity == periodicity && f.year == year)
+    }
+}
+
+/// Flags the series whose new latest value looks suspicious against the values before it, and
+/// clears the flag of those whose new latest value does not; called with rows not yet applied
+/// to `live`. The values compared are those of the row's year and the year before, whatever
+/// else is in memory, so that a replay of the store flags the same values (ARCHITECTURE §8).
+pub(super) fn flag_anomalies(
+    live: &LiveState,
+    anomalies: &mut HashMap<SeriesId, Anomaly>,
+    rows: &[&NewObservation],
+    config: &AnomalyConfig,
+    zone: Tz,
+    now: DateTime<Utc>,
+) {
+    for row in rows {
+        // A series without values has nothing to compare a new one with.
+        let Some(id) = live.id(row.indicator.as_str(), row.unit.as_str()) else {
+            continue;
+        };
+        if !live.is_latest(id, row.period_start) {
+            continue; // a revision of an older period says nothing about the latest value
+        }
+        let Some(value) = row.value else {
+            // A withdrawn value was never a fact to flag.
+            anomalies.remove(&id);
+            continue;
+        };
+        let year = row.period.year(zone);
+        let window_start = YearSpan::of(year - 1, zone).start;
+        let recent = live.recent_before(id, window_start, row.period_start, ANOMALY_WINDOW);
+        match robust_z(&recent, value, config) {
+            Some(score) if score.flagged => {
+                let flagged = FlaggedValue {
+                    period: row.period.to_string(),
+                    value,
+                    change: score.change,
+                    z: score.z,
+                    median_change: score.median,
+                    threshold: score.threshold,
+                    at: now,
+                };
+                anomalies.insert(id, Anomaly { year, flagged });
+            }
+            _ => {
+                anomalies.remove(&id);
+            }
+        }
     }
 }
 
@@ -356,20 +405,20 @@ fn clears_threshold(
 }
 
 /// A target and what its evaluations carry over from one to the next.
-struct Slot {
-    target: Target,
+pub(super) struct Slot {
+    pub(super) target: Target,
     /// Its indicator's position in the catalogue; a target whose indicator the catalogue does
     /// not have is never evaluated.
-    indicator: Option<usize>,
+    pub(super) indicator: Option<usize>,
     /// Its series, once the series has a value.
-    series: Option<SeriesId>,
-    official: Option<Official>,
+    pub(super) series: Option<SeriesId>,
+    pub(super) official: Option<Official>,
     /// The latest status, updated in place by each evaluation.
-    status: Option<TargetStatus>,
+    pub(super) status: Option<TargetStatus>,
 }
 
 impl Slot {
-    fn new(target: Target, catalogue: &Catalogue, live: &LiveState) -> Self {
+    pub(super) fn new(target: Target, catalogue: &Catalogue, live: &LiveState) -> Self {
         Self {
             indicator: catalogue
                 .indicators
@@ -384,10 +433,10 @@ impl Slot {
 }
 
 /// A series' latest value flagged as suspicious, shown on the target of its period's year.
-#[derive(Debug)]
-struct Anomaly {
-    year: i32,
-    flagged: FlaggedValue,
+#[derive(Debug, Clone)]
+pub(super) struct Anomaly {
+    pub(super) year: i32,
+    pub(super) flagged: FlaggedValue,
 }
 
 struct Inner {
@@ -402,14 +451,24 @@ struct Inner {
     years: HashSet<i32>,
     /// Official statuses by year and sector group, for the metrics.
     tally: StatusTally,
+    /// The latest instant anything was evaluated at.
+    last_at: DateTime<Utc>,
+    /// Targets a change reached with an instant before their last evaluation: their state is
+    /// to be replayed from the store, as evaluating them out of order would not give it.
+    behind: BTreeSet<usize>,
 }
 
 pub struct Engine {
-    catalogue: Arc<Catalogue>,
-    zone: Tz,
-    calendar: ReleaseCalendar,
-    hysteresis: HysteresisConfig,
-    anomaly: AnomalyConfig,
+    pub(super) catalogue: Arc<Catalogue>,
+    pub(super) zone: Tz,
+    pub(super) calendar: ReleaseCalendar,
+    pub(super) hysteresis: HysteresisConfig,
+    pub(super) anomaly: AnomalyConfig,
+    /// The timer's period: ticks fall on multiples of it from the Unix epoch, so that a replay
+    /// counts the same evaluations as the live engine did (ARCHITECTURE §8).
+    pub(super) tick: chrono::Duration,
+    /// The instant the engine was built for: ticks up to it are in its state.
+    built_at: DateTime<Utc>,
     /// Threads a full evaluation may use.
     cores: usize,
     // A std lock: evaluations are short, CPU-bound and never await while holding it.
@@ -421,19 +480,19 @@ fn key_of(target: &Target) -> TargetKey {
 }
 
 /// What evaluating a slot reads besides the slot: shared by the threads of a full evaluation.
-struct Pass<'a> {
-    catalogue: &'a Catalogue,
-    hysteresis: &'a HysteresisConfig,
-    live: &'a LiveState,
-    anomalies: &'a HashMap<SeriesId, Anomaly>,
-    frames: &'a Frames,
-    now: DateTime<Utc>,
+pub(super) struct Pass<'a> {
+    pub(super) catalogue: &'a Catalogue,
+    pub(super) hysteresis: &'a HysteresisConfig,
+    pub(super) live: &'a LiveState,
+    pub(super) anomalies: &'a HashMap<SeriesId, Anomaly>,
+    pub(super) frames: &'a Frames,
+    pub(super) now: DateTime<Utc>,
 }
 
 impl Pass<'_> {
     /// Evaluates one target, updates its official status and its `TargetStatus` in place, and
     /// returns the change of its official status, if any.
-    fn evaluate(&self, slot: &mut Slot) -> Option<StatusChange> {
+    pub(super) fn evaluate(&self, slot: &mut Slot) -> Option<StatusChange> {
         let Slot {
             target,
             indicator,
@@ -441,6 +500,9 @@ impl Pass<'_> {
             official,
             status,
         } = slot;
+        if status.as_ref().is_some_and(|s| s.evaluated_at > self.now) {
+            return None; // out of order: the engine replays it (see `Engine::behind`)
+        }
         let indicator = self.catalogue.indicators.get((*indicator)?)?;
         // Prepared for every slot before the pass.
         let frame = self.frames.get(indicator.periodicity, target.year)?;
@@ -526,13 +588,17 @@ impl Pass<'_> {
 }
 
 impl Engine {
-    /// Loads the targets and the latest values of the targets' years from the store.
+    /// Loads the targets and the latest values of the targets' years from the store, and takes
+    /// up every target's state where the stored history leaves it: the replay of its evaluations
+    /// up to `now` (ARCHITECTURE §8), so a restart changes no status and no pending count.
+    #[allow(clippy::too_many_arguments)]
     pub async fn load(
         catalogue: Arc<Catalogue>,
         store: &DynStore,
         zone: Tz,
         calendar: ReleaseCalendar,
         hysteresis: HysteresisConfig,
+        tick: std::time::Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<Self> {
         let targets: Vec<Target> = store
@@ -544,23 +610,145 @@ impl Engine {
         let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
         let live = match (years.iter().min(), years.iter().max()) {
             (Some(&first), Some(&last)) => {
+                // The year before the first sets its seasonal plan; figures of years without
+                // targets yet are kept live as they arrive, so they are loaded too.
                 let rows = store
                     .latest_between(
-                        YearSpan::of(first, zone).start,
-                        YearSpan::of(last, zone).end,
-                        None,
+                        YearSpan::of(first - 1, zone).start,
+                        YearSpan::of(last + 1, zone).end,
+                        Some(now),
                     )
                     .await?;
                 LiveState::from_stored(&rows)
             }
             _ => LiveState::default(),
         };
-        Ok(Self::new(
-            catalogue, targets, live, zone, calendar, hysteresis, now,
-        ))
+        let engine = Self::new(
+            catalogue, targets, live, zone, calendar, hysteresis, tick, now,
+        );
+        engine.restore(store, now).await?;
+        Ok(engine)
+    }
+
+    /// Replaces every target's state with its replay up to `now`.
+    async fn restore(&self, store: &DynStore, now: DateTime<Utc>) -> StoreResult<()> {
+        let years: Vec<i32> = {
+            let inner = self.read();
+            let mut years: Vec<i32> = inner.years.iter().copied().collect();
+            years.sort_unstable();
+            years
+        };
+        let mut replayed = Vec::new();
+        for year in years {
+            replayed.extend(self.replay_year(store, year, now, None, |_| true).await?);
+        }
+        self.install(replayed, now);
+        Ok(())
+    }
+
+    /// The latest instant anything was evaluated at.
+    pub fn last_evaluated(&self) -> DateTime<Utc> {
+        self.read().last_at
+    }
+
+    /// The targets whose state must be replayed because a change reached them out of order;
+    /// taking them clears the list.
+    pub fn take_behind(&self) -> Vec<TargetKey> {
+        let mut inner = self.write();
+        let behind = std::mem::take(&mut inner.behind);
+        behind
+            .into_iter()
+            .filter_map(|i| inner.slots.get(i).map(|slot| key_of(&slot.target)))
+            .collect()
+    }
+
+    /// Replays `keys` from the store up to the latest instant the engine evaluated, and takes
+    /// their state from the replay (ARCHITECTURE §8). Returns the official statuses that moved.
+    pub async fn replay_targets(
+        &self,
+        store: &DynStore,
+        keys: &[TargetKey],
+    ) -> StoreResult<Vec<StatusChange>> {
+        let until = self.read().last_at;
+        let mut series: Vec<(i32, &Code)> = keys.iter().map(|k| (k.0, &k.1)).collect();
+        series.sort_unstable();
+        series.dedup();
+        let wanted: HashSet<&TargetKey> = keys.iter().collect();
+        let mut replayed = Vec::new();
+        for (year, indicator) in series {
+            replayed.extend(
+                self.replay_year(store, year, until, Some(indicator.as_str()), |t| {
+                    wanted.contains(&key_of(t))
+                })
+                .await?,
+            );
+        }
+        Ok(self.install(replayed, until))
+    }
+
+    /// Puts replayed states in place of the targets' own.
+    fn install(&self, replayed: Vec<Replayed>, now: DateTime<Utc>) -> Vec<StatusChange> {
+        let mut guard = self.write();
+        let inner = &mut *guard;
+        let mut changes = Vec::new();
+        // Years in order: the flag of a series' latest value comes from its latest year.
+        for Replayed { slot, anomaly } in replayed {
+            let key = key_of(&slot.target);
+            let Some(&i) = inner.index.get(&key) else {
+                continue;
+            };
+            let series = inner
+                .live
+                .id(slot.target.indicator.as_str(), slot.target.unit.as_str());
+            if let Some(id) = series {
+                match anomaly {
+                    Some(anomaly)
+                        if inner
+                            .anomalies
+                            .get(&id)
+                            .is_none_or(|a| a.year <= anomaly.year) =>
+                    {
+                        inner.anomalies.insert(id, anomaly);
+                    }
+                    Some(_) => {}
+                    // The replay of a year knows the flags of that year and the one before.
+                    None if inner
+                        .anomalies
+                        .get(&id)
+                        .is_some_and(|a| a.year <= slot.target.year) =>
+                    {
+                        inner.anomalies.remove(&id);
+                    }
+                    None => {}
+                }
+            }
+            let Some(held) = inner.slots.get_mut(i) else {
+                continue;
+            };
+            let from = held.status.as_ref().map(|s| s.evaluation.status);
+            let to = slot.status.as_ref().map(|s| s.evaluation.status);
+            if let (Some(to), true) = (to, from != to) {
+                changes.push(StatusChange {
+                    year: slot.target.year,
+                    indicator: slot.target.indicator.clone(),
+                    unit: slot.target.unit.clone(),
+                    from,
+                    to,
+                    at: now,
+                });
+            }
+            held.official = slot.official;
+            held.status = slot.status;
+            held.series = series;
+        }
+        inner.last_at = inner.last_at.max(now);
+        publish_statuses(&mut inner.tally, &changes);
+        changes
     }
 
     /// Builds the engine from targets and a live state already at hand, and evaluates once.
+    /// `tick` is the evaluation timer's period.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         catalogue: Arc<Catalogue>,
         targets: Vec<Target>,
@@ -568,6 +756,7 @@ impl Engine {
         zone: Tz,
         calendar: ReleaseCalendar,
         hysteresis: HysteresisConfig,
+        tick: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Self {
         let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
@@ -586,6 +775,12 @@ impl Engine {
             calendar,
             hysteresis,
             anomaly: AnomalyConfig::default(),
+            // A period chrono cannot hold is no period a timer runs on: a minute instead.
+            tick: chrono::Duration::from_std(tick)
+                .ok()
+                .filter(|t| *t > chrono::Duration::zero())
+                .unwrap_or_else(|| chrono::Duration::minutes(1)),
+            built_at: now,
             cores: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             inner: RwLock::new(Inner {
                 live,
@@ -595,6 +790,8 @@ impl Engine {
                 frames: Frames::default(),
                 years,
                 tally,
+                last_at: DateTime::<Utc>::MIN_UTC,
+                behind: BTreeSet::new(),
             }),
         };
         engine.evaluate_all(now);
@@ -665,6 +862,8 @@ impl Engine {
             anomalies,
             frames,
             tally,
+            last_at,
+            behind,
             ..
         } = inner;
         let selected = slots.iter().filter_map(|&i| all.get(i));
@@ -673,6 +872,14 @@ impl Engine {
             .iter()
             .filter_map(|&i| pass.evaluate(all.get_mut(i)?))
             .collect();
+        if now < *last_at {
+            behind.extend(slots.iter().copied().filter(|&i| {
+                all.get(i)
+                    .and_then(|slot| slot.status.as_ref())
+                    .is_some_and(|s| s.evaluated_at > now)
+            }));
+        }
+        *last_at = (*last_at).max(now);
         metrics::evaluation_pass(MetricsPass::Partial, slots.len(), started.elapsed());
         publish_statuses(tally, &changes);
         changes
@@ -688,10 +895,19 @@ impl Engine {
             anomalies,
             frames,
             tally,
+            last_at,
+            behind,
             ..
         } = &mut *inner;
         let pass = self.pass(live, anomalies, frames, slots.iter(), now);
         let changes = self.evaluate_in_parallel(&pass, slots);
+        if now < *last_at {
+            behind.extend(slots.iter().enumerate().filter_map(|(i, slot)| {
+                let status = slot.status.as_ref()?;
+                (status.evaluated_at > now).then_some(i)
+            }));
+        }
+        *last_at = (*last_at).max(now);
         metrics::evaluation_pass(MetricsPass::Full, slots.len(), started.elapsed());
         publish_statuses(tally, &changes);
         changes
@@ -726,48 +942,23 @@ impl Engine {
     pub fn apply(&self, rows: &[&NewObservation], now: DateTime<Utc>) -> Vec<StatusChange> {
         let mut guard = self.write();
         let inner = &mut *guard;
-        // Only years that have targets are kept live: a back-fill of old years must not grow
-        // the in-memory state.
+        // Only the years from the one before the first target year on are kept live: a
+        // back-fill of older years must not grow the in-memory state, and a target's previous
+        // year sets its seasonal plan.
+        let horizon = inner.years.iter().min().map(|first| first - 1);
         let relevant: Vec<&NewObservation> = rows
             .iter()
             .copied()
-            .filter(|r| inner.years.contains(&r.period.year(self.zone)))
+            .filter(|r| horizon.is_some_and(|h| r.period.year(self.zone) >= h))
             .collect();
-        for row in &relevant {
-            // A series without values has nothing to compare a new one with.
-            let Some(id) = inner.live.id(row.indicator.as_str(), row.unit.as_str()) else {
-                continue;
-            };
-            if !inner.live.is_latest(id, row.period_start) {
-                continue; // a revision of an older period says nothing about the latest value
-            }
-            let Some(value) = row.value else {
-                // A withdrawn value was never a fact to flag.
-                inner.anomalies.remove(&id);
-                continue;
-            };
-            let recent = inner
-                .live
-                .recent_before(id, row.period_start, ANOMALY_WINDOW);
-            match robust_z(&recent, value, &self.anomaly) {
-                Some(score) if score.flagged => {
-                    let flagged = FlaggedValue {
-                        period: row.period.to_string(),
-                        value,
-                        change: score.change,
-                        z: score.z,
-                        median_change: score.median,
-                        threshold: score.threshold,
-                        at: now,
-                    };
-                    let year = row.period.year(self.zone);
-                    inner.anomalies.insert(id, Anomaly { year, flagged });
-                }
-                _ => {
-                    inner.anomalies.remove(&id);
-                }
-            }
-        }
+        flag_anomalies(
+            &inner.live,
+            &mut inner.anomalies,
+            &relevant,
+            &self.anomaly,
+            self.zone,
+            now,
+        );
         inner.live.apply(&relevant);
         // A year's figures also set next year's seasonal plan, so both years are re-judged.
         let mut touched = Vec::new();
@@ -865,10 +1056,22 @@ impl Engine {
         (inner.slots.len(), inner.live.series_count())
     }
 
-    /// Statuses as they would have been judged at `as_of`, from the revisions known then and
-    /// the targets in force then (ARCHITECTURE §8), so a target changed later leaves a past
-    /// judgement as it was. Hysteresis needs the history of evaluations, which the past does
-    /// not keep: the judged status is reported, with `since` = `as_of` and no `previous`.
+    /// The instant the engine was built for: the timer's first tick is the one after it.
+    pub fn built_at(&self) -> DateTime<Utc> {
+        self.built_at
+    }
+
+    /// The timer's period: the evaluation timer ticks on its multiples from the Unix epoch.
+    pub fn tick(&self) -> std::time::Duration {
+        self.tick
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    /// Statuses as the live engine gave them at `as_of`: the replay of every evaluation up to
+    /// then, from the revisions known then and the target versions in force then
+    /// (ARCHITECTURE §8). Status, `since`, `previous`, pending runs and the flagged value are
+    /// the live engine's, so a report of a past instant says what the screens said.
     pub async fn evaluate_as_of(
         &self,
         store: &DynStore,
@@ -876,57 +1079,13 @@ impl Engine {
         as_of: DateTime<Utc>,
         filter: impl Fn(&Target) -> bool,
     ) -> StoreResult<Vec<TargetStatus>> {
-        let mut targets: Vec<Target> = store
-            .targets_as_of(Some(year), as_of)
-            .await?
+        let replayed = self.replay_year(store, year, as_of, None, filter).await?;
+        let mut out: Vec<TargetStatus> = replayed
             .into_iter()
-            .map(|row| row.target)
-            .filter(|t| t.year == year && filter(t))
+            .filter_map(|replayed| replayed.slot.status)
             .collect();
         // The order the live statuses come in, whatever order the store answers in.
-        targets.sort_by(|a, b| (&a.indicator, &a.unit).cmp(&(&b.indicator, &b.unit)));
-        // From the previous year's start, as the live engine holds it: a plan drawn from last
-        // year's pattern is judged on the same profile as live (ARCHITECTURE §8).
-        let span = YearSpan::of(year, self.zone);
-        let previous = YearSpan::of(year - 1, self.zone);
-        let rows = store
-            .latest_between(previous.start, span.end, Some(as_of))
-            .await?;
-        let live = LiveState::from_stored(&rows);
-        let mut frames = Frames::default();
-        let mut out = Vec::with_capacity(targets.len());
-        for target in targets {
-            let Some(indicator) = self.catalogue.indicator(target.indicator.as_str()) else {
-                continue;
-            };
-            let frame = frames.prepare(
-                indicator.periodicity,
-                year,
-                &self.calendar,
-                self.zone,
-                as_of,
-            );
-            let series = live.id(target.indicator.as_str(), target.unit.as_str());
-            let (evaluation, overdue, plan) = judge(indicator, &target, &live, series, frame);
-            out.push(TargetStatus {
-                judged: evaluation.verdict,
-                pending: None,
-                plan,
-                year,
-                indicator: target.indicator.clone(),
-                unit: target.unit.clone(),
-                group: indicator.group.clone(),
-                department: indicator.department.clone(),
-                tolerance: target.tolerance.unwrap_or(indicator.tolerance),
-                target,
-                evaluation,
-                since: as_of,
-                previous: None,
-                anomaly: None,
-                overdue_period: overdue.map(|p| p.to_string()),
-                evaluated_at: as_of,
-            });
-        }
+        out.sort_by(|a, b| (&a.indicator, &a.unit).cmp(&(&b.indicator, &b.unit)));
         Ok(out)
     }
 }

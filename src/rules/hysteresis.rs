@@ -185,6 +185,31 @@ impl Official {
         Some(self.change_to(ripe, at))
     }
 
+    /// Whether a worse status is waiting for its `for`.
+    pub fn has_pending(&self) -> bool {
+        self.pending.iter().any(Option::is_some)
+    }
+
+    /// The earliest instant at which a pending run has waited its `for_duration`: before it, no
+    /// evaluation can make a pending status official, however many there are.
+    pub fn earliest_ripening(&self, config: &HysteresisConfig) -> Option<DateTime<Utc>> {
+        let wait = config.for_duration.max(Duration::zero());
+        self.pending
+            .iter()
+            .flatten()
+            .map(|run| run.first_seen + wait)
+            .min()
+    }
+
+    /// Counts `n` evaluations that judged the same candidate as the last one, before
+    /// [`Self::earliest_ripening`]: each pending run grows by `n` and nothing else can change.
+    /// A replay skips the timer's ticks between changes this way (ARCHITECTURE §8).
+    pub fn count_unchanged(&mut self, n: u32) {
+        for run in self.pending.iter_mut().flatten() {
+            run.evaluations = run.evaluations.saturating_add(n);
+        }
+    }
+
     /// Makes `status` official; runs for levels worse than it keep counting.
     fn change_to(&mut self, status: Status, at: DateTime<Utc>) -> Transition {
         let transition = Transition {

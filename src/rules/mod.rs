@@ -9,6 +9,7 @@
 //! - [`anomaly`]: robust z-score of a new value against recent changes.
 //! - [`hysteresis`]: keeps official statuses from flapping.
 //! - [`series`]: the latest value of every period of every series, in memory, for the engine.
+//! - [`replay`]: the engine replayed over the stored history, for `as_of` and for a restart.
 
 pub mod anomaly;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod hysteresis;
 pub mod path;
 pub mod plan;
 pub mod projection;
+pub mod replay;
 pub mod series;
 pub mod staleness;
 pub mod status;

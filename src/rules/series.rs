@@ -198,13 +198,24 @@ impl LiveState {
         }
     }
 
-    /// The last `n` values of a series for periods starting before `start`, oldest first.
-    pub fn recent_before(&self, id: SeriesId, start: DateTime<Utc>, n: usize) -> Vec<f64> {
+    /// The last `n` values of a series for periods starting in `[not_before, start)`, oldest
+    /// first.
+    pub fn recent_before(
+        &self,
+        id: SeriesId,
+        not_before: DateTime<Utc>,
+        start: DateTime<Utc>,
+        n: usize,
+    ) -> Vec<f64> {
         let Some(series) = self.series.get(id) else {
             return Vec::new();
         };
         let end = series.first_from(start);
-        series.points[end.saturating_sub(n)..end]
+        let first = series
+            .first_from(not_before)
+            .max(end.saturating_sub(n))
+            .min(end);
+        series.points[first..end]
             .iter()
             .map(|point| point.value)
             .collect()
@@ -268,8 +279,11 @@ mod tests {
         assert_eq!(slice.last_period(), Some(&Period::Month(2026, 3)));
 
         let march = Period::Month(2026, 3).start(HCM);
-        assert_eq!(live.recent_before(id, march, 1), [1.0]);
-        assert_eq!(live.recent_before(id, march, 5), [12.0, 1.0]);
+        let long_ago = Period::Year(2000).start(HCM);
+        assert_eq!(live.recent_before(id, long_ago, march, 1), [1.0]);
+        assert_eq!(live.recent_before(id, long_ago, march, 5), [12.0, 1.0]);
+        // The window stops where the caller says, whatever `n` allows.
+        assert_eq!(live.recent_before(id, year.start(HCM), march, 5), [1.0]);
         assert!(live.is_latest(id, march));
         assert!(!live.is_latest(id, Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap()));
     }
@@ -283,7 +297,9 @@ mod tests {
             .starting_within(0, year.start(HCM), year.end(HCM))
             .points()
             .is_empty());
-        assert!(live.recent_before(0, year.start(HCM), 3).is_empty());
+        assert!(live
+            .recent_before(0, year.start(HCM), year.end(HCM), 3)
+            .is_empty());
         assert!(live.is_latest(0, year.start(HCM)));
     }
 }

@@ -296,6 +296,18 @@ pub trait Store: Send + Sync + 'static {
         as_of: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<StoredObservation>>;
 
+    /// Every revision (withdrawals included) of the periods starting in `[from, to)` that was
+    /// known by `known_by`, of every series or of one indicator's, in the order they became
+    /// known (`reported_at`, then series, period and revision): what a replay of the engine
+    /// reads (ARCHITECTURE §8).
+    async fn known_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicator: Option<&str>,
+    ) -> StoreResult<Vec<StoredObservation>>;
+
     /// Every revision of one observation, oldest first.
     async fn revisions(
         &self,
@@ -321,6 +333,8 @@ pub trait Store: Send + Sync + 'static {
         indicator: &str,
         unit: &str,
     ) -> StoreResult<Vec<TargetVersion>>;
+    /// Every version of every target of `year`, by indicator, unit and `valid_from`.
+    async fn target_versions(&self, year: i32) -> StoreResult<Vec<TargetVersion>>;
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
     /// The newest audit rows first.

@@ -242,6 +242,17 @@ impl Store for PgStore {
         self.latest_of_all(from, to, as_of).await
     }
 
+    async fn known_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicator: Option<&str>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "known_between");
+        self.known_between(from, to, known_by, indicator).await
+    }
+
     async fn revisions(
         &self,
         indicator: &str,
@@ -274,6 +285,10 @@ impl Store for PgStore {
         unit: &str,
     ) -> StoreResult<Vec<TargetVersion>> {
         self.history(year, indicator, unit).await
+    }
+
+    async fn target_versions(&self, year: i32) -> StoreResult<Vec<TargetVersion>> {
+        self.versions_of_year(year).await
     }
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {

@@ -145,6 +145,7 @@ impl Writer {
             queued_rows: queued_rows.clone(),
             counters: counters.clone(),
             closing: closing.clone(),
+            stamped: chrono::DateTime::<Utc>::MIN_UTC,
         };
         let guard = stopped.clone().drop_guard();
         tokio::spawn(async move {
@@ -266,6 +267,8 @@ struct Task {
     queued_rows: Arc<AtomicUsize>,
     counters: Arc<Counters>,
     closing: CancellationToken,
+    /// The instant the last group was stamped with.
+    stamped: chrono::DateTime<Utc>,
 }
 
 impl Task {
@@ -331,10 +334,20 @@ impl Task {
         group
     }
 
-    async fn write(&self, group: Vec<Job>) {
+    async fn write(&mut self, group: Vec<Job>) {
+        // One instant for the whole group, later than the last: the group's rows become known
+        // together and after everything written before them, so the engine evaluates once for
+        // the group, in commit order, at an instant a replay of the store finds again
+        // (ARCHITECTURE §8).
+        let stamp = Utc::now().max(self.stamped + chrono::Duration::microseconds(1));
+        self.stamped = stamp;
         let (batches, rest): (Vec<WriteBatch>, Vec<(Origin, oneshot::Sender<_>)>) = group
             .into_iter()
-            .map(|job| (job.batch, (job.origin, job.reply)))
+            .map(|job| {
+                let mut batch = job.batch;
+                batch.received_at = stamp;
+                (batch, (job.origin, job.reply))
+            })
             .unzip();
         let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
         let started = Instant::now();
@@ -356,7 +369,7 @@ impl Task {
             "write group committed"
         );
 
-        let now = Utc::now();
+        let now = stamp;
         let committed: Vec<CommittedBatch> = batches
             .into_iter()
             .zip(&outcomes)
@@ -452,6 +465,7 @@ fn committed_batch(
     indicators.dedup();
     CommittedBatch {
         rows,
+        received_at: batch.received_at,
         feed: FeedEvent {
             at: now,
             source: origin.source.clone(),

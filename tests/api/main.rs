@@ -7,6 +7,7 @@ mod helpers;
 mod webhook;
 
 mod alerts;
+mod as_of_replay;
 mod audit;
 mod auth;
 mod dhis2;

@@ -139,6 +139,29 @@ impl SqliteStore {
         rows.iter().map(|row| self.observation_from(row)).collect()
     }
 
+    pub(super) async fn known_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicator: Option<&str>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let sql = format!(
+            "SELECT {NAMED} FROM observations o {NAMES} \
+             WHERE o.period_start >= ?1 AND o.period_start < ?2 AND o.reported_at <= ?3 \
+               AND (?4 IS NULL OR s.indicator = ?4) \
+             ORDER BY o.reported_at, s.indicator, s.unit, o.period_start, o.period_end, o.revision"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(micros(from))
+            .bind(micros(to))
+            .bind(micros(known_by))
+            .bind(indicator)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| self.observation_from(row)).collect()
+    }
+
     /// Every revision of one period, oldest first; none for a period text that names no period.
     pub(super) async fn all_revisions(
         &self,

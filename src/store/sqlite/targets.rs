@@ -170,6 +170,17 @@ impl SqliteStore {
         rows.iter().map(version_of).collect()
     }
 
+    pub(super) async fn versions_of_year(&self, year: i32) -> StoreResult<Vec<TargetVersion>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM target_versions WHERE year = ? \
+             ORDER BY indicator, unit, valid_from, id"
+        ))
+        .bind(year)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(version_of).collect()
+    }
+
     pub(super) async fn change_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
         let corrupt = |detail: String| StoreError::Corrupt {
             table: "target_versions",
