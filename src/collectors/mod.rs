@@ -11,211 +11,43 @@ pub mod pull;
 pub mod schedule;
 pub mod stream;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
 use crate::auth::{Principal, Role};
 use crate::config::feeds::FeedsConfig;
 use crate::config::Settings;
 use crate::domain::{Catalogue, Code};
 use crate::ingest::{Format, Ingestor};
+use crate::live::feeds::{
+    FeedConfigError, FeedError, FeedHealth, FeedHealthRegistry, FeedKind, FeedState, RowCounts,
+};
 use crate::live::view::Publisher;
 use crate::metrics;
-use crate::store::{DynStore, IngestReceipt};
-
-/// A stream feed's health is pushed to screens at most this often, unless its state changes:
-/// every message already publishes its own feed event.
-const STREAM_HEALTH_PUSH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Longest error message kept in a feed's health.
-const MAX_ERROR_LEN: usize = 500;
+use crate::store::DynStore;
 
 /// Longest feed name: it labels metrics, feed state rows and log lines.
 const MAX_FEED_NAME_LEN: usize = 64;
 
-/// Which kind of collector a feed is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedKind {
-    Pull,
-    Mqtt,
-    Nats,
-}
-
-/// How a feed is doing, as the screens and the API show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedState {
-    /// Not run (pull) or not connected (stream) since the service started.
-    NeverRun,
-    Ok,
-    Failing,
-}
-
-/// Rows of one run, or of every run since the service started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct RowCounts {
-    pub accepted: usize,
-    pub duplicates: usize,
-    pub rejected: usize,
-}
-
-impl RowCounts {
-    pub fn of(receipt: &IngestReceipt) -> Self {
-        Self {
-            accepted: receipt.accepted,
-            duplicates: receipt.duplicates,
-            rejected: receipt.rejected.len(),
-        }
-    }
-
-    pub fn add(&mut self, other: Self) {
-        self.accepted += other.accepted;
-        self.duplicates += other.duplicates;
-        self.rejected += other.rejected;
-    }
-}
-
-/// Messages a stream feed received since the service started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct MessageCounts {
-    pub received: u64,
-    /// Messages whose body could not be read, or whose rows were refused as a whole.
-    pub invalid: u64,
-}
-
-/// The latest error, kept after recovery so operators can see what happened.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FeedError {
-    pub at: DateTime<Utc>,
-    pub message: String,
-}
-
-impl FeedError {
-    /// Keeps at most [`MAX_ERROR_LEN`] bytes: a message may quote a topic or a server's text.
-    pub fn new(at: DateTime<Utc>, mut message: String) -> Self {
-        truncate(&mut message, MAX_ERROR_LEN);
-        Self { at, message }
-    }
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-}
-
-/// One collector's health.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FeedHealth {
-    pub name: String,
-    pub kind: FeedKind,
-    pub department: Code,
-    /// The push format of its bodies: `json`, `csv`, `sdmx-csv`, `sdmx-json`, `dhis2`,
-    /// `dhis2-csv` or `line`.
-    #[schema(value_type = String)]
-    pub format: &'static str,
-    /// `every 15m` or `cron 0 */5 * * * *` (pull collectors).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
-    pub state: FeedState,
-    /// Whether the stream is connected to its broker (stream feeds).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connected: Option<bool>,
-    /// When the last run started (pull) or the last message arrived (stream).
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub last_error: Option<FeedError>,
-    pub consecutive_failures: u32,
-    /// Rows of the last successful fetch or message.
-    pub last_run: Option<RowCounts>,
-    pub total: RowCounts,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<MessageCounts>,
-    /// Seconds since the last success, as of when this view was taken.
-    pub lag_seconds: Option<i64>,
-    /// When a pull collector runs next.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_run_at: Option<DateTime<Utc>>,
-}
-
-impl FeedHealth {
-    fn new(name: &str, kind: FeedKind, department: &Code, format: Format) -> Self {
-        let stream = kind != FeedKind::Pull;
-        Self {
-            name: name.to_owned(),
-            kind,
-            department: department.clone(),
-            format: format.name(),
-            schedule: None,
-            state: FeedState::NeverRun,
-            connected: stream.then_some(false),
-            last_attempt_at: None,
-            last_success_at: None,
-            last_error: None,
-            consecutive_failures: 0,
-            last_run: None,
-            total: RowCounts::default(),
-            messages: stream.then(MessageCounts::default),
-            lag_seconds: None,
-            next_run_at: None,
-        }
-    }
-
-    fn with_lag(mut self, now: DateTime<Utc>) -> Self {
-        self.lag_seconds = self
-            .last_success_at
-            .map(|at| (now - at).num_seconds().max(0));
-        self
-    }
-
-    /// What a screen reacts to; counters and timestamps move on every run and are pushed at
-    /// a bounded rate instead.
-    fn signal(&self) -> (FeedState, Option<bool>, u32, Option<String>) {
-        (
-            self.state,
-            self.connected,
-            self.consecutive_failures,
-            self.last_error.as_ref().map(|e| e.message.clone()),
-        )
-    }
-}
-
-struct Entry {
-    health: FeedHealth,
-    pushed: Option<Instant>,
-}
-
-/// The health of every configured collector, shared by the collectors, the feeds API and the
-/// screens' `feeds` topic.
-#[derive(Default)]
-pub struct FeedHealthRegistry {
-    // A std mutex: held only to copy or update a small record, never across an await.
-    feeds: Mutex<BTreeMap<String, Entry>>,
-}
-
+// Built here, where `feeds.toml` is read; the registry itself is the live view's.
 impl FeedHealthRegistry {
     /// Registers every collector of `feeds` as never run, after checking the names are unique
     /// and each department exists in the catalogue.
     pub fn for_config(feeds: &FeedsConfig, catalogue: &Catalogue) -> Result<Self, FeedConfigError> {
         let mut initial = Vec::new();
         for pull in &feeds.pull {
-            let mut health =
-                FeedHealth::new(&pull.name, FeedKind::Pull, &pull.department, pull.format.0);
+            let mut health = FeedHealth::new(
+                &pull.name,
+                FeedKind::Pull,
+                &pull.department,
+                pull.format.0.name(),
+            );
             health.schedule = Some(pull.schedule.to_string());
             initial.push(health);
         }
@@ -224,7 +56,7 @@ impl FeedHealthRegistry {
                 &mqtt.name,
                 FeedKind::Mqtt,
                 &mqtt.department,
-                mqtt.format.0,
+                mqtt.format.0.name(),
             ));
         }
         for nats in &feeds.nats {
@@ -232,85 +64,11 @@ impl FeedHealthRegistry {
                 &nats.name,
                 FeedKind::Nats,
                 &nats.department,
-                nats.format.0,
+                nats.format.0.name(),
             ));
         }
-        let mut registered = BTreeMap::new();
-        for health in initial {
-            if catalogue.department(health.department.as_str()).is_none() {
-                return Err(FeedConfigError::UnknownDepartment {
-                    feed: health.name,
-                    department: health.department.to_string(),
-                });
-            }
-            let name = health.name.clone();
-            let entry = Entry {
-                health,
-                pushed: None,
-            };
-            if registered.insert(name.clone(), entry).is_some() {
-                return Err(FeedConfigError::DuplicateName(name));
-            }
-        }
-        for entry in registered.values() {
-            metrics::feed_up(&entry.health.name, false);
-        }
-        Ok(Self {
-            feeds: Mutex::new(registered),
-        })
+        Self::new(initial, catalogue)
     }
-
-    /// Every collector's health as of `now`, by name.
-    pub fn list(&self, now: DateTime<Utc>) -> Vec<FeedHealth> {
-        self.lock()
-            .values()
-            .map(|entry| entry.health.clone().with_lag(now))
-            .collect()
-    }
-
-    pub fn get(&self, name: &str, now: DateTime<Utc>) -> Option<FeedHealth> {
-        self.lock()
-            .get(name)
-            .map(|entry| entry.health.clone().with_lag(now))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.feeds.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Applies `change` to the feed's health; returns the new health when screens should be
-    /// told about it.
-    fn update(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-        change: impl FnOnce(&mut FeedHealth),
-    ) -> Option<FeedHealth> {
-        let mut feeds = self.lock();
-        let entry = feeds.get_mut(name)?;
-        let before = entry.health.signal();
-        change(&mut entry.health);
-        let changed = before != entry.health.signal();
-        let quiet_long_enough = entry
-            .pushed
-            .is_none_or(|at| at.elapsed() >= STREAM_HEALTH_PUSH_INTERVAL);
-        // Pull runs are rare enough that every run is worth a push.
-        let push = changed || entry.health.kind == FeedKind::Pull || quiet_long_enough;
-        if !push {
-            return None;
-        }
-        entry.pushed = Some(Instant::now());
-        Some(entry.health.clone().with_lag(now))
-    }
-}
-
-/// A collector configuration the catalogue contradicts.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedConfigError {
-    #[error("feeds.toml: the feed name `{0}` is used more than once (names are unique across [[pull]], [[mqtt]] and [[nats]])")]
-    DuplicateName(String),
-    #[error("feeds.toml: feed `{feed}` belongs to `{department}`, which is not a department of the catalogue")]
-    UnknownDepartment { feed: String, department: String },
 }
 
 /// What a collector needs from the running service.
@@ -577,14 +335,5 @@ mod tests {
         assert_eq!(principal.role, Role::Department);
         assert!(principal.may_write_department(&finance));
         assert_eq!(principal.label(), "department:FINANCE:feed:budget");
-    }
-
-    #[test]
-    fn long_messages_are_cut_on_a_character_boundary() {
-        // "ồ" takes 3 bytes: 500 falls inside the 167th, so the cut moves back to 498.
-        let mut text = "ồ".repeat(400);
-        truncate(&mut text, 500);
-        assert_eq!(text.len(), 498 + '…'.len_utf8());
-        assert!(text.ends_with('…'));
     }
 }

@@ -27,12 +27,11 @@ use tracing::{instrument, Instrument};
 
 pub use config::{HeaderSource, PullCollector};
 
-use super::{
-    backoff_delay, feed_principal, pause, secret_from_env, FeedContext, FeedHealth, RowCounts,
-};
+use super::{backoff_delay, feed_principal, pause, secret_from_env, FeedContext};
 use crate::auth::Principal;
 use crate::domain::Period;
 use crate::ingest::{FormatError, IngestError, RawRow};
+use crate::live::feeds::{FeedHealth, RowCounts};
 use crate::metrics;
 
 /// Longest validator (`ETag`, `Last-Modified`) kept; longer ones are not used.

@@ -26,13 +26,11 @@ use tracing::Instrument;
 
 pub use config::{MqttFeed, MqttTls, MqttTopic, NatsFeed};
 
-use super::{
-    backoff_delay, feed_principal, pause, secret_from_env, FeedContext, FeedError, FeedFormat,
-    FeedHealth, MessageCounts, RowCounts,
-};
+use super::{backoff_delay, feed_principal, pause, secret_from_env, FeedContext, FeedFormat};
 use crate::auth::Principal;
 use crate::domain::Code;
 use crate::ingest::{IngestError, RawRow};
+use crate::live::feeds::{FeedError, FeedHealth, MessageCounts, RowCounts};
 use crate::metrics;
 use crate::store::IngestReceipt;
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::openapi::{BadRequest, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
-use crate::collectors::FeedHealth;
+use crate::live::feeds::FeedHealth;
 
 #[derive(Serialize, ToSchema)]
 pub struct Feeds {

@@ -34,11 +34,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::alerts::manager::AlertManager;
-use crate::collectors::FeedHealthRegistry;
 use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::ingest::Ingestor;
 use crate::live::connection::TokenStanding;
+use crate::live::feeds::FeedHealthRegistry;
 use crate::live::ticket::Tickets;
 use crate::live::view::Publisher;
 use crate::metrics::METRICS;

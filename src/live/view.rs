@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::feeds::{FeedHealth, FeedHealthRegistry};
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::alerts::model::Alert;
-use crate::collectors::{FeedHealth, FeedHealthRegistry};
 use crate::domain::{Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
