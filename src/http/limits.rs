@@ -511,6 +511,8 @@ mod tests {
             limits.check_ip(IpAddr::from([192, 0, 2, n])).unwrap();
         }
         assert_eq!(limits.per_ip.len(), 100);
+        // Real time: the rate limiters keep governor's own clock, which tokio cannot pause;
+        // one request's worth of budget refills well within this.
         std::thread::sleep(Duration::from_millis(50));
         limits.housekeep();
         assert_eq!(limits.per_ip.len(), 0);

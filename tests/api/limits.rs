@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    assert_problem, execute_sql, mint_token, repo_config, spawn_app_with, Backend, Reply, TestApp,
-    TestDb,
+    assert_problem, execute_sql, mint_token, repo_config, shipped_feeds, spawn_app_with, Backend,
+    Reply, TestApp, TestDb,
 };
 use crate::live::{connect, next_json};
 use crate::on_every_backend;
@@ -230,6 +230,7 @@ async fn a_trickling_body_gets_408_while_other_clients_are_served(backend: Backe
         let started = Instant::now();
         assert_eq!(app.get("/api/v1/groups", &app.viewer).await.status, 200);
         assert!(started.elapsed() < Duration::from_millis(900));
+        // Paced in real time, so that these requests spread over the slow client's second.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (answer, elapsed) = slow.await.expect("slow client");
@@ -975,7 +976,7 @@ async fn an_unreachable_database_is_answered_503_within_the_acquire_timeout(back
         .expect("store through the relay");
     let (_, viewer) = mint_token(&store, Role::Viewer, None).await;
     let alerting = AlertingConfig::load(&repo_config()).expect("alerting");
-    let app = App::from_parts(settings, catalogue, store, alerting, false)
+    let app = App::from_parts(settings, shipped_feeds(), catalogue, store, alerting, false)
         .await
         .expect("app");
     let addr = app.local_addr().expect("addr");

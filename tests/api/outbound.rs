@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -21,7 +21,9 @@ use ktxh::config::{load_catalogue, Settings};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::helpers::{repo_config, spawn_app_with, Backend, TestApp, TestDb};
+use crate::helpers::{
+    repo_config, shipped_feeds, spawn_app_with_feeds, wait_until, Backend, TestApp, TestDb,
+};
 use crate::pull::{eventually, feed_health, unique};
 
 /// One request the endpoint answered: its path and `Host` header.
@@ -128,10 +130,10 @@ async fn a_redirect_is_followed_to_the_same_origin_and_refused_to_another() {
         collector(&same, &endpoint.url("127.0.0.1", "/same")),
         collector(&elsewhere, &endpoint.url("127.0.0.1", "/elsewhere")),
     ];
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+    let app = spawn_app_with_feeds(Backend::Sqlite, |s, feeds| {
         // `localhost` is 127.0.0.1 too and so allowed: only the redirect rule refuses it.
         s.outbound.allow_cidrs = vec!["127.0.0.1/32".into()];
-        s.feeds.pull = pulls;
+        feeds.pull = pulls;
     })
     .await
     .expect("SQLite needs no server");
@@ -171,7 +173,8 @@ async fn start_up_refuses_a_pull_url_to_the_metadata_service_naming_the_key() {
     let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.outbound.allow_hosts = vec!["*".into()];
-    settings.feeds.pull = vec![collector(
+    let mut feeds = shipped_feeds();
+    feeds.pull = vec![collector(
         "metadata",
         "http://169.254.169.254/latest/meta-data/iam",
     )];
@@ -180,7 +183,7 @@ async fn start_up_refuses_a_pull_url_to_the_metadata_service_naming_the_key() {
         .await
         .expect("store");
     let alerting = AlertingConfig::load(&repo_config()).expect("alerting");
-    let refused = App::from_parts(settings, catalogue, store, alerting, false)
+    let refused = App::from_parts(settings, feeds, catalogue, store, alerting, false)
         .await
         .err()
         .expect("start-up refuses the feed");
@@ -222,9 +225,9 @@ async fn a_listed_name_resolving_to_loopback_is_refused_unless_its_range_is_list
     let feed = unique("rebound");
     let pull = collector(&feed, &url);
     let listed_name = name.clone();
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+    let app = spawn_app_with_feeds(Backend::Sqlite, |s, feeds| {
         s.outbound.allow_hosts = vec![listed_name];
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     .expect("SQLite needs no server");
@@ -242,10 +245,10 @@ async fn a_listed_name_resolving_to_loopback_is_refused_unless_its_range_is_list
     // With the range listed too, the same feed is fetched.
     let feed = unique("rebound-listed");
     let pull = collector(&feed, &url);
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+    let app = spawn_app_with_feeds(Backend::Sqlite, |s, feeds| {
         s.outbound.allow_hosts = vec![name];
         s.outbound.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     .expect("SQLite needs no server");
@@ -357,17 +360,13 @@ impl TlsBroker {
             .kill_on_drop(true)
             .spawn()
             .expect("mosquitto starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("mosquitto to listen on {port}");
+        wait_until(&what, Duration::from_secs(10), async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await;
         Self {
             port,
             _process: process,
@@ -419,7 +418,7 @@ async fn an_mqtts_feed_reads_from_a_broker_its_configured_authority_signed() {
         // The public roots do not know the test's authority: this one must never connect.
         mqtts_feed(&untrusting, broker.port, None),
     ];
-    let app = spawn_app_with(Backend::Sqlite, |s| s.feeds.mqtt = feeds)
+    let app = spawn_app_with_feeds(Backend::Sqlite, |_, config| config.mqtt = feeds)
         .await
         .expect("SQLite needs no server");
     eventually("the mqtts feed subscribed", async || {
