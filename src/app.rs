@@ -21,6 +21,7 @@ use crate::domain::Catalogue;
 use crate::http::limits::Limits;
 use crate::http::{self, AppState};
 use crate::ingest::Ingestor;
+use crate::leader::{self, Leadership};
 use crate::live::feeds::FeedHealthRegistry;
 use crate::live::ticket::Tickets;
 use crate::live::view::Publisher;
@@ -29,7 +30,7 @@ use crate::pipeline::{Change, Pipeline};
 use crate::report::schedule::{self, Scheduler};
 use crate::rules::engine::Engine;
 use crate::rules::replay::tick_at_or_after;
-use crate::store::{self, DynStore};
+use crate::store::{self, Backend, DynStore};
 use crate::writer::{Writer, WriterSettings};
 
 /// Everything `serve` needs, resolved from the command line.
@@ -103,10 +104,33 @@ impl App {
             indicators = catalogue.indicators.len(),
             "store ready"
         );
-        Self::from_parts(settings, catalogue, store, alerting, options.demo).await
+        let instance = leader::instance_name(settings.server.instance_name.as_deref());
+        // Several instances may share a PostgreSQL database, and one of them leads; the lock is
+        // tried before serving, so an instance alone on its database leads from its start.
+        let leadership = match store.backend() {
+            Backend::Sqlite => Leadership::single(instance),
+            Backend::Postgres | Backend::Timescale => {
+                Leadership::postgres(&options.database_url, instance).await?
+            }
+        };
+        tracing::info!(
+            instance = leadership.instance(),
+            leader = leadership.is_leader(),
+            "leadership"
+        );
+        Self::from_parts_led(
+            settings,
+            catalogue,
+            store,
+            alerting,
+            options.demo,
+            Some(leadership),
+        )
+        .await
     }
 
-    /// Builds from already loaded parts (tests use this to share one store setup).
+    /// Builds from already loaded parts (tests use this to share one store setup), as the one
+    /// instance on its database: it always leads.
     pub async fn from_parts(
         settings: Settings,
         catalogue: Catalogue,
@@ -114,6 +138,23 @@ impl App {
         alerting: AlertingConfig,
         demo: bool,
     ) -> anyhow::Result<Self> {
+        Self::from_parts_led(settings, catalogue, store, alerting, demo, None).await
+    }
+
+    /// `leadership`, when given, says whether this instance leads; otherwise it always does.
+    async fn from_parts_led(
+        settings: Settings,
+        catalogue: Catalogue,
+        store: DynStore,
+        alerting: AlertingConfig,
+        demo: bool,
+        leadership: Option<Leadership>,
+    ) -> anyhow::Result<Self> {
+        let leadership = Arc::new(leadership.unwrap_or_else(|| {
+            Leadership::single(leader::instance_name(
+                settings.server.instance_name.as_deref(),
+            ))
+        }));
         // Checked before anything binds or starts: a collector naming an unknown department
         // is a configuration error.
         let feed_health = Arc::new(FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?);
@@ -153,9 +194,13 @@ impl App {
             )
             .await?,
         );
-        alerts
-            .reconcile(&engine.statuses(|_| true), Utc::now())
-            .await?;
+        // Only the leader commits alerts; another instance that takes the lead later reads
+        // them again and reconciles then (`Pipeline::lead`).
+        if leadership.is_leader() {
+            alerts
+                .reconcile(&engine.statuses(|_| true), Utc::now())
+                .await?;
+        }
         let sender = Arc::new(ReceiverSender::build(&alerting.receiver, &outbound)?);
         let report_receivers = Arc::new(Receivers::build(&alerting.receiver, &outbound)?);
         let problems = schedule::problems(&alerting.report, &report_receivers, &catalogue);
@@ -184,13 +229,16 @@ impl App {
             settings.limits.ws_tickets_per_token,
             MAX_OUTSTANDING_TICKETS,
         ));
-        let pipeline = Arc::new(Pipeline::new(
-            engine.clone(),
-            store.clone(),
-            alerts.clone(),
-            publisher.clone(),
-            settings.zone(),
-        ));
+        let pipeline = Arc::new(
+            Pipeline::new(
+                engine.clone(),
+                store.clone(),
+                alerts.clone(),
+                publisher.clone(),
+                settings.zone(),
+            )
+            .with_leadership(leadership.subscribe()),
+        );
         let writer = Arc::new(Writer::spawn(
             store.clone(),
             pipeline.clone(),
@@ -220,6 +268,7 @@ impl App {
             pipeline,
             tickets,
             feeds: feed_health,
+            leadership,
             limits,
             token_standing,
         };
@@ -258,8 +307,18 @@ impl App {
             let demo = crate::demo::Demo::new(self.state.clone(), addr);
             demo.start(shutdown.clone()).await?;
         }
-        self.outbox.clone().spawn(shutdown.clone());
-        self.reports.spawn(shutdown.clone());
+        let leadership = self.state.leadership.clone();
+        // Watching before the campaign starts: it sees leadership as the build did.
+        spawn_leading_reconcile(
+            self.state.pipeline.clone(),
+            leadership.subscribe(),
+            shutdown.clone(),
+        );
+        leadership.spawn(shutdown.clone());
+        self.outbox
+            .clone()
+            .spawn(shutdown.clone(), leadership.subscribe());
+        self.reports.spawn(shutdown.clone(), leadership.subscribe());
         let publisher = self.state.publisher.clone();
         let closing = shutdown.clone();
         tokio::spawn(async move {
@@ -271,7 +330,7 @@ impl App {
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),
             shutdown.clone(),
         );
-        let collectors = Collectors::spawn(
+        let collectors = Collectors::spawn_while_leading(
             FeedContext {
                 settings: self.state.settings.clone(),
                 store: self.state.store.clone(),
@@ -280,6 +339,7 @@ impl App {
                 health: self.state.feeds.clone(),
             },
             shutdown.clone(),
+            leadership.subscribe(),
         );
         self.state
             .limits
@@ -334,6 +394,35 @@ fn spawn_evaluation_timer(pipeline: Arc<Pipeline>, every: Duration, shutdown: Ca
             }
             pipeline.apply(Change::Tick(next)).await;
             next += step;
+        }
+    });
+}
+
+/// Each time this instance comes to lead, its pipeline takes over the alerts another instance
+/// committed until then (`Pipeline::lead`). Leading from the start needs nothing: the build
+/// reconciled them.
+fn spawn_leading_reconcile(
+    pipeline: Arc<Pipeline>,
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            if *leading.borrow() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = leader::until_not_leading(&mut leading) => {}
+                }
+            }
+            if !leader::until_leading(&mut leading, &shutdown).await {
+                return;
+            }
+            let applied = pipeline.lead(Utc::now()).await;
+            tracing::info!(
+                targets = applied.reconciled,
+                alerts = applied.alerts.len(),
+                "took the lead: alerts reconciled"
+            );
         }
     });
 }

@@ -23,6 +23,8 @@
 //! - [`live`]: live push: topics, numbered deltas and snapshots, tickets for the screens'
 //!   websockets.
 //! - [`http`]: the API, its error type and authentication; [`auth`] mints and checks tokens.
+//! - [`leader`]: which of the instances sharing a PostgreSQL database does what must happen
+//!   once (alert commits, delivery, reports, collectors).
 //! - [`app`]: wires the parts together and runs until shutdown; [`cli`] is the command line.
 
 pub mod alerts;
@@ -35,6 +37,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod outbound;

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub alerts: AlertMetrics,
     pub outbox: OutboxMetrics,
     pub build_info: IntGaugeVec,
+    /// Whether this instance leads, labelled by its name (one value per process).
+    pub leader: IntGaugeVec,
 }
 
 /// Collector health, labelled by feed name (bounded: the feeds of `feeds.toml`).
@@ -205,6 +207,15 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
     registry.register(Box::new(build_info.clone()))?;
+    // `instance_name`, not `instance`: Prometheus sets `instance` to the scraped address.
+    let leader = IntGaugeVec::new(
+        Opts::new(
+            "ktxh_leader",
+            "1 when this instance leads (commits alerts, delivers, mails reports, runs the collectors), else 0.",
+        ),
+        &["instance_name"],
+    )?;
+    registry.register(Box::new(leader.clone()))?;
     let rules = rules::build(&registry)?;
     let alerts = alerts::build_alerts(&registry)?;
     let outbox = alerts::build_outbox(&registry)?;
@@ -225,6 +236,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         alerts,
         outbox,
         build_info,
+        leader,
     })
 }
 
@@ -297,6 +309,29 @@ pub fn feed_message(feed: &str, outcome: &str) {
         .messages
         .with_label_values(&[feed, outcome])
         .inc();
+}
+
+/// Whether `instance` leads. Only the latest instance of the process is shown: a process runs
+/// one server, and tests that build several in turn must not grow the label set.
+pub fn leader(instance: &str, leads: bool) {
+    let gauge = &METRICS.leader;
+    if !has_only(gauge, instance) {
+        gauge.reset();
+    }
+    gauge.with_label_values(&[instance]).set(i64::from(leads));
+}
+
+/// Whether `gauge`'s only series, if any, is the one of `instance`.
+fn has_only(gauge: &IntGaugeVec, instance: &str) -> bool {
+    use prometheus::core::Collector as _;
+    gauge.collect().iter().all(|family| {
+        family.get_metric().iter().all(|metric| {
+            metric
+                .get_label()
+                .iter()
+                .all(|label| label.value() == instance)
+        })
+    })
 }
 
 /// The text exposition of every registered metric.

@@ -99,6 +99,21 @@ impl AlertManager {
         })
     }
 
+    /// Reads the unresolved alerts from the store again: while another instance led, it
+    /// committed them, and what this one remembers is out of date (`crate::leader`).
+    pub async fn reload(&self) -> StoreResult<()> {
+        let mut active = self.active.lock().await;
+        *active = self
+            .store
+            .alerts(false, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        publish_active(&active);
+        Ok(())
+    }
+
     pub fn route(&self) -> &Route {
         &self.route
     }

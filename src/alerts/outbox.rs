@@ -92,8 +92,13 @@ impl Outbox {
         Ok(())
     }
 
-    /// Runs the dispatcher and the delivery worker until `shutdown`.
-    pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Runs the dispatcher and the delivery worker until `shutdown`, while `leading` says
+    /// this instance leads (`crate::leader`): one instance delivers for all.
+    pub fn spawn(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        mut leading: tokio::sync::watch::Receiver<bool>,
+    ) {
         let every = Duration::from_millis(self.config.dispatch_interval_ms);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
@@ -103,6 +108,9 @@ impl Outbox {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     _ = ticker.tick() => {}
+                }
+                if !crate::leader::until_leading(&mut leading, &shutdown).await {
+                    return;
                 }
                 if let Err(error) = self.dispatch(Utc::now()).await {
                     tracing::error!(%error, "dispatching alert notifications failed");

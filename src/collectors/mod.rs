@@ -285,6 +285,36 @@ impl Collectors {
         Self { tasks }
     }
 
+    /// Runs the collectors while `leading` says this instance leads (`crate::leader`): they
+    /// start when it comes to lead and stop when it no longer does, each from the cursor the
+    /// last leader saved, so one instance fetches and subscribes for all.
+    pub fn spawn_while_leading(
+        context: FeedContext,
+        shutdown: CancellationToken,
+        mut leading: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        let mut tasks = JoinSet::new();
+        let feeds = &context.settings.feeds;
+        if feeds.pull.is_empty() && feeds.mqtt.is_empty() && feeds.nats.is_empty() {
+            return Self { tasks };
+        }
+        tasks.spawn(async move {
+            while crate::leader::until_leading(&mut leading, &shutdown).await {
+                let term = shutdown.child_token();
+                let running = Self::spawn(context.clone(), term.clone());
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = crate::leader::until_not_leading(&mut leading) => {
+                        tracing::info!("collectors stopping: this instance no longer leads");
+                    }
+                }
+                term.cancel();
+                running.stopped().await;
+            }
+        });
+        Self { tasks }
+    }
+
     /// Waits for every collector to finish after shutdown, so that none writes after the
     /// service said it stopped.
     pub async fn stopped(mut self) {

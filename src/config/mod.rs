@@ -85,6 +85,9 @@ pub struct ServerSettings {
     pub max_rows_per_request: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace_seconds: u64,
+    /// This instance's name in `/readyz`, `/metrics` and the logs when several share one
+    /// PostgreSQL database; `host:pid:random` when unset.
+    pub instance_name: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -94,6 +97,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 16 * 1024 * 1024,
             max_rows_per_request: 100_000,
             shutdown_grace_seconds: 30,
+            instance_name: None,
         }
     }
 }
@@ -389,6 +393,17 @@ impl Settings {
         }
         if self.server.max_rows_per_request == 0 {
             problem("server.max_rows_per_request", "must be at least 1".into());
+        }
+        if let Some(name) = &self.server.instance_name {
+            if !crate::leader::valid_instance_name(name) {
+                problem(
+                    "server.instance_name",
+                    format!(
+                        "use 1 to {} characters among letters, digits, `.`, `_`, `-` and `:`",
+                        crate::leader::MAX_INSTANCE_NAME_LEN
+                    ),
+                );
+            }
         }
         if self.ingest.future_skew_seconds < 0 {
             problem("ingest.future_skew_seconds", "must not be negative".into());

@@ -62,6 +62,8 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     /// The collectors' health.
     pub feeds: Arc<FeedHealthRegistry>,
+    /// This instance's name and whether it leads ([`crate::leader`]).
+    pub leadership: Arc<crate::leader::Leadership>,
     /// Rate limits and timeouts ([`limits`]).
     pub limits: Arc<limits::Limits>,
     /// Whether open websockets' tokens still stand ([`TokenStanding`]).

@@ -27,6 +27,12 @@ pub struct Readiness {
     status: &'static str,
     backend: Backend,
     migrations: MigrationState,
+    /// This instance's name (`[server] instance_name`, or `host:pid:random`).
+    #[schema(example = "web-1:4242:9f3a")]
+    instance: String,
+    /// Whether this instance leads: it alone commits alerts, delivers notifications, mails
+    /// reports and runs the collectors. Always true on SQLite.
+    leader: bool,
 }
 
 /// Liveness: the process answers.
@@ -74,6 +80,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
         status: "ready",
         backend: state.store.backend(),
         migrations,
+        instance: state.leadership.instance().to_owned(),
+        leader: state.leadership.is_leader(),
     }))
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use crate::alerts::manager::AlertManager;
 use crate::alerts::model::Alert;
@@ -111,6 +111,9 @@ pub struct Pipeline {
     /// Held while a change goes through: changes never interleave, and come out in the order
     /// they went in.
     order: Mutex<()>,
+    /// Whether this instance leads ([`crate::leader`]): only the leader commits alert changes;
+    /// the others judge and publish statuses for their own screens.
+    leading: watch::Receiver<bool>,
 }
 
 impl Pipeline {
@@ -128,6 +131,50 @@ impl Pipeline {
             publisher,
             zone,
             order: Mutex::new(()),
+            // Alone on its database until told otherwise: a receiver whose sender is gone
+            // keeps `true`.
+            leading: watch::channel(true).1,
+        }
+    }
+
+    /// Commits alert changes only while `leading` says this instance leads.
+    pub fn with_leadership(mut self, leading: watch::Receiver<bool>) -> Self {
+        self.leading = leading;
+        self
+    }
+
+    fn leads(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// This instance has just become the leader: another instance committed the alerts until
+    /// now, so they are read again from the store and every target's are brought in line, as on
+    /// a tick but without evaluating (a tick only comes at its own instant, ARCHITECTURE §8).
+    pub async fn lead(&self, now: DateTime<Utc>) -> Applied {
+        let _order = self.order.lock().await;
+        if let Err(error) = self.alerts.reload().await {
+            tracing::error!(%error, "reading the alerts on taking the lead failed; the next tick retries");
+            return Applied::default();
+        }
+        let statuses = self.engine.statuses(|_| true);
+        let alerts = match self.alerts.reconcile(&statuses, now).await {
+            Ok(alerts) => alerts,
+            Err(error) => {
+                tracing::error!(%error, "alert reconciliation on taking the lead failed");
+                Vec::new()
+            }
+        };
+        self.publisher.publish(
+            Update {
+                alerts: &alerts,
+                ..Update::default()
+            },
+            now,
+        );
+        Applied {
+            alerts,
+            reconciled: statuses.len(),
+            ..Applied::default()
         }
     }
 
@@ -255,12 +302,21 @@ impl Pipeline {
         // Staleness and pending runs ripening with time can move any target, and a failed
         // alert commit earlier is caught up here: every target is looked at.
         let statuses = self.engine.statuses(|_| true);
-        let alerts = match self.alerts.reconcile(&statuses, now).await {
-            Ok(alerts) => alerts,
-            Err(error) => {
-                tracing::error!(%error, "alert reconciliation failed");
-                Vec::new()
+        let alerts = if self.leads() {
+            match self.alerts.reconcile(&statuses, now).await {
+                Ok(alerts) => alerts,
+                Err(error) => {
+                    tracing::error!(%error, "alert reconciliation failed");
+                    Vec::new()
+                }
             }
+        } else {
+            // The leader commits the alerts; this instance's list of them (the API, new
+            // screens' snapshots) follows the store one tick behind at most.
+            if let Err(error) = self.alerts.reload().await {
+                tracing::warn!(%error, "reading the leader's alerts failed");
+            }
+            Vec::new()
         };
         self.publisher.publish(
             Update {
@@ -333,6 +389,9 @@ impl Pipeline {
     }
 
     async fn reconcile(&self, statuses: &[TargetStatus], now: DateTime<Utc>) -> Vec<Alert> {
+        if !self.leads() {
+            return Vec::new();
+        }
         match self.alerts.reconcile_targets(statuses, now).await {
             Ok(alerts) => alerts,
             Err(error) => {

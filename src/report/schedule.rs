@@ -130,7 +130,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn spawn(self, shutdown: CancellationToken) {
+    /// Mails what is due until `shutdown`, while `leading` says this instance leads
+    /// (`crate::leader`): one instance mails for all.
+    pub fn spawn(
+        self,
+        shutdown: CancellationToken,
+        mut leading: tokio::sync::watch::Receiver<bool>,
+    ) {
         if self.schedules.is_empty() {
             return;
         }
@@ -141,6 +147,9 @@ impl Scheduler {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     _ = ticker.tick() => {}
+                }
+                if !crate::leader::until_leading(&mut leading, &shutdown).await {
+                    return;
                 }
                 self.tick(Utc::now()).await;
             }

@@ -1,0 +1,341 @@
+//! Several `ktxh serve` processes on one database: exactly one leads, and when it is killed
+//! (SIGKILL) or its lock's session is terminated, leadership moves within 10 s without two
+//! instances ever leading together. On PostgreSQL and TimescaleDB; SQLite's one instance leads.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[allow(dead_code)]
+#[path = "support/db.rs"]
+mod db;
+use db::{Backend, TestDb};
+
+/// The longest a failover may take.
+const FAILOVER: Duration = Duration::from_secs(10);
+/// How long a start-up may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// How often both instances are asked who leads.
+const POLL: Duration = Duration::from_millis(100);
+
+/// `ktxh serve` as a child process named `name`, its output in a log file; SIGKILLed on drop.
+struct Instance {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    base: String,
+}
+
+impl Instance {
+    async fn start(database_url: &str, name: &str, dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
+        command
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("KTXH__SERVER__INSTANCE_NAME", name)
+            .arg("--config")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+            .args(["--database-url", database_url, "--log-json"])
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start ktxh serve");
+        let deadline = Instant::now() + PATIENCE;
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = listening_addr(&text) {
+                break addr;
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("ktxh serve {name} exited ({status}):\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ktxh serve {name} did not log `listening`:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// `/readyz`'s instance name and leader flag; `None` when it does not answer.
+    async fn readyz(&self, client: &reqwest::Client) -> Option<(String, bool)> {
+        let reply = client
+            .get(format!("{}/readyz", self.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !reply.status().is_success() {
+            return None;
+        }
+        let body: Value = reply.json().await.ok()?;
+        Some((
+            body["instance"].as_str()?.to_owned(),
+            body["leader"].as_bool()?,
+        ))
+    }
+
+    async fn leads(&self, client: &reqwest::Client) -> Option<bool> {
+        let (instance, leads) = self.readyz(client).await?;
+        assert_eq!(instance, self.name, "readyz names its instance");
+        Some(leads)
+    }
+
+    async fn metrics(&self, client: &reqwest::Client) -> String {
+        client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    fn kill_hard(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!("--- {} ---\n{}", self.name, lines[from..].join("\n"))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in ktxh's JSON log line `{"fields":{"message":"listening","addr":…}}`.
+fn listening_addr(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| entry["fields"]["message"] == "listening")
+        .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
+}
+
+fn tails(instances: &[&Instance]) -> String {
+    instances
+        .iter()
+        .map(|i| i.log_tail())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Which of `instances` lead, asked one after the other; `None` when one does not answer.
+async fn leaders(client: &reqwest::Client, instances: &[&Instance]) -> Option<Vec<String>> {
+    let mut leading = Vec::new();
+    for instance in instances {
+        if instance.leads(client).await? {
+            leading.push(instance.name.clone());
+        }
+    }
+    Some(leading)
+}
+
+/// The session holding the leadership lock of `url`'s database: its pid and
+/// `application_name`.
+async fn lock_holder(url: &str) -> Option<(i32, String)> {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let holder: Option<(i32, String)> = sqlx::query_as(
+        "SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+    )
+    .bind(ktxh::leader::LOCK_KEY)
+    .fetch_optional(&pool)
+    .await
+    .expect("read pg_locks");
+    pool.close().await;
+    holder
+}
+
+async fn terminate(url: &str, pid: i32) {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&pool)
+        .await
+        .expect("pg_terminate_backend");
+    assert!(done, "the lock's session {pid} was terminated");
+    pool.close().await;
+}
+
+/// Two instances, the first started alone: it leads, the second does not.
+async fn two_instances(db: &TestDb, dir: &Path) -> (Instance, Instance) {
+    let client = reqwest::Client::new();
+    // One after the other: the first migrates the new database.
+    let a = Instance::start(&db.url, "a", dir).await;
+    let b = Instance::start(&db.url, "b", dir).await;
+    assert_eq!(
+        leaders(&client, &[&a, &b]).await,
+        Some(vec!["a".to_owned()]),
+        "the instance alone on its database leads from its start, the later one does not\n{}",
+        tails(&[&a, &b])
+    );
+    (a, b)
+}
+
+async fn the_other_leads_within_10_s_of_a_sigkill(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let (mut a, b) = two_instances(&db, dir.path()).await;
+    assert!(a
+        .metrics(&client)
+        .await
+        .contains("ktxh_leader{instance_name=\"a\"} 1"));
+    assert!(b
+        .metrics(&client)
+        .await
+        .contains("ktxh_leader{instance_name=\"b\"} 0"));
+
+    a.kill_hard();
+    let killed = Instant::now();
+    loop {
+        if b.leads(&client).await == Some(true) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < FAILOVER,
+            "b did not lead within {FAILOVER:?} of a's SIGKILL\n{}",
+            tails(&[&a, &b])
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let took = killed.elapsed();
+    assert!(took < FAILOVER, "failover took {took:?}");
+    eprintln!("{backend:?}: b leads {took:?} after a's SIGKILL");
+    assert!(b
+        .metrics(&client)
+        .await
+        .contains("ktxh_leader{instance_name=\"b\"} 1"));
+    let holder = lock_holder(&db.url).await.map(|(_, name)| name);
+    assert_eq!(holder.as_deref(), Some("ktxh leader b"));
+    drop((a, b));
+    db.cleanup().await;
+}
+
+async fn a_terminated_lock_session_moves_leadership_without_two_leaders(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let (a, b) = two_instances(&db, dir.path()).await;
+    let (old_pid, old_name) = lock_holder(&db.url)
+        .await
+        .expect("a session holds the leadership lock");
+    assert_eq!(old_name, "ktxh leader a");
+
+    terminate(&db.url, old_pid).await;
+    let terminated = Instant::now();
+    let mut without_leader = 0;
+    let leader = loop {
+        let leading = leaders(&client, &[&a, &b]).await.unwrap_or_else(|| {
+            panic!(
+                "both instances keep answering /readyz\n{}",
+                tails(&[&a, &b])
+            )
+        });
+        assert!(
+            leading.len() <= 1,
+            "two leaders at once, {:?} after the termination: {leading:?}\n{}",
+            terminated.elapsed(),
+            tails(&[&a, &b])
+        );
+        if leading.is_empty() {
+            without_leader += 1;
+        }
+        // Moved: a new session holds the lock, and the instance that says it leads is the one
+        // whose session that is.
+        if let [name] = leading.as_slice() {
+            if let Some((pid, holder)) = lock_holder(&db.url).await {
+                if pid != old_pid && holder == format!("ktxh leader {name}") {
+                    break name.clone();
+                }
+            }
+        }
+        assert!(
+            terminated.elapsed() < FAILOVER,
+            "leadership did not move within {FAILOVER:?} of the termination\n{}",
+            tails(&[&a, &b])
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let took = terminated.elapsed();
+    assert!(took < FAILOVER, "failover took {took:?}");
+    assert!(
+        without_leader > 0,
+        "a terminated leader steps down before anyone leads again"
+    );
+    eprintln!("{backend:?}: {leader} leads {took:?} after the lock's session was terminated");
+
+    // And it stays that way: one leader, a second later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(leaders(&client, &[&a, &b]).await, Some(vec![leader]));
+    drop((a, b));
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_other_leads_within_10_s_of_a_sigkill() {
+    the_other_leads_within_10_s_of_a_sigkill(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescale_the_other_leads_within_10_s_of_a_sigkill() {
+    the_other_leads_within_10_s_of_a_sigkill(Backend::Timescale).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_terminated_lock_session_moves_leadership_without_two_leaders() {
+    a_terminated_lock_session_moves_leadership_without_two_leaders(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescale_a_terminated_lock_session_moves_leadership_without_two_leaders() {
+    a_terminated_lock_session_moves_leadership_without_two_leaders(Backend::Timescale).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_s_one_instance_always_leads() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let solo = Instance::start(&db.url, "solo", dir.path()).await;
+    assert_eq!(solo.leads(&client).await, Some(true));
+    assert!(solo
+        .metrics(&client)
+        .await
+        .contains("ktxh_leader{instance_name=\"solo\"} 1"));
+    drop(solo);
+    db.cleanup().await;
+}
