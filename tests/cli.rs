@@ -820,3 +820,45 @@ async fn audit_verify_passes_on_a_real_history_and_names_an_edited_row() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_file_is_refused_while_report_still_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.db");
+    let url = format!("sqlite://{}", path.display());
+    let (base, first) = serve(&url, &[]);
+
+    let mut second = ktxh()
+        .args(["--config"])
+        .arg(repo_config())
+        .args(["--database-url", &url, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second serve on {} started", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = second.wait_with_output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let expected = format!(
+        "another ktxh instance is using {} (pid {}); SQLite serves one instance — use PostgreSQL for several",
+        path.display(),
+        first.0.id()
+    );
+    assert!(text(&refused).contains(&expected), "{}", text(&refused));
+
+    // Reading commands do not take the lock.
+    let report = ktxh_on(&url, &["report", "--period", "2026", "--format", "csv"]);
+    assert!(report.status.success(), "{}", text(&report));
+    assert!(!report.stdout.is_empty());
+
+    // The first server was left alone.
+    let alive = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(alive.status(), 200);
+}

@@ -4,7 +4,7 @@
 //! where they were; a notification recorded as delivered is never sent again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,6 +21,28 @@ use crate::store::{DynStore, StoreResult};
 
 /// How often the delivery backlog is measured: a scrape interval apart is plenty.
 const BACKLOG_REFRESH: Duration = Duration::from_secs(15);
+
+/// The most notifications one delivery round sends.
+const DELIVERIES_PER_ROUND: usize = 20;
+
+/// How long one send may take before it counts as a failed attempt: longer than any
+/// receiver's own timeout (30 s for mail), so it only cuts a send that hangs past them.
+const SEND_DEADLINE: Duration = Duration::from_secs(45);
+
+/// How long a claimed notification stays this instance's: longer than a send may take plus
+/// recording it, so no other instance takes a notification still being delivered; an instance
+/// that dies mid-delivery holds it this long at most (ARCHITECTURE §5).
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// Who claims notifications: this process, named apart from a restart of itself, whose
+/// claims are those of a process that may have died mid-delivery.
+static INSTANCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "pid{}-{:08x}",
+        std::process::id(),
+        rand::rng().random::<u32>()
+    )
+});
 
 /// Why a delivery failed, and whether trying again could help.
 #[derive(Debug, Clone)]
@@ -279,11 +301,19 @@ impl Outbox {
         Ok(id)
     }
 
-    /// Sends the notifications that are due, recording each attempt.
+    /// Sends the notifications that are due, recording each attempt. Each is claimed before
+    /// it is sent, one at a time, so that another instance delivering at the same moment
+    /// never sends it too, and a claim's lease only has to cover one send.
     pub async fn deliver(&self, now: DateTime<Utc>) -> StoreResult<usize> {
-        let due = self.store.due_notifications(now, 20).await?;
         let mut delivered = 0;
-        for row in due {
+        for _ in 0..DELIVERIES_PER_ROUND {
+            let claimed = self
+                .store
+                .claim_notifications(&INSTANCE, now, CLAIM_LEASE, 1)
+                .await?;
+            let Some(row) = claimed.into_iter().next() else {
+                break;
+            };
             let receiver = self.receiver_label(&row.receiver);
             let notification: Notification = match serde_json::from_value(row.payload.clone()) {
                 Ok(n) => n,
@@ -302,7 +332,14 @@ impl Outbox {
             };
             let attempt = row.attempts + 1;
             let started = Instant::now();
-            let sent = self.sender.send(&notification).await;
+            let sent = tokio::time::timeout(SEND_DEADLINE, self.sender.send(&notification))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SendError {
+                        message: format!("no answer within {} s", SEND_DEADLINE.as_secs()),
+                        permanent: false,
+                    })
+                });
             let elapsed = Some(started.elapsed());
             match sent {
                 Ok(()) => {

@@ -467,12 +467,16 @@ impl Store for CachedStore {
             .await
     }
 
-    async fn due_notifications(
+    async fn claim_notifications(
         &self,
+        instance: &str,
         now: DateTime<Utc>,
+        lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
-        self.inner.due_notifications(now, limit).await
+        self.inner
+            .claim_notifications(instance, now, lease, limit)
+            .await
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {

@@ -234,6 +234,13 @@ pub async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen, demo } => {
+            // Held until serve returns: SQLite serves one instance, and a second one on the
+            // same file is refused before it touches anything.
+            let _instance = if cli.database_url.starts_with("sqlite:") {
+                crate::store::sqlite::InstanceLock::acquire(&cli.database_url)?
+            } else {
+                None
+            };
             let built = App::build(Options {
                 config_dir: cli.config,
                 database_url: cli.database_url.clone(),

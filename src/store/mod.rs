@@ -369,16 +369,22 @@ pub trait Store: Send + Sync + 'static {
         event_ids: &[i64],
         at: DateTime<Utc>,
     ) -> StoreResult<i64>;
-    async fn due_notifications(
+    /// Claims for `instance`, until `now + lease`, up to `limit` pending notifications due at
+    /// `now` that nobody holds (never claimed, or their claim's lease ended), oldest due first,
+    /// and returns them. Two claimers at once never get the same notification; a claim ends
+    /// with [`Store::record_attempt`] or its lease (ARCHITECTURE §5).
+    async fn claim_notifications(
         &self,
+        instance: &str,
         now: DateTime<Utc>,
+        lease: std::time::Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>>;
     /// Notifications not yet delivered nor given up, whenever their next attempt: how many, and
     /// when the oldest was queued.
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
     /// Logs one delivery attempt and updates the notification: delivered on success, retried
-    /// at `retry_at`, or failed for good when `retry_at` is `None`.
+    /// at `retry_at`, or failed for good when `retry_at` is `None`. Clears its claim.
     async fn record_attempt(
         &self,
         id: i64,

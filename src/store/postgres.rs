@@ -409,19 +409,43 @@ impl Store for PgStore {
         Ok(id)
     }
 
-    async fn due_notifications(
+    async fn claim_notifications(
         &self,
+        instance: &str,
         now: DateTime<Utc>,
+        lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // SKIP LOCKED: a row another claimer's statement has locked is passed over rather than
+        // waited for, so two claimers at once take different rows instead of the same one
+        // twice (the inner SELECT would otherwise read a row the other is about to claim).
         let rows = sqlx::query(
-            "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+            "UPDATE notifications SET claimed_by = $1, claimed_until = $2 \
+             WHERE id IN ( \
+               SELECT id FROM notifications \
+               WHERE status = 'pending' AND next_attempt_at <= $3 \
+                 AND (claimed_until IS NULL OR claimed_until < $3) \
+               ORDER BY next_attempt_at, id LIMIT $4 \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
         )
+        .bind(instance)
+        .bind(until)
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(notification_from).collect()
+        let mut claimed = rows
+            .iter()
+            .map(notification_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY.
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
@@ -456,7 +480,8 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE notifications SET status = $2, attempts = attempts + 1, last_error = $3, \
                next_attempt_at = coalesce($4, next_attempt_at), \
-               delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END \
+               delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END, \
+               claimed_by = NULL, claimed_until = NULL \
              WHERE id = $1",
         )
         .bind(id)

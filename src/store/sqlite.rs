@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 mod audit;
+mod instance;
 mod read;
 mod targets;
 #[cfg(test)]
@@ -20,6 +21,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
+
+pub use instance::{InstanceLock, InstanceLockError};
 
 use super::plan::{self, Aggregate};
 use super::{
@@ -446,19 +449,42 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    async fn due_notifications(
+    async fn claim_notifications(
         &self,
+        instance: &str,
         now: DateTime<Utc>,
+        lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // One statement on the one write connection: SQLite runs it whole under its write
+        // lock, so no other claimer reads the rows between their choice and their claim.
+        let mut writer = self.writer().await?;
         let rows = sqlx::query(
-            "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            "UPDATE notifications SET claimed_by = ?1, claimed_until = ?2 \
+             WHERE id IN ( \
+               SELECT id FROM notifications \
+               WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                 AND (claimed_until IS NULL OR claimed_until < ?3) \
+               ORDER BY next_attempt_at, id LIMIT ?4) \
+             RETURNING *",
         )
+        .bind(instance)
+        .bind(micros(until))
         .bind(micros(now))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(writer.conn()?)
         .await?;
-        rows.iter().map(notification_from).collect()
+        let mut claimed = rows
+            .iter()
+            .map(notification_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY.
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
@@ -496,7 +522,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3, \
                next_attempt_at = coalesce(?4, next_attempt_at), \
-               delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END \
+               delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, \
+               claimed_by = NULL, claimed_until = NULL \
              WHERE id = ?1",
         )
         .bind(id)

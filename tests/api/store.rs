@@ -493,6 +493,123 @@ async fn the_notification_backlog_counts_what_is_still_to_deliver(backend: Backe
     db.cleanup().await;
 }
 
+/// Claims every due notification it can for `instance`, a few at a time, until none is left.
+async fn claim_all(store: store::DynStore, instance: &'static str, now: DateTime<Utc>) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        let claimed = store
+            .claim_notifications(instance, now, LEASE, 3)
+            .await
+            .expect("claim");
+        if claimed.is_empty() {
+            return ids;
+        }
+        ids.extend(claimed.iter().map(|n| n.id));
+        tokio::task::yield_now().await;
+    }
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_ends(
+    backend: Backend,
+) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    // Two handles, two pools: as two instances on one database.
+    let first = open_store(&db).await;
+    let second = open_store(&db).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let start = now - Duration::hours(1);
+    let mut ids = Vec::new();
+    for n in 0..120 {
+        let at = start + Duration::seconds(n);
+        let id = first
+            .dispatch("ops", &format!("g{n}"), &serde_json::json!({}), &[], at)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // Queued after `now`: not due, never claimed.
+    let later = first
+        .dispatch(
+            "ops",
+            "later",
+            &serde_json::json!({}),
+            &[],
+            now + Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+
+    let a = tokio::spawn(claim_all(first.clone(), "a", now));
+    let b = tokio::spawn(claim_all(second.clone(), "b", now));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let mut both: Vec<i64> = a.iter().chain(&b).copied().collect();
+    both.sort_unstable();
+    let mut unique = both.clone();
+    unique.dedup();
+    assert_eq!(both, unique, "claimed twice: a {a:?}, b {b:?}");
+    assert_eq!(
+        unique, ids,
+        "every due notification is claimed once, the later one never"
+    );
+    assert!(!unique.contains(&later));
+
+    // Held: nobody else takes them while the lease runs.
+    let held = second
+        .claim_notifications("c", now + Duration::seconds(30), LEASE, 1000)
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+
+    // Recording an attempt ends the claim: delivered and failed for good leave, a retry due
+    // at once is claimable at once, one due tomorrow only tomorrow.
+    first.record_attempt(ids[0], now, None, None).await.unwrap();
+    first
+        .record_attempt(ids[1], now, Some("410 Gone"), None)
+        .await
+        .unwrap();
+    first
+        .record_attempt(ids[2], now, Some("timeout"), Some(now))
+        .await
+        .unwrap();
+    first
+        .record_attempt(ids[3], now, Some("timeout"), Some(now + Duration::days(1)))
+        .await
+        .unwrap();
+    let retried = second
+        .claim_notifications("c", now + Duration::seconds(30), LEASE, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![ids[2]],
+        "{retried:?}"
+    );
+
+    // A claim whose lease ended, as when its instance died mid-delivery, is claimable again,
+    // in the order the notifications fell due.
+    let expired = now + Duration::seconds(91);
+    let reclaimed = second
+        .claim_notifications("c", expired, LEASE, 1000)
+        .await
+        .unwrap();
+    let mut expected: Vec<i64> = ids
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| ![0, 1, 3].contains(n))
+        .map(|(_, id)| *id)
+        .collect();
+    // ids[2] fell due again at `now`, after the others' first time.
+    expected.retain(|id| *id != ids[2]);
+    expected.push(ids[2]);
+    assert_eq!(reclaimed.iter().map(|n| n.id).collect::<Vec<_>>(), expected);
+    assert!(reclaimed.iter().all(|n| n.status == "pending"));
+    db.cleanup().await;
+}
+
 fn claimed(mut batch: WriteBatch, key: &str, request: &[u8]) -> WriteBatch {
     batch.idempotency = Some(IdempotencyClaim {
         token_id: "tok-group".into(),
@@ -986,6 +1103,7 @@ async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Ba
 
 on_every_backend!(
     the_notification_backlog_counts_what_is_still_to_deliver,
+    a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_ends,
     the_store_counts_the_migrations_it_holds,
     readiness_needs_every_migration_of_the_build,
     a_retraction_empties_the_period_and_keeps_its_history,
