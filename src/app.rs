@@ -14,6 +14,7 @@ use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
 use crate::alerts::receivers::Receivers;
 use crate::alerts::routing::AlertingConfig;
+use crate::collectors::feeds::FeedsConfig;
 use crate::collectors::{Collectors, FeedContext};
 use crate::config::IngestSettings;
 use crate::config::{load_catalogue, Settings};
@@ -42,11 +43,14 @@ pub struct Options {
     pub demo: bool,
 }
 
-/// Loads settings and the catalogue, failing with every problem named.
-pub fn load_config(config_dir: &std::path::Path) -> anyhow::Result<(Settings, Catalogue)> {
+/// Loads settings, the feeds and the catalogue, failing with every problem named.
+pub fn load_config(
+    config_dir: &std::path::Path,
+) -> anyhow::Result<(Settings, FeedsConfig, Catalogue)> {
     let settings = Settings::load(config_dir, std::env::vars())?;
+    let feeds = FeedsConfig::load(config_dir)?;
     let catalogue = load_catalogue(config_dir)?;
-    Ok((settings, catalogue))
+    Ok((settings, feeds, catalogue))
 }
 
 /// Opens the store and brings the configured targets into it.
@@ -93,7 +97,7 @@ pub fn writer_settings(ingest: &IngestSettings) -> WriterSettings {
 
 impl App {
     pub async fn build(options: Options) -> anyhow::Result<Self> {
-        let (mut settings, catalogue) = load_config(&options.config_dir)?;
+        let (mut settings, feeds, catalogue) = load_config(&options.config_dir)?;
         let alerting = AlertingConfig::load(&options.config_dir)?;
         if let Some(listen) = options.listen {
             settings.server.listen = listen;
@@ -123,6 +127,7 @@ impl App {
             catalogue,
             store,
             alerting,
+            feeds,
             options.demo,
             Some(leadership),
         )
@@ -136,9 +141,10 @@ impl App {
         catalogue: Catalogue,
         store: DynStore,
         alerting: AlertingConfig,
+        feeds: FeedsConfig,
         demo: bool,
     ) -> anyhow::Result<Self> {
-        Self::from_parts_led(settings, catalogue, store, alerting, demo, None).await
+        Self::from_parts_led(settings, feeds, catalogue, store, alerting, demo, None).await
     }
 
     /// `leadership`, when given, says whether this instance leads; otherwise it always does.
@@ -147,6 +153,7 @@ impl App {
         catalogue: Catalogue,
         store: DynStore,
         alerting: AlertingConfig,
+        feeds: FeedsConfig,
         demo: bool,
         leadership: Option<Leadership>,
     ) -> anyhow::Result<Self> {
@@ -157,15 +164,15 @@ impl App {
         }));
         // Checked before anything binds or starts: a collector naming an unknown department
         // is a configuration error.
-        let feed_health = Arc::new(FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?);
-        if let Some((key, message)) = settings.feeds.catalogue_problems(&catalogue).first() {
+        let feed_health = Arc::new(FeedHealthRegistry::for_config(&feeds, &catalogue)?);
+        if let Some((key, message)) = feeds.catalogue_problems(&catalogue).first() {
             anyhow::bail!("config/feeds.toml: {key}: {message}");
         }
         let outbound = Arc::new(settings.outbound.policy().map_err(|problems| {
             let (key, message) = problems.into_iter().next().unwrap_or_default();
             anyhow::anyhow!("config/ktxh.toml: {key}: {message}")
         })?);
-        if let Some((key, message)) = settings.feeds.outbound_problems(&outbound).first() {
+        if let Some((key, message)) = feeds.outbound_problems(&outbound).first() {
             anyhow::bail!("config/feeds.toml: {key}: {message}");
         }
         let listener = TcpListener::bind(settings.server.listen)
@@ -272,6 +279,7 @@ impl App {
             limits,
             token_standing,
         };
+            feed_config: Arc::new(feeds),
         let reports = Scheduler {
             schedules: report_schedules,
             receivers: report_receivers,
@@ -346,6 +354,7 @@ impl App {
             .clone()
             .spawn_housekeeping(shutdown.clone());
         tracing::info!(%addr, "listening");
+                feeds: self.state.feed_config.clone(),
         let limits = self.state.settings.limits.clone();
         let router = http::router(self.state);
         let server = http::serve::serve(self.listener, router, &limits, shutdown.clone());

@@ -662,7 +662,7 @@ struct Published {
 fn published_history(year: i32) -> (Vec<Published>, Vec<Published>) {
     use ktxh::domain::{Kind, Period, Periodicity, TargetValue};
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let (settings, catalogue) = ktxh::app::load_config(&config).expect("the shipped config");
+    let (settings, _, catalogue) = ktxh::app::load_config(&config).expect("the shipped config");
     let (calendar, zone) = (&settings.release_calendar, settings.zone());
     let root = catalogue.root_unit().expect("a city").code.clone();
     let now = chrono::Utc::now();
@@ -753,7 +753,7 @@ async fn back_filled_history_reports_as_if_received_live(imported: &str, live: &
     use ktxh::domain::Code;
     use ktxh::store::{AuditEntry, ObservationQuery, WriteBatch};
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let (settings, catalogue) = ktxh::app::load_config(&config).expect("the shipped config");
+    let (settings, _, catalogue) = ktxh::app::load_config(&config).expect("the shipped config");
     let zone = settings.zone();
     let year = report_year(&settings.release_calendar, zone);
     let (due, ahead) = published_history(year);

@@ -11,12 +11,12 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use ktxh::auth::{Principal, Role};
-use ktxh::config::feeds::FeedsConfig;
+use ktxh::collectors::feeds::FeedsConfig;
 use ktxh::config::{load_catalogue, Settings};
-use ktxh::ingest::{Format, Validator};
+use ktxh::ingest::{Format, Mappings, Validator};
 
 struct Harness {
-    feeds: FeedsConfig,
+    mappings: Mappings,
     validator: Validator,
     admin: Principal,
     /// A fixed "now", so that a crash found once crashes again on replay.
@@ -29,13 +29,15 @@ fn harness() -> &'static Harness {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
         let settings = Settings::load(&dir, std::iter::empty())
             .unwrap_or_else(|e| panic!("the shipped configuration is invalid: {e}"));
+        let feeds = FeedsConfig::load(&dir)
+            .unwrap_or_else(|e| panic!("the shipped feeds.toml is invalid: {e}"));
         let catalogue = Arc::new(
             load_catalogue(&dir)
                 .unwrap_or_else(|e| panic!("the shipped catalogue is invalid: {e}")),
         );
         Harness {
             validator: Validator::new(catalogue.clone(), settings.zone(), settings.ingest.clone()),
-            feeds: settings.feeds,
+            mappings: feeds.mappings,
             admin: Principal {
                 token_id: "fuzz".into(),
                 name: "fuzz".into(),
@@ -50,7 +52,7 @@ fn harness() -> &'static Harness {
 /// Parses `data` as `format`, checks the parser's promises and validates the rows.
 pub fn exercise(format: Format, data: &[u8]) {
     let harness = harness();
-    let rows = match format.parse(data, &harness.feeds) {
+    let rows = match format.parse(data, &harness.mappings) {
         Ok(rows) => rows,
         Err(error) => {
             // The message goes back to the sender; building it must not fail either.

@@ -10,6 +10,7 @@ use crate::alerts::receivers::Receivers;
 use crate::alerts::routing::AlertingConfig;
 use crate::app::{self, App, Options};
 use crate::auth::{self, Role, TokenRecord};
+use crate::collectors::feeds::FeedsConfig;
 use crate::collectors::import::{self, ImportOptions, ReportedAt};
 use crate::config::{load_catalogue, Settings};
 use crate::domain::Code;
@@ -260,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(shutdown).await
         }
         Command::Migrate => {
-            let (settings, catalogue) = app::load_config(&cli.config)?;
+            let (settings, _, catalogue) = app::load_config(&cli.config)?;
             let store = app::open_store(&cli.database_url, &settings, &catalogue).await?;
             println!("migrations applied ({})", store.backend().as_str());
             Ok(())
@@ -269,16 +270,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => {
             let settings = Settings::load(&cli.config, std::env::vars())?;
+            let feeds = FeedsConfig::load(&cli.config)?;
             let catalogue = load_catalogue(&cli.config)?;
             // What start-up checks of the collectors before it binds anything.
-            FeedHealthRegistry::for_config(&settings.feeds, &catalogue)?;
+            FeedHealthRegistry::for_config(&feeds, &catalogue)?;
             // Settings::load has checked that the allow-list reads; as start-up does, every
             // pull and receiver URL is checked against it.
             let outbound = std::sync::Arc::new(settings.outbound.policy().map_err(|problems| {
                 let (key, message) = problems.into_iter().next().unwrap_or_default();
                 anyhow::anyhow!("config/ktxh.toml: {key}: {message}")
             })?);
-            let refused = settings.feeds.outbound_problems(&outbound);
+            let refused = feeds.outbound_problems(&outbound);
             for (key, message) in &refused {
                 eprintln!("config/feeds.toml: {key}: {message}");
             }
@@ -298,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !ingest.is_empty() {
                 anyhow::bail!("{} problem(s) in [ingest]", ingest.len());
             }
-            let mapping = settings.feeds.catalogue_problems(&catalogue);
+            let mapping = feeds.catalogue_problems(&catalogue);
             for (key, message) in &mapping {
                 eprintln!("config/feeds.toml: {key}: {message}");
             }
@@ -321,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 catalogue.units.len(),
                 catalogue.departments.len(),
                 catalogue.targets.len(),
-                settings.feeds.pull.len() + settings.feeds.mqtt.len() + settings.feeds.nats.len(),
+                feeds.pull.len() + feeds.mqtt.len() + feeds.nats.len(),
                 alerting.receiver.len(),
                 settings.city.timezone,
             );
@@ -376,7 +378,7 @@ async fn import_command(
         reported_at: args.reported_at.unwrap_or_default(),
         actor: cli_actor(),
     };
-    let (settings, catalogue) = app::load_config(config)?;
+    let (settings, feeds, catalogue) = app::load_config(config)?;
     // A dry run needs no database at all.
     let store = if options.dry_run {
         None
@@ -385,7 +387,15 @@ async fn import_command(
     };
     let shutdown = CancellationToken::new();
     app::cancel_on_signal(shutdown.clone());
-    let summary = import::run(&options, &settings, Arc::new(catalogue), store, shutdown).await?;
+    let summary = import::run(
+        &options,
+        &settings,
+        &feeds.mappings,
+        Arc::new(catalogue),
+        store,
+        shutdown,
+    )
+    .await?;
     print!("{summary}");
     import::verdict(&summary)?;
     Ok(())
@@ -415,7 +425,7 @@ async fn report_command(
                 .with_context(|| format!("--as-of {raw}: use an RFC 3339 instant"))
         })
         .transpose()?;
-    let (settings, catalogue) = app::load_config(config)?;
+    let (settings, _, catalogue) = app::load_config(config)?;
     let store = app::open_store(url, &settings, &catalogue).await?;
     let catalogue = Arc::new(catalogue);
     let now = Utc::now();
@@ -467,7 +477,7 @@ async fn token_command(
     url: &str,
     command: TokenCommand,
 ) -> anyhow::Result<()> {
-    let (settings, catalogue) = app::load_config(config)?;
+    let (settings, _, catalogue) = app::load_config(config)?;
     let store = app::open_store(url, &settings, &catalogue).await?;
     match command {
         TokenCommand::Create {
@@ -622,7 +632,7 @@ async fn audit_command(
     url: &str,
     command: AuditCommand,
 ) -> anyhow::Result<()> {
-    let (settings, _) = app::load_config(config)?;
+    let (settings, _, _) = app::load_config(config)?;
     // Not open_store: reading the log must not seed targets, which would add to it.
     let store = crate::store::connect(url, settings.zone())
         .await

@@ -39,7 +39,7 @@ use tracing::instrument;
 use crate::auth::{Principal, Role};
 use crate::config::Settings;
 use crate::domain::{Catalogue, Code};
-use crate::ingest::{Backdating, Format, Validator};
+use crate::ingest::{Backdating, Format, Mappings, Validator};
 use crate::store::{DynStore, StoreError, WriteBatch};
 
 use pipeline::{Batch, Failure, Source};
@@ -178,6 +178,7 @@ pub fn state_key(identity: &FileIdentity, format: Format) -> String {
 pub async fn run(
     options: &ImportOptions,
     settings: &Settings,
+    mappings: &Mappings,
     catalogue: Arc<Catalogue>,
     store: Option<DynStore>,
     shutdown: CancellationToken,
@@ -192,7 +193,7 @@ pub async fn run(
         path: options.file.clone(),
         name: name.clone(),
         format: options.format,
-        feeds: settings.feeds.clone(),
+        mappings: mappings.clone(),
         batch_rows: options.batch_rows.clamp(1, MAX_BATCH_ROWS),
         validator: Validator::new(catalogue.clone(), settings.zone(), settings.ingest.clone()),
         principal,

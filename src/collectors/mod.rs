@@ -6,6 +6,7 @@
 //! feeds API reads it, the metrics mirror it and the screens' `feeds` topic is told when it
 //! changes. [`Collectors::spawn`] starts them all with the app's shutdown token.
 
+pub mod feeds;
 pub mod import;
 pub mod pull;
 pub mod schedule;
@@ -20,8 +21,8 @@ use serde::{Deserialize, Deserializer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::feeds::FeedsConfig;
 use crate::auth::{Principal, Role};
-use crate::config::feeds::FeedsConfig;
 use crate::config::Settings;
 use crate::domain::{Catalogue, Code};
 use crate::ingest::{Format, Ingestor};
@@ -75,6 +76,8 @@ impl FeedHealthRegistry {
 #[derive(Clone)]
 pub struct FeedContext {
     pub settings: Arc<Settings>,
+    /// `feeds.toml`: the collectors to run and the mappings their formats read.
+    pub feeds: Arc<FeedsConfig>,
     pub store: DynStore,
     pub ingestor: Arc<Ingestor>,
     pub publisher: Arc<Publisher>,
@@ -252,7 +255,7 @@ impl Collectors {
     /// Starts every configured collector; each stops when `shutdown` is cancelled.
     pub fn spawn(context: FeedContext, shutdown: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
-        let feeds = &context.settings.feeds;
+        let feeds = context.feeds.clone();
         for collector in &feeds.pull {
             tasks.spawn(pull::run(
                 collector.clone(),
@@ -294,7 +297,7 @@ impl Collectors {
         mut leading: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let mut tasks = JoinSet::new();
-        let feeds = &context.settings.feeds;
+        let feeds = &context.feeds;
         if feeds.pull.is_empty() && feeds.mqtt.is_empty() && feeds.nats.is_empty() {
             return Self { tasks };
         }

@@ -343,7 +343,7 @@ impl Puller {
         };
         let format = self.collector.format.0;
         let rows = format
-            .parse(&bytes, &self.context.settings.feeds)
+            .parse(&bytes, &self.context.feeds.mappings)
             .map_err(|source| RunError::Body {
                 format: format.name(),
                 source,

@@ -67,7 +67,7 @@ impl Messages {
             return self.invalid(origin, format!("the message is larger than {limit} bytes"));
         }
         let format = self.format.0;
-        let rows = match format.parse(payload, &self.context.settings.feeds) {
+        let rows = match format.parse(payload, &self.context.feeds.mappings) {
             Ok(rows) => rows,
             Err(error) => {
                 let reason = format!("not valid {format}: {}: {}", error.pointer, error.message);

@@ -2,7 +2,6 @@
 //! validated. The catalogue (groups, units, indicators, targets) lives in `catalogue`.
 
 pub mod catalogue;
-pub mod feeds;
 pub mod limits;
 
 use std::fmt;
@@ -327,9 +326,6 @@ pub struct Settings {
     pub outbound: crate::outbound::OutboundSettings,
     /// How long new API tokens live (`[tokens]`).
     pub tokens: TokenSettings,
-    /// `feeds.toml`, read beside `ktxh.toml`.
-    #[serde(skip)]
-    pub feeds: feeds::FeedsConfig,
 }
 
 impl Settings {
@@ -358,10 +354,9 @@ impl Settings {
             overlay(&mut table, &keys, &raw)
                 .map_err(|message| ConfigError::single(&env_source, &name, message))?;
         }
-        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::single(&file, e.path().to_string(), e.inner().to_string()))?;
         settings.validate(&file)?;
-        settings.feeds = feeds::FeedsConfig::load(dir)?;
         Ok(settings)
     }
 

@@ -246,8 +246,9 @@ pub async fn post(
     let options = query.options()?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let settings = state.settings.clone();
+    let feeds = state.feed_config.clone();
     let batch = body::off_worker(move || {
-        let mapping = &settings.feeds.dhis2;
+        let mapping = &feeds.mappings.dhis2;
         let limit = settings.server.max_rows_per_request;
         if format == Format::Dhis2Csv {
             parse_csv_with(&bytes, mapping, &options, limit)

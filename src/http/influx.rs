@@ -485,6 +485,7 @@ async fn accept(
     let bytes = body::bytes(payload, limit)?;
     let received_at = Utc::now();
     let settings = state.settings.clone();
+    let feeds = state.feed_config.clone();
     let headers = headers.clone();
     // Inflating and parsing a large batch is CPU work; keep it off the async workers.
     let rows = body::off_worker(move || -> Result<Vec<LineRow>, WriteError> {
@@ -492,7 +493,7 @@ async fn accept(
         let rows = line::parse_lines(
             &decoded,
             precision,
-            &settings.feeds.line,
+            &feeds.mappings.line,
             received_at,
             settings.server.max_rows_per_request,
         )

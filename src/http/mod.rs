@@ -34,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::alerts::manager::AlertManager;
+use crate::collectors::feeds::FeedsConfig;
 use crate::config::Settings;
 use crate::domain::Catalogue;
 use crate::ingest::Ingestor;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     /// The collectors' health.
     pub feeds: Arc<FeedHealthRegistry>,
+    /// `feeds.toml`: the collectors, and the mappings pushes in SDMX, DHIS2 and line protocol
+    /// are read with.
+    pub feed_config: Arc<FeedsConfig>,
     /// This instance's name and whether it leads ([`crate::leader`]).
     pub leadership: Arc<crate::leader::Leadership>,
     /// Rate limits and timeouts ([`limits`]).

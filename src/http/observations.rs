@@ -217,8 +217,8 @@ pub async fn post(
         _ => media.clone(),
     };
     let idempotency = idempotency_key(&headers, &read_as, &bytes)?;
-    let settings = state.settings.clone();
-    let rows = body::off_worker(move || format.parse(&bytes, &settings.feeds)).await??;
+    let feeds = state.feed_config.clone();
+    let rows = body::off_worker(move || format.parse(&bytes, &feeds.mappings)).await??;
     let receipt = state
         .ingestor
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())

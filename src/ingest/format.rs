@@ -4,8 +4,20 @@
 use std::fmt;
 
 use super::csv::{self as csv_format, Decimal};
+use super::dhis2::Dhis2Mapping;
+use super::line::LineMapping;
+use super::sdmx::SdmxMapping;
 use super::{dhis2, json, line, sdmx, RawRow};
-use crate::config::feeds::FeedsConfig;
+
+/// How the formats that carry codes of their own (SDMX, DHIS2, line protocol) map onto the
+/// catalogue: the `[sdmx]`, `[dhis2]` and `[line]` tables of `config/feeds.toml`, which the
+/// collectors read with the rest of the feed configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Mappings {
+    pub sdmx: SdmxMapping,
+    pub dhis2: Dhis2Mapping,
+    pub line: LineMapping,
+}
 
 /// One push format with the options its media type or name carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,16 +102,16 @@ impl Format {
     }
 
     /// Parses a whole body.
-    pub fn parse(self, body: &[u8], feeds: &FeedsConfig) -> Result<Vec<RawRow>, FormatError> {
+    pub fn parse(self, body: &[u8], mappings: &Mappings) -> Result<Vec<RawRow>, FormatError> {
         match self {
             Self::Json(decimal) => json::parse(body, decimal),
             Self::Csv(decimal) => csv_format::parse(body, decimal)
                 .map_err(|e| FormatError::shape("body", e.to_string())),
-            Self::SdmxCsv => sdmx::parse_csv(body, &feeds.sdmx),
-            Self::SdmxJson => sdmx::parse_json(body, &feeds.sdmx),
-            Self::Dhis2Json => dhis2::parse_json(body, &feeds.dhis2),
-            Self::Dhis2Csv => dhis2::parse_csv(body, &feeds.dhis2),
-            Self::Line(precision) => line::parse(body, precision, &feeds.line),
+            Self::SdmxCsv => sdmx::parse_csv(body, &mappings.sdmx),
+            Self::SdmxJson => sdmx::parse_json(body, &mappings.sdmx),
+            Self::Dhis2Json => dhis2::parse_json(body, &mappings.dhis2),
+            Self::Dhis2Csv => dhis2::parse_csv(body, &mappings.dhis2),
+            Self::Line(precision) => line::parse(body, precision, &mappings.line),
         }
     }
 }

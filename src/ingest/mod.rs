@@ -31,7 +31,7 @@ use crate::store::{
 use crate::writer::{Origin, WriteError, Writer};
 
 pub use decimal::Decimal;
-pub use format::{Format, FormatError};
+pub use format::{Format, FormatError, Mappings};
 pub use validate::{RawRow, RawValue, Resolved};
 pub use validator::{Backdate, Backdating, ForeignRows, Validator};
 

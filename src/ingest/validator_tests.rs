@@ -153,9 +153,9 @@ fn a_declared_decimal_comma_reads_json_text_as_vietnamese_write_it() {
         {"indicator":"EXPORT_TURNOVER","unit":"HCM","period":"2026-03","value":"1,5"},
         {"indicator":"EXPORT_TURNOVER","unit":"HCM","period":"2026-04","value":"1.234,5"}
     ]}"#;
-    let feeds = crate::config::feeds::FeedsConfig::default();
+    let mappings = crate::ingest::Mappings::default();
     let point = Format::Json(Decimal::Point)
-        .parse(body, &feeds)
+        .parse(body, &mappings)
         .expect("json");
     let (_, rejected) = validator.validate(&customs, point, now()).expect("ok");
     assert_eq!(rejected.len(), 2);
@@ -163,7 +163,7 @@ fn a_declared_decimal_comma_reads_json_text_as_vietnamese_write_it() {
     assert!(rejected[0].message.contains("decimal=comma"));
 
     let comma = Format::Json(Decimal::Comma)
-        .parse(body, &feeds)
+        .parse(body, &mappings)
         .expect("json");
     let (valid, rejected) = validator.validate(&customs, comma, now()).expect("ok");
     assert_eq!(rejected, []);

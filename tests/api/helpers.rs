@@ -8,6 +8,7 @@ use chrono::Utc;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
 use ktxh::auth::{self, Role, TokenRecord};
+use ktxh::collectors::feeds::FeedsConfig;
 use ktxh::config::{load_catalogue, Settings};
 use ktxh::store::DynStore;
 use serde_json::Value;
@@ -39,6 +40,11 @@ macro_rules! on_every_backend {
 
 pub fn repo_config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// `config/feeds.toml` as shipped.
+pub fn shipped_feeds() -> FeedsConfig {
+    FeedsConfig::load(&repo_config()).expect("the shipped feeds.toml is valid")
 }
 
 /// Lets the app reach servers on 127.0.0.1, as an operator lists a host of their own in
@@ -104,8 +110,17 @@ pub async fn spawn_app_with(
     backend: Backend,
     tweak: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    spawn_app_with_feeds(backend, |settings, _| tweak(settings)).await
+}
+
+/// The server with the settings and the collectors of `config/feeds.toml` as `tweak` leaves
+/// them.
+pub async fn spawn_app_with_feeds(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings, &mut FeedsConfig),
+) -> Option<TestApp> {
     let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
-    spawn_app_alerting(backend, tweak, alerting).await
+    spawn(backend, tweak, alerting).await
 }
 
 /// The server with its own alert routing and receivers.
@@ -114,11 +129,20 @@ pub async fn spawn_app_alerting(
     tweak: impl FnOnce(&mut Settings),
     alerting: AlertingConfig,
 ) -> Option<TestApp> {
+    spawn(backend, |settings, _| tweak(settings), alerting).await
+}
+
+async fn spawn(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings, &mut FeedsConfig),
+    alerting: AlertingConfig,
+) -> Option<TestApp> {
     let db = TestDb::create(backend).await?;
     let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+    let mut feeds = shipped_feeds();
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     relax_auth_throttle(&mut settings);
-    tweak(&mut settings);
+    tweak(&mut settings, &mut feeds);
     let catalogue = load_catalogue(&repo_config()).expect("catalogue");
     let store = app::open_store(&db.url, &settings, &catalogue)
         .await
@@ -127,7 +151,7 @@ pub async fn spawn_app_alerting(
     let (_, viewer) = mint_token(&store, Role::Viewer, None).await;
     let (customs_id, customs) = mint_token(&store, Role::Department, Some("CUSTOMS")).await;
     let (_, finance) = mint_token(&store, Role::Department, Some("FINANCE")).await;
-    let app = App::from_parts(settings, catalogue, store.clone(), alerting, false)
+    let app = App::from_parts(settings, feeds, catalogue, store.clone(), alerting, false)
         .await
         .expect("build app");
     let addr = app.local_addr().expect("bound");
@@ -171,16 +195,25 @@ pub struct PausedApp {
 impl PausedApp {
     /// Starts a new server on the same database, as a restarted service.
     pub async fn resume(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        self.resume_with_feeds(|settings, _| tweak(settings)).await
+    }
+
+    /// [`Self::resume`], with the collectors of `config/feeds.toml` as `tweak` leaves them.
+    pub async fn resume_with_feeds(
+        self,
+        tweak: impl FnOnce(&mut Settings, &mut FeedsConfig),
+    ) -> TestApp {
         let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+        let mut feeds = shipped_feeds();
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
         relax_auth_throttle(&mut settings);
-        tweak(&mut settings);
+        tweak(&mut settings, &mut feeds);
         let catalogue = load_catalogue(&repo_config()).expect("catalogue");
         let store = app::open_store(&self.db.url, &settings, &catalogue)
             .await
             .expect("store");
         let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
-        let app = App::from_parts(settings, catalogue, store.clone(), alerting, false)
+        let app = App::from_parts(settings, feeds, catalogue, store.clone(), alerting, false)
             .await
             .expect("build app");
         let addr = app.local_addr().expect("bound");

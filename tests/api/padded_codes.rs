@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::helpers::{
-    allow_loopback, assert_problem, mint_token, spawn_app, spawn_app_with, Backend, Reply, TestApp,
+    allow_loopback, assert_problem, mint_token, spawn_app, spawn_app_with_feeds, Backend, Reply,
+    TestApp,
 };
 use crate::pull::{eventually, feed_health, unique};
 
@@ -263,9 +264,9 @@ async fn a_pulled_body_with_padded_codes_is_scoped_like_a_push(backend: Backend)
     let url = serve_json(json!({ "observations": rows }).to_string()).await;
     let foreign = unique("padded-foreign");
     let owner = unique("padded-owner");
-    let Some(app) = spawn_app_with(backend, |s| {
+    let Some(app) = spawn_app_with_feeds(backend, |s, feeds| {
         allow_loopback(s);
-        s.feeds.pull = vec![
+        feeds.pull = vec![
             json_collector(&foreign, &url, "FINANCE"),
             json_collector(&owner, &url, "CUSTOMS"),
         ];

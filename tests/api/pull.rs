@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::helpers::{
-    allow_loopback, assert_problem, spawn_app_with, wait_until, Backend, TestApp,
+    allow_loopback, assert_problem, spawn_app_with_feeds, wait_until, Backend, TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -228,9 +228,9 @@ async fn scheduled_pulls_store_rows_once_and_a_304_stores_nothing(backend: Backe
     let endpoint = Endpoint::start(vec![(period(1), 9_500.0), (period(2), 9_600.5)]).await;
     let name = unique("pull");
     let pull = collector(&name, &endpoint.url, "every = \"200ms\"");
-    let Some(app) = spawn_app_with(backend, |s| {
+    let Some(app) = spawn_app_with_feeds(backend, |s, feeds| {
         allow_loopback(s);
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     else {
@@ -327,10 +327,10 @@ async fn a_foreign_row_late_in_a_long_body_refuses_all_of_it(backend: Backend) {
     endpoint.lock().extra = Some(format!("FIRES,HCM,{}-03-01,3", last_year()));
     let name = unique("pull");
     let pull = collector(&name, &endpoint.url, "every = \"1h\"");
-    let Some(app) = spawn_app_with(backend, |s| {
+    let Some(app) = spawn_app_with_feeds(backend, |s, feeds| {
         allow_loopback(s);
         s.server.max_rows_per_request = 2;
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     else {
@@ -356,9 +356,9 @@ async fn a_failing_endpoint_is_retried_reported_and_recovers(backend: Backend) {
         &endpoint.url,
         "every = \"1s\"\ntimeout = \"300ms\"\nmax_attempts = 3\nbackoff = \"20ms\"\nmax_backoff = \"50ms\"",
     );
-    let Some(app) = spawn_app_with(backend, |s| {
+    let Some(app) = spawn_app_with_feeds(backend, |s, feeds| {
         allow_loopback(s);
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     else {
@@ -423,9 +423,9 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
         "every = \"200ms\"\ncursor_param = \"since\"",
     );
     let restarted_pull = pull.clone();
-    let Some(app) = spawn_app_with(backend, |s| {
+    let Some(app) = spawn_app_with_feeds(backend, |s, feeds| {
         allow_loopback(s);
-        s.feeds.pull = vec![pull];
+        feeds.pull = vec![pull];
     })
     .await
     else {
@@ -450,9 +450,9 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
     // Published while the service was down.
     endpoint.add(period(7), 9_300.0);
     let app = paused
-        .resume(|s| {
+        .resume_with_feeds(|s, feeds| {
             allow_loopback(s);
-            s.feeds.pull = vec![restarted_pull.clone()];
+            feeds.pull = vec![restarted_pull.clone()];
         })
         .await;
     eventually("the row published during the downtime", async || {
@@ -486,9 +486,9 @@ async fn a_restarted_service_fetches_nothing_twice_and_misses_nothing(backend: B
     let paused = app.pause().await;
     let before_restart = endpoint.seen().len();
     let app = paused
-        .resume(|s| {
+        .resume_with_feeds(|s, feeds| {
             allow_loopback(s);
-            s.feeds.pull = vec![restarted_pull];
+            feeds.pull = vec![restarted_pull];
         })
         .await;
     let first = eventually("the first request after the second restart", async || {

@@ -10,7 +10,7 @@ use ktxh::collectors::stream::{MqttFeed, NatsFeed};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::helpers::{spawn_app_with_feeds, Backend, TestApp};
 use crate::live::{connect, next_json, Socket};
 use crate::pull::{eventually, feed_health, has_sample, metrics, unique};
 
@@ -233,7 +233,7 @@ async fn an_mqtt_reading_lands_and_reaches_screens(backend: Backend) {
         "#
     ))
     .expect("a valid [[mqtt]] entry");
-    let Some(app) = spawn_app_with(backend, |s| s.feeds.mqtt = vec![feed]).await else {
+    let Some(app) = spawn_app_with_feeds(backend, |_, feeds| feeds.mqtt = vec![feed]).await else {
         return;
     };
     check_stream_feed(&app, &name, &Broker::Mqtt { topic }).await;
@@ -255,7 +255,7 @@ async fn a_nats_reading_lands_and_reaches_screens(backend: Backend) {
         "#
     ))
     .expect("a valid [[nats]] entry");
-    let Some(app) = spawn_app_with(backend, |s| s.feeds.nats = vec![feed]).await else {
+    let Some(app) = spawn_app_with_feeds(backend, |_, feeds| feeds.nats = vec![feed]).await else {
         return;
     };
     let client = async_nats::connect("127.0.0.1:4222")

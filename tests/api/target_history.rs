@@ -13,7 +13,7 @@ use ktxh::config::{load_catalogue, Settings};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{mint_token, repo_config, wait_until, Backend, TestDb};
+use crate::helpers::{mint_token, repo_config, shipped_feeds, wait_until, Backend, TestDb};
 
 const INDICATOR: &str = "EXPORT_TURNOVER";
 /// A month of a year `config/targets/` has targets for, over before yesterday.
@@ -52,7 +52,7 @@ impl Server {
         let (_, admin) = mint_token(&store, Role::Admin, None).await;
         let (_, viewer) = mint_token(&store, Role::Viewer, None).await;
         let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
-        let app = App::from_parts(settings, catalogue, store, alerting, false)
+        let app = App::from_parts(settings, shipped_feeds(), catalogue, store, alerting, false)
             .await
             .expect("build app");
         let addr = app.local_addr().expect("bound");

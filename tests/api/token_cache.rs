@@ -19,7 +19,7 @@ use ktxh::config::{load_catalogue, Settings};
 use ktxh::store::{AuditEvent, DynStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{mint_token, repo_config, Backend, TestDb};
+use crate::helpers::{mint_token, repo_config, shipped_feeds, Backend, TestDb};
 
 struct Server {
     addr: std::net::SocketAddr,
@@ -60,9 +60,16 @@ impl Server {
             .expect("seed");
         let cache = Arc::new(CachedStore::new(raw.clone(), cache));
         let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
-        let app = App::from_parts(settings, catalogue, cache.clone(), alerting, false)
-            .await
-            .expect("build app");
+        let app = App::from_parts(
+            settings,
+            shipped_feeds(),
+            catalogue,
+            cache.clone(),
+            alerting,
+            false,
+        )
+        .await
+        .expect("build app");
         let addr = app.local_addr().expect("bound");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));

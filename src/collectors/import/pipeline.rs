@@ -11,9 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::reader::{ChunkReader, Position, ReadError};
 use super::{summary, ImportError, ReportedAt};
 use crate::auth::Principal;
-use crate::config::feeds::FeedsConfig;
 use crate::domain::NewObservation;
-use crate::ingest::{Backdate, Backdating, ForeignRows, Format, RawRow, Validator};
+use crate::ingest::{Backdate, Backdating, ForeignRows, Format, Mappings, RawRow, Validator};
 use crate::rules::staleness::ReleaseCalendar;
 use crate::store::Rejection;
 
@@ -27,7 +26,7 @@ pub struct Source {
     /// The file's name in messages.
     pub name: String,
     pub format: Format,
-    pub feeds: FeedsConfig,
+    pub mappings: Mappings,
     pub batch_rows: usize,
     pub validator: Validator,
     pub principal: Principal,
@@ -38,7 +37,13 @@ pub struct Source {
 
 impl Source {
     fn open(&self, from: Position) -> Result<ChunkReader, ReadError> {
-        ChunkReader::open(&self.path, self.format, &self.feeds, self.batch_rows, from)
+        ChunkReader::open(
+            &self.path,
+            self.format,
+            &self.mappings,
+            self.batch_rows,
+            from,
+        )
     }
 }
 

@@ -13,9 +13,8 @@ use std::path::Path;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use crate::config::feeds::FeedsConfig;
 use crate::ingest::line::{self, LineRow};
-use crate::ingest::{Format, FormatError, RawRow};
+use crate::ingest::{Format, FormatError, Mappings, RawRow};
 
 /// Longest record of a streamed format. A longer one (typically the rest of a file after an
 /// unclosed quote) is rejected as one malformed row and skipped up to the next newline.
@@ -122,7 +121,7 @@ impl ChunkReader {
     pub fn open(
         path: &Path,
         format: Format,
-        feeds: &FeedsConfig,
+        mappings: &Mappings,
         rows_per_chunk: usize,
         from: Position,
     ) -> Result<Self, ReadError> {
@@ -131,14 +130,14 @@ impl ChunkReader {
             Format::Csv(_) | Format::Line(_) => Ok(Self::Streamed(Box::new(StreamReader::open(
                 path,
                 format,
-                feeds.clone(),
+                mappings.clone(),
                 rows_per_chunk,
                 from,
             )?))),
             _ => Ok(Self::Document(DocumentReader::open(
                 path,
                 format,
-                feeds,
+                mappings,
                 rows_per_chunk,
                 from,
             )?)),
@@ -167,7 +166,7 @@ impl DocumentReader {
     fn open(
         path: &Path,
         format: Format,
-        feeds: &FeedsConfig,
+        mappings: &Mappings,
         rows_per_chunk: usize,
         from: Position,
     ) -> Result<Self, ReadError> {
@@ -182,7 +181,7 @@ impl DocumentReader {
         let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut body)?;
         let rows = format
-            .parse(&body, feeds)
+            .parse(&body, mappings)
             .map_err(|error| format_error(format, error))?;
         let total = rows.len() as u64;
         let skip = usize::try_from(from.rows)
@@ -328,7 +327,7 @@ fn skip_line(reader: &mut impl BufRead) -> io::Result<(u64, bool)> {
 pub struct StreamReader {
     reader: BufReader<File>,
     format: Format,
-    feeds: FeedsConfig,
+    mappings: Mappings,
     /// CSV: the header row, prepended to every chunk.
     header: Vec<u8>,
     /// CSV: the field delimiter, chosen from the header as the CSV parser chooses it.
@@ -344,7 +343,7 @@ impl StreamReader {
     fn open(
         path: &Path,
         format: Format,
-        feeds: FeedsConfig,
+        mappings: Mappings,
         rows_per_chunk: usize,
         from: Position,
     ) -> Result<Self, ReadError> {
@@ -354,7 +353,7 @@ impl StreamReader {
             // The header alone must already be a CSV file the parser accepts, so a wrong
             // header is one clear error and not a million rejected rows.
             format
-                .parse(&header, &feeds)
+                .parse(&header, &mappings)
                 .map_err(|error| format_error(format, error))?;
             (header, Some(delimiter))
         } else {
@@ -379,7 +378,7 @@ impl StreamReader {
         Ok(Self {
             reader,
             format,
-            feeds,
+            mappings,
             header,
             delimiter,
             rows_per_chunk,
@@ -451,9 +450,9 @@ impl StreamReader {
     /// the chunk, so the line parser's own numbering is shifted by the lines before the chunk.
     fn parse(&self, body: &[u8]) -> Result<Vec<RawRow>, FormatError> {
         let Format::Line(precision) = self.format else {
-            return self.format.parse(body, &self.feeds);
+            return self.format.parse(body, &self.mappings);
         };
-        let rows = line::parse_lines(body, precision, &self.feeds.line, Utc::now(), usize::MAX)
+        let rows = line::parse_lines(body, precision, &self.mappings.line, Utc::now(), usize::MAX)
             .map_err(|e| FormatError::shape("body", e.to_string()))?;
         let lines_before = self.position.lines;
         Ok(rows

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::config::feeds::FeedsConfig;
+// The shipped `feeds.toml` is read as the service reads it, by the collectors' loader.
+use crate::collectors::feeds::FeedsConfig;
 
 /// Two dataflows: the statistics office's, with an area dimension and code translations, and
 /// the customs office's, with a fixed unit.
@@ -217,9 +218,10 @@ fn media_parameters_accept_version_2_and_readable_options() {
 fn the_shipped_feeds_config_maps_dataflows() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let feeds = FeedsConfig::load(&dir).expect("config/feeds.toml is valid");
-    assert!(!feeds.sdmx.dataflows().is_empty());
+    assert!(!feeds.mappings.sdmx.dataflows().is_empty());
     let statistics = StructureRef::parse("VN_HCMSO:DF_KTXH(1.0)").unwrap();
     let (_, dataflow) = feeds
+        .mappings
         .sdmx
         .dataflow(&statistics)
         .expect("the KT-XH dataflow");
@@ -281,8 +283,8 @@ fn mutated_messages_never_panic_nor_yield_more_rows_than_bytes() {
             for rows in [
                 parse_csv(&input, &mapping),
                 parse_json(&input, &mapping),
-                parse_csv(&input, &feeds.sdmx),
-                parse_json(&input, &feeds.sdmx),
+                parse_csv(&input, &feeds.mappings.sdmx),
+                parse_json(&input, &feeds.mappings.sdmx),
             ]
             .into_iter()
             .flatten()

@@ -17,7 +17,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{allow_loopback, mint_token, repo_config, wait_until, Backend, TestDb};
+use crate::helpers::{
+    allow_loopback, mint_token, repo_config, shipped_feeds, wait_until, Backend, TestDb,
+};
 use crate::webhook::WebhookReceiver;
 
 /// The series the server holds, which the SQL panels are checked on.
@@ -115,7 +117,8 @@ impl Observed {
             "name = \"{feed}\"\nurl = \"{endpoint}\"\nformat = \"csv\"\ndepartment = \"CUSTOMS\"\nevery = \"1h\"\n"
         ))
         .expect("a valid [[pull]] entry");
-        settings.feeds.pull = vec![collector];
+        let mut feeds = shipped_feeds();
+        feeds.pull = vec![collector];
         let catalogue = load_catalogue(&repo_config()).expect("catalogue");
         let store = app::open_store(&db.url, &settings, &catalogue)
             .await
@@ -123,6 +126,7 @@ impl Observed {
         let (_, customs) = mint_token(&store, Role::Department, Some("CUSTOMS")).await;
         let app = App::from_parts(
             settings,
+            feeds,
             catalogue,
             store,
             alerting(&receiver, &webhook.url),

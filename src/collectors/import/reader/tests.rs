@@ -11,7 +11,7 @@ fn file_with(content: &[u8]) -> tempfile::NamedTempFile {
 
 fn read_all(path: &Path, format: Format, per_chunk: usize, from: Position) -> Vec<Chunk> {
     let mut reader =
-        ChunkReader::open(path, format, &FeedsConfig::default(), per_chunk, from).unwrap();
+        ChunkReader::open(path, format, &Mappings::default(), per_chunk, from).unwrap();
     let mut chunks = Vec::new();
     while let Some(chunk) = reader.next_chunk().unwrap() {
         chunks.push(chunk);
@@ -61,7 +61,7 @@ fn an_offset_inside_a_line_means_the_file_changed() {
     let result = ChunkReader::open(
         file.path(),
         csv(),
-        &FeedsConfig::default(),
+        &Mappings::default(),
         10,
         Position {
             offset: 31,
@@ -97,7 +97,7 @@ fn a_wrong_header_is_refused_before_any_row() {
     let result = ChunkReader::open(
         file.path(),
         csv(),
-        &FeedsConfig::default(),
+        &Mappings::default(),
         10,
         Position::default(),
     );

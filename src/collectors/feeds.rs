@@ -1,27 +1,55 @@
-//! `config/feeds.toml`: how the formats departments send map onto the catalogue, and the feeds
-//! the service fetches or subscribes to itself.
+//! `config/feeds.toml`: the feeds the service fetches or subscribes to itself, and how the
+//! formats departments send map onto the catalogue. It is read here, with the collectors it
+//! configures; the mappings are the ingest formats' own types ([`Mappings`]).
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{ConfigError, ConfigProblem};
-use crate::collectors::pull::PullCollector;
-use crate::collectors::stream::{MqttFeed, NatsFeed};
+use super::pull::PullCollector;
+use super::stream::{MqttFeed, NatsFeed};
+use crate::config::{ConfigError, ConfigProblem};
 use crate::domain::Catalogue;
 use crate::ingest::dhis2::Dhis2Mapping;
 use crate::ingest::line::LineMapping;
 use crate::ingest::sdmx::SdmxMapping;
+use crate::ingest::Mappings;
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "FeedsFile")]
 pub struct FeedsConfig {
-    pub sdmx: SdmxMapping,
-    pub dhis2: Dhis2Mapping,
-    pub line: LineMapping,
+    /// `[sdmx]`, `[dhis2]` and `[line]`.
+    pub mappings: Mappings,
     pub pull: Vec<PullCollector>,
     pub mqtt: Vec<MqttFeed>,
     pub nats: Vec<NatsFeed>,
+}
+
+/// The file as written: the mapping tables sit beside the feed lists at its top level.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FeedsFile {
+    sdmx: SdmxMapping,
+    dhis2: Dhis2Mapping,
+    line: LineMapping,
+    pull: Vec<PullCollector>,
+    mqtt: Vec<MqttFeed>,
+    nats: Vec<NatsFeed>,
+}
+
+impl From<FeedsFile> for FeedsConfig {
+    fn from(file: FeedsFile) -> Self {
+        Self {
+            mappings: Mappings {
+                sdmx: file.sdmx,
+                dhis2: file.dhis2,
+                line: file.line,
+            },
+            pull: file.pull,
+            mqtt: file.mqtt,
+            nats: file.nats,
+        }
+    }
 }
 
 impl FeedsConfig {
@@ -69,21 +97,21 @@ impl FeedsConfig {
                 problems.push((key, format!("unknown unit `{code}`")));
             }
         };
-        for (i, entry) in self.dhis2.data_elements.iter().enumerate() {
+        for (i, entry) in self.mappings.dhis2.data_elements.iter().enumerate() {
             indicator(
                 &mut problems,
                 format!("dhis2.data_elements[{i}].indicator"),
                 &entry.indicator,
             );
         }
-        for (i, entry) in self.dhis2.org_units.iter().enumerate() {
+        for (i, entry) in self.mappings.dhis2.org_units.iter().enumerate() {
             unit(
                 &mut problems,
                 format!("dhis2.org_units[{i}].unit"),
                 &entry.unit,
             );
         }
-        let line = &self.line;
+        let line = &self.mappings.line;
         for (tag, code) in &line.units {
             unit(&mut problems, format!("line.units.{tag}"), code);
         }
@@ -100,7 +128,7 @@ impl FeedsConfig {
                 unit(&mut problems, format!("{key}.default_unit"), code);
             }
         }
-        for (i, dataflow) in self.sdmx.dataflows().iter().enumerate() {
+        for (i, dataflow) in self.mappings.sdmx.dataflows().iter().enumerate() {
             let (indicators, units) = dataflow.mapped_codes();
             for code in indicators {
                 indicator(
@@ -138,8 +166,8 @@ impl FeedsConfig {
 
     /// Every problem as `(key, message)`.
     fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = self.dhis2.problems();
-        problems.extend(self.line.problems());
+        let mut problems = self.mappings.dhis2.problems();
+        problems.extend(self.mappings.line.problems());
         problems
     }
 }
@@ -153,13 +181,19 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let feeds = FeedsConfig::load(&dir).expect("config/feeds.toml is valid");
         let catalogue = crate::config::load_catalogue(&dir).expect("the catalogue is valid");
-        assert!(!feeds.dhis2.data_elements.is_empty() && !feeds.dhis2.org_units.is_empty());
-        assert!(!feeds.line.measurements.is_empty() && !feeds.sdmx.dataflows().is_empty());
+        assert!(
+            !feeds.mappings.dhis2.data_elements.is_empty()
+                && !feeds.mappings.dhis2.org_units.is_empty()
+        );
+        assert!(
+            !feeds.mappings.line.measurements.is_empty()
+                && !feeds.mappings.sdmx.dataflows().is_empty()
+        );
         assert_eq!(feeds.catalogue_problems(&catalogue), Vec::new());
 
         let mut misspelt = feeds.clone();
-        misspelt.dhis2.data_elements[0].indicator = "EHR_COVERAGEE".into();
-        misspelt.line.measurements[0]
+        misspelt.mappings.dhis2.data_elements[0].indicator = "EHR_COVERAGEE".into();
+        misspelt.mappings.line.measurements[0]
             .units
             .insert("x".into(), "ATLANTIS".into());
         let problems = misspelt.catalogue_problems(&catalogue);
