@@ -165,6 +165,8 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
         receiver.delivered().is_empty(),
         "a pending alert is not sent (queued, delivered by one more pass: {flushed:?})"
     );
+    // Nor queued: a notification on its way (claimed by the service's own delivery) shows here.
+    assert_eq!(outbox_statuses(&app).await, Vec::<Value>::new());
 
     // The second consecutive evaluation makes it official: firing, delivered once, signed.
     post_beds(&app, year, (target * 0.5).round() + 1.0).await;
@@ -389,6 +391,8 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
         receiver.delivered().is_empty(),
         "a silenced alert is recorded but not sent (queued, delivered by one more pass: {flushed:?})"
     );
+    // Nor queued: a notification on its way (claimed by the service's own delivery) shows here.
+    assert_eq!(outbox_statuses(&app).await, Vec::<Value>::new());
 
     let id = created.body["id"].as_str().unwrap().to_owned();
     let expired = app
