@@ -303,6 +303,10 @@ impl Pipeline {
         // alert commit earlier is caught up here: every target is looked at.
         let statuses = self.engine.statuses(|_| true);
         let alerts = if self.leads() {
+            // An acknowledgement may have come through another instance since the last tick.
+            if let Err(error) = self.alerts.reload().await {
+                tracing::warn!(%error, "reading the alerts again failed");
+            }
             match self.alerts.reconcile(&statuses, now).await {
                 Ok(alerts) => alerts,
                 Err(error) => {
