@@ -610,6 +610,109 @@ async fn a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_
     db.cleanup().await;
 }
 
+/// A receiver that counts what it is sent, slowly enough that two outboxes overlap.
+struct Counting(std::sync::Mutex<Vec<i64>>);
+
+#[async_trait::async_trait]
+impl ktxh::alerts::outbox::Sender for Counting {
+    async fn send(
+        &self,
+        notification: &ktxh::alerts::message::Notification,
+    ) -> Result<(), ktxh::alerts::outbox::SendError> {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        self.0.lock().unwrap().push(notification.id);
+        Ok(())
+    }
+
+    fn language(&self, _receiver: &str) -> String {
+        "vi".into()
+    }
+}
+
+async fn two_outboxes_delivering_at_once_send_each_notification_once(backend: Backend) {
+    use ktxh::alerts::message::{AlertState, Notification};
+    use ktxh::alerts::{manager::AlertManager, outbox::Outbox, routing::AlertingConfig};
+    use std::sync::Arc;
+
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let catalogue =
+        Arc::new(ktxh::config::load_catalogue(&crate::helpers::repo_config()).expect("catalogue"));
+    let sent = Arc::new(Counting(std::sync::Mutex::new(Vec::new())));
+    let mut outboxes = Vec::new();
+    for _ in 0..2 {
+        // A store handle each, as two instances on one database.
+        let store = open_store(&db).await;
+        let config = AlertingConfig::default();
+        let alerts = AlertManager::load(
+            store.clone(),
+            catalogue.clone(),
+            config.route.clone(),
+            config.base_url.clone(),
+        )
+        .await
+        .expect("alerts");
+        outboxes.push(Arc::new(Outbox::new(
+            store,
+            Arc::new(alerts),
+            sent.clone(),
+            config,
+        )));
+    }
+    let store = open_store(&db).await;
+    let at = Utc::now() - Duration::minutes(1);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let notification = Notification {
+            id: 0,
+            receiver: "ops".into(),
+            group_key: format!("g{n}"),
+            status: AlertState::Firing,
+            alerts: Vec::new(),
+            language: "vi".into(),
+            created_at: at,
+        };
+        let payload = serde_json::to_value(&notification).unwrap();
+        ids.push(
+            store
+                .dispatch("ops", &notification.group_key, &payload, &[], at)
+                .await
+                .unwrap(),
+        );
+    }
+
+    let rounds = outboxes.iter().map(|outbox| {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let mut delivered = 0;
+            loop {
+                let round = outbox.deliver(Utc::now()).await.expect("deliver");
+                if round == 0 {
+                    return delivered;
+                }
+                delivered += round;
+            }
+        })
+    });
+    let mut total = 0;
+    for round in rounds.collect::<Vec<_>>() {
+        total += round.await.unwrap();
+    }
+    let mut received = sent.0.lock().unwrap().clone();
+    received.sort_unstable();
+    assert_eq!(received, ids, "each notification sent once");
+    assert_eq!(total, ids.len());
+    let stored = store.notifications(100).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|n| n.status == "delivered" && n.attempts == 1),
+        "{stored:?}"
+    );
+    db.cleanup().await;
+}
+
 fn claimed(mut batch: WriteBatch, key: &str, request: &[u8]) -> WriteBatch {
     batch.idempotency = Some(IdempotencyClaim {
         token_id: "tok-group".into(),
@@ -1104,6 +1207,7 @@ async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Ba
 on_every_backend!(
     the_notification_backlog_counts_what_is_still_to_deliver,
     a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_ends,
+    two_outboxes_delivering_at_once_send_each_notification_once,
     the_store_counts_the_migrations_it_holds,
     readiness_needs_every_migration_of_the_build,
     a_retraction_empties_the_period_and_keeps_its_history,
