@@ -1,6 +1,7 @@
 //! Several `ktxh serve` processes on one database: exactly one leads, and when it is killed
 //! (SIGKILL) or its lock's session is terminated, leadership moves within 10 s without two
-//! instances ever leading together. On PostgreSQL and TimescaleDB; SQLite's one instance leads.
+//! instances ever leading together; the new leader brings the alerts in line with its statuses.
+//! On PostgreSQL and TimescaleDB; SQLite's one instance leads.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -11,9 +12,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[allow(dead_code)]
+#[path = "support/cli.rs"]
+mod cli;
+#[allow(dead_code)]
 #[path = "support/db.rs"]
 mod db;
 use db::{Backend, TestDb};
+
+/// The indicator whose target the alert test makes slip.
+const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
 
 /// The longest a failover may take.
 const FAILOVER: Duration = Duration::from_secs(10);
@@ -40,6 +47,10 @@ impl Instance {
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("KTXH__SERVER__INSTANCE_NAME", name)
+            // A slipping target alerts after two evaluations, and only ingests evaluate: no
+            // tick reconciles the alerts during a test.
+            .env("KTXH__RULES__FOR_EVALUATIONS", "2")
+            .env("KTXH__RULES__EVALUATION_INTERVAL_SECONDS", "3600")
             .arg("--config")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
             .args(["--database-url", database_url, "--log-json"])
@@ -106,6 +117,40 @@ impl Instance {
             .text()
             .await
             .expect("metrics text")
+    }
+
+    async fn get(&self, client: &reqwest::Client, token: &str, path: &str) -> Value {
+        let reply = client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = reply.status();
+        let body = reply.text().await.expect("body");
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    async fn post_beds(&self, client: &reqwest::Client, token: &str, year: i32, value: f64) {
+        let body = serde_json::json!({"observations": [{
+            "indicator": INDICATOR, "unit": "HCM", "period": year.to_string(), "value": value
+        }]});
+        let reply = client
+            .post(format!("{}/api/v1/observations", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /api/v1/observations");
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "POST /api/v1/observations: {text}");
+    }
+
+    async fn status(&self, client: &reqwest::Client, token: &str) -> Value {
+        self.get(client, token, &format!("/api/v1/status/{INDICATOR}"))
+            .await
     }
 
     fn kill_hard(&mut self) {
@@ -301,6 +346,77 @@ async fn a_terminated_lock_session_moves_leadership_without_two_leaders(backend:
     assert_eq!(leaders(&client, &[&a, &b]).await, Some(vec![leader]));
     drop((a, b));
     db.cleanup().await;
+}
+
+/// The target slips on an instance that does not lead; once it leads, it has reconciled the
+/// alerts of every target, and the slipping target's alert fires.
+async fn an_instance_that_comes_to_lead_reconciles_the_alerts(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let admin = cli::create_token(cli::ktxh(&db.url), "admin", "leader-test");
+    let (mut a, b) = two_instances(&db, dir.path()).await;
+
+    let year =
+        chrono::Datelike::year(&chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh));
+    let targets = b
+        .get(&client, &admin, &format!("/api/v1/targets?year={year}"))
+        .await;
+    let target = targets["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .find(|t| t["indicator"] == INDICATOR && t["unit"] == "HCM")
+        .and_then(|t| t["value"].as_f64())
+        .unwrap_or_else(|| panic!("no {year} target for {INDICATOR} in {targets}"));
+    b.post_beds(&client, &admin, year, (target * 1.1).round())
+        .await;
+    b.post_beds(&client, &admin, year, (target * 0.5).round())
+        .await;
+    b.post_beds(&client, &admin, year, (target * 0.5).round() + 1.0)
+        .await;
+    let status = b.status(&client, &admin).await;
+    assert_eq!(status["status"], "off_track", "{status}");
+
+    a.kill_hard();
+    let killed = Instant::now();
+    let firing = |alerts: &Value| {
+        alerts["alerts"].as_array().is_some_and(|alerts| {
+            alerts.iter().any(|alert| {
+                alert["labels"]["alertname"] == "target_slipping"
+                    && alert["labels"]["indicator"] == INDICATOR
+                    && alert["state"] == "firing"
+            })
+        })
+    };
+    loop {
+        let leads = b.leads(&client).await == Some(true);
+        let alerts = b.get(&client, &admin, "/api/v1/alerts").await;
+        if leads && firing(&alerts) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < FAILOVER,
+            "b did not lead with the slipping target's alert firing within {FAILOVER:?}: \
+             leads {leads}, alerts {alerts}\n{}",
+            tails(&[&a, &b])
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    drop((a, b));
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_instance_that_comes_to_lead_reconciles_the_alerts() {
+    an_instance_that_comes_to_lead_reconciles_the_alerts(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescale_an_instance_that_comes_to_lead_reconciles_the_alerts() {
+    an_instance_that_comes_to_lead_reconciles_the_alerts(Backend::Timescale).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
