@@ -215,7 +215,10 @@ impl App {
             anyhow::bail!("config/alerting.toml: {key}: {message}");
         }
         let report_schedules = alerting.report.clone();
-        let outbox = Arc::new(Outbox::new(store.clone(), alerts.clone(), sender, alerting));
+        let outbox = Arc::new(
+            Outbox::new(store.clone(), alerts.clone(), sender, alerting)
+                .claiming_as(leadership.instance()),
+        );
         let live = &settings.live;
         let hub = Arc::new(Hub::new(HubSettings {
             ring_capacity: live.ring_capacity,

@@ -34,8 +34,9 @@ const SEND_DEADLINE: Duration = Duration::from_secs(45);
 /// that dies mid-delivery holds it this long at most (ARCHITECTURE §5).
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
-/// Who claims notifications: this process, named apart from a restart of itself, whose
-/// claims are those of a process that may have died mid-delivery.
+/// Who claims notifications when the outbox is not told its instance's name: this process,
+/// named apart from a restart of itself, whose claims are those of a process that may have
+/// died mid-delivery.
 static INSTANCE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "pid{}-{:08x}",
@@ -64,6 +65,8 @@ pub struct Outbox {
     alerts: Arc<AlertManager>,
     sender: Arc<dyn Sender>,
     config: AlertingConfig,
+    /// What its claims are marked with (`claimed_by`).
+    instance: String,
 }
 
 /// `at + wait`, saturating: a wait too long to represent never elapses.
@@ -89,7 +92,15 @@ impl Outbox {
             alerts,
             sender,
             config,
+            instance: INSTANCE.clone(),
         }
+    }
+
+    /// Marks this outbox's claims with `instance`, the name the instance goes by elsewhere
+    /// (`/readyz`, the leader's lock), so an operator can tell whose a claim is.
+    pub fn claiming_as(mut self, instance: &str) -> Self {
+        instance.clone_into(&mut self.instance);
+        self
     }
 
     /// The metric label of a receiver: its name when configured; stored notifications may
@@ -309,7 +320,7 @@ impl Outbox {
         for _ in 0..DELIVERIES_PER_ROUND {
             let claimed = self
                 .store
-                .claim_notifications(&INSTANCE, now, CLAIM_LEASE, 1)
+                .claim_notifications(&self.instance, now, CLAIM_LEASE, 1)
                 .await?;
             let Some(row) = claimed.into_iter().next() else {
                 break;
