@@ -26,6 +26,7 @@ use hashlink::LruCache;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use super::TokenRecord;
+use crate::config::TokenSettings;
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::domain::{StoredObservation, Target};
 use crate::metrics::METRICS;
@@ -47,6 +48,17 @@ const STRIPES: usize = 64;
 pub struct CacheSettings {
     pub ttl: Duration,
     pub negative_ttl: Duration,
+}
+
+// Here rather than in `config`, which sits below the token cache it configures.
+impl TokenSettings {
+    /// `[tokens]`'s cache bounds.
+    pub fn cache(&self) -> CacheSettings {
+        CacheSettings {
+            ttl: Duration::from_secs(self.cache_seconds),
+            negative_ttl: Duration::from_secs(self.negative_cache_seconds),
+        }
+    }
 }
 
 impl Default for CacheSettings {

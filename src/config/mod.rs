@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::domain::calendar::ReleaseCalendar;
+use crate::domain::token::Role;
+
 pub use catalogue::load_catalogue;
 
 /// One problem found in the configuration, located by file and key.
@@ -208,15 +211,8 @@ impl Default for RulesSettings {
     }
 }
 
+// `RulesSettings::hysteresis` is the rules' (`rules::hysteresis`), which these settings configure.
 impl RulesSettings {
-    pub fn hysteresis(&self) -> crate::rules::hysteresis::HysteresisConfig {
-        crate::rules::hysteresis::HysteresisConfig {
-            for_evaluations: self.for_evaluations,
-            for_duration: chrono::Duration::seconds(self.for_seconds.max(0)),
-            recovery_margin: self.recovery_margin,
-        }
-    }
-
     /// The timer's period; its ticks fall on multiples of it from the Unix epoch, which is how
     /// a replay knows when the live engine evaluated (ARCHITECTURE §8).
     pub fn evaluation_interval(&self) -> std::time::Duration {
@@ -292,19 +288,13 @@ impl Default for TokenSettings {
     }
 }
 
+// `TokenSettings::cache` is the token cache's (`auth::cache`), under which these settings sit.
 impl TokenSettings {
-    pub fn cache(&self) -> crate::auth::cache::CacheSettings {
-        crate::auth::cache::CacheSettings {
-            ttl: std::time::Duration::from_secs(self.cache_seconds),
-            negative_ttl: std::time::Duration::from_secs(self.negative_cache_seconds),
-        }
-    }
-
-    pub fn expiry_days(&self, role: crate::auth::Role) -> i64 {
+    pub fn expiry_days(&self, role: Role) -> i64 {
         match role {
-            crate::auth::Role::Admin => self.admin_expiry_days,
-            crate::auth::Role::Department => self.department_expiry_days,
-            crate::auth::Role::Viewer => self.viewer_expiry_days,
+            Role::Admin => self.admin_expiry_days,
+            Role::Department => self.department_expiry_days,
+            Role::Viewer => self.viewer_expiry_days,
         }
     }
 }
@@ -318,7 +308,7 @@ pub struct Settings {
     pub rules: RulesSettings,
     pub live: LiveSettings,
     /// When each periodicity's figures are due (Decree 62/2024/NĐ-CP by default).
-    pub release_calendar: crate::rules::staleness::ReleaseCalendar,
+    pub release_calendar: ReleaseCalendar,
     pub demo: DemoSettings,
     /// Rates, timeouts and caps that bound what one client can take.
     pub limits: limits::LimitsSettings,

@@ -26,6 +26,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::config::RulesSettings;
 use crate::domain::{Direction, Status};
 
 /// When a candidate status becomes official.
@@ -38,6 +39,18 @@ pub struct HysteresisConfig {
     /// Fraction of the threshold a recovering projection must clear it by, e.g. 0.01. Used by the
     /// caller with [`clears_with_margin`]; kept here so one config carries the whole policy.
     pub recovery_margin: f64,
+}
+
+// Here rather than in `config`, which sits below the rules it configures.
+impl RulesSettings {
+    /// `[rules]`'s hysteresis policy.
+    pub fn hysteresis(&self) -> HysteresisConfig {
+        HysteresisConfig {
+            for_evaluations: self.for_evaluations,
+            for_duration: Duration::seconds(self.for_seconds.max(0)),
+            recovery_margin: self.recovery_margin,
+        }
+    }
 }
 
 impl Default for HysteresisConfig {
