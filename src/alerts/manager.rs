@@ -7,8 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
-use super::message::{AlertState, Severity};
-use super::model::{Ack, Alert, NewAlertEvent, Silence};
+use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
 use super::receivers::text::{self, Language};
 use super::routing::Route;
 use crate::domain::{Catalogue, Status};

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::alert::Alert;
-// The alert model is domain's (the store keeps it); receivers name its states through here.
-pub use crate::domain::alert::{AlertState, Severity};
+use crate::domain::alert::{Alert, AlertState, Severity};
 
 /// One alert inside a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

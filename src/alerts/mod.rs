@@ -3,7 +3,6 @@
 
 pub mod manager;
 pub mod message;
-pub mod model;
 pub mod outbox;
 pub mod receivers;
 pub mod reports;

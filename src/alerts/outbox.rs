@@ -13,8 +13,8 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::manager::AlertManager;
-use super::message::{AlertMessage, AlertState, Notification};
-use super::model::{Alert, AlertEvent};
+use super::message::{AlertMessage, Notification};
+use crate::domain::alert::{Alert, AlertEvent, AlertState};
 use super::routing::{AlertingConfig, Destination};
 use crate::metrics::{self, DeliveryOutcome, OutboxStage};
 use crate::store::{DynStore, StoreResult};

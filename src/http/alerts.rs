@@ -18,9 +18,8 @@ use super::openapi::{
 };
 use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
-use crate::alerts::message::AlertState;
-use crate::alerts::model::{Ack, Alert, OutboxNotification, Silence};
 use crate::auth::{Principal, Role};
+use crate::domain::alert::{Ack, Alert, AlertState, OutboxNotification, Silence};
 use crate::ingest::json::pointer_token;
 use crate::live::view::Update;
 use crate::store::AuditEvent;

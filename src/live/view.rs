@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::feeds::{FeedHealth, FeedHealthRegistry};
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
-use crate::alerts::model::Alert;
+use crate::domain::alert::Alert;
 use crate::domain::{Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 

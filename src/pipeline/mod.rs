@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use tokio::sync::{watch, Mutex};
 
 use crate::alerts::manager::AlertManager;
-use crate::alerts::model::Alert;
+use crate::domain::alert::Alert;
 use crate::domain::{NewObservation, Status, Target};
 use crate::live::view::{FeedEvent, Publisher, Update};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};

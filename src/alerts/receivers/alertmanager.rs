@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{DeliveryError, ReceiverError};
 use super::http;
 use super::text::{self, Language};
-use crate::alerts::message::{AlertMessage, AlertState, Notification};
+use crate::alerts::message::{AlertMessage, Notification};
+use crate::domain::alert::AlertState;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -2,11 +2,11 @@
 //! (Delivery to a real SMTP server is covered by the end-to-end test.)
 
 use super::*;
-use crate::alerts::message::AlertState;
 use crate::alerts::receivers::testing::{
     closed_port_url, no_env, sample_notification, test_policy,
 };
 use crate::alerts::receivers::{ReceiverConfig, ReceiverKind, Receivers};
+use crate::domain::alert::AlertState;
 
 fn config() -> EmailConfig {
     EmailConfig {

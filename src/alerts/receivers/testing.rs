@@ -8,7 +8,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
 
-use crate::alerts::message::{AlertMessage, AlertState, Notification, Severity};
+use crate::alerts::message::{AlertMessage, Notification};
+use crate::domain::alert::{AlertState, Severity};
 
 /// A firing slippage alert for GRDP growth in `unit`, in the Department of Finance.
 pub(crate) fn alert(unit: &str, state: AlertState) -> AlertMessage {

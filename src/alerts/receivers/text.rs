@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::alerts::message::{AlertMessage, AlertState, Notification, Severity};
+use crate::alerts::message::{AlertMessage, Notification};
+use crate::domain::alert::{AlertState, Severity};
 use crate::domain::number::{self, Notation};
 
 /// The language of a message's human-readable text.
