@@ -1,6 +1,7 @@
 //! The crate's top-level modules (`src/<name>/` or `src/<name>.rs`) import one another without a
-//! cycle, so the layering of ARCHITECTURE §3 holds: `domain` at the bottom, then `config`, the
-//! store, the stages, and `app` and `cli` composing them on top.
+//! cycle, so they stack in the layers of ARCHITECTURE §3: `domain` at the bottom (it imports
+//! nothing of the crate), `config` below the store (it reaches neither the store nor anything
+//! above it), then the store, the stages, and `app` and `cli` composing them on top.
 //!
 //! The sources are read the way the compiler finds them: from `src/lib.rs` down the `mod`
 //! declarations (with their `#[path]` attributes), and every `.rs` file under `src/` must be
@@ -794,6 +795,30 @@ fn domain_is_the_bottom_layer() {
     let graph = crate_graph(Path::new(env!("CARGO_MANIFEST_DIR")));
     if let Some(to) = graph.edges.get("domain") {
         panic!("domain imports other modules of the crate: {to:?}");
+    }
+}
+
+#[test]
+fn config_is_below_the_store() {
+    let graph = crate_graph(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let mut seen = BTreeSet::from(["config".to_string()]);
+    let mut path_to: BTreeMap<String, Vec<String>> =
+        BTreeMap::from([("config".to_string(), vec!["config".to_string()])]);
+    let mut todo = vec!["config".to_string()];
+    while let Some(from) = todo.pop() {
+        for (to, at) in graph.edges.get(&from).into_iter().flatten() {
+            if seen.insert(to.clone()) {
+                let mut path = path_to[&from].clone();
+                path.push(format!("{to} (at {at})"));
+                assert!(
+                    to != "store",
+                    "config reaches the store: {}",
+                    path.join(" → ")
+                );
+                path_to.insert(to.clone(), path);
+                todo.push(to.clone());
+            }
+        }
     }
 }
 
