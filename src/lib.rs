@@ -11,8 +11,10 @@
 //! ```
 //!
 //! - [`config`]: settings and the catalogue files, validated at start.
-//! - [`domain`]: pure types (codes, periods, indicators, targets, observations).
-//! - [`collectors`]: feeds the service fetches or subscribes to, and back-fill from files.
+//! - [`domain`]: pure types (codes, periods, indicators, targets, observations, the release
+//!   calendar, alert and token records); it imports nothing else of the crate.
+//! - [`collectors`]: feeds the service fetches or subscribes to (`feeds.toml`), and back-fill
+//!   from files.
 //! - [`ingest`]: push formats and per-row validation; [`demo`] feeds it simulated departments.
 //! - [`writer`]: one task per instance that commits the queued batches as one group.
 //! - [`pipeline`]: what follows any change (rows committed, a target set, the timer): the
@@ -26,6 +28,9 @@
 //! - [`leader`]: which of the instances sharing a PostgreSQL database does what must happen
 //!   once (alert commits, delivery, reports, collectors).
 //! - [`app`]: wires the parts together and runs until shutdown; [`cli`] is the command line.
+//!
+//! The modules import one another without a cycle, `domain` at the bottom and `app` and `cli`
+//! on top (ARCHITECTURE §3); `tests/architecture.rs` keeps it so.
 
 pub mod alerts;
 pub mod app;
