@@ -124,10 +124,10 @@ impl App {
         );
         Self::from_parts_led(
             settings,
+            feeds,
             catalogue,
             store,
             alerting,
-            feeds,
             options.demo,
             Some(leadership),
         )
@@ -138,10 +138,10 @@ impl App {
     /// instance on its database: it always leads.
     pub async fn from_parts(
         settings: Settings,
+        feeds: FeedsConfig,
         catalogue: Catalogue,
         store: DynStore,
         alerting: AlertingConfig,
-        feeds: FeedsConfig,
         demo: bool,
     ) -> anyhow::Result<Self> {
         Self::from_parts_led(settings, feeds, catalogue, store, alerting, demo, None).await
@@ -150,10 +150,10 @@ impl App {
     /// `leadership`, when given, says whether this instance leads; otherwise it always does.
     async fn from_parts_led(
         settings: Settings,
+        feeds: FeedsConfig,
         catalogue: Catalogue,
         store: DynStore,
         alerting: AlertingConfig,
-        feeds: FeedsConfig,
         demo: bool,
         leadership: Option<Leadership>,
     ) -> anyhow::Result<Self> {
@@ -278,11 +278,11 @@ impl App {
             pipeline,
             tickets,
             feeds: feed_health,
+            feed_config: Arc::new(feeds),
             leadership,
             limits,
             token_standing,
         };
-            feed_config: Arc::new(feeds),
         let reports = Scheduler {
             schedules: report_schedules,
             receivers: report_receivers,
@@ -344,6 +344,7 @@ impl App {
         let collectors = Collectors::spawn_while_leading(
             FeedContext {
                 settings: self.state.settings.clone(),
+                feeds: self.state.feed_config.clone(),
                 store: self.state.store.clone(),
                 ingestor: self.state.ingestor.clone(),
                 publisher: self.state.publisher.clone(),
@@ -357,7 +358,6 @@ impl App {
             .clone()
             .spawn_housekeeping(shutdown.clone());
         tracing::info!(%addr, "listening");
-                feeds: self.state.feed_config.clone(),
         let limits = self.state.settings.limits.clone();
         let router = http::router(self.state);
         let server = http::serve::serve(self.listener, router, &limits, shutdown.clone());
