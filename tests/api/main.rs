@@ -16,6 +16,7 @@ mod ingest;
 mod limits;
 mod live;
 mod migration;
+mod new_periods;
 mod observability;
 mod openapi;
 mod outbound;
