@@ -19,7 +19,12 @@ pub struct Body {
 
 /// Reads a batch; values sent as text are read with `decimal` (see [`Decimal::text`]).
 pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, FormatError> {
-    let mut rows = from_slice::<Body>(body)?.observations;
+    // Tracking the path allocates for every field read: a body is read without it first, and
+    // only one that fails is read again to say where.
+    let mut rows = match serde_json::from_slice::<Body>(body) {
+        Ok(parsed) => parsed.observations,
+        Err(_) => from_slice::<Body>(body)?.observations,
+    };
     if decimal == Decimal::Comma {
         for row in &mut rows {
             if let Some(RawValue::Text(text)) = &row.value {

@@ -1,6 +1,8 @@
 //! Per-row validation (ARCHITECTURE §10): known indicator and unit, a finite value in the indicator's
 //! plausible range, a period of the indicator's periodicity, nothing from the future.
 
+use std::cell::Cell;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::de::{self, Visitor};
@@ -229,6 +231,9 @@ impl RowError {
     }
 }
 
+/// A period with its start and end in the city's zone.
+pub type Bounds = (Period, DateTime<Utc>, DateTime<Utc>);
+
 pub struct Context<'a> {
     pub catalogue: &'a Catalogue,
     pub zone: Tz,
@@ -238,6 +243,23 @@ pub struct Context<'a> {
     pub earliest_reported_at: Option<DateTime<Utc>>,
     /// `[ingest] reported_at_backdate_days`, for the message of a refused row.
     pub backdate_days: i64,
+    /// The bounds of the period the previous row named: rows of a batch tend to come period by
+    /// period, and each period's bounds cost two conversions from the city's local time.
+    pub last_bounds: Cell<Option<Bounds>>,
+}
+
+impl Context<'_> {
+    /// `period`'s start and end in the city's zone.
+    fn bounds(&self, period: Period) -> (DateTime<Utc>, DateTime<Utc>) {
+        if let Some((last, start, end)) = self.last_bounds.get() {
+            if last == period {
+                return (start, end);
+            }
+        }
+        let (start, end) = (period.start(self.zone), period.end(self.zone));
+        self.last_bounds.set(Some((period, start, end)));
+        (start, end)
+    }
 }
 
 /// Reads a `reported_at` as sent: an RFC 3339 instant; with `local` (a format that writes
@@ -411,11 +433,12 @@ pub(super) fn validate(
         return Err(RowError::Malformed(reason));
     }
     let indicator = indicator?;
-    let indicator_code = indicator.code.to_string();
+    // Only a refused row needs the code as text.
+    let indicator_code = || indicator.code.to_string();
     let unit = resolve_unit(context.catalogue, row.unit.as_deref())?;
     if unit.parent.is_some() && indicator.rollup == Rollup::None {
         return Err(RowError::UnitNotReporting {
-            indicator: indicator_code,
+            indicator: indicator_code(),
             unit: unit.code.to_string(),
         });
     }
@@ -436,13 +459,13 @@ pub(super) fn validate(
     };
     if period.periodicity() != indicator.periodicity {
         return Err(RowError::PeriodMismatch {
-            indicator: indicator_code,
+            indicator: indicator_code(),
             expected: indicator.periodicity.as_str(),
             period: period.to_string(),
             actual: period.periodicity().as_str(),
         });
     }
-    let period_start = period.start(context.zone);
+    let (period_start, period_end) = context.bounds(period);
     if period_start > context.latest_allowed {
         return Err(RowError::PeriodInFuture(period.to_string()));
     }
@@ -454,7 +477,7 @@ pub(super) fn validate(
         let value = parse_value(row.value.ok_or(RowError::MissingField("value"))?)?;
         if !indicator.admits(value) {
             return Err(RowError::OutOfRange {
-                indicator: indicator_code,
+                indicator: indicator_code(),
                 value,
                 min: indicator.range.0,
                 max: indicator.range.1,
@@ -468,7 +491,7 @@ pub(super) fn validate(
         unit: unit.code.clone(),
         period,
         period_start,
-        period_end: period.end(context.zone),
+        period_end,
         value,
         revision_label: optional_label(row.revision, "revision")?,
         source: optional_label(row.source, "source")?,

@@ -1,6 +1,7 @@
 //! The checks every row passes before the store: codes resolved once, the caller's scope
 //! judged on the resolved indicators, each row validated on its own (ARCHITECTURE §6, §10).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -162,6 +163,7 @@ impl Validator {
             latest_allowed: now + Duration::seconds(self.settings.future_skew_seconds),
             earliest_reported_at: (!free).then(|| self.backdate_limit(now)),
             backdate_days: self.settings.reported_at_backdate_days,
+            last_bounds: Cell::new(None),
         };
         let mut valid = Vec::with_capacity(resolved.len());
         let mut rejected: Vec<Rejection> = Vec::new();
