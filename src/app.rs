@@ -81,6 +81,9 @@ pub struct App {
     reports: Scheduler,
     writer: Arc<Writer>,
     demo: bool,
+    /// Where following other instances' commits starts (PostgreSQL): taken before the engine
+    /// loads, so nothing committed meanwhile is missed (ARCHITECTURE §7).
+    follow_from: Option<u64>,
 }
 
 /// The writer's bounds as configured under `[ingest]`.
@@ -180,6 +183,7 @@ impl App {
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let settings = Arc::new(settings);
         let catalogue = Arc::new(catalogue);
+        let follow_from = store.commit_horizon().await?;
         let engine = Arc::new(
             Engine::load(
                 catalogue.clone(),
@@ -298,6 +302,7 @@ impl App {
             reports,
             writer,
             demo,
+            follow_from,
         })
     }
 
@@ -336,6 +341,14 @@ impl App {
             closing.cancelled().await;
             publisher.closing().cancel();
         });
+        if let Some(cursor) = self.follow_from {
+            crate::pipeline::follow::spawn(
+                self.state.store.clone(),
+                self.state.pipeline.clone(),
+                cursor,
+                shutdown.clone(),
+            );
+        }
         spawn_evaluation_timer(
             self.state.pipeline.clone(),
             Duration::from_secs(self.state.settings.rules.evaluation_interval_seconds),

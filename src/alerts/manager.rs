@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
-use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
 use super::receivers::text::{self, Language};
 use super::routing::Route;
+use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
 use crate::domain::{Catalogue, Status};
 use crate::metrics;
 use crate::rules::engine::TargetStatus;

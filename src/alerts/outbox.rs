@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::manager::AlertManager;
 use super::message::{AlertMessage, Notification};
-use crate::domain::alert::{Alert, AlertEvent, AlertState};
 use super::routing::{AlertingConfig, Destination};
+use crate::domain::alert::{Alert, AlertEvent, AlertState};
 use crate::metrics::{self, DeliveryOutcome, OutboxStage};
 use crate::store::{DynStore, StoreResult};
 

@@ -32,8 +32,8 @@ use crate::domain::{StoredObservation, Target};
 use crate::metrics::METRICS;
 use crate::store::{
     Aggregate, AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, DynStore, MigrationState,
-    ObservationQuery, Store, StoreResult, TargetChange, TargetRow, TargetVersion, WriteBatch,
-    WriteOutcome,
+    ObservationQuery, RemoteCommit, Store, StoreResult, TargetChange, TargetRow, TargetVersion,
+    WriteBatch, WriteOutcome,
 };
 
 /// Usable tokens remembered at once: far more than a city hands out.
@@ -342,6 +342,11 @@ impl Store for CachedStore {
         result
     }
 
+    fn forget_token(&self, id: &str) {
+        self.forget(id);
+        self.inner.forget_token(id);
+    }
+
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
         self.inner.write_batch(batch).await
     }
@@ -385,6 +390,18 @@ impl Store for CachedStore {
         self.inner
             .known_between(from, to, known_by, indicator)
             .await
+    }
+
+    async fn commit_horizon(&self) -> StoreResult<Option<u64>> {
+        self.inner.commit_horizon().await
+    }
+
+    async fn commits_from(&self, from: u64) -> StoreResult<(Vec<RemoteCommit>, u64)> {
+        self.inner.commits_from(from).await
+    }
+
+    async fn listen_commits(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        self.inner.listen_commits().await
     }
 
     async fn revisions(

@@ -7,6 +7,8 @@
 //! Changes are applied one at a time, in the order they arrive; the writer hands over its
 //! groups in commit order, so the live state always ends at the latest committed revision.
 
+pub mod follow;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 

@@ -234,6 +234,57 @@ pub struct TargetChange {
     pub client_ip: Option<String>,
 }
 
+/// A name for one store handle among those on a database, recorded with its commits so that
+/// it tells its own from the others' (ARCHITECTURE §7): the process id and a random part, so
+/// that several handles in one process (tests, tools) differ too.
+pub(crate) fn new_instance_name() -> String {
+    use rand::Rng as _;
+    format!("{}:{:08x}", std::process::id(), rand::rng().random::<u32>())
+}
+
+/// What a recorded commit changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitKind {
+    /// A write group; its rows carry its id.
+    Observations,
+    /// A target changed; the subject is `year/indicator/unit`.
+    Target,
+    /// A token was revoked; the subject is its id.
+    Token,
+}
+
+impl CommitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Observations => "observations",
+            Self::Target => "target",
+            Self::Token => "token",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "observations" => Some(Self::Observations),
+            "target" => Some(Self::Target),
+            "token" => Some(Self::Token),
+            _ => None,
+        }
+    }
+}
+
+/// A commit of another instance, as a follower reads it.
+#[derive(Debug, Clone)]
+pub struct RemoteCommit {
+    pub group_id: i64,
+    pub instance: String,
+    pub kind: CommitKind,
+    pub subject: Option<String>,
+    /// The instant the commit was stamped with (a write group's `received_at`).
+    pub at: DateTime<Utc>,
+    /// A write group's rows.
+    pub rows: Vec<StoredObservation>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -307,6 +358,21 @@ pub trait Store: Send + Sync + 'static {
         known_by: DateTime<Utc>,
         indicator: Option<&str>,
     ) -> StoreResult<Vec<StoredObservation>>;
+
+    /// Where following other instances' commits starts now: every commit below it has ended.
+    /// `None` for a backend that serves one instance only (SQLite).
+    async fn commit_horizon(&self) -> StoreResult<Option<u64>>;
+
+    /// Other instances' commits from `from` on, up to a bound where every commit has ended,
+    /// with their rows, in transaction order; and that bound (ARCHITECTURE §7).
+    async fn commits_from(&self, from: u64) -> StoreResult<(Vec<RemoteCommit>, u64)>;
+
+    /// Drops whatever this handle remembers of a token, after another instance revoked it.
+    fn forget_token(&self, _id: &str) {}
+
+    /// A connection that hears about other instances' commits as they happen; `None` for a
+    /// backend that serves one instance only.
+    async fn listen_commits(&self) -> StoreResult<Option<sqlx::postgres::PgListener>>;
 
     /// Every revision of one observation, oldest first.
     async fn revisions(

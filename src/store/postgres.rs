@@ -6,6 +6,7 @@
 //! of the store's own, so reads on the pool never wait behind a write.
 
 mod audit;
+mod commits;
 mod copy;
 mod read;
 mod targets;
@@ -25,9 +26,9 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::plan::Aggregate;
 use super::{
-    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, MigrationState, ObservationQuery,
-    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion, WriteBatch,
-    WriteOutcome, RECORDED_MIGRATIONS,
+    AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, CommitKind, MigrationState,
+    ObservationQuery, OpTimer, RemoteCommit, Store, StoreError, StoreResult, TargetChange,
+    TargetRow, TargetVersion, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::domain::token::{Role, TokenRecord};
@@ -56,6 +57,8 @@ pub struct PgStore {
     ids: RwLock<Ids>,
     zone: Tz,
     timescale: AtomicBool,
+    /// This handle among the instances on the database, in the commits it records.
+    instance: String,
 }
 
 impl PgStore {
@@ -74,6 +77,7 @@ impl PgStore {
             ids: RwLock::new(Ids::default()),
             zone,
             timescale: AtomicBool::new(false),
+            instance: super::new_instance_name(),
         })
     }
 
@@ -171,6 +175,17 @@ impl Store for PgStore {
             return Ok(false);
         }
         audit::append(&mut tx, event).await?;
+        // Other instances forget the token in their caches at once.
+        let group = commits::next_group(&mut tx).await?;
+        commits::record(
+            &mut tx,
+            &self.instance,
+            group,
+            CommitKind::Token,
+            Some(id),
+            at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -251,6 +266,20 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "known_between");
         self.known_between(from, to, known_by, indicator).await
+    }
+
+    async fn commit_horizon(&self) -> StoreResult<Option<u64>> {
+        self.commit_horizon().await.map(Some)
+    }
+
+    async fn commits_from(&self, from: u64) -> StoreResult<(Vec<RemoteCommit>, u64)> {
+        self.commits_from(from).await
+    }
+
+    async fn listen_commits(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(commits::CHANNEL).await?;
+        Ok(Some(listener))
     }
 
     async fn revisions(

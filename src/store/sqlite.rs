@@ -27,8 +27,8 @@ pub use instance::{InstanceLock, InstanceLockError};
 use super::plan::{self, Aggregate};
 use super::{
     AuditEntry, AuditEvent, Backend, Bucket, BucketPoint, MigrationState, ObservationQuery,
-    OpTimer, Store, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion, WriteBatch,
-    WriteOutcome, RECORDED_MIGRATIONS,
+    OpTimer, RemoteCommit, Store, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion,
+    WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
 use crate::domain::token::{Role, TokenRecord};
@@ -285,6 +285,18 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "known_between");
         self.known_between(from, to, known_by, indicator).await
+    }
+
+    async fn commit_horizon(&self) -> StoreResult<Option<u64>> {
+        Ok(None) // one instance per file: nothing to follow
+    }
+
+    async fn commits_from(&self, from: u64) -> StoreResult<(Vec<RemoteCommit>, u64)> {
+        Ok((Vec::new(), from))
+    }
+
+    async fn listen_commits(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        Ok(None)
     }
 
     async fn revisions(

@@ -13,6 +13,7 @@ mod auth;
 mod dhis2;
 mod influx;
 mod ingest;
+mod instances;
 mod limits;
 mod live;
 mod migration;

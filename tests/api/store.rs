@@ -631,8 +631,8 @@ impl ktxh::alerts::outbox::Sender for Counting {
 
 async fn two_outboxes_delivering_at_once_send_each_notification_once(backend: Backend) {
     use ktxh::alerts::message::Notification;
-    use ktxh::domain::alert::AlertState;
     use ktxh::alerts::{manager::AlertManager, outbox::Outbox, routing::AlertingConfig};
+    use ktxh::domain::alert::AlertState;
     use std::sync::Arc;
 
     let Some(db) = TestDb::create(backend).await else {

@@ -15,9 +15,10 @@ use crate::store::{Bucket, BucketPoint, ObservationQuery, StoreError, StoreResul
 
 /// The named columns of a stored revision, from `o` (observations) joined to its recorder and
 /// source.
-const NAMED: &str = "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
+pub(super) const NAMED: &str =
+    "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
                      o.received_at, o.state, rec.name AS recorded_by, src.name AS source";
-const NAMES: &str =
+pub(super) const NAMES: &str =
     "JOIN recorders rec ON rec.id = o.recorder_id LEFT JOIN sources src ON src.id = o.source_id";
 
 /// The latest revision known at `$4` of each period of series `$1` starting in `[$2, $3)`.
@@ -57,7 +58,7 @@ impl PgStore {
         Ok(id)
     }
 
-    fn observation_from(
+    pub(super) fn observation_from(
         &self,
         row: &PgRow,
         indicator: String,

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{audit, PgStore};
+use super::{audit, commits, PgStore};
 use crate::domain::{Code, Target};
-use crate::store::{StoreError, StoreResult, TargetChange, TargetRow, TargetVersion};
+use crate::store::{CommitKind, StoreError, StoreResult, TargetChange, TargetRow, TargetVersion};
 
 const COLUMNS: &str = "year, indicator, unit, value, lo, hi, tolerance, source, illustrative, \
                        origin, valid_from, valid_to, set_by, reason";
@@ -231,6 +231,18 @@ impl PgStore {
         .await?;
         let event = crate::store::audit::target_set_event(change, old.as_ref(), &new);
         audit::append(&mut tx, &event).await?;
+        // Other instances take the new version into their engines.
+        let group = commits::next_group(&mut tx).await?;
+        let subject = format!("{}/{}/{}", change.year, change.indicator, change.unit);
+        commits::record(
+            &mut tx,
+            &self.instance,
+            group,
+            CommitKind::Target,
+            Some(&subject),
+            change.at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(new)
     }

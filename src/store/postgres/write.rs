@@ -13,12 +13,13 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
+use super::commits;
 use super::copy::CopyEncoder;
 use super::{Ids, PgStore};
 use crate::domain::NewObservation;
 use crate::store::plan::{Latest, Planned};
 use crate::store::{
-    IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
+    CommitKind, IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
 };
 
 /// Tries of one group when a concurrent writer took the same keys first.
@@ -220,6 +221,19 @@ impl PgStore {
         }
         insert_revised(&mut tx, &plan.revised, &ids, group_id).await?;
         remember(&mut tx, &plan.remembered).await?;
+        if !plan.fresh.is_empty() || !plan.revised.is_empty() {
+            // The writer stamps every batch of a group with one instant.
+            let at = batches.first().map_or_else(Utc::now, |b| b.received_at);
+            commits::record(
+                &mut tx,
+                &self.instance,
+                group_id,
+                CommitKind::Observations,
+                None,
+                at,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok((plan.outcomes, learnt))
     }

@@ -1,0 +1,193 @@
+//! Several instances on one PostgreSQL (ARCHITECTURE §7): a figure pushed to one instance
+//! reaches the screens of the others, and a lost LISTEN connection is recovered from the
+//! commits table with nothing missed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{Datelike, Utc};
+use futures::{SinkExt, StreamExt};
+use ktxh::alerts::routing::AlertingConfig;
+use ktxh::app::{self, App};
+use ktxh::config::{load_catalogue, Settings};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{execute_sql, repo_config, shipped_feeds, spawn_app, Backend, TestApp};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Long enough for a follower that lost its LISTEN connection to read the table again.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn this_year() -> i32 {
+    Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year()
+}
+
+/// Another instance on the database of `first`.
+struct Other {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Other {
+    async fn start(first: &TestApp) -> Self {
+        let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
+        settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        let catalogue = load_catalogue(&repo_config()).expect("catalogue");
+        let store = app::open_store(first.database_url(), &settings, &catalogue)
+            .await
+            .expect("store");
+        let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
+        let app = App::from_parts(settings, shipped_feeds(), catalogue, store, alerting, false)
+            .await
+            .expect("build app");
+        let addr = app.local_addr().expect("bound");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            server,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+    }
+}
+
+async fn screen(addr: SocketAddr, viewer: &str) -> Socket {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {viewer}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket opens");
+    let welcome = next_json(&mut socket).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    socket
+        .send(Message::text(
+            json!({ "subscribe": ["indicator:EXPORT_TURNOVER"] }).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    socket
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if value["type"] != "heartbeat" {
+                return value;
+            }
+        }
+    }
+}
+
+/// Waits for the delta that carries `value` for `period`.
+async fn delta_with(socket: &mut Socket, period: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a delta with {period} = {value} in time"
+        );
+        let message = next_json(socket).await;
+        eprintln!(
+            "DEBUG screen: {}",
+            &message.to_string()[..message.to_string().len().min(300)]
+        );
+        if message["type"] != "delta" {
+            continue;
+        }
+        let text = message.to_string();
+        if text.contains(period) && text.contains(&format!("{value}")) {
+            return;
+        }
+    }
+}
+
+async fn post(app: &TestApp, month: u32, value: f64) -> String {
+    let period = format!("{}-{month:02}", this_year());
+    let body = json!({ "observations": [{
+        "indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": period, "value": value,
+    }]});
+    let reply = app.post_observations(&app.customs, &body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+    period
+}
+
+async fn a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return; // one instance per SQLite file
+    }
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    let b = Other::start(&a).await;
+    let c = Other::start(&a).await;
+    let mut on_b = screen(b.addr, &a.viewer).await;
+    let mut on_c = screen(c.addr, &a.viewer).await;
+
+    let period = post(&a, 1, 1_101.5).await;
+    delta_with(&mut on_b, &period, 1_101.5).await;
+    delta_with(&mut on_c, &period, 1_101.5).await;
+
+    // Every LISTEN connection cut: the followers read the table again and miss nothing.
+    execute_sql(
+        a.database_url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+           AND query ILIKE 'LISTEN%'",
+    )
+    .await;
+    let period = post(&a, 2, 2_202.5).await;
+    delta_with(&mut on_b, &period, 2_202.5).await;
+    delta_with(&mut on_c, &period, 2_202.5).await;
+
+    // And the other way round: what B stores reaches A's screens.
+    let mut on_a = screen(a.addr, &a.viewer).await;
+    let period = format!("{}-03", this_year());
+    let body = json!({ "observations": [{
+        "indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": period, "value": 3_303.5,
+    }]});
+    let reply = a
+        .client
+        .post(format!("http://{}/api/v1/observations", b.addr))
+        .bearer_auth(&a.customs)
+        .json(&body)
+        .send()
+        .await
+        .expect("post to B");
+    assert_eq!(reply.status(), 200);
+    let receipt: Value = reply.json().await.expect("a receipt");
+    assert_eq!(receipt["accepted"], 1, "{receipt}");
+    delta_with(&mut on_a, &period, 3_303.5).await;
+    delta_with(&mut on_c, &period, 3_303.5).await;
+    b.stop().await;
+    c.stop().await;
+    a.stop().await;
+}
+
+crate::on_every_backend!(a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others);
