@@ -76,6 +76,8 @@ pub struct Hub {
 struct State {
     /// The last `seq` given out.
     seq: u64,
+    /// The `seq` the hub started from: a `since` below it was given out elsewhere.
+    first: u64,
     ring: VecDeque<Arc<Frame>>,
     ring_capacity: usize,
     watches: HashMap<Topic, Watch>,
@@ -106,11 +108,25 @@ struct DeltaFrame<'a, T: Serialize> {
 
 impl Hub {
     pub fn new(settings: HubSettings) -> Self {
+        // Each hub counts from its own random origin, a multiple of 2^32 below 2^52 (a screen's
+        // JavaScript holds it exactly): a `seq` given out by another instance, or by this one
+        // before a restart, lies outside this hub's range and gets a snapshot, never a replay
+        // of unrelated deltas (ARCHITECTURE §9).
+        let first = {
+            use rand::Rng as _;
+            u64::from(rand::rng().random_range(1u32..(1 << 20))) << 32
+        };
+        Self::counting_from(settings, first)
+    }
+
+    /// A hub whose first `seq` given out is `first + 1`.
+    fn counting_from(settings: HubSettings, first: u64) -> Self {
         let (tx, _) = broadcast::channel(settings.queue_capacity.max(1));
         Self {
             tx,
             state: Mutex::new(State {
-                seq: 0,
+                seq: first,
+                first,
                 ring: VecDeque::with_capacity(settings.ring_capacity),
                 ring_capacity: settings.ring_capacity.max(1),
                 watches: HashMap::new(),
@@ -203,7 +219,8 @@ impl Hub {
         let mut state = self.state();
         let current = state.seq;
         let covered = since.is_some_and(|since| {
-            since <= current
+            since >= state.first
+                && since <= current
                 && state
                     .ring
                     .front()
@@ -285,10 +302,34 @@ mod tests {
     use super::*;
 
     fn hub(ring: usize) -> Hub {
-        Hub::new(HubSettings {
-            ring_capacity: ring,
+        Hub::counting_from(
+            HubSettings {
+                ring_capacity: ring,
+                queue_capacity: 16,
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn a_seq_given_out_by_another_hub_gets_a_snapshot() {
+        let settings = HubSettings {
+            ring_capacity: 16,
             queue_capacity: 16,
-        })
+        };
+        let (a, b) = (Hub::new(settings.clone()), Hub::new(settings));
+        for hub in [&a, &b] {
+            hub.join(&[Topic::Overview], None);
+            for i in 0..3 {
+                hub.publish(Utc::now(), &[(Topic::Overview, i)]);
+            }
+        }
+        assert_ne!(a.seq(), b.seq(), "each hub counts from its own origin");
+        let gap = vec![("overview".to_owned(), SnapshotReason::ResumeGap)];
+        let elsewhere = b.join(&[Topic::Overview], Some(a.seq()));
+        assert_eq!(snapshots(&elsewhere), gap);
+        assert!(elsewhere.replay.is_empty());
+        assert_eq!(seqs(&a.join(&[Topic::Overview], Some(a.seq() - 2))).len(), 2);
     }
 
     /// The `seq` and topic of each replayed frame.

@@ -65,6 +65,17 @@ impl Other {
 }
 
 async fn screen(addr: SocketAddr, viewer: &str) -> Socket {
+    screen_resuming(addr, viewer, None, "subscribe").await
+}
+
+/// A screen subscribed to the export indicator, resuming after `since` if given, whose first
+/// frame is a snapshot for `reason`.
+async fn screen_resuming(
+    addr: SocketAddr,
+    viewer: &str,
+    since: Option<u64>,
+    reason: &str,
+) -> Socket {
     let mut request = format!("ws://{addr}/ws")
         .into_client_request()
         .expect("request");
@@ -77,14 +88,17 @@ async fn screen(addr: SocketAddr, viewer: &str) -> Socket {
         .expect("websocket opens");
     let welcome = next_json(&mut socket).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let mut subscribe = json!({ "subscribe": ["indicator:EXPORT_TURNOVER"] });
+    if let Some(since) = since {
+        subscribe["since"] = json!(since);
+    }
     socket
-        .send(Message::text(
-            json!({ "subscribe": ["indicator:EXPORT_TURNOVER"] }).to_string(),
-        ))
+        .send(Message::text(subscribe.to_string()))
         .await
         .expect("sent");
     let snapshot = next_json(&mut socket).await;
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["reason"], reason, "{snapshot}");
     socket
 }
 
@@ -104,8 +118,8 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-/// Waits for the delta that carries `value` for `period`.
-async fn delta_with(socket: &mut Socket, period: &str, value: f64) {
+/// Waits for the delta that carries `value` for `period`; returns its `seq`.
+async fn delta_with(socket: &mut Socket, period: &str, value: f64) -> u64 {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         assert!(
@@ -122,7 +136,7 @@ async fn delta_with(socket: &mut Socket, period: &str, value: f64) {
         }
         let text = message.to_string();
         if text.contains(period) && text.contains(&format!("{value}")) {
-            return;
+            return message["seq"].as_u64().expect("a seq");
         }
     }
 }
@@ -183,8 +197,14 @@ async fn a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others(backe
     assert_eq!(reply.status(), 200);
     let receipt: Value = reply.json().await.expect("a receipt");
     assert_eq!(receipt["accepted"], 1, "{receipt}");
-    delta_with(&mut on_a, &period, 3_303.5).await;
+    let seq_on_a = delta_with(&mut on_a, &period, 3_303.5).await;
     delta_with(&mut on_c, &period, 3_303.5).await;
+
+    // A screen of A that reconnects to C with A's last `seq` gets a snapshot, complete as of
+    // C's state, never C's deltas taken for A's: no gap, no duplicate.
+    let mut moved = screen_resuming(c.addr, &a.viewer, Some(seq_on_a), "resume_gap").await;
+    let period = post(&a, 4, 4_404.5).await;
+    delta_with(&mut moved, &period, 4_404.5).await;
     b.stop().await;
     c.stop().await;
     a.stop().await;
