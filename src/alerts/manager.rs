@@ -100,6 +100,37 @@ impl AlertManager {
 
     /// Reads the unresolved alerts from the store again: while another instance led, it
     /// committed them, and what this one remembers is out of date (`crate::leader`).
+    /// Reads the active alerts again after another instance changed them (ARCHITECTURE §7),
+    /// and returns those that changed here: new or updated ones as stored, and those no longer
+    /// active as resolved at `at`, so the screens can be told.
+    pub async fn reload_changed(&self, at: DateTime<Utc>) -> StoreResult<Vec<Alert>> {
+        let fresh: HashMap<String, Alert> = self
+            .store
+            .alerts(false, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        let mut active = self.active.lock().await;
+        let mut changed: Vec<Alert> = fresh
+            .values()
+            .filter(|a| active.get(&a.fingerprint) != Some(*a))
+            .cloned()
+            .collect();
+        for (fingerprint, old) in active.iter() {
+            if !fresh.contains_key(fingerprint) {
+                let mut gone = old.clone();
+                gone.state = AlertState::Resolved;
+                gone.ends_at.get_or_insert(at);
+                gone.updated_at = at;
+                changed.push(gone);
+            }
+        }
+        *active = fresh;
+        publish_active(&active);
+        Ok(changed)
+    }
+
     pub async fn reload(&self) -> StoreResult<()> {
         let mut active = self.active.lock().await;
         *active = self

@@ -165,6 +165,7 @@ impl Follower {
                         .await;
                 }
             }
+            CommitKind::Alerts => self.pipeline.alerts_changed(commit.at).await,
             CommitKind::Token => {
                 if let Some(id) = &commit.subject {
                     self.store.forget_token(id);

@@ -339,6 +339,27 @@ impl Pipeline {
         }
     }
 
+    /// Another instance changed alerts (a commit, an acknowledgement, a silence): this
+    /// instance's alert list and its screens follow.
+    pub async fn alerts_changed(&self, at: DateTime<Utc>) {
+        let _order = self.order.lock().await;
+        match self.alerts.reload_changed(at).await {
+            Ok(alerts) if !alerts.is_empty() => {
+                self.publisher.publish(
+                    Update {
+                        alerts: &alerts,
+                        ..Update::default()
+                    },
+                    at,
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "reading the alerts another instance changed failed");
+            }
+        }
+    }
+
     /// Replays from the store the targets a change reached out of order (an instant before
     /// their last evaluation: a back-dated figure, or a commit that crossed a tick), so that
     /// their state is the one a replay gives (ARCHITECTURE §8). A failed read leaves them as

@@ -251,6 +251,8 @@ pub enum CommitKind {
     Target,
     /// A token was revoked; the subject is its id.
     Token,
+    /// Alerts changed: states committed, an acknowledgement, a silence.
+    Alerts,
 }
 
 impl CommitKind {
@@ -259,6 +261,7 @@ impl CommitKind {
             Self::Observations => "observations",
             Self::Target => "target",
             Self::Token => "token",
+            Self::Alerts => "alerts",
         }
     }
 
@@ -267,6 +270,7 @@ impl CommitKind {
             "observations" => Some(Self::Observations),
             "target" => Some(Self::Target),
             "token" => Some(Self::Token),
+            "alerts" => Some(Self::Alerts),
             _ => None,
         }
     }

@@ -81,6 +81,16 @@ impl PgStore {
         })
     }
 
+    /// Tells the other instances, at commit, that alerts changed (ARCHITECTURE §7).
+    async fn record_alerts_changed(
+        &self,
+        tx: &mut PgConnection,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let group = commits::next_group(tx).await?;
+        commits::record(tx, &self.instance, group, CommitKind::Alerts, None, at).await
+    }
+
     /// The pool, for tools (such as the ingest benchmark) that need raw access.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -366,6 +376,9 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if !alerts.is_empty() {
+            self.record_alerts_changed(&mut tx, at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -541,6 +554,8 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         audit::upsert_silence(&mut tx, silence).await?;
         audit::append(&mut tx, event).await?;
+        self.record_alerts_changed(&mut tx, silence.starts_at)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -549,6 +564,8 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         audit::upsert_alert(&mut tx, alert).await?;
         audit::append(&mut tx, event).await?;
+        self.record_alerts_changed(&mut tx, alert.updated_at)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -15,7 +15,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{execute_sql, repo_config, shipped_feeds, spawn_app, Backend, TestApp};
+use ktxh::auth::Role;
+use ktxh::store::AuditEvent;
+
+use crate::helpers::{
+    execute_sql, mint_token, repo_config, shipped_feeds, spawn_app, wait_until, Backend, TestApp,
+};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -38,8 +43,13 @@ struct Other {
 
 impl Other {
     async fn start(first: &TestApp) -> Self {
+        Self::start_with(first, |_| {}).await
+    }
+
+    async fn start_with(first: &TestApp, tweak: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        tweak(&mut settings);
         let catalogue = load_catalogue(&repo_config()).expect("catalogue");
         let store = app::open_store(first.database_url(), &settings, &catalogue)
             .await
@@ -210,4 +220,44 @@ async fn a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others(backe
     a.stop().await;
 }
 
-crate::on_every_backend!(a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others);
+/// A token revoked through one instance is refused by the others at once, not when their token
+/// caches expire.
+async fn a_revoked_token_is_refused_by_every_instance_at_once(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    // Tokens stay cached for a minute: only the revocation's commit can make B forget it.
+    let b = Other::start_with(&a, |settings| settings.tokens.cache_seconds = 60).await;
+    let (id, token) = mint_token(&a.store, Role::Viewer, None).await;
+    let status_on_b = || {
+        a.client
+            .get(format!("http://{}/api/v1/status", b.addr))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(status_on_b().await.expect("B answers").status(), 200);
+
+    let now = Utc::now();
+    let event = AuditEvent::new(now, "test", "token.revoke", id.clone());
+    assert!(a
+        .store
+        .revoke_token_audited(&id, now, &event)
+        .await
+        .expect("revoked"));
+    wait_until(
+        "B refuses the revoked token",
+        Duration::from_secs(10),
+        async || (status_on_b().await.expect("B answers").status() == 401).then_some(()),
+    )
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
+
+crate::on_every_backend!(
+    a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others,
+    a_revoked_token_is_refused_by_every_instance_at_once
+);
