@@ -317,7 +317,7 @@ mod tests {
             ring_capacity: 16,
             queue_capacity: 16,
         };
-        let (a, b) = (Hub::new(settings.clone()), Hub::new(settings));
+        let (a, b) = (Hub::new(settings), Hub::new(settings));
         for hub in [&a, &b] {
             hub.join(&[Topic::Overview], None);
             for i in 0..3 {
