@@ -329,7 +329,10 @@ mod tests {
         let elsewhere = b.join(&[Topic::Overview], Some(a.seq()));
         assert_eq!(snapshots(&elsewhere), gap);
         assert!(elsewhere.replay.is_empty());
-        assert_eq!(seqs(&a.join(&[Topic::Overview], Some(a.seq() - 2))).len(), 2);
+        assert_eq!(
+            seqs(&a.join(&[Topic::Overview], Some(a.seq() - 2))).len(),
+            2
+        );
     }
 
     /// The `seq` and topic of each replayed frame.
