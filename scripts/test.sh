@@ -172,6 +172,18 @@ setup_promtool() {
     export KTXH_TEST_PROMTOOL
 }
 
+# nginx for the reverse-proxy test (tests/proxy.rs): Debian's nginx-light, started by the test
+# itself as a non-root process on config/nginx/ktxh.conf (never as a service).
+# Exports KTXH_TEST_NGINX.
+setup_nginx() {
+    [ -f "$ROOT/config/nginx/ktxh.conf" ] || return 0
+    STEP="nginx (Debian's nginx-light)"
+    if [ ! -x /usr/sbin/nginx ]; then
+        ktxh_ensure_apt_packages nginx-light
+    fi
+    export KTXH_TEST_NGINX=/usr/sbin/nginx
+}
+
 # Supply-chain tools for the check below: cargo-deny and cargo-audit from crates.io at the
 # versions pinned here, built with their own lock files; skipped when that version is already
 # installed (a first install builds for several minutes).
@@ -200,6 +212,7 @@ SETUP_HOOKS=(
     setup_python_tools
     setup_alertmanager
     setup_promtool
+    setup_nginx
     setup_supply_chain_tools
 )
 
