@@ -12,10 +12,12 @@ CREATE TABLE commits (
     kind         TEXT        NOT NULL CHECK (kind IN ('observations', 'target', 'token', 'alerts')),
     -- What a target change or a revocation names: "year/indicator/unit", a token id.
     subject      TEXT,
+    -- Where a write group's rows lie in the observations' key (series, period start), so a
+    -- follower reads them through the key: no other index on observations slows every write.
+    series       INTEGER[],
+    first_start  TIMESTAMPTZ,
+    last_start   TIMESTAMPTZ,
     committed_at TIMESTAMPTZ NOT NULL
 );
 
 CREATE INDEX commits_xid ON commits (xid);
-
--- The rows of one write group, for a follower.
-CREATE INDEX observations_group ON observations (group_id);

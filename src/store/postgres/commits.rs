@@ -23,14 +23,37 @@ pub(super) async fn record(
     subject: Option<&str>,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
+    record_group(tx, instance, group_id, kind, subject, None, at).await
+}
+
+/// Where a write group's rows lie in the observations' key.
+pub(super) struct GroupKeys {
+    pub(super) series: Vec<i32>,
+    pub(super) first_start: DateTime<Utc>,
+    pub(super) last_start: DateTime<Utc>,
+}
+
+/// [`record`], with where the group's rows lie.
+pub(super) async fn record_group(
+    tx: &mut PgConnection,
+    instance: &str,
+    group_id: i64,
+    kind: CommitKind,
+    subject: Option<&str>,
+    keys: Option<&GroupKeys>,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO commits (group_id, instance, kind, subject, committed_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO commits (group_id, instance, kind, subject, series, first_start, \
+         last_start, committed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(group_id)
     .bind(instance)
     .bind(kind.as_str())
     .bind(subject)
+    .bind(keys.map(|k| k.series.as_slice()))
+    .bind(keys.map(|k| k.first_start))
+    .bind(keys.map(|k| k.last_start))
     .bind(at)
     .execute(&mut *tx)
     .await?;
@@ -112,10 +135,15 @@ impl PgStore {
             .map(|c| c.group_id)
             .collect();
         if !groups.is_empty() {
+            // Through the observations' key: the group's series and period starts.
             let sql = format!(
-                "SELECT o.group_id, s.indicator, s.unit, {NAMED} FROM observations o \
+                "SELECT o.group_id, s.indicator, s.unit, {NAMED} FROM commits c \
+                 JOIN LATERAL (SELECT * FROM observations x \
+                     WHERE x.series_id = ANY(c.series) \
+                       AND x.period_start BETWEEN c.first_start AND c.last_start \
+                       AND x.group_id = c.group_id) o ON TRUE \
                  JOIN series s ON s.id = o.series_id {NAMES} \
-                 WHERE o.group_id = ANY($1) \
+                 WHERE c.group_id = ANY($1) \
                  ORDER BY o.group_id, s.indicator, s.unit, o.period_start, o.period_end, o.revision"
             );
             let stored = sqlx::query(&sql).bind(&groups).fetch_all(&mut *tx).await?;

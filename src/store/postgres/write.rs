@@ -229,12 +229,23 @@ impl PgStore {
         if !plan.fresh.is_empty() || !plan.revised.is_empty() {
             // The writer stamps every batch of a group with one instant.
             let at = batches.first().map_or_else(Utc::now, |b| b.received_at);
-            commits::record(
+            let written = || plan.fresh.iter().chain(&plan.revised);
+            let mut series: Vec<i32> = written().map(|i| i.series).collect();
+            series.sort_unstable();
+            series.dedup();
+            let starts = written().map(|i| i.row.period_start);
+            let keys = commits::GroupKeys {
+                series,
+                first_start: starts.clone().min().unwrap_or(at),
+                last_start: starts.max().unwrap_or(at),
+            };
+            commits::record_group(
                 &mut tx,
                 &self.instance,
                 group_id,
                 CommitKind::Observations,
                 None,
+                Some(&keys),
                 at,
             )
             .await?;
