@@ -1,8 +1,11 @@
 //! Several `ktxh serve` processes on one database: exactly one leads, and when it is killed
 //! (SIGKILL) or its lock's session is terminated, leadership moves within 10 s without two
 //! instances ever leading together; the new leader brings the alerts in line with its statuses.
+//! With alerts firing and resolving and a signing webhook receiver, killing the leader 20 times
+//! loses no notification, and a duplicate is only ever a delivery sent but not recorded.
 //! On PostgreSQL and TimescaleDB; SQLite's one instance leads.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,10 @@ mod cli;
 #[path = "support/db.rs"]
 mod db;
 use db::{Backend, TestDb};
+#[allow(dead_code)]
+#[path = "support/webhook.rs"]
+mod webhook;
+use webhook::WebhookReceiver;
 
 /// The indicator whose target the alert test makes slip.
 const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
@@ -29,6 +36,13 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// How often both instances are asked who leads.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How an instance evaluates the targets' rules.
+#[derive(Clone, Copy)]
+struct Rules {
+    for_evaluations: u32,
+    interval_seconds: u64,
+}
+
 /// `ktxh serve` as a child process named `name`, its output in a log file; SIGKILLed on drop.
 struct Instance {
     name: String,
@@ -39,6 +53,23 @@ struct Instance {
 
 impl Instance {
     async fn start(database_url: &str, name: &str, dir: &Path) -> Self {
+        // A slipping target alerts after two evaluations, and only ingests evaluate: no tick
+        // reconciles the alerts during a test.
+        let rules = Rules {
+            for_evaluations: 2,
+            interval_seconds: 3600,
+        };
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        Self::start_with(database_url, name, dir, &config, rules).await
+    }
+
+    async fn start_with(
+        database_url: &str,
+        name: &str,
+        dir: &Path,
+        config: &Path,
+        rules: Rules,
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file");
@@ -47,12 +78,16 @@ impl Instance {
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("KTXH__SERVER__INSTANCE_NAME", name)
-            // A slipping target alerts after two evaluations, and only ingests evaluate: no
-            // tick reconciles the alerts during a test.
-            .env("KTXH__RULES__FOR_EVALUATIONS", "2")
-            .env("KTXH__RULES__EVALUATION_INTERVAL_SECONDS", "3600")
+            .env(
+                "KTXH__RULES__FOR_EVALUATIONS",
+                rules.for_evaluations.to_string(),
+            )
+            .env(
+                "KTXH__RULES__EVALUATION_INTERVAL_SECONDS",
+                rules.interval_seconds.to_string(),
+            )
             .arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+            .arg(config)
             .args(["--database-url", database_url, "--log-json"])
             .args(["serve", "--listen", "127.0.0.1:0"]);
         let mut child = command
@@ -407,6 +442,393 @@ async fn an_instance_that_comes_to_lead_reconciles_the_alerts(backend: Backend) 
     }
     drop((a, b));
     db.cleanup().await;
+}
+
+const SECRET: &str = "leader-test-secret";
+
+/// How many times the leader is killed while alerts fire and resolve.
+const KILLS: usize = 20;
+/// How long the last leader may take to deliver what is left. A leader killed between claiming
+/// a notification and recording its send leaves a claim that only lapses after its 60 s lease
+/// (src/alerts/outbox.rs), so the wait covers one lease.
+const SETTLE: Duration = Duration::from_secs(75);
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create config dir");
+    for entry in std::fs::read_dir(from).expect("read config dir") {
+        let entry = entry.expect("config entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy config file");
+        }
+    }
+}
+
+/// The shipped configuration with one webhook receiver, signed with [`SECRET`], for the
+/// slipping target's alert, sent at once and retried within seconds; loopback allowed as an
+/// operator allows a host of their own.
+fn alerting_config(dir: &Path, url: &str) -> PathBuf {
+    let config = dir.join("config");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        &config,
+    );
+    let alerting = format!(
+        r#"
+base_url = "http://127.0.0.1:8080"
+dispatch_interval_ms = 100
+max_attempts = 30
+backoff_base_seconds = 1
+backoff_max_seconds = 2
+
+[route]
+group_by = ["department"]
+group_wait_seconds = 0
+group_interval_seconds = 0
+repeat_interval_seconds = 3600
+
+[[route.routes]]
+matchers = {{ alertname = "target_slipping", indicator = "{INDICATOR}" }}
+receiver = "hook"
+
+[[receiver]]
+name = "hook"
+type = "webhook"
+url = "{url}"
+secret = "{SECRET}"
+"#
+    );
+    std::fs::write(config.join("alerting.toml"), alerting).expect("write alerting.toml");
+    let settings = config.join("ktxh.toml");
+    let shipped = std::fs::read_to_string(&settings).expect("read ktxh.toml");
+    assert!(
+        shipped.contains("\nallow_cidrs = []\n"),
+        "ktxh.toml has [outbound]"
+    );
+    let local = shipped.replace(
+        "\nallow_cidrs = []\n",
+        "\nallow_cidrs = [\"127.0.0.1/32\"]\n",
+    );
+    std::fs::write(&settings, local).expect("write ktxh.toml");
+    config
+}
+
+/// Whether the slipping target's alert fires, as `/api/v1/alerts` says.
+fn slipping_fires(alerts: &Value) -> bool {
+    alerts["alerts"].as_array().is_some_and(|alerts| {
+        alerts.iter().any(|alert| {
+            alert["labels"]["alertname"] == "target_slipping"
+                && alert["labels"]["indicator"] == INDICATOR
+                && alert["state"] == "firing"
+        })
+    })
+}
+
+/// `/api/v1/alerts` of `instance`; fails with the logs of `live` when it does not answer.
+async fn alerts(
+    client: &reqwest::Client,
+    token: &str,
+    instance: &Instance,
+    live: &[Instance],
+) -> Value {
+    let reply = client
+        .get(format!("{}/api/v1/alerts", instance.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET /api/v1/alerts");
+    let status = reply.status();
+    let body = reply.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "GET /api/v1/alerts of {}: {status} {body}\n{}",
+        instance.name,
+        tails(&live.iter().collect::<Vec<_>>())
+    );
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// The one instance of `live` that leads, once exactly one does; never two at once.
+async fn wait_for_leader(client: &reqwest::Client, live: &[Instance], what: &str) -> usize {
+    let from = Instant::now();
+    loop {
+        let mut leading = Vec::new();
+        for (i, instance) in live.iter().enumerate() {
+            if instance.leads(client).await == Some(true) {
+                leading.push(i);
+            }
+        }
+        assert!(
+            leading.len() <= 1,
+            "two leaders at once: {leading:?}\n{}",
+            tails(&live.iter().collect::<Vec<_>>())
+        );
+        if let [one] = leading.as_slice() {
+            return *one;
+        }
+        assert!(
+            from.elapsed() < FAILOVER,
+            "no instance led within {FAILOVER:?} {what}\n{}",
+            tails(&live.iter().collect::<Vec<_>>())
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One row of the outbox as the database recorded it.
+#[derive(Debug)]
+struct Recorded {
+    id: i64,
+    status: String,
+    /// Sends recorded as successful.
+    recorded_ok: i64,
+}
+
+async fn outbox(url: &str) -> (Vec<Recorded>, i64) {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT n.id, n.status, \
+           (SELECT COUNT(*) FROM delivery_attempts a WHERE a.notification_id = n.id AND a.ok) \
+         FROM notifications n ORDER BY n.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read notifications");
+    let undispatched: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM alert_events WHERE dispatched_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("read alert_events");
+    pool.close().await;
+    let rows = rows
+        .into_iter()
+        .map(|(id, status, recorded_ok)| Recorded {
+            id,
+            status,
+            recorded_ok,
+        })
+        .collect();
+    (rows, undispatched)
+}
+
+/// Two instances deliver the alerts of a target that slips and recovers, step after step; after
+/// every step the leader is SIGKILLed and a new instance takes its place, the webhook receiver
+/// refusing now and then. Once the last leader has delivered what is left, every notification
+/// the outbox recorded reached the receiver signed, under the key of its id; a notification
+/// that arrived twice was sent by a leader killed before it recorded the send.
+async fn no_notification_is_lost_when_the_leader_is_killed_20_times(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let config = alerting_config(dir.path(), &receiver.url);
+    let admin = cli::create_token(cli::ktxh(&db.url), "admin", "leader-test");
+    // One evaluation alerts, and the leader's tick evaluates every second: an alert fires or
+    // resolves within a second or two of a figure, whichever instance took it.
+    let rules = Rules {
+        for_evaluations: 1,
+        interval_seconds: 1,
+    };
+    let mut started_count = 0;
+    let mut live = Vec::new();
+    for _ in 0..2 {
+        let name = format!("i{started_count}");
+        started_count += 1;
+        live.push(Instance::start_with(&db.url, &name, dir.path(), &config, rules).await);
+    }
+    let mut leader = wait_for_leader(&client, &live, "at the start").await;
+
+    let year =
+        chrono::Datelike::year(&chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh));
+    let targets = live[0]
+        .get(&client, &admin, &format!("/api/v1/targets?year={year}"))
+        .await;
+    let target = targets["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .find(|t| t["indicator"] == INDICATOR && t["unit"] == "HCM")
+        .and_then(|t| t["value"].as_f64())
+        .unwrap_or_else(|| panic!("no {year} target for {INDICATOR} in {targets}"));
+    let on_track = (target * 1.1).round();
+    let off_track = (target * 0.5).round();
+    live[1 - leader]
+        .post_beds(&client, &admin, year, on_track)
+        .await;
+
+    // Where each kill fell in the receiver's log: hits before it were sent by the killed
+    // leader or an earlier one.
+    let mut kills_at = Vec::new();
+    for step in 0..KILLS {
+        let fire = step % 2 == 0;
+        // Now and then the receiver is down for a step: those notifications are pending, with
+        // failed attempts, when their leader is killed.
+        receiver
+            .accept
+            .store(step % 5 != 2, std::sync::atomic::Ordering::SeqCst);
+        let other = 1 - leader;
+        let value = if fire { off_track } else { on_track };
+        live[other].post_beds(&client, &admin, year, value).await;
+        let from = Instant::now();
+        loop {
+            let alerts = alerts(&client, &admin, &live[other], &live).await;
+            if slipping_fires(&alerts) == fire {
+                break;
+            }
+            assert!(
+                from.elapsed() < FAILOVER,
+                "step {step}: the alert did not {} within {FAILOVER:?}: {alerts}\n{}",
+                if fire { "fire" } else { "resolve" },
+                tails(&live.iter().collect::<Vec<_>>())
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        // The kill falls at a different moment of the dispatch and delivery each step: before
+        // the notification is queued, while it is sent, or after it was recorded.
+        tokio::time::sleep(Duration::from_millis((step as u64 * 53) % 300)).await;
+        let mut dead = live.remove(leader);
+        dead.kill_hard();
+        kills_at.push(receiver.hits().len());
+        let name = format!("i{started_count}");
+        started_count += 1;
+        live.push(Instance::start_with(&db.url, &name, dir.path(), &config, rules).await);
+        leader = wait_for_leader(&client, &live, &format!("after kill {}", step + 1)).await;
+    }
+    receiver
+        .accept
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // The last leader delivers everything: no event left undispatched, every notification
+    // delivered and in the receiver's log.
+    let from = Instant::now();
+    let recorded = loop {
+        let (rows, undispatched) = outbox(&db.url).await;
+        assert!(
+            rows.iter().all(|n| n.status != "failed"),
+            "a notification failed: {rows:?}"
+        );
+        let accepted: Vec<String> = receiver
+            .hits()
+            .into_iter()
+            .filter(|h| h.answered == 200)
+            .map(|h| h.notification_id)
+            .collect();
+        let settled = undispatched == 0
+            && !rows.is_empty()
+            && rows.iter().all(|n| {
+                n.status == "delivered" && accepted.iter().any(|a| *a == n.id.to_string())
+            });
+        if settled {
+            break rows;
+        }
+        assert!(
+            from.elapsed() < SETTLE,
+            "not everything delivered {SETTLE:?} after the last kill: {undispatched} events \
+             undispatched, outbox {rows:?}, accepted {accepted:?}\n{}",
+            tails(&live.iter().collect::<Vec<_>>())
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let settled_in = from.elapsed();
+
+    let hits = receiver.hits();
+    assert_eq!(receiver.forged(), 0, "every request verified: {hits:?}");
+    let mut accepted: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (at, hit) in hits.iter().enumerate() {
+        let id: i64 = hit
+            .notification_id
+            .parse()
+            .unwrap_or_else(|_| panic!("a notification id on every request: {hit:?}"));
+        assert_eq!(
+            hit.idempotency_key,
+            format!("ktxh-notification-{id}"),
+            "every attempt at a notification carries the key of its id: {hit:?}"
+        );
+        if hit.answered == 200 {
+            accepted.entry(id).or_default().push(at);
+        }
+    }
+    let expected: Vec<i64> = recorded.iter().map(|n| n.id).collect();
+    let lost: Vec<i64> = expected
+        .iter()
+        .copied()
+        .filter(|id| !accepted.contains_key(id))
+        .collect();
+    let unknown: Vec<i64> = accepted
+        .keys()
+        .copied()
+        .filter(|id| !expected.contains(id))
+        .collect();
+    let mut duplicates = 0;
+    for n in &recorded {
+        assert_eq!(
+            n.recorded_ok, 1,
+            "notification {} recorded as sent once: {n:?}",
+            n.id
+        );
+        let Some(at) = accepted.get(&n.id) else {
+            continue;
+        };
+        // A second delivery comes only after a leader was killed between a send (the earlier
+        // delivery) and its record.
+        for pair in at.windows(2) {
+            assert!(
+                kills_at.iter().any(|&k| pair[0] < k && k <= pair[1]),
+                "notification {} delivered again (requests {} and {}) with no kill between: \
+                 kills at {kills_at:?}",
+                n.id,
+                pair[0],
+                pair[1]
+            );
+            duplicates += 1;
+        }
+    }
+    eprintln!(
+        "{backend:?}: {KILLS} kills; notifications: {}, delivered: {}, lost: {}, duplicates: \
+         {duplicates}, requests: {} ({} refused); settled {settled_in:?} after the last kill, \
+         {:?} in all",
+        expected.len(),
+        expected.len() - lost.len(),
+        lost.len(),
+        hits.len(),
+        hits.iter().filter(|h| h.answered == 503).count(),
+        started.elapsed()
+    );
+    assert!(lost.is_empty(), "lost notifications: {lost:?}");
+    assert!(
+        unknown.is_empty(),
+        "deliveries of notifications the outbox does not hold: {unknown:?}"
+    );
+    assert!(
+        hits.iter().any(|h| h.answered == 503),
+        "the receiver refused some attempts"
+    );
+    // The last step resolved the alert: the newest notification says so.
+    let last = recorded.last().map(|n| n.id).expect("a notification");
+    let body = hits
+        .iter()
+        .rev()
+        .find(|h| h.answered == 200 && h.notification_id == last.to_string())
+        .map(|h| h.body.clone())
+        .expect("the newest notification delivered");
+    assert_eq!(body["status"], "resolved", "{body}");
+    drop(live);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_notification_is_lost_when_the_leader_is_killed_20_times() {
+    no_notification_is_lost_when_the_leader_is_killed_20_times(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescale_no_notification_is_lost_when_the_leader_is_killed_20_times() {
+    no_notification_is_lost_when_the_leader_is_killed_20_times(Backend::Timescale).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
