@@ -45,6 +45,25 @@ pub struct StoredObservation {
     pub state: ApprovalState,
 }
 
+impl StoredObservation {
+    /// The revision as the engine applies a committed row, known at its `reported_at`; `None`
+    /// when its codes or period no longer parse (the catalogue may have changed since it was
+    /// stored), as a live engine would not hold it either.
+    pub fn as_committed(&self) -> Option<NewObservation> {
+        Some(NewObservation {
+            indicator: Code::parse(&self.indicator).ok()?,
+            unit: Code::parse(&self.unit).ok()?,
+            period: self.period.parse::<Period>().ok()?,
+            period_start: self.period_start,
+            period_end: self.period_end,
+            value: self.value,
+            revision_label: self.revision_label.clone(),
+            source: self.source.clone(),
+            reported_at: Some(self.reported_at),
+        })
+    }
+}
+
 /// How far a revision has been approved: department feeds arrive `preliminary`, the owning
 /// department's approver makes them `verified`, the statistics office `official`.
 #[derive(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, CommittedBatch, Pipeline};
-use crate::domain::{Code, NewObservation, Period};
+use crate::domain::{Code, NewObservation, StoredObservation};
 use crate::live::view::FeedEvent;
 use crate::store::{CommitKind, DynStore, RemoteCommit, StoreResult};
 
@@ -114,8 +114,11 @@ impl Follower {
     async fn apply(&self, commit: RemoteCommit) -> StoreResult<()> {
         match commit.kind {
             CommitKind::Observations => {
-                let rows: Vec<NewObservation> =
-                    commit.rows.iter().filter_map(observation_of).collect();
+                let rows: Vec<NewObservation> = commit
+                    .rows
+                    .iter()
+                    .filter_map(StoredObservation::as_committed)
+                    .collect();
                 if rows.is_empty() {
                     return Ok(());
                 }
@@ -182,22 +185,6 @@ fn target_key(subject: &str) -> Option<(i32, &str, &str)> {
     let mut parts = subject.splitn(3, '/');
     let year = parts.next()?.parse().ok()?;
     Some((year, parts.next()?, parts.next()?))
-}
-
-/// A stored revision as the pipeline takes a committed row; `None` for codes or a period that
-/// no longer parse.
-fn observation_of(stored: &crate::domain::StoredObservation) -> Option<NewObservation> {
-    Some(NewObservation {
-        indicator: Code::parse(&stored.indicator).ok()?,
-        unit: Code::parse(&stored.unit).ok()?,
-        period: stored.period.parse::<Period>().ok()?,
-        period_start: stored.period_start,
-        period_end: stored.period_end,
-        value: stored.value,
-        revision_label: stored.revision_label.clone(),
-        source: stored.source.clone(),
-        reported_at: Some(stored.reported_at),
-    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::engine::{flag_anomalies, Anomaly, Engine, Frames, Pass, Slot};
 use super::plan::YearSpan;
 use super::series::{LiveState, SeriesId};
-use crate::domain::{Code, NewObservation, Period, StoredObservation, Target};
+use crate::domain::{NewObservation, Period, StoredObservation, Target};
 use crate::store::{DynStore, StoreResult, TargetVersion};
 
 /// One target's state after a replay: what a live engine holds in its slot, and the flag of its
@@ -39,21 +39,9 @@ struct Known {
 }
 
 impl Known {
-    /// `None` for a row whose codes or period no longer parse (the catalogue may have changed
-    /// since it was stored): the live engine would not hold it either.
     fn from_stored(stored: &StoredObservation) -> Option<Self> {
         Some(Self {
-            row: NewObservation {
-                indicator: Code::parse(&stored.indicator).ok()?,
-                unit: Code::parse(&stored.unit).ok()?,
-                period: stored.period.parse::<Period>().ok()?,
-                period_start: stored.period_start,
-                period_end: stored.period_end,
-                value: stored.value,
-                revision_label: stored.revision_label.clone(),
-                source: stored.source.clone(),
-                reported_at: Some(stored.reported_at),
-            },
+            row: stored.as_committed()?,
             revision: stored.revision,
             known_at: stored.reported_at,
         })

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::app::{self, App};
 use ktxh::config::{load_catalogue, Settings};
@@ -21,9 +21,7 @@ use ktxh::store::AuditEvent;
 use crate::helpers::{
     execute_sql, mint_token, repo_config, shipped_feeds, spawn_app, wait_until, Backend, TestApp,
 };
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::live::{next_json, Socket};
 
 /// Long enough for a follower that lost its LISTEN connection to read the table again.
 const WAIT: Duration = Duration::from_secs(20);
@@ -110,22 +108,6 @@ async fn screen_resuming(
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
     assert_eq!(snapshot["reason"], reason, "{snapshot}");
     socket
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            if value["type"] != "heartbeat" {
-                return value;
-            }
-        }
-    }
 }
 
 /// Waits for the delta that carries `value` for `period`; returns its `seq`.
