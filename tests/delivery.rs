@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -385,38 +385,7 @@ fn ktxh() -> Command {
     command
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of the shipped configuration with `alerting` as its `alerting.toml`, and this
-/// machine's receivers allowed as an operator allows a host of their own.
-fn config_dir(dir: &Path, alerting: &str) -> PathBuf {
-    let config = dir.join("config");
-    copy_dir(&manifest_dir().join("config"), &config);
-    std::fs::write(config.join("alerting.toml"), alerting).expect("write alerting.toml");
-    let settings = config.join("ktxh.toml");
-    let shipped = std::fs::read_to_string(&settings).expect("read ktxh.toml");
-    assert!(
-        shipped.contains("\nallow_cidrs = []\n"),
-        "ktxh.toml has [outbound]"
-    );
-    let local = shipped.replace(
-        "\nallow_cidrs = []\n",
-        "\nallow_cidrs = [\"127.0.0.1/32\"]\n",
-    );
-    std::fs::write(&settings, local).expect("write ktxh.toml");
-    config
-}
+use cli::{config_with_alerting as config_dir, listening_addr};
 
 /// The header of every test's `alerting.toml`: send at once, retry quickly.
 const PACING: &str = r#"
@@ -567,14 +536,6 @@ impl Service {
     fn log(&self, name: &str) -> (String, PathBuf) {
         (name.to_owned(), self.proc.log.clone())
     }
-}
-
-/// The address in ktxh's JSON log line `{"fields":{"message":"listening","addr":…}}`.
-fn listening_addr(log: &str) -> Option<SocketAddr> {
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|entry| entry["fields"]["message"] == "listening")
-        .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use serde_json::Value;
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+use cli::listening_addr;
 #[allow(dead_code)]
 #[path = "support/db.rs"]
 mod db;
@@ -206,14 +206,6 @@ impl Drop for Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The address in ktxh's JSON log line `{"fields":{"message":"listening","addr":…}}`.
-fn listening_addr(log: &str) -> Option<SocketAddr> {
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|entry| entry["fields"]["message"] == "listening")
-        .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
 }
 
 fn tails(instances: &[&Instance]) -> String {
@@ -453,28 +445,10 @@ const KILLS: usize = 20;
 /// (src/alerts/outbox.rs), so the wait covers one lease.
 const SETTLE: Duration = Duration::from_secs(75);
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create config dir");
-    for entry in std::fs::read_dir(from).expect("read config dir") {
-        let entry = entry.expect("config entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy config file");
-        }
-    }
-}
-
 /// The shipped configuration with one webhook receiver, signed with [`SECRET`], for the
 /// slipping target's alert, sent at once and retried within seconds; loopback allowed as an
 /// operator allows a host of their own.
 fn alerting_config(dir: &Path, url: &str) -> PathBuf {
-    let config = dir.join("config");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
-        &config,
-    );
     let alerting = format!(
         r#"
 base_url = "http://127.0.0.1:8080"
@@ -500,19 +474,7 @@ url = "{url}"
 secret = "{SECRET}"
 "#
     );
-    std::fs::write(config.join("alerting.toml"), alerting).expect("write alerting.toml");
-    let settings = config.join("ktxh.toml");
-    let shipped = std::fs::read_to_string(&settings).expect("read ktxh.toml");
-    assert!(
-        shipped.contains("\nallow_cidrs = []\n"),
-        "ktxh.toml has [outbound]"
-    );
-    let local = shipped.replace(
-        "\nallow_cidrs = []\n",
-        "\nallow_cidrs = [\"127.0.0.1/32\"]\n",
-    );
-    std::fs::write(&settings, local).expect("write ktxh.toml");
-    config
+    cli::config_with_alerting(dir, &alerting)
 }
 
 /// Whether the slipping target's alert fires, as `/api/v1/alerts` says.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
+use cli::listening_addr;
 #[allow(dead_code)]
 #[path = "support/db.rs"]
 mod db;
@@ -170,14 +171,6 @@ impl Drop for Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The address in ktxh's JSON log line `{"fields":{"message":"listening","addr":…}}`.
-fn listening_addr(log: &str) -> Option<SocketAddr> {
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|entry| entry["fields"]["message"] == "listening")
-        .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
 }
 
 /// nginx as a non-root process in the foreground, on the shipped site with the instances'

@@ -1,6 +1,7 @@
 //! Running the `ktxh` binary from tests, shared by the test binaries that start it.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `ktxh --config config/ --database-url URL`: the binary on the shipped configuration, quiet
@@ -32,4 +33,50 @@ pub fn create_token(mut ktxh: Command, role: &str, name: &str) -> String {
     let token = stdout.lines().last().unwrap_or_default().trim().to_owned();
     assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
     token
+}
+
+/// Copies a directory tree, such as the shipped configuration.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the directory");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("its file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// A copy of the shipped configuration in `dir/config` with `alerting` as its
+/// `alerting.toml`, and this machine's receivers allowed as an operator allows a host of their
+/// own.
+pub fn config_with_alerting(dir: &Path, alerting: &str) -> PathBuf {
+    let config = dir.join("config");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        &config,
+    );
+    std::fs::write(config.join("alerting.toml"), alerting).expect("write alerting.toml");
+    let settings = config.join("ktxh.toml");
+    let shipped = std::fs::read_to_string(&settings).expect("read ktxh.toml");
+    assert!(
+        shipped.contains("\nallow_cidrs = []\n"),
+        "ktxh.toml has [outbound]"
+    );
+    let local = shipped.replace(
+        "\nallow_cidrs = []\n",
+        "\nallow_cidrs = [\"127.0.0.1/32\"]\n",
+    );
+    std::fs::write(&settings, local).expect("write ktxh.toml");
+    config
+}
+
+/// The address in ktxh's JSON log line `{"fields":{"message":"listening","addr":…}}`.
+pub fn listening_addr(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|entry| entry["fields"]["message"] == "listening")
+        .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
 }
