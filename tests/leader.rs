@@ -6,9 +6,8 @@
 //! On PostgreSQL and TimescaleDB; SQLite's one instance leads.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,7 +15,6 @@ use serde_json::Value;
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
-use cli::listening_addr;
 #[allow(dead_code)]
 #[path = "support/db.rs"]
 mod db;
@@ -71,8 +69,6 @@ impl Instance {
         rules: Rules,
     ) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
         command
             .env_remove("DATABASE_URL")
@@ -90,27 +86,7 @@ impl Instance {
             .arg(config)
             .args(["--database-url", database_url, "--log-json"])
             .args(["serve", "--listen", "127.0.0.1:0"]);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start ktxh serve");
-        let deadline = Instant::now() + PATIENCE;
-        let addr = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = listening_addr(&text) {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("ktxh serve {name} exited ({status}):\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ktxh serve {name} did not log `listening`:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let (child, addr) = cli::serve_until_listening(command, &log, name, PATIENCE).await;
         Self {
             name: name.to_owned(),
             child,
@@ -194,10 +170,7 @@ impl Instance {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!("--- {} ---\n{}", self.name, lines[from..].join("\n"))
+        cli::log_tail(&self.name, &self.log)
     }
 }
 
@@ -783,45 +756,27 @@ async fn no_notification_is_lost_when_the_leader_is_killed_20_times(backend: Bac
     db.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_no_notification_is_lost_when_the_leader_is_killed_20_times() {
-    no_notification_is_lost_when_the_leader_is_killed_20_times(Backend::Postgres).await;
+/// One `#[tokio::test]` per PostgreSQL backend for an `async fn(Backend)`: SQLite serves one
+/// instance.
+macro_rules! on_postgres_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$name(super::Backend::Postgres).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn timescale() { super::$name(super::Backend::Timescale).await }
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timescale_no_notification_is_lost_when_the_leader_is_killed_20_times() {
-    no_notification_is_lost_when_the_leader_is_killed_20_times(Backend::Timescale).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_an_instance_that_comes_to_lead_reconciles_the_alerts() {
-    an_instance_that_comes_to_lead_reconciles_the_alerts(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timescale_an_instance_that_comes_to_lead_reconciles_the_alerts() {
-    an_instance_that_comes_to_lead_reconciles_the_alerts(Backend::Timescale).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_the_other_leads_within_10_s_of_a_sigkill() {
-    the_other_leads_within_10_s_of_a_sigkill(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timescale_the_other_leads_within_10_s_of_a_sigkill() {
-    the_other_leads_within_10_s_of_a_sigkill(Backend::Timescale).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_terminated_lock_session_moves_leadership_without_two_leaders() {
-    a_terminated_lock_session_moves_leadership_without_two_leaders(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timescale_a_terminated_lock_session_moves_leadership_without_two_leaders() {
-    a_terminated_lock_session_moves_leadership_without_two_leaders(Backend::Timescale).await;
-}
+on_postgres_backends!(
+    no_notification_is_lost_when_the_leader_is_killed_20_times,
+    an_instance_that_comes_to_lead_reconciles_the_alerts,
+    the_other_leads_within_10_s_of_a_sigkill,
+    a_terminated_lock_session_moves_leadership_without_two_leaders,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_s_one_instance_always_leads() {

@@ -8,7 +8,6 @@
 //! skipped, unless `KTXH_TEST_REQUIRE_ALL_BACKENDS=1`, where it fails.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,7 +24,6 @@ use tokio_tungstenite::tungstenite::Message;
 #[allow(dead_code)]
 #[path = "support/cli.rs"]
 mod cli;
-use cli::listening_addr;
 #[allow(dead_code)]
 #[path = "support/db.rs"]
 mod db;
@@ -88,9 +86,8 @@ struct Instance {
 impl Instance {
     async fn start(database_url: &str, name: &str, port: u16, dir: &Path, run: u32) -> Self {
         let log = dir.join(format!("{name}-{run}.log"));
-        let out = File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ktxh"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
+        command
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("KTXH__SERVER__INSTANCE_NAME", name)
@@ -100,27 +97,8 @@ impl Instance {
             .arg("--config")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
             .args(["--database-url", database_url, "--log-json"])
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start ktxh serve");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if listening_addr(&text).is_some() {
-                break;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("ktxh serve {name} exited ({status}):\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ktxh serve {name} did not log `listening`:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        let (child, _) = cli::serve_until_listening(command, &log, name, PATIENCE).await;
         Self {
             name: name.to_owned(),
             port,
@@ -159,10 +137,7 @@ impl Instance {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!("--- {} ---\n{}", self.name, lines[from..].join("\n"))
+        cli::log_tail(&self.name, &self.log)
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// `ktxh --config config/ --database-url URL`: the binary on the shipped configuration, quiet
 /// but for warnings, whatever `DATABASE_URL` the environment holds.
@@ -79,4 +80,46 @@ pub fn listening_addr(log: &str) -> Option<SocketAddr> {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .find(|entry| entry["fields"]["message"] == "listening")
         .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
+}
+
+/// Starts `command` (a `ktxh … --log-json serve`) with its output in `log`, and waits until it
+/// logs the address it listens on; panics with the log if it exits or takes longer than
+/// `patience`.
+pub async fn serve_until_listening(
+    mut command: Command,
+    log: &Path,
+    name: &str,
+    patience: Duration,
+) -> (Child, SocketAddr) {
+    let out = std::fs::File::create(log).expect("create log file");
+    let err = out.try_clone().expect("clone log file");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start ktxh serve");
+    let deadline = Instant::now() + patience;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(addr) = listening_addr(&text) {
+            return (child, addr);
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("ktxh serve {name} exited ({status}):\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ktxh serve {name} did not log `listening`:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last 30 lines of a process's log, headed by its name.
+pub fn log_tail(name: &str, log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(30);
+    format!("--- {name} ---\n{}", lines[from..].join("\n"))
 }
