@@ -385,10 +385,10 @@ impl Store for CachedStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         known_by: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>> {
         self.inner
-            .known_between(from, to, known_by, indicator)
+            .known_between(from, to, known_by, indicators)
             .await
     }
 

@@ -670,14 +670,21 @@ impl Engine {
         keys: &[TargetKey],
     ) -> StoreResult<Vec<StatusChange>> {
         let until = self.read().last_at;
-        let mut series: Vec<(i32, &Code)> = keys.iter().map(|k| (k.0, &k.1)).collect();
-        series.sort_unstable();
-        series.dedup();
+        // One read of each year, of the indicators the keys name.
+        let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for (year, indicator, _) in keys {
+            by_year
+                .entry(*year)
+                .or_default()
+                .push(indicator.to_string());
+        }
         let wanted: HashSet<&TargetKey> = keys.iter().collect();
         let mut replayed = Vec::new();
-        for (year, indicator) in series {
+        for (year, mut indicators) in by_year {
+            indicators.sort_unstable();
+            indicators.dedup();
             replayed.extend(
-                self.replay_year(store, year, until, Some(indicator.as_str()), |t| {
+                self.replay_year(store, year, until, Some(&indicators), |t| {
                     wanted.contains(&key_of(t))
                 })
                 .await?,

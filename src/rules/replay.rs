@@ -270,7 +270,7 @@ fn tick_before(at: DateTime<Utc>, tick: Duration) -> DateTime<Utc> {
 }
 
 impl Engine {
-    /// Every target of `year` that `filter` keeps (of `indicator` only, when given), as the live
+    /// Every target of `year` that `filter` keeps (of `indicators` only, when given), as the live
     /// engine held it after its last evaluation at or before `until`, in indicator and unit
     /// order.
     pub(super) async fn replay_year(
@@ -278,13 +278,13 @@ impl Engine {
         store: &DynStore,
         year: i32,
         until: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
         filter: impl Fn(&Target) -> bool,
     ) -> StoreResult<Vec<Replayed>> {
         let versions = store.target_versions(year).await?;
         let from = YearSpan::of(year - 1, self.zone).start;
         let to = YearSpan::of(year, self.zone).end;
-        let stored = store.known_between(from, to, until, indicator).await?;
+        let stored = store.known_between(from, to, until, indicators).await?;
         let known: Vec<Known> = stored.iter().filter_map(Known::from_stored).collect();
         let mut by_series: HashMap<(&str, &str), Vec<&Known>> = HashMap::new();
         for k in &known {

@@ -352,7 +352,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredObservation>>;
 
     /// Every revision (withdrawals included) of the periods starting in `[from, to)` that was
-    /// known by `known_by`, of every series or of one indicator's, in the order they became
+    /// known by `known_by`, of every series or of the given indicators', in the order they became
     /// known (`reported_at`, then series, period and revision): what a replay of the engine
     /// reads (ARCHITECTURE §8).
     async fn known_between(
@@ -360,7 +360,7 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         known_by: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>>;
 
     /// Where following other instances' commits starts now: every commit below it has ended.

@@ -272,10 +272,10 @@ impl Store for PgStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         known_by: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "known_between");
-        self.known_between(from, to, known_by, indicator).await
+        self.known_between(from, to, known_by, indicators).await
     }
 
     async fn commit_horizon(&self) -> StoreResult<Option<u64>> {

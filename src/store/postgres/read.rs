@@ -206,20 +206,20 @@ impl PgStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         known_by: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>> {
         let sql = format!(
             "SELECT s.indicator, s.unit, {NAMED} FROM observations o \
              JOIN series s ON s.id = o.series_id {NAMES} \
              WHERE o.period_start >= $1 AND o.period_start < $2 AND o.reported_at <= $3 \
-               AND ($4::text IS NULL OR s.indicator = $4) \
+               AND ($4::text[] IS NULL OR s.indicator = ANY($4)) \
              ORDER BY o.reported_at, s.indicator, s.unit, o.period_start, o.period_end, o.revision"
         );
         let rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(known_by)
-            .bind(indicator)
+            .bind(indicators)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

@@ -144,19 +144,19 @@ impl SqliteStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         known_by: DateTime<Utc>,
-        indicator: Option<&str>,
+        indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>> {
         let sql = format!(
             "SELECT {NAMED} FROM observations o {NAMES} \
              WHERE o.period_start >= ?1 AND o.period_start < ?2 AND o.reported_at <= ?3 \
-               AND (?4 IS NULL OR s.indicator = ?4) \
+               AND (?4 IS NULL OR s.indicator IN (SELECT value FROM json_each(?4))) \
              ORDER BY o.reported_at, s.indicator, s.unit, o.period_start, o.period_end, o.revision"
         );
         let rows = sqlx::query(&sql)
             .bind(micros(from))
             .bind(micros(to))
             .bind(micros(known_by))
-            .bind(indicator)
+            .bind(indicators.map(|list| serde_json::json!(list).to_string()))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|row| self.observation_from(row)).collect()
