@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod catalogue;
+pub mod departments;
 pub mod dhis2;
 mod docs;
 pub mod error;
@@ -99,7 +100,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status::one))
         .routes(routes!(status::path))
         .routes(routes!(observations::list, observations::post))
-        .routes(routes!(observations::revisions));
+        .routes(routes!(observations::revisions))
+        .routes(routes!(departments::list))
+        .routes(routes!(departments::dashboard));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(ws::upgrade))

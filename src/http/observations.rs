@@ -69,6 +69,10 @@ pub struct PushQuery {
     /// write it. JSON and CSV bodies; for CSV the same as `text/csv; decimal=comma`.
     #[param(inline)]
     decimal: Option<Decimal>,
+    /// Chỉ kiểm tra, không lưu / Validate only, store nothing: the answer names the rows that
+    /// would be refused exactly as a real push does; every other row counts as `accepted`,
+    /// since telling a duplicate needs the stored figure. No `Idempotency-Key` is claimed.
+    dry_run: Option<bool>,
 }
 
 /// The push format of `POST /api/v1/observations`, chosen by `Content-Type`; `declared` is the
@@ -219,6 +223,10 @@ pub async fn post(
     let idempotency = idempotency_key(&headers, &read_as, &bytes)?;
     let feeds = state.feed_config.clone();
     let rows = body::off_worker(move || format.parse(&bytes, &feeds.mappings)).await??;
+    if query.dry_run == Some(true) {
+        let verdicts = state.ingestor.dry_run(&principal, rows, Utc::now())?;
+        return Ok(Json(verdicts));
+    }
     let receipt = state
         .ingestor
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())

@@ -80,6 +80,7 @@ setting targets. Any token may call an operation unless the operation names the 
         (name = "observations", description = "Gửi và đọc số liệu. / Pushing and reading observations."),
         (name = "status", description = "Đánh giá từng chỉ tiêu. / How every target stands."),
         (name = "alerts", description = "Cảnh báo, xác nhận, tạm tắt. / Alerts, acknowledgements, silences."),
+        (name = "departments", description = "Trang của từng sở, ngành: chỉ tiêu, hạn báo cáo, số liệu bị từ chối. / Each department's page: its indicators, due figures, refused rows."),
         (name = "feeds", description = "Tình trạng các nguồn số liệu tự thu. / Health of the collectors."),
         (name = "reports", description = "Báo cáo kỳ. / Period reports."),
         (name = "live", description = "Đẩy trực tiếp qua websocket. / Live push over a websocket."),

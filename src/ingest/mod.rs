@@ -3,6 +3,7 @@
 //! the rows are validated one by one and handed to the instance's [`Writer`] as one batch, which
 //! commits it with whatever else is queued and carries it on through the pipeline.
 
+pub mod activity;
 pub mod code;
 pub mod csv;
 pub mod decimal;
@@ -85,6 +86,8 @@ pub struct Ingestor {
     writer: Arc<Writer>,
     settings: IngestSettings,
     max_rows: usize,
+    /// Each department's last pushes and refused rows, for its own page.
+    activity: activity::Activity,
 }
 
 impl Ingestor {
@@ -102,7 +105,13 @@ impl Ingestor {
             writer,
             settings,
             max_rows,
+            activity: activity::Activity::default(),
         }
+    }
+
+    /// Each department's last pushes and refused rows, as this instance took them.
+    pub fn activity(&self) -> &activity::Activity {
+        &self.activity
     }
 
     /// The writer batches go through.
@@ -217,6 +226,8 @@ impl Ingestor {
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());
+            self.activity
+                .record(department, format, &principal.name, receipt, now);
         }
         metrics::METRICS
             .ingest_duration

@@ -10,6 +10,7 @@ mod alerts;
 mod as_of_replay;
 mod audit;
 mod auth;
+mod departments;
 mod dhis2;
 mod influx;
 mod ingest;
