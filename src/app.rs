@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
 use crate::alerts::receivers::Receivers;
+use crate::alerts::reminders::Reminders;
 use crate::alerts::routing::AlertingConfig;
 use crate::collectors::feeds::FeedsConfig;
 use crate::collectors::{Collectors, FeedContext};
@@ -78,6 +79,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     outbox: Arc<Outbox>,
+    reminders: Arc<Reminders>,
     reports: Scheduler,
     writer: Arc<Writer>,
     demo: bool,
@@ -219,6 +221,14 @@ impl App {
             anyhow::bail!("config/alerting.toml: {key}: {message}");
         }
         let report_schedules = alerting.report.clone();
+        let reminders = Arc::new(Reminders::new(
+            store.clone(),
+            engine.clone(),
+            catalogue.clone(),
+            &alerting,
+            settings.release_calendar.clone(),
+            settings.zone(),
+        ));
         let outbox = Arc::new(
             Outbox::new(store.clone(), alerts.clone(), sender, alerting)
                 .claiming_as(leadership.instance()),
@@ -299,6 +309,7 @@ impl App {
             listener,
             state,
             outbox,
+            reminders,
             reports,
             writer,
             demo,
@@ -335,6 +346,9 @@ impl App {
             .clone()
             .spawn(shutdown.clone(), leadership.subscribe());
         self.reports.spawn(shutdown.clone(), leadership.subscribe());
+        self.reminders
+            .clone()
+            .spawn(shutdown.clone(), leadership.subscribe());
         let publisher = self.state.publisher.clone();
         let closing = shutdown.clone();
         tokio::spawn(async move {

@@ -387,9 +387,10 @@ impl Demo {
         // keeps to the release calendar would publish them; nothing is known after `now`. They
         // are stored now, each row carrying when it became known, so that `as_of` reads and
         // past reports see what was known then.
-        let calendar = &self.state.settings.release_calendar;
+        let city_calendar = &self.state.settings.release_calendar;
         let mut by_release: BTreeMap<DateTime<Utc>, Vec<RawRow>> = BTreeMap::new();
         for indicator in &catalogue.indicators {
+            let calendar = city_calendar.for_indicator(indicator);
             let periods = history_periods(
                 indicator.periodicity,
                 now,

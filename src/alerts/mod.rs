@@ -5,5 +5,6 @@ pub mod manager;
 pub mod message;
 pub mod outbox;
 pub mod receivers;
+pub mod reminders;
 pub mod reports;
 pub mod routing;

@@ -176,6 +176,9 @@ pub struct AlertingConfig {
     /// Reports mailed each period to email receivers.
     #[serde(default)]
     pub report: Vec<super::reports::ReportSchedule>,
+    /// Reminders to departments of the figures due and late (`[reminders]`).
+    #[serde(default)]
+    pub reminders: super::reminders::RemindersConfig,
 }
 
 impl Default for AlertingConfig {
@@ -189,6 +192,7 @@ impl Default for AlertingConfig {
             route: Route::default(),
             receiver: Vec::new(),
             report: Vec::new(),
+            reminders: super::reminders::RemindersConfig::default(),
         }
     }
 }
@@ -234,6 +238,9 @@ impl AlertingConfig {
                 "route",
                 format!("unknown receiver `{unknown}`"),
             ));
+        }
+        if let Some((key, message)) = config.reminders.problem() {
+            return Err(ConfigError::single(&file, key, message));
         }
         if config.dispatch_interval_ms < 50 {
             return Err(ConfigError::single(

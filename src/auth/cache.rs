@@ -483,6 +483,15 @@ impl Store for CachedStore {
         self.inner.last_notifications().await
     }
 
+    async fn record_reminder(
+        &self,
+        reminder: &crate::store::ReminderRecord,
+        notifications: &[crate::store::QueuedNotification],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.inner.record_reminder(reminder, notifications, at).await
+    }
+
     async fn dispatch(
         &self,
         receiver: &str,

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{ConfigError, ConfigProblem};
+use crate::domain::calendar::IndicatorRelease;
 use crate::domain::{
     Catalogue, Code, Department, Direction, Group, Indicator, Kind, OrgUnit, Periodicity,
     PlanSource, Rollup, Target, TargetValue,
@@ -94,6 +95,10 @@ struct RawIndicator {
     source: Option<String>,
     #[serde(default)]
     plan: Option<PlanSource>,
+    /// Read as it stands and checked with the indicator (`IndicatorRelease`), so that every
+    /// problem in it names the indicator.
+    #[serde(default)]
+    release: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -394,6 +399,9 @@ fn load_indicators(
                     "must be [min, max] with finite min < max",
                 );
             }
+            let release = raw.release.and_then(|value| {
+                release(value, &raw.code, raw.periodicity, &file, &key, problems)
+            });
             indicators.push(Indicator {
                 code: raw.code,
                 group: raw.group,
@@ -410,10 +418,49 @@ fn load_indicators(
                 range: (min, max),
                 source: raw.source,
                 plan: raw.plan.unwrap_or_default(),
+                release,
             });
         }
     }
     indicators
+}
+
+/// An indicator's own release calendar (`release = { … }`), or the problem with it, naming
+/// the indicator and the key.
+fn release(
+    value: toml::Value,
+    code: &Code,
+    periodicity: Periodicity,
+    file: &Path,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<IndicatorRelease> {
+    let parsed: Result<IndicatorRelease, _> = serde_path_to_error::deserialize(value);
+    let release = match parsed {
+        Ok(release) => release,
+        Err(e) => {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                format!("{key}.release")
+            } else {
+                format!("{key}.release.{path}")
+            };
+            let message = e.into_inner().to_string().replace('\n', " ");
+            problems.push(file, at, format!("`{code}`: release calendar: {message}"));
+            return None;
+        }
+    };
+    match release.check(periodicity) {
+        Ok(()) => Some(release),
+        Err((field, message)) => {
+            problems.push(
+                file,
+                format!("{key}.release.{field}"),
+                format!("`{code}`: release calendar: {message}"),
+            );
+            None
+        }
+    }
 }
 
 fn load_targets(dir: &Path, catalogue: &Catalogue, problems: &mut Problems) -> Vec<Target> {

@@ -1,10 +1,15 @@
 //! The release calendar: when each period's figures are due (ARCHITECTURE §4, §8). It is read
-//! from `[release_calendar]` in `ktxh.toml`; the judgements made with it (due dates, staleness,
-//! closed years) are `rules::staleness`'s.
+//! from `[release_calendar]` in `ktxh.toml`, and an indicator published on a calendar of its
+//! own (an index of the year published months into the next one) overrides it with `release`
+//! in its catalogue entry ([`IndicatorRelease`]); the judgements made with them (due dates,
+//! staleness, closed years) are `rules::staleness`'s.
 
 use chrono::Duration;
 use serde::de::{Error as _, Unexpected};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use super::Periodicity;
 
 /// When each periodicity's figures are due after the period ends, plus a grace period.
 ///
@@ -43,6 +48,10 @@ pub struct ReleaseCalendar {
     /// config. A negative value counts as zero.
     #[serde(rename = "grace_hours", deserialize_with = "hours")]
     pub grace: Duration,
+    /// An indicator's own due rule, in place of the periodicity's above: never read from
+    /// `[release_calendar]`, set by [`Self::with_release`].
+    #[serde(skip)]
+    pub own_due: Option<Due>,
 }
 
 impl Default for ReleaseCalendar {
@@ -74,6 +83,22 @@ impl ReleaseCalendar {
             yearly_due_day: 6,
             daily_due_after: Duration::hours(24),
             grace: Duration::hours(48),
+            own_due: None,
+        }
+    }
+
+    /// This calendar as an indicator with `release` follows it: its own due rule, and its own
+    /// grace when it gives one. Without `release`, this calendar.
+    pub fn with_release(&self, release: Option<&IndicatorRelease>) -> Self {
+        let Some(release) = release else {
+            return self.clone();
+        };
+        Self {
+            own_due: release.due(),
+            grace: release
+                .grace_days
+                .map_or(self.grace, |days| Duration::days(i64::from(days))),
+            ..self.clone()
         }
     }
 
@@ -94,6 +119,130 @@ impl ReleaseCalendar {
             yearly_due_day: 3,
             ..Self::decree_62_2024()
         }
+    }
+}
+
+/// When a figure is due after its period, as an indicator's own calendar says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Due {
+    /// By the end of day `day` (clamped to the month's length) of the `months`-th month after
+    /// the month in which the period ends: `months = 1, day = 6` is the decree's "the 6th of the
+    /// following month", and for a year `months = 5, day = 31` is 31 May of the next year.
+    MonthsAfter { months: u32, day: u32 },
+    /// A fixed time after the period ends.
+    After(Duration),
+}
+
+/// The longest an indicator's figure may be due after its period: two years. A later one
+/// would never be expected while its year's targets are watched.
+pub const MAX_MONTHS_AFTER: u32 = 24;
+/// [`MAX_MONTHS_AFTER`] in days, for `lag_days`.
+pub const MAX_LAG_DAYS: u32 = 730;
+/// The longest grace an indicator's calendar may give.
+pub const MAX_GRACE_DAYS: u32 = 92;
+
+/// An indicator's own release calendar: `release` in its catalogue entry. Either a month and
+/// day after the period (`months_after` with `day`) or a lag in days (`lag_days`); `grace_days`
+/// replaces the city's grace when given.
+///
+/// ```toml
+/// # VCCI publishes the PCI of a year in April or May of the next one: due by 31 May.
+/// release = { months_after = 5, day = 31 }
+/// # 45 days after the quarter ends, and a week of grace.
+/// release = { lag_days = 45, grace_days = 7 }
+/// ```
+///
+/// Deserializing checks only the shape; [`Self::check`] checks the values against the
+/// indicator's periodicity, as the catalogue loader does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorRelease {
+    /// The month after the month in which the period ends when the figure is due: 1 is the
+    /// next month; with `day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub months_after: Option<u32>,
+    /// The day of that month by whose end the figure is due (31 = its last day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<u32>,
+    /// Days after the period ends when the figure is due, instead of `months_after` and `day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_days: Option<u32>,
+    /// Days after the due date before a missing figure counts as stale; the city's
+    /// `grace_hours` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<u32>,
+}
+
+impl IndicatorRelease {
+    /// The due rule, once [`Self::check`] has passed.
+    pub fn due(&self) -> Option<Due> {
+        match (self.months_after, self.day, self.lag_days) {
+            (Some(months), Some(day), None) => Some(Due::MonthsAfter { months, day }),
+            (None, None, Some(days)) => Some(Due::After(Duration::days(i64::from(days)))),
+            _ => None,
+        }
+    }
+
+    /// The first problem with these values for an indicator of `periodicity`: the key it is
+    /// under (`months_after`, `day`, `lag_days`, `grace_days`) and what is wrong.
+    pub fn check(&self, periodicity: Periodicity) -> Result<(), (&'static str, String)> {
+        match (self.months_after, self.day, self.lag_days) {
+            (None, None, None) => {
+                return Err((
+                    "months_after",
+                    "give `months_after` with `day`, or `lag_days`".to_owned(),
+                ))
+            }
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err((
+                    "lag_days",
+                    "give either `months_after` with `day` or `lag_days`, not both".to_owned(),
+                ))
+            }
+            (Some(_), None, None) => {
+                return Err(("day", "`months_after` needs a `day` (1 to 31)".to_owned()))
+            }
+            (None, Some(_), None) => {
+                return Err((
+                    "months_after",
+                    "`day` needs `months_after` (1 = the month after the period)".to_owned(),
+                ))
+            }
+            (Some(months), Some(day), None) => {
+                if !(1..=MAX_MONTHS_AFTER).contains(&months) {
+                    return Err((
+                        "months_after",
+                        format!("{months} is not 1 to {MAX_MONTHS_AFTER} months after the period"),
+                    ));
+                }
+                if !(1..=31).contains(&day) {
+                    return Err(("day", format!("{day} is not a day of the month, 1 to 31")));
+                }
+                if periodicity == Periodicity::Daily {
+                    return Err((
+                        "months_after",
+                        "a daily indicator's figures are due `lag_days` after their day".to_owned(),
+                    ));
+                }
+            }
+            (None, None, Some(days)) => {
+                if days > MAX_LAG_DAYS {
+                    return Err((
+                        "lag_days",
+                        format!("{days} is not 0 to {MAX_LAG_DAYS} days after the period"),
+                    ));
+                }
+            }
+        }
+        if let Some(days) = self.grace_days {
+            if days > MAX_GRACE_DAYS {
+                return Err((
+                    "grace_days",
+                    format!("{days} is not 0 to {MAX_GRACE_DAYS} days of grace"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::calendar::IndicatorRelease;
 use super::{Code, Periodicity};
 
 /// How the year's value is formed from the periods a feed sends (ARCHITECTURE §2).
@@ -103,6 +104,10 @@ pub struct Indicator {
     pub source: Option<String>,
     /// How the year's target is expected to accumulate (flows and cumulatives).
     pub plan: PlanSource,
+    /// Its own release calendar, when its figures are not due when `[release_calendar]` says
+    /// for its periodicity (ARCHITECTURE §4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<IndicatorRelease>,
 }
 
 /// Where a flow's or cumulative's plan profile comes from.

@@ -128,6 +128,11 @@ impl Validator {
         }
     }
 
+    /// The catalogue rows are checked against.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
     /// Splits `rows` into observations to store and rejections numbered by row index, once
     /// `principal` may write every indicator they name.
     ///

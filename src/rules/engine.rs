@@ -22,7 +22,7 @@ use super::hysteresis::{
 use super::plan::{period_ends, PlanProfile, YearSpan};
 use super::replay::Replayed;
 use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
-use super::staleness::{Expectation, ReleaseCalendar};
+use super::staleness::{Expectation, IndicatorRelease, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
 use crate::domain::{
     Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, Periodicity,
@@ -153,6 +153,10 @@ pub struct StatusChange {
 #[derive(Debug, Clone)]
 pub struct YearFrame {
     periodicity: Periodicity,
+    /// The indicators' own release calendar, if they have one: the frame's calendar is
+    /// the city's with it ([`ReleaseCalendar::with_release`]).
+    release: Option<IndicatorRelease>,
+    calendar: ReleaseCalendar,
     year: i32,
     zone: Tz,
     span: YearSpan,
@@ -175,6 +179,8 @@ impl YearFrame {
     ) -> Self {
         Self {
             periodicity,
+            release: None,
+            calendar: calendar.clone(),
             year,
             zone,
             span: YearSpan::of(year, zone),
@@ -186,13 +192,30 @@ impl YearFrame {
         }
     }
 
+    /// The frame of the indicators of `periodicity` with the release calendar `release`
+    /// over the city's `calendar`.
+    fn for_release(
+        periodicity: Periodicity,
+        release: Option<&IndicatorRelease>,
+        year: i32,
+        calendar: &ReleaseCalendar,
+        zone: Tz,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let own = calendar.with_release(release);
+        Self {
+            release: release.copied(),
+            ..Self::new(periodicity, year, &own, zone, now)
+        }
+    }
+
     /// Moves the frame to `now`, keeping what does not depend on the instant.
-    fn move_to(&mut self, now: DateTime<Utc>, calendar: &ReleaseCalendar) {
+    fn move_to(&mut self, now: DateTime<Utc>) {
         if now != self.now {
             let (periodicity, year, zone) = (self.periodicity, self.year, self.zone);
             self.now = now;
-            self.expectation = calendar.expectation(periodicity, year, now, zone);
-            self.closed = calendar.year_closed(periodicity, year, now, zone);
+            self.expectation = self.calendar.expectation(periodicity, year, now, zone);
+            self.closed = self.calendar.year_closed(periodicity, year, now, zone);
         }
     }
 
@@ -203,42 +226,57 @@ impl YearFrame {
     }
 }
 
-/// The frames of the (periodicity, year) pairs evaluated so far: an engine keeps them between
-/// evaluations and only moves them to each new instant.
+/// The frames of the (periodicity, release calendar, year) triples evaluated so far: an engine
+/// keeps them between evaluations and only moves them to each new instant.
 #[derive(Debug, Default)]
 pub(super) struct Frames(Vec<YearFrame>);
 
 impl Frames {
-    /// The frame of `periodicity` and `year` at `now`.
+    /// The frame of `indicator`'s periodicity and release calendar (the city's `calendar`, or
+    /// the indicator's own over it) and `year` at `now`.
     pub(super) fn prepare(
         &mut self,
-        periodicity: Periodicity,
+        indicator: &Indicator,
         year: i32,
         calendar: &ReleaseCalendar,
         zone: Tz,
         now: DateTime<Utc>,
     ) -> &YearFrame {
-        let position = self
-            .0
-            .iter()
-            .position(|f| f.periodicity == periodicity && f.year == year);
+        let (periodicity, release) = (indicator.periodicity, indicator.release.as_ref());
+        let position = self.position(periodicity, release, year);
         match position {
             Some(i) => {
-                self.0[i].move_to(now, calendar);
+                self.0[i].move_to(now);
                 &self.0[i]
             }
             None => {
-                self.0
-                    .push(YearFrame::new(periodicity, year, calendar, zone, now));
+                self.0.push(YearFrame::for_release(
+                    periodicity,
+                    release,
+                    year,
+                    calendar,
+                    zone,
+                    now,
+                ));
                 &self.0[self.0.len() - 1]
             }
         }
     }
 
-    fn get(&self, periodicity: Periodicity, year: i32) -> Option<&YearFrame> {
-        self.0
-            .iter()
-            .find(|f| f.periodicity == periodicity && f.year == year)
+    fn position(
+        &self,
+        periodicity: Periodicity,
+        release: Option<&IndicatorRelease>,
+        year: i32,
+    ) -> Option<usize> {
+        self.0.iter().position(|f| {
+            f.periodicity == periodicity && f.year == year && f.release.as_ref() == release
+        })
+    }
+
+    fn get(&self, indicator: &Indicator, year: i32) -> Option<&YearFrame> {
+        let i = self.position(indicator.periodicity, indicator.release.as_ref(), year)?;
+        self.0.get(i)
     }
 }
 
@@ -505,7 +543,7 @@ impl Pass<'_> {
         }
         let indicator = self.catalogue.indicators.get((*indicator)?)?;
         // Prepared for every slot before the pass.
-        let frame = self.frames.get(indicator.periodicity, target.year)?;
+        let frame = self.frames.get(indicator, target.year)?;
         let (mut evaluation, overdue, plan) = judge(indicator, target, self.live, *series, frame);
         // Hysteresis follows the status with staleness applied, as the alerts do; `judged`
         // shows the verdict underneath.
@@ -834,7 +872,7 @@ impl Engine {
                 .and_then(|i| self.catalogue.indicators.get(i));
             if let Some(indicator) = indicator {
                 frames.prepare(
-                    indicator.periodicity,
+                    indicator,
                     slot.target.year,
                     &self.calendar,
                     self.zone,

@@ -113,24 +113,22 @@ impl Run<'_> {
     fn key(&self, slot: &Slot, at: DateTime<Utc>) -> CalendarKey {
         let engine = self.engine;
         let year = slot.target.year;
-        let periodicity = slot
+        let indicator = slot
             .indicator
-            .and_then(|i| engine.catalogue.indicators.get(i))
-            .map(|i| i.periodicity);
-        let Some(periodicity) = periodicity else {
+            .and_then(|i| engine.catalogue.indicators.get(i));
+        let Some(indicator) = indicator else {
             return CalendarKey {
                 expected: None,
                 closed: false,
                 year_over: false,
             };
         };
+        // The indicator's own calendar, as the live engine's frame of it judges by.
+        let calendar = engine.calendar.for_indicator(indicator);
+        let periodicity = indicator.periodicity;
         CalendarKey {
-            expected: engine
-                .calendar
-                .expected_period(periodicity, year, at, engine.zone),
-            closed: engine
-                .calendar
-                .year_closed(periodicity, year, at, engine.zone),
+            expected: calendar.expected_period(periodicity, year, at, engine.zone),
+            closed: calendar.year_closed(periodicity, year, at, engine.zone),
             year_over: at >= YearSpan::of(year, engine.zone).end,
         }
     }
@@ -148,7 +146,7 @@ impl Run<'_> {
             .live
             .id(slot.target.indicator.as_str(), slot.target.unit.as_str());
         self.frames.prepare(
-            indicator.periodicity,
+            indicator,
             slot.target.year,
             &engine.calendar,
             engine.zone,

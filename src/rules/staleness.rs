@@ -15,39 +15,61 @@
 //!   later report cover a finer or earlier expectation.
 //! - A year is **closed** when the deadline of its last period has passed.
 //!
+//! - An indicator published on a calendar of its own (`release` in its catalogue entry, such as
+//!   an index of the year published in May of the next) is judged by its own calendar
+//!   ([`ReleaseCalendar::for_indicator`]) in all of the above, live and in a replay.
+//!
 //! Public holidays are not modelled. Decree 62/2024/NĐ-CP moves a release that falls on a day off
 //! to the next working day; the default two-day grace absorbs a weekend, and an indicator whose
 //! releases cross Tết needs a longer grace in its calendar.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::{Period, Periodicity};
+use crate::domain::{Indicator, Period, Periodicity};
 
 // The calendar is configuration as much as a rule: its type is `domain`'s, so the settings can
 // hold it; what it says about periods and feeds is here.
-pub use crate::domain::calendar::ReleaseCalendar;
+pub use crate::domain::calendar::{Due, IndicatorRelease, ReleaseCalendar};
 
 impl ReleaseCalendar {
+    /// The calendar `indicator`'s figures follow: this one, or this one with the indicator's
+    /// own due rule and grace.
+    pub fn for_indicator(&self, indicator: &Indicator) -> Cow<'_, Self> {
+        match &indicator.release {
+            None => Cow::Borrowed(self),
+            Some(release) => Cow::Owned(self.with_release(Some(release))),
+        }
+    }
+
     /// When the figure for `period` is due: the first instant after the release day, in `zone`.
     /// `2026-03` under the default calendar is due at 2026-04-07 00:00 local.
     pub fn due_at(&self, period: &Period, zone: Tz) -> DateTime<Utc> {
         let period = calendar_period(period, zone);
-        let release_day = match period {
-            Period::Month(year, month) => {
+        let release_day = match (self.own_due, period) {
+            // An indicator's own calendar (`release` in the catalogue) comes first.
+            (Some(Due::After(lag)), _) => return shifted(period.end(zone), non_negative(lag)),
+            (Some(Due::MonthsAfter { months, day }), _) => {
+                let (year, month) = last_month(&period);
+                let (due_year, due_month) = months_later(year, month, months);
+                clamped_date(due_year, due_month, day)
+            }
+            (None, Period::Month(year, month)) => {
                 let (due_year, due_month) = month_after(year, month);
                 clamped_date(due_year, due_month, self.monthly_due_day)
             }
-            Period::Quarter(year, quarter) => {
+            (None, Period::Quarter(year, quarter)) => {
                 let (due_year, due_month) = month_after(year, quarter.saturating_mul(3));
                 clamped_date(due_year, due_month, self.quarterly_due_day)
             }
-            Period::Year(year) => clamped_date(
+            (None, Period::Year(year)) => clamped_date(
                 year.saturating_add(1),
                 self.yearly_due_month,
                 self.yearly_due_day,
             ),
-            Period::Day(_) | Period::Instant(_) => {
+            (None, Period::Day(_) | Period::Instant(_)) => {
                 let due_after = non_negative(self.daily_due_after);
                 return shifted(period.end(zone), due_after);
             }
@@ -76,13 +98,22 @@ impl ReleaseCalendar {
     ) -> Option<Period> {
         // Release days fall in the month after the period (the next year for a year; the next
         // days for a day), so starting from the period that holds `now − lag`, at most two steps
-        // back reach a period whose deadline has passed. Four bounds the loop with room to spare.
-        const MAX_CANDIDATES: usize = 4;
+        // back reach a period whose deadline has passed. An indicator's own calendar moves the
+        // release further on: `lag` then also holds the least time between a period's end and
+        // its due date (28 days for each month after the first), and from there at most six
+        // monthly steps are left for the longest it allows (24 months). Eight bounds the loop
+        // with room to spare.
+        const MAX_CANDIDATES: usize = 8;
         let grace = non_negative(self.grace);
-        let lag = match periodicity {
-            Periodicity::Daily => grace.checked_add(&non_negative(self.daily_due_after))?,
-            _ => grace,
+        let least_due_after = match (self.own_due, periodicity) {
+            (Some(Due::After(lag)), _) => non_negative(lag),
+            (Some(Due::MonthsAfter { months, .. }), _) => {
+                Duration::days(28 * i64::from(months.saturating_sub(1)))
+            }
+            (None, Periodicity::Daily) => non_negative(self.daily_due_after),
+            (None, _) => Duration::zero(),
         };
+        let lag = grace.checked_add(&least_due_after)?;
         let anchor = now.checked_sub_signed(lag)?;
         let mut candidate = Period::containing(periodicity, local_date(anchor, zone));
         for _ in 0..MAX_CANDIDATES {
@@ -251,6 +282,25 @@ fn last_period_of_year(periodicity: Periodicity, year: i32) -> Option<Period> {
         Periodicity::Monthly => Some(Period::Month(year, 12)),
         Periodicity::Daily => NaiveDate::from_ymd_opt(year, 12, 31).map(Period::Day),
     }
+}
+
+/// The year and month in which `period` ends (its last day's).
+fn last_month(period: &Period) -> (i32, u32) {
+    match *period {
+        Period::Year(year) => (year, 12),
+        Period::Quarter(year, quarter) => (year, quarter.clamp(1, 4) * 3),
+        Period::Month(year, month) => (year, month),
+        Period::Day(day) => (day.year(), day.month()),
+        // Instants are read as their local day before this is asked.
+        Period::Instant(instant) => (instant.year(), instant.month()),
+    }
+}
+
+/// The month `months` after `month` (1-based) of `year`.
+fn months_later(year: i32, month: u32, months: u32) -> (i32, u32) {
+    let index = i64::from(year) * 12 + i64::from(month.clamp(1, 12)) - 1 + i64::from(months);
+    let year = i32::try_from(index.div_euclid(12)).unwrap_or(i32::MAX);
+    (year, (index.rem_euclid(12) + 1) as u32)
 }
 
 /// The month after `month` (1-based) of `year`.
@@ -527,6 +577,148 @@ mod tests {
             toml::from_str("daily_due_hours = 6\ngrace_hours = 0").unwrap();
         assert_eq!(hours.daily_due_after, Duration::hours(6));
         assert_eq!(hours.grace, Duration::zero());
+    }
+
+    fn own(months_after: Option<u32>, day: Option<u32>, lag_days: Option<u32>) -> ReleaseCalendar {
+        let release = IndicatorRelease {
+            months_after,
+            day,
+            lag_days,
+            grace_days: None,
+        };
+        ReleaseCalendar::default().with_release(Some(&release))
+    }
+
+    #[test]
+    fn an_indicators_own_calendar_moves_its_due_dates() {
+        // PCI-like: due by 31 May of the next year; a monthly figure due by the 15th two months
+        // on; a quarter due 45 days after it ends.
+        let pci = own(Some(5), Some(31), None);
+        let two_months = own(Some(2), Some(15), None);
+        let lag = own(None, None, Some(45));
+        let cases = [
+            (&pci, "2025", "2026-06-01T00:00:00"),
+            (&pci, "2026", "2027-06-01T00:00:00"),
+            (&two_months, "2026-03", "2026-05-16T00:00:00"),
+            (&two_months, "2026-12", "2027-02-16T00:00:00"),
+            (&two_months, "2026-Q4", "2027-02-16T00:00:00"),
+            (&lag, "2026-Q1", "2026-05-16T00:00:00"),
+            (&lag, "2026-03", "2026-05-16T00:00:00"),
+        ];
+        for (calendar, raw, due) in cases {
+            let due_at = calendar.due_at(&period(raw).unwrap(), HCM);
+            assert_eq!(due_at, local(due), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_yearly_index_published_in_may_is_not_stale_in_january() {
+        let pci = own(Some(5), Some(31), None);
+        let default = ReleaseCalendar::default();
+        let yearly = Periodicity::Yearly;
+        let january = local("2026-01-20T00:00:00");
+        // The city's calendar wants 2025's figure from 9 January; the index's own does not.
+        assert!(default.staleness(yearly, None, 2025, january, HCM).stale);
+        let judged = pci.staleness(yearly, None, 2025, january, HCM);
+        assert!(!judged.stale);
+        assert_eq!(judged.expected, None);
+        assert!(!pci.year_closed(yearly, 2025, january, HCM));
+        // Due 1 June 00:00, late after two days of grace.
+        let june = |day: &str| local(&format!("2026-06-{day}"));
+        assert!(
+            !pci.staleness(yearly, None, 2025, june("02T23:59:59"), HCM)
+                .stale
+        );
+        let late = pci.staleness(yearly, None, 2025, june("03T00:00:00"), HCM);
+        assert!(late.stale);
+        assert_eq!(late.expected, Some(Period::Year(2025)));
+        assert_eq!(late.due_at, Some(june("01T00:00:00")));
+        assert!(pci.year_closed(yearly, 2025, june("03T00:00:00"), HCM));
+        let reported = Period::Year(2025);
+        let fresh = pci.staleness(yearly, Some(&reported), 2025, june("03T00:00:00"), HCM);
+        assert!(!fresh.stale);
+    }
+
+    #[test]
+    fn the_latest_due_period_is_found_for_the_longest_own_calendars() {
+        // Every month of two years, under the longest calendars allowed: the period found is
+        // the latest whose deadline has passed, as a walk back over every period tells.
+        let calendars = [
+            own(Some(24), Some(31), None),
+            own(Some(24), Some(1), None),
+            own(Some(13), Some(28), None),
+            own(None, None, Some(730)),
+            own(Some(1), Some(6), None),
+        ];
+        for calendar in &calendars {
+            for periodicity in [
+                Periodicity::Monthly,
+                Periodicity::Quarterly,
+                Periodicity::Yearly,
+            ] {
+                for month in 1..=24 {
+                    let now = local(&format!(
+                        "{}-{:02}-15T12:00:00",
+                        2026 + (month - 1) / 12,
+                        (month - 1) % 12 + 1
+                    ));
+                    let found = calendar.latest_due_period(periodicity, now, HCM);
+                    let mut walk = Period::containing(periodicity, local_date(now, HCM));
+                    while calendar.deadline(&walk, HCM) > now {
+                        walk = previous(&walk).unwrap();
+                    }
+                    assert_eq!(found, Some(walk), "{calendar:?} {periodicity:?} {now}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_indicators_grace_replaces_the_citys() {
+        let release = IndicatorRelease {
+            lag_days: Some(10),
+            grace_days: Some(0),
+            ..IndicatorRelease::default()
+        };
+        let calendar = ReleaseCalendar::default().with_release(Some(&release));
+        let march = Period::Month(2026, 3);
+        assert_eq!(calendar.due_at(&march, HCM), local("2026-04-11T00:00:00"));
+        assert_eq!(calendar.deadline(&march, HCM), local("2026-04-11T00:00:00"));
+        assert_eq!(
+            ReleaseCalendar::default().with_release(None),
+            ReleaseCalendar::default()
+        );
+    }
+
+    #[test]
+    fn an_indicators_calendar_is_checked_against_its_periodicity() {
+        use Periodicity::*;
+        let release = |raw: &str| toml::from_str::<IndicatorRelease>(raw).unwrap();
+        let cases = [
+            ("months_after = 5\nday = 31", Yearly, None),
+            ("lag_days = 45\ngrace_days = 7", Quarterly, None),
+            ("lag_days = 2", Daily, None),
+            ("months_after = 5", Yearly, Some("day")),
+            ("day = 31", Yearly, Some("months_after")),
+            ("", Yearly, Some("months_after")),
+            (
+                "months_after = 5\nday = 31\nlag_days = 3",
+                Yearly,
+                Some("lag_days"),
+            ),
+            ("months_after = 25\nday = 1", Yearly, Some("months_after")),
+            ("months_after = 0\nday = 1", Monthly, Some("months_after")),
+            ("months_after = 1\nday = 32", Monthly, Some("day")),
+            ("months_after = 1\nday = 3", Daily, Some("months_after")),
+            ("lag_days = 731", Yearly, Some("lag_days")),
+            ("lag_days = 1\ngrace_days = 93", Yearly, Some("grace_days")),
+        ];
+        for (raw, periodicity, problem) in cases {
+            let checked = release(raw).check(periodicity).err().map(|(key, _)| key);
+            assert_eq!(checked, problem, "{raw}");
+        }
+        assert!(toml::from_str::<IndicatorRelease>("month = 5").is_err());
+        assert!(toml::from_str::<IndicatorRelease>("day = -1").is_err());
     }
 
     #[test]

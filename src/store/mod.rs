@@ -289,6 +289,28 @@ pub struct RemoteCommit {
     pub rows: Vec<StoredObservation>,
 }
 
+/// A reminder to a department about one figure: sent once per (indicator, unit, period, kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderRecord {
+    pub indicator: String,
+    pub unit: String,
+    /// The period's text, as the API spells it.
+    pub period: String,
+    /// `due` (the due date is near) or `late` (it passed without the figure).
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A notification to queue in the outbox as it is, outside the alerts' grouping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedNotification {
+    pub receiver: String,
+    pub group_key: String,
+    /// The [`crate::alerts::message::Notification`] it is, as JSON; its `id` is set to the
+    /// outbox row's on the way in.
+    pub payload: serde_json::Value,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -463,6 +485,15 @@ pub trait Store: Send + Sync + 'static {
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
+    /// Records `reminder` and queues its notifications in one transaction; `false`, queuing
+    /// nothing, when the same reminder (indicator, unit, period, kind) was recorded before, by
+    /// this instance or another (ARCHITECTURE §5).
+    async fn record_reminder(
+        &self,
+        reminder: &ReminderRecord,
+        notifications: &[QueuedNotification],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()>;
     /// Writes a silence (created or expired) and its audit row in one transaction.
     async fn save_silence(&self, silence: &Silence, audit: &AuditEvent) -> StoreResult<()>;

@@ -9,6 +9,7 @@ mod audit;
 mod commits;
 mod copy;
 mod read;
+mod reminders;
 mod targets;
 mod write;
 
@@ -449,6 +450,15 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn record_reminder(
+        &self,
+        reminder: &super::ReminderRecord,
+        notifications: &[super::QueuedNotification],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.insert_reminder(reminder, notifications, at).await
     }
 
     async fn claim_notifications(

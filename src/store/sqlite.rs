@@ -3,6 +3,7 @@
 mod audit;
 mod instance;
 mod read;
+mod reminders;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -459,6 +460,15 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn record_reminder(
+        &self,
+        reminder: &super::ReminderRecord,
+        notifications: &[super::QueuedNotification],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.insert_reminder(reminder, notifications, at).await
     }
 
     async fn claim_notifications(

@@ -26,6 +26,7 @@ mod padded_codes;
 mod pipeline;
 mod pull;
 mod read;
+mod reminders;
 mod reported_at;
 mod reports;
 mod sdmx;

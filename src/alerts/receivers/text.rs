@@ -138,6 +138,8 @@ fn active_phrase(language: Language, rule: Option<&str>, count: usize) -> String
         (Some("anomaly"), Language::En) => english("anomalous value", "anomalous values"),
         (Some("rejects"), Language::Vi) => format!("{count} cảnh báo số liệu bị từ chối"),
         (Some("rejects"), Language::En) => english("rejected-data alert", "rejected-data alerts"),
+        (Some("reminder"), Language::Vi) => format!("{count} nhắc hạn báo cáo số liệu"),
+        (Some("reminder"), Language::En) => english("reporting reminder", "reporting reminders"),
         (_, Language::Vi) => format!("{count} cảnh báo"),
         (_, Language::En) => english("alert firing", "alerts firing"),
     }

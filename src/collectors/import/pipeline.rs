@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::reader::{ChunkReader, Position, ReadError};
 use super::{summary, ImportError, ReportedAt};
 use crate::auth::Principal;
-use crate::domain::NewObservation;
+use crate::domain::{Catalogue, NewObservation};
 use crate::ingest::{Backdate, Backdating, ForeignRows, Format, Mappings, RawRow, Validator};
 use crate::rules::staleness::ReleaseCalendar;
 use crate::store::Rejection;
@@ -111,7 +111,13 @@ pub fn produce(source: &Source, from: Position, batches: &mpsc::Sender<Result<Ba
             }
         };
         if source.reported_at == ReportedAt::ReleaseCalendar {
-            released(&mut valid, &source.calendar, source.zone, now);
+            released(
+                &mut valid,
+                source.validator.catalogue(),
+                &source.calendar,
+                source.zone,
+                now,
+            );
         }
         let backdating = source.validator.backdating(&valid, now);
         // In key order the store's index is written page by page instead of all over: a file in
@@ -153,17 +159,22 @@ fn known_at(mut rows: Vec<RawRow>, reported_at: ReportedAt) -> Vec<RawRow> {
     rows
 }
 
-/// Valid rows without a `reported_at` of their own become known when their period was due,
-/// or now if that is still ahead. A due date is never before its period ends, so it passes the
-/// checks validation would have made.
+/// Valid rows without a `reported_at` of their own become known when their period was due
+/// (under their indicator's own calendar when it has one), or now if that is still ahead. A due
+/// date is never before its period ends, so it passes the checks validation would have made.
 fn released(
     valid: &mut [NewObservation],
+    catalogue: &Catalogue,
     calendar: &ReleaseCalendar,
     zone: Tz,
     now: DateTime<Utc>,
 ) {
     for row in valid.iter_mut().filter(|row| row.reported_at.is_none()) {
-        row.reported_at = Some(calendar.due_at(&row.period, zone).min(now));
+        let due_at = match catalogue.indicator(row.indicator.as_str()) {
+            Some(indicator) => calendar.for_indicator(indicator).due_at(&row.period, zone),
+            None => calendar.due_at(&row.period, zone),
+        };
+        row.reported_at = Some(due_at.min(now));
     }
 }
 
