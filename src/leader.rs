@@ -14,6 +14,11 @@
 //!   to another (keepalives take longer than that to give the session up);
 //! - an instance that takes the lock waits [`SETTLE`] on it before it leads, which covers the
 //!   moment a terminated leader takes to hear of it.
+//!
+//! So when an instance comes to lead, no other does, and none delivers: what leads stops with
+//! its leadership ([`while_leading`]). The new leader therefore takes over the notification
+//! claims it finds (`crate::alerts::outbox::Outbox::take_over_claims`) rather than waiting out
+//! their lease, and a delivery cut short by a failover resumes within it.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -184,6 +189,22 @@ pub async fn until_leading(
 pub async fn until_not_leading(leading: &mut watch::Receiver<bool>) {
     if leading.wait_for(|leads| !*leads).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// Runs `work` while this instance leads: `None` when it stopped leading first, and `work` was
+/// dropped where it stood. What must happen once stops with the leadership, so that whatever it
+/// held (a notification's claim, say) is its successor's to take over at once rather than a
+/// lease later (ARCHITECTURE §7).
+pub async fn while_leading<F: std::future::Future>(
+    leading: &watch::Receiver<bool>,
+    work: F,
+) -> Option<F::Output> {
+    // A clone: waiting on it leaves what the caller's receiver has seen untouched.
+    let mut watching = leading.clone();
+    tokio::select! {
+        output = work => Some(output),
+        () = until_not_leading(&mut watching) => None,
     }
 }
 

@@ -30,8 +30,10 @@ const DELIVERIES_PER_ROUND: usize = 20;
 const SEND_DEADLINE: Duration = Duration::from_secs(45);
 
 /// How long a claimed notification stays this instance's: longer than a send may take plus
-/// recording it, so no other instance takes a notification still being delivered; an instance
-/// that dies mid-delivery holds it this long at most (ARCHITECTURE §5).
+/// recording it, so no other instance takes a notification still being delivered. A new
+/// leader does not wait for it: it takes over every claim as it comes to lead
+/// ([`Outbox::take_over_claims`]); the lease only bounds a claim nobody takes over (an outbox
+/// that delivers without a leadership, as in the tests) (ARCHITECTURE §5).
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// Who claims notifications when the outbox is not told its instance's name: this process,
@@ -126,7 +128,10 @@ impl Outbox {
     }
 
     /// Runs the dispatcher and the delivery worker until `shutdown`, while `leading` says
-    /// this instance leads (`crate::leader`): one instance delivers for all.
+    /// this instance leads (`crate::leader`): one instance delivers for all. Each time it comes
+    /// to lead it first takes over the claims its predecessors left ([`Self::take_over_claims`]),
+    /// and when it stops leading it stops delivering at once, a send in flight included, so
+    /// that its own claims are its successor's to take over in turn.
     pub fn spawn(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -137,28 +142,66 @@ impl Outbox {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut measured: Option<Instant> = None;
+            // Leading from the start is a term too: a predecessor, or this instance before a
+            // restart, may have left claims.
+            let mut new_term = true;
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
+                // Leadership only changes by stepping down or up: any change seen since the last
+                // round means a term ended, even when this instance leads again by now.
+                if leading.has_changed().unwrap_or(false) {
+                    new_term = true;
+                }
                 if !crate::leader::until_leading(&mut leading, &shutdown).await {
                     return;
                 }
-                if let Err(error) = self.dispatch(Utc::now()).await {
-                    tracing::error!(%error, "dispatching alert notifications failed");
-                }
-                if let Err(error) = self.deliver(Utc::now()).await {
-                    tracing::error!(%error, "delivering alert notifications failed");
-                }
-                if measured.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
-                    measured = Some(Instant::now());
-                    if let Err(error) = self.measure_delivery_backlog(Utc::now()).await {
-                        tracing::warn!(%error, "measuring the notification backlog failed");
+                let round = async {
+                    if new_term {
+                        match self.take_over_claims().await {
+                            Ok(_) => new_term = false,
+                            Err(error) => {
+                                tracing::error!(%error, "taking over notification claims failed");
+                                return;
+                            }
+                        }
                     }
+                    if let Err(error) = self.dispatch(Utc::now()).await {
+                        tracing::error!(%error, "dispatching alert notifications failed");
+                    }
+                    if let Err(error) = self.deliver(Utc::now()).await {
+                        tracing::error!(%error, "delivering alert notifications failed");
+                    }
+                    if measured.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
+                        measured = Some(Instant::now());
+                        if let Err(error) = self.measure_delivery_backlog(Utc::now()).await {
+                            tracing::warn!(%error, "measuring the notification backlog failed");
+                        }
+                    }
+                };
+                if crate::leader::while_leading(&leading, round).await.is_none() {
+                    tracing::warn!(
+                        "no longer leads: notification delivery stopped, claims left to the next leader"
+                    );
                 }
             }
         });
+    }
+
+    /// Releases the claims of every pending notification, for this instance that has just
+    /// come to lead; its deliveries then take them in turn, at once rather than when their
+    /// lease ends. Whoever held them no longer leads and no longer delivers (ARCHITECTURE §7,
+    /// [`crate::store::Store::release_notification_claims`]). A send its holder made but did
+    /// not record is made again, under the same idempotency key.
+    pub async fn take_over_claims(&self) -> StoreResult<usize> {
+        let released = self.store.release_notification_claims().await?;
+        for (id, holder) in &released {
+            tracing::info!(id, holder = %holder, instance = %self.instance,
+                "notification claim taken over from an instance that no longer leads");
+        }
+        Ok(released.len())
     }
 
     /// Groups undispatched events into notifications once their group may be notified, and
@@ -330,13 +373,7 @@ impl Outbox {
                 Ok(n) => n,
                 Err(error) => {
                     metrics::outbox_delivery(receiver, DeliveryOutcome::Failed, None);
-                    self.store
-                        .record_attempt(
-                            row.id,
-                            now,
-                            Some(&format!("unreadable payload: {error}")),
-                            None,
-                        )
+                    self.record(row.id, now, Some(&format!("unreadable payload: {error}")), None)
                         .await?;
                     continue;
                 }
@@ -355,11 +392,10 @@ impl Outbox {
             match sent {
                 Ok(()) => {
                     metrics::outbox_delivery(receiver, DeliveryOutcome::Delivered, elapsed);
-                    self.store
-                        .record_attempt(row.id, Utc::now(), None, None)
-                        .await?;
-                    tracing::info!(id = row.id, receiver = %row.receiver, attempt, "notification delivered");
-                    delivered += 1;
+                    if self.record(row.id, Utc::now(), None, None).await? {
+                        tracing::info!(id = row.id, receiver = %row.receiver, attempt, "notification delivered");
+                        delivered += 1;
+                    }
                 }
                 Err(error) => {
                     let retry_at = (!error.permanent && attempt < self.config.max_attempts)
@@ -370,15 +406,42 @@ impl Outbox {
                         DeliveryOutcome::Failed
                     };
                     metrics::outbox_delivery(receiver, outcome, elapsed);
-                    self.store
-                        .record_attempt(row.id, Utc::now(), Some(&error.message), retry_at)
-                        .await?;
+                    if !self
+                        .record(row.id, Utc::now(), Some(&error.message), retry_at)
+                        .await?
+                    {
+                        continue;
+                    }
                     tracing::warn!(id = row.id, receiver = %row.receiver, attempt, permanent = error.permanent,
                         retry_at = ?retry_at, error = %error.message, "notification delivery failed");
                 }
             }
         }
         Ok(delivered)
+    }
+
+    /// Records an attempt at a notification this outbox claimed; false, with nothing
+    /// recorded, when the claim was taken over meanwhile by a new leader, which sends the
+    /// notification itself under the same idempotency key.
+    async fn record(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let recorded = self
+            .store
+            .record_claimed_attempt(id, &self.instance, at, error, retry_at)
+            .await?;
+        if !recorded {
+            tracing::warn!(
+                id,
+                instance = %self.instance,
+                "notification claim taken over by another instance: this attempt is not recorded"
+            );
+        }
+        Ok(recorded)
     }
 
     /// `base · 2^(attempt−1)`, capped, times a jitter in [0.5, 1.5) so that receivers coming

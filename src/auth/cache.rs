@@ -517,6 +517,10 @@ impl Store for CachedStore {
             .await
     }
 
+    async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>> {
+        self.inner.release_notification_claims().await
+    }
+
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
         self.inner.notification_backlog().await
     }
@@ -529,6 +533,19 @@ impl Store for CachedStore {
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
         self.inner.record_attempt(id, at, error, retry_at).await
+    }
+
+    async fn record_claimed_attempt(
+        &self,
+        id: i64,
+        instance: &str,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        self.inner
+            .record_claimed_attempt(id, instance, at, error, retry_at)
+            .await
     }
 
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>> {

@@ -472,6 +472,13 @@ pub trait Store: Send + Sync + 'static {
         lease: std::time::Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>>;
+    /// Ends every claim on a pending notification, whoever holds it, and returns each one's id
+    /// and former holder. For an instance that has just come to lead, before it delivers: the
+    /// holders no longer lead (the instance that held the leadership lock lost it, which is how
+    /// this one got it) and stopped delivering as they stepped down or died, so their claims
+    /// wait for nobody and would otherwise hold their notifications until the lease ends
+    /// (ARCHITECTURE §5, §7). Waits for a record of a former holder's still committing.
+    async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>>;
     /// Notifications not yet delivered nor given up, whenever their next attempt: how many, and
     /// when the oldest was queued.
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
@@ -484,6 +491,18 @@ pub trait Store: Send + Sync + 'static {
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
+    /// [`Store::record_attempt`] for a notification `instance` claimed, written only while
+    /// `instance` still holds the claim; false, with nothing written, when it no longer does
+    /// (the claim was released to a new leader, [`Store::release_notification_claims`]), so an
+    /// instance that stepped down never records over its successor's delivery.
+    async fn record_claimed_attempt(
+        &self,
+        id: i64,
+        instance: &str,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
     /// Records `reminder` and queues its notifications in one transaction; `false`, queuing
     /// nothing, when the same reminder (indicator, unit, period, kind) was recorded before, by

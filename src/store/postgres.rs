@@ -92,6 +92,55 @@ impl PgStore {
         commits::record(tx, &self.instance, group, CommitKind::Alerts, None, at).await
     }
 
+    /// Records one delivery attempt (see [`Store::record_attempt`]); with `claimant`, only
+    /// while that instance still holds the notification's claim. False when it does not, and
+    /// then nothing is written.
+    async fn record_attempt_as(
+        &self,
+        id: i64,
+        claimant: Option<&str>,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let status = match (error, retry_at) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "failed",
+        };
+        let mut tx = self.pool.begin().await?;
+        // The update first: it locks the row, so the claim it checks cannot be taken over
+        // (`release_notification_claims`) before this commits.
+        let updated = sqlx::query(
+            "UPDATE notifications SET status = $2, attempts = attempts + 1, last_error = $3, \
+               next_attempt_at = coalesce($4, next_attempt_at), \
+               delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END, \
+               claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $1 AND ($6::text IS NULL OR claimed_by = $6)",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(retry_at)
+        .bind(at)
+        .bind(claimant)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 && claimant.is_some() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(at)
+            .bind(error.is_none())
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The pool, for tools (such as the ingest benchmark) that need raw access.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -509,6 +558,23 @@ impl Store for PgStore {
         Ok((count.try_into().unwrap_or(0), oldest))
     }
 
+    async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>> {
+        // FOR UPDATE without SKIP LOCKED: a record of the former holder's still committing
+        // is waited for, and the row read again after it (delivered, or its claim ended).
+        let released: Vec<(i64, String)> = sqlx::query_as(
+            "WITH held AS ( \
+               SELECT id, claimed_by FROM notifications \
+               WHERE status = 'pending' AND claimed_until IS NOT NULL \
+               FOR UPDATE) \
+             UPDATE notifications n SET claimed_by = NULL, claimed_until = NULL \
+             FROM held WHERE n.id = held.id \
+             RETURNING n.id, coalesce(held.claimed_by, '')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(released)
+    }
+
     async fn record_attempt(
         &self,
         id: i64,
@@ -516,35 +582,21 @@ impl Store for PgStore {
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(at)
-            .bind(error.is_none())
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
-        let status = match (error, retry_at) {
-            (None, _) => "delivered",
-            (Some(_), Some(_)) => "pending",
-            (Some(_), None) => "failed",
-        };
-        sqlx::query(
-            "UPDATE notifications SET status = $2, attempts = attempts + 1, last_error = $3, \
-               next_attempt_at = coalesce($4, next_attempt_at), \
-               delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END, \
-               claimed_by = NULL, claimed_until = NULL \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .bind(retry_at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_attempt_as(id, None, at, error, retry_at)
+            .await
+            .map(|_| ())
+    }
+
+    async fn record_claimed_attempt(
+        &self,
+        id: i64,
+        instance: &str,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        self.record_attempt_as(id, Some(instance), at, error, retry_at)
+            .await
     }
 
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>> {

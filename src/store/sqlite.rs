@@ -125,6 +125,56 @@ impl SqliteStore {
         })
     }
 
+    /// Records one delivery attempt (see [`Store::record_attempt`]); with `claimant`, only
+    /// while that instance still holds the notification's claim. False when it does not, and
+    /// then nothing is written.
+    async fn record_attempt_as(
+        &self,
+        id: i64,
+        claimant: Option<&str>,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let status = match (error, retry_at) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "failed",
+        };
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3, \
+               next_attempt_at = coalesce(?4, next_attempt_at), \
+               delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, \
+               claimed_by = NULL, claimed_until = NULL \
+             WHERE id = ?1 AND (?6 IS NULL OR claimed_by = ?6)",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(retry_at.map(micros))
+        .bind(micros(at))
+        .bind(claimant)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 && claimant.is_some() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(micros(at))
+        .bind(error.is_none())
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Waits for the write connection, opening it if needed.
     pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
         let mut slot = self.writer.lock().await;
@@ -518,6 +568,27 @@ impl Store for SqliteStore {
         Ok((count.try_into().unwrap_or(0), oldest.map(from_micros)))
     }
 
+    async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>> {
+        // RETURNING gives the new values: the holders are read first, in the same
+        // transaction on the one write connection.
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
+        let released: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, coalesce(claimed_by, '') FROM notifications \
+             WHERE status = 'pending' AND claimed_until IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL \
+             WHERE status = 'pending' AND claimed_until IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
     async fn record_attempt(
         &self,
         id: i64,
@@ -525,38 +596,21 @@ impl Store for SqliteStore {
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        let mut writer = self.writer().await?;
-        let mut tx = writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (notification_id, at, ok, error) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(micros(at))
-        .bind(error.is_none())
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        let status = match (error, retry_at) {
-            (None, _) => "delivered",
-            (Some(_), Some(_)) => "pending",
-            (Some(_), None) => "failed",
-        };
-        sqlx::query(
-            "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3, \
-               next_attempt_at = coalesce(?4, next_attempt_at), \
-               delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, \
-               claimed_by = NULL, claimed_until = NULL \
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .bind(retry_at.map(micros))
-        .bind(micros(at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_attempt_as(id, None, at, error, retry_at)
+            .await
+            .map(|_| ())
+    }
+
+    async fn record_claimed_attempt(
+        &self,
+        id: i64,
+        instance: &str,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        self.record_attempt_as(id, Some(instance), at, error, retry_at)
+            .await
     }
 
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>> {
