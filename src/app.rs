@@ -196,7 +196,8 @@ impl App {
                 settings.rules.evaluation_interval(),
                 Utc::now(),
             )
-            .await?,
+            .await?
+            .with_rollup_difference(settings.rules.rollup_difference),
         );
         let alerts = Arc::new(
             AlertManager::load(

@@ -438,7 +438,8 @@ async fn report_command(
         settings.rules.evaluation_interval(),
         now,
     )
-    .await?;
+    .await?
+    .with_rollup_difference(settings.rules.rollup_difference);
     let sources = Sources {
         catalogue: &catalogue,
         engine: &engine,

@@ -198,6 +198,9 @@ pub struct RulesSettings {
     pub for_seconds: i64,
     /// A better status needs the projection to clear its threshold by this fraction.
     pub recovery_margin: f64,
+    /// A parent unit's own figure and its children's rolled-up value that differ by more than
+    /// this fraction are flagged (ARCHITECTURE §2).
+    pub rollup_difference: f64,
 }
 
 impl Default for RulesSettings {
@@ -207,6 +210,7 @@ impl Default for RulesSettings {
             for_evaluations: 3,
             for_seconds: 0,
             recovery_margin: 0.01,
+            rollup_difference: 0.05,
         }
     }
 }
@@ -423,6 +427,12 @@ impl Settings {
         }
         if !(0.0..1.0).contains(&self.rules.recovery_margin) {
             problem("rules.recovery_margin", "a fraction between 0 and 1".into());
+        }
+        if !(self.rules.rollup_difference.is_finite() && self.rules.rollup_difference >= 0.0) {
+            problem(
+                "rules.rollup_difference",
+                "a fraction, 0 or more (0.05 flags differences above 5 %)".into(),
+            );
         }
         if self.rules.evaluation_interval_seconds == 0 {
             problem(

@@ -273,6 +273,17 @@ impl Publisher {
                     });
             }
             touched.insert((year, row.indicator.clone(), row.unit.clone()), topics);
+            // The parents a ward's figure rolls up into show their new value too.
+            let rollups = self.engine.rollups();
+            for unit in rollups.fed_units(row.indicator.as_str(), row.unit.as_str()) {
+                if unit != row.unit {
+                    let topics = self.target_topics(&row.indicator, &unit);
+                    for topic in &topics {
+                        by_topic.entry(topic.clone()).or_default();
+                    }
+                    touched.insert((year, row.indicator.clone(), unit), topics);
+                }
+            }
         }
         for change in update.changes.iter().filter(|c| c.year == year) {
             let topics = self.target_topics(&change.indicator, &change.unit);

@@ -384,8 +384,15 @@ impl Pipeline {
         let mut keys = BTreeSet::new();
         for row in batches.iter().flat_map(|b| &b.rows) {
             let year = row.period.year(self.zone);
-            for year in [year, year + 1] {
-                keys.insert((year, row.indicator.clone(), row.unit.clone()));
+            // A ward's figure also moves the parents it rolls up into (ARCHITECTURE §2).
+            let units = self
+                .engine
+                .rollups()
+                .fed_units(row.indicator.as_str(), row.unit.as_str());
+            for unit in units {
+                for year in [year, year + 1] {
+                    keys.insert((year, row.indicator.clone(), unit.clone()));
+                }
             }
         }
         keys

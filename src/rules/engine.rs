@@ -21,6 +21,7 @@ use super::hysteresis::{
 };
 use super::plan::{period_ends, PlanProfile, YearSpan};
 use super::replay::Replayed;
+use super::rollup::{Coverage, RollupPlan, DEFAULT_DIFFERENCE};
 use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, IndicatorRelease, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
@@ -66,6 +67,10 @@ pub struct TargetStatus {
     /// The period that is due and missing, when the feed is stale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overdue_period: Option<String>,
+    /// For a parent unit of an indicator that rolls up: how many of its children reported,
+    /// and how its own figure compares with theirs (ARCHITECTURE §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     pub evaluated_at: DateTime<Utc>,
 }
 
@@ -381,7 +386,8 @@ pub fn evaluate_target(
 }
 
 /// Judges one target (before hysteresis) from the live state: its evaluation, the period that
-/// is overdue, and the name of its plan profile.
+/// is overdue, and the name of its plan profile. `series` is the series the target is judged
+/// on (`LiveState::judged_id`).
 fn judge(
     indicator: &Indicator,
     target: &Target,
@@ -448,8 +454,11 @@ pub(super) struct Slot {
     /// Its indicator's position in the catalogue; a target whose indicator the catalogue does
     /// not have is never evaluated.
     pub(super) indicator: Option<usize>,
-    /// Its series, once the series has a value.
+    /// Its series of reported values, once the series has a value.
     pub(super) series: Option<SeriesId>,
+    /// The series it is judged on: `series`, or for a parent of an indicator that rolls up
+    /// the one formed from its children (`LiveState::judged_id`).
+    pub(super) values: Option<SeriesId>,
     pub(super) official: Option<Official>,
     /// The latest status, updated in place by each evaluation.
     pub(super) status: Option<TargetStatus>,
@@ -463,6 +472,7 @@ impl Slot {
                 .iter()
                 .position(|i| i.code == target.indicator),
             series: live.id(target.indicator.as_str(), target.unit.as_str()),
+            values: live.judged_id(target.indicator.as_str(), target.unit.as_str()),
             target,
             official: None,
             status: None,
@@ -502,6 +512,8 @@ pub struct Engine {
     pub(super) calendar: ReleaseCalendar,
     pub(super) hysteresis: HysteresisConfig,
     pub(super) anomaly: AnomalyConfig,
+    /// The unit tree and the indicators that roll up along it.
+    pub(super) rollups: Arc<RollupPlan>,
     /// The timer's period: ticks fall on multiples of it from the Unix epoch, so that a replay
     /// counts the same evaluations as the live engine did (ARCHITECTURE §8).
     pub(super) tick: chrono::Duration,
@@ -509,6 +521,9 @@ pub struct Engine {
     built_at: DateTime<Utc>,
     /// Threads a full evaluation may use.
     cores: usize,
+    /// The relative difference between a parent's own figure and its children's that is
+    /// flagged (`rules.rollup_difference`).
+    pub(super) rollup_difference: f64,
     // A std lock: evaluations are short, CPU-bound and never await while holding it.
     inner: RwLock<Inner>,
 }
@@ -525,6 +540,7 @@ pub(super) struct Pass<'a> {
     pub(super) anomalies: &'a HashMap<SeriesId, Anomaly>,
     pub(super) frames: &'a Frames,
     pub(super) now: DateTime<Utc>,
+    pub(super) rollup_difference: f64,
 }
 
 impl Pass<'_> {
@@ -535,6 +551,7 @@ impl Pass<'_> {
             target,
             indicator,
             series,
+            values,
             official,
             status,
         } = slot;
@@ -544,7 +561,8 @@ impl Pass<'_> {
         let indicator = self.catalogue.indicators.get((*indicator)?)?;
         // Prepared for every slot before the pass.
         let frame = self.frames.get(indicator, target.year)?;
-        let (mut evaluation, overdue, plan) = judge(indicator, target, self.live, *series, frame);
+        let (mut evaluation, overdue, plan) = judge(indicator, target, self.live, *values, frame);
+        let coverage = self.coverage(indicator, target, *values, frame);
         // Hysteresis follows the status with staleness applied, as the alerts do; `judged`
         // shows the verdict underneath.
         let candidate = evaluation.status;
@@ -592,6 +610,7 @@ impl Pass<'_> {
             previous: None,
             anomaly: None,
             overdue_period: None,
+            coverage: None,
             evaluated_at: self.now,
         });
         status.tolerance = tolerance;
@@ -605,6 +624,7 @@ impl Pass<'_> {
             status.anomaly = anomaly.cloned();
         }
         status.overdue_period = overdue.map(|p| p.to_string());
+        status.coverage = coverage;
         status.evaluated_at = self.now;
 
         change.map(|(from, to)| StatusChange {
@@ -615,6 +635,41 @@ impl Pass<'_> {
             to,
             at: self.now,
         })
+    }
+
+    /// How much of a parent's value of the target's year its children's reports cover; `None`
+    /// for a unit whose value is not formed from its children's.
+    fn coverage(
+        &self,
+        indicator: &Indicator,
+        target: &Target,
+        values: Option<SeriesId>,
+        frame: &YearFrame,
+    ) -> Option<Coverage> {
+        let plan = self.live.rollups()?;
+        if !plan.rolls_up(indicator.code.as_str(), target.unit.as_str()) {
+            return None;
+        }
+        let unit = plan.unit(target.unit.as_str())?;
+        let expected = u32::try_from(plan.children(unit).len()).unwrap_or(u32::MAX);
+        let (periods, last) = match values {
+            Some(id) => (
+                self.live
+                    .rollup_within(id, frame.span.start, frame.span.end),
+                self.live
+                    .starting_within(id, frame.span.start, frame.span.end)
+                    .last_period()
+                    .map(ToString::to_string),
+            ),
+            None => (&[][..], None),
+        };
+        Some(Coverage::of(
+            indicator.rollup,
+            expected,
+            periods,
+            last,
+            self.rollup_difference,
+        ))
     }
 
     fn evaluate_each(&self, slots: &mut [Slot]) -> Vec<StatusChange> {
@@ -785,6 +840,9 @@ impl Engine {
             held.official = slot.official;
             held.status = slot.status;
             held.series = series;
+            held.values = inner
+                .live
+                .judged_id(slot.target.indicator.as_str(), slot.target.unit.as_str());
         }
         inner.last_at = inner.last_at.max(now);
         publish_statuses(&mut inner.tally, &changes);
@@ -804,6 +862,9 @@ impl Engine {
         tick: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Self {
+        let mut live = live;
+        let rollups = Arc::new(RollupPlan::new(&catalogue));
+        live.set_rollups(rollups.clone());
         let years: HashSet<i32> = targets.iter().map(|t| t.year).collect();
         // Keyed first so that a later duplicate replaces an earlier one.
         let targets: BTreeMap<TargetKey, Target> =
@@ -827,6 +888,8 @@ impl Engine {
                 .unwrap_or_else(|| chrono::Duration::minutes(1)),
             built_at: now,
             cores: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            rollups,
+            rollup_difference: DEFAULT_DIFFERENCE,
             inner: RwLock::new(Inner {
                 live,
                 slots,
@@ -887,6 +950,7 @@ impl Engine {
             anomalies,
             frames,
             now,
+            rollup_difference: self.rollup_difference,
         }
     }
 
@@ -1008,16 +1072,25 @@ impl Engine {
         // A year's figures also set next year's seasonal plan, so both years are re-judged.
         let mut touched = Vec::new();
         for row in &relevant {
-            let series = inner.live.id(row.indicator.as_str(), row.unit.as_str());
             let year = row.period.year(self.zone);
-            for year in [year, year + 1] {
-                let key = (year, row.indicator.clone(), row.unit.clone());
-                let Some(&i) = inner.index.get(&key) else {
-                    continue;
-                };
-                if let Some(slot) = inner.slots.get_mut(i) {
-                    slot.series = series; // the series may be new
-                    touched.push(i);
+            // A figure also moves the value of every parent it rolls up into.
+            for unit in self
+                .rollups
+                .fed_units(row.indicator.as_str(), row.unit.as_str())
+            {
+                let series = inner.live.id(row.indicator.as_str(), unit.as_str());
+                let values = inner.live.judged_id(row.indicator.as_str(), unit.as_str());
+                for year in [year, year + 1] {
+                    let key = (year, row.indicator.clone(), unit.clone());
+                    let Some(&i) = inner.index.get(&key) else {
+                        continue;
+                    };
+                    if let Some(slot) = inner.slots.get_mut(i) {
+                        // The series may be new.
+                        slot.series = series;
+                        slot.values = values;
+                        touched.push(i);
+                    }
                 }
             }
         }
@@ -1071,10 +1144,11 @@ impl Engine {
         inner.slots.get(i)?.status.clone()
     }
 
-    /// The latest values of a series in `year`, oldest first.
+    /// The latest values of a series in `year`, oldest first: for a parent of an indicator
+    /// that rolls up, its own figures or else its children's.
     pub fn year_points(&self, indicator: &Code, unit: &Code, year: i32) -> Vec<Latest> {
         let inner = self.read();
-        let Some(id) = inner.live.id(indicator.as_str(), unit.as_str()) else {
+        let Some(id) = inner.live.judged_id(indicator.as_str(), unit.as_str()) else {
             return Vec::new();
         };
         let span = YearSpan::of(year, self.zone);
@@ -1083,6 +1157,48 @@ impl Engine {
             .starting_within(id, span.start, span.end)
             .latest()
             .collect()
+    }
+
+    /// The unit tree and the indicators that roll up along it.
+    pub fn rollups(&self) -> &Arc<RollupPlan> {
+        &self.rollups
+    }
+
+    /// Sets the relative difference between a parent's own figure and its children's that is
+    /// flagged, and shows it on every target at once: the flag is no part of the judgement,
+    /// so no target is evaluated again.
+    pub fn with_rollup_difference(self, threshold: f64) -> Self {
+        let mut engine = self;
+        engine.rollup_difference = threshold;
+        {
+            let mut guard = engine.write();
+            let inner = &mut *guard;
+            for slot in &mut inner.slots {
+                let Some(status) = slot.status.as_mut() else {
+                    continue;
+                };
+                if let Some(coverage) = status.coverage.as_mut() {
+                    let rollup = engine
+                        .catalogue
+                        .indicator(status.indicator.as_str())
+                        .map(|i| i.rollup);
+                    if let (Some(rollup), Some(own), Some(computed)) =
+                        (rollup, coverage.reported_value, coverage.computed)
+                    {
+                        let (difference, flagged) = super::rollup::differs(
+                            rollup,
+                            own,
+                            computed,
+                            coverage.partial,
+                            threshold,
+                        );
+                        coverage.difference = difference;
+                        coverage.flagged = flagged;
+                    }
+                }
+            }
+        }
+        engine
     }
 
     /// The latest year up to `year` that has targets.

@@ -10,6 +10,7 @@
 //! - [`hysteresis`]: keeps official statuses from flapping.
 //! - [`series`]: the latest value of every period of every series, in memory, for the engine.
 //! - [`replay`]: the engine replayed over the stored history, for `as_of` and for a restart.
+//! - [`rollup`]: a parent unit's value formed from its children's, with their coverage.
 
 pub mod anomaly;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod path;
 pub mod plan;
 pub mod projection;
 pub mod replay;
+pub mod rollup;
 pub mod series;
 pub mod staleness;
 pub mod status;

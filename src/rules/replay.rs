@@ -145,6 +145,9 @@ impl Run<'_> {
         slot.series = self
             .live
             .id(slot.target.indicator.as_str(), slot.target.unit.as_str());
+        slot.values = self
+            .live
+            .judged_id(slot.target.indicator.as_str(), slot.target.unit.as_str());
         self.frames.prepare(
             indicator,
             slot.target.year,
@@ -159,6 +162,7 @@ impl Run<'_> {
             anomalies: &self.anomalies,
             frames: &self.frames,
             now: at,
+            rollup_difference: engine.rollup_difference,
         };
         pass.evaluate(slot);
         self.last_key = Some(self.key(slot, at));
@@ -307,14 +311,48 @@ impl Engine {
             if !filter(&first.target) {
                 continue;
             }
-            let series = by_series
-                .get(&(first.target.indicator.as_str(), first.target.unit.as_str()))
-                .map_or(&[][..], Vec::as_slice);
+            let indicator = first.target.indicator.as_str();
+            let unit = first.target.unit.as_str();
+            // A parent of an indicator that rolls up is judged on its children's figures too:
+            // every unit below it, merged in the order they became known.
+            let below: Vec<&Known>;
+            let series = if self.rollups.rolls_up(indicator, unit) {
+                let mut merged: Vec<&Known> = by_series
+                    .iter()
+                    .filter(|((i, u), _)| *i == indicator && self.is_within(u, unit))
+                    .flat_map(|(_, rows)| rows.iter().copied())
+                    .collect();
+                // The store's order: instant, unit, period, revision.
+                merged.sort_by_key(|k| {
+                    (
+                        k.known_at,
+                        k.row.unit.clone(),
+                        k.row.period_start,
+                        k.row.period_end,
+                        k.revision,
+                    )
+                });
+                below = merged;
+                below.as_slice()
+            } else {
+                by_series
+                    .get(&(indicator, unit))
+                    .map_or(&[][..], Vec::as_slice)
+            };
             if let Some(replayed) = self.replay_target(target_versions, series, until) {
                 out.push(replayed);
             }
         }
         Ok(out)
+    }
+
+    /// Whether `unit` is `parent` or lies below it.
+    fn is_within(&self, unit: &str, parent: &str) -> bool {
+        let plan = &self.rollups;
+        plan.unit(unit).is_some_and(|u| {
+            plan.with_ancestors(u)
+                .any(|a| plan.code(a).as_str() == parent)
+        })
     }
 
     /// One target's evaluations up to `until` (see the module docs for when they happen).
@@ -330,7 +368,11 @@ impl Engine {
         let created = first.valid_from.min(until);
         let mut run = Run {
             engine: self,
-            live: LiveState::default(),
+            live: {
+                let mut live = LiveState::default();
+                live.set_rollups(self.rollups.clone());
+                live
+            },
             anomalies: HashMap::new(),
             frames: Frames::default(),
             held: HashMap::new(),

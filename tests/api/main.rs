@@ -28,6 +28,7 @@ mod pull;
 mod read;
 mod reminders;
 mod reported_at;
+mod rollup;
 mod reports;
 mod sdmx;
 mod security;
