@@ -220,3 +220,38 @@ fn run_script(chromium: &Path, server: &Server, script: &str, env: &[(&str, &str
         artefacts.display()
     );
 }
+
+#[test]
+fn a_departments_page_lists_its_indicators_takes_a_value_and_explains_a_refusal_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let finance = department_token(&database_url, "FINANCE");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "department.mjs",
+        &[("DEPARTMENT_TOKEN", &finance)],
+    );
+}
+
+/// A token of `department`'s data officer in the test's database.
+fn department_token(database_url: &str, department: &str) -> String {
+    let output = ktxh(database_url)
+        .args(["token", "create", "--role", "department", "--department", department])
+        .args(["--name", "browser-test-department"])
+        .output()
+        .expect("run ktxh token create");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "token create --department {department} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
+    token
+}

@@ -67,12 +67,16 @@ export function adoptTokenFromFragment() {
   history.replaceState(history.state, "", window.location.pathname + window.location.search + cleaned);
 }
 
-async function request(method, path, { token = storedToken(), signal } = {}) {
+/** `body`: an object sent as JSON, or text sent as `contentType` (a CSV file, for one). */
+async function request(method, path, { token = storedToken(), signal, body: payload, contentType } = {}) {
+  const headers = { Authorization: `Bearer ${token ?? ""}`, Accept: "application/json" };
+  if (payload !== undefined) headers["Content-Type"] = contentType ?? "application/json";
   let response;
   try {
     response = await fetch(`${API}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token ?? ""}`, Accept: "application/json" },
+      headers,
+      body: payload === undefined || typeof payload === "string" ? payload : JSON.stringify(payload),
       signal,
       cache: "no-store",
     });

@@ -6,6 +6,7 @@
 // connection is down, REST refreshes the screen every 30 s so it never silently freezes.
 
 import { UnauthorizedError, adoptTokenFromFragment, clearToken, get, mapLimited, storeToken, storedToken } from "./api.js";
+import { DepartmentPage } from "./department.js";
 import { Header, renderCity } from "./header.js";
 import { applyStatic, both, onLangChange, pick, t, toggleLang } from "./i18n.js";
 import { IndicatorPage } from "./indicator.js";
@@ -38,6 +39,7 @@ let header;
 let overview;
 let ticker;
 let page;
+let department;
 let live;
 
 main();
@@ -62,6 +64,13 @@ async function main() {
     },
     units: app.units,
     departments: app.departments,
+    get cityUnit() {
+      return app.city.code;
+    },
+    timeZone: () => app.city.timezone,
+  });
+  department = new DepartmentPage(document.getElementById("department-page"), {
+    units: app.units,
     get cityUnit() {
       return app.city.code;
     },
@@ -325,6 +334,8 @@ function parseRoute() {
       year: Number.isInteger(year) ? year : app.year,
     };
   }
+  const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
+  if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
   const group = /^\/group\/([^/]+)$/.exec(path);
   return { name: "overview", group: group ? decodeURIComponent(group[1]) : null };
 }
@@ -335,6 +346,19 @@ function route({ fromApp = false } = {}) {
   const next = parseRoute();
   const overviewEl = document.getElementById("overview");
   const pageEl = document.getElementById("indicator-page");
+  const departmentEl = document.getElementById("department-page");
+  if (next.name === "department") {
+    page.close();
+    pageEl.hidden = true;
+    overviewEl.hidden = true;
+    departmentEl.hidden = false;
+    department.open(next).then(() => document.getElementById("department-title")?.focus()).catch(failed);
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  department.close();
+  departmentEl.hidden = true;
   if (next.name === "indicator") {
     app.lastIndicator = next.code;
     overviewEl.hidden = true;
@@ -417,4 +441,5 @@ function relabel() {
   ticker.relabel();
   if (app.catalogue) overview.relabel();
   page.relabel();
+  department.relabel();
 }
