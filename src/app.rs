@@ -247,7 +247,8 @@ impl App {
                 alerts.clone(),
                 settings.zone(),
             )?
-            .with_feed_health(feed_health.clone()),
+            .with_feed_health(feed_health.clone())
+            .with_explanations(store.current_explanations(None, None).await?),
         );
         let tickets = Arc::new(Tickets::new(
             chrono::Duration::seconds(live.ticket_seconds),

@@ -183,6 +183,36 @@ fn the_ops_room_screen_renders_updates_live_and_speaks_english_in_chromium() {
 }
 
 #[test]
+fn an_explanation_posted_through_the_api_shows_on_the_wall_within_a_second_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let output = ktxh(&database_url)
+        .args(["token", "create", "--role", "department"])
+        .args(["--department", "HEALTH", "--name", "browser-test-health"])
+        .output()
+        .expect("run ktxh token create");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let health = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "explanations.mjs",
+        &[
+            ("VIEWER_TOKEN", &viewer),
+            ("ADMIN_TOKEN", &admin),
+            ("HEALTH_TOKEN", &health),
+        ],
+    );
+}
+
+#[test]
 fn the_api_reference_renders_every_operation_filters_and_speaks_english_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;

@@ -6,6 +6,8 @@ import { h } from "./dom.js";
 import { ApiError, get, mapLimited } from "./api.js";
 import { drawIndicatorChart, riskBands } from "./charts.js";
 import { renderComparison } from "./compare.js";
+import { ExplanationPanel } from "./explanation.js";
+import { figureState, stateLabel } from "./approval.js";
 import { formatDateTime, formatPercent, formatValue, pick, t } from "./i18n.js";
 import { formatGoal, knownStatus, lateVerdict, statusIcon, statusLabel } from "./status.js";
 import { periodEnd, yearSpan, zonedMonthStart } from "./time.js";
@@ -34,6 +36,7 @@ export class IndicatorPage {
     this.loadToken = 0;
     this.drawQueued = false;
     this.targetsByYear = new Map();
+    this.explanation = new ExplanationPanel(context);
     new ResizeObserver(() => this.queueDraw()).observe(root);
   }
 
@@ -56,6 +59,7 @@ export class IndicatorPage {
       this.liveComparison = false;
     }
     this.build();
+    this.explanation.open(route);
     const indicator = this.indicator();
     if (!indicator) {
       this.body.replaceChildren(h("p", "page-message", t("ind_not_found", { code: route.code })));
@@ -212,7 +216,7 @@ export class IndicatorPage {
 
     this.body = h("div", "page-body");
     const main = h("div", "page-main");
-    main.append(chartBox, tableBox);
+    main.append(this.explanation.el, chartBox, tableBox);
     this.body.append(this.facts, main, compareBox);
     this.root.replaceChildren(head, this.body);
     this.renderComparison();
@@ -222,6 +226,7 @@ export class IndicatorPage {
     if (!this.route || !this.facts) return;
     this.renderBadge();
     this.renderFacts();
+    this.explanation.update(this.status);
     this.renderTable();
     this.renderComparison();
     this.queueDraw();
@@ -276,6 +281,8 @@ export class IndicatorPage {
       ["ind_kind", indicator ? t(`kind_${indicator.kind}`) : t("no_value")],
       ["ind_department", pick(this.context.departments.get(status.department ?? indicator?.department)) || (status.department ?? "")],
     ];
+    // Live views say how far the figure is approved; the status API does not.
+    if (figureState(status)) rows.splice(1, 0, ["ind_state", stateLabel(figureState(status))]);
     if (status.overdue_period) rows.push(["ind_overdue", status.overdue_period, "fact-warn"]);
     if (status.anomaly) rows.push(["ind_anomaly", describeAnomaly(status.anomaly), "fact-warn"]);
     if (status.target?.source) rows.push(["ind_target_source", status.target.source, "fact-source"]);

@@ -17,6 +17,8 @@ import {
   statusRank,
 } from "./status.js";
 import { SPARK_HEIGHT, SPARK_WIDTH, drawSparkline } from "./charts.js";
+import { createExplanationMark, renderExplanationMark } from "./explanation.js";
+import { createStateMark, renderStateMark } from "./approval.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WORST_PER_TILE = 2;
@@ -193,12 +195,14 @@ export class Overview {
     const lateText = h("span", "t-late-text");
     late.append(lateIcon, lateText);
     const title = h("span", "t-title");
-    title.append(name, late);
+    const explanation = createExplanationMark();
+    title.append(name, late, explanation);
     const figures = h("span", "t-figures");
     const actual = h("span", "t-actual");
     actual.dataset.field = "actual";
     const goal = h("span", "t-goal");
-    figures.append(actual, goal);
+    const state = createStateMark();
+    figures.append(actual, state, goal);
     const spark = document.createElementNS(SVG_NS, "svg");
     spark.setAttribute("class", "spark");
     spark.setAttribute("viewBox", `0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`);
@@ -213,7 +217,7 @@ export class Overview {
     bar.append(fill, expected, marker);
     link.append(statusText, icon, title, figures, spark, bar);
     item.append(link);
-    const row = { item, link, statusText, icon, name, late, lateIcon, lateText, actual, goal, spark, fill, expected, marker, drawnPoints: null };
+    const row = { item, link, statusText, icon, name, late, lateIcon, lateText, explanation, actual, state, goal, spark, fill, expected, marker, drawnPoints: null };
     this.rows.set(code, row);
     item.hidden = this.filter !== null && this.groupOf(code) !== this.filter;
     return row;
@@ -240,6 +244,8 @@ export class Overview {
     row.goal.textContent = `/ ${goalText}${measure ? ` ${measure}` : ""}`;
     row.statusText.textContent = `${statusLabel(view)}: `;
     this.renderLate(row, view);
+    renderExplanationMark(row.explanation, view);
+    renderStateMark(row.state, view);
     // A narrow column may cut the name short beside the late tag; the tooltip keeps both.
     link.title = lateVerdict(view) ? `${name} — ${statusLabel(view)}` : name;
     this.renderBar(row, view, indicator);

@@ -27,6 +27,71 @@ pub struct AlertMessage {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
+/// What a firing slippage alert asks of the target's owning department: an explanation
+/// (giải trình) with the actions it takes and their due dates, and where to give it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplanationRequest {
+    /// The owning department's code.
+    pub department: String,
+    pub text_vi: String,
+    pub text_en: String,
+    /// Where the department posts it (`POST`, with its own token).
+    pub post_url: String,
+    /// The indicator's page on the operations screen, where the explanation shows.
+    pub page: String,
+}
+
+impl AlertMessage {
+    /// What this alert asks of the target's owning department: an explanation when it is a
+    /// firing slippage alert; `None` for any other alert, or one whose labels do not name its
+    /// target.
+    pub fn explanation_request(&self) -> Option<ExplanationRequest> {
+        ExplanationRequest::for_alert(self)
+    }
+}
+
+impl ExplanationRequest {
+    fn for_alert(alert: &AlertMessage) -> Option<Self> {
+        if alert.rule != "slippage" || alert.state != AlertState::Firing {
+            return None;
+        }
+        let label = |name: &str| alert.labels.get(name).filter(|v| !v.is_empty());
+        let (department, indicator, unit, year) = (
+            label("department")?,
+            label("indicator")?,
+            label("unit")?,
+            label("year")?,
+        );
+        // The alert's link is the indicator page under the service's base URL.
+        let base = alert
+            .link
+            .split_once("/#/")
+            .map_or(alert.link.as_str(), |(base, _)| base);
+        let post_url = format!("{base}/api/v1/targets/{year}/{indicator}/explanations?unit={unit}");
+        Some(Self {
+            department: department.clone(),
+            text_vi: format!(
+                "Đề nghị {department} gửi giải trình nguyên nhân và giải pháp khắc phục (kèm thời \
+                 hạn) cho chỉ tiêu {indicator} – {unit} năm {year}: POST {post_url}"
+            ),
+            text_en: format!(
+                "{department} is asked to explain why {indicator} – {unit} {year} slips and the \
+                 actions it takes, with due dates: POST {post_url}"
+            ),
+            post_url,
+            page: alert.link.clone(),
+        })
+    }
+
+    pub fn text(&self, vietnamese: bool) -> &str {
+        if vietnamese {
+            &self.text_vi
+        } else {
+            &self.text_en
+        }
+    }
+}
+
 /// One message to one receiver: the alerts of one group (Alertmanager's group_by), firing or
 /// resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,5 +125,73 @@ impl From<&Alert> for AlertMessage {
             starts_at: alert.fired_at.unwrap_or(alert.starts_at),
             ends_at: alert.ends_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slipping(state: AlertState) -> Alert {
+        let at: DateTime<Utc> = "2026-10-05T08:00:00Z".parse().expect("time");
+        Alert {
+            fingerprint: "slippage:2026:EXPORT_TURNOVER:HCM".into(),
+            rule: "slippage".into(),
+            severity: Severity::Critical,
+            state,
+            labels: [
+                ("alertname", "target_slipping"),
+                ("department", "CUSTOMS"),
+                ("indicator", "EXPORT_TURNOVER"),
+                ("unit", "HCM"),
+                ("year", "2026"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            summary_vi: "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ".into(),
+            summary_en: "Export turnover – HCMC 2026: off track".into(),
+            link: "https://ktxh.example.vn/#/indicator/EXPORT_TURNOVER?unit=HCM&year=2026".into(),
+            starts_at: at,
+            fired_at: Some(at),
+            ends_at: None,
+            updated_at: at,
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn a_firing_slippage_alert_asks_the_owning_department_for_an_explanation() {
+        let message = AlertMessage::from(&slipping(AlertState::Firing));
+        let request = message.explanation_request().expect("a request");
+        assert_eq!(request.department, "CUSTOMS");
+        assert_eq!(
+            request.post_url,
+            "https://ktxh.example.vn/api/v1/targets/2026/EXPORT_TURNOVER/explanations?unit=HCM"
+        );
+        assert_eq!(
+            request.page,
+            "https://ktxh.example.vn/#/indicator/EXPORT_TURNOVER?unit=HCM&year=2026"
+        );
+        assert!(
+            request
+                .text_vi
+                .starts_with("Đề nghị CUSTOMS gửi giải trình"),
+            "{}",
+            request.text_vi
+        );
+        assert!(request.text_vi.contains(&request.post_url));
+        assert!(request.text_en.contains("CUSTOMS is asked to explain"));
+    }
+
+    #[test]
+    fn only_firing_slippage_asks_for_an_explanation() {
+        for state in [AlertState::Pending, AlertState::Resolved] {
+            let message = AlertMessage::from(&slipping(state));
+            assert_eq!(message.explanation_request(), None, "{state:?}");
+        }
+        let mut stale = slipping(AlertState::Firing);
+        stale.rule = "staleness".into();
+        assert_eq!(AlertMessage::from(&stale).explanation_request(), None);
     }
 }

@@ -28,6 +28,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 use super::TokenRecord;
 use crate::config::TokenSettings;
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::{StoredObservation, Target};
 use crate::metrics::METRICS;
 use crate::store::{
@@ -448,6 +449,31 @@ impl Store for CachedStore {
 
     async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         self.inner.audit(limit).await
+    }
+
+    async fn add_explanation(
+        &self,
+        explanation: &NewExplanation,
+        audit: &AuditEvent,
+    ) -> StoreResult<Explanation> {
+        self.inner.add_explanation(explanation, audit).await
+    }
+
+    async fn explanations(
+        &self,
+        year: i32,
+        indicator: &str,
+        unit: &str,
+    ) -> StoreResult<Vec<Explanation>> {
+        self.inner.explanations(year, indicator, unit).await
+    }
+
+    async fn current_explanations(
+        &self,
+        year: Option<i32>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<Explanation>> {
+        self.inner.current_explanations(year, as_of).await
     }
 
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {

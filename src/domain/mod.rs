@@ -5,6 +5,7 @@ pub mod alert;
 pub mod calendar;
 pub mod catalogue;
 pub mod code;
+pub mod explanation;
 pub mod number;
 pub mod observation;
 pub mod period;

@@ -9,6 +9,7 @@ pub mod departments;
 pub mod dhis2;
 mod docs;
 pub mod error;
+pub mod explanations;
 pub mod feeds;
 pub mod influx;
 pub mod limits;
@@ -87,6 +88,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(targets::list))
         .routes(routes!(targets::put))
         .routes(routes!(targets::history::history))
+        .routes(routes!(explanations::list, explanations::post))
+        .routes(routes!(explanations::current))
         .routes(routes!(targets::audit))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::ack))

@@ -246,7 +246,8 @@ pub struct Audit {
 /// **Admin only.**
 ///
 /// Actions: `target.set`, `targets.seed`, `token.create`, `token.revoke`, `silence.create`,
-/// `silence.expire`, `alert.ack`, `config.check_failed`. Rows are never updated or deleted.
+/// `silence.expire`, `alert.ack`, `explanation.add`, `config.check_failed`. Rows are never
+/// updated or deleted.
 #[utoipa::path(
     get,
     path = "/audit",

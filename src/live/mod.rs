@@ -11,6 +11,7 @@
 //! snapshot taken at `seq` = Q contains everything published up to Q.
 
 pub mod connection;
+pub mod explanations;
 pub mod feeds;
 pub mod ticket;
 pub mod topic;

@@ -13,10 +13,12 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::explanations::Explanations;
 use super::feeds::{FeedHealth, FeedHealthRegistry};
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;
+use crate::domain::explanation::Explanation;
 use crate::domain::{Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
@@ -41,6 +43,9 @@ pub struct TargetView {
     #[serde(flatten)]
     pub status: TargetStatus,
     pub points: Vec<PointView>,
+    /// The department's current explanation of the target, when it has given one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// A series of a unit that has no target of its own: its values, for the per-unit ranking.
@@ -119,6 +124,8 @@ pub struct Publisher {
     /// The collectors' health, in the `feeds` snapshot beside the events.
     feed_health: Arc<FeedHealthRegistry>,
     snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
+    /// The current explanation of each target, shown in its view.
+    explanations: Explanations,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
 }
@@ -145,6 +152,7 @@ impl Publisher {
             feeds: Mutex::new(VecDeque::with_capacity(FEEDS_KEPT)),
             feed_health: Arc::new(FeedHealthRegistry::default()),
             snapshots: Mutex::new(HashMap::new()),
+            explanations: Explanations::default(),
             closing: CancellationToken::new(),
         })
     }
@@ -164,6 +172,17 @@ impl Publisher {
         }
         self.hub
             .publish(now, &[(Topic::Feeds, json!({ "collector": health }))])
+    }
+
+    /// The targets' current explanations, as the store has them at start.
+    pub fn with_explanations(self, current: Vec<Explanation>) -> Self {
+        self.explanations.replace_all(current);
+        self
+    }
+
+    /// The current explanation of each target, which [`crate::pipeline`] keeps up to date.
+    pub fn explanations(&self) -> &Explanations {
+        &self.explanations
     }
 
     pub fn closing(&self) -> &CancellationToken {
@@ -205,7 +224,14 @@ impl Publisher {
                 value: latest.value,
             })
             .collect();
-        TargetView { status, points }
+        let explanation =
+            self.explanations
+                .get(&(status.year, status.indicator.clone(), status.unit.clone()));
+        TargetView {
+            status,
+            points,
+            explanation,
+        }
     }
 
     /// The year's values of a unit's series that has no target; `None` when it has no values.

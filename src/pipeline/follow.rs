@@ -169,6 +169,23 @@ impl Follower {
                 }
             }
             CommitKind::Alerts => self.pipeline.alerts_changed(commit.at).await,
+            CommitKind::Explanation => {
+                let Some((year, indicator, unit)) = commit.subject.as_deref().and_then(target_key)
+                else {
+                    return Ok(());
+                };
+                // Explanations are only appended: the newest is the one this commit added, or
+                // one added since, which this instance will hear of anyway.
+                let newest = self
+                    .store
+                    .explanations(year, indicator, unit)
+                    .await?
+                    .into_iter()
+                    .next();
+                if let Some(explanation) = newest {
+                    self.pipeline.apply(Change::Explained(explanation)).await;
+                }
+            }
             CommitKind::Token => {
                 if let Some(id) = &commit.subject {
                     self.store.forget_token(id);

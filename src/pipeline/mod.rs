@@ -18,6 +18,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;
+use crate::domain::explanation::Explanation;
 use crate::domain::{NewObservation, Status, Target};
 use crate::live::view::{FeedEvent, Publisher, Update};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
@@ -47,6 +48,9 @@ pub enum Change {
     },
     /// The timer: staleness and the passage of time, for every target.
     Tick(DateTime<Utc>),
+    /// A department explained a target (giải trình): nothing is judged again, but the
+    /// screens showing the target get its view with the explanation at once.
+    Explained(Explanation),
 }
 
 /// What a change led to.
@@ -193,6 +197,7 @@ impl Pipeline {
             Change::Committed(batches) => self.committed(batches).await,
             Change::TargetsChanged { targets, at } => self.targets_changed(targets, at).await,
             Change::Tick(now) => self.tick(now).await,
+            Change::Explained(explanation) => self.explained(explanation),
         }
     }
 
@@ -337,6 +342,19 @@ impl Pipeline {
             alerts,
             reconciled: statuses.len(),
         }
+    }
+
+    fn explained(&self, explanation: Explanation) -> Applied {
+        let at = explanation.created_at;
+        let key = self.publisher.explanations().add(explanation);
+        self.publisher.publish(
+            Update {
+                targets: std::slice::from_ref(&key),
+                ..Update::default()
+            },
+            at.max(Utc::now()),
+        );
+        Applied::default()
     }
 
     /// Another instance changed alerts (a commit, an acknowledgement, a silence): this

@@ -1,7 +1,8 @@
 //! The report as one CSV table, a row per target: for spreadsheets and further processing.
 //!
 //! The columns added since the first version (same period last year, the change on it as a
-//! fraction, the share of the year's target as a fraction) come last, so readers that pick
+//! fraction, the share of the year's target as a fraction, a slipping target's explanation and
+//! its actions) come last, so readers that pick
 //! columns by position keep working.
 //!
 //! Numbers are written plainly (`1234.5`) whatever the language, so that they read back as
@@ -33,9 +34,20 @@ fn rounded(value: f64) -> String {
     }
 }
 
+/// A slipping target's explanation, or that it has none; empty for the other targets.
+fn explanation_text(row: &super::ReportRow, lang: super::Lang) -> String {
+    use super::explanations::{is_slipping, words};
+    match &row.explanation {
+        Some(explanation) => explanation.text.clone(),
+        None if is_slipping(row.status, row.verdict) => words(lang).none.to_owned(),
+        None => String::new(),
+    }
+}
+
 pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
     let lang = report.lang;
     let w = words(lang);
+    let explained = super::explanations::words(lang);
     let mut out = csv::WriterBuilder::new().from_writer(b"\xEF\xBB\xBF".to_vec());
     let header = [
         w.group,
@@ -54,6 +66,8 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         w.last_year,
         w.change,
         w.of_plan,
+        explained.explanation,
+        explained.actions,
     ];
     // Writing into a Vec cannot fail; the results are ignored for that reason.
     let _ = out.write_record(header);
@@ -82,6 +96,11 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                 &plain(row.last_year),
                 &plain(row.change),
                 &plain(row.of_plan),
+                &explanation_text(row, lang),
+                &row.explanation
+                    .as_ref()
+                    .map(|e| super::explanations::actions_text(e, lang))
+                    .unwrap_or_default(),
             ]);
         }
     }

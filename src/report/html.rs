@@ -32,7 +32,7 @@ fn colour(status: Status) -> &'static str {
     }
 }
 
-fn escape(raw: &str) -> String {
+pub(super) fn escape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         match c {
@@ -281,6 +281,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
         }
     }
     html.push_str("</section>\n");
+    html.push_str(&super::explanations::html(report, zone));
 
     for group in &report.groups {
         let _ = write!(

@@ -10,6 +10,7 @@
 //! revision never rewrites a report already sent.
 
 mod csv;
+pub mod explanations;
 mod html;
 mod last_year;
 pub mod schedule;
@@ -150,6 +151,8 @@ pub struct ReportRow {
     pub previous: Option<Status>,
     pub reported_through: Option<DateTime<Utc>>,
     pub illustrative: bool,
+    /// A slipping target's explanation as it stood at the cut-off (giải trình).
+    pub explanation: Option<crate::domain::explanation::Explanation>,
 }
 
 /// One sector group: its tally and its targets in catalogue order.
@@ -283,6 +286,12 @@ impl Sources<'_> {
         };
 
         let last_year = last_year::LastYear::read(self.store, year, cutoff, self.zone).await?;
+        let explained = explanations::by_indicator(
+            self.store
+                .current_explanations(Some(year), Some(cutoff))
+                .await?,
+            &unit.code,
+        );
         let period_end = period.end(self.zone);
 
         let mut groups: Vec<GroupSection> = Vec::new();
@@ -361,6 +370,9 @@ impl Sources<'_> {
                     previous: earlier.map(|s| s.evaluation.status),
                     reported_through: status.evaluation.reported_through,
                     illustrative: status.target.illustrative,
+                    explanation: explanations::is_slipping(now_status, status.judged)
+                        .then(|| explained.get(&status.indicator).cloned())
+                        .flatten(),
                 });
             }
             if !section.rows.is_empty() {

@@ -287,5 +287,68 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
         figure(changes, row, 5, change.actual_now, &styles)?;
     }
 
+    explanations_sheet(&mut book, report, &styles, zone)?;
     book.save_to_buffer()
+}
+
+/// Each slipping target with its department's explanation and actions, or that it has none.
+fn explanations_sheet(
+    book: &mut Workbook,
+    report: &Report,
+    styles: &Styles,
+    zone: Tz,
+) -> Result<(), XlsxError> {
+    use super::explanations::{actions_text, slipping_rows, words as explained};
+    let lang = report.lang;
+    let w = words(lang);
+    let e = explained(lang);
+    let sheet = book.add_worksheet().set_name(e.sheet)?;
+    heading(sheet, report, styles, zone)?;
+    let top = 4;
+    let columns = [
+        (w.group, 24.0),
+        (w.code, 22.0),
+        (w.indicator, 40.0),
+        (w.status, 16.0),
+        (e.explanation, 60.0),
+        (e.actions, 60.0),
+        (e.explained_on, 16.0),
+        (e.by, 18.0),
+        (w.department, 28.0),
+    ];
+    for (col, (label, width)) in columns.iter().enumerate() {
+        sheet.write_string_with_format(top, col as u16, *label, &styles.header)?;
+        sheet.set_column_width(col as u16, *width)?;
+    }
+    let rows = slipping_rows(report);
+    if rows.is_empty() {
+        sheet.write_string_with_format(top + 1, 0, e.nothing_slips, &styles.meta)?;
+    }
+    for (row, (group, line)) in (top + 1..).zip(rows) {
+        sheet.write_string_with_format(row, 0, group, &styles.wrap)?;
+        sheet.write_string_with_format(row, 1, line.indicator.as_str(), &styles.text)?;
+        sheet.write_string_with_format(row, 2, &line.name, &styles.wrap)?;
+        let status = styles.text.clone().set_background_color(fill(line.status));
+        let shown = text::row_status(line.status, line.verdict, lang);
+        sheet.write_string_with_format(row, 3, &shown, &status)?;
+        match &line.explanation {
+            Some(explanation) => {
+                sheet.write_string_with_format(row, 4, &explanation.text, &styles.wrap)?;
+                let actions = actions_text(explanation, lang);
+                sheet.write_string_with_format(row, 5, &actions, &styles.wrap)?;
+                let on = text::local_time(explanation.created_at, zone, lang);
+                sheet.write_string_with_format(row, 6, &on, &styles.text)?;
+                sheet.write_string_with_format(row, 7, &explanation.author, &styles.text)?;
+            }
+            None => {
+                sheet.write_string_with_format(row, 4, e.none, &styles.meta)?;
+                for col in 5..=7 {
+                    sheet.write_blank(row, col, &styles.text)?;
+                }
+            }
+        }
+        sheet.write_string_with_format(row, 8, &line.department, &styles.wrap)?;
+    }
+    sheet.set_freeze_panes(top + 1, 3)?;
+    Ok(())
 }

@@ -25,7 +25,7 @@ pub struct AuditEvent {
     /// Who acted: a token's label, `config`, or `cli:<user>`.
     pub actor: String,
     /// What was done: `target.set`, `targets.seed`, `token.create`, `token.revoke`,
-    /// `silence.create`, `silence.expire`, `alert.ack`, `config.check_failed`, …
+    /// `silence.create`, `silence.expire`, `alert.ack`, `explanation.add`, `config.check_failed`, …
     pub action: String,
     /// What it was done to.
     pub subject: String,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::token::TokenRecord;
 use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
 
@@ -253,6 +254,8 @@ pub enum CommitKind {
     Token,
     /// Alerts changed: states committed, an acknowledgement, a silence.
     Alerts,
+    /// An explanation of a target was added; the subject is `year/indicator/unit`.
+    Explanation,
 }
 
 impl CommitKind {
@@ -262,6 +265,7 @@ impl CommitKind {
             Self::Target => "target",
             Self::Token => "token",
             Self::Alerts => "alerts",
+            Self::Explanation => "explanation",
         }
     }
 
@@ -271,6 +275,7 @@ impl CommitKind {
             "target" => Some(Self::Target),
             "token" => Some(Self::Token),
             "alerts" => Some(Self::Alerts),
+            "explanation" => Some(Self::Explanation),
             _ => None,
         }
     }
@@ -429,6 +434,27 @@ pub trait Store: Send + Sync + 'static {
     async fn target_versions(&self, year: i32) -> StoreResult<Vec<TargetVersion>>;
     /// Sets one target and writes its audit row in the same transaction.
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow>;
+    /// Appends an explanation of a target with its audit row (and, on a database several
+    /// instances share, its commit) in one transaction.
+    async fn add_explanation(
+        &self,
+        explanation: &NewExplanation,
+        audit: &AuditEvent,
+    ) -> StoreResult<Explanation>;
+    /// Every explanation of one target, newest first: the first is the current one.
+    async fn explanations(
+        &self,
+        year: i32,
+        indicator: &str,
+        unit: &str,
+    ) -> StoreResult<Vec<Explanation>>;
+    /// The current explanation of every target of `year` (of every year when `None`): the
+    /// newest created by `as_of` (by now when `None`), ordered by year, indicator and unit.
+    async fn current_explanations(
+        &self,
+        year: Option<i32>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<Explanation>>;
     /// The newest audit rows first.
     async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         self.audit_page(None, limit).await

@@ -8,6 +8,7 @@
 mod audit;
 mod commits;
 mod copy;
+mod explanations;
 mod read;
 mod reminders;
 mod targets;
@@ -32,6 +33,7 @@ use super::{
     TargetRow, TargetVersion, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::token::{Role, TokenRecord};
 use crate::domain::{StoredObservation, Target};
 
@@ -382,6 +384,31 @@ impl Store for PgStore {
 
     async fn set_target(&self, change: &TargetChange) -> StoreResult<TargetRow> {
         self.change_target(change).await
+    }
+
+    async fn add_explanation(
+        &self,
+        explanation: &NewExplanation,
+        audit: &AuditEvent,
+    ) -> StoreResult<Explanation> {
+        self.append_explanation(explanation, audit).await
+    }
+
+    async fn explanations(
+        &self,
+        year: i32,
+        indicator: &str,
+        unit: &str,
+    ) -> StoreResult<Vec<Explanation>> {
+        self.explanations_of(year, indicator, unit).await
+    }
+
+    async fn current_explanations(
+        &self,
+        year: Option<i32>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<Explanation>> {
+        self.explanations_current(year, as_of).await
     }
 
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {

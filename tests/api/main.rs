@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod departments;
 mod dhis2;
+mod explanations;
 mod influx;
 mod ingest;
 mod instances;

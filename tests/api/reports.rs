@@ -539,7 +539,7 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         .find(|l| l.contains(",EXPORT_TURNOVER,"))
         .expect("the exports row");
     assert!(
-        line.contains(",23400.5,") && line.ends_with(",21400,0.0935,0.222"),
+        line.contains(",23400.5,") && line.contains(",21400,0.0935,0.222,"),
         "CSV numbers stay plain in Vietnamese too: {line}"
     );
 

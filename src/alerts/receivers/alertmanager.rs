@@ -152,7 +152,7 @@ fn postable_alert(
         .entry("severity".to_owned())
         .or_insert_with(|| alert.severity.as_str().to_owned());
 
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             "summary".to_owned(),
             text::summary(language, alert).to_owned(),
@@ -161,6 +161,9 @@ fn postable_alert(
         ("summary_en".to_owned(), alert.summary_en.clone()),
         ("description".to_owned(), text::description(language, alert)),
     ]);
+    if let Some(request) = text::explanation_request(language, alert) {
+        annotations.insert("explanation_request".to_owned(), request);
+    }
     let ends_at = match alert.state {
         AlertState::Resolved => alert.ends_at.unwrap_or(now),
         AlertState::Firing | AlertState::Pending => now + resend_window,

@@ -345,6 +345,9 @@ fn alert_section(language: Language, number: usize, alert: &AlertMessage) -> Str
     if !alert.link.is_empty() {
         section.push_str(&field(Term::Link, &alert.link));
     }
+    if let Some(request) = text::explanation_request(language, alert) {
+        section.push_str(&format!("   {request}\n"));
+    }
     section
 }
 

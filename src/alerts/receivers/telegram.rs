@@ -246,6 +246,9 @@ fn alert_block(language: Language, alert: &AlertMessage) -> String {
             text::term(language, Term::OpenLink)
         ));
     }
+    if let Some(request) = text::explanation_request(language, alert) {
+        block.push_str(&format!("\n<i>{}</i>", escape_html(&request)));
+    }
     block
 }
 

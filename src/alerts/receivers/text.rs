@@ -248,6 +248,14 @@ pub fn decimal(language: Language, value: f64, max_decimals: usize) -> String {
     number::format(value, max_decimals, notation)
 }
 
+/// What a firing slippage alert asks of the owning department (an explanation, and where to
+/// post it), in the language asked for; `None` for other alerts.
+pub fn explanation_request(language: Language, alert: &AlertMessage) -> Option<String> {
+    alert
+        .explanation_request()
+        .map(|request| request.text(language == Language::Vi).to_owned())
+}
+
 /// "… và 4 cảnh báo khác" / "… and 4 more": the tail of a list cut short.
 pub fn and_more(language: Language, count: usize) -> String {
     match language {
