@@ -173,6 +173,9 @@ impl App {
         if let Some((key, message)) = feeds.catalogue_problems(&catalogue).first() {
             anyhow::bail!("config/feeds.toml: {key}: {message}");
         }
+        if let Some((key, message)) = settings.approval.catalogue_problems(&catalogue).first() {
+            anyhow::bail!("config/ktxh.toml: {key}: {message}");
+        }
         let outbound = Arc::new(settings.outbound.policy().map_err(|problems| {
             let (key, message) = problems.into_iter().next().unwrap_or_default();
             anyhow::anyhow!("config/ktxh.toml: {key}: {message}")
@@ -248,7 +251,11 @@ impl App {
                 settings.zone(),
             )?
             .with_feed_health(feed_health.clone())
-            .with_explanations(store.current_explanations(None, None).await?),
+            .with_explanations(store.current_explanations(None, None).await?)
+            .with_approvals(
+                crate::live::approvals::ApprovalStates::load(&store, settings.zone(), Utc::now())
+                    .await?,
+            ),
         );
         let tickets = Arc::new(Tickets::new(
             chrono::Duration::seconds(live.ticket_seconds),

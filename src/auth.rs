@@ -44,7 +44,7 @@ impl Principal {
         match self.role {
             Role::Admin => true,
             Role::Department => self.department.as_ref() == Some(department),
-            Role::Viewer => false,
+            Role::Viewer | Role::Approver | Role::Statistics => false,
         }
     }
 }

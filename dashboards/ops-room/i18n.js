@@ -211,6 +211,11 @@ const STRINGS = {
     reject_too_many_rows: "Tệp có quá nhiều dòng cho một lần gửi: hãy chia nhỏ",
     reject_payload_too_large: "Tệp quá lớn",
     reject_other: "Bị từ chối ({code})",
+    state_preliminary: "sơ bộ",
+    state_verified: "đã kiểm tra",
+    state_official: "chính thức",
+    state_hint: "Số liệu chưa được công bố chính thức; báo cáo chỉ dùng số liệu chính thức",
+    ind_state: "Số liệu",
   },
   en: {
     app_title: "Socio-economic targets",
@@ -412,6 +417,11 @@ const STRINGS = {
     reject_too_many_rows: "Too many rows for one request: split the file",
     reject_payload_too_large: "The file is too large",
     reject_other: "Refused ({code})",
+    state_preliminary: "preliminary",
+    state_verified: "verified",
+    state_official: "official",
+    state_hint: "Not yet official; reports read official figures only",
+    ind_state: "Figure",
   },
 };
 

@@ -393,6 +393,26 @@ impl Store for CachedStore {
             .await
     }
 
+    async fn official_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicators: Option<&[String]>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        self.inner
+            .official_between(from, to, known_by, indicators)
+            .await
+    }
+
+    async fn approve(
+        &self,
+        approval: &crate::domain::approval::NewApproval,
+        audit: &AuditEvent,
+    ) -> StoreResult<crate::domain::approval::ApprovalOutcome> {
+        self.inner.approve(approval, audit).await
+    }
+
     async fn commit_horizon(&self) -> StoreResult<Option<u64>> {
         self.inner.commit_horizon().await
     }

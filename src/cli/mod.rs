@@ -13,6 +13,7 @@ use crate::auth::{self, Role, TokenRecord};
 use crate::collectors::feeds::FeedsConfig;
 use crate::collectors::import::{self, ImportOptions, ReportedAt};
 use crate::config::{load_catalogue, Settings};
+use crate::domain::approval::History;
 use crate::domain::Code;
 use crate::ingest::csv::Decimal;
 use crate::ingest::line::Precision;
@@ -149,6 +150,9 @@ struct ReportArgs {
     /// Judge as of this RFC 3339 instant instead of the period's cut-off.
     #[arg(long)]
     as_of: Option<String>,
+    /// Read only the official figures, or the latest ([approval] report_history by default).
+    #[arg(long, value_parser = ["official", "latest"])]
+    history: Option<String>,
     /// Write here instead of standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -293,12 +297,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let alerting = AlertingConfig::load(&cli.config)?;
             let receivers =
                 Receivers::build(&alerting.receiver, &outbound).context("config/alerting.toml")?;
-            let ingest = settings.ingest.catalogue_problems(&catalogue);
+            let mut ingest = settings.ingest.catalogue_problems(&catalogue);
+            ingest.extend(settings.approval.catalogue_problems(&catalogue));
             for (key, message) in &ingest {
                 eprintln!("config/ktxh.toml: {key}: {message}");
             }
             if !ingest.is_empty() {
-                anyhow::bail!("{} problem(s) in [ingest]", ingest.len());
+                anyhow::bail!("{} problem(s) in [ingest] and [approval]", ingest.len());
             }
             let mapping = feeds.catalogue_problems(&catalogue);
             for (key, message) in &mapping {
@@ -453,6 +458,10 @@ async fn report_command(
         period,
         unit: args.unit,
         as_of,
+        history: match args.history.as_deref() {
+            Some(raw) => History::parse(raw).context("--history is official or latest")?,
+            None => settings.approval.report_history,
+        },
     };
     let report = sources.build(&request, lang, now).await?;
     let body = report.render(format, settings.zone())?;
@@ -489,7 +498,7 @@ async fn token_command(
             no_expiry,
         } => {
             let department = match (role, department) {
-                (Role::Department, Some(code)) => {
+                (role, Some(code)) if role.has_department() => {
                     let code = Code::parse(&code).map_err(anyhow::Error::msg)?;
                     catalogue.department(code.as_str()).with_context(|| {
                         format!(
@@ -498,10 +507,12 @@ async fn token_command(
                     })?;
                     Some(code.to_string())
                 }
-                (Role::Department, None) => {
-                    anyhow::bail!("--role department needs --department CODE")
+                (role, None) if role.has_department() => {
+                    anyhow::bail!("--role {} needs --department CODE", role.as_str())
                 }
-                (_, Some(_)) => anyhow::bail!("--department is only for --role department"),
+                (_, Some(_)) => {
+                    anyhow::bail!("--department is only for --role department or approver")
+                }
                 (_, None) => None,
             };
             if let Some(days) = expires_in_days {

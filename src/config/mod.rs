@@ -299,6 +299,8 @@ impl TokenSettings {
             Role::Admin => self.admin_expiry_days,
             Role::Department => self.department_expiry_days,
             Role::Viewer => self.viewer_expiry_days,
+            // Approvers and the statistics office are offices like the departments.
+            Role::Approver | Role::Statistics => self.department_expiry_days,
         }
     }
 }
@@ -320,6 +322,74 @@ pub struct Settings {
     pub outbound: crate::outbound::OutboundSettings,
     /// How long new API tokens live (`[tokens]`).
     pub tokens: TokenSettings,
+    /// Which figures reports read, and which owners may make their figures official
+    /// (`[approval]`).
+    pub approval: ApprovalSettings,
+}
+
+/// Approval of figures (ARCHITECTURE §8): the statistics office makes figures official, and so
+/// may the owning department's approver for the departments and indicators listed here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSettings {
+    /// What a report reads unless asked otherwise: `official` (only official figures, each from
+    /// when it became official) or `latest` (every figure as soon as it is known, as screens).
+    pub report_history: crate::domain::approval::History,
+    /// Departments whose approvers may make their own figures official.
+    pub owner_official_departments: Vec<String>,
+    /// Indicators whose owning department's approvers may make them official.
+    pub owner_official_indicators: Vec<String>,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            report_history: crate::domain::approval::History::Official,
+            owner_official_departments: Vec::new(),
+            owner_official_indicators: Vec::new(),
+        }
+    }
+}
+
+impl ApprovalSettings {
+    /// Whether the owning department's approver may make `indicator`'s figures official.
+    pub fn owner_makes_official(&self, indicator: &crate::domain::Indicator) -> bool {
+        self.owner_official_departments
+            .iter()
+            .any(|d| d == indicator.department.as_str())
+            || self
+                .owner_official_indicators
+                .iter()
+                .any(|i| i == indicator.code.as_str())
+    }
+
+    /// Codes listed here that the catalogue does not hold, as `(key, message)`.
+    pub fn catalogue_problems(
+        &self,
+        catalogue: &crate::domain::Catalogue,
+    ) -> Vec<(String, String)> {
+        let departments = self
+            .owner_official_departments
+            .iter()
+            .filter(|code| catalogue.department(code).is_none())
+            .map(|code| {
+                (
+                    "approval.owner_official_departments".to_owned(),
+                    format!("`{code}` is not a department of config/catalogue/departments.toml"),
+                )
+            });
+        let indicators = self
+            .owner_official_indicators
+            .iter()
+            .filter(|code| catalogue.indicator(code).is_none())
+            .map(|code| {
+                (
+                    "approval.owner_official_indicators".to_owned(),
+                    format!("`{code}` is not an indicator of the catalogue"),
+                )
+            });
+        departments.chain(indicators).collect()
+    }
 }
 
 impl Settings {

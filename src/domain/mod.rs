@@ -2,6 +2,7 @@
 //! No I/O here, and nothing from the rest of the crate: every other module builds on these.
 
 pub mod alert;
+pub mod approval;
 pub mod calendar;
 pub mod catalogue;
 pub mod code;

@@ -43,6 +43,12 @@ pub struct StoredObservation {
     pub received_at: DateTime<Utc>,
     pub recorded_by: String,
     pub state: ApprovalState,
+    /// When this revision was verified by its department's approver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When this revision became official.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub official_at: Option<DateTime<Utc>>,
 }
 
 impl StoredObservation {
@@ -110,5 +116,13 @@ impl ApprovalState {
 
     pub fn from_i16(raw: i16) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_i16() == raw)
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_preliminary(&self) -> bool {
+        *self == Self::Preliminary
     }
 }

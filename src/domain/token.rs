@@ -11,6 +11,11 @@ pub enum Role {
     Admin,
     Department,
     Viewer,
+    /// A department's approver: verifies its own department's figures (and makes them official
+    /// where `[approval]` lets the owner do so). Reads like a viewer; writes no figure.
+    Approver,
+    /// The statistics office: makes figures official. Reads like a viewer; writes no figure.
+    Statistics,
 }
 
 impl Role {
@@ -19,6 +24,8 @@ impl Role {
             Self::Admin => "admin",
             Self::Department => "department",
             Self::Viewer => "viewer",
+            Self::Approver => "approver",
+            Self::Statistics => "statistics",
         }
     }
 
@@ -27,8 +34,22 @@ impl Role {
             "admin" => Some(Self::Admin),
             "department" => Some(Self::Department),
             "viewer" => Some(Self::Viewer),
+            "approver" => Some(Self::Approver),
+            "statistics" => Some(Self::Statistics),
             _ => None,
         }
+    }
+}
+
+impl Role {
+    /// Whether tokens of this role carry a department, which scopes what they may do.
+    pub fn has_department(self) -> bool {
+        matches!(self, Self::Department | Self::Approver)
+    }
+
+    /// Whether tokens of this role may push observations at all (each row still scoped).
+    pub fn pushes(self) -> bool {
+        matches!(self, Self::Admin | Self::Department)
     }
 }
 

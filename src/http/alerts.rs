@@ -104,7 +104,7 @@ fn may_act_on(principal: &Principal, labels: &BTreeMap<String, String>) -> bool 
             .department
             .as_ref()
             .is_some_and(|d| labels.get("department").map(String::as_str) == Some(d.as_str())),
-        Role::Viewer => false,
+        Role::Viewer | Role::Approver | Role::Statistics => false,
     }
 }
 

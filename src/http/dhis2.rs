@@ -34,7 +34,6 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
-use crate::auth::Role;
 use crate::ingest::dhis2::{
     parse_csv_with, parse_json_with, ConflictKind, Dhis2Batch, Dhis2BodyError, EffectiveOptions,
     IdScheme, ImportOptions, ImportStrategy, ValueRef,
@@ -233,10 +232,11 @@ pub async fn post(
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // Refuse read-only callers before reading their body: the answer must not depend on it.
-    if principal.role == Role::Viewer {
-        return Err(ApiError::Forbidden(
-            "a viewer token may not write observations".into(),
-        ));
+    if !principal.role.pushes() {
+        return Err(ApiError::Forbidden(format!(
+            "a {} token may not write observations",
+            principal.role.as_str()
+        )));
     }
     let format = match body::media_type(&headers).as_str() {
         "application/csv" | "text/csv" => Format::Dhis2Csv,

@@ -27,7 +27,6 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::auth::CompatCaller;
 use super::{body, ApiError, AppState};
-use crate::auth::Role;
 use crate::ingest::line::{self, LineBodyError, LineRow, Precision};
 use crate::ingest::{Format, IngestError};
 use crate::store::IngestReceipt;
@@ -477,8 +476,12 @@ async fn accept(
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<(), WriteError> {
     let CompatCaller(principal) = caller?;
-    if principal.role == Role::Viewer {
-        return Err(ApiError::Forbidden("a viewer token may not write observations".into()).into());
+    if !principal.role.pushes() {
+        return Err(ApiError::Forbidden(format!(
+            "a {} token may not write observations",
+            principal.role.as_str()
+        ))
+        .into());
     }
     let precision = precision(api, query)?;
     let limit = state.settings.server.body_limit_bytes;

@@ -2,6 +2,7 @@
 //! the OpenAPI document (`openapi.rs`) with its docs page (`docs.rs`).
 
 pub mod alerts;
+pub mod approvals;
 pub mod auth;
 pub mod body;
 pub mod catalogue;
@@ -104,6 +105,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status::path))
         .routes(routes!(observations::list, observations::post))
         .routes(routes!(observations::revisions))
+        .routes(routes!(approvals::post))
         .routes(routes!(departments::list))
         .routes(routes!(departments::dashboard));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -16,7 +16,6 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
-use crate::auth::Role;
 use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
@@ -205,10 +204,11 @@ pub async fn post(
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestReceipt>, ApiError> {
     // Refuse read-only callers before reading their body: the answer must not depend on it.
-    if principal.role == Role::Viewer {
-        return Err(ApiError::Forbidden(
-            "a viewer token may not write observations".into(),
-        ));
+    if !principal.role.pushes() {
+        return Err(ApiError::Forbidden(format!(
+            "a {} token may not write observations",
+            principal.role.as_str()
+        )));
     }
     let media = body::media_type(&headers);
     let format = push_format(&media, &headers, query.decimal)?;

@@ -60,6 +60,8 @@ setting targets. Any token may call an operation unless the operation names the 
             super::influx::PrecisionV2,
             super::reports::ReportFormatParam,
             super::reports::ReportLang,
+            crate::domain::approval::History,
+            crate::domain::ApprovalState,
         ),
         responses(
         BadRequest,

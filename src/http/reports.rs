@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
+use crate::domain::approval::History;
 use crate::domain::Period;
 use crate::report::{Lang, ReportError, ReportFormat, ReportRequest, Sources};
 
@@ -47,6 +48,11 @@ pub struct ReportQuery {
     /// Judge as known at this instant (RFC 3339) instead of the period's cut-off.
     #[param(format = DateTime)]
     as_of: Option<String>,
+    /// `official`: only official figures, each from when it became official; `latest`: every
+    /// figure as soon as it is known, as the screens show. `[approval] report_history` when
+    /// absent (`official` as shipped).
+    #[param(value_type = Option<History>)]
+    history: Option<String>,
 }
 
 impl From<ReportError> for ApiError {
@@ -129,10 +135,16 @@ pub async fn get(
         city_vi: &settings.city.name_vi,
         city_en: &settings.city.name_en,
     };
+    let history = match query.history.as_deref() {
+        None => settings.approval.report_history,
+        Some(raw) => History::parse(raw)
+            .ok_or_else(|| ApiError::invalid("history", "use official or latest"))?,
+    };
     let request = ReportRequest {
         period,
         unit: query.unit,
         as_of,
+        history,
     };
     let report = sources.build(&request, lang, Utc::now()).await?;
     let body = report.render(format, settings.zone())?;

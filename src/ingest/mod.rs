@@ -22,7 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use tracing::instrument;
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::config::IngestSettings;
 use crate::domain::{Catalogue, NewObservation};
 use crate::metrics;
@@ -166,7 +166,7 @@ impl Ingestor {
         rows: Vec<RawRow>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<NewObservation>, Vec<Rejection>), IngestError> {
-        if principal.role == Role::Viewer {
+        if !principal.role.pushes() {
             return Err(IngestError::ReadOnly);
         }
         if rows.len() > self.max_rows {

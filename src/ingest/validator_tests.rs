@@ -3,6 +3,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::*;
+use crate::auth::Role;
 use crate::domain::Code;
 
 fn validator() -> Validator {

@@ -10,6 +10,7 @@
 //! target's whole view, an alert's whole record), so applying one twice is harmless; a
 //! snapshot taken at `seq` = Q contains everything published up to Q.
 
+pub mod approvals;
 pub mod connection;
 pub mod explanations;
 pub mod feeds;

@@ -13,13 +13,14 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::approvals::{figure_state, ApprovalStates};
 use super::explanations::Explanations;
 use super::feeds::{FeedHealth, FeedHealthRegistry};
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;
 use crate::domain::explanation::Explanation;
-use crate::domain::{Catalogue, Code, Kind, NewObservation};
+use crate::domain::{ApprovalState, Catalogue, Code, Kind, NewObservation};
 use crate::rules::engine::{Engine, StatusChange, TargetKey, TargetStatus};
 
 /// Feed events kept for the `feeds` snapshot.
@@ -35,6 +36,9 @@ pub struct PointView {
     pub period: String,
     pub end: DateTime<Utc>,
     pub value: f64,
+    /// Left out while the figure is preliminary, as most are.
+    #[serde(skip_serializing_if = "ApprovalState::is_preliminary")]
+    pub state: ApprovalState,
 }
 
 /// A target's status with its year's points.
@@ -43,6 +47,9 @@ pub struct TargetView {
     #[serde(flatten)]
     pub status: TargetStatus,
     pub points: Vec<PointView>,
+    /// How far the year's figure is approved (ARCHITECTURE §8): screens mark it unless official.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ApprovalState>,
     /// The department's current explanation of the target, when it has given one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
@@ -59,6 +66,9 @@ pub struct UntargetedView {
     /// The year's value so far: the sum of a flow, the mean of an average, else the latest.
     pub actual: Option<f64>,
     pub points: Vec<PointView>,
+    /// How far the year's figure is approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ApprovalState>,
 }
 
 /// One value as it arrived.
@@ -126,6 +136,8 @@ pub struct Publisher {
     snapshots: Mutex<HashMap<Topic, CachedSnapshot>>,
     /// The current explanation of each target, shown in its view.
     explanations: Explanations,
+    /// How far each figure shown is approved.
+    approvals: ApprovalStates,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
 }
@@ -153,6 +165,7 @@ impl Publisher {
             feed_health: Arc::new(FeedHealthRegistry::default()),
             snapshots: Mutex::new(HashMap::new()),
             explanations: Explanations::default(),
+            approvals: ApprovalStates::default(),
             closing: CancellationToken::new(),
         })
     }
@@ -178,6 +191,17 @@ impl Publisher {
     pub fn with_explanations(self, current: Vec<Explanation>) -> Self {
         self.explanations.replace_all(current);
         self
+    }
+
+    /// The approval states of the figures, as the store has them at start.
+    pub fn with_approvals(mut self, states: ApprovalStates) -> Self {
+        self.approvals = states;
+        self
+    }
+
+    /// The approval state of each figure, which [`crate::pipeline`] keeps up to date.
+    pub fn approvals(&self) -> &ApprovalStates {
+        &self.approvals
     }
 
     /// The current explanation of each target, which [`crate::pipeline`] keeps up to date.
@@ -213,23 +237,48 @@ impl Publisher {
         self.engine.target_year_up_to(current).unwrap_or(current)
     }
 
-    fn view(&self, status: TargetStatus) -> TargetView {
-        let points = self
+    /// A series' points with their approval states, and the state of the year's figure.
+    fn points(
+        &self,
+        indicator: &Code,
+        unit: &Code,
+        year: i32,
+    ) -> (Vec<PointView>, Option<ApprovalState>) {
+        let mut points: Vec<PointView> = self
             .engine
-            .year_points(&status.indicator, &status.unit, status.year)
+            .year_points(indicator, unit, year)
             .into_iter()
             .map(|latest| PointView {
                 period: latest.period.to_string(),
                 end: latest.end,
                 value: latest.value,
+                state: ApprovalState::Preliminary,
             })
             .collect();
+        let states = self.approvals.of_points(
+            indicator.as_str(),
+            unit.as_str(),
+            points.iter().map(|p| p.period.as_str()),
+        );
+        for (point, state) in points.iter_mut().zip(&states) {
+            point.state = *state;
+        }
+        let state = self
+            .catalogue
+            .indicator(indicator.as_str())
+            .and_then(|found| figure_state(found.kind, &states));
+        (points, state)
+    }
+
+    fn view(&self, status: TargetStatus) -> TargetView {
+        let (points, state) = self.points(&status.indicator, &status.unit, status.year);
         let explanation =
             self.explanations
                 .get(&(status.year, status.indicator.clone(), status.unit.clone()));
         TargetView {
             status,
             points,
+            state,
             explanation,
         }
     }
@@ -237,7 +286,7 @@ impl Publisher {
     /// The year's values of a unit's series that has no target; `None` when it has no values.
     fn untargeted(&self, indicator: &Code, unit: &Code, year: i32) -> Option<UntargetedView> {
         let kind = self.catalogue.indicator(indicator.as_str())?.kind;
-        let points = self.engine.year_points(indicator, unit, year);
+        let (points, state) = self.points(indicator, unit, year);
         let last = points.last()?.value;
         let actual = match kind {
             Kind::Flow => points.iter().map(|p| p.value).sum(),
@@ -250,14 +299,8 @@ impl Publisher {
             year,
             target: None,
             actual: Some(actual),
-            points: points
-                .into_iter()
-                .map(|latest| PointView {
-                    period: latest.period.to_string(),
-                    end: latest.end,
-                    value: latest.value,
-                })
-                .collect(),
+            points,
+            state,
         })
     }
 

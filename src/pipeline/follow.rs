@@ -186,6 +186,13 @@ impl Follower {
                     self.pipeline.apply(Change::Explained(explanation)).await;
                 }
             }
+            CommitKind::Approval => {
+                if !commit.approvals.is_empty() {
+                    self.pipeline
+                        .apply(Change::Approved(commit.approvals.clone()))
+                        .await;
+                }
+            }
             CommitKind::Token => {
                 if let Some(id) = &commit.subject {
                     self.store.forget_token(id);

@@ -18,6 +18,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;
+use crate::domain::approval::ApprovedRevision;
 use crate::domain::explanation::Explanation;
 use crate::domain::{NewObservation, Status, Target};
 use crate::live::view::{FeedEvent, Publisher, Update};
@@ -48,6 +49,10 @@ pub enum Change {
     },
     /// The timer: staleness and the passage of time, for every target.
     Tick(DateTime<Utc>),
+    /// Revisions were approved (ARCHITECTURE §8), here or on another instance: nothing is
+    /// judged again, since the engine and the screens follow the latest revisions whatever their
+    /// state, but the screens showing them mark the new state at once.
+    Approved(Vec<ApprovedRevision>),
     /// A department explained a target (giải trình): nothing is judged again, but the
     /// screens showing the target get its view with the explanation at once.
     Explained(Explanation),
@@ -198,6 +203,7 @@ impl Pipeline {
             Change::TargetsChanged { targets, at } => self.targets_changed(targets, at).await,
             Change::Tick(now) => self.tick(now).await,
             Change::Explained(explanation) => self.explained(explanation),
+            Change::Approved(revisions) => self.approved(&revisions),
         }
     }
 
@@ -242,6 +248,8 @@ impl Pipeline {
                 .chain(batches.as_slice())
                 .flat_map(|b| &b.rows)
                 .collect();
+            // A new revision starts preliminary again.
+            self.publisher.approvals().revised(&rows);
             self.publisher.publish(
                 Update {
                     observations: &rows,
@@ -342,6 +350,35 @@ impl Pipeline {
             alerts,
             reconciled: statuses.len(),
         }
+    }
+
+    fn approved(&self, revisions: &[ApprovedRevision]) -> Applied {
+        let Some(at) = revisions.iter().map(|r| r.approved_at).max() else {
+            return Applied::default();
+        };
+        self.publisher.approvals().approve(revisions);
+        let keys: BTreeSet<TargetKey> = revisions
+            .iter()
+            .filter_map(|r| {
+                let indicator = crate::domain::Code::parse(&r.indicator).ok()?;
+                let unit = crate::domain::Code::parse(&r.unit).ok()?;
+                let year = r
+                    .period
+                    .parse::<crate::domain::Period>()
+                    .ok()?
+                    .year(self.zone);
+                Some((year, indicator, unit))
+            })
+            .collect();
+        let keys: Vec<TargetKey> = keys.into_iter().collect();
+        self.publisher.publish(
+            Update {
+                targets: &keys,
+                ..Update::default()
+            },
+            at.max(Utc::now()),
+        );
+        Applied::default()
     }
 
     fn explained(&self, explanation: Explanation) -> Applied {

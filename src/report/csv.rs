@@ -68,6 +68,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         w.of_plan,
         explained.explanation,
         explained.actions,
+        super::history::heading(lang),
     ];
     // Writing into a Vec cannot fail; the results are ignored for that reason.
     let _ = out.write_record(header);
@@ -101,6 +102,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                     .as_ref()
                     .map(|e| super::explanations::actions_text(e, lang))
                     .unwrap_or_default(),
+                super::history::word(report.history, lang),
             ]);
         }
     }

@@ -198,6 +198,12 @@ pub fn render(report: &Report, zone: Tz) -> String {
         generated_label = w.generated,
         generated = text::local_time(report.generated_at, zone, lang),
     );
+    let _ = write!(
+        html,
+        r#"<p class="meta" data-history="{}">{}</p>"#,
+        report.history.as_str(),
+        super::history::note(report.history, lang)
+    );
     if report.provisional {
         let _ = write!(html, r#"<p class="provisional">{}</p>"#, w.provisional);
     }

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Months, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::{Code, Kind, TargetValue};
+use crate::domain::approval::History;
+use crate::domain::{Code, Kind, StoredObservation, TargetValue};
 use crate::rules::plan::YearSpan;
 use crate::rules::series::LiveState;
 use crate::rules::status::Point;
@@ -51,6 +52,24 @@ pub fn of_plan(kind: Kind, actual: Option<f64>, target: &TargetValue) -> Option<
     (running_total && value > 0.0).then_some(actual? / value)
 }
 
+/// The latest of each period's revisions, withdrawn periods left out, in the order
+/// [`crate::store::Store::latest_between`] answers: indicator, unit, period.
+fn latest_of(mut rows: Vec<StoredObservation>) -> Vec<StoredObservation> {
+    let key = |r: &StoredObservation| {
+        (
+            r.indicator.clone(),
+            r.unit.clone(),
+            r.period_start,
+            r.period_end,
+        )
+    };
+    // Each period's highest revision first, so that `dedup_by_key` keeps it.
+    rows.sort_by_key(|r| (key(r), std::cmp::Reverse(r.revision)));
+    rows.dedup_by_key(|r| key(r));
+    rows.retain(|row| row.value.is_some());
+    rows
+}
+
 /// Last year's revisions as known one year before the cut-off.
 pub struct LastYear {
     live: LiveState,
@@ -59,18 +78,28 @@ pub struct LastYear {
 }
 
 impl LastYear {
-    /// Reads year `year - 1` as known one year before `cutoff`.
+    /// Reads year `year - 1` as known one year before `cutoff`, of the figures `history` reads.
     pub async fn read(
         store: &DynStore,
         year: i32,
         cutoff: DateTime<Utc>,
         zone: Tz,
+        history: History,
     ) -> Result<Self, StoreError> {
         let span = YearSpan::of(year - 1, zone);
         let known = one_year_before(cutoff, zone);
-        let rows = store
-            .latest_between(span.start, span.end, Some(known))
-            .await?;
+        let rows = match history {
+            History::Latest => {
+                store
+                    .latest_between(span.start, span.end, Some(known))
+                    .await?
+            }
+            History::Official => latest_of(
+                store
+                    .official_between(span.start, span.end, known, None)
+                    .await?,
+            ),
+        };
         Ok(Self {
             live: LiveState::from_stored(&rows),
             span,

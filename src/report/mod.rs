@@ -11,6 +11,7 @@
 
 mod csv;
 pub mod explanations;
+mod history;
 mod html;
 mod last_year;
 pub mod schedule;
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::domain::approval::History;
 use crate::domain::{Catalogue, Code, Period, Status, TargetValue};
 use crate::rules::engine::{Engine, TargetStatus};
 use crate::rules::staleness::ReleaseCalendar;
@@ -92,6 +94,8 @@ pub struct ReportRequest {
     pub unit: Option<String>,
     /// Judge as of this instant instead of the period's cut-off.
     pub as_of: Option<DateTime<Utc>>,
+    /// The official figures only, or the latest (ARCHITECTURE §8).
+    pub history: History,
 }
 
 /// How many targets of a set have which status.
@@ -197,6 +201,8 @@ pub struct Report {
     pub cutoff: DateTime<Utc>,
     /// The cut-off had not come when the report was made: later revisions may still change it.
     pub provisional: bool,
+    /// Which figures were read: the official ones only, or the latest.
+    pub history: History,
     pub generated_at: DateTime<Utc>,
     pub previous: Option<Previous>,
     pub tally: Tally,
@@ -260,7 +266,7 @@ impl Sources<'_> {
         let in_unit = |target: &crate::domain::Target| target.unit == unit.code;
         let statuses = self
             .engine
-            .evaluate_as_of(self.store, year, cutoff, in_unit)
+            .evaluate_as_of_in(request.history, self.store, year, cutoff, in_unit)
             .await?;
         if statuses.is_empty() {
             return Err(ReportError::NoTargets {
@@ -277,7 +283,7 @@ impl Sources<'_> {
         let before: BTreeMap<Code, TargetStatus> = match previous {
             Some((_, at)) => self
                 .engine
-                .evaluate_as_of(self.store, year, at, in_unit)
+                .evaluate_as_of_in(request.history, self.store, year, at, in_unit)
                 .await?
                 .into_iter()
                 .map(|s| (s.indicator.clone(), s))
@@ -285,7 +291,9 @@ impl Sources<'_> {
             None => BTreeMap::new(),
         };
 
-        let last_year = last_year::LastYear::read(self.store, year, cutoff, self.zone).await?;
+        let last_year =
+            last_year::LastYear::read(self.store, year, cutoff, self.zone, request.history)
+                .await?;
         let explained = explanations::by_indicator(
             self.store
                 .current_explanations(Some(year), Some(cutoff))
@@ -397,6 +405,7 @@ impl Sources<'_> {
             unit_name: lang.pick(&unit.name_vi, &unit.name_en).to_owned(),
             cutoff,
             provisional: scheduled > now,
+            history: request.history,
             generated_at: now,
             previous: previous.map(|(p, at)| Previous {
                 period: p.to_string(),

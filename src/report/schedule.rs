@@ -209,6 +209,7 @@ impl Scheduler {
             period,
             unit: schedule.unit.clone(),
             as_of: None,
+            history: self.settings.approval.report_history,
         };
         let report = sources.build(&request, lang, now).await?;
         let zone = self.settings.zone();

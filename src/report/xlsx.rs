@@ -121,12 +121,13 @@ fn heading(
         1,
         0,
         format!(
-            "{} · {}: {} · {}: {}",
+            "{} · {}: {} · {}: {} · {}",
             report.city,
             w.unit,
             report.unit_name,
             w.cutoff,
-            text::local_time(report.cutoff, zone, lang)
+            text::local_time(report.cutoff, zone, lang),
+            super::history::note(report.history, lang)
         ),
         &styles.meta,
     )?;

@@ -18,9 +18,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::engine::TargetStatus;
 use super::engine::{flag_anomalies, Anomaly, Engine, Frames, Pass, Slot};
 use super::plan::YearSpan;
 use super::series::{LiveState, SeriesId};
+use crate::domain::approval::History;
 use crate::domain::{NewObservation, Period, StoredObservation, Target};
 use crate::store::{DynStore, StoreResult, TargetVersion};
 
@@ -39,11 +41,17 @@ struct Known {
 }
 
 impl Known {
-    fn from_stored(stored: &StoredObservation) -> Option<Self> {
+    /// The revision as `history` reads it: known at its `reported_at`, or for the official
+    /// figures from the moment it became one (ARCHITECTURE §8).
+    fn from_stored(stored: &StoredObservation, history: History) -> Option<Self> {
+        let known_at = match history {
+            History::Latest => stored.reported_at,
+            History::Official => stored.reported_at.max(stored.official_at?),
+        };
         Some(Self {
             row: stored.as_committed()?,
             revision: stored.revision,
-            known_at: stored.reported_at,
+            known_at,
         })
     }
 }
@@ -283,11 +291,34 @@ impl Engine {
         indicators: Option<&[String]>,
         filter: impl Fn(&Target) -> bool,
     ) -> StoreResult<Vec<Replayed>> {
+        self.replay_year_in(History::Latest, store, year, until, indicators, filter)
+            .await
+    }
+
+    /// [`Engine::replay_year`] over the revisions `history` reads.
+    pub(super) async fn replay_year_in(
+        &self,
+        history: History,
+        store: &DynStore,
+        year: i32,
+        until: DateTime<Utc>,
+        indicators: Option<&[String]>,
+        filter: impl Fn(&Target) -> bool,
+    ) -> StoreResult<Vec<Replayed>> {
         let versions = store.target_versions(year).await?;
         let from = YearSpan::of(year - 1, self.zone).start;
         let to = YearSpan::of(year, self.zone).end;
-        let stored = store.known_between(from, to, until, indicators).await?;
-        let known: Vec<Known> = stored.iter().filter_map(Known::from_stored).collect();
+        let stored = match history {
+            History::Latest => store.known_between(from, to, until, indicators).await?,
+            History::Official => store.official_between(from, to, until, indicators).await?,
+        };
+        let mut known: Vec<Known> = stored
+            .iter()
+            .filter_map(|s| Known::from_stored(s, history))
+            .collect();
+        // The store answers in this order already; a stable sort keeps its order within an
+        // instant whatever a backend does with equal keys.
+        known.sort_by_key(|k| k.known_at);
         let mut by_series: HashMap<(&str, &str), Vec<&Known>> = HashMap::new();
         for k in &known {
             by_series
@@ -343,6 +374,31 @@ impl Engine {
                 out.push(replayed);
             }
         }
+        Ok(out)
+    }
+
+    /// [`Engine::evaluate_as_of`] over the revisions `history` reads: with
+    /// [`History::Official`], what the engine would have said at `as_of` had it known only the
+    /// official figures, each from the moment it became official (ARCHITECTURE §8, §12).
+    pub async fn evaluate_as_of_in(
+        &self,
+        history: History,
+        store: &DynStore,
+        year: i32,
+        as_of: DateTime<Utc>,
+        filter: impl Fn(&Target) -> bool,
+    ) -> StoreResult<Vec<TargetStatus>> {
+        if history == History::Latest {
+            return self.evaluate_as_of(store, year, as_of, filter).await;
+        }
+        let replayed = self
+            .replay_year_in(history, store, year, as_of, None, filter)
+            .await?;
+        let mut out: Vec<TargetStatus> = replayed
+            .into_iter()
+            .filter_map(|replayed| replayed.slot.status)
+            .collect();
+        out.sort_by(|a, b| (&a.indicator, &a.unit).cmp(&(&b.indicator, &b.unit)));
         Ok(out)
     }
 

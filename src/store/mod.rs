@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::approval::{ApprovalOutcome, ApprovedRevision, NewApproval};
 use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::token::TokenRecord;
 use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
@@ -256,6 +257,8 @@ pub enum CommitKind {
     Alerts,
     /// An explanation of a target was added; the subject is `year/indicator/unit`.
     Explanation,
+    /// Revisions were approved; the approvals rows of the group name them.
+    Approval,
 }
 
 impl CommitKind {
@@ -266,6 +269,7 @@ impl CommitKind {
             Self::Token => "token",
             Self::Alerts => "alerts",
             Self::Explanation => "explanation",
+            Self::Approval => "approval",
         }
     }
 
@@ -276,6 +280,7 @@ impl CommitKind {
             "token" => Some(Self::Token),
             "alerts" => Some(Self::Alerts),
             "explanation" => Some(Self::Explanation),
+            "approval" => Some(Self::Approval),
             _ => None,
         }
     }
@@ -292,6 +297,24 @@ pub struct RemoteCommit {
     pub at: DateTime<Utc>,
     /// A write group's rows.
     pub rows: Vec<StoredObservation>,
+    /// The revisions an approval moved.
+    pub approvals: Vec<ApprovedRevision>,
+}
+
+/// What an approval's audit row says it did; the approvals rows of `group` name each revision.
+pub(crate) fn approval_audit(
+    approval: &NewApproval,
+    approved: usize,
+    unchanged: usize,
+    group: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "state": approval.state,
+        "approved": approved,
+        "unchanged": unchanged,
+        "group": group,
+        "note": approval.note,
+    })
 }
 
 /// A reminder to a department about one figure: sent once per (indicator, unit, period, kind).
@@ -389,6 +412,27 @@ pub trait Store: Send + Sync + 'static {
         known_by: DateTime<Utc>,
         indicators: Option<&[String]>,
     ) -> StoreResult<Vec<StoredObservation>>;
+
+    /// [`Store::known_between`] for the official figures (ARCHITECTURE §8): every revision
+    /// that had become official by `known_by`, counted from the moment it did (the later of its
+    /// `reported_at` and its official approval), in that order.
+    async fn official_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicators: Option<&[String]>,
+    ) -> StoreResult<Vec<StoredObservation>>;
+
+    /// Moves the revisions `approval` names up to its state (those already there or above stay
+    /// as they are) and appends each step to the approvals, with the audit row (its `after` says
+    /// what was done) and, on a database several instances share, the commit they follow, in one
+    /// transaction.
+    async fn approve(
+        &self,
+        approval: &NewApproval,
+        audit: &AuditEvent,
+    ) -> StoreResult<ApprovalOutcome>;
 
     /// Where following other instances' commits starts now: every commit below it has ended.
     /// `None` for a backend that serves one instance only (SQLite).

@@ -361,6 +361,8 @@ mod tests {
             received_at: Utc::now(),
             recorded_by: "t".into(),
             state: crate::domain::ApprovalState::Preliminary,
+            verified_at: None,
+            official_at: None,
         }
     }
 

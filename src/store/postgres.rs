@@ -5,6 +5,7 @@
 //! from the bounds in the city's zone. Writes go through [`Store::write_group`] on a connection
 //! of the store's own, so reads on the pool never wait behind a write.
 
+mod approvals;
 mod audit;
 mod commits;
 mod copy;
@@ -33,6 +34,7 @@ use super::{
     TargetRow, TargetVersion, WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::approval::{ApprovalOutcome, NewApproval};
 use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::token::{Role, TokenRecord};
 use crate::domain::{StoredObservation, Target};
@@ -328,6 +330,26 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "known_between");
         self.known_between(from, to, known_by, indicators).await
+    }
+
+    async fn official_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicators: Option<&[String]>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "official_between");
+        self.official_between(from, to, known_by, indicators).await
+    }
+
+    async fn approve(
+        &self,
+        approval: &NewApproval,
+        event: &AuditEvent,
+    ) -> StoreResult<ApprovalOutcome> {
+        let _timer = OpTimer::start(self.backend(), "approve");
+        self.approve_revisions(approval, event).await
     }
 
     async fn commit_horizon(&self) -> StoreResult<Option<u64>> {

@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+mod approvals;
 mod audit;
 mod explanations;
 mod instance;
@@ -33,6 +34,7 @@ use super::{
     WriteBatch, WriteOutcome, RECORDED_MIGRATIONS,
 };
 use crate::domain::alert::{Alert, AlertEvent, NewAlertEvent, OutboxNotification, Silence};
+use crate::domain::approval::{ApprovalOutcome, NewApproval};
 use crate::domain::explanation::{Explanation, NewExplanation};
 use crate::domain::token::{Role, TokenRecord};
 use crate::domain::{StoredObservation, Target};
@@ -338,6 +340,26 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoredObservation>> {
         let _timer = OpTimer::start(self.backend(), "known_between");
         self.known_between(from, to, known_by, indicators).await
+    }
+
+    async fn official_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicators: Option<&[String]>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let _timer = OpTimer::start(self.backend(), "official_between");
+        self.official_between(from, to, known_by, indicators).await
+    }
+
+    async fn approve(
+        &self,
+        approval: &NewApproval,
+        event: &AuditEvent,
+    ) -> StoreResult<ApprovalOutcome> {
+        let _timer = OpTimer::start(self.backend(), "approve");
+        self.approve_revisions(approval, event).await
     }
 
     async fn commit_horizon(&self) -> StoreResult<Option<u64>> {

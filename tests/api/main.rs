@@ -7,6 +7,7 @@ mod helpers;
 mod webhook;
 
 mod alerts;
+mod approvals;
 mod as_of_replay;
 mod audit;
 mod auth;

@@ -26,16 +26,25 @@ enum Caller {
     /// A department token of another department.
     OtherDepartment,
     Viewer,
+    /// An approver token of the department that owns what the operation touches.
+    OwnerApprover,
+    /// An approver token of another department.
+    OtherApprover,
+    /// A statistics office token.
+    Statistics,
     Expired,
     Revoked,
     Anonymous,
 }
 
-const CALLERS: [Caller; 7] = [
+const CALLERS: [Caller; 10] = [
     Caller::Admin,
     Caller::Owner,
     Caller::OtherDepartment,
     Caller::Viewer,
+    Caller::OwnerApprover,
+    Caller::OtherApprover,
+    Caller::Statistics,
     Caller::Expired,
     Caller::Revoked,
     Caller::Anonymous,
@@ -52,6 +61,9 @@ enum Access {
     OwnerOrAdmin,
     /// Admins only.
     Admin,
+    /// The approver of the department that owns the figures (the probe verifies them); no
+    /// other role, admins included, approves.
+    OwnerApprover,
 }
 
 /// What the matrix expects: allowed (a 2xx, or 101 for the websocket), or refused with a status.
@@ -70,6 +82,8 @@ fn expected(access: Access, caller: Caller) -> Expect {
         return Expect::Refused(401);
     }
     match (access, caller) {
+        (Access::OwnerApprover, OwnerApprover) => Expect::Allowed,
+        (Access::OwnerApprover, _) => Expect::Refused(403),
         (Access::AnyToken, _) | (_, Admin) => Expect::Allowed,
         (Access::OwnerOrAdmin, Owner) => Expect::Allowed,
         _ => Expect::Refused(403),
@@ -112,6 +126,7 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("alerts_ack", (OwnerOrAdmin, "CUSTOMS")),
         ("alerts_create_silence", (OwnerOrAdmin, "CUSTOMS")),
         ("alerts_expire_silence", (OwnerOrAdmin, "CUSTOMS")),
+        ("approvals_post", (OwnerApprover, "CUSTOMS")),
         ("targets_put", (Admin, "CUSTOMS")),
         ("targets_audit", (Admin, "CUSTOMS")),
         ("alerts_notifications", (Admin, "CUSTOMS")),
@@ -224,6 +239,8 @@ struct Tokens {
     expired: String,
     revoked: String,
     departments: BTreeMap<String, String>,
+    approvers: BTreeMap<String, String>,
+    statistics: String,
 }
 
 impl Tokens {
@@ -240,6 +257,8 @@ impl Tokens {
             expired: expired_token(store).await,
             revoked,
             departments: BTreeMap::new(),
+            approvers: BTreeMap::new(),
+            statistics: mint_token(store, Role::Statistics, None).await.1,
         }
     }
 
@@ -249,6 +268,15 @@ impl Tokens {
         }
         let (_, token) = mint_token(store, Role::Department, Some(code)).await;
         self.departments.insert(code.to_owned(), token.clone());
+        token
+    }
+
+    async fn approver(&mut self, store: &DynStore, code: &str) -> String {
+        if let Some(token) = self.approvers.get(code) {
+            return token.clone();
+        }
+        let (_, token) = mint_token(store, Role::Approver, Some(code)).await;
+        self.approvers.insert(code.to_owned(), token.clone());
         token
     }
 
@@ -263,6 +291,9 @@ impl Tokens {
             Caller::Viewer => self.viewer.clone(),
             Caller::Owner => self.department(store, owner).await,
             Caller::OtherDepartment => self.department(store, other).await,
+            Caller::OwnerApprover => self.approver(store, owner).await,
+            Caller::OtherApprover => self.approver(store, other).await,
+            Caller::Statistics => self.statistics.clone(),
             Caller::Expired => self.expired.clone(),
             Caller::Revoked => self.revoked.clone(),
             Caller::Anonymous => return None,

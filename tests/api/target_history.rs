@@ -91,7 +91,7 @@ impl Server {
     /// The report of [`PERIOD`] judged as of `as_of`, in `format`.
     async fn report(&self, format: &str, as_of: &str) -> Vec<u8> {
         let path = format!(
-            "/api/v1/reports/{PERIOD}?format={format}&as_of={}",
+            "/api/v1/reports/{PERIOD}?format={format}&history=latest&as_of={}",
             as_of.replace('+', "%2B")
         );
         let (status, body) = self.get(&path).await;

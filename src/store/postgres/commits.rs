@@ -127,6 +127,7 @@ impl PgStore {
                 subject: row.try_get("subject")?,
                 at: row.try_get("committed_at")?,
                 rows: Vec::new(),
+                approvals: Vec::new(),
             });
         }
         let groups: Vec<i64> = commits
@@ -158,6 +159,18 @@ impl PgStore {
             for commit in &mut commits {
                 if let Some(rows) = by_group.remove(&commit.group_id) {
                     commit.rows = rows;
+                }
+            }
+        }
+        let approval_groups: Vec<i64> = commits
+            .iter()
+            .filter(|c| c.kind == CommitKind::Approval)
+            .map(|c| c.group_id)
+            .collect();
+        if !approval_groups.is_empty() {
+            for (group, approved) in self.approvals_of_groups(&mut tx, &approval_groups).await? {
+                if let Some(commit) = commits.iter_mut().find(|c| c.group_id == group) {
+                    commit.approvals.push(approved);
                 }
             }
         }

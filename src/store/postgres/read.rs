@@ -14,10 +14,19 @@ use crate::store::plan::Aggregate;
 use crate::store::{Bucket, BucketPoint, ObservationQuery, StoreError, StoreResult};
 
 /// The named columns of a stored revision, from `o` (observations) joined to its recorder and
-/// source.
+/// source, with when it was verified and made official (migration 0011): looked up only for a
+/// revision whose state says it was, so preliminary rows cost nothing more.
 pub(super) const NAMED: &str =
     "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
-                     o.received_at, o.state, rec.name AS recorded_by, src.name AS source";
+                     o.received_at, o.state, rec.name AS recorded_by, src.name AS source, \
+     CASE WHEN o.state >= 1 THEN (SELECT a.approved_at FROM approvals a \
+         WHERE a.series_id = o.series_id AND a.period_start = o.period_start \
+           AND a.period_end = o.period_end AND a.revision = o.revision AND a.state = 1) \
+     END AS verified_at, \
+     CASE WHEN o.state = 2 THEN (SELECT a.approved_at FROM approvals a \
+         WHERE a.series_id = o.series_id AND a.period_start = o.period_start \
+           AND a.period_end = o.period_end AND a.revision = o.revision AND a.state = 2) \
+     END AS official_at";
 pub(super) const NAMES: &str =
     "JOIN recorders rec ON rec.id = o.recorder_id LEFT JOIN sources src ON src.id = o.source_id";
 
@@ -93,6 +102,8 @@ impl PgStore {
                 table: "observations",
                 detail: format!("approval state {state}"),
             })?,
+            verified_at: row.try_get("verified_at")?,
+            official_at: row.try_get("official_at")?,
         })
     }
 

@@ -22,12 +22,23 @@ const LATEST: &str =
      GROUP BY o.series_id, o.period_start, o.period_end";
 
 /// Names for the ids of the revisions in `o`.
-const NAMES: &str = "JOIN series s ON s.id = o.series_id \
+pub(super) const NAMES: &str = "JOIN series s ON s.id = o.series_id \
      JOIN recorders rec ON rec.id = o.recorder_id \
      LEFT JOIN sources src ON src.id = o.source_id";
 
-const NAMED: &str = "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
-     o.received_at, o.state, s.indicator, s.unit, rec.name AS recorded_by, src.name AS source";
+/// With when the revision was verified and made official (migration 0011): looked up only for a
+/// revision whose state says it was, so preliminary rows cost nothing more.
+pub(super) const NAMED: &str =
+    "o.period_start, o.period_end, o.revision, o.value, o.label, o.reported_at, \
+     o.received_at, o.state, s.indicator, s.unit, rec.name AS recorded_by, src.name AS source, \
+     CASE WHEN o.state >= 1 THEN (SELECT a.approved_at FROM approvals a \
+         WHERE a.series_id = o.series_id AND a.period_start = o.period_start \
+           AND a.period_end = o.period_end AND a.revision = o.revision AND a.state = 1) \
+     END AS verified_at, \
+     CASE WHEN o.state = 2 THEN (SELECT a.approved_at FROM approvals a \
+         WHERE a.series_id = o.series_id AND a.period_start = o.period_start \
+           AND a.period_end = o.period_end AND a.revision = o.revision AND a.state = 2) \
+     END AS official_at";
 
 impl SqliteStore {
     /// The id of a series, `None` when nothing was ever stored for it.
@@ -59,7 +70,7 @@ impl SqliteStore {
         Ok(id)
     }
 
-    fn observation_from(&self, row: &SqliteRow) -> StoreResult<StoredObservation> {
+    pub(super) fn observation_from(&self, row: &SqliteRow) -> StoreResult<StoredObservation> {
         let indicator: String = row.try_get("indicator")?;
         let unit: String = row.try_get("unit")?;
         let period_start = from_micros(row.try_get("period_start")?);
@@ -91,6 +102,12 @@ impl SqliteStore {
                 table: "observations",
                 detail: format!("approval state {state}"),
             })?,
+            verified_at: row
+                .try_get::<Option<i64>, _>("verified_at")?
+                .map(from_micros),
+            official_at: row
+                .try_get::<Option<i64>, _>("official_at")?
+                .map(from_micros),
         })
     }
 

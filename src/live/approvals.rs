@@ -1,0 +1,124 @@
+//! How far each figure on the screens has been approved (ARCHITECTURE §8): screens show the
+//! latest revisions and mark the ones not yet official. Loaded from the store at start, then
+//! kept by the pipeline: an approval (here or on another instance) raises a period's state, and a
+//! new revision of a period starts preliminary again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::approval::ApprovedRevision;
+use crate::domain::{ApprovalState, Kind, NewObservation};
+use crate::rules::plan::YearSpan;
+use crate::store::{DynStore, StoreResult};
+
+/// `(indicator, unit)` → period text → state, of the latest revisions that are not preliminary.
+type States = HashMap<(String, String), HashMap<String, ApprovalState>>;
+
+/// The approval state of the latest revision of every period the screens may show.
+#[derive(Debug, Default)]
+pub struct ApprovalStates {
+    states: Mutex<States>,
+}
+
+impl ApprovalStates {
+    /// The states of the latest revisions of last year's and this year's periods (in the city's
+    /// zone at `now`): what the screens follow (a year without targets yet shows the last).
+    pub async fn load(store: &DynStore, zone: Tz, now: DateTime<Utc>) -> StoreResult<Self> {
+        let year = chrono::Datelike::year(&now.with_timezone(&zone));
+        let rows = store
+            .latest_between(
+                YearSpan::of(year - 1, zone).start,
+                YearSpan::of(year, zone).end,
+                Some(now),
+            )
+            .await?;
+        let mut states = States::new();
+        for row in rows.into_iter().filter(|r| !r.state.is_preliminary()) {
+            states
+                .entry((row.indicator, row.unit))
+                .or_default()
+                .insert(row.period, row.state);
+        }
+        Ok(Self {
+            states: Mutex::new(states),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, States> {
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Revisions were approved. An approval that reaches this instance after a newer revision
+    /// of the same period could mark that revision: the store never approves a superseded
+    /// revision, and the next start reads the states again.
+    pub fn approve(&self, revisions: &[ApprovedRevision]) {
+        let mut states = self.lock();
+        for r in revisions {
+            let series = states
+                .entry((r.indicator.clone(), r.unit.clone()))
+                .or_default();
+            let state = series.entry(r.period.clone()).or_default();
+            *state = (*state).max(r.state);
+        }
+    }
+
+    /// New revisions were committed: each starts preliminary.
+    pub fn revised(&self, rows: &[&NewObservation]) {
+        let mut states = self.lock();
+        for row in rows {
+            let key = (row.indicator.to_string(), row.unit.to_string());
+            if let Some(series) = states.get_mut(&key) {
+                series.remove(&row.period.to_string());
+                if series.is_empty() {
+                    states.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The state of each period of one series, in the order given.
+    pub fn of_points<'a>(
+        &self,
+        indicator: &str,
+        unit: &str,
+        periods: impl Iterator<Item = &'a str>,
+    ) -> Vec<ApprovalState> {
+        let states = self.lock();
+        let series = states.get(&(indicator.to_owned(), unit.to_owned()));
+        periods
+            .map(|period| {
+                series
+                    .and_then(|s| s.get(period))
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// How far the year's figure of a series is approved: a sum or a mean is only as far as its
+/// least approved period; a latest value (level, growth, a cumulative total) is its own.
+pub fn figure_state(kind: Kind, points: &[ApprovalState]) -> Option<ApprovalState> {
+    match kind {
+        Kind::Flow | Kind::Average => points.iter().copied().min(),
+        Kind::Cumulative | Kind::Level | Kind::Growth => points.last().copied(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ApprovalState::*;
+
+    #[test]
+    fn a_sum_is_as_approved_as_its_least_approved_period_and_a_level_as_its_latest() {
+        let points = [Official, Preliminary, Verified];
+        assert_eq!(figure_state(Kind::Flow, &points), Some(Preliminary));
+        assert_eq!(figure_state(Kind::Average, &points), Some(Preliminary));
+        assert_eq!(figure_state(Kind::Level, &points), Some(Verified));
+        assert_eq!(figure_state(Kind::Flow, &[]), None);
+    }
+}

@@ -1,0 +1,208 @@
+//! Approvals on SQLite (migration 0011): the revisions an approval names move up to its state
+//! and each step is appended to `approvals`, with the audit row, in one write transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::read::{NAMED, NAMES};
+use super::{audit, from_micros, micros, SqliteStore};
+use crate::domain::approval::{ApprovalOutcome, ApprovalSelection, ApprovedRevision, NewApproval};
+use crate::domain::{Period, StoredObservation};
+use crate::store::{AuditEvent, StoreError, StoreResult};
+
+/// The latest revision of every period of the selected series lying within `[?3, ?4]`, as
+/// `read.rs`'s LATEST takes it: the row holding the group's max(revision).
+const SELECTED: &str = "SELECT o.series_id, s.indicator, s.unit, o.period_start, o.period_end, \
+        max(o.revision) AS revision, o.state \
+     FROM observations o JOIN series s ON s.id = o.series_id \
+     WHERE s.indicator IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR s.unit = ?2) \
+       AND o.period_start >= ?3 AND o.period_start <= ?4 AND o.period_end <= ?4 \
+     GROUP BY o.series_id, o.period_start, o.period_end";
+
+struct Selected {
+    series_id: i64,
+    indicator: String,
+    unit: String,
+    period_start: i64,
+    period_end: i64,
+    revision: i32,
+    state: i16,
+}
+
+fn selected_of(row: &SqliteRow) -> StoreResult<Selected> {
+    Ok(Selected {
+        series_id: row.try_get("series_id")?,
+        indicator: row.try_get("indicator")?,
+        unit: row.try_get("unit")?,
+        period_start: row.try_get("period_start")?,
+        period_end: row.try_get("period_end")?,
+        revision: row.try_get("revision")?,
+        state: row.try_get("state")?,
+    })
+}
+
+async fn select(
+    tx: &mut SqliteConnection,
+    selection: &ApprovalSelection,
+) -> StoreResult<Vec<Selected>> {
+    let (indicators, unit, from, to, revision) = match selection {
+        ApprovalSelection::Latest {
+            indicators,
+            unit,
+            from,
+            to,
+        } => (indicators.clone(), unit.clone(), *from, *to, None),
+        ApprovalSelection::One {
+            indicator,
+            unit,
+            period_start,
+            period_end,
+            revision,
+        } => (
+            vec![indicator.clone()],
+            Some(unit.clone()),
+            *period_start,
+            *period_end,
+            Some(*revision),
+        ),
+    };
+    let rows = sqlx::query(SELECTED)
+        .bind(serde_json::json!(indicators).to_string())
+        .bind(unit)
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&mut *tx)
+        .await?;
+    let selected = rows
+        .iter()
+        .map(selected_of)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(match revision {
+        // Only while it is the period's latest: a superseded revision is not approved.
+        Some(revision) => selected
+            .into_iter()
+            .filter(|s| {
+                s.period_start == micros(from)
+                    && s.period_end == micros(to)
+                    && s.revision == revision
+            })
+            .collect(),
+        None => selected,
+    })
+}
+
+impl SqliteStore {
+    fn period_text(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> StoreResult<String> {
+        Period::from_bounds(start, end, self.zone)
+            .map(|p| p.to_string())
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "observations",
+                detail: format!("[{start}, {end}) is no period in {}", self.zone),
+            })
+    }
+
+    pub(super) async fn approve_revisions(
+        &self,
+        approval: &NewApproval,
+        event: &AuditEvent,
+    ) -> StoreResult<ApprovalOutcome> {
+        let state = approval.state.as_i16();
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
+        let selected = select(&mut tx, &approval.selection).await?;
+        let (moving, standing): (Vec<Selected>, Vec<Selected>) =
+            selected.into_iter().partition(|s| s.state < state);
+        let group: i64 =
+            sqlx::query_scalar("UPDATE write_groups SET last = last + 1 RETURNING last")
+                .fetch_one(&mut *tx)
+                .await?;
+        for s in &moving {
+            sqlx::query(
+                "UPDATE observations SET state = max(state, ?5) \
+                 WHERE series_id = ?1 AND period_start = ?2 AND period_end = ?3 AND revision = ?4",
+            )
+            .bind(s.series_id)
+            .bind(s.period_start)
+            .bind(s.period_end)
+            .bind(s.revision)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO approvals (series_id, period_start, period_end, revision, state, \
+                     approved_at, approved_by, note, group_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(s.series_id)
+            .bind(s.period_start)
+            .bind(s.period_end)
+            .bind(s.revision)
+            .bind(state)
+            .bind(micros(approval.approved_at))
+            .bind(&approval.approved_by)
+            .bind(&approval.note)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut event = event.clone();
+        event.after = Some(super::super::approval_audit(
+            approval,
+            moving.len(),
+            standing.len(),
+            group,
+        ));
+        audit::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        let approved = moving
+            .into_iter()
+            .map(|s| {
+                let (start, end) = (from_micros(s.period_start), from_micros(s.period_end));
+                Ok(ApprovedRevision {
+                    period: self.period_text(start, end)?,
+                    indicator: s.indicator,
+                    unit: s.unit,
+                    period_start: start,
+                    period_end: end,
+                    revision: s.revision,
+                    state: approval.state,
+                    approved_at: approval.approved_at,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(ApprovalOutcome {
+            approved,
+            unchanged: standing.len(),
+        })
+    }
+
+    /// See [`crate::store::Store::official_between`].
+    pub(super) async fn official_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        known_by: DateTime<Utc>,
+        indicators: Option<&[String]>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let sql = format!(
+            "SELECT {NAMED} FROM observations o \
+             JOIN approvals a ON a.series_id = o.series_id AND a.period_start = o.period_start \
+                 AND a.period_end = o.period_end AND a.revision = o.revision AND a.state = 2 \
+             {NAMES} \
+             WHERE o.period_start >= ?1 AND o.period_start < ?2 AND o.reported_at <= ?3 \
+               AND a.approved_at <= ?3 \
+               AND (?4 IS NULL OR s.indicator IN (SELECT value FROM json_each(?4))) \
+             ORDER BY max(o.reported_at, a.approved_at), s.indicator, s.unit, o.period_start, \
+                 o.period_end, o.revision"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(micros(from))
+            .bind(micros(to))
+            .bind(micros(known_by))
+            .bind(indicators.map(|list| serde_json::json!(list).to_string()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| self.observation_from(row)).collect()
+    }
+}

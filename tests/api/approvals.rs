@@ -1,0 +1,455 @@
+//! Approval of figures (ARCHITECTURE §8): preliminary → verified → official per revision, given
+//! by a department's approver and the statistics office, in bulk per period or one revision at a
+//! time, audited, shown on the screens; reports read the official figures (each from when it
+//! became official) or the latest, and say which.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::SinkExt;
+use ktxh::auth::Role;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{
+    assert_problem, mint_token, spawn_app, spawn_app_with, wait_until, Backend, Reply, TestApp,
+};
+use crate::live::{connect, next_json, Socket};
+use crate::on_every_backend;
+
+const YEAR: i32 = 2026;
+
+async fn approve(app: &TestApp, token: &str, body: Value) -> Reply {
+    app.send(
+        app.client
+            .post(app.url("/api/v1/approvals"))
+            .bearer_auth(token)
+            .json(&body),
+    )
+    .await
+}
+
+/// Approves and expects 200 with these counts.
+async fn approved(app: &TestApp, token: &str, body: Value, moved: u64, unchanged: u64) {
+    let reply = approve(app, token, body.clone()).await;
+    assert_eq!(reply.status, 200, "{body}: {reply:?}");
+    assert_eq!(reply.body["approved"], moved, "{body}: {reply:?}");
+    assert_eq!(reply.body["unchanged"], unchanged, "{body}: {reply:?}");
+}
+
+async fn push(app: &TestApp, month: u32, value: f64) {
+    let reply = app
+        .post_observations(
+            &app.customs,
+            &json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM",
+                                      "period": format!("{YEAR}-{month:02}"), "value": value}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+}
+
+fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The export target's actual and the report's `Figures` column, from the English CSV report of
+/// the year; `history` and `as_of` as given.
+async fn report_actual(
+    app: &TestApp,
+    history: Option<&str>,
+    as_of: DateTime<Utc>,
+) -> (Option<f64>, String) {
+    let mut path = format!(
+        "/api/v1/reports/{YEAR}?format=csv&lang=en&as_of={}",
+        instant(as_of)
+    );
+    if let Some(history) = history {
+        path.push_str(&format!("&history={history}"));
+    }
+    let response = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&app.viewer)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    let body = response.bytes().await.expect("body");
+    let mut reader = csv::Reader::from_reader(&body[..]);
+    let headers = reader.headers().expect("header").clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+            .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
+    };
+    let (code, actual, figures) = (column("Code"), column("Actual"), column("Figures"));
+    for record in reader.records() {
+        let record = record.expect("record");
+        if &record[code] == "EXPORT_TURNOVER" {
+            let value = (!record[actual].is_empty())
+                .then(|| record[actual].parse::<f64>().expect("a number"));
+            return (value, record[figures].to_owned());
+        }
+    }
+    panic!("no EXPORT_TURNOVER row in the report {path}");
+}
+
+/// The live status's actual of the city's export target.
+async fn live_actual(app: &TestApp) -> Option<f64> {
+    let reply = app
+        .get(
+            &format!("/api/v1/status/EXPORT_TURNOVER?year={YEAR}"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["actual"].as_f64()
+}
+
+fn revision(revisions: &[Value], number: i64) -> &Value {
+    revisions
+        .iter()
+        .find(|r| r["revision"] == number)
+        .unwrap_or_else(|| panic!("no revision {number} in {revisions:?}"))
+}
+
+async fn a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, approver) = mint_token(&app.store, Role::Approver, Some("CUSTOMS")).await;
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, 1, 100.0).await;
+    push(&app, 2, 200.0).await;
+    push(&app, 3, 300.0).await;
+
+    // The department's approver verifies its quarter in bulk: every latest revision.
+    let quarter = json!({"department": "CUSTOMS", "period": format!("{YEAR}-Q1"),
+                         "state": "verified", "note": "Đã đối chiếu tờ khai"});
+    approved(&app, &approver, quarter.clone(), 3, 0).await;
+    // The statistics office makes January official (one revision), then February (in bulk).
+    approved(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{YEAR}-01"),
+               "revision": 1, "state": "official"}),
+        1,
+        0,
+    )
+    .await;
+    let between = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    approved(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "period": format!("{YEAR}-02"),
+               "state": "official"}),
+        1,
+        0,
+    )
+    .await;
+    // February is revised: the new revision starts preliminary, the official one stays official.
+    push(&app, 2, 250.0).await;
+    let february = app
+        .revisions("EXPORT_TURNOVER", "HCM", &format!("{YEAR}-02"))
+        .await;
+    let first = revision(&february, 1);
+    assert_eq!(first["state"], "official", "{february:?}");
+    assert!(first["verified_at"].is_string(), "{february:?}");
+    assert!(first["official_at"].is_string(), "{february:?}");
+    let second = revision(&february, 2);
+    assert_eq!(second["state"], "preliminary", "{february:?}");
+    assert!(second.get("official_at").is_none(), "{february:?}");
+
+    // A superseded revision is not approved; a state never goes backwards.
+    let superseded = approve(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{YEAR}-02"),
+               "revision": 1, "state": "official"}),
+    )
+    .await;
+    assert_problem(&superseded, 422, "invalid_field");
+    assert_eq!(superseded.body["errors"][0]["pointer"], "/revision");
+    let backwards = approve(
+        &app,
+        &approver,
+        json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{YEAR}-01"),
+               "revision": 1, "state": "verified"}),
+    )
+    .await;
+    assert_problem(&backwards, 422, "invalid_field");
+    assert_eq!(backwards.body["errors"][0]["pointer"], "/state");
+    // Verifying the quarter again moves only February's new revision.
+    approved(&app, &approver, quarter, 1, 2).await;
+
+    // Latest: 100 + 250 + 300; official only: January and February's first revision, 100 + 200,
+    // and before February became official, January alone.
+    wait_until("the live status", Duration::from_secs(10), async || {
+        (live_actual(&app).await == Some(650.0)).then_some(())
+    })
+    .await;
+    let now = Utc::now();
+    assert_eq!(
+        report_actual(&app, Some("latest"), now).await,
+        (Some(650.0), "latest".to_owned())
+    );
+    assert_eq!(
+        report_actual(&app, Some("official"), now).await,
+        (Some(300.0), "official".to_owned())
+    );
+    assert_eq!(
+        report_actual(&app, None, now).await,
+        (Some(300.0), "official".to_owned()),
+        "reports read the official figures unless asked otherwise"
+    );
+    assert_eq!(
+        report_actual(&app, Some("official"), between).await,
+        (Some(100.0), "official".to_owned()),
+        "an official-only report of a past instant reads as the official figures read then"
+    );
+    assert_eq!(
+        report_actual(&app, Some("latest"), between).await.0,
+        Some(600.0),
+        "the latest figures as known then"
+    );
+
+    // Every approval is in the audit log, with what it did.
+    let audit = app.store.audit(50).await.expect("audit");
+    let approvals: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "observations.approve")
+        .collect();
+    assert_eq!(approvals.len(), 4, "{approvals:?}");
+    let bulk = approvals
+        .iter()
+        .find(|e| e.subject == format!("department:CUSTOMS/*/{YEAR}-Q1"))
+        .expect("the department's bulk approval");
+    assert!(bulk.actor.starts_with("approver:CUSTOMS:"), "{bulk:?}");
+    assert_eq!(bulk.reason.as_deref(), Some("Đã đối chiếu tờ khai"));
+    let after = bulk.new.as_ref().expect("what it did");
+    assert_eq!(after["state"], "verified", "{after}");
+    assert!(
+        approvals
+            .iter()
+            .any(|e| e.new.as_ref().is_some_and(|a| a["approved"] == 3)),
+        "{approvals:?}"
+    );
+    app.stop().await;
+}
+
+/// Who may give which state, and bad input named by its field.
+async fn approvals_are_scoped_to_the_approving_roles(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.approval.owner_official_indicators = vec!["EXPORT_TURNOVER".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, customs_approver) = mint_token(&app.store, Role::Approver, Some("CUSTOMS")).await;
+    let (_, finance_approver) = mint_token(&app.store, Role::Approver, Some("FINANCE")).await;
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, 4, 400.0).await;
+    let verify = json!({"indicator": "EXPORT_TURNOVER", "period": format!("{YEAR}-04"),
+                        "state": "verified"});
+    let official = json!({"indicator": "EXPORT_TURNOVER", "period": format!("{YEAR}-04"),
+                          "state": "official"});
+    for (who, token, body) in [
+        ("admin", &app.admin, &verify),
+        ("the owning department's feed token", &app.customs, &verify),
+        ("a viewer", &app.viewer, &verify),
+        ("another department's approver", &finance_approver, &verify),
+        (
+            "another department's approver",
+            &finance_approver,
+            &official,
+        ),
+        ("the statistics office", &statistics, &verify),
+    ] {
+        let reply = approve(&app, token, body.clone()).await;
+        assert_eq!(reply.status, 403, "{who}: {reply:?}");
+        assert_problem(&reply, 403, "forbidden");
+    }
+    // Only the listed indicator: the department's others are made official by the statistics
+    // office, so a bulk selection of them all is refused.
+    let reply = approve(
+        &app,
+        &customs_approver,
+        json!({"department": "CUSTOMS", "period": format!("{YEAR}-04"), "state": "official"}),
+    )
+    .await;
+    assert_problem(&reply, 403, "forbidden");
+    // Listed in [approval] owner_official_indicators: the owner's approver makes it official.
+    approved(&app, &customs_approver, official.clone(), 1, 0).await;
+    approved(&app, &statistics, official, 0, 1).await;
+
+    for (body, pointer) in [
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "period": "2026-04"}),
+            "/state",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "period": "2026-04", "state": "preliminary"}),
+            "/state",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "period": "2026-04", "state": "approved"}),
+            "/state",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "period": "2026-13", "state": "verified"}),
+            "/period",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVR", "period": "2026-04", "state": "verified"}),
+            "/indicator",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "department": "CUSTOMS", "period": "2026-04",
+                   "state": "verified"}),
+            "/department",
+        ),
+        (
+            json!({"indicator": "EXPORT_TURNOVER", "unit": "ATLANTIS", "period": "2026-04",
+                   "state": "verified"}),
+            "/unit",
+        ),
+    ] {
+        let reply = approve(&app, &customs_approver, body.clone()).await;
+        assert_problem(&reply, 422, "invalid_field");
+        assert_eq!(
+            reply.body["errors"][0]["pointer"], pointer,
+            "{body}: {reply:?}"
+        );
+    }
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/approvals"))
+                .bearer_auth(&customs_approver)
+                .header("content-type", "application/json")
+                .body("{\"state\": "),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let missing = approve(
+        &app,
+        &customs_approver,
+        json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2026-05",
+               "revision": 1, "state": "verified"}),
+    )
+    .await;
+    assert_problem(&missing, 404, "not_found");
+    // Approvers and the statistics office write no figure.
+    for token in [&customs_approver, &statistics] {
+        let reply = app
+            .post_observations(
+                token,
+                &json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM",
+                                          "period": "2026-05", "value": 1.0}]}),
+            )
+            .await;
+        assert_problem(&reply, 403, "forbidden");
+    }
+    app.stop().await;
+}
+
+/// Subscribes a screen to the export indicator; returns it after its snapshot.
+pub(crate) async fn export_screen(socket: &mut Socket) -> Value {
+    socket
+        .send(Message::text(
+            json!({"subscribe": ["indicator:EXPORT_TURNOVER"]}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    loop {
+        let message = next_json(socket).await;
+        if message["type"] == "snapshot" {
+            return message;
+        }
+    }
+}
+
+/// The city's export target view in a frame, if the frame carries it.
+pub(crate) fn city_view(frame: &Value) -> Option<&Value> {
+    frame["data"]["targets"]
+        .as_array()?
+        .iter()
+        .find(|t| t["unit"] == "HCM" && t["year"] == YEAR)
+}
+
+/// Waits for a frame whose city export view says `check`.
+pub(crate) async fn view_where(socket: &mut Socket, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the view in time");
+        let frame = tokio::time::timeout(Duration::from_secs(20), next_json(socket))
+            .await
+            .expect("a frame in time");
+        if let Some(view) = city_view(&frame) {
+            if check(view) {
+                return view.clone();
+            }
+        }
+    }
+}
+
+fn point_state<'a>(view: &'a Value, period: &str) -> Option<&'a str> {
+    view["points"]
+        .as_array()?
+        .iter()
+        .find(|p| p["period"] == period)
+        .map(|p| p["state"].as_str().unwrap_or("preliminary"))
+}
+
+/// The screens mark a figure's state at once, and a new revision starts preliminary again.
+async fn the_screens_mark_preliminary_and_official_figures(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, 1, 100.0).await;
+    let mut socket = connect(&app, &app.viewer).await;
+    let snapshot = export_screen(&mut socket).await;
+    let view = city_view(&snapshot).expect("the city's export target");
+    assert_eq!(view["state"], "preliminary", "{view}");
+    assert_eq!(point_state(view, "2026-01"), Some("preliminary"), "{view}");
+
+    approved(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "period": "2026", "state": "official"}),
+        1,
+        0,
+    )
+    .await;
+    let view = view_where(&mut socket, |v| v["state"] == "official").await;
+    assert_eq!(point_state(&view, "2026-01"), Some("official"), "{view}");
+
+    push(&app, 2, 200.0).await;
+    let view = view_where(&mut socket, |v| point_state(v, "2026-02").is_some()).await;
+    assert_eq!(point_state(&view, "2026-01"), Some("official"), "{view}");
+    assert_eq!(point_state(&view, "2026-02"), Some("preliminary"), "{view}");
+    assert_eq!(
+        view["state"], "preliminary",
+        "a sum is as approved as its least approved month"
+    );
+    push(&app, 1, 110.0).await;
+    let view = view_where(&mut socket, |v| {
+        point_state(v, "2026-01") == Some("preliminary")
+    })
+    .await;
+    assert_eq!(view["state"], "preliminary", "{view}");
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens,
+    approvals_are_scoped_to_the_approving_roles,
+    the_screens_mark_preliminary_and_official_figures,
+);
