@@ -9,6 +9,12 @@ const LANGS = ["vi", "en"];
 
 const STRINGS = {
   vi: {
+    coverage_reported: "{reported}/{expected} phường, xã đã báo cáo",
+    ind_coverage: "Phường, xã đã báo cáo",
+    coverage_period: "kỳ {period}",
+    coverage_computed: "số liệu tổng hợp từ phường, xã",
+    coverage_own: "đơn vị tự báo cáo {own}; tổng hợp từ phường, xã {computed}",
+    coverage_flagged: "chênh lệch {difference}",
     app_title: "Chỉ tiêu kinh tế – xã hội",
     year_label: "Năm {year}",
     skip_to_targets: "Bỏ qua, đến danh sách chỉ tiêu",
@@ -218,6 +224,12 @@ const STRINGS = {
     ind_state: "Số liệu",
   },
   en: {
+    coverage_reported: "{reported} of {expected} wards and communes reported",
+    ind_coverage: "Wards and communes reported",
+    coverage_period: "period {period}",
+    coverage_computed: "rolled up from wards and communes",
+    coverage_own: "reported by the unit {own}; rolled up from wards and communes {computed}",
+    coverage_flagged: "differs by {difference}",
     app_title: "Socio-economic targets",
     year_label: "Year {year}",
     skip_to_targets: "Skip to the target list",

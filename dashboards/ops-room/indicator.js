@@ -8,6 +8,7 @@ import { drawIndicatorChart, riskBands } from "./charts.js";
 import { renderComparison } from "./compare.js";
 import { ExplanationPanel } from "./explanation.js";
 import { figureState, stateLabel } from "./approval.js";
+import { coverageDetail, coverageOf } from "./coverage.js";
 import { formatDateTime, formatPercent, formatValue, pick, t } from "./i18n.js";
 import { formatGoal, knownStatus, lateVerdict, statusIcon, statusLabel } from "./status.js";
 import { periodEnd, yearSpan, zonedMonthStart } from "./time.js";
@@ -283,6 +284,8 @@ export class IndicatorPage {
     ];
     // Live views say how far the figure is approved; the status API does not.
     if (figureState(status)) rows.splice(1, 0, ["ind_state", stateLabel(figureState(status))]);
+    const coverage = coverageOf(status);
+    if (coverage) rows.splice(1, 0, ["ind_coverage", coverageDetail(coverage), coverage.flagged || coverage.partial ? "fact-warn" : undefined]);
     if (status.overdue_period) rows.push(["ind_overdue", status.overdue_period, "fact-warn"]);
     if (status.anomaly) rows.push(["ind_anomaly", describeAnomaly(status.anomaly), "fact-warn"]);
     if (status.target?.source) rows.push(["ind_target_source", status.target.source, "fact-source"]);

@@ -19,6 +19,7 @@ import {
 import { SPARK_HEIGHT, SPARK_WIDTH, drawSparkline } from "./charts.js";
 import { createExplanationMark, renderExplanationMark } from "./explanation.js";
 import { createStateMark, renderStateMark } from "./approval.js";
+import { createCoverageMark, renderCoverageMark } from "./coverage.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WORST_PER_TILE = 2;
@@ -202,7 +203,8 @@ export class Overview {
     actual.dataset.field = "actual";
     const goal = h("span", "t-goal");
     const state = createStateMark();
-    figures.append(actual, state, goal);
+    const coverage = createCoverageMark();
+    figures.append(actual, state, coverage, goal);
     const spark = document.createElementNS(SVG_NS, "svg");
     spark.setAttribute("class", "spark");
     spark.setAttribute("viewBox", `0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`);
@@ -217,7 +219,7 @@ export class Overview {
     bar.append(fill, expected, marker);
     link.append(statusText, icon, title, figures, spark, bar);
     item.append(link);
-    const row = { item, link, statusText, icon, name, late, lateIcon, lateText, explanation, actual, state, goal, spark, fill, expected, marker, drawnPoints: null };
+    const row = { item, link, statusText, icon, name, late, lateIcon, lateText, explanation, actual, state, coverage, goal, spark, fill, expected, marker, drawnPoints: null };
     this.rows.set(code, row);
     item.hidden = this.filter !== null && this.groupOf(code) !== this.filter;
     return row;
@@ -245,6 +247,7 @@ export class Overview {
     row.statusText.textContent = `${statusLabel(view)}: `;
     this.renderLate(row, view);
     renderExplanationMark(row.explanation, view);
+    renderCoverageMark(row.coverage, view);
     renderStateMark(row.state, view);
     // A narrow column may cut the name short beside the late tag; the tooltip keeps both.
     link.title = lateVerdict(view) ? `${name} — ${statusLabel(view)}` : name;
