@@ -23,7 +23,7 @@ use super::engine::{flag_anomalies, Anomaly, Engine, Frames, Pass, Slot};
 use super::plan::YearSpan;
 use super::series::{LiveState, SeriesId};
 use crate::domain::approval::History;
-use crate::domain::{NewObservation, Period, StoredObservation, Target};
+use crate::domain::{Code, NewObservation, Period, StoredObservation, Target};
 use crate::store::{DynStore, StoreResult, TargetVersion};
 
 /// One target's state after a replay: what a live engine holds in its slot, and the flag of its
@@ -81,9 +81,10 @@ struct Run<'a> {
     live: LiveState,
     anomalies: HashMap<SeriesId, Anomaly>,
     frames: Frames,
-    /// The revision applied for each period, so that a lower revision known later (a
-    /// back-dated correction of an older figure) does not replace a higher one.
-    held: HashMap<(DateTime<Utc>, DateTime<Utc>), i32>,
+    /// The revision applied for each unit's period, so that a lower revision known later (a
+    /// back-dated correction of an older figure) does not replace a higher one. A parent of an
+    /// indicator that rolls up learns its children's figures too.
+    held: HashMap<(Code, DateTime<Utc>, DateTime<Utc>), i32>,
     /// The calendar's key at the last evaluation.
     last_key: Option<CalendarKey>,
 }
@@ -95,7 +96,7 @@ impl Run<'_> {
         for k in known {
             let held = self
                 .held
-                .entry((k.row.period_start, k.row.period_end))
+                .entry((k.row.unit.clone(), k.row.period_start, k.row.period_end))
                 .or_insert(i32::MIN);
             if k.revision > *held {
                 *held = k.revision;
