@@ -979,7 +979,11 @@ async fn a_delivery_held_open_by_a_lost_leader_is_taken_over(backend: Backend, l
         tokio::time::sleep(POLL).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(claim_of(&db.url, id).await.2, 1, "still one delivery recorded");
+    assert_eq!(
+        claim_of(&db.url, id).await.2,
+        1,
+        "still one delivery recorded"
+    );
     let first = &receiver.arrivals()[0];
     if let Loss::Terminated = loss {
         // a lives: it stopped its send as it stepped down, rather than finishing it late.

@@ -181,7 +181,10 @@ impl Outbox {
                         }
                     }
                 };
-                if crate::leader::while_leading(&leading, round).await.is_none() {
+                if crate::leader::while_leading(&leading, round)
+                    .await
+                    .is_none()
+                {
                     tracing::warn!(
                         "no longer leads: notification delivery stopped, claims left to the next leader"
                     );
@@ -373,8 +376,13 @@ impl Outbox {
                 Ok(n) => n,
                 Err(error) => {
                     metrics::outbox_delivery(receiver, DeliveryOutcome::Failed, None);
-                    self.record(row.id, now, Some(&format!("unreadable payload: {error}")), None)
-                        .await?;
+                    self.record(
+                        row.id,
+                        now,
+                        Some(&format!("unreadable payload: {error}")),
+                        None,
+                    )
+                    .await?;
                     continue;
                 }
             };
