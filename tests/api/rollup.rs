@@ -168,6 +168,13 @@ async fn the_city_is_judged_from_its_wards_when_it_reports_nothing(backend: Back
         assert!(micros(&then[field]).is_some(), "{field}");
     }
 
+    // As of now: every ward's figures, each its own latest revision.
+    let now = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let replayed = status(&app, "COMMUNE_BUDGET_REVENUE", &format!("&as_of={now}")).await;
+    for field in ["status", "actual", "coverage"] {
+        assert_eq!(replayed[field], four[field], "{field}");
+    }
+
     // The rolled-up figures are derived, not stored: the city has no observation of its own.
     let stored = app
         .get(
