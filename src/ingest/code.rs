@@ -23,7 +23,13 @@ fn is_padding(c: char) -> bool {
 
 /// `code` without the white space and invisible characters around it.
 pub fn trim_padding(code: &str) -> &str {
-    code.trim_matches(is_padding)
+    // Most codes arrive bare: a code that starts and ends with a visible ASCII character has no
+    // padding to look for, and is spared decoding every character of it.
+    let bytes = code.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => code,
+        _ => code.trim_matches(is_padding),
+    }
 }
 
 /// A code as sent, trimmed of its padding; `None` when nothing is left.

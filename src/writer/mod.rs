@@ -4,6 +4,11 @@
 //! answers each request with its own outcome — so a client that reads a status after its 200
 //! sees its figure.
 //!
+//! The pipeline and the answers of one group run beside the writing of the next (ARCHITECTURE
+//! §7): a second task takes the committed groups in commit order, one at a time, so the
+//! database is not left idle while the engine judges a group, and nothing is answered before
+//! its group has committed and gone through the pipeline.
+//!
 //! A request that goes away (a client hanging up) only drops its end of the answer: a batch
 //! is queued whole or not at all, and once queued it is written whole. A full queue answers at
 //! once, so a burst costs callers a retry, never the service its memory.
@@ -137,21 +142,34 @@ impl Writer {
         let closing = CancellationToken::new();
         let stopped = CancellationToken::new();
         metrics::METRICS.init(store.backend());
+        // The finisher's queue: a group written while the one before it is still in the
+        // pipeline waits here, so at most this many groups are committed and not yet answered.
+        let (finished, finishing) = mpsc::channel(FINISHING);
+        let in_pipeline = Arc::new(InPipeline::default());
         let task = Task {
             receiver,
             store,
-            pipeline,
+            finished,
+            in_pipeline: in_pipeline.clone(),
             settings,
             queued_rows: queued_rows.clone(),
             counters: counters.clone(),
             closing: closing.clone(),
             stamped: chrono::DateTime::<Utc>::MIN_UTC,
         };
+        let finisher = Finisher {
+            receiver: finishing,
+            pipeline,
+            in_pipeline,
+            counters: counters.clone(),
+        };
         let guard = stopped.clone().drop_guard();
+        tokio::spawn(task.run());
         tokio::spawn(async move {
-            // Dropped when the task ends, however it ends: `stopped` then fires.
+            // Dropped when the finisher ends, however it ends: `stopped` then fires. The
+            // finisher ends after the writer, once it has answered every group written.
             let _guard = guard;
-            task.run().await;
+            finisher.run().await;
         });
         Self {
             queue,
@@ -259,10 +277,30 @@ impl Writer {
     }
 }
 
+/// Groups committed and not yet through the pipeline, at most: one in the pipeline and one
+/// waiting while the writer writes the next.
+const FINISHING: usize = 1;
+
+/// A group smaller than this keeps gathering while the group before it is in the pipeline.
+/// Small batches (many senders of a few rows each) are waiting for their answers then, so few
+/// would be queued: written at once, the group would cost a commit for a handful of rows, and
+/// the commit (its flush to disk) is what such groups spend most on. A group this large is
+/// worth its commit, and is written beside the pipeline.
+const OVERLAP_ROWS: usize = 1_000;
+
+/// How many committed groups the [`Finisher`] has not yet answered, and a wake-up when one is.
+#[derive(Default)]
+struct InPipeline {
+    groups: AtomicUsize,
+    answered: tokio::sync::Notify,
+}
+
 struct Task {
     receiver: mpsc::Receiver<Job>,
     store: DynStore,
-    pipeline: Arc<Pipeline>,
+    /// Committed groups, in commit order, to the [`Finisher`].
+    finished: mpsc::Sender<Finished>,
+    in_pipeline: Arc<InPipeline>,
     settings: WriterSettings,
     queued_rows: Arc<AtomicUsize>,
     counters: Arc<Counters>,
@@ -331,6 +369,23 @@ impl Task {
             rows += job.batch.rows.len();
             group.push(job);
         }
+        // A small group goes on gathering until the group before it has been answered, as
+        // when the pipeline ran on the writer's own task (see [`OVERLAP_ROWS`]).
+        while rows < OVERLAP_ROWS.min(self.settings.group_rows)
+            && group.len() < self.settings.group_batches
+            && self.in_pipeline.groups.load(Ordering::Acquire) > 0
+        {
+            // A wake-up given while nobody waited is kept (`notify_one`), so none is lost
+            // between the check above and this wait.
+            let job = tokio::select! {
+                job = self.receiver.recv() => job,
+                () = self.in_pipeline.answered.notified() => continue,
+            };
+            let Some(job) = job else { break };
+            self.take(&job);
+            rows += job.batch.rows.len();
+            group.push(job);
+        }
         group
     }
 
@@ -369,25 +424,34 @@ impl Task {
             "write group committed"
         );
 
-        let now = stamp;
         let committed: Vec<CommittedBatch> = batches
             .into_iter()
             .zip(&outcomes)
             .zip(&rest)
             .filter_map(|((batch, outcome), (origin, _))| match outcome {
                 Ok(WriteOutcome::Written { receipt, accepted }) => {
-                    Some(committed_batch(batch, accepted, receipt, origin, now))
+                    Some(committed_batch(batch, accepted, receipt, origin, stamp))
                 }
                 _ => None,
             })
             .collect();
-        if !committed.is_empty() {
-            self.pipeline.apply(Change::Committed(committed)).await;
-        }
-        for ((_, reply), outcome) in rest.into_iter().zip(outcomes) {
-            // The caller may have gone away; its batch is written all the same.
-            let _ = reply.send(outcome);
-            self.counters.answered.fetch_add(1, Ordering::AcqRel);
+        let replies = rest
+            .into_iter()
+            .map(|(_, reply)| reply)
+            .zip(outcomes)
+            .collect();
+        // Waits while the finisher is a group behind, so committed groups never pile up.
+        self.in_pipeline.groups.fetch_add(1, Ordering::AcqRel);
+        if let Err(refused) = self.finished.send(Finished { committed, replies }).await {
+            // The finisher has gone (it panicked): the group is committed, so its callers
+            // are answered now rather than left with nothing; the engine and the screens
+            // catch up on the next tick or restart.
+            tracing::error!("the writer's finisher has stopped; answering without the pipeline");
+            for (reply, outcome) in refused.0.replies {
+                let _ = reply.send(outcome);
+                self.counters.answered.fetch_add(1, Ordering::AcqRel);
+            }
+            self.in_pipeline.groups.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -441,6 +505,48 @@ impl Task {
                 }
                 outcomes
             }
+        }
+    }
+}
+
+/// A committed group on its way through the pipeline to its callers.
+struct Finished {
+    committed: Vec<CommittedBatch>,
+    replies: Vec<(Reply, Result<WriteOutcome, WriteError>)>,
+}
+
+type Reply = oneshot::Sender<Result<WriteOutcome, WriteError>>;
+
+/// Carries committed groups through the [`Pipeline`] one at a time, in the order the writer
+/// committed them, then answers their callers: a caller that reads after its 200 sees its
+/// figure, and the engine sees groups in commit order.
+struct Finisher {
+    receiver: mpsc::Receiver<Finished>,
+    pipeline: Arc<Pipeline>,
+    in_pipeline: Arc<InPipeline>,
+    counters: Arc<Counters>,
+}
+
+impl Finisher {
+    async fn run(mut self) {
+        while let Some(Finished { committed, replies }) = self.receiver.recv().await {
+            if !committed.is_empty() {
+                // A panic in the pipeline must not leave committed groups unanswered.
+                let applied =
+                    std::panic::AssertUnwindSafe(self.pipeline.apply(Change::Committed(committed)))
+                        .catch_unwind()
+                        .await;
+                if applied.is_err() {
+                    tracing::error!("the pipeline panicked on a committed group");
+                }
+            }
+            for (reply, outcome) in replies {
+                // The caller may have gone away; its batch is written all the same.
+                let _ = reply.send(outcome);
+                self.counters.answered.fetch_add(1, Ordering::AcqRel);
+            }
+            self.in_pipeline.groups.fetch_sub(1, Ordering::AcqRel);
+            self.in_pipeline.answered.notify_one();
         }
     }
 }

@@ -193,7 +193,8 @@ impl PgStore {
         // straight to the lookup instead of failing a COPY.
         let mut assume_new = !keys.is_empty() && none_stored(&mut tx, &keys).await?;
         let mut latest = if assume_new {
-            HashMap::new()
+            // Every row of an append becomes a key of its own.
+            HashMap::with_capacity(keys.len())
         } else {
             latest_of(&mut tx, &keys, lookup).await?
         };
@@ -271,7 +272,7 @@ impl PgStore {
             let known = self.ids.read().unwrap_or_else(|e| e.into_inner());
             // Each name is looked up once, however many rows carry it: the cache is keyed by
             // owned strings, and a key built per row would cost two allocations a row.
-            let mut seen: HashSet<(&str, &str)> = HashSet::new();
+            let mut seen: HashSet<(&str, &str), CodeHash> = HashSet::default();
             let mut seen_sources: HashSet<&str> = HashSet::new();
             for batch in batches {
                 match known.recorders.get(&batch.recorded_by) {
@@ -387,6 +388,38 @@ impl PgStore {
         known.sources.extend(learnt.sources);
     }
 }
+
+/// A multiply-and-rotate hash (as rustc's FxHash) for maps keyed by catalogue codes, looked up
+/// once or twice per row. Every code here has passed validation, so it is one of the
+/// catalogue's and a sender cannot choose colliding keys; SipHash's resistance to that is not
+/// needed, and its cost per row was a tenth of the server's time in an append.
+#[derive(Default, Clone, Copy)]
+struct CodeHasher(u64);
+
+impl std::hash::Hasher for CodeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write(&[byte]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type CodeHash = std::hash::BuildHasherDefault<CodeHasher>;
 
 fn series_key(row: &NewObservation) -> (String, String) {
     (
@@ -513,7 +546,7 @@ async fn remember(
 
 /// Each written batch's rows' series ids, in row order; empty for batches not written.
 fn series_of(batches: &[WriteBatch], fates: &[Fate], ids: &Ids) -> StoreResult<Vec<Vec<i32>>> {
-    let by_name: HashMap<(&str, &str), i32> = ids
+    let by_name: HashMap<(&str, &str), i32, CodeHash> = ids
         .series
         .iter()
         .map(|((indicator, unit), &id)| ((indicator.as_str(), unit.as_str()), id))
