@@ -11,6 +11,7 @@ mod approvals;
 mod as_of_replay;
 mod audit;
 mod auth;
+mod claims;
 mod departments;
 mod dhis2;
 mod explanations;
