@@ -61,6 +61,8 @@ enum Access {
     OwnerOrAdmin,
     /// Admins only.
     Admin,
+    /// Any valid token but another department's own: a department's page.
+    NotOtherDepartment,
     /// The approver of the department that owns the figures (the probe verifies them); no
     /// other role, admins included, approves.
     OwnerApprover,
@@ -84,6 +86,8 @@ fn expected(access: Access, caller: Caller) -> Expect {
     match (access, caller) {
         (Access::OwnerApprover, OwnerApprover) => Expect::Allowed,
         (Access::OwnerApprover, _) => Expect::Refused(403),
+        (Access::NotOtherDepartment, OtherDepartment) => Expect::Refused(403),
+        (Access::NotOtherDepartment, _) => Expect::Allowed,
         (Access::AnyToken, _) | (_, Admin) => Expect::Allowed,
         (Access::OwnerOrAdmin, Owner) => Expect::Allowed,
         _ => Expect::Refused(403),
@@ -118,6 +122,11 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("observations_list", (AnyToken, "CUSTOMS")),
         ("observations_revisions", (AnyToken, "CUSTOMS")),
         ("ws_ticket", (AnyToken, "CUSTOMS")),
+        ("explanations_list", (AnyToken, "CUSTOMS")),
+        ("explanations_current", (AnyToken, "CUSTOMS")),
+        ("departments_list", (AnyToken, "FINANCE")),
+        ("departments_dashboard", (NotOtherDepartment, "FINANCE")),
+        ("explanations_post", (OwnerOrAdmin, "CUSTOMS")),
         ("ws_upgrade", (AnyToken, "CUSTOMS")),
         ("observations_post", (OwnerOrAdmin, "CUSTOMS")),
         ("dhis2_post", (OwnerOrAdmin, "HEALTH")),
