@@ -216,7 +216,9 @@ pub async fn dashboard(
     {
         let latest = latest_figure(&state, indicator, &city, year, zone).await?;
         let status = statuses.iter().find(|s| s.indicator == indicator.code);
-        let owed = due(calendar, indicator.periodicity, latest.as_ref(), now, zone);
+        // The indicator's own calendar when it has one (an index published the next spring).
+        let calendar = calendar.for_indicator(indicator);
+        let owed = due(&calendar, indicator.periodicity, latest.as_ref(), now, zone);
         indicators.push(IndicatorDue {
             code: indicator.code.clone(),
             name_vi: indicator.name_vi.clone(),
@@ -406,6 +408,36 @@ mod tests {
         let on_time = due(&calendar, Periodicity::Yearly, Some(&delivered), now, zone);
         assert!(!on_time.late);
         assert_eq!(on_time.overdue_days, None);
+    }
+
+    #[test]
+    fn an_index_on_its_own_calendar_is_not_late_before_its_publication_month() {
+        use crate::rules::staleness::IndicatorRelease;
+        let zone = chrono_tz::Asia::Ho_Chi_Minh;
+        // Published by 31 May of the next year, as the PCI.
+        let release = IndicatorRelease {
+            months_after: Some(5),
+            day: Some(31),
+            ..IndicatorRelease::default()
+        };
+        let calendar = ReleaseCalendar::default().with_release(Some(&release));
+        let now = at("2026-02-20T03:00:00Z");
+        let previous = figure(Period::Year(2024));
+        let owed = due(&calendar, Periodicity::Yearly, Some(&previous), now, zone);
+        assert!(!owed.late);
+        assert_eq!(owed.expected.unwrap().period, "2024");
+        let next = owed.next.unwrap();
+        assert_eq!(next.period, "2025");
+        assert_eq!(next.due_at, at("2026-05-31T17:00:00Z"));
+        // The city's calendar would have wanted it by 6 January.
+        let city = due(
+            &ReleaseCalendar::default(),
+            Periodicity::Yearly,
+            Some(&previous),
+            now,
+            zone,
+        );
+        assert!(city.late);
     }
 
     #[test]
