@@ -47,8 +47,12 @@ pub enum Direction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rollup {
+    /// The sum of the children that reported.
     Sum,
+    /// Their plain mean.
     Mean,
+    /// Their mean weighted by each unit's `population` (`config/catalogue/units.toml`); a unit
+    /// without one weighs what its children weigh together (`rules::rollup`).
     WeightedMean,
     /// Only the city reports it.
     None,
