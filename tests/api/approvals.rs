@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{
     assert_problem, mint_token, spawn_app, spawn_app_with, wait_until, Backend, Reply, TestApp,
 };
+use crate::instances::{screen, Other};
 use crate::live::{connect, next_json, Socket};
 use crate::on_every_backend;
 
@@ -448,8 +449,36 @@ async fn the_screens_mark_preliminary_and_official_figures(backend: Backend) {
     app.stop().await;
 }
 
+/// An approval given through one instance reaches the screens of another at once, through the
+/// commits table (ARCHITECTURE §7); PostgreSQL only, as SQLite serves one instance.
+async fn an_approval_reaches_the_screens_of_another_instance(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, 1, 100.0).await;
+    let other = Other::start(&app).await;
+    let mut socket = screen(other.addr, &app.viewer).await;
+    approved(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "period": "2026-01", "state": "official"}),
+        1,
+        0,
+    )
+    .await;
+    let view = view_where(&mut socket, |v| v["state"] == "official").await;
+    assert_eq!(point_state(&view, "2026-01"), Some("official"), "{view}");
+    other.stop().await;
+    app.stop().await;
+}
+
 on_every_backend!(
     a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens,
     approvals_are_scoped_to_the_approving_roles,
     the_screens_mark_preliminary_and_official_figures,
+    an_approval_reaches_the_screens_of_another_instance,
 );

@@ -33,14 +33,14 @@ fn this_year() -> i32 {
 }
 
 /// Another instance on the database of `first`.
-struct Other {
-    addr: SocketAddr,
+pub(crate) struct Other {
+    pub(crate) addr: SocketAddr,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Other {
-    async fn start(first: &TestApp) -> Self {
+    pub(crate) async fn start(first: &TestApp) -> Self {
         Self::start_with(first, |_| {}).await
     }
 
@@ -66,13 +66,13 @@ impl Other {
         }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
     }
 }
 
-async fn screen(addr: SocketAddr, viewer: &str) -> Socket {
+pub(crate) async fn screen(addr: SocketAddr, viewer: &str) -> Socket {
     screen_resuming(addr, viewer, None, "subscribe").await
 }
 
