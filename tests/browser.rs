@@ -213,6 +213,24 @@ fn an_explanation_posted_through_the_api_shows_on_the_wall_within_a_second_in_ch
 }
 
 #[test]
+fn a_city_figure_rolled_up_from_its_wards_shows_their_coverage_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "coverage.mjs",
+        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
+    );
+}
+
+#[test]
 fn the_api_reference_renders_every_operation_filters_and_speaks_english_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
