@@ -98,7 +98,7 @@ try {
       observations: [{ indicator: INDICATOR, unit: "HCM", period: String(year), value: 18.75 }],
     });
     assert(receipt.accepted === 1, `not accepted: ${JSON.stringify(receipt)}`);
-    await page.waitForSelector(`${MARK}[data-explained="false"]:not([hidden])`, { timeout: 5000 });
+    await page.waitForSelector(`${MARK}[data-explained="false"]:not([hidden])`, { timeout: 15_000 });
     const text = await page.$eval(MARK, (el) => el.textContent.trim());
     assert(text === "chưa có giải trình", `the mark reads "${text}"`);
     const status = await page.$eval(ROW, (el) => el.dataset.status);
