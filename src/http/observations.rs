@@ -17,6 +17,7 @@ use super::openapi::{
 };
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::{Code, Indicator, Period, StoredObservation};
+use crate::rules::rollup::{rolled_up_periods, RolledUpPeriod};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
 use crate::ingest::{sdmx, Format, IdempotencyKey};
@@ -263,6 +264,11 @@ pub struct LatestObservations {
     indicator: Code,
     unit: String,
     observations: Vec<StoredObservation>,
+    /// For a parent unit of an indicator that rolls up: each period's value as judged (its own
+    /// figure, else its children's) with how many children reported; derived, not stored. The
+    /// current year when `from` and `to` are absent (ARCHITECTURE §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rolled_up: Option<Vec<RolledUpPeriod>>,
 }
 
 /// The latest revisions aggregated per calendar bucket.
@@ -383,11 +389,43 @@ pub async fn list(
         })));
     }
     let observations = state.store.observations(&query).await?;
+    let rolled_up = rolled_up(&state, indicator, &unit, &query).await?;
     Ok(Json(ObservationsRead::Latest(LatestObservations {
         indicator: indicator.code.clone(),
         unit,
         observations,
+        rolled_up,
     })))
+}
+
+/// A parent's periods formed from its children's revisions known by `as_of` (now when absent),
+/// as the engine forms them; `None` for a unit whose figure is not formed from its children's.
+async fn rolled_up(
+    state: &AppState,
+    indicator: &Indicator,
+    unit: &str,
+    query: &ObservationQuery,
+) -> Result<Option<Vec<RolledUpPeriod>>, ApiError> {
+    let plan = state.engine.rollups();
+    if !plan.rolls_up(indicator.code.as_str(), unit) {
+        return Ok(None);
+    }
+    let zone = state.settings.zone();
+    let now = Utc::now();
+    let year = Period::Year(chrono::Datelike::year(&now.with_timezone(&zone)));
+    let from = query.from.unwrap_or_else(|| year.start(zone));
+    let to = query.to.unwrap_or_else(|| year.end(zone));
+    let indicators = [indicator.code.to_string()];
+    let rows = state
+        .store
+        .known_between(from, to, query.as_of.unwrap_or(now), Some(&indicators))
+        .await?;
+    Ok(Some(rolled_up_periods(
+        plan.clone(),
+        indicator.code.as_str(),
+        unit,
+        &rows,
+    )))
 }
 
 /// Every revision of one observation, oldest first; a withdrawal has `"value": null`.

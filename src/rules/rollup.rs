@@ -356,3 +356,81 @@ mod tests {
         assert_eq!(differs(Rollup::Sum, 110.0, 100.0, false, 0.05).0, Some(0.1));
     }
 }
+
+/// One period of a parent's series as read through the observations API: the value judged and
+/// what it was formed from.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RolledUpPeriod {
+    pub period: String,
+    /// The unit's own figure when it reported the period, else its children's.
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_value: Option<f64>,
+    /// Children with a value for the period.
+    pub reported: u32,
+    pub expected: u32,
+    pub partial: bool,
+}
+
+/// A parent's periods formed from the stored revisions `rows` (any order, any revisions: the
+/// highest of each unit's period wins), as the engine forms them: derived, never stored.
+pub fn rolled_up_periods(
+    plan: std::sync::Arc<RollupPlan>,
+    indicator: &str,
+    unit: &str,
+    rows: &[crate::domain::StoredObservation],
+) -> Vec<RolledUpPeriod> {
+    let Some(expected) = plan
+        .unit(unit)
+        .map(|u| u32::try_from(plan.children(u).len()).unwrap_or(u32::MAX))
+    else {
+        return Vec::new();
+    };
+    // The highest revision of each unit's period.
+    let mut latest: HashMap<
+        (
+            &str,
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+        ),
+        &crate::domain::StoredObservation,
+    > = HashMap::new();
+    for row in rows.iter().filter(|r| r.indicator == indicator) {
+        let key = (row.unit.as_str(), row.period_start, row.period_end);
+        if latest
+            .get(&key)
+            .is_none_or(|held| held.revision < row.revision)
+        {
+            latest.insert(key, row);
+        }
+    }
+    let committed: Vec<crate::domain::NewObservation> = latest
+        .values()
+        .filter_map(|row| row.as_committed())
+        .collect();
+    let mut live = super::series::LiveState::default();
+    live.set_rollups(plan);
+    live.apply(&committed.iter().collect::<Vec<_>>());
+    let Some(id) = live.judged_id(indicator, unit) else {
+        return Vec::new();
+    };
+    let (from, to) = (
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    );
+    live.starting_within(id, from, to)
+        .latest()
+        .zip(live.rollup_within(id, from, to))
+        .map(|(point, rolled)| RolledUpPeriod {
+            period: point.period.to_string(),
+            value: point.value,
+            computed: rolled.computed,
+            reported_value: rolled.own,
+            reported: rolled.reported,
+            expected,
+            partial: rolled.reported < expected,
+        })
+        .collect()
+}

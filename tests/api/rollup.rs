@@ -184,6 +184,29 @@ async fn the_city_is_judged_from_its_wards_when_it_reports_nothing(backend: Back
         .await;
     assert_eq!(stored.status, 200, "{stored:?}");
     assert_eq!(stored.body["observations"], json!([]), "{}", stored.body);
+    // Read for the city, its periods come formed from its wards', with their coverage.
+    let rolled = stored.body["rolled_up"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rolled.len(), 12, "{}", stored.body);
+    assert_eq!(rolled[0]["period"], "2025-01");
+    assert_close(&rolled[0]["value"], 950.0);
+    assert_eq!(rolled[0]["reported"], 3);
+    assert_eq!(rolled[0]["expected"], WARDS);
+    assert_eq!(rolled[11]["period"], "2025-12");
+    assert_close(&rolled[11]["value"], 1_750.0);
+    assert_eq!(rolled[11]["reported"], 4);
+    assert_eq!(rolled[11]["partial"], true);
+    // A ward's own read has nothing to roll up.
+    let ward = app
+        .get(
+            "/api/v1/observations?indicator=COMMUNE_BUDGET_REVENUE&unit=P_SAI_GON&from=2025-01&to=2025-12",
+            &app.viewer,
+        )
+        .await;
+    assert!(ward.body.get("rolled_up").is_none(), "{}", ward.body);
+    assert_eq!(ward.body["observations"].as_array().map(Vec::len), Some(12));
     app.stop().await;
 }
 on_every_backend!(the_city_is_judged_from_its_wards_when_it_reports_nothing);
