@@ -934,13 +934,7 @@ impl Engine {
                 .indicator
                 .and_then(|i| self.catalogue.indicators.get(i));
             if let Some(indicator) = indicator {
-                frames.prepare(
-                    indicator,
-                    slot.target.year,
-                    &self.calendar,
-                    self.zone,
-                    now,
-                );
+                frames.prepare(indicator, slot.target.year, &self.calendar, self.zone, now);
             }
         }
         Pass {
