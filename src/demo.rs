@@ -2,7 +2,7 @@
 //! reporting unit, then simulated department feeds that push through the real HTTP ingest path
 //! with department tokens, so a newcomer sees a living system.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,12 +12,15 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Principal, Role, TokenRecord};
+use crate::domain::approval::{ApprovalSelection, NewApproval};
 use crate::domain::{
-    Catalogue, Direction, Indicator, Kind, OrgUnit, Period, Periodicity, Rollup, TargetValue,
+    ApprovalState, Catalogue, Direction, Indicator, Kind, OrgUnit, Period, Periodicity, Rollup,
+    TargetValue,
 };
 use crate::http::AppState;
 use crate::ingest::{RawRow, RawValue};
-use crate::store::ObservationQuery;
+use crate::pipeline::Change;
+use crate::store::{AuditEvent, ObservationQuery};
 
 const DEMO_TOKEN_PREFIX: &str = "demo-";
 const SEED_BATCH_ROWS: usize = 20_000;
@@ -389,6 +392,7 @@ impl Demo {
         // past reports see what was known then.
         let city_calendar = &self.state.settings.release_calendar;
         let mut by_release: BTreeMap<DateTime<Utc>, Vec<RawRow>> = BTreeMap::new();
+        let mut approvals = OfficialHistory::default();
         for indicator in &catalogue.indicators {
             let calendar = city_calendar.for_indicator(indicator);
             let periods = history_periods(
@@ -411,6 +415,7 @@ impl Demo {
                     );
                     row.reported_at = Some(released.to_rfc3339());
                     by_release.entry(released).or_default().push(row);
+                    approvals.add(indicator, period, released, now, zone);
                 }
             }
         }
@@ -422,12 +427,54 @@ impl Demo {
             let batch: Vec<RawRow> = rows.by_ref().take(SEED_BATCH_ROWS).collect();
             total += self.push_seed(&principal, batch, now).await?;
         }
+        let official = self.approve_seed(approvals).await?;
         tracing::info!(
             rows = total,
+            official,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "demo history seeded"
         );
         Ok(())
+    }
+
+    /// The statistics office's approvals of the seeded history, each at the instant the figures
+    /// were published, so that official-only reports (the default, ARCHITECTURE §12) of past
+    /// periods read figures and the live feeds' new ones stay preliminary.
+    async fn approve_seed(&self, approvals: OfficialHistory) -> anyhow::Result<usize> {
+        let mut moved = 0;
+        for ((approved_at, _), batch) in approvals.batches {
+            let approval = NewApproval {
+                selection: ApprovalSelection::Latest {
+                    indicators: batch.indicators.into_iter().collect(),
+                    unit: None,
+                    from: batch.from,
+                    to: batch.to,
+                },
+                state: ApprovalState::Official,
+                approved_at,
+                approved_by: "demo-seed".into(),
+                note: Some("demo: published figures".into()),
+            };
+            let event = AuditEvent::new(
+                approved_at,
+                "demo-seed",
+                "observations.approve",
+                format!(
+                    "demo/*/{}..{}",
+                    batch.from.to_rfc3339(),
+                    batch.to.to_rfc3339()
+                ),
+            );
+            let outcome = self.state.store.approve(&approval, &event).await?;
+            moved += outcome.approved.len();
+            if !outcome.approved.is_empty() {
+                self.state
+                    .pipeline
+                    .apply(Change::Approved(outcome.approved))
+                    .await;
+            }
+        }
+        Ok(moved)
     }
 
     async fn push_seed(
@@ -448,6 +495,81 @@ impl Demo {
             tracing::warn!(rejected = receipt.rejected.len(), example = %first.message, "demo rows rejected");
         }
         Ok(receipt.accepted)
+    }
+}
+
+/// The seeded periods grouped into the approvals that make them official: the periods one
+/// release published, per periodicity; daily figures a month at a time once the month's last
+/// day is published, and not before, as a statistics office approves a closed month.
+#[derive(Default)]
+struct OfficialHistory {
+    batches: BTreeMap<(DateTime<Utc>, &'static str), OfficialBatch>,
+    /// A daily month's periods until its last day's release is known.
+    months: BTreeMap<(i32, u32), OfficialBatch>,
+}
+
+struct OfficialBatch {
+    indicators: BTreeSet<String>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl OfficialBatch {
+    fn add(&mut self, indicator: &Indicator, from: DateTime<Utc>, to: DateTime<Utc>) {
+        self.indicators.insert(indicator.code.to_string());
+        self.from = self.from.min(from);
+        self.to = self.to.max(to);
+    }
+}
+
+impl OfficialHistory {
+    fn add(
+        &mut self,
+        indicator: &Indicator,
+        period: &Period,
+        released: DateTime<Utc>,
+        now: DateTime<Utc>,
+        zone: Tz,
+    ) {
+        let (from, to) = (period.start(zone), period.end(zone));
+        let empty = || OfficialBatch {
+            indicators: BTreeSet::new(),
+            from,
+            to,
+        };
+        let Period::Day(day) = period else {
+            self.batches
+                .entry((released, indicator.periodicity.as_str()))
+                .or_insert_with(empty)
+                .add(indicator, from, to);
+            return;
+        };
+        // A month's daily figures wait for its last day, which is published last.
+        let month = (day.year(), day.month());
+        self.months
+            .entry(month)
+            .or_insert_with(empty)
+            .add(indicator, from, to);
+        let last_day = day
+            .succ_opt()
+            .is_none_or(|next| next.month() != day.month());
+        if last_day && released < now {
+            if let Some(batch) = self.months.remove(&month) {
+                let slot = self
+                    .batches
+                    .entry((released, Periodicity::Daily.as_str()))
+                    .or_insert_with(|| OfficialBatch {
+                        indicators: BTreeSet::new(),
+                        from: batch.from,
+                        to: batch.to,
+                    });
+                for code in batch.indicators {
+                    slot.indicators.insert(code);
+                }
+                slot.from = slot.from.min(batch.from);
+                slot.to = slot.to.max(batch.to);
+            }
+        }
     }
 }
 

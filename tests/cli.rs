@@ -427,6 +427,14 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
         history["observations"].as_array().unwrap().len() >= 12,
         "{history}"
     );
+    // The published history is official, so the reports (official figures by default) read it.
+    let official = history["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["state"] == "official" && o["official_at"].is_string())
+        .count();
+    assert!(official >= 12, "{history}");
 
     let fed = |metrics: &str| metric_sum(metrics, "ktxh_ingest_rows_total", "format=\"json\"");
     let started = Instant::now();

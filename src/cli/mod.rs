@@ -170,7 +170,7 @@ enum TokenCommand {
     Create {
         #[arg(long, value_enum)]
         role: Role,
-        /// Department code (required for --role department).
+        /// Department code (required for --role department and --role approver).
         #[arg(long)]
         department: Option<String>,
         /// A name to recognise the token by.
