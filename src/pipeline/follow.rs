@@ -98,12 +98,6 @@ impl Follower {
     /// Reads and applies every commit from the cursor on.
     async fn catch_up(&mut self) -> StoreResult<()> {
         let (commits, until) = self.store.commits_from(self.cursor).await?;
-        eprintln!(
-            "DEBUG follow: from {} until {} commits {}",
-            self.cursor,
-            until,
-            commits.len()
-        );
         for commit in commits {
             self.apply(commit).await?;
         }

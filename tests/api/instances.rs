@@ -119,10 +119,6 @@ async fn delta_with(socket: &mut Socket, period: &str, value: f64) -> u64 {
             "a delta with {period} = {value} in time"
         );
         let message = next_json(socket).await;
-        eprintln!(
-            "DEBUG screen: {}",
-            &message.to_string()[..message.to_string().len().min(300)]
-        );
         if message["type"] != "delta" {
             continue;
         }
