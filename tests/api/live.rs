@@ -804,7 +804,13 @@ async fn wards_without_targets_rank_by_value_on_the_indicator_topic() {
         "{delta}"
     );
     assert_eq!(delta["data"]["untargeted"][0]["actual"], 7.0);
-    assert_eq!(delta["data"]["targets"], json!([]));
+    // The ward has no target of its own; the only target it moves is the city's, whose value
+    // rolls up from its wards (ARCHITECTURE §2): 40 + 2 from one, 7 from the other.
+    let targets = delta["data"]["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{delta}");
+    assert_eq!(targets[0]["unit"], "HCM", "{delta}");
+    assert_eq!(targets[0]["actual"], 49.0, "{delta}");
+    assert_eq!(targets[0]["coverage"]["source"], "computed", "{delta}");
     app.stop().await;
 }
 
