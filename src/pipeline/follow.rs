@@ -22,6 +22,10 @@ use crate::store::{CommitKind, DynStore, RemoteCommit, StoreResult};
 const POLL: Duration = Duration::from_secs(5);
 /// How long it waits before listening again after the connection failed.
 const RELISTEN: Duration = Duration::from_secs(1);
+/// The first wait before reading again when a commit it heard of lies beyond the horizon (a
+/// transaction older than it, in any database of the server, is still open); it doubles up to
+/// [`POLL`].
+const BEYOND_HORIZON: Duration = Duration::from_millis(5);
 
 /// Follows other instances' commits from `cursor` until `shutdown`.
 pub fn spawn(
@@ -49,6 +53,10 @@ struct Follower {
 impl Follower {
     async fn run(&mut self, shutdown: CancellationToken) {
         let mut listener = None;
+        // The newest transaction id heard of, until the horizon passes it, and how long to wait
+        // before reading for it again.
+        let mut heard_of: Option<u64> = None;
+        let mut retry = BEYOND_HORIZON;
         loop {
             if listener.is_none() {
                 match self.store.listen_commits().await {
@@ -62,35 +70,56 @@ impl Follower {
             if let Err(error) = self.catch_up().await {
                 tracing::warn!(%error, "reading other instances' commits failed; trying again");
             }
+            // Without this a commit that ended while an older transaction was still open would
+            // wait for the next notification or poll, seconds on a quiet system.
+            let wait = match heard_of {
+                Some(xid) if xid >= self.cursor => {
+                    let wait = retry;
+                    retry = (retry * 2).min(POLL);
+                    wait
+                }
+                _ => {
+                    heard_of = None;
+                    retry = BEYOND_HORIZON;
+                    POLL
+                }
+            };
             let heard = async {
                 match listener.as_mut() {
                     Some(l) => match l.try_recv().await {
                         // A notification, or the connection lost (it reconnects on the next
                         // call): either way the table says what happened.
-                        Ok(_) => {
+                        Ok(notification) => {
                             // Everything already heard is covered by one read.
-                            while l.next_buffered().is_some() {}
-                            true
+                            let mut newest = notification.and_then(|n| n.payload().parse().ok());
+                            while let Some(n) = l.next_buffered() {
+                                newest = newest.max(n.payload().parse().ok());
+                            }
+                            Some(newest)
                         }
                         Err(error) => {
                             tracing::warn!(%error, "the LISTEN connection failed");
-                            false
+                            None
                         }
                     },
                     None => {
                         tokio::time::sleep(RELISTEN).await;
-                        true
+                        Some(None)
                     }
                 }
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                ok = heard => {
-                    if !ok {
-                        listener = None;
+                heard = heard => match heard {
+                    None => listener = None,
+                    Some(xid) => {
+                        if xid.is_some() && xid > heard_of {
+                            heard_of = xid;
+                            retry = BEYOND_HORIZON;
+                        }
                     }
-                }
-                () = tokio::time::sleep(POLL) => {}
+                },
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

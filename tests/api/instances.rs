@@ -198,6 +198,54 @@ async fn a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others(backe
     a.stop().await;
 }
 
+/// A commit that ends while an older transaction is still open lies beyond the followers'
+/// horizon when they hear of it; they read again soon, so it reaches the other instances as
+/// soon as that transaction ends, not at the next poll.
+async fn a_commit_behind_an_open_transaction_arrives_when_it_ends(backend: Backend) {
+    use sqlx::Connection;
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    let b = Other::start(&a).await;
+    let mut on_b = screen(b.addr, &a.viewer).await;
+    let period = post(&a, 1, 1_111.5).await;
+    delta_with(&mut on_b, &period, 1_111.5).await;
+
+    // An open transaction with an id holds the horizon below the next commit.
+    let mut holder = sqlx::PgConnection::connect(a.database_url())
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut holder)
+        .await
+        .expect("an id");
+    let period = post(&a, 2, 2_222.5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    tokio::time::timeout(
+        Duration::from_millis(2_500),
+        delta_with(&mut on_b, &period, 2_222.5),
+    )
+    .await
+    .expect("on B well before the 5 s poll");
+    eprintln!(
+        "arrived {:?} after the open transaction ended",
+        ended.elapsed()
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
 /// A token revoked through one instance is refused by the others at once, not when their token
 /// caches expire.
 async fn a_revoked_token_is_refused_by_every_instance_at_once(backend: Backend) {
@@ -237,5 +285,6 @@ async fn a_revoked_token_is_refused_by_every_instance_at_once(backend: Backend) 
 
 crate::on_every_backend!(
     a_figure_pushed_to_one_instance_reaches_the_screens_of_the_others,
+    a_commit_behind_an_open_transaction_arrives_when_it_ends,
     a_revoked_token_is_refused_by_every_instance_at_once
 );

@@ -57,11 +57,11 @@ pub(super) async fn record_group(
     .bind(at)
     .execute(&mut *tx)
     .await?;
-    // The payload is only a wake-up call (well under NOTIFY's 8,000 bytes): followers read
-    // what committed from the table.
-    sqlx::query("SELECT pg_notify($1, $2)")
+    // The payload is only a wake-up call with this transaction's id (well under NOTIFY's 8,000
+    // bytes): followers read what committed from the table, and keep reading soon while the
+    // horizon has not yet passed the id they heard.
+    sqlx::query("SELECT pg_notify($1, pg_current_xact_id()::text)")
         .bind(CHANNEL)
-        .bind(group_id.to_string())
         .execute(&mut *tx)
         .await?;
     Ok(())
