@@ -289,7 +289,14 @@ fn a_departments_page_lists_its_indicators_takes_a_value_and_explains_a_refusal_
 /// A token of `department`'s data officer in the test's database.
 fn department_token(database_url: &str, department: &str) -> String {
     let output = ktxh(database_url)
-        .args(["token", "create", "--role", "department", "--department", department])
+        .args([
+            "token",
+            "create",
+            "--role",
+            "department",
+            "--department",
+            department,
+        ])
         .args(["--name", "browser-test-department"])
         .output()
         .expect("run ktxh token create");

@@ -71,7 +71,16 @@ impl Service<'_> {
             // The timer re-evaluates every target and publishes what changed: kept out of the
             // measured minutes so that every delta is one of the posted observations.
             .env("KTXH__RULES__EVALUATION_INTERVAL_SECONDS", "3600")
-            .env("KTXH__SERVER__SHUTDOWN_GRACE_SECONDS", "2");
+            .env("KTXH__SERVER__SHUTDOWN_GRACE_SECONDS", "2")
+            // One client address and one viewer token stand for thousands of screens here: the
+            // benchmark measures the fan-out, not the limits that keep one caller from taking it.
+            .env("KTXH__LIMITS__TOKEN_PER_SECOND", "1000000")
+            .env("KTXH__LIMITS__TOKEN_BURST", "1000000")
+            .env("KTXH__LIMITS__IP_PER_SECOND", "1000000")
+            .env("KTXH__LIMITS__IP_BURST", "1000000")
+            .env("KTXH__LIMITS__MAX_CONNECTIONS", "100000")
+            .env("KTXH__LIMITS__MAX_CONNECTIONS_PER_IP", "100000")
+            .env("KTXH__LIMITS__MAX_WEBSOCKETS_PER_TOKEN", "100000");
         Server::spawn("ktxh", command, ktxh_listening)
     }
 }

@@ -535,7 +535,9 @@ impl Store for CachedStore {
         notifications: &[crate::store::QueuedNotification],
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        self.inner.record_reminder(reminder, notifications, at).await
+        self.inner
+            .record_reminder(reminder, notifications, at)
+            .await
     }
 
     async fn dispatch(

@@ -17,10 +17,10 @@ use super::openapi::{
 };
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::{Code, Indicator, Period, StoredObservation};
-use crate::rules::rollup::{rolled_up_periods, RolledUpPeriod};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
 use crate::ingest::{sdmx, Format, IdempotencyKey};
+use crate::rules::rollup::{rolled_up_periods, RolledUpPeriod};
 use crate::store::{Aggregate, Bucket, BucketPoint, IngestReceipt, ObservationQuery};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -292,8 +292,7 @@ impl Sources<'_> {
         };
 
         let last_year =
-            last_year::LastYear::read(self.store, year, cutoff, self.zone, request.history)
-                .await?;
+            last_year::LastYear::read(self.store, year, cutoff, self.zone, request.history).await?;
         let explained = explanations::by_indicator(
             self.store
                 .current_explanations(Some(year), Some(cutoff))
