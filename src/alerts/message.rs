@@ -70,13 +70,20 @@ impl ExplanationRequest {
         let post_url = format!("{base}/api/v1/targets/{year}/{indicator}/explanations?unit={unit}");
         Some(Self {
             department: department.clone(),
+            // The summary above it names the target in words; this says what to do and where
+            // it shows, with the address a department's system posts to.
             text_vi: format!(
-                "Đề nghị {department} gửi giải trình nguyên nhân và giải pháp khắc phục (kèm thời \
-                 hạn) cho chỉ tiêu {indicator} – {unit} năm {year}: POST {post_url}"
+                "Đề nghị sở, ngành phụ trách ({department}) gửi giải trình nguyên nhân và giải pháp \
+                 khắc phục, kèm thời hạn, cho chỉ tiêu năm {year} này. Giải trình hiển thị trên \
+                 màn hình điều hành: {page}. Địa chỉ gửi qua API: {post_url}",
+                page = alert.link
             ),
             text_en: format!(
-                "{department} is asked to explain why {indicator} – {unit} {year} slips and the \
-                 actions it takes, with due dates: POST {post_url}"
+                "The responsible department ({department}) is asked to explain why this {year} \
+                 target slips and what it does about it, with due dates. The explanation shows \
+                 on the operations screen: {page}. Address to send it through the API: \
+                 {post_url}",
+                page = alert.link
             ),
             post_url,
             page: alert.link.clone(),
@@ -176,12 +183,15 @@ mod tests {
         assert!(
             request
                 .text_vi
-                .starts_with("Đề nghị CUSTOMS gửi giải trình"),
+                .starts_with("Đề nghị sở, ngành phụ trách (CUSTOMS) gửi giải trình"),
             "{}",
             request.text_vi
         );
         assert!(request.text_vi.contains(&request.post_url));
-        assert!(request.text_en.contains("CUSTOMS is asked to explain"));
+        assert!(request.text_vi.contains(&request.page));
+        assert!(request
+            .text_en
+            .contains("The responsible department (CUSTOMS) is asked to explain"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::openapi::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
-use crate::auth::Role;
+use crate::auth::Principal;
 use crate::domain::period::YEARS;
 use crate::domain::{Code, Indicator, Period, Periodicity, Rollup, Status};
 use crate::ingest::activity::{PushRecord, RejectionRecord};
@@ -134,9 +134,7 @@ pub async fn list(
         .catalogue
         .departments
         .iter()
-        .filter(|d| {
-            principal.role != Role::Department || principal.department.as_ref() == Some(&d.code)
-        })
+        .filter(|d| own_or_unscoped(&principal, &d.code))
         .map(|d| DepartmentName {
             code: d.code.clone(),
             name_vi: d.name_vi.clone(),
@@ -178,10 +176,9 @@ pub async fn dashboard(
         .catalogue
         .department(&code)
         .ok_or_else(|| ApiError::NotFound(format!("unknown department `{code}`")))?;
-    if principal.role == Role::Department && principal.department.as_ref() != Some(&department.code)
-    {
+    if !own_or_unscoped(&principal, &department.code) {
         return Err(ApiError::Forbidden(
-            "a department token reads its own department's page only".into(),
+            "a department's token (feed or approver) reads its own department's page only".into(),
         ));
     }
     let zone = state.settings.zone();
@@ -367,6 +364,15 @@ fn following(period: &Period) -> Option<Period> {
         Period::Day(day) => Period::Day(day.checked_add_signed(Duration::days(1))?),
         Period::Instant(_) => return None,
     })
+}
+
+/// Whether `principal` may read `department`'s page: a token bound to a department (a feed's or
+/// an approver's) reads its own only; admins, viewers and the statistics office read any.
+fn own_or_unscoped(principal: &Principal, department: &Code) -> bool {
+    principal
+        .department
+        .as_ref()
+        .is_none_or(|own| own == department)
 }
 
 #[cfg(test)]

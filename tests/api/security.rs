@@ -61,7 +61,8 @@ enum Access {
     OwnerOrAdmin,
     /// Admins only.
     Admin,
-    /// Any valid token but another department's own: a department's page.
+    /// Any valid token but one bound to another department (its feed's or its approver's): a
+    /// department's page.
     NotOtherDepartment,
     /// The approver of the department that owns the figures (the probe verifies them); no
     /// other role, admins included, approves.
@@ -86,7 +87,7 @@ fn expected(access: Access, caller: Caller) -> Expect {
     match (access, caller) {
         (Access::OwnerApprover, OwnerApprover) => Expect::Allowed,
         (Access::OwnerApprover, _) => Expect::Refused(403),
-        (Access::NotOtherDepartment, OtherDepartment) => Expect::Refused(403),
+        (Access::NotOtherDepartment, OtherDepartment | OtherApprover) => Expect::Refused(403),
         (Access::NotOtherDepartment, _) => Expect::Allowed,
         (Access::AnyToken, _) | (_, Admin) => Expect::Allowed,
         (Access::OwnerOrAdmin, Owner) => Expect::Allowed,

@@ -12,12 +12,12 @@ use crate::domain::approval::{ApprovalOutcome, ApprovalSelection, ApprovedRevisi
 use crate::domain::{Period, StoredObservation};
 use crate::store::{AuditEvent, CommitKind, StoreError, StoreResult};
 
-/// The latest revision of every period of the selected series lying within `[$3, $4]`.
+/// The latest revision of every period of the selected series lying within `[$3, $4)` (an instant at `$4` is the next period's).
 const SELECTED: &str = "SELECT DISTINCT ON (o.series_id, o.period_start, o.period_end) \
         o.series_id, s.indicator, s.unit, o.period_start, o.period_end, o.revision, o.state \
      FROM observations o JOIN series s ON s.id = o.series_id \
      WHERE s.indicator = ANY($1) AND ($2::text IS NULL OR s.unit = $2) \
-       AND o.period_start >= $3 AND o.period_start <= $4 AND o.period_end <= $4 \
+       AND o.period_start >= $3 AND o.period_start < $4 AND o.period_end <= $4 \
      ORDER BY o.series_id, o.period_start, o.period_end, o.revision DESC";
 
 /// A selected revision.

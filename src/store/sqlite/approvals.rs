@@ -11,13 +11,13 @@ use crate::domain::approval::{ApprovalOutcome, ApprovalSelection, ApprovedRevisi
 use crate::domain::{Period, StoredObservation};
 use crate::store::{AuditEvent, StoreError, StoreResult};
 
-/// The latest revision of every period of the selected series lying within `[?3, ?4]`, as
+/// The latest revision of every period of the selected series lying within `[?3, ?4)` (an instant at `?4` is the next period's), as
 /// `read.rs`'s LATEST takes it: the row holding the group's max(revision).
 const SELECTED: &str = "SELECT o.series_id, s.indicator, s.unit, o.period_start, o.period_end, \
         max(o.revision) AS revision, o.state \
      FROM observations o JOIN series s ON s.id = o.series_id \
      WHERE s.indicator IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR s.unit = ?2) \
-       AND o.period_start >= ?3 AND o.period_start <= ?4 AND o.period_end <= ?4 \
+       AND o.period_start >= ?3 AND o.period_start < ?4 AND o.period_end <= ?4 \
      GROUP BY o.series_id, o.period_start, o.period_end";
 
 struct Selected {
