@@ -198,10 +198,30 @@ impl PausedApp {
         self.resume_with_feeds(|settings, _| tweak(settings)).await
     }
 
+    /// [`Self::resume`], with the alerting configuration `alerting` instead of the shipped one.
+    #[allow(dead_code)]
+    pub async fn resume_alerting(
+        self,
+        tweak: impl FnOnce(&mut Settings),
+        alerting: AlertingConfig,
+    ) -> TestApp {
+        self.resume_configured(|settings, _| tweak(settings), alerting)
+            .await
+    }
+
     /// [`Self::resume`], with the collectors of `config/feeds.toml` as `tweak` leaves them.
     pub async fn resume_with_feeds(
         self,
         tweak: impl FnOnce(&mut Settings, &mut FeedsConfig),
+    ) -> TestApp {
+        let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
+        self.resume_configured(tweak, alerting).await
+    }
+
+    async fn resume_configured(
+        self,
+        tweak: impl FnOnce(&mut Settings, &mut FeedsConfig),
+        alerting: AlertingConfig,
     ) -> TestApp {
         let mut settings = Settings::load(&repo_config(), std::iter::empty()).expect("settings");
         let mut feeds = shipped_feeds();
@@ -212,7 +232,6 @@ impl PausedApp {
         let store = app::open_store(&self.db.url, &settings, &catalogue)
             .await
             .expect("store");
-        let alerting = AlertingConfig::load(&repo_config()).expect("alerting config");
         let app = App::from_parts(settings, feeds, catalogue, store.clone(), alerting, false)
             .await
             .expect("build app");
