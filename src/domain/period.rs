@@ -76,6 +76,38 @@ fn parse_two_digits(raw: &str) -> Option<u32> {
 }
 
 impl Period {
+    /// The period before this one, of the same periodicity; `None` for an instant or at the
+    /// calendar's edge.
+    pub fn previous(&self) -> Option<Period> {
+        Some(match *self {
+            Period::Year(year) => Period::Year(year.checked_sub(1)?),
+            Period::Quarter(year, quarter) if quarter <= 1 => {
+                Period::Quarter(year.checked_sub(1)?, 4)
+            }
+            Period::Quarter(year, quarter) => Period::Quarter(year, quarter - 1),
+            Period::Month(year, month) if month <= 1 => Period::Month(year.checked_sub(1)?, 12),
+            Period::Month(year, month) => Period::Month(year, month - 1),
+            Period::Day(day) => Period::Day(day.pred_opt()?),
+            Period::Instant(_) => return None,
+        })
+    }
+
+    /// The period after this one, of the same periodicity; `None` for an instant or at the
+    /// calendar's edge.
+    pub fn next(&self) -> Option<Period> {
+        Some(match *self {
+            Period::Year(year) => Period::Year(year.checked_add(1)?),
+            Period::Quarter(year, quarter) if quarter >= 4 => {
+                Period::Quarter(year.checked_add(1)?, 1)
+            }
+            Period::Quarter(year, quarter) => Period::Quarter(year, quarter + 1),
+            Period::Month(year, month) if month >= 12 => Period::Month(year.checked_add(1)?, 1),
+            Period::Month(year, month) => Period::Month(year, month + 1),
+            Period::Day(day) => Period::Day(day.succ_opt()?),
+            Period::Instant(_) => return None,
+        })
+    }
+
     /// The period of `periodicity` that holds `date`: its day, month, quarter or year.
     pub fn containing(periodicity: Periodicity, date: NaiveDate) -> Self {
         match periodicity {

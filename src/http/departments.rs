@@ -6,7 +6,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -332,7 +332,7 @@ fn due(
         .map(|by| by.num_days().max(0));
     // The period after the latest due one, or the one holding today when none is due yet.
     let next = match latest_due {
-        Some(period) => following(&period),
+        Some(period) => period.next(),
         None => Some(Period::containing(periodicity, local_date(now, zone))),
     };
     Due {
@@ -351,19 +351,6 @@ fn due(
 
 fn local_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {
     instant.with_timezone(&zone).date_naive()
-}
-
-/// The period after `period` of the same periodicity.
-fn following(period: &Period) -> Option<Period> {
-    Some(match *period {
-        Period::Year(year) => Period::Year(year.checked_add(1)?),
-        Period::Quarter(year, 4) => Period::Quarter(year.checked_add(1)?, 1),
-        Period::Quarter(year, quarter) => Period::Quarter(year, quarter + 1),
-        Period::Month(year, 12) => Period::Month(year.checked_add(1)?, 1),
-        Period::Month(year, month) => Period::Month(year, month + 1),
-        Period::Day(day) => Period::Day(day.checked_add_signed(Duration::days(1))?),
-        Period::Instant(_) => return None,
-    })
 }
 
 /// Whether `principal` may read `department`'s page: a token bound to a department (a feed's or
@@ -458,12 +445,9 @@ mod tests {
         assert_eq!(next.period, "2026-04");
         // Due by the end of 6 May, city time.
         assert_eq!(next.due_at, at("2026-05-06T17:00:00Z"));
+        assert_eq!(Period::Month(2026, 12).next(), Some(Period::Month(2027, 1)));
         assert_eq!(
-            following(&Period::Month(2026, 12)),
-            Some(Period::Month(2027, 1))
-        );
-        assert_eq!(
-            following(&Period::Quarter(2026, 4)),
+            Period::Quarter(2026, 4).next(),
             Some(Period::Quarter(2027, 1))
         );
     }

@@ -120,7 +120,7 @@ impl ReleaseCalendar {
             if self.deadline(&candidate, zone) <= now {
                 return Some(candidate);
             }
-            candidate = previous(&candidate)?;
+            candidate = candidate.previous()?;
         }
         None
     }
@@ -257,22 +257,6 @@ fn calendar_period(period: &Period, zone: Tz) -> Period {
 
 fn local_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {
     instant.with_timezone(&zone).date_naive()
-}
-
-fn previous(period: &Period) -> Option<Period> {
-    match *period {
-        Period::Year(year) => year.checked_sub(1).map(Period::Year),
-        Period::Quarter(year, quarter) if quarter <= 1 => year
-            .checked_sub(1)
-            .map(|earlier| Period::Quarter(earlier, 4)),
-        Period::Quarter(year, quarter) => Some(Period::Quarter(year, quarter - 1)),
-        Period::Month(year, month) if month <= 1 => year
-            .checked_sub(1)
-            .map(|earlier| Period::Month(earlier, 12)),
-        Period::Month(year, month) => Some(Period::Month(year, month - 1)),
-        Period::Day(day) => day.pred_opt().map(Period::Day),
-        Period::Instant(_) => None,
-    }
 }
 
 fn last_period_of_year(periodicity: Periodicity, year: i32) -> Option<Period> {
@@ -665,7 +649,7 @@ mod tests {
                     let found = calendar.latest_due_period(periodicity, now, HCM);
                     let mut walk = Period::containing(periodicity, local_date(now, HCM));
                     while calendar.deadline(&walk, HCM) > now {
-                        walk = previous(&walk).unwrap();
+                        walk = walk.previous().unwrap();
                     }
                     assert_eq!(found, Some(walk), "{calendar:?} {periodicity:?} {now}");
                 }
