@@ -302,6 +302,21 @@ pub struct RemoteCommit {
 }
 
 /// What an approval's audit row says it did; the approvals rows of `group` name each revision.
+/// The period a stored row's bounds name in the city's zone, as text; a row whose bounds name
+/// none is corrupt.
+pub(crate) fn period_text(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    zone: chrono_tz::Tz,
+) -> StoreResult<String> {
+    crate::domain::Period::from_bounds(start, end, zone)
+        .map(|p| p.to_string())
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "observations",
+            detail: format!("[{start}, {end}) is no period in {zone}"),
+        })
+}
+
 pub(crate) fn approval_audit(
     approval: &NewApproval,
     approved: usize,

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 use super::read::{NAMED, NAMES};
 use super::{audit, commits, PgStore};
 use crate::domain::approval::{ApprovalOutcome, ApprovalSelection, ApprovedRevision, NewApproval};
-use crate::domain::{Period, StoredObservation};
+use crate::domain::StoredObservation;
 use crate::store::{AuditEvent, CommitKind, StoreError, StoreResult};
 
 /// The latest revision of every period of the selected series lying within `[$3, $4)` (an instant at `$4` is the next period's).
@@ -45,12 +45,7 @@ fn selected_of(row: &PgRow) -> StoreResult<Selected> {
 
 impl PgStore {
     fn period_text(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> StoreResult<String> {
-        Period::from_bounds(start, end, self.zone)
-            .map(|p| p.to_string())
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "observations",
-                detail: format!("[{start}, {end}) is no period in {}", self.zone),
-            })
+        crate::store::period_text(start, end, self.zone)
     }
 
     async fn select(

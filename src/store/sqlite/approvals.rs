@@ -8,8 +8,8 @@ use sqlx::{Row, SqliteConnection};
 use super::read::{NAMED, NAMES};
 use super::{audit, from_micros, micros, SqliteStore};
 use crate::domain::approval::{ApprovalOutcome, ApprovalSelection, ApprovedRevision, NewApproval};
-use crate::domain::{Period, StoredObservation};
-use crate::store::{AuditEvent, StoreError, StoreResult};
+use crate::domain::StoredObservation;
+use crate::store::{AuditEvent, StoreResult};
 
 /// The latest revision of every period of the selected series lying within `[?3, ?4)` (an instant at `?4` is the next period's), as
 /// `read.rs`'s LATEST takes it: the row holding the group's max(revision).
@@ -94,12 +94,7 @@ async fn select(
 
 impl SqliteStore {
     fn period_text(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> StoreResult<String> {
-        Period::from_bounds(start, end, self.zone)
-            .map(|p| p.to_string())
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "observations",
-                detail: format!("[{start}, {end}) is no period in {}", self.zone),
-            })
+        crate::store::period_text(start, end, self.zone)
     }
 
     pub(super) async fn approve_revisions(
