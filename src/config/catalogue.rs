@@ -6,6 +6,7 @@
 //! config/catalogue/units.toml         [[unit]]  (a tree of any depth)
 //! config/catalogue/indicators/*.toml  [[indicator]]
 //! config/targets/*.toml               year = …, [[target]]
+//! config/plan/<start>-<end>.toml      the five-year plans (`config::plan`)
 //! ```
 //!
 //! Every problem names its file and key, and all of them are reported at once.
@@ -189,6 +190,7 @@ pub fn load_catalogue(dir: &Path) -> Result<Catalogue, ConfigError> {
     );
     let partial = Catalogue::new(groups, departments, units, indicators, Vec::new());
     let targets = load_targets(&dir.join("targets"), &partial, &mut problems);
+    let plans = super::plan::load_into(&dir.join("plan"), &partial, &mut problems.0);
 
     if !problems.0.is_empty() {
         return Err(ConfigError(problems.0));
@@ -206,7 +208,8 @@ pub fn load_catalogue(dir: &Path) -> Result<Catalogue, ConfigError> {
         units,
         indicators,
         targets,
-    ))
+    )
+    .with_plans(plans))
 }
 
 fn load_groups(file: &Path, problems: &mut Problems) -> Vec<Group> {

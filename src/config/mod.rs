@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod limits;
+pub mod plan;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -176,6 +176,8 @@ pub struct Catalogue {
     pub units: Vec<OrgUnit>,
     pub indicators: Vec<Indicator>,
     pub targets: Vec<Target>,
+    /// The five-year plans of `config/plan/`, by start year.
+    pub plans: Vec<super::five_year_plan::FiveYearPlan>,
     indicator_index: HashMap<Code, usize>,
     unit_index: HashMap<Code, usize>,
 }
@@ -205,9 +207,16 @@ impl Catalogue {
             units,
             indicators,
             targets,
+            plans: Vec::new(),
             indicator_index,
             unit_index,
         }
+    }
+
+    /// The catalogue with its five-year plans (validated by `config::plan`).
+    pub fn with_plans(mut self, plans: Vec<super::five_year_plan::FiveYearPlan>) -> Self {
+        self.plans = plans;
+        self
     }
 
     pub fn indicator(&self, code: &str) -> Option<&Indicator> {

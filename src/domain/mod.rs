@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod catalogue;
 pub mod code;
 pub mod explanation;
+pub mod five_year_plan;
 pub mod number;
 pub mod observation;
 pub mod period;

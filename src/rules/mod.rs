@@ -5,6 +5,7 @@
 //! - [`path`]: the expected path through the year, for charts.
 //! - [`status`]: status of one (indicator, unit, year) as ARCHITECTURE §4 defines it.
 //! - [`five_year`]: progress towards a multi-year target (Open SDG's measure).
+//! - [`plan_progress`]: the five-year plan's targets judged each year by that measure.
 //! - [`staleness`]: when a period is due, from the periodicity and the release calendar.
 //! - [`anomaly`]: robust z-score of a new value against recent changes.
 //! - [`hysteresis`]: keeps official statuses from flapping.
@@ -18,6 +19,7 @@ pub mod five_year;
 pub mod hysteresis;
 pub mod path;
 pub mod plan;
+pub mod plan_progress;
 pub mod projection;
 pub mod replay;
 pub mod rollup;
