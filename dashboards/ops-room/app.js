@@ -12,6 +12,8 @@ import { applyStatic, both, onLangChange, pick, t, toggleLang } from "./i18n.js"
 import { IndicatorPage } from "./indicator.js";
 import { LiveClient } from "./live.js";
 import { Overview } from "./overview.js";
+import { debounced, readTaskSummary } from "./task-parts.js";
+import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
@@ -40,6 +42,7 @@ let overview;
 let ticker;
 let page;
 let department;
+let tasks;
 let live;
 
 main();
@@ -74,6 +77,13 @@ async function main() {
     get cityUnit() {
       return app.city.code;
     },
+    timeZone: () => app.city.timezone,
+  });
+  tasks = new TasksPage(document.getElementById("tasks-page"), {
+    get catalogue() {
+      return app.catalogue;
+    },
+    departments: app.departments,
     timeZone: () => app.city.timezone,
   });
   wireControls();
@@ -220,6 +230,22 @@ async function refreshFromRest() {
   if (!app.liveOverview) overview.replaceAll(status.statuses ?? []);
   if (!app.liveOverview) ticker.replaceAll(alerts.alerts ?? []);
   showBanner("");
+  refreshTaskCounter();
+}
+
+/** The header's "x/y nhiệm vụ hoàn thành", read again once per burst of task changes. */
+const refreshTaskCounter = debounced(() => {
+  readTaskSummary()
+    .then((summary) => header.setTasks(summary))
+    .catch((error) => console.warn("tasks summary", error));
+});
+
+/** A task changed (a `task` message on any topic held): every view that shows tasks reads again. */
+function tasksChanged(message) {
+  refreshTaskCounter();
+  tasks.taskChanged(message);
+  page.tasks?.taskChanged(message);
+  department.tasks?.taskChanged(message);
 }
 
 async function fillSparklinesOverRest() {
@@ -283,6 +309,8 @@ function liveMessage(message) {
   }
   if (message.type !== "snapshot" && message.type !== "delta") return;
   const data = message.data ?? {};
+  // A task's change is a delta `{"task": …}`; a snapshot carries the topic's `tasks`.
+  if (data.task || data.tasks) tasksChanged(message);
   const topic = message.topic ?? "";
   const snapshot = message.type === "snapshot";
 
@@ -334,6 +362,7 @@ function parseRoute() {
       year: Number.isInteger(year) ? year : app.year,
     };
   }
+  if (isTasksPath(path)) return tasksRoute(path, params);
   const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
   const group = /^\/group\/([^/]+)$/.exec(path);
@@ -347,6 +376,21 @@ function route({ fromApp = false } = {}) {
   const overviewEl = document.getElementById("overview");
   const pageEl = document.getElementById("indicator-page");
   const departmentEl = document.getElementById("department-page");
+  const tasksEl = document.getElementById("tasks-page");
+  if (next.name === "tasks") {
+    page.close();
+    department.close();
+    pageEl.hidden = true;
+    overviewEl.hidden = true;
+    departmentEl.hidden = true;
+    tasksEl.hidden = false;
+    tasks.open(next).then(() => document.getElementById("tasks-title")?.focus()).catch(failed);
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  tasks.close();
+  tasksEl.hidden = true;
   if (next.name === "department") {
     page.close();
     pageEl.hidden = true;
@@ -392,7 +436,9 @@ function renderTitle() {
  * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
  */
 function goBack() {
-  if (!document.getElementById("indicator-page").hidden) {
+  if (!document.getElementById("tasks-page").hidden) {
+    window.location.hash = tasks.route?.code ? "#/tasks" : "#/";
+  } else if (!document.getElementById("indicator-page").hidden) {
     const previous = app.previousHash || "#/";
     if (app.previousHash !== null && previous === (app.lastOverviewHash || "#/")) window.history.back();
     else window.location.hash = app.lastOverviewHash;
@@ -442,4 +488,5 @@ function relabel() {
   if (app.catalogue) overview.relabel();
   page.relabel();
   department.relabel();
+  tasks.relabel();
 }

@@ -10,6 +10,7 @@ import { h } from "./dom.js";
 import { ApiError, get, post } from "./api.js";
 import { formatDateTime, formatValue, pick, t } from "./i18n.js";
 import { statusIcon, statusLabel } from "./status.js";
+import { DepartmentTasks } from "./task-progress.js";
 
 // How long a refreshed page waits before it reads the dashboard again, while open.
 const REFRESH_MS = 30_000;
@@ -30,6 +31,7 @@ export class DepartmentPage {
     this.timer = null;
     this.entry = { verdict: null, receipt: null, previewed: null, busy: false };
     this.upload = { verdict: null, receipt: null, busy: false };
+    this.tasks = new DepartmentTasks(context);
   }
 
   /** Opens the page of `route.code`, or of the only (or first) department the caller may read. */
@@ -48,6 +50,7 @@ export class DepartmentPage {
       return;
     }
     this.code = code;
+    this.tasks.load(code).catch((error) => console.warn("tasks", error));
     await this.refresh(load);
     clearInterval(this.timer);
     this.timer = setInterval(() => this.refresh(this.loadToken).catch(() => {}), REFRESH_MS);
@@ -58,10 +61,12 @@ export class DepartmentPage {
     this.loadToken++;
     clearInterval(this.timer);
     this.timer = null;
+    this.tasks.close();
     this.root.replaceChildren();
   }
 
   relabel() {
+    this.tasks.relabel();
     if (this.route && this.data) this.render();
   }
 
@@ -104,6 +109,7 @@ export class DepartmentPage {
     const grid = h("div", "dep-grid");
     const left = h("div", "dep-column");
     left.append(this.section("dep-indicators", t("dep_indicators"), h("div", "dep-slot")));
+    left.append(this.section("dep-tasks", t("dep_tasks"), this.tasks.el));
     left.append(this.section("dep-rejections", t("dep_rejections"), h("div", "dep-slot")));
     const right = h("div", "dep-column");
     right.append(this.section("dep-entry", t("dep_entry"), this.entryForm()));

@@ -54,6 +54,34 @@ export class Header {
     this.tick();
     this.renderFeed();
     this.renderConnection();
+    this.renderTasks();
+  }
+
+  /**
+   * "x/y nhiệm vụ hoàn thành" beside the targets' counts, from the summary of GET /tasks (done
+   * on time or late is done); null when the service keeps no tasks, which hides it.
+   */
+  setTasks(summary) {
+    this.taskSummary = summary;
+    this.renderTasks();
+  }
+
+  renderTasks() {
+    const counter = document.getElementById("task-counter");
+    const summary = this.taskSummary;
+    if (!counter) return;
+    counter.hidden = !summary || !summary.total;
+    if (counter.hidden) return;
+    const done = (summary.done ?? 0) + (summary.done_late ?? 0);
+    const overdue = summary.overdue ?? 0;
+    counter.dataset.done = String(done);
+    counter.dataset.total = String(summary.total);
+    counter.dataset.overdue = String(overdue);
+    document.getElementById("task-counter-value").textContent = `${done}/${summary.total}`;
+    const late = document.getElementById("task-counter-overdue");
+    late.textContent = overdue ? t("tasks_n_overdue", { n: overdue }) : "";
+    late.hidden = !overdue;
+    counter.setAttribute("aria-label", t("tasks_counter_label", { done, total: summary.total, overdue }));
   }
 
   tick() {

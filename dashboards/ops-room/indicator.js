@@ -12,6 +12,7 @@ import { coverageDetail, coverageOf } from "./coverage.js";
 import { formatDateTime, formatPercent, formatValue, pick, t } from "./i18n.js";
 import { formatGoal, knownStatus, lateVerdict, statusIcon, statusLabel } from "./status.js";
 import { periodEnd, yearSpan, zonedMonthStart } from "./time.js";
+import { IndicatorTasks } from "./task-parts.js";
 
 const PACED_KINDS = new Set(["flow", "cumulative"]);
 
@@ -38,6 +39,7 @@ export class IndicatorPage {
     this.drawQueued = false;
     this.targetsByYear = new Map();
     this.explanation = new ExplanationPanel(context);
+    this.tasks = new IndicatorTasks(context);
     new ResizeObserver(() => this.queueDraw()).observe(root);
   }
 
@@ -61,6 +63,7 @@ export class IndicatorPage {
     }
     this.build();
     this.explanation.open(route);
+    this.tasks.load(route.code).catch((error) => console.warn("tasks", error));
     const indicator = this.indicator();
     if (!indicator) {
       this.body.replaceChildren(h("p", "page-message", t("ind_not_found", { code: route.code })));
@@ -90,6 +93,7 @@ export class IndicatorPage {
   close() {
     this.route = null;
     this.loadToken++;
+    this.tasks.close();
     this.root.replaceChildren();
   }
 
@@ -217,7 +221,7 @@ export class IndicatorPage {
 
     this.body = h("div", "page-body");
     const main = h("div", "page-main");
-    main.append(this.explanation.el, chartBox, tableBox);
+    main.append(this.explanation.el, this.tasks.el, chartBox, tableBox);
     this.body.append(this.facts, main, compareBox);
     this.root.replaceChildren(head, this.body);
     this.renderComparison();
@@ -228,6 +232,7 @@ export class IndicatorPage {
     this.renderBadge();
     this.renderFacts();
     this.explanation.update(this.status);
+    this.tasks.relabel();
     this.renderTable();
     this.renderComparison();
     this.queueDraw();
