@@ -46,6 +46,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{count} rows exceed the limit of {limit} per request; split the batch")]
     TooManyRows { count: usize, limit: usize },
+    /// A spreadsheet that unpacks, or holds cells or rows, past what one request may.
+    #[error("{0}")]
+    WorkbookTooLarge(String),
     #[error(
         "unsupported Content-Type `{0}`; send application/json, text/csv, \
          application/vnd.sdmx.data+csv;version=2.0.0 or application/vnd.sdmx.data+json;version=2.0.0"
@@ -120,7 +123,7 @@ impl ApiError {
             Self::InvalidField { .. } | Self::IdempotencyMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => {
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } | Self::WorkbookTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -145,6 +148,7 @@ impl ApiError {
             Self::InvalidField { .. } => "invalid_field",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRows { .. } => "too_many_rows",
+            Self::WorkbookTooLarge(_) => "workbook_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::ForeignOrigin(_) => "foreign_origin",
@@ -171,7 +175,9 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::MalformedJson { .. } => "Malformed JSON",
             Self::InvalidField { .. } => "Invalid field",
-            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } => "Payload too large",
+            Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } | Self::WorkbookTooLarge(_) => {
+                "Payload too large"
+            }
             Self::UnsupportedMediaType(_) => "Unsupported media type",
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::ForeignOrigin(_) => "Foreign origin",
@@ -236,7 +242,8 @@ pub struct Problem<'a> {
     pub(super) detail: String,
     /// A stable code that clients match on: `missing_token`, `invalid_token`,
     /// `token_in_url`, `forbidden`, `foreign_indicators`, `not_found`, `malformed_json`,
-    /// `invalid_field`, `payload_too_large`, `too_many_rows`, `unsupported_media_type`,
+    /// `invalid_field`, `payload_too_large`, `too_many_rows`, `workbook_too_large`,
+    /// `unsupported_media_type`,
     /// `idempotency_key_reused`, `foreign_origin`, `not_websocket`, `too_many_tickets`,
     /// `too_many_websockets`, `rate_limited`, `auth_throttled`, `request_timeout`,
     /// `handler_timeout`, `write_queue_full`,

@@ -19,6 +19,7 @@ use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
+use crate::ingest::xlsx::{self, XlsxError};
 use crate::ingest::{sdmx, Format, IdempotencyKey};
 use crate::rules::rollup::{rolled_up_periods, RolledUpPeriod};
 use crate::store::{Aggregate, Bucket, BucketPoint, IngestReceipt, ObservationQuery};
@@ -212,6 +213,9 @@ pub async fn post(
         )));
     }
     let media = body::media_type(&headers);
+    if media == xlsx::MEDIA_TYPE {
+        return post_workbook(state, principal, query, headers, payload).await;
+    }
     let format = push_format(&media, &headers, query.decimal)?;
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     // The same bytes read with another decimal mark are another request.
@@ -233,6 +237,63 @@ pub async fn post(
         .ingest(&principal, format.name(), rows, idempotency, Utc::now())
         .await?;
     Ok(Json(receipt))
+}
+
+/// The spreadsheet push (ARCHITECTURE §10): the workbook's sheet is read off the async workers
+/// within [`xlsx::Limits`], then ingested as its rows, and each refused row's reason is
+/// prefixed with its sheet row and column, where the person who filled it will look.
+async fn post_workbook(
+    state: AppState,
+    principal: crate::auth::Principal,
+    query: PushQuery,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestReceipt>, ApiError> {
+    let body_limit = state.settings.server.body_limit_bytes;
+    let bytes = body::bytes(payload, body_limit)?;
+    let decimal = query.decimal.unwrap_or_default();
+    let read_as = match decimal {
+        Decimal::Comma => format!("{}; decimal=comma", xlsx::MEDIA_TYPE),
+        Decimal::Point => xlsx::MEDIA_TYPE.to_owned(),
+    };
+    let idempotency = idempotency_key(&headers, &read_as, &bytes)?;
+    let limits = xlsx::Limits::for_service(body_limit, state.settings.server.max_rows_per_request);
+    let catalogue = state.catalogue.clone();
+    let zone = state.settings.zone();
+    let mut sheet = body::off_worker(move || {
+        let periodicity_of = |code: &str| catalogue.indicator(code).map(|i| i.periodicity);
+        xlsx::parse(&bytes, decimal, zone, limits, &periodicity_of)
+    })
+    .await?
+    .map_err(workbook_problem)?;
+    let rows = std::mem::take(&mut sheet.rows);
+    let mut receipt = if query.dry_run == Some(true) {
+        state.ingestor.dry_run(&principal, rows, Utc::now())?
+    } else {
+        state
+            .ingestor
+            .ingest(&principal, "xlsx", rows, idempotency, Utc::now())
+            .await?
+    };
+    for rejection in &mut receipt.rejected {
+        if rejection.code == "malformed_row" {
+            continue; // its reason names its cell already
+        }
+        if let Some(place) = sheet.locate(rejection.index, &rejection.code, &rejection.message) {
+            rejection.message = format!("{place}: {}", rejection.message);
+        }
+    }
+    Ok(Json(receipt))
+}
+
+/// A workbook that cannot be read, as problem+json naming the cell or the body.
+fn workbook_problem(error: XlsxError) -> ApiError {
+    match error {
+        XlsxError::Unpacked { .. }
+        | XlsxError::TooManyCells { .. }
+        | XlsxError::TooManyRows { .. } => ApiError::WorkbookTooLarge(error.to_string()),
+        other => ApiError::invalid(other.pointer(), other.to_string()),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

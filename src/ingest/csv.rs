@@ -30,8 +30,9 @@ pub enum CsvError {
     Header(String),
 }
 
+/// A column of the CSV format; the spreadsheet format (`super::xlsx`) reads the same header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Column {
+pub(crate) enum Column {
     Indicator,
     Unit,
     Period,
@@ -43,7 +44,7 @@ enum Column {
 }
 
 impl Column {
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Some(match name.trim().to_ascii_lowercase().as_str() {
             "indicator" => Self::Indicator,
             "unit" => Self::Unit,
@@ -56,6 +57,62 @@ impl Column {
             _ => return None,
         })
     }
+
+    /// The header name of the column, as the template writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Indicator => "indicator",
+            Self::Unit => "unit",
+            Self::Period => "period",
+            Self::Ts => "ts",
+            Self::Value => "value",
+            Self::Revision => "revision",
+            Self::Source => "source",
+            Self::ReportedAt => "reported_at",
+        }
+    }
+
+    /// Puts the text of a cell of this column into `row`; `Value` takes it as text.
+    pub(crate) fn fill(self, row: &mut RawRow, text: Option<String>, decimal: Decimal) {
+        match self {
+            Self::Indicator => row.indicator = text,
+            Self::Unit => row.unit = text,
+            Self::Period => row.period = text,
+            Self::Ts => row.ts = text,
+            Self::Revision => row.revision = text,
+            Self::Source => row.source = text,
+            Self::ReportedAt => row.reported_at = text,
+            Self::Value => row.value = text.map(|cell| RawValue::Text(decimal.csv_cell(&cell))),
+        }
+    }
+}
+
+/// The columns a header row names, in its order; refused when a name is unknown or repeated,
+/// or when `indicator`, `unit`, `value` or both `period` and `ts` are missing.
+pub(crate) fn header_columns<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Column>, CsvError> {
+    let mut columns = Vec::new();
+    for name in names {
+        let column = Column::parse(name).ok_or_else(|| CsvError::UnknownColumn(name.to_owned()))?;
+        if columns.contains(&column) {
+            return Err(CsvError::DuplicateColumn(name.to_owned()));
+        }
+        columns.push(column);
+    }
+    for (needed, name) in [
+        (Column::Indicator, "indicator"),
+        (Column::Unit, "unit"),
+        (Column::Value, "value"),
+    ] {
+        if !columns.contains(&needed) {
+            return Err(CsvError::MissingColumn(name));
+        }
+    }
+    if !columns.contains(&Column::Period) && !columns.contains(&Column::Ts) {
+        return Err(CsvError::MissingColumn("period"));
+    }
+    Ok(columns)
 }
 
 /// The separator a header line uses: `;` when it has more semicolons than commas (spreadsheets
@@ -86,26 +143,7 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
         .headers()
         .map_err(|e| CsvError::Header(e.to_string()))?
         .clone();
-    let mut columns = Vec::with_capacity(header.len());
-    for name in &header {
-        let column = Column::parse(name).ok_or_else(|| CsvError::UnknownColumn(name.to_owned()))?;
-        if columns.contains(&column) {
-            return Err(CsvError::DuplicateColumn(name.to_owned()));
-        }
-        columns.push(column);
-    }
-    for (needed, name) in [
-        (Column::Indicator, "indicator"),
-        (Column::Unit, "unit"),
-        (Column::Value, "value"),
-    ] {
-        if !columns.contains(&needed) {
-            return Err(CsvError::MissingColumn(name));
-        }
-    }
-    if !columns.contains(&Column::Period) && !columns.contains(&Column::Ts) {
-        return Err(CsvError::MissingColumn("period"));
-    }
+    let columns = header_columns(&header)?;
 
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -133,18 +171,7 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
         let mut row = RawRow::default();
         for (column, cell) in columns.iter().zip(record.iter()) {
             let text = (!cell.trim().is_empty()).then(|| cell.to_owned());
-            match column {
-                Column::Indicator => row.indicator = text,
-                Column::Unit => row.unit = text,
-                Column::Period => row.period = text,
-                Column::Ts => row.ts = text,
-                Column::Revision => row.revision = text,
-                Column::Source => row.source = text,
-                Column::ReportedAt => row.reported_at = text,
-                Column::Value => {
-                    row.value = text.map(|cell| RawValue::Text(decimal.csv_cell(&cell)))
-                }
-            }
+            column.fill(&mut row, text, decimal);
         }
         rows.push(row);
     }

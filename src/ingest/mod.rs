@@ -14,6 +14,7 @@ pub mod line;
 pub mod sdmx;
 pub mod validate;
 mod validator;
+pub mod xlsx;
 
 use std::sync::Arc;
 use std::time::Instant;
