@@ -64,6 +64,7 @@ pub async fn open_store(
         .await
         .with_context(|| format!("cannot open the store at {}", store::redact_url(url)))?;
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
+    store::tasks::seed(&store, &catalogue.directives, &catalogue.tasks, Utc::now()).await?;
     Ok(crate::auth::cache::CachedStore::wrap(
         store,
         settings.tokens.cache(),
@@ -252,6 +253,7 @@ impl App {
             )?
             .with_feed_health(feed_health.clone())
             .with_explanations(store.current_explanations(None, None).await?)
+            .with_tasks(store.tasks(None).await?)
             .with_approvals(
                 crate::live::approvals::ApprovalStates::load(&store, settings.zone(), Utc::now())
                     .await?,

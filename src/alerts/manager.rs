@@ -1,6 +1,8 @@
 //! The alert state machine: derives the alerts the target statuses call for, moves each through
 //! pending → firing → resolved, and commits every change together with its outbox events.
 
+pub mod tasks;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -365,11 +367,13 @@ impl AlertManager {
         scope: Option<&HashSet<(String, String, String)>>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Alert>> {
+        // A late task's alert is its own reconcile's (`tasks`), whatever the scope.
         let in_scope = |alert: &Alert| {
-            scope.is_none_or(|scope| {
-                let label = |name: &str| alert.labels.get(name).cloned().unwrap_or_default();
-                scope.contains(&(label("year"), label("indicator"), label("unit")))
-            })
+            alert.rule != tasks::RULE
+                && scope.is_none_or(|scope| {
+                    let label = |name: &str| alert.labels.get(name).cloned().unwrap_or_default();
+                    scope.contains(&(label("year"), label("indicator"), label("unit")))
+                })
         };
         let mut active = self.active.lock().await;
         let desired: HashMap<String, Desired> =

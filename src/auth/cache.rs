@@ -496,6 +496,18 @@ impl Store for CachedStore {
         self.inner.current_explanations(year, as_of).await
     }
 
+    async fn write_task(
+        &self,
+        write: &crate::domain::task::TaskWrite,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<crate::domain::task::Task>> {
+        self.inner.write_task(write, audit).await
+    }
+
+    async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>> {
+        self.inner.tasks(code).await
+    }
+
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         self.inner.audit_page(before, limit).await
     }

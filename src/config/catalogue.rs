@@ -6,6 +6,7 @@
 //! config/catalogue/units.toml         [[unit]]  (a tree of any depth)
 //! config/catalogue/indicators/*.toml  [[indicator]]
 //! config/targets/*.toml               year = …, [[target]]
+//! config/directives/*.toml            [[directive]], [[directive.task]] (`super::directives`)
 //! config/plan/<start>-<end>.toml      the five-year plans (`config::plan`)
 //! ```
 //!
@@ -191,6 +192,11 @@ pub fn load_catalogue(dir: &Path) -> Result<Catalogue, ConfigError> {
     let partial = Catalogue::new(groups, departments, units, indicators, Vec::new());
     let targets = load_targets(&dir.join("targets"), &partial, &mut problems);
     let plans = super::plan::load_into(&dir.join("plan"), &partial, &mut problems.0);
+    let (directives, tasks) = super::directives::load_directives(&dir.join("directives"), &partial)
+        .unwrap_or_else(|found| {
+            problems.0.extend(found);
+            Default::default()
+        });
 
     if !problems.0.is_empty() {
         return Err(ConfigError(problems.0));
@@ -209,7 +215,8 @@ pub fn load_catalogue(dir: &Path) -> Result<Catalogue, ConfigError> {
         indicators,
         targets,
     )
-    .with_plans(plans))
+    .with_plans(plans)
+    .with_tasks(directives, tasks))
 }
 
 fn load_groups(file: &Path, problems: &mut Problems) -> Vec<Group> {

@@ -2,6 +2,7 @@
 //! validated. The catalogue (groups, units, indicators, targets) lives in `catalogue`.
 
 pub mod catalogue;
+pub mod directives;
 pub mod limits;
 pub mod plan;
 

@@ -178,6 +178,9 @@ pub struct Catalogue {
     pub targets: Vec<Target>,
     /// The five-year plans of `config/plan/`, by start year.
     pub plans: Vec<super::five_year_plan::FiveYearPlan>,
+    /// The directives of `config/directives/` and the tasks they assign.
+    pub directives: Vec<super::task::Directive>,
+    pub tasks: Vec<super::task::TaskSeed>,
     indicator_index: HashMap<Code, usize>,
     unit_index: HashMap<Code, usize>,
 }
@@ -208,6 +211,8 @@ impl Catalogue {
             indicators,
             targets,
             plans: Vec::new(),
+            directives: Vec::new(),
+            tasks: Vec::new(),
             indicator_index,
             unit_index,
         }
@@ -216,6 +221,17 @@ impl Catalogue {
     /// The catalogue with its five-year plans (validated by `config::plan`).
     pub fn with_plans(mut self, plans: Vec<super::five_year_plan::FiveYearPlan>) -> Self {
         self.plans = plans;
+        self
+    }
+
+    /// The catalogue with its directives and tasks (validated by `config::directives`).
+    pub fn with_tasks(
+        mut self,
+        directives: Vec<super::task::Directive>,
+        tasks: Vec<super::task::TaskSeed>,
+    ) -> Self {
+        self.directives = directives;
+        self.tasks = tasks;
         self
     }
 

@@ -12,6 +12,8 @@ pub mod number;
 pub mod observation;
 pub mod period;
 pub mod status;
+pub mod task;
+pub mod task_view;
 pub mod token;
 
 pub use catalogue::{

@@ -22,6 +22,7 @@ pub mod screens;
 pub mod serve;
 pub mod status;
 pub mod targets;
+pub mod tasks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -107,7 +108,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(observations::revisions))
         .routes(routes!(approvals::post))
         .routes(routes!(departments::list))
-        .routes(routes!(departments::dashboard));
+        .routes(routes!(departments::dashboard))
+        .routes(routes!(tasks::list, tasks::create))
+        .routes(routes!(tasks::one, tasks::put))
+        .routes(routes!(tasks::progress));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(ws::upgrade))

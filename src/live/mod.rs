@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod connection;
 pub mod explanations;
 pub mod feeds;
+pub mod tasks;
 pub mod ticket;
 pub mod topic;
 pub mod view;

@@ -1,5 +1,5 @@
 //! Topics a screen subscribes to: `overview`, `alerts`, `feeds`, `group:<code>`,
-//! `indicator:<code>` and `unit:<code>`, each checked against the catalogue.
+//! `indicator:<code>`, `unit:<code>` and `department:<code>`, each checked against the catalogue.
 
 use std::fmt;
 
@@ -19,11 +19,13 @@ pub enum Topic {
     Indicator(Code),
     /// Every target of one unit.
     Unit(Code),
+    /// One department's tasks (nhiệm vụ).
+    Department(Code),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
-    #[error("unknown topic {0:?}: expected overview, alerts, feeds, group:<code>, indicator:<code> or unit:<code>")]
+    #[error("unknown topic {0:?}: expected overview, alerts, feeds, group:<code>, indicator:<code>, unit:<code> or department:<code>")]
     Unknown(String),
     #[error("topic {0:?} names no {1} in the catalogue")]
     NotInCatalogue(String, &'static str),
@@ -60,6 +62,10 @@ impl Topic {
                         known("unit", catalogue.unit(code.as_str()).is_some())?;
                         Ok(Self::Unit(code))
                     }
+                    "department" => {
+                        known("department", catalogue.department(code.as_str()).is_some())?;
+                        Ok(Self::Department(code))
+                    }
                     _ => Err(TopicError::Unknown(raw.to_owned())),
                 }
             }
@@ -76,6 +82,7 @@ impl fmt::Display for Topic {
             Self::Group(code) => write!(f, "group:{code}"),
             Self::Indicator(code) => write!(f, "indicator:{code}"),
             Self::Unit(code) => write!(f, "unit:{code}"),
+            Self::Department(code) => write!(f, "department:{code}"),
         }
     }
 }

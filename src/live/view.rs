@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::approvals::{figure_state, ApprovalStates};
 use super::explanations::Explanations;
+use super::tasks::Tasks;
 use super::feeds::{FeedHealth, FeedHealthRegistry};
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
@@ -138,6 +139,8 @@ pub struct Publisher {
     explanations: Explanations,
     /// How far each figure shown is approved.
     approvals: ApprovalStates,
+    /// The directives' tasks, on `overview`, `department:` and `indicator:` topics.
+    tasks: Tasks,
     /// Cancelled at shutdown: connections say goodbye instead of being cut.
     closing: CancellationToken,
 }
@@ -166,6 +169,7 @@ impl Publisher {
             snapshots: Mutex::new(HashMap::new()),
             explanations: Explanations::default(),
             approvals: ApprovalStates::default(),
+            tasks: Tasks::default(),
             closing: CancellationToken::new(),
         })
     }
@@ -197,6 +201,39 @@ impl Publisher {
     pub fn with_approvals(mut self, states: ApprovalStates) -> Self {
         self.approvals = states;
         self
+    }
+
+    /// The tasks as the store has them at start.
+    pub fn with_tasks(self, tasks: Vec<crate::domain::task::Task>) -> Self {
+        self.tasks.replace_all(tasks);
+        self
+    }
+
+    /// The tasks, which [`crate::pipeline`] keeps up to date.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// Tells the screens showing `task` that it changed: a `{"task": …}` delta, judged on the
+    /// city's day at `now`, to each watched topic that shows it.
+    pub fn publish_task(&self, task: &crate::domain::task::Task, now: DateTime<Utc>) -> usize {
+        let topics = super::tasks::topics(task);
+        let watched: Vec<Topic> = topics
+            .iter()
+            .zip(self.hub.watched(&topics))
+            .filter(|(_, watched)| *watched)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        if watched.is_empty() {
+            return 0;
+        }
+        let today = now.with_timezone(&self.zone).date_naive();
+        let view = crate::domain::task_view::TaskView::of(task, today);
+        let deltas: Vec<(Topic, Value)> = watched
+            .into_iter()
+            .map(|topic| (topic, json!({ "task": view })))
+            .collect();
+        self.hub.publish(now, &deltas)
     }
 
     /// The approval state of each figure, which [`crate::pipeline`] keeps up to date.
@@ -502,11 +539,13 @@ impl Publisher {
                 .collect()
         };
         let city = &self.city;
+        let today = now.with_timezone(&self.zone).date_naive();
         let data = match topic {
             Topic::Overview => serde_json::to_string(&json!({
                 "year": year,
                 "unit": city,
                 "targets": targets(&|s| s.unit == *city),
+                "tasks": self.tasks.for_topic(topic, today),
             }))?,
             Topic::Group(group) => serde_json::to_string(&json!({
                 "year": year,
@@ -535,11 +574,21 @@ impl Publisher {
                     "indicator": indicator,
                     "targets": with_targets,
                     "untargeted": untargeted,
+                    "tasks": self.tasks.for_topic(topic, today),
                 }))?
             }
             Topic::Alerts => serde_json::to_string(&json!({
                 "alerts": self.alerts.active().await,
             }))?,
+            Topic::Department(department) => {
+                let tasks = self.tasks.for_topic(topic, today);
+                let summary = crate::domain::task_view::summarize(&tasks, &self.catalogue);
+                serde_json::to_string(&json!({
+                    "department": department,
+                    "summary": summary,
+                    "tasks": tasks,
+                }))?
+            }
             Topic::Feeds => {
                 let feeds: Vec<FeedEvent> = self
                     .feeds

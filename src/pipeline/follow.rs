@@ -216,6 +216,14 @@ impl Follower {
                         .await;
                 }
             }
+            CommitKind::Task => {
+                let Some(code) = commit.subject.as_deref() else {
+                    return Ok(());
+                };
+                if let Some(task) = self.store.tasks(Some(code)).await?.pop() {
+                    self.pipeline.apply(Change::Task(Box::new(task))).await;
+                }
+            }
             CommitKind::Token => {
                 if let Some(id) = &commit.subject {
                     self.store.forget_token(id);

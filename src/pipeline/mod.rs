@@ -56,6 +56,9 @@ pub enum Change {
     /// A department explained a target (giải trình): nothing is judged again, but the
     /// screens showing the target get its view with the explanation at once.
     Explained(Explanation),
+    /// A task was created, redefined or moved on, here or on another instance: its alert is
+    /// brought in line and the screens showing it get it at once.
+    Task(Box<crate::domain::task::Task>),
 }
 
 /// What a change led to.
@@ -204,6 +207,7 @@ impl Pipeline {
             Change::Tick(now) => self.tick(now).await,
             Change::Explained(explanation) => self.explained(explanation),
             Change::Approved(revisions) => self.approved(&revisions),
+            Change::Task(task) => self.task_changed(*task).await,
         }
     }
 
@@ -322,13 +326,16 @@ impl Pipeline {
             if let Err(error) = self.alerts.reload().await {
                 tracing::warn!(%error, "reading the alerts again failed");
             }
-            match self.alerts.reconcile(&statuses, now).await {
+            let mut alerts = match self.alerts.reconcile(&statuses, now).await {
                 Ok(alerts) => alerts,
                 Err(error) => {
                     tracing::error!(%error, "alert reconciliation failed");
                     Vec::new()
                 }
-            }
+            };
+            // A task falls overdue with the passing of its due day.
+            alerts.extend(self.reconcile_tasks(now).await);
+            alerts
         } else {
             // The leader commits the alerts; this instance's list of them (the API, new
             // screens' snapshots) follows the store one tick behind at most.
@@ -392,6 +399,42 @@ impl Pipeline {
             at.max(Utc::now()),
         );
         Applied::default()
+    }
+
+    async fn task_changed(&self, task: crate::domain::task::Task) -> Applied {
+        let now = Utc::now().max(task.updated_at);
+        self.publisher.tasks().put(task.clone());
+        let alerts = self.reconcile_tasks(now).await;
+        self.publisher.publish_task(&task, now);
+        if !alerts.is_empty() {
+            self.publisher.publish(
+                Update {
+                    alerts: &alerts,
+                    ..Update::default()
+                },
+                now,
+            );
+        }
+        Applied {
+            alerts,
+            ..Applied::default()
+        }
+    }
+
+    /// The late tasks' alerts, judged on the city's day at `now`; the leader's to commit.
+    async fn reconcile_tasks(&self, now: DateTime<Utc>) -> Vec<Alert> {
+        if !self.leads() {
+            return Vec::new();
+        }
+        let today = now.with_timezone(&self.zone).date_naive();
+        let tasks = self.publisher.tasks().all();
+        match self.alerts.reconcile_tasks(&tasks, today, now).await {
+            Ok(alerts) => alerts,
+            Err(error) => {
+                tracing::error!(%error, "task alert reconciliation failed; the next tick retries");
+                Vec::new()
+            }
+        }
     }
 
     /// Another instance changed alerts (a commit, an acknowledgement, a silence): this

@@ -6,6 +6,7 @@ pub mod backup;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -259,6 +260,8 @@ pub enum CommitKind {
     Explanation,
     /// Revisions were approved; the approvals rows of the group name them.
     Approval,
+    /// A task was created, redefined or moved on; the subject is its code.
+    Task,
 }
 
 impl CommitKind {
@@ -270,6 +273,7 @@ impl CommitKind {
             Self::Alerts => "alerts",
             Self::Explanation => "explanation",
             Self::Approval => "approval",
+            Self::Task => "task",
         }
     }
 
@@ -281,6 +285,7 @@ impl CommitKind {
             "alerts" => Some(Self::Alerts),
             "explanation" => Some(Self::Explanation),
             "approval" => Some(Self::Approval),
+            "task" => Some(Self::Task),
             _ => None,
         }
     }
@@ -514,6 +519,18 @@ pub trait Store: Send + Sync + 'static {
         year: Option<i32>,
         as_of: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<Explanation>>;
+    /// Writes a task (created, redefined or moved on by a progress note) with its directive,
+    /// its note and status record when given, its audit row and, on a database several
+    /// instances share, its commit, in one transaction; returns it as stored. `None`, writing
+    /// nothing, when `write.create` and the code is taken, or not `create` and it is absent.
+    async fn write_task(
+        &self,
+        write: &crate::domain::task::TaskWrite,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<crate::domain::task::Task>>;
+    /// Every task (or the one `code` names) with its directive, progress notes and status
+    /// records, by due date and code.
+    async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>>;
     /// The newest audit rows first.
     async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         self.audit_page(None, limit).await

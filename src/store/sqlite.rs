@@ -7,6 +7,7 @@ mod instance;
 mod read;
 mod reminders;
 mod targets;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -439,6 +440,20 @@ impl Store for SqliteStore {
         as_of: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<Explanation>> {
         self.explanations_current(year, as_of).await
+    }
+
+    async fn write_task(
+        &self,
+        write: &crate::domain::task::TaskWrite,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<crate::domain::task::Task>> {
+        let _timer = OpTimer::start(self.backend(), "write_task");
+        self.write_task_tx(write, audit).await
+    }
+
+    async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>> {
+        let _timer = OpTimer::start(self.backend(), "tasks");
+        self.read_tasks(code).await
     }
 
     async fn audit_page(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {

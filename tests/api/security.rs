@@ -140,6 +140,11 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("targets_put", (Admin, "CUSTOMS")),
         ("targets_audit", (Admin, "CUSTOMS")),
         ("alerts_notifications", (Admin, "CUSTOMS")),
+        ("tasks_list", (AnyToken, "CUSTOMS")),
+        ("tasks_one", (AnyToken, "CUSTOMS")),
+        ("tasks_create", (Admin, "CUSTOMS")),
+        ("tasks_put", (Admin, "CUSTOMS")),
+        ("tasks_progress", (OwnerOrAdmin, "CUSTOMS")),
     ])
 }
 

@@ -140,6 +140,8 @@ fn active_phrase(language: Language, rule: Option<&str>, count: usize) -> String
         (Some("rejects"), Language::En) => english("rejected-data alert", "rejected-data alerts"),
         (Some("reminder"), Language::Vi) => format!("{count} nhắc hạn báo cáo số liệu"),
         (Some("reminder"), Language::En) => english("reporting reminder", "reporting reminders"),
+        (Some("task_overdue"), Language::Vi) => format!("{count} nhiệm vụ quá hạn"),
+        (Some("task_overdue"), Language::En) => english("overdue task", "overdue tasks"),
         (_, Language::Vi) => format!("{count} cảnh báo"),
         (_, Language::En) => english("alert firing", "alerts firing"),
     }

@@ -1,0 +1,369 @@
+//! Directives and tasks (chỉ đạo, nhiệm vụ): a directive of the city (a Kết luận, Chỉ thị,
+//! Nghị quyết, Kế hoạch…) assigns tasks, each to an owning department with co-operating units and
+//! a due date, optionally tied to indicators of the catalogue. The department records its
+//! progress; whether a task is overdue or was done late is not recorded but judged from its due
+//! date, its completion date and the clock, passed in as every rule's `now` is.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Code;
+
+/// What kind of text a directive is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectiveKind {
+    /// Kết luận (of a conference or of the Party committee).
+    KetLuan,
+    /// Chỉ thị.
+    ChiThi,
+    /// Nghị quyết.
+    NghiQuyet,
+    /// Kế hoạch.
+    KeHoach,
+    /// Quyết định.
+    QuyetDinh,
+    /// Công văn.
+    CongVan,
+    /// Thông báo (a notice of a leader's conclusions).
+    ThongBao,
+}
+
+impl DirectiveKind {
+    pub const ALL: [Self; 7] = [
+        Self::KetLuan,
+        Self::ChiThi,
+        Self::NghiQuyet,
+        Self::KeHoach,
+        Self::QuyetDinh,
+        Self::CongVan,
+        Self::ThongBao,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KetLuan => "ket_luan",
+            Self::ChiThi => "chi_thi",
+            Self::NghiQuyet => "nghi_quyet",
+            Self::KeHoach => "ke_hoach",
+            Self::QuyetDinh => "quyet_dinh",
+            Self::CongVan => "cong_van",
+            Self::ThongBao => "thong_bao",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    pub fn name_vi(self) -> &'static str {
+        match self {
+            Self::KetLuan => "Kết luận",
+            Self::ChiThi => "Chỉ thị",
+            Self::NghiQuyet => "Nghị quyết",
+            Self::KeHoach => "Kế hoạch",
+            Self::QuyetDinh => "Quyết định",
+            Self::CongVan => "Công văn",
+            Self::ThongBao => "Thông báo",
+        }
+    }
+
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Self::KetLuan => "Conclusion",
+            Self::ChiThi => "Directive",
+            Self::NghiQuyet => "Resolution",
+            Self::KeHoach => "Plan",
+            Self::QuyetDinh => "Decision",
+            Self::CongVan => "Official letter",
+            Self::ThongBao => "Notice",
+        }
+    }
+}
+
+/// A directive as issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Directive {
+    /// Its number as printed, e.g. `45/KL-UBND`.
+    #[schema(example = "45/KL-UBND")]
+    pub number: String,
+    /// When it was issued.
+    #[schema(value_type = String, format = Date, example = "2026-02-10")]
+    pub date: NaiveDate,
+    #[schema(example = "UBND TP.HCM")]
+    pub issuer: String,
+    pub kind: DirectiveKind,
+    pub title_vi: String,
+    pub title_en: String,
+    /// Where the text is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// True when no published directive stands behind it (a demonstration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub illustrative: bool,
+}
+
+/// The status a department records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedStatus {
+    NotStarted,
+    InProgress,
+    Done,
+}
+
+impl RecordedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "not_started" => Some(Self::NotStarted),
+            "in_progress" => Some(Self::InProgress),
+            "done" => Some(Self::Done),
+            _ => None,
+        }
+    }
+}
+
+/// A task's status as shown: the recorded one, with `overdue` and `done_late` judged.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    NotStarted,
+    InProgress,
+    Done,
+    DoneLate,
+    Overdue,
+}
+
+impl TaskStatus {
+    pub const ALL: [Self; 5] = [
+        Self::NotStarted,
+        Self::InProgress,
+        Self::Done,
+        Self::DoneLate,
+        Self::Overdue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+            Self::DoneLate => "done_late",
+            Self::Overdue => "overdue",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Done, on time or late: what "x/y nhiệm vụ hoàn thành" counts.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Done | Self::DoneLate)
+    }
+
+    /// A task is due by the end of its due day (in the city): overdue from the next day while
+    /// not done, done late when completed after it.
+    pub fn judge(
+        recorded: RecordedStatus,
+        due: NaiveDate,
+        completed_on: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Self {
+        match (recorded, completed_on) {
+            (RecordedStatus::Done, Some(on)) if on > due => Self::DoneLate,
+            (RecordedStatus::Done, _) => Self::Done,
+            _ if today > due => Self::Overdue,
+            (RecordedStatus::InProgress, _) => Self::InProgress,
+            (RecordedStatus::NotStarted, _) => Self::NotStarted,
+        }
+    }
+
+    pub fn name_vi(self) -> &'static str {
+        match self {
+            Self::NotStarted => "Chưa thực hiện",
+            Self::InProgress => "Đang thực hiện",
+            Self::Done => "Hoàn thành",
+            Self::DoneLate => "Hoàn thành trễ hạn",
+            Self::Overdue => "Quá hạn",
+        }
+    }
+
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Self::NotStarted => "Not started",
+            Self::InProgress => "In progress",
+            Self::Done => "Done",
+            Self::DoneLate => "Done late",
+            Self::Overdue => "Overdue",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a task is: everything but its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDef {
+    pub code: Code,
+    pub title_vi: String,
+    pub title_en: String,
+    /// The directive's number.
+    pub directive: String,
+    pub owner: Code,
+    /// Co-operating departments or units (phối hợp).
+    pub cooperating: Vec<Code>,
+    /// The sector group it is counted under.
+    pub group: Code,
+    pub due: NaiveDate,
+    pub indicators: Vec<Code>,
+}
+
+/// A task as configured, with the progress it starts from when first stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSeed {
+    pub def: TaskDef,
+    pub recorded: RecordedStatus,
+    pub completed_on: Option<NaiveDate>,
+    pub percent: Option<u8>,
+}
+
+/// One progress note of the owning department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProgressNote {
+    pub at: DateTime<Utc>,
+    /// The token's name that wrote it.
+    #[schema(example = "so-tai-chinh")]
+    pub by: String,
+    pub note: String,
+    /// How far the task is, 0 to 100, as the department estimates.
+    #[serde(default)]
+    pub percent: Option<u8>,
+    /// The status recorded with the note, when it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RecordedStatus>,
+}
+
+/// One change of the recorded status, kept forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusRecord {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub status: RecordedStatus,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub completed_on: Option<NaiveDate>,
+}
+
+/// A task as stored: its definition, its directive and what has been recorded of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub def: TaskDef,
+    pub directive: Directive,
+    pub recorded: RecordedStatus,
+    pub completed_on: Option<NaiveDate>,
+    pub percent: Option<u8>,
+    /// `config` (from `config/directives/`) or `api`.
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    /// Oldest first.
+    pub progress: Vec<ProgressNote>,
+    /// Oldest first.
+    pub history: Vec<StatusRecord>,
+}
+
+impl Task {
+    /// Its status on `today` (a date in the city).
+    pub fn status(&self, today: NaiveDate) -> TaskStatus {
+        TaskStatus::judge(self.recorded, self.def.due, self.completed_on, today)
+    }
+}
+
+/// A task to write: created, redefined or moved on by a progress note, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskWrite {
+    pub def: TaskDef,
+    /// Written when no directive of its number is stored; a stored one is updated from it.
+    pub directive: Directive,
+    pub recorded: RecordedStatus,
+    pub completed_on: Option<NaiveDate>,
+    pub percent: Option<u8>,
+    pub origin: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    /// A new task (refused when its code is taken) or an existing one (refused when absent).
+    pub create: bool,
+    pub note: Option<ProgressNote>,
+    /// Appended when the recorded status or completion date changes.
+    pub history: Option<StatusRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(raw: &str) -> NaiveDate {
+        raw.parse().expect("a date")
+    }
+
+    #[test]
+    fn a_task_is_judged_by_its_due_date_its_completion_and_today() {
+        use RecordedStatus as R;
+        use TaskStatus as S;
+        let due = day("2026-06-30");
+        let cases = [
+            // (recorded, completed_on, today, expected)
+            (R::NotStarted, None, "2026-06-01", S::NotStarted),
+            (R::InProgress, None, "2026-06-30", S::InProgress),
+            (R::InProgress, None, "2026-07-01", S::Overdue),
+            (R::NotStarted, None, "2026-07-01", S::Overdue),
+            (R::Done, Some("2026-06-30"), "2026-12-01", S::Done),
+            (R::Done, Some("2026-05-01"), "2026-05-02", S::Done),
+            (R::Done, Some("2026-07-01"), "2026-07-01", S::DoneLate),
+        ];
+        for (recorded, completed, today, expected) in cases {
+            let judged = TaskStatus::judge(recorded, due, completed.map(day), day(today));
+            assert_eq!(judged, expected, "{recorded:?} {completed:?} {today}");
+        }
+    }
+
+    #[test]
+    fn only_done_and_done_late_count_as_done() {
+        let done: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_done())
+            .collect();
+        assert_eq!(done, [TaskStatus::Done, TaskStatus::DoneLate]);
+    }
+
+    #[test]
+    fn kinds_and_statuses_read_back_what_they_write() {
+        for kind in DirectiveKind::ALL {
+            assert_eq!(DirectiveKind::parse(kind.as_str()), Some(kind));
+        }
+        for status in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RecordedStatus::parse("overdue"), None);
+    }
+}

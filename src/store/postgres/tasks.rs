@@ -1,0 +1,233 @@
+//! Directives and tasks on PostgreSQL (migration 0013): a task's change is written with its
+//! progress note, its status record, its audit row and a commit that other instances follow
+//! (ARCHITECTURE §7), in one transaction.
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::{audit, commits, PgStore};
+use crate::domain::task::{Task, TaskWrite};
+use crate::store::tasks::{assemble, corrupt, TaskRow};
+use crate::store::{AuditEvent, CommitKind, StoreResult};
+
+const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
+     t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, t.due, \
+     t.status, t.completed_on, t.percent, t.origin, t.created_at, t.updated_at, t.updated_by, \
+     d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
+     d.source, d.illustrative \
+     FROM tasks t JOIN directives d ON d.number = t.directive";
+
+fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
+    let percent: Option<i16> = row.try_get("percent")?;
+    Ok(TaskRow {
+        code: row.try_get("code")?,
+        directive: row.try_get("directive")?,
+        title_vi: row.try_get("title_vi")?,
+        title_en: row.try_get("title_en")?,
+        owner: row.try_get("owner")?,
+        cooperating: row.try_get("cooperating")?,
+        group: row.try_get("group_code")?,
+        indicators: row.try_get("indicators")?,
+        due: row.try_get("due")?,
+        status: row.try_get("status")?,
+        completed_on: row.try_get("completed_on")?,
+        percent: percent.map(i64::from),
+        origin: row.try_get("origin")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+        issued_on: row.try_get("issued_on")?,
+        issuer: row.try_get("issuer")?,
+        kind: row.try_get("kind")?,
+        directive_title_vi: row.try_get("d_title_vi")?,
+        directive_title_en: row.try_get("d_title_en")?,
+        source: row.try_get("source")?,
+        illustrative: row.try_get("illustrative")?,
+    })
+}
+
+fn json_list(codes: &[crate::domain::Code]) -> serde_json::Value {
+    serde_json::Value::Array(
+        codes
+            .iter()
+            .map(|c| serde_json::Value::String(c.to_string()))
+            .collect(),
+    )
+}
+
+impl PgStore {
+    pub(super) async fn write_task_tx(
+        &self,
+        write: &TaskWrite,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<Task>> {
+        let def = &write.def;
+        let directive = &write.directive;
+        let mut tx = self.pool.begin().await?;
+        // The audit lock first, as every audited write takes it, so none waits on another.
+        audit::lock(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO directives (number, issued_on, issuer, kind, title_vi, title_en, source, \
+             illustrative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (number) DO UPDATE SET issued_on = EXCLUDED.issued_on, \
+             issuer = EXCLUDED.issuer, kind = EXCLUDED.kind, title_vi = EXCLUDED.title_vi, \
+             title_en = EXCLUDED.title_en, source = EXCLUDED.source, \
+             illustrative = EXCLUDED.illustrative",
+        )
+        .bind(&directive.number)
+        .bind(directive.date)
+        .bind(&directive.issuer)
+        .bind(directive.kind.as_str())
+        .bind(&directive.title_vi)
+        .bind(&directive.title_en)
+        .bind(&directive.source)
+        .bind(directive.illustrative)
+        .execute(&mut *tx)
+        .await?;
+        let percent = write.percent.map(i16::from);
+        let written = if write.create {
+            sqlx::query(
+                "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
+                 group_code, indicators, due, status, completed_on, percent, origin, created_at, \
+                 updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 $12, $13, $14, $14, $15) ON CONFLICT (code) DO NOTHING",
+            )
+            .bind(def.code.as_str())
+            .bind(&def.directive)
+            .bind(&def.title_vi)
+            .bind(&def.title_en)
+            .bind(def.owner.as_str())
+            .bind(json_list(&def.cooperating))
+            .bind(def.group.as_str())
+            .bind(json_list(&def.indicators))
+            .bind(def.due)
+            .bind(write.recorded.as_str())
+            .bind(write.completed_on)
+            .bind(percent)
+            .bind(&write.origin)
+            .bind(write.at)
+            .bind(&write.by)
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE tasks SET directive = $2, title_vi = $3, title_en = $4, owner = $5, \
+                 cooperating = $6, group_code = $7, indicators = $8, due = $9, status = $10, \
+                 completed_on = $11, percent = $12, origin = $13, updated_at = $14, \
+                 updated_by = $15 WHERE code = $1",
+            )
+            .bind(def.code.as_str())
+            .bind(&def.directive)
+            .bind(&def.title_vi)
+            .bind(&def.title_en)
+            .bind(def.owner.as_str())
+            .bind(json_list(&def.cooperating))
+            .bind(def.group.as_str())
+            .bind(json_list(&def.indicators))
+            .bind(def.due)
+            .bind(write.recorded.as_str())
+            .bind(write.completed_on)
+            .bind(percent)
+            .bind(&write.origin)
+            .bind(write.at)
+            .bind(&write.by)
+            .execute(&mut *tx)
+            .await?
+        };
+        if written.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some(note) = &write.note {
+            sqlx::query(
+                "INSERT INTO task_progress (task, at, author, note, percent, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(def.code.as_str())
+            .bind(note.at)
+            .bind(&note.by)
+            .bind(&note.note)
+            .bind(note.percent.map(i16::from))
+            .bind(note.status.map(|s| s.as_str()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(record) = &write.history {
+            sqlx::query(
+                "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(def.code.as_str())
+            .bind(record.at)
+            .bind(&record.by)
+            .bind(record.status.as_str())
+            .bind(record.completed_on)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::append(&mut tx, event).await?;
+        let group = commits::next_group(&mut tx).await?;
+        commits::record(
+            &mut tx,
+            &self.instance,
+            group,
+            CommitKind::Task,
+            Some(def.code.as_str()),
+            write.at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(self.read_tasks(Some(def.code.as_str())).await?.pop())
+    }
+
+    pub(super) async fn read_tasks(&self, code: Option<&str>) -> StoreResult<Vec<Task>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE ($1::text IS NULL OR t.code = $1) ORDER BY t.due, t.code"
+        ))
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let notes = sqlx::query(
+            "SELECT task, at, author, note, percent, status FROM task_progress \
+             WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
+        )
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let percent: Option<i16> = row.try_get("percent")?;
+            Ok((
+                row.try_get::<String, _>("task")?,
+                row.try_get("at")?,
+                row.try_get::<String, _>("author")?,
+                row.try_get::<String, _>("note")?,
+                percent.map(i64::from),
+                row.try_get::<Option<String>, _>("status")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let history = sqlx::query(
+            "SELECT task, at, actor, status, completed_on FROM task_status_history \
+             WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
+        )
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("task")?,
+                row.try_get("at")?,
+                row.try_get::<String, _>("actor")?,
+                row.try_get::<String, _>("status")?,
+                row.try_get("completed_on")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        assemble(rows, notes, history).map_err(corrupt)
+    }
+}

@@ -1,0 +1,209 @@
+//! Directives and tasks on SQLite (migration 0013): a task's change is written with its
+//! progress note, its status record and its audit row in one write transaction. Dates are
+//! stored as `YYYY-MM-DD` text.
+
+use chrono::NaiveDate;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{audit, from_micros, micros, SqliteStore};
+use crate::domain::task::{Task, TaskWrite};
+use crate::store::tasks::{assemble, corrupt, TaskRow};
+use crate::store::{AuditEvent, StoreError, StoreResult};
+
+const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
+     t.cooperating, t.group_code, t.indicators, t.due, t.status, t.completed_on, t.percent, \
+     t.origin, t.created_at, t.updated_at, t.updated_by, d.issued_on, d.issuer, d.kind, \
+     d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative \
+     FROM tasks t JOIN directives d ON d.number = t.directive";
+
+fn date(raw: &str) -> StoreResult<NaiveDate> {
+    raw.parse().map_err(|_| corrupt(format!("date {raw}")))
+}
+
+fn optional_date(raw: Option<String>) -> StoreResult<Option<NaiveDate>> {
+    raw.as_deref().map(date).transpose()
+}
+
+fn task_row(row: &SqliteRow) -> StoreResult<TaskRow> {
+    Ok(TaskRow {
+        code: row.try_get("code")?,
+        directive: row.try_get("directive")?,
+        title_vi: row.try_get("title_vi")?,
+        title_en: row.try_get("title_en")?,
+        owner: row.try_get("owner")?,
+        cooperating: row.try_get("cooperating")?,
+        group: row.try_get("group_code")?,
+        indicators: row.try_get("indicators")?,
+        due: date(&row.try_get::<String, _>("due")?)?,
+        status: row.try_get("status")?,
+        completed_on: optional_date(row.try_get("completed_on")?)?,
+        percent: row.try_get("percent")?,
+        origin: row.try_get("origin")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        updated_at: from_micros(row.try_get("updated_at")?),
+        updated_by: row.try_get("updated_by")?,
+        issued_on: date(&row.try_get::<String, _>("issued_on")?)?,
+        issuer: row.try_get("issuer")?,
+        kind: row.try_get("kind")?,
+        directive_title_vi: row.try_get("d_title_vi")?,
+        directive_title_en: row.try_get("d_title_en")?,
+        source: row.try_get("source")?,
+        illustrative: row.try_get("illustrative")?,
+    })
+}
+
+fn json_list(codes: &[crate::domain::Code]) -> StoreResult<String> {
+    let raw: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    serde_json::to_string(&raw).map_err(|e| StoreError::Corrupt {
+        table: "tasks",
+        detail: e.to_string(),
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn write_task_tx(
+        &self,
+        write: &TaskWrite,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<Task>> {
+        let def = &write.def;
+        let directive = &write.directive;
+        let cooperating = json_list(&def.cooperating)?;
+        let indicators = json_list(&def.indicators)?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO directives (number, issued_on, issuer, kind, title_vi, title_en, source, \
+             illustrative) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (number) DO UPDATE SET issued_on = excluded.issued_on, \
+             issuer = excluded.issuer, kind = excluded.kind, title_vi = excluded.title_vi, \
+             title_en = excluded.title_en, source = excluded.source, \
+             illustrative = excluded.illustrative",
+        )
+        .bind(&directive.number)
+        .bind(directive.date.to_string())
+        .bind(&directive.issuer)
+        .bind(directive.kind.as_str())
+        .bind(&directive.title_vi)
+        .bind(&directive.title_en)
+        .bind(&directive.source)
+        .bind(directive.illustrative)
+        .execute(&mut *tx)
+        .await?;
+        let sql = if write.create {
+            "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
+             group_code, indicators, due, status, completed_on, percent, origin, created_at, \
+             updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?14, ?15) ON CONFLICT (code) DO NOTHING"
+        } else {
+            "UPDATE tasks SET directive = ?2, title_vi = ?3, title_en = ?4, owner = ?5, \
+             cooperating = ?6, group_code = ?7, indicators = ?8, due = ?9, status = ?10, \
+             completed_on = ?11, percent = ?12, origin = ?13, updated_at = ?14, \
+             updated_by = ?15 WHERE code = ?1"
+        };
+        let written = sqlx::query(sql)
+            .bind(def.code.as_str())
+            .bind(&def.directive)
+            .bind(&def.title_vi)
+            .bind(&def.title_en)
+            .bind(def.owner.as_str())
+            .bind(&cooperating)
+            .bind(def.group.as_str())
+            .bind(&indicators)
+            .bind(def.due.to_string())
+            .bind(write.recorded.as_str())
+            .bind(write.completed_on.map(|d| d.to_string()))
+            .bind(write.percent.map(i64::from))
+            .bind(&write.origin)
+            .bind(micros(write.at))
+            .bind(&write.by)
+            .execute(&mut *tx)
+            .await?;
+        if written.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some(note) = &write.note {
+            sqlx::query(
+                "INSERT INTO task_progress (task, at, author, note, percent, status) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(def.code.as_str())
+            .bind(micros(note.at))
+            .bind(&note.by)
+            .bind(&note.note)
+            .bind(note.percent.map(i64::from))
+            .bind(note.status.map(|s| s.as_str()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(record) = &write.history {
+            sqlx::query(
+                "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(def.code.as_str())
+            .bind(micros(record.at))
+            .bind(&record.by)
+            .bind(record.status.as_str())
+            .bind(record.completed_on.map(|d| d.to_string()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        drop(writer);
+        Ok(self.read_tasks(Some(def.code.as_str())).await?.pop())
+    }
+
+    pub(super) async fn read_tasks(&self, code: Option<&str>) -> StoreResult<Vec<Task>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE (?1 IS NULL OR t.code = ?1) ORDER BY t.due, t.code"
+        ))
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let notes = sqlx::query(
+            "SELECT task, at, author, note, percent, status FROM task_progress \
+             WHERE (?1 IS NULL OR task = ?1) ORDER BY task, at, id",
+        )
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("task")?,
+                from_micros(row.try_get("at")?),
+                row.try_get::<String, _>("author")?,
+                row.try_get::<String, _>("note")?,
+                row.try_get::<Option<i64>, _>("percent")?,
+                row.try_get::<Option<String>, _>("status")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let history = sqlx::query(
+            "SELECT task, at, actor, status, completed_on FROM task_status_history \
+             WHERE (?1 IS NULL OR task = ?1) ORDER BY task, at, id",
+        )
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("task")?,
+                from_micros(row.try_get("at")?),
+                row.try_get::<String, _>("actor")?,
+                row.try_get::<String, _>("status")?,
+                optional_date(row.try_get("completed_on")?)?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        assemble(rows, notes, history).map_err(corrupt)
+    }
+}

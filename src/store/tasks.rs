@@ -1,0 +1,217 @@
+//! Directives and tasks in the store (migration 0013), shared by both backends: a stored row
+//! read back into a [`Task`], and the configured tasks brought into the store at start.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{AuditEvent, DynStore, StoreError, StoreResult};
+use crate::domain::task::{
+    Directive, DirectiveKind, ProgressNote, RecordedStatus, StatusRecord, Task, TaskDef, TaskSeed,
+    TaskWrite,
+};
+use crate::domain::Code;
+
+pub(crate) fn corrupt(detail: String) -> StoreError {
+    StoreError::Corrupt {
+        table: "tasks",
+        detail,
+    }
+}
+
+/// A task's row joined with its directive's, as both backends read it.
+pub(crate) struct TaskRow {
+    pub code: String,
+    pub directive: String,
+    pub title_vi: String,
+    pub title_en: String,
+    pub owner: String,
+    /// A JSON array of codes.
+    pub cooperating: String,
+    pub group: String,
+    pub indicators: String,
+    pub due: NaiveDate,
+    pub status: String,
+    pub completed_on: Option<NaiveDate>,
+    pub percent: Option<i64>,
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    pub issued_on: NaiveDate,
+    pub issuer: String,
+    pub kind: String,
+    pub directive_title_vi: String,
+    pub directive_title_en: String,
+    pub source: Option<String>,
+    pub illustrative: bool,
+}
+
+/// A progress note's row: task, at, author, note, percent, status.
+pub(crate) type NoteRow = (
+    String,
+    DateTime<Utc>,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+/// A status record's row: task, at, actor, status, completed_on.
+pub(crate) type HistoryRow = (String, DateTime<Utc>, String, String, Option<NaiveDate>);
+
+fn code(raw: &str) -> Result<Code, String> {
+    Code::parse(raw)
+}
+
+fn codes(json: &str) -> Result<Vec<Code>, String> {
+    let raw: Vec<String> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    raw.iter().map(|c| code(c)).collect()
+}
+
+fn percent(raw: Option<i64>) -> Result<Option<u8>, String> {
+    raw.map(|p| u8::try_from(p).map_err(|_| format!("percent {p}")))
+        .transpose()
+}
+
+fn recorded(raw: &str) -> Result<RecordedStatus, String> {
+    RecordedStatus::parse(raw).ok_or_else(|| format!("status {raw}"))
+}
+
+/// The tasks of `rows`, each with its notes and status records (both given oldest first).
+pub(crate) fn assemble(
+    rows: Vec<TaskRow>,
+    notes: Vec<NoteRow>,
+    history: Vec<HistoryRow>,
+) -> Result<Vec<Task>, String> {
+    let mut notes_of: HashMap<String, Vec<ProgressNote>> = HashMap::new();
+    for (task, at, by, note, pct, status) in notes {
+        notes_of.entry(task).or_default().push(ProgressNote {
+            at,
+            by,
+            note,
+            percent: percent(pct)?,
+            status: status.as_deref().map(recorded).transpose()?,
+        });
+    }
+    let mut history_of: HashMap<String, Vec<StatusRecord>> = HashMap::new();
+    for (task, at, by, status, completed_on) in history {
+        history_of.entry(task).or_default().push(StatusRecord {
+            at,
+            by,
+            status: recorded(&status)?,
+            completed_on,
+        });
+    }
+    rows.into_iter()
+        .map(|row| {
+            Ok(Task {
+                def: TaskDef {
+                    code: code(&row.code)?,
+                    title_vi: row.title_vi,
+                    title_en: row.title_en,
+                    directive: row.directive.clone(),
+                    owner: code(&row.owner)?,
+                    cooperating: codes(&row.cooperating)?,
+                    group: code(&row.group)?,
+                    due: row.due,
+                    indicators: codes(&row.indicators)?,
+                },
+                directive: Directive {
+                    number: row.directive,
+                    date: row.issued_on,
+                    issuer: row.issuer,
+                    kind: DirectiveKind::parse(&row.kind)
+                        .ok_or_else(|| format!("directive kind {}", row.kind))?,
+                    title_vi: row.directive_title_vi,
+                    title_en: row.directive_title_en,
+                    source: row.source,
+                    illustrative: row.illustrative,
+                },
+                recorded: recorded(&row.status)?,
+                completed_on: row.completed_on,
+                percent: percent(row.percent)?,
+                origin: row.origin,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                updated_by: row.updated_by,
+                progress: notes_of.remove(&row.code).unwrap_or_default(),
+                history: history_of.remove(&row.code).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Brings the configured tasks into the store: a task not stored yet is written as configured
+/// (with its starting progress); one stored from the configuration whose definition or
+/// directive changed there is redefined, its progress kept; one an admin created or changed
+/// through the API is left alone. Each write is its own `task.seed` audit row.
+pub async fn seed(
+    store: &DynStore,
+    directives: &[Directive],
+    seeds: &[TaskSeed],
+    at: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let stored: HashMap<Code, Task> = store
+        .tasks(None)
+        .await?
+        .into_iter()
+        .map(|t| (t.def.code.clone(), t))
+        .collect();
+    let by_number: HashMap<&str, &Directive> =
+        directives.iter().map(|d| (d.number.as_str(), d)).collect();
+    let mut written = 0;
+    for seed in seeds {
+        let Some(directive) = by_number.get(seed.def.directive.as_str()) else {
+            continue;
+        };
+        let existing = stored.get(&seed.def.code);
+        let write = match existing {
+            None => TaskWrite {
+                def: seed.def.clone(),
+                directive: (*directive).clone(),
+                recorded: seed.recorded,
+                completed_on: seed.completed_on,
+                percent: seed.percent,
+                origin: "config".into(),
+                at,
+                by: "config".into(),
+                create: true,
+                note: None,
+                history: (seed.recorded != RecordedStatus::NotStarted).then(|| StatusRecord {
+                    at,
+                    by: "config".into(),
+                    status: seed.recorded,
+                    completed_on: seed.completed_on,
+                }),
+            },
+            Some(task)
+                if task.origin == "config"
+                    && (task.def != seed.def || task.directive != **directive) =>
+            {
+                TaskWrite {
+                    def: seed.def.clone(),
+                    directive: (*directive).clone(),
+                    recorded: task.recorded,
+                    completed_on: task.completed_on,
+                    percent: task.percent,
+                    origin: "config".into(),
+                    at,
+                    by: "config".into(),
+                    create: false,
+                    note: None,
+                    history: None,
+                }
+            }
+            Some(_) => continue,
+        };
+        let mut event = AuditEvent::new(at, "config", "task.seed", seed.def.code.as_str());
+        event.before =
+            existing.map(|t| serde_json::json!({ "def": t.def, "directive": t.directive }));
+        event.after = Some(serde_json::json!({ "def": write.def, "directive": write.directive }));
+        // Another instance starting at the same moment may have stored it first: nothing lost.
+        if store.write_task(&write, &event).await?.is_some() {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
