@@ -9,8 +9,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+use super::audience::{self, Audience};
 use super::receivers::text::{self, Language};
 use super::routing::Route;
+use super::year_close::{self, Closing};
 use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
 use crate::domain::{Catalogue, Status};
 use crate::metrics;
@@ -156,13 +158,21 @@ impl AlertManager {
         wanted
     }
 
+    /// The city's code: its own targets' slippage is the leadership's (`alerts::audience`).
+    fn city(&self) -> Option<&str> {
+        self.catalogue.root_unit().map(|unit| unit.code.as_str())
+    }
+
     fn labels(
+        &self,
         status: &TargetStatus,
         alertname: &str,
         severity: Severity,
     ) -> BTreeMap<String, String> {
+        let audience = Audience::for_alert(alertname, Some(status.unit.as_str()), self.city());
         [
             ("alertname", alertname.to_owned()),
+            (audience::LABEL, audience.as_str().to_owned()),
             ("severity", severity.as_str().to_owned()),
             ("group", status.group.to_string()),
             ("department", status.department.to_string()),
@@ -199,7 +209,7 @@ impl AlertManager {
             rule: "anomaly",
             severity: Severity::Warning,
             state: AlertState::Firing,
-            labels: Self::labels(status, "value_anomaly", Severity::Warning),
+            labels: self.labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
                 "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
                 indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value), Language::Vi), z(Language::Vi)
@@ -220,7 +230,18 @@ impl AlertManager {
             .pending
             .as_ref()
             .is_some_and(|p| p.status.severity() > official.severity());
+        let closed = year_close::is_closed(status);
         let (rule, alertname, severity, state, shown) = match official {
+            // A closed year's outcome is its report's, not a live alert (`alerts::year_close`);
+            // a figure of it still missing is a data gap for the department.
+            _ if closed && status.overdue_period.is_some() => (
+                "staleness",
+                "feed_stale",
+                Severity::Warning,
+                AlertState::Firing,
+                Status::Stale,
+            ),
+            _ if closed => return None,
             Status::AtRisk => (
                 "slippage",
                 "target_slipping",
@@ -263,7 +284,7 @@ impl AlertManager {
             "{rule}:{}:{}:{}",
             status.year, status.indicator, status.unit
         );
-        let labels = Self::labels(status, alertname, severity);
+        let labels = self.labels(status, alertname, severity);
         let unit_vi = self
             .catalogue
             .unit(status.unit.as_str())
@@ -378,6 +399,15 @@ impl AlertManager {
         let mut active = self.active.lock().await;
         let desired: HashMap<String, Desired> =
             statuses.iter().flat_map(|s| self.desired(s)).collect();
+        // The slippage alerts whose year closed resolve with its outcome.
+        let closings: HashMap<String, Closing> = statuses
+            .iter()
+            .filter_map(|s| {
+                let closing = year_close::closing(s, &self.catalogue)?;
+                let fingerprint = format!("slippage:{}:{}:{}", s.year, s.indicator, s.unit);
+                Some((fingerprint, closing))
+            })
+            .collect();
         let mut changed: Vec<Alert> = Vec::new();
         let mut notify: Vec<&Alert> = Vec::new();
         let mut notify_fingerprints = Vec::new();
@@ -417,6 +447,13 @@ impl AlertManager {
                     }
                     alert
                 }
+                // An alert stored before a label existed (the audience) takes it, quietly.
+                Some(old) if old.labels != want.labels => {
+                    let mut alert = old.clone();
+                    alert.labels = want.labels.clone();
+                    alert.updated_at = now;
+                    alert
+                }
                 Some(_) => continue,
             };
             let was_firing = active
@@ -438,6 +475,13 @@ impl AlertManager {
             alert.state = AlertState::Resolved;
             alert.ends_at = Some(now);
             alert.updated_at = now;
+            if let Some(closing) = closings.get(fingerprint) {
+                alert.summary_vi.clone_from(&closing.summary_vi);
+                alert.summary_en.clone_from(&closing.summary_en);
+                alert
+                    .labels
+                    .insert("outcome".to_owned(), closing.outcome.to_owned());
+            }
             if old.state == AlertState::Firing {
                 // Only a firing alert was announced, so only it gets a resolved notice.
                 notify_fingerprints.push(fingerprint.clone());

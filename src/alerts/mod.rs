@@ -1,6 +1,7 @@
 //! Alerts: the state machine (pending → firing → resolved), silences, routing to receivers,
 //! and the durable outbox that delivers each notification exactly once after success.
 
+pub mod audience;
 pub mod manager;
 pub mod message;
 pub mod outbox;
@@ -8,3 +9,4 @@ pub mod receivers;
 pub mod reminders;
 pub mod reports;
 pub mod routing;
+pub mod year_close;

@@ -335,6 +335,11 @@ impl Reminders {
         let period = figure.period.to_string();
         let labels: BTreeMap<String, String> = [
             ("alertname", kind.alertname().to_owned()),
+            // A reminder is the owning department's work (`alerts::audience`).
+            (
+                super::audience::LABEL,
+                super::audience::Audience::Department.as_str().to_owned(),
+            ),
             ("severity", kind.severity().as_str().to_owned()),
             ("group", indicator.group.to_string()),
             ("department", indicator.department.to_string()),

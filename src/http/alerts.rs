@@ -18,6 +18,7 @@ use super::openapi::{
 };
 use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
+use crate::alerts::audience::Audience;
 use crate::auth::{Principal, Role};
 use crate::domain::alert::{Ack, Alert, AlertState, OutboxNotification, Silence};
 use crate::ingest::json::pointer_token;
@@ -44,7 +45,18 @@ pub struct AlertQuery {
     include_resolved: Option<bool>,
     /// How many alerts at most (1 to 1000; 200 when absent).
     limit: Option<i64>,
+    /// Only alerts for this audience (the `audience` label): `leadership` (the wall),
+    /// `department` or `operators`.
+    #[param(value_type = Option<Audience>)]
+    audience: Option<String>,
+    /// Only alerts of this department (the `department` label).
+    #[param(example = "FINANCE")]
+    department: Option<String>,
 }
+
+/// Most alerts read to answer a filtered list: every active alert (a few thousand at most),
+/// and the newest resolved ones, before the filter picks and `limit` cuts.
+const FILTERED_READ: i64 = 20_000;
 
 #[derive(Serialize, ToSchema)]
 pub struct Alerts {
@@ -75,7 +87,6 @@ pub async fn list(
     let limit = query.limit.unwrap_or(200).clamp(1, 1000);
     let include_resolved =
         query.include_resolved.unwrap_or(false) || query.state.as_deref() == Some("resolved");
-    let alerts = state.store.alerts(include_resolved, limit).await?;
     if let Some(wanted) = query.state.as_deref() {
         if !["pending", "firing", "resolved"].contains(&wanted) {
             return Err(ApiError::invalid(
@@ -84,9 +95,31 @@ pub async fn list(
             ));
         }
     }
+    let audience = query
+        .audience
+        .as_deref()
+        .map(|raw| {
+            Audience::parse(raw).ok_or_else(|| {
+                ApiError::invalid("audience", "use leadership, department or operators")
+            })
+        })
+        .transpose()?;
+    let filtered = query.state.is_some() || audience.is_some() || query.department.is_some();
+    // The store cuts at `limit` before a filter would; a filtered list reads more and cuts after.
+    let read = if filtered { FILTERED_READ } else { limit };
+    let alerts = state.store.alerts(include_resolved, read).await?;
+    let city = state.catalogue.root_unit().map(|unit| unit.code.as_str());
     let alerts: Vec<Alert> = alerts
         .into_iter()
         .filter(|a| query.state.as_deref().is_none_or(|s| a.state.as_str() == s))
+        .filter(|a| audience.is_none_or(|wanted| Audience::of_labels(&a.labels, city) == wanted))
+        .filter(|a| {
+            query
+                .department
+                .as_deref()
+                .is_none_or(|d| a.labels.get("department").map(String::as_str) == Some(d))
+        })
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .collect();
     Ok(Json(Alerts { alerts }))
 }

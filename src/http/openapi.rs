@@ -62,6 +62,7 @@ setting targets. Any token may call an operation unless the operation names the 
             super::reports::ReportLang,
             crate::domain::approval::History,
             crate::domain::ApprovalState,
+            crate::alerts::audience::Audience,
         ),
         responses(
         BadRequest,

@@ -22,6 +22,7 @@ pub enum ReportFormatParam {
     Html,
     Xlsx,
     Csv,
+    Json,
 }
 
 /// The report's language.
@@ -36,7 +37,8 @@ pub enum ReportLang {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// `html` (default), `xlsx` or `csv`.
+    /// `html` (default), `xlsx`, `csv`, or `json`: the report's data as the screens read it
+    /// (the wall's year view).
     #[param(value_type = Option<ReportFormatParam>)]
     format: Option<String>,
     /// `vi` (default) or `en`.
@@ -91,6 +93,7 @@ impl From<ReportError> for ApiError {
             (String = "text/html"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
             (String = "text/csv"),
+            (serde_json::Value = "application/json"),
          )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
@@ -107,10 +110,11 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let period = Period::parse(&period)
         .map_err(|e: crate::domain::PeriodError| ApiError::invalid("period", e.to_string()))?;
+    let json = query.format.as_deref() == Some("json");
     let format = match query.format.as_deref() {
-        None => ReportFormat::Html,
+        None | Some("json") => ReportFormat::Html,
         Some(raw) => ReportFormat::parse(raw)
-            .ok_or_else(|| ApiError::invalid("format", "use html, xlsx or csv"))?,
+            .ok_or_else(|| ApiError::invalid("format", "use html, xlsx, csv or json"))?,
     };
     let lang = match query.lang.as_deref() {
         None => Lang::Vi,
@@ -147,6 +151,9 @@ pub async fn get(
         history,
     };
     let report = sources.build(&request, lang, Utc::now()).await?;
+    if json {
+        return Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(report)).into_response());
+    }
     let body = report.render(format, settings.zone())?;
     let disposition = match format {
         ReportFormat::Html => "inline".to_owned(),

@@ -41,3 +41,4 @@ mod stream;
 mod target_history;
 mod token_cache;
 mod writer;
+mod year_close;
