@@ -310,3 +310,21 @@ fn department_token(database_url: &str, department: &str) -> String {
     assert!(token.starts_with("ktxh_"), "no token in: {stdout}");
     token
 }
+
+#[test]
+fn the_five_year_plan_shows_its_categories_and_a_pushed_figure_moves_a_target_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "plan.mjs",
+        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
+    );
+}

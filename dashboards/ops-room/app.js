@@ -12,6 +12,7 @@ import { applyStatic, both, onLangChange, pick, t, toggleLang } from "./i18n.js"
 import { IndicatorPage } from "./indicator.js";
 import { LiveClient } from "./live.js";
 import { Overview } from "./overview.js";
+import { PlanPage } from "./plan.js";
 import { debounced, readTaskSummary } from "./task-parts.js";
 import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
@@ -43,6 +44,7 @@ let ticker;
 let page;
 let department;
 let tasks;
+let planPage;
 let live;
 
 main();
@@ -86,6 +88,7 @@ async function main() {
     departments: app.departments,
     timeZone: () => app.city.timezone,
   });
+  planPage = new PlanPage(document.getElementById("plan-page"));
   wireControls();
   onLangChange(relabel);
   header.setConnection("connecting");
@@ -311,6 +314,7 @@ function liveMessage(message) {
   const data = message.data ?? {};
   // A task's change is a delta `{"task": …}`; a snapshot carries the topic's `tasks`.
   if (data.task || data.tasks) tasksChanged(message);
+  planPage.liveChange(message);
   const topic = message.topic ?? "";
   const snapshot = message.type === "snapshot";
 
@@ -363,6 +367,7 @@ function parseRoute() {
     };
   }
   if (isTasksPath(path)) return tasksRoute(path, params);
+  if (path === "/plan") return { name: "plan" };
   const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
   const group = /^\/group\/([^/]+)$/.exec(path);
@@ -377,6 +382,20 @@ function route({ fromApp = false } = {}) {
   const pageEl = document.getElementById("indicator-page");
   const departmentEl = document.getElementById("department-page");
   const tasksEl = document.getElementById("tasks-page");
+  const planEl = document.getElementById("plan-page");
+  if (next.name === "plan") {
+    page.close();
+    department.close();
+    tasks.close();
+    for (const el of [pageEl, overviewEl, departmentEl, tasksEl]) el.hidden = true;
+    planEl.hidden = false;
+    planPage.open().then(() => document.getElementById("plan-title")?.focus()).catch(failed);
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  planPage.close();
+  planEl.hidden = true;
   if (next.name === "tasks") {
     page.close();
     department.close();
@@ -436,6 +455,10 @@ function renderTitle() {
  * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
  */
 function goBack() {
+  if (!document.getElementById("plan-page").hidden) {
+    window.location.hash = "#/";
+    return;
+  }
   if (!document.getElementById("tasks-page").hidden) {
     window.location.hash = tasks.route?.code ? "#/tasks" : "#/";
   } else if (!document.getElementById("indicator-page").hidden) {
@@ -489,4 +512,5 @@ function relabel() {
   page.relabel();
   department.relabel();
   tasks.relabel();
+  planPage.relabel();
 }

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod observations;
 pub mod openapi;
 pub mod ops;
+pub mod plan;
 pub mod reports;
 pub mod screens;
 pub mod serve;
@@ -104,6 +105,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status::list))
         .routes(routes!(status::one))
         .routes(routes!(status::path))
+        .routes(routes!(plan::get))
+        .routes(routes!(plan::summary))
         .routes(routes!(observations::list, observations::post))
         .routes(routes!(observations::revisions))
         .routes(routes!(approvals::post))

@@ -82,6 +82,7 @@ setting targets. Any token may call an operation unless the operation names the 
         (name = "targets", description = "Kế hoạch năm và nhật ký thay đổi. / Yearly targets and their audit log."),
         (name = "observations", description = "Gửi và đọc số liệu. / Pushing and reading observations."),
         (name = "status", description = "Đánh giá từng chỉ tiêu. / How every target stands."),
+        (name = "plan", description = "Kế hoạch 5 năm và mức tiến bộ theo phương pháp Open SDG. / The five-year plan and its progress by Open SDG's measure."),
         (name = "alerts", description = "Cảnh báo, xác nhận, tạm tắt. / Alerts, acknowledgements, silences."),
         (name = "tasks", description = "Chỉ đạo và nhiệm vụ: tiến độ, quá hạn. / Directives and their tasks: progress, overdue."),
         (name = "departments", description = "Trang của từng sở, ngành: chỉ tiêu, hạn báo cáo, số liệu bị từ chối. / Each department's page: its indicators, due figures, refused rows."),

@@ -14,6 +14,7 @@ pub mod explanations;
 mod history;
 mod html;
 mod last_year;
+pub mod plan;
 pub mod schedule;
 mod text;
 mod xlsx;
@@ -208,6 +209,8 @@ pub struct Report {
     pub tally: Tally,
     pub groups: Vec<GroupSection>,
     pub changes: Vec<Change>,
+    /// The five-year plan's section, in a yearly report of a year a plan covers.
+    pub plan: Option<plan::PlanSection>,
 }
 
 /// The services a report is built from.
@@ -300,6 +303,7 @@ impl Sources<'_> {
             &unit.code,
         );
         let period_end = period.end(self.zone);
+        let plan = plan::section(self, &period, cutoff).await?;
 
         let mut groups: Vec<GroupSection> = Vec::new();
         let mut changes = Vec::new();
@@ -413,6 +417,7 @@ impl Sources<'_> {
             tally,
             groups,
             changes,
+            plan,
         })
     }
 }

@@ -27,6 +27,7 @@ mod openapi;
 mod outbound;
 mod padded_codes;
 mod pipeline;
+mod plan;
 mod pull;
 mod read;
 mod reminders;

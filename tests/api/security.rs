@@ -120,6 +120,8 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("status_list", (AnyToken, "CUSTOMS")),
         ("status_one", (AnyToken, "CUSTOMS")),
         ("status_path", (AnyToken, "CUSTOMS")),
+        ("plan_get", (AnyToken, "CUSTOMS")),
+        ("plan_summary", (AnyToken, "CUSTOMS")),
         ("observations_list", (AnyToken, "CUSTOMS")),
         ("observations_revisions", (AnyToken, "CUSTOMS")),
         ("ws_ticket", (AnyToken, "CUSTOMS")),

@@ -1,0 +1,325 @@
+//! The five-year plan over HTTP: yearly figures pushed, each target's ratio and category by
+//! Open SDG's progress measure as worked out by hand, the official figure preferred, and the
+//! counts per group in the summary.
+//!
+//! The shipped plan (`config/plan/2026-2030.toml`) asks GRDP per capita to grow from 8 944 USD
+//! in 2025 to 14 000 USD in 2030. With an observed 2025 figure of 10 000:
+//! `CAGR_req = (14000 / 10000)^(1/5) − 1 = 1.4^0.2 − 1 = 0.0696104`, and a 2026 figure `v` gives
+//! `CAGR_obs = v / 10000 − 1` and `R = CAGR_obs / CAGR_req`, against Open SDG's thresholds
+//! (R ≥ 0.95 substantial, 0.60 ≤ R < 0.95 moderate, 0 ≤ R < 0.60 limited, R < 0 deterioration).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, mint_token, spawn_app, Backend, TestApp};
+use crate::on_every_backend;
+use ktxh::auth::Role;
+
+async fn push(app: &TestApp, indicator: &str, period: &str, value: f64) {
+    let reply = app
+        .post_observations(
+            &app.admin,
+            &json!({"observations": [{"indicator": indicator, "unit": "HCM",
+                                      "period": period, "value": value}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+}
+
+/// The plan's entry for `indicator`.
+async fn target(app: &TestApp, indicator: &str) -> Value {
+    let reply = app.get("/api/v1/plan", &app.viewer).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["code"], "2026-2030", "{reply:?}");
+    reply.body["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|group| group["targets"].as_array().expect("targets").iter())
+        .find(|t| t["indicator"] == indicator)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {indicator} in {}", reply.body))
+}
+
+fn assert_latest(target: &Value, year: i64, value: f64, category: &str, ratio: f64) {
+    let latest = &target["latest"];
+    assert_eq!(latest["year"], year, "{target}");
+    assert_eq!(latest["value"].as_f64(), Some(value), "{target}");
+    assert_eq!(latest["category"], category, "{target}");
+    let got = latest["ratio"].as_f64().expect("a ratio");
+    assert!((got - ratio).abs() < 1e-6, "R {got} != {ratio}: {target}");
+}
+
+async fn each_category_follows_the_hand_computed_ratio_of_the_pushed_figures(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Nothing observed yet: the target is listed with its plan figures, not assessed.
+    let before = target(&app, "GRDP_PER_CAPITA").await;
+    assert_eq!(before["baseline"].as_f64(), Some(8944.0));
+    assert_eq!(before["target"].as_f64(), Some(14000.0));
+    assert_eq!(before["direction"], "increase");
+    assert_eq!(before["illustrative"], false);
+    assert!(before["source"]
+        .as_str()
+        .is_some_and(|s| s.contains("Đại hội")));
+    assert_eq!(before["name_vi"], "GRDP bình quân đầu người");
+    assert!(before["latest"].is_null(), "{before}");
+
+    // Only 2026, from the plan's baseline of 8 944: CAGR_obs = 10500 / 8944 − 1 = 0.173971;
+    // CAGR_req = (14000 / 8944)^(1/5) − 1 = 0.093753; R = 1.855636.
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_500.0).await;
+    let only_2026 = target(&app, "GRDP_PER_CAPITA").await;
+    assert_latest(&only_2026, 2026, 10_500.0, "substantial", 1.855_635_72);
+    assert_eq!(only_2026["series"][0]["from_plan"], true, "{only_2026}");
+
+    // An observed 2025 of 10 000 replaces the plan's baseline.
+    push(&app, "GRDP_PER_CAPITA", "2025", 10_000.0).await;
+    // R = 0.05 / 0.0696104 = 0.718284: moderate.
+    assert_latest(
+        &target(&app, "GRDP_PER_CAPITA").await,
+        2026,
+        10_500.0,
+        "moderate",
+        0.718_283_73,
+    );
+    // R = 0.08 / 0.0696104 = 1.149254: substantial.
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_800.0).await;
+    assert_latest(
+        &target(&app, "GRDP_PER_CAPITA").await,
+        2026,
+        10_800.0,
+        "substantial",
+        1.149_253_96,
+    );
+    // R = 0.01 / 0.0696104 = 0.143657: limited.
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_100.0).await;
+    assert_latest(
+        &target(&app, "GRDP_PER_CAPITA").await,
+        2026,
+        10_100.0,
+        "limited",
+        0.143_656_75,
+    );
+    // R = −0.01 / 0.0696104 = −0.143657: deterioration.
+    push(&app, "GRDP_PER_CAPITA", "2026", 9_900.0).await;
+    let fallen = target(&app, "GRDP_PER_CAPITA").await;
+    assert_latest(&fallen, 2026, 9_900.0, "deterioration", -0.143_656_75);
+    assert_eq!(fallen["latest"]["official"], false, "{fallen}");
+
+    // A quarterly level reads its latest quarter, and an illustrative target says so. From the
+    // plan's 3.0 % towards at most 2.5 %: CAGR_req = (2.5 / 3)^(1/5) − 1 = −0.035807; 3.3 % in
+    // 2026 is CAGR_obs = 0.1, R = (−1)(0.1) / 0.035807 = −2.792711.
+    push(&app, "URBAN_UNEMPLOYMENT_RATE", "2026-Q1", 2.9).await;
+    push(&app, "URBAN_UNEMPLOYMENT_RATE", "2026-Q2", 3.3).await;
+    let unemployment = target(&app, "URBAN_UNEMPLOYMENT_RATE").await;
+    assert_latest(&unemployment, 2026, 3.3, "deterioration", -2.792_711_34);
+    assert_eq!(unemployment["illustrative"], true);
+    assert_eq!(unemployment["direction"], "at_most");
+
+    // The summary counts them per group; every other target is not assessed yet.
+    let summary = app.get("/api/v1/plan/summary", &app.viewer).await;
+    assert_eq!(summary.status, 200, "{summary:?}");
+    let counts = &summary.body["counts"];
+    assert_eq!(counts["deterioration"], 2, "{summary:?}");
+    let targets = summary.body["targets"].as_u64().expect("targets");
+    assert_eq!(
+        counts["not_assessed"].as_u64(),
+        Some(targets - 2),
+        "{summary:?}"
+    );
+    let economy = summary.body["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["code"] == "ECONOMY")
+        .expect("economy");
+    assert_eq!(economy["counts"]["deterioration"], 1, "{economy}");
+    assert_eq!(economy["indicators"], json!(["GRDP_PER_CAPITA"]));
+    assert!(summary.body["illustrative"]
+        .as_u64()
+        .is_some_and(|n| n >= 1));
+}
+
+async fn the_official_figure_is_read_where_one_exists(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, "GRDP_PER_CAPITA", "2025", 10_000.0).await;
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_500.0).await;
+    for period in ["2025", "2026"] {
+        let reply = app
+            .send(
+                app.client
+                    .post(app.url("/api/v1/approvals"))
+                    .bearer_auth(&statistics)
+                    .json(&json!({"indicator": "GRDP_PER_CAPITA", "unit": "HCM",
+                                  "period": period, "state": "official"})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    // A preliminary revision after the official one does not move the plan: R stays
+    // 0.05 / 0.0696104 = 0.718284.
+    push(&app, "GRDP_PER_CAPITA", "2026", 9_000.0).await;
+    let official = target(&app, "GRDP_PER_CAPITA").await;
+    assert_latest(&official, 2026, 10_500.0, "moderate", 0.718_283_73);
+    assert_eq!(official["latest"]["official"], true, "{official}");
+}
+
+async fn an_unknown_plan_is_refused_naming_the_parameter(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let reply = app.get("/api/v1/plan?plan=1999-2003", &app.viewer).await;
+    assert_problem(&reply, 422, "invalid_field");
+    assert_eq!(reply.body["errors"][0]["pointer"], "plan", "{reply:?}");
+    let reply = app
+        .send(app.client.get(app.url("/api/v1/plan/summary")))
+        .await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+}
+
+async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&app.viewer)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    response.bytes().await.expect("body").to_vec()
+}
+
+/// One sheet of a workbook as openpyxl reads it, or `None` when no Python has it.
+fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("KTXH_TEST_PYTHON")
+        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
+    let output = Command::new(&python)
+        .arg(root.join("tests/support/xlsx_sheet.py"))
+        .arg(path)
+        .arg(sheet)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
+        }
+        Ok(output) => panic!(
+            "openpyxl could not read the report: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(e) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
+            panic!("{} cannot run: {e}", python.display())
+        }
+        Err(_) => {
+            eprintln!("skipped: no Python with openpyxl (scripts/test.sh installs it)");
+            None
+        }
+    }
+}
+
+async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // R = 0.05 / 0.0696104 = 0.718284: moderate, as above.
+    push(&app, "GRDP_PER_CAPITA", "2025", 10_000.0).await;
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_500.0).await;
+
+    let html =
+        String::from_utf8(fetch(&app, "/api/v1/reports/2026?history=latest").await).expect("UTF-8");
+    assert!(
+        html.contains("<h2>Kế hoạch 5 năm 2026–2030</h2>"),
+        "no plan section"
+    );
+    assert!(
+        html.contains(r#"data-indicator="GRDP_PER_CAPITA" data-category="moderate""#),
+        "GRDP per capita is not moderate in the HTML"
+    );
+    assert!(html.contains("Tiến bộ vừa phải"));
+    // A quarter's report has no plan section.
+    let quarter = String::from_utf8(fetch(&app, "/api/v1/reports/2026-Q1?history=latest").await)
+        .expect("UTF-8");
+    assert!(!quarter.contains(r#"id="plan""#));
+
+    let csv = String::from_utf8(
+        fetch(
+            &app,
+            "/api/v1/reports/2026?format=csv&lang=en&history=latest",
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    let heading = records
+        .iter()
+        .position(|r| &r[0] == "Five-year plan 2026–2030")
+        .expect("the plan's heading row");
+    assert!(
+        records[heading - 1].iter().all(str::is_empty),
+        "no empty row before it"
+    );
+    let at = |name: &str| {
+        records[heading]
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", records[heading]))
+    };
+    let row = records[heading..]
+        .iter()
+        .find(|r| &r[1] == "GRDP_PER_CAPITA")
+        .expect("the plan's GRDP per capita row");
+    assert_eq!(&row[at("Progress")], "moderate");
+    assert_eq!(&row[at("R")], "0.7183");
+    assert_eq!(&row[at("Latest")], "10500");
+    assert_eq!(&row[at("Baseline")], "8944");
+
+    let xlsx = fetch(
+        &app,
+        "/api/v1/reports/2026?format=xlsx&lang=vi&history=latest",
+    )
+    .await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
+    std::fs::create_dir_all(&dir).expect("artefact directory");
+    let file = dir.join(format!("report-plan-{backend:?}.xlsx"));
+    std::fs::write(&file, &xlsx).expect("write the workbook");
+    if let Some(rows) = xlsx_sheet(&file, "Kế hoạch 5 năm") {
+        assert_eq!(rows[0][0], "Kế hoạch 5 năm 2026–2030");
+        let header = rows
+            .iter()
+            .position(|row| row.iter().any(|cell| cell == "Mã"))
+            .expect("a header row");
+        let column = |name: &str| {
+            rows[header]
+                .iter()
+                .position(|cell| cell == name)
+                .unwrap_or_else(|| panic!("a column {name}: {:?}", rows[header]))
+        };
+        let row = rows
+            .iter()
+            .find(|row| row.get(column("Mã")) == Some(&json!("GRDP_PER_CAPITA")))
+            .unwrap_or_else(|| panic!("a row for GRDP_PER_CAPITA: {rows:?}"));
+        assert_eq!(row[column("Đánh giá")], "Tiến bộ vừa phải", "{row:?}");
+        let ratio = row[column("R")].as_f64().expect("R as a number");
+        assert!((ratio - 0.718_283_73).abs() < 1e-6, "{row:?}");
+        assert_eq!(
+            row[column("Số gần nhất")].as_f64(),
+            Some(10_500.0),
+            "{row:?}"
+        );
+    }
+}
+
+on_every_backend!(
+    each_category_follows_the_hand_computed_ratio_of_the_pushed_figures,
+    the_official_figure_is_read_where_one_exists,
+    an_unknown_plan_is_refused_naming_the_parameter,
+    the_yearly_report_has_the_plans_section_in_every_format,
+);
