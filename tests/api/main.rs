@@ -22,6 +22,7 @@ mod limits;
 mod live;
 mod migration;
 mod new_periods;
+mod notification_order;
 mod observability;
 mod openapi;
 mod outbound;
