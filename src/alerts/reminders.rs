@@ -402,7 +402,6 @@ impl Reminders {
             ),
             starts_at: figure.due_at,
             ends_at: None,
-            sequence: None,
         }
     }
 

@@ -359,6 +359,43 @@ impl Store for CachedStore {
         self.inner.write_group(batches).await
     }
 
+    async fn write_group_noted(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<crate::store::activity::PushNote>],
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        self.inner.write_group_noted(batches, notes).await
+    }
+
+    async fn department_activity(
+        &self,
+        department: &str,
+        pushes: i64,
+        rejections: i64,
+    ) -> StoreResult<crate::store::activity::DepartmentActivity> {
+        self.inner
+            .department_activity(department, pushes, rejections)
+            .await
+    }
+
+    async fn activity_counts(
+        &self,
+        department: Option<&str>,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::store::activity::ActivityCount>> {
+        self.inner.activity_counts(department, feed, since).await
+    }
+
+    async fn refusal_reasons(
+        &self,
+        department: &str,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::store::activity::ReasonCount>> {
+        self.inner.refusal_reasons(department, feed, since).await
+    }
+
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
         self.inner.observations(query).await
     }
@@ -575,23 +612,6 @@ impl Store for CachedStore {
         self.inner
             .claim_notifications(instance, now, lease, limit)
             .await
-    }
-
-    async fn claim_receiver_notifications(
-        &self,
-        instance: &str,
-        receiver: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxNotification>> {
-        self.inner
-            .claim_receiver_notifications(instance, receiver, now, lease, limit)
-            .await
-    }
-
-    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
-        self.inner.due_receivers(now).await
     }
 
     async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>> {

@@ -132,6 +132,12 @@ pub struct IngestSettings {
     /// How long the writer waits for more batches before committing a group; 0 commits what
     /// is queued at once.
     pub write_group_wait_ms: u64,
+    /// Pushes each department keeps for its page ([`crate::store::activity`]).
+    pub activity_pushes_kept: usize,
+    /// Refused rows each department keeps for its page.
+    pub activity_rejections_kept: usize,
+    /// How many hours the per-minute row counts of every department and feed are kept.
+    pub activity_counts_hours: i64,
 }
 
 impl Default for IngestSettings {
@@ -146,6 +152,9 @@ impl Default for IngestSettings {
             write_group_rows: 50_000,
             write_group_batches: 256,
             write_group_wait_ms: 2,
+            activity_pushes_kept: 50,
+            activity_rejections_kept: 500,
+            activity_counts_hours: 24,
         }
     }
 }
@@ -472,6 +481,9 @@ impl Settings {
         if self.ingest.idempotency_ttl_hours <= 0 {
             problem("ingest.idempotency_ttl_hours", "must be positive".into());
         }
+        if self.ingest.activity_counts_hours <= 0 {
+            problem("ingest.activity_counts_hours", "must be positive".into());
+        }
         if self.ingest.reported_at_backdate_days < 0 {
             problem(
                 "ingest.reported_at_backdate_days",
@@ -488,6 +500,14 @@ impl Settings {
             (
                 "ingest.write_group_batches",
                 self.ingest.write_group_batches,
+            ),
+            (
+                "ingest.activity_pushes_kept",
+                self.ingest.activity_pushes_kept,
+            ),
+            (
+                "ingest.activity_rejections_kept",
+                self.ingest.activity_rejections_kept,
             ),
         ] {
             if value == 0 {

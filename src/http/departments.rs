@@ -1,6 +1,7 @@
 //! `GET /api/v1/departments/{code}/dashboard`: one department's own page (ARCHITECTURE §1):
 //! its indicators with their status, which figure is due when and which is late under the
-//! release calendar, its collectors' health, and its last pushes and refused rows.
+//! release calendar, its collectors' health, and its last pushes and refused rows, read from
+//! the store: every instance shows the same, after a restart too ([`crate::store::activity`]).
 //!
 //! A department token reads its own department only; admins and viewers read any.
 
@@ -18,6 +19,9 @@ use crate::auth::Principal;
 use crate::domain::period::YEARS;
 use crate::domain::{Code, Indicator, Period, Periodicity, Rollup, Status};
 use crate::ingest::activity::{PushRecord, RejectionRecord};
+
+/// Refused rows the page shows at most, of those its department keeps.
+pub const PAGE_REJECTIONS: usize = 100;
 use crate::live::feeds::FeedHealth;
 use crate::rules::staleness::ReleaseCalendar;
 use crate::store::ObservationQuery;
@@ -98,10 +102,11 @@ pub struct Dashboard {
     indicators: Vec<IndicatorDue>,
     /// Its collectors' health.
     feeds: Vec<FeedHealth>,
-    /// Its last pushes, newest first, as this instance took them since it started.
+    /// Its last pushes, newest first: each counts the rows of its indicators
+    /// (`[ingest] activity_pushes_kept` at most).
     pushes: Vec<PushRecord>,
-    /// Its last refused rows with their reasons, newest first, as this instance took them since
-    /// it started.
+    /// Its last refused rows with their reasons, newest first (100 at most; all it keeps are
+    /// at `GET /departments/{code}/activity`).
     rejections: Vec<RejectionRecord>,
 }
 
@@ -252,7 +257,15 @@ pub async fn dashboard(
         .into_iter()
         .filter(|feed| feed.department == department.code)
         .collect();
-    let (pushes, rejections) = state.ingestor.activity().of(department.code.as_str());
+    let kept = crate::ingest::activity::limits(&state.settings.ingest);
+    let activity = state
+        .store
+        .department_activity(
+            department.code.as_str(),
+            kept.pushes as i64,
+            kept.rejections.min(PAGE_REJECTIONS) as i64,
+        )
+        .await?;
     Ok(Json(Dashboard {
         department: DepartmentName {
             code: department.code.clone(),
@@ -264,8 +277,8 @@ pub async fn dashboard(
         at: now,
         indicators,
         feeds,
-        pushes,
-        rejections,
+        pushes: activity.pushes,
+        rejections: activity.rejections,
     }))
 }
 
@@ -355,7 +368,7 @@ fn local_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {
 
 /// Whether `principal` may read `department`'s page: a token bound to a department (a feed's or
 /// an approver's) reads its own only; admins, viewers and the statistics office read any.
-fn own_or_unscoped(principal: &Principal, department: &Code) -> bool {
+pub(super) fn own_or_unscoped(principal: &Principal, department: &Code) -> bool {
     principal
         .department
         .as_ref()

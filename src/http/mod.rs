@@ -1,6 +1,7 @@
 //! The HTTP API: one file per resource, the problem+json error type, the auth extractor and
 //! the OpenAPI document (`openapi.rs`) with its docs page (`docs.rs`).
 
+pub mod activity;
 pub mod alerts;
 pub mod approvals;
 pub mod auth;
@@ -114,7 +115,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(departments::dashboard))
         .routes(routes!(tasks::list, tasks::create))
         .routes(routes!(tasks::one, tasks::put))
-        .routes(routes!(tasks::progress));
+        .routes(routes!(tasks::progress))
+        .routes(routes!(activity::activity));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(ws::upgrade))

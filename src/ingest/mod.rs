@@ -25,10 +25,10 @@ use tracing::instrument;
 
 use crate::auth::Principal;
 use crate::config::IngestSettings;
-use crate::domain::{Catalogue, NewObservation};
+use crate::domain::Catalogue;
 use crate::metrics;
 use crate::store::{
-    DynStore, IdempotencyClaim, IngestReceipt, Rejection, StoreError, WriteBatch, WriteOutcome,
+    DynStore, IdempotencyClaim, IngestReceipt, StoreError, WriteBatch, WriteOutcome,
 };
 use crate::writer::{Origin, WriteError, Writer};
 
@@ -87,8 +87,6 @@ pub struct Ingestor {
     writer: Arc<Writer>,
     settings: IngestSettings,
     max_rows: usize,
-    /// Each department's last pushes and refused rows, for its own page.
-    activity: activity::Activity,
 }
 
 impl Ingestor {
@@ -106,13 +104,7 @@ impl Ingestor {
             writer,
             settings,
             max_rows,
-            activity: activity::Activity::default(),
         }
-    }
-
-    /// Each department's last pushes and refused rows, as this instance took them.
-    pub fn activity(&self) -> &activity::Activity {
-        &self.activity
     }
 
     /// The writer batches go through.
@@ -151,7 +143,7 @@ impl Ingestor {
         rows: Vec<RawRow>,
         now: DateTime<Utc>,
     ) -> Result<IngestReceipt, IngestError> {
-        let (valid, rejected) = self.prepare(principal, rows, now)?;
+        let (valid, rejected, _) = self.prepare(principal, rows, now)?;
         Ok(IngestReceipt {
             accepted: valid.len(),
             duplicates: 0,
@@ -166,7 +158,7 @@ impl Ingestor {
         principal: &Principal,
         rows: Vec<RawRow>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), IngestError> {
+    ) -> Result<activity::NotedRows, IngestError> {
         if !principal.role.pushes() {
             return Err(IngestError::ReadOnly);
         }
@@ -176,7 +168,7 @@ impl Ingestor {
                 limit: self.max_rows,
             });
         }
-        Ok(self.validator.validate(principal, rows, now)?)
+        Ok(self.validator.validate_noted(principal, rows, now)?)
     }
 
     /// As [`Self::ingest`], with the revisions stored as received at `received_at`: the demo's
@@ -192,7 +184,16 @@ impl Ingestor {
         now: DateTime<Utc>,
     ) -> Result<IngestReceipt, IngestError> {
         let started = Instant::now();
-        let (valid, rejected) = self.prepare(principal, rows, now)?;
+        let (valid, rejected, refused) = self.prepare(principal, rows, now)?;
+        // Filed under the departments of its rows with them, on every instance's page.
+        let note = activity::note(
+            self.validator.catalogue(),
+            principal,
+            format,
+            &valid,
+            refused,
+            activity::limits(&self.settings),
+        );
 
         let batch = WriteBatch {
             rows: valid,
@@ -216,7 +217,7 @@ impl Ingestor {
             source: department.to_owned(),
             format: format.to_owned(),
         };
-        let outcome = self.writer.submit(batch, origin).await?;
+        let outcome = self.writer.submit_noted(batch, origin, Some(note)).await?;
         if let WriteOutcome::Written { receipt, .. } = &outcome {
             if let Some(backdating) = backdating {
                 let detail = serde_json::json!({ "format": format });
@@ -227,8 +228,6 @@ impl Ingestor {
             metrics::ingest_rows(format, department, "accepted", receipt.accepted);
             metrics::ingest_rows(format, department, "duplicate", receipt.duplicates);
             metrics::ingest_rows(format, department, "rejected", receipt.rejected.len());
-            self.activity
-                .record(department, format, &principal.name, receipt, now);
         }
         metrics::METRICS
             .ingest_duration

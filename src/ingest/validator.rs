@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
+use super::activity::{NotedRows, Refusal};
 use super::validate::{self, RawRow, Resolved};
 use super::IngestError;
 use crate::auth::{Principal, Role};
@@ -156,6 +157,31 @@ impl Validator {
         now: DateTime<Utc>,
         backdate: Backdate,
     ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
+        self.validate_rows(principal, rows, now, backdate, None)
+    }
+
+    /// [`Self::validate`], with what each refused row's reason is about, in the order of the
+    /// rejections: what the department's page shows of it ([`super::activity`]).
+    pub fn validate_noted(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+    ) -> Result<NotedRows, ForeignRows> {
+        let mut refusals = Vec::new();
+        let (valid, rejected) =
+            self.validate_rows(principal, rows, now, Backdate::ByRole, Some(&mut refusals))?;
+        Ok((valid, rejected, refusals))
+    }
+
+    fn validate_rows(
+        &self,
+        principal: &Principal,
+        rows: Vec<RawRow>,
+        now: DateTime<Utc>,
+        backdate: Backdate,
+        mut refusals: Option<&mut Vec<Refusal>>,
+    ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
         let free = backdate == Backdate::Allowed || self.may_backdate(principal);
         let resolved: Vec<Resolved> = rows
             .into_iter()
@@ -173,13 +199,19 @@ impl Validator {
         let mut valid = Vec::with_capacity(resolved.len());
         let mut rejected: Vec<Rejection> = Vec::new();
         for (index, row) in resolved.into_iter().enumerate() {
+            let indicator = row.indicator();
             match validate::validate(&context, row) {
                 Ok(observation) => valid.push(observation),
-                Err(reason) => rejected.push(Rejection {
-                    index,
-                    code: reason.code().to_owned(),
-                    message: reason.to_string(),
-                }),
+                Err(reason) => {
+                    if let Some(refusals) = refusals.as_deref_mut() {
+                        refusals.push(Refusal::of(indicator, &reason));
+                    }
+                    rejected.push(Rejection {
+                        index,
+                        code: reason.code().to_owned(),
+                        message: reason.to_string(),
+                    });
+                }
             }
         }
         Ok((valid, rejected))

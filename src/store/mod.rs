@@ -1,11 +1,11 @@
 //! Storage behind one trait. The URL picks the backend: `sqlite://…` (embedded default) or
 //! `postgres://…` (TimescaleDB detected at run time, plain PostgreSQL otherwise).
 
+pub mod activity;
 pub mod audit;
 pub mod backup;
 mod plan;
 pub mod postgres;
-mod sequence;
 pub mod sqlite;
 pub mod tasks;
 
@@ -402,6 +402,42 @@ pub trait Store: Send + Sync + 'static {
         batches: &[WriteBatch],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>>;
 
+    /// [`Store::write_group`], filing each written batch's push under its departments in the
+    /// same transaction ([`activity`]): `notes` stand beside `batches`, one each (`None` for a
+    /// batch without one).
+    async fn write_group_noted(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<activity::PushNote>],
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>>;
+
+    /// A department's (or [`activity::UNASSIGNED`]'s) newest pushes and refused rows, at most
+    /// `pushes` and `rejections` of them, newest first.
+    async fn department_activity(
+        &self,
+        department: &str,
+        pushes: i64,
+        rejections: i64,
+    ) -> StoreResult<activity::DepartmentActivity>;
+
+    /// Rows pushed from the minute holding `since` on, per department and feed (of one
+    /// department or feed when given), from the per-minute counts every push adds to.
+    async fn activity_counts(
+        &self,
+        department: Option<&str>,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<activity::ActivityCount>>;
+
+    /// How often each reason refused the rows of `department` (of one feed when given) since
+    /// `since`, among those it still keeps; most frequent first.
+    async fn refusal_reasons(
+        &self,
+        department: &str,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<activity::ReasonCount>>;
+
     /// The latest revision (as of `query.as_of`) of every period in range, oldest first.
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>>;
 
@@ -556,8 +592,6 @@ pub trait Store: Send + Sync + 'static {
     /// The latest notification's creation time per (receiver, group).
     async fn last_notifications(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>>;
     /// Queues one notification and marks the events it covers as dispatched, atomically.
-    /// Each alert of the payload's `alerts` gets `sequence`, the next number of that alert at
-    /// `receiver` (1, 2, 3…), taken in the same transaction (ARCHITECTURE §5).
     async fn dispatch(
         &self,
         receiver: &str,
@@ -569,10 +603,7 @@ pub trait Store: Send + Sync + 'static {
     /// Claims for `instance`, until `now + lease`, up to `limit` pending notifications due at
     /// `now` that nobody holds (never claimed, or their claim's lease ended), oldest due first,
     /// and returns them. Two claimers at once never get the same notification; a claim ends
-    /// with [`Store::record_attempt`] or its lease (ARCHITECTURE §5). A notification is
-    /// claimable only when no older one of its receiver and group is still pending (waiting for
-    /// a retry, or claimed): a receiver gets a group's notifications in the order they were
-    /// queued.
+    /// with [`Store::record_attempt`] or its lease (ARCHITECTURE §5).
     async fn claim_notifications(
         &self,
         instance: &str,
@@ -580,18 +611,6 @@ pub trait Store: Send + Sync + 'static {
         lease: std::time::Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>>;
-    /// [`Store::claim_notifications`] of one receiver's notifications only: each receiver is
-    /// delivered to on its own, so a slow one does not hold up the others.
-    async fn claim_receiver_notifications(
-        &self,
-        instance: &str,
-        receiver: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxNotification>>;
-    /// The receivers with a pending notification due at `now` that nobody holds.
-    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
     /// Ends every claim on a pending notification, whoever holds it, and returns each one's id
     /// and former holder. For an instance that has just come to lead, before it delivers: the
     /// holders no longer lead (the instance that held the leadership lock lost it, which is how

@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+mod activity;
 mod approvals;
 mod audit;
 mod explanations;
@@ -133,55 +134,6 @@ impl SqliteStore {
     /// Records one delivery attempt (see [`Store::record_attempt`]); with `claimant`, only
     /// while that instance still holds the notification's claim. False when it does not, and
     /// then nothing is written.
-    /// [`Store::claim_notifications`], of one receiver's notifications when `receiver` is
-    /// given.
-    async fn claim_in_order(
-        &self,
-        instance: &str,
-        receiver: Option<&str>,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxNotification>> {
-        let until = chrono::Duration::from_std(lease)
-            .ok()
-            .and_then(|lease| now.checked_add_signed(lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        // One statement on the one write connection: SQLite runs it whole under its write
-        // lock, so no other claimer reads the rows between their choice and their claim. An
-        // older notification of the same receiver and group still pending holds the later ones
-        // back (ARCHITECTURE §5).
-        let mut writer = self.writer().await?;
-        let rows = sqlx::query(
-            "UPDATE notifications SET claimed_by = ?1, claimed_until = ?2 \
-             WHERE id IN ( \
-               SELECT id FROM notifications n \
-               WHERE status = 'pending' AND next_attempt_at <= ?3 \
-                 AND (claimed_until IS NULL OR claimed_until < ?3) \
-                 AND (?5 IS NULL OR receiver = ?5) \
-                 AND NOT EXISTS ( \
-                   SELECT 1 FROM notifications older \
-                   WHERE older.status = 'pending' AND older.receiver = n.receiver \
-                     AND older.group_key = n.group_key AND older.id < n.id) \
-               ORDER BY next_attempt_at, id LIMIT ?4) \
-             RETURNING *",
-        )
-        .bind(instance)
-        .bind(micros(until))
-        .bind(micros(now))
-        .bind(limit)
-        .bind(receiver)
-        .fetch_all(writer.conn()?)
-        .await?;
-        let mut claimed = rows
-            .iter()
-            .map(notification_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        // RETURNING follows no ORDER BY.
-        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
-        Ok(claimed)
-    }
-
     async fn record_attempt_as(
         &self,
         id: i64,
@@ -332,7 +284,7 @@ impl Store for SqliteStore {
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<WriteOutcome> {
         let _timer = OpTimer::start(self.backend(), "write_batch");
-        let mut outcomes = self.group(std::slice::from_ref(batch)).await?;
+        let mut outcomes = self.group(std::slice::from_ref(batch), &[]).await?;
         // A group answers each of its batches, so a group of one answers once.
         outcomes.pop().unwrap_or_else(|| {
             Err(StoreError::Corrupt {
@@ -351,7 +303,49 @@ impl Store for SqliteStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        self.group(batches).await
+        self.group(batches, &[]).await
+    }
+
+    async fn write_group_noted(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<crate::store::activity::PushNote>],
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let _timer = OpTimer::start(self.backend(), "write_batch");
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.group(batches, notes).await
+    }
+
+    async fn department_activity(
+        &self,
+        department: &str,
+        pushes: i64,
+        rejections: i64,
+    ) -> StoreResult<crate::store::activity::DepartmentActivity> {
+        let _timer = OpTimer::start(self.backend(), "department_activity");
+        self.read_activity(department, pushes, rejections).await
+    }
+
+    async fn activity_counts(
+        &self,
+        department: Option<&str>,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::store::activity::ActivityCount>> {
+        let _timer = OpTimer::start(self.backend(), "activity_counts");
+        self.read_activity_counts(department, feed, since).await
+    }
+
+    async fn refusal_reasons(
+        &self,
+        department: &str,
+        feed: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::store::activity::ReasonCount>> {
+        let _timer = OpTimer::start(self.backend(), "refusal_reasons");
+        self.read_refusal_reasons(department, feed, since).await
     }
 
     async fn observations(&self, query: &ObservationQuery) -> StoreResult<Vec<StoredObservation>> {
@@ -597,16 +591,6 @@ impl Store for SqliteStore {
     ) -> StoreResult<i64> {
         let mut writer = self.writer().await?;
         let mut tx = writer.begin().await?;
-        // Each alert's next number at this receiver, in the transaction that queues it.
-        let mut numbers = std::collections::HashMap::new();
-        for fingerprint in super::sequence::fingerprints(payload) {
-            let number: i64 = sqlx::query_scalar(super::sequence::NEXT_SEQUENCE_SQLITE)
-                .bind(receiver)
-                .bind(&fingerprint)
-                .fetch_one(&mut *tx)
-                .await?;
-            numbers.insert(fingerprint, number);
-        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notifications (receiver, group_key, payload, status, next_attempt_at, created_at) \
              VALUES (?1, ?2, '{}', 'pending', ?3, ?3) RETURNING id",
@@ -618,7 +602,6 @@ impl Store for SqliteStore {
         .await?;
         // The payload names its own outbox id, so receivers can pass it on as an idempotency key.
         let mut payload = payload.clone();
-        super::sequence::stamp(&mut payload, &numbers);
         payload["id"] = serde_json::json!(id);
         sqlx::query("UPDATE notifications SET payload = ? WHERE id = ?")
             .bind(payload.to_string())
@@ -652,32 +635,35 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
-        self.claim_in_order(instance, None, now, lease, limit).await
-    }
-
-    async fn claim_receiver_notifications(
-        &self,
-        instance: &str,
-        receiver: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxNotification>> {
-        self.claim_in_order(instance, Some(receiver), now, lease, limit)
-            .await
-    }
-
-    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
-        let receivers: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT receiver FROM notifications \
-             WHERE status = 'pending' AND next_attempt_at <= ?1 \
-               AND (claimed_until IS NULL OR claimed_until < ?1) \
-             ORDER BY receiver",
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // One statement on the one write connection: SQLite runs it whole under its write
+        // lock, so no other claimer reads the rows between their choice and their claim.
+        let mut writer = self.writer().await?;
+        let rows = sqlx::query(
+            "UPDATE notifications SET claimed_by = ?1, claimed_until = ?2 \
+             WHERE id IN ( \
+               SELECT id FROM notifications \
+               WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                 AND (claimed_until IS NULL OR claimed_until < ?3) \
+               ORDER BY next_attempt_at, id LIMIT ?4) \
+             RETURNING *",
         )
+        .bind(instance)
+        .bind(micros(until))
         .bind(micros(now))
-        .fetch_all(&self.pool)
+        .bind(limit)
+        .fetch_all(writer.conn()?)
         .await?;
-        Ok(receivers)
+        let mut claimed = rows
+            .iter()
+            .map(notification_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY.
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {

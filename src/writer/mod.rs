@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::live::view::FeedEvent;
 use crate::pipeline::{Change, CommittedBatch, Pipeline};
+use crate::store::activity::PushNote;
 use crate::store::{DynStore, StoreError, WriteBatch, WriteOutcome};
 
 pub use metrics::WriterMetrics;
@@ -90,6 +91,8 @@ pub struct Origin {
 struct Job {
     batch: WriteBatch,
     origin: Origin,
+    /// The push's activity, filed with its rows.
+    note: Option<PushNote>,
     reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
 }
 
@@ -189,7 +192,18 @@ impl Writer {
         batch: WriteBatch,
         origin: Origin,
     ) -> Result<WriteOutcome, WriteError> {
-        let answer = self.enqueue(batch, origin)?;
+        self.submit_noted(batch, origin, None).await
+    }
+
+    /// [`Self::submit`], with the push's activity filed under its departments in the
+    /// transaction that commits its rows (ARCHITECTURE §1).
+    pub async fn submit_noted(
+        &self,
+        batch: WriteBatch,
+        origin: Origin,
+        note: Option<PushNote>,
+    ) -> Result<WriteOutcome, WriteError> {
+        let answer = self.enqueue(batch, origin, note)?;
         answer.await.map_err(|_| WriteError::Lost)?
     }
 
@@ -199,6 +213,7 @@ impl Writer {
         &self,
         batch: WriteBatch,
         origin: Origin,
+        note: Option<PushNote>,
     ) -> Result<oneshot::Receiver<Result<WriteOutcome, WriteError>>, WriteError> {
         if self.closing.is_cancelled() {
             metrics::METRICS.refused("closed");
@@ -224,6 +239,7 @@ impl Writer {
         match self.queue.try_send(Job {
             batch,
             origin,
+            note,
             reply,
         }) {
             Ok(()) => Ok(answer),
@@ -396,17 +412,19 @@ impl Task {
         // (ARCHITECTURE §8).
         let stamp = Utc::now().max(self.stamped + chrono::Duration::microseconds(1));
         self.stamped = stamp;
+        let mut notes = Vec::with_capacity(group.len());
         let (batches, rest): (Vec<WriteBatch>, Vec<(Origin, oneshot::Sender<_>)>) = group
             .into_iter()
             .map(|job| {
                 let mut batch = job.batch;
                 batch.received_at = stamp;
+                notes.push(job.note);
                 (batch, (job.origin, job.reply))
             })
             .unzip();
         let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
         let started = Instant::now();
-        let outcomes = self.outcomes(&batches).await;
+        let outcomes = self.outcomes(&batches, &notes).await;
         let elapsed = started.elapsed();
         let ok = outcomes.iter().all(Result::is_ok);
         metrics::METRICS.group(self.store.backend(), batches.len(), rows, elapsed, ok);
@@ -458,8 +476,12 @@ impl Task {
     /// Each batch's outcome. A group the store refuses as a whole for a cause of one batch
     /// is written again batch by batch, so one bad batch fails alone; an unreachable store
     /// fails them all at once rather than being tried once per batch.
-    async fn outcomes(&self, batches: &[WriteBatch]) -> Vec<Result<WriteOutcome, WriteError>> {
-        match self.store.write_group(batches).await {
+    async fn outcomes(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<PushNote>],
+    ) -> Vec<Result<WriteOutcome, WriteError>> {
+        match self.store.write_group_noted(batches, notes).await {
             Ok(outcomes) if outcomes.len() == batches.len() => outcomes
                 .into_iter()
                 .map(|o| o.map_err(WriteError::from))
@@ -492,8 +514,11 @@ impl Task {
             Err(error) => {
                 tracing::warn!(%error, batches = batches.len(), "write group failed; writing its batches one by one");
                 let mut outcomes = Vec::with_capacity(batches.len());
-                for batch in batches {
-                    let outcome = match self.store.write_group(std::slice::from_ref(batch)).await {
+                for (batch, note) in batches.iter().zip(notes) {
+                    let one = self
+                        .store
+                        .write_group_noted(std::slice::from_ref(batch), std::slice::from_ref(note));
+                    let outcome = match one.await {
                         Ok(mut one) if one.len() == 1 => one.remove(0).map_err(WriteError::from),
                         Ok(_) => Err(WriteError::Store(StoreError::Corrupt {
                             table: "observations",

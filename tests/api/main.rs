@@ -6,6 +6,7 @@ mod helpers;
 #[path = "../support/webhook.rs"]
 mod webhook;
 
+mod activity;
 mod alerts;
 mod approvals;
 mod as_of_replay;
@@ -22,7 +23,6 @@ mod limits;
 mod live;
 mod migration;
 mod new_periods;
-mod notification_order;
 mod observability;
 mod openapi;
 mod outbound;

@@ -17,6 +17,7 @@ use super::commits;
 use super::copy::CopyEncoder;
 use super::{Ids, PgStore};
 use crate::domain::NewObservation;
+use crate::store::activity::PushNote;
 use crate::store::plan::{Latest, Planned};
 use crate::store::{
     CommitKind, IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
@@ -87,6 +88,7 @@ impl PgStore {
     pub(super) async fn group(
         &self,
         batches: &[WriteBatch],
+        notes: &[Option<PushNote>],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
         let mut slot = self.writer.lock().await;
         let mut attempt = 1;
@@ -109,7 +111,7 @@ impl PgStore {
                 Some((conn, _)) => conn,
                 None => open_writer(&self.connect_options, self.acquire_timeout).await?,
             };
-            match self.try_group(&mut conn, batches).await {
+            match self.try_group(&mut conn, batches, notes).await {
                 Ok((outcomes, learnt)) => {
                     *slot = Some((conn, Instant::now()));
                     self.learn(learnt);
@@ -132,6 +134,7 @@ impl PgStore {
         &self,
         conn: &mut PgConnection,
         batches: &[WriteBatch],
+        notes: &[Option<PushNote>],
     ) -> StoreResult<(Vec<StoreResult<WriteOutcome>>, Learnt)> {
         let mut tx = conn.begin().await?;
         let group_id: i64 = sqlx::query_scalar("SELECT nextval('write_groups')")
@@ -251,6 +254,9 @@ impl PgStore {
             )
             .await?;
         }
+        // Each push's activity commits with its rows (ARCHITECTURE §1).
+        let filed = crate::store::activity::file(batches, notes, &plan.outcomes);
+        super::activity::record(&mut tx, &filed, Utc::now()).await?;
         tx.commit().await?;
         Ok((plan.outcomes, learnt))
     }

@@ -13,6 +13,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{micros, SqliteStore, Writer, ROWS_PER_STATEMENT};
 use crate::domain::{NewObservation, Period};
+use crate::store::activity::PushNote;
 use crate::store::plan::{self, Key, Latest, Planned};
 use crate::store::{
     IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
@@ -88,10 +89,11 @@ impl SqliteStore {
     pub(super) async fn group(
         &self,
         batches: &[WriteBatch],
+        notes: &[Option<PushNote>],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
         let batches = at_micros(batches);
         let mut writer = self.writer().await?;
-        match self.try_group(&mut writer, &batches).await {
+        match self.try_group(&mut writer, &batches, notes).await {
             Ok((outcomes, learnt)) => {
                 self.learn(learnt);
                 Ok(outcomes)
@@ -109,6 +111,7 @@ impl SqliteStore {
         &self,
         writer: &mut Writer<'_>,
         batches: &[WriteBatch],
+        notes: &[Option<PushNote>],
     ) -> StoreResult<(Vec<StoreResult<WriteOutcome>>, Learnt)> {
         let mut tx = writer.begin().await?;
         let group_id: i64 =
@@ -153,6 +156,9 @@ impl SqliteStore {
             planned.extend(rows.into_iter().map(|p| (batch, p)));
         }
         insert(&mut tx, &planned, &resolved, group_id).await?;
+        // Each push's activity commits with its rows (ARCHITECTURE §1).
+        let filed = crate::store::activity::file(batches, notes, &outcomes);
+        super::activity::record(&mut tx, &filed, chrono::Utc::now()).await?;
         tx.commit().await?;
         Ok((outcomes, resolved.learnt))
     }
