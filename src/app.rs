@@ -63,6 +63,9 @@ pub async fn open_store(
     let store = store::connect_with(url, settings.zone(), settings.limits.db_acquire_timeout())
         .await
         .with_context(|| format!("cannot open the store at {}", store::redact_url(url)))?;
+    // Recorded before the configured targets' first versions, so that a new database judges
+    // its targets from their creation on by the start of lateness (`rules::staleness`).
+    store.first_start(Utc::now()).await?;
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
     store::tasks::seed(&store, &catalogue.directives, &catalogue.tasks, Utc::now()).await?;
     Ok(crate::auth::cache::CachedStore::wrap(
@@ -87,6 +90,17 @@ pub struct App {
     /// Where following other instances' commits starts (PostgreSQL): taken before the engine
     /// loads, so nothing committed meanwhile is missed (ARCHITECTURE §7).
     follow_from: Option<u64>,
+}
+
+/// The instant lateness is judged from: the local day `[release_calendar] staleness_from`
+/// begins on, else the service's first start as the store recorded it (ARCHITECTURE §4).
+fn judged_from(settings: &Settings, first_start: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    settings
+        .release_calendar
+        .staleness_from
+        .map_or(first_start, |day| {
+            crate::domain::Period::Day(day).start(settings.zone())
+        })
 }
 
 /// The writer's bounds as configured under `[ingest]`.
@@ -187,6 +201,9 @@ impl App {
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let mut settings = settings;
+        settings.release_calendar.judged_from =
+            Some(judged_from(&settings, store.first_start(Utc::now()).await?));
         let settings = Arc::new(settings);
         let catalogue = Arc::new(catalogue);
         let follow_from = store.commit_horizon().await?;

@@ -16,8 +16,6 @@ import { PlanPage } from "./plan.js";
 import { debounced, readTaskSummary } from "./task-parts.js";
 import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
-import { YearPage, yearRoute } from "./year.js";
-import { UnitBoard, UnitPicker, unitHref, unitRoute } from "./unit.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
 const REST_REFRESH_MS = 30_000;
@@ -45,11 +43,8 @@ let overview;
 let ticker;
 let page;
 let department;
-let unitBoard;
-let unitPicker;
 let tasks;
 let planPage;
-let yearPage;
 let live;
 
 main();
@@ -58,13 +53,7 @@ async function main() {
   adoptTokenFromFragment();
   applyStatic();
   header = new Header();
-  // The wall's alerts are the leadership's of the year it shows (ticker.js).
-  ticker = new Ticker({
-    cityCode: () => app.city.code,
-    year: () => app.year,
-    units: app.units,
-    indicators: () => app.catalogue?.indicators,
-  });
+  ticker = new Ticker();
   overview = new Overview({
     tiles: document.getElementById("tiles"),
     list: document.getElementById("targets"),
@@ -100,19 +89,6 @@ async function main() {
     timeZone: () => app.city.timezone,
   });
   planPage = new PlanPage(document.getElementById("plan-page"));
-  yearPage = new YearPage(document.getElementById("year-page"), { timeZone: () => app.city.timezone });
-  // A unit's board, and the picker on the wall that opens it.
-  unitBoard = new UnitBoard(document.getElementById("unit-page"), {
-    get catalogue() {
-      return app.catalogue;
-    },
-    units: app.units,
-    get year() {
-      return app.year;
-    },
-  });
-  unitPicker = new UnitPicker({ units: app.units }, "unit-picker");
-  document.querySelector("#overview .panel-head")?.append(unitPicker.el);
   wireControls();
   onLangChange(relabel);
   header.setConnection("connecting");
@@ -317,7 +293,7 @@ function startLive() {
 }
 
 function wantedTopics() {
-  return [...BASE_TOPICS, page.topic, unitBoard?.topic].filter(Boolean);
+  return page.topic ? [...BASE_TOPICS, page.topic] : BASE_TOPICS;
 }
 
 function liveMessage(message) {
@@ -362,8 +338,6 @@ function liveMessage(message) {
     for (const feed of feeds) header.noteFeed(feed);
   } else if (topic.startsWith("indicator:")) {
     page.applyTopic(message);
-  } else if (topic.startsWith("unit:")) {
-    unitBoard.applyTopic(message);
   }
 }
 
@@ -371,17 +345,10 @@ function setYear(year) {
   if (year === app.year) return;
   app.year = year;
   renderYear();
-  ticker.relabel();
 }
 
 function renderYear() {
   document.getElementById("year-label").textContent = t("year_label", { year: app.year ?? "" });
-  // Last year's outcome is a view of its own (year.js), not live alerts.
-  const outcome = document.getElementById("year-outcome-link");
-  if (outcome && app.year) {
-    outcome.href = `#/year/${app.year - 1}`;
-    outcome.textContent = t("year_outcome_link", { year: app.year - 1 });
-  }
 }
 
 // -- routes -------------------------------------------------------------------------------------
@@ -401,12 +368,8 @@ function parseRoute() {
   }
   if (isTasksPath(path)) return tasksRoute(path, params);
   if (path === "/plan") return { name: "plan" };
-  const outcome = yearRoute(path);
-  if (outcome) return outcome;
   const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
-  const unit = unitRoute(path, params);
-  if (unit) return unit;
   const group = /^\/group\/([^/]+)$/.exec(path);
   return { name: "overview", group: group ? decodeURIComponent(group[1]) : null };
 }
@@ -415,31 +378,6 @@ function route({ fromApp = false } = {}) {
   app.previousHash = fromApp ? app.currentHash : null;
   app.currentHash = window.location.hash;
   const next = parseRoute();
-  // A year's outcome, like a unit's board, hides every other view.
-  const yearEl = document.getElementById("year-page");
-  if (next.name === "year") {
-    for (const view of [page, department, tasks, planPage, unitBoard]) view?.close();
-    for (const el of document.querySelectorAll("body > main")) el.hidden = el !== yearEl;
-    yearPage.open(next).then(() => document.getElementById("year-title")?.focus()).catch(failed);
-    live?.setTopics(wantedTopics());
-    renderTitle();
-    return;
-  }
-  yearPage.close();
-  yearEl.hidden = true;
-  // A unit's board hides every other view; any other view hides it.
-  const unitEl = document.getElementById("unit-page");
-  if (next.name === "unit") {
-    for (const view of [page, department, tasks, planPage]) view?.close();
-    for (const el of document.querySelectorAll("body > main")) el.hidden = el !== unitEl;
-    unitBoard.open(next).catch(failed);
-    document.getElementById("unit-title")?.focus();
-    live?.setTopics(wantedTopics());
-    renderTitle();
-    return;
-  }
-  unitBoard.close();
-  unitEl.hidden = true;
   const overviewEl = document.getElementById("overview");
   const pageEl = document.getElementById("indicator-page");
   const departmentEl = document.getElementById("department-page");
@@ -508,8 +446,7 @@ function route({ fromApp = false } = {}) {
 function renderTitle() {
   const route = parseRoute();
   const indicator = route.name === "indicator" ? app.catalogue?.indicators.get(route.code) : null;
-  const unit = route.name === "unit" ? app.units.get(route.code) : null;
-  const place = indicator ? pick(indicator) : unit ? pick(unit) : pick(app.city);
+  const place = indicator ? pick(indicator) : pick(app.city);
   document.title = place ? `${place} — KT-XH Live` : "KT-XH Live";
 }
 
@@ -518,11 +455,6 @@ function renderTitle() {
  * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
  */
 function goBack() {
-  if (!document.getElementById("unit-page").hidden) {
-    // From a filtered board to the whole board, from there to the wall.
-    window.location.hash = unitBoard.overview.filter ? unitHref(unitBoard.route.code) : "#/";
-    return;
-  }
   if (!document.getElementById("plan-page").hidden) {
     window.location.hash = "#/";
     return;
@@ -549,12 +481,6 @@ function wireControls() {
   });
   document.getElementById("clear-filter").addEventListener("click", () => {
     window.location.hash = "#/";
-  });
-  document.getElementById("unit-page").addEventListener("click", (event) => {
-    if (event.target.closest("[data-action=back]")) {
-      event.preventDefault();
-      goBack();
-    }
   });
   document.getElementById("indicator-page").addEventListener("click", (event) => {
     if (event.target.closest("[data-action=back]")) {
@@ -585,9 +511,6 @@ function relabel() {
   if (app.catalogue) overview.relabel();
   page.relabel();
   department.relabel();
-  unitBoard.relabel();
-  unitPicker.relabel();
   tasks.relabel();
   planPage.relabel();
-  yearPage.relabel();
 }

@@ -2,6 +2,7 @@
 //! pending → firing → resolved, and commits every change together with its outbox events.
 
 pub mod tasks;
+mod working;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::sync::Mutex;
 
 use super::audience::{self, Audience};
 use super::receivers::text::{self, Language};
+use super::receivers::working as figure_text;
 use super::routing::Route;
 use super::year_close::{self, Closing};
 use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
@@ -62,11 +64,6 @@ fn status_en(status: Status) -> &'static str {
         Status::Stale => "stale",
         Status::NoData => "no data",
     }
-}
-
-/// A figure of a summary, in the summary's own language's notation.
-fn number(value: Option<f64>, language: Language) -> String {
-    text::figure(language, value)
 }
 
 pub struct AlertManager {
@@ -212,11 +209,11 @@ impl AlertManager {
             labels: self.labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
                 "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
-                indicator.name_vi, status.unit, flagged.period, number(Some(flagged.value), Language::Vi), z(Language::Vi)
+                indicator.name_vi, status.unit, flagged.period, figure_text::quantity(Language::Vi, Some(flagged.value), &indicator.measure_vi), z(Language::Vi)
             ),
             summary_en: format!(
                 "{} – {}: the figure for {} ({}) jumps unusually against recent periods (z = {}); please check it",
-                indicator.name_en, status.unit, flagged.period, number(Some(flagged.value), Language::En), z(Language::En)
+                indicator.name_en, status.unit, flagged.period, figure_text::quantity(Language::En, Some(flagged.value), &indicator.measure_en), z(Language::En)
             ),
             link: self.link(status),
         };
@@ -306,28 +303,22 @@ impl AlertManager {
                 ),
             )
         } else {
+            // The short form (the wall, chat); an email adds the working under it.
+            let figures = working::working_of(status, indicator);
             (
-                format!(
-                    "{} – {} năm {}: {}; dự báo {} {}, thực hiện {}, kế hoạch đến nay {}",
-                    indicator.name_vi,
-                    unit_vi,
+                figure_text::slippage_summary(
+                    Language::Vi,
+                    &format!("{} – {unit_vi}", indicator.name_vi),
                     status.year,
                     status_vi(shown),
-                    number(status.evaluation.projection, Language::Vi),
-                    indicator.measure_vi,
-                    number(status.evaluation.actual, Language::Vi),
-                    number(status.evaluation.expected, Language::Vi),
+                    &figures,
                 ),
-                format!(
-                    "{} – {} {}: {}; projected {} {}, actual {}, expected to date {}",
-                    indicator.name_en,
-                    unit_en,
+                figure_text::slippage_summary(
+                    Language::En,
+                    &format!("{} – {unit_en}", indicator.name_en),
                     status.year,
                     status_en(shown),
-                    number(status.evaluation.projection, Language::En),
-                    indicator.measure_en,
-                    number(status.evaluation.actual, Language::En),
-                    number(status.evaluation.expected, Language::En),
+                    &figures,
                 ),
             )
         };
@@ -428,6 +419,7 @@ impl AlertManager {
                     ends_at: None,
                     updated_at: now,
                     ack: None,
+                    working: None,
                 },
                 Some(old) if old.state != want.state || old.severity != want.severity => {
                     let escalated = want.severity > old.severity;
@@ -491,6 +483,7 @@ impl AlertManager {
         if changed.is_empty() {
             return Ok(changed);
         }
+        self.attach_working(&mut changed, statuses).await;
         for alert in &changed {
             if notify_fingerprints.contains(&alert.fingerprint) {
                 notify.push(alert);

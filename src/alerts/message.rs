@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::alert::{Alert, AlertState, Severity};
+use crate::domain::alert::{Alert, AlertState, AlertWorking, Severity};
 
 /// One alert inside a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct AlertMessage {
     pub link: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// The figures behind a target's alert: the full form of the text (email) shows them
+    /// under the summary, which is the short form (the wall, chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working: Option<AlertWorking>,
 }
 
 /// What a firing slippage alert asks of the target's owning department: an explanation
@@ -131,6 +135,7 @@ impl From<&Alert> for AlertMessage {
             // A receiver is told when the alert fired, not when its condition was first seen.
             starts_at: alert.fired_at.unwrap_or(alert.starts_at),
             ends_at: alert.ends_at,
+            working: alert.working.clone(),
         }
     }
 }
@@ -164,6 +169,7 @@ mod tests {
             ends_at: None,
             updated_at: at,
             ack: None,
+            working: None,
         }
     }
 

@@ -649,6 +649,17 @@ impl Store for CachedStore {
         self.inner.notifications(limit).await
     }
 
+    async fn notification_page(
+        &self,
+        filter: &crate::store::NotificationFilter,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        self.inner.notification_page(filter).await
+    }
+
+    async fn first_start(&self, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+        self.inner.first_start(now).await
+    }
+
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {
         self.inner.upsert_silence(silence).await
     }

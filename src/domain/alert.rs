@@ -74,6 +74,50 @@ pub struct Alert {
     pub ends_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub ack: Option<Ack>,
+    /// The figures behind a target's alert, for the full form of its text; absent for alerts
+    /// of other things (a late task, a reminder) and for those stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working: Option<AlertWorking>,
+}
+
+/// The working of a target's alert as the rules engine judged it when the alert last changed:
+/// what an email shows under the short summary (ARCHITECTURE §5). Figures are plain numbers in
+/// the indicator's measure; each text writes them in its own language's notation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertWorking {
+    /// The indicator's unit of measure: `tỷ đồng`, `%`.
+    pub measure_vi: String,
+    pub measure_en: String,
+    /// The year's value so far.
+    #[serde(default)]
+    pub actual: Option<f64>,
+    /// What the plan expects by the latest period reported.
+    #[serde(default)]
+    pub expected: Option<f64>,
+    /// The year's projected value, and its 90 % interval `[low, high]`.
+    #[serde(default)]
+    pub projection: Option<f64>,
+    #[serde(default)]
+    pub interval: Option<[f64; 2]>,
+    /// Probability of meeting the target, 0 to 1.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// The target in force: a value, or a band from `target_low` to `target_high`.
+    #[serde(default)]
+    pub target: Option<f64>,
+    #[serde(default)]
+    pub target_low: Option<f64>,
+    #[serde(default)]
+    pub target_high: Option<f64>,
+    /// Since when the version of the target in force applies, and why it was set (ARCHITECTURE
+    /// §8); absent when the store could not say.
+    #[serde(default)]
+    pub target_since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub target_reason: Option<String>,
+    /// Where the target comes from (a resolution), as the catalogue says.
+    #[serde(default)]
+    pub target_source: Option<String>,
 }
 
 /// Mutes notifications of the alerts whose labels all match, until `ends_at`.

@@ -4,7 +4,7 @@
 //! in its catalogue entry ([`IndicatorRelease`]); the judgements made with them (due dates,
 //! staleness, closed years) are `rules::staleness`'s.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -52,6 +52,16 @@ pub struct ReleaseCalendar {
     /// `[release_calendar]`, set by [`Self::with_release`].
     #[serde(skip)]
     pub own_due: Option<Due>,
+    /// `staleness_from` in config: the local day from which missing figures count as late. A
+    /// period whose deadline passed before it is not owed, so a new installation does not
+    /// start with an alert for every figure it never had. When absent, the service's first
+    /// start, which the store records (ARCHITECTURE §4).
+    #[serde(default, deserialize_with = "optional_date")]
+    pub staleness_from: Option<NaiveDate>,
+    /// The instant staleness is judged from, resolved at start from [`Self::staleness_from`]
+    /// or the recorded first start: never read from config. `None` judges every period.
+    #[serde(skip)]
+    pub judged_from: Option<DateTime<Utc>>,
 }
 
 impl Default for ReleaseCalendar {
@@ -84,6 +94,8 @@ impl ReleaseCalendar {
             daily_due_after: Duration::hours(24),
             grace: Duration::hours(48),
             own_due: None,
+            staleness_from: None,
+            judged_from: None,
         }
     }
 
@@ -244,6 +256,31 @@ impl IndicatorRelease {
         }
         Ok(())
     }
+}
+
+/// A day written `"2026-01-01"`: a string, as an environment variable gives it, or a TOML
+/// local date.
+fn optional_date<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NaiveDate>, D::Error> {
+    let raw = toml::Value::deserialize(deserializer)?;
+    let text = match &raw {
+        toml::Value::String(text) => text.clone(),
+        toml::Value::Datetime(date) if date.time.is_none() && date.offset.is_none() => {
+            date.to_string()
+        }
+        _ => {
+            return Err(D::Error::invalid_type(
+                Unexpected::Other("a value that is not a date"),
+                &"a day such as \"2026-01-01\"",
+            ))
+        }
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| {
+            D::Error::invalid_value(Unexpected::Str(&text), &"a day such as \"2026-01-01\"")
+        })
 }
 
 fn day_of_month<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {

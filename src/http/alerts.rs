@@ -20,7 +20,7 @@ use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::alerts::audience::Audience;
 use crate::auth::{Principal, Role};
-use crate::domain::alert::{Ack, Alert, AlertState, OutboxNotification, Silence};
+use crate::domain::alert::{Ack, Alert, AlertState, Silence};
 use crate::ingest::json::pointer_token;
 use crate::live::view::Update;
 use crate::store::AuditEvent;
@@ -451,33 +451,4 @@ pub async fn expire_silence(
         state.store.save_silence(&silence, &audit).await?;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Notifications {
-    notifications: Vec<OutboxNotification>,
-}
-
-/// The notification outbox, newest first (200 at most). **Admin only.**
-#[utoipa::path(
-    get,
-    path = "/notifications",
-    operation_id = "alerts_notifications",
-    tag = "alerts",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Hộp thư đi / The outbox", body = Notifications),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
-    )
-)]
-pub async fn notifications(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Notifications>, ApiError> {
-    caller.require_admin()?;
-    let notifications = state.store.notifications(200).await?;
-    Ok(Json(Notifications { notifications }))
 }

@@ -15,6 +15,7 @@ pub mod explanations;
 pub mod feeds;
 pub mod influx;
 pub mod limits;
+pub mod notifications;
 pub mod observations;
 pub mod openapi;
 pub mod ops;
@@ -99,7 +100,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::ack))
         .routes(routes!(alerts::silences, alerts::create_silence))
         .routes(routes!(alerts::expire_silence))
-        .routes(routes!(alerts::notifications))
+        .routes(routes!(notifications::list))
         .routes(routes!(ws::ticket))
         .routes(routes!(feeds::list))
         .routes(routes!(reports::get))

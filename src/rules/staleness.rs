@@ -14,6 +14,11 @@
 //!   the expected one ends (or nothing was reported). Comparing end instants lets a coarser or
 //!   later report cover a finer or earlier expectation.
 //! - A year is **closed** when the deadline of its last period has passed.
+//! - Lateness has a start ([`ReleaseCalendar::judged_from`]: `staleness_from` in config, else
+//!   the service's first start as the store recorded it). From then on, a period whose
+//!   deadline passed before it is not expected: a new installation owes nothing of the past it
+//!   never had. Instants before the start (a replay of back-filled history) are judged as
+//!   they were, by when each figure was reported.
 //!
 //! - An indicator published on a calendar of its own (`release` in its catalogue entry, such as
 //!   an index of the year published in May of the next) is judged by its own calendar
@@ -139,10 +144,23 @@ impl ReleaseCalendar {
         if latest_due_year < year {
             return None;
         }
-        if latest_due_year > year {
-            return last_period_of_year(periodicity, year);
+        let expected = if latest_due_year > year {
+            last_period_of_year(periodicity, year)?
+        } else {
+            latest_due
+        };
+        self.owed(&expected, now, zone).then_some(expected)
+    }
+
+    /// Whether `period`'s figure is owed at `now` under the start of judgement
+    /// ([`ReleaseCalendar::judged_from`]): from that instant on, a period whose deadline passed
+    /// before it is not. Before it, as in a replay of back-filled history, every period is
+    /// judged by when its figure was reported, as it was then.
+    fn owed(&self, period: &Period, now: DateTime<Utc>, zone: Tz) -> bool {
+        match self.judged_from {
+            Some(from) if now >= from => self.deadline(period, zone) >= from,
+            _ => true,
         }
-        Some(latest_due)
     }
 
     /// Whether the feed of a `periodicity` indicator is stale for target `year` at `now`, given
@@ -486,6 +504,50 @@ mod tests {
     }
 
     #[test]
+    fn periods_due_before_the_start_of_judgement_are_not_owed() {
+        // Judged from 2026-12-06 10:00 local (a first start). Monthly under decree 62 with grace:
+        // October's deadline is 9 November, November's 9 December 00:00.
+        // now (local) | year | latest reported | expected | verdict.
+        let table = "
+        2026-12-06T10:00:00 | 2026 | -       | -       | fresh
+        2026-12-08T23:59:59 | 2026 | 2026-01 | -       | fresh
+        2026-12-09T00:00:00 | 2026 | 2026-10 | 2026-11 | stale
+        2026-12-09T00:00:00 | 2026 | 2026-11 | 2026-11 | fresh
+        2026-12-06T10:00:00 | 2025 | -       | -       | fresh
+        2027-06-01T00:00:00 | 2025 | 2025-03 | -       | fresh
+        2027-01-09T00:00:00 | 2026 | 2026-11 | 2026-12 | stale
+        2026-06-01T00:00:00 | 2026 | 2026-01 | 2026-04 | stale
+        2026-06-01T00:00:00 | 2025 | -       | 2025-12 | stale
+        ";
+        let calendar = ReleaseCalendar {
+            judged_from: Some(local("2026-12-06T10:00:00")),
+            ..ReleaseCalendar::default()
+        };
+        for row in rows(table) {
+            let year: i32 = row[1].parse().unwrap();
+            let judged = calendar.staleness(
+                Periodicity::Monthly,
+                period(row[2]).as_ref(),
+                year,
+                local(row[0]),
+                HCM,
+            );
+            assert_eq!(judged.expected, period(row[3]), "{row:?}");
+            assert_eq!(judged.stale, row[4] == "stale", "{row:?}");
+        }
+        // Without a start, every past period is owed, as before.
+        let always = ReleaseCalendar::default().staleness(
+            Periodicity::Monthly,
+            None,
+            2025,
+            local("2026-12-06T10:00:00"),
+            HCM,
+        );
+        assert!(always.stale);
+        assert_eq!(always.expected, Some(Period::Month(2025, 12)));
+    }
+
+    #[test]
     fn overdue_is_measured_from_the_due_instant() {
         use Periodicity::*;
         let calendar = ReleaseCalendar::default();
@@ -561,6 +623,21 @@ mod tests {
             toml::from_str("daily_due_hours = 6\ngrace_hours = 0").unwrap();
         assert_eq!(hours.daily_due_after, Duration::hours(6));
         assert_eq!(hours.grace, Duration::zero());
+        for text in [
+            "staleness_from = \"2026-07-01\"",
+            "staleness_from = 2026-07-01",
+        ] {
+            let from: ReleaseCalendar = toml::from_str(text).unwrap();
+            assert_eq!(
+                from.staleness_from,
+                NaiveDate::from_ymd_opt(2026, 7, 1),
+                "{text}"
+            );
+            assert_eq!(from.judged_from, None, "resolved at start, never read");
+        }
+        for bad in ["staleness_from = \"1 July\"", "staleness_from = 2026"] {
+            assert!(toml::from_str::<ReleaseCalendar>(bad).is_err(), "{bad}");
+        }
     }
 
     fn own(months_after: Option<u32>, day: Option<u32>, lag_days: Option<u32>) -> ReleaseCalendar {

@@ -224,6 +224,24 @@ pub struct TargetVersion {
     pub reason: Option<String>,
 }
 
+/// Which notifications a listing of the outbox shows (`GET /api/v1/notifications`); every
+/// part given must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NotificationFilter {
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    pub receiver: Option<String>,
+    /// Notifications that carry this alert.
+    pub fingerprint: Option<String>,
+    /// Queued at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Queued before.
+    pub to: Option<DateTime<Utc>>,
+    /// The keyset cursor: ids below this one.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TargetChange {
     pub year: i32,
@@ -643,6 +661,16 @@ pub trait Store: Send + Sync + 'static {
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<bool>;
     async fn notifications(&self, limit: i64) -> StoreResult<Vec<OutboxNotification>>;
+    /// A page of the outbox, newest first (by id, so a notification queued while an operator
+    /// pages never shifts the pages already read): those `filter` keeps, older than its cursor.
+    async fn notification_page(
+        &self,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<OutboxNotification>>;
+    /// The service's first start: `now` on the first call against a new database (or the
+    /// earliest figure or audit row of one that held data before migration 0015), the same
+    /// instant on every call after. Lateness is judged from it (ARCHITECTURE §4).
+    async fn first_start(&self, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>>;
     /// Records `reminder` and queues its notifications in one transaction; `false`, queuing
     /// nothing, when the same reminder (indicator, unit, period, kind) was recorded before, by
     /// this instance or another (ARCHITECTURE §5).

@@ -11,6 +11,7 @@ mod audit;
 mod commits;
 mod copy;
 mod explanations;
+mod outbox_list;
 mod read;
 mod reminders;
 mod targets;
@@ -712,6 +713,17 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(notification_from).collect()
+    }
+
+    async fn notification_page(
+        &self,
+        filter: &super::NotificationFilter,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        self.list_notifications(filter).await
+    }
+
+    async fn first_start(&self, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+        self.record_first_start(now).await
     }
 
     async fn upsert_silence(&self, silence: &Silence) -> StoreResult<()> {

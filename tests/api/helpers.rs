@@ -142,6 +142,7 @@ async fn spawn(
     let mut feeds = shipped_feeds();
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     relax_auth_throttle(&mut settings);
+    judge_every_past_period(&mut settings);
     tweak(&mut settings, &mut feeds);
     let catalogue = load_catalogue(&repo_config()).expect("catalogue");
     let store = app::open_store(&db.url, &settings, &catalogue)
@@ -179,6 +180,14 @@ async fn spawn(
 /// (`limits.rs`), which set it back.
 fn relax_auth_throttle(settings: &mut Settings) {
     settings.limits.auth_failures_per_minute = 100_000;
+}
+
+/// Tests write figures of past periods on a new database and expect the missing ones to be
+/// late, as an installation that has run for years would: lateness is judged from 2000 here.
+/// The tests of the default (the first start) set `staleness_from` back to `None`
+/// (`first_start.rs`).
+pub fn judge_every_past_period(settings: &mut Settings) {
+    settings.release_calendar.staleness_from = chrono::NaiveDate::from_ymd_opt(2000, 1, 1);
 }
 
 /// A stopped server whose database and tokens are kept for the next start.
@@ -227,6 +236,7 @@ impl PausedApp {
         let mut feeds = shipped_feeds();
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
         relax_auth_throttle(&mut settings);
+        judge_every_past_period(&mut settings);
         tweak(&mut settings, &mut feeds);
         let catalogue = load_catalogue(&repo_config()).expect("catalogue");
         let store = app::open_store(&self.db.url, &settings, &catalogue)

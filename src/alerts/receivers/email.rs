@@ -332,6 +332,10 @@ fn alert_section(language: Language, number: usize, alert: &AlertMessage) -> Str
         text::severity(language, alert.severity),
         text::summary(language, alert),
     );
+    // The full form: the summary is the short one the wall and chat show.
+    for line in super::working::working_lines(language, alert) {
+        section.push_str(&format!("   {line}\n"));
+    }
     if let Some(indicator) = alert.labels.get("indicator") {
         section.push_str(&field(Term::Indicator, indicator));
     }

@@ -266,3 +266,48 @@ async fn a_mail_server_that_does_not_answer_is_a_temporary_error() {
     assert!(matches!(error, DeliveryError::Smtp { .. }), "{error:?}");
     assert!(!error.is_permanent(), "{error}");
 }
+
+#[test]
+fn the_email_carries_the_working_under_the_short_summary() {
+    let mut notification = one_alert_notification();
+    notification.alerts[0].working = Some(crate::domain::alert::AlertWorking {
+        measure_vi: "tỷ đồng".into(),
+        measure_en: "VND billion".into(),
+        actual: Some(20_100.5),
+        expected: Some(22_000.0),
+        projection: Some(26_530.47),
+        interval: Some([25_100.0, 27_960.0]),
+        probability: Some(0.25),
+        target: Some(28_000.0),
+        target_low: None,
+        target_high: None,
+        target_since: Some("2026-03-01T02:00:00Z".parse().expect("instant")),
+        target_reason: Some("điều chỉnh giữa năm".into()),
+        target_source: None,
+    });
+    let vi = compose(Language::Vi, &notification).body;
+    let summary = "   Tăng trưởng GRDP của Q1 dự báo 6,1% < mục tiêu 8% <khẩn>\n";
+    let working = "   Thực hiện: 20.100,5 tỷ đồng\n   \
+         Kế hoạch đến nay: 22.000 tỷ đồng\n   \
+         Dự báo cả năm: 26.530,47 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960 tỷ đồng)\n   \
+         Khả năng đạt mục tiêu: 25 %\n   \
+         Mục tiêu: 28.000 tỷ đồng (phiên bản áp dụng từ 2026-03-01 02:00 UTC; lý do: điều \
+         chỉnh giữa năm)\n   \
+         Chỉ tiêu: GRDP_GROWTH\n";
+    assert!(vi.contains(&format!("{summary}{working}")), "{vi}");
+    let en = compose(Language::En, &notification).body;
+    for line in [
+        "   Actual: 20,100.5 VND billion\n",
+        "   Expected to date: 22,000 VND billion\n",
+        "   Projection for the year: 26,530.47 VND billion (90 % interval: 25,100 – 27,960 VND billion)\n",
+        "   Chance of meeting the target: 25 %\n",
+        "   Target: 28,000 VND billion (version in force since 2026-03-01 02:00 UTC; reason: điều chỉnh giữa năm)\n",
+    ] {
+        assert!(en.contains(line), "{line:?} in {en}");
+    }
+    // Without working (a reminder, a late task) the section is as before.
+    notification.alerts[0].working = None;
+    assert!(!compose(Language::Vi, &notification)
+        .body
+        .contains("Thực hiện"));
+}

@@ -67,6 +67,7 @@ mod secret;
 pub mod telegram;
 pub mod text;
 pub mod webhook;
+pub mod working;
 
 #[cfg(test)]
 mod testing;

@@ -1,6 +1,7 @@
 //! The words of every message, in Vietnamese and English, kept in one file so a translator
 //! edits one place. Receivers (email, Telegram, Alertmanager annotations) assemble these pieces;
-//! none of them spells a word of its own.
+//! none of them spells a word of its own. The figures of a target's alert (the short form's
+//! and the email's working) are worded in `working.rs`, with the same formatter.
 //!
 //! The catalogue is not at hand here, so labels (department, unit, indicator) are shown as the
 //! values the alert carries.
@@ -243,11 +244,15 @@ pub fn figure(language: Language, value: Option<f64>) -> String {
 
 /// `value` with up to `max_decimals` decimals in the language's notation: `3,4` / `3.4`.
 pub fn decimal(language: Language, value: f64, max_decimals: usize) -> String {
-    let notation = match language {
+    number::format(value, max_decimals, notation(language))
+}
+
+/// The number notation a language writes: `1.234,5` in Vietnamese, `1,234.5` in English.
+pub fn notation(language: Language) -> Notation {
+    match language {
         Language::Vi => Notation::Vietnamese,
         Language::En => Notation::English,
-    };
-    number::format(value, max_decimals, notation)
+    }
 }
 
 /// What a firing slippage alert asks of the owning department (an explanation, and where to

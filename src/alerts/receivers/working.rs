@@ -1,0 +1,163 @@
+//! The figures of a target's alert in words, beside `text.rs`: the short form the wall and
+//! chat show ("dự báo 26.530,47 tỷ đồng, mục tiêu 28.000 tỷ đồng") and the full working an
+//! email adds under it (actual, expected to date, projection with its interval, chance, the
+//! target version in force). Every figure goes through `domain::number`, in the notation of
+//! the text's language, with its unit of measure.
+
+use crate::alerts::message::AlertMessage;
+use crate::domain::alert::AlertWorking;
+use crate::domain::number;
+
+use super::text::{self, Language};
+
+/// Up to two decimals, as the reports write figures.
+const DECIMALS: usize = 2;
+
+/// `value` in `measure`: "26.530,47 tỷ đồng", "38,96 %", "1,982,471.88 VND billion"; `—` when
+/// there is none. A measure left empty writes the figure alone.
+pub fn quantity(language: Language, value: Option<f64>, measure: &str) -> String {
+    let Some(value) = value else {
+        return "—".to_owned();
+    };
+    let figure = text::decimal(language, value, DECIMALS);
+    if measure.trim().is_empty() {
+        figure
+    } else {
+        format!("{figure} {measure}")
+    }
+}
+
+fn measure(language: Language, working: &AlertWorking) -> &str {
+    match language {
+        Language::Vi => &working.measure_vi,
+        Language::En => &working.measure_en,
+    }
+}
+
+/// The target in force: "28.000 tỷ đồng", or a band "7,5–8 %".
+pub fn target(language: Language, working: &AlertWorking) -> String {
+    let measure = measure(language, working);
+    match (working.target, working.target_low, working.target_high) {
+        (Some(value), _, _) => quantity(language, Some(value), measure),
+        (None, Some(low), Some(high)) => {
+            let low = text::decimal(language, low, DECIMALS);
+            format!("{low}–{}", quantity(language, Some(high), measure))
+        }
+        _ => "—".to_owned(),
+    }
+}
+
+/// The short form of a slippage alert: "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ;
+/// dự báo 26.530,47 tỷ đồng, mục tiêu 28.000 tỷ đồng". Without a projection the actual
+/// figure stands in; without either, the status alone.
+pub fn slippage_summary(
+    language: Language,
+    title: &str,
+    year: i32,
+    status: &str,
+    working: &AlertWorking,
+) -> String {
+    let measure = measure(language, working);
+    let target = target(language, working);
+    let (head, figure) = match language {
+        Language::Vi => (format!("{title} năm {year}: {status}"), "dự báo"),
+        Language::En => (format!("{title} {year}: {status}"), "projected"),
+    };
+    let target_word = match language {
+        Language::Vi => "mục tiêu",
+        Language::En => "target",
+    };
+    let (word, value) = match (working.projection, working.actual) {
+        (Some(projection), _) => (figure, projection),
+        (None, Some(actual)) => (
+            match language {
+                Language::Vi => "thực hiện",
+                Language::En => "actual",
+            },
+            actual,
+        ),
+        (None, None) => return head,
+    };
+    format!(
+        "{head}; {word} {}, {target_word} {target}",
+        quantity(language, Some(value), measure)
+    )
+}
+
+/// The full working of an alert, one line each, for an email under its summary; nothing for
+/// an alert without figures.
+pub fn working_lines(language: Language, alert: &AlertMessage) -> Vec<String> {
+    let Some(working) = &alert.working else {
+        return Vec::new();
+    };
+    let vi = language == Language::Vi;
+    let measure = measure(language, working);
+    let amount = |value: Option<f64>| quantity(language, value, measure);
+    let mut lines = Vec::new();
+    let label = |vi_word: &str, en_word: &str| if vi { vi_word } else { en_word }.to_owned();
+    if working.actual.is_some() {
+        lines.push(format!(
+            "{}: {}",
+            label("Thực hiện", "Actual"),
+            amount(working.actual)
+        ));
+    }
+    if working.expected.is_some() {
+        lines.push(format!(
+            "{}: {}",
+            label("Kế hoạch đến nay", "Expected to date"),
+            amount(working.expected)
+        ));
+    }
+    if working.projection.is_some() {
+        let mut line = format!(
+            "{}: {}",
+            label("Dự báo cả năm", "Projection for the year"),
+            amount(working.projection)
+        );
+        if let Some([low, high]) = working.interval {
+            line.push_str(&format!(
+                " ({} {} – {})",
+                label("khoảng tin cậy 90 %:", "90 % interval:"),
+                text::decimal(language, low, DECIMALS),
+                amount(Some(high))
+            ));
+        }
+        lines.push(line);
+    }
+    if let Some(probability) = working.probability {
+        lines.push(format!(
+            "{}: {}",
+            label("Khả năng đạt mục tiêu", "Chance of meeting the target"),
+            number::percent(probability, 0, text::notation(language))
+        ));
+    }
+    let mut target_line = format!(
+        "{}: {}",
+        label("Mục tiêu", "Target"),
+        target(language, working)
+    );
+    let mut about = Vec::new();
+    if let Some(since) = working.target_since {
+        about.push(format!(
+            "{} {}",
+            label("phiên bản áp dụng từ", "version in force since"),
+            text::timestamp(since)
+        ));
+    }
+    if let Some(reason) = working.target_reason.as_deref().filter(|r| !r.is_empty()) {
+        about.push(format!("{}: {reason}", label("lý do", "reason")));
+    }
+    if let Some(source) = working.target_source.as_deref().filter(|s| !s.is_empty()) {
+        about.push(format!("{}: {source}", label("nguồn", "source")));
+    }
+    if !about.is_empty() {
+        target_line.push_str(&format!(" ({})", about.join("; ")));
+    }
+    lines.push(target_line);
+    lines
+}
+
+#[cfg(test)]
+#[path = "working_tests.rs"]
+mod tests;

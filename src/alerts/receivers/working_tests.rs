@@ -1,0 +1,185 @@
+use super::*;
+use crate::alerts::receivers::testing::alert;
+use crate::domain::alert::AlertState;
+
+fn exports() -> AlertWorking {
+    AlertWorking {
+        measure_vi: "tỷ đồng".into(),
+        measure_en: "VND billion".into(),
+        actual: Some(20_100.5),
+        expected: Some(22_000.0),
+        projection: Some(26_530.471_2),
+        interval: Some([25_100.0, 27_960.25]),
+        probability: Some(0.2349),
+        target: Some(28_000.0),
+        target_low: None,
+        target_high: None,
+        target_since: Some("2026-03-01T02:00:00Z".parse().expect("instant")),
+        target_reason: Some("Nghị quyết 12/NQ-HĐND điều chỉnh".into()),
+        target_source: Some("NQ 01/NQ-HĐND".into()),
+    }
+}
+
+fn growth() -> AlertWorking {
+    AlertWorking {
+        measure_vi: "%".into(),
+        measure_en: "%".into(),
+        actual: Some(6.1),
+        expected: None,
+        projection: Some(38.9634),
+        interval: None,
+        probability: None,
+        target: None,
+        target_low: Some(7.5),
+        target_high: Some(8.0),
+        target_since: None,
+        target_reason: None,
+        target_source: None,
+    }
+}
+
+#[test]
+fn quantities_are_written_in_the_languages_notation_with_their_measure() {
+    // value | measure | Vietnamese | English
+    let cases: &[(Option<f64>, &str, &str, &str)] = &[
+        (
+            Some(26_530.47),
+            "tỷ đồng",
+            "26.530,47 tỷ đồng",
+            "26,530.47 tỷ đồng",
+        ),
+        (Some(38.963), "%", "38,96 %", "38.96 %"),
+        (
+            Some(1_982_471.88),
+            "VND billion",
+            "1.982.471,88 VND billion",
+            "1,982,471.88 VND billion",
+        ),
+        (Some(10.0), "lượt", "10 lượt", "10 lượt"),
+        (Some(-2.5), "% GRDP", "-2,5 % GRDP", "-2.5 % GRDP"),
+        (Some(1_234.0), "", "1.234", "1,234"),
+        (None, "%", "—", "—"),
+    ];
+    for &(value, measure, vi, en) in cases {
+        assert_eq!(quantity(Language::Vi, value, measure), vi, "{value:?}");
+        assert_eq!(quantity(Language::En, value, measure), en, "{value:?}");
+    }
+}
+
+#[test]
+fn targets_are_a_value_or_a_band_in_the_measure_of_the_language() {
+    assert_eq!(target(Language::Vi, &exports()), "28.000 tỷ đồng");
+    assert_eq!(target(Language::En, &exports()), "28,000 VND billion");
+    assert_eq!(target(Language::Vi, &growth()), "7,5–8 %");
+    assert_eq!(target(Language::En, &growth()), "7.5–8 %");
+    let none = AlertWorking {
+        target: None,
+        ..exports()
+    };
+    assert_eq!(target(Language::Vi, &none), "—");
+}
+
+#[test]
+fn the_short_form_gives_the_projection_against_the_target() {
+    // language | working | summary
+    let without_projection = AlertWorking {
+        projection: None,
+        ..exports()
+    };
+    let without_figures = AlertWorking {
+        projection: None,
+        actual: None,
+        ..exports()
+    };
+    let cases: Vec<(Language, AlertWorking, &str)> = vec![
+        (
+            Language::Vi,
+            exports(),
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530,47 tỷ đồng, \
+             mục tiêu 28.000 tỷ đồng",
+        ),
+        (
+            Language::En,
+            exports(),
+            "Kim ngạch xuất khẩu – TP.HCM 2026: chậm tiến độ; projected 26,530.47 VND billion, \
+             target 28,000 VND billion",
+        ),
+        (
+            Language::Vi,
+            growth(),
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 38,96 %, mục tiêu 7,5–8 %",
+        ),
+        (
+            Language::En,
+            growth(),
+            "Kim ngạch xuất khẩu – TP.HCM 2026: chậm tiến độ; projected 38.96 %, target 7.5–8 %",
+        ),
+        (
+            Language::Vi,
+            without_projection.clone(),
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; thực hiện 20.100,5 tỷ đồng, \
+             mục tiêu 28.000 tỷ đồng",
+        ),
+        (
+            Language::En,
+            without_projection,
+            "Kim ngạch xuất khẩu – TP.HCM 2026: chậm tiến độ; actual 20,100.5 VND billion, \
+             target 28,000 VND billion",
+        ),
+        (
+            Language::Vi,
+            without_figures,
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ",
+        ),
+    ];
+    for (language, working, want) in cases {
+        let got = slippage_summary(
+            language,
+            "Kim ngạch xuất khẩu – TP.HCM",
+            2026,
+            "chậm tiến độ",
+            &working,
+        );
+        assert_eq!(got, want, "{language:?}");
+    }
+}
+
+#[test]
+fn the_full_form_carries_the_working_in_each_languages_notation() {
+    let mut message = alert("HCM", AlertState::Firing);
+    message.working = Some(exports());
+    assert_eq!(
+        working_lines(Language::Vi, &message),
+        [
+            "Thực hiện: 20.100,5 tỷ đồng",
+            "Kế hoạch đến nay: 22.000 tỷ đồng",
+            "Dự báo cả năm: 26.530,47 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960,25 tỷ đồng)",
+            "Khả năng đạt mục tiêu: 23 %",
+            "Mục tiêu: 28.000 tỷ đồng (phiên bản áp dụng từ 2026-03-01 02:00 UTC; \
+             lý do: Nghị quyết 12/NQ-HĐND điều chỉnh; nguồn: NQ 01/NQ-HĐND)",
+        ]
+    );
+    assert_eq!(
+        working_lines(Language::En, &message),
+        [
+            "Actual: 20,100.5 VND billion",
+            "Expected to date: 22,000 VND billion",
+            "Projection for the year: 26,530.47 VND billion (90 % interval: 25,100 – 27,960.25 \
+             VND billion)",
+            "Chance of meeting the target: 23 %",
+            "Target: 28,000 VND billion (version in force since 2026-03-01 02:00 UTC; \
+             reason: Nghị quyết 12/NQ-HĐND điều chỉnh; source: NQ 01/NQ-HĐND)",
+        ]
+    );
+    message.working = Some(growth());
+    assert_eq!(
+        working_lines(Language::Vi, &message),
+        [
+            "Thực hiện: 6,1 %",
+            "Dự báo cả năm: 38,96 %",
+            "Mục tiêu: 7,5–8 %"
+        ]
+    );
+    message.working = None;
+    assert!(working_lines(Language::Vi, &message).is_empty());
+}
