@@ -233,7 +233,8 @@ async function refreshFromRest() {
   if (!app.liveOverview) overview.replaceAll(status.statuses ?? []);
   if (!app.liveOverview) ticker.replaceAll(alerts.alerts ?? []);
   showBanner("");
-  refreshTaskCounter();
+  // While the live connection is down nothing is pushed: every view of tasks reads again too.
+  tasksChanged(null);
 }
 
 /** The header's "x/y nhiệm vụ hoàn thành", read again once per burst of task changes. */
