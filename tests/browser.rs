@@ -331,3 +331,66 @@ fn the_five_year_plan_shows_its_categories_and_a_pushed_figure_moves_a_target_in
         &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
     );
 }
+
+#[test]
+fn a_wards_board_is_reached_by_the_picker_and_changes_live_when_the_ward_reports_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "ward-board.mjs",
+        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
+    );
+}
+
+#[test]
+fn an_excel_workbook_uploaded_on_a_departments_page_is_previewed_then_stored_in_chromium() {
+    use chrono::Datelike as _;
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let finance = department_token(&database_url, "FINANCE");
+    // A yearly index, its year typed as a number as people do; the second row's period is a
+    // month, which the yearly index refuses.
+    let year = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year()
+        - 3;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (column, name) in ["indicator", "unit", "period", "value"].iter().enumerate() {
+        sheet.write_string(0, column as u16, *name).expect("header");
+    }
+    sheet.write_string(1, 0, "PCI_SCORE").expect("cell");
+    sheet.write_string(1, 1, "HCM").expect("cell");
+    sheet.write_number(1, 2, f64::from(year)).expect("cell");
+    sheet.write_number(1, 3, 63.4).expect("cell");
+    sheet.write_string(2, 0, "PCI_SCORE").expect("cell");
+    sheet.write_string(2, 1, "HCM").expect("cell");
+    sheet
+        .write_string(2, 2, format!("{year}-03"))
+        .expect("cell");
+    sheet.write_number(2, 3, 60.0).expect("cell");
+    let file = dir.path().join("pci.xlsx");
+    book.save(&file).expect("save the workbook");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "xlsx-upload.mjs",
+        &[
+            ("DEPARTMENT_TOKEN", &finance),
+            ("XLSX_FILE", &file.display().to_string()),
+            ("XLSX_PERIOD", &year.to_string()),
+        ],
+    );
+}

@@ -67,7 +67,7 @@ export function adoptTokenFromFragment() {
   history.replaceState(history.state, "", window.location.pathname + window.location.search + cleaned);
 }
 
-/** `body`: an object sent as JSON, or text sent as `contentType` (a CSV file, for one). */
+/** `body`: an object sent as JSON, or text or an ArrayBuffer sent as `contentType` (a file). */
 async function request(method, path, { token = storedToken(), signal, body: payload, contentType } = {}) {
   const headers = { Authorization: `Bearer ${token ?? ""}`, Accept: "application/json" };
   if (payload !== undefined) headers["Content-Type"] = contentType ?? "application/json";
@@ -76,7 +76,8 @@ async function request(method, path, { token = storedToken(), signal, body: payl
     response = await fetch(`${API}${path}`, {
       method,
       headers,
-      body: payload === undefined || typeof payload === "string" ? payload : JSON.stringify(payload),
+      // Text and binary bodies (a CSV file, a workbook) go as they are; objects as JSON.
+      body: payload === undefined || typeof payload === "string" || payload instanceof ArrayBuffer ? payload : JSON.stringify(payload),
       signal,
       cache: "no-store",
     });

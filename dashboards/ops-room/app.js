@@ -16,6 +16,7 @@ import { PlanPage } from "./plan.js";
 import { debounced, readTaskSummary } from "./task-parts.js";
 import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
+import { UnitBoard, UnitPicker, unitHref, unitRoute } from "./unit.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
 const REST_REFRESH_MS = 30_000;
@@ -43,6 +44,8 @@ let overview;
 let ticker;
 let page;
 let department;
+let unitBoard;
+let unitPicker;
 let tasks;
 let planPage;
 let live;
@@ -89,6 +92,18 @@ async function main() {
     timeZone: () => app.city.timezone,
   });
   planPage = new PlanPage(document.getElementById("plan-page"));
+  // A unit's board, and the picker on the wall that opens it.
+  unitBoard = new UnitBoard(document.getElementById("unit-page"), {
+    get catalogue() {
+      return app.catalogue;
+    },
+    units: app.units,
+    get year() {
+      return app.year;
+    },
+  });
+  unitPicker = new UnitPicker({ units: app.units }, "unit-picker");
+  document.querySelector("#overview .panel-head")?.append(unitPicker.el);
   wireControls();
   onLangChange(relabel);
   header.setConnection("connecting");
@@ -294,7 +309,7 @@ function startLive() {
 }
 
 function wantedTopics() {
-  return page.topic ? [...BASE_TOPICS, page.topic] : BASE_TOPICS;
+  return [...BASE_TOPICS, page.topic, unitBoard?.topic].filter(Boolean);
 }
 
 function liveMessage(message) {
@@ -339,6 +354,8 @@ function liveMessage(message) {
     for (const feed of feeds) header.noteFeed(feed);
   } else if (topic.startsWith("indicator:")) {
     page.applyTopic(message);
+  } else if (topic.startsWith("unit:")) {
+    unitBoard.applyTopic(message);
   }
 }
 
@@ -371,6 +388,8 @@ function parseRoute() {
   if (path === "/plan") return { name: "plan" };
   const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
+  const unit = unitRoute(path, params);
+  if (unit) return unit;
   const group = /^\/group\/([^/]+)$/.exec(path);
   return { name: "overview", group: group ? decodeURIComponent(group[1]) : null };
 }
@@ -379,6 +398,19 @@ function route({ fromApp = false } = {}) {
   app.previousHash = fromApp ? app.currentHash : null;
   app.currentHash = window.location.hash;
   const next = parseRoute();
+  // A unit's board hides every other view; any other view hides it.
+  const unitEl = document.getElementById("unit-page");
+  if (next.name === "unit") {
+    for (const view of [page, department, tasks, planPage]) view?.close();
+    for (const el of document.querySelectorAll("body > main")) el.hidden = el !== unitEl;
+    unitBoard.open(next).catch(failed);
+    document.getElementById("unit-title")?.focus();
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  unitBoard.close();
+  unitEl.hidden = true;
   const overviewEl = document.getElementById("overview");
   const pageEl = document.getElementById("indicator-page");
   const departmentEl = document.getElementById("department-page");
@@ -447,7 +479,8 @@ function route({ fromApp = false } = {}) {
 function renderTitle() {
   const route = parseRoute();
   const indicator = route.name === "indicator" ? app.catalogue?.indicators.get(route.code) : null;
-  const place = indicator ? pick(indicator) : pick(app.city);
+  const unit = route.name === "unit" ? app.units.get(route.code) : null;
+  const place = indicator ? pick(indicator) : unit ? pick(unit) : pick(app.city);
   document.title = place ? `${place} — KT-XH Live` : "KT-XH Live";
 }
 
@@ -456,6 +489,11 @@ function renderTitle() {
  * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
  */
 function goBack() {
+  if (!document.getElementById("unit-page").hidden) {
+    // From a filtered board to the whole board, from there to the wall.
+    window.location.hash = unitBoard.overview.filter ? unitHref(unitBoard.route.code) : "#/";
+    return;
+  }
   if (!document.getElementById("plan-page").hidden) {
     window.location.hash = "#/";
     return;
@@ -482,6 +520,12 @@ function wireControls() {
   });
   document.getElementById("clear-filter").addEventListener("click", () => {
     window.location.hash = "#/";
+  });
+  document.getElementById("unit-page").addEventListener("click", (event) => {
+    if (event.target.closest("[data-action=back]")) {
+      event.preventDefault();
+      goBack();
+    }
   });
   document.getElementById("indicator-page").addEventListener("click", (event) => {
     if (event.target.closest("[data-action=back]")) {
@@ -512,6 +556,8 @@ function relabel() {
   if (app.catalogue) overview.relabel();
   page.relabel();
   department.relabel();
+  unitBoard.relabel();
+  unitPicker.relabel();
   tasks.relabel();
   planPage.relabel();
 }

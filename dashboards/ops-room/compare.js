@@ -4,6 +4,7 @@
 import { h } from "./dom.js";
 import { formatPercent, formatValue, pick, t } from "./i18n.js";
 import { attainment, formatGoal, knownStatus, statusIcon, statusLabel } from "./status.js";
+import { unitHref } from "./unit.js";
 
 // Bars are drawn on a 0–150 % scale, so over-achievers stay visible without squashing the rest.
 const BAR_MAX = 1.5;
@@ -83,7 +84,7 @@ function valueRow(view, top, label, { indicator, currentUnit }) {
     bar,
     h("span", "compare-figures", `${formatValue(view.actual)} ${measure}`.trim()),
   );
-  item.append(link);
+  item.append(link, boardLink(view.unit, label));
   return item;
 }
 
@@ -113,6 +114,15 @@ function row(view, score, label, { indicator, currentUnit }) {
     h("span", "compare-figures", `${formatValue(view.actual)} / ${formatGoal(view.target)} ${measure}`.trim()),
   );
   link.title = `${label}: ${statusLabel(view)}`;
-  item.append(link);
+  item.append(link, boardLink(view.unit, label));
   return item;
+}
+
+/** The link from a unit's row to its board (unit.js): every target of that unit. */
+function boardLink(unit, label) {
+  const link = h("a", "compare-board", t("unit_board_link"));
+  link.href = unitHref(unit);
+  link.dataset.boardUnit = unit;
+  link.setAttribute("aria-label", `${t("unit_board_link")}: ${label}`);
+  return link;
 }

@@ -1,7 +1,8 @@
 // A department's own page (#/department, #/department/<CODE>): its indicators with their
 // status, which figure is due when and which is late, its collectors and last pushes, the rows
 // the service refused with their reasons, and a way in for figures no machine sends: an entry
-// form and a CSV upload, both validated by the push API itself (a dry run first, as a preview).
+// form and a CSV or Excel (.xlsx) upload, both validated by the push API itself (a dry run first,
+// as a preview).
 //
 // A department token sees its own department only (the server decides: /departments lists
 // what the caller may read).
@@ -11,6 +12,9 @@ import { ApiError, get, post } from "./api.js";
 import { formatDateTime, formatValue, pick, t } from "./i18n.js";
 import { statusIcon, statusLabel } from "./status.js";
 import { DepartmentTasks } from "./task-progress.js";
+
+/** The media type of an .xlsx workbook, which the push API reads as it is (ARCHITECTURE §10). */
+const XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 // How long a refreshed page waits before it reads the dashboard again, while open.
 const REFRESH_MS = 30_000;
@@ -451,12 +455,12 @@ export class DepartmentPage {
     form.noValidate = true;
     const file = field(form, "dep-u-file", t("dep_u_file"), h("input"));
     file.type = "file";
-    file.accept = ".csv,text/csv";
+    file.accept = `.csv,text/csv,.xlsx,${XLSX_TYPE}`;
     field(form, "dep-u-decimal", t("dep_f_decimal"), decimalSelect());
     const hint = h("p", "dep-hint", t("dep_u_hint"));
     const template = h("code", "dep-template", "indicator,unit,period,value");
     hint.append(" ", template);
-    form.append(hint, h("p", "dep-hint", t("dep_u_xlsx")));
+    form.append(hint, h("p", "dep-hint", t("dep_u_xlsx")), this.templateLink());
     const actions = h("div", "dep-actions");
     const check = h("button", "dep-button", t("dep_u_check"));
     check.type = "button";
@@ -484,6 +488,19 @@ export class DepartmentPage {
     return form;
   }
 
+  /** A CSV template with the department's indicators, one row each, to fill in a spreadsheet. */
+  templateLink() {
+    const codes = (this.data?.indicators ?? []).map((row) => row.code);
+    const city = this.context.cityUnit ?? "";
+    const lines = ["indicator,unit,period,value", ...codes.map((code) => `${code},${city},,`)];
+    const link = h("a", "dep-template-link", t("dep_u_template"));
+    link.id = "dep-u-template";
+    link.download = `mau-so-lieu-${this.code ?? "so"}.csv`;
+    // A byte-order mark, so that Excel opens the UTF-8 file as UTF-8.
+    link.href = URL.createObjectURL(new Blob([`\ufeff${lines.join("\r\n")}\r\n`], { type: "text/csv;charset=utf-8" }));
+    return link;
+  }
+
   async sendFile(form, preview) {
     if (this.upload.busy) return;
     const result = form.querySelector("#dep-upload-result");
@@ -493,8 +510,10 @@ export class DepartmentPage {
       result.replaceChildren(h("p", "dep-error", t("dep_u_none")));
       return;
     }
-    if (/\.xlsx?$/i.test(file.name)) {
-      result.replaceChildren(h("p", "dep-error", t("dep_u_xlsx")));
+    // An .xlsx workbook goes as it is (the server reads its sheet); the old binary .xls does not.
+    const workbook = /\.xlsx$/i.test(file.name) || file.type === XLSX_TYPE;
+    if (!workbook && /\.xls$/i.test(file.name)) {
+      result.replaceChildren(h("p", "dep-error", t("dep_u_xls")));
       return;
     }
     const query = new URLSearchParams();
@@ -503,8 +522,8 @@ export class DepartmentPage {
     this.upload.busy = true;
     result.replaceChildren(h("p", "dep-muted", t("dep_checking")));
     try {
-      const text = await file.text();
-      const receipt = await post(`/observations?${query}`, { body: text, contentType: "text/csv; charset=utf-8" });
+      const body = workbook ? await file.arrayBuffer() : await file.text();
+      const receipt = await post(`/observations?${query}`, { body, contentType: workbook ? XLSX_TYPE : "text/csv; charset=utf-8" });
       send.disabled = !preview || receipt.accepted === 0;
       const summary = preview ? "dep_u_preview" : "dep_u_done";
       const lines = [h("p", receipt.rejected.length ? "dep-error" : "dep-ok", t(summary, { accepted: receipt.accepted, duplicates: receipt.duplicates, rejected: receipt.rejected.length }))];
@@ -512,8 +531,11 @@ export class DepartmentPage {
       for (const rejection of receipt.rejected.slice(0, 20)) {
         const item = h("li");
         item.dataset.code = rejection.code;
-        // Row 1 is the header line: data rows start on line 2.
-        item.append(h("span", "dep-muted", t("dep_line", { n: rejection.index + 2 })), h("strong", "dep-reason", reason(rejection.code)));
+        // Row 1 is the header line: data rows start on line 2. A workbook's reason names its
+        // sheet row itself (blank rows between are skipped, so the index would not tell).
+        const sheetRow = workbook ? /\brow (\d+)/.exec(rejection.message)?.[1] : null;
+        const where = sheetRow ? t("dep_sheet_row", { n: sheetRow }) : t("dep_line", { n: rejection.index + 2 });
+        item.append(h("span", "dep-muted", where), h("strong", "dep-reason", reason(rejection.code)));
         const detail = h("span", "dep-detail", rejection.message);
         detail.lang = "en";
         item.append(detail);

@@ -37,13 +37,17 @@ export class Overview {
    * @param {HTMLElement} options.summary  the header's status counts
    * @param {HTMLElement} options.heading  the target list's heading
    * @param {(code: string|null) => void} options.onFilter  asked to filter (by route)
+   * @param {HTMLElement} [options.clearFilter]  the "clear filter" button (the wall's by default)
+   * @param {() => string} [options.headingText]  the list's heading without a filter (a unit's board)
    */
-  constructor({ tiles, list, summary, heading, onFilter }) {
+  constructor({ tiles, list, summary, heading, onFilter, clearFilter, headingText }) {
     this.tilesEl = tiles;
     this.listEl = list;
     this.summaryEl = summary;
     this.headingEl = heading;
     this.onFilter = onFilter;
+    this.clearFilterEl = clearFilter ?? null;
+    this.headingText = headingText ?? null;
     this.catalogue = null;
     this.views = new Map(); // indicator code → TargetView (city level, the screen's year)
     this.rows = new Map(); // indicator code → {item, link, parts…}
@@ -420,8 +424,9 @@ export class Overview {
 
   renderHeading() {
     const group = this.filter ? this.tiles.get(this.filter)?.group : null;
-    this.headingEl.textContent = group ? t("targets_heading_group", { group: pick(group) }) : t("targets_heading");
-    document.getElementById("clear-filter").hidden = !group;
+    const whole = this.headingText ? this.headingText() : t("targets_heading");
+    this.headingEl.textContent = group ? t("targets_heading_group", { group: pick(group) }) : whole;
+    (this.clearFilterEl ?? document.getElementById("clear-filter")).hidden = !group;
   }
 
   // -- keyboard --------------------------------------------------------------------------------
@@ -472,7 +477,8 @@ export class Overview {
   }
 
   tileKeys(event) {
-    const buttons = [...this.tiles.values()].map((tile) => tile.button);
+    // A unit's board hides the tiles of groups it has no targets in.
+    const buttons = [...this.tiles.values()].map((tile) => tile.button).filter((button) => !button.hidden);
     const index = buttons.indexOf(document.activeElement);
     if (index < 0) return;
     // Tiles lie in a grid; read its column count from the layout instead of assuming one.

@@ -129,6 +129,11 @@ fn push_format(
     }
 }
 
+/// An Excel workbook (`.xlsx`), sent as its bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Workbook(#[allow(dead_code)] Vec<u8>);
+
 const CSV_EXAMPLE: &str = "indicator,unit,period,value,revision\n\
                            EXPORT_TURNOVER,HCM,2026-03,4120.5,preliminary\n";
 
@@ -140,7 +145,11 @@ const SDMX_CSV_EXAMPLE: &str =
 ///
 /// The body's `Content-Type` picks the format: JSON, CSV (`text/csv`, `; decimal=comma` for
 /// `1.234,5`; header row `indicator,unit,period,value[,revision,source]`, or `ts` instead of
-/// `period`), SDMX-CSV 2.0 or SDMX-JSON 2.0 (mapped by `config/feeds.toml`). A value sent as
+/// `period`), an Excel workbook (`.xlsx`: the sheet `observations`, else the first, with the CSV
+/// columns; number cells as numbers, a date in `period` as the indicator's period that holds it;
+/// a refused row's message names its sheet row and column; one that unpacks or holds more than
+/// a request may is `413 workbook_too_large`), SDMX-CSV 2.0 or SDMX-JSON 2.0 (mapped by
+/// `config/feeds.toml`). A value sent as
 /// text with a comma (`"1,234"`) is refused (`ambiguous_number`) unless `?decimal=comma`
 /// declares the comma a decimal mark; CSV cells keep reading a lone comma (`4120,5`) as one.
 /// Codes are read without the padding around them (spaces, tabs, no-break and zero-width
@@ -170,6 +179,7 @@ const SDMX_CSV_EXAMPLE: &str =
             ]})),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
             (String = "application/vnd.sdmx.data+csv;version=2.0.0", example = json!(SDMX_CSV_EXAMPLE)),
+            (Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
             (Object = "application/vnd.sdmx.data+json;version=2.0.0", example = json!({"data": {
                 "structures": [{
                     "links": [{"rel": "dataflow", "urn": "urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=VN_HCMSO:DF_KTXH(1.0)"}],

@@ -46,3 +46,4 @@ mod target_history;
 mod token_cache;
 mod writer;
 mod year_close;
+mod xlsx_upload;

@@ -216,6 +216,10 @@ async fn the_documented_request_examples_are_accepted() {
             .as_object()
             .expect("request body");
         for (media, body) in content {
+            // A workbook's bytes have no text example; tests/api/xlsx_upload.rs pushes real ones.
+            if media.contains("spreadsheetml") {
+                continue;
+            }
             let example = match &body["example"] {
                 Value::String(text) => text.clone(),
                 Value::Null => panic!("{path} {media}: no example"),

@@ -14,6 +14,8 @@ import schemathesis
 @schemathesis.serializer(
     "application/csv",
     "application/vnd.sdmx.data+csv;version=2.0.0",
+    # A workbook's bytes: generated ones are never a workbook, which must be refused cleanly.
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 )
 def as_text(ctx, value):
     if value is None:
