@@ -40,6 +40,10 @@ mod cli;
 mod webhook;
 use webhook::{Hit, WebhookReceiver};
 
+// Notifications in order per alert across kills and retries, with this file's harness.
+#[path = "delivery/ordering.rs"]
+mod ordering;
+
 const INDICATOR: &str = "HOSPITAL_BEDS_PER_10K";
 const SECRET: &str = "delivery-test-secret";
 /// How long a delivery, a start-up or a state change may take before a test fails.

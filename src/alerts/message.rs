@@ -25,6 +25,12 @@ pub struct AlertMessage {
     pub link: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// This alert's number at the receiver, 1, 2, 3… in the order its notifications were
+    /// queued, taken by the outbox as it queues one (ARCHITECTURE §5): a receiver that has
+    /// applied a higher number drops a lower one, and a gap means a message is missing.
+    /// Absent from reminders and from a message not yet queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
     /// The figures behind a target's alert: the full form of the text (email) shows them
     /// under the summary, which is the short form (the wall, chat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,7 @@ impl From<&Alert> for AlertMessage {
             // A receiver is told when the alert fired, not when its condition was first seen.
             starts_at: alert.fired_at.unwrap_or(alert.starts_at),
             ends_at: alert.ends_at,
+            sequence: None,
             working: alert.working.clone(),
         }
     }

@@ -1,7 +1,10 @@
 //! The outbox: a dispatcher groups committed alert events into notifications (group_wait,
-//! group_interval, repeat_interval), and a delivery worker sends them with exponential backoff
-//! and jitter, logging every attempt. Both read only the database, so after a crash they resume
-//! where they were; a notification recorded as delivered is never sent again.
+//! group_interval, repeat_interval), and delivery lanes, one per receiver, send them with
+//! exponential backoff and jitter, logging every attempt. Both read only the database, so after
+//! a crash they resume where they were; a notification recorded as delivered is never sent
+//! again. A group's notifications reach their receiver in the order they were queued: a later
+//! one waits while an older one is pending (its retry included), and each alert in a message
+//! carries its number at the receiver (ARCHITECTURE §5).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
@@ -15,14 +18,14 @@ use tokio_util::sync::CancellationToken;
 use super::manager::AlertManager;
 use super::message::{AlertMessage, Notification};
 use super::routing::{AlertingConfig, Destination};
-use crate::domain::alert::{Alert, AlertEvent, AlertState};
+use crate::domain::alert::{Alert, AlertEvent, AlertState, OutboxNotification};
 use crate::metrics::{self, DeliveryOutcome, OutboxStage};
 use crate::store::{DynStore, StoreResult};
 
 /// How often the delivery backlog is measured: a scrape interval apart is plenty.
 const BACKLOG_REFRESH: Duration = Duration::from_secs(15);
 
-/// The most notifications one delivery round sends.
+/// The most notifications one receiver's lane sends before it makes way for a new round.
 const DELIVERIES_PER_ROUND: usize = 20;
 
 /// How long one send may take before it counts as a failed attempt: longer than any
@@ -145,6 +148,9 @@ impl Outbox {
             // Leading from the start is a term too: a predecessor, or this instance before a
             // restart, may have left claims.
             let mut new_term = true;
+            // Each receiver's delivery runs on its own, so a receiver that hangs until the send
+            // deadline holds up only itself; a lane still busy is left to finish.
+            let mut lanes: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -160,6 +166,9 @@ impl Outbox {
                 }
                 let round = async {
                     if new_term {
+                        // The lanes of a term that ended stopped with it; they are gone before
+                        // the claims are taken over, so none records over a claim retaken.
+                        stop_lanes(&mut lanes).await;
                         match self.take_over_claims().await {
                             Ok(_) => new_term = false,
                             Err(error) => {
@@ -171,7 +180,7 @@ impl Outbox {
                     if let Err(error) = self.dispatch(Utc::now()).await {
                         tracing::error!(%error, "dispatching alert notifications failed");
                     }
-                    if let Err(error) = self.deliver(Utc::now()).await {
+                    if let Err(error) = self.start_lanes(&mut lanes, &leading, &shutdown).await {
                         tracing::error!(%error, "delivering alert notifications failed");
                     }
                     if measured.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
@@ -358,74 +367,134 @@ impl Outbox {
         Ok(id)
     }
 
-    /// Sends the notifications that are due, recording each attempt. Each is claimed before
-    /// it is sent, one at a time, so that another instance delivering at the same moment
-    /// never sends it too, and a claim's lease only has to cover one send.
+    /// Starts a delivery lane for each receiver with notifications due and no lane still
+    /// running. A lane stops with the leadership or at `shutdown`, a send in flight included.
+    async fn start_lanes(
+        self: &Arc<Self>,
+        lanes: &mut HashMap<String, tokio::task::JoinHandle<()>>,
+        leading: &tokio::sync::watch::Receiver<bool>,
+        shutdown: &CancellationToken,
+    ) -> StoreResult<()> {
+        lanes.retain(|_, lane| !lane.is_finished());
+        for receiver in self.store.due_receivers(Utc::now()).await? {
+            if lanes.contains_key(&receiver) {
+                continue;
+            }
+            let (outbox, leading, shutdown) = (self.clone(), leading.clone(), shutdown.clone());
+            let name = receiver.clone();
+            let lane = tokio::spawn(async move {
+                let work =
+                    crate::leader::while_leading(&leading, outbox.deliver_to(&name, Utc::now()));
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    result = work => match result {
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => tracing::error!(%error, receiver = %name,
+                            "delivering alert notifications failed"),
+                        None => tracing::warn!(receiver = %name,
+                            "no longer leads: delivery stopped, claims left to the next leader"),
+                    },
+                }
+            });
+            lanes.insert(receiver, lane);
+        }
+        Ok(())
+    }
+
+    /// Sends the notifications that are due, every receiver's at once, and returns when all
+    /// are sent (or failed for now); how many were delivered. What the service runs is
+    /// [`Self::spawn`], whose lanes do not wait for each other; this is one pass of them all.
     pub async fn deliver(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let receivers = self.store.due_receivers(now).await?;
+        let lanes = receivers
+            .iter()
+            .map(|receiver| self.deliver_to(receiver, now));
+        let mut delivered = 0;
+        for result in futures::future::join_all(lanes).await {
+            delivered += result?;
+        }
+        Ok(delivered)
+    }
+
+    /// Sends `receiver`'s notifications that are due, recording each attempt. Each is claimed
+    /// before it is sent, one at a time, so that another instance delivering at the same moment
+    /// never sends it too, and a claim's lease only has to cover one send. The claim passes
+    /// over a notification whose group has an older one still pending, so a failed attempt
+    /// holds its group's later notifications back until it is delivered or given up, while
+    /// the receiver's other groups go on.
+    pub async fn deliver_to(&self, receiver: &str, now: DateTime<Utc>) -> StoreResult<usize> {
         let mut delivered = 0;
         for _ in 0..DELIVERIES_PER_ROUND {
             let claimed = self
                 .store
-                .claim_notifications(&self.instance, now, CLAIM_LEASE, 1)
+                .claim_receiver_notifications(&self.instance, receiver, now, CLAIM_LEASE, 1)
                 .await?;
             let Some(row) = claimed.into_iter().next() else {
                 break;
             };
-            let receiver = self.receiver_label(&row.receiver);
-            let notification: Notification = match serde_json::from_value(row.payload.clone()) {
-                Ok(n) => n,
-                Err(error) => {
-                    metrics::outbox_delivery(receiver, DeliveryOutcome::Failed, None);
-                    self.record(
-                        row.id,
-                        now,
-                        Some(&format!("unreadable payload: {error}")),
-                        None,
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            let attempt = row.attempts + 1;
-            let started = Instant::now();
-            let sent = tokio::time::timeout(SEND_DEADLINE, self.sender.send(&notification))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(SendError {
-                        message: format!("no answer within {} s", SEND_DEADLINE.as_secs()),
-                        permanent: false,
-                    })
-                });
-            let elapsed = Some(started.elapsed());
-            match sent {
-                Ok(()) => {
-                    metrics::outbox_delivery(receiver, DeliveryOutcome::Delivered, elapsed);
-                    if self.record(row.id, Utc::now(), None, None).await? {
-                        tracing::info!(id = row.id, receiver = %row.receiver, attempt, "notification delivered");
-                        delivered += 1;
-                    }
-                }
-                Err(error) => {
-                    let retry_at = (!error.permanent && attempt < self.config.max_attempts)
-                        .then(|| Utc::now() + self.backoff(attempt));
-                    let outcome = if retry_at.is_some() {
-                        DeliveryOutcome::Retry
-                    } else {
-                        DeliveryOutcome::Failed
-                    };
-                    metrics::outbox_delivery(receiver, outcome, elapsed);
-                    if !self
-                        .record(row.id, Utc::now(), Some(&error.message), retry_at)
-                        .await?
-                    {
-                        continue;
-                    }
-                    tracing::warn!(id = row.id, receiver = %row.receiver, attempt, permanent = error.permanent,
-                        retry_at = ?retry_at, error = %error.message, "notification delivery failed");
-                }
+            if self.send_claimed(row, now).await? {
+                delivered += 1;
             }
         }
         Ok(delivered)
+    }
+
+    /// Sends one claimed notification and records the attempt; true when it was delivered.
+    async fn send_claimed(&self, row: OutboxNotification, now: DateTime<Utc>) -> StoreResult<bool> {
+        let receiver = self.receiver_label(&row.receiver);
+        let notification: Notification = match serde_json::from_value(row.payload.clone()) {
+            Ok(n) => n,
+            Err(error) => {
+                metrics::outbox_delivery(receiver, DeliveryOutcome::Failed, None);
+                self.record(
+                    row.id,
+                    now,
+                    Some(&format!("unreadable payload: {error}")),
+                    None,
+                )
+                .await?;
+                return Ok(false);
+            }
+        };
+        let attempt = row.attempts + 1;
+        let started = Instant::now();
+        let sent = tokio::time::timeout(SEND_DEADLINE, self.sender.send(&notification))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError {
+                    message: format!("no answer within {} s", SEND_DEADLINE.as_secs()),
+                    permanent: false,
+                })
+            });
+        let elapsed = Some(started.elapsed());
+        match sent {
+            Ok(()) => {
+                metrics::outbox_delivery(receiver, DeliveryOutcome::Delivered, elapsed);
+                let recorded = self.record(row.id, Utc::now(), None, None).await?;
+                if recorded {
+                    tracing::info!(id = row.id, receiver = %row.receiver, attempt, "notification delivered");
+                }
+                Ok(recorded)
+            }
+            Err(error) => {
+                let retry_at = (!error.permanent && attempt < self.config.max_attempts)
+                    .then(|| Utc::now() + self.backoff(attempt));
+                let outcome = if retry_at.is_some() {
+                    DeliveryOutcome::Retry
+                } else {
+                    DeliveryOutcome::Failed
+                };
+                metrics::outbox_delivery(receiver, outcome, elapsed);
+                if self
+                    .record(row.id, Utc::now(), Some(&error.message), retry_at)
+                    .await?
+                {
+                    tracing::warn!(id = row.id, receiver = %row.receiver, attempt, permanent = error.permanent,
+                        retry_at = ?retry_at, error = %error.message, "notification delivery failed");
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Records an attempt at a notification this outbox claimed; false, with nothing
@@ -465,6 +534,15 @@ impl Outbox {
         let capped = base.min(self.config.backoff_max_seconds) as f64;
         let jitter: f64 = rand::rng().random_range(0.5..1.5);
         chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
+    }
+}
+
+/// Stops every lane and waits until each is gone.
+async fn stop_lanes(lanes: &mut HashMap<String, tokio::task::JoinHandle<()>>) {
+    for (_, lane) in lanes.drain() {
+        lane.abort();
+        // A lane aborted (or one that ended) has nothing to report.
+        let _ = lane.await;
     }
 }
 

@@ -402,6 +402,7 @@ impl Reminders {
             ),
             starts_at: figure.due_at,
             ends_at: None,
+            sequence: None,
             working: None,
         }
     }

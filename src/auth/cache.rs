@@ -614,6 +614,23 @@ impl Store for CachedStore {
             .await
     }
 
+    async fn claim_receiver_notifications(
+        &self,
+        instance: &str,
+        receiver: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        self.inner
+            .claim_receiver_notifications(instance, receiver, now, lease, limit)
+            .await
+    }
+
+    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        self.inner.due_receivers(now).await
+    }
+
     async fn release_notification_claims(&self) -> StoreResult<Vec<(i64, String)>> {
         self.inner.release_notification_claims().await
     }

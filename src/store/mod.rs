@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 mod plan;
 pub mod postgres;
+mod sequence;
 pub mod sqlite;
 pub mod tasks;
 
@@ -610,6 +611,8 @@ pub trait Store: Send + Sync + 'static {
     /// The latest notification's creation time per (receiver, group).
     async fn last_notifications(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>>;
     /// Queues one notification and marks the events it covers as dispatched, atomically.
+    /// Each alert of the payload's `alerts` gets `sequence`, the next number of that alert at
+    /// `receiver` (1, 2, 3…), taken in the same transaction (ARCHITECTURE §5).
     async fn dispatch(
         &self,
         receiver: &str,
@@ -621,7 +624,10 @@ pub trait Store: Send + Sync + 'static {
     /// Claims for `instance`, until `now + lease`, up to `limit` pending notifications due at
     /// `now` that nobody holds (never claimed, or their claim's lease ended), oldest due first,
     /// and returns them. Two claimers at once never get the same notification; a claim ends
-    /// with [`Store::record_attempt`] or its lease (ARCHITECTURE §5).
+    /// with [`Store::record_attempt`] or its lease (ARCHITECTURE §5). A notification is
+    /// claimable only when no older one of its receiver and group is still pending (waiting for
+    /// a retry, or claimed): a receiver gets a group's notifications in the order they were
+    /// queued.
     async fn claim_notifications(
         &self,
         instance: &str,
@@ -629,6 +635,18 @@ pub trait Store: Send + Sync + 'static {
         lease: std::time::Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>>;
+    /// [`Store::claim_notifications`] of one receiver's notifications only: each receiver is
+    /// delivered to on its own, so a slow one does not hold up the others.
+    async fn claim_receiver_notifications(
+        &self,
+        instance: &str,
+        receiver: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>>;
+    /// The receivers with a pending notification due at `now` that nobody holds.
+    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
     /// Ends every claim on a pending notification, whoever holds it, and returns each one's id
     /// and former holder. For an instance that has just come to lead, before it delivers: the
     /// holders no longer lead (the instance that held the leadership lock lost it, which is how

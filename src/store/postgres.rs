@@ -102,6 +102,57 @@ impl PgStore {
     /// Records one delivery attempt (see [`Store::record_attempt`]); with `claimant`, only
     /// while that instance still holds the notification's claim. False when it does not, and
     /// then nothing is written.
+    /// [`Store::claim_notifications`], of one receiver's notifications when `receiver` is
+    /// given.
+    async fn claim_in_order(
+        &self,
+        instance: &str,
+        receiver: Option<&str>,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // SKIP LOCKED: a row another claimer's statement has locked is passed over rather than
+        // waited for, so two claimers at once take different rows instead of the same one
+        // twice (the inner SELECT would otherwise read a row the other is about to claim).
+        // NOT EXISTS: an older notification of the same receiver and group still pending
+        // (claimed, or waiting for its retry) holds the later ones back, so they never overtake
+        // it; other groups flow (ARCHITECTURE §5).
+        let rows = sqlx::query(
+            "UPDATE notifications SET claimed_by = $1, claimed_until = $2 \
+             WHERE id IN ( \
+               SELECT id FROM notifications n \
+               WHERE status = 'pending' AND next_attempt_at <= $3 \
+                 AND (claimed_until IS NULL OR claimed_until < $3) \
+                 AND ($5::text IS NULL OR receiver = $5) \
+                 AND NOT EXISTS ( \
+                   SELECT 1 FROM notifications older \
+                   WHERE older.status = 'pending' AND older.receiver = n.receiver \
+                     AND older.group_key = n.group_key AND older.id < n.id) \
+               ORDER BY next_attempt_at, id LIMIT $4 \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind(instance)
+        .bind(until)
+        .bind(now)
+        .bind(limit)
+        .bind(receiver)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(notification_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY.
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
+    }
+
     async fn record_attempt_as(
         &self,
         id: i64,
@@ -585,13 +636,27 @@ impl Store for PgStore {
         at: DateTime<Utc>,
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
+        // The numbers first: their rows stay locked until this commits, so a second enqueuer of
+        // the same alert at once (two leaders in a hand-over) takes its numbers, and then its
+        // notification id, only after this one; ids and numbers of one alert rise together.
+        let mut numbers = std::collections::HashMap::new();
+        for fingerprint in super::sequence::fingerprints(payload) {
+            let number: i64 = sqlx::query_scalar(super::sequence::NEXT_SEQUENCE_POSTGRES)
+                .bind(receiver)
+                .bind(&fingerprint)
+                .fetch_one(&mut *tx)
+                .await?;
+            numbers.insert(fingerprint, number);
+        }
+        let mut payload = payload.clone();
+        super::sequence::stamp(&mut payload, &numbers);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notifications (receiver, group_key, payload, status, next_attempt_at, created_at) \
              VALUES ($1, $2, $3, 'pending', $4, $4) RETURNING id",
         )
         .bind(receiver)
         .bind(group_key)
-        .bind(payload)
+        .bind(&payload)
         .bind(at)
         .fetch_one(&mut *tx)
         .await?;
@@ -625,36 +690,32 @@ impl Store for PgStore {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
-        let until = chrono::Duration::from_std(lease)
-            .ok()
-            .and_then(|lease| now.checked_add_signed(lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        // SKIP LOCKED: a row another claimer's statement has locked is passed over rather than
-        // waited for, so two claimers at once take different rows instead of the same one
-        // twice (the inner SELECT would otherwise read a row the other is about to claim).
-        let rows = sqlx::query(
-            "UPDATE notifications SET claimed_by = $1, claimed_until = $2 \
-             WHERE id IN ( \
-               SELECT id FROM notifications \
-               WHERE status = 'pending' AND next_attempt_at <= $3 \
-                 AND (claimed_until IS NULL OR claimed_until < $3) \
-               ORDER BY next_attempt_at, id LIMIT $4 \
-               FOR UPDATE SKIP LOCKED) \
-             RETURNING *",
+        self.claim_in_order(instance, None, now, lease, limit).await
+    }
+
+    async fn claim_receiver_notifications(
+        &self,
+        instance: &str,
+        receiver: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        self.claim_in_order(instance, Some(receiver), now, lease, limit)
+            .await
+    }
+
+    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        let receivers: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT receiver FROM notifications \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+               AND (claimed_until IS NULL OR claimed_until < $1) \
+             ORDER BY receiver",
         )
-        .bind(instance)
-        .bind(until)
         .bind(now)
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed = rows
-            .iter()
-            .map(notification_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        // RETURNING follows no ORDER BY.
-        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
-        Ok(claimed)
+        Ok(receivers)
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {

@@ -135,6 +135,55 @@ impl SqliteStore {
     /// Records one delivery attempt (see [`Store::record_attempt`]); with `claimant`, only
     /// while that instance still holds the notification's claim. False when it does not, and
     /// then nothing is written.
+    /// [`Store::claim_notifications`], of one receiver's notifications when `receiver` is
+    /// given.
+    async fn claim_in_order(
+        &self,
+        instance: &str,
+        receiver: Option<&str>,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // One statement on the one write connection: SQLite runs it whole under its write
+        // lock, so no other claimer reads the rows between their choice and their claim. An
+        // older notification of the same receiver and group still pending holds the later ones
+        // back (ARCHITECTURE §5).
+        let mut writer = self.writer().await?;
+        let rows = sqlx::query(
+            "UPDATE notifications SET claimed_by = ?1, claimed_until = ?2 \
+             WHERE id IN ( \
+               SELECT id FROM notifications n \
+               WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                 AND (claimed_until IS NULL OR claimed_until < ?3) \
+                 AND (?5 IS NULL OR receiver = ?5) \
+                 AND NOT EXISTS ( \
+                   SELECT 1 FROM notifications older \
+                   WHERE older.status = 'pending' AND older.receiver = n.receiver \
+                     AND older.group_key = n.group_key AND older.id < n.id) \
+               ORDER BY next_attempt_at, id LIMIT ?4) \
+             RETURNING *",
+        )
+        .bind(instance)
+        .bind(micros(until))
+        .bind(micros(now))
+        .bind(limit)
+        .bind(receiver)
+        .fetch_all(writer.conn()?)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(notification_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY.
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
+    }
+
     async fn record_attempt_as(
         &self,
         id: i64,
@@ -592,6 +641,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<i64> {
         let mut writer = self.writer().await?;
         let mut tx = writer.begin().await?;
+        // Each alert's next number at this receiver, in the transaction that queues it.
+        let mut numbers = std::collections::HashMap::new();
+        for fingerprint in super::sequence::fingerprints(payload) {
+            let number: i64 = sqlx::query_scalar(super::sequence::NEXT_SEQUENCE_SQLITE)
+                .bind(receiver)
+                .bind(&fingerprint)
+                .fetch_one(&mut *tx)
+                .await?;
+            numbers.insert(fingerprint, number);
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notifications (receiver, group_key, payload, status, next_attempt_at, created_at) \
              VALUES (?1, ?2, '{}', 'pending', ?3, ?3) RETURNING id",
@@ -603,6 +662,7 @@ impl Store for SqliteStore {
         .await?;
         // The payload names its own outbox id, so receivers can pass it on as an idempotency key.
         let mut payload = payload.clone();
+        super::sequence::stamp(&mut payload, &numbers);
         payload["id"] = serde_json::json!(id);
         sqlx::query("UPDATE notifications SET payload = ? WHERE id = ?")
             .bind(payload.to_string())
@@ -636,35 +696,32 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxNotification>> {
-        let until = chrono::Duration::from_std(lease)
-            .ok()
-            .and_then(|lease| now.checked_add_signed(lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        // One statement on the one write connection: SQLite runs it whole under its write
-        // lock, so no other claimer reads the rows between their choice and their claim.
-        let mut writer = self.writer().await?;
-        let rows = sqlx::query(
-            "UPDATE notifications SET claimed_by = ?1, claimed_until = ?2 \
-             WHERE id IN ( \
-               SELECT id FROM notifications \
-               WHERE status = 'pending' AND next_attempt_at <= ?3 \
-                 AND (claimed_until IS NULL OR claimed_until < ?3) \
-               ORDER BY next_attempt_at, id LIMIT ?4) \
-             RETURNING *",
+        self.claim_in_order(instance, None, now, lease, limit).await
+    }
+
+    async fn claim_receiver_notifications(
+        &self,
+        instance: &str,
+        receiver: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxNotification>> {
+        self.claim_in_order(instance, Some(receiver), now, lease, limit)
+            .await
+    }
+
+    async fn due_receivers(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        let receivers: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT receiver FROM notifications \
+             WHERE status = 'pending' AND next_attempt_at <= ?1 \
+               AND (claimed_until IS NULL OR claimed_until < ?1) \
+             ORDER BY receiver",
         )
-        .bind(instance)
-        .bind(micros(until))
         .bind(micros(now))
-        .bind(limit)
-        .fetch_all(writer.conn()?)
+        .fetch_all(&self.pool)
         .await?;
-        let mut claimed = rows
-            .iter()
-            .map(notification_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        // RETURNING follows no ORDER BY.
-        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
-        Ok(claimed)
+        Ok(receivers)
     }
 
     async fn notification_backlog(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {

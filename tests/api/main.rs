@@ -24,6 +24,7 @@ mod limits;
 mod live;
 mod migration;
 mod new_periods;
+mod notification_order;
 mod notifications;
 mod observability;
 mod openapi;

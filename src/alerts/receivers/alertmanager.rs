@@ -164,6 +164,10 @@ fn postable_alert(
     if let Some(request) = text::explanation_request(language, alert) {
         annotations.insert("explanation_request".to_owned(), request);
     }
+    // An annotation, not a label: a label would make each message a new alert to Alertmanager.
+    if let Some(sequence) = alert.sequence {
+        annotations.insert("sequence".to_owned(), sequence.to_string());
+    }
     let ends_at = match alert.state {
         AlertState::Resolved => alert.ends_at.unwrap_or(now),
         AlertState::Firing | AlertState::Pending => now + resend_window,
@@ -204,6 +208,7 @@ mod tests {
                 .unwrap();
         let mut notification = sample_notification();
         notification.language = "en".into();
+        notification.alerts[1].sequence = Some(7);
         notification.alerts[2].state = AlertState::Resolved;
         notification.alerts[2].ends_at = Some("2026-03-06T00:00:00Z".parse().unwrap());
         let before = Utc::now();
@@ -240,6 +245,15 @@ mod tests {
         assert!(ends_at >= before + window && ends_at <= Utc::now() + window);
 
         assert_eq!(alerts[2]["endsAt"], "2026-03-06T00:00:00Z");
+        assert_eq!(alerts[1]["annotations"]["sequence"], "7");
+        assert!(
+            alerts[1]["labels"].get("sequence").is_none(),
+            "a label would make each message a new alert"
+        );
+        assert!(
+            first["annotations"].get("sequence").is_none(),
+            "no number, no annotation"
+        );
         assert_eq!(alerts[2]["labels"]["unit"], "TP_THU_DUC");
     }
 

@@ -31,6 +31,8 @@ use crate::outbound::{Policy, ResolveError};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const NOTIFICATION_ID_HEADER: &str = "X-KTXH-Notification-Id";
+/// Each alert's number at this receiver (ARCHITECTURE §5): `fingerprint=n`, comma-separated.
+pub const ALERT_SEQUENCE_HEADER: &str = "X-KTXH-Alert-Sequence";
 
 /// `type = "email"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +230,20 @@ pub struct ReportMail {
     pub date: chrono::DateTime<chrono::Utc>,
 }
 
+/// The [`ALERT_SEQUENCE_HEADER`] value, when any alert of the notification has a number.
+fn alert_sequences(notification: &Notification) -> Option<String> {
+    let numbered: Vec<String> = notification
+        .alerts
+        .iter()
+        .filter_map(|alert| {
+            alert
+                .sequence
+                .map(|number| format!("{}={number}", alert.fingerprint))
+        })
+        .collect();
+    (!numbered.is_empty()).then(|| numbered.join(", "))
+}
+
 fn build_report_message(
     from: &Mailbox,
     to: &[Mailbox],
@@ -393,6 +409,12 @@ pub(crate) fn build_message(
             language.as_str().to_owned(),
         ))
         .header(ContentType::TEXT_PLAIN);
+    if let Some(sequences) = alert_sequences(notification) {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(ALERT_SEQUENCE_HEADER),
+            sequences,
+        ));
+    }
     for recipient in to {
         builder = builder.to(recipient.clone());
     }

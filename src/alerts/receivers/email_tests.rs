@@ -161,6 +161,23 @@ fn the_message_carries_the_notification_id_and_a_stable_message_id() {
 }
 
 #[test]
+fn the_message_carries_each_alerts_sequence_number() {
+    let from: Mailbox = "KT-XH Live <ktxh@ktxh.example.vn>".parse().unwrap();
+    let to: Vec<Mailbox> = vec!["a@example.vn".parse().unwrap()];
+    let mut notification = sample_notification();
+    let unnumbered = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    assert_eq!(unnumbered.headers().get_raw(ALERT_SEQUENCE_HEADER), None);
+
+    notification.alerts[0].sequence = Some(4);
+    notification.alerts[2].sequence = Some(1);
+    let message = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    assert_eq!(
+        message.headers().get_raw(ALERT_SEQUENCE_HEADER),
+        Some("slippage-GRDP_GROWTH-Q1=4, slippage-GRDP_GROWTH-TP_THU_DUC=1")
+    );
+}
+
+#[test]
 fn security_follows_the_port_unless_configured() {
     assert_eq!(SmtpSecurity::default_for_port(465), SmtpSecurity::Tls);
     assert_eq!(SmtpSecurity::default_for_port(587), SmtpSecurity::Starttls);

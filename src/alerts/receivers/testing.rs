@@ -32,6 +32,7 @@ pub(crate) fn alert(unit: &str, state: AlertState) -> AlertMessage {
         link: format!("https://ktxh.example.vn/indicators/GRDP_GROWTH?unit={unit}&year=2026"),
         starts_at: "2026-03-05T08:00:00Z".parse().expect("valid time"),
         ends_at: None,
+        sequence: None,
         working: None,
     }
 }

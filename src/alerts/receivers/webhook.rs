@@ -9,7 +9,7 @@
 //! {"version":"1","id":42,"receiver":"finance","group_key":"{department=\"FINANCE\"}",
 //!  "status":"firing","alerts":[{"fingerprint":"…","rule":"slippage","severity":"critical",
 //!  "state":"firing","labels":{…},"summary_vi":"…","summary_en":"…","link":"https://…",
-//!  "starts_at":"2026-03-05T08:00:00Z","ends_at":null}],"language":"vi",
+//!  "starts_at":"2026-03-05T08:00:00Z","ends_at":null,"sequence":3}],"language":"vi",
 //!  "created_at":"2026-03-05T08:05:00Z"}
 //! ```
 //!
