@@ -23,6 +23,8 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+mod tasks;
+
 use super::message::{AlertMessage, Notification};
 use super::receivers::text::Language;
 use super::routing::{AlertingConfig, Route};
@@ -60,6 +62,14 @@ pub struct RemindersConfig {
     /// How often the due dates are looked at.
     #[serde(default = "default_check_interval_seconds")]
     pub check_interval_seconds: u64,
+    /// Days before a task (nhiệm vụ) is due that its owning department is reminded; 0 sends
+    /// no such notice.
+    #[serde(default = "default_task_lead_days")]
+    pub task_lead_days: u32,
+}
+
+const fn default_task_lead_days() -> u32 {
+    7
 }
 
 impl Default for RemindersConfig {
@@ -68,6 +78,7 @@ impl Default for RemindersConfig {
             lead_days: default_lead_days(),
             late: default_true(),
             check_interval_seconds: default_check_interval_seconds(),
+            task_lead_days: default_task_lead_days(),
         }
     }
 }
@@ -79,6 +90,12 @@ impl RemindersConfig {
             return Some((
                 "reminders.lead_days",
                 format!("{} is not 0 to {MAX_LEAD_DAYS} days", self.lead_days),
+            ));
+        }
+        if self.task_lead_days > MAX_LEAD_DAYS {
+            return Some((
+                "reminders.task_lead_days",
+                format!("{} is not 0 to {MAX_LEAD_DAYS} days", self.task_lead_days),
             ));
         }
         if !(10..=86_400).contains(&self.check_interval_seconds) {
@@ -209,12 +226,13 @@ impl Reminders {
 
     /// Queues the reminders due at `now` that were not sent before; returns how many.
     pub async fn run(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let tasks_sent = self.task_reminders(now).await?;
         let figures = self.figures(now);
         if figures.is_empty() {
-            return Ok(0);
+            return Ok(tasks_sent);
         }
         let silences = self.store.silences().await?;
-        let mut sent = 0;
+        let mut sent = tasks_sent;
         for figure in &figures {
             let message = self.message(figure);
             let destinations = self.route.destinations(&message.labels);

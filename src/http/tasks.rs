@@ -327,7 +327,15 @@ pub async fn create(
     tag = "tasks",
     security(("bearer" = [])),
     params(("code" = String, Path, description = "Mã nhiệm vụ / Task code", example = "CT2026_EXPORT_MARKETS")),
-    request_body(content = TaskBody, content_type = "application/json"),
+    request_body(content = TaskBody, content_type = "application/json", example = json!({
+        "title_vi": "Hỗ trợ doanh nghiệp mở rộng thị trường xuất khẩu, tận dụng các FTA",
+        "title_en": "Help enterprises open new export markets under the free-trade agreements",
+        "directive": {"number": "01/CT-UBND (minh họa)"},
+        "owner": "CUSTOMS",
+        "cooperating": ["INDUSTRY_TRADE"],
+        "due": "2026-10-31",
+        "indicators": ["EXPORT_TURNOVER", "EXPORT_GROWTH"]
+    })),
     responses(
         (status = 200, description = "Nhiệm vụ đã sửa / The task as stored", body = TaskDetail),
         (status = 400, response = BadRequest),

@@ -109,6 +109,9 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
     for row in super::plan::csv_rows(report, header.len()) {
         let _ = out.write_record(&row);
     }
+    for row in super::tasks::csv_rows(report, header.len()) {
+        let _ = out.write_record(&row);
+    }
     out.into_inner().unwrap_or_default()
 }
 

@@ -365,6 +365,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
         html.push_str("</tbody></table></section>\n");
     }
     html.push_str(&super::plan::html(report));
+    html.push_str(&super::tasks::html(report));
     html.push_str("</body></html>\n");
     html
 }

@@ -16,6 +16,7 @@ mod html;
 mod last_year;
 pub mod plan;
 pub mod schedule;
+pub mod tasks;
 mod text;
 mod xlsx;
 
@@ -211,6 +212,8 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// The five-year plan's section, in a yearly report of a year a plan covers.
     pub plan: Option<plan::PlanSection>,
+    /// The directives' tasks as they stood on the cut-off's day ("x/y nhiệm vụ hoàn thành").
+    pub tasks: tasks::TaskSection,
 }
 
 /// The services a report is built from.
@@ -398,6 +401,12 @@ impl Sources<'_> {
             )
         });
 
+        let tasks = tasks::section(
+            &self.store.tasks(None).await?,
+            self.catalogue,
+            year,
+            cutoff.with_timezone(&self.zone).date_naive(),
+        );
         Ok(Report {
             lang,
             city: lang.pick(self.city_vi, self.city_en).to_owned(),
@@ -418,6 +427,7 @@ impl Sources<'_> {
             groups,
             changes,
             plan,
+            tasks,
         })
     }
 }

@@ -290,6 +290,7 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
 
     explanations_sheet(&mut book, report, &styles, zone)?;
     super::plan::xlsx_sheet(&mut book, report)?;
+    super::tasks::xlsx_sheet(&mut book, report)?;
     book.save_to_buffer()
 }
 

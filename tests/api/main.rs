@@ -44,6 +44,7 @@ mod status;
 mod store;
 mod stream;
 mod target_history;
+mod tasks;
 mod token_cache;
 mod writer;
 mod year_close;
