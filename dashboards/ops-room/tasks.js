@@ -349,6 +349,14 @@ export class TasksPage {
     const directive = task.directive ?? {};
     fact("task_f_directive", [directiveText(directive), directive.issuer].filter(Boolean).join(" · "), "directive");
     if (pick(directive, "title")) fact("task_f_directive_title", pick(directive, "title"));
+    if (directive.illustrative) fact("task_f_source", t("task_illustrative"), "illustrative");
+    else if (directive.source) {
+      const link = h("a", "task-source", directive.source);
+      link.href = directive.source;
+      link.rel = "noopener noreferrer";
+      link.target = "_blank";
+      fact("task_f_source", link, "source");
+    }
     fact("task_f_owner", departmentName(this.context.departments, task.owner), "owner");
     if (task.cooperating?.length) fact("task_f_cooperating", task.cooperating.map((code) => departmentName(this.context.departments, code)).join(", "));
     if (task.group) fact("task_f_group", this.nameOf("group", task.group));
@@ -378,8 +386,28 @@ export class TasksPage {
     left.append(section("task-detail", t("task_f_heading"), facts));
     const right = h("div", "tasks-column");
     right.append(section("task-progress", t("task_notes_heading", { n: notes.length }), notes.length ? list : h("p", "task-muted", t("task_no_progress"))));
+    if (task.history?.length) right.append(section("task-history", t("task_history_heading"), this.history(task.history)));
     body.append(left, right);
     this.root.replaceChildren(head, body);
+  }
+
+  /** The recorded status's changes, newest first: who moved it, when, and to what. */
+  history(records) {
+    const zone = this.context.timeZone();
+    const list = h("ol", "task-notes task-history");
+    for (const record of [...records].sort((a, b) => String(b.at ?? "").localeCompare(String(a.at ?? "")))) {
+      const item = h("li", "task-note");
+      item.dataset.status = record.status ?? "";
+      const head = h("p", "task-note-head");
+      head.append(h("time", "task-note-at", formatDateTime(record.at, zone)));
+      if (record.by) head.append(h("span", "task-muted", record.by));
+      const line = h("p", "task-note-text");
+      line.append(taskStatusMark(record.status));
+      if (record.completed_on) line.append(" ", t("task_done_on", { date: formatDay(record.completed_on) }));
+      item.append(head, line);
+      list.append(item);
+    }
+    return list;
   }
 }
 
