@@ -4,9 +4,12 @@
 // token may write (its own department's tasks only) and says why when it refuses.
 
 import { h } from "./dom.js";
-import { ApiError, get, post } from "./api.js";
+import { ApiError, get, storedToken } from "./api.js";
 import { formatDateTime, pick, t } from "./i18n.js";
 import { cityToday, daysLate, debounced, directiveText, formatDay, messageConcerns, progressNote, taskStatusMark } from "./task-parts.js";
+
+// The server's limit on a note (src/http/tasks/input.rs).
+const MAX_NOTE_CHARS = 2000;
 
 export class DepartmentTasks {
   /** @param {object} context  {timeZone(): string} */
@@ -140,7 +143,7 @@ export class DepartmentTasks {
     field(form, "task-p-task", t("dep_task_f_task"), h("select"));
     const note = field(form, "task-p-note", t("dep_task_f_note"), h("textarea"));
     note.rows = 3;
-    note.maxLength = 4000;
+    note.maxLength = MAX_NOTE_CHARS;
     const percent = field(form, "task-p-percent", t("dep_task_f_percent"), h("input"));
     percent.type = "number";
     percent.min = "0";
@@ -148,7 +151,8 @@ export class DepartmentTasks {
     percent.step = "1";
     percent.inputMode = "numeric";
     const status = field(form, "task-p-status", t("dep_task_f_status"), h("select"));
-    for (const [value, key] of [["", "dep_task_keep"], ["in_progress", "task_status_in_progress"], ["done", "task_status_done"], ["not_started", "task_status_not_started"]]) {
+    // Overdue and done late are judged by the server, never recorded.
+    for (const [value, key] of [["", "dep_task_keep"], ["in_progress", "task_status_in_progress"], ["done", "task_status_done"]]) {
       const option = h("option", null, t(key));
       option.value = value;
       status.append(option);
@@ -207,7 +211,7 @@ export class DepartmentTasks {
     this.result.dataset.state = "busy";
     this.result.replaceChildren(h("p", "dep-muted", t("dep_checking")));
     try {
-      const answer = await post(`/tasks/${encodeURIComponent(code)}/progress`, { body });
+      const answer = await sendProgress(code, body);
       this.showReceipt(code, answer);
       this.form.elements.namedItem("task-p-note").value = "";
       this.reload();
@@ -237,6 +241,31 @@ export class DepartmentTasks {
   }
 }
 
+/**
+ * POST /tasks/{code}/progress with the page's token. Its own request, not api.js's, because a
+ * refusal's problem+json names the offending field in `errors[].pointer`, which is shown.
+ */
+async function sendProgress(code, body) {
+  let response;
+  try {
+    response = await fetch(`/api/v1/tasks/${encodeURIComponent(code)}/progress`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${storedToken() ?? ""}`, Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, error.message);
+  }
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new ApiError(response.status, answer?.detail ?? response.statusText, answer?.code ?? String(response.status));
+    error.fields = (answer?.errors ?? []).map((item) => item.pointer).filter(Boolean);
+    throw error;
+  }
+  return answer;
+}
+
 /** A labelled control appended to `form`; returns the control. */
 function field(form, name, label, control) {
   const wrap = h("label", "dep-field");
@@ -248,6 +277,12 @@ function field(form, name, label, control) {
   return control;
 }
 
+/** "/percent" → "Mức hoàn thành (%)": the form's own label for a field the server names. */
+function fieldName(pointer) {
+  const key = { "/note": "dep_task_f_note", "/percent": "dep_task_f_percent", "/status": "dep_task_f_status", "/completed_on": "dep_task_f_completed" }[pointer];
+  return key ? t(key) : pointer;
+}
+
 /** A refused note: the problem's title in words when known, and the server's detail naming the field. */
 function showProblem(result, error) {
   result.dataset.state = "refused";
@@ -256,6 +291,13 @@ function showProblem(result, error) {
   const known = code ? t(`task_problem_${code}`) : "";
   const headline = known && !known.startsWith("task_problem_") ? known : t("dep_task_refused");
   const lines = [h("p", "dep-error dep-reason", headline)];
+  const fields = error?.fields ?? [];
+  if (fields.length) {
+    result.dataset.fields = fields.join(" ");
+    lines.push(h("p", "dep-reason", t("dep_task_fields", { fields: fields.map(fieldName).join(", ") })));
+  } else {
+    delete result.dataset.fields;
+  }
   const detail = h("p", "dep-detail", error?.message ?? String(error));
   detail.lang = "en";
   lines.push(detail);
