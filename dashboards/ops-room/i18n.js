@@ -338,6 +338,7 @@ const STRINGS = {
     plan_illustrative: "minh họa",
     plan_illustrative_title: "Chưa tìm thấy chỉ tiêu công bố: con số minh họa",
     plan_illustrative_note: "{n} chỉ tiêu là số minh họa (chưa tìm thấy nguồn công bố).",
+    plan_baseline_observed: "{observed} (kế hoạch ghi {planned})",
   },
   en: {
     coverage_reported: "{reported} of {expected} wards and communes reported",
@@ -666,6 +667,7 @@ const STRINGS = {
     plan_illustrative: "illustrative",
     plan_illustrative_title: "No published target found: an illustrative figure",
     plan_illustrative_note: "{n} targets are illustrative figures (no published source found).",
+    plan_baseline_observed: "{observed} (the plan says {planned})",
   },
 };
 

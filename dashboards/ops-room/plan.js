@@ -148,11 +148,17 @@ export class PlanPage {
     }
 
     const unit = pick(target, "measure");
+    // The measure reads an observed baseline year in place of the plan's figure; show both.
+    const base = target.series?.[0];
+    const baseline =
+      base && !base.from_plan && base.year === target.baseline_year && base.value !== target.baseline
+        ? t("plan_baseline_observed", { observed: formatValue(base.value), planned: formatValue(target.baseline) })
+        : formatValue(target.baseline);
     const goal = h(
       "p",
       "plan-target-goal",
       t("plan_goal", {
-        baseline: formatValue(target.baseline),
+        baseline,
         baseline_year: target.baseline_year,
         symbol: { increase: "↑", decrease: "↓", at_least: "≥", at_most: "≤" }[target.direction] ?? "",
         target: formatValue(target.target),
