@@ -58,6 +58,11 @@ export function daysLate(task, today) {
   return Math.max(0, end - due);
 }
 
+/** "quá 3 ngày" / "3 days late" (and "1 day late"). */
+export function lateText(days) {
+  return t(days === 1 ? "task_day_late" : "task_days_late", { n: days });
+}
+
 /** Done on time or late: both count as "hoàn thành", as the city's reports count them. */
 export function completedCount(counts) {
   return (counts?.done ?? 0) + (counts?.done_late ?? 0);
@@ -178,7 +183,7 @@ export class IndicatorTasks {
       due.dataset.due = task.due ?? "";
       const late = daysLate(task, today);
       item.append(taskStatusMark(task.status), link, due);
-      if (task.status === "overdue" && late !== null) item.append(h("span", "task-late", t("task_days_late", { n: late })));
+      if (task.status === "overdue" && late !== null) item.append(h("span", "task-late", lateText(late)));
       list.append(item);
     }
     this.el.replaceChildren(title, list);

@@ -6,7 +6,7 @@
 import { h } from "./dom.js";
 import { ApiError, get, storedToken } from "./api.js";
 import { formatDateTime, pick, t } from "./i18n.js";
-import { cityToday, daysLate, debounced, directiveText, formatDay, messageConcerns, progressNote, taskStatusMark } from "./task-parts.js";
+import { cityToday, daysLate, debounced, directiveText, formatDay, lateText, messageConcerns, progressNote, taskStatusMark } from "./task-parts.js";
 
 // The server's limit on a note (src/http/tasks/input.rs).
 const MAX_NOTE_CHARS = 2000;
@@ -101,7 +101,7 @@ export class DepartmentTasks {
       line.append(taskStatusMark(task.status), h("span", "dep-muted", `${task.code} · ${directiveText(task.directive)}`));
       const due = h("span", task.status === "overdue" ? "dep-late" : "dep-muted", t("task_due_on", { date: formatDay(task.due) }));
       const late = daysLate(task, today);
-      if (task.status === "overdue" && late !== null) due.textContent += ` · ${t("task_days_late", { n: late })}`;
+      if (task.status === "overdue" && late !== null) due.textContent += ` · ${lateText(late)}`;
       line.append(due);
       if (Number.isFinite(task.percent)) line.append(h("span", null, `${task.percent} %`));
       item.append(title, line);

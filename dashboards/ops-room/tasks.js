@@ -20,6 +20,7 @@ import {
   departmentName,
   directiveText,
   formatDay,
+  lateText,
   messageConcerns,
   progressNote,
   taskStatusLabel,
@@ -225,7 +226,7 @@ export class TasksPage {
       row.dataset.status = task.status;
       const late = daysLate(task, today);
       const days = h("td", "tasks-late-cell");
-      const count = h("strong", "task-late", late === null ? t("no_value") : t("task_days_late", { n: late }));
+      const count = h("strong", "task-late", late === null ? t("no_value") : lateText(late));
       count.dataset.days = late === null ? "" : String(late);
       days.append(count, h("span", "task-muted", t("task_due_on", { date: formatDay(task.due) })));
       row.append(this.titleCell(task), this.directiveCell(task), h("td", null, departmentName(this.context.departments, task.owner)), days, this.progressCell(task));
@@ -362,7 +363,7 @@ export class TasksPage {
     if (task.group) fact("task_f_group", this.nameOf("group", task.group));
     fact("task_f_due", formatDay(task.due), "due");
     const late = daysLate(task, cityToday(zone));
-    if (late !== null) fact("task_f_late", t("task_days_late", { n: late }), "late");
+    if (late !== null) fact("task_f_late", lateText(late), "late");
     if (task.completed_on) fact("task_f_completed", formatDay(task.completed_on), "completed");
     if (Number.isFinite(task.percent)) fact("task_f_percent", progressBar(task.percent / 100, `${task.percent} %`), "percent");
     if (task.indicators?.length) {
