@@ -6,7 +6,6 @@ pub mod manager;
 pub mod message;
 pub mod outbox;
 pub mod receivers;
-pub mod rejected;
 pub mod reminders;
 pub mod reports;
 pub mod routing;

@@ -21,7 +21,6 @@ pub mod path;
 pub mod plan;
 pub mod plan_progress;
 pub mod projection;
-pub mod rejects;
 pub mod replay;
 pub mod rollup;
 pub mod series;

@@ -30,16 +30,12 @@
 //! [`Store::refusal_reasons`]: super::Store::refusal_reasons
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{IngestReceipt, StoreResult, WriteBatch, WriteOutcome};
-
-/// The minute this process last pruned the counts in.
-static PRUNED_MINUTE: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// Where refused rows of an admin's push go when their indicator names no department.
 pub const UNASSIGNED: &str = "unassigned";
@@ -195,9 +191,8 @@ pub(crate) struct Filed<'a> {
     /// `(department, feed, minute)` → (pushes, accepted, duplicates, rejected), in key order
     /// so that two writers take the rows' locks in one order.
     pub counts: BTreeMap<(&'a str, &'a str, i64), [i64; 4]>,
-    /// Each department filed under, with the most it keeps and whether refused rows were filed
-    /// under it (its refused rows need no pruning otherwise).
-    pub departments: BTreeMap<&'a str, (ActivityLimits, bool)>,
+    /// Each department filed under, with the most it keeps.
+    pub departments: BTreeMap<&'a str, ActivityLimits>,
     /// The newest limits seen, for the counts' age.
     pub limits: Option<ActivityLimits>,
 }
@@ -281,14 +276,7 @@ impl<'a> Filed<'a> {
             count[1] += accepted as i64;
             count[2] += duplicates as i64;
             count[3] += rejected as i64;
-            let refused = kept[o] > 0;
-            self.departments
-                .entry(department)
-                .and_modify(|(limits, any)| {
-                    *limits = note.limits;
-                    *any |= refused;
-                })
-                .or_insert((note.limits, refused));
+            self.departments.insert(department, note.limits);
         }
         self.limits = Some(note.limits);
     }
@@ -297,15 +285,10 @@ impl<'a> Filed<'a> {
         self.pushes.is_empty()
     }
 
-    /// Counts older than this minute go; `None` when this process has pruned them already
-    /// this minute, as they only age a minute at a time.
-    pub fn counts_cutoff(&self, now: DateTime<Utc>) -> Option<i64> {
-        let minute = now.timestamp().div_euclid(60);
-        if PRUNED_MINUTE.swap(minute, Ordering::AcqRel) == minute {
-            return None;
-        }
+    /// Counts older than this go.
+    pub fn counts_cutoff(&self, now: DateTime<Utc>) -> i64 {
         let hours = self.limits.unwrap_or_default().counts_hours.max(1);
-        Some(minute - hours * 60)
+        now.timestamp().div_euclid(60) - hours * 60
     }
 }
 

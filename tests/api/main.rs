@@ -34,7 +34,6 @@ mod pipeline;
 mod plan;
 mod pull;
 mod read;
-mod rejected_spike;
 mod reminders;
 mod reported_at;
 mod reports;

@@ -386,6 +386,7 @@ async fn a_late_task_alerts_its_department_and_one_falling_due_is_reminded(backe
     let alert = &hits[0]["alerts"][0];
     assert_eq!(alert["rule"], "task_overdue", "{alert}");
     assert_eq!(alert["state"], "firing", "{alert}");
+    assert_eq!(alert["labels"]["audience"], "department", "{alert}");
     assert_eq!(alert["labels"]["department"], "CUSTOMS", "{alert}");
     assert_eq!(alert["labels"]["task"], "T_LATE_ALERT", "{alert}");
     assert_eq!(alert["labels"]["directive"], "99/KL-UBND", "{alert}");

@@ -122,6 +122,14 @@ async fn year_end_resolves_slippage_with_one_closing_notice_per_alert(backend: B
         outbox.dispatch(Utc::now()).await.expect("dispatch");
         outbox.deliver(Utc::now()).await.expect("deliver");
     };
+    // Passes of the outbox until `arrived` holds: a delivery may finish after its pass returns.
+    let deliver_until = async |what: &str, arrived: &dyn Fn() -> bool| {
+        wait_until(what, Duration::from_secs(10), async || {
+            flush().await;
+            arrived().then_some(())
+        })
+        .await;
+    };
     let alerts = async |query: &str| -> Vec<Value> {
         let reply = app
             .get(&format!("/api/v1/alerts?limit=1000{query}"), &app.viewer)
@@ -156,13 +164,19 @@ async fn year_end_resolves_slippage_with_one_closing_notice_per_alert(backend: B
     };
     let active = alerts("").await;
     let leadership = slipping(&active, "leadership");
+    let ward = format!("slippage:{year}:HEALTH_INSURANCE_COVERAGE:X_CAN_GIO");
+    deliver_until("the firing notices", &|| {
+        let at_wall = entries(&wall);
+        leadership.iter().all(|f| at_wall.contains_key(f))
+            && entries(&departments).contains_key(&ward)
+    })
+    .await;
     for wanted in [
         format!("slippage:{year}:HOSPITAL_BEDS_PER_10K:HCM"),
         format!("slippage:{year}:DOMESTIC_REVENUE:HCM"),
     ] {
         assert!(leadership.contains(&wanted), "{wanted} in {leadership:?}");
     }
-    let ward = format!("slippage:{year}:HEALTH_INSURANCE_COVERAGE:X_CAN_GIO");
     assert_eq!(slipping(&active, "department"), vec![ward.clone()]);
     // The leadership's alerts are the city's own slipping targets, and the filter says so.
     let filtered: Vec<String> = alerts("&audience=leadership")
@@ -194,8 +208,11 @@ async fn year_end_resolves_slippage_with_one_closing_notice_per_alert(backend: B
     // New Year's Day: the yearly figure is in and its year over, so the beds' target is final.
     let new_year = local(year + 1, 1, 2);
     app.state.pipeline.apply(Change::Tick(new_year)).await;
-    flush().await;
     let beds = format!("slippage:{year}:HOSPITAL_BEDS_PER_10K:HCM");
+    deliver_until("the beds' closing notice", &|| {
+        entries(&wall).get(&beds).is_some_and(|e| e.len() == 2)
+    })
+    .await;
     let closing = entries(&wall)[&beds].last().cloned().expect("an entry");
     assert_eq!(closing["state"], "resolved", "{closing}");
     assert_eq!(closing["labels"]["outcome"], "missed", "{closing}");
@@ -221,7 +238,17 @@ async fn year_end_resolves_slippage_with_one_closing_notice_per_alert(backend: B
     // though revenue's December never came.
     let summer = local(year + 1, 7, 1);
     app.state.pipeline.apply(Change::Tick(summer)).await;
-    flush().await;
+    let gap = format!("staleness:{year}:DOMESTIC_REVENUE:HCM");
+    deliver_until("every closing notice and the data gap", &|| {
+        let at_wall = entries(&wall);
+        let at_departments = entries(&departments);
+        leadership
+            .iter()
+            .all(|f| at_wall.get(f).is_some_and(|e| e.len() >= 2))
+            && at_departments.get(&ward).is_some_and(|e| e.len() >= 2)
+            && at_departments.contains_key(&gap)
+    })
+    .await;
     // A later tick and pass change nothing.
     app.state
         .pipeline
@@ -262,7 +289,6 @@ async fn year_end_resolves_slippage_with_one_closing_notice_per_alert(backend: B
         "{leadership_now:?}"
     );
     // … but revenue's missing December is still a gap in the department's data, sent to it.
-    let gap = format!("staleness:{year}:DOMESTIC_REVENUE:HCM");
     let department_now = alerts("&audience=department&department=TAX").await;
     let stale = department_now
         .iter()

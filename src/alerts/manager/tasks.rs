@@ -47,10 +47,18 @@ pub fn summaries(task: &Task, catalogue: &Catalogue) -> (String, String) {
     )
 }
 
-/// The labels of a task's alerts and reminders.
+/// The labels of a task's alerts and reminders. A late task is its owning department's to act
+/// on (audience `department`): the wall already counts late tasks in its header, and its ticker
+/// stays the city's targets, so that its count and the header's target counters agree.
 pub fn labels(task: &Task, alertname: &str, severity: Severity) -> BTreeMap<String, String> {
     [
         ("alertname", alertname.to_owned()),
+        (
+            crate::alerts::audience::LABEL,
+            crate::alerts::audience::Audience::Department
+                .as_str()
+                .to_owned(),
+        ),
         ("severity", severity.as_str().to_owned()),
         ("group", task.def.group.to_string()),
         ("department", task.def.owner.to_string()),
