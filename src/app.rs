@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
 use crate::alerts::receivers::Receivers;
+use crate::alerts::rejected::RejectedSpikes;
 use crate::alerts::reminders::Reminders;
 use crate::alerts::routing::AlertingConfig;
 use crate::collectors::feeds::FeedsConfig;
@@ -84,6 +85,7 @@ pub struct App {
     state: AppState,
     outbox: Arc<Outbox>,
     reminders: Arc<Reminders>,
+    rejected_spikes: Arc<RejectedSpikes>,
     reports: Scheduler,
     writer: Arc<Writer>,
     demo: bool,
@@ -251,6 +253,11 @@ impl App {
             settings.release_calendar.clone(),
             settings.zone(),
         ));
+        let rejected_spikes = Arc::new(RejectedSpikes::new(
+            store.clone(),
+            alerts.clone(),
+            alerting.rejected_spike.clone(),
+        ));
         let outbox = Arc::new(
             Outbox::new(store.clone(), alerts.clone(), sender, alerting)
                 .claiming_as(leadership.instance()),
@@ -338,6 +345,7 @@ impl App {
             state,
             outbox,
             reminders,
+            rejected_spikes,
             reports,
             writer,
             demo,
@@ -375,6 +383,9 @@ impl App {
             .spawn(shutdown.clone(), leadership.subscribe());
         self.reports.spawn(shutdown.clone(), leadership.subscribe());
         self.reminders
+            .clone()
+            .spawn(shutdown.clone(), leadership.subscribe());
+        self.rejected_spikes
             .clone()
             .spawn(shutdown.clone(), leadership.subscribe());
         let publisher = self.state.publisher.clone();

@@ -1,6 +1,7 @@
 //! The alert state machine: derives the alerts the target statuses call for, moves each through
 //! pending → firing → resolved, and commits every change together with its outbox events.
 
+pub mod rejects;
 pub mod tasks;
 mod working;
 
@@ -379,9 +380,11 @@ impl AlertManager {
         scope: Option<&HashSet<(String, String, String)>>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Alert>> {
-        // A late task's alert is its own reconcile's (`tasks`), whatever the scope.
+        // A late task's alert is its own reconcile's (`tasks`), whatever the scope; so is a
+        // spike of rejected data's (`rejects`).
         let in_scope = |alert: &Alert| {
             alert.rule != tasks::RULE
+                && alert.rule != crate::rules::rejects::RULE
                 && scope.is_none_or(|scope| {
                     let label = |name: &str| alert.labels.get(name).cloned().unwrap_or_default();
                     scope.contains(&(label("year"), label("indicator"), label("unit")))

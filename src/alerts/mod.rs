@@ -6,6 +6,7 @@ pub mod manager;
 pub mod message;
 pub mod outbox;
 pub mod receivers;
+pub mod rejected;
 pub mod reminders;
 pub mod reports;
 pub mod routing;

@@ -179,6 +179,9 @@ pub struct AlertingConfig {
     /// Reminders to departments of the figures due and late (`[reminders]`).
     #[serde(default)]
     pub reminders: super::reminders::RemindersConfig,
+    /// Alerts on spikes of rejected rows from a feed (`[rejected_spike]`).
+    #[serde(default)]
+    pub rejected_spike: crate::rules::rejects::RejectedSpikeConfig,
 }
 
 impl Default for AlertingConfig {
@@ -193,6 +196,7 @@ impl Default for AlertingConfig {
             receiver: Vec::new(),
             report: Vec::new(),
             reminders: super::reminders::RemindersConfig::default(),
+            rejected_spike: crate::rules::rejects::RejectedSpikeConfig::default(),
         }
     }
 }
@@ -240,6 +244,9 @@ impl AlertingConfig {
             ));
         }
         if let Some((key, message)) = config.reminders.problem() {
+            return Err(ConfigError::single(&file, key, message));
+        }
+        if let Some((key, message)) = config.rejected_spike.problem() {
             return Err(ConfigError::single(&file, key, message));
         }
         if config.dispatch_interval_ms < 50 {

@@ -56,7 +56,7 @@ pub fn closing(status: &TargetStatus, catalogue: &Catalogue) -> Option<Closing> 
     Some(Closing {
         outcome,
         summary_vi: format!(
-            "{} – {} năm {}: đã khép lại năm, {}; thực hiện cả năm {} {}, kế hoạch {}",
+            "{} – {} năm {}: đã khép lại năm, {}; thực hiện cả năm {} {}, kế hoạch {} {}",
             indicator.name_vi,
             unit_vi,
             status.year,
@@ -64,9 +64,10 @@ pub fn closing(status: &TargetStatus, catalogue: &Catalogue) -> Option<Closing> 
             text::figure(Language::Vi, value),
             indicator.measure_vi,
             target_figures(&status.target.value, Language::Vi),
+            indicator.measure_vi,
         ),
         summary_en: format!(
-            "{} – {} {}: the year has closed, {}; final value {} {}, target {}",
+            "{} – {} {}: the year has closed, {}; final value {} {}, target {} {}",
             indicator.name_en,
             unit_en,
             status.year,
@@ -74,6 +75,7 @@ pub fn closing(status: &TargetStatus, catalogue: &Catalogue) -> Option<Closing> 
             text::figure(Language::En, value),
             indicator.measure_en,
             target_figures(&status.target.value, Language::En),
+            indicator.measure_en,
         ),
     })
 }

@@ -461,7 +461,7 @@ pub async fn progress(
             percent: progress.percent,
             status: progress.status.map(|(s, _)| s),
         }),
-        history: changed.then(|| StatusRecord {
+        history: changed.then_some(StatusRecord {
             at: now,
             by,
             status: recorded,

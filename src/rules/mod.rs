@@ -21,6 +21,7 @@ pub mod path;
 pub mod plan;
 pub mod plan_progress;
 pub mod projection;
+pub mod rejects;
 pub mod replay;
 pub mod rollup;
 pub mod series;

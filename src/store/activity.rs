@@ -30,12 +30,16 @@
 //! [`Store::refusal_reasons`]: super::Store::refusal_reasons
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{IngestReceipt, StoreResult, WriteBatch, WriteOutcome};
+
+/// The minute this process last pruned the counts in.
+static PRUNED_MINUTE: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// Where refused rows of an admin's push go when their indicator names no department.
 pub const UNASSIGNED: &str = "unassigned";
@@ -191,8 +195,9 @@ pub(crate) struct Filed<'a> {
     /// `(department, feed, minute)` → (pushes, accepted, duplicates, rejected), in key order
     /// so that two writers take the rows' locks in one order.
     pub counts: BTreeMap<(&'a str, &'a str, i64), [i64; 4]>,
-    /// Each department filed under, with the most it keeps.
-    pub departments: BTreeMap<&'a str, ActivityLimits>,
+    /// Each department filed under, with the most it keeps and whether refused rows were filed
+    /// under it (its refused rows need no pruning otherwise).
+    pub departments: BTreeMap<&'a str, (ActivityLimits, bool)>,
     /// The newest limits seen, for the counts' age.
     pub limits: Option<ActivityLimits>,
 }
@@ -276,7 +281,14 @@ impl<'a> Filed<'a> {
             count[1] += accepted as i64;
             count[2] += duplicates as i64;
             count[3] += rejected as i64;
-            self.departments.insert(department, note.limits);
+            let refused = kept[o] > 0;
+            self.departments
+                .entry(department)
+                .and_modify(|(limits, any)| {
+                    *limits = note.limits;
+                    *any |= refused;
+                })
+                .or_insert((note.limits, refused));
         }
         self.limits = Some(note.limits);
     }
@@ -285,10 +297,15 @@ impl<'a> Filed<'a> {
         self.pushes.is_empty()
     }
 
-    /// Counts older than this go.
-    pub fn counts_cutoff(&self, now: DateTime<Utc>) -> i64 {
+    /// Counts older than this minute go; `None` when this process has pruned them already
+    /// this minute, as they only age a minute at a time.
+    pub fn counts_cutoff(&self, now: DateTime<Utc>) -> Option<i64> {
+        let minute = now.timestamp().div_euclid(60);
+        if PRUNED_MINUTE.swap(minute, Ordering::AcqRel) == minute {
+            return None;
+        }
         let hours = self.limits.unwrap_or_default().counts_hours.max(1);
-        now.timestamp().div_euclid(60) - hours * 60
+        Some(minute - hours * 60)
     }
 }
 

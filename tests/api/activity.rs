@@ -290,3 +290,101 @@ on_every_backend!(
     an_admin_push_is_filed_under_each_owner,
     a_department_reads_no_other_departments_activity,
 );
+
+/// What filing a push's activity adds to a write group: groups of ten new rows written in
+/// turn with and without a note (a department's push with one refused row), the mean time of
+/// each printed with their ratio. A measurement on a shared machine, run by hand:
+/// `cargo test --test api activity::filing_cost -- --ignored --nocapture`.
+async fn filing_cost(backend: Backend) {
+    use ktxh::domain::{Code, NewObservation, Period};
+    use ktxh::store::activity::{ActivityLimits, PushNote, RefusedNote};
+    use ktxh::store::{Rejection, WriteBatch};
+
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let groups = 400;
+    let batch = |group: i32| {
+        let rows = (0..10)
+            .map(|i| {
+                let period = Period::Month(1800 + group, 1 + i);
+                NewObservation {
+                    indicator: Code::parse("EXPORT_TURNOVER").unwrap(),
+                    unit: Code::parse("HCM").unwrap(),
+                    period,
+                    period_start: period.start(zone),
+                    period_end: period.end(zone),
+                    value: Some(f64::from(group)),
+                    revision_label: None,
+                    source: None,
+                    reported_at: None,
+                }
+            })
+            .collect();
+        WriteBatch {
+            rows,
+            recorded_by: "timing".into(),
+            received_at: Utc::now(),
+            rejected: vec![Rejection {
+                index: 10,
+                code: "value_out_of_range".into(),
+                message: "value 1e99 is outside the plausible range".into(),
+            }],
+            idempotency: None,
+        }
+    };
+    let note = PushNote {
+        format: "json".into(),
+        by: "timing".into(),
+        feed: "timing".into(),
+        departments: vec!["CUSTOMS".into()],
+        owners: Vec::new(),
+        refused: vec![RefusedNote {
+            owner: 0,
+            field: Some("value".into()),
+            value: Some("1e99".into()),
+            indicator: Some("EXPORT_TURNOVER".into()),
+        }],
+        limits: ActivityLimits::default(),
+    };
+    let (mut plain, mut noted) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for group in 0..groups {
+        let batch = batch(group);
+        let started = std::time::Instant::now();
+        if group % 2 == 0 {
+            app.store.write_group(&[batch]).await.expect("written");
+            plain += started.elapsed();
+        } else {
+            app.store
+                .write_group_noted(&[batch], &[Some(note.clone())])
+                .await
+                .expect("written");
+            noted += started.elapsed();
+        }
+    }
+    let half = f64::from(groups / 2);
+    let (plain, noted) = (
+        plain.as_secs_f64() * 1e3 / half,
+        noted.as_secs_f64() * 1e3 / half,
+    );
+    println!(
+        "{backend:?}: a group of 10 rows {plain:.3} ms, with its activity filed {noted:.3} ms \
+         ({:.2}x)",
+        noted / plain
+    );
+    app.stop().await;
+}
+
+mod filing_cost {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, run by hand"]
+    async fn sqlite() {
+        super::filing_cost(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, run by hand"]
+    async fn postgres() {
+        super::filing_cost(super::Backend::Postgres).await
+    }
+}

@@ -34,6 +34,7 @@ mod pipeline;
 mod plan;
 mod pull;
 mod read;
+mod rejected_spike;
 mod reminders;
 mod reported_at;
 mod reports;

@@ -533,6 +533,13 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         }
         // A whole figure shows without a trailing separator ("21,400", not "21,400.").
         assert_eq!(sheet["EXPORT_TURNOVER"]["formats"]["last_year"], "#,##0");
+        // And it is stored as a whole number: the spreadsheet reads back the integer 21400.
+        assert!(
+            sheet["EXPORT_TURNOVER"]["last_year"].is_u64(),
+            "{}",
+            sheet["EXPORT_TURNOVER"]["last_year"]
+        );
+        assert_eq!(sheet["EXPORT_TURNOVER"]["last_year"], 21_400);
         // A level has no share of the year's target.
         assert!(sheet["HOSPITAL_BEDS_PER_10K"]["of_plan"].is_null());
     }

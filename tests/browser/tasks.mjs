@@ -285,6 +285,21 @@ try {
     await page.screenshot({ path: path.join(ARTEFACT_DIR, "tasks-indicator.png") });
   });
 
+  await check("a viewer's token is refused recording progress, and the page says who may", async () => {
+    await page.goto(`${BASE_URL}/#/department/${DEPARTMENT}`);
+    await page.waitForSelector("#dep-task-list li", { timeout: 10_000 });
+    const before = (await api("GET", `/tasks/${own.code}`, VIEWER_TOKEN)).progress.length;
+    await page.selectOption("#task-p-task", own.code);
+    await page.fill("#task-p-note", "Ghi thử bằng mã chỉ xem");
+    await page.click("#task-p-submit");
+    await page.waitForSelector('#task-progress-result[data-state="refused"]', { timeout: 5000 });
+    const shown = await page.$eval("#task-progress-result", (el) => ({ code: el.dataset.code, text: el.textContent }));
+    assert(shown.code === "forbidden", `refused as "${shown.code}"`);
+    assert(shown.text.includes("chỉ sở chủ trì (hoặc quản trị) được báo cáo"), `the refusal reads "${shown.text}"`);
+    const after = (await api("GET", `/tasks/${own.code}`, VIEWER_TOKEN)).progress.length;
+    assert(after === before, `a viewer's note was stored (${before} → ${after} notes)`);
+  });
+
   await check("the tasks view speaks English after the toggle", async () => {
     await page.goto(`${BASE_URL}/#/tasks`);
     await page.waitForSelector("#tasks-counts", { timeout: 5000 });

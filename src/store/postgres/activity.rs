@@ -95,12 +95,13 @@ pub(super) async fn record(
     let pushes_kept: Vec<i64> = filed
         .departments
         .values()
-        .map(|l| l.pushes as i64)
+        .map(|(l, _)| l.pushes as i64)
         .collect();
-    let refusals_kept: Vec<i64> = filed
+    // A department none of whose rows were refused this time has nothing new to drop.
+    let refusals_kept: Vec<Option<i64>> = filed
         .departments
         .values()
-        .map(|l| l.rejections as i64)
+        .map(|(l, refused)| refused.then_some(l.rejections as i64))
         .collect();
     sqlx::query(
         "WITH kept AS ( \
@@ -108,6 +109,7 @@ pub(super) async fn record(
              (SELECT id FROM ingest_pushes p WHERE p.department = d.department \
                ORDER BY id DESC LIMIT 1 OFFSET d.pushes) AS push_bound, \
              (SELECT id FROM ingest_refusals r WHERE r.department = d.department \
+                AND d.refusals IS NOT NULL \
                ORDER BY id DESC LIMIT 1 OFFSET d.refusals) AS refusal_bound \
            FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS d(department, pushes, refusals)), \
          pushes AS ( \
@@ -116,7 +118,7 @@ pub(super) async fn record(
          refusals AS ( \
            DELETE FROM ingest_refusals r USING kept \
            WHERE r.department = kept.department AND r.id <= kept.refusal_bound) \
-         DELETE FROM ingest_counts WHERE minute < $4",
+         DELETE FROM ingest_counts WHERE minute < $4::bigint",
     )
     .bind(&departments)
     .bind(&pushes_kept)

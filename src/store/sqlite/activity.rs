@@ -80,7 +80,7 @@ pub(super) async fn record(
         );
         query.build().execute(&mut *conn).await?;
     }
-    for (department, limits) in &filed.departments {
+    for (department, (limits, refused)) in &filed.departments {
         sqlx::query(
             "DELETE FROM ingest_pushes WHERE department = ?1 AND id <= \
                (SELECT id FROM ingest_pushes WHERE department = ?1 \
@@ -90,6 +90,9 @@ pub(super) async fn record(
         .bind(limits.pushes as i64)
         .execute(&mut *conn)
         .await?;
+        if !refused {
+            continue;
+        }
         sqlx::query(
             "DELETE FROM ingest_refusals WHERE department = ?1 AND id <= \
                (SELECT id FROM ingest_refusals WHERE department = ?1 \
@@ -100,10 +103,12 @@ pub(super) async fn record(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("DELETE FROM ingest_counts WHERE minute < ?")
-        .bind(filed.counts_cutoff(now))
-        .execute(&mut *conn)
-        .await?;
+    if let Some(cutoff) = filed.counts_cutoff(now) {
+        sqlx::query("DELETE FROM ingest_counts WHERE minute < ?")
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
