@@ -1,8 +1,9 @@
 //! The spreadsheet push format (`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`):
 //! an Excel workbook whose sheet holds the CSV format's table, header row first
 //! (`indicator`, `unit`, `period` or `ts`, `value`, and optionally `revision`, `source`,
-//! `reported_at`, in any order; see [`super::csv`]). The sheet named `observations`, as the
-//! template names it, is read when there is one, else the first sheet.
+//! `reported_at`, in any order; see [`super::csv`]). The sheet named `observations`, or one
+//! named like the department page's template (`mau-so-lieu-…`), is read when there is one,
+//! else the first sheet.
 //!
 //! Cells are read by their type, not by how they are shown: a number cell is a number (with
 //! Excel's own 15 significant digits, so `12.3` stays 12.3 and a formula's `0.1+0.2` is 0.3),
@@ -28,8 +29,12 @@ use crate::domain::{Period, Periodicity};
 /// The media type of an `.xlsx` workbook.
 pub const MEDIA_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// The sheet read first when a workbook has it, as the downloadable template names it.
+/// The sheet read first when a workbook has it.
 pub const TEMPLATE_SHEET: &str = "observations";
+
+/// How the department page names its downloadable template (`mau-so-lieu-FINANCE.csv`): Excel
+/// names the sheet of a CSV file after the file, so a template saved as a workbook keeps it.
+pub const TEMPLATE_FILE_PREFIX: &str = "mau-so-lieu";
 
 /// At most this many columns are read past the header; cells further right are not looked at.
 const MAX_COLUMNS: u32 = 64;
@@ -174,7 +179,10 @@ pub fn parse(
     let names = workbook.sheet_names();
     let name = names
         .iter()
-        .find(|name| name.trim().eq_ignore_ascii_case(TEMPLATE_SHEET))
+        .find(|name| {
+            let name = name.trim().to_ascii_lowercase();
+            name == TEMPLATE_SHEET || name.starts_with(TEMPLATE_FILE_PREFIX)
+        })
         .or_else(|| names.first())
         .cloned()
         .ok_or(XlsxError::NoSheet)?;

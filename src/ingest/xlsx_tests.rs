@@ -165,6 +165,25 @@ fn the_template_sheet_is_read_before_the_first_and_blank_rows_are_skipped() {
     data.write_string(3, 3, "4120,5").unwrap();
     let sheet = read(&book.save_to_buffer().unwrap()).unwrap();
     assert_eq!(sheet.name, "observations");
+
+    // A template saved from Excel: its sheet is named after the CSV file.
+    let mut book = Workbook::new();
+    book.add_worksheet()
+        .set_name("Ghi chú")
+        .unwrap()
+        .write_string(0, 0, "x")
+        .unwrap();
+    let data = book
+        .add_worksheet()
+        .set_name("mau-so-lieu-FINANCE")
+        .unwrap();
+    for (c, name) in ["indicator", "unit", "period", "value"].iter().enumerate() {
+        data.write_string(0, c as u16, *name).unwrap();
+    }
+    assert_eq!(
+        read(&book.save_to_buffer().unwrap()).unwrap().name,
+        "mau-so-lieu-FINANCE"
+    );
     assert_eq!(sheet.rows.len(), 1);
     assert_eq!(sheet.places[0].row, 4);
     assert_eq!(sheet.rows[0].value, Some(RawValue::Text("4120.5".into())));
