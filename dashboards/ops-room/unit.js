@@ -99,9 +99,9 @@ export class UnitBoard {
     this.relabelStatic();
   }
 
-  /** The live topic while the board is open. */
+  /** The live topic while the board of a unit of the catalogue is open (the server refuses others). */
   get topic() {
-    return this.route ? `unit:${this.route.code}` : null;
+    return this.unit() ? `unit:${this.route.code}` : null;
   }
 
   unit() {
