@@ -420,3 +420,85 @@ fn the_tasks_view_counts_as_the_api_and_a_departments_progress_note_shows_live_i
         ],
     );
 }
+
+/// `ktxh serve --demo` on port 0: the demo's history and live feeds, as a newcomer sees them.
+fn demo_server(database_url: &str) -> Server {
+    let mut child = ktxh(database_url)
+        .args(["--log-json", "serve", "--listen", "127.0.0.1:0", "--demo"])
+        .env("RUST_LOG", "warn,ktxh::app=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ktxh serve --demo");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = Server {
+        child,
+        base_url: String::new(),
+        log,
+    };
+    // The demo seeds its history before it listens.
+    let deadline = Instant::now() + 4 * SERVER_START_TIMEOUT;
+    let mut seen = Vec::new();
+    while server.base_url.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server.log.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "ktxh serve --demo did not report its address:\n{}",
+                seen.join("\n")
+            )
+        });
+        if let Some(addr) = listening_address(&line) {
+            server.base_url = format!("http://{addr}");
+        }
+        seen.push(line);
+    }
+    server
+}
+
+#[test]
+fn the_walls_alert_count_is_the_leaderships_and_agrees_with_the_header_on_the_demo_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let viewer = create_token(&database_url, "viewer");
+    let server = demo_server(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "alert-wall.mjs",
+        &[("VIEWER_TOKEN", &viewer)],
+    );
+}
+
+#[test]
+fn twelve_ward_alerts_of_one_indicator_show_as_one_line_with_the_count_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    let finance = department_token(&database_url, "FINANCE");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "alert-groups.mjs",
+        &[
+            ("ADMIN_TOKEN", &admin),
+            ("VIEWER_TOKEN", &viewer),
+            ("DEPARTMENT_TOKEN", &finance),
+        ],
+    );
+}

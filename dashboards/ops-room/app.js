@@ -16,6 +16,7 @@ import { PlanPage } from "./plan.js";
 import { debounced, readTaskSummary } from "./task-parts.js";
 import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
+import { YearPage, yearRoute } from "./year.js";
 import { UnitBoard, UnitPicker, unitHref, unitRoute } from "./unit.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
@@ -48,6 +49,7 @@ let unitBoard;
 let unitPicker;
 let tasks;
 let planPage;
+let yearPage;
 let live;
 
 main();
@@ -56,7 +58,13 @@ async function main() {
   adoptTokenFromFragment();
   applyStatic();
   header = new Header();
-  ticker = new Ticker();
+  // The wall's alerts are the leadership's of the year it shows (ticker.js).
+  ticker = new Ticker({
+    cityCode: () => app.city.code,
+    year: () => app.year,
+    units: app.units,
+    indicators: () => app.catalogue?.indicators,
+  });
   overview = new Overview({
     tiles: document.getElementById("tiles"),
     list: document.getElementById("targets"),
@@ -92,6 +100,7 @@ async function main() {
     timeZone: () => app.city.timezone,
   });
   planPage = new PlanPage(document.getElementById("plan-page"));
+  yearPage = new YearPage(document.getElementById("year-page"), { timeZone: () => app.city.timezone });
   // A unit's board, and the picker on the wall that opens it.
   unitBoard = new UnitBoard(document.getElementById("unit-page"), {
     get catalogue() {
@@ -363,10 +372,17 @@ function setYear(year) {
   if (year === app.year) return;
   app.year = year;
   renderYear();
+  ticker.relabel();
 }
 
 function renderYear() {
   document.getElementById("year-label").textContent = t("year_label", { year: app.year ?? "" });
+  // Last year's outcome is a view of its own (year.js), not live alerts.
+  const outcome = document.getElementById("year-outcome-link");
+  if (outcome && app.year) {
+    outcome.href = `#/year/${app.year - 1}`;
+    outcome.textContent = t("year_outcome_link", { year: app.year - 1 });
+  }
 }
 
 // -- routes -------------------------------------------------------------------------------------
@@ -386,6 +402,8 @@ function parseRoute() {
   }
   if (isTasksPath(path)) return tasksRoute(path, params);
   if (path === "/plan") return { name: "plan" };
+  const outcome = yearRoute(path);
+  if (outcome) return outcome;
   const ownPage = /^\/department(?:\/([^/]+))?$/.exec(path);
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
   const unit = unitRoute(path, params);
@@ -398,6 +416,18 @@ function route({ fromApp = false } = {}) {
   app.previousHash = fromApp ? app.currentHash : null;
   app.currentHash = window.location.hash;
   const next = parseRoute();
+  // A year's outcome, like a unit's board, hides every other view.
+  const yearEl = document.getElementById("year-page");
+  if (next.name === "year") {
+    for (const view of [page, department, tasks, planPage, unitBoard]) view?.close();
+    for (const el of document.querySelectorAll("body > main")) el.hidden = el !== yearEl;
+    yearPage.open(next).then(() => document.getElementById("year-title")?.focus()).catch(failed);
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  yearPage.close();
+  yearEl.hidden = true;
   // A unit's board hides every other view; any other view hides it.
   const unitEl = document.getElementById("unit-page");
   if (next.name === "unit") {
@@ -560,4 +590,5 @@ function relabel() {
   unitPicker.relabel();
   tasks.relabel();
   planPage.relabel();
+  yearPage.relabel();
 }

@@ -12,6 +12,7 @@ import { ApiError, get, post } from "./api.js";
 import { formatDateTime, formatValue, pick, t } from "./i18n.js";
 import { statusIcon, statusLabel } from "./status.js";
 import { DepartmentTasks } from "./task-progress.js";
+import { departmentAlerts, departmentAlertsView } from "./dep-alerts.js";
 
 /** The media type of an .xlsx workbook, which the push API reads as it is (ARCHITECTURE §10). */
 const XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -86,8 +87,11 @@ export class DepartmentPage {
       }
       throw error;
     }
+    // Its alerts beside the dashboard; a page without them still shows the rest.
+    const alerts = await departmentAlerts(this.code).catch(() => null);
     if (load !== this.loadToken) return;
     this.data = data;
+    this.alerts = alerts;
     // Refreshing must not wipe what the officer is typing: the form is built once per open.
     if (this.root.querySelector("#dep-entry")) this.renderLive();
     else this.render();
@@ -115,6 +119,7 @@ export class DepartmentPage {
     left.append(this.section("dep-indicators", t("dep_indicators"), h("div", "dep-slot")));
     left.append(this.section("dep-tasks", t("dep_tasks"), this.tasks.el));
     left.append(this.section("dep-rejections", t("dep_rejections"), h("div", "dep-slot")));
+    left.append(this.section("dep-alerts", t("dep_alerts"), h("div", "dep-slot")));
     const right = h("div", "dep-column");
     right.append(this.section("dep-entry", t("dep_entry"), this.entryForm()));
     right.append(this.section("dep-upload", t("dep_upload"), this.uploadForm()));
@@ -131,6 +136,7 @@ export class DepartmentPage {
     this.root.querySelector("#dep-indicators .dep-slot")?.replaceChildren(this.indicatorTable(data));
     this.root.querySelector("#dep-feeds .dep-slot")?.replaceChildren(this.feedsView(data));
     this.root.querySelector("#dep-rejections .dep-slot")?.replaceChildren(this.rejectionsView(data));
+    this.root.querySelector("#dep-alerts .dep-slot")?.replaceChildren(departmentAlertsView(this.alerts, data.indicators, this.context));
   }
 
   section(id, heading, content) {

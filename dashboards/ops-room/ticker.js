@@ -1,6 +1,11 @@
-// The alert ticker along the bottom of the wall: active alerts, worst first, scrolling when they
-// do not fit. New alerts are also announced through a polite live region.
+// The alert ticker along the bottom of the wall: the leadership's firing alerts of the wall's
+// year (ARCHITECTURE §5), worst first, scrolling when they do not fit. Its count is theirs, so it
+// agrees with the header's at-risk, off-track and missed targets: each of the city's targets in
+// those statuses has one such alert. Pending alerts (a worse status not yet official), other
+// audiences' alerts and a closed year's outcomes stay off it. Ward alerts of one indicator, if a
+// routing ever gives the wall any, show as one line. New alerts are announced politely.
 
+import { audienceOf, groupHash, groupLines, groupText, wardCount } from "./alert-groups.js";
 import { h } from "./dom.js";
 import { formatAge, pick, t } from "./i18n.js";
 
@@ -12,7 +17,12 @@ const PIXELS_PER_SECOND = 70;
 const ANNOUNCE_MAX = 3;
 
 export class Ticker {
-  constructor() {
+  /**
+   * @param {object} [context]  {cityCode(), year(), units: Map, indicators(): Map}: what decides
+   *   which alerts are the wall's and how grouped lines read
+   */
+  constructor(context = {}) {
+    this.context = context;
     this.track = document.getElementById("ticker");
     this.viewport = this.track.parentElement;
     this.countEl = document.getElementById("alert-count");
@@ -31,6 +41,14 @@ export class Ticker {
     this.queueRender();
   }
 
+  /** The wall's own: the leadership's, firing, of the year the wall shows. */
+  isShown(alert) {
+    if (!isActive(alert) || alert.state !== "firing") return false;
+    if (audienceOf(alert, this.context.cityCode?.()) !== "leadership") return false;
+    const year = this.context.year?.();
+    return !year || !alert.labels?.year || String(alert.labels.year) === String(year);
+  }
+
   /** A delta: changed alerts; resolved ones leave the ticker, new ones are announced. */
   upsert(alerts) {
     const fresh = [];
@@ -41,7 +59,7 @@ export class Ticker {
         continue;
       }
       const before = this.alerts.get(alert.fingerprint);
-      if (alert.state === "firing" && before?.state !== "firing") fresh.push(alert);
+      if (this.isShown(alert) && before?.state !== "firing") fresh.push(alert);
       this.alerts.set(alert.fingerprint, alert);
     }
     this.announce(fresh);
@@ -70,14 +88,18 @@ export class Ticker {
   }
 
   render() {
-    const alerts = [...this.alerts.values()].sort(compareAlerts);
+    // Every active alert is kept; which are the wall's is decided here, so a change of the
+    // wall's year needs no reload.
+    const alerts = [...this.alerts.values()].filter((alert) => this.isShown(alert)).sort(compareAlerts);
     this.countEl.textContent = alerts.length ? `(${alerts.length})` : "";
+    this.countEl.dataset.count = String(alerts.length);
     if (alerts.length === 0) {
       this.track.replaceChildren(h("li", "ticker-empty", t("alerts_none")));
       this.animate();
       return;
     }
-    const items = alerts.map((alert) => this.item(alert));
+    const lines = groupLines(alerts, this.context.cityCode?.());
+    const items = lines.map((line) => (line.group ? this.groupItem(line.group) : this.item(line.alert)));
     // A second, hidden copy follows the first so the loop scrolls without a gap.
     const copies = items.map((item) => {
       const copy = item.cloneNode(true);
@@ -104,6 +126,30 @@ export class Ticker {
     link.append(svg, h("span", "alert-severity", t(`severity_${severity}`)), h("span", "alert-text", pick(alert, "summary")));
     const since = alert.fired_at ?? alert.starts_at;
     if (since) link.append(h("span", "alert-age", formatAge(Date.now() - Date.parse(since))));
+    li.append(link);
+    return li;
+  }
+
+  /** One line for the ward alerts of one indicator, leading to its ward list. */
+  groupItem(group) {
+    const severity = SEVERITY_ORDER.includes(group.severity) ? group.severity : "info";
+    const li = h("li", `alert alert-group severity-${severity} state-firing`);
+    li.dataset.count = String(group.alerts.length);
+    li.dataset.alertname = group.alertname ?? "";
+    li.dataset.indicator = group.indicator;
+    const link = h("a", "alert-link");
+    link.href = groupHash(group);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "status-icon");
+    svg.setAttribute("aria-hidden", "true");
+    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    use.setAttribute("href", `#icon-${SEVERITY_ICON[severity]}`);
+    svg.append(use);
+    const text = groupText(group, {
+      indicators: this.context.indicators?.(),
+      wards: wardCount(this.context.units, this.context.cityCode?.()),
+    });
+    link.append(svg, h("span", "alert-severity", t(`severity_${severity}`)), h("span", "alert-text", text));
     li.append(link);
     return li;
   }
