@@ -7,6 +7,7 @@ mod helpers;
 mod webhook;
 
 mod activity;
+mod alert_texts;
 mod alerts;
 mod approvals;
 mod as_of_replay;
