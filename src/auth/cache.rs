@@ -541,6 +541,14 @@ impl Store for CachedStore {
         self.inner.write_task(write, audit).await
     }
 
+    async fn write_tasks(
+        &self,
+        writes: &[crate::domain::task::TaskWrite],
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<Option<crate::domain::task::Task>>> {
+        self.inner.write_tasks(writes, audit).await
+    }
+
     async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>> {
         self.inner.tasks(code).await
     }

@@ -584,6 +584,13 @@ pub trait Store: Send + Sync + 'static {
         write: &crate::domain::task::TaskWrite,
         audit: &AuditEvent,
     ) -> StoreResult<Option<crate::domain::task::Task>>;
+    /// [`Store::write_task`] for several tasks with one audit row (the configured tasks at
+    /// start); each is `None` when left out, and nothing is written when every one is.
+    async fn write_tasks(
+        &self,
+        writes: &[crate::domain::task::TaskWrite],
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<Option<crate::domain::task::Task>>>;
     /// Every task (or the one `code` names) with its directive, progress notes and status
     /// records, by due date and code.
     async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>>;

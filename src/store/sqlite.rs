@@ -544,6 +544,15 @@ impl Store for SqliteStore {
         self.write_task_tx(write, audit).await
     }
 
+    async fn write_tasks(
+        &self,
+        writes: &[crate::domain::task::TaskWrite],
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<Option<crate::domain::task::Task>>> {
+        let _timer = OpTimer::start(self.backend(), "write_tasks");
+        self.write_tasks_tx(writes, audit).await
+    }
+
     async fn tasks(&self, code: Option<&str>) -> StoreResult<Vec<crate::domain::task::Task>> {
         let _timer = OpTimer::start(self.backend(), "tasks");
         self.read_tasks(code).await

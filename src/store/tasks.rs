@@ -144,7 +144,8 @@ pub(crate) fn assemble(
 /// Brings the configured tasks into the store: a task not stored yet is written as configured
 /// (with its starting progress); one stored from the configuration whose definition or
 /// directive changed there is redefined, its progress kept; one an admin created or changed
-/// through the API is left alone. Each write is its own `task.seed` audit row.
+/// through the API is left alone. The writes are one `tasks.seed` audit row naming the tasks
+/// stored and redefined, as the targets' seed is one `targets.seed` row.
 pub async fn seed(
     store: &DynStore,
     directives: &[Directive],
@@ -159,35 +160,39 @@ pub async fn seed(
         .collect();
     let by_number: HashMap<&str, &Directive> =
         directives.iter().map(|d| (d.number.as_str(), d)).collect();
-    let mut written = 0;
+    let mut writes = Vec::new();
+    let (mut added, mut redefined) = (Vec::new(), Vec::new());
     for seed in seeds {
         let Some(directive) = by_number.get(seed.def.directive.as_str()) else {
             continue;
         };
-        let existing = stored.get(&seed.def.code);
-        let write = match existing {
-            None => TaskWrite {
-                def: seed.def.clone(),
-                directive: (*directive).clone(),
-                recorded: seed.recorded,
-                completed_on: seed.completed_on,
-                percent: seed.percent,
-                origin: "config".into(),
-                at,
-                by: "config".into(),
-                create: true,
-                note: None,
-                history: (seed.recorded != RecordedStatus::NotStarted).then(|| StatusRecord {
+        let write = match stored.get(&seed.def.code) {
+            None => {
+                added.push(seed.def.code.to_string());
+                TaskWrite {
+                    def: seed.def.clone(),
+                    directive: (*directive).clone(),
+                    recorded: seed.recorded,
+                    completed_on: seed.completed_on,
+                    percent: seed.percent,
+                    origin: "config".into(),
                     at,
                     by: "config".into(),
-                    status: seed.recorded,
-                    completed_on: seed.completed_on,
-                }),
-            },
+                    create: true,
+                    note: None,
+                    history: (seed.recorded != RecordedStatus::NotStarted).then(|| StatusRecord {
+                        at,
+                        by: "config".into(),
+                        status: seed.recorded,
+                        completed_on: seed.completed_on,
+                    }),
+                }
+            }
             Some(task)
                 if task.origin == "config"
                     && (task.def != seed.def || task.directive != **directive) =>
             {
+                redefined.push(seed.def.code.to_string());
                 TaskWrite {
                     def: seed.def.clone(),
                     directive: (*directive).clone(),
@@ -204,14 +209,14 @@ pub async fn seed(
             }
             Some(_) => continue,
         };
-        let mut event = AuditEvent::new(at, "config", "task.seed", seed.def.code.as_str());
-        event.before =
-            existing.map(|t| serde_json::json!({ "def": t.def, "directive": t.directive }));
-        event.after = Some(serde_json::json!({ "def": write.def, "directive": write.directive }));
-        // Another instance starting at the same moment may have stored it first: nothing lost.
-        if store.write_task(&write, &event).await?.is_some() {
-            written += 1;
-        }
+        writes.push(write);
     }
-    Ok(written)
+    if writes.is_empty() {
+        return Ok(0);
+    }
+    let mut event = AuditEvent::new(at, "config", "tasks.seed", "config/directives");
+    event.after = Some(serde_json::json!({ "added": added, "redefined": redefined }));
+    // Another instance starting at the same moment may have stored some first: nothing lost.
+    let written = store.write_tasks(&writes, &event).await?;
+    Ok(written.iter().filter(|t| t.is_some()).count())
 }

@@ -178,10 +178,12 @@ fn from_csv(body: &[u8]) -> BTreeMap<String, Figures> {
         .expect("a UTF-8 byte-order mark");
     let mut reader = csv::Reader::from_reader(body);
     let number = |cell: &str| (!cell.is_empty()).then(|| cell.parse::<f64>().expect("number"));
+    // The targets' rows end at the first blank row; sections (tasks, the five-year plan) follow.
     reader
         .records()
+        .map(|record| record.expect("csv record"))
+        .take_while(|record| record.iter().any(|field| !field.is_empty()))
         .map(|record| {
-            let record = record.expect("csv record");
             (
                 record[1].to_owned(),
                 Figures {

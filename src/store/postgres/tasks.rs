@@ -61,12 +61,29 @@ impl PgStore {
         write: &TaskWrite,
         event: &AuditEvent,
     ) -> StoreResult<Option<Task>> {
-        let def = &write.def;
-        let directive = &write.directive;
+        Ok(self
+            .write_tasks_tx(std::slice::from_ref(write), event)
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// Writes every one of `writes` with one audit row and a commit each, in one transaction;
+    /// a write that finds its code taken (or absent) is left out, and nothing is written when
+    /// every one is.
+    pub(super) async fn write_tasks_tx(
+        &self,
+        writes: &[TaskWrite],
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<Option<Task>>> {
         let mut tx = self.pool.begin().await?;
         // The audit lock first, as every audited write takes it, so none waits on another.
         audit::lock(&mut tx).await?;
-        sqlx::query(
+        let mut written_codes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let def = &write.def;
+            let directive = &write.directive;
+            sqlx::query(
             "INSERT INTO directives (number, issued_on, issuer, kind, title_vi, title_en, source, \
              illustrative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (number) DO UPDATE SET issued_on = EXCLUDED.issued_on, \
@@ -84,100 +101,113 @@ impl PgStore {
         .bind(directive.illustrative)
         .execute(&mut *tx)
         .await?;
-        let percent = write.percent.map(i16::from);
-        let written = if write.create {
-            sqlx::query(
-                "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
+            let percent = write.percent.map(i16::from);
+            let written = if write.create {
+                sqlx::query(
+                    "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
                  group_code, indicators, due, status, completed_on, percent, origin, created_at, \
                  updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
                  $12, $13, $14, $14, $15) ON CONFLICT (code) DO NOTHING",
-            )
-            .bind(def.code.as_str())
-            .bind(&def.directive)
-            .bind(&def.title_vi)
-            .bind(&def.title_en)
-            .bind(def.owner.as_str())
-            .bind(json_list(&def.cooperating))
-            .bind(def.group.as_str())
-            .bind(json_list(&def.indicators))
-            .bind(def.due)
-            .bind(write.recorded.as_str())
-            .bind(write.completed_on)
-            .bind(percent)
-            .bind(&write.origin)
-            .bind(write.at)
-            .bind(&write.by)
-            .execute(&mut *tx)
-            .await?
-        } else {
-            sqlx::query(
-                "UPDATE tasks SET directive = $2, title_vi = $3, title_en = $4, owner = $5, \
+                )
+                .bind(def.code.as_str())
+                .bind(&def.directive)
+                .bind(&def.title_vi)
+                .bind(&def.title_en)
+                .bind(def.owner.as_str())
+                .bind(json_list(&def.cooperating))
+                .bind(def.group.as_str())
+                .bind(json_list(&def.indicators))
+                .bind(def.due)
+                .bind(write.recorded.as_str())
+                .bind(write.completed_on)
+                .bind(percent)
+                .bind(&write.origin)
+                .bind(write.at)
+                .bind(&write.by)
+                .execute(&mut *tx)
+                .await?
+            } else {
+                sqlx::query(
+                    "UPDATE tasks SET directive = $2, title_vi = $3, title_en = $4, owner = $5, \
                  cooperating = $6, group_code = $7, indicators = $8, due = $9, status = $10, \
                  completed_on = $11, percent = $12, origin = $13, updated_at = $14, \
                  updated_by = $15 WHERE code = $1",
-            )
-            .bind(def.code.as_str())
-            .bind(&def.directive)
-            .bind(&def.title_vi)
-            .bind(&def.title_en)
-            .bind(def.owner.as_str())
-            .bind(json_list(&def.cooperating))
-            .bind(def.group.as_str())
-            .bind(json_list(&def.indicators))
-            .bind(def.due)
-            .bind(write.recorded.as_str())
-            .bind(write.completed_on)
-            .bind(percent)
-            .bind(&write.origin)
-            .bind(write.at)
-            .bind(&write.by)
-            .execute(&mut *tx)
-            .await?
-        };
-        if written.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        if let Some(note) = &write.note {
-            sqlx::query(
-                "INSERT INTO task_progress (task, at, author, note, percent, status) \
+                )
+                .bind(def.code.as_str())
+                .bind(&def.directive)
+                .bind(&def.title_vi)
+                .bind(&def.title_en)
+                .bind(def.owner.as_str())
+                .bind(json_list(&def.cooperating))
+                .bind(def.group.as_str())
+                .bind(json_list(&def.indicators))
+                .bind(def.due)
+                .bind(write.recorded.as_str())
+                .bind(write.completed_on)
+                .bind(percent)
+                .bind(&write.origin)
+                .bind(write.at)
+                .bind(&write.by)
+                .execute(&mut *tx)
+                .await?
+            };
+            if written.rows_affected() == 0 {
+                written_codes.push(None);
+                continue;
+            }
+            written_codes.push(Some(def.code.clone()));
+            if let Some(note) = &write.note {
+                sqlx::query(
+                    "INSERT INTO task_progress (task, at, author, note, percent, status) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(def.code.as_str())
+                .bind(note.at)
+                .bind(&note.by)
+                .bind(&note.note)
+                .bind(note.percent.map(i16::from))
+                .bind(note.status.map(|s| s.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(record) = &write.history {
+                sqlx::query(
+                    "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(def.code.as_str())
+                .bind(record.at)
+                .bind(&record.by)
+                .bind(record.status.as_str())
+                .bind(record.completed_on)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let group = commits::next_group(&mut tx).await?;
+            commits::record(
+                &mut tx,
+                &self.instance,
+                group,
+                CommitKind::Task,
+                Some(def.code.as_str()),
+                write.at,
             )
-            .bind(def.code.as_str())
-            .bind(note.at)
-            .bind(&note.by)
-            .bind(&note.note)
-            .bind(note.percent.map(i16::from))
-            .bind(note.status.map(|s| s.as_str()))
-            .execute(&mut *tx)
             .await?;
         }
-        if let Some(record) = &write.history {
-            sqlx::query(
-                "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(def.code.as_str())
-            .bind(record.at)
-            .bind(&record.by)
-            .bind(record.status.as_str())
-            .bind(record.completed_on)
-            .execute(&mut *tx)
-            .await?;
+        if written_codes.iter().all(Option::is_none) {
+            tx.rollback().await?;
+            return Ok(written_codes.into_iter().map(|_| None).collect());
         }
         audit::append(&mut tx, event).await?;
-        let group = commits::next_group(&mut tx).await?;
-        commits::record(
-            &mut tx,
-            &self.instance,
-            group,
-            CommitKind::Task,
-            Some(def.code.as_str()),
-            write.at,
-        )
-        .await?;
         tx.commit().await?;
-        Ok(self.read_tasks(Some(def.code.as_str())).await?.pop())
+        let mut stored = Vec::with_capacity(written_codes.len());
+        for code in written_codes {
+            stored.push(match code {
+                Some(code) => self.read_tasks(Some(code.as_str())).await?.pop(),
+                None => None,
+            });
+        }
+        Ok(stored)
     }
 
     pub(super) async fn read_tasks(&self, code: Option<&str>) -> StoreResult<Vec<Task>> {

@@ -67,13 +67,29 @@ impl SqliteStore {
         write: &TaskWrite,
         event: &AuditEvent,
     ) -> StoreResult<Option<Task>> {
-        let def = &write.def;
-        let directive = &write.directive;
-        let cooperating = json_list(&def.cooperating)?;
-        let indicators = json_list(&def.indicators)?;
+        Ok(self
+            .write_tasks_tx(std::slice::from_ref(write), event)
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// Writes every one of `writes` with one audit row, in one transaction; a write that finds
+    /// its code taken (or absent) is left out, and nothing is written when every one is.
+    pub(super) async fn write_tasks_tx(
+        &self,
+        writes: &[TaskWrite],
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<Option<Task>>> {
         let mut writer = self.writer().await?;
         let mut tx = writer.begin().await?;
-        sqlx::query(
+        let mut written_codes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let def = &write.def;
+            let directive = &write.directive;
+            let cooperating = json_list(&def.cooperating)?;
+            let indicators = json_list(&def.indicators)?;
+            sqlx::query(
             "INSERT INTO directives (number, issued_on, issuer, kind, title_vi, title_en, source, \
              illustrative) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (number) DO UPDATE SET issued_on = excluded.issued_on, \
@@ -91,70 +107,83 @@ impl SqliteStore {
         .bind(directive.illustrative)
         .execute(&mut *tx)
         .await?;
-        let sql = if write.create {
-            "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
+            let sql = if write.create {
+                "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
              group_code, indicators, due, status, completed_on, percent, origin, created_at, \
              updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
              ?13, ?14, ?14, ?15) ON CONFLICT (code) DO NOTHING"
-        } else {
-            "UPDATE tasks SET directive = ?2, title_vi = ?3, title_en = ?4, owner = ?5, \
+            } else {
+                "UPDATE tasks SET directive = ?2, title_vi = ?3, title_en = ?4, owner = ?5, \
              cooperating = ?6, group_code = ?7, indicators = ?8, due = ?9, status = ?10, \
              completed_on = ?11, percent = ?12, origin = ?13, updated_at = ?14, \
              updated_by = ?15 WHERE code = ?1"
-        };
-        let written = sqlx::query(sql)
-            .bind(def.code.as_str())
-            .bind(&def.directive)
-            .bind(&def.title_vi)
-            .bind(&def.title_en)
-            .bind(def.owner.as_str())
-            .bind(&cooperating)
-            .bind(def.group.as_str())
-            .bind(&indicators)
-            .bind(def.due.to_string())
-            .bind(write.recorded.as_str())
-            .bind(write.completed_on.map(|d| d.to_string()))
-            .bind(write.percent.map(i64::from))
-            .bind(&write.origin)
-            .bind(micros(write.at))
-            .bind(&write.by)
-            .execute(&mut *tx)
-            .await?;
-        if written.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        if let Some(note) = &write.note {
-            sqlx::query(
-                "INSERT INTO task_progress (task, at, author, note, percent, status) \
+            };
+            let written = sqlx::query(sql)
+                .bind(def.code.as_str())
+                .bind(&def.directive)
+                .bind(&def.title_vi)
+                .bind(&def.title_en)
+                .bind(def.owner.as_str())
+                .bind(&cooperating)
+                .bind(def.group.as_str())
+                .bind(&indicators)
+                .bind(def.due.to_string())
+                .bind(write.recorded.as_str())
+                .bind(write.completed_on.map(|d| d.to_string()))
+                .bind(write.percent.map(i64::from))
+                .bind(&write.origin)
+                .bind(micros(write.at))
+                .bind(&write.by)
+                .execute(&mut *tx)
+                .await?;
+            if written.rows_affected() == 0 {
+                written_codes.push(None);
+                continue;
+            }
+            written_codes.push(Some(def.code.clone()));
+            if let Some(note) = &write.note {
+                sqlx::query(
+                    "INSERT INTO task_progress (task, at, author, note, percent, status) \
                  VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(def.code.as_str())
-            .bind(micros(note.at))
-            .bind(&note.by)
-            .bind(&note.note)
-            .bind(note.percent.map(i64::from))
-            .bind(note.status.map(|s| s.as_str()))
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(record) = &write.history {
-            sqlx::query(
-                "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                )
+                .bind(def.code.as_str())
+                .bind(micros(note.at))
+                .bind(&note.by)
+                .bind(&note.note)
+                .bind(note.percent.map(i64::from))
+                .bind(note.status.map(|s| s.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(record) = &write.history {
+                sqlx::query(
+                    "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
                  VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(def.code.as_str())
-            .bind(micros(record.at))
-            .bind(&record.by)
-            .bind(record.status.as_str())
-            .bind(record.completed_on.map(|d| d.to_string()))
-            .execute(&mut *tx)
-            .await?;
+                )
+                .bind(def.code.as_str())
+                .bind(micros(record.at))
+                .bind(&record.by)
+                .bind(record.status.as_str())
+                .bind(record.completed_on.map(|d| d.to_string()))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if written_codes.iter().all(Option::is_none) {
+            tx.rollback().await?;
+            return Ok(written_codes.into_iter().map(|_| None).collect());
         }
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
         drop(writer);
-        Ok(self.read_tasks(Some(def.code.as_str())).await?.pop())
+        let mut stored = Vec::with_capacity(written_codes.len());
+        for code in written_codes {
+            stored.push(match code {
+                Some(code) => self.read_tasks(Some(code.as_str())).await?.pop(),
+                None => None,
+            });
+        }
+        Ok(stored)
     }
 
     pub(super) async fn read_tasks(&self, code: Option<&str>) -> StoreResult<Vec<Task>> {
