@@ -423,6 +423,39 @@ mod tests {
     }
 
     #[test]
+    fn the_chat_gets_the_short_form_without_the_working() {
+        let mut notification = sample_notification();
+        notification.alerts.truncate(1);
+        notification.alerts[0].summary_vi =
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530,47 triệu USD, \
+             mục tiêu 28.000 triệu USD"
+                .into();
+        notification.alerts[0].working = Some(crate::domain::alert::AlertWorking {
+            measure_vi: "triệu USD".into(),
+            measure_en: "USD million".into(),
+            actual: Some(20_100.5),
+            expected: Some(22_000.0),
+            projection: Some(26_530.47),
+            interval: Some([25_100.0, 27_960.0]),
+            probability: Some(0.25),
+            target: Some(28_000.0),
+            target_low: None,
+            target_high: None,
+            target_since: None,
+            target_reason: None,
+            target_source: None,
+        });
+        let text = message_text(Language::Vi, &notification);
+        assert!(
+            text.contains("dự báo 26.530,47 triệu USD, mục tiêu 28.000 triệu USD"),
+            "{text}"
+        );
+        for working in ["Thực hiện", "Kế hoạch đến nay", "khoảng tin cậy"] {
+            assert!(!text.contains(working), "{working} in {text}");
+        }
+    }
+
+    #[test]
     fn html_is_escaped() {
         assert_eq!(
             escape_html(r#"a < b & "c" > d"#),
