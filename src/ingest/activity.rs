@@ -9,7 +9,7 @@
 //! catalogue goes to the sender's department, or for an admin to
 //! [`crate::store::activity::UNASSIGNED`].
 
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
 use crate::domain::{Catalogue, Code, Indicator, NewObservation};
 use crate::ingest::validate::RowError;
@@ -106,7 +106,16 @@ pub fn note(
     let mut departments: Vec<String> = Vec::new();
     let mut owners = Vec::new();
     let refused_notes;
-    match &principal.department {
+    // An admin's row of no known indicator: an admin token bound to a department files it there.
+    let unknown = principal
+        .department
+        .as_ref()
+        .map_or(UNASSIGNED, |d| d.as_str());
+    match principal
+        .department
+        .as_ref()
+        .filter(|_| principal.role != Role::Admin)
+    {
         // A department writes its own indicators only (the scope check refused the request
         // otherwise), so all of it is its own, unknown codes included.
         Some(own) => {
@@ -135,7 +144,7 @@ pub fn note(
                 .map(|r| {
                     let owner = match &r.indicator {
                         Some((_, department)) => slot(&mut departments, department.as_str()),
-                        None => slot(&mut departments, UNASSIGNED),
+                        None => slot(&mut departments, unknown),
                     };
                     refused_note(r, owner)
                 })
@@ -184,7 +193,6 @@ fn refused_note(refusal: Refusal, owner: u32) -> RefusedNote {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
     use crate::domain::Period;
     use chrono::Utc;
 
