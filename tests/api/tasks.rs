@@ -337,6 +337,9 @@ fn alerting(url: &str) -> AlertingConfig {
         matchers = {{ alertname = "task_overdue", task = "T_LATE_ALERT" }}
         receiver = "hook"
         [[route.routes]]
+        matchers = {{ alertname = "task_overdue", task = "T_MUTED" }}
+        receiver = "hook"
+        [[route.routes]]
         matchers = {{ alertname = "task_due", task = "T_SOON" }}
         receiver = "hook"
         [[receiver]]
@@ -443,6 +446,48 @@ async fn a_late_task_alerts_its_department_and_one_falling_due_is_reminded(backe
     let resolved = &hits[1]["alerts"][0];
     assert_eq!(resolved["labels"]["task"], "T_LATE_ALERT", "{resolved}");
     assert_eq!(resolved["state"], "resolved", "{resolved}");
+
+    // Silenced by its department: firing, and never queued for the receiver.
+    let silence = post(
+        &app,
+        "/api/v1/silences",
+        &app.customs,
+        &json!({
+            "matchers": { "department": "CUSTOMS", "task": "T_MUTED" },
+            "duration_minutes": 60,
+            "comment": "Đã báo cáo lãnh đạo"
+        }),
+    )
+    .await;
+    assert!(silence.status < 300, "{silence:?}");
+    create(
+        &app,
+        &new_task("T_MUTED", "CUSTOMS", &yesterday.to_string(), &[]),
+    )
+    .await;
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    assert!(
+        alerts.body["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .any(|a| a["fingerprint"] == "task_overdue:T_MUTED" && a["state"] == "firing"),
+        "{alerts:?}"
+    );
+    let events = app.store.undispatched_events().await.expect("events");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.fingerprint == "task_overdue:T_MUTED"),
+        "{events:?}"
+    );
+    let queued = app.store.notifications(1000).await.expect("notifications");
+    assert!(
+        !queued
+            .iter()
+            .any(|n| n.payload.to_string().contains("task_overdue:T_MUTED")),
+        "a silenced alert is not sent"
+    );
 
     // Seven days before a task is due, on a simulated clock: reminded once (its notification
     // is due at once on the real clock, which is past the simulated one).
