@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Ho_Chi_Minh;
+use futures::SinkExt;
 use ktxh::alerts::outbox::{Outbox, ReceiverSender};
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::pipeline::Change;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{allow_loopback, assert_problem, spawn_app_alerting, wait_until, Backend};
+use crate::live::next_json;
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
 
@@ -376,6 +380,34 @@ async fn alerts_filter_by_audience_and_department(backend: Backend) {
         .await
         .iter()
         .all(|a| a["labels"]["department"] == "CUSTOMS"));
+
+    // The screens hear the same label: the alerts topic's snapshot carries it on every alert.
+    let mut request = format!("ws://{}/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.viewer).parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket opens");
+    assert_eq!(next_json(&mut socket).await["type"], "welcome");
+    socket
+        .send(Message::text(
+            json!({ "subscribe": ["alerts"] }).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let pushed = snapshot["data"]["alerts"].as_array().expect("alerts");
+    let beds_pushed = pushed
+        .iter()
+        .find(|a| a["fingerprint"] == beds.as_str())
+        .expect("the beds' alert on the screens");
+    assert_eq!(beds_pushed["labels"]["audience"], "leadership");
+    assert!(pushed.iter().all(|a| a["labels"]["audience"].is_string()));
 
     let bad = app
         .get("/api/v1/alerts?audience=everyone", &app.viewer)
