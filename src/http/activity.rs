@@ -61,7 +61,7 @@ pub struct Activity {
     tag = "departments",
     security(("bearer" = [])),
     params(
-        ("code" = String, Path, description = "Mã sở, ngành, hoặc `unassigned` / The department's code, or `unassigned`", example = "CUSTOMS"),
+        ("code" = String, Path, description = "Mã sở, ngành, hoặc `unassigned` / The department's code, or `unassigned`", example = "FINANCE"),
         ActivityQuery,
     ),
     responses(

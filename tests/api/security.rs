@@ -129,6 +129,7 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("explanations_current", (AnyToken, "CUSTOMS")),
         ("departments_list", (AnyToken, "FINANCE")),
         ("departments_dashboard", (NotOtherDepartment, "FINANCE")),
+        ("departments_activity", (NotOtherDepartment, "FINANCE")),
         ("explanations_post", (OwnerOrAdmin, "CUSTOMS")),
         ("ws_upgrade", (AnyToken, "CUSTOMS")),
         ("observations_post", (OwnerOrAdmin, "CUSTOMS")),
