@@ -392,7 +392,7 @@ impl Outbox {
                         Some(Err(error)) => tracing::error!(%error, receiver = %name,
                             "delivering alert notifications failed"),
                         None => tracing::warn!(receiver = %name,
-                            "no longer leads: delivery stopped, claims left to the next leader"),
+                            "no longer leads: notification delivery stopped, claims left to the next leader"),
                     },
                 }
             });

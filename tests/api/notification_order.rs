@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 use crate::helpers::{open_store, repo_config, wait_until, Backend, TestDb};
 use crate::on_every_backend;
 
-/// What the test's receivers got, in order of arrival: (receiver, notification id, each
-/// alert's fingerprint and number).
-type Received = Vec<(String, i64, Vec<(String, Option<i64>)>)>;
+/// Each alert of a message: its fingerprint and number.
+type Numbered = Vec<(String, Option<i64>)>;
+
+/// What the test's receivers got, in order of arrival: (receiver, notification id, alerts).
+type Received = Vec<(String, i64, Numbered)>;
 
 /// Receivers as the test wants them: `flaky` fails the first attempt of the notifications it is
 /// told to, `slow` answers only when the test ends, any other accepts at once.
@@ -66,7 +68,7 @@ impl Sender for TestSender {
 }
 
 impl TestSender {
-    fn received_by(&self, receiver: &str) -> Vec<(i64, Vec<(String, Option<i64>)>)> {
+    fn received_by(&self, receiver: &str) -> Vec<(i64, Numbered)> {
         self.received
             .lock()
             .expect("received")
@@ -154,7 +156,7 @@ async fn a_retried_notification_holds_back_its_group_only(backend: Backend) {
     sender.fail_first.lock().expect("fail_first").push(a1);
 
     outbox.deliver(now).await.expect("deliver");
-    let ids = |received: Vec<(i64, Vec<(String, Option<i64>)>)>| -> Vec<i64> {
+    let ids = |received: Vec<(i64, Numbered)>| -> Vec<i64> {
         received.into_iter().map(|(id, _)| id).collect()
     };
     assert_eq!(

@@ -13,6 +13,7 @@ use ktxh::alerts::rejected::RejectedSpikes;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::auth::Role;
 use ktxh::domain::alert::AlertState;
+use ktxh::pipeline::Change;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -220,6 +221,17 @@ async fn a_feed_refusing_half_its_rows_alerts_its_department(backend: Backend) {
                 "Top reasons: unknown_unit (15), value_out_of_range (9), period_in_future (6)"
             ),
         "{summary_en}"
+    );
+
+    // The timer's evaluation of every target leaves the spike's alert to its own rule.
+    app.state.pipeline.apply(Change::Tick(Utc::now())).await;
+    assert_eq!(
+        rejected_spike_alerts(&app).await,
+        vec![(
+            "HEALTH".to_owned(),
+            changed[0].fingerprint.clone(),
+            AlertState::Firing
+        )]
     );
 
     // The pushes leave the window: resolved, and told.
