@@ -91,12 +91,16 @@ try {
     const group = await page.$eval(`#unit-tiles .tile:not([hidden])`, (button) => button.dataset.group);
     await page.click(`#unit-tiles .tile[data-group="${group}"]`);
     await page.waitForFunction(({ code, group }) => window.location.hash === `#/unit/${code}?group=${group}`, { code: WARD, group }, { timeout: 3000 });
-    const visible = await page.$$eval("#unit-targets .target-item:not([hidden])", (items) => items.length);
+    // The hash changes before the router runs: wait for the rows, not the address.
+    const shownRows = () => document.querySelectorAll("#unit-targets .target-item:not([hidden])").length;
+    await page.waitForFunction(`(${shownRows})() === 1`, null, { timeout: 3000 }).catch(() => {});
+    const visible = await page.evaluate(shownRows);
     assert(visible === 1, `${visible} rows are shown under the filter`);
     await page.focus("#unit-title");
     await page.keyboard.press("Escape");
     await page.waitForFunction((code) => window.location.hash === `#/unit/${code}`, WARD, { timeout: 3000 });
-    const all = await page.$$eval("#unit-targets .target-item:not([hidden])", (items) => items.length);
+    await page.waitForFunction(`(${shownRows})() >= 2`, null, { timeout: 3000 }).catch(() => {});
+    const all = await page.evaluate(shownRows);
     assert(all >= 2, `${all} rows are shown without the filter`);
   });
 
