@@ -237,6 +237,12 @@ impl App {
             alerts
                 .reconcile(&engine.statuses(|_| true), Utc::now())
                 .await?;
+            // A task that fell overdue while the service was down is an alert from the start.
+            let now = Utc::now();
+            let today = now.with_timezone(&settings.zone()).date_naive();
+            alerts
+                .reconcile_tasks(&store.tasks(None).await?, today, now)
+                .await?;
         }
         let sender = Arc::new(ReceiverSender::build(&alerting.receiver, &outbound)?);
         let report_receivers = Arc::new(Receivers::build(&alerting.receiver, &outbound)?);

@@ -171,13 +171,15 @@ impl Pipeline {
             return Applied::default();
         }
         let statuses = self.engine.statuses(|_| true);
-        let alerts = match self.alerts.reconcile(&statuses, now).await {
+        let mut alerts = match self.alerts.reconcile(&statuses, now).await {
             Ok(alerts) => alerts,
             Err(error) => {
                 tracing::error!(%error, "alert reconciliation on taking the lead failed");
                 Vec::new()
             }
         };
+        // The late tasks too: the former leader committed their alerts until now.
+        alerts.extend(self.reconcile_tasks(now).await);
         self.publisher.publish(
             Update {
                 alerts: &alerts,
