@@ -267,6 +267,24 @@ async fn a_task_goes_through_its_progress_to_done_or_done_late(backend: Backend)
         )
         .await;
     assert_eq!(codes(&listed.body), ["T_LATE"]);
+    let overdue = app
+        .get(
+            "/api/v1/tasks?overdue=true&indicator=EXPORT_TURNOVER",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(overdue.status, 200, "{overdue:?}");
+    let statuses: Vec<&Value> = overdue.body["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| &t["status"])
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == "overdue"),
+        "{overdue:?}"
+    );
+    assert_eq!(overdue.body["summary"]["overdue"], statuses.len());
     let bad = app.get("/api/v1/tasks?status=late", &app.viewer).await;
     assert_problem(&bad, 422, "invalid_field");
 
