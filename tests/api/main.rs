@@ -49,5 +49,5 @@ mod target_history;
 mod tasks;
 mod token_cache;
 mod writer;
-mod year_close;
 mod xlsx_upload;
+mod year_close;
