@@ -208,15 +208,11 @@ pub fn load_catalogue(dir: &Path) -> Result<Catalogue, ConfigError> {
         indicators,
         ..
     } = partial;
-    Ok(Catalogue::new(
-        groups,
-        departments,
-        units,
-        indicators,
-        targets,
+    Ok(
+        Catalogue::new(groups, departments, units, indicators, targets)
+            .with_plans(plans)
+            .with_tasks(directives, tasks),
     )
-    .with_plans(plans)
-    .with_tasks(directives, tasks))
 }
 
 fn load_groups(file: &Path, problems: &mut Problems) -> Vec<Group> {

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::approvals::{figure_state, ApprovalStates};
 use super::explanations::Explanations;
-use super::tasks::Tasks;
 use super::feeds::{FeedHealth, FeedHealthRegistry};
+use super::tasks::Tasks;
 use super::{Hub, SnapshotReason, Topic};
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;

@@ -25,7 +25,13 @@ pub struct OutboxMetrics {
 
 /// The alert rules of ARCHITECTURE §5; a rule outside this list is shown as `other`, so a stored
 /// alert of a retired rule cannot add label values.
-const RULES: [&str; 5] = ["slippage", "staleness", "anomaly", "rejects", "task_overdue"];
+const RULES: [&str; 5] = [
+    "slippage",
+    "staleness",
+    "anomaly",
+    "rejects",
+    "task_overdue",
+];
 const OTHER_RULE: &str = "other";
 
 /// States an alert can be active in (a resolved alert is no longer active).
