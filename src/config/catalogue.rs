@@ -85,6 +85,11 @@ struct RawIndicator {
     group: Code,
     name_vi: String,
     name_en: String,
+    /// Short names for the wall mode; the full names when absent.
+    #[serde(default)]
+    short_vi: Option<String>,
+    #[serde(default)]
+    short_en: Option<String>,
     measure_vi: String,
     measure_en: String,
     periodicity: Periodicity,
@@ -408,11 +413,29 @@ fn load_indicators(
             let release = raw.release.and_then(|value| {
                 release(value, &raw.code, raw.periodicity, &file, &key, problems)
             });
+            let short_vi = short_name(
+                raw.short_vi,
+                &raw.name_vi,
+                &file,
+                &key,
+                "short_vi",
+                problems,
+            );
+            let short_en = short_name(
+                raw.short_en,
+                &raw.name_en,
+                &file,
+                &key,
+                "short_en",
+                problems,
+            );
             indicators.push(Indicator {
                 code: raw.code,
                 group: raw.group,
                 name_vi: raw.name_vi,
                 name_en: raw.name_en,
+                short_vi,
+                short_en,
                 measure_vi: raw.measure_vi,
                 measure_en: raw.measure_en,
                 periodicity: raw.periodicity,
@@ -428,7 +451,56 @@ fn load_indicators(
             });
         }
     }
+    check_short_names(&indicators, dir, problems);
     indicators
+}
+
+/// A short name as given (trimmed), or the full name when there is none; an empty one is a
+/// problem, since the wall would show a blank row.
+fn short_name(
+    given: Option<String>,
+    full: &str,
+    file: &Path,
+    key: &str,
+    field: &str,
+    problems: &mut Problems,
+) -> String {
+    match given.map(|s| s.trim().to_owned()) {
+        Some(short) if short.is_empty() => {
+            problems.push(file, format!("{key}.{field}"), "must not be empty");
+            full.to_owned()
+        }
+        Some(short) => short,
+        None => full.to_owned(),
+    }
+}
+
+/// Two indicators of one group with the same short name would read alike on the wall, which
+/// shows a group's targets together by their short names.
+fn check_short_names(indicators: &[Indicator], dir: &Path, problems: &mut Problems) {
+    for (field, short) in [
+        (
+            "short_vi",
+            (|i: &Indicator| &i.short_vi) as fn(&Indicator) -> &String,
+        ),
+        ("short_en", |i: &Indicator| &i.short_en),
+    ] {
+        let mut seen: HashMap<(&Code, String), &Code> = HashMap::new();
+        for indicator in indicators {
+            let name = short(indicator).to_lowercase();
+            if let Some(first) = seen.insert((&indicator.group, name), &indicator.code) {
+                problems.push(
+                    dir,
+                    format!("indicator `{}`.{field}", indicator.code),
+                    format!(
+                        "`{}` is also the short name of `{first}` in group `{}`: give one a `{field}` of its own",
+                        short(indicator),
+                        indicator.group
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// An indicator's own release calendar (`release = { … }`), or the problem with it, naming
@@ -580,3 +652,7 @@ fn target_value(
         )),
     }
 }
+
+#[cfg(test)]
+#[path = "catalogue_short_tests.rs"]
+mod short_name_tests;

@@ -93,6 +93,10 @@ pub struct Indicator {
     pub group: Code,
     pub name_vi: String,
     pub name_en: String,
+    /// The name for tight places (the wall mode, read from across the room): unique within its
+    /// group; the full name when the catalogue gives no short one.
+    pub short_vi: String,
+    pub short_en: String,
     pub measure_vi: String,
     pub measure_en: String,
     pub periodicity: Periodicity,
