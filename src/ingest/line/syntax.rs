@@ -4,15 +4,32 @@
 //! <measurement>[,<tag_key>=<tag_value>...] <field_key>=<field_value>[,...] [<timestamp>]
 //! ```
 //!
-//! - a backslash escapes a comma or a space in a measurement; a comma, an equals sign or a space in
-//!   tag keys, tag values and field keys; a double quote or a backslash in string field values;
-//!   `\\` is one backslash everywhere, and a backslash before any other character is itself;
+//! Escapes are those of the reference decoder, influxdata/line-protocol
+//! `lineprotocol/decoder.go` (the `*Escapes` and `*Chars` sets) and `escape.go` (`newEscaper`):
+//!
+//! - a backslash escapes a comma or a space in a measurement (`measurementEscapes = " ,"`);
+//!   a comma, an equals sign or a space in tag keys, tag values and field keys
+//!   (`tagKeyEscapes`, `tagValEscapes`, `fieldKeyEscapes = ",= "`);
+//! - in string field values it escapes `\\`, `"`, and writes a line feed, carriage return and tab
+//!   as `\n`, `\r`, `\t` (`fieldStringValEscapes`);
+//! - a backslash before any other character is kept as it is, and that character is then read
+//!   as if no backslash were there: `a\\ b` in a tag value is `a\` followed by an escaped
+//!   space, `a\ b`. `\\` is one backslash only inside string values;
+//! - control characters (U+0000–U+001F, U+007F) are allowed only inside string values
+//!   (`nonPrintable`), so a line may not begin with a tab; only spaces lead a line;
 //! - field values are floats (`1`, `-1.5e3`), integers (`1i`), unsigned integers (`1u`),
 //!   booleans (`t`, `true`, `F`, `FALSE`, …) or double-quoted strings (64 KiB at most);
-//! - names beginning with `_` are reserved, tag values may not be empty;
 //! - a line starting with `#` is a comment.
 //!
-//! Parsing works on bytes and never panics; every allocation is bounded by the line's length.
+//! Stricter than the reference, deliberately: names beginning with `_` are refused (InfluxDB
+//! reserves them), a field may not appear twice in a point, and a string value cannot hold a
+//! raw line break, since a body is split into lines before they are parsed, so that a
+//! mistake on one line never swallows the next ones (`\n` inside the string is the way to
+//! send one). The reference's own decode corpus is run against this parser in
+//! `tests/line_corpus.rs`.
+//!
+//! Parsing works on bytes and never panics; every allocation is bounded by the line's length,
+//! and a name or string without escapes is copied once, in one piece.
 
 use std::fmt;
 
@@ -70,6 +87,8 @@ pub enum SyntaxError {
     MissingFields,
     #[error("tag key `{0}` has no `=`")]
     TagWithoutValue(String),
+    #[error("tag `{0}`: write an `=` in a tag value as `\\=`")]
+    UnescapedEquals(String),
     #[error("a tag key is empty")]
     EmptyTagKey,
     #[error("tag `{0}` has an empty value; omit the tag instead")]
@@ -100,6 +119,8 @@ pub enum SyntaxError {
     ReservedName(String),
     #[error("the line is not valid UTF-8")]
     InvalidUtf8,
+    #[error("control character U+{0:04X} outside a string value; line protocol allows none there")]
+    ControlCharacter(u32),
 }
 
 /// What follows a name or a value.
@@ -119,6 +140,23 @@ impl fmt::Display for Stop {
             Self::Space => "space",
             Self::End => "end of line",
         })
+    }
+}
+
+/// Which part of a line a name is, for its escapes (the reference's `*Escapes` sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Measurement,
+    /// Tag keys, tag values and field keys share one set.
+    Key,
+}
+
+impl Part {
+    fn escapes(self, byte: u8) -> bool {
+        match self {
+            Self::Measurement => matches!(byte, b',' | b' '),
+            Self::Key => matches!(byte, b',' | b'=' | b' '),
+        }
     }
 }
 
@@ -142,69 +180,90 @@ impl<'a> Cursor<'a> {
         self.pos >= self.bytes.len()
     }
 
-    /// Reads a name or a tag value up to an unescaped stop byte, unescaping `escapable` and
-    /// backslashes; the stop byte is consumed and returned.
-    fn name(&mut self, stops: &[u8], escapable: &[u8]) -> Result<(String, Stop), SyntaxError> {
-        let mut out = Vec::new();
-        while let Some(byte) = self.peek() {
-            if byte == b'\\' {
-                match self.bytes.get(self.pos + 1) {
-                    Some(&next) if next == b'\\' || escapable.contains(&next) => {
-                        out.push(next);
-                        self.pos += 2;
+    /// Reads a name or a tag value up to an unescaped comma, space or (except in a measurement)
+    /// equals sign; the stop byte is consumed and returned. Mirrors the reference's `takeEsc`:
+    /// an escape the part does not know leaves the backslash in place and the next byte is read
+    /// on its own.
+    fn name(&mut self, part: Part) -> Result<(String, Stop), SyntaxError> {
+        let start = self.pos;
+        // Filled only once an escape is met; until then the name is one slice of the line.
+        let mut unescaped: Option<Vec<u8>> = None;
+        let mut segment = start;
+        let stop = loop {
+            let Some(byte) = self.peek() else {
+                break Stop::End;
+            };
+            match byte {
+                b'\\' => {
+                    match self.bytes.get(self.pos + 1) {
+                        Some(&next) if part.escapes(next) => {
+                            let out = unescaped.get_or_insert_with(Vec::new);
+                            out.extend_from_slice(&self.bytes[segment..self.pos]);
+                            out.push(next);
+                            self.pos += 2;
+                            segment = self.pos;
+                        }
+                        _ => self.pos += 1,
                     }
-                    _ => {
-                        out.push(b'\\');
-                        self.pos += 1;
-                    }
+                    continue;
                 }
-                continue;
+                b',' => break Stop::Comma,
+                b' ' => break Stop::Space,
+                b'=' if part != Part::Measurement => break Stop::Equals,
+                0..=0x1f | 0x7f => return Err(SyntaxError::ControlCharacter(byte.into())),
+                _ => self.pos += 1,
             }
-            if stops.contains(&byte) {
-                self.pos += 1;
-                let stop = match byte {
-                    b',' => Stop::Comma,
-                    b'=' => Stop::Equals,
-                    _ => Stop::Space,
-                };
-                return Ok((utf8(out)?, stop));
-            }
-            out.push(byte);
+        };
+        let end = self.pos;
+        if stop != Stop::End {
             self.pos += 1;
         }
-        Ok((utf8(out)?, Stop::End))
+        let bytes = match unescaped {
+            Some(mut out) => {
+                out.extend_from_slice(&self.bytes[segment..end]);
+                out
+            }
+            None => self.bytes[start..end].to_vec(),
+        };
+        Ok((utf8(bytes)?, stop))
     }
 
     /// Reads a double-quoted string whose opening quote is at the cursor.
     fn string(&mut self, field: &str) -> Result<String, SyntaxError> {
         self.pos += 1;
         let mut out = Vec::new();
+        let mut segment = self.pos;
         loop {
             let Some(byte) = self.peek() else {
                 return Err(SyntaxError::UnterminatedString(field.to_owned()));
             };
             match byte {
                 b'"' => {
+                    out.extend_from_slice(&self.bytes[segment..self.pos]);
                     self.pos += 1;
+                    if out.len() > MAX_STRING_BYTES {
+                        return Err(SyntaxError::StringTooLong(field.to_owned()));
+                    }
                     return utf8(out);
                 }
-                b'\\' => match self.bytes.get(self.pos + 1) {
-                    Some(&next @ (b'"' | b'\\')) => {
-                        out.push(next);
-                        self.pos += 2;
-                    }
-                    _ => {
-                        out.push(b'\\');
-                        self.pos += 1;
-                    }
-                },
-                other => {
-                    out.push(other);
-                    self.pos += 1;
+                b'\\' => {
+                    let unescaped = match self.bytes.get(self.pos + 1) {
+                        Some(b'\\') => b'\\',
+                        Some(b'"') => b'"',
+                        Some(b'n') => b'\n',
+                        Some(b'r') => b'\r',
+                        Some(b't') => b'\t',
+                        _ => {
+                            self.pos += 1;
+                            continue;
+                        }
+                    };
+                    out.extend_from_slice(&self.bytes[segment..self.pos]);
+                    out.push(unescaped);
+                    self.pos += 2;
+                    segment = self.pos;
                 }
-            }
-            if out.len() > MAX_STRING_BYTES {
-                return Err(SyntaxError::StringTooLong(field.to_owned()));
+                _ => self.pos += 1,
             }
         }
     }
@@ -240,20 +299,25 @@ fn unreserved(name: String) -> Result<String, SyntaxError> {
 /// Parses one line without its line break; `Ok(None)` for a blank line or a comment.
 pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let start = line
-        .iter()
-        .position(|b| *b != b' ' && *b != b'\t')
-        .unwrap_or(line.len());
+    // Only spaces may lead a line: the reference skips those and refuses a tab.
+    let start = line.iter().position(|b| *b != b' ').unwrap_or(line.len());
     let mut cursor = Cursor {
         bytes: &line[start..],
         pos: 0,
     };
     match cursor.peek() {
-        None | Some(b'#') => return Ok(None),
+        None => return Ok(None),
+        // The reference's `commentChars`: a comment holds no control character either.
+        Some(b'#') => {
+            return match cursor.bytes.iter().find(|b| matches!(b, 0..=0x1f | 0x7f)) {
+                Some(&byte) => Err(SyntaxError::ControlCharacter(byte.into())),
+                None => Ok(None),
+            }
+        }
         Some(_) => {}
     }
 
-    let (measurement, mut stop) = cursor.name(b", ", b", ")?;
+    let (measurement, mut stop) = cursor.name(Part::Measurement)?;
     if measurement.is_empty() {
         return Err(SyntaxError::MissingMeasurement);
     }
@@ -261,7 +325,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
 
     let mut tags: Vec<(String, String)> = Vec::new();
     while stop == Stop::Comma {
-        let (key, after_key) = cursor.name(b",= ", b",= ")?;
+        let (key, after_key) = cursor.name(Part::Key)?;
         if after_key != Stop::Equals {
             return Err(if key.is_empty() {
                 SyntaxError::EmptyTagKey
@@ -273,9 +337,14 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
             return Err(SyntaxError::EmptyTagKey);
         }
         let key = unreserved(key)?;
-        let (value, after_value) = cursor.name(b", ", b",= ")?;
+        let (value, after_value) = cursor.name(Part::Key)?;
         if value.is_empty() {
             return Err(SyntaxError::EmptyTagValue(key));
+        }
+        // The reference ends a tag value at an unescaped `=` (`tagValChars`) and then finds no
+        // tag key after it.
+        if after_value == Stop::Equals {
+            return Err(SyntaxError::UnescapedEquals(key));
         }
         if tags.iter().any(|(k, _)| *k == key) {
             return Err(SyntaxError::DuplicateTag(key));
@@ -293,7 +362,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
     }
     let mut fields: Vec<(String, FieldValue)> = Vec::new();
     loop {
-        let (key, after_key) = cursor.name(b",= ", b",= ")?;
+        let (key, after_key) = cursor.name(Part::Key)?;
         if after_key != Stop::Equals {
             return Err(if key.is_empty() {
                 SyntaxError::EmptyFieldKey
@@ -367,6 +436,14 @@ fn scalar(field: &str, raw: &[u8]) -> Result<FieldValue, SyntaxError> {
         field: field.to_owned(),
         value: lossy(raw),
     };
+    // The reference decides the type by the first byte (`NextFieldBytes`): a sign such as `+`
+    // or a letter other than t and f starts no value.
+    if !matches!(
+        raw[0],
+        b'-' | b'.' | b'0'..=b'9' | b't' | b'T' | b'f' | b'F'
+    ) {
+        return Err(invalid());
+    }
     let text = std::str::from_utf8(raw).map_err(|_| invalid())?;
     match text {
         "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Boolean(true)),

@@ -84,13 +84,14 @@ fn every_field_type_is_read() {
 }
 
 #[test]
-fn the_measurement_unescapes_commas_spaces_and_backslashes_only() {
+fn the_measurement_unescapes_commas_and_spaces_only() {
     assert_eq!(point(r"my\ Measurement v=1").measurement, "my Measurement");
     assert_eq!(point(r"a\,b v=1").measurement, "a,b");
     assert_eq!(point(r"a\=b v=1").measurement, r"a\=b");
     assert_eq!(point(r"a=b v=1").measurement, "a=b");
-    assert_eq!(point(r"a\\b v=1").measurement, r"a\b");
+    assert_eq!(point(r"a\\b v=1").measurement, r"a\\b");
     assert_eq!(point(r"a\b v=1").measurement, r"a\b");
+    assert_eq!(point(r"a\\ b v=1").measurement, r"a\ b");
 }
 
 #[test]
@@ -108,22 +109,41 @@ fn tag_keys_and_values_unescape_commas_equals_signs_and_spaces() {
     let p = point("m,tagKey=🍭,phường=Bến\\ Thành v=1");
     assert_eq!(p.tag("tagKey"), Some("🍭"));
     assert_eq!(p.tag("phường"), Some("Bến Thành"));
-    // A tag value ending in a backslash, written as an escaped backslash.
-    assert_eq!(point(r"m,k=a\\ v=1").tag("k"), Some("a\\"));
+    // A Windows path from Telegraf: `\\` is two backslashes, the second escaping the space.
+    assert_eq!(
+        point(r"cpu,host=two\\ words value=42").tag("host"),
+        Some(r"two\ words")
+    );
+    assert_eq!(
+        point(r"cpu,host=two\\\ words value=42").tag("host"),
+        Some(r"two\\ words")
+    );
+    assert_eq!(
+        point(r"cpu,reg\\=ion=east value=1.0").tags,
+        vec![(r"reg\=ion".into(), "east".into())]
+    );
 }
 
 #[test]
 fn backslashes_follow_the_reference_table() {
+    // influxdata/line-protocol `takeEsc`: only `,`, `=` and space are escaped in a tag value; a
+    // backslash before anything else stays, and what follows it is read on its own.
     for (written, read) in [
-        (r"\", r"\"),
-        (r"\\", r"\"),
-        (r"\\\", r"\\"),
-        (r"\\\\", r"\\"),
-        (r"\\\\\", r"\\\"),
-        (r"\\\\\\", r"\\\"),
+        (r"a\b", r"a\b"),
+        (r"a\\b", r"a\\b"),
+        (r"a\\\b", r"a\\\b"),
+        (r"a\ b", "a b"),
+        (r"a\\ b", r"a\ b"),
+        (r"a\\\ b", r"a\\ b"),
+        (r"a\\\\ b", r"a\\\ b"),
+        (r"a\,b", "a,b"),
+        (r"a\\,b", r"a\,b"),
+        (r"a\=b", "a=b"),
+        (r"a\\=b", r"a\=b"),
+        (r"a\tb", r"a\tb"),
     ] {
-        let p = point(&format!("m,k=a{written}b v=1"));
-        assert_eq!(p.tag("k"), Some(format!("a{read}b").as_str()), "{written}");
+        let p = point(&format!("m,k={written} v=1"));
+        assert_eq!(p.tag("k"), Some(read), "{written}");
     }
 }
 
@@ -135,7 +155,7 @@ fn field_keys_unescape_like_tag_keys() {
 }
 
 #[test]
-fn string_values_unescape_quotes_and_backslashes_and_keep_the_rest() {
+fn string_values_unescape_quotes_backslashes_and_control_letters_and_keep_the_rest() {
     let p =
         point(r#"m s="\"string\" within a string",t="a,b c=d",u="back\\slash",w="lone\slash" 5"#);
     let values: Vec<_> = p.fields.into_iter().map(|(_, v)| v).collect();
@@ -148,6 +168,16 @@ fn string_values_unescape_quotes_and_backslashes_and_keep_the_rest() {
             FieldValue::String(r"lone\slash".into()),
         ]
     );
+    // `fieldStringValEscapes`: `\n`, `\r` and `\t` are a line feed, a carriage return and a tab.
+    assert_eq!(
+        point(r#"m s="a\nb\r\tc\\n\x""#).fields[0].1,
+        FieldValue::String("a\nb\r\tc\\n\\x".into())
+    );
+    // A raw tab or control character is allowed inside a string, as in the reference.
+    assert_eq!(
+        point("m s=\"a\tb\x01\"").fields[0].1,
+        FieldValue::String("a\tb\x01".into())
+    );
     assert_eq!(
         point(r#"m s="🚀 Launch""#).fields[0].1,
         FieldValue::String("🚀 Launch".into())
@@ -157,7 +187,7 @@ fn string_values_unescape_quotes_and_backslashes_and_keep_the_rest() {
 #[test]
 fn blank_lines_comments_spaces_and_carriage_returns_are_tolerated() {
     assert_eq!(parse_line(b"").unwrap(), None);
-    assert_eq!(parse_line(b"   \t").unwrap(), None);
+    assert_eq!(parse_line(b"    ").unwrap(), None);
     assert_eq!(parse_line(b"# a comment, with=anything 1").unwrap(), None);
     assert_eq!(parse_line(b"  # indented comment").unwrap(), None);
     let p = point("  m,k=v  v=1   42  \r");
@@ -191,6 +221,7 @@ fn malformed_lines_say_what_is_wrong() {
         ),
         ("m v=1 1 2", SyntaxError::TrailingText("2".into())),
         ("m v=\"a\"b", SyntaxError::TrailingText("b".into())),
+        ("m,k=a=b v=1", SyntaxError::UnescapedEquals("k".into())),
         ("_m v=1", SyntaxError::ReservedName("_m".into())),
         ("m,_k=v v=1", SyntaxError::ReservedName("_k".into())),
         ("m _v=1", SyntaxError::ReservedName("_v".into())),
@@ -203,6 +234,7 @@ fn malformed_lines_say_what_is_wrong() {
 fn field_values_outside_the_grammar_or_range_are_refused() {
     for raw in [
         "abc", "1.2.3", "inf", "NaN", "Infinity", "1x", "i", "u", "1.5i", "-1u", "--1i", "yes",
+        "+1", "+1i", "+.5",
     ] {
         let e = error(&format!("m v={raw}"));
         assert!(
@@ -216,6 +248,24 @@ fn field_values_outside_the_grammar_or_range_are_refused() {
             matches!(e, SyntaxError::FieldValueOutOfRange { .. }),
             "{raw}: {e:?}"
         );
+    }
+}
+
+#[test]
+fn control_characters_and_a_leading_tab_are_refused_outside_strings() {
+    for (line, code) in [
+        ("\tm v=1", 0x09),
+        ("  \tm v=1", 0x09),
+        ("\t", 0x09),
+        ("m\x0b2=1", 0x0b),
+        ("m\tx v=1", 0x09),
+        ("m,k\x01=v v=1", 0x01),
+        ("m,k=v\x1f v=1", 0x1f),
+        ("m v\x7f=1", 0x7f),
+        ("m,k=a\\\tb v=1", 0x09),
+        ("# a comment with a \x07 bell", 0x07),
+    ] {
+        assert_eq!(error(line), SyntaxError::ControlCharacter(code), "{line:?}");
     }
 }
 
