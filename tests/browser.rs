@@ -502,3 +502,28 @@ fn twelve_ward_alerts_of_one_indicator_show_as_one_line_with_the_count_in_chromi
         ],
     );
 }
+
+#[test]
+fn the_indicator_chart_draws_the_apis_figures_without_overlapping_labels_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    // Screenshots at 1080p and 4K, kept as CI artefacts (docs/development.md).
+    let screenshots = manifest_dir().join("target/browser-artifacts");
+    std::fs::create_dir_all(&screenshots).expect("create target/browser-artifacts");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "drawn.mjs",
+        &[
+            ("VIEWER_TOKEN", &viewer),
+            ("ADMIN_TOKEN", &admin),
+            ("SCREENSHOT_DIR", &screenshots.display().to_string()),
+        ],
+    );
+}

@@ -116,23 +116,27 @@ export function drawIndicatorChart(container, model) {
   const labels = []; // right-hand labels, spread apart at the end so they never overlap
   const y = scale(lo, hi, height - margin.bottom, margin.top);
   const plotRight = width - margin.right;
+  // The scales, stated on the drawing: a test (or a reader of the markup) turns any pixel back
+  // into a date and a value and checks it against the API (tests/browser/drawn.mjs).
+  svg.dataset.xDomain = `${model.span.start},${model.span.end}`;
+  svg.dataset.xRange = `${margin.left},${plotRight}`;
+  svg.dataset.yDomain = `${lo},${hi}`;
+  svg.dataset.yRange = `${height - margin.bottom},${margin.top}`;
+  // Attached before anything is drawn so that text can be measured (month labels); all of it
+  // happens in one task, so nothing half-drawn is ever painted.
+  container.replaceChildren(svg);
 
   // Grid and axes.
   const grid = el("g", { class: "chart-grid" }, svg);
   for (const tick of niceTicks(lo, hi, Math.max(3, Math.round(height / 90)))) {
-    el("line", { x1: margin.left, x2: plotRight, y1: round(y(tick)), y2: round(y(tick)) }, grid);
-    const label = el("text", { x: margin.left - 10, y: round(y(tick)), class: "chart-axis-y" }, grid);
+    el("line", { x1: margin.left, x2: plotRight, y1: round(y(tick)), y2: round(y(tick)), "data-value": tick }, grid);
+    const label = el("text", { x: margin.left - 10, y: round(y(tick)), class: "chart-axis-y", "data-value": tick }, grid);
     label.textContent = formatValue(tick);
   }
-  const monthFormat = new Intl.DateTimeFormat(locale(), { month: "short", timeZone: model.timeZone });
   for (const tick of model.monthStarts) {
     el("line", { x1: round(x(tick)), x2: round(x(tick)), y1: margin.top, y2: height - margin.bottom, class: "chart-month" }, grid);
   }
-  for (let i = 0; i < model.monthStarts.length; i++) {
-    const next = model.monthStarts[i + 1] ?? model.span.end;
-    const label = el("text", { x: round((x(model.monthStarts[i]) + x(next)) / 2), y: height - 12, class: "chart-axis-x" }, grid);
-    label.textContent = monthFormat.format(new Date(model.monthStarts[i]));
-  }
+  drawMonthLabels(grid, model, x, height - 12, monthLabel(model.timeZone));
 
   // At-risk band(s): the tolerance zone that separates at_risk from off_track.
   for (const [bandLo, bandHi] of bands) {
@@ -142,6 +146,8 @@ export function drawIndicatorChart(container, model) {
       y: round(y(bandHi)),
       height: Math.max(1, round(y(bandLo) - y(bandHi))),
       class: "chart-band",
+      "data-lo": bandLo,
+      "data-hi": bandHi,
     }, svg);
   }
 
@@ -153,11 +159,13 @@ export function drawIndicatorChart(container, model) {
       y: round(y(target.hi)),
       height: Math.max(2, round(y(target.lo) - y(target.hi))),
       class: "chart-target-band",
+      "data-lo": target.lo,
+      "data-hi": target.hi,
     }, svg);
     labels.push({ y: y(target.hi), text: `${t("legend_target")} ≤ ${formatValue(target.hi)}`, className: "chart-label-target" });
     labels.push({ y: y(target.lo), text: `≥ ${formatValue(target.lo)}`, className: "chart-label-target" });
   } else if (target && Number.isFinite(target.value)) {
-    el("line", { x1: margin.left, x2: plotRight, y1: round(y(target.value)), y2: round(y(target.value)), class: "chart-target" }, svg);
+    el("line", { x1: margin.left, x2: plotRight, y1: round(y(target.value)), y2: round(y(target.value)), class: "chart-target", "data-value": target.value }, svg);
     labels.push({ y: y(target.value), text: `${t("legend_target")} ${formatValue(target.value)}`, className: "chart-label-target" });
   }
 
@@ -178,11 +186,22 @@ export function drawIndicatorChart(container, model) {
       el("path", {
         d: `M${round(from[0])},${round(from[1])}L${round(endX)},${round(y(projection.hi))}L${round(endX)},${round(y(projection.lo))}Z`,
         class: `chart-cone ${status}`,
+        "data-t": projection.t,
+        "data-lo": projection.lo,
+        "data-hi": projection.hi,
       }, svg);
-      el("line", { x1: round(endX), x2: round(endX), y1: round(y(projection.lo)), y2: round(y(projection.hi)), class: `chart-whisker ${status}` }, svg);
+      el("line", {
+        x1: round(endX),
+        x2: round(endX),
+        y1: round(y(projection.lo)),
+        y2: round(y(projection.hi)),
+        class: `chart-whisker ${status}`,
+        "data-lo": projection.lo,
+        "data-hi": projection.hi,
+      }, svg);
     }
     el("path", { d: linePath([from, [endX, y(projection.v)]]), class: `chart-projection ${status}` }, svg);
-    el("circle", { cx: round(endX), cy: round(y(projection.v)), r: 5, class: `chart-projection-dot ${status}` }, svg);
+    el("circle", { cx: round(endX), cy: round(y(projection.v)), r: 5, class: `chart-projection-dot ${status}`, "data-t": projection.t, "data-value": projection.v }, svg);
     labels.push({ y: y(projection.v), text: formatValue(projection.v), className: `chart-label-projection ${status}` });
   }
 
@@ -199,14 +218,72 @@ export function drawIndicatorChart(container, model) {
     el("path", { d: linePath(model.actual.map((p) => [x(p.t), y(p.v)])), class: "chart-actual" }, svg);
   }
   for (const point of model.actual) {
-    const dot = el("circle", { cx: round(x(point.t)), cy: round(y(point.v)), r: 4, class: "chart-actual-dot" }, svg);
+    const dot = el("circle", {
+      cx: round(x(point.t)),
+      cy: round(y(point.v)),
+      r: 4,
+      class: "chart-actual-dot",
+      "data-period": point.label,
+      "data-t": point.t,
+      "data-value": point.v,
+    }, svg);
     el("title", {}, dot).textContent = `${point.label}: ${formatValue(point.v)}`;
   }
 
   for (const label of spreadLabels(labels, LABEL_GAP, margin.top, height - margin.bottom)) {
     el("text", { x: plotRight + 14, y: round(label.y), class: `chart-label ${label.className}` }, svg).textContent = label.text;
   }
-  container.replaceChildren(svg);
+}
+
+/** Room kept between two month labels, in pixels. */
+const MONTH_LABEL_GAP = 10;
+
+/**
+ * One label per month, centred in its month, thinned to every 2nd, 3rd, 4th, 6th or 12th month
+ * when the plot is too narrow for all twelve (a desk screen, a split window): labels that run
+ * together read as none. Widths are measured where the SVG is attached, estimated otherwise.
+ */
+function drawMonthLabels(grid, model, x, baseline, label) {
+  const starts = model.monthStarts;
+  const labels = starts.map((start, i) => {
+    const next = starts[i + 1] ?? model.span.end;
+    const text = el("text", { x: round((x(start) + x(next)) / 2), y: baseline, class: "chart-axis-x", "data-t": start }, grid);
+    text.textContent = label(start);
+    return text;
+  });
+  if (labels.length < 2) return;
+  const widest = Math.max(...labels.map((label) => textWidth(label)));
+  const narrowest = Math.min(...starts.map((start, i) => x(starts[i + 1] ?? model.span.end) - x(start)));
+  const step = [1, 2, 3, 4, 6, 12].find((n) => n * narrowest >= widest + MONTH_LABEL_GAP) ?? 12;
+  labels.forEach((label, i) => {
+    if (i % step !== 0) label.remove();
+  });
+}
+
+/**
+ * The month's name under the axis: "T1" … "T12" as Vietnamese writes months short ("Tháng 1"
+ * takes twice the room), "Jan" … "Dec" in English. The year is in the chart's title.
+ */
+function monthLabel(timeZone) {
+  if (locale().startsWith("vi")) {
+    const month = new Intl.DateTimeFormat("en-GB", { month: "numeric", timeZone });
+    return (start) => `T${Number(month.format(new Date(start)))}`;
+  }
+  const month = new Intl.DateTimeFormat(locale(), { month: "short", timeZone });
+  return (start) => month.format(new Date(start));
+}
+
+/** A text's drawn width; about 0.6 em a character when it cannot be measured (not attached). */
+function textWidth(text) {
+  let measured = 0;
+  try {
+    measured = text.getComputedTextLength();
+  } catch {
+    measured = 0;
+  }
+  if (measured > 0) return measured;
+  const size = parseFloat(getComputedStyle(text).fontSize) || 13;
+  return text.textContent.length * size * 0.6;
 }
 
 const LABEL_GAP = 17;
