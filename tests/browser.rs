@@ -527,3 +527,32 @@ fn the_indicator_chart_draws_the_apis_figures_without_overlapping_labels_in_chro
         ],
     );
 }
+
+/// Where the browser tests keep screenshots meant to be looked at (CI keeps the folder as an
+/// artefact): the wall mode at 1920×1080 and 3840×2160.
+fn browser_artifacts() -> PathBuf {
+    let dir = manifest_dir().join("target/browser-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/browser-artifacts");
+    dir
+}
+
+#[test]
+fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let viewer = create_token(&database_url, "viewer");
+    let screenshots = browser_artifacts();
+    let server = demo_server(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "wall-mode.mjs",
+        &[
+            ("VIEWER_TOKEN", &viewer),
+            ("SCREENSHOT_DIR", &screenshots.display().to_string()),
+        ],
+    );
+}

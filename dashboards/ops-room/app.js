@@ -18,6 +18,7 @@ import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
 import { YearPage, yearRoute } from "./year.js";
 import { UnitBoard, UnitPicker, unitHref, unitRoute } from "./unit.js";
+import { WallPage } from "./wall.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
 const REST_REFRESH_MS = 30_000;
@@ -50,6 +51,7 @@ let unitPicker;
 let tasks;
 let planPage;
 let yearPage;
+let wall;
 let live;
 
 main();
@@ -112,11 +114,23 @@ async function main() {
     },
   });
   unitPicker = new UnitPicker({ units: app.units }, "unit-picker");
+  // Wall mode reads the overview's statuses; the header knows when data last arrived.
+  wall = new WallPage(document.getElementById("wall-page"), {
+    catalogue: () => app.catalogue,
+    views: () => overview.views,
+    city: () => app.city,
+    year: () => app.year,
+    lastDataAt: () => header.lastDataAt,
+  });
   document.querySelector("#overview .panel-head")?.append(unitPicker.el);
   wireControls();
   onLangChange(relabel);
   header.setConnection("connecting");
 
+  // A wall screen is started with ?mode=wall in its address: it opens in wall mode.
+  if (new URLSearchParams(window.location.search).get("mode") === "wall" && !window.location.hash.startsWith("#/wall")) {
+    window.location.hash = "#/wall";
+  }
   if (!storedToken()) await signIn();
   await untilLoaded(loadCatalogue);
   route();
@@ -255,6 +269,7 @@ async function refreshFromRest() {
   const [status, alerts] = await Promise.all([get(`/status?year=${app.year}${unit}`), get("/alerts")]);
   // A live snapshot that arrived meanwhile is newer than this answer.
   if (!app.liveOverview) overview.replaceAll(status.statuses ?? []);
+  wall.changed();
   if (!app.liveOverview) ticker.replaceAll(alerts.alerts ?? []);
   showBanner("");
   // While the live connection is down nothing is pushed: every view of tasks reads again too.
@@ -355,6 +370,7 @@ function liveMessage(message) {
       overview.upsert(targets);
       if (data.observations?.length) header.noteData(message.at ?? Date.now());
     }
+    wall.changed();
   } else if (topic === "alerts") {
     if (snapshot) ticker.replaceAll(data.alerts ?? []);
     else ticker.upsert(data.alerts ?? []);
@@ -408,6 +424,7 @@ function parseRoute() {
   if (ownPage) return { name: "department", code: ownPage[1] ? decodeURIComponent(ownPage[1]) : null };
   const unit = unitRoute(path, params);
   if (unit) return unit;
+  if (path === "/wall") return { name: "wall", params };
   const group = /^\/group\/([^/]+)$/.exec(path);
   return { name: "overview", group: group ? decodeURIComponent(group[1]) : null };
 }
@@ -416,6 +433,18 @@ function route({ fromApp = false } = {}) {
   app.previousHash = fromApp ? app.currentHash : null;
   app.currentHash = window.location.hash;
   const next = parseRoute();
+  // Wall mode hides every other view, and the desk's header and ticker (wall.css).
+  const wallEl = document.getElementById("wall-page");
+  if (next.name === "wall") {
+    for (const view of [page, department, tasks, planPage, unitBoard, yearPage]) view?.close();
+    for (const el of document.querySelectorAll("body > main")) el.hidden = el !== wallEl;
+    wall.open(next);
+    live?.setTopics(wantedTopics());
+    renderTitle();
+    return;
+  }
+  wall.close();
+  wallEl.hidden = true;
   // A year's outcome, like a unit's board, hides every other view.
   const yearEl = document.getElementById("year-page");
   if (next.name === "year") {
@@ -519,6 +548,10 @@ function renderTitle() {
  * history when that is the previous entry, so Back and Esc agree); from a filter to everything.
  */
 function goBack() {
+  if (!document.getElementById("wall-page").hidden) {
+    window.location.hash = "#/";
+    return;
+  }
   if (!document.getElementById("unit-page").hidden) {
     // From a filtered board to the whole board, from there to the wall.
     window.location.hash = unitBoard.overview.filter ? unitHref(unitBoard.route.code) : "#/";
@@ -591,4 +624,5 @@ function relabel() {
   tasks.relabel();
   planPage.relabel();
   yearPage.relabel();
+  wall.relabel();
 }

@@ -1,0 +1,263 @@
+// Wall mode (#/wall, ?mode=wall) on the demo (`ktxh serve --demo`) in Debian's Chromium, at
+// 1920×1080 and at 3840×2160; run by tests/browser.rs:
+//
+//   BASE_URL=http://127.0.0.1:PORT VIEWER_TOKEN=ktxh_… CHROMIUM=/usr/bin/chromium \
+//   ARTEFACT_DIR=target/test-artefacts SCREENSHOT_DIR=target/browser-artifacts \
+//   node tests/browser/wall-mode.mjs
+//
+// At both sizes: every target name on screen is at least 28 px (56 px at 4K), whole (not cut
+// and inside the screen), the catalogue's short name, and unlike every other name on screen;
+// each status has its own shape and word; the clock and "Số liệu đến …" show; the pages turn
+// by themselves, stop while paused, and together hold every target once. The desk view stays
+// the default. Screenshots of both sizes go to SCREENSHOT_DIR.
+
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { assert, launch, script } from "./harness.mjs";
+
+const { env, check, finish } = script(
+  "wall-mode",
+  ["BASE_URL", "VIEWER_TOKEN", "CHROMIUM", "ARTEFACT_DIR", "SCREENSHOT_DIR"],
+  170_000,
+);
+const BASE_URL = env.BASE_URL.replace(/\/$/, "");
+const { VIEWER_TOKEN, CHROMIUM, ARTEFACT_DIR, SCREENSHOT_DIR } = env;
+mkdirSync(SCREENSHOT_DIR, { recursive: true });
+
+const SIZES = [
+  { label: "1080p", width: 1920, height: 1080, minFont: 28 },
+  { label: "2160p", width: 3840, height: 2160, minFont: 56 },
+];
+
+async function api(route) {
+  const response = await fetch(`${BASE_URL}/api/v1${route}`, { headers: { Authorization: `Bearer ${VIEWER_TOKEN}` } });
+  const text = await response.text();
+  assert(response.ok, `GET ${route}: ${response.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+const catalogue = new Map((await api("/indicators")).indicators.map((indicator) => [indicator.code, indicator]));
+const browser = await launch(CHROMIUM, ARTEFACT_DIR);
+const pageErrors = [];
+
+/** What the wall shows now, measured in the page. */
+function measure(page) {
+  return page.evaluate(() => {
+    const inside = (rect, box) => rect.top >= box.top - 0.5 && rect.bottom <= box.bottom + 0.5 && rect.left >= box.left - 0.5 && rect.right <= box.right + 0.5;
+    const screen = { top: 0, left: 0, bottom: window.innerHeight, right: window.innerWidth };
+    const area = document.getElementById("wall-columns").getBoundingClientRect();
+    const visible = (el) => {
+      const rect = el.getBoundingClientRect();
+      const style = getComputedStyle(el);
+      return rect.width > 0 && rect.height > 0 && style.visibility !== "hidden" && inside(rect, screen);
+    };
+    const rows = [...document.querySelectorAll("#wall-columns .wall-row")].map((row) => {
+      const name = row.querySelector(".wall-name");
+      const shape = row.querySelector(".wall-shape");
+      return {
+        code: row.dataset.indicator,
+        group: row.closest(".wall-group")?.dataset.group,
+        status: row.dataset.status,
+        name: name.textContent,
+        font: Number.parseFloat(getComputedStyle(name).fontSize),
+        cut: name.scrollWidth > name.clientWidth || name.scrollHeight > name.clientHeight + 1,
+        inArea: inside(name.getBoundingClientRect(), area),
+        rowInArea: inside(row.getBoundingClientRect(), area),
+        shape: shape.dataset.shape,
+        word: row.querySelector(".wall-status").textContent,
+        wordVisible: visible(row.querySelector(".wall-status")),
+        colour: getComputedStyle(shape).color,
+      };
+    });
+    const legend = [...document.querySelectorAll("#wall-legend .wall-legend-item")].map((item) => ({
+      status: item.dataset.status,
+      shape: item.querySelector(".wall-shape").dataset.shape,
+      path: item.querySelector(".wall-shape").innerHTML,
+      word: item.querySelector(".wall-legend-word").textContent,
+      colour: getComputedStyle(item.querySelector(".wall-shape")).color,
+      visible: visible(item),
+    }));
+    const clock = document.getElementById("wall-clock");
+    const asOf = document.getElementById("wall-asof");
+    const pager = document.getElementById("wall-pager");
+    return {
+      rows,
+      legend,
+      clock: { text: clock.textContent, visible: visible(clock), font: Number.parseFloat(getComputedStyle(clock).fontSize) },
+      asOf: { text: asOf.textContent, visible: visible(asOf), font: Number.parseFloat(getComputedStyle(asOf).fontSize) },
+      page: Number(pager.dataset.page),
+      pages: Number(pager.dataset.pages),
+      paused: pager.dataset.paused === "true",
+      pagerText: pager.textContent,
+      topbarShown: getComputedStyle(document.querySelector(".topbar")).display !== "none",
+      overviewHidden: document.getElementById("overview").hidden,
+    };
+  });
+}
+
+async function waitForWall(page) {
+  await page.waitForFunction(
+    () => document.querySelectorAll("#wall-columns .wall-row").length > 0 && /\d/.test(document.getElementById("wall-clock")?.textContent ?? ""),
+    null,
+    { timeout: 30_000 },
+  );
+}
+
+/** Every check of one screen size on the page shown now. */
+function checkScreen(shown, size) {
+  assert(shown.overviewHidden && !shown.topbarShown, "the desk view shows behind the wall");
+  assert(shown.rows.length > 0, "no rows on the page");
+  for (const row of shown.rows) {
+    assert(row.font >= size.minFont, `${row.code}: name at ${row.font} px (< ${size.minFont})`);
+    assert(!row.cut, `${row.code}: "${row.name}" is cut`);
+    assert(row.inArea && row.rowInArea, `${row.code}: "${row.name}" is not wholly on the screen`);
+    assert(row.wordVisible, `${row.code}: its status word is off the screen`);
+    const indicator = catalogue.get(row.code);
+    assert(indicator && row.name === indicator.short_vi, `${row.code}: shows "${row.name}", the catalogue's short name is "${indicator?.short_vi}"`);
+  }
+  const names = shown.rows.map((row) => row.name.trim().toLowerCase());
+  const twice = names.filter((name, index) => names.indexOf(name) !== index);
+  assert(twice.length === 0, `names shown twice: ${twice.join(", ")}`);
+}
+
+/** Each status its own shape, outline and word; rows agree with the legend. */
+function checkStatuses(shown) {
+  const legend = shown.legend;
+  assert(legend.length === 7, `${legend.length} statuses in the legend`);
+  for (const field of ["shape", "path", "word", "colour"]) {
+    const values = new Set(legend.map((item) => item[field]));
+    assert(values.size === legend.length, `statuses share a ${field}: ${legend.map((item) => `${item.status}=${item[field].slice(0, 40)}`).join(", ")}`);
+  }
+  assert(legend.every((item) => item.visible), "a legend entry is off the screen");
+  const words = Object.fromEntries(legend.map((item) => [item.status, item]));
+  assert(words.on_track.word === "Đúng tiến độ" && words.at_risk.word === "Có nguy cơ" && words.off_track.word === "Chậm tiến độ" && words.missed.word === "Không đạt", `the words: ${legend.map((item) => item.word).join(", ")}`);
+  for (const row of shown.rows) {
+    const entry = words[row.status];
+    assert(entry, `${row.code}: status ${row.status} is not in the legend`);
+    assert(row.shape === entry.shape && row.word === entry.word && row.colour === entry.colour, `${row.code}: ${row.shape}/${row.word} for ${row.status}`);
+  }
+}
+
+function checkTimes(shown, size) {
+  assert(shown.clock.visible && /^\d{2}:\d{2}$/.test(shown.clock.text.trim()), `clock "${shown.clock.text}" visible=${shown.clock.visible}`);
+  assert(shown.clock.font >= size.minFont, `clock at ${shown.clock.font} px`);
+  assert(shown.asOf.visible && /^Số liệu đến \d{2}:\d{2}, \d{2}\/\d{2}$/.test(shown.asOf.text), `"${shown.asOf.text}" visible=${shown.asOf.visible}`);
+  assert(shown.asOf.font >= size.minFont * 0.9, `"số liệu đến" at ${shown.asOf.font} px`);
+}
+
+try {
+  await check("the desk view stays the default and its toggle leads to wall mode", async () => {
+    const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(`${BASE_URL}/#token=${VIEWER_TOKEN}`, { waitUntil: "domcontentloaded" });
+    await page.waitForFunction(() => document.querySelectorAll("#targets .target").length > 0, null, { timeout: 30_000 });
+    const desk = await page.evaluate(() => ({ wall: document.getElementById("wall-page").hidden, overview: document.getElementById("overview").hidden }));
+    assert(desk.wall && !desk.overview, `desk view: ${JSON.stringify(desk)}`);
+    await page.click("#wall-toggle");
+    await waitForWall(page);
+    assert((await page.evaluate(() => window.location.hash)) === "#/wall", "the toggle did not open #/wall");
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.getElementById("overview").hidden && document.getElementById("wall-page").hidden, null, { timeout: 5_000 });
+    await context.close();
+  });
+
+  for (const size of SIZES) {
+    const context = await browser.newContext({ viewport: { width: size.width, height: size.height }, locale: "vi-VN" });
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    let first = null;
+
+    await check(`${size.label}: ?mode=wall opens the wall with every name whole, ≥ ${size.minFont} px and unlike the others`, async () => {
+      await page.goto(`${BASE_URL}/?mode=wall#token=${VIEWER_TOKEN}`, { waitUntil: "domcontentloaded" });
+      await waitForWall(page);
+      // Wait for the REST statuses to be on the page (the rows of every group).
+      await page.waitForFunction(() => Number(document.getElementById("wall-pager").dataset.pages) > 1, null, { timeout: 30_000 });
+      first = await measure(page);
+      checkScreen(first, size);
+      assert(first.pages > 1, `${first.pages} page(s): 110 targets at this size cannot fit on one`);
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, `wall-mode-${size.label}.png`) });
+    });
+
+    await check(`${size.label}: each status has its own shape, word and colour, as the legend says`, async () => {
+      assert(first, "no first page");
+      checkStatuses(first);
+    });
+
+    await check(`${size.label}: the clock and "Số liệu đến <time>" are on the screen`, async () => {
+      assert(first, "no first page");
+      checkTimes(first, size);
+    });
+
+    await check(`${size.label}: the pages turn by themselves, each as readable, and hold every target once`, async () => {
+      await page.evaluate(() => {
+        window.location.hash = "#/wall?cycle=2";
+      });
+      await waitForWall(page);
+      const seen = new Map();
+      const statuses = new Set();
+      let shown = await measure(page);
+      const pages = shown.pages;
+      assert(pages > 1, `${pages} page(s)`);
+      for (let turn = 0; turn < pages; turn++) {
+        const expected = (shown.page % pages) + 1;
+        checkScreen(shown, size);
+        checkStatuses(shown);
+        checkTimes(shown, size);
+        for (const row of shown.rows) {
+          assert(!seen.has(row.code), `${row.code} on page ${shown.page} and on page ${seen.get(row.code)}`);
+          seen.set(row.code, shown.page);
+          statuses.add(row.status);
+        }
+        if (turn === pages - 1) break;
+        await page.waitForFunction((next) => Number(document.getElementById("wall-pager").dataset.page) === next, expected, { timeout: 6_000 });
+        shown = await measure(page);
+      }
+      assert(seen.size === catalogue.size, `${seen.size} targets over ${pages} pages, ${catalogue.size} in the catalogue`);
+      assert(statuses.size >= 3, `only ${[...statuses].join(", ")} on the demo`);
+      // After the last page, the first again.
+      await page.waitForFunction(() => document.getElementById("wall-pager").dataset.page === "1", null, { timeout: 6_000 });
+    });
+
+    await check(`${size.label}: Space pauses the turning and the arrows turn by hand; pointing pauses too`, async () => {
+      await page.keyboard.press("Space");
+      let shown = await measure(page);
+      assert(shown.paused && /Đang dừng/.test(shown.pagerText), `not shown as paused: ${shown.pagerText}`);
+      const held = shown.page;
+      await page.waitForTimeout(3_000);
+      assert((await measure(page)).page === held, "a page turned while paused");
+      await page.keyboard.press("ArrowRight");
+      shown = await measure(page);
+      assert(shown.page === (held % shown.pages) + 1, `ArrowRight went from ${held} to ${shown.page}`);
+      await page.keyboard.press("Space");
+      await page.waitForFunction((from) => document.getElementById("wall-pager").dataset.page !== String(from), shown.page, { timeout: 6_000 });
+      await page.mouse.move(size.width / 2, size.height / 2);
+      shown = await measure(page);
+      assert(shown.paused, "pointing at the wall did not pause it");
+      const pointed = shown.page;
+      await page.waitForTimeout(3_000);
+      assert((await measure(page)).page === pointed, "a page turned under the pointer");
+    });
+
+    if (size.label === "1080p") {
+      await check("1080p: the wall speaks English with L, with the English short names", async () => {
+        await page.keyboard.press("l");
+        await page.waitForFunction(() => /^Data as of/.test(document.getElementById("wall-asof").textContent), null, { timeout: 5_000 });
+        const rows = await page.evaluate(() => [...document.querySelectorAll("#wall-columns .wall-row")].map((row) => [row.dataset.indicator, row.querySelector(".wall-name").textContent]));
+        assert(rows.length > 0, "no rows");
+        for (const [code, name] of rows) assert(name === catalogue.get(code).short_en, `${code}: "${name}" in English`);
+        const legend = await page.textContent("#wall-legend");
+        assert(/On track/.test(legend) && /At risk/.test(legend) && /Off track/.test(legend), legend);
+        await page.keyboard.press("l");
+      });
+    }
+    await context.close();
+  }
+
+  await check("no script error on the page", async () => {
+    assert(pageErrors.length === 0, pageErrors.join(" | "));
+  });
+} finally {
+  await browser.close();
+}
+finish();
