@@ -64,7 +64,7 @@ const STRINGS = {
   },
 };
 
-const METHODS = ["get", "put", "post", "delete", "patch"];
+const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 
 function storedLang() {
   try {

@@ -1,45 +1,48 @@
-//! `POST /api/dataValueSets`: data value sets pushed the way DHIS2 clients push them to DHIS2
-//! (JSON or CSV, `ApiToken` or Basic auth), answered with a DHIS2 import summary.
+//! `POST /api/dataValueSets` (and `/api/{version}/dataValueSets` for DHIS2 2.38–2.41): data
+//! value sets pushed the way DHIS2 clients push them to DHIS2 (JSON or CSV, `ApiToken` or
+//! Basic auth), answered as DHIS2 answers (the sources are cited in [`answer`]).
 //!
-//! The answer follows DHIS2 2.40+: a web message whose `response` is an `ImportSummary`.
-//! Every value accepted: `200`, status `OK`/`SUCCESS`. Some values rejected: `409 Conflict`,
-//! status `WARNING`, with one conflict per distinct problem (DHIS2's `errorCode`, the offending
-//! `object`, our reason as `value`, and the `indexes` of the values it concerns). Every value
-//! rejected: `409`, status `ERROR`. A request refused as a whole (authentication, scope, a body
-//! that is not a data value set, unsupported options) is problem+json like the rest of the API.
+//! The answer is a web message whose `response` is an `ImportSummary`. Every value accepted:
+//! `200`, status `OK`/`SUCCESS`. Values refused, some or all: status `WARNING`, with one
+//! conflict per distinct problem (DHIS2's `errorCode`, the offending `object`, our reason as
+//! `value`, and the `indexes` of the values it concerns); `200` on the unversioned path as DHIS2
+//! answers since 2.43, `409 Conflict` on `/api/38`–`/api/41` as those versions answer. A refusal
+//! of the caller (401, 403) is a DHIS2 web message with status `ERROR`; a request refused as a
+//! whole for its content (a body that is not a data value set, unsupported options) is
+//! problem+json like the rest of the API, naming the offending field.
 //!
-//! Counts: `imported` are the values stored as a new revision, `deleted` the values withdrawn,
-//! `ignored` the rejected values and the duplicates (as DHIS2 ignores an update that changes
-//! nothing, and a deletion of nothing). `updated` is always 0: a new revision of a stored value
-//! is counted as imported, because knowing which values existed would cost a lookup per value.
-//! `?dryRun=true` (or `"dryRun": true`) validates everything, scope included, and stores
-//! nothing; its counts cannot tell duplicates, so every valid value counts as imported.
+//! Counts, as DHIS2 counts them: `imported` a value for a period that had none (or whose value
+//! was deleted), `updated` a different value for a period that had one, `deleted` the values
+//! withdrawn, `ignored` the refused values and those that change nothing (the same value again,
+//! a deletion of nothing). `?dryRun=true` (or `"dryRun": true`) validates everything, scope
+//! included, and stores nothing; as it reads nothing either, its valid values count as
+//! imported (or deleted).
 
-use std::collections::{BTreeMap, HashMap};
+mod answer;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use self::answer::Dialect;
+pub use self::answer::{
+    Conflict, ImportCount, ImportOptionsEcho, ImportSummary, SchemeEcho, WebMessage,
+};
 use super::auth::CompatCaller;
-use super::error::{FieldError, Problem, PROBLEM_JSON};
 use super::openapi::{
-    BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
-    UnsupportedMediaType,
+    BadRequest, PayloadTooLarge, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::ingest::dhis2::{
-    parse_csv_with, parse_json_with, ConflictKind, Dhis2Batch, Dhis2BodyError, EffectiveOptions,
-    IdScheme, ImportOptions, ImportStrategy, ValueRef,
+    parse_csv_with, parse_json_with, Dhis2Batch, Dhis2BodyError, IdScheme, ImportOptions,
+    ImportStrategy,
 };
 use crate::ingest::{Decimal, Format, IngestError};
-use crate::store::{IngestReceipt, Rejection};
 
 /// The query parameters of DHIS2's import that mean something here; the others (`preheatCache`,
 /// `skipAudit`, `force`, …) are accepted and have no effect, as they concern DHIS2's internals.
@@ -190,8 +193,9 @@ impl Dhis2Query {
 /// **Department tokens (their own department's indicators) and admins.**
 ///
 /// Data elements and org units map to indicators and units by `config/feeds.toml`. The answer
-/// is a DHIS2 import summary: `200` when every value was taken, `409` with one conflict per
-/// problem when some or all were refused. A request refused as a whole is problem+json.
+/// is a DHIS2 web message around an import summary, `200` also when values were refused
+/// (status `WARNING`, one conflict per problem), as DHIS2 answers since 2.43. A caller refused
+/// (401, 403) gets a DHIS2 web message; a request refused for its content is problem+json.
 /// Authenticate as with DHIS2: `ApiToken <token>`, or Basic with the token as password (or
 /// `Bearer`).
 #[utoipa::path(
@@ -213,11 +217,10 @@ impl Dhis2Query {
         ),
     ),
     responses(
-        (status = 200, description = "Đã nhập tất cả / Every value imported", body = WebMessage),
-        (status = 409, description = "Có giá trị bị từ chối / Some or all values refused", body = WebMessage),
+        (status = 200, description = "Đã nhập, có thể kèm xung đột / Imported, with any conflicts (WARNING)", body = WebMessage),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
+        (status = 401, description = "Thiếu hoặc sai token / Missing or wrong token", body = WebMessage),
+        (status = 403, description = "Không được ghi các chỉ tiêu này / May not write these indicators", body = WebMessage),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
@@ -225,29 +228,105 @@ impl Dhis2Query {
     )
 )]
 pub async fn post(
-    State(state): State<AppState>,
-    CompatCaller(principal): CompatCaller,
-    ApiQuery(query): ApiQuery<Dhis2Query>,
+    state: State<AppState>,
+    caller: Result<CompatCaller, ApiError>,
+    query: Result<ApiQuery<Dhis2Query>, ApiError>,
     headers: HeaderMap,
     payload: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    // Refuse read-only callers before reading their body: the answer must not depend on it.
+) -> Response {
+    import(Dialect::Current, state, caller, query, headers, payload).await
+}
+
+/// As `POST /api/dataValueSets`, under the path of a DHIS2 API version (`38` to `41`), answered
+/// as that version answers: values refused are `409 Conflict` with status `WARNING`. Another
+/// version is `404`, as a DHIS2 web message.
+#[utoipa::path(
+    post,
+    path = "/api/{version}/dataValueSets",
+    operation_id = "dhis2_post_versioned",
+    tag = "compatibility",
+    security(("dhis2_api_token" = []), ("basic" = []), ("bearer" = [])),
+    params(
+        ("version" = String, Path, description = "Phiên bản API DHIS2 / DHIS2 API version: 38, 39, 40 or 41", example = "40"),
+        Dhis2Query,
+    ),
+    request_body(
+        description = "Tập giá trị DHIS2 / A DHIS2 data value set",
+        content(
+            (DataValueSet = "application/json", example = json!({
+                "dataSet": "pBOMPrpg1QX", "period": "202601", "orgUnit": "xsMl4TaOBMv",
+                "dataValues": [{"dataElement": "omnd7tBJRKP", "value": "82.5"}]
+            })),
+            (String = "application/csv", example = json!(DHIS2_CSV_EXAMPLE)),
+            (String = "text/csv", example = json!(DHIS2_CSV_EXAMPLE)),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Đã nhập tất cả / Every value imported", body = WebMessage),
+        (status = 409, description = "Có giá trị bị từ chối / Values refused (WARNING)", body = WebMessage),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "Thiếu hoặc sai token / Missing or wrong token", body = WebMessage),
+        (status = 403, description = "Không được ghi các chỉ tiêu này / May not write these indicators", body = WebMessage),
+        (status = 404, description = "Phiên bản không phục vụ / A version not served", body = WebMessage),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn post_versioned(
+    Path(version): Path<String>,
+    state: State<AppState>,
+    caller: Result<CompatCaller, ApiError>,
+    query: Result<ApiQuery<Dhis2Query>, ApiError>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    match Dialect::of_path(&version) {
+        Some(dialect) => import(dialect, state, caller, query, headers, payload).await,
+        None => answer::unknown_version(&version),
+    }
+}
+
+async fn import(
+    dialect: Dialect,
+    State(state): State<AppState>,
+    caller: Result<CompatCaller, ApiError>,
+    query: Result<ApiQuery<Dhis2Query>, ApiError>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    // The caller first: who may not write learns nothing from how the request is written.
+    let principal = match caller {
+        Ok(CompatCaller(principal)) => principal,
+        Err(error) => return answer::refusal(error),
+    };
     if !principal.role.pushes() {
-        return Err(ApiError::Forbidden(format!(
+        return answer::refusal(ApiError::Forbidden(format!(
             "a {} token may not write observations",
             principal.role.as_str()
         )));
     }
+    let query = match query {
+        Ok(ApiQuery(query)) => query,
+        Err(error) => return answer::refusal(error),
+    };
     let format = match body::media_type(&headers).as_str() {
         "application/csv" | "text/csv" => Format::Dhis2Csv,
         json if json == "application/json" || json.ends_with("+json") => Format::Dhis2Json,
-        other => return Err(ApiError::UnsupportedMediaType(other.to_owned())),
+        other => return answer::refusal(ApiError::UnsupportedMediaType(other.to_owned())),
     };
-    let options = query.options()?;
-    let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
+    let options = match query.options() {
+        Ok(options) => options,
+        Err(error) => return answer::refusal(error),
+    };
+    let bytes = match body::bytes(payload, state.settings.server.body_limit_bytes) {
+        Ok(bytes) => bytes,
+        Err(error) => return answer::refusal(error),
+    };
     let settings = state.settings.clone();
     let feeds = state.feed_config.clone();
-    let batch = body::off_worker(move || {
+    let parsed = body::off_worker(move || {
         let mapping = &feeds.mappings.dhis2;
         let limit = settings.server.max_rows_per_request;
         if format == Format::Dhis2Csv {
@@ -256,11 +335,15 @@ pub async fn post(
             parse_json_with(&bytes, mapping, &options, limit)
         }
     })
-    .await?
-    .map_err(|error| match error {
-        Dhis2BodyError::Format(error) => error.into(),
-        Dhis2BodyError::TooManyValues { count, limit } => ApiError::TooManyRows { count, limit },
-    })?;
+    .await;
+    let batch = match parsed {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(Dhis2BodyError::Format(error))) => return answer::refusal(error.into()),
+        Ok(Err(Dhis2BodyError::TooManyValues { count, limit })) => {
+            return answer::refusal(ApiError::TooManyRows { count, limit })
+        }
+        Err(error) => return answer::refusal(error),
+    };
 
     let Dhis2Batch {
         rows,
@@ -277,297 +360,13 @@ pub async fn post(
             .ingest(&principal, format.name(), rows, None, now)
             .await
     };
-    let receipt = match outcome {
-        Ok(receipt) => receipt,
+    match outcome {
+        Ok(receipt) => {
+            answer::import_summary(&values, &retract, &receipt, options, format, dialect)
+        }
         Err(IngestError::ForeignIndicators { rows, indicators }) => {
-            return Ok(foreign_indicators(&rows, &indicators, &values, format))
+            answer::foreign_indicators(&rows, &indicators, &values, format)
         }
-        Err(other) => return Err(other.into()),
-    };
-    let (status, message) = import_summary(&values, &retract, &receipt, options, format);
-    Ok((status, Json(message)).into_response())
-}
-
-/// Where a data value is in the request: a JSON pointer, or the line of a CSV file.
-fn locate(index: usize, values: &[ValueRef], format: Format) -> String {
-    match values.get(index).and_then(|v| v.line) {
-        Some(line) if format == Format::Dhis2Csv => format!("line {line}"),
-        _ => format!("/dataValues/{index}/dataElement"),
+        Err(other) => answer::refusal(other.into()),
     }
-}
-
-/// 403 naming every data value of another department's indicators; nothing was stored.
-fn foreign_indicators(
-    rows: &[usize],
-    indicators: &[String],
-    values: &[ValueRef],
-    format: Format,
-) -> Response {
-    let problem = Problem {
-        kind: "urn:ktxh:problem:foreign_indicators".into(),
-        title: "Forbidden",
-        status: StatusCode::FORBIDDEN.as_u16(),
-        detail: format!(
-            "data values {rows:?} are mapped to indicators of other departments ({}); nothing was stored",
-            indicators.join(", ")
-        ),
-        code: "foreign_indicators",
-        errors: rows
-            .iter()
-            .map(|&index| FieldError {
-                pointer: locate(index, values, format),
-                message: "data element mapped to an indicator of another department".into(),
-            })
-            .collect(),
-    };
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, PROBLEM_JSON)],
-        Json(problem),
-    )
-        .into_response()
-}
-
-/// DHIS2's web message around its import summary (DHIS2 2.40 and later).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WebMessage {
-    /// `OK` or `Conflict`.
-    #[schema(value_type = String, example = "OK")]
-    http_status: &'static str,
-    http_status_code: u16,
-    /// `OK`, `WARNING` (some values refused) or `ERROR` (all refused).
-    #[schema(value_type = String, example = "OK")]
-    status: &'static str,
-    #[schema(value_type = String)]
-    message: &'static str,
-    response: ImportSummary,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportSummary {
-    #[schema(value_type = String, example = "ImportSummary")]
-    response_type: &'static str,
-    /// `SUCCESS`, `WARNING` or `ERROR`.
-    #[schema(value_type = String, example = "SUCCESS")]
-    status: &'static str,
-    import_options: ImportOptionsEcho,
-    description: String,
-    import_count: ImportCount,
-    conflicts: Vec<Conflict>,
-    /// Positions of the refused values in the request, from 0.
-    rejected_indexes: Vec<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportOptionsEcho {
-    /// `dataElementIdScheme` and `orgUnitIdScheme` as applied.
-    #[schema(value_type = BTreeMap<String, SchemeEcho>)]
-    id_schemes: BTreeMap<&'static str, SchemeEcho>,
-    dry_run: bool,
-    #[schema(value_type = String, example = "CREATE_AND_UPDATE")]
-    import_strategy: &'static str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SchemeEcho {
-    /// `UID` or `CODE`.
-    #[serde(rename = "type")]
-    #[schema(value_type = String, example = "UID")]
-    kind: &'static str,
-}
-
-/// Values stored as a new revision (`imported`), withdrawn (`deleted`), refused or already
-/// stored (`ignored`); `updated` is always 0.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct ImportCount {
-    imported: usize,
-    updated: usize,
-    ignored: usize,
-    deleted: usize,
-}
-
-/// One distinct problem, with every value it concerns.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Conflict {
-    /// The offending uid, code, period or value.
-    object: String,
-    /// The value's `dataElement`, `period`, `orgUnit` and `categoryOptionCombo`, as sent.
-    #[schema(value_type = BTreeMap<String, String>)]
-    objects: BTreeMap<&'static str, String>,
-    /// Our reason.
-    value: String,
-    /// DHIS2's error code, such as `E7610`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    error_code: Option<&'static str>,
-    /// The offending property, such as `period`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    property: Option<&'static str>,
-    indexes: Vec<usize>,
-}
-
-/// The conflict of one rejected value.
-fn conflict(rejection: &Rejection, reference: &ValueRef, format: Format) -> Conflict {
-    let kind = reference
-        .problem
-        .or_else(|| ConflictKind::of_rejection(&rejection.code));
-    let pick = |field: &Option<String>| field.clone().unwrap_or_default();
-    let object = match kind {
-        Some(ConflictKind::Period | ConflictKind::PeriodType | ConflictKind::FuturePeriod) => {
-            pick(&reference.period)
-        }
-        Some(ConflictKind::OrgUnit | ConflictKind::OrgUnitNotReporting) => {
-            pick(&reference.org_unit)
-        }
-        Some(ConflictKind::CategoryOptionCombo) => reference
-            .category_option_combo
-            .clone()
-            .unwrap_or_else(|| pick(&reference.data_element)),
-        Some(ConflictKind::Value) => reference
-            .value
-            .clone()
-            .unwrap_or_else(|| pick(&reference.data_element)),
-        _ => pick(&reference.data_element),
-    };
-    let mut objects = BTreeMap::new();
-    for (name, field) in [
-        ("dataElement", &reference.data_element),
-        ("period", &reference.period),
-        ("orgUnit", &reference.org_unit),
-        ("categoryOptionCombo", &reference.category_option_combo),
-    ] {
-        if let Some(id) = field {
-            objects.insert(name, id.clone());
-        }
-    }
-    let value = match reference.line {
-        Some(line) if format == Format::Dhis2Csv => format!("line {line}: {}", rejection.message),
-        _ => rejection.message.clone(),
-    };
-    Conflict {
-        object,
-        objects,
-        value,
-        error_code: kind.and_then(ConflictKind::error_code),
-        property: kind.and_then(ConflictKind::property),
-        indexes: vec![rejection.index],
-    }
-}
-
-fn import_summary(
-    values: &[ValueRef],
-    retract: &[bool],
-    receipt: &IngestReceipt,
-    options: EffectiveOptions,
-    format: Format,
-) -> (StatusCode, WebMessage) {
-    let mut rejected_indexes: Vec<usize> = receipt.rejected.iter().map(|r| r.index).collect();
-    rejected_indexes.sort_unstable();
-    rejected_indexes.dedup();
-
-    // One conflict per distinct (code, object, reason), listing every value it concerns.
-    let mut conflicts: Vec<Conflict> = Vec::new();
-    let mut seen: HashMap<(Option<&'static str>, String, String), usize> = HashMap::new();
-    let empty = ValueRef::default();
-    for rejection in &receipt.rejected {
-        let reference = values.get(rejection.index).unwrap_or(&empty);
-        let found = conflict(rejection, reference, format);
-        let key = (found.error_code, found.object.clone(), found.value.clone());
-        match seen.get(&key) {
-            Some(&at) => conflicts[at].indexes.push(rejection.index),
-            None => {
-                seen.insert(key, conflicts.len());
-                conflicts.push(found);
-            }
-        }
-    }
-
-    // A retraction of a period without a value is a duplicate, and the receipt does not say
-    // which rows were duplicates: when values and retractions are mixed, the split between
-    // imported and deleted is an estimate (their sum is exact).
-    let withdrawn = retract
-        .iter()
-        .enumerate()
-        .filter(|(index, retracts)| **retracts && rejected_indexes.binary_search(index).is_err())
-        .count()
-        .min(receipt.accepted);
-    let count = ImportCount {
-        imported: receipt.accepted - withdrawn,
-        updated: 0,
-        ignored: rejected_indexes.len() + receipt.duplicates,
-        deleted: withdrawn,
-    };
-
-    let total = values.len();
-    let (http, status, summary_status, message) = if conflicts.is_empty() {
-        (StatusCode::OK, "OK", "SUCCESS", "Import was successful.")
-    } else if rejected_indexes.len() < total {
-        (
-            StatusCode::CONFLICT,
-            "WARNING",
-            "WARNING",
-            "One or more conflicts encountered, please check import summary.",
-        )
-    } else {
-        (
-            StatusCode::CONFLICT,
-            "ERROR",
-            "ERROR",
-            "An error occurred, please check import summary.",
-        )
-    };
-    let mut description = if conflicts.is_empty() {
-        "Import process completed successfully".to_owned()
-    } else {
-        format!(
-            "Import process completed: {} of {total} data values rejected",
-            rejected_indexes.len()
-        )
-    };
-    if options.dry_run {
-        description.push_str(" (dry run: nothing was stored)");
-    }
-    let id_schemes = BTreeMap::from([
-        (
-            "dataElementIdScheme",
-            SchemeEcho {
-                kind: options.data_element_id_scheme.as_str(),
-            },
-        ),
-        (
-            "orgUnitIdScheme",
-            SchemeEcho {
-                kind: options.org_unit_id_scheme.as_str(),
-            },
-        ),
-    ]);
-    let message = WebMessage {
-        http_status: if http == StatusCode::OK {
-            "OK"
-        } else {
-            "Conflict"
-        },
-        http_status_code: http.as_u16(),
-        status,
-        message,
-        response: ImportSummary {
-            response_type: "ImportSummary",
-            status: summary_status,
-            import_options: ImportOptionsEcho {
-                id_schemes,
-                dry_run: options.dry_run,
-                import_strategy: options.strategy.as_str(),
-            },
-            description,
-            import_count: count,
-            conflicts,
-            rejected_indexes,
-        },
-    };
-    (http, message)
 }

@@ -123,6 +123,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::upgrade))
         // Compatibility endpoints: DHIS2 and InfluxDB clients post where their servers listen.
         .routes(routes!(dhis2::post))
+        .routes(routes!(dhis2::post_versioned))
         .routes(routes!(influx::write_v2))
         .routes(routes!(influx::write_v1))
         .routes(routes!(ops::healthz))

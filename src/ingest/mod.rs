@@ -148,6 +148,8 @@ impl Ingestor {
             accepted: valid.len(),
             duplicates: 0,
             rejected,
+            updated: 0,
+            withdrawn: 0,
         })
     }
 

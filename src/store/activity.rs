@@ -395,6 +395,8 @@ mod tests {
             accepted: 0,
             duplicates: 0,
             rejected,
+            updated: 0,
+            withdrawn: 0,
         };
         (batch, receipt)
     }

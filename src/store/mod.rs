@@ -142,6 +142,17 @@ pub struct IngestReceipt {
     /// Rows identical to what was stored already: nothing changed.
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
+    /// Of `accepted`, the rows that changed a value already stored (the others are first
+    /// values of their period, values after a withdrawal, and `withdrawn`). Left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated: usize,
+    /// Of `accepted`, the rows that withdrew a stored value. Left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub withdrawn: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// Remembers a request under its `Idempotency-Key` in the same transaction as its rows.

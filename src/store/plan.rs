@@ -35,6 +35,10 @@ pub(crate) fn key_of(row: &NewObservation) -> Key {
 pub(crate) struct Planned {
     pub index: usize,
     pub revision: i32,
+    /// The row changes a value that is stored: a later revision of a period whose latest
+    /// revision holds a value, not its first value nor a value after a withdrawal. DHIS2
+    /// clients count these as `updated` (src/http/dhis2).
+    pub replaces: bool,
 }
 
 /// Decides, row by row and in order, what each row of a batch becomes: a new revision, or a
@@ -78,19 +82,53 @@ pub(crate) fn plan_revisions_in(
             Some(current) if same_content(current, &candidate) => duplicates.push(index),
             Some(current) => {
                 let revision = current.revision + 1;
+                let replaces = current.value.is_some() && candidate.value.is_some();
                 *current = Latest {
                     revision,
                     ..candidate
                 };
-                planned.push(Planned { index, revision });
+                planned.push(Planned {
+                    index,
+                    revision,
+                    replaces,
+                });
             }
             None => {
                 latest.insert(key, candidate);
-                planned.push(Planned { index, revision: 1 });
+                planned.push(Planned {
+                    index,
+                    revision: 1,
+                    replaces: false,
+                });
             }
         }
     }
     (planned, duplicates)
+}
+
+/// What the planned rows of one batch do to values already stored, for the receipt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Rows that change a stored value.
+    pub updated: usize,
+    /// Rows that withdraw a stored value.
+    pub withdrawn: usize,
+}
+
+impl Changes {
+    pub fn of(rows: &[NewObservation], planned: &[Planned]) -> Self {
+        let mut changes = Self::default();
+        for p in planned {
+            if p.replaces {
+                changes.updated += 1;
+            } else if rows.get(p.index).is_some_and(|row| row.value.is_none()) {
+                // Planned retractions always withdraw a value: one of an empty period is a
+                // duplicate.
+                changes.withdrawn += 1;
+            }
+        }
+        changes
+    }
 }
 
 fn same_content(a: &Latest, b: &Latest) -> bool {
@@ -254,11 +292,13 @@ mod tests {
             vec![
                 Planned {
                     index: 0,
-                    revision: 1
+                    revision: 1,
+                    replaces: false
                 },
                 Planned {
                     index: 1,
-                    revision: 1
+                    revision: 1,
+                    replaces: false
                 }
             ]
         );
@@ -283,7 +323,8 @@ mod tests {
             planned,
             vec![Planned {
                 index: 0,
-                revision: 4
+                revision: 4,
+                replaces: true
             }]
         );
 
@@ -306,11 +347,13 @@ mod tests {
             vec![
                 Planned {
                     index: 0,
-                    revision: 1
+                    revision: 1,
+                    replaces: false
                 },
                 Planned {
                     index: 2,
-                    revision: 2
+                    revision: 2,
+                    replaces: true
                 }
             ]
         );
@@ -329,7 +372,8 @@ mod tests {
             planned,
             vec![Planned {
                 index: 1,
-                revision: 2
+                revision: 2,
+                replaces: true
             }]
         );
         assert_eq!(dups, vec![0]);

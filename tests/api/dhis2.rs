@@ -48,7 +48,32 @@ fn import_count(reply: &Reply) -> Value {
 }
 
 fn count(imported: u64, ignored: u64, deleted: u64) -> Value {
-    json!({"imported": imported, "updated": 0, "ignored": ignored, "deleted": deleted})
+    counts(imported, 0, ignored, deleted)
+}
+
+fn counts(imported: u64, updated: u64, ignored: u64, deleted: u64) -> Value {
+    json!({"imported": imported, "updated": updated, "ignored": ignored, "deleted": deleted})
+}
+
+/// A DHIS2 web message refusing the request (`WebMessageUtils.unauthorized`, `.forbidden`,
+/// `.notFound`): JSON, not problem+json, with DHIS2's fields.
+#[track_caller]
+fn assert_web_message(reply: &Reply, status: u16, reason: &str) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert_eq!(reply.content_type, "application/json", "{reply:?}");
+    assert_eq!(reply.body["httpStatus"], reason, "{reply:?}");
+    assert_eq!(reply.body["httpStatusCode"], status, "{reply:?}");
+    assert_eq!(reply.body["status"], "ERROR", "{reply:?}");
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{reply:?}"
+    );
+    assert!(
+        reply.body.get("type").is_none(),
+        "not problem+json: {reply:?}"
+    );
 }
 
 async fn data_value_sets_are_imported_and_read_back(backend: Backend) {
@@ -146,10 +171,17 @@ async fn csv_files_are_imported_line_by_line(backend: Backend) {
     };
     let auth = format!("ApiToken {}", health_token(&app).await);
 
+    // Values refused: 200 with status WARNING, as DHIS2 answers since 2.43.
     let reply = post(&app, &auth, "", "application/csv", VALUES_CSV).await;
-    assert_eq!(reply.status, 409, "{reply:?}");
-    assert_eq!(reply.body["httpStatus"], "Conflict");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["httpStatus"], "OK");
+    assert_eq!(reply.body["httpStatusCode"], 200);
     assert_eq!(reply.body["status"], "WARNING");
+    assert_eq!(
+        reply.body["message"],
+        "Import completed with warnings, please check import summary."
+    );
+    assert_eq!(reply.body["response"]["status"], "WARNING");
     assert_eq!(import_count(&reply), count(3, 2, 0));
     assert_eq!(reply.body["response"]["rejectedIndexes"], json!([2, 3]));
     let conflicts = reply.body["response"]["conflicts"]
@@ -194,11 +226,12 @@ async fn csv_files_are_imported_line_by_line(backend: Backend) {
         app.series("DOCTORS_PER_10K", "HCM", "2025", "2025").await,
         [("2025".to_owned(), 15.3)]
     );
-    // The same file read by uid maps nothing.
+    // The same file read by uid maps nothing: still WARNING, as DHIS2 says of every import
+    // with conflicts.
     let by_uid = post(&app, &auth, "", "text/csv", CODES_CSV).await;
-    assert_eq!(by_uid.status, 409);
-    assert_eq!(by_uid.body["status"], "ERROR");
-    assert_eq!(by_uid.body["response"]["status"], "ERROR");
+    assert_eq!(by_uid.status, 200, "{by_uid:?}");
+    assert_eq!(by_uid.body["status"], "WARNING");
+    assert_eq!(by_uid.body["response"]["status"], "WARNING");
     assert_eq!(import_count(&by_uid), count(0, 2, 0));
     app.stop().await;
 }
@@ -209,7 +242,7 @@ async fn conflicts_name_each_problem_with_its_dhis2_error_code(backend: Backend)
     };
     let auth = format!("ApiToken {}", health_token(&app).await);
     let reply = post(&app, &auth, "", "application/json", CONFLICTS).await;
-    assert_eq!(reply.status, 409, "{reply:?}");
+    assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body["status"], "WARNING");
     assert_eq!(reply.body["response"]["status"], "WARNING");
     assert_eq!(import_count(&reply), count(1, 11, 0));
@@ -292,7 +325,8 @@ async fn a_dry_run_validates_everything_and_stores_nothing(backend: Backend) {
     // The payload's own dryRun counts too, and conflicts are reported as in a real import.
     let with_conflicts = CONFLICTS.replacen('{', "{\"dryRun\": true,", 1);
     let dry_conflicts = post(&app, &auth, "", "application/json", &with_conflicts).await;
-    assert_eq!(dry_conflicts.status, 409, "{dry_conflicts:?}");
+    assert_eq!(dry_conflicts.status, 200, "{dry_conflicts:?}");
+    assert_eq!(dry_conflicts.body["status"], "WARNING");
     assert_eq!(import_count(&dry_conflicts), count(1, 11, 0));
 
     // Scope is checked as in a real import.
@@ -304,7 +338,7 @@ async fn a_dry_run_validates_everything_and_stores_nothing(backend: Backend) {
         BULK,
     )
     .await;
-    assert_problem(&foreign, 403, "foreign_indicators");
+    assert_web_message(&foreign, 403, "Forbidden");
 
     assert!(app
         .series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-12")
@@ -381,37 +415,47 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
                 .body(MONTHLY),
         )
         .await;
-    assert_problem(&anonymous, 401, "missing_token");
-    assert_problem(
+    // Refusals of the caller are DHIS2 web messages, which DHIS2 clients read.
+    assert_web_message(&anonymous, 401, "Unauthorized");
+    assert_web_message(
         &json_post("ApiToken d2pat_notoursatall".into(), "").await,
         401,
-        "invalid_token",
+        "Unauthorized",
     );
-    assert_problem(
+    assert_web_message(
         &json_post("Basic bm8tY29sb24=".into(), "").await,
         401,
-        "invalid_token",
+        "Unauthorized",
     );
-    assert_problem(
-        &json_post(format!("ApiToken {}", app.viewer), "").await,
-        403,
-        "forbidden",
+    let viewer = json_post(format!("ApiToken {}", app.viewer), "").await;
+    assert_web_message(&viewer, 403, "Forbidden");
+    assert!(
+        viewer.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not write"),
+        "{viewer:?}"
     );
+    // The same on a versioned path.
+    let versioned = app
+        .send(
+            app.client
+                .post(app.url("/api/40/dataValueSets"))
+                .header("authorization", format!("ApiToken {}", app.viewer))
+                .header("content-type", "application/json")
+                .body(MONTHLY),
+        )
+        .await;
+    assert_web_message(&versioned, 403, "Forbidden");
 
     // Finance may not write health's indicators: the whole set is refused, naming each value.
     let foreign = json_post(format!("ApiToken {}", app.finance), "").await;
-    assert_problem(&foreign, 403, "foreign_indicators");
-    assert_eq!(
-        foreign.body["errors"][0]["pointer"],
-        "/dataValues/0/dataElement"
-    );
-    assert_eq!(
-        foreign.body["errors"][1]["pointer"],
-        "/dataValues/1/dataElement"
-    );
-    let detail = foreign.body["detail"].as_str().unwrap_or_default();
+    assert_web_message(&foreign, 403, "Forbidden");
+    let detail = foreign.body["message"].as_str().unwrap_or_default();
     assert!(
-        detail.contains("FULL_IMMUNIZATION_RATE") && detail.contains("EHR_COVERAGE"),
+        detail.contains("/dataValues/0/dataElement, /dataValues/1/dataElement")
+            && detail.contains("FULL_IMMUNIZATION_RATE")
+            && detail.contains("EHR_COVERAGE"),
         "{detail}"
     );
     let foreign_csv = post(
@@ -422,8 +466,9 @@ async fn callers_without_the_right_token_store_nothing(backend: Backend) {
         VALUES_CSV,
     )
     .await;
-    assert_problem(&foreign_csv, 403, "foreign_indicators");
-    assert_eq!(foreign_csv.body["errors"][0]["pointer"], "line 2");
+    assert_web_message(&foreign_csv, 403, "Forbidden");
+    let detail = foreign_csv.body["message"].as_str().unwrap_or_default();
+    assert!(detail.contains("line 2"), "{detail}");
 
     let token = health_token(&app).await;
     let in_url = json_post(format!("ApiToken {token}"), "?token=abc").await;
@@ -508,6 +553,161 @@ async fn requests_that_are_not_data_value_sets_are_refused_whole(backend: Backen
     app.stop().await;
 }
 
+/// Posts a JSON body to `path` with a DHIS2 personal access token.
+async fn post_to(app: &TestApp, path: &str, token: &str, body: &Value) -> Reply {
+    app.send(
+        app.client
+            .post(app.url(path))
+            .header("authorization", format!("ApiToken {token}"))
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await
+}
+
+fn one_value(period: &str, value: &str) -> Value {
+    json!({"dataValues": [
+        {"dataElement": EHR, "period": period, "orgUnit": BEN_THANH, "value": value}
+    ]})
+}
+
+async fn values_are_counted_as_dhis2_counts_them(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let token = health_token(&app).await;
+    let path = "/api/dataValueSets";
+
+    let first = post_to(&app, path, &token, &one_value("202601", "80.0")).await;
+    assert_eq!(import_count(&first), counts(1, 0, 0, 0), "{first:?}");
+    // A different value for the same period: a new revision, counted as DHIS2 counts it.
+    let changed = post_to(&app, path, &token, &one_value("202601", "81.5")).await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(import_count(&changed), counts(0, 1, 0, 0), "{changed:?}");
+    // The same value again changes nothing.
+    let same = post_to(&app, path, &token, &one_value("202601", "81.5")).await;
+    assert_eq!(import_count(&same), counts(0, 0, 1, 0), "{same:?}");
+
+    // One set of every kind: a new period, a change, a repeat, a deletion, a refused value.
+    let mixed = json!({"orgUnit": BEN_THANH, "dataValues": [
+        {"dataElement": EHR, "period": "202602", "value": "82"},
+        {"dataElement": EHR, "period": "202601", "value": "83"},
+        {"dataElement": EHR, "period": "202602", "value": "82"},
+        {"dataElement": EHR, "period": "202601", "deleted": true},
+        {"dataElement": EHR, "period": "202603", "deleted": true},
+        {"dataElement": "zzzzzzzzzzz", "period": "202601", "value": "1"},
+    ]});
+    let reply = post_to(&app, path, &token, &mixed).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["status"], "WARNING", "{reply:?}");
+    // 202602 new; 202601 changed then deleted; the repeat, the deletion of nothing and the
+    // unmapped element ignored.
+    assert_eq!(import_count(&reply), counts(1, 1, 3, 1), "{reply:?}");
+    // A value for a period whose value was deleted is imported anew (DHIS2: soft-deleted).
+    let again = post_to(&app, path, &token, &one_value("202601", "84")).await;
+    assert_eq!(import_count(&again), counts(1, 0, 0, 0), "{again:?}");
+
+    assert_eq!(
+        app.series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-02")
+            .await,
+        [("2026-01".to_owned(), 84.0), ("2026-02".to_owned(), 82.0)]
+    );
+    let revisions = app
+        .get(
+            "/api/v1/observations/EHR_COVERAGE/P_BEN_THANH/2026-01/revisions",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(
+        revisions.body["revisions"].as_array().map(Vec::len),
+        Some(5),
+        "{revisions:?}"
+    );
+
+    // The native receipt says the same of a change, and leaves the new counts out when 0.
+    let native = app
+        .post_observations(
+            &token,
+            &json!({"observations": [{"indicator": "EHR_COVERAGE", "unit": "P_BEN_THANH",
+                "period": "2026-02", "value": 82.5}]}),
+        )
+        .await;
+    assert_eq!(
+        native.body,
+        json!({"accepted": 1, "duplicates": 0, "rejected": [], "updated": 1}),
+        "{native:?}"
+    );
+    app.stop().await;
+}
+
+async fn versioned_paths_answer_as_their_dhis2_version(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let token = health_token(&app).await;
+    for version in ["38", "39", "40", "41"] {
+        let path = format!("/api/{version}/dataValueSets");
+        let reply = post_to(&app, &path, &token, &one_value("202601", version)).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        assert_eq!(reply.body["status"], "OK", "{path}: {reply:?}");
+        let expected = if version == "38" {
+            counts(1, 0, 0, 0)
+        } else {
+            counts(0, 1, 0, 0)
+        };
+        assert_eq!(import_count(&reply), expected, "{path}: {reply:?}");
+    }
+    assert_eq!(
+        app.series("EHR_COVERAGE", "P_BEN_THANH", "2026-01", "2026-01")
+            .await,
+        [("2026-01".to_owned(), 41.0)]
+    );
+
+    // Up to 2.42 DHIS2 answers an import with conflicts 409 Conflict, status WARNING.
+    let auth = format!("ApiToken {token}");
+    let csv = app
+        .send(
+            app.client
+                .post(app.url("/api/40/dataValueSets"))
+                .header("authorization", &auth)
+                .header("content-type", "application/csv")
+                .body(VALUES_CSV),
+        )
+        .await;
+    assert_eq!(csv.status, 409, "{csv:?}");
+    assert_eq!(csv.body["httpStatus"], "Conflict");
+    assert_eq!(csv.body["httpStatusCode"], 409);
+    assert_eq!(csv.body["status"], "WARNING");
+    assert_eq!(
+        csv.body["message"],
+        "One more conflicts encountered, please check import summary."
+    );
+    assert_eq!(csv.body["response"]["status"], "WARNING");
+    assert_eq!(csv.body["response"]["rejectedIndexes"], json!([2, 3]));
+    assert_eq!(
+        csv.body["response"]["conflicts"][0]["errorCode"], "E7611",
+        "{csv:?}"
+    );
+
+    // Versions not served are DHIS2's 404, before anything else is looked at.
+    for path in [
+        "/api/37/dataValueSets",
+        "/api/42/dataValueSets",
+        "/api/040/dataValueSets",
+        "/api/latest/dataValueSets",
+    ] {
+        let reply = post_to(&app, path, &token, &one_value("202602", "1")).await;
+        assert_web_message(&reply, 404, "Not Found");
+        let message = reply.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("38, 39, 40, 41"), "{path}: {message}");
+    }
+    assert!(app
+        .series("EHR_COVERAGE", "P_BEN_THANH", "2026-02", "2026-02")
+        .await
+        .is_empty());
+    app.stop().await;
+}
+
 on_every_backend!(
     data_value_sets_are_imported_and_read_back,
     csv_files_are_imported_line_by_line,
@@ -516,4 +716,6 @@ on_every_backend!(
     deleted_values_are_withdrawn,
     callers_without_the_right_token_store_nothing,
     requests_that_are_not_data_value_sets_are_refused_whole,
+    values_are_counted_as_dhis2_counts_them,
+    versioned_paths_answer_as_their_dhis2_version,
 );

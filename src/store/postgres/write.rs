@@ -762,6 +762,7 @@ fn plan_group<'a>(
                     plan_rows(&batch.rows, series, created, latest);
                 plan.unproven |= unproven;
                 let mut accepted = Vec::with_capacity(planned.len());
+                let changes = crate::store::plan::Changes::of(&batch.rows, &planned);
                 for p in planned {
                     let insert = Insert {
                         batch,
@@ -781,6 +782,8 @@ fn plan_group<'a>(
                     accepted: accepted.len(),
                     duplicates,
                     rejected: batch.rejected.clone(),
+                    updated: changes.updated,
+                    withdrawn: changes.withdrawn,
                 };
                 if let Some(claim) = &batch.idempotency {
                     plan.remembered
@@ -836,7 +839,11 @@ fn plan_rows(
                     revision_label: row.revision_label.clone(),
                     source: row.source.clone(),
                 });
-                planned.push(Planned { index, revision: 1 });
+                planned.push(Planned {
+                    index,
+                    revision: 1,
+                    replaces: false,
+                });
             }
             Entry::Occupied(mut entry) => {
                 let current = entry.get_mut();
@@ -849,6 +856,7 @@ fn plan_rows(
                 if unchanged {
                     duplicates += 1;
                 } else {
+                    let replaces = current.value.is_some() && row.value.is_some();
                     *current = Latest {
                         revision: current.revision + 1,
                         value: row.value,
@@ -858,6 +866,7 @@ fn plan_rows(
                     planned.push(Planned {
                         index,
                         revision: current.revision,
+                        replaces,
                     });
                 }
             }

@@ -141,10 +141,13 @@ impl SqliteStore {
             }
             let (rows, duplicates) =
                 plan::plan_revisions_in(&batch.rows, 0..batch.rows.len(), &mut latest);
+            let changes = crate::store::plan::Changes::of(&batch.rows, &rows);
             let receipt = IngestReceipt {
                 accepted: rows.len(),
                 duplicates: duplicates.len(),
                 rejected: batch.rejected.clone(),
+                updated: changes.updated,
+                withdrawn: changes.withdrawn,
             };
             if let Some(claim) = &batch.idempotency {
                 remember(&mut tx, claim, &receipt, batch).await?;
