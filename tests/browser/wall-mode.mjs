@@ -176,7 +176,7 @@ try {
       first = await measure(page);
       checkScreen(first, size);
       assert(first.pages > 1, `${first.pages} page(s): 110 targets at this size cannot fit on one`);
-      await page.screenshot({ path: path.join(SCREENSHOT_DIR, `wall-mode-${size.label}.png`) });
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, `wall-mode-${size.width}x${size.height}.png`) });
     });
 
     await check(`${size.label}: each status has its own shape, word and colour, as the legend says`, async () => {
