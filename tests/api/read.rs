@@ -21,6 +21,32 @@ async fn the_catalogue_is_served_whole_and_filtered(backend: Backend) {
 
     let all = app.get("/api/v1/indicators", &app.viewer).await;
     assert_eq!(all.body["indicators"].as_array().unwrap().len(), 110);
+    // Short names for the wall: given, or the full name; never two alike within a group.
+    let mut shorts = std::collections::HashSet::new();
+    for indicator in all.body["indicators"].as_array().unwrap() {
+        for lang in ["vi", "en"] {
+            let short = indicator[format!("short_{lang}")]
+                .as_str()
+                .unwrap_or_default();
+            assert!(!short.is_empty(), "{indicator}");
+            assert!(
+                shorts.insert((lang, indicator["group"].clone(), short.to_lowercase())),
+                "`{short}` twice in {}",
+                indicator["group"]
+            );
+        }
+        if indicator["code"] == "GRDP_GROWTH" {
+            assert_eq!(indicator["short_vi"], "Tăng trưởng GRDP");
+            assert_eq!(indicator["short_en"], "GRDP growth");
+        }
+        if indicator["code"] == "DOMESTIC_REVENUE" {
+            assert_eq!(
+                indicator["short_vi"], indicator["name_vi"],
+                "no short_vi: the name"
+            );
+            assert_eq!(indicator["short_en"], "Domestic revenue");
+        }
+    }
     let health = app
         .get("/api/v1/indicators?group=HEALTH", &app.viewer)
         .await;
