@@ -12,6 +12,9 @@
 //!
 //! `org`, `bucket`, `db` and `rp` are accepted and ignored: the catalogue decides where a value
 //! goes. Tokens come as `Token`/`Bearer` or as the Basic password, never in the query string.
+//!
+//! Beside the writes, what clients call around them: `/ping` and `/health` ([`health`]) and the
+//! `SHOW` statements of `/query` ([`query`]).
 
 use std::io::Read;
 
@@ -30,6 +33,10 @@ use super::{body, ApiError, AppState};
 use crate::ingest::line::{self, LineBodyError, LineRow, Precision};
 use crate::ingest::{Format, IngestError};
 use crate::store::IngestReceipt;
+
+pub mod health;
+pub mod query;
+mod statement;
 
 /// Rejections named in `message`; the rest are in `rejected` only.
 const REASONS_IN_MESSAGE: usize = 20;
@@ -70,6 +77,8 @@ enum WriteError {
         receipt: IngestReceipt,
         lines: Vec<RejectedLine>,
     },
+    /// Refused before anything ran (`/query`).
+    Refused(Box<Answer>),
 }
 
 impl From<ApiError> for WriteError {
@@ -186,6 +195,7 @@ fn influx_code(status: StatusCode) -> &'static str {
 }
 
 /// What an error answer says, before it takes its InfluxDB shape.
+#[derive(Debug)]
 struct Answer {
     status: StatusCode,
     /// Our stable code, in `type`.
@@ -272,6 +282,7 @@ impl WriteError {
                 receipt: Some(receipt),
                 rejected: lines,
             },
+            Self::Refused(answer) => *answer,
         }
     }
 
@@ -294,8 +305,16 @@ impl WriteError {
             duplicates: answer.receipt.as_ref().map(|r| r.duplicates),
             rejected: answer.rejected,
         };
+        // InfluxDB 1.x repeats an error's first 1024 bytes in `X-InfluxDB-Error` for clients
+        // that read no body (`httpError`, services/httpd/handler.go), except on a 401.
+        let error_header = (api == Api::V1 && status != StatusCode::UNAUTHORIZED)
+            .then(|| header::HeaderValue::from_str(prefix(&problem.detail, 1024)).ok())
+            .flatten();
         // Json sets `Content-Type: application/json`, which InfluxDB clients expect.
         let mut response = (status, Json(problem)).into_response();
+        if let Some(value) = error_header {
+            response.headers_mut().insert("x-influxdb-error", value);
+        }
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()
@@ -303,6 +322,15 @@ impl WriteError {
         }
         response
     }
+}
+
+/// At most `limit` bytes of `text`, cut at a character boundary.
+fn prefix(text: &str, limit: usize) -> &str {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// What both write endpoints answer, in InfluxDB's own error shape.

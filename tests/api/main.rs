@@ -19,6 +19,7 @@ mod dhis2;
 mod explanations;
 mod first_start;
 mod influx;
+mod influx_query;
 mod ingest;
 mod instances;
 mod limits;
