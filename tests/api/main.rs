@@ -16,6 +16,7 @@ mod auth;
 mod claims;
 mod departments;
 mod dhis2;
+mod dhis2_answers;
 mod explanations;
 mod first_start;
 mod influx;
