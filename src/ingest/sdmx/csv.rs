@@ -1,4 +1,4 @@
-//! SDMX-CSV 2.0: a mandatory header row `STRUCTURE,STRUCTURE_ID[,STRUCTURE_NAME][,ACTION]
+//! SDMX-CSV 2.0 and 2.1 (2.1 added the action `M`): a mandatory header row `STRUCTURE,STRUCTURE_ID[,STRUCTURE_NAME][,ACTION]
 //! [,SERIES_KEY][,OBS_KEY],<components...>`, then one observation per row.
 //!
 //! The field separator is the character right after `STRUCTURE` (or after its sub-field
@@ -173,7 +173,7 @@ impl Header {
     }
 }
 
-/// Parses an SDMX-CSV 2.0 message; rows that cannot be read become rejected rows.
+/// Parses an SDMX-CSV 2.0 or 2.1 message; rows that cannot be read become rejected rows.
 pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -264,8 +264,9 @@ fn locate<'m>(
         .action
         .and_then(|index| record.get(index))
         .unwrap_or_default();
-    let action = Action::from_csv(action_cell)
-        .ok_or_else(|| format!("ACTION is `{action_cell}`: expected I, A, R or D"))?;
+    let action = Action::from_csv(action_cell).ok_or_else(|| {
+        format!("ACTION is `{action_cell}`: expected M, R or D (or the deprecated I or A)")
+    })?;
     Ok((index, dataflow, structure, action))
 }
 

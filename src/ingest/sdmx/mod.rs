@@ -1,5 +1,6 @@
-//! SDMX-CSV 2.0 and SDMX-JSON 2.0 data messages
-//! (`application/vnd.sdmx.data+csv;version=2.0.0`, `application/vnd.sdmx.data+json;version=2.0.0`).
+//! SDMX-CSV and SDMX-JSON 2.0 and 2.1 data messages
+//! (`application/vnd.sdmx.data+csv;version=2.1.0`, `application/vnd.sdmx.data+json;version=2.1.0`,
+//! and `version=2.0.0` of both).
 //!
 //! A message names its structure (`AGENCY:ID(VERSION)`); `[[sdmx.dataflow]]` entries of
 //! `config/feeds.toml` say which dimension of that dataflow gives the indicator, which the unit
@@ -13,11 +14,16 @@
 //!   still read. In SDMX-JSON the structure covers whole data sets, so a message whose structure
 //!   matches no configured dataflow is refused as a whole (422, pointing at the structure's
 //!   `links`).
-//! - **Actions.** Information, Append and Replace write the value (a changed value becomes a new
-//!   revision). Delete withdraws the observation its full key names. Deletes that wildcard a
-//!   dimension, and deletes of attribute values only, are rejected: the service keeps no
-//!   attributes apart from the revision label, and never guesses which observations a partial
-//!   key meant.
+//! - **Versions.** 2.0 and 2.1 messages are read alike; 2.1 added `Merge` (CSV `M`), made it the
+//!   default and deprecated Information and Append, which 2.1 receivers treat as Merge.
+//! - **Actions.** Merge, Replace and the deprecated Information and Append write the value (a
+//!   changed value becomes a new revision). Delete withdraws the observation its full key
+//!   names. Deletes that wildcard a dimension, and deletes of attribute values only, are
+//!   rejected: the service keeps no attributes apart from the revision label, and never guesses
+//!   which observations a partial key meant. A Replace that omits the measure is rejected as
+//!   well rather than read as 2.1's "omitted values are deleted": withdrawing needs a Delete.
+//! - **Null attributes.** An attribute whose value is `null`, an empty cell, or an index that
+//!   points at a `null` entry of its `values` has no value: the observation is read without it.
 //! - **Missing values.** An empty or `NaN` measure in a row that writes is a rejected row whose
 //!   message names the row's key; so is a row that only carries attributes of a partial key.
 //! - **Row order.** Receipts number rows as the message presents them: SDMX-CSV in line order;
@@ -46,9 +52,23 @@ pub use self::json::parse as parse_json;
 pub use mapping::{Dataflow, SdmxMapping, StructurePattern, StructureRef, UnitSource};
 
 /// What a data set or row asks the receiver to do with its observations.
+///
+/// Every action but Delete stores the value the same way, as a revision: SDMX 2.1 defines
+/// Merge as "update or insertion depending on already existing information" where "only the
+/// provided values are merged", and notes that services which answer `asOf`/`includeHistory`
+/// "would not overwrite or delete the physical values" (SDMX-JSON 2.1 field guide, dataSet
+/// `action`; SDMX-CSV 2.1 field guide, `ACTION`). That is what a stored revision is: the new
+/// value becomes current and the one it replaces stays readable as of its time. Replace adds
+/// that omitted values are deleted, which this service, keeping no attributes beyond the
+/// revision label, has nothing to apply to. Information and Append are deprecated since 2.1,
+/// where "the Merge action is assumed"; in 2.0, Information was the default and read as Append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// SDMX 2.1's default.
+    Merge,
+    /// SDMX 2.0's default; deprecated since 2.1.
     Information,
+    /// Deprecated since 2.1.
     Append,
     Replace,
     Delete,
@@ -58,9 +78,10 @@ impl Action {
     /// SDMX-CSV's one-letter `ACTION` cell; the full names are read as well.
     fn from_csv(cell: &str) -> Option<Self> {
         match cell.trim().to_ascii_uppercase().as_str() {
-            // The column is optional, and where it is absent Information is assumed; a blank
-            // cell is read the same way.
-            "" | "I" | "INFORMATION" => Some(Self::Information),
+            // The column is optional: where it is absent 2.1 assumes Merge (2.0 Information,
+            // which stores alike); a blank cell is read the same way.
+            "" | "M" | "MERGE" => Some(Self::Merge),
+            "I" | "INFORMATION" => Some(Self::Information),
             "A" | "APPEND" => Some(Self::Append),
             "R" | "REPLACE" => Some(Self::Replace),
             "D" | "DELETE" => Some(Self::Delete),
@@ -71,6 +92,7 @@ impl Action {
     /// SDMX-JSON's `action` of a data set.
     fn from_json(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
+            "merge" => Some(Self::Merge),
             "information" => Some(Self::Information),
             "append" => Some(Self::Append),
             "replace" => Some(Self::Replace),
@@ -227,7 +249,7 @@ impl Observation<'_> {
 }
 
 /// Checks the parameters of an SDMX media type (`Content-Type` of a push): `version` must be
-/// 2.x, and SDMX-CSV's `labels` and `timeFormat` must be ones the parser reads back.
+/// 2.x (2.0 and 2.1 are read; a later 2.x minor version is read as 2.1), and SDMX-CSV's `labels` and `timeFormat` must be ones the parser reads back.
 ///
 /// `parameter` returns a parameter's value, lower-cased.
 pub fn check_media_parameters(
@@ -240,7 +262,8 @@ pub fn check_media_parameters(
         let major = version.split('.').next().unwrap_or_default();
         if major != "2" {
             return Err(format!(
-                "version={version}: this service reads {name} 2.0 (version=2.0.0)"
+                "version={version}: this service reads {name} 2.0 and 2.1 (version=2.0.0, \
+                 version=2.1.0)"
             ));
         }
     }
@@ -266,3 +289,6 @@ pub fn check_media_parameters(
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod official_tests;

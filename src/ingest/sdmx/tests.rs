@@ -181,11 +181,17 @@ fn a_fixed_unit_needs_no_unit_dimension() {
 fn actions_read_letters_and_names() {
     assert_eq!(Action::from_csv("D"), Some(Action::Delete));
     assert_eq!(Action::from_csv(" r "), Some(Action::Replace));
-    assert_eq!(Action::from_csv(""), Some(Action::Information));
+    // SDMX 2.1: Merge is the default, Information and Append are still read (deprecated).
+    assert_eq!(Action::from_csv(""), Some(Action::Merge));
+    assert_eq!(Action::from_csv("M"), Some(Action::Merge));
+    assert_eq!(Action::from_csv("i"), Some(Action::Information));
+    assert_eq!(Action::from_csv("A"), Some(Action::Append));
     assert_eq!(Action::from_csv("X"), None);
     assert_eq!(Action::from_json("Append"), Some(Action::Append));
+    assert_eq!(Action::from_json("Information"), Some(Action::Information));
     assert_eq!(Action::from_json("Delete"), Some(Action::Delete));
-    assert_eq!(Action::from_json("Merge"), None);
+    assert_eq!(Action::from_json("Merge"), Some(Action::Merge));
+    assert_eq!(Action::from_json("Upsert"), None);
 }
 
 #[test]

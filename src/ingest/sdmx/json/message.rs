@@ -1,4 +1,4 @@
-//! The SDMX-JSON 2.0 data message as the parser reads it.
+//! The SDMX-JSON 2.0 and 2.1 data message as the parser reads it.
 //!
 //! Fields the service does not use are ignored: the field guide asks readers to tolerate new
 //! ones, and `null` reads as absent.
@@ -178,7 +178,7 @@ pub(super) fn coded(component: &Component, index: usize) -> Result<String, Strin
 
 /// A value presented in a data set, series or observation array: an index into the
 /// component's `values` when it lists them, the value itself otherwise; `null` or absent is
-/// the component's default, if it has one.
+/// the component's default, if it has one, and an index of a `null` entry is no value.
 pub(super) fn presented(
     component: &Component,
     value: Option<&Value>,
@@ -190,13 +190,26 @@ pub(super) fn presented(
         },
         Some(value) => value,
     };
-    if component.values.is_some() {
+    if let Some(values) = &component.values {
         if let Some(index) = value.as_u64() {
             let index = usize::try_from(index).unwrap_or(usize::MAX);
+            // The field guide lets `values` hold `null` where a value is absent, so an index
+            // may point at it: the observation has no value of this attribute.
+            if matches!(values.get(index), Some(None)) {
+                return Ok(None);
+            }
             return coded(component, index).map(Some);
         }
     }
     scalar(component, value).map(Some)
+}
+
+/// Whether the `index`th entry of a component's `values` is `null`: present, and no value.
+pub(super) fn is_null_entry(component: &Component, index: usize) -> bool {
+    component
+        .values
+        .as_deref()
+        .is_some_and(|values| matches!(values.get(index), Some(None)))
 }
 
 pub(super) fn deserialize(body: &[u8]) -> Result<Message, FormatError> {

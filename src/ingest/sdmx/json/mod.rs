@@ -1,4 +1,4 @@
-//! SDMX-JSON 2.0 data messages: `data.structures[]` say which dimensions, measures and
+//! SDMX-JSON 2.0 and 2.1 data messages (2.1 changed the actions, not the layout): `data.structures[]` say which dimensions, measures and
 //! attributes are presented at which level; `data.dataSets[]` carry the observations, either
 //! grouped in `series` (`"0:1:0": {"observations": {"3": [value, attributes...]}}`) or flat
 //! (`observations` keyed by every dimension presented at observation level).
@@ -18,7 +18,7 @@ use message::{deserialize, DataSet};
 use plan::{Enclosing, Plan};
 use serde_json::Value;
 
-/// Parses an SDMX-JSON 2.0 data message; observations that cannot be read become rejected
+/// Parses an SDMX-JSON 2.0 or 2.1 data message; observations that cannot be read become rejected
 /// rows, a message whose structure cannot be interpreted is refused as a whole.
 pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatError> {
     let message = deserialize(body)?;
@@ -74,13 +74,14 @@ pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatEr
             None => slot.insert(Plan::new(structure_index, structure, mapping)?),
         };
         let action = match data_set.action.as_deref() {
-            None => Action::Information,
+            // 2.1 assumes Merge, 2.0 Information; both store the value the same way.
+            None => Action::Merge,
             Some(name) => Action::from_json(name).ok_or_else(|| {
                 FormatError::shape(
                     format!("{at}/action"),
                     format!(
-                        "`{name}` is not an action: expected Information, Append, Replace or \
-                         Delete"
+                        "`{name}` is not an action: expected Merge, Replace or Delete (or the \
+                         deprecated Information or Append)"
                     ),
                 )
             })?,
@@ -136,23 +137,31 @@ fn read_data_set(
             ));
         }
     }
+    // A flat data set presents every dimension at observation level. Against a structure that
+    // presents some at series level (the field guide's own sample does this), its keys list the
+    // series dimensions, then the observation dimensions.
+    let flat_width = plan.series_width + plan.observation_width;
     for (observation_key, values) in data_set.observations.iter().flat_map(|o| &o.0) {
         let place = format!("observation \"{}\"", excerpt(observation_key));
+        let Some(key) = parse_key(observation_key, flat_width) else {
+            rows.push(RawRow::malformed(format!(
+                "{place}: the observation key is not {flat_width} value indexes separated by `:`"
+            )));
+            continue;
+        };
+        let (series_key, key) = key.split_at(plan.series_width);
         let enclosing = Enclosing {
             action,
             data_set_attributes,
             series_attributes: &[],
-            series_key: &[],
+            series_key,
             prepared,
         };
         let values = values.as_deref().unwrap_or_default();
-        rows.push(observation_row(
-            plan,
-            enclosing,
-            &place,
-            observation_key,
-            values,
-        ));
+        rows.push(
+            plan.row(enclosing, key, values)
+                .unwrap_or_else(|reason| RawRow::malformed(format!("{place}: {reason}"))),
+        );
     }
 }
 

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::message::{coded, components, presented, Component, Level, Link, Structure, LEVELS};
+use super::message::{
+    coded, components, is_null_entry, presented, Component, Level, Link, Structure, LEVELS,
+};
 use crate::ingest::format::FormatError;
 use crate::ingest::sdmx::mapping::{Dataflow, SdmxMapping, StructureRef};
 use crate::ingest::sdmx::{Action, Measure, Observation};
@@ -275,7 +277,11 @@ impl Plan<'_, '_> {
         if let (Some(component), Some(Value::Number(number))) = (self.measure_component, value) {
             if component.values.is_some() {
                 let index = number.as_u64().and_then(|i| usize::try_from(i).ok());
-                let text = coded(component, index.unwrap_or(usize::MAX))?;
+                let index = index.unwrap_or(usize::MAX);
+                if is_null_entry(component, index) {
+                    return Ok(Measure::Missing);
+                }
+                let text = coded(component, index)?;
                 return Ok(Measure::Value(RawValue::Text(text)));
             }
         }

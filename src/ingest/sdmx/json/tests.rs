@@ -258,7 +258,7 @@ fn a_message_that_cannot_be_interpreted_is_refused_with_a_pointer() {
             "/data/dataSets/0/structure",
         ),
         (
-            json!({"data": {"structures": [structure()], "dataSets": [{"action": "Merge"}]}}),
+            json!({"data": {"structures": [structure()], "dataSets": [{"action": "Upsert"}]}}),
             "/data/dataSets/0/action",
         ),
     ];
@@ -325,4 +325,73 @@ fn a_long_value_is_refused_rather_than_copied_into_every_row() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn sdmx_2_1_merge_and_null_attribute_values_are_read() {
+    // OBS_STATUS lists `null` among its values, as the 2.1 field guide allows: an index that
+    // points at it means no status, hence no revision label, not an unreadable observation.
+    let mut with_null = structure();
+    with_null["attributes"]["observation"][0]["values"] =
+        json!([null, {"id": "P", "name": "Provisional"}]);
+    with_null["attributes"]["observation"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("default");
+    let body = json!({"data": {"structures": [with_null], "dataSets": [
+        {"action": "Merge", "series": {"0:0": {"observations": {"0": [3.1, 0], "1": [3.2, 1], "2": [3.3, null]}}}},
+        {"series": {"0:0": {"observations": {"0": [3.4, 0]}}}}
+    ]}});
+    let merged = rows(&serde_json::to_vec(&body).unwrap());
+    let read: Vec<(Option<RawValue>, Option<&str>)> = merged
+        .iter()
+        .map(|r| {
+            assert_eq!(r.malformed, None, "{r:?}");
+            (r.value.clone(), r.revision.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        read,
+        vec![
+            (Some(RawValue::Number(3.1)), None),
+            (Some(RawValue::Number(3.2)), Some("provisional")),
+            (Some(RawValue::Number(3.3)), None),
+            // No action: 2.1's default, Merge, writes the value.
+            (Some(RawValue::Number(3.4)), None),
+        ]
+    );
+    // Every 2.1 action name and the deprecated 2.0 ones are read; only Delete withdraws.
+    for (action, withdraws) in [
+        ("Merge", false),
+        ("Replace", false),
+        ("Information", false),
+        ("Append", false),
+        ("Delete", true),
+    ] {
+        let body = json!({"data": {"structures": [structure()], "dataSets": [
+            {"action": action, "series": {"0:0": {"observations": {"0": [3.1]}}}}
+        ]}});
+        let read = rows(&serde_json::to_vec(&body).unwrap());
+        assert_eq!(read[0].malformed, None, "{action}");
+        assert_eq!(read[0].retract, withdraws, "{action}");
+    }
+}
+
+#[test]
+fn a_flat_data_set_against_a_series_structure_keys_series_dimensions_first() {
+    // The field guide's constructed sample writes flat data sets against a structure that
+    // presents INDICATOR and REF_AREA by series: keys are INDICATOR:REF_AREA:TIME_PERIOD.
+    let body = json!({"data": {"structures": [structure()], "dataSets": [
+        {"observations": {"1:0:2": [250000.5], "0:0": [1]}}
+    ]}});
+    // `json!` sorts the keys: "0:0" (two indexes, refused) comes first.
+    let rows = rows(&serde_json::to_vec(&body).unwrap());
+    assert!(rows[0]
+        .malformed
+        .as_deref()
+        .unwrap()
+        .contains("not 3 value indexes"));
+    assert_eq!(rows[1].malformed, None, "{rows:?}");
+    assert_eq!(rows[1].indicator.as_deref(), Some("RETAIL_SALES"));
+    assert_eq!(rows[1].period.as_deref(), Some("2026-03"));
 }
