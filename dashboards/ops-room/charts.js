@@ -134,7 +134,7 @@ export function drawIndicatorChart(container, model) {
     label.textContent = formatValue(tick);
   }
   for (const tick of model.monthStarts) {
-    el("line", { x1: round(x(tick)), x2: round(x(tick)), y1: margin.top, y2: height - margin.bottom, class: "chart-month" }, grid);
+    el("line", { x1: round(x(tick)), x2: round(x(tick)), y1: margin.top, y2: height - margin.bottom, class: "chart-month", "data-t": tick }, grid);
   }
   drawMonthLabels(grid, model, x, height - 12, monthLabel(model.timeZone));
 
@@ -211,6 +211,11 @@ export function drawIndicatorChart(container, model) {
     el("line", { x1: nowX, x2: nowX, y1: margin.top, y2: height - margin.bottom, class: "chart-now" }, svg);
     const label = el("text", { x: nowX + 4, y: margin.top + 10, class: "chart-now-label" }, svg);
     label.textContent = t("legend_now");
+    // Late in the year the word would run into the labels right of the plot: it goes left.
+    if (nowX + 4 + textWidth(label) > plotRight) {
+      label.setAttribute("x", nowX - 4);
+      label.setAttribute("text-anchor", "end");
+    }
   }
 
   // The actual values last, on top of everything.

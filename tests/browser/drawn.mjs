@@ -5,8 +5,8 @@
 //   ARTEFACT_DIR=target/test-artefacts SCREENSHOT_DIR=target/browser-artifacts node tests/browser/drawn.mjs
 //
 // Two wards report new enterprises month by month. On the indicator page of one of them, at
-// 1920×1080, a narrow 1280×800 and 3840×2160, the pixels are turned back into dates and values
-// through the scales the chart states on its SVG (data-x-domain, data-y-range, …) and compared
+// 1920×1080, 1280×800, 560×900 (months thinned) and 3840×2160, the pixels are turned back into
+// dates and values through the scales the chart states on its SVG (data-x-domain, …) and compared
 // with GET /api/v1/observations and /api/v1/status/{indicator}: every point, the target line,
 // the projection and its interval (the cone), the axis ticks and month labels. No two texts of
 // the chart overlap, the wards' ranking is in the order of their figures and the wall lists
@@ -86,6 +86,7 @@ function readChart() {
   return {
     size: { width: origin.width, height: origin.height },
     scales: { ...svg.dataset },
+    monthStarts: [...svg.querySelectorAll("line.chart-month")].map((line) => Number(line.dataset.t)),
     points: [...svg.querySelectorAll(".chart-actual-dot")].map((dot) => ({ ...dot.dataset, ...centre(dot) })),
     target: one(".chart-target") && { ...one(".chart-target").dataset, ...box(one(".chart-target")) },
     whisker: one(".chart-whisker") && { ...one(".chart-whisker").dataset, ...box(one(".chart-whisker")) },
@@ -180,6 +181,7 @@ async function indicatorPage(viewport) {
 for (const viewport of [
   { width: 1920, height: 1080, shot: "indicator-1920x1080.png" },
   { width: 1280, height: 800 },
+  { width: 560, height: 900 },
   { width: 3840, height: 2160, shot: "indicator-3840x2160.png" },
 ]) {
   const at = `${viewport.width}×${viewport.height}`;
@@ -253,8 +255,13 @@ for (const viewport of [
 
   await check(`${at}: no two labels of the chart overlap`, async () => {
     assertApart(chart);
-    // A full-HD screen has room for every month.
+    // A full-HD screen has room for every month; a narrower one keeps every 2nd, 3rd… from T1.
     if (viewport.width >= 1920) assert(chart.months.length === 12, `${chart.months.length} month labels at ${at}`);
+    // A phone-wide chart (about 500 px) cannot hold twelve: the thinning must have happened.
+    if (viewport.width <= 600) assert(chart.months.length < 12, `all 12 month labels squeezed into ${chart.size.width} px`);
+    const step = 12 / chart.months.length;
+    const regular = Number.isInteger(step) && chart.months.every((label, i) => Number(label.t) === chart.monthStarts[i * step]);
+    assert(regular, `the month labels ${chart.months.map((label) => label.text).join(" ")} are not every ${step} months`);
   });
 
   await check(`${at}: nor in English`, async () => {
