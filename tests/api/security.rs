@@ -134,6 +134,7 @@ fn rules() -> BTreeMap<&'static str, (Access, &'static str)> {
         ("ws_upgrade", (AnyToken, "CUSTOMS")),
         ("observations_post", (OwnerOrAdmin, "CUSTOMS")),
         ("dhis2_post", (OwnerOrAdmin, "HEALTH")),
+        ("dhis2_post_versioned", (OwnerOrAdmin, "HEALTH")),
         ("influx_write_v2", (OwnerOrAdmin, "POLICE")),
         ("influx_write_v1", (OwnerOrAdmin, "POLICE")),
         ("influx_ping", (Public, "POLICE")),
