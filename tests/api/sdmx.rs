@@ -1,4 +1,4 @@
-//! SDMX-CSV 2.0 and SDMX-JSON 2.0 pushed over real HTTP, mapped by the shipped
+//! SDMX-CSV and SDMX-JSON 2.0 and 2.1 pushed over real HTTP, mapped by the shipped
 //! `config/feeds.toml`, read back through the observation API on every backend.
 
 use std::path::Path;
@@ -522,6 +522,104 @@ async fn a_delete_withdraws_the_value_as_a_last_revision(backend: Backend) {
     app.stop().await;
 }
 
+/// SDMX 2.1 (`version=2.1.0`): Merge, the default action, stores each value as a revision, and
+/// a status index that points at a `null` entry of OBS_STATUS's values means no status.
+async fn sdmx_2_1_merges_store_revisions_and_null_statuses_mean_no_label(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let statistics = statistics_token(&app).await;
+    let message = |action: Option<&str>, june: f64, july: f64| {
+        let mut data_set = serde_json::json!({
+            "observations": {"0:0": [june, 0], "0:1": [july, 2]}
+        });
+        if let Some(action) = action {
+            data_set["action"] = action.into();
+        }
+        serde_json::json!({
+            "meta": {"id": "KTXH-2026-07-MERGE", "prepared": "2026-08-06T09:00:00+07:00"},
+            "data": {
+                "structures": [{
+                    "links": [{"rel": "dataflow", "urn": "urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=VN_HCMSO:DF_KTXH(1.0)"}],
+                    "dimensions": {
+                        "dataSet": [
+                            {"id": "FREQ", "values": [{"id": "M"}]},
+                            {"id": "REF_AREA", "values": [{"id": "VN-SG"}]}
+                        ],
+                        "observation": [
+                            {"id": "INDICATOR", "values": [{"id": "CPI_YOY"}]},
+                            {"id": "TIME_PERIOD", "values": [{"id": "2026-06"}, {"id": "2026-07"}]}
+                        ]
+                    },
+                    "measures": {"observation": [{"id": "OBS_VALUE"}]},
+                    "attributes": {"observation": [
+                        {"id": "OBS_STATUS", "values": [null, {"id": "A"}, {"id": "P"}]}
+                    ]}
+                }],
+                "dataSets": [data_set]
+            }
+        })
+        .to_string()
+    };
+    let json_2_1 = "application/vnd.sdmx.data+json;version=2.1.0";
+    let merged = push(
+        &app,
+        &statistics,
+        json_2_1,
+        message(Some("Merge"), 3.12, 3.05),
+    )
+    .await;
+    assert_eq!(merged.status, 200, "{merged:?}");
+    assert_eq!(merged.body["accepted"], 2, "{merged:?}");
+    assert_eq!(merged.body["rejected"], serde_json::json!([]));
+    let source = "VN_HCMSO:DF_KTXH(1.0)";
+    assert_eq!(
+        latest(&app, "CPI_GROWTH", "HCM", "2026-06", "2026-07").await,
+        owned(&[
+            ("2026-06", 3.12, "", source),
+            ("2026-07", 3.05, "provisional", source)
+        ])
+    );
+
+    // No action: 2.1's default, Merge. The changed July value becomes a new revision.
+    let revised = push(&app, &statistics, json_2_1, message(None, 3.12, 3.09)).await;
+    assert_eq!(
+        (
+            revised.body["accepted"].clone(),
+            revised.body["duplicates"].clone()
+        ),
+        (1.into(), 1.into()),
+        "{revised:?}"
+    );
+    let history = app.revisions("CPI_GROWTH", "HCM", "2026-07").await;
+    let values: Vec<f64> = history
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, vec![3.05, 3.09]);
+
+    // SDMX-CSV 2.1: `M`, and a blank ACTION read as Merge.
+    let csv = "STRUCTURE,STRUCTURE_ID,ACTION,INDICATOR,REF_AREA,TIME_PERIOD,OBS_VALUE,OBS_STATUS\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),M,CPI_YOY,VN-SG,2026-M08,3.2,\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),,CPI_YOY,VN-SG,2026-M09,3.3,A\n";
+    let csv_reply = push(
+        &app,
+        &statistics,
+        "application/vnd.sdmx.data+csv;version=2.1.0",
+        csv,
+    )
+    .await;
+    assert_eq!(csv_reply.body["accepted"], 2, "{csv_reply:?}");
+    assert_eq!(
+        latest(&app, "CPI_GROWTH", "HCM", "2026-08", "2026-09").await,
+        owned(&[
+            ("2026-08", 3.2, "", source),
+            ("2026-09", 3.3, "normal", source)
+        ])
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     an_sdmx_csv_file_is_stored_with_its_labels_and_revised_by_replace,
     labels_both_semicolons_decimal_commas_and_reporting_days_are_read,
@@ -531,4 +629,5 @@ on_every_backend!(
     unreadable_sdmx_messages_are_refused_whole,
     a_foreign_departments_dataflow_is_refused_and_nothing_stored,
     a_delete_withdraws_the_value_as_a_last_revision,
+    sdmx_2_1_merges_store_revisions_and_null_statuses_mean_no_label,
 );
