@@ -72,7 +72,7 @@ pub struct Series {
     name: Option<&'static str>,
     #[schema(example = json!(["name"]))]
     columns: Vec<&'static str>,
-    #[schema(value_type = Vec<Vec<Object>>, example = json!([["ktxh"]]))]
+    #[schema(example = json!([["ktxh"]]))]
     values: Vec<Vec<Value>>,
 }
 
