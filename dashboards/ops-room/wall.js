@@ -165,13 +165,21 @@ export class WallPage {
     this.cycleTimer = null;
   }
 
-  /** The catalogue or the statuses changed: rows are patched, pages packed again if needed. */
+  /**
+   * The catalogue or the statuses changed: rows are patched in place, and the pages packed
+   * again when targets came or went, or when a longer figure or word made a row wrap so that
+   * the page no longer fits (a row is never left cut off at the bottom).
+   */
   changed() {
     if (!this.isOpen) return;
     const before = this.rowCount;
     this.renderRows();
-    if (this.rowCount !== before) this.layout();
+    if (this.rowCount !== before || this.overflows()) this.layout();
     this.renderTimes();
+  }
+
+  overflows() {
+    return this.columnsEl.scrollHeight > this.columnsEl.clientHeight + 1;
   }
 
   relabel() {

@@ -224,7 +224,7 @@ try {
       let shown = await measure(page);
       assert(shown.paused && /Đang dừng/.test(shown.pagerText), `not shown as paused: ${shown.pagerText}`);
       const held = shown.page;
-      await page.waitForTimeout(3_000);
+      await page.waitForTimeout(2_500);
       assert((await measure(page)).page === held, "a page turned while paused");
       await page.keyboard.press("ArrowRight");
       shown = await measure(page);
@@ -235,7 +235,7 @@ try {
       shown = await measure(page);
       assert(shown.paused, "pointing at the wall did not pause it");
       const pointed = shown.page;
-      await page.waitForTimeout(3_000);
+      await page.waitForTimeout(2_500);
       assert((await measure(page)).page === pointed, "a page turned under the pointer");
     });
 
