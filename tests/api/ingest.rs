@@ -415,7 +415,7 @@ async fn a_withdrawn_value_leaves_the_reads_and_the_judgement(backend: Backend) 
     let withdrawn = app.post_observations(&app.customs, &withdraw).await;
     assert_eq!(
         withdrawn.body,
-        json!({"accepted": 1, "duplicates": 0, "rejected": []})
+        json!({"accepted": 1, "duplicates": 0, "rejected": [], "withdrawn": 1})
     );
     let retried = app.post_observations(&app.customs, &withdraw).await;
     assert_eq!(retried.body["duplicates"], 1);
