@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::mapping::{Dataflow, SdmxMapping, StructureRef};
+use super::mapping::{is_sdmx_id, Dataflow, SdmxMapping, StructureRef};
 use super::{Action, Measure, Observation};
 use crate::ingest::decimal::Decimal;
 use crate::ingest::format::FormatError;
@@ -285,6 +285,24 @@ fn read_row(
     };
     let measure = measure_cell(record, columns.measure);
     let revision = cell(columns.revision);
+    // A Delete "is to take place at the lowest level of detail provided": with the measure
+    // empty and another component set, it deletes that component's value only (SDMX-CSV 2.1,
+    // example 16). The header does not say which of the unmapped columns are attributes and
+    // which dimensions, so such a row is not read as withdrawing the observation.
+    let mapped = [
+        Some(columns.indicator),
+        columns.unit,
+        Some(columns.time),
+        columns.measure,
+    ];
+    let other_components_set = action == Action::Delete
+        && measure.is_none()
+        && header
+            .components
+            .iter()
+            .filter(|(id, _)| is_sdmx_id(id))
+            .flat_map(|(_, positions)| positions)
+            .any(|&index| !mapped.contains(&Some(index)) && cell(Some(index)).is_some());
     Observation {
         dataflow,
         structure,
@@ -302,7 +320,7 @@ fn read_row(
         // An instant has no labels to split off, and `: ` would cut it at its seconds.
         reported_at: measure_cell(record, columns.reported_at),
         reported_at_implied: false,
-        has_attributes: revision.is_some(),
+        has_attributes: revision.is_some() || other_components_set,
     }
     .into_row()
 }

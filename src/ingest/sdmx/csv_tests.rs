@@ -156,3 +156,27 @@ fn arbitrary_bytes_never_panic() {
         let _ = parse(sample, &mapping());
     }
 }
+
+#[test]
+fn sdmx_2_1_merge_rows_write_and_a_delete_of_other_components_withdraws_nothing() {
+    let body = "STRUCTURE,STRUCTURE_ID,ACTION,INDICATOR,REF_AREA,TIME_PERIOD,OBS_VALUE,OBS_STATUS,OBS_COMMENT\r\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),M,CPI_YOY,VN-SG,2026-03,3.21,,\r\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),D,CPI_YOY,VN-SG,2026-02,-,,\r\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),D,CPI_YOY,VN-SG,2026-01,,,-\r\n\
+        dataflow,VN_HCMSO:DF_KTXH(1.0),D,CPI_YOY,VN-SG,2025-12,,,\r\n";
+    let rows = rows(body);
+    // Merge writes; an empty OBS_STATUS is no status, hence no revision label.
+    assert_eq!(rows[0].malformed, None, "{rows:?}");
+    assert_eq!(rows[0].value, Some(RawValue::Text("3.21".into())));
+    assert_eq!(rows[0].revision, None);
+    assert!(!rows[0].retract);
+    // The measure marked: the observation is withdrawn.
+    assert!(rows[1].retract && rows[1].malformed.is_none(), "{rows:?}");
+    // Only OBS_COMMENT marked: SDMX deletes that value alone, which is not the observation.
+    assert!(rows[2]
+        .malformed
+        .as_deref()
+        .is_some_and(|m| m.contains("attributes only")));
+    // Nothing but the key: the whole observation.
+    assert!(rows[3].retract && rows[3].malformed.is_none(), "{rows:?}");
+}

@@ -128,7 +128,8 @@ struct Observation<'a> {
     /// `reported_at` is the message's preparation, not the observation's own attribute.
     reported_at_implied: bool,
     /// The observation sets attribute values (for a Delete: it deletes attributes, not the
-    /// observation, when it has no measure).
+    /// observation, when it has no measure). In SDMX-CSV, any set component column the
+    /// dataflow does not map counts, as the header cannot tell attributes from dimensions.
     has_attributes: bool,
 }
 
@@ -191,7 +192,7 @@ impl Observation<'_> {
             (Measure::Missing, true) if self.has_attributes => Err(format!(
                 "this Delete names attribute values but no {measure}, so it would delete \
                  attributes only, which this service does not keep; mark {measure} (e.g. `-`) \
-                 to withdraw the observation"
+                 to withdraw the observation (and leave the attributes empty)"
             )),
             (_, true) => Ok(None),
             (Measure::Missing, false) => {
