@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, Backend, TestApp};
 
-const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
 async fn document(app: &TestApp) -> Value {
     let response = app

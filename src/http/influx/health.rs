@@ -77,7 +77,7 @@ fn verbose(query: Option<&str>) -> bool {
 /// the version in a JSON body. `HEAD` answers the same without a body. Like InfluxDB's, this
 /// says the process answers; `GET /health` also asks the store.
 #[utoipa::path(
-    method(get, head),
+    get,
     path = "/ping",
     operation_id = "influx_ping",
     tag = "compatibility",
@@ -106,6 +106,31 @@ pub async fn ping(RawQuery(query): RawQuery) -> Response {
     } else {
         (StatusCode::NO_CONTENT, version_headers()).into_response()
     }
+}
+
+/// `HEAD /ping`, as agents send it: the same answer without a body. A separate operation
+/// because an OpenAPI operation id names one method.
+#[utoipa::path(
+    head,
+    path = "/ping",
+    operation_id = "influx_ping_head",
+    tag = "compatibility",
+    params(PingQuery),
+    responses(
+        (status = 204, description = "Dịch vụ đang chạy / The service is up",
+         headers(
+            ("X-Influxdb-Version" = String, description = "`ktxh-<version>`"),
+            ("X-Influxdb-Build" = String, description = "`OSS`"),
+         )),
+        (status = 200, description = "Dịch vụ đang chạy (`verbose`) / Up (`verbose`)",
+         headers(
+            ("X-Influxdb-Version" = String, description = "`ktxh-<version>`"),
+            ("X-Influxdb-Build" = String, description = "`OSS`"),
+         )),
+    )
+)]
+pub async fn ping_head(query: RawQuery) -> Response {
+    ping(query).await
 }
 
 /// One check of `GET /health`, present only when it fails.

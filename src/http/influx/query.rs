@@ -94,7 +94,7 @@ pub struct QueryResults {
 /// a statement's own error in its result as InfluxDB does; any other statement is refused with
 /// `400` naming it, and nothing runs.
 #[utoipa::path(
-    method(get, post),
+    get,
     path = "/query",
     operation_id = "influx_query",
     tag = "compatibility",
@@ -125,6 +125,35 @@ pub async fn query(
     };
     response.headers_mut().extend(version_headers());
     response
+}
+
+/// The same statements as `GET /query`, sent as a form body (`q=…&db=…`), as the v1 clients
+/// send them. A separate operation because an OpenAPI operation id names one method.
+#[utoipa::path(
+    post,
+    path = "/query",
+    operation_id = "influx_query_post",
+    tag = "compatibility",
+    security(("influx_token" = []), ("bearer" = []), ("basic" = [])),
+    params(QueryParams),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`q` (and `db`) as a form"),
+    responses(
+        (status = 200, description = "Kết quả từng câu lệnh / One result per statement", body = QueryResults),
+        (status = 400, description = "Câu lệnh không hỗ trợ hoặc sai / An unsupported or malformed statement",
+         body = super::InfluxProblem),
+        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = super::InfluxProblem),
+        (status = 413, description = "Quá lớn / Too large", body = super::InfluxProblem),
+    )
+)]
+pub async fn query_post(
+    state: State<AppState>,
+    caller: Result<CompatCaller, ApiError>,
+    raw: RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    query(state, caller, raw, headers, request).await
 }
 
 /// `q` and `db`: from a form body first, then the URL, as Go's `Request.FormValue` looks.
