@@ -172,10 +172,7 @@ fn the_ops_room_screen_renders_updates_live_and_speaks_english_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let server = Server::start(&database_url);
     run_script(
         &chromium,
@@ -190,10 +187,7 @@ fn an_explanation_posted_through_the_api_shows_on_the_wall_within_a_second_in_ch
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let output = ktxh(&database_url)
         .args(["token", "create", "--role", "department"])
         .args(["--department", "HEALTH", "--name", "browser-test-health"])
@@ -220,10 +214,7 @@ fn a_city_figure_rolled_up_from_its_wards_shows_their_coverage_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let server = Server::start(&database_url);
     run_script(
         &chromium,
@@ -242,6 +233,16 @@ fn the_api_reference_renders_every_operation_filters_and_speaks_english_in_chrom
     let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
     let server = Server::start(&database_url);
     run_script(&chromium, &server, "api-docs.mjs", &[]);
+}
+
+/// A fresh SQLite database for one test, with an admin and a viewer token; the directory
+/// holding it lives as long as the returned guard.
+fn fresh_database() -> (String, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let admin = create_token(&database_url, "admin");
+    let viewer = create_token(&database_url, "viewer");
+    (database_url, admin, viewer, dir)
 }
 
 /// Runs `tests/browser/<script>` against `server`; fails the test with the script's output and
@@ -319,10 +320,7 @@ fn the_tasks_view_counts_as_the_api_and_a_departments_progress_note_shows_live_i
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     // A department that owns tasks in the shipped config/directives/.
     let department = "FINANCE";
     let own = department_token(&database_url, department);
@@ -345,10 +343,7 @@ fn the_five_year_plan_shows_its_categories_and_a_pushed_figure_moves_a_target_in
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let server = Server::start(&database_url);
     run_script(
         &chromium,
@@ -363,10 +358,7 @@ fn a_wards_board_is_reached_by_the_picker_and_changes_live_when_the_ward_reports
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let server = Server::start(&database_url);
     run_script(
         &chromium,
@@ -485,10 +477,7 @@ fn twelve_ward_alerts_of_one_indicator_show_as_one_line_with_the_count_in_chromi
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     let finance = department_token(&database_url, "FINANCE");
     let server = Server::start(&database_url);
     run_script(
@@ -508,10 +497,7 @@ fn the_indicator_chart_draws_the_apis_figures_without_overlapping_labels_in_chro
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
+    let (database_url, admin, viewer, _dir) = fresh_database();
     // Screenshots at 1080p and 4K, kept as CI artefacts (docs/development.md).
     let screenshots = manifest_dir().join("target/browser-artifacts");
     std::fs::create_dir_all(&screenshots).expect("create target/browser-artifacts");
