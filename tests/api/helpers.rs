@@ -417,3 +417,35 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.body["code"], code, "unexpected code: {reply:?}");
     assert_eq!(reply.body["status"], status, "{reply:?}");
 }
+
+/// A Python that can run `import {imports}` for a test driving a real client: `KTXH_TEST_PYTHON`,
+/// else the venv scripts/test.sh makes, else `python3`. `None` (the test is skipped) when there is
+/// none, unless every backend is required (`KTXH_TEST_REQUIRE_ALL_BACKENDS=1`), which makes the
+/// test fail instead; `what` names the packages in the messages.
+pub fn python_with(imports: &str, what: &str) -> Option<PathBuf> {
+    let candidates = match std::env::var_os("KTXH_TEST_PYTHON") {
+        Some(python) => vec![PathBuf::from(python)],
+        None => vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"),
+            PathBuf::from("python3"),
+        ],
+    };
+    let found = candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {imports}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    if found.is_none() {
+        let required = std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "a Python with {what} is missing and KTXH_TEST_REQUIRE_ALL_BACKENDS=1 requires it: \
+             run `scripts/test.sh --setup-only` and export what it exports"
+        );
+        eprintln!("skipping: a Python with {what} is missing (tests/requirements.txt)");
+    }
+    found
+}

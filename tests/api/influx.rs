@@ -462,35 +462,8 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A Python that can import influxdb_client: `KTXH_TEST_PYTHON`, else the venv scripts/test.sh
-/// makes, else `python3`. `None` (the test is skipped) when there is none, unless every backend
-/// is required (`KTXH_TEST_REQUIRE_ALL_BACKENDS=1`), which makes the test fail instead.
 fn python_with_influxdb_client() -> Option<PathBuf> {
-    let candidates = match std::env::var_os("KTXH_TEST_PYTHON") {
-        Some(python) => vec![PathBuf::from(python)],
-        None => vec![
-            manifest_dir().join("target/test-venv/bin/python"),
-            PathBuf::from("python3"),
-        ],
-    };
-    let found = candidates.into_iter().find(|python| {
-        std::process::Command::new(python)
-            .args(["-c", "import influxdb_client"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    });
-    if found.is_none() {
-        let required = std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "a Python with influxdb-client is missing and KTXH_TEST_REQUIRE_ALL_BACKENDS=1 requires it: \
-             run `scripts/test.sh --setup-only` and export what it exports"
-        );
-        eprintln!("skipping: a Python with influxdb-client is missing (tests/requirements.txt)");
-    }
-    found
+    crate::helpers::python_with("influxdb_client", "influxdb-client")
 }
 
 async fn the_official_python_client_writes_points_that_land_as_observations(backend: Backend) {

@@ -293,31 +293,8 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A Python that can import both InfluxDB clients: `KTXH_TEST_PYTHON`, else the venv
-/// scripts/test.sh makes. `None` (skipped) when there is none, unless every backend is
-/// required (`KTXH_TEST_REQUIRE_ALL_BACKENDS=1`), which makes the test fail instead.
 fn python_with_influx_clients() -> Option<PathBuf> {
-    let python = std::env::var_os("KTXH_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("target/test-venv/bin/python"));
-    let usable = std::process::Command::new(&python)
-        .args(["-c", "import influxdb_client, influxdb"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if usable {
-        return Some(python);
-    }
-    let required = std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "a Python with influxdb-client and influxdb is missing and \
-         KTXH_TEST_REQUIRE_ALL_BACKENDS=1 requires it: run `scripts/test.sh --setup-only` and \
-         export what it exports"
-    );
-    eprintln!("skipping: a Python with influxdb-client and influxdb is missing");
-    None
+    crate::helpers::python_with("influxdb_client, influxdb", "influxdb-client and influxdb")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

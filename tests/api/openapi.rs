@@ -253,31 +253,8 @@ async fn the_documented_request_examples_are_accepted() {
 // schemathesis
 // ---------------------------------------------------------------------------------------------
 
-/// A Python with schemathesis: `KTXH_TEST_PYTHON`, else the venv scripts/test.sh makes. `None`
-/// (the test is skipped) when there is none, unless every backend is required
-/// (`KTXH_TEST_REQUIRE_ALL_BACKENDS=1`), which makes the test fail instead.
 fn python_with_schemathesis() -> Option<PathBuf> {
-    let python = std::env::var_os("KTXH_TEST_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"),
-        PathBuf::from,
-    );
-    let found = std::process::Command::new(&python)
-        .args(["-c", "import schemathesis"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return Some(python);
-    }
-    let required = std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "a Python with schemathesis is missing and KTXH_TEST_REQUIRE_ALL_BACKENDS=1 requires it: \
-         run `scripts/test.sh --setup-only` and export what it exports"
-    );
-    eprintln!("skipping: a Python with schemathesis is missing (tests/requirements.txt)");
-    None
+    crate::helpers::python_with("schemathesis", "schemathesis")
 }
 
 /// Examples per operation and phase: enough to reach every response of every operation,
