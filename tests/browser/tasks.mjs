@@ -91,7 +91,17 @@ try {
     const headline = await page.$eval("#tasks-counts .tasks-headline", (el) => ({ done: el.dataset.done, total: el.dataset.total, text: el.textContent }));
     const done = summary.done + summary.done_late;
     assert(headline.text.startsWith(`${done}/${summary.total} nhiệm vụ hoàn thành`), `the headline reads "${headline.text}"`);
-    const colour = await page.$eval('#tasks-counts [data-count="overdue"] .tasks-count-value', (el) => getComputedStyle(el).color);
+    // Read from the live document: a pushed change may redraw the counts between two reads.
+    const overdueColour = () =>
+      page.evaluate(() => {
+        const el = document.querySelector('#tasks-counts [data-count="overdue"] .tasks-count-value');
+        return el && el.isConnected ? getComputedStyle(el).color : "";
+      });
+    let colour = await overdueColour();
+    for (let tries = 0; colour === "" && tries < 50; tries += 1) {
+      await page.waitForTimeout(100);
+      colour = await overdueColour();
+    }
     const alert = await page.evaluate(() => {
       const probe = document.createElement("span");
       probe.style.color = "var(--off_track)";
