@@ -497,20 +497,7 @@ impl AlertManager {
         } else {
             self.store.silences().await?
         };
-        let events: Vec<NewAlertEvent> = notify
-            .iter()
-            .filter(|alert| !silences.iter().any(|s| s.mutes(&alert.labels, now)))
-            .flat_map(|alert| {
-                self.route
-                    .destinations(&alert.labels)
-                    .into_iter()
-                    .map(|d| NewAlertEvent {
-                        receiver: d.receiver,
-                        group_key: d.group_key,
-                        fingerprint: alert.fingerprint.clone(),
-                    })
-            })
-            .collect();
+        let events = self.events_for(notify.iter().copied(), &silences, now);
         self.store.commit_alerts(&changed, &events, now).await?;
         for alert in &changed {
             let entered = active
@@ -534,6 +521,29 @@ impl AlertManager {
             );
         }
         Ok(changed)
+    }
+
+    /// The notifications `alerts` make: one per receiver their labels route to, unless a
+    /// silence mutes them at `now`.
+    fn events_for<'a>(
+        &self,
+        alerts: impl Iterator<Item = &'a Alert>,
+        silences: &[Silence],
+        now: DateTime<Utc>,
+    ) -> Vec<NewAlertEvent> {
+        alerts
+            .filter(|alert| !silences.iter().any(|s| s.mutes(&alert.labels, now)))
+            .flat_map(|alert| {
+                self.route
+                    .destinations(&alert.labels)
+                    .into_iter()
+                    .map(|d| NewAlertEvent {
+                        receiver: d.receiver,
+                        group_key: d.group_key,
+                        fingerprint: alert.fingerprint.clone(),
+                    })
+            })
+            .collect()
     }
 
     /// Alerts not resolved, newest change first.

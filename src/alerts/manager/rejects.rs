@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::AlertManager;
 use crate::alerts::audience::{self, Audience};
-use crate::domain::alert::{Alert, AlertState, NewAlertEvent, Severity, Silence};
+use crate::domain::alert::{Alert, AlertState, Severity, Silence};
 use crate::metrics;
 use crate::rules::rejects::{self, Names, Spike, RULE};
 use crate::store::StoreResult;
@@ -107,21 +107,13 @@ impl AlertManager {
         } else {
             self.store.silences().await?
         };
-        let events: Vec<NewAlertEvent> = changed
-            .iter()
-            .filter(|alert| news.contains(&alert.fingerprint))
-            .filter(|alert| !silences.iter().any(|s| s.mutes(&alert.labels, now)))
-            .flat_map(|alert| {
-                self.route
-                    .destinations(&alert.labels)
-                    .into_iter()
-                    .map(|d| NewAlertEvent {
-                        receiver: d.receiver,
-                        group_key: d.group_key,
-                        fingerprint: alert.fingerprint.clone(),
-                    })
-            })
-            .collect();
+        let events = self.events_for(
+            changed
+                .iter()
+                .filter(|alert| news.contains(&alert.fingerprint)),
+            &silences,
+            now,
+        );
         self.store.commit_alerts(&changed, &events, now).await?;
         for alert in &changed {
             metrics::alert_transition(&alert.rule, alert.state);

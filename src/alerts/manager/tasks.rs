@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::AlertManager;
-use crate::domain::alert::{Alert, AlertState, NewAlertEvent, Severity, Silence};
+use crate::domain::alert::{Alert, AlertState, Severity, Silence};
 use crate::domain::task::{Task, TaskStatus};
 use crate::domain::Catalogue;
 use crate::metrics;
@@ -137,20 +137,7 @@ impl AlertManager {
         }
         // Each change is news: a task alert fires or resolves, never waits.
         let silences: Vec<Silence> = self.store.silences().await?;
-        let events: Vec<NewAlertEvent> = changed
-            .iter()
-            .filter(|alert| !silences.iter().any(|s| s.mutes(&alert.labels, now)))
-            .flat_map(|alert| {
-                self.route
-                    .destinations(&alert.labels)
-                    .into_iter()
-                    .map(|d| NewAlertEvent {
-                        receiver: d.receiver,
-                        group_key: d.group_key,
-                        fingerprint: alert.fingerprint.clone(),
-                    })
-            })
-            .collect();
+        let events = self.events_for(changed.iter(), &silences, now);
         self.store.commit_alerts(&changed, &events, now).await?;
         for alert in &changed {
             metrics::alert_transition(&alert.rule, alert.state);
