@@ -1,7 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -155,11 +155,15 @@ impl Period {
         }
     }
 
-    /// Parses an RFC 3339 timestamp for event feeds.
+    /// Parses an RFC 3339 timestamp for event feeds, kept to the microsecond: both stores
+    /// hold instants at that precision, so a nanosecond timestamp (line protocol's default)
+    /// would otherwise read back as another instant than the one the receipt, the engine and
+    /// the screens were given.
     pub fn parse_instant(raw: &str) -> Result<Self, PeriodError> {
         let instant = DateTime::parse_from_rfc3339(raw)
             .map_err(|_| PeriodError::Timestamp(raw.to_owned()))?
-            .with_timezone(&Utc);
+            .with_timezone(&Utc)
+            .trunc_subsecs(6);
         let year = instant.year();
         if !YEARS.contains(&year) {
             return Err(PeriodError::YearOutOfRange(year));

@@ -212,6 +212,76 @@ async fn every_precision_of_both_apis_lands_on_the_same_instant(backend: Backend
     app.stop().await;
 }
 
+/// Line protocol writes nanoseconds by default; both stores keep microseconds. The point's
+/// period, its bounds and the revisions path all name the same microsecond, and a second
+/// point within that microsecond is the same key.
+async fn a_nanosecond_point_is_one_instant_wherever_it_is_read(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let token = token_of(&app, "AGRI_ENV").await;
+    let reply = write(
+        &app,
+        "/api/v2/write?bucket=b&org=o&precision=ns",
+        &token,
+        "air_quality,ward=P_SAI_GON aqi=41 1767322800123456789\n",
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let instant = "2026-01-02T03:00:00.123456Z";
+    let read = app
+        .get(
+            "/api/v1/observations?indicator=AQI_DAILY&unit=P_SAI_GON&from=2026-01-02&to=2026-01-02",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(read.status, 200, "{read:?}");
+    let rows = read.body["observations"].as_array().expect("observations");
+    assert_eq!(rows.len(), 1, "{read:?}");
+    let row = &rows[0];
+    assert_eq!(row["period"], instant, "{row}");
+    for bound in ["period_start", "period_end"] {
+        let at: chrono::DateTime<chrono::Utc> = row[bound]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{bound} is an instant: {row}"));
+        assert_eq!(
+            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            instant,
+            "{bound} names the period's own instant: {row}"
+        );
+    }
+
+    // The nanoseconds beyond the stored microsecond do not make another point: a second write
+    // within the same microsecond is the next revision of the same key, found by either name.
+    let reply = write(
+        &app,
+        "/api/v2/write?bucket=b&org=o&precision=ns",
+        &token,
+        "air_quality,ward=P_SAI_GON aqi=42 1767322800123456999\n",
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    for path in [instant, "2026-01-02T03:00:00.123456789Z"] {
+        let revisions = app
+            .get(
+                &format!("/api/v1/observations/AQI_DAILY/P_SAI_GON/{path}/revisions"),
+                &app.viewer,
+            )
+            .await;
+        assert_eq!(revisions.status, 200, "{path}: {revisions:?}");
+        let values: Vec<f64> = revisions.body["revisions"]
+            .as_array()
+            .expect("revisions")
+            .iter()
+            .filter_map(|r| r["value"].as_f64())
+            .collect();
+        assert_eq!(values, [41.0, 42.0], "{path}: {revisions:?}");
+    }
+
+    app.stop().await;
+}
+
 async fn monthly_indicators_get_the_month_containing_the_point(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -512,6 +582,7 @@ async fn the_official_python_client_writes_points_that_land_as_observations(back
 }
 
 on_every_backend!(
+    a_nanosecond_point_is_one_instant_wherever_it_is_read,
     points_are_stored_one_row_per_mapped_field_and_read_back,
     every_precision_of_both_apis_lands_on_the_same_instant,
     monthly_indicators_get_the_month_containing_the_point,
