@@ -214,7 +214,15 @@ pub fn xlsx_sheet(book: &mut Workbook, report: &Report) -> Result<(), XlsxError>
     let bold = Format::new().set_bold();
     let title_format = Format::new().set_bold().set_font_size(14);
     let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
-    let number = Format::new().set_num_format("#,##0.##");
+    let whole = Format::new().set_num_format("#,##0");
+    let decimal = Format::new().set_num_format("#,##0.00");
+    let number = |value: f64| {
+        if super::xlsx::is_whole(value) {
+            &whole
+        } else {
+            &decimal
+        }
+    };
     let ratio = Format::new().set_num_format("0.00");
     sheet.write_string_with_format(0, 0, title(plan, lang), &title_format)?;
     sheet.write_string(1, 0, lang.pick(&plan.name_vi, &plan.name_en))?;
@@ -268,12 +276,12 @@ pub fn xlsx_sheet(book: &mut Workbook, report: &Report) -> Result<(), XlsxError>
             sheet.write_string(row, 3, lang.pick(&target.measure_vi, &target.measure_en))?;
             sheet.write_string(row, 4, lang.pick(vi, en))?;
             sheet.write_number(row, 5, p.baseline_year)?;
-            sheet.write_number_with_format(row, 6, p.baseline, &number)?;
+            sheet.write_number_with_format(row, 6, p.baseline, number(p.baseline))?;
             sheet.write_number(row, 7, p.target_year)?;
-            sheet.write_number_with_format(row, 8, p.target, &number)?;
+            sheet.write_number_with_format(row, 8, p.target, number(p.target))?;
             if let Some(latest) = &target.latest {
                 sheet.write_number(row, 9, latest.year)?;
-                sheet.write_number_with_format(row, 10, latest.value, &number)?;
+                sheet.write_number_with_format(row, 10, latest.value, number(latest.value))?;
                 if let Some(r) = latest.ratio {
                     sheet.write_number_with_format(row, 11, r, &ratio)?;
                 }

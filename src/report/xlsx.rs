@@ -80,13 +80,18 @@ fn figure(
     value: Option<f64>,
     styles: &Styles,
 ) -> Result<(), XlsxError> {
-    let whole = value.is_some_and(|v| ((v * 100.0).round() / 100.0).fract() == 0.0);
-    let format = if whole || value.is_none() {
+    let format = if value.is_none_or(is_whole) {
         &styles.integer
     } else {
         &styles.decimal
     };
     optional_number(sheet, row, col, value, format)
+}
+
+/// Whether a figure shows as a whole number at the two decimals the reports write: such a
+/// figure takes a `#,##0` format, any other `#,##0.00` (never `#,##0.##`, which shows `10.`).
+pub(super) fn is_whole(value: f64) -> bool {
+    ((value * 100.0).round() / 100.0).fract() == 0.0
 }
 
 fn optional_number(

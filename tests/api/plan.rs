@@ -224,6 +224,41 @@ fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
     }
 }
 
+/// Every number cell of a workbook with its number format, or `None` when no Python has openpyxl.
+fn xlsx_formats(path: &std::path::Path) -> Option<Vec<Value>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("KTXH_TEST_PYTHON")
+        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
+    let output = Command::new(&python)
+        .arg(root.join("tests/support/xlsx_formats.py"))
+        .arg(path)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
+        }
+        Ok(output) => panic!(
+            "openpyxl could not read the report: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(e) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
+            panic!("{} cannot run: {e}", python.display())
+        }
+        Err(_) => None,
+    }
+}
+
+/// A number format that shows a figure wrongly: one with optional decimals (`#,##0.##` shows a
+/// whole 10 as `10.`), or a whole-number format on a figure with decimals at two places.
+fn misshown(cell: &Value) -> Option<String> {
+    let format = cell["format"].as_str().unwrap_or_default();
+    let value = cell["value"].as_f64().unwrap_or_default();
+    let optional_decimals = format.contains(".#");
+    let hides_decimals =
+        matches!(format, "0" | "#,##0") && ((value * 100.0).round() / 100.0).fract() != 0.0;
+    (optional_decimals || hides_decimals).then(|| cell.to_string())
+}
+
 async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -314,6 +349,38 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
             Some(10_500.0),
             "{row:?}"
         );
+    }
+    // Every sheet, in both languages: each figure shows whole or with two decimals, as the
+    // HTML report writes it, and never with a dangling separator.
+    for lang in ["vi", "en"] {
+        let xlsx = fetch(
+            &app,
+            &format!("/api/v1/reports/2026?format=xlsx&lang={lang}&history=latest"),
+        )
+        .await;
+        let file = dir.join(format!("report-plan-{backend:?}-{lang}.xlsx"));
+        std::fs::write(&file, &xlsx).expect("write the workbook");
+        let Some(cells) = xlsx_formats(&file) else {
+            break;
+        };
+        let sheets: std::collections::BTreeSet<&str> =
+            cells.iter().filter_map(|c| c["sheet"].as_str()).collect();
+        assert!(sheets.len() >= 3, "figures on several sheets: {sheets:?}");
+        let wrong: Vec<String> = cells.iter().filter_map(misshown).collect();
+        assert!(wrong.is_empty(), "{lang}: cells shown wrongly: {wrong:#?}");
+        let baseline = cells
+            .iter()
+            .find(|c| {
+                c["sheet"]
+                    == if lang == "vi" {
+                        "Kế hoạch 5 năm"
+                    } else {
+                        "Five-year plan"
+                    }
+                    && c["value"] == json!(8944)
+            })
+            .unwrap_or_else(|| panic!("the plan's GRDP per capita baseline 8944: {cells:?}"));
+        assert_eq!(baseline["format"], "#,##0", "{baseline}");
     }
 }
 
