@@ -1,11 +1,20 @@
 //! An alert's texts as the API and the receivers get them: the short form in each language's
 //! notation with its unit, and the working with the target version in force.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{Datelike, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use ktxh::alerts::routing::AlertingConfig;
+use ktxh::domain::number::{format as figure, Notation};
+
+use crate::helpers::{
+    allow_loopback, python_with, spawn_app_alerting, spawn_app_with, Backend, TestApp,
+};
 use crate::on_every_backend;
+use crate::smtp::SmtpSink;
+use crate::webhook::WebhookReceiver;
 
 async fn export_alert(app: &TestApp) -> Option<Value> {
     let alerts = app.get("/api/v1/alerts?limit=1000", &app.admin).await;
@@ -113,4 +122,230 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
     app.stop().await;
 }
 
-on_every_backend!(a_slipping_targets_texts_write_figures_as_each_language_does);
+/// A Telegram Bot API stand-in on loopback: records each `sendMessage` body and answers as the
+/// Bot API does.
+async fn telegram_recorder() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let sent: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = sent.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let log = log.clone();
+        async move {
+            if let Ok(json) = serde_json::from_slice::<Value>(&body) {
+                log.lock().expect("log").push(json);
+            }
+            axum::Json(json!({"ok": true, "result": {"message_id": 1}}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, sent)
+}
+
+fn every_receiver(telegram: &str, smtp_port: u16, hook: &str) -> AlertingConfig {
+    let route = |receiver: &str| {
+        format!(
+            r#"
+            [[route.routes]]
+            matchers = {{ alertname = "target_slipping", indicator = "EXPORT_TURNOVER", unit = "HCM" }}
+            receiver = "{receiver}"
+            continue = true
+            "#
+        )
+    };
+    let routes: String = ["tg-vi", "tg-en", "mail-vi", "mail-en", "hook"]
+        .into_iter()
+        .map(route)
+        .collect();
+    toml::from_str(&format!(
+        r#"
+        base_url = "http://127.0.0.1:8080"
+        dispatch_interval_ms = 50
+        [route]
+        group_by = ["alertname", "indicator"]
+        group_wait_seconds = 0
+        group_interval_seconds = 0
+        repeat_interval_seconds = 86400
+        {routes}
+        [[receiver]]
+        name = "tg-vi"
+        type = "telegram"
+        api_url = "{telegram}"
+        bot_token = "123456:vi"
+        chat_id = -1001
+        [[receiver]]
+        name = "tg-en"
+        type = "telegram"
+        api_url = "{telegram}"
+        bot_token = "123456:en"
+        chat_id = -1002
+        language = "en"
+        [[receiver]]
+        name = "mail-vi"
+        type = "email"
+        host = "127.0.0.1"
+        port = {smtp_port}
+        from = "ktxh@example.gov.vn"
+        to = ["so-cong-thuong@example.gov.vn"]
+        [[receiver]]
+        name = "mail-en"
+        type = "email"
+        host = "127.0.0.1"
+        port = {smtp_port}
+        from = "ktxh@example.gov.vn"
+        to = ["trade@example.gov.vn"]
+        language = "en"
+        [[receiver]]
+        name = "hook"
+        type = "webhook"
+        url = "{hook}"
+        secret = "notation-secret"
+        "#
+    ))
+    .expect("alerting config")
+}
+
+/// Every text an alert goes out in — Telegram, email and the webhook's
+/// summaries — writes the figures in its language's notation: `1.000.000,5` in Vietnamese,
+/// `1,000,000.5` in English, and never the other way inside a sentence.
+async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backend) {
+    let Some(python) = python_with("aiosmtpd", "aiosmtpd") else {
+        return;
+    };
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let today = Utc::now().with_timezone(&zone);
+    let complete_months = today.month() - 1;
+    if complete_months == 0 {
+        return; // January: no month of the year to report yet.
+    }
+    let year = today.year();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpSink::start(&python, dir.path()).await;
+    let (telegram, sent) = telegram_recorder().await;
+    let hook = WebhookReceiver::start("notation-secret", true).await;
+    let alerting = every_receiver(&telegram, smtp.port, &hook.url);
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            allow_loopback(s);
+            s.release_calendar.staleness_from = None;
+        },
+        alerting,
+    )
+    .await
+    else {
+        return;
+    };
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 1_000_000.5, "reason": "Nghị quyết điều chỉnh" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let rows: Vec<Value> = (1..=complete_months)
+        .map(|m| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 1_234.5}))
+        .collect();
+    let accepted = app
+        .post_observations(&app.customs, &json!({ "observations": rows }))
+        .await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    let alert = export_alert(&app).await.expect("the export target slips");
+    let projection = alert["working"]["projection"]
+        .as_f64()
+        .expect("a projection");
+    assert!(
+        projection >= 1_000.0,
+        "a figure with thousands: {projection}"
+    );
+    let actual = 1_234.5 * f64::from(complete_months);
+    let written = |notation| {
+        [
+            figure(projection, 2, notation),
+            figure(1_000_000.5, 2, notation),
+        ]
+    };
+    let (vi, en) = (written(Notation::Vietnamese), written(Notation::English));
+
+    let patience = std::time::Duration::from_secs(20);
+    let texts = crate::helpers::wait_until("both Telegram messages", patience, async || {
+        let sent = sent.lock().expect("log").clone();
+        (sent.len() >= 2).then_some(sent)
+    })
+    .await;
+    let mails = crate::helpers::wait_until("both emails", patience, async || {
+        let mails = smtp.messages();
+        (mails.len() >= 2).then_some(mails)
+    })
+    .await;
+    let hooks = crate::helpers::wait_until("the webhook", patience, async || {
+        let delivered = hook.delivered();
+        (!delivered.is_empty()).then_some(delivered)
+    })
+    .await;
+
+    let telegram_in = |chat: i64| {
+        texts
+            .iter()
+            .find(|m| m["chat_id"] == chat)
+            .and_then(|m| m["text"].as_str())
+            .unwrap_or_else(|| panic!("no message to chat {chat}: {texts:?}"))
+            .to_owned()
+    };
+    let mail_in = |lang: &str| {
+        mails
+            .iter()
+            .find(|m| m["headers"]["content-language"] == lang)
+            .unwrap_or_else(|| panic!("no {lang} mail: {mails:?}"))
+            .clone()
+    };
+    let (mail_vi, mail_en) = (mail_in("vi"), mail_in("en"));
+    let surfaces = [
+        ("Telegram vi", telegram_in(-1001), &vi, &en),
+        ("Telegram en", telegram_in(-1002), &en, &vi),
+        ("email vi", mail_vi["body"].to_string(), &vi, &en),
+        ("email en", mail_en["body"].to_string(), &en, &vi),
+        (
+            "webhook summary_vi",
+            hooks[0]["alerts"][0]["summary_vi"].to_string(),
+            &vi,
+            &en,
+        ),
+        (
+            "webhook summary_en",
+            hooks[0]["alerts"][0]["summary_en"].to_string(),
+            &en,
+            &vi,
+        ),
+    ];
+    for (surface, text, own, other) in surfaces {
+        for (want, not) in own.iter().zip(other.iter()) {
+            assert!(
+                text.contains(want.as_str()),
+                "{surface} lacks {want}: {text}"
+            );
+            assert!(!text.contains(not.as_str()), "{surface} has {not}: {text}");
+        }
+    }
+    // The working the email adds: the figure to date, in each notation.
+    let body_vi = mail_vi["body"].as_str().unwrap_or_default();
+    let body_en = mail_en["body"].as_str().unwrap_or_default();
+    assert!(
+        body_vi.contains(&figure(actual, 2, Notation::Vietnamese)),
+        "{body_vi}"
+    );
+    assert!(
+        body_en.contains(&figure(actual, 2, Notation::English)),
+        "{body_en}"
+    );
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_slipping_targets_texts_write_figures_as_each_language_does,
+    every_receiver_writes_figures_in_its_languages_notation,
+);

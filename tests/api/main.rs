@@ -6,6 +6,9 @@ mod helpers;
 #[path = "../support/webhook.rs"]
 mod webhook;
 
+#[path = "../support/smtp.rs"]
+mod smtp;
+
 mod activity;
 mod alert_texts;
 mod alerts;
