@@ -10,7 +10,7 @@ use ktxh::alerts::routing::AlertingConfig;
 use ktxh::domain::number::{format as figure, Notation};
 
 use crate::helpers::{
-    allow_loopback, python_with, spawn_app_alerting, spawn_app_with, Backend, TestApp,
+    allow_loopback, misnotated, python_with, spawn_app_alerting, spawn_app_with, Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::smtp::SmtpSink;
@@ -304,25 +304,33 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
             .clone()
     };
     let (mail_vi, mail_en) = (mail_in("vi"), mail_in("en"));
+    let text_of = |value: &Value| value.as_str().expect("a text").to_owned();
     let surfaces = [
         ("Telegram vi", telegram_in(-1001), &vi, &en),
         ("Telegram en", telegram_in(-1002), &en, &vi),
-        ("email vi", mail_vi["body"].to_string(), &vi, &en),
-        ("email en", mail_en["body"].to_string(), &en, &vi),
+        ("email vi", text_of(&mail_vi["body"]), &vi, &en),
+        ("email en", text_of(&mail_en["body"]), &en, &vi),
         (
             "webhook summary_vi",
-            hooks[0]["alerts"][0]["summary_vi"].to_string(),
+            text_of(&hooks[0]["alerts"][0]["summary_vi"]),
             &vi,
             &en,
         ),
         (
             "webhook summary_en",
-            hooks[0]["alerts"][0]["summary_en"].to_string(),
+            text_of(&hooks[0]["alerts"][0]["summary_en"]),
             &en,
             &vi,
         ),
     ];
     for (surface, text, own, other) in surfaces {
+        let notation = if own == &vi {
+            Notation::Vietnamese
+        } else {
+            Notation::English
+        };
+        let wrong = misnotated(&text, notation);
+        assert!(wrong.is_empty(), "{surface}: {wrong:?} in {text}");
         for (want, not) in own.iter().zip(other.iter()) {
             assert!(
                 text.contains(want.as_str()),

@@ -449,3 +449,91 @@ pub fn python_with(imports: &str, what: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The text a reader sees in an HTML page: what lies between tags, without `<style>` and
+/// `<script>`, with entities left as they are (figures have none).
+pub fn visible_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let tag = &rest[open..];
+        let skip_to = ["<style", "<script"]
+            .iter()
+            .find(|t| tag.starts_with(*t))
+            .and_then(|t| tag.find(&format!("</{}", &t[1..])));
+        let from = skip_to.unwrap_or(0);
+        rest = match tag[from..].find('>') {
+            Some(close) => &tag[from + close + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The figures in `text` written in another notation than `notation`'s: in Vietnamese a
+/// decimal point (`38.96`) or a comma before three digits (`1,982`: the service writes at most
+/// two decimals), in English the mirror;
+/// and in both a whole part of five or more digits left ungrouped (`1982471`). Words with
+/// letters, `_`, `/`, `-` or `:` next to their digits (codes, dates, times, URLs, decree
+/// numbers) are not figures and are skipped.
+pub fn misnotated(text: &str, notation: ktxh::domain::number::Notation) -> Vec<String> {
+    use ktxh::domain::number::Notation;
+    let (group, decimal) = match notation {
+        Notation::Vietnamese => ('.', ','),
+        Notation::English => (',', '.'),
+    };
+    let mut wrong = Vec::new();
+    for word in text.split(|c: char| c.is_whitespace() || "()[]\"'«»;".contains(c)) {
+        let word = word.trim_end_matches(['.', ',', '%', '+']);
+        let word = word.trim_start_matches(['+', '-', '−']);
+        if word.is_empty()
+            || !word
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+            || !word.starts_with(|c: char| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let (whole, fraction) = match word.rfind(decimal) {
+            Some(at) => (&word[..at], Some(&word[at + 1..])),
+            None => (word, None),
+        };
+        let groups: Vec<&str> = whole.split(group).collect();
+        let grouped_right = groups.len() == 1
+            || (groups[0].len() <= 3
+                && !groups[0].is_empty()
+                && groups[1..].iter().all(|g| g.len() == 3));
+        let ungrouped_long = groups.len() == 1 && whole.len() >= 5;
+        let stray = whole.contains(decimal)
+            || fraction.is_some_and(|f| f.is_empty() || f.contains(group) || f.len() > 2);
+        if !grouped_right || ungrouped_long || stray {
+            wrong.push(word.to_owned());
+        }
+    }
+    wrong
+}
+
+#[test]
+fn misnotated_finds_figures_written_the_other_way() {
+    use ktxh::domain::number::Notation::{English, Vietnamese};
+    let vi = "dự báo 1.982.471,88 tỷ đồng (38,96 %), 2026, ngày 07/04/2026 17:00, P_26734";
+    assert!(
+        misnotated(vi, Vietnamese).is_empty(),
+        "{:?}",
+        misnotated(vi, Vietnamese)
+    );
+    assert_eq!(
+        misnotated(vi, English),
+        ["1.982.471,88", "38,96"],
+        "the same text read as English"
+    );
+    let en = "projected 1,982,471.88 (38.96 %), +9.35 %, 10,500 and 1982471";
+    assert_eq!(misnotated(en, English), ["1982471"]);
+    assert_eq!(
+        misnotated(en, Vietnamese),
+        ["1,982,471.88", "38.96", "9.35", "10,500", "1982471"]
+    );
+}

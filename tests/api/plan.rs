@@ -13,9 +13,12 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, mint_token, spawn_app, Backend, TestApp};
+use crate::helpers::{
+    assert_problem, mint_token, misnotated, spawn_app, visible_text, Backend, TestApp,
+};
 use crate::on_every_backend;
 use ktxh::auth::Role;
+use ktxh::domain::number::Notation;
 
 async fn push(app: &TestApp, indicator: &str, period: &str, value: f64) {
     let reply = app
@@ -350,6 +353,29 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
             "{row:?}"
         );
     }
+    // The whole page in each language — targets, plan, tasks, explanations — writes every
+    // figure in that language's notation.
+    for (lang, notation, latest) in [
+        ("vi", Notation::Vietnamese, "10.500"),
+        ("en", Notation::English, "10,500"),
+    ] {
+        let page = String::from_utf8(
+            fetch(
+                &app,
+                &format!("/api/v1/reports/2026?history=latest&lang={lang}"),
+            )
+            .await,
+        )
+        .expect("UTF-8");
+        let text = visible_text(&page);
+        assert!(text.contains(latest), "{lang}: no {latest} in the page");
+        let wrong = misnotated(&text, notation);
+        assert!(
+            wrong.is_empty(),
+            "{lang}: figures in another notation: {wrong:?}"
+        );
+    }
+
     // Every sheet, in both languages: each figure shows whole or with two decimals, as the
     // HTML report writes it, and never with a dangling separator.
     for lang in ["vi", "en"] {
