@@ -542,3 +542,24 @@ fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chrom
         ],
     );
 }
+
+#[test]
+fn every_figure_on_the_screens_is_written_in_the_chosen_languages_notation_in_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let (database_url, admin, viewer, _dir) = fresh_database();
+    // The figures are the Department of Finance's: its page shows the entry's preview and receipt.
+    let finance = department_token(&database_url, "FINANCE");
+    let server = Server::start(&database_url);
+    run_script(
+        &chromium,
+        &server,
+        "notation.mjs",
+        &[
+            ("VIEWER_TOKEN", &viewer),
+            ("ADMIN_TOKEN", &admin),
+            ("DEPARTMENT_TOKEN", &finance),
+        ],
+    );
+}

@@ -9,7 +9,7 @@
 
 import { h } from "./dom.js";
 import { ApiError, get, post } from "./api.js";
-import { formatDateTime, formatValue, pick, t } from "./i18n.js";
+import { formatDateTime, formatExact, formatValue, pick, t } from "./i18n.js";
 import { statusIcon, statusLabel } from "./status.js";
 import { DepartmentTasks } from "./task-progress.js";
 import { departmentAlerts, departmentAlertsView } from "./dep-alerts.js";
@@ -415,7 +415,7 @@ export class DepartmentPage {
         result.dataset.state = "valid";
         result.replaceChildren(
           h("p", "dep-ok", t("dep_valid")),
-          h("p", null, `${pick(indicator)} · ${pick(this.context.units.get(row.unit))} · ${row.period}: ${row.value} ${pick(indicator, "measure")}`),
+          h("p", null, `${pick(indicator)} · ${pick(this.context.units.get(row.unit))} · ${row.period}: ${typedValue(row.value, values["dep-f-decimal"])} ${pick(indicator, "measure")}`),
         );
         submit.focus();
         return;
@@ -583,6 +583,20 @@ function decimalSelect() {
     select.append(option);
   }
   return select;
+}
+
+/**
+ * The typed value as the server read it (`1.234,5` with the comma declared, else `1234.5`), in
+ * the screen's notation with as many decimals as were typed; text it cannot read stays as typed.
+ */
+function typedValue(text, decimal) {
+  const plain = decimal === "comma" ? text.replace(/[.\s]/g, "").replace(",", ".") : text.trim();
+  const written = /^[+-]?(\d+)(?:\.(\d*))?$/.exec(plain);
+  if (!written) {
+    const value = Number(plain);
+    return plain !== "" && Number.isFinite(value) ? formatValue(value) : text;
+  }
+  return formatExact(Number(plain), written[2]?.length ?? 0);
 }
 
 /** A refused row's reason in the screen's language, from its stable code. */

@@ -830,6 +830,16 @@ export function formatValue(value) {
   return numberFormat({ maximumFractionDigits: decimals }).format(value);
 }
 
+/**
+ * A figure with exactly `decimals` decimals, grouped: what a person typed, echoed back in the
+ * screen's notation without the rounding of formatValue (a preview must show every digit read).
+ */
+export function formatExact(value, decimals) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return t("no_value");
+  const places = Math.max(0, Math.min(20, decimals));
+  return numberFormat({ minimumFractionDigits: places, maximumFractionDigits: places }).format(value);
+}
+
 export function formatPercent(fraction, decimals = 0) {
   if (fraction === null || fraction === undefined || !Number.isFinite(fraction)) return t("no_value");
   return numberFormat({ style: "percent", maximumFractionDigits: decimals }).format(fraction);

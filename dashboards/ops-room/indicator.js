@@ -293,13 +293,17 @@ export class IndicatorPage {
     if (coverage) rows.splice(1, 0, ["ind_coverage", coverageDetail(coverage), coverage.flagged || coverage.partial ? "fact-warn" : undefined]);
     if (status.overdue_period) rows.push(["ind_overdue", status.overdue_period, "fact-warn"]);
     if (status.anomaly) rows.push(["ind_anomaly", describeAnomaly(status.anomaly), "fact-warn"]);
-    if (status.target?.source) rows.push(["ind_target_source", status.target.source, "fact-source"]);
+    // A target's source is quoted as published (config/targets/), in Vietnamese: marked so, its
+    // words and figures (805.000 tỷ đồng) are read as Vietnamese on the English screen too.
+    if (status.target?.source) rows.push(["ind_target_source", status.target.source, "fact-source", "vi"]);
     else if (status.target?.illustrative) rows.push(["ind_target_source", t("ind_illustrative"), "fact-source"]);
 
     this.facts.replaceChildren(
-      ...rows.map(([key, value, className]) => {
+      ...rows.map(([key, value, className, lang]) => {
         const wrap = h("div", `fact ${className ?? ""}`.trim());
-        wrap.append(h("dt", "", t(key)), h("dd", "", value));
+        const dd = h("dd", "", value);
+        if (lang) dd.lang = lang;
+        wrap.append(h("dt", "", t(key)), dd);
         return wrap;
       }),
     );

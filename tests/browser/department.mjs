@@ -107,7 +107,8 @@ try {
     await page.click("#dep-preview");
     await page.waitForSelector('#dep-entry-result[data-state="valid"]', { timeout: 5000 });
     const preview = await page.textContent("#dep-entry-result");
-    assert(preview.includes(`${period}: ${value}`), `the preview reads "${preview}"`);
+    // The value is echoed in Vietnamese notation: a decimal comma.
+    assert(preview.includes(`${period}: ${value.replace(".", ",")}`), `the preview reads "${preview}"`);
     await page.click("#dep-submit");
     await page.waitForSelector('#dep-entry-result[data-state="stored"] .dep-receipt', { timeout: 5000 });
     const receipt = await page.$eval("#dep-entry-result .dep-receipt", (el) => ({ text: el.textContent, revision: el.dataset.revision, at: el.dataset.receivedAt }));
