@@ -51,17 +51,63 @@ impl ApprovalStates {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Revisions were approved. An approval that reaches this instance after a newer revision
-    /// of the same period could mark that revision: the store never approves a superseded
-    /// revision, and the next start reads the states again.
-    pub fn approve(&self, revisions: &[ApprovedRevision]) {
-        let mut states = self.lock();
-        for r in revisions {
-            let series = states
-                .entry((r.indicator.clone(), r.unit.clone()))
-                .or_default();
-            let state = series.entry(r.period.clone()).or_default();
-            *state = (*state).max(r.state);
+    /// Revisions were approved. The states are read back from the store rather than raised
+    /// from the approval itself: an approval that reaches this instance after a newer revision
+    /// of the same period (the writer answers one group behind, another instance commits
+    /// meanwhile) names a revision that is no longer the latest, and the newer one must stay
+    /// preliminary. A revision committed after this read is still marked preliminary by
+    /// [`Self::revised`] when its commit is applied, so either order leaves the latest state.
+    /// When the store cannot be read the approval's own states are taken, and the next start
+    /// reads the states again.
+    pub async fn approve(&self, store: &DynStore, revisions: &[ApprovedRevision]) {
+        let (Some(from), Some(to)) = (
+            revisions.iter().map(|r| r.period_start).min(),
+            revisions.iter().map(|r| r.period_end).max(),
+        ) else {
+            return;
+        };
+        // `latest_between` reads the periods starting in [from, to); an instant's end is its
+        // start, so the span is widened by the smallest step the stores keep.
+        let to = to.max(from + chrono::Duration::microseconds(1));
+        let named: std::collections::HashSet<(&str, &str, &str)> = revisions
+            .iter()
+            .map(|r| (r.indicator.as_str(), r.unit.as_str(), r.period.as_str()))
+            .collect();
+        match store.latest_between(from, to, None).await {
+            Ok(rows) => {
+                let mut states = self.lock();
+                for row in rows.iter().filter(|row| {
+                    named.contains(&(
+                        row.indicator.as_str(),
+                        row.unit.as_str(),
+                        row.period.as_str(),
+                    ))
+                }) {
+                    let key = (row.indicator.clone(), row.unit.clone());
+                    if row.state.is_preliminary() {
+                        if let Some(series) = states.get_mut(&key) {
+                            series.remove(&row.period);
+                        }
+                    } else {
+                        states
+                            .entry(key)
+                            .or_default()
+                            .insert(row.period.clone(), row.state);
+                    }
+                }
+                states.retain(|_, series| !series.is_empty());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "approval states not read back; taken from the approval");
+                let mut states = self.lock();
+                for r in revisions {
+                    let series = states
+                        .entry((r.indicator.clone(), r.unit.clone()))
+                        .or_default();
+                    let state = series.entry(r.period.clone()).or_default();
+                    *state = (*state).max(r.state);
+                }
+            }
         }
     }
 

@@ -208,7 +208,7 @@ impl Pipeline {
             Change::TargetsChanged { targets, at } => self.targets_changed(targets, at).await,
             Change::Tick(now) => self.tick(now).await,
             Change::Explained(explanation) => self.explained(explanation),
-            Change::Approved(revisions) => self.approved(&revisions),
+            Change::Approved(revisions) => self.approved(&revisions).await,
             Change::Task(task) => self.task_changed(*task).await,
         }
     }
@@ -361,11 +361,14 @@ impl Pipeline {
         }
     }
 
-    fn approved(&self, revisions: &[ApprovedRevision]) -> Applied {
+    async fn approved(&self, revisions: &[ApprovedRevision]) -> Applied {
         let Some(at) = revisions.iter().map(|r| r.approved_at).max() else {
             return Applied::default();
         };
-        self.publisher.approvals().approve(revisions);
+        self.publisher
+            .approvals()
+            .approve(&self.store, revisions)
+            .await;
         let keys: BTreeSet<TargetKey> = revisions
             .iter()
             .filter_map(|r| {

@@ -476,7 +476,69 @@ async fn an_approval_reaches_the_screens_of_another_instance(backend: Backend) {
     app.stop().await;
 }
 
+/// An approval that reaches the pipeline after a newer revision of its period (another
+/// instance's commit read late, or the writer answering one group behind) leaves the newer
+/// revision preliminary on the screens: the state is the latest revision's, not the approval's.
+async fn a_late_approval_of_a_superseded_revision_leaves_the_newer_one_preliminary(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, 1, 100.0).await;
+    let mut socket = connect(&app, &app.viewer).await;
+    export_screen(&mut socket).await;
+    let reply = approve(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{YEAR}-01"),
+               "revision": 1, "state": "official"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let january = ktxh::domain::Period::parse(&format!("{YEAR}-01")).expect("a month");
+    let approved_revision = ktxh::domain::approval::ApprovedRevision {
+        indicator: "EXPORT_TURNOVER".to_owned(),
+        unit: "HCM".to_owned(),
+        period: january.to_string(),
+        period_start: january.start(zone),
+        period_end: january.end(zone),
+        revision: 1,
+        state: ktxh::domain::ApprovalState::Official,
+        approved_at: Utc::now(),
+    };
+    view_where(&mut socket, |v| {
+        point_state(v, &format!("{YEAR}-01")) == Some("official")
+    })
+    .await;
+    push(&app, 1, 110.0).await;
+    view_where(&mut socket, |v| {
+        point_state(v, &format!("{YEAR}-01")) == Some("preliminary")
+    })
+    .await;
+
+    // The first revision's approval arrives again, after the second revision.
+    app.state
+        .pipeline
+        .apply(ktxh::pipeline::Change::Approved(vec![approved_revision]))
+        .await;
+    push(&app, 2, 200.0).await;
+    let view = view_where(&mut socket, |v| {
+        point_state(v, &format!("{YEAR}-02")).is_some()
+    })
+    .await;
+    assert_eq!(
+        point_state(&view, &format!("{YEAR}-01")),
+        Some("preliminary"),
+        "the newer revision is not the approved one: {view}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_late_approval_of_a_superseded_revision_leaves_the_newer_one_preliminary,
     a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens,
     approvals_are_scoped_to_the_approving_roles,
     the_screens_mark_preliminary_and_official_figures,
