@@ -5,6 +5,7 @@
 //! cargo bench --bench instances
 //! KTXH_BENCH_CLIENTS=1000 KTXH_BENCH_RATE=20 KTXH_BENCH_SECONDS=10 cargo bench --bench instances
 //! KTXH_BENCH_READ_SECONDS=10 KTXH_BENCH_ONLY=p8|reads cargo bench --bench instances
+//! KTXH_BENCH_TIMELINE=1 cargo bench --bench instances     # and the latencies second by second
 //! KTXH_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres cargo bench --bench instances
 //! ```
 //!
@@ -224,10 +225,19 @@ async fn run(url: &str, database: &str) -> anyhow::Result<()> {
         seeding.elapsed().as_secs_f64(),
         cores()
     );
-    // One after the other: each settles its start (leadership, follower) before the next.
+    // One after the other: each settles its start (leadership, follower) before the next. A
+    // leads — the worst case, as the instance taking the posts then also runs the once-only
+    // work — so it waits for the seeding process's lock session to end before B starts.
     let mut instances = Vec::new();
     for name in NAMES {
         instances.push(start(&service, name)?);
+        if instances.len() == 1 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while leader_of(&instances).await.is_err() {
+                ensure!(Instant::now() < deadline, "A did not come to lead in 30 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
     let leader = leader_of(&instances).await?;
     println!(
@@ -732,6 +742,7 @@ async fn fanout(
     let sent_at: HashMap<usize, Instant> = sent.into_iter().collect();
     let (mut on_a, mut on_others) = (Vec::new(), Vec::new());
     let (mut missing_a, mut missing_others) = (0, 0);
+    let mut timeline: Vec<(usize, Duration)> = Vec::new();
     for (instance, _, r) in &receipts {
         let mut got: HashSet<usize> = HashSet::with_capacity(plan.measured);
         let latencies = if *instance == 0 {
@@ -742,7 +753,9 @@ async fn fanout(
         for (seq, at) in &r.deltas {
             for index in carries[*instance].get(seq).into_iter().flatten() {
                 if *index >= plan.warm_up && got.insert(*index) {
-                    latencies.push(at.saturating_duration_since(sent_at[index]));
+                    let latency = at.saturating_duration_since(sent_at[index]);
+                    latencies.push(latency);
+                    timeline.push((*index - plan.warm_up, latency));
                 }
             }
         }
@@ -752,6 +765,9 @@ async fn fanout(
         } else {
             missing_others += missing;
         }
+    }
+    if std::env::var_os("KTXH_BENCH_TIMELINE").is_some() {
+        print_timeline(placement, timeline, plan.rate);
     }
     Ok(Fanout {
         placement,
@@ -769,6 +785,30 @@ async fn fanout(
         machine_cpu,
         elapsed,
     })
+}
+
+/// With `KTXH_BENCH_TIMELINE` set: the deliveries of each second of the measured phase (by the
+/// POST's place in the schedule), to tell a stall at one moment from a tail spread over the run.
+fn print_timeline(placement: Placement, timeline: Vec<(usize, Duration)>, rate: f64) {
+    let mut seconds: Vec<Vec<Duration>> = Vec::new();
+    for (index, latency) in timeline {
+        let second = (index as f64 / rate) as usize;
+        if seconds.len() <= second {
+            seconds.resize_with(second + 1, Vec::new);
+        }
+        seconds[second].push(latency);
+    }
+    for (second, mut latencies) in seconds.into_iter().enumerate() {
+        latencies.sort_unstable();
+        let l = Latency::of(latencies, 0);
+        println!(
+            "  {} second {second:>3}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            placement.describe(),
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max)
+        );
+    }
 }
 
 /// CPU seconds of PostgreSQL's backends serving `database`: processes whose command line
