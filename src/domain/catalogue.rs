@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::calendar::IndicatorRelease;
+use super::code::CodeHash;
 use super::{Code, Periodicity};
 
 /// How the year's value is formed from the periods a feed sends (ARCHITECTURE §2).
@@ -185,8 +186,8 @@ pub struct Catalogue {
     /// The directives of `config/directives/` and the tasks they assign.
     pub directives: Vec<super::task::Directive>,
     pub tasks: Vec<super::task::TaskSeed>,
-    indicator_index: HashMap<Code, usize>,
-    unit_index: HashMap<Code, usize>,
+    indicator_index: HashMap<Code, usize, CodeHash>,
+    unit_index: HashMap<Code, usize, CodeHash>,
 }
 
 impl Catalogue {

@@ -65,6 +65,39 @@ impl<'de> Deserialize<'de> for Code {
     }
 }
 
+/// A multiply-and-rotate hash (as rustc's FxHash) for maps keyed by catalogue codes, looked up
+/// several times per row on the way in. The keys of such a map come from the catalogue or
+/// have passed validation against it, and a sender's text is only ever looked up, never
+/// inserted, so a sender cannot build colliding chains; SipHash's resistance to that is not
+/// needed, and its cost per row was a tenth of the server's time in an append.
+#[derive(Default, Clone, Copy)]
+pub struct CodeHasher(u64);
+
+impl std::hash::Hasher for CodeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write(&[byte]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type CodeHash = std::hash::BuildHasherDefault<CodeHasher>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 pub mod follow;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +19,7 @@ use tokio::sync::{watch, Mutex};
 use crate::alerts::manager::AlertManager;
 use crate::domain::alert::Alert;
 use crate::domain::approval::ApprovedRevision;
+use crate::domain::code::CodeHash;
 use crate::domain::explanation::Explanation;
 use crate::domain::{NewObservation, Status, Target};
 use crate::live::view::{FeedEvent, Publisher, Update};
@@ -485,8 +486,13 @@ impl Pipeline {
     /// whose seasonal plan it sets.
     fn touched_keys(&self, batches: &[CommittedBatch]) -> BTreeSet<TargetKey> {
         let mut keys = BTreeSet::new();
+        // A batch holds many periods of few series: each series and year is looked up once.
+        let mut seen: HashSet<(&str, &str, i32), CodeHash> = HashSet::default();
         for row in batches.iter().flat_map(|b| &b.rows) {
             let year = row.period.year(self.zone);
+            if !seen.insert((row.indicator.as_str(), row.unit.as_str(), year)) {
+                continue;
+            }
             // A ward's figure also moves the parents it rolls up into (ARCHITECTURE §2).
             let units = self
                 .engine

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::code::CodeHash;
 use crate::domain::{Catalogue, Code, Rollup};
 
 /// The relative difference between a parent's own figure and its children's above which the
@@ -40,13 +41,13 @@ struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct RollupPlan {
     nodes: Vec<Node>,
-    index: HashMap<Code, UnitId>,
-    rollups: HashMap<Code, Rollup>,
+    index: HashMap<Code, UnitId, CodeHash>,
+    rollups: HashMap<Code, Rollup, CodeHash>,
 }
 
 impl RollupPlan {
     pub fn new(catalogue: &Catalogue) -> Self {
-        let index: HashMap<Code, UnitId> = catalogue
+        let index: HashMap<Code, UnitId, CodeHash> = catalogue
             .units
             .iter()
             .enumerate()

@@ -16,6 +16,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use super::commits;
 use super::copy::CopyEncoder;
 use super::{Ids, PgStore};
+use crate::domain::code::CodeHash;
 use crate::domain::NewObservation;
 use crate::store::activity::PushNote;
 use crate::store::plan::{Latest, Planned};
@@ -394,38 +395,6 @@ impl PgStore {
         known.sources.extend(learnt.sources);
     }
 }
-
-/// A multiply-and-rotate hash (as rustc's FxHash) for maps keyed by catalogue codes, looked up
-/// once or twice per row. Every code here has passed validation, so it is one of the
-/// catalogue's and a sender cannot choose colliding keys; SipHash's resistance to that is not
-/// needed, and its cost per row was a tenth of the server's time in an append.
-#[derive(Default, Clone, Copy)]
-struct CodeHasher(u64);
-
-impl std::hash::Hasher for CodeHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
-        }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(SEED);
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.write(&[byte]);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type CodeHash = std::hash::BuildHasherDefault<CodeHasher>;
 
 fn series_key(row: &NewObservation) -> (String, String) {
     (
