@@ -38,6 +38,11 @@ mod cli;
 #[allow(dead_code)]
 #[path = "support/webhook.rs"]
 mod webhook;
+
+#[allow(dead_code)]
+#[path = "support/smtp.rs"]
+mod smtp;
+use smtp::SmtpSink;
 use webhook::{Hit, WebhookReceiver};
 
 // Notifications in order per alert across kills and retries, with this file's harness.
@@ -212,94 +217,6 @@ where
 // ---------------------------------------------------------------------------------------------
 // The SMTP sink and Alertmanager
 // ---------------------------------------------------------------------------------------------
-
-/// aiosmtpd on a free loopback port, writing each message to `mail_dir` as JSON.
-struct SmtpSink {
-    proc: Proc,
-    port: u16,
-    mail_dir: PathBuf,
-}
-
-impl SmtpSink {
-    async fn start(python: &Path, dir: &Path) -> Self {
-        let mail_dir = dir.join("mail");
-        for attempt in 1..=3 {
-            let port = free_port();
-            let mut command = Command::new(python);
-            command
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{port}"))
-                .args(["-c", "smtp_sink.Sink"])
-                .arg(&mail_dir)
-                .env("PYTHONPATH", manifest_dir().join("tests/support"))
-                .env("PYTHONUNBUFFERED", "1");
-            let log = dir.join(format!("smtp-{attempt}.log"));
-            let mut proc = Proc::spawn("aiosmtpd", command, &log);
-            let deadline = Instant::now() + PATIENCE;
-            loop {
-                if smtp_greets(port).await {
-                    return Self {
-                        proc,
-                        port,
-                        mail_dir,
-                    };
-                }
-                if let Some(status) = proc.exited() {
-                    // Most likely the port was taken in the meantime: try another one.
-                    eprintln!(
-                        "aiosmtpd exited ({status}) on port {port}:\n{}",
-                        proc.log_text()
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "aiosmtpd did not answer on 127.0.0.1:{port}:\n{}",
-                    proc.log_text()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        panic!("aiosmtpd could not be started");
-    }
-
-    /// The messages received so far, in order of arrival.
-    fn messages(&self) -> Vec<Value> {
-        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| {
-                let text = std::fs::read_to_string(f).expect("read a received mail");
-                serde_json::from_str(&text).expect("a mail file is JSON")
-            })
-            .collect()
-    }
-}
-
-/// True when an SMTP server on the port sends its 220 greeting.
-async fn smtp_greets(port: u16) -> bool {
-    use tokio::io::AsyncReadExt;
-    let Ok(Ok(mut stream)) = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    else {
-        return false;
-    };
-    let mut greeting = [0u8; 3];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting)).await,
-        Ok(Ok(_)) if &greeting == b"220"
-    )
-}
 
 /// Alertmanager on a free loopback port, clustering off, routing everything to a null receiver.
 struct Alertmanager {
@@ -594,7 +511,7 @@ url = "{am_base}"
         Service::start(&config, &database_url, &admin, &dir.path().join("ktxh.log")).await;
     let logs = vec![
         service.log("ktxh"),
-        (smtp.proc.name.clone(), smtp.proc.log.clone()),
+        ("aiosmtpd".to_owned(), smtp.log.clone()),
         (am.proc.name.clone(), am.proc.log.clone()),
     ];
 
@@ -984,7 +901,7 @@ receivers = ["leaders"]
     .await;
     let logs = vec![
         service.log("ktxh"),
-        (smtp.proc.name.clone(), smtp.proc.log.clone()),
+        ("aiosmtpd".to_owned(), smtp.log.clone()),
     ];
 
     // The latest quarter that is due goes out at once: the HTML report as the message, the
@@ -1055,7 +972,7 @@ attach = "csv"
     .await;
     let logs = vec![
         service.log("ktxh"),
-        (smtp.proc.name.clone(), smtp.proc.log.clone()),
+        ("aiosmtpd".to_owned(), smtp.log.clone()),
     ];
     let monthly_mail = eventually("the monthly report", PATIENCE, &logs, || async {
         smtp.messages().into_iter().nth(1)

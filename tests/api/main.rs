@@ -6,6 +6,7 @@ mod helpers;
 #[path = "../support/webhook.rs"]
 mod webhook;
 
+#[allow(dead_code)]
 #[path = "../support/smtp.rs"]
 mod smtp;
 

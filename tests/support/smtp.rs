@@ -11,6 +11,8 @@ pub struct SmtpSink {
     child: Child,
     pub port: u16,
     mail_dir: PathBuf,
+    /// What aiosmtpd wrote, for a failing test to show.
+    pub log: PathBuf,
 }
 
 impl Drop for SmtpSink {
@@ -50,16 +52,21 @@ impl SmtpSink {
     pub async fn start(python: &Path, dir: &Path) -> Self {
         let support = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support");
         let mail_dir = dir.join("mail");
-        for _ in 0..3 {
+        for attempt in 1..=3 {
             let port = free_port();
+            let log = dir.join(format!("smtp-{attempt}.log"));
+            let output = std::fs::File::create(&log).expect("the SMTP log file");
+            let errors = output.try_clone().expect("the SMTP log file");
             let mut child = Command::new(python)
                 .args(["-m", "aiosmtpd", "-n", "-l"])
                 .arg(format!("127.0.0.1:{port}"))
                 .args(["-c", "smtp_sink.Sink"])
                 .arg(&mail_dir)
                 .env("PYTHONPATH", &support)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(output)
+                .stderr(errors)
                 .spawn()
                 .unwrap_or_else(|e| panic!("{} cannot run: {e}", python.display()));
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -69,10 +76,15 @@ impl SmtpSink {
                         child,
                         port,
                         mail_dir,
+                        log,
                     };
                 }
-                if child.try_wait().ok().flatten().is_some() {
+                if let Some(status) = child.try_wait().ok().flatten() {
                     // Most likely the port was taken in the meantime: try another one.
+                    eprintln!(
+                        "aiosmtpd exited ({status}) on port {port}:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
