@@ -281,6 +281,8 @@ pub struct Task {
     pub recorded: RecordedStatus,
     pub completed_on: Option<NaiveDate>,
     pub percent: Option<u8>,
+    /// The percent it was stored with, before any note set one.
+    pub start_percent: Option<u8>,
     /// `config` (from `config/directives/`) or `api`.
     pub origin: String,
     pub created_at: DateTime<Utc>,
@@ -296,6 +298,49 @@ impl Task {
     /// Its status on `today` (a date in the city).
     pub fn status(&self, today: NaiveDate) -> TaskStatus {
         TaskStatus::judge(self.recorded, self.def.due, self.completed_on, today)
+    }
+
+    /// The task as it had been recorded by the instant `at`, from its appended notes and status
+    /// records, so that what is recorded later (a completion, even one dated earlier) does not
+    /// change how it stood then; `None` when it was stored after `at`. Its definition is the
+    /// current one.
+    pub fn as_at(&self, at: DateTime<Utc>) -> Option<Task> {
+        if self.created_at > at {
+            return None;
+        }
+        let progress: Vec<ProgressNote> = self
+            .progress
+            .iter()
+            .filter(|n| n.at <= at)
+            .cloned()
+            .collect();
+        let history: Vec<StatusRecord> = self
+            .history
+            .iter()
+            .filter(|r| r.at <= at)
+            .cloned()
+            .collect();
+        // Every change of the recorded status is appended, the configured start included; a
+        // task without a record by then had not been started.
+        let (recorded, completed_on) = history
+            .last()
+            .map_or((RecordedStatus::NotStarted, None), |r| {
+                (r.status, r.completed_on)
+            });
+        // A note without a percent leaves the last one standing, as the API does.
+        let percent = progress
+            .iter()
+            .rev()
+            .find_map(|n| n.percent)
+            .or(self.start_percent);
+        Some(Task {
+            recorded,
+            completed_on,
+            percent,
+            progress,
+            history,
+            ..self.clone()
+        })
     }
 }
 

@@ -405,6 +405,7 @@ impl Sources<'_> {
             &self.store.tasks(None).await?,
             self.catalogue,
             year,
+            cutoff,
             cutoff.with_timezone(&self.zone).date_naive(),
         );
         Ok(Report {

@@ -2,11 +2,15 @@
 //! sector group, done on time or late over all tasks, and the list of overdue tasks; in the
 //! HTML, in a sheet "Nhiệm vụ" of the XLSX and in rows after the targets in the CSV.
 //!
-//! A report's tasks are judged on the day of its cut-off from what is recorded: a task counts
-//! once its directive was issued by then, unless it was done before the report's year began; a
-//! task recorded done on a later day is not yet done at the cut-off.
+//! A report's tasks are read as they stood at its cut-off, so a report of a past period does not
+//! change after the fact (as its figures are judged from the revisions received by then): a task
+//! stored after the cut-off is left out; the others have the status recorded in their status
+//! records and the progress of their notes up to the cut-off, whatever was recorded since (a
+//! completion recorded later, even one dated before the cut-off, does not count), and are
+//! judged overdue or done late on the cut-off's day. A task counts once its directive was
+//! issued by then, unless it had been done before the report's year began.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, XlsxError};
 use serde::Serialize;
 
@@ -29,28 +33,37 @@ pub struct TaskSection {
     pub owners: std::collections::BTreeMap<crate::domain::Code, (String, String)>,
 }
 
-/// A task as it stood on `day`: done only if completed by then.
-fn as_on(task: &Task, day: NaiveDate) -> Task {
-    let mut seen = task.clone();
+/// A task as it stood at `cutoff`, whose day in the city is `day`; `None` when it was stored
+/// after it.
+fn as_at(task: &Task, cutoff: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
+    let mut seen = task.as_at(cutoff)?;
+    // A completion is never recorded ahead of its day, but a configured one is as written.
     if seen.recorded == RecordedStatus::Done && seen.completed_on.is_none_or(|on| on > day) {
         seen.recorded = RecordedStatus::InProgress;
         seen.completed_on = None;
     }
-    seen
+    Some(seen)
 }
 
-/// The section of `tasks` for a report of `year` cut off on `day`.
-pub fn section(tasks: &[Task], catalogue: &Catalogue, year: i32, day: NaiveDate) -> TaskSection {
+/// The section of `tasks` for a report of `year` cut off at `cutoff`, whose day in the city is
+/// `day`.
+pub fn section(
+    tasks: &[Task],
+    catalogue: &Catalogue,
+    year: i32,
+    cutoff: DateTime<Utc>,
+    day: NaiveDate,
+) -> TaskSection {
     let year_start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(day);
     let shown: Vec<Task> = tasks
         .iter()
         .filter(|t| t.directive.date <= day)
+        .filter_map(|t| as_at(t, cutoff, day))
         .filter(|t| {
             let done_before = t.recorded == RecordedStatus::Done
                 && t.completed_on.is_some_and(|on| on < year_start);
             !done_before
         })
-        .map(|t| as_on(t, day))
         .collect();
     let views = task_view::views(&shown, day);
     let summary = task_view::summarize(&views, catalogue);
@@ -366,7 +379,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::task::{Directive, DirectiveKind, TaskDef};
+    use crate::domain::task::{Directive, DirectiveKind, StatusRecord, TaskDef};
     use crate::domain::{Code, Department, Group};
 
     fn day(raw: &str) -> NaiveDate {
@@ -407,13 +420,33 @@ mod tests {
             },
             completed_on: done.map(day),
             percent: None,
+            start_percent: None,
             origin: "api".into(),
             created_at: at,
             updated_at: at,
             updated_by: "test".into(),
             progress: Vec::new(),
-            history: Vec::new(),
+            // Started when stored, done recorded on its completion's day.
+            history: std::iter::once((at, RecordedStatus::InProgress, None))
+                .chain(done.map(|on| {
+                    let noon = day(on).and_hms_opt(5, 0, 0).expect("time").and_utc();
+                    (noon.max(at), RecordedStatus::Done, Some(day(on)))
+                }))
+                .map(|(at, status, completed_on)| StatusRecord {
+                    at,
+                    by: "test".into(),
+                    status,
+                    completed_on,
+                })
+                .collect(),
         }
+    }
+
+    /// 10 April 2026, 00:00 in the city.
+    fn cutoff() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 4, 9, 17, 0, 0)
+            .single()
+            .expect("time")
     }
 
     fn catalogue() -> Catalogue {
@@ -471,7 +504,7 @@ mod tests {
             ), // last year's
             task("G", "HEALTH", "2026-09-30", None, "2026-05-01"),   // not issued yet
         ];
-        let section = section(&tasks, &catalogue(), 2026, day("2026-04-10"));
+        let section = section(&tasks, &catalogue(), 2026, cutoff(), day("2026-04-10"));
         assert_eq!(section.counts.total, 5);
         assert_eq!(section.counts.done, 1);
         assert_eq!(section.counts.done_late, 1);

@@ -34,6 +34,8 @@ pub(crate) struct TaskRow {
     pub status: String,
     pub completed_on: Option<NaiveDate>,
     pub percent: Option<i64>,
+    /// The percent it was stored with (migration 0016).
+    pub start_percent: Option<i64>,
     pub origin: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -130,6 +132,7 @@ pub(crate) fn assemble(
                 recorded: recorded(&row.status)?,
                 completed_on: row.completed_on,
                 percent: percent(row.percent)?,
+                start_percent: percent(row.start_percent)?,
                 origin: row.origin,
                 created_at: row.created_at,
                 updated_at: row.updated_at,

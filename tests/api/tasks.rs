@@ -17,7 +17,12 @@ use ktxh::alerts::outbox::{Outbox, ReceiverSender};
 use ktxh::alerts::reminders::Reminders;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::config::load_catalogue;
+use ktxh::domain::task::{
+    Directive, DirectiveKind, ProgressNote, RecordedStatus, StatusRecord, TaskDef, TaskWrite,
+};
+use ktxh::domain::Code;
 use ktxh::pipeline::Change;
+use ktxh::store::AuditEvent;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -676,29 +681,123 @@ async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
     response.bytes().await.expect("body").to_vec()
 }
 
+/// The police's task `code` of the test conclusion (issued 5 January 2026), due on `due`,
+/// stored at the local instant `at` as `POST /api/v1/tasks` would have stored it then: the API
+/// stamps its writes with the clock, and a report of a past period is judged from what was
+/// recorded by its cut-off, so a task's past is written to the store directly.
+async fn stored_at(app: &TestApp, code: &str, due: &str, at: &str) {
+    let code = Code::parse(code).expect("a code");
+    let at = local(at);
+    let write = TaskWrite {
+        def: TaskDef {
+            code: code.clone(),
+            title_vi: format!("Nhiệm vụ thử {code}"),
+            title_en: format!("Test task {code}"),
+            directive: "99/KL-UBND".into(),
+            owner: Code::parse("POLICE").expect("a code"),
+            cooperating: Vec::new(),
+            group: Code::parse("SECURITY").expect("a code"),
+            due: due.parse().expect("a date"),
+            indicators: vec![Code::parse("TRAFFIC_ACCIDENTS").expect("a code")],
+        },
+        directive: Directive {
+            number: "99/KL-UBND".into(),
+            date: "2026-01-05".parse().expect("a date"),
+            issuer: "UBND TP.HCM".into(),
+            kind: DirectiveKind::KetLuan,
+            title_vi: "Kết luận thử".into(),
+            title_en: "A test conclusion".into(),
+            source: None,
+            illustrative: false,
+        },
+        recorded: RecordedStatus::NotStarted,
+        completed_on: None,
+        percent: None,
+        origin: "api".into(),
+        at,
+        by: "admin".into(),
+        create: true,
+        note: None,
+        history: None,
+    };
+    let event = AuditEvent::new(at, "admin", "task.create", code.as_str());
+    let written = app.store.write_task(&write, &event).await.expect("stored");
+    assert!(written.is_some(), "{code} stored");
+}
+
+/// A progress note on `code` at the local instant `at`, as `POST /api/v1/tasks/{code}/progress`
+/// would have recorded it then: `percent`, and done on `done_on` when given.
+async fn progress_at(app: &TestApp, code: &str, at: &str, percent: u8, done_on: Option<&str>) {
+    let before = app
+        .store
+        .tasks(Some(code))
+        .await
+        .expect("read")
+        .pop()
+        .expect("the task");
+    let at = local(at);
+    let done_on = done_on.map(|on| on.parse().expect("a date"));
+    let (recorded, completed_on) = match done_on {
+        Some(on) => (RecordedStatus::Done, Some(on)),
+        None if before.recorded == RecordedStatus::NotStarted => (RecordedStatus::InProgress, None),
+        None => (before.recorded, before.completed_on),
+    };
+    let changed = (recorded, completed_on) != (before.recorded, before.completed_on);
+    let write = TaskWrite {
+        def: before.def.clone(),
+        directive: before.directive.clone(),
+        recorded,
+        completed_on,
+        percent: Some(percent),
+        origin: before.origin.clone(),
+        at,
+        by: "cong-an".into(),
+        create: false,
+        note: Some(ProgressNote {
+            at,
+            by: "cong-an".into(),
+            note: format!("{percent} %"),
+            percent: Some(percent),
+            status: done_on.map(|_| RecordedStatus::Done),
+        }),
+        history: changed.then(|| StatusRecord {
+            at,
+            by: "cong-an".into(),
+            status: recorded,
+            completed_on,
+        }),
+    };
+    let event = AuditEvent::new(at, "cong-an", "task.progress", code);
+    let written = app.store.write_task(&write, &event).await.expect("stored");
+    assert!(written.is_some(), "{code} moved on");
+}
+
 /// The police's tasks of a conclusion of 5 January 2026, alone in their group (no shipped task
-/// is the police's): one done, one done late, one overdue at the report's cut-off.
+/// is the police's), stored in January: one done, one done late, one overdue at the report's
+/// cut-off.
 async fn the_period_report_counts_tasks_done_and_lists_the_overdue(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     for code in ["P_DONE", "P_LATE", "P_OVERDUE"] {
-        create(
-            &app,
-            &new_task(code, "POLICE", "2026-03-31", &["TRAFFIC_ACCIDENTS"]),
-        )
-        .await;
+        stored_at(&app, code, "2026-03-31", "2026-01-10T09:00:00").await;
     }
-    for (code, on) in [("P_DONE", "2026-03-01"), ("P_LATE", "2026-04-05")] {
-        let reply = progress(
-            &app,
-            code,
-            &app.admin,
-            json!({ "note": "Xong", "status": "done", "completed_on": on }),
-        )
-        .await;
-        assert_eq!(reply.status, 201, "{reply:?}");
-    }
+    progress_at(
+        &app,
+        "P_DONE",
+        "2026-03-01T10:00:00",
+        100,
+        Some("2026-03-01"),
+    )
+    .await;
+    progress_at(
+        &app,
+        "P_LATE",
+        "2026-04-05T10:00:00",
+        100,
+        Some("2026-04-05"),
+    )
+    .await;
     let query = "as_of=2026-04-10T00:00:00%2B07:00&history=latest";
     let html = String::from_utf8(fetch(&app, &format!("/api/v1/reports/2026-Q1?{query}")).await)
         .expect("UTF-8");
@@ -798,11 +897,190 @@ async fn the_period_report_counts_tasks_done_and_lists_the_overdue(backend: Back
     app.stop().await;
 }
 
+/// The police's group of a tasks section.
+fn security(section: &Value) -> Value {
+    section["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == "SECURITY")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The tasks section of the JSON report of `period` cut off at the local instant `as_of`.
+async fn task_section(app: &TestApp, period: &str, as_of: &str) -> Value {
+    let reply = app
+        .get(
+            &format!("/api/v1/reports/{period}?as_of={as_of}%2B07:00&history=latest&format=json"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["tasks"].clone()
+}
+
+fn overdue_codes(section: &Value) -> Vec<String> {
+    section["overdue"]
+        .as_array()
+        .expect("overdue")
+        .iter()
+        .map(|t| t["code"].as_str().expect("code").to_owned())
+        .collect()
+}
+
+/// A task recorded done after a quarter's cut-off, even with a completion date before it, is
+/// read in that quarter's report as it stood then: not done, overdue when its deadline had
+/// passed by the cut-off, with the progress reported by then; a later report counts it done.
+/// The report of the first quarter reads the same before and after the completion is recorded.
+async fn a_task_done_after_the_cut_off_is_not_done_in_that_quarters_report(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    stored_at(&app, "P_BACKDATED", "2026-03-31", "2026-01-10T09:00:00").await;
+    stored_at(&app, "P_PENDING", "2026-06-30", "2026-01-10T09:00:00").await;
+    progress_at(&app, "P_BACKDATED", "2026-03-02T10:00:00", 40, None).await;
+    let q1 = "2026-04-10T00:00:00";
+    let before = task_section(&app, "2026-Q1", q1).await;
+    // Recorded on 20 April and 15 April, done on 20 March and 8 April: both before the cut-off.
+    progress_at(
+        &app,
+        "P_BACKDATED",
+        "2026-04-20T10:00:00",
+        100,
+        Some("2026-03-20"),
+    )
+    .await;
+    progress_at(
+        &app,
+        "P_PENDING",
+        "2026-04-15T10:00:00",
+        100,
+        Some("2026-04-08"),
+    )
+    .await;
+
+    let section = task_section(&app, "2026-Q1", q1).await;
+    assert_eq!(section, before, "the first quarter's report is unchanged");
+    let counts = &security(&section);
+    assert_eq!(counts["total"], 2, "{section}");
+    assert_eq!(counts["done"], 0, "{section}");
+    assert_eq!(counts["done_late"], 0, "{section}");
+    assert_eq!(counts["overdue"], 1, "{section}");
+    assert_eq!(counts["not_started"], 1, "{section}");
+    assert_eq!(overdue_codes(&section), ["P_BACKDATED"]);
+    let backdated = &section["overdue"][0];
+    assert_eq!(backdated["status"], "overdue", "{backdated}");
+    assert_eq!(
+        backdated["percent"], 40,
+        "the progress reported by the cut-off"
+    );
+    assert_eq!(backdated["completed_on"], Value::Null, "{backdated}");
+
+    let query = format!("as_of={q1}%2B07:00&history=latest");
+    let html = String::from_utf8(fetch(&app, &format!("/api/v1/reports/2026-Q1?{query}")).await)
+        .expect("UTF-8");
+    assert!(
+        html.contains(r#"data-task-group="SECURITY" data-tasks-done="0" data-tasks-total="2">"#),
+        "the group's line"
+    );
+    assert!(html.contains(r#"data-overdue-task="P_BACKDATED""#));
+    let csv = String::from_utf8(
+        fetch(&app, &format!("/api/v1/reports/2026-Q1?{query}&format=csv")).await,
+    )
+    .expect("UTF-8");
+    assert!(
+        csv.contains("Nhiệm vụ quá hạn,P_BACKDATED,"),
+        "the overdue row"
+    );
+    let xlsx = fetch(
+        &app,
+        &format!("/api/v1/reports/2026-Q1?{query}&format=xlsx"),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("report.xlsx");
+    std::fs::write(&file, &xlsx).expect("write");
+    if let Some(rows) = xlsx_sheet(&file, "Nhiệm vụ") {
+        let overdue = rows
+            .iter()
+            .find(|row| row.first().and_then(Value::as_str) == Some("P_BACKDATED"))
+            .expect("the overdue task's row");
+        assert_eq!(overdue[5].as_f64(), Some(10.0), "{overdue:?}");
+        assert_eq!(overdue[6].as_f64(), Some(40.0), "{overdue:?}");
+    }
+
+    // The second quarter's report: both done, on time.
+    let later = task_section(&app, "2026-Q2", "2026-07-10T00:00:00").await;
+    let counts = &security(&later);
+    assert_eq!(counts["total"], 2, "{later}");
+    assert_eq!(counts["done"], 2, "{later}");
+    assert_eq!(counts["overdue"], 0, "{later}");
+    assert!(overdue_codes(&later).is_empty(), "{later}");
+
+    // The live list judges the tasks as recorded now.
+    let list = app.get("/api/v1/tasks?group=SECURITY", &app.viewer).await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let status_of = |code: &str| {
+        list.body["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|t| t["code"] == code)
+            .map(|t| t["status"].clone())
+    };
+    assert_eq!(status_of("P_BACKDATED"), Some(json!("done")), "{list:?}");
+    assert_eq!(status_of("P_PENDING"), Some(json!("done")), "{list:?}");
+    app.stop().await;
+}
+
+/// A task stored after a quarter's cut-off, though its directive was issued before it and its
+/// deadline had passed by then, is not in that quarter's report; a later report has it.
+async fn a_task_created_after_the_cut_off_is_not_in_that_quarters_report(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    stored_at(&app, "P_EARLY", "2026-06-30", "2026-01-10T09:00:00").await;
+    let q1 = "2026-04-10T00:00:00";
+    let before = task_section(&app, "2026-Q1", q1).await;
+    stored_at(&app, "P_LATECOMER", "2026-03-15", "2026-05-04T09:00:00").await;
+
+    let section = task_section(&app, "2026-Q1", q1).await;
+    assert_eq!(section, before, "the first quarter's report is unchanged");
+    assert_eq!(security(&section)["total"], 1, "{section}");
+    assert_eq!(security(&section)["overdue"], 0, "{section}");
+    assert!(overdue_codes(&section).is_empty(), "{section}");
+    let html = String::from_utf8(
+        fetch(
+            &app,
+            &format!("/api/v1/reports/2026-Q1?as_of={q1}%2B07:00&history=latest"),
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    assert!(!html.contains("P_LATECOMER"), "not in the first quarter");
+    assert!(
+        html.contains(r#"data-task-group="SECURITY" data-tasks-done="0" data-tasks-total="1">"#),
+        "the group's line"
+    );
+
+    let later = task_section(&app, "2026-Q2", "2026-07-10T00:00:00").await;
+    assert_eq!(security(&later)["total"], 2, "{later}");
+    assert_eq!(
+        overdue_codes(&later),
+        ["P_LATECOMER", "P_EARLY"],
+        "the longest overdue first"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     a_task_goes_through_its_progress_to_done_or_done_late,
     a_late_task_alerts_its_department_and_one_falling_due_is_reminded,
     the_screens_of_every_instance_hear_of_a_task_change,
     the_period_report_counts_tasks_done_and_lists_the_overdue,
+    a_task_done_after_the_cut_off_is_not_done_in_that_quarters_report,
+    a_task_created_after_the_cut_off_is_not_in_that_quarters_report,
 );
 
 /// The shipped configuration in a directory of its own, with `text` as one more directives file.

@@ -12,13 +12,14 @@ use crate::store::{AuditEvent, CommitKind, StoreResult};
 
 const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
      t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, t.due, \
-     t.status, t.completed_on, t.percent, t.origin, t.created_at, t.updated_at, t.updated_by, \
+     t.status, t.completed_on, t.percent, t.start_percent, t.origin, t.created_at, t.updated_at, t.updated_by, \
      d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
      d.source, d.illustrative \
      FROM tasks t JOIN directives d ON d.number = t.directive";
 
 fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
     let percent: Option<i16> = row.try_get("percent")?;
+    let start_percent: Option<i16> = row.try_get("start_percent")?;
     Ok(TaskRow {
         code: row.try_get("code")?,
         directive: row.try_get("directive")?,
@@ -32,6 +33,7 @@ fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
         status: row.try_get("status")?,
         completed_on: row.try_get("completed_on")?,
         percent: percent.map(i64::from),
+        start_percent: start_percent.map(i64::from),
         origin: row.try_get("origin")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -106,8 +108,8 @@ impl PgStore {
                 sqlx::query(
                     "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
                  group_code, indicators, due, status, completed_on, percent, origin, created_at, \
-                 updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                 $12, $13, $14, $14, $15) ON CONFLICT (code) DO NOTHING",
+                 updated_at, updated_by, start_percent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                 $9, $10, $11, $12, $13, $14, $14, $15, $12) ON CONFLICT (code) DO NOTHING",
                 )
                 .bind(def.code.as_str())
                 .bind(&def.directive)

@@ -12,7 +12,7 @@ use crate::store::tasks::{assemble, corrupt, TaskRow};
 use crate::store::{AuditEvent, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
-     t.cooperating, t.group_code, t.indicators, t.due, t.status, t.completed_on, t.percent, \
+     t.cooperating, t.group_code, t.indicators, t.due, t.status, t.completed_on, t.percent, t.start_percent, \
      t.origin, t.created_at, t.updated_at, t.updated_by, d.issued_on, d.issuer, d.kind, \
      d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative \
      FROM tasks t JOIN directives d ON d.number = t.directive";
@@ -39,6 +39,7 @@ fn task_row(row: &SqliteRow) -> StoreResult<TaskRow> {
         status: row.try_get("status")?,
         completed_on: optional_date(row.try_get("completed_on")?)?,
         percent: row.try_get("percent")?,
+        start_percent: row.try_get("start_percent")?,
         origin: row.try_get("origin")?,
         created_at: from_micros(row.try_get("created_at")?),
         updated_at: from_micros(row.try_get("updated_at")?),
@@ -110,8 +111,8 @@ impl SqliteStore {
             let sql = if write.create {
                 "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
              group_code, indicators, due, status, completed_on, percent, origin, created_at, \
-             updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14, ?14, ?15) ON CONFLICT (code) DO NOTHING"
+             updated_at, updated_by, start_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?12) ON CONFLICT (code) DO NOTHING"
             } else {
                 "UPDATE tasks SET directive = ?2, title_vi = ?3, title_en = ?4, owner = ?5, \
              cooperating = ?6, group_code = ?7, indicators = ?8, due = ?9, status = ?10, \
