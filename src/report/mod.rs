@@ -306,7 +306,7 @@ impl Sources<'_> {
             &unit.code,
         );
         let period_end = period.end(self.zone);
-        let plan = plan::section(self, &period, cutoff).await?;
+        let plan = plan::section(self, &period, cutoff, request.history).await?;
 
         let mut groups: Vec<GroupSection> = Vec::new();
         let mut changes = Vec::new();

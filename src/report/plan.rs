@@ -4,7 +4,10 @@
 //! XLSX sheet and as a block of rows after the CSV's targets.
 //!
 //! It is judged as known at the report's cut-off from the figures of the years up to the
-//! report's, each period's official figure where there is one, else the latest.
+//! report's, read as the rest of the report reads them (ARCHITECTURE §8, §12): the official
+//! figures only, each from when it became official, or with `history=latest` the latest,
+//! preliminary ones included. So a report made again later reads the same, and the section says
+//! which figures it read in the report's own words.
 
 use std::fmt::Write as _;
 
@@ -15,6 +18,7 @@ use serde::Serialize;
 use super::html::escape;
 use super::text;
 use super::{Lang, Report, Sources};
+use crate::domain::approval::History;
 use crate::domain::Period;
 use crate::rules::five_year::Progress;
 use crate::rules::plan_progress::{
@@ -28,6 +32,8 @@ pub struct PlanSection {
     pub assessment: PlanAssessment,
     /// The report's year: later years' figures are left out.
     pub year: i32,
+    /// Which figures were read, as for the report's targets.
+    pub history: History,
 }
 
 /// The section of a yearly report, when a plan covers its year.
@@ -35,6 +41,7 @@ pub async fn section(
     sources: &Sources<'_>,
     period: &Period,
     cutoff: DateTime<Utc>,
+    history: History,
 ) -> Result<Option<PlanSection>, StoreError> {
     let Period::Year(year) = *period else {
         return Ok(None);
@@ -47,15 +54,22 @@ pub async fn section(
     else {
         return Ok(None);
     };
-    let mut figures =
-        plan_progress::read_figures(sources.store, sources.catalogue, plan, sources.zone, cutoff)
-            .await?;
+    let mut figures = plan_progress::read_figures_as_of(
+        sources.store,
+        sources.catalogue,
+        plan,
+        sources.zone,
+        cutoff,
+        history,
+    )
+    .await?;
     for series in figures.values_mut() {
         series.retain(|figure| figure.year <= year);
     }
     Ok(Some(PlanSection {
         assessment: plan_progress::assess_plan(plan, sources.catalogue, &figures),
         year,
+        history,
     }))
 }
 
@@ -88,11 +102,13 @@ fn colour(key: &str) -> &'static str {
     }
 }
 
-fn note(lang: Lang) -> &'static str {
-    lang.pick(
-        "Phương pháp Open SDG: R = tốc độ tăng bình quân (CAGR) thực hiện / CAGR cần có để đạt mục tiêu đúng hạn, theo hướng mong muốn. R ≥ 0,95: tiến bộ đáng kể; 0,60–0,95: vừa phải; 0–0,60: hạn chế; R < 0: thụt lùi. Số liệu mỗi năm: số chính thức nếu đã có, nếu không là số mới nhất; năm gốc chưa có số quan sát thì dùng số của kế hoạch.",
-        "Open SDG's measure: R = observed compound annual growth over the growth needed to reach the target on time, in the desired direction. R ≥ 0.95: substantial; 0.60–0.95: moderate; 0–0.60: limited; R < 0: deterioration. Each year's figure is the official one where there is one, else the latest; the plan's baseline stands in until its year is observed.",
-    )
+/// The method, then which figures were read in the words the report's heading uses.
+fn note(history: History, lang: Lang) -> String {
+    let method = lang.pick(
+        "Phương pháp Open SDG: R = tốc độ tăng bình quân (CAGR) thực hiện / CAGR cần có để đạt mục tiêu đúng hạn, theo hướng mong muốn. R ≥ 0,95: tiến bộ đáng kể; 0,60–0,95: vừa phải; 0–0,60: hạn chế; R < 0: thụt lùi. Năm gốc chưa có số quan sát thì dùng số của kế hoạch.",
+        "Open SDG's measure: R = observed compound annual growth over the growth needed to reach the target on time, in the desired direction. R ≥ 0.95: substantial; 0.60–0.95: moderate; 0–0.60: limited; R < 0: deterioration. The plan's baseline stands in until its year is observed.",
+    );
+    format!("{method} {}", super::history::note(history, lang))
 }
 
 fn illustrative_mark(lang: Lang) -> &'static str {
@@ -158,8 +174,9 @@ pub fn html(report: &Report) -> String {
     count_row(&mut html, lang.pick("Cộng", "Total"), "", &plan.counts);
     let _ = write!(
         html,
-        r#"</tbody></table><p class="note">{}</p><table class="plan-targets"><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">R</th><th>{}</th></tr></thead><tbody>"#,
-        note(lang),
+        r#"</tbody></table><p class="note" data-history="{}">{}</p><table class="plan-targets"><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">R</th><th>{}</th></tr></thead><tbody>"#,
+        section.history.as_str(),
+        note(section.history, lang),
         lang.pick("Chỉ tiêu", "Indicator"),
         lang.pick("Đơn vị tính", "Measure"),
         lang.pick("Năm gốc", "Baseline"),
@@ -226,7 +243,7 @@ pub fn xlsx_sheet(book: &mut Workbook, report: &Report) -> Result<(), XlsxError>
     let ratio = Format::new().set_num_format("0.00");
     sheet.write_string_with_format(0, 0, title(plan, lang), &title_format)?;
     sheet.write_string(1, 0, lang.pick(&plan.name_vi, &plan.name_en))?;
-    sheet.write_string(2, 0, note(lang))?;
+    sheet.write_string(2, 0, note(section.history, lang))?;
     let columns = [
         (lang.pick("Nhóm", "Group"), 24.0),
         (lang.pick("Mã", "Code"), 30.0),
@@ -341,6 +358,7 @@ pub fn csv_rows(report: &Report, width: usize) -> Vec<Vec<String>> {
         lang.pick("Đánh giá", "Progress"),
         lang.pick("Minh họa", "Illustrative"),
         lang.pick("Nguồn", "Source"),
+        super::history::heading(lang),
     ]
     .map(str::to_owned)
     .to_vec();
@@ -367,6 +385,7 @@ pub fn csv_rows(report: &Report, width: usize) -> Vec<Vec<String>> {
                 target.category_key().to_owned(),
                 p.illustrative.to_string(),
                 p.source.clone().unwrap_or_default(),
+                super::history::word(section.history, lang).to_owned(),
             ]));
         }
     }

@@ -3,10 +3,12 @@
 //! ([`super::five_year`]).
 //!
 //! Pure: [`assess`] takes one target and its yearly figures, [`assess_plan`] a whole plan with
-//! counts per sector group. The reader [`read_figures`] forms the yearly figures from the store:
-//! per period the latest official revision, else the latest (a figure still preliminary counts
-//! until an official one exists), and per year the value the status rules call the year's
-//! (`report::last_year::year_value`'s definition), once the year has a value:
+//! counts per sector group. The reader [`read_figures`] forms the live view's yearly figures from
+//! the store: per period the latest official revision, else the latest (a figure still
+//! preliminary counts until an official one exists); [`read_figures_as_of`] forms a report's, as
+//! known at its cut-off and by its [`History`] (ARCHITECTURE §8, §12). Per year both take the
+//! value the status rules call the year's (`report::last_year::year_value`'s definition), once
+//! the year has a value:
 //! - a level or a growth rate: its latest period in the year;
 //! - a flow, a cumulative or an average: only once the year's last period is in, since a sum,
 //!   a year-to-date total or a mean of part of a year is not the year's figure.
@@ -22,6 +24,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::five_year::{five_year_progress, FiveYearInput, Progress, YearValue};
+use crate::domain::approval::History;
 use crate::domain::five_year_plan::{FiveYearPlan, PlanDirection, PlanTarget};
 use crate::domain::{Catalogue, Code, Kind, Period, StoredObservation};
 use crate::store::{DynStore, ObservationQuery, StoreError};
@@ -31,7 +34,7 @@ use crate::store::{DynStore, ObservationQuery, StoreError};
 pub struct YearFigure {
     pub year: i32,
     pub value: f64,
-    /// Read from official revisions only (ARCHITECTURE §8).
+    /// Read from revisions that were official when the figures were read (ARCHITECTURE §8).
     pub official: bool,
     /// The plan's baseline, standing in for a year with no observed figure.
     pub from_plan: bool,
@@ -334,12 +337,15 @@ fn latest_per_period(
 
 /// Forms the yearly figures of every plan target from revisions read from the store: per
 /// period the latest official revision, else the latest. Pure: the reader passes both reads.
+/// A revision reads as official only if it had become so by `official_by`: a revision approved
+/// later was still preliminary when the figures were read.
 pub fn figures_from_rows(
     plans: &[&FiveYearPlan],
     catalogue: &Catalogue,
     official: Vec<StoredObservation>,
     latest: Vec<StoredObservation>,
     zone: Tz,
+    official_by: DateTime<Utc>,
 ) -> Figures {
     let wanted: std::collections::HashSet<(String, String)> = plans
         .iter()
@@ -372,7 +378,7 @@ pub fn figures_from_rows(
             .push(PeriodValue {
                 period,
                 value,
-                official: row.official_at.is_some(),
+                official: row.official_at.is_some_and(|at| at <= official_by),
             });
     }
     let mut figures: Figures = HashMap::new();
@@ -391,25 +397,15 @@ pub fn figures_from_rows(
     figures
 }
 
-/// Reads the yearly figures of `plan`'s targets as known at `now`.
-pub async fn read_figures(
-    store: &DynStore,
-    catalogue: &Catalogue,
-    plan: &FiveYearPlan,
-    zone: Tz,
-    now: DateTime<Utc>,
-) -> Result<Figures, StoreError> {
-    let Some(first) = plan.targets.iter().map(|t| t.baseline_year).min() else {
-        return Ok(Figures::new());
-    };
+/// The years a plan's targets span, as instants, and the indicators they read.
+fn reach(plan: &FiveYearPlan, zone: Tz) -> Option<(DateTime<Utc>, DateTime<Utc>, Vec<String>)> {
+    let first = plan.targets.iter().map(|t| t.baseline_year).min()?;
     let last = plan
         .targets
         .iter()
         .map(|t| t.target_year)
         .max()
         .unwrap_or(first);
-    let from = Period::Year(first).start(zone);
-    let to = Period::Year(last).end(zone);
     let mut indicators: Vec<String> = plan
         .targets
         .iter()
@@ -417,9 +413,21 @@ pub async fn read_figures(
         .collect();
     indicators.sort();
     indicators.dedup();
-    let official = store
-        .official_between(from, to, now, Some(&indicators))
-        .await?;
+    Some((
+        Period::Year(first).start(zone),
+        Period::Year(last).end(zone),
+        indicators,
+    ))
+}
+
+/// The latest revision (by `reported_at`, as of `as_of`) of every period of each target's series.
+async fn latest_of_targets(
+    store: &DynStore,
+    plan: &FiveYearPlan,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<StoredObservation>, StoreError> {
     // One small read per target: `latest_between` would read every series of the years.
     let mut latest = Vec::new();
     for target in &plan.targets {
@@ -428,16 +436,74 @@ pub async fn read_figures(
             unit: target.unit.to_string(),
             from: Some(from),
             to: Some(to),
-            as_of: Some(now),
+            as_of: Some(as_of),
         };
         latest.extend(store.observations(&query).await?);
     }
+    Ok(latest)
+}
+
+/// Reads the yearly figures of `plan`'s targets as known at `now`: per period the latest official
+/// revision, else the latest (the live view).
+pub async fn read_figures(
+    store: &DynStore,
+    catalogue: &Catalogue,
+    plan: &FiveYearPlan,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> Result<Figures, StoreError> {
+    let Some((from, to, indicators)) = reach(plan, zone) else {
+        return Ok(Figures::new());
+    };
+    let official = store
+        .official_between(from, to, now, Some(&indicators))
+        .await?;
+    let latest = latest_of_targets(store, plan, from, to, now).await?;
     Ok(figures_from_rows(
         &[plan],
         catalogue,
         official,
         latest,
         zone,
+        now,
+    ))
+}
+
+/// Reads the yearly figures of `plan`'s targets as a report judged as of `as_of` reads them
+/// (ARCHITECTURE §8, §12), so a report is the same whenever it is made again: with
+/// [`History::Official`] the official revisions only, each from when it became official (the
+/// later of its `reported_at` and its approval); with [`History::Latest`] every period's latest
+/// revision reported by then, preliminary ones included.
+pub async fn read_figures_as_of(
+    store: &DynStore,
+    catalogue: &Catalogue,
+    plan: &FiveYearPlan,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+    history: History,
+) -> Result<Figures, StoreError> {
+    let Some((from, to, indicators)) = reach(plan, zone) else {
+        return Ok(Figures::new());
+    };
+    let (official, latest) = match history {
+        History::Official => (
+            store
+                .official_between(from, to, as_of, Some(&indicators))
+                .await?,
+            Vec::new(),
+        ),
+        History::Latest => (
+            Vec::new(),
+            latest_of_targets(store, plan, from, to, as_of).await?,
+        ),
+    };
+    Ok(figures_from_rows(
+        &[plan],
+        catalogue,
+        official,
+        latest,
+        zone,
+        as_of,
     ))
 }
 

@@ -410,9 +410,177 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
     }
 }
 
+/// Posts the statistics office's approval making `period`'s latest revision official.
+async fn make_official(app: &TestApp, statistics: &str, indicator: &str, period: &str) {
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/approvals"))
+                .bearer_auth(statistics)
+                .json(&json!({"indicator": indicator, "unit": "HCM",
+                              "period": period, "state": "official"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// The 2026 report's plan section as data, with the query's `as_of` and `history` when given.
+async fn report_plan(app: &TestApp, query: &str) -> Value {
+    let reply = app
+        .get(
+            &format!("/api/v1/reports/2026?format=json{query}"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let plan = reply.body["plan"].clone();
+    assert!(plan.is_object(), "no plan section: {}", reply.body);
+    plan
+}
+
+/// `indicator`'s entry in a report's plan section.
+fn report_target(plan: &Value, indicator: &str) -> Value {
+    plan["assessment"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|group| group["targets"].as_array().expect("targets").iter())
+        .find(|t| t["indicator"] == indicator)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {indicator} in {plan}"))
+}
+
+/// An instant strictly between what was pushed before and what is pushed after it: revisions
+/// are stamped with the server's clock, which the tests share.
+async fn instant_between() -> chrono::DateTime<chrono::Utc> {
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let at = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    at
+}
+
+async fn a_past_reports_plan_section_stays_as_it_was_at_its_cut_off(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, "GRDP_PER_CAPITA", "2025", 10_000.0).await;
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_500.0).await;
+    let cutoff = instant_between().await;
+    let as_of = format!(
+        "&as_of={}",
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    let latest_then = format!("{as_of}&history=latest");
+
+    // As known at the cut-off: 2026's 10 500 on 2025's 10 000, R = 0.718284, nothing official.
+    let before = report_plan(&app, &latest_then).await;
+    let grdp = report_target(&before, "GRDP_PER_CAPITA");
+    assert_latest(&grdp, 2026, 10_500.0, "moderate", 0.718_283_73);
+    assert_eq!(grdp["latest"]["official"], false, "{grdp}");
+    let official_before = report_plan(&app, &as_of).await;
+
+    // After the cut-off: a revision of 2026 and both years made official.
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_800.0).await;
+    make_official(&app, &statistics, "GRDP_PER_CAPITA", "2025").await;
+    make_official(&app, &statistics, "GRDP_PER_CAPITA", "2026").await;
+
+    // The report as of the cut-off reads as it did, in either history.
+    for (query, then) in [(&latest_then, &before), (&as_of, &official_before)] {
+        let again = report_plan(&app, query).await;
+        assert!(
+            &again == then,
+            "{query}: GRDP per capita was {} and is now {}",
+            report_target(then, "GRDP_PER_CAPITA"),
+            report_target(&again, "GRDP_PER_CAPITA")
+        );
+    }
+    // Nothing was official at the cut-off: the default report had no figure to judge by.
+    assert!(
+        report_target(&official_before, "GRDP_PER_CAPITA")["latest"].is_null(),
+        "{official_before}"
+    );
+    // A report cut off now has them: R = 0.08 / 0.0696104 = 1.149254, official.
+    for query in ["", "&history=latest"] {
+        let now = report_target(&report_plan(&app, query).await, "GRDP_PER_CAPITA");
+        assert_latest(&now, 2026, 10_800.0, "substantial", 1.149_253_96);
+        assert_eq!(now["latest"]["official"], true, "{query}: {now}");
+    }
+}
+
+async fn the_report_reads_official_figures_only_unless_asked_for_the_latest(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    push(&app, "GRDP_PER_CAPITA", "2025", 10_000.0).await;
+    push(&app, "GRDP_PER_CAPITA", "2026", 10_500.0).await;
+
+    // Preliminary figures: the default report does not use them, the latest does (R = 0.718284).
+    let official = report_plan(&app, "").await;
+    let grdp = report_target(&official, "GRDP_PER_CAPITA");
+    assert!(
+        grdp["latest"].is_null(),
+        "a preliminary figure used: {grdp}"
+    );
+    assert_eq!(official["history"], "official");
+    assert!(
+        grdp["series"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|f| f["from_plan"] == true)),
+        "{grdp}"
+    );
+    let latest = report_plan(&app, "&history=latest").await;
+    assert_eq!(latest["history"], "latest");
+    let grdp = report_target(&latest, "GRDP_PER_CAPITA");
+    assert_latest(&grdp, 2026, 10_500.0, "moderate", 0.718_283_73);
+    assert_eq!(grdp["latest"]["official"], false, "{grdp}");
+
+    // Each rendering of the section says which figures it read, in the report's own words.
+    for (query, note) in [
+        (
+            "",
+            "Số liệu: chỉ số liệu chính thức, mỗi số liệu tính từ khi được công bố chính thức.",
+        ),
+        (
+            "?history=latest&lang=en",
+            "Figures: the latest, preliminary figures included (not all are official).",
+        ),
+    ] {
+        let html = String::from_utf8(fetch(&app, &format!("/api/v1/reports/2026{query}")).await)
+            .expect("UTF-8");
+        let section = &html[html
+            .find(r#"<section id="plan""#)
+            .expect("the plan section")..];
+        let section = &section[..section.find("</section>").expect("its end")];
+        assert!(section.contains(note), "{query}: no `{note}` in {section}");
+    }
+
+    // Made official by the statistics office: the default report uses them.
+    make_official(&app, &statistics, "GRDP_PER_CAPITA", "2025").await;
+    make_official(&app, &statistics, "GRDP_PER_CAPITA", "2026").await;
+    let grdp = report_target(&report_plan(&app, "").await, "GRDP_PER_CAPITA");
+    assert_latest(&grdp, 2026, 10_500.0, "moderate", 0.718_283_73);
+    assert_eq!(grdp["latest"]["official"], true, "{grdp}");
+
+    // A preliminary revision after them: the default report keeps the official figure, the
+    // latest reads the new one (R = −0.1 / 0.0696104 = −1.436568).
+    push(&app, "GRDP_PER_CAPITA", "2026", 9_000.0).await;
+    let grdp = report_target(&report_plan(&app, "").await, "GRDP_PER_CAPITA");
+    assert_latest(&grdp, 2026, 10_500.0, "moderate", 0.718_283_73);
+    let grdp = report_target(
+        &report_plan(&app, "&history=latest").await,
+        "GRDP_PER_CAPITA",
+    );
+    assert_latest(&grdp, 2026, 9_000.0, "deterioration", -1.436_567_45);
+    assert_eq!(grdp["latest"]["official"], false, "{grdp}");
+}
+
 on_every_backend!(
     each_category_follows_the_hand_computed_ratio_of_the_pushed_figures,
     the_official_figure_is_read_where_one_exists,
     an_unknown_plan_is_refused_naming_the_parameter,
     the_yearly_report_has_the_plans_section_in_every_format,
+    a_past_reports_plan_section_stays_as_it_was_at_its_cut_off,
+    the_report_reads_official_figures_only_unless_asked_for_the_latest,
 );
