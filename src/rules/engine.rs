@@ -25,6 +25,7 @@ use super::rollup::{Coverage, RollupPlan, DEFAULT_DIFFERENCE};
 use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, IndicatorRelease, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
+use crate::domain::code::CodeHash;
 use crate::domain::{
     Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, Periodicity,
     PlanSource, Status, Target, TargetValue,
@@ -1065,8 +1066,13 @@ impl Engine {
         inner.live.apply(&relevant);
         // A year's figures also set next year's seasonal plan, so both years are re-judged.
         let mut touched = Vec::new();
+        // A group holds many periods of few series: each series and year is looked up once.
+        let mut seen: HashSet<(&str, &str, i32), CodeHash> = HashSet::default();
         for row in &relevant {
             let year = row.period.year(self.zone);
+            if !seen.insert((row.indicator.as_str(), row.unit.as_str(), year)) {
+                continue;
+            }
             // A figure also moves the value of every parent it rolls up into.
             for unit in self
                 .rollups
