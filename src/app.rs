@@ -68,7 +68,14 @@ pub async fn open_store(
     // its targets from their creation on by the start of lateness (`rules::staleness`).
     store.first_start(Utc::now()).await?;
     store.seed_targets(&catalogue.targets, Utc::now()).await?;
-    store::tasks::seed(&store, &catalogue.directives, &catalogue.tasks, Utc::now()).await?;
+    store::tasks::seed(
+        &store,
+        &catalogue.directives,
+        &catalogue.tasks,
+        Utc::now(),
+        settings.zone(),
+    )
+    .await?;
     Ok(crate::auth::cache::CachedStore::wrap(
         store,
         settings.tokens.cache(),

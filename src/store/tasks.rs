@@ -149,12 +149,19 @@ pub(crate) fn assemble(
 /// directive changed there is redefined, its progress kept; one an admin created or changed
 /// through the API is left alone. The writes are one `tasks.seed` audit row naming the tasks
 /// stored and redefined, as the targets' seed is one `targets.seed` row.
+///
+/// A task written from the configuration for the first time is in force from its directive's
+/// date (not from the first start of this database), and its configured status from the day
+/// it records it was completed, else from that date too: a report cut off between the
+/// directive and the first start reads the task as the configuration says it stood then.
 pub async fn seed(
     store: &DynStore,
     directives: &[Directive],
     seeds: &[TaskSeed],
     at: DateTime<Utc>,
+    zone: chrono_tz::Tz,
 ) -> StoreResult<usize> {
+    let midnight = |day: chrono::NaiveDate| crate::domain::Period::Day(day).start(zone).min(at);
     let stored: HashMap<Code, Task> = store
         .tasks(None)
         .await?
@@ -172,6 +179,10 @@ pub async fn seed(
         let write = match stored.get(&seed.def.code) {
             None => {
                 added.push(seed.def.code.to_string());
+                let in_force = midnight(directive.date);
+                let recorded_at = seed
+                    .completed_on
+                    .map_or(in_force, |day| midnight(day).max(in_force));
                 TaskWrite {
                     def: seed.def.clone(),
                     directive: (*directive).clone(),
@@ -179,12 +190,12 @@ pub async fn seed(
                     completed_on: seed.completed_on,
                     percent: seed.percent,
                     origin: "config".into(),
-                    at,
+                    at: in_force,
                     by: "config".into(),
                     create: true,
                     note: None,
                     history: (seed.recorded != RecordedStatus::NotStarted).then(|| StatusRecord {
-                        at,
+                        at: recorded_at,
                         by: "config".into(),
                         status: seed.recorded,
                         completed_on: seed.completed_on,
