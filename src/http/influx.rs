@@ -395,7 +395,9 @@ enum WriteAnswers {
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(WriteAnswers)
+    responses(WriteAnswers, (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
+        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
+        content((InfluxProblem = "application/json"), (super::error::Problem<'static> = "application/problem+json"))))
 )]
 pub async fn write_v2(
     state: State<AppState>,
@@ -423,7 +425,9 @@ pub async fn write_v2(
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(WriteAnswers)
+    responses(WriteAnswers, (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
+        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
+        content((InfluxProblem = "application/json"), (super::error::Problem<'static> = "application/problem+json"))))
 )]
 pub async fn write_v1(
     state: State<AppState>,

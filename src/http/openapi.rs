@@ -305,6 +305,34 @@ mod tests {
         serde_json::to_value(super::super::openapi()).unwrap()
     }
 
+    /// A token over its rate on an InfluxDB path is answered in InfluxDB's shape, an address
+    /// over its rate in problem details: the document names both, with `Retry-After`.
+    #[test]
+    fn influx_paths_document_both_shapes_of_too_many_requests() {
+        let document = document();
+        for (path, method) in [
+            ("/query", "get"),
+            ("/query", "post"),
+            ("/write", "post"),
+            ("/api/v2/write", "post"),
+        ] {
+            let answer = &document["paths"][path][method]["responses"]["429"];
+            let content = answer["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path}: 429 is described inline: {answer}"));
+            let types: BTreeSet<&str> = content.keys().map(String::as_str).collect();
+            assert_eq!(
+                types,
+                BTreeSet::from(["application/json", "application/problem+json"]),
+                "{method} {path}"
+            );
+            assert!(
+                answer["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+
     fn operations(document: &Value) -> Vec<(String, String, Value)> {
         let mut found = Vec::new();
         for (path, item) in document["paths"].as_object().unwrap() {

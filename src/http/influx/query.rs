@@ -106,6 +106,9 @@ pub struct QueryResults {
          body = super::InfluxProblem),
         (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = super::InfluxProblem),
         (status = 413, description = "Quá lớn / Too large", body = super::InfluxProblem),
+        (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
+        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
+        content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
     )
 )]
 pub async fn query(
@@ -144,6 +147,9 @@ pub async fn query(
          body = super::InfluxProblem),
         (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = super::InfluxProblem),
         (status = 413, description = "Quá lớn / Too large", body = super::InfluxProblem),
+        (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
+        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
+        content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
     )
 )]
 pub async fn query_post(
