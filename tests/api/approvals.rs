@@ -537,7 +537,53 @@ async fn a_late_approval_of_a_superseded_revision_leaves_the_newer_one_prelimina
     app.stop().await;
 }
 
+/// A bulk approval of a day's readings of an event feed (instants, whose end is their start)
+/// marks every one of them on the screens, the last one included.
+async fn a_days_instants_approved_in_bulk_all_read_official_on_the_screens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    let readings = json!({"observations": [
+        {"indicator": "AQI_DAILY", "unit": "HCM", "ts": "2026-01-02T01:00:00Z", "value": 61},
+        {"indicator": "AQI_DAILY", "unit": "HCM", "ts": "2026-01-02T05:00:00Z", "value": 74},
+    ]});
+    let reply = app.post_observations(&app.admin, &readings).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut socket = connect(&app, &app.viewer).await;
+    socket
+        .send(Message::text(
+            json!({"subscribe": ["indicator:AQI_DAILY"]}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    loop {
+        if next_json(&mut socket).await["type"] == "snapshot" {
+            break;
+        }
+    }
+    approved(
+        &app,
+        &statistics,
+        json!({"indicator": "AQI_DAILY", "unit": "HCM", "period": "2026-01-02", "state": "official"}),
+        2,
+        0,
+    )
+    .await;
+    let view = view_where(&mut socket, |v| {
+        point_state(v, "2026-01-02T01:00:00Z") == Some("official")
+    })
+    .await;
+    assert_eq!(
+        point_state(&view, "2026-01-02T05:00:00Z"),
+        Some("official"),
+        "the day's last reading too: {view}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_days_instants_approved_in_bulk_all_read_official_on_the_screens,
     a_late_approval_of_a_superseded_revision_leaves_the_newer_one_preliminary,
     a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens,
     approvals_are_scoped_to_the_approving_roles,
