@@ -300,26 +300,34 @@ impl Task {
         TaskStatus::judge(self.recorded, self.def.due, self.completed_on, today)
     }
 
-    /// The task as it had been recorded by the instant `at`, from its appended notes and status
-    /// records, so that what is recorded later (a completion, even one dated earlier) does not
-    /// change how it stood then; `None` when it was stored after `at`. Its definition is the
-    /// current one.
-    pub fn as_at(&self, at: DateTime<Utc>) -> Option<Task> {
-        if self.created_at > at {
+    /// The task as it had been recorded by the instant `at` (whose day in the city is `day`),
+    /// from its appended notes and status records, so that what is recorded later (a
+    /// completion, even one dated earlier) does not change how it stood then; `None` when it
+    /// was stored after `at`. Its definition is the current one.
+    ///
+    /// A task from the configuration is in force from its directive's date, and its configured
+    /// status from the day it states (its completion, else the directive's date), whenever a
+    /// database first stored them: an installation started in June reads its first quarter's
+    /// shipped tasks as the configuration says they stood.
+    pub fn as_at(&self, at: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
+        let configured = self.origin == "config";
+        if self.created_at > at && !(configured && self.directive.date <= day) {
             return None;
         }
+        let known = |r: &StatusRecord| {
+            r.at <= at
+                || (configured
+                    && r.by == "config"
+                    && r.completed_on.unwrap_or(self.directive.date) <= day)
+        };
         let progress: Vec<ProgressNote> = self
             .progress
             .iter()
             .filter(|n| n.at <= at)
             .cloned()
             .collect();
-        let history: Vec<StatusRecord> = self
-            .history
-            .iter()
-            .filter(|r| r.at <= at)
-            .cloned()
-            .collect();
+        let history: Vec<StatusRecord> =
+            self.history.iter().filter(|r| known(r)).cloned().collect();
         // Every change of the recorded status is appended, the configured start included; a
         // task without a record by then had not been started.
         let (recorded, completed_on) = history

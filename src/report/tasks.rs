@@ -36,7 +36,7 @@ pub struct TaskSection {
 /// A task as it stood at `cutoff`, whose day in the city is `day`; `None` when it was stored
 /// after it.
 fn as_at(task: &Task, cutoff: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
-    let mut seen = task.as_at(cutoff)?;
+    let mut seen = task.as_at(cutoff, day)?;
     // A completion is never recorded ahead of its day, but a configured one is as written.
     if seen.recorded == RecordedStatus::Done && seen.completed_on.is_none_or(|on| on > day) {
         seen.recorded = RecordedStatus::InProgress;

@@ -1104,14 +1104,14 @@ async fn a_fresh_installations_past_report_counts_the_shipped_tasks_as_they_stoo
         .filter(|t| {
             dated
                 .get(t.def.directive.as_str())
-                .is_some_and(|d| *d < cut_off)
+                .is_some_and(|d| *d <= cut_off)
         })
         // A task done before the year began is not the year's.
         .filter(|t| t.completed_on.is_none_or(|d| d >= year_start))
         .collect();
     let done_by_then = in_force
         .iter()
-        .filter(|t| t.completed_on.is_some_and(|d| d < cut_off))
+        .filter(|t| t.completed_on.is_some_and(|d| d <= cut_off))
         .count();
     assert!(
         !in_force.is_empty() && done_by_then > 0 && done_by_then < in_force.len(),
@@ -1129,7 +1129,76 @@ async fn a_fresh_installations_past_report_counts_the_shipped_tasks_as_they_stoo
     app.stop().await;
 }
 
+/// A database seeded before shipped tasks were dated by their directives holds them as stored
+/// at its first start, their configured status recorded then: its report of an earlier quarter
+/// still reads them as the configuration says they stood.
+async fn a_shipped_task_stored_at_a_later_first_start_counts_in_an_earlier_report(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let first_start = local("2026-06-01T09:00:00");
+    let mut write = TaskWrite {
+        def: TaskDef {
+            code: Code::parse("P_SHIPPED").expect("a code"),
+            title_vi: "Nhiệm vụ cấu hình".into(),
+            title_en: "A configured task".into(),
+            directive: "98/CT-UBND".into(),
+            owner: Code::parse("POLICE").expect("a code"),
+            cooperating: Vec::new(),
+            group: Code::parse("SECURITY").expect("a code"),
+            due: "2026-03-31".parse().expect("a date"),
+            indicators: vec![Code::parse("TRAFFIC_ACCIDENTS").expect("a code")],
+        },
+        directive: Directive {
+            number: "98/CT-UBND".into(),
+            date: "2026-01-05".parse().expect("a date"),
+            issuer: "UBND TP.HCM".into(),
+            kind: DirectiveKind::ChiThi,
+            title_vi: "Chỉ thị thử".into(),
+            title_en: "A test directive".into(),
+            source: None,
+            illustrative: false,
+        },
+        recorded: RecordedStatus::Done,
+        completed_on: Some("2026-03-20".parse().expect("a date")),
+        percent: Some(100),
+        origin: "config".into(),
+        at: first_start,
+        by: "config".into(),
+        create: true,
+        note: None,
+        history: None,
+    };
+    write.history = Some(StatusRecord {
+        at: first_start,
+        by: "config".into(),
+        status: RecordedStatus::Done,
+        completed_on: write.completed_on,
+    });
+    let event = AuditEvent::new(first_start, "config", "tasks.seed", "config/directives");
+    let written = app.store.write_task(&write, &event).await.expect("stored");
+    assert!(written.is_some(), "stored");
+
+    let section = task_section(&app, "2026-Q1", "2026-04-10T00:00:00").await;
+    let counts = security(&section);
+    assert_eq!(
+        counts["total"], 1,
+        "in force from its directive's date: {section}"
+    );
+    assert_eq!(
+        counts["done"], 1,
+        "done on 20 March, as configured: {section}"
+    );
+    // Before its configured completion it was not done, and overdue after its deadline.
+    let march = task_section(&app, "2026-Q1", "2026-03-10T00:00:00").await;
+    assert_eq!(security(&march)["done"], 0, "{march}");
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_shipped_task_stored_at_a_later_first_start_counts_in_an_earlier_report,
     a_fresh_installations_past_report_counts_the_shipped_tasks_as_they_stood,
     a_task_goes_through_its_progress_to_done_or_done_late,
     a_late_task_alerts_its_department_and_one_falling_due_is_reminded,
