@@ -71,14 +71,7 @@ impl SmtpSink {
                 .unwrap_or_else(|e| panic!("{} cannot run: {e}", python.display()));
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if greets(port).await {
-                    return Self {
-                        child,
-                        port,
-                        mail_dir,
-                        log,
-                    };
-                }
+                // Exited first: a greeting on the port would then be another test's sink.
                 if let Some(status) = child.try_wait().ok().flatten() {
                     // Most likely the port was taken in the meantime: try another one.
                     eprintln!(
@@ -86,6 +79,19 @@ impl SmtpSink {
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
                     break;
+                }
+                // A sink that lost the port to another exits at once on start: a moment after
+                // the greeting tells the two apart.
+                if greets(port).await && {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    child.try_wait().ok().flatten().is_none()
+                } {
+                    return Self {
+                        child,
+                        port,
+                        mail_dir,
+                        log,
+                    };
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
