@@ -591,11 +591,9 @@ function decimalSelect() {
  */
 function typedValue(text, decimal) {
   const plain = decimal === "comma" ? text.replace(/[.\s]/g, "").replace(",", ".") : text.trim();
-  const written = /^[+-]?(\d+)(?:\.(\d*))?$/.exec(plain);
-  if (!written) {
-    const value = Number(plain);
-    return plain !== "" && Number.isFinite(value) ? formatValue(value) : text;
-  }
+  // `.5` is read as 0.5 too; anything else (an exponent) is shown as typed, never rounded.
+  const written = /^[+-]?(\d*)(?:\.(\d*))?$/.exec(plain);
+  if (!written || !/\d/.test(plain)) return text;
   return formatExact(Number(plain), written[2]?.length ?? 0);
 }
 
