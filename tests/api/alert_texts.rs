@@ -30,19 +30,9 @@ async fn export_alert(app: &TestApp) -> Option<Value> {
         .cloned()
 }
 
-async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: Backend) {
-    let zone = chrono_tz::Asia::Ho_Chi_Minh;
-    let today = Utc::now().with_timezone(&zone);
-    let complete_months = today.month() - 1;
-    if complete_months == 0 {
-        return; // January: no month of the year to report yet.
-    }
-    let year = today.year();
-    // Judged from this start: no month of the year is late, the pace alone slips.
-    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.staleness_from = None).await
-    else {
-        return;
-    };
+/// Sets the year's export target to 1,000,000.5 and reports 1,234.5 for each complete month, so
+/// that the pace alone makes it slip; the alert it raises.
+async fn make_exports_slip(app: &TestApp, year: i32, complete_months: u32) -> Value {
     let reply = app
         .send(
             app.client
@@ -59,7 +49,23 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
         .post_observations(&app.customs, &json!({ "observations": rows }))
         .await;
     assert_eq!(accepted.status, 200, "{accepted:?}");
-    let alert = export_alert(&app).await.expect("the export target slips");
+    export_alert(app).await.expect("the export target slips")
+}
+
+async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: Backend) {
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let today = Utc::now().with_timezone(&zone);
+    let complete_months = today.month() - 1;
+    if complete_months == 0 {
+        return; // January: no month of the year to report yet.
+    }
+    let year = today.year();
+    // Judged from this start: no month of the year is late, the pace alone slips.
+    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.staleness_from = None).await
+    else {
+        return;
+    };
+    let alert = make_exports_slip(&app, year, complete_months).await;
 
     let vi = alert["summary_vi"].as_str().expect("summary_vi");
     let en = alert["summary_en"].as_str().expect("summary_en");
@@ -238,23 +244,7 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
     else {
         return;
     };
-    let reply = app
-        .send(
-            app.client
-                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
-                .bearer_auth(&app.admin)
-                .json(&json!({ "value": 1_000_000.5, "reason": "Nghị quyết điều chỉnh" })),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let rows: Vec<Value> = (1..=complete_months)
-        .map(|m| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 1_234.5}))
-        .collect();
-    let accepted = app
-        .post_observations(&app.customs, &json!({ "observations": rows }))
-        .await;
-    assert_eq!(accepted.status, 200, "{accepted:?}");
-    let alert = export_alert(&app).await.expect("the export target slips");
+    let alert = make_exports_slip(&app, year, complete_months).await;
     let projection = alert["working"]["projection"]
         .as_f64()
         .expect("a projection");

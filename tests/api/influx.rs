@@ -58,6 +58,23 @@ fn assert_influx_error(reply: &Reply, status: u16, influx_code: &str, our_code: 
     assert_eq!(reply.body["message"], reply.body["detail"], "{reply:?}");
 }
 
+/// The values of every revision of Saigon ward's air quality at `instant`, oldest first.
+async fn revision_values(app: &TestApp, instant: &str) -> Vec<f64> {
+    let revisions = app
+        .get(
+            &format!("/api/v1/observations/AQI_DAILY/P_SAI_GON/{instant}/revisions"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(revisions.status, 200, "{instant}: {revisions:?}");
+    revisions.body["revisions"]
+        .as_array()
+        .expect("revisions")
+        .iter()
+        .filter_map(|r| r["value"].as_f64())
+        .collect()
+}
+
 async fn points_are_stored_one_row_per_mapped_field_and_read_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -176,19 +193,7 @@ async fn every_precision_of_both_apis_lands_on_the_same_instant(backend: Backend
         let reply = write(&app, path, &token, body).await;
         assert_eq!(reply.status, 204, "{path}: {reply:?}");
     }
-    let revisions = app
-        .get(
-            "/api/v1/observations/AQI_DAILY/P_SAI_GON/2026-01-02T03:00:00Z/revisions",
-            &app.viewer,
-        )
-        .await;
-    assert_eq!(revisions.status, 200, "{revisions:?}");
-    let values: Vec<f64> = revisions.body["revisions"]
-        .as_array()
-        .expect("revisions")
-        .iter()
-        .filter_map(|r| r["value"].as_f64())
-        .collect();
+    let values = revision_values(&app, "2026-01-02T03:00:00Z").await;
     assert_eq!(
         values,
         (1..=writes.len()).map(|v| v as f64).collect::<Vec<_>>()
@@ -263,20 +268,7 @@ async fn a_nanosecond_point_is_one_instant_wherever_it_is_read(backend: Backend)
     .await;
     assert_eq!(reply.status, 204, "{reply:?}");
     for path in [instant, "2026-01-02T03:00:00.123456789Z"] {
-        let revisions = app
-            .get(
-                &format!("/api/v1/observations/AQI_DAILY/P_SAI_GON/{path}/revisions"),
-                &app.viewer,
-            )
-            .await;
-        assert_eq!(revisions.status, 200, "{path}: {revisions:?}");
-        let values: Vec<f64> = revisions.body["revisions"]
-            .as_array()
-            .expect("revisions")
-            .iter()
-            .filter_map(|r| r["value"].as_f64())
-            .collect();
-        assert_eq!(values, [41.0, 42.0], "{path}: {revisions:?}");
+        assert_eq!(revision_values(&app, path).await, [41.0, 42.0], "{path}");
     }
 
     app.stop().await;

@@ -199,15 +199,15 @@ async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
     response.bytes().await.expect("body").to_vec()
 }
 
-/// One sheet of a workbook as openpyxl reads it, or `None` when no Python has it.
-fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
+/// What a script of `tests/support` prints about a workbook, read by openpyxl, as JSON; `None`
+/// when no Python has it (and not every backend is required).
+fn openpyxl<T: serde::de::DeserializeOwned>(script: &str, args: &[&std::ffi::OsStr]) -> Option<T> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("KTXH_TEST_PYTHON")
         .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
     let output = Command::new(&python)
-        .arg(root.join("tests/support/xlsx_sheet.py"))
-        .arg(path)
-        .arg(sheet)
+        .arg(root.join("tests/support").join(script))
+        .args(args)
         .output();
     match output {
         Ok(output) if output.status.success() => {
@@ -227,28 +227,14 @@ fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
     }
 }
 
-/// Every number cell of a workbook with its number format, or `None` when no Python has openpyxl.
+/// One sheet of a workbook as openpyxl reads it.
+fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
+    openpyxl("xlsx_sheet.py", &[path.as_os_str(), sheet.as_ref()])
+}
+
+/// Every number cell of a workbook with its number format.
 fn xlsx_formats(path: &std::path::Path) -> Option<Vec<Value>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KTXH_TEST_PYTHON")
-        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
-    let output = Command::new(&python)
-        .arg(root.join("tests/support/xlsx_formats.py"))
-        .arg(path)
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {
-            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
-        }
-        Ok(output) => panic!(
-            "openpyxl could not read the report: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("{} cannot run: {e}", python.display())
-        }
-        Err(_) => None,
-    }
+    openpyxl("xlsx_formats.py", &[path.as_os_str()])
 }
 
 /// A number format that shows a figure wrongly: one with optional decimals (`#,##0.##` shows a
