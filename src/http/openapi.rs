@@ -50,12 +50,14 @@ setting targets. Any token may call an operation unless the operation names the 
     ),
     modifiers(&SecuritySchemes),
     components(
-        // Referenced by the shared responses and by parameters, which do not collect schemas.
+        // Referenced by the shared responses, by parameters and by `IntoResponses` enums,
+        // which do not collect schemas.
         schemas(
             Problem,
             super::dhis2::Dhis2IdScheme,
             super::dhis2::Dhis2ImportStrategy,
             super::influx::InfluxProblem,
+            super::influx::query::QueryResults,
             super::influx::PrecisionV1,
             super::influx::PrecisionV2,
             super::reports::ReportFormatParam,

@@ -3,8 +3,6 @@
 //! client) posts and reads its answers as it does from DHIS2.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -173,10 +171,6 @@ async fn versioned_paths_answer_as_their_dhis2_version(backend: Backend) {
 // dhis2-client
 // ---------------------------------------------------------------------------------------------
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn python_with_dhis2_client() -> Option<PathBuf> {
     crate::helpers::python_with("dhis2_client", "dhis2-client")
 }
@@ -189,28 +183,14 @@ async fn dhis2_client_posts_a_changed_value_and_reads_updated(backend: Backend) 
         return;
     };
     let token = health_token(&app).await;
-    let script = manifest_dir().join("tests/support/dhis2_post.py");
     // The client joins its paths to the base URL, as to a DHIS2 server's.
     let base = app.url("");
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(base.trim_end_matches('/'))
-        .arg(&token)
-        .arg(&app.viewer)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the script finishes within two minutes")
-        .expect("the script runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "dhis2_post.py failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(stdout.trim(), "ok", "{stderr}");
+    crate::helpers::run_client_script(
+        &python,
+        "dhis2_post.py",
+        &[base.trim_end_matches('/'), &token, &app.viewer],
+    )
+    .await;
 
     // What the client was told is what is stored: the changed value, and the valid one of the
     // set with a conflict.

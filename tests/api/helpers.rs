@@ -537,3 +537,29 @@ fn misnotated_finds_figures_written_the_other_way() {
         ["1,982,471.88", "38.96", "9.35", "10,500", "1982471"]
     );
 }
+
+/// Runs the client script `tests/support/<script>` with `python` and `args`, giving it two
+/// minutes, and checks that it succeeded and printed `ok`, as each such script does once every
+/// check of its own has passed.
+pub async fn run_client_script(python: &std::path::Path, script: &str, args: &[&str]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
+    let run = tokio::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the script finishes within two minutes")
+        .expect("the script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(stdout.trim(), "ok", "{stderr}");
+}

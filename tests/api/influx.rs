@@ -3,8 +3,6 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use ktxh::auth::Role;
 use serde_json::Value;
@@ -520,10 +518,6 @@ async fn foreign_departments_bad_credentials_and_oversized_bodies_are_refused(ba
 // The official InfluxDB Python client
 // ---------------------------------------------------------------------------------------------
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn python_with_influxdb_client() -> Option<PathBuf> {
     crate::helpers::python_with("influxdb_client", "influxdb-client")
 }
@@ -536,25 +530,7 @@ async fn the_official_python_client_writes_points_that_land_as_observations(back
         return;
     };
     let token = token_of(&app, "AGRI_ENV").await;
-    let script = manifest_dir().join("tests/support/influx_write.py");
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(app.url(""))
-        .arg(&token)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the script finishes within two minutes")
-        .expect("the script runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "influx_write.py failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(stdout.trim(), "ok", "{stderr}");
+    crate::helpers::run_client_script(&python, "influx_write.py", &[&app.url(""), &token]).await;
 
     for (unit, value) in [
         ("P_BEN_THANH", 93.0),

@@ -3,8 +3,6 @@
 //! both official Python clients connecting as they do (tests/support/influx_connect.py).
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use ktxh::auth::Role;
 use serde_json::{json, Value};
@@ -289,10 +287,6 @@ async fn other_statements_and_missing_tokens_are_refused_in_influx_error_shape()
     app.stop().await;
 }
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn python_with_influx_clients() -> Option<PathBuf> {
     crate::helpers::python_with("influxdb_client, influxdb", "influxdb-client and influxdb")
 }
@@ -306,24 +300,7 @@ async fn both_official_python_clients_see_the_service_up_and_list_its_database()
         return;
     };
     let (_, token) = mint_token(&app.store, Role::Department, Some("AGRI_ENV")).await;
-    let run = tokio::process::Command::new(&python)
-        .arg(manifest_dir().join("tests/support/influx_connect.py"))
-        .arg(app.url(""))
-        .arg(&token)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the script finishes within two minutes")
-        .expect("the script runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "influx_connect.py failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(stdout.trim(), "ok", "{stderr}");
+    crate::helpers::run_client_script(&python, "influx_connect.py", &[&app.url(""), &token]).await;
     app.stop().await;
 }
 

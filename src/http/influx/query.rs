@@ -85,6 +85,31 @@ pub struct QueryResults {
     results: Vec<StatementResult>,
 }
 
+/// What both `/query` operations answer besides the limits, statement errors in InfluxDB's
+/// own error shape.
+// Only described: the handlers build their answers themselves.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+enum QueryAnswers {
+    #[response(
+        status = 200,
+        description = "Kết quả từng câu lệnh / One result per statement"
+    )]
+    Results(QueryResults),
+    #[response(
+        status = 400,
+        description = "Câu lệnh không hỗ trợ hoặc sai / An unsupported or malformed statement"
+    )]
+    Refused(super::InfluxProblem),
+    #[response(
+        status = 401,
+        description = "Thiếu hoặc sai token / A missing or bad token"
+    )]
+    Unauthorized(super::InfluxProblem),
+    #[response(status = 413, description = "Quá lớn / Too large")]
+    TooLarge(super::InfluxProblem),
+}
+
 /// The read-only InfluxQL statements InfluxDB 1.x clients send on connect.
 /// **Any token**, sent as to `POST /write`.
 ///
@@ -101,11 +126,7 @@ pub struct QueryResults {
     security(("influx_token" = []), ("bearer" = []), ("basic" = [])),
     params(QueryParams),
     responses(
-        (status = 200, description = "Kết quả từng câu lệnh / One result per statement", body = QueryResults),
-        (status = 400, description = "Câu lệnh không hỗ trợ hoặc sai / An unsupported or malformed statement",
-         body = super::InfluxProblem),
-        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = super::InfluxProblem),
-        (status = 413, description = "Quá lớn / Too large", body = super::InfluxProblem),
+        QueryAnswers,
         (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
         headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
         content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
@@ -142,11 +163,7 @@ pub async fn query(
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`q` (and `db`) as a form"),
     responses(
-        (status = 200, description = "Kết quả từng câu lệnh / One result per statement", body = QueryResults),
-        (status = 400, description = "Câu lệnh không hỗ trợ hoặc sai / An unsupported or malformed statement",
-         body = super::InfluxProblem),
-        (status = 401, description = "Thiếu hoặc sai token / A missing or bad token", body = super::InfluxProblem),
-        (status = 413, description = "Quá lớn / Too large", body = super::InfluxProblem),
+        QueryAnswers,
         (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
         headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
         content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
