@@ -1,14 +1,18 @@
 //! A v1 database (built by migrations 0001–0004 alone, with v1 rows in it) opened by this build:
 //! the conversion in place keeps every revision, value, time and target, and what the API reads
-//! is unchanged.
+//! is unchanged. Tasks and their progress notes stored before migration 0016 (built by
+//! 0001–0015 alone) keep the percent each was stored with, so their past progress reads as it
+//! stood.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Tz;
+use ktxh::domain::task::{Directive, DirectiveKind, RecordedStatus, TaskDef};
 use ktxh::domain::{ApprovalState, Code, NewObservation, Period, TargetValue};
-use ktxh::store::{self, ObservationQuery, WriteBatch};
+use ktxh::store::audit::{ChainCheck, GENESIS};
+use ktxh::store::{self, AuditEvent, ObservationQuery, WriteBatch};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{PgPool, SqlitePool};
 
@@ -130,8 +134,9 @@ fn history(t0: DateTime<Utc>) -> (Vec<V1Row>, Vec<V1Target>) {
     (rows, targets)
 }
 
-/// Copies of this build's migrations 0001–0004 for `backend`, in a directory of their own.
-fn v1_migrations(backend: Backend) -> tempfile::TempDir {
+/// Copies of this build's migrations 0001 to `last` for `backend`, in a directory of their
+/// own: the schema of the release that ended with `last`.
+fn migrations_through(backend: Backend, last: u32) -> tempfile::TempDir {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(match backend {
@@ -139,33 +144,82 @@ fn v1_migrations(backend: Backend) -> tempfile::TempDir {
             Backend::Postgres | Backend::Timescale => "postgres",
         });
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut copied = 0;
+    let mut newest = 0;
     for entry in std::fs::read_dir(&source).expect("migrations") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if ["0001_", "0002_", "0003_", "0004_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        {
+        let version: u32 = name
+            .split('_')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: a numbered migration"));
+        if version <= last {
             std::fs::copy(&path, dir.path().join(&name)).expect("copy");
-            copied += 1;
+            newest = newest.max(version);
         }
     }
-    assert_eq!(copied, 4);
+    assert_eq!(
+        newest,
+        last,
+        "migration {last:04} is in {}",
+        source.display()
+    );
     dir
 }
 
+/// A database holding the schema of the release that ended with migration `last`, opened
+/// without the store (which would migrate it to this build's).
+enum Early {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Early {
+    async fn through(db: &TestDb, backend: Backend, last: u32) -> Self {
+        let dir = migrations_through(backend, last);
+        let migrator = sqlx::migrate::Migrator::new(dir.path())
+            .await
+            .expect("early migrator");
+        if backend == Backend::Sqlite {
+            let options = SqliteConnectOptions::from_str(&db.url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.expect("early migrations");
+            Self::Sqlite(pool)
+        } else {
+            let pool = PgPool::connect(&db.url).await.unwrap();
+            migrator.run(&pool).await.expect("early migrations");
+            Self::Postgres(pool)
+        }
+    }
+
+    fn sqlite(&self) -> SqlitePool {
+        match self {
+            Self::Sqlite(pool) => pool.clone(),
+            Self::Postgres(_) => panic!("a PostgreSQL database"),
+        }
+    }
+
+    fn postgres(&self) -> PgPool {
+        match self {
+            Self::Postgres(pool) => pool.clone(),
+            Self::Sqlite(_) => panic!("a SQLite database"),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
 async fn build_v1(db: &TestDb, backend: Backend, rows: &[V1Row], targets: &[V1Target]) {
-    let dir = v1_migrations(backend);
-    let migrator = sqlx::migrate::Migrator::new(dir.path())
-        .await
-        .expect("v1 migrator");
+    let early = Early::through(db, backend, 4).await;
     if backend == Backend::Sqlite {
-        let options = SqliteConnectOptions::from_str(&db.url)
-            .unwrap()
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        migrator.run(&pool).await.expect("v1 migrations");
+        let pool = early.sqlite();
         // v1 SQLite: periods in seconds, receipt times in microseconds, target times in seconds.
         for row in rows {
             sqlx::query(
@@ -211,8 +265,7 @@ async fn build_v1(db: &TestDb, backend: Backend, rows: &[V1Row], targets: &[V1Ta
         }
         pool.close().await;
     } else {
-        let pool = PgPool::connect(&db.url).await.unwrap();
-        migrator.run(&pool).await.expect("v1 migrations");
+        let pool = early.postgres();
         for row in rows {
             sqlx::query(
                 "INSERT INTO observations (indicator, unit, period, period_start, period_end, revision, \
@@ -466,3 +519,509 @@ async fn a_v1_database_is_converted_in_place(backend: Backend) {
 }
 
 on_every_backend!(a_v1_database_is_converted_in_place);
+
+/// A value bound as each backend keeps it: SQLite holds times as microseconds since the epoch,
+/// dates as `YYYY-MM-DD` text and JSON as text.
+enum Cell {
+    Text(Option<String>),
+    Int(i64),
+    Percent(Option<u8>),
+    Flag(bool),
+    Time(DateTime<Utc>),
+    Date(Option<NaiveDate>),
+    Json(Option<serde_json::Value>),
+    Bytes(Vec<u8>),
+}
+
+fn text(value: impl Into<String>) -> Cell {
+    Cell::Text(Some(value.into()))
+}
+
+impl Early {
+    /// Runs `sql`, whose placeholders `$1`, `$2`… both backends read, with `cells` bound.
+    async fn execute(&self, sql: &str, cells: Vec<Cell>) {
+        match self {
+            Self::Sqlite(pool) => {
+                let mut query = sqlx::query(sql);
+                for cell in cells {
+                    query = match cell {
+                        Cell::Text(v) => query.bind(v),
+                        Cell::Int(v) => query.bind(v),
+                        Cell::Percent(v) => query.bind(v.map(i64::from)),
+                        Cell::Flag(v) => query.bind(v),
+                        Cell::Time(v) => query.bind(v.timestamp_micros()),
+                        Cell::Date(v) => query.bind(v.map(|d| d.to_string())),
+                        Cell::Json(v) => query.bind(v.map(|j| j.to_string())),
+                        Cell::Bytes(v) => query.bind(v),
+                    };
+                }
+                query.execute(pool).await.expect(sql);
+            }
+            Self::Postgres(pool) => {
+                let mut query = sqlx::query(sql);
+                for cell in cells {
+                    query = match cell {
+                        Cell::Text(v) => query.bind(v),
+                        Cell::Int(v) => query.bind(v),
+                        Cell::Percent(v) => query.bind(v.map(i16::from)),
+                        Cell::Flag(v) => query.bind(v),
+                        Cell::Time(v) => query.bind(v),
+                        Cell::Date(v) => query.bind(v),
+                        Cell::Json(v) => query.bind(v),
+                        Cell::Bytes(v) => query.bind(v),
+                    };
+                }
+                query.execute(pool).await.expect(sql);
+            }
+        }
+    }
+
+    /// Appends `event` to the audit log's hash chain, as the service does.
+    async fn audit(&self, event: AuditEvent) {
+        let sql = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
+        let head: Option<(i64, Vec<u8>)> = match self {
+            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_optional(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(sql).fetch_optional(pool).await,
+        }
+        .expect("the audit log's head");
+        let (last, prev) = head.map_or((0, GENESIS), |(id, hash)| {
+            (id, hash.try_into().expect("a sealed row"))
+        });
+        let entry = event.into_entry(last + 1);
+        let hash = entry.chain_hash(&prev);
+        self.execute(
+            "INSERT INTO audit_log (id, at, actor, action, subject, old_value, new_value, reason, \
+             client_ip, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            vec![
+                Cell::Int(entry.id),
+                Cell::Time(entry.at),
+                text(entry.actor),
+                text(entry.action),
+                text(entry.subject),
+                Cell::Json(entry.old),
+                Cell::Json(entry.new),
+                Cell::Text(entry.reason),
+                Cell::Text(entry.client_ip),
+                Cell::Bytes(hash.to_vec()),
+            ],
+        )
+        .await;
+    }
+}
+
+/// A task as a release before migration 0016 stored it: from the configuration, in progress
+/// with the percent it is configured at, or created through the API, not started and with
+/// none; then moved on by its department's progress notes.
+struct OldTask {
+    code: &'static str,
+    /// `config` or `api`.
+    origin: &'static str,
+    /// The percent it was stored with: what 0016 must keep as its start.
+    start: Option<u8>,
+    notes: &'static [OldNote],
+    /// Its progress as of local instants: what a report cut off then reads.
+    readings: &'static [(&'static str, Option<u8>)],
+}
+
+/// A progress note at a local instant, with the percent it gives (if any), done on a day.
+struct OldNote {
+    at: &'static str,
+    percent: Option<u8>,
+    done_on: Option<&'static str>,
+}
+
+const fn note(at: &'static str, percent: Option<u8>) -> OldNote {
+    OldNote {
+        at,
+        percent,
+        done_on: None,
+    }
+}
+
+/// The configured tasks were stored at the first start, after their directive (5 January);
+/// the notes of every task interleave, so their audit rows do.
+const FIRST_START: &str = "2026-01-12T08:00:00";
+const API_CREATED: &str = "2026-01-20T09:00:00";
+
+const OLD_TASKS: [OldTask; 5] = [
+    // Several notes: one without a percent, one revising the estimate down.
+    OldTask {
+        code: "P_MARKETS",
+        origin: "config",
+        start: Some(60),
+        notes: &[
+            note("2026-02-10T10:00:00", Some(65)),
+            note("2026-03-05T10:00:00", None),
+            note("2026-03-20T10:00:00", Some(55)),
+            note("2026-05-15T10:00:00", Some(80)),
+        ],
+        readings: &[
+            // Before the first start: the configured progress, from its directive's date.
+            ("2026-01-08T12:00:00", Some(60)),
+            ("2026-02-01T00:00:00", Some(60)),
+            ("2026-02-12T00:00:00", Some(65)),
+            ("2026-03-10T00:00:00", Some(65)),
+            ("2026-04-01T00:00:00", Some(55)),
+            ("2026-06-01T00:00:00", Some(80)),
+        ],
+    },
+    // No notes.
+    OldTask {
+        code: "P_PARKS",
+        origin: "config",
+        start: Some(70),
+        notes: &[],
+        readings: &[
+            ("2026-02-01T00:00:00", Some(70)),
+            ("2026-07-01T00:00:00", Some(70)),
+        ],
+    },
+    // Notes, none with a percent: the row's percent is still the starting one.
+    OldTask {
+        code: "P_LEDGER",
+        origin: "config",
+        start: Some(40),
+        notes: &[
+            note("2026-02-20T10:00:00", None),
+            note("2026-04-02T10:00:00", None),
+        ],
+        readings: &[
+            ("2026-03-01T00:00:00", Some(40)),
+            ("2026-05-01T00:00:00", Some(40)),
+        ],
+    },
+    // Its first note gives no percent, a later one does.
+    OldTask {
+        code: "P_PORT",
+        origin: "config",
+        start: Some(75),
+        notes: &[
+            note("2026-02-25T10:00:00", None),
+            note("2026-04-10T10:00:00", Some(90)),
+        ],
+        readings: &[
+            ("2026-03-01T00:00:00", Some(75)),
+            ("2026-04-15T00:00:00", Some(90)),
+        ],
+    },
+    // Created through the API with no percent: up, down, then done.
+    OldTask {
+        code: "P_API",
+        origin: "api",
+        start: None,
+        notes: &[
+            note("2026-02-15T10:00:00", Some(30)),
+            note("2026-03-25T10:00:00", Some(20)),
+            OldNote {
+                at: "2026-06-01T10:00:00",
+                percent: Some(100),
+                done_on: Some("2026-06-01"),
+            },
+        ],
+        readings: &[
+            ("2026-02-01T00:00:00", None),
+            ("2026-02-20T00:00:00", Some(30)),
+            ("2026-04-01T00:00:00", Some(20)),
+            ("2026-06-05T00:00:00", Some(100)),
+        ],
+    },
+];
+
+fn local(raw: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("{raw}+07:00"))
+        .expect("a local time")
+        .with_timezone(&Utc)
+}
+
+fn day(raw: &str) -> NaiveDate {
+    raw.parse().expect("a date")
+}
+
+fn old_directive() -> Directive {
+    Directive {
+        number: "98/CT-UBND".into(),
+        date: day("2026-01-05"),
+        issuer: "UBND TP.HCM".into(),
+        kind: DirectiveKind::ChiThi,
+        title_vi: "Chỉ thị thử".into(),
+        title_en: "A test directive".into(),
+        source: None,
+        illustrative: false,
+    }
+}
+
+fn old_definition(code: &str) -> TaskDef {
+    TaskDef {
+        code: Code::parse(code).expect("a code"),
+        title_vi: format!("Nhiệm vụ thử {code}"),
+        title_en: format!("Test task {code}"),
+        directive: old_directive().number,
+        owner: Code::parse("POLICE").expect("a code"),
+        cooperating: Vec::new(),
+        group: Code::parse("SECURITY").expect("a code"),
+        due: day("2026-06-30"),
+        indicators: vec![Code::parse("TRAFFIC_ACCIDENTS").expect("a code")],
+    }
+}
+
+/// What a task's row records of it.
+#[derive(Clone, Copy)]
+struct Standing {
+    recorded: RecordedStatus,
+    completed_on: Option<NaiveDate>,
+    percent: Option<u8>,
+}
+
+impl Standing {
+    /// What the audit log keeps of the task before a change.
+    fn audit_value(&self, def: &TaskDef) -> serde_json::Value {
+        serde_json::json!({
+            "def": def,
+            "directive": def.directive,
+            "status": self.recorded,
+            "completed_on": self.completed_on,
+            "percent": self.percent,
+        })
+    }
+}
+
+/// Stores `tasks` as a release before migration 0016 wrote them: each task's row with its
+/// status records, its notes appended and its row moved on by each, and an audit row for every
+/// write, in the order they happened.
+async fn store_old_tasks(early: &Early, tasks: &[OldTask]) {
+    let directive = old_directive();
+    early
+        .execute(
+            "INSERT INTO directives (number, issued_on, issuer, kind, title_vi, title_en, \
+             source, illustrative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                text(&directive.number),
+                Cell::Date(Some(directive.date)),
+                text(&directive.issuer),
+                text(directive.kind.as_str()),
+                text(&directive.title_vi),
+                text(&directive.title_en),
+                Cell::Text(directive.source.clone()),
+                Cell::Flag(directive.illustrative),
+            ],
+        )
+        .await;
+    let mut standing = std::collections::HashMap::new();
+    let create = |task: &OldTask, at: DateTime<Utc>, by: &str| {
+        let def = old_definition(task.code);
+        let recorded = if task.origin == "config" {
+            RecordedStatus::InProgress
+        } else {
+            RecordedStatus::NotStarted
+        };
+        let sql = "INSERT INTO tasks (code, directive, title_vi, title_en, owner, cooperating, \
+             group_code, indicators, due, status, completed_on, percent, origin, created_at, \
+             updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+        let cells = vec![
+            text(def.code.as_str()),
+            text(&def.directive),
+            text(&def.title_vi),
+            text(&def.title_en),
+            text(def.owner.as_str()),
+            Cell::Json(Some(serde_json::json!(def.cooperating))),
+            text(def.group.as_str()),
+            Cell::Json(Some(serde_json::json!(def.indicators))),
+            Cell::Date(Some(def.due)),
+            text(recorded.as_str()),
+            Cell::Date(None),
+            Cell::Percent(task.start),
+            text(task.origin),
+            Cell::Time(at),
+            Cell::Time(at),
+            text(by),
+        ];
+        (def, recorded, sql, cells)
+    };
+
+    // The configured tasks, at the first start: one `tasks.seed` audit row.
+    let configured: Vec<&OldTask> = tasks.iter().filter(|t| t.origin == "config").collect();
+    let at = local(FIRST_START);
+    for task in &configured {
+        let (_, recorded, sql, cells) = create(task, at, "config");
+        early.execute(sql, cells).await;
+        early
+            .execute(
+                "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    text(task.code),
+                    Cell::Time(at),
+                    text("config"),
+                    text(recorded.as_str()),
+                    Cell::Date(None),
+                ],
+            )
+            .await;
+        standing.insert(
+            task.code,
+            Standing {
+                recorded,
+                completed_on: None,
+                percent: task.start,
+            },
+        );
+    }
+    let mut seeded = AuditEvent::new(at, "config", "tasks.seed", "config/directives");
+    let added: Vec<&str> = configured.iter().map(|t| t.code).collect();
+    seeded.after = Some(serde_json::json!({ "added": added, "redefined": [] }));
+    early.audit(seeded).await;
+
+    // The others, created by an admin.
+    let at = local(API_CREATED);
+    for task in tasks.iter().filter(|t| t.origin == "api") {
+        let (def, recorded, sql, cells) = create(task, at, "admin");
+        early.execute(sql, cells).await;
+        let mut event = AuditEvent::new(at, "admin", "task.create", task.code);
+        event.after = Some(serde_json::json!({ "def": def, "directive": directive }));
+        early.audit(event).await;
+        standing.insert(
+            task.code,
+            Standing {
+                recorded,
+                completed_on: None,
+                percent: task.start,
+            },
+        );
+    }
+
+    // Every note in the order written, as `POST /api/v1/tasks/{code}/progress` records it.
+    let mut notes: Vec<(DateTime<Utc>, &str, &OldNote)> = tasks
+        .iter()
+        .flat_map(|t| t.notes.iter().map(move |n| (local(n.at), t.code, n)))
+        .collect();
+    notes.sort_by_key(|(at, _, _)| *at);
+    for (at, code, note) in notes {
+        let def = old_definition(code);
+        let before = standing[code];
+        let (recorded, completed_on) = match note.done_on.map(day) {
+            Some(on) => (RecordedStatus::Done, Some(on)),
+            // A first note on a task not started starts it.
+            None if before.recorded == RecordedStatus::NotStarted => {
+                (RecordedStatus::InProgress, None)
+            }
+            None => (before.recorded, before.completed_on),
+        };
+        let after = Standing {
+            recorded,
+            completed_on,
+            percent: note.percent.or(before.percent),
+        };
+        let words = match note.percent {
+            Some(p) => format!("Đạt {p} %"),
+            None => "Đang chờ số liệu".to_owned(),
+        };
+        early
+            .execute(
+                "INSERT INTO task_progress (task, at, author, note, percent, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    text(code),
+                    Cell::Time(at),
+                    text("cong-an"),
+                    text(&words),
+                    Cell::Percent(note.percent),
+                    Cell::Text(
+                        note.done_on
+                            .map(|_| RecordedStatus::Done.as_str().to_owned()),
+                    ),
+                ],
+            )
+            .await;
+        if (recorded, completed_on) != (before.recorded, before.completed_on) {
+            early
+                .execute(
+                    "INSERT INTO task_status_history (task, at, actor, status, completed_on) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    vec![
+                        text(code),
+                        Cell::Time(at),
+                        text("cong-an"),
+                        text(recorded.as_str()),
+                        Cell::Date(completed_on),
+                    ],
+                )
+                .await;
+        }
+        early
+            .execute(
+                "UPDATE tasks SET status = $2, completed_on = $3, percent = $4, updated_at = $5, \
+                 updated_by = $6 WHERE code = $1",
+                vec![
+                    text(code),
+                    text(recorded.as_str()),
+                    Cell::Date(completed_on),
+                    Cell::Percent(after.percent),
+                    Cell::Time(at),
+                    text("cong-an"),
+                ],
+            )
+            .await;
+        let mut event = AuditEvent::new(at, "cong-an", "task.progress", code);
+        event.before = Some(before.audit_value(&def));
+        event.after = Some(serde_json::json!({
+            "status": recorded,
+            "completed_on": completed_on,
+            "percent": after.percent,
+            "note": words,
+        }));
+        early.audit(event).await;
+        standing.insert(code, after);
+    }
+}
+
+/// Tasks and their progress notes stored before migration 0016, opened by this build: each
+/// task keeps the percent it was stored with as its start (from its row when no note has set
+/// one, else from the first progress note's audit row), so its progress as of a day before
+/// its first note is that percent, and as of a later day the latest note's by then, down as
+/// well as up.
+async fn tasks_stored_before_0016_keep_their_starting_percent(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let early = Early::through(&db, backend, 15).await;
+    store_old_tasks(&early, &OLD_TASKS).await;
+    early.close().await;
+
+    let store = store::connect(&db.url, HCM).await.expect("migrated store");
+    let migrations = store.migrations().await.unwrap();
+    assert!(migrations.complete(), "{migrations:?}");
+    let stored = store.tasks(None).await.unwrap();
+    assert_eq!(stored.len(), OLD_TASKS.len());
+    for old in &OLD_TASKS {
+        let task = stored
+            .iter()
+            .find(|t| t.def.code.as_str() == old.code)
+            .unwrap_or_else(|| panic!("{}", old.code));
+        assert_eq!(task.start_percent, old.start, "{}: the start", old.code);
+        let latest = old.notes.iter().rev().find_map(|n| n.percent);
+        assert_eq!(task.percent, latest.or(old.start), "{}: now", old.code);
+        assert_eq!(task.progress.len(), old.notes.len(), "{}", old.code);
+        for &(at, percent) in old.readings {
+            let as_at = local(at);
+            let seen = task
+                .as_at(as_at, as_at.with_timezone(&HCM).date_naive())
+                .unwrap_or_else(|| panic!("{} stored by {at}", old.code));
+            assert_eq!(seen.percent, percent, "{} as of {at}", old.code);
+        }
+    }
+    // Stored through the API after this day: not in a report cut off then.
+    let api = stored.iter().find(|t| t.origin == "api").unwrap();
+    let before_created = local("2026-01-15T00:00:00");
+    assert!(api.as_at(before_created, day("2026-01-15")).is_none());
+
+    // The rows written above are what the service writes: the audit chain holds.
+    let entries = store.audit_chain(0, 1_000).await.unwrap();
+    let mut check = ChainCheck::default();
+    check.feed(&entries).expect("the audit chain");
+    let progress_notes: usize = OLD_TASKS.iter().map(|t| t.notes.len()).sum();
+    assert_eq!(check.rows() as usize, 2 + progress_notes);
+    db.cleanup().await;
+}
+
+on_every_backend!(tasks_stored_before_0016_keep_their_starting_percent);
