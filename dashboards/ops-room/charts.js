@@ -20,17 +20,42 @@ function scale(d0, d1, r0, r1) {
   return (value) => r0 + ((value - d0) / span) * (r1 - r0);
 }
 
-/** About `count` round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart). */
+/**
+ * About `count` round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart), and
+ * never fewer than three: rounding the step up can leave two (0 and 2000 on 0…3456 asked for
+ * three), and two labels do not show how the axis reads, so the next smaller round step is taken.
+ */
 function niceTicks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
   const rough = (hi - lo) / count;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
-  const ticks = [];
-  for (let value = Math.ceil(lo / step) * step; value <= hi + step * 1e-9; value += step) {
-    ticks.push(Math.abs(value) < step * 1e-9 ? 0 : value);
+  let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
+  let ticks = ticksEvery(lo, hi, step);
+  // A step of a third of the range or less gives three; a few steps down always get there.
+  for (let tries = 0; ticks.length < 3 && tries < 8; tries++) {
+    step = smallerNiceStep(step);
+    ticks = ticksEvery(lo, hi, step);
   }
   return ticks;
+}
+
+/** The multiples of `step` within [lo, hi], rounded to the step's digits (0.6, not 0.6000000000000001). */
+function ticksEvery(lo, hi, step) {
+  const digits = Math.min(20, Math.max(0, 1 - Math.floor(Math.log10(step))));
+  const ticks = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) {
+    ticks.push(k === 0 ? 0 : Number((k * step).toFixed(digits)));
+  }
+  return ticks;
+}
+
+/** The round step just below `step` (5 → 2 → 1 → 0.5 times a power of ten). */
+function smallerNiceStep(step) {
+  const power = 10 ** Math.floor(Math.log10(step) + 1e-9);
+  const mantissa = Math.round(step / power);
+  if (mantissa >= 5) return 2 * power;
+  if (mantissa >= 2) return power;
+  return power / 2;
 }
 
 /** A path's "d" through points given as [x, y] pairs. */
@@ -122,6 +147,9 @@ export function drawIndicatorChart(container, model) {
   svg.dataset.xRange = `${margin.left},${plotRight}`;
   svg.dataset.yDomain = `${lo},${hi}`;
   svg.dataset.yRange = `${height - margin.bottom},${margin.top}`;
+  // The box it was fitted to: the page redraws when the box changes size (indicator.js), and a
+  // reader knows the drawing is current when this matches the box's size now.
+  svg.dataset.box = `${container.clientWidth}x${container.clientHeight}`;
   // Attached before anything is drawn so that text can be measured (month labels); all of it
   // happens in one task, so nothing half-drawn is ever painted.
   container.replaceChildren(svg);

@@ -40,7 +40,9 @@ export class IndicatorPage {
     this.targetsByYear = new Map();
     this.explanation = new ExplanationPanel(context);
     this.tasks = new IndicatorTasks(context);
-    new ResizeObserver(() => this.queueDraw()).observe(root);
+    // The chart is fitted to its own box, which changes size without the page doing so (the
+    // explanation, the linked tasks or a wrapped legend taking room): that box is observed.
+    this.chartResize = new ResizeObserver(() => this.queueDraw());
   }
 
   get topic() {
@@ -203,6 +205,8 @@ export class IndicatorPage {
     const chartTitle = h("h3", "box-title", t("ind_chart_title", { year: this.route.year }));
     chartTitle.id = "chart-title";
     this.chartEl = h("div", "chart-area");
+    this.chartResize.disconnect();
+    this.chartResize.observe(this.chartEl);
     this.legendEl = h("ul", "legend");
     chartBox.append(chartTitle, this.chartEl, this.legendEl);
 

@@ -10,7 +10,10 @@
 // with GET /api/v1/observations and /api/v1/status/{indicator}: every point, the target line,
 // the projection and its interval (the cone), the axis ticks and month labels. No two texts of
 // the chart overlap, the wards' ranking is in the order of their figures and the wall lists
-// its targets worst first by the API's statuses. Screenshots at 1080p and 4K go to SCREENSHOT_DIR.
+// its targets worst first by the API's statuses. The chart is measured once it states it was
+// drawn for its box's present size (data-box), and that size must hold still; at the least
+// height of its box the value axis still has three labels. Screenshots at 1080p and 4K go to
+// SCREENSHOT_DIR.
 
 import path from "node:path";
 import { mkdirSync } from "node:fs";
@@ -173,9 +176,46 @@ async function indicatorPage(viewport) {
     { timeout: 10_000 },
   );
   await page.waitForSelector("#indicator-page .compare-list:not(.compare-reference) .compare-row", { timeout: 10_000 });
-  // Let the resize observer's redraw settle before measuring.
-  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  // The indicator's linked task (config/directives) arrives on its own request and takes a row
+  // above the chart: the page's layout is final once it is shown.
+  await page.waitForSelector("#indicator-tasks:not([hidden]) li", { timeout: 10_000 });
+  await chartFitted(page);
   return { context, page };
+}
+
+/** The chart's box ("506x367") and the box its drawing states it was fitted to (data-box). */
+const chartBoxes = () => {
+  const area = document.querySelector("#indicator-page .chart-area");
+  const svg = area?.querySelector("svg.chart");
+  return { box: area ? `${area.clientWidth}x${area.clientHeight}` : null, drawnFor: svg?.dataset.box ?? null };
+};
+
+/**
+ * Waits until the chart is drawn for the size its box has now: the box changes after the first
+ * drawing (the legend, the explanation, the linked tasks arrive) and the chart follows a frame
+ * later; measured in between, it would be checked at a size it no longer has.
+ */
+async function chartFitted(page) {
+  try {
+    await page.waitForFunction(() => {
+      const area = document.querySelector("#indicator-page .chart-area");
+      const svg = area?.querySelector("svg.chart");
+      return Boolean(svg) && svg.dataset.box === `${area.clientWidth}x${area.clientHeight}`;
+    }, null, { timeout: 10_000 });
+  } catch (error) {
+    const { box, drawnFor } = await page.evaluate(chartBoxes);
+    throw new Error(`the chart never settled in its box: drawn for ${drawnFor}, the box is ${box} (${error.message.split("\n")[0]})`);
+  }
+}
+
+/** The value axis: three ticks at least, each labelled with its value and standing at it. */
+function assertValueAxis(chart) {
+  const y = scaleOf(chart.scales.yDomain, chart.scales.yRange);
+  assert(chart.yTicks.length >= 3, `${chart.yTicks.length} value ticks`);
+  for (const tick of chart.yTicks) {
+    assert(parseVi(tick.text) === Number(tick.value), `tick "${tick.text}" is labelled for ${tick.value}`);
+    assert(close(tick.y, y.px(Number(tick.value)), 1.5), `tick "${tick.text}" at y ${tick.y.toFixed(1)}, the scale puts it at ${y.px(Number(tick.value)).toFixed(1)}`);
+  }
 }
 
 for (const viewport of [
@@ -198,6 +238,16 @@ for (const viewport of [
     await context?.close();
     continue;
   }
+  await check(`${at}: the chart fills its box and keeps that size`, async () => {
+    const first = await page.evaluate(chartBoxes);
+    assert(first.drawnFor === first.box, `drawn for ${first.drawnFor}, the box is ${first.box}`);
+    // Some twenty frames: a box sized by its own drawing would have grown (and the chart with it).
+    await sleep(350);
+    const later = await page.evaluate(chartBoxes);
+    assert(later.box === first.box && later.drawnFor === first.drawnFor, `the box went from ${first.box} to ${later.box}, the drawing from ${first.drawnFor} to ${later.drawnFor}`);
+    const [width, height] = first.box.split("x").map(Number);
+    assert(close(chart.size.width, Math.max(320, width), 0.5) && close(chart.size.height, Math.max(220, height), 0.5), `the chart is ${chart.size.width}×${chart.size.height} in a ${first.box} box`);
+  });
   const x = scaleOf(chart.scales.xDomain, chart.scales.xRange);
   const y = scaleOf(chart.scales.yDomain, chart.scales.yRange);
 
@@ -237,11 +287,7 @@ for (const viewport of [
   });
 
   await check(`${at}: the value axis reads as the scale and the month labels stand in their months`, async () => {
-    assert(chart.yTicks.length >= 3, `${chart.yTicks.length} value ticks`);
-    for (const tick of chart.yTicks) {
-      assert(parseVi(tick.text) === Number(tick.value), `tick "${tick.text}" is labelled for ${tick.value}`);
-      assert(close(tick.y, y.px(Number(tick.value)), 1.5), `tick "${tick.text}" at y ${tick.y.toFixed(1)}, the scale puts it at ${y.px(Number(tick.value)).toFixed(1)}`);
-    }
+    assertValueAxis(chart);
     assert(chart.months.length >= 3, `only ${chart.months.length} month labels`);
     for (const label of chart.months) {
       const start = Number(label.t);
@@ -277,6 +323,19 @@ for (const viewport of [
     const expected = [...wardStatuses].sort((a, b) => score(a) - score(b)).map((view) => view.unit);
     assert(score(wardStatuses[0]) !== score(wardStatuses[1]), "the wards' figures do not separate them");
     assert(JSON.stringify(drawn) === JSON.stringify(expected), `drawn ${drawn.join(", ")}, the API's figures give ${expected.join(", ")}`);
+  });
+
+  await check(`${at}: a chart at the least height of its box still labels three values`, async () => {
+    await page.evaluate(() => {
+      const area = document.querySelector("#indicator-page .chart-area");
+      area.style.flex = "none";
+      area.style.height = getComputedStyle(area).minHeight;
+    });
+    await chartFitted(page);
+    const low = await page.evaluate(readChart);
+    assert(low.size.height <= 240.5, `the chart stayed ${low.size.height} px high`);
+    assertValueAxis(low);
+    assertApart(low);
   });
 
   await context.close();
