@@ -7,9 +7,11 @@
 //!   on (series id, time, revision). Goal ≥ 70 %.
 //! - P2: 200 concurrent senders of 10-row batches, against 4 senders of 1,000-row batches on the
 //!   same server (goal ≥ 50 %) and against single-row autocommit `INSERT`s into the narrow table
-//!   from one connection (goal ≥ 50×).
-//! - P7: a viewer's `GET /api/v1/status` p50 while the 200 senders push, against the same read
-//!   on the idle server. Goal ≤ 2×.
+//!   from one connection (goal ≥ 50×). The senders are `wrk` with
+//!   benches/support/observations.lua when the machine has it (`KTXH_BENCH_WRK` names it), the
+//!   benchmark's own client otherwise; the output says which.
+//! - P7: a viewer's `GET /api/v1/status` p50 (one read every 50 ms) while the 200 senders push,
+//!   against the same read on the idle server. Goal ≤ 2×.
 //! - Memory: the server's peak resident memory during P2. Goal < 300 MB.
 //! - P3 (`KTXH_BENCH_P3=1`, TimescaleDB): the append rate once ten times `shared_buffers` of
 //!   history is stored, against the P1 rate into the empty table. Goal ≥ 0.8×.
@@ -214,21 +216,7 @@ async fn push(
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let deadline = limit.map(|limit| started + limit);
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let done = done.clone();
-        let pid = server.pid();
-        tokio::spawn(async move {
-            let mut peak = 0.0f64;
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(kib) = rss_kib(pid) {
-                    peak = peak.max(kib);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            peak
-        })
-    };
+    let sampler = PeakRss::start(server.pid());
     let mut workers = Vec::new();
     for _ in 0..senders {
         let (client, url, bodies, next, token, latencies) = (
@@ -279,8 +267,7 @@ async fn push(
         rows += worker.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    let peak = sampler.await?;
+    let peak = sampler.stop().await?;
     let mut latencies =
         std::mem::take(&mut *latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     latencies.sort();
@@ -289,6 +276,178 @@ async fn push(
         request_p50: percentile(&latencies, 0.5),
         peak_rss_mib: peak / 1024.0,
     })
+}
+
+/// The load generator of the many-sender phases.
+enum Sender {
+    /// `wrk` with benches/support/observations.lua: its C client spends a fraction of what an
+    /// in-process HTTP client spends per request, which for 10-row requests is about what the
+    /// server spends, on the same 2 cores.
+    Wrk(PathBuf),
+    /// The benchmark's own reqwest client, when the machine has no `wrk`.
+    InProcess,
+}
+
+impl Sender {
+    /// `KTXH_BENCH_WRK` names the binary (empty: none); otherwise `wrk` on the `PATH`.
+    fn find() -> Self {
+        let found = match std::env::var_os("KTXH_BENCH_WRK") {
+            Some(path) if path.is_empty() => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("wrk"))
+                    .find(|path| path.is_file())
+            }),
+        };
+        found.map_or(Self::InProcess, Self::Wrk)
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Wrk(_) => "wrk",
+            Self::InProcess => "the benchmark's own HTTP client",
+        }
+    }
+
+    /// Sends batches of `per_request` new rows from `senders` connections for `seconds` to
+    /// `server` with `token`.
+    async fn push(
+        &self,
+        (server, token): (&Server, &str),
+        rows: &mut Rows,
+        db: &mut PgConnection,
+        per_request: usize,
+        senders: usize,
+        seconds: u64,
+    ) -> anyhow::Result<Load> {
+        let Self::Wrk(wrk) = self else {
+            // Enough bodies for 400,000 rows a second, more than either phase has reached.
+            let requests = (400_000 * seconds as usize / per_request).max(senders);
+            let range = rows.take(requests * per_request);
+            let bodies = rows.json(range, per_request);
+            let limit = Some(Duration::from_secs(seconds));
+            return push(server, token, bodies, per_request, senders, limit).await;
+        };
+        let threads = senders.min(2);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/support/observations.lua");
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).context("date")?;
+        let first = rows.next;
+        let (stored_before, _) = stored(db).await?;
+        let sampler = PeakRss::start(server.pid());
+        let output = tokio::process::Command::new(wrk)
+            .args(["-t", &threads.to_string(), "-c", &senders.to_string()])
+            .args(["-d", &format!("{seconds}s"), "--timeout", "30s", "-s"])
+            .arg(&script)
+            .arg(format!("http://{}/api/v1/observations", server.addr))
+            .arg("--")
+            .args([
+                threads.to_string(),
+                first.to_string(),
+                per_request.to_string(),
+                (rows.first_day - epoch).num_days().to_string(),
+                rows.units.join(","),
+                INDICATORS.join(","),
+            ])
+            .env("KTXH_BENCH_TOKEN", token)
+            .output()
+            .await
+            .with_context(|| format!("running {}", wrk.display()))?;
+        let peak = sampler.stop().await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        ensure!(
+            output.status.success(),
+            "wrk failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("ktxh-wrk "))
+            .with_context(|| format!("no summary from wrk: {stdout}"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            line.split(' ')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .with_context(|| format!("no {name} in {line}"))?
+                .parse()
+                .with_context(|| format!("{name} in {line}"))
+        };
+        let (completed, most_sent) = (field("completed")?, field("most_sent_by_a_thread")?);
+        ensure!(
+            field("status_errors")? == 0 && field("socket_errors")? == 0,
+            "wrk saw failed requests: {line}"
+        );
+        // Each thread numbered its requests' rows from `first`, answered or not.
+        rows.next = first + most_sent as usize * threads * per_request;
+        // Requests still queued when wrk stopped are written all the same: wait until the
+        // count settles, then check that every answered row was stored, and stored once.
+        let mut settled = stored(db).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = stored(db).await?;
+            if now == settled {
+                break;
+            }
+            settled = now;
+        }
+        let (stored_after, revised) = settled;
+        let written = (stored_after - stored_before) as u64;
+        let answered_rows = completed * per_request as u64;
+        ensure!(
+            written >= answered_rows && written <= most_sent * (threads * per_request) as u64,
+            "{written} rows stored for {answered_rows} answered ({line})"
+        );
+        ensure!(
+            revised == 0,
+            "{revised} rows stored as revisions: a row was sent twice"
+        );
+        let seconds = field("duration_us")? as f64 / 1e6;
+        Ok(Load {
+            rows_per_second: answered_rows as f64 / seconds,
+            request_p50: Duration::from_micros(field("p50_us")?),
+            peak_rss_mib: peak / 1024.0,
+        })
+    }
+}
+
+/// The rows stored, and how many of them are revisions.
+async fn stored(db: &mut PgConnection) -> anyhow::Result<(i64, i64)> {
+    Ok(
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE revision > 1) FROM observations")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// The server's peak resident memory, sampled every 100 ms while a load runs.
+struct PeakRss {
+    done: Arc<AtomicBool>,
+    sampler: tokio::task::JoinHandle<f64>,
+}
+
+impl PeakRss {
+    fn start(pid: u32) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let mut peak = 0.0f64;
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(kib) = rss_kib(pid) {
+                        peak = peak.max(kib);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                peak
+            }
+        });
+        Self { done, sampler }
+    }
+
+    /// The peak in KiB.
+    async fn stop(self) -> anyhow::Result<f64> {
+        self.done.store(true, Ordering::Relaxed);
+        Ok(self.sampler.await?)
+    }
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<f64> {
@@ -307,7 +466,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A viewer reading the overview's status over and over until `stop`; its latencies.
+/// How often the viewer reads. An operations room's screens take their updates over the
+/// websocket and read the status when they open; one read every 50 ms is a heavy viewer. Read
+/// back to back, the viewer alone took a fifth of the 2 cores in the small-batch phase, which
+/// the large-batch phase it is compared with does not carry.
+const VIEW_EVERY: Duration = Duration::from_millis(50);
+
+/// A viewer reading the overview's status every [`VIEW_EVERY`] until `stop`; its latencies.
 async fn view(
     addr: std::net::SocketAddr,
     token: String,
@@ -317,7 +482,9 @@ async fn view(
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/api/v1/status");
     let mut latencies = Vec::new();
+    let mut every = tokio::time::interval(VIEW_EVERY);
     while !stop.load(Ordering::Relaxed) && latencies.len() < at_most {
+        every.tick().await;
         let begun = Instant::now();
         let response = client.get(&url).bearer_auth(&token).send().await?;
         ensure!(
@@ -496,36 +663,23 @@ async fn run(url: &str) -> anyhow::Result<()> {
         server.addr,
         viewer.clone(),
         Arc::new(AtomicBool::new(false)),
-        200,
+        100,
     )
     .await?;
 
     // P2: many small senders, a few large ones, and single-row autocommit.
-    let small_range = rows.take(200 * 10 * 2_000);
-    let small_bodies = rows.json(small_range, 10);
+    let sender = Sender::find();
+    println!("P2's senders: {}", sender.name());
     let stop = Arc::new(AtomicBool::new(false));
     let viewer_task = tokio::spawn(view(server.addr, viewer.clone(), stop.clone(), usize::MAX));
-    let small = push(
-        &server,
-        &admin,
-        small_bodies,
-        10,
-        200,
-        Some(Duration::from_secs(seconds)),
-    )
-    .await?;
+    let small = sender
+        .push((&server, &admin), &mut rows, &mut db, 10, 200, seconds)
+        .await?;
     stop.store(true, Ordering::Relaxed);
     let busy = viewer_task.await??;
-    let large_range = rows.take(4 * 1_000 * 400);
-    let large = push(
-        &server,
-        &admin,
-        rows.json(large_range, 1_000),
-        1_000,
-        4,
-        Some(Duration::from_secs(seconds)),
-    )
-    .await?;
+    let large = sender
+        .push((&server, &admin), &mut rows, &mut db, 1_000, 4, seconds)
+        .await?;
     let autocommit = {
         let range = rows.take(1_000_000);
         let started = Instant::now();

@@ -77,6 +77,22 @@ pub async fn off_worker<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Bodies up to this size are parsed on the request's own task: a few hundred rows take tens
+/// of microseconds, less than the two thread hand-offs of the blocking pool (ARCHITECTURE §7).
+pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
+/// Runs `work` on a body of `size` bytes as it is (`None`: unknown, an encoded body that may
+/// inflate): inline when it is small, on the blocking pool otherwise.
+pub async fn parse_sized<T: Send + 'static>(
+    size: Option<usize>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    match size {
+        Some(size) if size <= INLINE_PARSE_BYTES => Ok(work()),
+        _ => off_worker(work).await,
+    }
+}
+
 /// Parses a JSON body; errors carry a JSON pointer to the field at fault.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(crate::ingest::json::from_slice(bytes)?)

@@ -326,7 +326,7 @@ async fn import(
     };
     let settings = state.settings.clone();
     let feeds = state.feed_config.clone();
-    let parsed = body::off_worker(move || {
+    let parsed = body::parse_sized(Some(bytes.len()), move || {
         let mapping = &feeds.mappings.dhis2;
         let limit = settings.server.max_rows_per_request;
         if format == Format::Dhis2Csv {

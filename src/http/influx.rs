@@ -522,8 +522,13 @@ async fn accept(
     let settings = state.settings.clone();
     let feeds = state.feed_config.clone();
     let headers = headers.clone();
-    // Inflating and parsing a large batch is CPU work; keep it off the async workers.
-    let rows = body::off_worker(move || -> Result<Vec<LineRow>, WriteError> {
+    // Inflating and parsing a large batch is CPU work; keep it off the async workers. An
+    // encoded body's size says nothing of what it inflates to.
+    let size = headers
+        .get(header::CONTENT_ENCODING)
+        .is_none()
+        .then_some(bytes.len());
+    let rows = body::parse_sized(size, move || -> Result<Vec<LineRow>, WriteError> {
         let decoded = decode(&headers, bytes, limit)?;
         let rows = line::parse_lines(
             &decoded,

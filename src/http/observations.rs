@@ -237,7 +237,8 @@ pub async fn post(
     };
     let idempotency = idempotency_key(&headers, &read_as, &bytes)?;
     let feeds = state.feed_config.clone();
-    let rows = body::off_worker(move || format.parse(&bytes, &feeds.mappings)).await??;
+    let size = Some(bytes.len());
+    let rows = body::parse_sized(size, move || format.parse(&bytes, &feeds.mappings)).await??;
     if query.dry_run == Some(true) {
         let verdicts = state.ingestor.dry_run(&principal, rows, Utc::now())?;
         return Ok(Json(verdicts));

@@ -167,7 +167,7 @@ impl Writer {
             counters: counters.clone(),
         };
         let guard = stopped.clone().drop_guard();
-        tokio::spawn(task.run());
+        run_apart(task);
         tokio::spawn(async move {
             // Dropped when the finisher ends, however it ends: `stopped` then fires. The
             // finisher ends after the writer, once it has answered every group written.
@@ -290,6 +290,40 @@ impl Writer {
 
     pub fn settings(&self) -> WriterSettings {
         self.settings
+    }
+}
+
+/// Runs the writer task on a thread of its own, with its own runtime (ARCHITECTURE §7): on
+/// the shared workers it waited behind every request's task at each of a group's round trips
+/// to the store, so under many small senders the one task everything else waits for was the
+/// one served last. Where a thread cannot be had, the task runs on the shared workers.
+fn run_apart(task: Task) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!(%error, "no runtime of its own for the writer; sharing the workers");
+            tokio::spawn(task.run());
+            return;
+        }
+    };
+    let handed = Arc::new(std::sync::Mutex::new(Some(task)));
+    let taken = handed.clone();
+    let started = std::thread::Builder::new()
+        .name("ktxh-writer".into())
+        .spawn(move || {
+            let task = taken.lock().ok().and_then(|mut task| task.take());
+            if let Some(task) = task {
+                runtime.block_on(task.run());
+            }
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "no thread of its own for the writer; sharing the workers");
+        if let Some(task) = handed.lock().ok().and_then(|mut task| task.take()) {
+            tokio::spawn(task.run());
+        }
     }
 }
 
