@@ -407,6 +407,9 @@ impl Task {
                 Ok(job) => Some(job),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) if self.settings.group_wait.is_zero() => None,
+                // A group this large is worth its commit already: waiting for more would only
+                // leave the store idle.
+                Err(mpsc::error::TryRecvError::Empty) if rows >= OVERLAP_ROWS => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     tokio::time::timeout_at(deadline, self.receiver.recv())
                         .await
