@@ -29,6 +29,10 @@ fn files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
 
 fn main() {
     println!("cargo:rerun-if-changed={SCREEN_DIR}");
+    // `sqlx::migrate!` embeds the migrations at compile time, but cargo does not know it reads
+    // them: once this script names what it watches, a migration added to a built tree would
+    // otherwise be left out of the next build.
+    println!("cargo:rerun-if-changed=migrations");
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let mut found = Vec::new();
     files(&root.join(SCREEN_DIR), "", &mut found);

@@ -355,7 +355,7 @@ async fn a_v1_database_is_converted_in_place(backend: Backend) {
             .fetch_one(&pool)
             .await
             .unwrap();
-            assert_eq!(dimension, ("period_start".into(), "360 days".into()));
+            assert_eq!(dimension, ("period_start".into(), "90 days".into()));
         }
         pool.close().await;
     }
