@@ -52,14 +52,17 @@ async fn make_exports_slip(app: &TestApp, year: i32, complete_months: u32) -> Va
     export_alert(app).await.expect("the export target slips")
 }
 
+/// This year in the city's zone and how many of its months have ended; none in January.
+fn months_complete_this_year() -> Option<(i32, u32)> {
+    let today = Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh);
+    let complete = today.month() - 1;
+    (complete > 0).then(|| (today.year(), complete))
+}
+
 async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: Backend) {
-    let zone = chrono_tz::Asia::Ho_Chi_Minh;
-    let today = Utc::now().with_timezone(&zone);
-    let complete_months = today.month() - 1;
-    if complete_months == 0 {
+    let Some((year, complete_months)) = months_complete_this_year() else {
         return; // January: no month of the year to report yet.
-    }
-    let year = today.year();
+    };
     // Judged from this start: no month of the year is late, the pace alone slips.
     let Some(app) = spawn_app_with(backend, |s| s.release_calendar.staleness_from = None).await
     else {
@@ -220,13 +223,9 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
     let Some(python) = python_with("aiosmtpd", "aiosmtpd") else {
         return;
     };
-    let zone = chrono_tz::Asia::Ho_Chi_Minh;
-    let today = Utc::now().with_timezone(&zone);
-    let complete_months = today.month() - 1;
-    if complete_months == 0 {
+    let Some((year, complete_months)) = months_complete_this_year() else {
         return; // January: no month of the year to report yet.
-    }
-    let year = today.year();
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let smtp = SmtpSink::start(&python, dir.path()).await;
     let (telegram, sent) = telegram_recorder().await;

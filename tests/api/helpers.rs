@@ -563,3 +563,17 @@ pub async fn run_client_script(python: &std::path::Path, script: &str, args: &[&
     );
     assert_eq!(stdout.trim(), "ok", "{stderr}");
 }
+
+/// The directive the task tests store their tasks under: 98/CT-UBND of 5 January 2026.
+pub fn test_directive() -> ktxh::domain::task::Directive {
+    ktxh::domain::task::Directive {
+        number: "98/CT-UBND".into(),
+        date: "2026-01-05".parse().expect("a date"),
+        issuer: "UBND TP.HCM".into(),
+        kind: ktxh::domain::task::DirectiveKind::ChiThi,
+        title_vi: "Chỉ thị thử".into(),
+        title_en: "A test directive".into(),
+        source: None,
+        illustrative: false,
+    }
+}

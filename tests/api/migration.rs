@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Tz;
-use ktxh::domain::task::{Directive, DirectiveKind, RecordedStatus, TaskDef};
+use ktxh::domain::task::{Directive, RecordedStatus, TaskDef};
 use ktxh::domain::{ApprovalState, Code, NewObservation, Period, TargetValue};
 use ktxh::store::audit::{ChainCheck, GENESIS};
 use ktxh::store::{self, AuditEvent, ObservationQuery, WriteBatch};
@@ -738,16 +738,7 @@ fn day(raw: &str) -> NaiveDate {
 }
 
 fn old_directive() -> Directive {
-    Directive {
-        number: "98/CT-UBND".into(),
-        date: day("2026-01-05"),
-        issuer: "UBND TP.HCM".into(),
-        kind: DirectiveKind::ChiThi,
-        title_vi: "Chỉ thị thử".into(),
-        title_en: "A test directive".into(),
-        source: None,
-        illustrative: false,
-    }
+    crate::helpers::test_directive()
 }
 
 fn old_definition(code: &str) -> TaskDef {
