@@ -1205,7 +1205,107 @@ async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Ba
     db.cleanup().await;
 }
 
+/// The period starts of batch `k` in the test below: ten days of the city around the `k`-th
+/// boundary of 90 days from the epoch (TimescaleDB's chunks of `observations`, migration
+/// 0017), five before it and five after, so that on TimescaleDB every batch opens a chunk.
+fn days_around_boundary(k: i64) -> Vec<String> {
+    let boundary = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + Duration::days(90 * k);
+    // The city's day starting 7 hours before the boundary is the last one before it.
+    (-4..=5)
+        .map(|d| {
+            (boundary + Duration::days(d))
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The batch of the test below that a stored period belongs to: the nearest boundary.
+fn boundary_of(period_start: DateTime<Utc>) -> i64 {
+    let days = (period_start - DateTime::<Utc>::UNIX_EPOCH).num_seconds() as f64 / 86_400.0;
+    (days / 90.0).round() as i64
+}
+
+/// Counts the stored rows of each batch, as three kinds of read see them.
+async fn rows_per_batch(store: &store::DynStore) -> Vec<std::collections::BTreeMap<i64, usize>> {
+    let (from, to) = (
+        Period::parse("2000").unwrap().start(HCM),
+        Period::parse("2040").unwrap().end(HCM),
+    );
+    let one_series = store
+        .observations(&ObservationQuery {
+            indicator: "TRAFFIC_ACCIDENTS".into(),
+            unit: "HCM".into(),
+            from: Some(from),
+            to: Some(to),
+            as_of: None,
+        })
+        .await
+        .unwrap();
+    let all_series = store.latest_between(from, to, None).await.unwrap();
+    let known = store
+        .known_between(from, to, Utc::now() + Duration::days(1), None)
+        .await
+        .unwrap();
+    [one_series, all_series, known]
+        .iter()
+        .map(|rows| {
+            let mut counts = std::collections::BTreeMap::new();
+            for row in rows {
+                *counts.entry(boundary_of(row.period_start)).or_default() += 1;
+            }
+            counts
+        })
+        .collect()
+}
+
+async fn a_read_sees_each_commit_whole_even_one_that_opens_a_chunk(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    const BATCHES: i64 = 150;
+    // From 2001, one batch at a time, while two readers read back to back.
+    let first = 126;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    for counts in rows_per_batch(&store).await {
+                        for (k, n) in counts {
+                            assert_eq!(n, 10, "a read saw {n} of the 10 rows of batch {k}");
+                        }
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for k in first..first + BATCHES {
+        let rows = days_around_boundary(k)
+            .iter()
+            .map(|day| observation("TRAFFIC_ACCIDENTS", "HCM", day, k as f64))
+            .collect();
+        let written = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
+        assert_eq!(written.receipt().accepted, 10);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let reads = reader.await.expect("a read saw part of a commit");
+        assert!(reads > 0, "a reader never read");
+    }
+    for counts in rows_per_batch(&store).await {
+        assert_eq!(counts.len() as i64, BATCHES);
+    }
+    db.cleanup().await;
+}
+
 on_every_backend!(
+    a_read_sees_each_commit_whole_even_one_that_opens_a_chunk,
     the_notification_backlog_counts_what_is_still_to_deliver,
     a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_ends,
     two_outboxes_delivering_at_once_send_each_notification_once,

@@ -247,13 +247,15 @@ impl PgStore {
              ORDER BY GREATEST(o.reported_at, a.approved_at), s.indicator, s.unit, \
                  o.period_start, o.period_end, o.revision"
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(known_by)
             .bind(indicators)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| self.observation_from(row, row.try_get("indicator")?, row.try_get("unit")?))
             .collect()

@@ -2,11 +2,13 @@
 //! unit and a period by its text: both are mapped to what is stored (a series id, the period's
 //! bounds in the city's zone) and back. `as_of` goes by `reported_at` (ARCHITECTURE §8).
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use super::PgStore;
 use crate::domain::{ApprovalState, Period, StoredObservation};
@@ -38,7 +40,62 @@ const LATEST_OF_SERIES: &str = "SELECT DISTINCT ON (period_start, period_end) * 
        AND ($4::timestamptz IS NULL OR reported_at <= $4) \
      ORDER BY period_start, period_end, revision DESC";
 
+/// The connection a read of observations runs on: one that sees each commit whole.
+///
+/// On TimescaleDB a statement under READ COMMITTED picks the hypertable's chunks when it is
+/// planned and takes the snapshot it reads with afterwards. A write group that creates a chunk
+/// and commits in between is then read without that chunk's rows, though with the rest of the
+/// group: half a batch, for one read. A REPEATABLE READ transaction takes its snapshot before
+/// the plan, so the plan knows every chunk that snapshot can see (ARCHITECTURE §7). A plain
+/// table has no chunks to miss, and there a lone statement is read as it is.
+pub(super) enum Reader {
+    Pooled(PoolConnection<Postgres>),
+    Snapshot(Transaction<'static, Postgres>),
+}
+
+impl Reader {
+    /// Ends the read; its transaction, if any, has written nothing.
+    pub(super) async fn done(self) -> StoreResult<()> {
+        if let Self::Snapshot(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Reader {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Snapshot(tx) => tx,
+        }
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Snapshot(tx) => tx,
+        }
+    }
+}
+
 impl PgStore {
+    /// A connection for reading observations (see [`Reader`]).
+    pub(super) async fn reader(&self) -> StoreResult<Reader> {
+        if self.timescale.load(Ordering::Relaxed) {
+            let tx = self
+                .pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await?;
+            return Ok(Reader::Snapshot(tx));
+        }
+        Ok(Reader::Pooled(self.pool.acquire().await?))
+    }
+
     /// The id of a series, `None` when nothing was ever stored for it.
     async fn series_id(&self, indicator: &str, unit: &str) -> StoreResult<Option<i32>> {
         let key = (indicator.to_owned(), unit.to_owned());
@@ -118,13 +175,15 @@ impl PgStore {
             "SELECT {NAMED} FROM ({LATEST_OF_SERIES}) o {NAMES} \
              WHERE o.value IS NOT NULL ORDER BY o.period_start, o.period_end"
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(series)
             .bind(query.from)
             .bind(query.to)
             .bind(query.as_of)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| self.observation_from(row, query.indicator.clone(), query.unit.clone()))
             .collect()
@@ -166,6 +225,7 @@ impl PgStore {
              FROM latest WHERE value IS NOT NULL GROUP BY 1 ORDER BY 1",
             bucket = self.bucket_expression(bucket),
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(series)
             .bind(query.from)
@@ -173,8 +233,9 @@ impl PgStore {
             .bind(query.as_of)
             .bind(bucket.interval())
             .bind(self.zone.name())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| {
                 Ok(BucketPoint {
@@ -201,12 +262,14 @@ impl PgStore {
              JOIN series s ON s.id = o.series_id {NAMES} \
              WHERE o.value IS NOT NULL ORDER BY s.indicator, s.unit, o.period_start, o.period_end"
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(as_of)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| self.observation_from(row, row.try_get("indicator")?, row.try_get("unit")?))
             .collect()
@@ -226,13 +289,15 @@ impl PgStore {
                AND ($4::text[] IS NULL OR s.indicator = ANY($4)) \
              ORDER BY o.reported_at, s.indicator, s.unit, o.period_start, o.period_end, o.revision"
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(known_by)
             .bind(indicators)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| self.observation_from(row, row.try_get("indicator")?, row.try_get("unit")?))
             .collect()
@@ -256,12 +321,14 @@ impl PgStore {
              WHERE o.series_id = $1 AND o.period_start = $2 AND o.period_end = $3 \
              ORDER BY o.revision"
         );
+        let mut reader = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(series)
             .bind(parsed.start(self.zone))
             .bind(parsed.end(self.zone))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
+        reader.done().await?;
         rows.iter()
             .map(|row| self.observation_from(row, indicator.to_owned(), unit.to_owned()))
             .collect()
