@@ -30,11 +30,15 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error(
-        "rows {rows:?} name indicators of other departments ({indicators}); nothing was stored"
+        "{} name indicators of other departments ({indicators}); nothing was stored",
+        foreign_rows(rows, cells)
     )]
     ForeignIndicators {
         rows: Vec<usize>,
         indicators: String,
+        /// Each row's indicator cell, for a body whose rows the sender sees as cells (a
+        /// workbook); empty otherwise, and the rows are named by their JSON pointer.
+        cells: Vec<ForeignCell>,
     },
     #[error("{0}")]
     NotFound(String),
@@ -210,16 +214,41 @@ impl ApiError {
                     message: message.clone(),
                 }]
             }
-            Self::ForeignIndicators { rows, .. } => rows
+            Self::ForeignIndicators { rows, cells, .. } if cells.is_empty() => rows
                 .iter()
                 .map(|row| FieldError {
                     pointer: format!("/observations/{row}/indicator"),
                     message: "indicator of another department".into(),
                 })
                 .collect(),
+            Self::ForeignIndicators { cells, .. } => cells
+                .iter()
+                .map(|cell| FieldError {
+                    pointer: cell.pointer.clone(),
+                    message: format!("{}: indicator of another department", cell.place),
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
+}
+
+/// Where a refused row's indicator is in a body its sender sees as cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignCell {
+    /// `observations!A5`.
+    pub pointer: String,
+    /// "sheet `observations` row 5, column A (indicator)".
+    pub place: String,
+}
+
+/// The refused rows, by where their sender will look for them.
+fn foreign_rows(rows: &[usize], cells: &[ForeignCell]) -> String {
+    if cells.is_empty() {
+        return format!("rows {rows:?}");
+    }
+    let places: Vec<&str> = cells.iter().map(|c| c.place.as_str()).collect();
+    places.join("; ")
 }
 
 /// RFC 9457 problem details, with the stable `code` and the offending fields as extension
@@ -381,6 +410,7 @@ impl From<IngestError> for ApiError {
             IngestError::ForeignIndicators { rows, indicators } => Self::ForeignIndicators {
                 rows,
                 indicators: indicators.join(", "),
+                cells: Vec::new(),
             },
             IngestError::TooManyRows { count, limit } => Self::TooManyRows { count, limit },
             IngestError::Busy { retry_after } => Self::WriteQueueFull { retry_after },

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::error::ForeignCell;
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
@@ -20,7 +21,7 @@ use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
 use crate::ingest::xlsx::{self, XlsxError};
-use crate::ingest::{sdmx, Format, IdempotencyKey};
+use crate::ingest::{sdmx, Format, IdempotencyKey, IngestError};
 use crate::rules::rollup::{rolled_up_periods, RolledUpPeriod};
 use crate::store::{Aggregate, Bucket, BucketPoint, IngestReceipt, ObservationQuery};
 
@@ -278,14 +279,27 @@ async fn post_workbook(
     .await?
     .map_err(workbook_problem)?;
     let rows = std::mem::take(&mut sheet.rows);
-    let mut receipt = if query.dry_run == Some(true) {
-        state.ingestor.dry_run(&principal, rows, Utc::now())?
+    let answer = if query.dry_run == Some(true) {
+        state.ingestor.dry_run(&principal, rows, Utc::now())
     } else {
         state
             .ingestor
             .ingest(&principal, "xlsx", rows, idempotency, Utc::now())
-            .await?
+            .await
     };
+    let mut receipt = answer.map_err(|error| match error {
+        // Refused whole: named by sheet row and cell, not by an index the sender never saw.
+        IngestError::ForeignIndicators { rows, indicators } => ApiError::ForeignIndicators {
+            cells: rows
+                .iter()
+                .filter_map(|&row| sheet.indicator_cell(row))
+                .map(|(pointer, place)| ForeignCell { pointer, place })
+                .collect(),
+            rows,
+            indicators: indicators.join(", "),
+        },
+        other => other.into(),
+    })?;
     for rejection in &mut receipt.rejected {
         if rejection.code == "malformed_row" {
             continue; // its reason names its cell already

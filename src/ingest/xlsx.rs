@@ -119,6 +119,16 @@ pub struct Sheet {
 }
 
 impl Sheet {
+    /// The cell holding the `index`th row's indicator, as a pointer (`observations!A5`) and in
+    /// words ("sheet `observations` row 5, column A (indicator)"): where a row refused for its
+    /// indicator is shown to the person who filled the sheet.
+    pub fn indicator_cell(&self, index: usize) -> Option<(String, String)> {
+        let place = self.places.get(index)?;
+        let (_, letter) = self.columns.iter().find(|(c, _)| *c == Column::Indicator)?;
+        let words = self.locate(index, "unknown_indicator", "")?;
+        Some((format!("{}!{letter}{}", self.name, place.row), words))
+    }
+
     /// "sheet `observations` row 5, column D (value)" for the `index`th row of the request,
     /// naming the column a rejection of `code` is about when the code says which.
     pub fn locate(&self, index: usize, code: &str, message: &str) -> Option<String> {

@@ -308,6 +308,18 @@ async fn a_department_pushes_only_its_own_indicators_in_a_workbook(backend: Back
     for query in ["", "?dry_run=true"] {
         let foreign = push(&app, &app.finance, query, XLSX, export_workbook("Sheet1")).await;
         assert_problem(&foreign, 403, "foreign_indicators");
+        // Named where the person who filled the sheet looks: its rows and the indicator cells.
+        let detail = foreign.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with("sheet `Sheet1` row 2, column A (indicator); sheet `Sheet1` row 3"),
+            "{detail}"
+        );
+        let first = &foreign.body["errors"][0];
+        assert_eq!(first["pointer"], "Sheet1!A2", "{foreign:?}");
+        assert_eq!(
+            first["message"],
+            "sheet `Sheet1` row 2, column A (indicator): indicator of another department"
+        );
     }
     let viewer = push(&app, &app.viewer, "", XLSX, export_workbook("Sheet1")).await;
     assert_problem(&viewer, 403, "forbidden");
