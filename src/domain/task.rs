@@ -222,20 +222,44 @@ impl fmt::Display for TaskStatus {
 }
 
 /// What a task is: everything but its progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TaskDef {
+    #[schema(value_type = String, example = "KL45_01")]
     pub code: Code,
     pub title_vi: String,
     pub title_en: String,
     /// The directive's number.
+    #[schema(example = "45/KL-UBND")]
     pub directive: String,
+    /// The owning department's code.
+    #[schema(value_type = String, example = "FINANCE")]
     pub owner: Code,
     /// Co-operating departments or units (phối hợp).
+    #[schema(value_type = Vec<String>)]
     pub cooperating: Vec<Code>,
     /// The sector group it is counted under.
+    #[schema(value_type = String, example = "INVESTMENT")]
     pub group: Code,
+    #[schema(value_type = String, format = Date, example = "2026-06-30")]
     pub due: NaiveDate,
+    /// Linked indicators of the catalogue.
+    #[schema(value_type = Vec<String>)]
     pub indicators: Vec<Code>,
+}
+
+/// One definition a task has had, kept forever: in force from `at` until the next one's, as a
+/// target's version is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TaskDefinitionRecord {
+    pub at: DateTime<Utc>,
+    /// Who set it: the token's name, or `config` for the configuration.
+    #[schema(example = "admin")]
+    pub by: String,
+    #[serde(flatten)]
+    pub def: TaskDef,
+    /// The directive it names, as stored now.
+    #[serde(skip)]
+    pub directive: Directive,
 }
 
 /// A task as configured, with the progress it starts from when first stored.
@@ -292,6 +316,9 @@ pub struct Task {
     pub progress: Vec<ProgressNote>,
     /// Oldest first.
     pub history: Vec<StatusRecord>,
+    /// Every definition it has had, oldest first, the last being `def` (migration 0018); none
+    /// only for a task not read from the store, whose past is then read with `def`.
+    pub definitions: Vec<TaskDefinitionRecord>,
 }
 
 impl Task {
@@ -303,15 +330,26 @@ impl Task {
     /// The task as it had been recorded by the instant `at` (whose day in the city is `day`),
     /// from its appended notes and status records, so that what is recorded later (a
     /// completion, even one dated earlier) does not change how it stood then; `None` when it
-    /// was stored after `at`. Its definition is the current one.
+    /// was stored after `at`. Its definition (due date, owner, group…) and directive are the
+    /// ones in force at `at`, the last set by then: a deadline extended later does not undo
+    /// its being overdue then, nor does a new owner take over its past.
     ///
     /// A task from the configuration is in force from its directive's date, and its configured
     /// status from the day it states (its completion, else the directive's date), whenever a
     /// database first stored them: an installation started in June reads its first quarter's
-    /// shipped tasks as the configuration says they stood.
+    /// shipped tasks as the configuration says they stood, with the definition it was first
+    /// stored with.
     pub fn as_at(&self, at: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
         let configured = self.origin == "config";
-        if self.created_at > at && !(configured && self.directive.date <= day) {
+        // Those set by then, and at least the first.
+        let definitions = match self.definitions.iter().rposition(|d| d.at <= at) {
+            Some(last) => &self.definitions[..=last],
+            None => &self.definitions[..self.definitions.len().min(1)],
+        };
+        let (def, directive) = definitions
+            .last()
+            .map_or((&self.def, &self.directive), |d| (&d.def, &d.directive));
+        if self.created_at > at && !(configured && directive.date <= day) {
             return None;
         }
         let known = |r: &StatusRecord| {
@@ -342,11 +380,14 @@ impl Task {
             .find_map(|n| n.percent)
             .or(self.start_percent);
         Some(Task {
+            def: def.clone(),
+            directive: directive.clone(),
             recorded,
             completed_on,
             percent,
             progress,
             history,
+            definitions: definitions.to_vec(),
             ..self.clone()
         })
     }
@@ -398,6 +439,128 @@ mod tests {
             let judged = TaskStatus::judge(recorded, due, completed.map(day), day(today));
             assert_eq!(judged, expected, "{recorded:?} {completed:?} {today}");
         }
+    }
+
+    /// 00:00 on `raw` in the city.
+    fn midnight(raw: &str) -> DateTime<Utc> {
+        day(raw)
+            .and_hms_opt(0, 0, 0)
+            .expect("a time")
+            .and_utc()
+            .checked_sub_signed(chrono::Duration::hours(7))
+            .expect("an instant")
+    }
+
+    fn definition(code: &str, owner: &str, due: &str, directive: &Directive) -> TaskDef {
+        TaskDef {
+            code: Code::parse(code).expect("a code"),
+            title_vi: format!("Nhiệm vụ {code} của {owner}"),
+            title_en: format!("Task {code} of {owner}"),
+            directive: directive.number.clone(),
+            owner: Code::parse(owner).expect("a code"),
+            cooperating: Vec::new(),
+            group: Code::parse("SECURITY").expect("a code"),
+            due: day(due),
+            indicators: Vec::new(),
+        }
+    }
+
+    /// A task of `origin` not started, stored with the first of `definitions` (each set at a
+    /// local day's start, by an owner, due on a day) and redefined with each of the others.
+    fn redefined(origin: &str, definitions: &[(&str, &str, &str)]) -> Task {
+        let directive = Directive {
+            number: "1/CT-UBND".into(),
+            date: day("2026-01-05"),
+            issuer: "UBND".into(),
+            kind: DirectiveKind::ChiThi,
+            title_vi: "Chỉ thị".into(),
+            title_en: "Directive".into(),
+            source: None,
+            illustrative: true,
+        };
+        let definitions: Vec<TaskDefinitionRecord> = definitions
+            .iter()
+            .map(|(at, owner, due)| TaskDefinitionRecord {
+                at: midnight(at),
+                by: "admin".into(),
+                def: definition("T1", owner, due, &directive),
+                directive: directive.clone(),
+            })
+            .collect();
+        let (first, last) = (&definitions[0], &definitions[definitions.len() - 1]);
+        Task {
+            def: last.def.clone(),
+            directive: directive.clone(),
+            recorded: RecordedStatus::NotStarted,
+            completed_on: None,
+            percent: None,
+            start_percent: None,
+            origin: origin.into(),
+            created_at: first.at,
+            updated_at: last.at,
+            updated_by: "admin".into(),
+            progress: Vec::new(),
+            history: Vec::new(),
+            definitions,
+        }
+    }
+
+    #[test]
+    fn a_task_as_at_an_instant_has_the_definition_in_force_then() {
+        let task = redefined(
+            "api",
+            &[
+                ("2026-01-10", "POLICE", "2026-03-31"),
+                ("2026-05-04", "CUSTOMS", "2026-04-30"),
+                ("2026-08-01", "CUSTOMS", "2026-12-31"),
+            ],
+        );
+        let seen = |on: &str| task.as_at(midnight(on), day(on)).expect("stored by then");
+
+        // Past its deadline of then, the police's: overdue, though due later as defined now.
+        let april = seen("2026-04-10");
+        assert_eq!(april.def.due, day("2026-03-31"));
+        assert_eq!(april.def.owner.as_str(), "POLICE");
+        assert_eq!(april.def.title_en, "Task T1 of POLICE");
+        assert_eq!(april.status(day("2026-04-10")), TaskStatus::Overdue);
+        assert_eq!(april.definitions, task.definitions[..1]);
+        assert_eq!(
+            task.status(day("2026-04-10")),
+            TaskStatus::NotStarted,
+            "as defined now"
+        );
+
+        // From the instant a redefinition took effect.
+        let redefined_on = seen("2026-05-04");
+        assert_eq!(redefined_on.def.owner.as_str(), "CUSTOMS");
+        assert_eq!(redefined_on.def.due, day("2026-04-30"));
+        assert_eq!(redefined_on.definitions.len(), 2);
+        let june = seen("2026-06-01");
+        assert_eq!(june.def, task.definitions[1].def);
+        assert_eq!(june.status(day("2026-06-01")), TaskStatus::Overdue);
+        assert_eq!(seen("2026-09-01").def, task.def);
+        assert!(task
+            .as_at(midnight("2026-01-09"), day("2026-01-09"))
+            .is_none());
+    }
+
+    /// A configured task is in force from its directive's date, before it was first stored: with
+    /// the definition it was first stored with.
+    #[test]
+    fn a_configured_task_before_it_was_stored_has_its_first_definition() {
+        let task = redefined(
+            "config",
+            &[
+                ("2026-06-01", "POLICE", "2026-03-31"),
+                ("2026-07-01", "CUSTOMS", "2026-09-30"),
+            ],
+        );
+        let april = task
+            .as_at(midnight("2026-04-10"), day("2026-04-10"))
+            .expect("in force from its directive's date");
+        assert_eq!(april.def, task.definitions[0].def);
+        assert_eq!(april.definitions, task.definitions[..1]);
+        assert_eq!(april.status(day("2026-04-10")), TaskStatus::Overdue);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Directives and tasks (chỉ đạo, nhiệm vụ): `GET /api/v1/tasks` with the counts by status,
-//! department and group; `GET /api/v1/tasks/{code}` with every progress note and status change;
-//! `POST /api/v1/tasks` and `PUT /api/v1/tasks/{code}` for admins; and
+//! department and group; `GET /api/v1/tasks/{code}` with every progress note, status change and
+//! definition; `POST /api/v1/tasks` and `PUT /api/v1/tasks/{code}` for admins; and
 //! `POST /api/v1/tasks/{code}/progress` for the owning department (or an admin). Every write is
 //! audited and goes through the pipeline to the alerts and the screens (ARCHITECTURE §3, §5).
 
@@ -24,7 +24,7 @@ use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::auth::Role;
 use crate::domain::task::{
-    ProgressNote, RecordedStatus, StatusRecord, Task, TaskStatus, TaskWrite,
+    ProgressNote, RecordedStatus, StatusRecord, Task, TaskDefinitionRecord, TaskStatus, TaskWrite,
 };
 use crate::domain::task_view::{self, TaskSummary, TaskView};
 use crate::domain::Code;
@@ -63,7 +63,8 @@ pub struct TaskList {
     tasks: Vec<TaskView>,
 }
 
-/// One task with every progress note and every change of its recorded status.
+/// One task with every progress note, every change of its recorded status and every definition
+/// it has had.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskDetail {
     #[serde(flatten)]
@@ -72,6 +73,9 @@ pub struct TaskDetail {
     progress: Vec<ProgressNote>,
     /// The recorded status's changes, oldest first.
     history: Vec<StatusRecord>,
+    /// Every definition it has had (due date, owner, group…), oldest first, each in force from
+    /// its `at` until the next: a report cut off in the past reads the one in force then.
+    definitions: Vec<TaskDefinitionRecord>,
     /// `config` (config/directives/) or `api`.
     origin: String,
     updated_at: DateTime<Utc>,
@@ -84,6 +88,7 @@ fn detail(task: &Task, now: DateTime<Utc>, today: NaiveDate) -> TaskDetail {
         task: TaskView::of(task, today),
         progress: task.progress.clone(),
         history: task.history.clone(),
+        definitions: task.definitions.clone(),
         origin: task.origin.clone(),
         updated_at: task.updated_at,
         updated_by: task.updated_by.clone(),
@@ -225,7 +230,7 @@ pub async fn list(
     }))
 }
 
-/// One task with all its progress notes and the changes of its recorded status.
+/// One task with all its progress notes, the changes of its recorded status and its definitions.
 #[utoipa::path(
     get,
     path = "/tasks/{code}",

@@ -6,9 +6,11 @@
 //! change after the fact (as its figures are judged from the revisions received by then): a task
 //! stored after the cut-off is left out; the others have the status recorded in their status
 //! records and the progress of their notes up to the cut-off, whatever was recorded since (a
-//! completion recorded later, even one dated before the cut-off, does not count), and are
-//! judged overdue or done late on the cut-off's day. A task counts once its directive was
-//! issued by then, unless it had been done before the report's year began.
+//! completion recorded later, even one dated before the cut-off, does not count) and the
+//! definition in force then (a deadline extended or an owner changed since does not count), and
+//! are judged overdue or done late on the cut-off's day by that definition's due date. A task
+//! counts once its directive was issued by then, unless it had been done before the report's
+//! year began.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, XlsxError};
@@ -57,8 +59,8 @@ pub fn section(
     let year_start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(day);
     let shown: Vec<Task> = tasks
         .iter()
-        .filter(|t| t.directive.date <= day)
         .filter_map(|t| as_at(t, cutoff, day))
+        .filter(|t| t.directive.date <= day)
         .filter(|t| {
             let done_before = t.recorded == RecordedStatus::Done
                 && t.completed_on.is_some_and(|on| on < year_start);
@@ -426,6 +428,7 @@ mod tests {
             updated_at: at,
             updated_by: "test".into(),
             progress: Vec::new(),
+            definitions: Vec::new(),
             // Started when stored, done recorded on its completion's day.
             history: std::iter::once((at, RecordedStatus::InProgress, None))
                 .chain(done.map(|on| {

@@ -1,5 +1,6 @@
-//! Directives and tasks in the store (migration 0013), shared by both backends: a stored row
-//! read back into a [`Task`], and the configured tasks brought into the store at start.
+//! Directives and tasks in the store (migrations 0013, 0016, 0018), shared by both backends: a
+//! stored row read back into a [`Task`], and the configured tasks brought into the store at
+//! start.
 
 use std::collections::HashMap;
 
@@ -7,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{AuditEvent, DynStore, StoreError, StoreResult};
 use crate::domain::task::{
-    Directive, DirectiveKind, ProgressNote, RecordedStatus, StatusRecord, Task, TaskDef, TaskSeed,
-    TaskWrite,
+    Directive, DirectiveKind, ProgressNote, RecordedStatus, StatusRecord, Task, TaskDef,
+    TaskDefinitionRecord, TaskSeed, TaskWrite,
 };
 use crate::domain::Code;
 
@@ -49,6 +50,71 @@ pub(crate) struct TaskRow {
     pub illustrative: bool,
 }
 
+/// A directive's row, as both backends read it beside a task's definition.
+pub(crate) struct DirectiveRow {
+    pub number: String,
+    pub issued_on: NaiveDate,
+    pub issuer: String,
+    pub kind: String,
+    pub title_vi: String,
+    pub title_en: String,
+    pub source: Option<String>,
+    pub illustrative: bool,
+}
+
+impl DirectiveRow {
+    fn into_directive(self) -> Result<Directive, String> {
+        Ok(Directive {
+            kind: DirectiveKind::parse(&self.kind)
+                .ok_or_else(|| format!("directive kind {}", self.kind))?,
+            number: self.number,
+            date: self.issued_on,
+            issuer: self.issuer,
+            title_vi: self.title_vi,
+            title_en: self.title_en,
+            source: self.source,
+            illustrative: self.illustrative,
+        })
+    }
+}
+
+/// One of a task's definitions (migration 0018) with its directive's row.
+pub(crate) struct DefinitionRow {
+    pub task: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub title_vi: String,
+    pub title_en: String,
+    pub owner: String,
+    /// A JSON array of codes.
+    pub cooperating: String,
+    pub group: String,
+    pub indicators: String,
+    pub due: NaiveDate,
+    pub directive: DirectiveRow,
+}
+
+impl DefinitionRow {
+    fn into_record(self) -> Result<TaskDefinitionRecord, String> {
+        Ok(TaskDefinitionRecord {
+            at: self.at,
+            by: self.actor,
+            def: TaskDef {
+                code: code(&self.task)?,
+                title_vi: self.title_vi,
+                title_en: self.title_en,
+                directive: self.directive.number.clone(),
+                owner: code(&self.owner)?,
+                cooperating: codes(&self.cooperating)?,
+                group: code(&self.group)?,
+                due: self.due,
+                indicators: codes(&self.indicators)?,
+            },
+            directive: self.directive.into_directive()?,
+        })
+    }
+}
+
 /// A progress note's row: task, at, author, note, percent, status.
 pub(crate) type NoteRow = (
     String,
@@ -79,11 +145,13 @@ fn recorded(raw: &str) -> Result<RecordedStatus, String> {
     RecordedStatus::parse(raw).ok_or_else(|| format!("status {raw}"))
 }
 
-/// The tasks of `rows`, each with its notes and status records (both given oldest first).
+/// The tasks of `rows`, each with its notes, status records and definitions (all given oldest
+/// first).
 pub(crate) fn assemble(
     rows: Vec<TaskRow>,
     notes: Vec<NoteRow>,
     history: Vec<HistoryRow>,
+    definitions: Vec<DefinitionRow>,
 ) -> Result<Vec<Task>, String> {
     let mut notes_of: HashMap<String, Vec<ProgressNote>> = HashMap::new();
     for (task, at, by, note, pct, status) in notes {
@@ -104,6 +172,13 @@ pub(crate) fn assemble(
             completed_on,
         });
     }
+    let mut definitions_of: HashMap<String, Vec<TaskDefinitionRecord>> = HashMap::new();
+    for row in definitions {
+        definitions_of
+            .entry(row.task.clone())
+            .or_default()
+            .push(row.into_record()?);
+    }
     rows.into_iter()
         .map(|row| {
             Ok(Task {
@@ -118,17 +193,17 @@ pub(crate) fn assemble(
                     due: row.due,
                     indicators: codes(&row.indicators)?,
                 },
-                directive: Directive {
+                directive: DirectiveRow {
                     number: row.directive,
-                    date: row.issued_on,
+                    issued_on: row.issued_on,
                     issuer: row.issuer,
-                    kind: DirectiveKind::parse(&row.kind)
-                        .ok_or_else(|| format!("directive kind {}", row.kind))?,
+                    kind: row.kind,
                     title_vi: row.directive_title_vi,
                     title_en: row.directive_title_en,
                     source: row.source,
                     illustrative: row.illustrative,
-                },
+                }
+                .into_directive()?,
                 recorded: recorded(&row.status)?,
                 completed_on: row.completed_on,
                 percent: percent(row.percent)?,
@@ -139,6 +214,7 @@ pub(crate) fn assemble(
                 updated_by: row.updated_by,
                 progress: notes_of.remove(&row.code).unwrap_or_default(),
                 history: history_of.remove(&row.code).unwrap_or_default(),
+                definitions: definitions_of.remove(&row.code).unwrap_or_default(),
             })
         })
         .collect()

@@ -2,7 +2,7 @@
 //! the conversion in place keeps every revision, value, time and target, and what the API reads
 //! is unchanged. Tasks and their progress notes stored before migration 0016 (built by
 //! 0001–0015 alone) keep the percent each was stored with, so their past progress reads as it
-//! stood.
+//! stood, and get their definition as the first of their definitions (migration 0018).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -866,9 +866,9 @@ async fn store_old_tasks(early: &Early, tasks: &[OldTask]) {
     // The others, created by an admin.
     let at = local(API_CREATED);
     for task in tasks.iter().filter(|t| t.origin == "api") {
-        let (def, recorded, sql, cells) = create(task, at, "admin");
+        let (def, recorded, sql, cells) = create(task, at, "test-admin");
         early.execute(sql, cells).await;
-        let mut event = AuditEvent::new(at, "admin", "task.create", task.code);
+        let mut event = AuditEvent::new(at, "admin:test-admin", "task.create", task.code);
         event.after = Some(serde_json::json!({ "def": def, "directive": directive }));
         early.audit(event).await;
         standing.insert(
@@ -970,8 +970,9 @@ async fn store_old_tasks(early: &Early, tasks: &[OldTask]) {
 /// task keeps the percent it was stored with as its start (from its row when no note has set
 /// one, else from the first progress note's audit row), so its progress as of a day before
 /// its first note is that percent, and as of a later day the latest note's by then, down as
-/// well as up.
-async fn tasks_stored_before_0016_keep_their_starting_percent(backend: Backend) {
+/// well as up. Stored before migration 0018 too, each gets its definition as its first and only
+/// one, in force from when it was stored, and reads as defined as it did.
+async fn tasks_stored_before_0016_keep_their_starting_percent_and_definition(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
@@ -993,12 +994,28 @@ async fn tasks_stored_before_0016_keep_their_starting_percent(backend: Backend) 
         let latest = old.notes.iter().rev().find_map(|n| n.percent);
         assert_eq!(task.percent, latest.or(old.start), "{}: now", old.code);
         assert_eq!(task.progress.len(), old.notes.len(), "{}", old.code);
+        // Its definition, as it is now, in force from when it was stored, set by the
+        // configuration or by the admin who created it (the audit log's actor), not by the
+        // department whose note last wrote the row.
+        assert_eq!(task.def, old_definition(old.code), "{}", old.code);
+        assert_eq!(task.definitions.len(), 1, "{}: one definition", old.code);
+        let first = &task.definitions[0];
+        assert_eq!(first.def, task.def, "{}", old.code);
+        assert_eq!(first.directive, old_directive(), "{}", old.code);
+        assert_eq!(first.at, task.created_at, "{}", old.code);
+        let by = if old.origin == "config" {
+            "config"
+        } else {
+            "test-admin"
+        };
+        assert_eq!(first.by, by, "{}", old.code);
         for &(at, percent) in old.readings {
             let as_at = local(at);
             let seen = task
                 .as_at(as_at, as_at.with_timezone(&HCM).date_naive())
                 .unwrap_or_else(|| panic!("{} stored by {at}", old.code));
             assert_eq!(seen.percent, percent, "{} as of {at}", old.code);
+            assert_eq!(seen.def, task.def, "{} as of {at}", old.code);
         }
     }
     // Stored through the API after this day: not in a report cut off then.
@@ -1015,4 +1032,4 @@ async fn tasks_stored_before_0016_keep_their_starting_percent(backend: Backend) 
     db.cleanup().await;
 }
 
-on_every_backend!(tasks_stored_before_0016_keep_their_starting_percent);
+on_every_backend!(tasks_stored_before_0016_keep_their_starting_percent_and_definition);

@@ -3,15 +3,15 @@
 //! records progress; every write is audited; a late task is an alert delivered to a webhook,
 //! resolved when done, and a task falling due is reminded of once on a simulated clock; another
 //! instance's screens hear of a change; the period report counts the tasks ("x/y nhiệm vụ hoàn
-//! thành") and lists the overdue ones, read back from its XLSX; a bad directives file is
-//! refused naming its file and key.
+//! thành") and lists the overdue ones, read back from its XLSX, each task as recorded and
+//! defined at the report's cut-off; a bad directives file is refused naming its file and key.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Datelike, Days, Utc};
 use futures::SinkExt;
 use ktxh::alerts::outbox::{Outbox, ReceiverSender};
 use ktxh::alerts::reminders::Reminders;
@@ -1188,7 +1188,98 @@ async fn a_shipped_task_stored_at_a_later_first_start_counts_in_an_earlier_repor
     app.stop().await;
 }
 
+/// A task whose deadline is extended and whose owner changes through the API after a
+/// quarter's cut-off is read in that quarter's report as it was defined then: overdue past its
+/// deadline of then, under its owner of then. A report cut off now judges it by its new due
+/// date and names its new owner; the task keeps both definitions, and a progress note adds
+/// none.
+async fn a_task_redefined_after_the_cut_off_is_in_that_quarters_report_as_defined_then(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    stored_at(&app, "P_MOVED", "2026-03-31", "2026-01-10T09:00:00").await;
+    let q1 = "2026-04-10T00:00:00";
+    let before = task_section(&app, "2026-Q1", q1).await;
+    let moved = |section: &Value| {
+        section["overdue"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["code"] == "P_MOVED"))
+            .cloned()
+            .unwrap_or_else(|| panic!("P_MOVED overdue: {section}"))
+    };
+    assert_eq!(moved(&before)["owner"], "POLICE", "{before}");
+    assert_eq!(moved(&before)["due"], "2026-03-31", "{before}");
+
+    // Due a month later, and the customs' task from now on.
+    let mut body = new_task("P_MOVED", "CUSTOMS", "2026-04-30", &["TRAFFIC_ACCIDENTS"]);
+    body["directive"] = json!({ "number": "99/KL-UBND" });
+    body["group"] = json!("SECURITY");
+    let reply = app
+        .send(
+            app.client
+                .put(app.url("/api/v1/tasks/P_MOVED"))
+                .bearer_auth(&app.admin)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = progress(&app, "P_MOVED", &app.customs, json!({ "note": "Đang làm" })).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+
+    let section = task_section(&app, "2026-Q1", q1).await;
+    assert_eq!(section, before, "the first quarter's report is unchanged");
+    assert!(section["owners"].get("POLICE").is_some(), "{section}");
+
+    let today = today();
+    let quarter = format!("{}-Q{}", today.year(), today.month0() / 3 + 1);
+    let now = app
+        .get(
+            &format!("/api/v1/reports/{quarter}?history=latest&format=json"),
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(now.status, 200, "{now:?}");
+    let current = &now.body["tasks"];
+    assert_eq!(moved(current)["owner"], "CUSTOMS", "{current}");
+    assert_eq!(moved(current)["due"], "2026-04-30", "{current}");
+    assert!(current["owners"].get("CUSTOMS").is_some(), "{current}");
+
+    let task = app.get("/api/v1/tasks/P_MOVED", &app.viewer).await;
+    assert_eq!(task.status, 200, "{task:?}");
+    let definitions: Vec<(&str, &str, &str)> = task.body["definitions"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .map(|d| {
+            (
+                d["by"].as_str().expect("by"),
+                d["owner"].as_str().expect("owner"),
+                d["due"].as_str().expect("due"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        definitions,
+        [
+            ("admin", "POLICE", "2026-03-31"),
+            ("test-admin", "CUSTOMS", "2026-04-30"),
+        ],
+        "{task:?}"
+    );
+    assert_eq!(
+        task.body["definitions"][0]["at"]
+            .as_str()
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok()),
+        Some(local("2026-01-10T09:00:00").fixed_offset()),
+        "in force from when it was stored"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_task_redefined_after_the_cut_off_is_in_that_quarters_report_as_defined_then,
     a_shipped_task_stored_at_a_later_first_start_counts_in_an_earlier_report,
     a_fresh_installations_past_report_counts_the_shipped_tasks_as_they_stood,
     a_task_goes_through_its_progress_to_done_or_done_late,

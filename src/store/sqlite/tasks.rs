@@ -1,6 +1,6 @@
-//! Directives and tasks on SQLite (migration 0013): a task's change is written with its
-//! progress note, its status record and its audit row in one write transaction. Dates are
-//! stored as `YYYY-MM-DD` text.
+//! Directives and tasks on SQLite (migrations 0013, 0018): a task's change is written with its
+//! progress note, its status record, its definition when that changed and its audit row in one
+//! write transaction. Dates are stored as `YYYY-MM-DD` text.
 
 use chrono::NaiveDate;
 use sqlx::sqlite::SqliteRow;
@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::{audit, from_micros, micros, SqliteStore};
 use crate::domain::task::{Task, TaskWrite};
-use crate::store::tasks::{assemble, corrupt, TaskRow};
+use crate::store::tasks::{assemble, corrupt, DefinitionRow, DirectiveRow, TaskRow};
 use crate::store::{AuditEvent, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
@@ -51,6 +51,36 @@ fn task_row(row: &SqliteRow) -> StoreResult<TaskRow> {
         directive_title_en: row.try_get("d_title_en")?,
         source: row.try_get("source")?,
         illustrative: row.try_get("illustrative")?,
+    })
+}
+
+const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
+     t.owner, t.cooperating, t.group_code, t.indicators, t.due, d.issued_on, d.issuer, d.kind, \
+     d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative \
+     FROM task_definitions t JOIN directives d ON d.number = t.directive";
+
+fn definition_row(row: &SqliteRow) -> StoreResult<DefinitionRow> {
+    Ok(DefinitionRow {
+        task: row.try_get("task")?,
+        at: from_micros(row.try_get("at")?),
+        actor: row.try_get("actor")?,
+        title_vi: row.try_get("title_vi")?,
+        title_en: row.try_get("title_en")?,
+        owner: row.try_get("owner")?,
+        cooperating: row.try_get("cooperating")?,
+        group: row.try_get("group_code")?,
+        indicators: row.try_get("indicators")?,
+        due: date(&row.try_get::<String, _>("due")?)?,
+        directive: DirectiveRow {
+            number: row.try_get("directive")?,
+            issued_on: date(&row.try_get::<String, _>("issued_on")?)?,
+            issuer: row.try_get("issuer")?,
+            kind: row.try_get("kind")?,
+            title_vi: row.try_get("d_title_vi")?,
+            title_en: row.try_get("d_title_en")?,
+            source: row.try_get("source")?,
+            illustrative: row.try_get("illustrative")?,
+        },
     })
 }
 
@@ -142,6 +172,31 @@ impl SqliteStore {
                 continue;
             }
             written_codes.push(Some(def.code.clone()));
+            // A new task's definition, or a redefinition that changes it; a progress note
+            // leaves it as it is.
+            sqlx::query(
+                "INSERT INTO task_definitions (task, at, actor, directive, title_vi, title_en, \
+                 owner, cooperating, group_code, indicators, due) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE NOT EXISTS ( \
+                 SELECT 1 FROM (SELECT * FROM task_definitions WHERE task = ?1 \
+                 ORDER BY at DESC, id DESC LIMIT 1) d \
+                 WHERE d.directive = ?4 AND d.title_vi = ?5 AND d.title_en = ?6 \
+                 AND d.owner = ?7 AND d.cooperating = ?8 AND d.group_code = ?9 \
+                 AND d.indicators = ?10 AND d.due = ?11)",
+            )
+            .bind(def.code.as_str())
+            .bind(micros(write.at))
+            .bind(&write.by)
+            .bind(&def.directive)
+            .bind(&def.title_vi)
+            .bind(&def.title_en)
+            .bind(def.owner.as_str())
+            .bind(&cooperating)
+            .bind(def.group.as_str())
+            .bind(&indicators)
+            .bind(def.due.to_string())
+            .execute(&mut *tx)
+            .await?;
             if let Some(note) = &write.note {
                 sqlx::query(
                     "INSERT INTO task_progress (task, at, author, note, percent, status) \
@@ -234,6 +289,15 @@ impl SqliteStore {
             ))
         })
         .collect::<StoreResult<Vec<_>>>()?;
-        assemble(rows, notes, history).map_err(corrupt)
+        let definitions = sqlx::query(&format!(
+            "{DEFINITIONS} WHERE (?1 IS NULL OR t.task = ?1) ORDER BY t.task, t.at, t.id"
+        ))
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(definition_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        assemble(rows, notes, history, definitions).map_err(corrupt)
     }
 }
