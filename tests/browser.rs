@@ -530,6 +530,8 @@ fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chrom
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
     let viewer = create_token(&database_url, "viewer");
+    // The admin sets a target out of reach, so that an alert fires while the wall is open.
+    let admin = create_token(&database_url, "admin");
     let screenshots = browser_artifacts();
     let server = demo_server(&database_url);
     run_script(
@@ -538,6 +540,7 @@ fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chrom
         "wall-mode.mjs",
         &[
             ("VIEWER_TOKEN", &viewer),
+            ("ADMIN_TOKEN", &admin),
             ("SCREENSHOT_DIR", &screenshots.display().to_string()),
         ],
     );

@@ -18,7 +18,7 @@ import { TasksPage, isTasksPath, tasksRoute } from "./tasks.js";
 import { Ticker } from "./ticker.js";
 import { YearPage, yearRoute } from "./year.js";
 import { UnitBoard, UnitPicker, unitHref, unitRoute } from "./unit.js";
-import { WallPage } from "./wall.js";
+import { WallPage, wallUnit } from "./wall.js";
 import { DEFAULT_ZONE, zonedYear } from "./time.js";
 
 const REST_REFRESH_MS = 30_000;
@@ -66,6 +66,8 @@ async function main() {
     year: () => app.year,
     units: app.units,
     indicators: () => app.catalogue?.indicators,
+    // On the wall it is drawn in the wall's unit (wall.css), and scrolls at its scale.
+    unit: () => (wall?.isOpen ? wallUnit() : 1),
   });
   overview = new Overview({
     tiles: document.getElementById("tiles"),
@@ -433,17 +435,22 @@ function route({ fromApp = false } = {}) {
   app.previousHash = fromApp ? app.currentHash : null;
   app.currentHash = window.location.hash;
   const next = parseRoute();
-  // Wall mode hides every other view, and the desk's header and ticker (wall.css).
+  // Wall mode hides every other view and the desk's header; the ticker stays, at the wall's
+  // size (wall.css), and is drawn again at its speed whenever the mode changes.
   const wallEl = document.getElementById("wall-page");
   if (next.name === "wall") {
     for (const view of [page, department, tasks, planPage, unitBoard, yearPage]) view?.close();
     for (const el of document.querySelectorAll("body > main")) el.hidden = el !== wallEl;
     wall.open(next);
+    ticker.relabel();
     live?.setTopics(wantedTopics());
     renderTitle();
     return;
   }
-  wall.close();
+  if (wall.isOpen) {
+    wall.close();
+    ticker.relabel();
+  }
   wallEl.hidden = true;
   // A year's outcome, like a unit's board, hides every other view.
   const yearEl = document.getElementById("year-page");

@@ -11,7 +11,9 @@ import { formatAge, pick, t } from "./i18n.js";
 
 const SEVERITY_ORDER = ["critical", "warning", "info"];
 const SEVERITY_ICON = { critical: "off_track", warning: "at_risk", info: "no_data" };
-// Scrolling speed of the ticker; slow enough to read from across the room.
+// Scrolling speed of the ticker; slow enough to read from across the room. It is in CSS px of
+// the desk view; on the wall it is scaled by the wall's unit, as the text is, so a 4K wall
+// scrolls the same share of the screen per second as a 1080p one.
 const PIXELS_PER_SECOND = 70;
 // At most this many new alerts are read out at once; a burst is summarised by the count.
 const ANNOUNCE_MAX = 3;
@@ -19,7 +21,8 @@ const ANNOUNCE_MAX = 3;
 export class Ticker {
   /**
    * @param {object} [context]  {cityCode(), year(), units: Map, indicators(): Map}: what decides
-   *   which alerts are the wall's and how grouped lines read
+   *   which alerts are the wall's and how grouped lines read; unit(): the px of one unit of the
+   *   ticker's size (the wall mode's unit, else 1)
    */
   constructor(context = {}) {
     this.context = context;
@@ -162,7 +165,8 @@ export class Ticker {
     for (const copy of this.track.querySelectorAll(".ticker-copy")) copy.hidden = !overflowing;
     if (overflowing) {
       const distance = this.track.scrollWidth / 2;
-      this.track.style.setProperty("--ticker-duration", `${Math.round(distance / PIXELS_PER_SECOND)}s`);
+      const speed = PIXELS_PER_SECOND * (this.context.unit?.() ?? 1);
+      this.track.style.setProperty("--ticker-duration", `${Math.round(distance / speed)}s`);
     }
   }
 }

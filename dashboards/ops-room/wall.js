@@ -6,7 +6,8 @@
 // catalogue's short names (`short_vi`/`short_en`, unique within a group), never cut; a status
 // is told by shape and word as well as colour. When the groups do not fit on one screen they
 // are split into pages of whole groups that turn by themselves; the pointer over the wall, or
-// Space, pauses the turning, and the arrow keys turn by hand.
+// Space, pauses the turning, and the arrow keys turn by hand. The desk's alert ticker stays
+// along the bottom at the wall's size (wall.css), and the pages fit in what it leaves.
 
 import { h } from "./dom.js";
 import { formatValue, locale, pick, t } from "./i18n.js";
@@ -44,6 +45,11 @@ export const WALL_SHAPES = {
 
 /** The statuses named in the legend, worst first (as the desk view sorts them). */
 const LEGEND = ["off_track", "missed", "at_risk", "stale", "no_data", "on_track", "achieved"];
+
+/** The unit of wall.css (--wall-u) in px: 1 at 1920×1080, 2 at 3840×2160, never below 1. */
+export function wallUnit() {
+  return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
+}
 
 function shapeSvg(status) {
   const svg = document.createElementNS(SVG_NS, "svg");
@@ -276,10 +282,8 @@ export class WallPage {
 
   /** Columns across the screen: as many as fit at the wall's unit, at least one. */
   columnCount() {
-    // The unit of wall.css (--wall-u): 1 px at 1920×1080, 2 px at 3840×2160, never below 1 px.
-    const unit = Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
     const width = this.columnsEl.clientWidth || window.innerWidth;
-    return Math.max(1, Math.floor(width / (COLUMN_MIN_UNITS * unit)));
+    return Math.max(1, Math.floor(width / (COLUMN_MIN_UNITS * wallUnit())));
   }
 
   /**

@@ -1,15 +1,18 @@
 // Wall mode (#/wall, ?mode=wall) on the demo (`ktxh serve --demo`) in Debian's Chromium, at
 // 1920×1080 and at 3840×2160; run by tests/browser.rs:
 //
-//   BASE_URL=http://127.0.0.1:PORT VIEWER_TOKEN=ktxh_… CHROMIUM=/usr/bin/chromium \
-//   ARTEFACT_DIR=target/test-artefacts SCREENSHOT_DIR=target/browser-artifacts \
-//   node tests/browser/wall-mode.mjs
+//   BASE_URL=http://127.0.0.1:PORT VIEWER_TOKEN=ktxh_… ADMIN_TOKEN=ktxh_… \
+//   CHROMIUM=/usr/bin/chromium ARTEFACT_DIR=target/test-artefacts \
+//   SCREENSHOT_DIR=target/browser-artifacts node tests/browser/wall-mode.mjs
 //
 // At both sizes: every target name on screen is at least 28 px (56 px at 4K), whole (not cut
 // and inside the screen), the catalogue's short name, and unlike every other name on screen;
 // each status has its own shape and word; the clock and "Số liệu đến …" show; the pages turn
-// by themselves, stop while paused, and together hold every target once. The desk view stays
-// the default. Screenshots of both sizes go to SCREENSHOT_DIR.
+// by themselves, stop while paused, and together hold every target once. The alert ticker
+// runs along the bottom, clear of the columns and the foot, its text at least 24 of the wall's
+// units, counting the leadership's firing alerts of the year, scrolling 70 units a second (not
+// at all with reduced motion), and an alert raised while the wall is open shows on it. The
+// desk view stays the default. Screenshots of both sizes go to SCREENSHOT_DIR.
 
 import { mkdirSync } from "node:fs";
 import path from "node:path";
@@ -17,28 +20,52 @@ import { assert, launch, script } from "./harness.mjs";
 
 const { env, check, finish } = script(
   "wall-mode",
-  ["BASE_URL", "VIEWER_TOKEN", "CHROMIUM", "ARTEFACT_DIR", "SCREENSHOT_DIR"],
+  ["BASE_URL", "VIEWER_TOKEN", "ADMIN_TOKEN", "CHROMIUM", "ARTEFACT_DIR", "SCREENSHOT_DIR"],
   170_000,
 );
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
-const { VIEWER_TOKEN, CHROMIUM, ARTEFACT_DIR, SCREENSHOT_DIR } = env;
+const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR, SCREENSHOT_DIR } = env;
 mkdirSync(SCREENSHOT_DIR, { recursive: true });
 
+// The wall's unit (wall.css --wall-u) in px at each size.
 const SIZES = [
-  { label: "1080p", width: 1920, height: 1080, minFont: 28 },
-  { label: "2160p", width: 3840, height: 2160, minFont: 56 },
+  { label: "1080p", width: 1920, height: 1080, minFont: 28, unit: 1 },
+  { label: "2160p", width: 3840, height: 2160, minFont: 56, unit: 2 },
 ];
+// The ticker's text and count on the wall, in the wall's units (names are 28).
+const TICKER_MIN_UNITS = 24;
+// The ticker's speed in the wall's units per second (ticker.js PIXELS_PER_SECOND at 1 px).
+const TICKER_UNITS_PER_SECOND = 70;
 
-async function api(route) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, { headers: { Authorization: `Bearer ${VIEWER_TOKEN}` } });
+async function api(route, { method = "GET", token = VIEWER_TOKEN, body } = {}) {
+  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await response.text();
-  assert(response.ok, `GET ${route}: ${response.status} ${text.slice(0, 300)}`);
+  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
+}
+
+/** The current month in the city's zone, as a period label ("2026-11"). */
+function currentMonth(timeZone = "Asia/Ho_Chi_Minh") {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit" }).formatToParts(new Date());
+  const get = (type) => parts.find((part) => part.type === type).value;
+  return `${get("year")}-${get("month")}`;
+}
+
+/** The leadership's firing alerts of `year`, as the API lists them (what the ticker counts). */
+async function leadership(year) {
+  const answer = await api("/alerts?audience=leadership&state=firing&limit=1000");
+  return answer.alerts.filter((alert) => alert.labels.year === year);
 }
 
 const catalogue = new Map((await api("/indicators")).indicators.map((indicator) => [indicator.code, indicator]));
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const pageErrors = [];
+// The indicators whose alerts this run raised, one per size.
+const raised = new Set();
 
 /** What the wall shows now, measured in the page. */
 function measure(page) {
@@ -93,6 +120,112 @@ function measure(page) {
       overviewHidden: document.getElementById("overview").hidden,
     };
   });
+}
+
+/** The alert ticker on the wall now: where it is, how large, what it counts and how fast. */
+function measureTicker(page) {
+  return page.evaluate(() => {
+    const box = (el) => {
+      if (!el) return null;
+      const rect = el.getBoundingClientRect();
+      return { top: rect.top, bottom: rect.bottom, left: rect.left, right: rect.right, width: rect.width, height: rect.height };
+    };
+    const ticker = document.querySelector("body > .ticker");
+    const style = getComputedStyle(ticker);
+    const count = document.getElementById("alert-count");
+    const heading = document.getElementById("ticker-heading");
+    const track = document.getElementById("ticker");
+    const first = track.querySelector(":scope > li.alert:not(.ticker-copy)");
+    const font = (el) => (el ? Number.parseFloat(getComputedStyle(el).fontSize) : 0);
+    return {
+      shown: style.display !== "none" && style.visibility !== "hidden",
+      ticker: box(ticker),
+      columns: box(document.getElementById("wall-columns")),
+      foot: box(document.querySelector("#wall-page .wall-foot")),
+      heading: { text: heading.textContent, box: box(heading), font: font(heading) },
+      count: { text: count.textContent, value: count.dataset.count === undefined ? null : Number(count.dataset.count), box: box(count), font: font(count) },
+      lines: track.querySelectorAll(":scope > li.alert:not(.ticker-copy)").length,
+      empty: track.querySelector(".ticker-empty")?.textContent ?? null,
+      firstText: { box: box(first?.querySelector(".alert-text")), font: font(first?.querySelector(".alert-text")) },
+      scrolling: track.classList.contains("scrolling"),
+      distance: track.scrollWidth / 2,
+      duration: Number.parseFloat(track.style.getPropertyValue("--ticker-duration")),
+      animation: getComputedStyle(track).animationName,
+      year: document.getElementById("year-label").textContent.replace(/\D/g, ""),
+      viewport: { width: window.innerWidth, height: window.innerHeight },
+    };
+  });
+}
+
+/** The ticker whole on the screen, below the wall's columns and foot, at the wall's size. */
+function checkTicker(shown, size) {
+  const { ticker, columns, foot, viewport } = shown;
+  assert(shown.shown && ticker.height > 0 && ticker.width > 0, `the ticker is not shown in wall mode: ${JSON.stringify(ticker)}`);
+  const inside = (rect) => rect && rect.width > 0 && rect.height > 0 && rect.top >= -0.5 && rect.left >= -0.5 && rect.bottom <= viewport.height + 0.5 && rect.right <= viewport.width + 0.5;
+  assert(inside(ticker), `the ticker is not inside the screen: ${JSON.stringify(ticker)}`);
+  assert(columns.bottom <= ticker.top + 0.5, `the columns (bottom ${columns.bottom}) run under the ticker (top ${ticker.top})`);
+  assert(foot.bottom <= ticker.top + 0.5, `the wall's foot (bottom ${foot.bottom}) runs under the ticker (top ${ticker.top})`);
+  const min = TICKER_MIN_UNITS * size.unit;
+  assert(inside(shown.heading.box) && shown.heading.font >= min, `the ticker's heading "${shown.heading.text}" at ${shown.heading.font} px (< ${min}) or off the screen`);
+  assert(shown.count.value > 0 && inside(shown.count.box) && shown.count.text === `(${shown.count.value})`, `the count reads "${shown.count.text}" for ${shown.count.value}`);
+  assert(shown.count.font >= min, `the count at ${shown.count.font} px (< ${min})`);
+  assert(shown.lines > 0 && shown.firstText.font >= min, `${shown.lines} lines, the first at ${shown.firstText.font} px (< ${min})`);
+  assert(shown.firstText.box.top >= ticker.top - 0.5 && shown.firstText.box.bottom <= ticker.bottom + 0.5, `the first line (${JSON.stringify(shown.firstText.box)}) is cut by the ticker (${JSON.stringify(ticker)})`);
+}
+
+/** Samples the ticker and the API until one sample is taken between two changes of the demo. */
+async function agreedCount(page) {
+  const deadline = Date.now() + 30_000;
+  let last = null;
+  while (Date.now() < deadline) {
+    const before = await measureTicker(page);
+    const fromApi = await leadership(before.year);
+    const after = await measureTicker(page);
+    last = { before: before.count.value, after: after.count.value, api: fromApi.length, lines: before.lines };
+    if (before.count.value === after.count.value && before.count.value === fromApi.length && before.lines === fromApi.length) return before;
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`the ticker never agreed with the API: ${JSON.stringify(last)}`);
+}
+
+/**
+ * A city target of a monthly flow, not behind now and with no alert of the leadership, is set
+ * far above what it can reach and re-judged on new figures of the month: its slippage alert
+ * fires (after the three evaluations `rules.for_evaluations` asks). Returns the alert as the
+ * API lists it.
+ */
+async function raiseAlert(year, taken) {
+  const [status, indicators, active] = await Promise.all([api(`/status?year=${year}`), api("/indicators"), api("/alerts?audience=leadership&limit=1000")]);
+  const byCode = new Map(indicators.indicators.map((indicator) => [indicator.code, indicator]));
+  const alerted = new Set(active.alerts.map((alert) => alert.labels.indicator));
+  const candidate = status.statuses.find((target) => {
+    const indicator = byCode.get(target.indicator);
+    return (
+      ["on_track", "achieved", "no_data"].includes(target.status) &&
+      !alerted.has(target.indicator) &&
+      !taken.has(target.indicator) &&
+      indicator?.kind === "flow" &&
+      indicator.periodicity === "monthly" &&
+      indicator.direction === "higher_is_better" &&
+      target.target?.value > 0
+    );
+  });
+  assert(candidate, "no city target on track to make slip");
+  const code = candidate.indicator;
+  taken.add(code);
+  await api(`/targets/${year}/${code}`, { method: "PUT", token: ADMIN_TOKEN, body: { value: candidate.target.value * 100, reason: "Kiểm thử băng cảnh báo trên màn hình lớn" } });
+  const floor = Math.max(0, byCode.get(code).range[0]);
+  for (const step of [1, 2, 3]) {
+    const observations = [{ indicator: code, unit: candidate.unit, period: currentMonth(), value: floor + step }];
+    await api("/observations", { method: "POST", token: ADMIN_TOKEN, body: { observations } });
+  }
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const alert = (await leadership(String(year))).find((one) => one.labels.indicator === code);
+    if (alert) return alert;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`no firing leadership alert for ${code}`);
 }
 
 async function waitForWall(page) {
@@ -239,7 +372,53 @@ try {
       assert((await measure(page)).page === pointed, "a page turned under the pointer");
     });
 
+    await check(`${size.label}: the alert ticker runs along the bottom, whole, clear of the columns and the foot, text ≥ ${TICKER_MIN_UNITS}u`, async () => {
+      const shown = await measureTicker(page);
+      checkTicker(shown, size);
+    });
+
+    let agreed = null;
+    await check(`${size.label}: the ticker counts the leadership's firing alerts of the year`, async () => {
+      agreed = await agreedCount(page);
+      checkTicker(agreed, size);
+    });
+
+    await check(`${size.label}: the ticker scrolls ${TICKER_UNITS_PER_SECOND} wall units a second, the same share of the screen at any size`, async () => {
+      const shown = await measureTicker(page);
+      assert(shown.scrolling, `${shown.lines} lines over ${shown.distance} px do not scroll`);
+      assert(shown.animation === "ticker", `its animation is ${shown.animation}`);
+      const speed = shown.distance / shown.duration / size.unit;
+      assert(Math.abs(speed - TICKER_UNITS_PER_SECOND) <= TICKER_UNITS_PER_SECOND * 0.05, `${speed.toFixed(1)} units a second (${shown.distance} px in ${shown.duration} s)`);
+    });
+
+    await check(`${size.label}: an alert raised while the wall is open shows on its ticker within seconds, announced politely`, async () => {
+      assert(agreed, "no agreed count");
+      await page.evaluate(() => {
+        window.__announced = [];
+        const announcer = document.getElementById("alert-announcer");
+        new MutationObserver(() => window.__announced.push(announcer.textContent)).observe(announcer, { childList: true, characterData: true, subtree: true });
+      });
+      const alert = await raiseAlert(Number(agreed.year), raised);
+      const line = `#ticker > li.alert:not(.ticker-copy) a[href^="#/indicator/${alert.labels.indicator}?"]`;
+      await page.waitForSelector(line, { state: "attached", timeout: 10_000 });
+      const text = await page.$eval(line, (link) => link.querySelector(".alert-text").textContent);
+      assert(text === alert.summary_vi, `the line reads "${text}", the alert "${alert.summary_vi}"`);
+      const announced = await page.evaluate(() => window.__announced);
+      assert(announced.some((said) => said.startsWith("Cảnh báo mới:") && said.includes(alert.summary_vi)), `announced: ${JSON.stringify(announced)}`);
+      const after = await agreedCount(page);
+      checkTicker(after, size);
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, `wall-mode-ticker-${size.width}x${size.height}.png`) });
+    });
+
     if (size.label === "1080p") {
+      await check("1080p: with reduced motion the wall's ticker stands still, as the desk's does", async () => {
+        await page.emulateMedia({ reducedMotion: "reduce" });
+        const still = await measureTicker(page);
+        await page.emulateMedia({ reducedMotion: "no-preference" });
+        assert(still.animation === "none", `its animation is ${still.animation}`);
+        checkTicker(still, size);
+      });
+
       await check("1080p: the wall speaks English with L, with the English short names", async () => {
         await page.keyboard.press("l");
         await page.waitForFunction(() => /^Data as of/.test(document.getElementById("wall-asof").textContent), null, { timeout: 5_000 });
@@ -248,6 +427,8 @@ try {
         for (const [code, name] of rows) assert(name === catalogue.get(code).short_en, `${code}: "${name}" in English`);
         const legend = await page.textContent("#wall-legend");
         assert(/On track/.test(legend) && /At risk/.test(legend) && /Off track/.test(legend), legend);
+        const heading = await page.textContent("#ticker-heading");
+        assert(/^Alerts \(\d+\)$/.test(heading.trim()) && (await page.isVisible("#ticker-heading")), `the ticker's heading reads "${heading}"`);
         await page.keyboard.press("l");
       });
     }
