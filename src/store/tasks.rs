@@ -20,18 +20,45 @@ pub(crate) fn corrupt(detail: String) -> StoreError {
     }
 }
 
-/// A task's row joined with its directive's, as both backends read it.
-pub(crate) struct TaskRow {
-    pub code: String,
-    pub directive: String,
+/// A task's definition and its directive's row, as both backends read them from a row of
+/// `tasks` or of `task_definitions` joined with `directives`: the two tables hold a definition in
+/// the same columns, so one reader per backend and one conversion serve the task as it is now and
+/// each definition it has had.
+pub(crate) struct DefinitionColumns {
     pub title_vi: String,
     pub title_en: String,
     pub owner: String,
     /// A JSON array of codes.
     pub cooperating: String,
     pub group: String,
+    /// A JSON array of codes.
     pub indicators: String,
     pub due: NaiveDate,
+    pub directive: DirectiveRow,
+}
+
+impl DefinitionColumns {
+    /// The definition of the task coded `task`, with the directive it names.
+    fn into_def(self, task: &str) -> Result<(TaskDef, Directive), String> {
+        let def = TaskDef {
+            code: code(task)?,
+            title_vi: self.title_vi,
+            title_en: self.title_en,
+            directive: self.directive.number.clone(),
+            owner: code(&self.owner)?,
+            cooperating: codes(&self.cooperating)?,
+            group: code(&self.group)?,
+            due: self.due,
+            indicators: codes(&self.indicators)?,
+        };
+        Ok((def, self.directive.into_directive()?))
+    }
+}
+
+/// A task's row joined with its directive's, as both backends read it.
+pub(crate) struct TaskRow {
+    pub code: String,
+    pub def: DefinitionColumns,
     pub status: String,
     pub completed_on: Option<NaiveDate>,
     pub percent: Option<i64>,
@@ -41,13 +68,6 @@ pub(crate) struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
-    pub issued_on: NaiveDate,
-    pub issuer: String,
-    pub kind: String,
-    pub directive_title_vi: String,
-    pub directive_title_en: String,
-    pub source: Option<String>,
-    pub illustrative: bool,
 }
 
 /// A directive's row, as both backends read it beside a task's definition.
@@ -83,34 +103,17 @@ pub(crate) struct DefinitionRow {
     pub task: String,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub title_vi: String,
-    pub title_en: String,
-    pub owner: String,
-    /// A JSON array of codes.
-    pub cooperating: String,
-    pub group: String,
-    pub indicators: String,
-    pub due: NaiveDate,
-    pub directive: DirectiveRow,
+    pub def: DefinitionColumns,
 }
 
 impl DefinitionRow {
     fn into_record(self) -> Result<TaskDefinitionRecord, String> {
+        let (def, directive) = self.def.into_def(&self.task)?;
         Ok(TaskDefinitionRecord {
             at: self.at,
             by: self.actor,
-            def: TaskDef {
-                code: code(&self.task)?,
-                title_vi: self.title_vi,
-                title_en: self.title_en,
-                directive: self.directive.number.clone(),
-                owner: code(&self.owner)?,
-                cooperating: codes(&self.cooperating)?,
-                group: code(&self.group)?,
-                due: self.due,
-                indicators: codes(&self.indicators)?,
-            },
-            directive: self.directive.into_directive()?,
+            def,
+            directive,
         })
     }
 }
@@ -181,29 +184,10 @@ pub(crate) fn assemble(
     }
     rows.into_iter()
         .map(|row| {
+            let (def, directive) = row.def.into_def(&row.code)?;
             Ok(Task {
-                def: TaskDef {
-                    code: code(&row.code)?,
-                    title_vi: row.title_vi,
-                    title_en: row.title_en,
-                    directive: row.directive.clone(),
-                    owner: code(&row.owner)?,
-                    cooperating: codes(&row.cooperating)?,
-                    group: code(&row.group)?,
-                    due: row.due,
-                    indicators: codes(&row.indicators)?,
-                },
-                directive: DirectiveRow {
-                    number: row.directive,
-                    issued_on: row.issued_on,
-                    issuer: row.issuer,
-                    kind: row.kind,
-                    title_vi: row.directive_title_vi,
-                    title_en: row.directive_title_en,
-                    source: row.source,
-                    illustrative: row.illustrative,
-                }
-                .into_directive()?,
+                def,
+                directive,
                 recorded: recorded(&row.status)?,
                 completed_on: row.completed_on,
                 percent: percent(row.percent)?,

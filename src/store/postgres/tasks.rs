@@ -7,7 +7,9 @@ use sqlx::Row;
 
 use super::{audit, commits, PgStore};
 use crate::domain::task::{Task, TaskWrite};
-use crate::store::tasks::{assemble, corrupt, DefinitionRow, DirectiveRow, TaskRow};
+use crate::store::tasks::{
+    assemble, corrupt, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
+};
 use crate::store::{AuditEvent, CommitKind, StoreResult};
 
 const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
@@ -17,48 +19,9 @@ const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owne
      d.source, d.illustrative \
      FROM tasks t JOIN directives d ON d.number = t.directive";
 
-fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
-    let percent: Option<i16> = row.try_get("percent")?;
-    let start_percent: Option<i16> = row.try_get("start_percent")?;
-    Ok(TaskRow {
-        code: row.try_get("code")?,
-        directive: row.try_get("directive")?,
-        title_vi: row.try_get("title_vi")?,
-        title_en: row.try_get("title_en")?,
-        owner: row.try_get("owner")?,
-        cooperating: row.try_get("cooperating")?,
-        group: row.try_get("group_code")?,
-        indicators: row.try_get("indicators")?,
-        due: row.try_get("due")?,
-        status: row.try_get("status")?,
-        completed_on: row.try_get("completed_on")?,
-        percent: percent.map(i64::from),
-        start_percent: start_percent.map(i64::from),
-        origin: row.try_get("origin")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        updated_by: row.try_get("updated_by")?,
-        issued_on: row.try_get("issued_on")?,
-        issuer: row.try_get("issuer")?,
-        kind: row.try_get("kind")?,
-        directive_title_vi: row.try_get("d_title_vi")?,
-        directive_title_en: row.try_get("d_title_en")?,
-        source: row.try_get("source")?,
-        illustrative: row.try_get("illustrative")?,
-    })
-}
-
-const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
-     t.owner, t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, \
-     t.due, d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
-     d.source, d.illustrative \
-     FROM task_definitions t JOIN directives d ON d.number = t.directive";
-
-fn definition_row(row: &PgRow) -> StoreResult<DefinitionRow> {
-    Ok(DefinitionRow {
-        task: row.try_get("task")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
+/// The definition's columns of a row of [`SELECT`] or of [`DEFINITIONS`], which name them alike.
+fn definition_columns(row: &PgRow) -> StoreResult<DefinitionColumns> {
+    Ok(DefinitionColumns {
         title_vi: row.try_get("title_vi")?,
         title_en: row.try_get("title_en")?,
         owner: row.try_get("owner")?,
@@ -76,6 +39,38 @@ fn definition_row(row: &PgRow) -> StoreResult<DefinitionRow> {
             source: row.try_get("source")?,
             illustrative: row.try_get("illustrative")?,
         },
+    })
+}
+
+fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
+    let percent: Option<i16> = row.try_get("percent")?;
+    let start_percent: Option<i16> = row.try_get("start_percent")?;
+    Ok(TaskRow {
+        code: row.try_get("code")?,
+        def: definition_columns(row)?,
+        status: row.try_get("status")?,
+        completed_on: row.try_get("completed_on")?,
+        percent: percent.map(i64::from),
+        start_percent: start_percent.map(i64::from),
+        origin: row.try_get("origin")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
+     t.owner, t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, \
+     t.due, d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
+     d.source, d.illustrative \
+     FROM task_definitions t JOIN directives d ON d.number = t.directive";
+
+fn definition_row(row: &PgRow) -> StoreResult<DefinitionRow> {
+    Ok(DefinitionRow {
+        task: row.try_get("task")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        def: definition_columns(row)?,
     })
 }
 

@@ -8,7 +8,9 @@ use sqlx::Row;
 
 use super::{audit, from_micros, micros, SqliteStore};
 use crate::domain::task::{Task, TaskWrite};
-use crate::store::tasks::{assemble, corrupt, DefinitionRow, DirectiveRow, TaskRow};
+use crate::store::tasks::{
+    assemble, corrupt, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
+};
 use crate::store::{AuditEvent, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
@@ -25,45 +27,9 @@ fn optional_date(raw: Option<String>) -> StoreResult<Option<NaiveDate>> {
     raw.as_deref().map(date).transpose()
 }
 
-fn task_row(row: &SqliteRow) -> StoreResult<TaskRow> {
-    Ok(TaskRow {
-        code: row.try_get("code")?,
-        directive: row.try_get("directive")?,
-        title_vi: row.try_get("title_vi")?,
-        title_en: row.try_get("title_en")?,
-        owner: row.try_get("owner")?,
-        cooperating: row.try_get("cooperating")?,
-        group: row.try_get("group_code")?,
-        indicators: row.try_get("indicators")?,
-        due: date(&row.try_get::<String, _>("due")?)?,
-        status: row.try_get("status")?,
-        completed_on: optional_date(row.try_get("completed_on")?)?,
-        percent: row.try_get("percent")?,
-        start_percent: row.try_get("start_percent")?,
-        origin: row.try_get("origin")?,
-        created_at: from_micros(row.try_get("created_at")?),
-        updated_at: from_micros(row.try_get("updated_at")?),
-        updated_by: row.try_get("updated_by")?,
-        issued_on: date(&row.try_get::<String, _>("issued_on")?)?,
-        issuer: row.try_get("issuer")?,
-        kind: row.try_get("kind")?,
-        directive_title_vi: row.try_get("d_title_vi")?,
-        directive_title_en: row.try_get("d_title_en")?,
-        source: row.try_get("source")?,
-        illustrative: row.try_get("illustrative")?,
-    })
-}
-
-const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
-     t.owner, t.cooperating, t.group_code, t.indicators, t.due, d.issued_on, d.issuer, d.kind, \
-     d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative \
-     FROM task_definitions t JOIN directives d ON d.number = t.directive";
-
-fn definition_row(row: &SqliteRow) -> StoreResult<DefinitionRow> {
-    Ok(DefinitionRow {
-        task: row.try_get("task")?,
-        at: from_micros(row.try_get("at")?),
-        actor: row.try_get("actor")?,
+/// The definition's columns of a row of [`SELECT`] or of [`DEFINITIONS`], which name them alike.
+fn definition_columns(row: &SqliteRow) -> StoreResult<DefinitionColumns> {
+    Ok(DefinitionColumns {
         title_vi: row.try_get("title_vi")?,
         title_en: row.try_get("title_en")?,
         owner: row.try_get("owner")?,
@@ -81,6 +47,35 @@ fn definition_row(row: &SqliteRow) -> StoreResult<DefinitionRow> {
             source: row.try_get("source")?,
             illustrative: row.try_get("illustrative")?,
         },
+    })
+}
+
+fn task_row(row: &SqliteRow) -> StoreResult<TaskRow> {
+    Ok(TaskRow {
+        code: row.try_get("code")?,
+        def: definition_columns(row)?,
+        status: row.try_get("status")?,
+        completed_on: optional_date(row.try_get("completed_on")?)?,
+        percent: row.try_get("percent")?,
+        start_percent: row.try_get("start_percent")?,
+        origin: row.try_get("origin")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        updated_at: from_micros(row.try_get("updated_at")?),
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
+     t.owner, t.cooperating, t.group_code, t.indicators, t.due, d.issued_on, d.issuer, d.kind, \
+     d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative \
+     FROM task_definitions t JOIN directives d ON d.number = t.directive";
+
+fn definition_row(row: &SqliteRow) -> StoreResult<DefinitionRow> {
+    Ok(DefinitionRow {
+        task: row.try_get("task")?,
+        at: from_micros(row.try_get("at")?),
+        actor: row.try_get("actor")?,
+        def: definition_columns(row)?,
     })
 }
 
