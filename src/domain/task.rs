@@ -391,6 +391,19 @@ impl Task {
             ..self.clone()
         })
     }
+
+    /// The task as it was known at `at` (whose day in the city is `day`), as every reading of a
+    /// past instant shows it (a report's cut-off, the task list's `as_of`): [`Task::as_at`],
+    /// with a completion dated after `day` not yet counted as one (a configured completion is
+    /// written ahead of time; one recorded through the API never is).
+    pub fn as_known_at(&self, at: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
+        let mut seen = self.as_at(at, day)?;
+        if seen.recorded == RecordedStatus::Done && seen.completed_on.is_none_or(|on| on > day) {
+            seen.recorded = RecordedStatus::InProgress;
+            seen.completed_on = None;
+        }
+        Some(seen)
+    }
 }
 
 /// A task to write: created, redefined or moved on by a progress note, in one transaction.

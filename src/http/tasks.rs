@@ -49,7 +49,8 @@ pub struct TasksQuery {
     indicator: Option<String>,
     /// `true`: only the overdue tasks.
     overdue: Option<bool>,
-    /// Judge the statuses at this RFC 3339 instant instead of now (the city's day at it).
+    /// The tasks as they were known at this RFC 3339 instant, judged on the city's day at it:
+    /// those stored by then, with the definition, status and progress recorded by then.
     as_of: Option<String>,
 }
 
@@ -162,12 +163,16 @@ pub async fn list(
     ApiQuery(query): ApiQuery<TasksQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let catalogue = &state.catalogue;
-    let now = match query.as_of.as_deref() {
-        None => Utc::now(),
-        Some(raw) => DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::invalid("as_of", "an RFC 3339 instant"))?,
-    };
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::invalid("as_of", "an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let now = as_of.unwrap_or_else(Utc::now);
     if let Some(code) = query.department.as_deref() {
         if catalogue.department(code).is_none() {
             return Err(ApiError::invalid(
@@ -204,8 +209,16 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let tasks = state.store.tasks(None).await?;
-    let views: Vec<TaskView> = task_view::views(&tasks, today(&state, now))
+    let mut tasks = state.store.tasks(None).await?;
+    let day = today(&state, now);
+    if let Some(at) = as_of {
+        // As known then, as a report cut off at that instant reads them (ARCHITECTURE §8).
+        tasks = tasks
+            .iter()
+            .filter_map(|t| t.as_known_at(at, day))
+            .collect();
+    }
+    let views: Vec<TaskView> = task_view::views(&tasks, day)
         .into_iter()
         .filter(|v| {
             query

@@ -35,18 +35,6 @@ pub struct TaskSection {
     pub owners: std::collections::BTreeMap<crate::domain::Code, (String, String)>,
 }
 
-/// A task as it stood at `cutoff`, whose day in the city is `day`; `None` when it was stored
-/// after it.
-fn as_at(task: &Task, cutoff: DateTime<Utc>, day: NaiveDate) -> Option<Task> {
-    let mut seen = task.as_at(cutoff, day)?;
-    // A completion is never recorded ahead of its day, but a configured one is as written.
-    if seen.recorded == RecordedStatus::Done && seen.completed_on.is_none_or(|on| on > day) {
-        seen.recorded = RecordedStatus::InProgress;
-        seen.completed_on = None;
-    }
-    Some(seen)
-}
-
 /// The section of `tasks` for a report of `year` cut off at `cutoff`, whose day in the city is
 /// `day`.
 pub fn section(
@@ -59,7 +47,7 @@ pub fn section(
     let year_start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(day);
     let shown: Vec<Task> = tasks
         .iter()
-        .filter_map(|t| as_at(t, cutoff, day))
+        .filter_map(|t| t.as_known_at(cutoff, day))
         .filter(|t| t.directive.date <= day)
         .filter(|t| {
             let done_before = t.recorded == RecordedStatus::Done

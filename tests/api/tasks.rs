@@ -1230,6 +1230,35 @@ async fn a_task_redefined_after_the_cut_off_is_in_that_quarters_report_as_define
 
     let section = task_section(&app, "2026-Q1", q1).await;
     assert_eq!(section, before, "the first quarter's report is unchanged");
+    // The task list as of the cut-off agrees with the report, and lists only what was stored.
+    let listed = |list: &Value| {
+        list["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["code"] == "P_MOVED"))
+            .map(|t| (t["owner"].clone(), t["due"].clone(), t["status"].clone()))
+    };
+    let then = app
+        .get(&format!("/api/v1/tasks?as_of={q1}%2B07:00"), &app.viewer)
+        .await;
+    assert_eq!(then.status, 200, "{then:?}");
+    assert_eq!(
+        listed(&then.body),
+        Some((json!("POLICE"), json!("2026-03-31"), json!("overdue"))),
+        "{then:?}"
+    );
+    let early = app
+        .get(
+            "/api/v1/tasks?as_of=2026-01-09T09:00:00%2B07:00",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(listed(&early.body), None, "stored a day later: {early:?}");
+    let listed_now = app.get("/api/v1/tasks", &app.viewer).await;
+    assert_eq!(
+        listed(&listed_now.body),
+        Some((json!("CUSTOMS"), json!("2026-04-30"), json!("overdue"))),
+        "{listed_now:?}"
+    );
     assert!(section["owners"].get("POLICE").is_some(), "{section}");
 
     let today = today();
