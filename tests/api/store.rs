@@ -1259,6 +1259,63 @@ async fn rows_per_batch(store: &store::DynStore) -> Vec<std::collections::BTreeM
         .collect()
 }
 
+async fn an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    const BATCHES: i64 = 120;
+    let first = 126;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Approves every latest revision there is, again and again, while batches arrive.
+    let approver = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut approvals = 0;
+            let mut moved = std::collections::BTreeMap::<i64, usize>::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let approval = ktxh::domain::approval::NewApproval {
+                    selection: ktxh::domain::approval::ApprovalSelection::Latest {
+                        indicators: vec!["TRAFFIC_ACCIDENTS".into()],
+                        unit: Some("HCM".into()),
+                        from: Period::parse("2000").unwrap().start(HCM),
+                        to: Period::parse("2040").unwrap().end(HCM),
+                    },
+                    state: ktxh::domain::ApprovalState::Verified,
+                    approved_at: Utc::now(),
+                    approved_by: "thong-ke".into(),
+                    note: None,
+                };
+                let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
+                let outcome = store.approve(&approval, &event).await.unwrap();
+                let mut this = std::collections::BTreeMap::<i64, usize>::new();
+                for revision in &outcome.approved {
+                    *this.entry(boundary_of(revision.period_start)).or_default() += 1;
+                }
+                for (k, n) in this {
+                    assert_eq!(n, 10, "an approval took {n} of the 10 rows of batch {k}");
+                    *moved.entry(k).or_default() += n;
+                }
+                approvals += 1;
+            }
+            (approvals, moved)
+        })
+    };
+    for k in first..first + BATCHES {
+        let rows = days_around_boundary(k)
+            .iter()
+            .map(|day| observation("TRAFFIC_ACCIDENTS", "HCM", day, k as f64))
+            .collect();
+        let written = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
+        assert_eq!(written.receipt().accepted, 10);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (approvals, moved) = approver.await.expect("an approval took part of a commit");
+    assert!(approvals > 1, "{approvals} approvals");
+    assert!(moved.values().all(|&n| n == 10), "{moved:?}");
+    db.cleanup().await;
+}
+
 async fn a_read_sees_each_commit_whole_even_one_that_opens_a_chunk(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
@@ -1306,6 +1363,7 @@ async fn a_read_sees_each_commit_whole_even_one_that_opens_a_chunk(backend: Back
 
 on_every_backend!(
     a_read_sees_each_commit_whole_even_one_that_opens_a_chunk,
+    an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk,
     the_notification_backlog_counts_what_is_still_to_deliver,
     a_notification_is_claimed_by_one_deliverer_until_recorded_or_its_lease_ends,
     two_outboxes_delivering_at_once_send_each_notification_once,

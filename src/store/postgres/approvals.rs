@@ -101,7 +101,17 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         // The audit lock first, as every audited write takes it, so none waits on another.
         audit::lock(&mut tx).await?;
-        let selected = Self::select(&mut tx, &approval.selection).await?;
+        let selected = if self.timescale.load(std::sync::atomic::Ordering::Relaxed) {
+            // Selected under one snapshot, taken now that no other approval can commit: the
+            // selection never holds part of a write group that opened a chunk (see
+            // [`super::read::Reader`]). The rows it names are then updated in this transaction.
+            let mut reader = self.reader().await?;
+            let selected = Self::select(&mut reader, &approval.selection).await?;
+            reader.done().await?;
+            selected
+        } else {
+            Self::select(&mut tx, &approval.selection).await?
+        };
         let (moving, standing): (Vec<Selected>, Vec<Selected>) =
             selected.into_iter().partition(|s| s.state < state);
         let group = commits::next_group(&mut tx).await?;
