@@ -367,6 +367,22 @@ impl Store for CachedStore {
         self.inner.write_group_noted(batches, notes).await
     }
 
+    fn write_lanes(&self) -> usize {
+        self.inner.write_lanes()
+    }
+
+    async fn write_group_in_turn(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<crate::store::activity::PushNote>],
+        lane: usize,
+        turn: &mut crate::store::Turn,
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        self.inner
+            .write_group_in_turn(batches, notes, lane, turn)
+            .await
+    }
+
     async fn department_activity(
         &self,
         department: &str,

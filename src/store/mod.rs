@@ -9,6 +9,7 @@ pub mod postgres;
 mod sequence;
 pub mod sqlite;
 pub mod tasks;
+mod turn;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use crate::domain::{NewObservation, StoredObservation, Target, TargetValue};
 
 pub use audit::{AuditEntry, AuditEvent};
 pub use plan::{bucket_points, Aggregate, Bucket, BucketPoint};
+pub use turn::Turn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -440,6 +442,28 @@ pub trait Store: Send + Sync + 'static {
         batches: &[WriteBatch],
         notes: &[Option<activity::PushNote>],
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>>;
+
+    /// How many write groups the store can have in flight at once, each on a connection of
+    /// its own (ARCHITECTURE §7): a group commits only after the one before it has ended.
+    fn write_lanes(&self) -> usize {
+        1
+    }
+
+    /// [`Store::write_group_noted`] on write lane `lane` (below [`Store::write_lanes`]),
+    /// committing only once the group before it, `turn`, has ended: the store may write the
+    /// group meanwhile, but no commit overtakes an earlier one. A store of one lane waits for
+    /// its turn first.
+    async fn write_group_in_turn(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<activity::PushNote>],
+        lane: usize,
+        turn: &mut Turn,
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let _ = lane;
+        turn.wait().await;
+        self.write_group_noted(batches, notes).await
+    }
 
     /// A department's (or [`activity::UNASSIGNED`]'s) newest pushes and refused rows, at most
     /// `pushes` and `rejections` of them, newest first.

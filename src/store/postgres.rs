@@ -54,14 +54,19 @@ pub(crate) struct Ids {
     sources: HashMap<String, i32>,
 }
 
+/// Write groups a PostgreSQL store has in flight at once (ARCHITECTURE §7): while one
+/// commits, or while its COPY is being taken in, the next one's rows go in on another
+/// connection, and PostgreSQL works on both.
+const WRITE_LANES: usize = 2;
+
 pub struct PgStore {
     pool: PgPool,
     /// Where the write connection connects: the same server and database as the pool.
     connect_options: PgConnectOptions,
     acquire_timeout: Duration,
-    /// The one connection writes use and when it last committed; `None` until first used and
-    /// after any error.
-    writer: tokio::sync::Mutex<Option<(PgConnection, std::time::Instant)>>,
+    /// The connection of each write lane and when it last committed; `None` until first used
+    /// and after any error.
+    writers: [tokio::sync::Mutex<Option<(PgConnection, std::time::Instant)>>; WRITE_LANES],
     ids: RwLock<Ids>,
     zone: Tz,
     timescale: AtomicBool,
@@ -81,7 +86,7 @@ impl PgStore {
             pool,
             connect_options,
             acquire_timeout,
-            writer: tokio::sync::Mutex::new(None),
+            writers: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
             ids: RwLock::new(Ids::default()),
             zone,
             timescale: AtomicBool::new(false),
@@ -347,7 +352,7 @@ impl Store for PgStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        self.group(batches, &[]).await
+        self.group(batches, &[], 0, None).await
     }
 
     async fn write_group_noted(
@@ -359,7 +364,27 @@ impl Store for PgStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        self.group(batches, notes).await
+        self.group(batches, notes, 0, None).await
+    }
+
+    fn write_lanes(&self) -> usize {
+        WRITE_LANES
+    }
+
+    async fn write_group_in_turn(
+        &self,
+        batches: &[WriteBatch],
+        notes: &[Option<crate::store::activity::PushNote>],
+        lane: usize,
+        turn: &mut crate::store::Turn,
+    ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
+        let _timer = OpTimer::start(self.backend(), "write_batch");
+        if batches.is_empty() {
+            turn.wait().await;
+            return Ok(Vec::new());
+        }
+        self.group(batches, notes, lane % WRITE_LANES, Some(turn))
+            .await
     }
 
     async fn department_activity(

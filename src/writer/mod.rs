@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::live::view::FeedEvent;
 use crate::pipeline::{Change, CommittedBatch, Pipeline};
 use crate::store::activity::PushNote;
-use crate::store::{DynStore, StoreError, WriteBatch, WriteOutcome};
+use crate::store::{DynStore, StoreError, Turn, WriteBatch, WriteOutcome};
 
 pub use metrics::WriterMetrics;
 
@@ -158,7 +158,10 @@ impl Writer {
             queued_rows: queued_rows.clone(),
             counters: counters.clone(),
             closing: closing.clone(),
+            closed: false,
             stamped: chrono::DateTime::<Utc>::MIN_UTC,
+            last_turn: None,
+            writing: Arc::new(Writing::default()),
         };
         let finisher = Finisher {
             receiver: finishing,
@@ -345,6 +348,12 @@ struct InPipeline {
     answered: tokio::sync::Notify,
 }
 
+/// A wake-up when a group being written is done.
+#[derive(Default)]
+struct Writing {
+    written: tokio::sync::Notify,
+}
+
 struct Task {
     receiver: mpsc::Receiver<Job>,
     store: DynStore,
@@ -355,38 +364,94 @@ struct Task {
     queued_rows: Arc<AtomicUsize>,
     counters: Arc<Counters>,
     closing: CancellationToken,
+    /// Whether the queue was closed, new batches refused, the queued ones still to go.
+    closed: bool,
     /// The instant the last group was stamped with.
     stamped: chrono::DateTime<Utc>,
+    /// The end of the last group taken, which the next one commits after.
+    last_turn: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Groups being written, and a wake-up when one is done.
+    writing: Arc<Writing>,
+}
+
+/// A group handed to its write lane: what is answered once it is written.
+struct InFlight {
+    written: tokio::task::JoinHandle<Written>,
+    replies: Vec<(Origin, oneshot::Sender<Result<WriteOutcome, WriteError>>)>,
+    stamp: chrono::DateTime<Utc>,
+}
+
+/// A group's batches and their outcomes, back from its write lane.
+struct Written {
+    batches: Vec<WriteBatch>,
+    outcomes: Vec<Result<WriteOutcome, WriteError>>,
+    elapsed: Duration,
 }
 
 impl Task {
+    /// Takes groups from the queue while a write lane is free, and answers them in the order
+    /// taken. Groups on different lanes are written at once but commit in that order (see
+    /// [`Turn`]); a group that has not been answered holds its lane.
     async fn run(mut self) {
-        let mut closed = false;
+        let lanes = self.store.write_lanes().max(1);
+        let mut in_flight: std::collections::VecDeque<InFlight> = Default::default();
+        let mut next_lane = 0;
+        let mut drained = false;
         loop {
-            let first = if closed {
-                self.receiver.recv().await
-            } else {
-                tokio::select! {
-                    job = self.receiver.recv() => job,
-                    () = self.closing.cancelled() => {
-                        // New batches are refused from now on; the queued ones still go.
-                        self.receiver.close();
-                        closed = true;
-                        continue;
-                    }
+            if in_flight
+                .front()
+                .is_some_and(|oldest| oldest.written.is_finished())
+                || (!in_flight.is_empty() && (drained || in_flight.len() >= lanes))
+            {
+                if let Some(oldest) = in_flight.pop_front() {
+                    self.answer(oldest).await;
                 }
-            };
-            let Some(first) = first else { break };
-            let group = self.gather(first).await;
-            // A panic while writing one group fails that group's requests (their answers are
-            // dropped: 503, and a retry is idempotent) but must not leave the instance with no
-            // writer at all.
-            let written = std::panic::AssertUnwindSafe(self.write(group)).catch_unwind();
-            if written.await.is_err() {
-                tracing::error!("the writer panicked on a group; going on with the next");
+                continue;
             }
+            if drained {
+                break;
+            }
+            let writing = self.writing.clone();
+            let first = tokio::select! {
+                biased;
+                // The oldest group is done: it is answered before another is taken.
+                () = writing.written.notified(), if !in_flight.is_empty() => continue,
+                job = self.next_job() => job,
+            };
+            let Some(first) = first else {
+                drained = true;
+                continue;
+            };
+            if first.batch.rows.len() < OVERLAP_ROWS {
+                // A small batch makes a small group, which would commit after the one being
+                // written anyway: it waits for that one, and what queues meanwhile stays in the
+                // queue, where waiting batches are bounded. Large ones are written beside it.
+                while let Some(oldest) = in_flight.pop_front() {
+                    self.answer(oldest).await;
+                }
+            }
+            let group = self.gather(first).await;
+            in_flight.push_back(self.start(group, next_lane));
+            next_lane = (next_lane + 1) % lanes;
         }
         tracing::info!("writer stopped, its queue drained");
+    }
+
+    /// The next batch queued; `None` once the queue is closed and empty. Closing refuses new
+    /// batches from then on, and the queued ones still go.
+    async fn next_job(&mut self) -> Option<Job> {
+        loop {
+            if self.closed {
+                return self.receiver.recv().await;
+            }
+            tokio::select! {
+                job = self.receiver.recv() => return job,
+                () = self.closing.cancelled() => {
+                    self.receiver.close();
+                    self.closed = true;
+                }
+            }
+        }
     }
 
     fn take(&self, job: &Job) {
@@ -442,7 +507,8 @@ impl Task {
         group
     }
 
-    async fn write(&mut self, group: Vec<Job>) {
+    /// Hands `group` to write lane `lane`, to commit after the group taken before it.
+    fn start(&mut self, group: Vec<Job>, lane: usize) -> InFlight {
         // One instant for the whole group, later than the last: the group's rows become known
         // together and after everything written before them, so the engine evaluates once for
         // the group, in commit order, at an instant a replay of the store finds again
@@ -450,7 +516,7 @@ impl Task {
         let stamp = Utc::now().max(self.stamped + chrono::Duration::microseconds(1));
         self.stamped = stamp;
         let mut notes = Vec::with_capacity(group.len());
-        let (batches, rest): (Vec<WriteBatch>, Vec<(Origin, oneshot::Sender<_>)>) = group
+        let (batches, replies): (Vec<WriteBatch>, Vec<(Origin, oneshot::Sender<_>)>) = group
             .into_iter()
             .map(|job| {
                 let mut batch = job.batch;
@@ -459,10 +525,58 @@ impl Task {
                 (batch, (job.origin, job.reply))
             })
             .unzip();
+        let (mut turn, ended) = Turn::next(&mut self.last_turn);
+        let store = self.store.clone();
+        let writing = self.writing.clone();
+        let written = tokio::spawn(async move {
+            let started = Instant::now();
+            let outcomes =
+                std::panic::AssertUnwindSafe(outcomes(&store, &batches, &notes, lane, &mut turn))
+                    .catch_unwind()
+                    .await;
+            // Told however the write ended, a panic included, so the next group is never
+            // left waiting for its turn.
+            ended.send();
+            writing.written.notify_one();
+            match outcomes {
+                Ok(outcomes) => Written {
+                    batches,
+                    outcomes,
+                    elapsed: started.elapsed(),
+                },
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
+        InFlight {
+            written,
+            replies,
+            stamp,
+        }
+    }
+
+    /// Answers a group once written: its committed rows go through the pipeline, in the order
+    /// the groups were taken, and then its callers are answered.
+    async fn answer(&mut self, group: InFlight) {
+        let InFlight {
+            written,
+            replies,
+            stamp,
+        } = group;
+        let Written {
+            batches,
+            outcomes,
+            elapsed,
+        } = match written.await {
+            Ok(written) => written,
+            Err(error) => {
+                // A panic while writing one group fails that group's requests (their answers
+                // are dropped: 503, and a retry is idempotent) but must not leave the
+                // instance with no writer at all.
+                tracing::error!(%error, "the writer panicked on a group; going on with the next");
+                return;
+            }
+        };
         let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
-        let started = Instant::now();
-        let outcomes = self.outcomes(&batches, &notes).await;
-        let elapsed = started.elapsed();
         let ok = outcomes.iter().all(Result::is_ok);
         metrics::METRICS.group(self.store.backend(), batches.len(), rows, elapsed, ok);
         self.counters.groups.fetch_add(1, Ordering::AcqRel);
@@ -482,7 +596,7 @@ impl Task {
         let committed: Vec<CommittedBatch> = batches
             .into_iter()
             .zip(&outcomes)
-            .zip(&rest)
+            .zip(&replies)
             .filter_map(|((batch, outcome), (origin, _))| match outcome {
                 Ok(WriteOutcome::Written { receipt, accepted }) => {
                     Some(committed_batch(batch, accepted, receipt, origin, stamp))
@@ -490,7 +604,7 @@ impl Task {
                 _ => None,
             })
             .collect();
-        let replies = rest
+        let replies = replies
             .into_iter()
             .map(|(_, reply)| reply)
             .zip(outcomes)
@@ -509,64 +623,73 @@ impl Task {
             self.in_pipeline.groups.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
 
-    /// Each batch's outcome. A group the store refuses as a whole for a cause of one batch
-    /// is written again batch by batch, so one bad batch fails alone; an unreachable store
-    /// fails them all at once rather than being tried once per batch.
-    async fn outcomes(
-        &self,
-        batches: &[WriteBatch],
-        notes: &[Option<PushNote>],
-    ) -> Vec<Result<WriteOutcome, WriteError>> {
-        match self.store.write_group_noted(batches, notes).await {
-            Ok(outcomes) if outcomes.len() == batches.len() => outcomes
-                .into_iter()
-                .map(|o| o.map_err(WriteError::from))
-                .collect(),
-            Ok(outcomes) => {
-                tracing::error!(
-                    batches = batches.len(),
-                    outcomes = outcomes.len(),
-                    "the store answered a group with the wrong number of outcomes"
+/// Each batch's outcome, written on write lane `lane` and committed in `turn`. A group the
+/// store refuses as a whole for a cause of one batch is written again batch by batch (after
+/// the group before has ended, on the same lane), so one bad batch fails alone; an unreachable
+/// store fails them all at once rather than being tried once per batch.
+async fn outcomes(
+    store: &DynStore,
+    batches: &[WriteBatch],
+    notes: &[Option<PushNote>],
+    lane: usize,
+    turn: &mut Turn,
+) -> Vec<Result<WriteOutcome, WriteError>> {
+    match store.write_group_in_turn(batches, notes, lane, turn).await {
+        Ok(outcomes) if outcomes.len() == batches.len() => outcomes
+            .into_iter()
+            .map(|o| o.map_err(WriteError::from))
+            .collect(),
+        Ok(outcomes) => {
+            tracing::error!(
+                batches = batches.len(),
+                outcomes = outcomes.len(),
+                "the store answered a group with the wrong number of outcomes"
+            );
+            batches
+                .iter()
+                .map(|_| {
+                    Err(WriteError::Store(StoreError::Corrupt {
+                        table: "observations",
+                        detail: "a write group was answered in part".into(),
+                    }))
+                })
+                .collect()
+        }
+        Err(error) if batches.len() == 1 => vec![Err(WriteError::Store(error))],
+        Err(StoreError::Database(error)) if crate::store::is_outage(&error) => {
+            tracing::error!(%error, batches = batches.len(), "write group failed: store unreachable");
+            let message = error.to_string();
+            batches
+                .iter()
+                .map(|_| Err(WriteError::Unavailable(message.clone())))
+                .collect()
+        }
+        Err(error) => {
+            tracing::warn!(%error, batches = batches.len(), "write group failed; writing its batches one by one");
+            // Still after the group before, which may not have ended yet.
+            turn.wait().await;
+            let mut outcomes = Vec::with_capacity(batches.len());
+            for (batch, note) in batches.iter().zip(notes) {
+                let mut ended = Turn::default();
+                let one = store.write_group_in_turn(
+                    std::slice::from_ref(batch),
+                    std::slice::from_ref(note),
+                    lane,
+                    &mut ended,
                 );
-                batches
-                    .iter()
-                    .map(|_| {
-                        Err(WriteError::Store(StoreError::Corrupt {
-                            table: "observations",
-                            detail: "a write group was answered in part".into(),
-                        }))
-                    })
-                    .collect()
+                let outcome = match one.await {
+                    Ok(mut one) if one.len() == 1 => one.remove(0).map_err(WriteError::from),
+                    Ok(_) => Err(WriteError::Store(StoreError::Corrupt {
+                        table: "observations",
+                        detail: "a write group was answered in part".into(),
+                    })),
+                    Err(error) => Err(WriteError::Store(error)),
+                };
+                outcomes.push(outcome);
             }
-            Err(error) if batches.len() == 1 => vec![Err(WriteError::Store(error))],
-            Err(StoreError::Database(error)) if crate::store::is_outage(&error) => {
-                tracing::error!(%error, batches = batches.len(), "write group failed: store unreachable");
-                let message = error.to_string();
-                batches
-                    .iter()
-                    .map(|_| Err(WriteError::Unavailable(message.clone())))
-                    .collect()
-            }
-            Err(error) => {
-                tracing::warn!(%error, batches = batches.len(), "write group failed; writing its batches one by one");
-                let mut outcomes = Vec::with_capacity(batches.len());
-                for (batch, note) in batches.iter().zip(notes) {
-                    let one = self
-                        .store
-                        .write_group_noted(std::slice::from_ref(batch), std::slice::from_ref(note));
-                    let outcome = match one.await {
-                        Ok(mut one) if one.len() == 1 => one.remove(0).map_err(WriteError::from),
-                        Ok(_) => Err(WriteError::Store(StoreError::Corrupt {
-                            table: "observations",
-                            detail: "a write group was answered in part".into(),
-                        })),
-                        Err(error) => Err(WriteError::Store(error)),
-                    };
-                    outcomes.push(outcome);
-                }
-                outcomes
-            }
+            outcomes
         }
     }
 }

@@ -1361,7 +1361,126 @@ async fn a_read_sees_each_commit_whole_even_one_that_opens_a_chunk(backend: Back
     db.cleanup().await;
 }
 
+/// `n` daily rows of RETAIL_SALES in unit `unit`, from 2001, valued `value`.
+fn daily_rows(unit: &str, n: i64, value: f64) -> Vec<NewObservation> {
+    let day0 = chrono::NaiveDate::from_ymd_opt(2001, 1, 1).unwrap();
+    (0..n)
+        .map(|i| {
+            let day = (day0 + Duration::days(i)).format("%Y-%m-%d").to_string();
+            let mut row = observation("RETAIL_SALES", "HCM", &day, value);
+            row.unit = Code::parse(unit).unwrap();
+            row
+        })
+        .collect()
+}
+
+async fn a_group_in_flight_beside_another_commits_after_it(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let lanes = store.write_lanes();
+    let mut last = None;
+    let (mut first_turn, first_ended) = store::Turn::next(&mut last);
+    let (mut second_turn, _second_ended) = store::Turn::next(&mut last);
+    // The first group is large and the second small: written at once, the second would be
+    // done long before the first, but it commits after it.
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let large = batch(daily_rows("U1", 7_000, 1.0), Utc::now());
+            let outcome = store
+                .write_group_in_turn(&[large], &[None], 0, &mut first_turn)
+                .await;
+            let done = std::time::Instant::now();
+            first_ended.send();
+            (outcome, done)
+        }
+    });
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let small = batch(daily_rows("U2", 10, 2.0), Utc::now());
+            let outcome = store
+                .write_group_in_turn(&[small], &[None], 1 % lanes, &mut second_turn)
+                .await;
+            (outcome, std::time::Instant::now())
+        }
+    });
+    let (first, first_done) = first.await.unwrap();
+    let (second, second_done) = second.await.unwrap();
+    assert_eq!(
+        first.unwrap()[0].as_ref().unwrap().receipt().accepted,
+        7_000
+    );
+    assert_eq!(second.unwrap()[0].as_ref().unwrap().receipt().accepted, 10);
+    assert!(second_done >= first_done, "the second group ended first");
+    db.cleanup().await;
+}
+
+async fn a_group_whose_turn_is_late_lets_go_of_its_keys_and_is_written_after(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    if store.write_lanes() < 2 {
+        // One lane: a group waits for its turn before it writes anything.
+        db.cleanup().await;
+        return;
+    }
+    let mut last = None;
+    let (_held, held_ended) = store::Turn::next(&mut last);
+    let (mut turn, _ended) = store::Turn::next(&mut last);
+    // The group before never ends while the test holds it: the group written in its wake has
+    // taken its keys, and must give them up rather than keep a lock its predecessor may wait
+    // for (a wait PostgreSQL cannot see).
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let rows = batch(daily_rows("U3", 10, 3.0), Utc::now());
+            store
+                .write_group_in_turn(&[rows], &[None], 1, &mut turn)
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The same keys on the other lane: they wait for the waiting group's keys until it has
+    // let go of them, within about a second, while its turn is still held.
+    let mut free = store::Turn::default();
+    let same_keys = [batch(daily_rows("U3", 10, 4.0), Utc::now())];
+    let other = store.write_group_in_turn(&same_keys, &[None], 0, &mut free);
+    let other = tokio::time::timeout(std::time::Duration::from_secs(5), other)
+        .await
+        .expect("the group waiting for its turn let go of its keys")
+        .unwrap();
+    assert_eq!(other[0].as_ref().unwrap().receipt().accepted, 10);
+    assert!(!waiting.is_finished(), "committed before its turn");
+    held_ended.send();
+    let written = waiting.await.unwrap().unwrap();
+    // Written again after the other group: its figures are the periods' next revisions.
+    let receipt = written[0].as_ref().unwrap().receipt().clone();
+    assert_eq!(receipt.accepted, 10, "{receipt:?}");
+    let latest = store
+        .observations(&ObservationQuery {
+            indicator: "RETAIL_SALES".into(),
+            unit: "U3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 10);
+    assert!(
+        latest
+            .iter()
+            .all(|o| o.value == Some(3.0) && o.revision == 2),
+        "{latest:?}"
+    );
+    db.cleanup().await;
+}
+
 on_every_backend!(
+    a_group_in_flight_beside_another_commits_after_it,
+    a_group_whose_turn_is_late_lets_go_of_its_keys_and_is_written_after,
     a_read_sees_each_commit_whole_even_one_that_opens_a_chunk,
     an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk,
     the_notification_backlog_counts_what_is_still_to_deliver,

@@ -21,7 +21,8 @@ use crate::domain::NewObservation;
 use crate::store::activity::PushNote;
 use crate::store::plan::{Latest, Planned};
 use crate::store::{
-    CommitKind, IdempotencyClaim, IngestReceipt, StoreError, StoreResult, WriteBatch, WriteOutcome,
+    CommitKind, IdempotencyClaim, IngestReceipt, StoreError, StoreResult, Turn, WriteBatch,
+    WriteOutcome,
 };
 
 /// Tries of one group when a concurrent writer took the same keys first.
@@ -68,6 +69,31 @@ pub(super) struct Learnt {
     sources: Vec<(String, i32)>,
 }
 
+/// How long a write group that has written its rows waits for the group before it to end
+/// before it gives its locks up (see [`PgStore::group`]). A group commits in milliseconds; one
+/// still running after this long may be waiting for a lock of the group after it.
+const TURN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Why one try at writing a group failed.
+#[derive(Debug)]
+pub(super) enum TryError {
+    Store(StoreError),
+    /// The group before did not end within [`TURN_LIMIT`].
+    TurnLate,
+}
+
+impl From<StoreError> for TryError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<sqlx::Error> for TryError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
 pub(super) fn retryable(error: &StoreError) -> bool {
     // Unique violation (another instance stored the key first), deadlock, serialization.
     matches!(error, StoreError::Database(sqlx::Error::Database(e))
@@ -86,12 +112,16 @@ pub(super) async fn open_writer(
 }
 
 impl PgStore {
+    /// Writes a group on write lane `lane`, committing once `turn` (the group before) has
+    /// ended, when given.
     pub(super) async fn group(
         &self,
         batches: &[WriteBatch],
         notes: &[Option<PushNote>],
+        lane: usize,
+        mut turn: Option<&mut Turn>,
     ) -> StoreResult<Vec<StoreResult<WriteOutcome>>> {
-        let mut slot = self.writer.lock().await;
+        let mut slot = self.writers[lane].lock().await;
         let mut attempt = 1;
         loop {
             // Taken out of the slot for the whole group: if this future is dropped half-way
@@ -112,13 +142,29 @@ impl PgStore {
                 Some((conn, _)) => conn,
                 None => open_writer(&self.connect_options, self.acquire_timeout).await?,
             };
-            match self.try_group(&mut conn, batches, notes).await {
+            match self
+                .try_group(&mut conn, batches, notes, turn.as_deref_mut())
+                .await
+            {
                 Ok((outcomes, learnt)) => {
                     *slot = Some((conn, Instant::now()));
                     self.learn(learnt);
                     return Ok(outcomes);
                 }
-                Err(error) if attempt < MAX_ATTEMPTS && retryable(&error) => {
+                Err(TryError::TurnLate) => {
+                    // The group before has not ended in time: it may be waiting for a lock
+                    // this one holds, which PostgreSQL cannot see as a deadlock. Rolled back,
+                    // this group holds nothing; it waits its turn and is written again.
+                    tracing::info!(
+                        lane,
+                        "write group waited too long for its turn; writing it again after"
+                    );
+                    drop(conn);
+                    if let Some(turn) = turn.as_deref_mut() {
+                        turn.wait().await;
+                    }
+                }
+                Err(TryError::Store(error)) if attempt < MAX_ATTEMPTS && retryable(&error) => {
                     tracing::info!(%error, attempt, "write group raced another writer; retrying");
                     // The connection is dropped with the error, as after any error. A short,
                     // varying pause lets the other writer's group finish first.
@@ -126,7 +172,7 @@ impl PgStore {
                     tokio::time::sleep(retry_pause(attempt)).await;
                     attempt += 1;
                 }
-                Err(error) => return Err(error),
+                Err(TryError::Store(error)) => return Err(error),
             }
         }
     }
@@ -136,7 +182,8 @@ impl PgStore {
         conn: &mut PgConnection,
         batches: &[WriteBatch],
         notes: &[Option<PushNote>],
-    ) -> StoreResult<(Vec<StoreResult<WriteOutcome>>, Learnt)> {
+        turn: Option<&mut Turn>,
+    ) -> Result<(Vec<StoreResult<WriteOutcome>>, Learnt), TryError> {
         let mut tx = conn.begin().await?;
         let group_id: i64 = sqlx::query_scalar("SELECT nextval('write_groups')")
             .fetch_one(&mut *tx)
@@ -224,12 +271,20 @@ impl PgStore {
                     plan = plan_group(batches, &fates, &series, &created, &ids, &mut latest)?;
                     copy_fresh(&mut tx, &plan.fresh, &ids, group_id).await?;
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.into()),
             }
         } else {
             copy_fresh(&mut tx, &plan.fresh, &ids, group_id).await?;
         }
         insert_revised(&mut tx, &plan.revised, &ids, group_id).await?;
+        // Up to here the group has only added rows under keys of its own; what follows takes
+        // locks the group before may want too (idempotency claims, the minute's activity), so
+        // it waits for that group to end first, and so commits after it.
+        if let Some(turn) = turn {
+            if !turn.wait_at_most(TURN_LIMIT).await {
+                return Err(TryError::TurnLate);
+            }
+        }
         remember(&mut tx, &plan.remembered).await?;
         if !plan.fresh.is_empty() || !plan.revised.is_empty() {
             // The writer stamps every batch of a group with one instant.
