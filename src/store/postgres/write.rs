@@ -71,8 +71,36 @@ pub(super) struct Learnt {
 
 /// How long a write group that has written its rows waits for the group before it to end
 /// before it gives its locks up (see [`PgStore::group`]). A group commits in milliseconds; one
-/// still running after this long may be waiting for a lock of the group after it.
+/// still running after this long may be waiting, through others, for a lock of this one.
 const TURN_LIMIT: Duration = Duration::from_secs(1);
+
+/// How often a group waiting for its turn looks whether another session waits for it.
+const TURN_CHECK: Duration = Duration::from_millis(5);
+
+/// Waits, holding the group's locks, for the group before to end: false, to give the locks up,
+/// when another session waits for one of them (the group before, say, needing a chunk this one
+/// created first: a wait PostgreSQL cannot see as a deadlock, since this side of it waits in
+/// the writer) or after [`TURN_LIMIT`].
+async fn wait_for_turn(
+    tx: &mut Transaction<'_, Postgres>,
+    turn: &mut Turn,
+) -> Result<bool, TryError> {
+    let deadline = Instant::now() + TURN_LIMIT;
+    loop {
+        if turn.wait_at_most(TURN_CHECK).await {
+            return Ok(true);
+        }
+        let waited_for: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+             WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid)))",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        if waited_for || Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
 
 /// Why one try at writing a group failed.
 #[derive(Debug)]
@@ -281,7 +309,7 @@ impl PgStore {
         // locks the group before may want too (idempotency claims, the minute's activity), so
         // it waits for that group to end first, and so commits after it.
         if let Some(turn) = turn {
-            if !turn.wait_at_most(TURN_LIMIT).await {
+            if !wait_for_turn(&mut tx, turn).await? {
                 return Err(TryError::TurnLate);
             }
         }
