@@ -3,6 +3,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -204,6 +205,16 @@ impl ApiError {
             pointer: pointer.into(),
             message: message.into(),
         }
+    }
+
+    /// The query's `as_of`, an RFC 3339 instant, when given.
+    pub fn as_of(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Self> {
+        raw.map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| Self::invalid("as_of", "use an RFC 3339 instant"))
+        })
+        .transpose()
     }
 
     fn errors(&self) -> Vec<FieldError> {

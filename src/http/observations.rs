@@ -446,14 +446,7 @@ pub async fn list(
 ) -> Result<Json<ObservationsRead>, ApiError> {
     let indicator = resolve_indicator(&state, params.indicator.as_deref())?;
     let unit = resolve_unit(&state, params.unit.as_deref())?;
-    let as_of = match params.as_of.as_deref() {
-        Some(raw) => Some(
-            DateTime::parse_from_rfc3339(raw)
-                .map_err(|_| ApiError::invalid("as_of", "use an RFC 3339 timestamp"))?
-                .with_timezone(&Utc),
-        ),
-        None => None,
-    };
+    let as_of = ApiError::as_of(params.as_of.as_deref())?;
     let query = ObservationQuery {
         indicator: indicator.code.to_string(),
         unit: unit.clone(),

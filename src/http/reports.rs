@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -120,15 +120,7 @@ pub async fn get(
         None => Lang::Vi,
         Some(raw) => Lang::parse(raw).ok_or_else(|| ApiError::invalid("lang", "use vi or en"))?,
     };
-    let as_of = query
-        .as_of
-        .as_deref()
-        .map(|raw| {
-            DateTime::parse_from_rfc3339(raw)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::invalid("as_of", "use an RFC 3339 instant"))
-        })
-        .transpose()?;
+    let as_of = ApiError::as_of(query.as_of.as_deref())?;
     let settings = &state.settings;
     let sources = Sources {
         catalogue: &state.catalogue,

@@ -163,15 +163,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<TasksQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let catalogue = &state.catalogue;
-    let as_of = query
-        .as_of
-        .as_deref()
-        .map(|raw| {
-            DateTime::parse_from_rfc3339(raw)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::invalid("as_of", "an RFC 3339 instant"))
-        })
-        .transpose()?;
+    let as_of = ApiError::as_of(query.as_of.as_deref())?;
     let now = as_of.unwrap_or_else(Utc::now);
     if let Some(code) = query.department.as_deref() {
         if catalogue.department(code).is_none() {
