@@ -1205,7 +1205,7 @@ async fn a_write_dropped_half_way_stores_all_of_its_batch_or_nothing(backend: Ba
     db.cleanup().await;
 }
 
-/// The period starts of batch `k` in the test below: ten days of the city around the `k`-th
+/// The period starts of batch `k` in the tests below: ten days of the city around the `k`-th
 /// boundary of 90 days from the epoch (TimescaleDB's chunks of `observations`, migration
 /// 0017), five before it and five after, so that on TimescaleDB every batch opens a chunk.
 fn days_around_boundary(k: i64) -> Vec<String> {
@@ -1220,7 +1220,20 @@ fn days_around_boundary(k: i64) -> Vec<String> {
         .collect()
 }
 
-/// The batch of the test below that a stored period belongs to: the nearest boundary.
+/// Writes one batch of [`days_around_boundary`] for each boundary in `boundaries`, one at a
+/// time: on TimescaleDB each opens a chunk.
+async fn write_around_boundaries(store: &store::DynStore, boundaries: std::ops::Range<i64>) {
+    for k in boundaries {
+        let rows = days_around_boundary(k)
+            .iter()
+            .map(|day| observation("TRAFFIC_ACCIDENTS", "HCM", day, k as f64))
+            .collect();
+        let written = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
+        assert_eq!(written.receipt().accepted, 10);
+    }
+}
+
+/// The batch of the tests below that a stored period belongs to: the nearest boundary.
 fn boundary_of(period_start: DateTime<Utc>) -> i64 {
     let days = (period_start - DateTime::<Utc>::UNIX_EPOCH).num_seconds() as f64 / 86_400.0;
     (days / 90.0).round() as i64
@@ -1301,14 +1314,7 @@ async fn an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk(backend
             (approvals, moved)
         })
     };
-    for k in first..first + BATCHES {
-        let rows = days_around_boundary(k)
-            .iter()
-            .map(|day| observation("TRAFFIC_ACCIDENTS", "HCM", day, k as f64))
-            .collect();
-        let written = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
-        assert_eq!(written.receipt().accepted, 10);
-    }
+    write_around_boundaries(&store, first..first + BATCHES).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (approvals, moved) = approver.await.expect("an approval took part of a commit");
     assert!(approvals > 1, "{approvals} approvals");
@@ -1342,14 +1348,7 @@ async fn a_read_sees_each_commit_whole_even_one_that_opens_a_chunk(backend: Back
             })
         })
         .collect();
-    for k in first..first + BATCHES {
-        let rows = days_around_boundary(k)
-            .iter()
-            .map(|day| observation("TRAFFIC_ACCIDENTS", "HCM", day, k as f64))
-            .collect();
-        let written = store.write_batch(&batch(rows, Utc::now())).await.unwrap();
-        assert_eq!(written.receipt().accepted, 10);
-    }
+    write_around_boundaries(&store, first..first + BATCHES).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
         let reads = reader.await.expect("a read saw part of a commit");
