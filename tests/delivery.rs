@@ -948,7 +948,16 @@ receivers = ["leaders"]
     );
 
     // Restarted with a monthly schedule added: the monthly report goes out, the quarterly one
-    // is not sent again.
+    // is not sent again. Killed once the quarterly report is recorded as sent: killed between
+    // the mail server's acceptance and that record, the service sends it again after the
+    // restart, with the same Message-ID, as a report is sent at least once.
+    eventually(
+        "the quarterly report recorded as sent",
+        PATIENCE,
+        &logs,
+        || async { report_recorded(&database_url, "report:quarterly:leaders").await },
+    )
+    .await;
     service.kill_hard();
     let monthly = r#"
 [[report]]
