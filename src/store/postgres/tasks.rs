@@ -264,62 +264,79 @@ impl PgStore {
     }
 
     pub(super) async fn read_tasks(&self, code: Option<&str>) -> StoreResult<Vec<Task>> {
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE ($1::text IS NULL OR t.code = $1) ORDER BY t.due, t.code"
-        ))
-        .bind(code)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(task_row)
-        .collect::<StoreResult<Vec<_>>>()?;
-        let notes = sqlx::query(
+        // One snapshot for the tasks and what is appended to them, so that a write between
+        // these reads is seen whole or not at all.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let rows = each(
+            &mut tx,
+            &format!("{SELECT} WHERE ($1::text IS NULL OR t.code = $1) ORDER BY t.due, t.code"),
+            code,
+            task_row,
+        )
+        .await?;
+        let notes = each(
+            &mut tx,
             "SELECT task, at, author, note, percent, status FROM task_progress \
              WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
+            code,
+            |row| {
+                let percent: Option<i16> = row.try_get("percent")?;
+                Ok((
+                    row.try_get::<String, _>("task")?,
+                    row.try_get("at")?,
+                    row.try_get::<String, _>("author")?,
+                    row.try_get::<String, _>("note")?,
+                    percent.map(i64::from),
+                    row.try_get::<Option<String>, _>("status")?,
+                ))
+            },
         )
-        .bind(code)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let percent: Option<i16> = row.try_get("percent")?;
-            Ok((
-                row.try_get::<String, _>("task")?,
-                row.try_get("at")?,
-                row.try_get::<String, _>("author")?,
-                row.try_get::<String, _>("note")?,
-                percent.map(i64::from),
-                row.try_get::<Option<String>, _>("status")?,
-            ))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-        let history = sqlx::query(
+        .await?;
+        let history = each(
+            &mut tx,
             "SELECT task, at, actor, status, completed_on FROM task_status_history \
              WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
+            code,
+            |row| {
+                Ok((
+                    row.try_get::<String, _>("task")?,
+                    row.try_get("at")?,
+                    row.try_get::<String, _>("actor")?,
+                    row.try_get::<String, _>("status")?,
+                    row.try_get("completed_on")?,
+                ))
+            },
         )
-        .bind(code)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String, _>("task")?,
-                row.try_get("at")?,
-                row.try_get::<String, _>("actor")?,
-                row.try_get::<String, _>("status")?,
-                row.try_get("completed_on")?,
-            ))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-        let definitions = sqlx::query(&format!(
-            "{DEFINITIONS} WHERE ($1::text IS NULL OR t.task = $1) ORDER BY t.task, t.at, t.id"
-        ))
-        .bind(code)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(definition_row)
-        .collect::<StoreResult<Vec<_>>>()?;
+        .await?;
+        let definitions = each(
+            &mut tx,
+            &format!(
+                "{DEFINITIONS} WHERE ($1::text IS NULL OR t.task = $1) ORDER BY t.task, t.at, t.id"
+            ),
+            code,
+            definition_row,
+        )
+        .await?;
+        tx.commit().await?;
         assemble(rows, notes, history, definitions).map_err(corrupt)
     }
+}
+
+/// The rows of `sql`, with `code` bound to its one parameter, each read by `read`.
+async fn each<T>(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    code: Option<&str>,
+    read: impl Fn(&PgRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    sqlx::query(sql)
+        .bind(code)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(read)
+        .collect()
 }
