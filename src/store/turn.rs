@@ -36,13 +36,6 @@ impl Turn {
         (turn, TurnEnded(sender))
     }
 
-    /// Whether the group before has ended already.
-    pub fn is_free(&self) -> bool {
-        self.previous
-            .as_ref()
-            .is_none_or(|previous| *previous.borrow() || previous.has_changed().is_err())
-    }
-
     /// Waits until the group before has ended.
     pub async fn wait(&mut self) {
         if let Some(previous) = &mut self.previous {
@@ -63,21 +56,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_turn_is_free_once_the_group_before_has_ended_or_gone() {
+    async fn a_turn_comes_once_the_group_before_has_ended_or_gone() {
+        let short = Duration::from_millis(10);
         let mut last = None;
-        let (first, first_ended) = Turn::next(&mut last);
-        assert!(first.is_free(), "nothing before the first group");
+        let (mut first, first_ended) = Turn::next(&mut last);
+        assert!(
+            first.wait_at_most(short).await,
+            "nothing before the first group"
+        );
         let (mut second, second_ended) = Turn::next(&mut last);
-        assert!(!second.is_free());
-        assert!(!second.wait_at_most(Duration::from_millis(10)).await);
+        assert!(!second.wait_at_most(short).await);
         first_ended.send();
-        assert!(second.is_free());
-        assert!(second.wait_at_most(Duration::from_millis(10)).await);
+        assert!(second.wait_at_most(short).await);
         let (mut third, _third_ended) = Turn::next(&mut last);
-        assert!(!third.is_free());
+        assert!(!third.wait_at_most(short).await);
         // A group whose writing panicked never says it ended; its dropped sender does.
         drop(second_ended);
-        assert!(third.is_free());
-        third.wait().await;
+        assert!(third.wait_at_most(short).await);
     }
 }
