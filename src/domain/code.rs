@@ -1,16 +1,22 @@
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
 /// A stable ASCII identifier such as `GRDP_GROWTH` or `HCM`.
 ///
 /// Codes travel through URLs, metric labels and file names, so they are restricted to
 /// `A-Z`, `0-9` and `_`, start with a letter and are at most 64 bytes long.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
-#[serde(transparent)]
+///
+/// Shared, not copied: every validated row names its indicator and unit by the catalogue's own
+/// codes, so a clone is a count, not an allocation, and two clones of one code compare equal
+/// without reading their text.
+#[derive(Debug, Clone, ToSchema)]
 #[schema(value_type = String, pattern = "^[A-Z][A-Z0-9_]{0,63}$", example = "GRDP_GROWTH")]
-pub struct Code(String);
+pub struct Code(Arc<str>);
 
 impl Code {
     pub const MAX_LEN: usize = 64;
@@ -32,11 +38,50 @@ impl Code {
                 "`{raw}` is not a code: use A-Z, 0-9 and _ and start with a letter"
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl PartialEq for Code {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Code {}
+
+/// As the text's, so that a map keyed by codes can be looked up by `&str` ([`Borrow`]).
+///
+/// [`Borrow`]: std::borrow::Borrow
+impl Hash for Code {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for Code {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Code {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

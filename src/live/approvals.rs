@@ -105,6 +105,11 @@ impl ApprovalStates {
     /// New revisions were committed: each starts preliminary.
     pub fn revised(&self, rows: &[&NewObservation]) {
         let mut states = self.lock();
+        // Only verified or official periods are held; an append of fresh periods finds none,
+        // and is spared building a key for each of its rows.
+        if states.is_empty() {
+            return;
+        }
         for row in rows {
             let key = (row.indicator.to_string(), row.unit.to_string());
             if let Some(series) = states.get_mut(&key) {

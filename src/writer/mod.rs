@@ -15,6 +15,7 @@
 
 mod metrics;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::code::CodeHash;
+use crate::domain::Code;
 use crate::live::view::FeedEvent;
 use crate::pipeline::{Change, CommittedBatch, Pipeline};
 use crate::store::activity::PushNote;
@@ -751,10 +754,10 @@ fn committed_batch(
             .filter_map(|&i| batch.rows.get(i).cloned())
             .collect()
     };
-    // Sorted by reference and cloned once each: a batch of thousands of rows names a few.
-    let mut named: Vec<_> = rows.iter().map(|r| &r.indicator).collect();
+    // A batch of thousands of rows names a few indicators: those few are sorted, not the rows.
+    let distinct: HashSet<&Code, CodeHash> = rows.iter().map(|r| &r.indicator).collect();
+    let mut named: Vec<&Code> = distinct.into_iter().collect();
     named.sort_unstable();
-    named.dedup();
     let indicators = named.into_iter().cloned().collect();
     CommittedBatch {
         rows,
