@@ -83,6 +83,22 @@ impl Rows {
         }
     }
 
+    /// The rows of `range` request by request (`per_request` rows each), each request's rows in
+    /// the key's order (series, then period), as the writer COPYs a group.
+    fn in_key_order(&self, range: std::ops::Range<usize>, per_request: usize) -> Vec<usize> {
+        let all: Vec<usize> = range.collect();
+        all.chunks(per_request)
+            .flat_map(|chunk| {
+                let mut chunk = chunk.to_vec();
+                chunk.sort_by_key(|&i| {
+                    let r = self.row(i);
+                    (r.series, r.day)
+                });
+                chunk
+            })
+            .collect()
+    }
+
     fn take(&mut self, count: usize) -> std::ops::Range<usize> {
         let range = self.next..self.next + count;
         self.next += count;
@@ -125,7 +141,7 @@ fn day_start(day: NaiveDate) -> chrono::DateTime<Utc> {
 }
 
 /// PostgreSQL's binary `COPY` format for (int4, timestamptz, int4, float8) tuples.
-fn binary_copy(rows: &Rows, range: std::ops::Range<usize>) -> Vec<u8> {
+fn binary_copy(rows: &Rows, range: impl ExactSizeIterator<Item = usize>) -> Vec<u8> {
     let epoch = Utc
         .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
         .single()
@@ -156,7 +172,7 @@ fn binary_copy(rows: &Rows, range: std::ops::Range<usize>) -> Vec<u8> {
 /// The same rows in the stored row shape (`observations`' 12 columns: series, period bounds,
 /// revision, value, reported and received instants, state, recorder, no source, no label, write
 /// group), as the writer COPYs them.
-fn stored_shape_copy(rows: &Rows, range: std::ops::Range<usize>) -> Vec<u8> {
+fn stored_shape_copy(rows: &Rows, range: impl ExactSizeIterator<Item = usize>) -> Vec<u8> {
     let epoch = Utc
         .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
         .single()
@@ -194,12 +210,20 @@ fn stored_shape_copy(rows: &Rows, range: std::ops::Range<usize>) -> Vec<u8> {
 }
 
 /// Rows a second of one binary `COPY … FROM STDIN` of `data`.
+/// Flushes what earlier phases wrote, so that no measured phase pays for the one before it (a
+/// checkpoint set off by their WAL would otherwise run during whichever phase came next).
+async fn settle(db: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("CHECKPOINT").execute(db).await?;
+    Ok(())
+}
+
 async fn copy_rate(
     db: &mut PgConnection,
     statement: &str,
     data: &[u8],
     rows: usize,
 ) -> anyhow::Result<f64> {
+    settle(db).await?;
     let started = Instant::now();
     let mut copy = db.copy_in_raw(statement).await?;
     for chunk in data.chunks(1 << 20) {
@@ -564,8 +588,31 @@ fn ratio_line(label: &str, value: f64, floor: f64, unit: &str, goal: &str, met: 
     );
 }
 
+/// One P1 run: the HTTP load and the COPYs it is set against, in rows/s.
+struct P1Run {
+    load: Load,
+    /// The floor: the rows as the clients send them, into the narrow table.
+    copy: f64,
+    /// The same, each request's rows in the key's order.
+    sorted: f64,
+    /// Each request's rows in the key's order, in the stored row shape.
+    shape: f64,
+}
+
+impl P1Run {
+    fn ratio(&self) -> f64 {
+        self.load.rows_per_second / self.copy
+    }
+}
+
 /// P1's ratio and where the server's time went, from its own metrics.
-fn p1_lines(load: &Load, copy: f64, shape: f64, handled: f64, committing: f64, seconds: f64) {
+fn p1_lines(run: &P1Run, handled: f64, committing: f64, seconds: f64) {
+    let P1Run {
+        ref load,
+        copy,
+        sorted,
+        shape,
+    } = *run;
     ratio_line(
         "P1 HTTP JSON ingest (10,000-row requests, 2 clients) vs binary COPY",
         load.rows_per_second,
@@ -574,11 +621,17 @@ fn p1_lines(load: &Load, copy: f64, shape: f64, handled: f64, committing: f64, s
         ">= 0.70x",
         load.rows_per_second >= 0.7 * copy,
     );
+    // The writer COPYs each group in the key's order; how much of P1 that order alone is worth.
+    println!(
+        "{:<58} {sorted:>12.0} rows/s vs {copy:>12.0} rows/s: {:>7.2}x",
+        "P1 binary COPY, each request's rows in key order",
+        sorted / copy,
+    );
     // What PostgreSQL alone spends on a stored row: P1 cannot pass this ratio however little
     // the server spends.
     println!(
         "{:<58} {shape:>12.0} rows/s vs {copy:>12.0} rows/s: {:>7.2}x  (P1's ceiling)",
-        "P1 binary COPY of the same rows in the stored row shape",
+        "P1 binary COPY, key order, in the stored row shape",
         shape / copy,
     );
     println!(
@@ -656,6 +709,9 @@ async fn run(url: &str) -> anyhow::Result<()> {
     )
     .execute(&mut db)
     .await?;
+    sqlx::query("CREATE TABLE bench_floor_sorted (LIKE bench_floor INCLUDING ALL)")
+        .execute(&mut db)
+        .await?;
 
     // The stored row shape with its key and checks, outside the service: what a row costs
     // PostgreSQL itself.
@@ -678,7 +734,16 @@ async fn run(url: &str) -> anyhow::Result<()> {
             p1_rows,
         )
         .await?;
-        let shaped = stored_shape_copy(&rows, p1.clone());
+        let in_key_order = rows.in_key_order(p1.clone(), 10_000);
+        let floor_sorted = binary_copy(&rows, in_key_order.iter().copied());
+        let sorted = copy_rate(
+            &mut db,
+            "COPY bench_floor_sorted FROM STDIN (FORMAT binary)",
+            &floor_sorted,
+            p1_rows,
+        )
+        .await?;
+        let shaped = stored_shape_copy(&rows, in_key_order.into_iter());
         let shape = copy_rate(
             &mut db,
             "COPY bench_shape FROM STDIN (FORMAT binary)",
@@ -686,9 +751,16 @@ async fn run(url: &str) -> anyhow::Result<()> {
             p1_rows,
         )
         .await?;
-        let load = push(&server, &admin, rows.json(p1, 10_000), 10_000, 2, None).await?;
+        let bodies = rows.json(p1, 10_000);
+        settle(&mut db).await?;
+        let load = push(&server, &admin, bodies, 10_000, 2, None).await?;
         p1_seconds += p1_rows as f64 / load.rows_per_second;
-        p1_runs.push((load, copy, shape));
+        p1_runs.push(P1Run {
+            load,
+            copy,
+            sorted,
+            shape,
+        });
     }
     let exposition = reqwest::get(format!("http://{}/metrics", server.addr))
         .await?
@@ -706,28 +778,27 @@ async fn run(url: &str) -> anyhow::Result<()> {
         sum("ktxh_writer_commit_duration_seconds_sum", "\"ok\""),
     );
     // The run of median ratio stands for P1; the others are printed beside it.
-    p1_runs.sort_by(|(a, a_floor, _), (b, b_floor, _)| {
-        (a.rows_per_second / a_floor).total_cmp(&(b.rows_per_second / b_floor))
-    });
+    p1_runs.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
     if p1_runs.len() > 1 {
         let ratios: Vec<String> = p1_runs
             .iter()
-            .map(|(load, copy, shape)| {
+            .map(|run| {
                 format!(
-                    "{:.0}/{:.0} = {:.2}x (stored shape {:.2}x)",
-                    load.rows_per_second,
-                    copy,
-                    load.rows_per_second / copy,
-                    shape / copy,
+                    "{:.0}/{:.0} = {:.2}x (key order {:.2}x, stored shape {:.2}x)",
+                    run.load.rows_per_second,
+                    run.copy,
+                    run.ratio(),
+                    run.sorted / run.copy,
+                    run.shape / run.copy,
                 )
             })
             .collect();
         println!("P1 runs (rows/s, HTTP/COPY): {}", ratios.join(", "));
     }
-    let (p1_load, copy, shape) = p1_runs.swap_remove(p1_runs.len() / 2);
+    let p1_run = p1_runs.swap_remove(p1_runs.len() / 2);
     if only_p1 {
         println!();
-        p1_lines(&p1_load, copy, shape, handled, committing, p1_seconds);
+        p1_lines(&p1_run, handled, committing, p1_seconds);
         server.stop();
         return Ok(());
     }
@@ -775,7 +846,7 @@ async fn run(url: &str) -> anyhow::Result<()> {
     };
 
     println!();
-    p1_lines(&p1_load, copy, shape, handled, committing, p1_seconds);
+    p1_lines(&p1_run, handled, committing, p1_seconds);
     ratio_line(
         "P2 200 senders x 10 rows vs 4 senders x 1,000 rows",
         small.rows_per_second,
@@ -819,7 +890,7 @@ async fn run(url: &str) -> anyhow::Result<()> {
         "request p50: {:.1} ms (200 x 10 rows), {:.1} ms (4 x 1,000 rows), {:.1} ms (2 x 10,000 rows); viewer reads {} idle, {} under load",
         small.request_p50.as_secs_f64() * 1e3,
         large.request_p50.as_secs_f64() * 1e3,
-        p1_load.request_p50.as_secs_f64() * 1e3,
+        p1_run.load.request_p50.as_secs_f64() * 1e3,
         idle.len(),
         busy.len()
     );
@@ -831,7 +902,7 @@ async fn run(url: &str) -> anyhow::Result<()> {
             &mut rows,
             &mut db,
             p1_rows,
-            p1_load.rows_per_second,
+            p1_run.load.rows_per_second,
             timescale,
         )
         .await?;
