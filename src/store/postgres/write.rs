@@ -947,9 +947,9 @@ async fn copy_fresh(
     if rows.is_empty() {
         return Ok(());
     }
-    // In the key's order: a feed sends a period of many series at once, and taken as sent each
-    // row lands on another leaf of the key than the row before it; in order, runs of rows go
-    // to one leaf, whose path down the index is still in the cache.
+    // In the key's order (ARCHITECTURE §7): a feed sends a period of many series at once, and
+    // taken as sent each row lands on another leaf of the key than the row before it; in
+    // order, runs of rows go to one leaf, whose path down the index is still in the cache.
     let mut ordered: Vec<&Insert<'_>> = rows.iter().collect();
     ordered.sort_unstable_by_key(|insert| {
         (
