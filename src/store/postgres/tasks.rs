@@ -12,12 +12,22 @@ use crate::store::tasks::{
 };
 use crate::store::{AuditEvent, CommitKind, StoreResult};
 
-const SELECT: &str = "SELECT t.code, t.directive, t.title_vi, t.title_en, t.owner, \
-     t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, t.due, \
-     t.status, t.completed_on, t.percent, t.start_percent, t.origin, t.created_at, t.updated_at, t.updated_by, \
-     d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
-     d.source, d.illustrative \
-     FROM tasks t JOIN directives d ON d.number = t.directive";
+/// A definition's columns and its directive's, as [`definition_columns()`] reads them, from a
+/// table `t` joined with `directives d`: the same in [`SELECT`] and [`DEFINITIONS`].
+macro_rules! definition_sql {
+    () => {
+        "t.directive, t.title_vi, t.title_en, t.owner, t.cooperating::text AS cooperating, \
+         t.group_code, t.indicators::text AS indicators, t.due, d.issued_on, d.issuer, d.kind, \
+         d.title_vi AS d_title_vi, d.title_en AS d_title_en, d.source, d.illustrative"
+    };
+}
+
+const SELECT: &str = concat!(
+    "SELECT t.code, t.status, t.completed_on, t.percent, t.start_percent, t.origin, \
+     t.created_at, t.updated_at, t.updated_by, ",
+    definition_sql!(),
+    " FROM tasks t JOIN directives d ON d.number = t.directive"
+);
 
 /// The definition's columns of a row of [`SELECT`] or of [`DEFINITIONS`], which name them alike.
 fn definition_columns(row: &PgRow) -> StoreResult<DefinitionColumns> {
@@ -59,11 +69,11 @@ fn task_row(row: &PgRow) -> StoreResult<TaskRow> {
     })
 }
 
-const DEFINITIONS: &str = "SELECT t.task, t.at, t.actor, t.directive, t.title_vi, t.title_en, \
-     t.owner, t.cooperating::text AS cooperating, t.group_code, t.indicators::text AS indicators, \
-     t.due, d.issued_on, d.issuer, d.kind, d.title_vi AS d_title_vi, d.title_en AS d_title_en, \
-     d.source, d.illustrative \
-     FROM task_definitions t JOIN directives d ON d.number = t.directive";
+const DEFINITIONS: &str = concat!(
+    "SELECT t.task, t.at, t.actor, ",
+    definition_sql!(),
+    " FROM task_definitions t JOIN directives d ON d.number = t.directive"
+);
 
 fn definition_row(row: &PgRow) -> StoreResult<DefinitionRow> {
     Ok(DefinitionRow {
