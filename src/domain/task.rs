@@ -425,6 +425,21 @@ pub struct TaskWrite {
     pub history: Option<StatusRecord>,
 }
 
+/// The directive the unit tests' tasks come under, issued on `date`.
+#[cfg(test)]
+pub(crate) fn test_directive(date: NaiveDate) -> Directive {
+    Directive {
+        number: "1/CT-UBND".into(),
+        date,
+        issuer: "UBND".into(),
+        kind: DirectiveKind::ChiThi,
+        title_vi: "Chỉ thị".into(),
+        title_en: "Directive".into(),
+        source: None,
+        illustrative: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,16 +496,7 @@ mod tests {
     /// A task of `origin` not started, stored with the first of `definitions` (each set at a
     /// local day's start, by an owner, due on a day) and redefined with each of the others.
     fn redefined(origin: &str, definitions: &[(&str, &str, &str)]) -> Task {
-        let directive = Directive {
-            number: "1/CT-UBND".into(),
-            date: day("2026-01-05"),
-            issuer: "UBND".into(),
-            kind: DirectiveKind::ChiThi,
-            title_vi: "Chỉ thị".into(),
-            title_en: "Directive".into(),
-            source: None,
-            illustrative: true,
-        };
+        let directive = test_directive(day("2026-01-05"));
         let definitions: Vec<TaskDefinitionRecord> = definitions
             .iter()
             .map(|(at, owner, due)| TaskDefinitionRecord {

@@ -369,7 +369,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::task::{Directive, DirectiveKind, StatusRecord, TaskDef};
+    use crate::domain::task::{test_directive, StatusRecord, TaskDef};
     use crate::domain::{Code, Department, Group};
 
     fn day(raw: &str) -> NaiveDate {
@@ -393,16 +393,7 @@ mod tests {
                 due: day(due),
                 indicators: Vec::new(),
             },
-            directive: Directive {
-                number: "1/CT-UBND".into(),
-                date: day(issued),
-                issuer: "UBND".into(),
-                kind: DirectiveKind::ChiThi,
-                title_vi: "Chỉ thị".into(),
-                title_en: "Directive".into(),
-                source: None,
-                illustrative: true,
-            },
+            directive: test_directive(day(issued)),
             recorded: if done.is_some() {
                 RecordedStatus::Done
             } else {
