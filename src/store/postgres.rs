@@ -68,6 +68,10 @@ pub struct PgStore {
     /// and after any error.
     writers: [tokio::sync::Mutex<Option<(PgConnection, std::time::Instant)>>; WRITE_LANES],
     ids: RwLock<Ids>,
+    /// Held by an approval from before it takes its connections until it ends: approvals hold
+    /// two connections each on TimescaleDB, and one at a time none waits for a connection
+    /// another approval holds (see `approve_revisions`).
+    approving: tokio::sync::Mutex<()>,
     zone: Tz,
     timescale: AtomicBool,
     /// This handle among the instances on the database, in the commits it records.
@@ -88,6 +92,7 @@ impl PgStore {
             acquire_timeout,
             writers: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
             ids: RwLock::new(Ids::default()),
+            approving: tokio::sync::Mutex::new(()),
             zone,
             timescale: AtomicBool::new(false),
             instance: super::new_instance_name(),

@@ -1477,7 +1477,102 @@ async fn a_group_whose_turn_is_late_lets_go_of_its_keys_and_is_written_after(bac
     db.cleanup().await;
 }
 
+/// An approval that waits for the audit lock while audited writes queue behind it, enough of
+/// them to hold every other connection of the store's pool (16), is written once the lock is
+/// free. On TimescaleDB it selects under a snapshot of its own, on a second connection
+/// (ARCHITECTURE §7); taken after the lock, that connection would never come, and the approval
+/// would fail once the pool's wait ran out (2 s).
+async fn an_approval_queued_for_the_audit_lock_has_every_connection_it_needs(backend: Backend) {
+    use sqlx::Connection as _;
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = open_store(&db).await;
+    let waiting = |db: &TestDb| {
+        let url = db.url.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_locks")
+        }
+    };
+    // The audit lock (src/store/postgres/audit.rs), held from outside the store.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(0x6b74_7868_0002_i64)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+
+    let approval = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let approval = ktxh::domain::approval::NewApproval {
+                selection: ktxh::domain::approval::ApprovalSelection::Latest {
+                    indicators: vec!["TRAFFIC_ACCIDENTS".into()],
+                    unit: Some("HCM".into()),
+                    from: Period::parse("2000").unwrap().start(HCM),
+                    to: Period::parse("2040").unwrap().end(HCM),
+                },
+                state: ktxh::domain::ApprovalState::Verified,
+                approved_at: Utc::now(),
+                approved_by: "thong-ke".into(),
+                note: None,
+            };
+            let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
+            store.approve(&approval, &event).await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while waiting(&db).await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the approval never queued"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Audited writes queued after it, one for each connection the pool has left.
+    let writes: Vec<_> = (0..15)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let event = store::AuditEvent::new(Utc::now(), "admin", "note", format!("w{i}"));
+                store.record_audit(&event).await
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while waiting(&db).await < 15 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writes never queued"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(0x6b74_7868_0002_i64)
+        .execute(&mut holder)
+        .await
+        .expect("unlock");
+
+    let approved = approval.await.expect("approval task");
+    assert!(approved.is_ok(), "the approval failed: {approved:?}");
+    for write in writes {
+        let written = write.await.expect("write task");
+        assert!(written.is_ok(), "an audited write failed: {written:?}");
+    }
+    db.cleanup().await;
+}
+
 on_every_backend!(
+    an_approval_queued_for_the_audit_lock_has_every_connection_it_needs,
     a_group_in_flight_beside_another_commits_after_it,
     a_group_whose_turn_is_late_lets_go_of_its_keys_and_is_written_after,
     a_read_sees_each_commit_whole_even_one_that_opens_a_chunk,

@@ -98,19 +98,27 @@ impl PgStore {
         event: &AuditEvent,
     ) -> StoreResult<ApprovalOutcome> {
         let state = approval.state.as_i16();
+        let _approving = self.approving.lock().await;
+        // On TimescaleDB the selection reads under a snapshot of its own, on a second connection
+        // (see [`super::read::Reader`]): it never holds part of a write group that opened a
+        // chunk. That connection is taken before the audit lock: audited writes queued behind
+        // this one may hold every other connection of the pool until it ends. Its snapshot is
+        // taken by its first statement, the selection, once no other approval can commit.
+        let mut reader = if self.timescale.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(self.reader().await?)
+        } else {
+            None
+        };
         let mut tx = self.pool.begin().await?;
         // The audit lock first, as every audited write takes it, so none waits on another.
         audit::lock(&mut tx).await?;
-        let selected = if self.timescale.load(std::sync::atomic::Ordering::Relaxed) {
-            // Selected under one snapshot, taken now that no other approval can commit: the
-            // selection never holds part of a write group that opened a chunk (see
-            // [`super::read::Reader`]). The rows it names are then updated in this transaction.
-            let mut reader = self.reader().await?;
-            let selected = Self::select(&mut reader, &approval.selection).await?;
-            reader.done().await?;
-            selected
-        } else {
-            Self::select(&mut tx, &approval.selection).await?
+        let selected = match reader.take() {
+            Some(mut reader) => {
+                let selected = Self::select(&mut reader, &approval.selection).await?;
+                reader.done().await?;
+                selected
+            }
+            None => Self::select(&mut tx, &approval.selection).await?,
         };
         let (moving, standing): (Vec<Selected>, Vec<Selected>) =
             selected.into_iter().partition(|s| s.state < state);
