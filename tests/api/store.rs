@@ -1272,6 +1272,26 @@ async fn rows_per_batch(store: &store::DynStore) -> Vec<std::collections::BTreeM
         .collect()
 }
 
+/// The statistics office verifies the latest revision of every period of TRAFFIC_ACCIDENTS/HCM.
+async fn approve_every_latest_revision(
+    store: &store::DynStore,
+) -> store::StoreResult<ktxh::domain::approval::ApprovalOutcome> {
+    let approval = ktxh::domain::approval::NewApproval {
+        selection: ktxh::domain::approval::ApprovalSelection::Latest {
+            indicators: vec!["TRAFFIC_ACCIDENTS".into()],
+            unit: Some("HCM".into()),
+            from: Period::parse("2000").unwrap().start(HCM),
+            to: Period::parse("2040").unwrap().end(HCM),
+        },
+        state: ktxh::domain::ApprovalState::Verified,
+        approved_at: Utc::now(),
+        approved_by: "thong-ke".into(),
+        note: None,
+    };
+    let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
+    store.approve(&approval, &event).await
+}
+
 async fn an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
@@ -1287,20 +1307,7 @@ async fn an_approval_takes_each_commit_whole_even_one_that_opens_a_chunk(backend
             let mut approvals = 0;
             let mut moved = std::collections::BTreeMap::<i64, usize>::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let approval = ktxh::domain::approval::NewApproval {
-                    selection: ktxh::domain::approval::ApprovalSelection::Latest {
-                        indicators: vec!["TRAFFIC_ACCIDENTS".into()],
-                        unit: Some("HCM".into()),
-                        from: Period::parse("2000").unwrap().start(HCM),
-                        to: Period::parse("2040").unwrap().end(HCM),
-                    },
-                    state: ktxh::domain::ApprovalState::Verified,
-                    approved_at: Utc::now(),
-                    approved_by: "thong-ke".into(),
-                    note: None,
-                };
-                let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
-                let outcome = store.approve(&approval, &event).await.unwrap();
+                let outcome = approve_every_latest_revision(&store).await.unwrap();
                 let mut this = std::collections::BTreeMap::<i64, usize>::new();
                 for revision in &outcome.approved {
                     *this.entry(boundary_of(revision.period_start)).or_default() += 1;
@@ -1513,22 +1520,7 @@ async fn an_approval_queued_for_the_audit_lock_has_every_connection_it_needs(bac
 
     let approval = {
         let store = store.clone();
-        tokio::spawn(async move {
-            let approval = ktxh::domain::approval::NewApproval {
-                selection: ktxh::domain::approval::ApprovalSelection::Latest {
-                    indicators: vec!["TRAFFIC_ACCIDENTS".into()],
-                    unit: Some("HCM".into()),
-                    from: Period::parse("2000").unwrap().start(HCM),
-                    to: Period::parse("2040").unwrap().end(HCM),
-                },
-                state: ktxh::domain::ApprovalState::Verified,
-                approved_at: Utc::now(),
-                approved_by: "thong-ke".into(),
-                note: None,
-            };
-            let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
-            store.approve(&approval, &event).await
-        })
+        tokio::spawn(async move { approve_every_latest_revision(&store).await })
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while waiting(&db).await < 1 {
