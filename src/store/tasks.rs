@@ -13,6 +13,29 @@ use crate::domain::task::{
 };
 use crate::domain::Code;
 
+/// The rows of `sql`, with `code` bound to its one parameter, each read by `read`: every read
+/// of tasks on either backend, in the caller's transaction.
+pub(crate) async fn each<DB, T>(
+    conn: &mut DB::Connection,
+    sql: &str,
+    code: Option<&str>,
+    read: impl Fn(&DB::Row) -> StoreResult<T>,
+) -> StoreResult<Vec<T>>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    sqlx::query::<DB>(sql)
+        .bind(code)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(read)
+        .collect()
+}
+
 pub(crate) fn corrupt(detail: String) -> StoreError {
     StoreError::Corrupt {
         table: "tasks",

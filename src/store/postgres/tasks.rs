@@ -3,12 +3,13 @@
 //! commit that other instances follow (ARCHITECTURE §7), in one transaction.
 
 use sqlx::postgres::PgRow;
+use sqlx::Postgres;
 use sqlx::Row;
 
 use super::{audit, commits, PgStore};
 use crate::domain::task::{Task, TaskWrite};
 use crate::store::tasks::{
-    assemble, corrupt, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
+    assemble, corrupt, each, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
 };
 use crate::store::{AuditEvent, CommitKind, StoreResult};
 
@@ -280,14 +281,14 @@ impl PgStore {
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
-        let rows = each(
+        let rows = each::<Postgres, _>(
             &mut tx,
             &format!("{SELECT} WHERE ($1::text IS NULL OR t.code = $1) ORDER BY t.due, t.code"),
             code,
             task_row,
         )
         .await?;
-        let notes = each(
+        let notes = each::<Postgres, _>(
             &mut tx,
             "SELECT task, at, author, note, percent, status FROM task_progress \
              WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
@@ -305,7 +306,7 @@ impl PgStore {
             },
         )
         .await?;
-        let history = each(
+        let history = each::<Postgres, _>(
             &mut tx,
             "SELECT task, at, actor, status, completed_on FROM task_status_history \
              WHERE ($1::text IS NULL OR task = $1) ORDER BY task, at, id",
@@ -321,7 +322,7 @@ impl PgStore {
             },
         )
         .await?;
-        let definitions = each(
+        let definitions = each::<Postgres, _>(
             &mut tx,
             &format!(
                 "{DEFINITIONS} WHERE ($1::text IS NULL OR t.task = $1) ORDER BY t.task, t.at, t.id"
@@ -333,20 +334,4 @@ impl PgStore {
         tx.commit().await?;
         assemble(rows, notes, history, definitions).map_err(corrupt)
     }
-}
-
-/// The rows of `sql`, with `code` bound to its one parameter, each read by `read`.
-async fn each<T>(
-    conn: &mut sqlx::PgConnection,
-    sql: &str,
-    code: Option<&str>,
-    read: impl Fn(&PgRow) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    sqlx::query(sql)
-        .bind(code)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(read)
-        .collect()
 }

@@ -5,11 +5,12 @@
 use chrono::NaiveDate;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use sqlx::Sqlite;
 
 use super::{audit, from_micros, micros, SqliteStore};
 use crate::domain::task::{Task, TaskWrite};
 use crate::store::tasks::{
-    assemble, corrupt, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
+    assemble, corrupt, each, DefinitionColumns, DefinitionRow, DirectiveRow, TaskRow,
 };
 use crate::store::{AuditEvent, StoreError, StoreResult};
 
@@ -253,14 +254,14 @@ impl SqliteStore {
         // One read transaction, one snapshot: a write between these reads is seen whole or
         // not at all.
         let mut tx = self.pool.begin().await?;
-        let rows = each(
+        let rows = each::<Sqlite, _>(
             &mut tx,
             &format!("{SELECT} WHERE (?1 IS NULL OR t.code = ?1) ORDER BY t.due, t.code"),
             code,
             task_row,
         )
         .await?;
-        let notes = each(
+        let notes = each::<Sqlite, _>(
             &mut tx,
             "SELECT task, at, author, note, percent, status FROM task_progress \
              WHERE (?1 IS NULL OR task = ?1) ORDER BY task, at, id",
@@ -277,7 +278,7 @@ impl SqliteStore {
             },
         )
         .await?;
-        let history = each(
+        let history = each::<Sqlite, _>(
             &mut tx,
             "SELECT task, at, actor, status, completed_on FROM task_status_history \
              WHERE (?1 IS NULL OR task = ?1) ORDER BY task, at, id",
@@ -293,7 +294,7 @@ impl SqliteStore {
             },
         )
         .await?;
-        let definitions = each(
+        let definitions = each::<Sqlite, _>(
             &mut tx,
             &format!("{DEFINITIONS} WHERE (?1 IS NULL OR t.task = ?1) ORDER BY t.task, t.at, t.id"),
             code,
@@ -303,20 +304,4 @@ impl SqliteStore {
         tx.commit().await?;
         assemble(rows, notes, history, definitions).map_err(corrupt)
     }
-}
-
-/// The rows of `sql`, with `code` bound to its one parameter, each read by `read`.
-async fn each<T>(
-    conn: &mut sqlx::SqliteConnection,
-    sql: &str,
-    code: Option<&str>,
-    read: impl Fn(&SqliteRow) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    sqlx::query(sql)
-        .bind(code)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(read)
-        .collect()
 }
