@@ -57,15 +57,31 @@ struct Server {
 
 impl Server {
     /// Starts `ktxh serve` on port 0 (the kernel picks a free port, so parallel runs never
-    /// collide) without demo data, so the screen's content is deterministic; the bound address
-    /// comes from the JSON log line `listening`.
+    /// collide) without demo data, so the screen's content is deterministic.
     fn start(database_url: &str) -> Self {
-        let mut child = ktxh(database_url)
+        let mut serve = ktxh(database_url);
+        serve
             .args(["--log-json", "serve", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn,ktxh::app=info")
             // The late row's check needs this year's past months to be owed, as on a service
             // that has run since January; a new database judges lateness from its first start.
-            .env("KTXH__RELEASE_CALENDAR__STALENESS_FROM", "2000-01-01")
+            .env("KTXH__RELEASE_CALENDAR__STALENESS_FROM", "2000-01-01");
+        Self::launch(serve, SERVER_START_TIMEOUT)
+    }
+
+    /// `ktxh serve --demo` on port 0: the demo's history and live feeds, as a newcomer sees
+    /// them.
+    fn demo(database_url: &str) -> Self {
+        let mut serve = ktxh(database_url);
+        serve.args(["--log-json", "serve", "--listen", "127.0.0.1:0", "--demo"]);
+        // The demo seeds its history before it listens.
+        Self::launch(serve, 4 * SERVER_START_TIMEOUT)
+    }
+
+    /// Spawns `serve` and waits up to `timeout` for the JSON log line `listening` that gives
+    /// the bound address.
+    fn launch(mut serve: Command, timeout: Duration) -> Self {
+        let mut child = serve
+            .env("RUST_LOG", "warn,ktxh::app=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -85,7 +101,7 @@ impl Server {
             base_url: String::new(),
             log,
         };
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         while server.base_url.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -169,59 +185,19 @@ fn run_bounded(mut command: Command, timeout: Duration) -> (bool, String) {
 
 #[test]
 fn the_ops_room_screen_renders_updates_live_and_speaks_english_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "ops-room.mjs",
-        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
-    );
+    on_a_fresh_server("ops-room.mjs", |_| Vec::new());
 }
 
 #[test]
 fn an_explanation_posted_through_the_api_shows_on_the_wall_within_a_second_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let output = ktxh(&database_url)
-        .args(["token", "create", "--role", "department"])
-        .args(["--department", "HEALTH", "--name", "browser-test-health"])
-        .output()
-        .expect("run ktxh token create");
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let health = stdout.lines().last().unwrap_or_default().trim().to_owned();
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "explanations.mjs",
-        &[
-            ("VIEWER_TOKEN", &viewer),
-            ("ADMIN_TOKEN", &admin),
-            ("HEALTH_TOKEN", &health),
-        ],
-    );
+    on_a_fresh_server("explanations.mjs", |database_url| {
+        vec![("HEALTH_TOKEN", department_token(database_url, "HEALTH"))]
+    });
 }
 
 #[test]
 fn a_city_figure_rolled_up_from_its_wards_shows_their_coverage_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "coverage.mjs",
-        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
-    );
+    on_a_fresh_server("coverage.mjs", |_| Vec::new());
 }
 
 #[test]
@@ -235,14 +211,23 @@ fn the_api_reference_renders_every_operation_filters_and_speaks_english_in_chrom
     run_script(&chromium, &server, "api-docs.mjs", &[]);
 }
 
-/// A fresh SQLite database for one test, with an admin and a viewer token; the directory
-/// holding it lives as long as the returned guard.
-fn fresh_database() -> (String, String, String, tempfile::TempDir) {
+/// Runs `tests/browser/<script>` in Chromium against a server on a fresh SQLite database, with
+/// an admin's token (`ADMIN_TOKEN`), a viewer's (`VIEWER_TOKEN`) and what `more` adds from that
+/// database before the server starts.
+fn on_a_fresh_server(script: &str, more: impl FnOnce(&str) -> Vec<(&'static str, String)>) {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
-    let admin = create_token(&database_url, "admin");
-    let viewer = create_token(&database_url, "viewer");
-    (database_url, admin, viewer, dir)
+    let mut env = vec![
+        ("ADMIN_TOKEN", create_token(&database_url, "admin")),
+        ("VIEWER_TOKEN", create_token(&database_url, "viewer")),
+    ];
+    env.extend(more(&database_url));
+    let server = Server::start(&database_url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_script(&chromium, &server, script, &env);
 }
 
 /// Runs `tests/browser/<script>` against `server`; fails the test with the script's output and
@@ -317,55 +302,27 @@ fn department_token(database_url: &str, department: &str) -> String {
 
 #[test]
 fn the_tasks_view_counts_as_the_api_and_a_departments_progress_note_shows_live_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
     // A department that owns tasks in the shipped config/directives/.
     let department = "FINANCE";
-    let own = department_token(&database_url, department);
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "tasks.mjs",
-        &[
-            ("VIEWER_TOKEN", &viewer),
-            ("ADMIN_TOKEN", &admin),
-            ("DEPARTMENT", department),
-            ("DEPARTMENT_TOKEN", &own),
-        ],
-    );
+    on_a_fresh_server("tasks.mjs", |database_url| {
+        vec![
+            ("DEPARTMENT", department.to_owned()),
+            (
+                "DEPARTMENT_TOKEN",
+                department_token(database_url, department),
+            ),
+        ]
+    });
 }
 
 #[test]
 fn the_five_year_plan_shows_its_categories_and_a_pushed_figure_moves_a_target_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "plan.mjs",
-        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
-    );
+    on_a_fresh_server("plan.mjs", |_| Vec::new());
 }
 
 #[test]
 fn a_wards_board_is_reached_by_the_picker_and_changes_live_when_the_ward_reports_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "ward-board.mjs",
-        &[("VIEWER_TOKEN", &viewer), ("ADMIN_TOKEN", &admin)],
-    );
+    on_a_fresh_server("ward-board.mjs", |_| Vec::new());
 }
 
 #[test]
@@ -413,48 +370,6 @@ fn an_excel_workbook_uploaded_on_a_departments_page_is_previewed_then_stored_in_
     );
 }
 
-/// `ktxh serve --demo` on port 0: the demo's history and live feeds, as a newcomer sees them.
-fn demo_server(database_url: &str) -> Server {
-    let mut child = ktxh(database_url)
-        .args(["--log-json", "serve", "--listen", "127.0.0.1:0", "--demo"])
-        .env("RUST_LOG", "warn,ktxh::app=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ktxh serve --demo");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (lines, log) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut server = Server {
-        child,
-        base_url: String::new(),
-        log,
-    };
-    // The demo seeds its history before it listens.
-    let deadline = Instant::now() + 4 * SERVER_START_TIMEOUT;
-    let mut seen = Vec::new();
-    while server.base_url.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = server.log.recv_timeout(left).unwrap_or_else(|_| {
-            panic!(
-                "ktxh serve --demo did not report its address:\n{}",
-                seen.join("\n")
-            )
-        });
-        if let Some(addr) = listening_address(&line) {
-            server.base_url = format!("http://{addr}");
-        }
-        seen.push(line);
-    }
-    server
-}
-
 #[test]
 fn the_walls_alert_count_is_the_leaderships_and_agrees_with_the_header_on_the_demo_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
@@ -463,7 +378,7 @@ fn the_walls_alert_count_is_the_leaderships_and_agrees_with_the_header_on_the_de
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("browser.db").display());
     let viewer = create_token(&database_url, "viewer");
-    let server = demo_server(&database_url);
+    let server = Server::demo(&database_url);
     run_script(
         &chromium,
         &server,
@@ -474,44 +389,20 @@ fn the_walls_alert_count_is_the_leaderships_and_agrees_with_the_header_on_the_de
 
 #[test]
 fn twelve_ward_alerts_of_one_indicator_show_as_one_line_with_the_count_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
-    let finance = department_token(&database_url, "FINANCE");
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "alert-groups.mjs",
-        &[
-            ("ADMIN_TOKEN", &admin),
-            ("VIEWER_TOKEN", &viewer),
-            ("DEPARTMENT_TOKEN", &finance),
-        ],
-    );
+    on_a_fresh_server("alert-groups.mjs", |database_url| {
+        vec![(
+            "DEPARTMENT_TOKEN",
+            department_token(database_url, "FINANCE"),
+        )]
+    });
 }
 
 #[test]
 fn the_indicator_chart_draws_the_apis_figures_without_overlapping_labels_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
     // Screenshots at 1080p and 4K, kept as CI artefacts (docs/development.md).
-    let screenshots = manifest_dir().join("target/browser-artifacts");
-    std::fs::create_dir_all(&screenshots).expect("create target/browser-artifacts");
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "drawn.mjs",
-        &[
-            ("VIEWER_TOKEN", &viewer),
-            ("ADMIN_TOKEN", &admin),
-            ("SCREENSHOT_DIR", &screenshots.display().to_string()),
-        ],
-    );
+    on_a_fresh_server("drawn.mjs", |_| {
+        vec![("SCREENSHOT_DIR", browser_artifacts().display().to_string())]
+    });
 }
 
 /// Where the browser tests keep screenshots meant to be looked at (CI keeps the folder as an
@@ -533,7 +424,7 @@ fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chrom
     // The admin sets a target out of reach, so that an alert fires while the wall is open.
     let admin = create_token(&database_url, "admin");
     let screenshots = browser_artifacts();
-    let server = demo_server(&database_url);
+    let server = Server::demo(&database_url);
     run_script(
         &chromium,
         &server,
@@ -548,21 +439,11 @@ fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chrom
 
 #[test]
 fn every_figure_on_the_screens_is_written_in_the_chosen_languages_notation_in_chromium() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let (database_url, admin, viewer, _dir) = fresh_database();
     // The figures are the Department of Finance's: its page shows the entry's preview and receipt.
-    let finance = department_token(&database_url, "FINANCE");
-    let server = Server::start(&database_url);
-    run_script(
-        &chromium,
-        &server,
-        "notation.mjs",
-        &[
-            ("VIEWER_TOKEN", &viewer),
-            ("ADMIN_TOKEN", &admin),
-            ("DEPARTMENT_TOKEN", &finance),
-        ],
-    );
+    on_a_fresh_server("notation.mjs", |database_url| {
+        vec![(
+            "DEPARTMENT_TOKEN",
+            department_token(database_url, "FINANCE"),
+        )]
+    });
 }

@@ -11,7 +11,7 @@
 // ward list; none of them is on the leadership's ticker.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityToday, launch, script } from "./harness.mjs";
 
 const INDICATOR = "COMMUNE_BUDGET_REVENUE";
 const WARDS = 12;
@@ -22,22 +22,8 @@ const { env, check, finish } = script("alert-groups", ["BASE_URL", "ADMIN_TOKEN"
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { ADMIN_TOKEN, DEPARTMENT_TOKEN, VIEWER_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, body, token = ADMIN_TOKEN) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return text ? JSON.parse(text) : null;
-}
-
-function cityYearAndMonth(timeZone = "Asia/Ho_Chi_Minh") {
-  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "numeric" }).formatToParts(new Date());
-  const get = (type) => Number(parts.find((part) => part.type === type).value);
-  return { year: get("year"), month: get("month") };
-}
+const call = apiClient(BASE_URL);
+const api = (method, route, body, token = ADMIN_TOKEN) => call(method, route, token, body);
 
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: "vi-VN" });
@@ -45,7 +31,7 @@ const page = await context.newPage();
 const pageErrors = [];
 page.on("pageerror", (error) => pageErrors.push(error.message));
 
-const { year, month } = cityYearAndMonth();
+const { year, month } = cityToday();
 let wards = [];
 let wardTotal = 0;
 let indicatorName = "";

@@ -9,19 +9,15 @@
 // and last year's outcome is a view of its own (#/year/<last year>), not alerts.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, launch, script } from "./harness.mjs";
 
 const { env, check, finish } = script("alert-wall", ["BASE_URL", "VIEWER_TOKEN", "CHROMIUM", "ARTEFACT_DIR"], 150_000);
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 const BEHIND = ["at_risk", "off_track", "missed"];
 
-async function api(route) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, { headers: { Authorization: `Bearer ${VIEWER_TOKEN}` } });
-  const text = await response.text();
-  assert(response.ok, `GET ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const call = apiClient(BASE_URL);
+const api = (route) => call("GET", route, VIEWER_TOKEN);
 
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });

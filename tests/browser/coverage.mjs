@@ -9,7 +9,7 @@
 // says "3/168 phường, xã đã báo cáo" (in English after the toggle).
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityYear, launch, script } from "./harness.mjs";
 
 const INDICATOR = "COMMUNE_BUDGET_REVENUE";
 const ROW = `#targets [data-indicator="${INDICATOR}"]`;
@@ -19,18 +19,9 @@ const { env, check, finish } = script("coverage", ["BASE_URL", "VIEWER_TOKEN", "
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const api = apiClient(BASE_URL);
 
-const year = Number(new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh", year: "numeric" }).format(new Date()));
+const year = cityYear();
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });
 const page = await context.newPage();

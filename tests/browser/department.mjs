@@ -8,7 +8,7 @@
 // Every check runs even when an earlier one failed; the exit status is 1 when any failed.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityYear, launch, script } from "./harness.mjs";
 
 const DEPARTMENT = "FINANCE";
 // A yearly index no machine sends: last year's figure is entered by hand. Plausible 0–100.
@@ -18,22 +18,8 @@ const { env, check, finish } = script("department", ["BASE_URL", "DEPARTMENT_TOK
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { DEPARTMENT_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${DEPARTMENT_TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
-
-/** Last year in the city's zone: its yearly figures are due, and none is in the future. */
-function lastYear(timeZone = "Asia/Ho_Chi_Minh") {
-  const year = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric" }).format(new Date());
-  return String(Number(year) - 1);
-}
+const call = apiClient(BASE_URL);
+const api = (method, route, body) => call(method, route, DEPARTMENT_TOKEN, body);
 
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: "vi-VN" });
@@ -44,7 +30,8 @@ page.on("console", (message) => {
   if (message.type() === "error") console.log(`  browser error: ${message.text()}`);
 });
 
-const period = lastYear();
+// Last year in the city's zone: its yearly figures are due, and none is in the future.
+const period = String(cityYear() - 1);
 // A value no earlier run could have left, inside the index's range.
 const value = (50 + Math.round(Math.random() * 400) / 10).toFixed(1);
 

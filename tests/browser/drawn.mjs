@@ -17,7 +17,7 @@
 
 import path from "node:path";
 import { mkdirSync } from "node:fs";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, launch, script } from "./harness.mjs";
 
 const INDICATOR = "NEW_ENTERPRISES";
 const WARDS = { P_SAI_GON: 205, P_BEN_THANH: 262 }; // a month's usual count in each ward
@@ -34,16 +34,7 @@ const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR, SCREENSHOT_DIR } = env;
 mkdirSync(SCREENSHOT_DIR, { recursive: true });
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const api = apiClient(BASE_URL);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const close = (a, b, tolerance) => Math.abs(a - b) <= tolerance;

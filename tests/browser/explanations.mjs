@@ -8,7 +8,7 @@
 // wall within a second, without a reload, and its text and actions on the indicator page.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityYear, launch, script } from "./harness.mjs";
 
 // The acceptance bar: posted to shown on the wall.
 const LIVE_UPDATE_MS = 1000;
@@ -26,20 +26,7 @@ const { env, check, finish } = script(
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, HEALTH_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
-
-function cityYear(timeZone = "Asia/Ho_Chi_Minh") {
-  return Number(new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric" }).format(new Date()));
-}
+const api = apiClient(BASE_URL);
 
 /**
  * Posts an explanation and resolves with how long after the post `selector` first matched

@@ -67,3 +67,38 @@ export async function launch(executablePath, artefactDir) {
     ],
   });
 }
+
+/**
+ * `api(method, route, token, body)` against `${baseUrl}/api/v1`: the parsed JSON answer (null
+ * for an empty one); any answer but 2xx fails the check with its status and body.
+ */
+export function apiClient(baseUrl) {
+  return async function api(method, route, token, body) {
+    const response = await fetch(`${baseUrl}/api/v1${route}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+/** Today in the city's zone (Asia/Ho_Chi_Minh), as the service judges it: `{ year, month, day }`. */
+export function cityToday() {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh", year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date());
+  const get = (type) => Number(parts.find((part) => part.type === type).value);
+  return { year: get("year"), month: get("month"), day: get("day") };
+}
+
+/** This year in the city's zone. */
+export function cityYear() {
+  return cityToday().year;
+}
+
+/** This month in the city's zone, as a period label ("2026-11"). */
+export function cityMonth() {
+  const { year, month } = cityToday();
+  return `${year}-${String(month).padStart(2, "0")}`;
+}

@@ -12,7 +12,7 @@
 // long run of digits with no grouping, fails the test and is printed with its element's path.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, launch, script } from "./harness.mjs";
 
 // Total budget revenue (tỷ đồng): a monthly flow of the Department of Finance, range 0–300 000.
 const MONEY = "BUDGET_REVENUE";
@@ -31,16 +31,7 @@ const { env, check, finish } = script(
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, DEPARTMENT_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const api = apiClient(BASE_URL);
 
 /** Today in the city's zone, as `YYYY-MM-DD`, moved by `days`. */
 function cityDay(days = 0) {

@@ -8,7 +8,7 @@
 // saved either way, and the exit status is 1 when any check failed.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityMonth, cityToday, launch, script } from "./harness.mjs";
 
 const GROUPS = 20;
 const TARGETS = 110;
@@ -29,30 +29,7 @@ const { env, check, finish } = script(
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
-
-/** Today in the city's zone: { year, month, day } as numbers. */
-function cityToday(timeZone = "Asia/Ho_Chi_Minh") {
-  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date());
-  const get = (type) => Number(parts.find((part) => part.type === type).value);
-  return { year: get("year"), month: get("month"), day: get("day") };
-}
-
-/** The current month in the city's zone, as a period label ("2026-11"). */
-function currentMonth(timeZone = "Asia/Ho_Chi_Minh") {
-  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit" }).formatToParts(new Date());
-  const get = (type) => parts.find((part) => part.type === type).value;
-  return `${get("year")}-${get("month")}`;
-}
+const api = apiClient(BASE_URL);
 
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);
 const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: "vi-VN" });
@@ -120,7 +97,7 @@ try {
     );
     const sent = Date.now();
     const receipt = await api("POST", "/observations", ADMIN_TOKEN, {
-      observations: [{ indicator: LIVE_INDICATOR, unit: "HCM", period: currentMonth(), value }],
+      observations: [{ indicator: LIVE_INDICATOR, unit: "HCM", period: cityMonth(), value }],
     });
     assert(receipt.accepted === 1, `the observation was not accepted: ${JSON.stringify(receipt)}`);
     console.log(`  the ingest answered in ${Date.now() - sent} ms`);

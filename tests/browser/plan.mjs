@@ -10,7 +10,7 @@
 // deterioration when the year's figure is revised down, without a reload; English on the toggle.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityYear, launch, script } from "./harness.mjs";
 
 const INDICATOR = "GRDP_PER_CAPITA";
 const TARGET = `#plan-page .plan-target[data-indicator="${INDICATOR}"]`;
@@ -19,16 +19,7 @@ const { env, check, finish } = script("plan", ["BASE_URL", "VIEWER_TOKEN", "ADMI
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const api = apiClient(BASE_URL);
 
 async function push(period, value) {
   const receipt = await api("POST", "/observations", ADMIN_TOKEN, {
@@ -46,7 +37,7 @@ async function categoryBecomes(category, timeout = 6000) {
 }
 
 // A live delta is sent for the city's current year; the plan's figures are pushed for it.
-const year = Number(new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh", year: "numeric" }).format(new Date()));
+const year = cityYear();
 assert(year > 2025 && year <= 2030, `the plan 2026–2030 does not judge ${year}`);
 const years = year - 2025;
 const browser = await launch(CHROMIUM, ARTEFACT_DIR);

@@ -12,7 +12,7 @@
 // lists its tasks.
 
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, launch, script } from "./harness.mjs";
 
 // Posted to shown: the wall reads the API again on the pushed change.
 const LIVE_UPDATE_MS = 3000;
@@ -26,16 +26,7 @@ const { env, check, finish } = script(
 const BASE_URL = env.BASE_URL.replace(/\/$/, "");
 const { VIEWER_TOKEN, ADMIN_TOKEN, DEPARTMENT, DEPARTMENT_TOKEN, CHROMIUM, ARTEFACT_DIR } = env;
 
-async function api(method, route, token, body) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+const api = apiClient(BASE_URL);
 
 /** "2026-03-12" → "12/03/2026". */
 function vietnameseDate(day) {

@@ -16,7 +16,7 @@
 
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { assert, launch, script } from "./harness.mjs";
+import { apiClient, assert, cityMonth, launch, script } from "./harness.mjs";
 
 const { env, check, finish } = script(
   "wall-mode",
@@ -37,23 +37,8 @@ const TICKER_MIN_UNITS = 24;
 // The ticker's speed in the wall's units per second (ticker.js PIXELS_PER_SECOND at 1 px).
 const TICKER_UNITS_PER_SECOND = 70;
 
-async function api(route, { method = "GET", token = VIEWER_TOKEN, body } = {}) {
-  const response = await fetch(`${BASE_URL}/api/v1${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert(response.ok, `${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
-
-/** The current month in the city's zone, as a period label ("2026-11"). */
-function currentMonth(timeZone = "Asia/Ho_Chi_Minh") {
-  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit" }).formatToParts(new Date());
-  const get = (type) => parts.find((part) => part.type === type).value;
-  return `${get("year")}-${get("month")}`;
-}
+const call = apiClient(BASE_URL);
+const api = (route, { method = "GET", token = VIEWER_TOKEN, body } = {}) => call(method, route, token, body);
 
 /** The leadership's firing alerts of `year`, as the API lists them (what the ticker counts). */
 async function leadership(year) {
@@ -216,7 +201,7 @@ async function raiseAlert(year, taken) {
   await api(`/targets/${year}/${code}`, { method: "PUT", token: ADMIN_TOKEN, body: { value: candidate.target.value * 100, reason: "Kiểm thử băng cảnh báo trên màn hình lớn" } });
   const floor = Math.max(0, byCode.get(code).range[0]);
   for (const step of [1, 2, 3]) {
-    const observations = [{ indicator: code, unit: candidate.unit, period: currentMonth(), value: floor + step }];
+    const observations = [{ indicator: code, unit: candidate.unit, period: cityMonth(), value: floor + step }];
     await api("/observations", { method: "POST", token: ADMIN_TOKEN, body: { observations } });
   }
   const deadline = Date.now() + 20_000;
