@@ -3,7 +3,6 @@
 //! (and to other instances), and in the period report.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
@@ -16,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{assert_problem, mint_token, spawn_app, Backend, Reply, TestApp};
 use crate::live::{next_json, Socket};
 use crate::on_every_backend;
+use crate::workbook::{fetch, xlsx_sheet};
 
 const EXPORTS: &str = "EXPORT_TURNOVER";
 
@@ -407,48 +407,6 @@ async fn bad_explanations_are_refused_naming_the_field(backend: Backend) {
         "nothing stored: {reply:?}"
     );
     app.stop().await;
-}
-
-fn require_all() -> bool {
-    std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1")
-}
-
-/// One sheet of a workbook as openpyxl reads it, or `None` when no Python has it.
-fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KTXH_TEST_PYTHON")
-        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
-    let output = Command::new(&python)
-        .arg(root.join("tests/support/xlsx_sheet.py"))
-        .arg(path)
-        .arg(sheet)
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {
-            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
-        }
-        Ok(output) => panic!(
-            "openpyxl could not read the report: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) if require_all() => panic!("{} cannot run: {e}", python.display()),
-        Err(_) => {
-            eprintln!("skipped: no Python with openpyxl (scripts/test.sh installs it)");
-            None
-        }
-    }
-}
-
-async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(&app.viewer)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200, "{path}");
-    response.bytes().await.expect("body").to_vec()
 }
 
 async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) {

@@ -5,6 +5,7 @@ mod helpers;
 #[allow(dead_code)]
 #[path = "../support/webhook.rs"]
 mod webhook;
+mod workbook;
 
 #[allow(dead_code)]
 #[path = "../support/smtp.rs"]

@@ -9,7 +9,6 @@
 //! (R ≥ 0.95 substantial, 0.60 ≤ R < 0.95 moderate, 0 ≤ R < 0.60 limited, R < 0 deterioration).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -17,6 +16,7 @@ use crate::helpers::{
     assert_problem, mint_token, misnotated, spawn_app, visible_text, Backend, TestApp,
 };
 use crate::on_every_backend;
+use crate::workbook::{fetch, xlsx_formats, xlsx_sheet};
 use ktxh::auth::Role;
 use ktxh::domain::number::Notation;
 
@@ -185,56 +185,6 @@ async fn an_unknown_plan_is_refused_naming_the_parameter(backend: Backend) {
         .send(app.client.get(app.url("/api/v1/plan/summary")))
         .await;
     assert_eq!(reply.status, 401, "{reply:?}");
-}
-
-async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(&app.viewer)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200, "{path}");
-    response.bytes().await.expect("body").to_vec()
-}
-
-/// What a script of `tests/support` prints about a workbook, read by openpyxl, as JSON; `None`
-/// when no Python has it (and not every backend is required).
-fn openpyxl<T: serde::de::DeserializeOwned>(script: &str, args: &[&std::ffi::OsStr]) -> Option<T> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KTXH_TEST_PYTHON")
-        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
-    let output = Command::new(&python)
-        .arg(root.join("tests/support").join(script))
-        .args(args)
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {
-            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
-        }
-        Ok(output) => panic!(
-            "openpyxl could not read the report: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("{} cannot run: {e}", python.display())
-        }
-        Err(_) => {
-            eprintln!("skipped: no Python with openpyxl (scripts/test.sh installs it)");
-            None
-        }
-    }
-}
-
-/// One sheet of a workbook as openpyxl reads it.
-fn xlsx_sheet(path: &std::path::Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
-    openpyxl("xlsx_sheet.py", &[path.as_os_str(), sheet.as_ref()])
-}
-
-/// Every number cell of a workbook with its number format.
-fn xlsx_formats(path: &std::path::Path) -> Option<Vec<Value>> {
-    openpyxl("xlsx_formats.py", &[path.as_os_str()])
 }
 
 /// A number format that shows a figure wrongly: one with optional decimals (`#,##0.##` shows a

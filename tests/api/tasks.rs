@@ -6,8 +6,7 @@
 //! thành") and lists the overdue ones, read back from its XLSX, each task as recorded and
 //! defined at the report's cut-off; a bad directives file is refused naming its file and key.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use crate::helpers::{
 use crate::live::{next_json, Socket};
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
+use crate::workbook::{fetch, xlsx_sheet};
 
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
 const SECRET: &str = "task-secret";
@@ -639,46 +639,6 @@ async fn the_screens_of_every_instance_hear_of_a_task_change(backend: Backend) {
         other.stop().await;
     }
     app.stop().await;
-}
-
-/// One sheet of a workbook as openpyxl reads it, or `None` when no Python has it.
-fn xlsx_sheet(path: &Path, sheet: &str) -> Option<Vec<Vec<Value>>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KTXH_TEST_PYTHON")
-        .map_or_else(|| root.join("target/test-venv/bin/python"), PathBuf::from);
-    let output = Command::new(&python)
-        .arg(root.join("tests/support/xlsx_sheet.py"))
-        .arg(path)
-        .arg(sheet)
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {
-            Some(serde_json::from_slice(&output.stdout).expect("JSON from the script"))
-        }
-        Ok(output) => panic!(
-            "openpyxl could not read the report: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) if std::env::var("KTXH_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("{} cannot run: {e}", python.display())
-        }
-        Err(_) => {
-            eprintln!("skipped: no Python with openpyxl (scripts/test.sh installs it)");
-            None
-        }
-    }
-}
-
-async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(&app.viewer)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200, "{path}");
-    response.bytes().await.expect("body").to_vec()
 }
 
 /// The police's task `code` of the test conclusion (issued 5 January 2026), due on `due`,
