@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Serialize;
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToResponse, ToSchema};
 
 use super::auth::CompatCaller;
 use super::{body, ApiError, AppState};
@@ -367,11 +367,28 @@ enum WriteAnswers {
         description = "Không đọc được thân yêu cầu / The body cannot be read"
     )]
     Unreadable(InfluxProblem),
+    #[response(status = 429)]
+    RateLimited(#[to_response] RateLimited),
     #[response(
         status = 503,
         description = "Kho dữ liệu không phản hồi / The store is unreachable"
     )]
     Unavailable(InfluxProblem),
+}
+
+/// What a request over a rate is answered on the InfluxDB paths: over the token's rate in
+/// InfluxDB's shape, which its clients read, and over the address's in problem details, as
+/// everywhere else (the address is limited before the caller is known).
+// Only described, as `WriteAnswers`.
+#[allow(dead_code)]
+#[derive(ToResponse)]
+#[response(
+    description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
+    headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again"))
+)]
+enum RateLimited {
+    Token(#[content("application/json")] InfluxProblem),
+    Address(#[content("application/problem+json")] super::error::Problem<'static>),
 }
 
 /// InfluxDB 2.x line protocol, as Telegraf and the InfluxDB client libraries write it.
@@ -395,9 +412,7 @@ enum WriteAnswers {
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(WriteAnswers, (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
-        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
-        content((InfluxProblem = "application/json"), (super::error::Problem<'static> = "application/problem+json"))))
+    responses(WriteAnswers)
 )]
 pub async fn write_v2(
     state: State<AppState>,
@@ -425,9 +440,7 @@ pub async fn write_v2(
         content_type = "text/plain",
         example = json!(LINE_EXAMPLE),
     ),
-    responses(WriteAnswers, (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
-        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
-        content((InfluxProblem = "application/json"), (super::error::Problem<'static> = "application/problem+json"))))
+    responses(WriteAnswers)
 )]
 pub async fn write_v1(
     state: State<AppState>,

@@ -108,6 +108,8 @@ enum QueryAnswers {
     Unauthorized(super::InfluxProblem),
     #[response(status = 413, description = "Quá lớn / Too large")]
     TooLarge(super::InfluxProblem),
+    #[response(status = 429)]
+    RateLimited(#[to_response] super::RateLimited),
 }
 
 /// The read-only InfluxQL statements InfluxDB 1.x clients send on connect.
@@ -125,12 +127,7 @@ enum QueryAnswers {
     tag = "compatibility",
     security(("influx_token" = []), ("bearer" = []), ("basic" = [])),
     params(QueryParams),
-    responses(
-        QueryAnswers,
-        (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
-        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
-        content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
-    )
+    responses(QueryAnswers)
 )]
 pub async fn query(
     State(state): State<AppState>,
@@ -162,12 +159,7 @@ pub async fn query(
     params(QueryParams),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`q` (and `db`) as a form"),
-    responses(
-        QueryAnswers,
-        (status = 429, description = "Quá nhiều yêu cầu / Too many requests: over the token's rate (InfluxDB's shape) or the address's (problem details)",
-        headers(("Retry-After" = u64, description = "Giây chờ trước khi gửi lại / Seconds to wait before trying again")),
-        content((super::InfluxProblem = "application/json"), (crate::http::error::Problem<'static> = "application/problem+json"))),
-    )
+    responses(QueryAnswers)
 )]
 pub async fn query_post(
     state: State<AppState>,
