@@ -58,6 +58,26 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
+impl IngestError {
+    /// Logs a refused ingest at the level its cause deserves: a caller's mistake is not an
+    /// error of the service, and an operator's error log should hold only what they must act on.
+    fn log(&self) {
+        match self {
+            // Another department's indicators: a misconfigured or misused token.
+            Self::ForeignIndicators { .. } | Self::ReadOnly => {
+                tracing::warn!(error = %self, "ingest refused");
+            }
+            Self::TooManyRows { .. } | Self::Store(StoreError::IdempotencyMismatch) => {
+                tracing::info!(error = %self, "ingest refused");
+            }
+            Self::Busy { .. } => tracing::warn!(error = %self, "ingest deferred"),
+            Self::Unavailable(_) | Self::Store(_) => {
+                tracing::error!(error = %self, "ingest failed")
+            }
+        }
+    }
+}
+
 impl From<WriteError> for IngestError {
     fn from(error: WriteError) -> Self {
         match error {
@@ -116,7 +136,7 @@ impl Ingestor {
     ///
     /// Scoping is decided for the whole request: if any row names an indicator of another
     /// department, nothing is written ([`Validator::validate`]).
-    #[instrument(skip_all, fields(format = format, caller = %principal.label(), rows = rows.len()), err)]
+    #[instrument(skip_all, fields(format = format, caller = %principal.label(), rows = rows.len()))]
     pub async fn ingest(
         &self,
         principal: &Principal,
@@ -125,8 +145,13 @@ impl Ingestor {
         idempotency: Option<IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<IngestReceipt, IngestError> {
-        self.ingest_received(principal, format, rows, idempotency, now, now)
-            .await
+        let received = self
+            .ingest_received(principal, format, rows, idempotency, now, now)
+            .await;
+        if let Err(error) = &received {
+            error.log();
+        }
+        received
     }
 
     /// Refuses rows of indicators `principal` may not write, as every ingest does first; for
