@@ -138,3 +138,83 @@ mod tests {
         assert_eq!(format(f64::INFINITY, 2, English), "inf");
     }
 }
+
+/// `value` to 12 significant digits: a sum or difference of figures written in decimals, without
+/// the binary noise of its last digits (`451535.26999999996` is `451535.27`). The figures the
+/// service takes are far shorter, so nothing they say is lost.
+pub fn tidy(value: f64) -> f64 {
+    if !value.is_finite() || value == 0.0 {
+        return value;
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if !(-280..15).contains(&magnitude) {
+        // Past 15 digits a double holds no fraction to tidy.
+        return value;
+    }
+    let scale = 10f64.powi(11 - magnitude);
+    let tidied = (value * scale).round() / scale;
+    if tidied.is_finite() {
+        tidied
+    } else {
+        value
+    }
+}
+
+/// Serializes a computed figure [`tidy`].
+pub fn serialize_tidy<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(tidy(*value))
+}
+
+/// Serializes a computed figure that may be absent [`tidy`].
+pub fn serialize_tidy_option<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.serialize_some(&tidy(*value)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A figure in an error message, as the sender wrote it: plain, except one too large or too
+/// small to read that way (`1e308`), which is written as an exponent rather than in 309 digits.
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted(pub f64);
+
+impl std::fmt::Display for Quoted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let magnitude = self.0.abs();
+        if magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod quoted_tests {
+    use super::{tidy, Quoted};
+
+    #[test]
+    fn a_sum_of_decimal_figures_loses_its_binary_noise_and_nothing_else() {
+        assert_eq!(tidy(451_535.269_999_999_96), 451_535.27);
+        assert_eq!(tidy(-4_437.530_000_000_001), -4_437.53);
+        assert_eq!(tidy(214.509_999_999_999_76), 214.51);
+        assert_eq!(tidy(0.1 + 0.2), 0.3);
+        assert_eq!(tidy(1_234_567.891_2), 1_234_567.891_2);
+        assert_eq!(tidy(0.000_123_456_789), 0.000_123_456_789);
+        assert_eq!(tidy(1e308), 1e308);
+        assert_eq!(tidy(0.0), 0.0);
+        assert!(tidy(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn a_figure_too_long_to_read_is_quoted_with_an_exponent() {
+        assert_eq!(Quoted(1e308).to_string(), "1e308");
+        assert_eq!(Quoted(-2.5e20).to_string(), "-2.5e20");
+        assert_eq!(Quoted(1_234_567.5).to_string(), "1234567.5");
+        assert_eq!(Quoted(0.0).to_string(), "0");
+        assert_eq!(Quoted(0.000_25).to_string(), "0.00025");
+    }
+}

@@ -26,6 +26,7 @@ use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, IndicatorRelease, ReleaseCalendar};
 use super::status::{evaluate, EvalInput, Evaluation};
 use crate::domain::code::CodeHash;
+use crate::domain::number::tidy;
 use crate::domain::{
     Catalogue, Code, Direction, Indicator, Kind, NamedPlan, NewObservation, Period, Periodicity,
     PlanSource, Status, Target, TargetValue,
@@ -319,9 +320,9 @@ pub(super) fn flag_anomalies(
                 let flagged = FlaggedValue {
                     period: row.period.to_string(),
                     value,
-                    change: score.change,
+                    change: tidy(score.change),
                     z: score.z,
-                    median_change: score.median,
+                    median_change: tidy(score.median),
                     threshold: score.threshold,
                     at: now,
                 };

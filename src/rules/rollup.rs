@@ -19,6 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::code::CodeHash;
+use crate::domain::number::tidy;
 use crate::domain::{Catalogue, Code, Rollup};
 
 /// The relative difference between a parent's own figure and its children's above which the
@@ -196,7 +197,7 @@ pub fn aggregate(
         return None;
     }
     let value = match rollup {
-        Rollup::Sum => total,
+        Rollup::Sum => tidy(total),
         _ => total / weights,
     };
     value.is_finite().then_some(Aggregate { value, reported })

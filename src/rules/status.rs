@@ -46,9 +46,13 @@ pub struct Evaluation {
     pub status: Status,
     /// The year's value so far: the sum (flow), the latest year-to-date total (cumulative), the
     /// latest value (level, growth) or the mean so far (average).
+    // The working's sums and shares are sent without the binary noise of their last digits.
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub actual: Option<f64>,
     /// What the plan expects by the reported-through time (flows and cumulatives).
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub expected: Option<f64>,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub projection: Option<f64>,
     /// 90 % interval of the projection: `[low, high]`.
     #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]

@@ -218,6 +218,7 @@ impl Aggregate {
 pub struct BucketPoint {
     /// Start of the bucket.
     pub start: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy")]
     pub value: f64,
     /// Periods that went into the bucket.
     pub count: i64,
