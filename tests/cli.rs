@@ -351,6 +351,13 @@ fn tokens_are_created_listed_and_revoked() {
         "{}",
         text(&unknown)
     );
+    let nameless = run(&["token", "create", "--role", "viewer", "--name", " "]);
+    assert!(!nameless.status.success(), "{}", text(&nameless));
+    assert!(
+        text(&nameless).contains("--name must not be empty"),
+        "{}",
+        text(&nameless)
+    );
 }
 
 struct Server(Child);

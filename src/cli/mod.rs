@@ -420,6 +420,16 @@ async fn report_command(
 
     let period = Period::parse(&args.period).map_err(anyhow::Error::msg)?;
     let format = ReportFormat::parse(&args.format).context("unknown format")?;
+    {
+        use std::io::IsTerminal as _;
+        // A workbook's bytes on a terminal are noise, and can upset the terminal itself.
+        anyhow::ensure!(
+            format != ReportFormat::Xlsx
+                || args.output.is_some()
+                || !std::io::stdout().is_terminal(),
+            "an XLSX workbook is binary: give --output FILE, or redirect standard output"
+        );
+    }
     let lang = Lang::parse(&args.lang).context("unknown language")?;
     let as_of = args
         .as_of
@@ -514,6 +524,12 @@ async fn token_command(
                     anyhow::bail!("--department is only for --role department or approver")
                 }
                 (_, None) => None,
+            };
+            let name = match name.map(|n| n.trim().to_owned()) {
+                Some(name) if name.is_empty() => {
+                    anyhow::bail!("--name must not be empty: leave it out for a generated one")
+                }
+                name => name,
             };
             if let Some(days) = expires_in_days {
                 // Ten years at most: a longer lifetime is --no-expiry under another name,
