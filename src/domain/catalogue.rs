@@ -148,6 +148,28 @@ impl Indicator {
     pub fn admits(&self, value: f64) -> bool {
         value >= self.range.0 && value <= self.range.1
     }
+
+    /// The range a year's value can take at a unit, from the range each figure is held to: a
+    /// flow's year adds up its `periods`, and a sum over wards (at a unit `with_children`)
+    /// adds up as many as `units`, so those widen it by as many; every other year's value is
+    /// one figure, or a mean, of that range. A target outside it can never be judged met or
+    /// missed by figures the service accepts.
+    pub fn year_range(&self, with_children: bool, units: usize) -> (f64, f64) {
+        let mut terms = 1.0;
+        if self.kind == Kind::Flow {
+            terms *= f64::from(self.periodicity.periods_per_year());
+        }
+        if with_children && self.rollup == Rollup::Sum {
+            terms *= units.max(1) as f64;
+        }
+        let (min, max) = self.range;
+        // A sum of one or more figures each within the range reaches past a bound only on the
+        // bound's side of zero.
+        (
+            if min < 0.0 { min * terms } else { min },
+            if max > 0.0 { max * terms } else { max },
+        )
+    }
 }
 
 /// A target value (`value`), or a band (`lo`, `hi`) for indicators judged `within`.

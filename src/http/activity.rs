@@ -25,6 +25,7 @@ const MAX_MINUTES: i64 = 7 * 24 * 60;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     /// The span the counts and reasons cover, in minutes back from now; 60 when absent. Counts
     /// go back `[ingest] activity_counts_hours` at most.

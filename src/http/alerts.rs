@@ -37,6 +37,7 @@ const MAX_SILENCE_MINUTES: i64 = 60 * 24 * 90;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// Only alerts in this state.
     #[param(value_type = Option<AlertState>)]

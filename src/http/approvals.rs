@@ -91,7 +91,7 @@ fn require_approving_role(principal: &Principal) -> Result<(), ApiError> {
     match principal.role {
         Role::Approver | Role::Statistics => Ok(()),
         other => Err(ApiError::Forbidden(format!(
-            "a {} token may not approve figures: approvals are given by a department's approver \
+            "{} tokens may not approve figures: approvals are given by a department's approver \
              token or the statistics office's",
             other.as_str()
         ))),
@@ -234,8 +234,24 @@ pub async fn post(
         }
         (None, None) => return Err(ApiError::invalid("/indicator", "required, or `department`")),
     };
+    if request.revision.is_some_and(|r| r < 1) {
+        return Err(ApiError::invalid(
+            "/revision",
+            "a revision number: 1 or more",
+        ));
+    }
+    let by_department = present(request.department.as_deref());
     for indicator in &indicators {
-        require_may_give(&state, &principal, target, indicator)?;
+        require_may_give(&state, &principal, target, indicator).map_err(|error| {
+            // Asked for a whole department, the caller never named the indicator refused.
+            match (by_department, error) {
+                (Some(department), ApiError::Forbidden(why)) => ApiError::Forbidden(format!(
+                    "not every indicator of `{department}` may be approved by this token: {why}; \
+                     approve the others by `indicator`"
+                )),
+                (_, error) => error,
+            }
+        })?;
     }
 
     let now = Utc::now();

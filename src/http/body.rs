@@ -58,12 +58,44 @@ pub fn storable(text: &str, pointer: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let media = media_type(headers);
-    if media == "application/json" || media.ends_with("+json") {
+/// Refuses a compressed body where none is read: without this a gzipped JSON body would be
+/// answered as malformed JSON, which sends its sender looking in the wrong place.
+pub fn require_identity(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(encoding) = headers.get(axum::http::header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = String::from_utf8_lossy(encoding.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    if encoding.is_empty() || encoding == "identity" {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(media))
+        Err(ApiError::UnsupportedEncoding(encoding))
+    }
+}
+
+/// Refuses JSON declared in another charset than UTF-8, the only one JSON is exchanged in
+/// (RFC 8259 §8.1): its bytes would otherwise be read as UTF-8 all the same.
+pub fn require_utf8(headers: &HeaderMap) -> Result<(), ApiError> {
+    match media_parameter(headers, "charset").as_deref() {
+        None | Some("utf-8" | "utf8") => Ok(()),
+        Some(other) => Err(ApiError::UnsupportedMediaType {
+            sent: format!("{}; charset={other}", media_type(headers)),
+            reads: "JSON in UTF-8 (charset=utf-8, or no charset)",
+        }),
+    }
+}
+
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    require_identity(headers)?;
+    let media = media_type(headers);
+    if media == "application/json" || media.ends_with("+json") {
+        require_utf8(headers)
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            sent: media,
+            reads: "application/json",
+        })
     }
 }
 

@@ -57,6 +57,7 @@ pub async fn groups(State(state): State<AppState>, _caller: Caller) -> Json<Grou
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct IndicatorFilter {
     /// Only the indicators of this sector group.
     #[param(example = "ECONOMY")]

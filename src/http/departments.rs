@@ -28,6 +28,7 @@ use crate::store::ObservationQuery;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DashboardQuery {
     /// The target year whose statuses are shown; the current year in the city when absent.
     #[param(minimum = 1900, maximum = 2200, example = 2026)]

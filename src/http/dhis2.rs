@@ -303,7 +303,7 @@ async fn import(
     };
     if !principal.role.pushes() {
         return answer::refusal(ApiError::Forbidden(format!(
-            "a {} token may not write observations",
+            "{} tokens may not write observations",
             principal.role.as_str()
         )));
     }
@@ -314,7 +314,12 @@ async fn import(
     let format = match body::media_type(&headers).as_str() {
         "application/csv" | "text/csv" => Format::Dhis2Csv,
         json if json == "application/json" || json.ends_with("+json") => Format::Dhis2Json,
-        other => return answer::refusal(ApiError::UnsupportedMediaType(other.to_owned())),
+        other => {
+            return answer::refusal(ApiError::UnsupportedMediaType {
+                sent: other.to_owned(),
+                reads: "application/json, application/csv or text/csv",
+            })
+        }
     };
     let options = match query.options() {
         Ok(options) => options,

@@ -54,11 +54,12 @@ pub enum ApiError {
     /// A spreadsheet that unpacks, or holds cells or rows, past what one request may.
     #[error("{0}")]
     WorkbookTooLarge(String),
-    #[error(
-        "unsupported Content-Type `{0}`; send application/json, text/csv, \
-         application/vnd.sdmx.data+csv;version=2.0.0 or application/vnd.sdmx.data+json;version=2.0.0"
-    )]
-    UnsupportedMediaType(String),
+    /// A body whose `Content-Type` the operation does not read: what was sent, and what the
+    /// operation reads.
+    #[error("unsupported Content-Type `{sent}`; send {reads}")]
+    UnsupportedMediaType { sent: String, reads: &'static str },
+    #[error("Content-Encoding `{0}` is not read here; send the body uncompressed")]
+    UnsupportedEncoding(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyMismatch,
     #[error("the origin {0} may not open a websocket here")]
@@ -131,7 +132,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } | Self::WorkbookTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable | Self::MigrationsMissing { .. } | Self::WriteQueueFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -154,7 +157,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRows { .. } => "too_many_rows",
             Self::WorkbookTooLarge(_) => "workbook_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding(_) => {
+                "unsupported_media_type"
+            }
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::ForeignOrigin(_) => "foreign_origin",
             Self::NotWebsocket(_) => "not_websocket",
@@ -183,7 +188,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } | Self::WorkbookTooLarge(_) => {
                 "Payload too large"
             }
-            Self::UnsupportedMediaType(_) => "Unsupported media type",
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding(_) => {
+                "Unsupported media type"
+            }
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::ForeignOrigin(_) => "Foreign origin",
             Self::NotWebsocket(_) => "Not a websocket request",

@@ -523,7 +523,7 @@ async fn accept(
     let CompatCaller(principal) = caller?;
     if !principal.role.pushes() {
         return Err(ApiError::Forbidden(format!(
-            "a {} token may not write observations",
+            "{} tokens may not write observations",
             principal.role.as_str()
         ))
         .into());

@@ -224,8 +224,20 @@ where
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|e| {
-                let parameter = e.path().to_string();
-                ApiError::invalid(parameter, e.into_inner().to_string())
+                let message = e.inner().to_string();
+                // A parameter no operation reads (a misspelt `dryrun`) is refused rather than
+                // ignored, so a preview can never store; the error names it.
+                let parameter =
+                    unknown_field(&message).map_or_else(|| e.path().to_string(), str::to_owned);
+                ApiError::invalid(parameter, message)
             })
     }
+}
+
+/// The field serde's "unknown field `x`, expected …" names.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")?
+        .split_once('`')
+        .map(|(field, _)| field)
 }

@@ -64,6 +64,7 @@ fn idempotency_key(
 /// The query of `POST /api/v1/observations`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PushQuery {
     /// Dấu thập phân của số gửi dạng chữ / How numbers sent as text write their decimals.
     /// `point` (the default): `"1234.5"`, and text with a comma is refused (`ambiguous_number`),
@@ -124,9 +125,15 @@ fn push_format(
             Ok(format)
         }
         json if json == "application/json" || json.ends_with("+json") => {
+            body::require_utf8(headers)?;
             Ok(Format::Json(declared.unwrap_or_default()))
         }
-        other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
+        other => Err(ApiError::UnsupportedMediaType {
+            sent: other.to_owned(),
+            reads: "application/json, text/csv, application/vnd.sdmx.data+csv or \
+                    application/vnd.sdmx.data+json (version 2.0 or 2.1), or an Excel workbook \
+                    (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)",
+        }),
     }
 }
 
@@ -219,10 +226,11 @@ pub async fn post(
     // Refuse read-only callers before reading their body: the answer must not depend on it.
     if !principal.role.pushes() {
         return Err(ApiError::Forbidden(format!(
-            "a {} token may not write observations",
+            "{} tokens may not write observations",
             principal.role.as_str()
         )));
     }
+    body::require_identity(&headers)?;
     let media = body::media_type(&headers);
     if media == xlsx::MEDIA_TYPE {
         return post_workbook(state, principal, query, headers, payload).await;
@@ -323,6 +331,7 @@ fn workbook_problem(error: XlsxError) -> ApiError {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// The indicator (required).
     #[param(required = true, value_type = String, example = "RETAIL_SALES")]

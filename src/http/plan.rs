@@ -20,6 +20,7 @@ use crate::rules::plan_progress::{self, PlanAssessment};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PlanQuery {
     /// The plan, by its years; the one covering the current year when absent.
     #[param(example = "2026-2030")]

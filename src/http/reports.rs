@@ -36,6 +36,7 @@ pub enum ReportLang {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// `html` (default), `xlsx`, `csv`, or `json`: the report's data as the screens read it
     /// (the wall's year view).

@@ -19,6 +19,7 @@ use crate::rules::path::{expected_path, PathPoint};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     /// The target year; the current year in the city when absent.
     #[param(minimum = 1900, maximum = 2200, example = 2026)]
@@ -186,6 +187,7 @@ pub async fn list(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OneQuery {
     /// The target year; the current year in the city when absent.
     #[param(minimum = 1900, maximum = 2200, example = 2026)]
@@ -248,6 +250,7 @@ pub async fn one(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PathQuery {
     /// The target year; the current year in the city when absent.
     #[param(minimum = 1900, maximum = 2200, example = 2026)]

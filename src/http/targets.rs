@@ -20,8 +20,9 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::{body, ApiError, ApiQuery, AppState};
+use crate::domain::number::Quoted;
 use crate::domain::period::YEARS;
-use crate::domain::{Direction, TargetValue};
+use crate::domain::{Direction, Rollup, TargetValue};
 use crate::pipeline::Change;
 use crate::store::{AuditEntry, TargetChange, TargetRow};
 
@@ -44,6 +45,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CallerIp {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct YearQuery {
     /// Only this year's targets; every year's when absent.
     #[param(example = 2026)]
@@ -148,11 +150,38 @@ pub async fn put(
         None => state.catalogue.root_unit(),
     }
     .ok_or_else(|| ApiError::invalid("/unit", "unknown unit"))?;
+    if unit.parent.is_some() && indicator.rollup == Rollup::None {
+        return Err(ApiError::invalid(
+            "/unit",
+            format!(
+                "`{}` is reported for the city alone: a target of `{}` would never be judged",
+                indicator.code, unit.code
+            ),
+        ));
+    }
+    let units = &state.catalogue.units;
+    let with_children = units.iter().any(|u| u.parent.as_ref() == Some(&unit.code));
+    let (lowest, highest) = indicator.year_range(with_children, units.len());
+    // A target the figures the service accepts can never reach, or never fall short of, is a
+    // slip of the keyboard (a sign, a unit of measure), not a plan.
     let finite = |v: f64, field: &str| {
-        if v.is_finite() {
-            Ok(v)
-        } else {
+        if !v.is_finite() {
             Err(ApiError::invalid(field, "must be a finite number"))
+        } else if !(lowest..=highest).contains(&v) {
+            Err(ApiError::invalid(
+                field,
+                format!(
+                    "{} is outside what a year of `{}` at `{}` can be, [{}, {}] {}",
+                    Quoted(v),
+                    indicator.code,
+                    unit.code,
+                    Quoted(lowest),
+                    Quoted(highest),
+                    indicator.measure_en
+                ),
+            ))
+        } else {
+            Ok(v)
         }
     };
     let value = match (indicator.direction, request.value, request.lo, request.hi) {

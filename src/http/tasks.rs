@@ -445,7 +445,7 @@ pub async fn progress(
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let request: ProgressBody = body::json(&bytes)?;
     let now = Utc::now();
-    let progress = input::progress(&request, today(&state, now))?;
+    let progress = input::progress(&request, &before.directive, today(&state, now))?;
     let (recorded, completed_on) = match progress.status {
         Some(set) => set,
         // A first note on a task not started starts it.

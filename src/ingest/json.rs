@@ -13,6 +13,7 @@ use super::{FormatError, RawRow, RawValue};
 /// The JSON body of `POST /api/v1/observations`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = ObservationBatch)]
+#[serde(deny_unknown_fields)]
 pub struct Body {
     observations: Vec<RawRow>,
 }
@@ -25,8 +26,16 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, FormatError> 
         Ok(parsed) => parsed.observations,
         Err(_) => from_slice::<Body>(body)?.observations,
     };
-    if decimal == Decimal::Comma {
-        for row in &mut rows {
+    for row in &mut rows {
+        // A row that both sends a figure and withdraws the period contradicts itself; taking
+        // either half would store what the sender may not have meant.
+        if row.retract && row.value.is_some() {
+            row.malformed = Some(
+                "`retract` withdraws the period's figure and cannot come with a `value`: send \
+                 one or the other"
+                    .to_owned(),
+            );
+        } else if decimal == Decimal::Comma {
             if let Some(RawValue::Text(text)) = &row.value {
                 row.value = Some(RawValue::Text(decimal.text(text)));
             }
@@ -50,10 +59,26 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
-    let value = seed.deserialize(tracked).map_err(|e| FormatError {
-        pointer: json_pointer(&track.path()),
-        syntax: !e.is_data(),
-        message: e.to_string(),
+    let value = seed.deserialize(tracked).map_err(|e| {
+        let mut message = e.to_string();
+        // serde reads a struct from an array too, and then says so in its own terms.
+        if message.starts_with("invalid length") && message.contains("expected struct") {
+            message = "expected a JSON object, found an array".to_owned();
+        }
+        let mut pointer = json_pointer(&track.path());
+        // serde names a missing or unknown field in its message, at the object holding it:
+        // the pointer names the field itself, as for every other field.
+        if let Some(field) = named_field(&message) {
+            let token = format!("/{}", pointer_token(field));
+            if !pointer.ends_with(&token) {
+                pointer.push_str(&token);
+            }
+        }
+        FormatError {
+            pointer,
+            syntax: !e.is_data(),
+            message,
+        }
     })?;
     deserializer.end().map_err(|e| FormatError {
         pointer: String::new(),
@@ -61,6 +86,14 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
         syntax: true,
     })?;
     Ok(value)
+}
+
+/// The field serde's "missing field `x`" or "unknown field `x`, expected …" names.
+fn named_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split_once('`').map(|(field, _)| field)
 }
 
 /// A key as one token of a JSON pointer: `~` and `/` escaped (RFC 6901).

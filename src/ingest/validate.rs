@@ -12,6 +12,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use super::code::present;
+use crate::domain::number::Quoted;
 use crate::domain::{Catalogue, Indicator, NewObservation, OrgUnit, Period, Periodicity, Rollup};
 
 /// Longest accepted `revision` label or `source`.
@@ -23,6 +24,8 @@ pub const MAX_LABEL_LEN: usize = 200;
 /// (`missing_field`), and the other rows of the request are kept.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
 #[schema(as = ObservationRow)]
+// A misspelt field (`revison`) is refused, as a CSV column is, rather than dropped unseen.
+#[serde(deny_unknown_fields)]
 pub struct RawRow {
     /// Indicator code of the catalogue.
     #[schema(example = "EXPORT_TURNOVER")]
@@ -161,7 +164,7 @@ pub enum RowError {
     AmbiguousNumber(String),
     #[error("value is not finite (NaN or infinity)")]
     NotFinite,
-    #[error("value {value} is outside the plausible range [{min}, {max}] of `{indicator}`")]
+    #[error("value {} is outside the plausible range [{min}, {max}] of `{indicator}`", Quoted(*value))]
     OutOfRange {
         indicator: String,
         value: f64,

@@ -30,7 +30,7 @@ async fn export_alert(app: &TestApp) -> Option<Value> {
         .cloned()
 }
 
-/// Sets the year's export target to 1,000,000.5 and reports 1,234.5 for each month begun, so
+/// Sets the year's export target to 345,678.5 and reports 1,234.5 for each month begun, so
 /// that the pace alone makes it slip; the alert it raises.
 async fn make_exports_slip(app: &TestApp, year: i32, months: u32) -> Value {
     let reply = app
@@ -38,7 +38,7 @@ async fn make_exports_slip(app: &TestApp, year: i32, months: u32) -> Value {
             app.client
                 .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
                 .bearer_auth(&app.admin)
-                .json(&json!({ "value": 1_000_000.5, "reason": "Nghị quyết điều chỉnh" })),
+                .json(&json!({ "value": 345_678.5, "reason": "Nghị quyết điều chỉnh" })),
         )
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -79,13 +79,13 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
         ktxh::domain::number::format(projection, 2, ktxh::domain::number::Notation::English);
     assert!(
         vi.ends_with(&format!(
-            "năm {year}: chậm tiến độ; dự báo {vi_projection} triệu USD, mục tiêu 1.000.000,5 triệu USD"
+            "năm {year}: chậm tiến độ; dự báo {vi_projection} triệu USD, mục tiêu 345.678,5 triệu USD"
         )),
         "{vi}"
     );
     assert!(
         en.ends_with(&format!(
-            "{year}: off track; projected {en_projection} USD million, target 1,000,000.5 USD million"
+            "{year}: off track; projected {en_projection} USD million, target 345,678.5 USD million"
         )),
         "{en}"
     );
@@ -101,7 +101,7 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
 
     // The working the email shows: the figures as judged, and the version put just now.
     assert_eq!(working["measure_vi"], "triệu USD");
-    assert_eq!(working["target"], 1_000_000.5);
+    assert_eq!(working["target"], 345_678.5);
     assert_eq!(
         working["actual"].as_f64(),
         Some(1_234.5 * f64::from(months))
@@ -216,8 +216,8 @@ fn every_receiver(telegram: &str, smtp_port: u16, hook: &str) -> AlertingConfig 
 }
 
 /// Every text an alert goes out in — Telegram, email and the webhook's
-/// summaries — writes the figures in its language's notation: `1.000.000,5` in Vietnamese,
-/// `1,000,000.5` in English, and never the other way inside a sentence.
+/// summaries — writes the figures in its language's notation: `345.678,5` in Vietnamese,
+/// `345,678.5` in English, and never the other way inside a sentence.
 async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backend) {
     let Some(python) = python_with("aiosmtpd", "aiosmtpd") else {
         return;
@@ -252,7 +252,7 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
     let written = |notation| {
         [
             figure(projection, 2, notation),
-            figure(1_000_000.5, 2, notation),
+            figure(345_678.5, 2, notation),
         ]
     };
     let (vi, en) = (written(Notation::Vietnamese), written(Notation::English));

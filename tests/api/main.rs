@@ -18,6 +18,7 @@ mod approvals;
 mod as_of_replay;
 mod audit;
 mod auth;
+mod careless_input;
 mod claims;
 mod departments;
 mod dhis2;

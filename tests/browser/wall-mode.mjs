@@ -198,7 +198,10 @@ async function raiseAlert(year, taken) {
   assert(candidate, "no city target on track to make slip");
   const code = candidate.indicator;
   taken.add(code);
-  await api(`/targets/${year}/${code}`, { method: "PUT", token: ADMIN_TOKEN, body: { value: candidate.target.value * 100, reason: "Kiểm thử băng cảnh báo trên màn hình lớn" } });
+  // A hundred times the plan, within what twelve months of the indicator's plausible figures
+  // add up to (the API refuses a target no figure could reach).
+  const value = Math.min(candidate.target.value * 100, byCode.get(code).range[1] * 12);
+  await api(`/targets/${year}/${code}`, { method: "PUT", token: ADMIN_TOKEN, body: { value, reason: "Kiểm thử băng cảnh báo trên màn hình lớn" } });
   const floor = Math.max(0, byCode.get(code).range[0]);
   for (const step of [1, 2, 3]) {
     const observations = [{ indicator: code, unit: candidate.unit, period: cityMonth(), value: floor + step }];

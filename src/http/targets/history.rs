@@ -15,6 +15,7 @@ use crate::store::TargetVersion;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// The unit; the city when absent.
     #[param(example = "HCM")]

@@ -235,6 +235,18 @@ pub fn definition(
                 format!("`{unit}` is neither a department nor a unit"),
             ));
         }
+        if unit == owner {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("`{unit}` owns the task; co-operating units are the others"),
+            ));
+        }
+        if cooperating.contains(&unit) {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("`{unit}` is listed twice"),
+            ));
+        }
         cooperating.push(unit);
     }
     let mut indicators = Vec::with_capacity(body.indicators.len());
@@ -245,6 +257,12 @@ pub fn definition(
             return Err(ApiError::invalid(
                 pointer,
                 format!("unknown indicator `{indicator}`"),
+            ));
+        }
+        if indicators.contains(&indicator) {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("`{indicator}` is listed twice"),
             ));
         }
         indicators.push(indicator);
@@ -305,7 +323,11 @@ pub struct Progress {
     pub status: Option<(RecordedStatus, Option<NaiveDate>)>,
 }
 
-pub fn progress(body: &ProgressBody, today: NaiveDate) -> Result<Progress, ApiError> {
+pub fn progress(
+    body: &ProgressBody,
+    directive: &Directive,
+    today: NaiveDate,
+) -> Result<Progress, ApiError> {
     let note = text(
         required(body.note.as_ref(), "/note")?,
         MAX_NOTE_CHARS,
@@ -346,6 +368,21 @@ pub fn progress(body: &ProgressBody, today: NaiveDate) -> Result<Progress, ApiEr
         return Err(ApiError::invalid(
             "/completed_on",
             "a task cannot be done in the future",
+        ));
+    }
+    if completed_on.is_some_and(|on| on < directive.date) {
+        return Err(ApiError::invalid(
+            "/completed_on",
+            format!(
+                "a task cannot be done before {} assigned it on {}",
+                directive.number, directive.date
+            ),
+        ));
+    }
+    if status == Some(RecordedStatus::Done) && percent.is_some_and(|p| p < 100) {
+        return Err(ApiError::invalid(
+            "/percent",
+            "a task done is done in full: send 100, or leave `percent` out",
         ));
     }
     let status = status.map(|s| match s {
