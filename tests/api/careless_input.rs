@@ -8,6 +8,7 @@ use ktxh::auth::Role;
 
 use crate::helpers::{assert_problem, mint_token, spawn_app, Backend, Reply, TestApp};
 use crate::on_every_backend;
+use crate::tasks::new_task;
 
 on_every_backend!(
     a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_stored,
@@ -39,6 +40,12 @@ fn pointer(reply: &Reply) -> &str {
     reply.body["errors"][0]["pointer"].as_str().unwrap_or("")
 }
 
+/// `422 invalid_field` naming `field` (a JSON pointer, or a query parameter's name).
+fn assert_invalid(reply: &Reply, field: &str) {
+    assert_problem(reply, 422, "invalid_field");
+    assert_eq!(pointer(reply), field, "{reply:?}");
+}
+
 async fn a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_stored(
     backend: Backend,
 ) {
@@ -57,8 +64,7 @@ async fn a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_store
         &json!({"observations": [row(9_999.0)]}),
     )
     .await;
-    assert_problem(&preview, 422, "invalid_field");
-    assert_eq!(pointer(&preview), "dryrun", "{preview:?}");
+    assert_invalid(&preview, "dryrun");
 
     // `revison` for `revision`, in a row and beside the rows.
     let misspelt = push(
@@ -80,8 +86,7 @@ async fn a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_store
         &json!({"observations": [row(9_999.0)], "note": "tháng 10"}),
     )
     .await;
-    assert_problem(&beside, 422, "invalid_field");
-    assert_eq!(pointer(&beside), "/note", "{beside:?}");
+    assert_invalid(&beside, "/note");
 
     // A read's misspelt parameter is refused too: `asof` would answer live figures.
     let read = app
@@ -90,8 +95,7 @@ async fn a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_store
             &app.viewer,
         )
         .await;
-    assert_problem(&read, 422, "invalid_field");
-    assert_eq!(pointer(&read), "asof", "{read:?}");
+    assert_invalid(&read, "asof");
 
     // An array where the object goes says so in plain words.
     let array = push(&app, "/api/v1/observations", &json!([])).await;
@@ -232,8 +236,7 @@ async fn a_target_no_accepted_figure_could_reach_is_refused(backend: Backend) {
         json!({"value": -5, "reason": "gõ nhầm dấu"}),
     )
     .await;
-    assert_problem(&negative, 422, "invalid_field");
-    assert_eq!(pointer(&negative), "/value", "{negative:?}");
+    assert_invalid(&negative, "/value");
     let huge = put_target(
         &app,
         "HOSPITAL_BEDS_PER_10K",
@@ -250,12 +253,10 @@ async fn a_target_no_accepted_figure_could_reach_is_refused(backend: Backend) {
         json!({"value": 8, "reason": "r", "unit": "P_SAI_GON"}),
     )
     .await;
-    assert_problem(&ward, 422, "invalid_field");
-    assert_eq!(pointer(&ward), "/unit", "{ward:?}");
+    assert_invalid(&ward, "/unit");
     // A missing reason is named.
     let unexplained = put_target(&app, "HOSPITAL_BEDS_PER_10K", json!({"value": 40})).await;
-    assert_problem(&unexplained, 422, "invalid_field");
-    assert_eq!(pointer(&unexplained), "/reason", "{unexplained:?}");
+    assert_invalid(&unexplained, "/reason");
     assert_eq!(history().await.body, before.body, "nothing stored");
 
     // A flow's year adds up its months: twelve months' worth of exports is a fair target,
@@ -303,11 +304,9 @@ async fn a_task_done_before_it_was_given_or_in_part_is_refused(backend: Backend)
     let before = task().await;
     let early =
         record(json!({"note": "xong", "status": "done", "completed_on": "1901-01-01"})).await;
-    assert_problem(&early, 422, "invalid_field");
-    assert_eq!(pointer(&early), "/completed_on", "{early:?}");
+    assert_invalid(&early, "/completed_on");
     let partly = record(json!({"note": "xong", "status": "done", "percent": 5})).await;
-    assert_problem(&partly, 422, "invalid_field");
-    assert_eq!(pointer(&partly), "/percent", "{partly:?}");
+    assert_invalid(&partly, "/percent");
     assert_eq!(task().await, before, "nothing recorded");
 
     let done = record(json!({"note": "xong", "status": "done", "percent": 100})).await;
@@ -319,47 +318,26 @@ async fn a_task_lists_each_indicator_and_partner_once_and_not_its_owner(backend:
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let create = |code: &str, cooperating: Value, indicators: Value| {
+    let create = |code: &str, cooperating: Value, indicators: &[&str]| {
+        let mut task = new_task(code, "CUSTOMS", "2026-12-31", indicators);
+        task["cooperating"] = cooperating;
         app.send(
             app.client
                 .post(app.url("/api/v1/tasks"))
                 .bearer_auth(&app.admin)
-                .json(&json!({
-                    "code": code,
-                    "title_vi": "Rút ngắn thời gian thông quan",
-                    "title_en": "Shorten customs clearance",
-                    "directive": {
-                        "number": "99/KL-UBND",
-                        "date": "2026-01-05",
-                        "issuer": "UBND TP.HCM",
-                        "kind": "ket_luan",
-                        "title_vi": "Kết luận thử",
-                        "title_en": "A test conclusion"
-                    },
-                    "owner": "CUSTOMS",
-                    "due": "2026-12-31",
-                    "cooperating": cooperating,
-                    "indicators": indicators,
-                })),
+                .json(&task),
         )
     };
     let twice = create(
         "P_TWICE",
         json!([]),
-        json!(["EXPORT_TURNOVER", "EXPORT_TURNOVER"]),
+        &["EXPORT_TURNOVER", "EXPORT_TURNOVER"],
     )
     .await;
-    assert_problem(&twice, 422, "invalid_field");
-    assert_eq!(pointer(&twice), "/indicators/1", "{twice:?}");
-    let owner = create("P_OWNER", json!(["CUSTOMS"]), json!(["EXPORT_TURNOVER"])).await;
-    assert_problem(&owner, 422, "invalid_field");
-    assert_eq!(pointer(&owner), "/cooperating/0", "{owner:?}");
-    let fair = create(
-        "P_FAIR",
-        json!(["INDUSTRY_TRADE"]),
-        json!(["EXPORT_TURNOVER"]),
-    )
-    .await;
+    assert_invalid(&twice, "/indicators/1");
+    let owner = create("P_OWNER", json!(["CUSTOMS"]), &["EXPORT_TURNOVER"]).await;
+    assert_invalid(&owner, "/cooperating/0");
+    let fair = create("P_FAIR", json!(["INDUSTRY_TRADE"]), &["EXPORT_TURNOVER"]).await;
     assert_eq!(fair.status, 201, "{fair:?}");
     app.stop().await;
 }
@@ -378,7 +356,6 @@ async fn an_approval_of_revision_zero_or_less_is_invalid(backend: Backend) {
                               "revision": -1, "state": "verified"})),
         )
         .await;
-    assert_problem(&reply, 422, "invalid_field");
-    assert_eq!(pointer(&reply), "/revision", "{reply:?}");
+    assert_invalid(&reply, "/revision");
     app.stop().await;
 }

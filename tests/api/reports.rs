@@ -158,18 +158,7 @@ async fn fetch(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
     // These reports read every figure as soon as it is known, as the status API judges them;
     // reports read only official figures unless asked (tests/api/approvals.rs).
     let separator = if path.contains('?') { '&' } else { '?' };
-    let path = &format!("{path}{separator}history=latest");
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(&app.viewer)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let content_type = crate::helpers::content_type(response.headers());
-    let body = response.bytes().await.expect("body").to_vec();
-    (status, content_type, body)
+    crate::workbook::get(app, &format!("{path}{separator}history=latest")).await
 }
 
 fn from_csv(body: &[u8]) -> BTreeMap<String, Figures> {

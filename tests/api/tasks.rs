@@ -49,7 +49,7 @@ fn local(raw: &str) -> DateTime<Utc> {
 }
 
 /// A new directive, issued on 5 January 2026, with a task of `owner` due on `due`.
-fn new_task(code: &str, owner: &str, due: &str, indicators: &[&str]) -> Value {
+pub fn new_task(code: &str, owner: &str, due: &str, indicators: &[&str]) -> Value {
     json!({
         "code": code,
         "title_vi": format!("Nhiệm vụ thử {code}"),

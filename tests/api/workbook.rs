@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::helpers::TestApp;
 
-/// The body of `GET path` with the viewer's token, which must answer `200`.
-pub async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
+/// `GET path` with the viewer's token: the status, the content type and the body.
+pub async fn get(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
     let response = app
         .client
         .get(app.url(path))
@@ -18,8 +18,17 @@ pub async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status().as_u16(), 200, "{path}");
-    response.bytes().await.expect("body").to_vec()
+    let status = response.status().as_u16();
+    let content_type = crate::helpers::content_type(response.headers());
+    let body = response.bytes().await.expect("body").to_vec();
+    (status, content_type, body)
+}
+
+/// The body of `GET path` with the viewer's token, which must answer `200`.
+pub async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
+    let (status, _, body) = get(app, path).await;
+    assert_eq!(status, 200, "{path}");
+    body
 }
 
 /// What a script of `tests/support` prints about a workbook, read by openpyxl, as JSON; `None`
