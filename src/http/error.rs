@@ -43,6 +43,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// What a create names exists already.
+    #[error("{0}")]
+    Conflict(String),
     #[error("the body is not valid JSON: {message}")]
     MalformedJson { pointer: String, message: String },
     #[error("{message}")]
@@ -126,6 +129,7 @@ impl ApiError {
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::HandlerTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InvalidField { .. } | Self::IdempotencyMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -152,6 +156,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::ForeignIndicators { .. } => "foreign_indicators",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::MalformedJson { .. } => "malformed_json",
             Self::InvalidField { .. } => "invalid_field",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -183,6 +188,7 @@ impl ApiError {
             Self::TokenInUrl => "Token in URL",
             Self::Forbidden(_) | Self::ForeignIndicators { .. } => "Forbidden",
             Self::NotFound(_) => "Not found",
+            Self::Conflict(_) => "Conflict",
             Self::MalformedJson { .. } => "Malformed JSON",
             Self::InvalidField { .. } => "Invalid field",
             Self::PayloadTooLarge { .. } | Self::TooManyRows { .. } | Self::WorkbookTooLarge(_) => {

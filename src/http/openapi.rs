@@ -71,6 +71,7 @@ setting targets. Any token may call an operation unless the operation names the 
         Unauthorized,
         Forbidden,
         NotFound,
+        Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
         Unprocessable,
@@ -173,6 +174,11 @@ pub struct Forbidden(pub Problem<'static>);
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct NotFound(pub Problem<'static>);
+
+/// What the request creates exists already (`conflict`: a task's code).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Conflict(pub Problem<'static>);
 
 /// The body is over the size limit (`payload_too_large`) or has more rows than allowed
 /// (`too_many_rows`).

@@ -17,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    Unprocessable, UnsupportedMediaType,
 };
 use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState};
@@ -125,10 +125,7 @@ fn audit_value(task: &Task) -> Option<serde_json::Value> {
 async fn write(state: &AppState, write: &TaskWrite, event: &AuditEvent) -> Result<Task, ApiError> {
     let written = state.store.write_task(write, event).await?.ok_or_else(|| {
         if write.create {
-            ApiError::invalid(
-                "/code",
-                format!("a task `{}` exists already", write.def.code),
-            )
+            ApiError::Conflict(format!("a task `{}` exists already", write.def.code))
         } else {
             ApiError::NotFound(format!("no task `{}`", write.def.code))
         }
@@ -273,6 +270,7 @@ pub async fn one(
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
