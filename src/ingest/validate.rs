@@ -65,7 +65,8 @@ pub struct RawRow {
     pub malformed: Option<String>,
     /// The sender withdraws this observation (`"retract": true`, SDMX `ACTION=D`, DHIS2
     /// `deleted`): it is stored as a retraction revision, and readers see the period as having
-    /// no value. `value` is not required.
+    /// no value. A JSON row sends it without a `value`: with one, the row is refused
+    /// (`malformed_row`).
     #[serde(default)]
     pub retract: bool,
 }
