@@ -149,6 +149,12 @@ impl Indicator {
         value >= self.range.0 && value <= self.range.1
     }
 
+    /// Whether `unit` has figures of this indicator: the city always, a ward or commune only
+    /// when the indicator rolls up from them.
+    pub fn reported_at(&self, unit: &OrgUnit) -> bool {
+        unit.parent.is_none() || self.rollup != Rollup::None
+    }
+
     /// The range a year's value can take at a unit, from the range each figure is held to: a
     /// flow's year adds up its `periods`, and a sum over wards (at a unit `with_children`)
     /// adds up as many as `units`, so those widen it by as many; every other year's value is

@@ -227,17 +227,9 @@ where
                 let message = e.inner().to_string();
                 // A parameter no operation reads (a misspelt `dryrun`) is refused rather than
                 // ignored, so a preview can never store; the error names it.
-                let parameter =
-                    unknown_field(&message).map_or_else(|| e.path().to_string(), str::to_owned);
+                let parameter = crate::ingest::json::named_field(&message)
+                    .map_or_else(|| e.path().to_string(), str::to_owned);
                 ApiError::invalid(parameter, message)
             })
     }
-}
-
-/// The field serde's "unknown field `x`, expected …" names.
-fn unknown_field(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("unknown field `")?
-        .split_once('`')
-        .map(|(field, _)| field)
 }

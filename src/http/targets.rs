@@ -22,7 +22,7 @@ use super::openapi::{
 use super::{body, ApiError, ApiQuery, AppState};
 use crate::domain::number::Quoted;
 use crate::domain::period::YEARS;
-use crate::domain::{Direction, Rollup, TargetValue};
+use crate::domain::{Direction, TargetValue};
 use crate::pipeline::Change;
 use crate::store::{AuditEntry, TargetChange, TargetRow};
 
@@ -150,7 +150,7 @@ pub async fn put(
         None => state.catalogue.root_unit(),
     }
     .ok_or_else(|| ApiError::invalid("/unit", "unknown unit"))?;
-    if unit.parent.is_some() && indicator.rollup == Rollup::None {
+    if !indicator.reported_at(unit) {
         return Err(ApiError::invalid(
             "/unit",
             format!(
@@ -164,7 +164,7 @@ pub async fn put(
     let (lowest, highest) = indicator.year_range(with_children, units.len());
     // A target the figures the service accepts can never reach, or never fall short of, is a
     // slip of the keyboard (a sign, a unit of measure), not a plan.
-    let finite = |v: f64, field: &str| {
+    let plausible = |v: f64, field: &str| {
         if !v.is_finite() {
             Err(ApiError::invalid(field, "must be a finite number"))
         } else if !(lowest..=highest).contains(&v) {
@@ -186,7 +186,7 @@ pub async fn put(
     };
     let value = match (indicator.direction, request.value, request.lo, request.hi) {
         (Direction::Within, None, Some(lo), Some(hi)) => {
-            let (lo, hi) = (finite(lo, "/lo")?, finite(hi, "/hi")?);
+            let (lo, hi) = (plausible(lo, "/lo")?, plausible(hi, "/hi")?);
             if lo > hi {
                 return Err(ApiError::invalid("/lo", "`lo` must not exceed `hi`"));
             }
@@ -202,7 +202,7 @@ pub async fn put(
             ))
         }
         (_, Some(value), None, None) => TargetValue::Point {
-            value: finite(value, "/value")?,
+            value: plausible(value, "/value")?,
         },
         _ => {
             return Err(ApiError::invalid(

@@ -89,7 +89,7 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
 }
 
 /// The field serde's "missing field `x`" or "unknown field `x`, expected …" names.
-fn named_field(message: &str) -> Option<&str> {
+pub fn named_field(message: &str) -> Option<&str> {
     let rest = message
         .strip_prefix("missing field `")
         .or_else(|| message.strip_prefix("unknown field `"))?;

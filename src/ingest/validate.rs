@@ -13,7 +13,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::code::present;
 use crate::domain::number::Quoted;
-use crate::domain::{Catalogue, Indicator, NewObservation, OrgUnit, Period, Periodicity, Rollup};
+use crate::domain::{Catalogue, Indicator, NewObservation, OrgUnit, Period, Periodicity};
 
 /// Longest accepted `revision` label or `source`.
 pub const MAX_LABEL_LEN: usize = 200;
@@ -440,7 +440,7 @@ pub(super) fn validate(
     // Only a refused row needs the code as text.
     let indicator_code = || indicator.code.to_string();
     let unit = resolve_unit(context.catalogue, row.unit.as_deref())?;
-    if unit.parent.is_some() && indicator.rollup == Rollup::None {
+    if !indicator.reported_at(unit) {
         return Err(RowError::UnitNotReporting {
             indicator: indicator_code(),
             unit: unit.code.to_string(),
