@@ -199,6 +199,31 @@ pub fn directive(
     })
 }
 
+/// The codes of `list` (the body's `/{name}`), each passing `check` and each once; a refusal
+/// points at the entry.
+fn distinct_codes(
+    list: &[String],
+    name: &str,
+    check: impl Fn(&Code) -> Result<(), String>,
+) -> Result<Vec<Code>, ApiError> {
+    let mut codes: Vec<Code> = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        let pointer = format!("/{name}/{i}");
+        let item = code(raw, &pointer)?;
+        if let Err(message) = check(&item) {
+            return Err(ApiError::invalid(pointer, message));
+        }
+        if codes.contains(&item) {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("`{item}` is listed twice"),
+            ));
+        }
+        codes.push(item);
+    }
+    Ok(codes)
+}
+
 /// The definition `body` gives the task `code`, checked against the catalogue.
 pub fn definition(
     code_value: Code,
@@ -224,49 +249,24 @@ pub fn definition(
             ));
         }
     }
-    let mut cooperating = Vec::with_capacity(body.cooperating.len());
-    for (i, raw) in body.cooperating.iter().enumerate() {
-        let pointer = format!("/cooperating/{i}");
-        let unit = code(raw, &pointer)?;
+    let cooperating = distinct_codes(&body.cooperating, "cooperating", |unit| {
         if catalogue.department(unit.as_str()).is_none() && catalogue.unit(unit.as_str()).is_none()
         {
-            return Err(ApiError::invalid(
-                pointer,
-                format!("`{unit}` is neither a department nor a unit"),
-            ));
+            Err(format!("`{unit}` is neither a department nor a unit"))
+        } else if *unit == owner {
+            Err(format!(
+                "`{unit}` owns the task; co-operating units are the others"
+            ))
+        } else {
+            Ok(())
         }
-        if unit == owner {
-            return Err(ApiError::invalid(
-                pointer,
-                format!("`{unit}` owns the task; co-operating units are the others"),
-            ));
-        }
-        if cooperating.contains(&unit) {
-            return Err(ApiError::invalid(
-                pointer,
-                format!("`{unit}` is listed twice"),
-            ));
-        }
-        cooperating.push(unit);
-    }
-    let mut indicators = Vec::with_capacity(body.indicators.len());
-    for (i, raw) in body.indicators.iter().enumerate() {
-        let pointer = format!("/indicators/{i}");
-        let indicator = code(raw, &pointer)?;
-        if catalogue.indicator(indicator.as_str()).is_none() {
-            return Err(ApiError::invalid(
-                pointer,
-                format!("unknown indicator `{indicator}`"),
-            ));
-        }
-        if indicators.contains(&indicator) {
-            return Err(ApiError::invalid(
-                pointer,
-                format!("`{indicator}` is listed twice"),
-            ));
-        }
-        indicators.push(indicator);
-    }
+    })?;
+    let indicators = distinct_codes(&body.indicators, "indicators", |indicator| match catalogue
+        .indicator(indicator.as_str())
+    {
+        Some(_) => Ok(()),
+        None => Err(format!("unknown indicator `{indicator}`")),
+    })?;
     let group = match body.group.as_deref() {
         Some(raw) => {
             let group = code(raw, "/group")?;
