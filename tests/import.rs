@@ -218,7 +218,10 @@ async fn a_dry_run_validates_every_row_and_stores_nothing() {
     assert_eq!(summary_count(&out, "rows read:"), 6, "{out}");
     assert_eq!(summary_count(&out, "valid:"), 4, "{out}");
     assert_eq!(summary_count(&out, "rejected:"), 2, "{out}");
-    assert!(out.contains("row 5: unknown unit `NOWHERE`"), "{out}");
+    assert!(
+        out.contains("row 5: line 6: unknown unit `NOWHERE`"),
+        "{out}"
+    );
     assert!(out.contains("period_mismatch: 1"), "{out}");
     assert!(out.contains("dry run: nothing was stored"), "{out}");
     assert!(!db.exists(), "a dry run must not even create the database");
@@ -252,10 +255,10 @@ async fn malformed_rows_are_reported_by_reason_and_the_valid_ones_stored() {
     assert_eq!(summary_count(&out, "rejected:"), 3, "{out}");
     for expected in [
         "malformed_row: 2",
-        "row 5: the line has 3 fields; the header has 4",
-        "row 7: the row is longer than 1024 KiB",
+        "row 5: line 6: the line has 3 fields; the header has 4",
+        "row 7: line 8: the row is longer than 1024 KiB",
         "invalid_value: 1",
-        "row 6: `many` is not a number",
+        "row 6: line 7: `many` is not a number",
     ] {
         assert!(out.contains(expected), "`{expected}` missing in:\n{out}");
     }
@@ -570,7 +573,7 @@ async fn padded_codes_are_scoped_by_the_indicator_they_resolve_to(backend: Backe
     assert!(output.status.success(), "{out}{}", stderr(&output));
     assert_eq!(summary_count(&out, "accepted:"), 5, "{out}");
     assert!(
-        out.contains("row 6: unknown indicator `export_turnover`"),
+        out.contains("row 6: line 7: unknown indicator `export_turnover`"),
         "{out}"
     );
     let output = json_import("CUSTOMS");
@@ -958,7 +961,7 @@ async fn one_reported_at_for_the_whole_file_is_validated_as_if_each_row_said_it(
     assert!(output.status.success(), "{out}{}", stderr(&output));
     assert_eq!(summary_count(&out, "accepted:"), 3, "{out}");
     assert!(out.contains("reported_at_before_period: 1"), "{out}");
-    assert!(out.contains("row 2: `reported_at`"), "{out}");
+    assert!(out.contains("row 2: line 3: `reported_at`"), "{out}");
 
     let store = ktxh::store::connect(&db, chrono_tz::Asia::Ho_Chi_Minh)
         .await

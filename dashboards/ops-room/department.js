@@ -537,10 +537,11 @@ export class DepartmentPage {
       for (const rejection of receipt.rejected.slice(0, 20)) {
         const item = h("li");
         item.dataset.code = rejection.code;
-        // Row 1 is the header line: data rows start on line 2. A workbook's reason names its
-        // sheet row itself (blank rows between are skipped, so the index would not tell).
+        // The reason names where the row is: a workbook's sheet row, a CSV's line (blank rows
+        // and quoted line breaks are not rows, so the index would not tell).
         const sheetRow = workbook ? /\brow (\d+)/.exec(rejection.message)?.[1] : null;
-        const where = sheetRow ? t("dep_sheet_row", { n: sheetRow }) : t("dep_line", { n: rejection.index + 2 });
+        const line = workbook ? null : /^line (\d+)/.exec(rejection.message)?.[1];
+        const where = sheetRow ? t("dep_sheet_row", { n: sheetRow }) : t("dep_line", { n: line ?? rejection.index + 2 });
         item.append(h("span", "dep-muted", where), h("strong", "dep-reason", reason(rejection.code)));
         const detail = h("span", "dep-detail", rejection.message);
         detail.lang = "en";

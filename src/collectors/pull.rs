@@ -153,7 +153,9 @@ impl From<IngestError> for RunError {
     fn from(error: IngestError) -> Self {
         match error {
             // The row list can be as long as the body: name the indicators, count the rows.
-            IngestError::ForeignIndicators { rows, indicators } => Self::Refused(format!(
+            IngestError::ForeignIndicators {
+                rows, indicators, ..
+            } => Self::Refused(format!(
                 "{} rows name indicators of other departments ({}); nothing was stored",
                 rows.len(),
                 indicators.join(", ")

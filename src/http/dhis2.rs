@@ -369,9 +369,9 @@ async fn import(
         Ok(receipt) => {
             answer::import_summary(&values, &retract, &receipt, options, format, dialect)
         }
-        Err(IngestError::ForeignIndicators { rows, indicators }) => {
-            answer::foreign_indicators(&rows, &indicators, &values, format)
-        }
+        Err(IngestError::ForeignIndicators {
+            rows, indicators, ..
+        }) => answer::foreign_indicators(&rows, &indicators, &values, format),
         Err(other) => answer::refusal(other.into()),
     }
 }

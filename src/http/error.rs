@@ -431,10 +431,21 @@ impl From<IngestError> for ApiError {
             IngestError::ReadOnly => {
                 Self::Forbidden("this token may not write observations".into())
             }
-            IngestError::ForeignIndicators { rows, indicators } => Self::ForeignIndicators {
+            IngestError::ForeignIndicators {
+                rows,
+                indicators,
+                lines,
+            } => Self::ForeignIndicators {
                 rows,
                 indicators: indicators.join(", "),
-                cells: Vec::new(),
+                // A CSV's sender looks for lines; each is named by its RFC 7111 fragment.
+                cells: lines
+                    .into_iter()
+                    .map(|line| ForeignCell {
+                        pointer: line.pointer(),
+                        place: line.to_string(),
+                    })
+                    .collect(),
             },
             IngestError::TooManyRows { count, limit } => Self::TooManyRows { count, limit },
             IngestError::Busy { retry_after } => Self::WriteQueueFull { retry_after },

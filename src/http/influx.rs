@@ -569,7 +569,9 @@ async fn accept(
         .await
     {
         Ok(receipt) => receipt,
-        Err(IngestError::ForeignIndicators { rows, indicators }) => {
+        Err(IngestError::ForeignIndicators {
+            rows, indicators, ..
+        }) => {
             let mut lines: Vec<usize> = rows
                 .iter()
                 .filter_map(|&i| line_of.get(i).copied())

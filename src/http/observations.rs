@@ -297,7 +297,9 @@ async fn post_workbook(
     };
     let mut receipt = answer.map_err(|error| match error {
         // Refused whole: named by sheet row and cell, not by an index the sender never saw.
-        IngestError::ForeignIndicators { rows, indicators } => ApiError::ForeignIndicators {
+        IngestError::ForeignIndicators {
+            rows, indicators, ..
+        } => ApiError::ForeignIndicators {
             cells: rows
                 .iter()
                 .filter_map(|&row| sheet.indicator_cell(row))

@@ -6,7 +6,7 @@
 //! A row that cannot be read (a wrong number of fields, broken quoting) is answered as a
 //! rejected row like any other, so one bad line never hides the rest of a file.
 
-use super::{RawRow, RawValue};
+use super::{Line, RawRow, RawValue};
 
 /// How the sender writes numbers, declared in the media type: `text/csv; decimal=comma` for
 /// `1.234,5` as Vietnamese spreadsheets write it.
@@ -127,6 +127,28 @@ pub(crate) fn delimiter(header: &[u8]) -> u8 {
     }
 }
 
+/// Where a record read by the `csv` crate from `body` (or the error reading it) starts. The
+/// crate's position of a record is where its reading began, before the blank lines it skips,
+/// so those are counted on.
+pub(crate) fn line_of(record: &csv::Result<csv::StringRecord>, body: &[u8]) -> Option<Line> {
+    let position = match record {
+        Ok(record) => record.position(),
+        Err(error) => error.position(),
+    }?;
+    let blank = usize::try_from(position.byte())
+        .ok()
+        .and_then(|start| body.get(start..))
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|b| **b == b'\n')
+        .count() as u64;
+    Some(Line {
+        number: position.line() + blank,
+        row: position.record() + 1,
+    })
+}
+
 /// Parses a CSV body into rows; unreadable lines become rows that validation rejects.
 pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
@@ -147,32 +169,28 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
 
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = match record {
-            Ok(record) if record.len() == columns.len() => record,
-            Ok(record) => {
-                rows.push(RawRow::malformed(format!(
-                    "the line has {} fields; the header has {}",
-                    record.len(),
-                    columns.len()
-                )));
-                continue;
+        let line = line_of(&record, body);
+        let mut row = match record {
+            Ok(record) if record.len() == columns.len() => {
+                // A blank line between rows is not a row.
+                if record.iter().all(|cell| cell.trim().is_empty()) {
+                    continue;
+                }
+                let mut row = RawRow::default();
+                for (column, cell) in columns.iter().zip(record.iter()) {
+                    let text = (!cell.trim().is_empty()).then(|| cell.to_owned());
+                    column.fill(&mut row, text, decimal);
+                }
+                row
             }
-            Err(error) => {
-                rows.push(RawRow::malformed(format!(
-                    "the line cannot be read: {error}"
-                )));
-                continue;
-            }
+            Ok(record) => RawRow::malformed(format!(
+                "the line has {} fields; the header has {}",
+                record.len(),
+                columns.len()
+            )),
+            Err(error) => RawRow::malformed(format!("the line cannot be read: {error}")),
         };
-        // A blank line between rows is not a row.
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        let mut row = RawRow::default();
-        for (column, cell) in columns.iter().zip(record.iter()) {
-            let text = (!cell.trim().is_empty()).then(|| cell.to_owned());
-            column.fill(&mut row, text, decimal);
-        }
+        row.line = line;
         rows.push(row);
     }
     Ok(rows)
@@ -219,6 +237,24 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].malformed.as_deref().unwrap().contains("3 fields"));
         assert_eq!(rows[1].indicator.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn each_row_knows_its_line_and_its_record() {
+        let body = "indicator,unit,period,value,source\n\
+                    A,HCM,2026-03,1,\"two\nlines\"\n\
+                    \n\
+                    B,HCM,2026-03\n\
+                    C,HCM,2026-03,3,\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        let lines: Vec<_> = rows.iter().map(|r| r.line.unwrap()).collect();
+        let at = |number, row| Line { number, row };
+        // The quoted line break moves the lines on but not the records; the blank line is
+        // neither a row nor a record.
+        assert_eq!(lines, [at(2, 2), at(5, 3), at(6, 4)]);
+        assert!(rows[1].malformed.is_some());
+        assert_eq!(lines[1].to_string(), "line 5");
+        assert_eq!(lines[1].pointer(), "#row=3");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::writer::{Origin, WriteError, Writer};
 
 pub use decimal::Decimal;
 pub use format::{Format, FormatError, Mappings};
-pub use validate::{RawRow, RawValue, Resolved};
+pub use validate::{Line, RawRow, RawValue, Resolved};
 pub use validator::{Backdate, Backdating, ForeignRows, Validator};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,8 @@ pub enum IngestError {
     ForeignIndicators {
         rows: Vec<usize>,
         indicators: Vec<String>,
+        /// Where the rows are in a body sent as lines of text (CSV); empty otherwise.
+        lines: Vec<Line>,
     },
     #[error("{count} rows exceed the limit of {limit} per request")]
     TooManyRows { count: usize, limit: usize },

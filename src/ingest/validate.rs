@@ -63,6 +63,10 @@ pub struct RawRow {
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
+    /// Set by a parser whose sender reads the body as lines of text (CSV): where the row is,
+    /// which names it in a rejection in place of its index.
+    #[serde(skip)]
+    pub line: Option<Line>,
     /// The sender withdraws this observation (`"retract": true`, SDMX `ACTION=D`, DHIS2
     /// `deleted`): it is stored as a retraction revision, and readers see the period as having
     /// no value. A JSON row sends it without a `value`: with one, the row is refused
@@ -77,6 +81,29 @@ impl RawRow {
             malformed: Some(reason),
             ..Self::default()
         }
+    }
+}
+
+/// Where a row of a text body stands, as its sender finds it in an editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// The line the row starts on, the header being line 1.
+    pub number: u64,
+    /// Its record, counted as RFC 7111 counts the rows of `text/csv` (the header is row 1);
+    /// the same as `number` unless a quoted field holds a line break.
+    pub row: u64,
+}
+
+impl Line {
+    /// `#row=5`: the RFC 7111 fragment of the row, the pointer of an error about it.
+    pub fn pointer(self) -> String {
+        format!("#row={}", self.row)
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}", self.number)
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use super::activity::{NotedRows, Refusal};
-use super::validate::{self, RawRow, Resolved};
+use super::validate::{self, Line, RawRow, Resolved};
 use super::IngestError;
 use crate::auth::{Principal, Role};
 use crate::config::IngestSettings;
@@ -22,11 +22,23 @@ pub struct ForeignRows {
     pub rows: Vec<usize>,
     /// The indicators they name, each once, in order of first appearance.
     pub indicators: Vec<String>,
+    /// Where each of `rows` stands in a body sent as lines of text (CSV); empty otherwise.
+    pub lines: Vec<Line>,
 }
 
 impl From<ForeignRows> for IngestError {
-    fn from(ForeignRows { rows, indicators }: ForeignRows) -> Self {
-        Self::ForeignIndicators { rows, indicators }
+    fn from(
+        ForeignRows {
+            rows,
+            indicators,
+            lines,
+        }: ForeignRows,
+    ) -> Self {
+        Self::ForeignIndicators {
+            rows,
+            indicators,
+            lines,
+        }
     }
 }
 
@@ -34,7 +46,7 @@ impl From<ForeignRows> for IngestError {
 /// names no indicator is not foreign: validation rejects it on its own (`unknown_indicator`).
 fn scope<'c>(
     principal: &Principal,
-    indicators: impl IntoIterator<Item = Option<&'c Indicator>>,
+    indicators: impl IntoIterator<Item = (Option<&'c Indicator>, Option<Line>)>,
 ) -> Result<(), ForeignRows> {
     if principal.role == Role::Admin {
         return Ok(());
@@ -42,13 +54,15 @@ fn scope<'c>(
     let mut foreign = ForeignRows {
         rows: Vec::new(),
         indicators: Vec::new(),
+        lines: Vec::new(),
     };
-    for (index, indicator) in indicators.into_iter().enumerate() {
+    for (index, (indicator, line)) in indicators.into_iter().enumerate() {
         let Some(indicator) = indicator else { continue };
         if principal.may_write_department(&indicator.department) {
             continue;
         }
         foreign.rows.push(index);
+        foreign.lines.extend(line);
         if !foreign
             .indicators
             .iter()
@@ -183,11 +197,18 @@ impl Validator {
         mut refusals: Option<&mut Vec<Refusal>>,
     ) -> Result<(Vec<NewObservation>, Vec<Rejection>), ForeignRows> {
         let free = backdate == Backdate::Allowed || self.may_backdate(principal);
+        let lines: Vec<Option<Line>> = rows.iter().map(|row| row.line).collect();
         let resolved: Vec<Resolved> = rows
             .into_iter()
             .map(|row| Resolved::new(&self.catalogue, row))
             .collect();
-        scope(principal, resolved.iter().map(Resolved::indicator))?;
+        scope(
+            principal,
+            resolved
+                .iter()
+                .map(Resolved::indicator)
+                .zip(lines.iter().copied()),
+        )?;
         let context = validate::Context {
             catalogue: &self.catalogue,
             zone: self.zone,
@@ -206,10 +227,15 @@ impl Validator {
                     if let Some(refusals) = refusals.as_deref_mut() {
                         refusals.push(Refusal::of(indicator, &reason));
                     }
+                    // A CSV's sender looks for the line, not for the row's index.
+                    let message = match lines[index] {
+                        Some(line) => format!("{line}: {reason}"),
+                        None => reason.to_string(),
+                    };
                     rejected.push(Rejection {
                         index,
                         code: reason.code().to_owned(),
-                        message: reason.to_string(),
+                        message,
                     });
                 }
             }
@@ -259,7 +285,9 @@ impl Validator {
         scope(
             principal,
             rows.iter().map(|row| {
-                validate::resolve_indicator(&self.catalogue, row.indicator.as_deref()).ok()
+                let indicator =
+                    validate::resolve_indicator(&self.catalogue, row.indicator.as_deref()).ok();
+                (indicator, row.line)
             }),
         )
     }

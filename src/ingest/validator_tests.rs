@@ -63,6 +63,7 @@ fn a_padded_code_of_another_department_refuses_the_request_whole() {
         let expected = ForeignRows {
             rows: vec![1],
             indicators: vec!["EXPORT_TURNOVER".into()],
+            lines: Vec::new(),
         };
         assert_eq!(
             validator.check_scope(&statistics, &rows),

@@ -320,9 +320,11 @@ async fn a_csv_file_is_ingested_row_by_row_and_reads_back(backend: Backend) {
     };
     // A byte-order mark, columns in another order, a quoted source with a comma, a short line
     // and a value out of range: the good rows land, the others are answered one by one.
+    // Each refused row is named by its line, the blank one counted.
     let body = "\u{feff}period,indicator,unit,value,source\r\n\
                 2025-01,EXPORT_TURNOVER,HCM,4120.5,\"Hải quan, khu vực II\"\r\n\
                 2025-02,EXPORT_TURNOVER,HCM\r\n\
+                \r\n\
                 2025-03,EXPORT_TURNOVER,HCM,99999999,\r\n\
                 2025-04,EXPORT_TURNOVER,HCM,4300,\r\n";
     let reply = post_csv(&app, "text/csv; charset=utf-8", body).await;
@@ -339,6 +341,15 @@ async fn a_csv_file_is_ingested_row_by_row_and_reads_back(backend: Backend) {
         })
         .collect();
     assert_eq!(codes, vec![(1, "malformed_row"), (2, "value_out_of_range")]);
+    let messages: Vec<&str> = rejected
+        .iter()
+        .map(|r| r["message"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        messages[0].starts_with("line 3: the line has 3 fields"),
+        "{messages:?}"
+    );
+    assert!(messages[1].starts_with("line 5: "), "{messages:?}");
 
     // Vietnamese numbers, declared: `;` between fields and `1.234,5`.
     let vietnamese = "indicator;unit;period;value\nEXPORT_TURNOVER;HCM;2025-05;4.410,25\n";

@@ -103,10 +103,17 @@ async fn another_departments_padded_codes_are_refused_in_every_format(backend: B
         let path = "/api/v1/observations";
         let reply = post(&app, &app.finance, path, "text/csv", csv_body(code, period)).await;
         assert_foreign(&reply, &format!("CSV with {padding}"));
+        // A CSV's row is named by its line, as its sender finds it (RFC 7111's fragment).
+        assert_eq!(reply.body["errors"][0]["pointer"], "#row=2");
+        assert_eq!(
+            reply.body["errors"][0]["message"],
+            "line 2: indicator of another department"
+        );
 
         let body = sdmx_csv_body(code, period);
         let reply = post(&app, &app.finance, path, SDMX_CSV, body).await;
         assert_foreign(&reply, &format!("SDMX-CSV with {padding}"));
+        assert_eq!(reply.body["errors"][0]["pointer"], "#row=2");
     }
     assert_eq!(stored(&app, period).await, [] as [f64; 0]);
     app.stop().await;

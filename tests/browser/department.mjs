@@ -124,13 +124,14 @@ try {
   });
 
   await check("a CSV file is checked, then sent through the push API", async () => {
-    const csv = `indicator,unit,period,value\n${INDICATOR},HCM,${Number(period) - 1},61.2\n${INDICATOR},HCM,${period}-03,61.2\n`;
+    // The blank line is no row: the refused row is the file's line 4, though the second row.
+    const csv = `indicator,unit,period,value\n${INDICATOR},HCM,${Number(period) - 1},61.2\n\n${INDICATOR},HCM,${period}-03,61.2\n`;
     await page.setInputFiles("#dep-u-file", { name: "pci.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
     await page.click("#dep-u-check");
     await page.waitForFunction(() => document.querySelector("#dep-upload-result")?.textContent.includes("Kiểm tra xong"), null, { timeout: 5000 });
     const checked = await page.textContent("#dep-upload-result");
     assert(checked.includes("1 dòng hợp lệ, 1 dòng bị từ chối"), `the check reads "${checked}"`);
-    assert(checked.includes("dòng 3 của tệp"), `the refused line is not named: "${checked}"`);
+    assert(checked.includes("dòng 4 của tệp"), `the refused line is not named: "${checked}"`);
     await page.click("#dep-u-send");
     await page.waitForFunction(() => document.querySelector("#dep-upload-result")?.textContent.includes("Đã gửi"), null, { timeout: 5000 });
     const { revisions } = await api("GET", `/observations/${INDICATOR}/HCM/${Number(period) - 1}/revisions`);

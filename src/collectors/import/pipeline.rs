@@ -215,6 +215,7 @@ impl Foreign {
         let ForeignRows {
             rows: indexes,
             indicators,
+            ..
         } = found;
         self.count += indexes.len();
         let room = FOREIGN_SHOWN.saturating_sub(self.rows.len());

@@ -14,7 +14,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::ingest::line::{self, LineRow};
-use crate::ingest::{Format, FormatError, Mappings, RawRow};
+use crate::ingest::{Format, FormatError, Line, Mappings, RawRow};
 
 /// Longest record of a streamed format. A longer one (typically the rest of a file after an
 /// unclosed quote) is rejected as one malformed row and skipped up to the next newline.
@@ -406,7 +406,14 @@ impl StreamReader {
                 Record::TooLong => {
                     body.truncate(record_start);
                     let (skipped, newline) = skip_line(&mut self.reader)?;
-                    let row = RawRow::malformed(self.too_long(end.lines + 1));
+                    let mut row = RawRow::malformed(self.too_long(end.lines + 1));
+                    if matches!(self.format, Format::Csv(_)) {
+                        let data_rows = self.position.rows + (leading.len() + records) as u64;
+                        row.line = Some(Line {
+                            number: end.lines + 1,
+                            row: data_rows + 2,
+                        });
+                    }
                     end.offset += consumed + skipped;
                     end.lines += newlines + u64::from(newline);
                     if records == 0 {
@@ -425,12 +432,15 @@ impl StreamReader {
         let data = &body[self.header.len()..];
         // Blank lines alone are no rows, and a parser may refuse an empty body.
         if records > 0 && !data.iter().all(u8::is_ascii_whitespace) {
-            let parsed = self.parse(&body).map_err(|error| ReadError::Chunk {
-                format: self.format.name(),
-                start: self.position.offset,
-                end: end.offset,
-                error,
-            })?;
+            let rows_before = self.position.rows + rows.len() as u64;
+            let parsed = self
+                .parse(&body, rows_before)
+                .map_err(|error| ReadError::Chunk {
+                    format: self.format.name(),
+                    start: self.position.offset,
+                    end: end.offset,
+                    error,
+                })?;
             rows.extend(parsed);
         }
         end.rows = self.position.rows + rows.len() as u64;
@@ -446,11 +456,17 @@ impl StreamReader {
         }
     }
 
-    /// Parses one chunk. Line-protocol rejections name their line in the whole file, not in
-    /// the chunk, so the line parser's own numbering is shifted by the lines before the chunk.
-    fn parse(&self, body: &[u8]) -> Result<Vec<RawRow>, FormatError> {
+    /// Parses one chunk. Rejections name their line in the whole file, not in the chunk, so
+    /// the parser's own numbering is shifted by the lines and rows before the chunk (a CSV
+    /// chunk repeats the header as its line 1).
+    fn parse(&self, body: &[u8], rows_before: u64) -> Result<Vec<RawRow>, FormatError> {
         let Format::Line(precision) = self.format else {
-            return self.format.parse(body, &self.mappings);
+            let mut rows = self.format.parse(body, &self.mappings)?;
+            for line in rows.iter_mut().filter_map(|row| row.line.as_mut()) {
+                line.number += self.position.lines.saturating_sub(1);
+                line.row += rows_before;
+            }
+            return Ok(rows);
         };
         let rows = line::parse_lines(body, precision, &self.mappings.line, Utc::now(), usize::MAX)
             .map_err(|e| FormatError::shape("body", e.to_string()))?;

@@ -198,40 +198,35 @@ pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatEr
     let mut columns_of: HashMap<usize, Columns> = HashMap::new();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = match record {
-            Ok(record) if record.len() == header.width => record,
-            Ok(record) => {
-                rows.push(RawRow::malformed(format!(
-                    "the line has {} fields; the header has {}",
-                    record.len(),
-                    header.width
-                )));
-                continue;
-            }
-            Err(error) => {
-                rows.push(RawRow::malformed(format!(
-                    "the line cannot be read: {error}"
-                )));
-                continue;
-            }
-        };
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        let row = match locate(&record, &header, mapping) {
-            Ok((index, dataflow, structure, action)) => {
-                let columns = match columns_of.get(&index) {
-                    Some(columns) => *columns,
-                    None => {
-                        let columns = header.columns(dataflow)?;
-                        columns_of.insert(index, columns);
-                        columns
+        let line = crate::ingest::csv::line_of(&record, body);
+        let mut row = match record {
+            Ok(record) if record.len() == header.width => {
+                if record.iter().all(|cell| cell.trim().is_empty()) {
+                    continue;
+                }
+                match locate(&record, &header, mapping) {
+                    Ok((index, dataflow, structure, action)) => {
+                        let columns = match columns_of.get(&index) {
+                            Some(columns) => *columns,
+                            None => {
+                                let columns = header.columns(dataflow)?;
+                                columns_of.insert(index, columns);
+                                columns
+                            }
+                        };
+                        read_row(&record, &header, columns, dataflow, &structure, action)
                     }
-                };
-                read_row(&record, &header, columns, dataflow, &structure, action)
+                    Err(reason) => RawRow::malformed(reason),
+                }
             }
-            Err(reason) => RawRow::malformed(reason),
+            Ok(record) => RawRow::malformed(format!(
+                "the line has {} fields; the header has {}",
+                record.len(),
+                header.width
+            )),
+            Err(error) => RawRow::malformed(format!("the line cannot be read: {error}")),
         };
+        row.line = line;
         rows.push(row);
     }
     Ok(rows)

@@ -244,6 +244,7 @@ impl Observation<'_> {
             reported_at_local: true,
             reported_at_implied: self.reported_at_implied,
             malformed: None,
+            line: None,
             retract: delete,
         })
     }
