@@ -8,8 +8,10 @@
 //! - the sender declares the mark: `text/csv; decimal=comma`, `?decimal=comma` on
 //!   `POST /api/v1/observations` and `POST /api/dataValueSets`, `ktxh import --decimal-comma`;
 //!   numbers are then read as Vietnamese write them (`1.234,5`);
-//! - CSV files keep their reading of a lone comma (`4120,5`, no point) as the decimal mark, as
-//!   spreadsheets set to Vietnamese write their `;`-separated files.
+//! - CSV files keep their reading of a lone comma as the decimal mark (`4120,5`, no point), as
+//!   spreadsheets set to Vietnamese write their `;`-separated files, but only where the comma
+//!   cannot group thousands: `8,558` is left for validation to refuse, since it is 8558 in
+//!   English notation.
 
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -44,14 +46,24 @@ impl Decimal {
         }
     }
 
-    /// A CSV cell: as [`Self::text`], except that without a declaration a lone comma (`4120,5`,
-    /// no point) is still read as the decimal mark, as CSV files always were.
+    /// A CSV cell: as [`Self::text`], except that without a declaration a lone comma that
+    /// cannot group thousands (`4120,5`, `0,25`: not followed by exactly three digits) is still
+    /// read as the decimal mark, as CSV files always were.
     pub fn csv_cell(self, cell: &str) -> String {
         match self {
             Self::Comma => comma_decimal(cell),
             Self::Point => {
                 let trimmed = cell.trim();
-                if trimmed.contains(',') && !trimmed.contains('.') {
+                let decimal_comma = match trimmed.split_once(',') {
+                    Some((_, decimals)) => {
+                        !trimmed.contains('.')
+                            && !decimals.contains(',')
+                            && !(decimals.len() == 3
+                                && decimals.bytes().all(|b| b.is_ascii_digit()))
+                    }
+                    None => false,
+                };
+                if decimal_comma {
                     trimmed.replacen(',', ".", 1)
                 } else {
                     cell.to_owned()
@@ -100,10 +112,15 @@ mod tests {
     fn without_a_declaration_a_csv_cell_reads_a_lone_comma_as_the_decimal_mark() {
         let cases = [
             ("4120,5", "4120.5"),
+            ("0,25", "0.25"),
+            ("12,3456", "12.3456"),
             ("1234.5", "1234.5"),
-            // Both marks: nothing says which is which, so validation refuses it.
+            // Both marks, or a comma that may group thousands: nothing says which is which, so
+            // validation refuses it.
             ("1.234,5", "1.234,5"),
-            ("1,234,567", "1.234,567"),
+            ("1,234,567", "1,234,567"),
+            ("8,558", "8,558"),
+            (" -8,558 ", " -8,558 "),
         ];
         for (sent, read) in cases {
             assert_eq!(Decimal::Point.csv_cell(sent), read, "{sent}");

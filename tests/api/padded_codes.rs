@@ -361,6 +361,18 @@ async fn a_number_as_text_with_a_comma_needs_the_decimal_mark_declared(backend: 
     .await;
     assert_problem(&disagree, 422, "invalid_field");
 
+    // Undeclared, a CSV's lone comma is the decimal mark only where it cannot group thousands:
+    // `8,558` may be 8558, and is refused rather than stored a thousand times too small.
+    let csv = "indicator,unit,period,value\n\
+               EXPORT_TURNOVER,HCM,2025-06,\"8,558\"\n\
+               EXPORT_TURNOVER,HCM,2025-07,\"4120,5\"\n";
+    let path = "/api/v1/observations";
+    let reply = post(&app, &app.customs, path, "text/csv", csv.into()).await;
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+    assert_eq!(reply.body["rejected"][0]["code"], "ambiguous_number");
+    assert_eq!(stored(&app, "2025-06").await, [] as [f64; 0]);
+    assert_eq!(stored(&app, "2025-07").await, [4120.5]);
+
     // DHIS2 values are text: the same rule, and the same declaration.
     let health = mint_token(&app.store, Role::Department, Some("HEALTH"))
         .await
