@@ -183,6 +183,14 @@ impl AlertManager {
         .collect()
     }
 
+    /// The status's unit by name in both languages; its code when the catalogue lacks it.
+    fn unit_names<'s>(&'s self, status: &'s TargetStatus) -> (&'s str, &'s str) {
+        match self.catalogue.unit(status.unit.as_str()) {
+            Some(unit) => (unit.name_vi.as_str(), unit.name_en.as_str()),
+            None => (status.unit.as_str(), status.unit.as_str()),
+        }
+    }
+
     fn link(&self, status: &TargetStatus) -> String {
         format!(
             "{}/#/indicator/{}?unit={}&year={}",
@@ -194,11 +202,18 @@ impl AlertManager {
     fn anomaly(&self, status: &TargetStatus) -> Option<(String, Desired)> {
         let flagged = status.anomaly.as_ref()?;
         let indicator = self.catalogue.indicator(status.indicator.as_str())?;
-        let z = |language| {
-            flagged
-                .z
-                .map_or_else(|| "∞".to_owned(), |z| text::decimal(language, z, 1))
+        // Without a z the recent periods all changed alike, and any other change is flagged.
+        let (score_vi, score_en) = match flagged.z {
+            Some(z) => (
+                format!("z = {}", text::decimal(Language::Vi, z, 1)),
+                format!("z = {}", text::decimal(Language::En, z, 1)),
+            ),
+            None => (
+                "các kỳ trước đều thay đổi như nhau".to_owned(),
+                "recent periods all changed alike".to_owned(),
+            ),
         };
+        let (unit_vi, unit_en) = self.unit_names(status);
         let fingerprint = format!(
             "anomaly:{}:{}:{}",
             status.year, status.indicator, status.unit
@@ -209,12 +224,12 @@ impl AlertManager {
             state: AlertState::Firing,
             labels: self.labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
-                "{} – {}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước (z = {}); đề nghị kiểm tra lại",
-                indicator.name_vi, status.unit, flagged.period, figure_text::quantity(Language::Vi, Some(flagged.value), &indicator.measure_vi), z(Language::Vi)
+                "{} – {unit_vi}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước ({score_vi}); đề nghị kiểm tra lại",
+                indicator.name_vi, flagged.period, figure_text::quantity(Language::Vi, Some(flagged.value), &indicator.measure_vi)
             ),
             summary_en: format!(
-                "{} – {}: the figure for {} ({}) jumps unusually against recent periods (z = {}); please check it",
-                indicator.name_en, status.unit, flagged.period, figure_text::quantity(Language::En, Some(flagged.value), &indicator.measure_en), z(Language::En)
+                "{} – {unit_en}: the figure for {} ({}) jumps unusually against recent periods ({score_en}); please check it",
+                indicator.name_en, flagged.period, figure_text::quantity(Language::En, Some(flagged.value), &indicator.measure_en)
             ),
             link: self.link(status),
         };
@@ -283,14 +298,7 @@ impl AlertManager {
             status.year, status.indicator, status.unit
         );
         let labels = self.labels(status, alertname, severity);
-        let unit_vi = self
-            .catalogue
-            .unit(status.unit.as_str())
-            .map_or(status.unit.as_str(), |u| u.name_vi.as_str());
-        let unit_en = self
-            .catalogue
-            .unit(status.unit.as_str())
-            .map_or(status.unit.as_str(), |u| u.name_en.as_str());
+        let (unit_vi, unit_en) = self.unit_names(status);
         let (summary_vi, summary_en) = if rule == "staleness" {
             let period = status.overdue_period.clone().unwrap_or_default();
             (

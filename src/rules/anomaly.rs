@@ -96,10 +96,13 @@ pub fn robust_z(recent: &[f64], new_value: f64, config: &AnomalyConfig) -> Optio
     let mad = median_of(&deviations)?;
     let mean_ad = deviations.iter().sum::<f64>() / deviations.len() as f64;
     let departure = change - median;
+    // A spread within floating-point noise of the series' size is no spread: steps of 0.24
+    // added up in binary differ by 1e-16, and dividing by that gives z in the trillions.
+    let noise = config.relative_epsilon * median.abs().max(last.abs());
 
-    let (z, spread) = if mad > 0.0 {
+    let (z, spread) = if mad > noise {
         (Some(MAD_TO_Z * departure / mad), Spread::Mad)
-    } else if mean_ad > 0.0 {
+    } else if mean_ad > noise {
         (
             Some(departure / (MEAN_AD_TO_SD * mean_ad)),
             Spread::MeanAbsoluteDeviation,
@@ -109,10 +112,7 @@ pub fn robust_z(recent: &[f64], new_value: f64, config: &AnomalyConfig) -> Optio
     };
     let flagged = match z {
         Some(z) => z.abs() > config.k,
-        None => {
-            let scale = median.abs().max(last.abs());
-            departure.abs() > config.relative_epsilon * scale
-        }
+        None => departure.abs() > noise,
     };
     Some(AnomalyScore {
         change,
@@ -357,6 +357,25 @@ mod tests {
         for (name, recent, new_value) in cases {
             assert_eq!(robust_z(recent, new_value, &config), None, "{name}");
         }
+    }
+
+    #[test]
+    fn a_spread_of_rounding_noise_is_no_spread() {
+        // Steps of 0.24 added up in binary: the changes differ in their last bits only, so
+        // MAD and MeanAD are about 1e-14, and a step of 0.5 would score z in the trillions.
+        let recent: Vec<f64> = (0..8).map(|i| 92.0 + 0.24 * f64::from(i)).collect();
+        let deviations = recent.windows(2).map(|p| p[1] - p[0] - 0.24);
+        assert!(
+            deviations.into_iter().any(|d| d != 0.0),
+            "the steps carry noise"
+        );
+        let last = recent[recent.len() - 1];
+        let config = AnomalyConfig::default();
+        let jump = robust_z(&recent, last + 0.5, &config).expect("judged");
+        assert_eq!((jump.z, jump.spread), (None, Spread::None));
+        assert!(jump.flagged);
+        let usual = robust_z(&recent, last + 0.24, &config).expect("judged");
+        assert!(!usual.flagged);
     }
 
     #[test]

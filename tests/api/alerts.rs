@@ -444,10 +444,16 @@ async fn a_jump_against_recent_changes_raises_an_anomaly_alert(backend: Backend)
         .cloned()
         .expect("an anomaly alert");
     assert_eq!(anomaly["labels"]["alertname"], "value_anomaly");
-    assert!(anomaly["summary_vi"]
-        .as_str()
-        .unwrap()
-        .contains("bất thường"));
+    let summary_vi = anomaly["summary_vi"].as_str().unwrap();
+    assert!(summary_vi.contains("bất thường"), "{summary_vi}");
+    // The unit by its name, as the slippage alerts name it, not by its code.
+    assert!(
+        summary_vi.contains("– Thành phố Hồ Chí Minh:"),
+        "{summary_vi}"
+    );
+    let summary_en = anomaly["summary_en"].as_str().unwrap();
+    assert!(summary_en.contains("– Ho Chi Minh City:"), "{summary_en}");
+    assert!(summary_en.contains("(z = "), "{summary_en}");
 
     // A corrected December within the usual pattern clears it.
     let corrected = json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2025-12", "value": 16207.0}]});
