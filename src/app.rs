@@ -210,6 +210,8 @@ impl App {
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let mut alerting = alerting;
+        alerting.link_to_server(listener.local_addr()?);
         let mut settings = settings;
         settings.release_calendar.judged_from =
             Some(judged_from(&settings, store.first_start(Utc::now()).await?));
@@ -234,7 +236,7 @@ impl App {
                 store.clone(),
                 catalogue.clone(),
                 alerting.route.clone(),
-                alerting.base_url.clone(),
+                alerting.links_to().to_owned(),
             )
             .await?,
         );

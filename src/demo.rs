@@ -1,5 +1,5 @@
-//! Demo mode: a deterministic year and a half of plausible history for every indicator and
-//! reporting unit, then simulated department feeds that push through the real HTTP ingest path
+//! Demo mode: a deterministic history of plausible figures, from the start of last year, for every
+//! indicator and reporting unit, then simulated department feeds that push through the real HTTP ingest path
 //! with department tokens, so a newcomer sees a living system.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,7 +24,9 @@ use crate::store::{AuditEvent, ObservationQuery};
 
 const DEMO_TOKEN_PREFIX: &str = "demo-";
 const SEED_BATCH_ROWS: usize = 20_000;
-const DAILY_HISTORY_DAYS: i64 = 60;
+/// Days of history of a daily indicator that every ward reports: a whole year of them would be
+/// most of the demo's rows. A daily indicator reported at one unit has the whole window.
+const WARD_DAILY_HISTORY_DAYS: i64 = 60;
 
 pub struct Demo {
     state: AppState,
@@ -221,23 +223,31 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Complete periods of a periodicity within the demo's history window, oldest first.
+/// Complete periods of a periodicity within the demo's history window, oldest first. The window
+/// reaches `months` back and on to the start of that year, so that every year shown is whole
+/// (a year judged on half its months would read as missed).
 fn history_periods(
     periodicity: Periodicity,
     now: DateTime<Utc>,
     months: u32,
+    by_wards: bool,
     zone: Tz,
 ) -> Vec<Period> {
     let today = now.with_timezone(&zone).date_naive();
-    let window_start = today
+    let back = today
         .checked_sub_months(chrono::Months::new(months))
         .unwrap_or(today);
+    let window_start = NaiveDate::from_ymd_opt(back.year(), 1, 1).unwrap_or(back);
     let complete =
         |p: &Period| p.end(zone) <= now && p.start(zone) >= local_start(window_start, zone);
     let mut periods = Vec::new();
     match periodicity {
         Periodicity::Daily => {
-            let first = today - Span::days(DAILY_HISTORY_DAYS);
+            let first = if by_wards {
+                today - Span::days(WARD_DAILY_HISTORY_DAYS)
+            } else {
+                window_start
+            };
             periods.extend(
                 first
                     .iter_days()
@@ -395,10 +405,12 @@ impl Demo {
         let mut approvals = OfficialHistory::default();
         for indicator in &catalogue.indicators {
             let calendar = city_calendar.for_indicator(indicator);
+            let by_wards = catalogue.reporting_units(indicator).nth(1).is_some();
             let periods = history_periods(
                 indicator.periodicity,
                 now,
                 self.state.settings.demo.history_months,
+                by_wards,
                 zone,
             );
             for unit in catalogue.reporting_units(indicator) {

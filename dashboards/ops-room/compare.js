@@ -109,7 +109,9 @@ function row(view, score, label, { indicator, currentUnit }) {
   link.append(
     statusIcon(status),
     h("span", "compare-name", label),
-    h("span", "compare-pct", formatPercent(score)),
+    // The score is the forecast's share of the target when there is a forecast, which the
+    // figures beside it (so far / target) are not: say so.
+    h("span", "compare-pct", Number.isFinite(view.projection) && score !== null ? t("compare_forecast_pct", { pct: formatPercent(score) }) : formatPercent(score)),
     bar,
     h("span", "compare-figures", `${formatValue(view.actual)} / ${formatGoal(view.target)} ${measure}`.trim()),
   );

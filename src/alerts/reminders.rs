@@ -188,7 +188,7 @@ impl Reminders {
             engine,
             catalogue,
             route: alerting.route.clone(),
-            base_url: alerting.base_url.trim_end_matches('/').to_owned(),
+            base_url: alerting.links_to().to_owned(),
             languages,
             calendar,
             zone,

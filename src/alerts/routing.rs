@@ -132,10 +132,6 @@ pub fn group_key(group_by: &[String], labels: &BTreeMap<String, String>) -> Stri
     format!("{{{}}}", parts.join(","))
 }
 
-fn default_base_url() -> String {
-    "http://127.0.0.1:8080".into()
-}
-
 const fn default_dispatch_interval_ms() -> u64 {
     1000
 }
@@ -156,9 +152,10 @@ const fn default_backoff_max_seconds() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
-    /// Where the links in notifications point (the operations screen).
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
+    /// Where the links in notifications point (the operations screen); by default the address
+    /// the server listens on.
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// How often the dispatcher groups new events and the worker looks for due deliveries.
     #[serde(default = "default_dispatch_interval_ms")]
     pub dispatch_interval_ms: u64,
@@ -184,10 +181,28 @@ pub struct AlertingConfig {
     pub rejected_spike: crate::rules::rejects::RejectedSpikeConfig,
 }
 
+impl AlertingConfig {
+    /// Sets where links point, when the configuration leaves it out, to the address the
+    /// server is bound to.
+    pub fn link_to_server(&mut self, bound: std::net::SocketAddr) {
+        if self.base_url.is_none() {
+            self.base_url = Some(format!("http://{bound}"));
+        }
+    }
+
+    /// Where links in notifications point, without a trailing slash.
+    pub fn links_to(&self) -> &str {
+        self.base_url
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+    }
+}
+
 impl Default for AlertingConfig {
     fn default() -> Self {
         Self {
-            base_url: default_base_url(),
+            base_url: None,
             dispatch_interval_ms: default_dispatch_interval_ms(),
             max_attempts: default_max_attempts(),
             backoff_base_seconds: default_backoff_base_seconds(),

@@ -181,7 +181,8 @@ impl IngestSettings {
 pub struct DemoSettings {
     /// Seed of the deterministic history.
     pub seed: u64,
-    /// Months of history before the current month.
+    /// Months of history before the current month, reaching on back to the start of their
+    /// year so that every year shown is whole.
     pub history_months: u32,
     /// Pause between two simulated department pushes.
     pub feed_interval_ms: u64,

@@ -17,7 +17,7 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::targets::CallerIp;
-use super::{body, ApiError, ApiQuery, AppState};
+use super::{body, ApiError, ApiQuery, AppState, NoQuery};
 use crate::alerts::audience::Audience;
 use crate::auth::{Principal, Role};
 use crate::domain::alert::{Ack, Alert, AlertState, Silence};
@@ -172,6 +172,7 @@ pub struct AckBody {
     )
 )]
 pub async fn ack(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
     CallerIp(client_ip): CallerIp,
@@ -265,6 +266,7 @@ pub struct SilenceBody {
     )
 )]
 pub async fn create_silence(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
     CallerIp(client_ip): CallerIp,
@@ -390,6 +392,7 @@ pub struct Silences {
     )
 )]
 pub async fn silences(
+    _: NoQuery,
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Silences>, ApiError> {
@@ -425,6 +428,7 @@ pub async fn silences(
     )
 )]
 pub async fn expire_silence(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
     CallerIp(client_ip): CallerIp,

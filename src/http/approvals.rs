@@ -22,7 +22,7 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use super::targets::CallerIp;
-use super::{body, ApiError, AppState};
+use super::{body, ApiError, AppState, NoQuery};
 use crate::auth::{Principal, Role};
 use crate::domain::approval::{ApprovalSelection, NewApproval};
 use crate::domain::{ApprovalState, Indicator, Period};
@@ -156,6 +156,7 @@ fn require_may_give(
     )
 )]
 pub async fn post(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
     CallerIp(client_ip): CallerIp,

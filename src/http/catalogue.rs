@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, NoQuery};
 use crate::domain::{Department, Group, Indicator, OrgUnit};
 use crate::store::TargetRow;
 
@@ -38,7 +38,7 @@ pub struct Groups {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn groups(State(state): State<AppState>, _caller: Caller) -> Json<Groups> {
+pub async fn groups(_: NoQuery, State(state): State<AppState>, _caller: Caller) -> Json<Groups> {
     let catalogue = &state.catalogue;
     let groups = catalogue
         .groups
@@ -150,6 +150,7 @@ pub struct IndicatorDetail {
     )
 )]
 pub async fn indicator(
+    _: NoQuery,
     State(state): State<AppState>,
     _caller: Caller,
     Path(code): Path<String>,
@@ -194,7 +195,7 @@ pub struct Units {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn units(State(state): State<AppState>, _caller: Caller) -> Json<Units> {
+pub async fn units(_: NoQuery, State(state): State<AppState>, _caller: Caller) -> Json<Units> {
     Json(Units {
         units: state.catalogue.units.clone(),
         departments: state.catalogue.departments.clone(),

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::openapi::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable};
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, NoQuery};
 use crate::auth::Principal;
 use crate::domain::period::YEARS;
 use crate::domain::{Code, Indicator, Period, Periodicity, Rollup, Status};
@@ -133,6 +133,7 @@ pub struct DepartmentList {
     )
 )]
 pub async fn list(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<DepartmentList>, ApiError> {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::openapi::{BadRequest, Unauthorized, Unavailable};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, NoQuery};
 use crate::live::feeds::FeedHealth;
 
 #[derive(Serialize, ToSchema)]
@@ -33,7 +33,11 @@ pub struct Feeds {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Feeds>, ApiError> {
+pub async fn list(
+    _: NoQuery,
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Feeds>, ApiError> {
     let now = Utc::now();
     Ok(Json(Feeds {
         at: now,

@@ -207,6 +207,28 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// `Query` with problem+json errors that name the offending parameter.
 pub struct ApiQuery<T>(pub T);
 
+/// The query of an operation that reads none: any parameter is refused, naming it, as
+/// [`ApiQuery`] refuses one it does not know (`POST …/approvals?dry_run=true` must not approve).
+pub struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        match form_urlencoded::parse(query.as_bytes()).next() {
+            None => Ok(Self),
+            Some((name, _)) => Err(ApiError::invalid(
+                name.to_string(),
+                format!("unknown parameter `{name}`: this operation takes no query parameters"),
+            )),
+        }
+    }
+}
+
 impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
 where
     T: serde::de::DeserializeOwned,

@@ -16,7 +16,7 @@ use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
-use super::{body, ApiError, ApiQuery, AppState};
+use super::{body, ApiError, ApiQuery, AppState, NoQuery};
 use crate::domain::{Code, Indicator, Period, StoredObservation};
 use crate::ingest::csv::Decimal;
 use crate::ingest::json::Body as ObservationBatch;
@@ -549,6 +549,7 @@ pub struct Revisions {
     )
 )]
 pub async fn revisions(
+    _: NoQuery,
     State(state): State<AppState>,
     _caller: Caller,
     Path((indicator, unit, period)): Path<(String, String, String)>,

@@ -19,7 +19,7 @@ use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
-use super::{body, ApiError, ApiQuery, AppState};
+use super::{body, ApiError, ApiQuery, AppState, NoQuery};
 use crate::domain::number::Quoted;
 use crate::domain::period::YEARS;
 use crate::domain::{Direction, TargetValue};
@@ -128,6 +128,7 @@ const MAX_REASON_LEN: usize = 1000;
     )
 )]
 pub async fn put(
+    _: NoQuery,
     State(state): State<AppState>,
     caller: Caller,
     CallerIp(client_ip): CallerIp,

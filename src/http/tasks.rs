@@ -21,7 +21,7 @@ use super::openapi::{
     Unprocessable, UnsupportedMediaType,
 };
 use super::targets::CallerIp;
-use super::{body, ApiError, ApiQuery, AppState};
+use super::{body, ApiError, ApiQuery, AppState, NoQuery};
 use crate::auth::Role;
 use crate::domain::task::{
     ProgressNote, RecordedStatus, StatusRecord, Task, TaskDefinitionRecord, TaskStatus, TaskWrite,
@@ -248,6 +248,7 @@ pub async fn list(
     )
 )]
 pub async fn one(
+    _: NoQuery,
     State(state): State<AppState>,
     _caller: Caller,
     Path(code): Path<String>,
@@ -278,6 +279,7 @@ pub async fn one(
     )
 )]
 pub async fn create(
+    _: NoQuery,
     State(state): State<AppState>,
     caller: Caller,
     CallerIp(client_ip): CallerIp,
@@ -357,6 +359,7 @@ pub async fn create(
     )
 )]
 pub async fn put(
+    _: NoQuery,
     State(state): State<AppState>,
     caller: Caller,
     CallerIp(client_ip): CallerIp,
@@ -430,6 +433,7 @@ pub async fn put(
     )
 )]
 pub async fn progress(
+    _: NoQuery,
     State(state): State<AppState>,
     caller: Caller,
     CallerIp(client_ip): CallerIp,

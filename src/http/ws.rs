@@ -23,6 +23,7 @@ use super::openapi::{
     BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
 };
 use super::AppState;
+use super::NoQuery;
 use crate::config::LiveSettings;
 use crate::live::connection::Opening;
 use crate::live::ticket::TicketError;
@@ -55,6 +56,7 @@ pub struct Ticket {
     )
 )]
 pub async fn ticket(
+    _: NoQuery,
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Response, ApiError> {

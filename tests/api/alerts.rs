@@ -454,6 +454,12 @@ async fn a_jump_against_recent_changes_raises_an_anomaly_alert(backend: Backend)
     let summary_en = anomaly["summary_en"].as_str().unwrap();
     assert!(summary_en.contains("– Ho Chi Minh City:"), "{summary_en}");
     assert!(summary_en.contains("(z = "), "{summary_en}");
+    // No `base_url` configured: links lead to the server itself, on the port it is bound to.
+    let link = anomaly["link"].as_str().unwrap();
+    assert!(
+        link.starts_with(&app.url("/#/indicator/EXPORT_TURNOVER?unit=HCM")),
+        "{link}"
+    );
 
     // A corrected December within the usual pattern clears it.
     let corrected = json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2025-12", "value": 16207.0}]});

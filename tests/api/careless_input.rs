@@ -18,6 +18,7 @@ on_every_backend!(
     a_task_done_before_it_was_given_or_in_part_is_refused,
     a_task_lists_each_indicator_and_partner_once_and_not_its_owner,
     an_approval_of_revision_zero_or_less_is_invalid,
+    an_operation_that_reads_no_parameter_refuses_one,
 );
 
 const OCTOBER: &str = "2025-10";
@@ -357,5 +358,48 @@ async fn an_approval_of_revision_zero_or_less_is_invalid(backend: Backend) {
         )
         .await;
     assert_invalid(&reply, "/revision");
+    app.stop().await;
+}
+
+async fn an_operation_that_reads_no_parameter_refuses_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let stored = app
+        .post_observations(&app.customs, &json!({"observations": [row(8_000.0)]}))
+        .await;
+    assert_eq!(stored.status, 200, "{stored:?}");
+    // Approvals have no preview: `dry_run` there would have approved.
+    let (_, approver) = mint_token(&app.store, Role::Approver, Some("CUSTOMS")).await;
+    let approval = json!({"indicator": "EXPORT_TURNOVER", "period": OCTOBER, "revision": 1,
+                          "state": "verified"});
+    let preview = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/approvals?dry_run=true"))
+                .bearer_auth(&approver)
+                .json(&approval),
+        )
+        .await;
+    assert_invalid(&preview, "dry_run");
+    let revisions = app.revisions("EXPORT_TURNOVER", "HCM", OCTOBER).await;
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0]["state"], "preliminary", "{revisions:?}");
+
+    let path =
+        format!("/api/v1/observations/EXPORT_TURNOVER/HCM/{OCTOBER}/revisions?as_of=2025-11-01");
+    for path in [
+        "/api/v1/groups?lang=en",
+        "/api/v1/units?level=ward",
+        path.as_str(),
+    ] {
+        let read = app.get(path, &app.viewer).await;
+        let name = path
+            .split('?')
+            .nth(1)
+            .and_then(|q| q.split('=').next())
+            .unwrap_or("");
+        assert_invalid(&read, name);
+    }
     app.stop().await;
 }

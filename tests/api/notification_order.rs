@@ -101,7 +101,7 @@ async fn outbox(store: &DynStore, sender: Arc<TestSender>) -> Arc<Outbox> {
         store.clone(),
         catalogue,
         config.route.clone(),
-        config.base_url.clone(),
+        config.links_to().to_owned(),
     )
     .await
     .expect("alert manager");

@@ -650,7 +650,7 @@ async fn two_outboxes_delivering_at_once_send_each_notification_once(backend: Ba
             store.clone(),
             catalogue.clone(),
             config.route.clone(),
-            config.base_url.clone(),
+            config.links_to().to_owned(),
         )
         .await
         .expect("alerts");

@@ -69,6 +69,13 @@ try {
     await page.waitForSelector('[data-connection="connected"]', { timeout: 15_000 });
   });
 
+  await check("the header shows the city's whole name beside the counts, the clock and the connection", async () => {
+    await page.waitForFunction(() => document.querySelectorAll("#summary .chip").length > 0 && document.querySelector("#clock")?.textContent, null, { timeout: 5000 });
+    const name = await page.$eval("#city-name", (el) => ({ text: el.textContent, scroll: el.scrollWidth, client: el.clientWidth }));
+    assert(name.text === "Thành phố Hồ Chí Minh", `the header names "${name.text}"`);
+    assert(name.scroll <= name.client, `the name is cut: ${name.scroll} px of text in ${name.client} px`);
+  });
+
   await check(`an ingested observation shows in its row within ${LIVE_UPDATE_MS} ms, without a reload`, async () => {
     const row = `[data-indicator="${LIVE_INDICATOR}"]`;
     const actual = `${row} [data-field=actual]`;
