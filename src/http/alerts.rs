@@ -85,7 +85,10 @@ pub async fn list(
     _caller: Caller,
     ApiQuery(query): ApiQuery<AlertQuery>,
 ) -> Result<Json<Alerts>, ApiError> {
-    let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "give 1 to 1000 alerts"));
+    }
     let include_resolved =
         query.include_resolved.unwrap_or(false) || query.state.as_deref() == Some("resolved");
     if let Some(wanted) = query.state.as_deref() {
@@ -105,6 +108,14 @@ pub async fn list(
             })
         })
         .transpose()?;
+    if let Some(department) = query.department.as_deref() {
+        if state.catalogue.department(department).is_none() {
+            return Err(ApiError::invalid(
+                "department",
+                format!("no department `{department}` in the catalogue"),
+            ));
+        }
+    }
     let filtered = query.state.is_some() || audience.is_some() || query.department.is_some();
     // The store cuts at `limit` before a filter would; a filtered list reads more and cuts after.
     let read = if filtered { FILTERED_READ } else { limit };

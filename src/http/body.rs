@@ -81,7 +81,7 @@ pub fn require_utf8(headers: &HeaderMap) -> Result<(), ApiError> {
         None | Some("utf-8" | "utf8") => Ok(()),
         Some(other) => Err(ApiError::UnsupportedMediaType {
             sent: format!("{}; charset={other}", media_type(headers)),
-            reads: "JSON in UTF-8 (charset=utf-8, or no charset)",
+            reads: "UTF-8 (charset=utf-8, or no charset)",
         }),
     }
 }

@@ -87,6 +87,7 @@ fn push_format(
 ) -> Result<Format, ApiError> {
     match media {
         "text/csv" => {
+            body::require_utf8(headers)?;
             let in_media = match body::media_parameter(headers, "decimal") {
                 None => None,
                 Some(name) => Some(Decimal::from_name(&name).ok_or_else(|| {
@@ -108,6 +109,7 @@ fn push_format(
             Ok(Format::Csv(decimal))
         }
         "application/vnd.sdmx.data+csv" | "application/vnd.sdmx.data+json" => {
+            body::require_utf8(headers)?;
             if declared == Some(Decimal::Comma) {
                 return Err(ApiError::invalid(
                     "decimal",

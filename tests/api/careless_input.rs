@@ -184,6 +184,19 @@ async fn a_push_in_an_encoding_or_charset_not_read_is_unsupported(backend: Backe
         )
         .await;
     assert_problem(&latin1, 415, "unsupported_media_type");
+    // A CSV saved in the Vietnamese Windows code page would be read as garbled codes.
+    let windows = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/observations"))
+                .bearer_auth(&app.customs)
+                .header("Content-Type", "text/csv; charset=windows-1258")
+                .body(format!(
+                    "indicator,unit,period,value\nEXPORT_TURNOVER,HCM,{OCTOBER},8000\n"
+                )),
+        )
+        .await;
+    assert_problem(&windows, 415, "unsupported_media_type");
     // A JSON-only operation names what it reads, not the observation formats.
     let target = app
         .send(
@@ -385,6 +398,16 @@ async fn an_operation_that_reads_no_parameter_refuses_one(backend: Backend) {
     let revisions = app.revisions("EXPORT_TURNOVER", "HCM", OCTOBER).await;
     assert_eq!(revisions.len(), 1);
     assert_eq!(revisions[0]["state"], "preliminary", "{revisions:?}");
+
+    // A page size out of range, or a department that does not exist, is a mistake to name,
+    // not a list to cut or an empty answer.
+    for (path, name) in [
+        ("/api/v1/alerts?limit=0", "limit"),
+        ("/api/v1/alerts?limit=1001", "limit"),
+        ("/api/v1/alerts?department=NOPE", "department"),
+    ] {
+        assert_invalid(&app.get(path, &app.viewer).await, name);
+    }
 
     let path =
         format!("/api/v1/observations/EXPORT_TURNOVER/HCM/{OCTOBER}/revisions?as_of=2025-11-01");
