@@ -326,6 +326,24 @@ fn tokens_are_created_listed_and_revoked() {
         "the secret is never listed"
     );
 
+    // A reader that has gone (`ktxh token list | head`, the pipe closed before the list is
+    // written) ends the command quietly, with no panic.
+    let mut closed = ktxh()
+        .args(["--config"])
+        .arg(repo_config())
+        .args(["--database-url", &url, "token", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let gone = closed.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        gone.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
     let revoked = run(&["token", "revoke", id]);
     assert!(revoked.status.success(), "{}", text(&revoked));
     let listing = String::from_utf8(run(&["token", "list"]).stdout).unwrap();

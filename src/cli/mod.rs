@@ -26,6 +26,26 @@ use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+/// `println!` for a command's output: when its reader stops early (`ktxh token list | head`)
+/// the command ends quietly, as Unix tools do, where `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        print_line(format_args!($($arg)*))
+    };
+}
+
+fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {error}");
+        std::process::exit(1);
+    }
+}
+
 /// KT-XH Live: a city's yearly socio-economic targets, watched in real time.
 #[derive(Parser)]
 #[command(name = "ktxh", version, about)]
@@ -198,7 +218,7 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the audit log's hash chain; names the first broken row and fails if any is.
+    /// Check the audit log's hash chain; a broken chain fails, naming its first broken row.
     Verify,
     /// Print the newest audit rows, one JSON object a line.
     List {
@@ -267,7 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let (settings, _, catalogue) = app::load_config(&cli.config)?;
             let store = app::open_store(&cli.database_url, &settings, &catalogue).await?;
-            println!("migrations applied ({})", store.backend().as_str());
+            say!("migrations applied ({})", store.backend().as_str());
             Ok(())
         }
         Command::Config {
@@ -320,7 +340,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 anyhow::bail!("{} problem(s) in the report schedules", problems.len());
             }
-            println!(
+            say!(
                 "configuration in {} is valid: {} groups, {} indicators, {} units, {} departments, {} targets, {} collectors, {} alert receivers; zone {}",
                 cli.config.display(),
                 catalogue.groups.len(),
@@ -340,13 +360,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report_command(&cli.config, &cli.database_url, args).await,
         Command::Backup { output } => {
             let backup = crate::store::backup::backup(&cli.database_url, &output).await?;
-            println!(
+            say!(
                 "backed up the {} database to {} ({} bytes)",
                 backup.backend.as_str(),
                 backup.path.display(),
                 backup.bytes
             );
-            println!("{}", backup.restore_hint());
+            say!("{}", backup.restore_hint());
             Ok(())
         }
     }
@@ -563,25 +583,29 @@ async fn token_command(
                 event.reason = Some("created without expiry (--no-expiry)".into());
             }
             store.create_token(&record, &event).await?;
-            println!(
+            say!(
                 "created {} token `{}` (id {})",
                 role.as_str(),
                 record.name,
                 record.id
             );
             match record.expires_at {
-                Some(expires) => println!("expires {}", expires.to_rfc3339()),
-                None => println!("never expires (--no-expiry): revoke it when no longer needed"),
+                Some(expires) => say!("expires {}", expires.to_rfc3339()),
+                None => say!("never expires (--no-expiry): revoke it when no longer needed"),
             }
-            println!("store it now: it is not shown again");
-            println!("{}", minted.plain);
+            say!("store it now: it is not shown again");
+            say!("{}", minted.plain);
             Ok(())
         }
         TokenCommand::List => {
             let now = Utc::now();
-            println!(
+            say!(
                 "{:<18} {:<10} {:<14} {:<8} {:<26} NAME",
-                "ID", "ROLE", "DEPARTMENT", "STATE", "CREATED"
+                "ID",
+                "ROLE",
+                "DEPARTMENT",
+                "STATE",
+                "CREATED"
             );
             for token in store.tokens().await? {
                 let state = if token.revoked_at.is_some() {
@@ -591,7 +615,7 @@ async fn token_command(
                 } else {
                     "expired"
                 };
-                println!(
+                say!(
                     "{:<18} {:<10} {:<14} {:<8} {:<26} {}",
                     token.id,
                     token.role.as_str(),
@@ -615,7 +639,7 @@ async fn token_command(
             event.reason = reason;
             if store.revoke_token_audited(&id, now, &event).await? {
                 // Servers remember a token they found usable for a while (ARCHITECTURE §6).
-                println!(
+                say!(
                     "revoked {id}; running servers refuse it within {} s",
                     settings.tokens.cache_seconds
                 );
@@ -676,7 +700,7 @@ async fn audit_command(
                     break;
                 }
             }
-            println!(
+            say!(
                 "audit log intact: {} rows, last row {}, head {}",
                 check.rows(),
                 check.last_id(),
@@ -686,7 +710,7 @@ async fn audit_command(
         }
         AuditCommand::List { limit } => {
             for entry in store.audit(limit).await? {
-                println!("{}", serde_json::to_string(&entry)?);
+                say!("{}", serde_json::to_string(&entry)?);
             }
             Ok(())
         }
