@@ -137,16 +137,20 @@ pub struct ReportRow {
     pub measure: String,
     pub department: String,
     pub target: TargetValue,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub actual: Option<f64>,
     /// "Cùng kỳ năm trước": last year's figure to the same point of the year, as known one
     /// year before this report's cut-off.
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub last_year: Option<f64>,
     /// The actual against `last_year` as a fraction (`0.085` is 8.5 % more); empty for growth
     /// figures and when last year's figure is not above zero.
     pub change: Option<f64>,
     /// "% kế hoạch năm": the actual over the year's target, as a fraction; running totals only.
     pub of_plan: Option<f64>,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub expected: Option<f64>,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub projection: Option<f64>,
     pub probability: Option<f64>,
     pub status: Status,
@@ -177,7 +181,9 @@ pub struct Change {
     pub name: String,
     pub from: Option<Status>,
     pub to: Status,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub actual_before: Option<f64>,
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub actual_now: Option<f64>,
 }
 
