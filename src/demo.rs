@@ -276,7 +276,6 @@ fn local_start(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
     Period::Day(date).start(zone)
 }
 
-/// The period a live feed reports now: the one in progress.
 fn raw_row(
     indicator: &Indicator,
     unit: &OrgUnit,
@@ -616,9 +615,19 @@ impl Feeds {
                 continue;
             };
             let now = Utc::now();
-            let period =
-                Period::containing(indicator.periodicity, now.with_timezone(&zone).date_naive());
-            // A feed revises its estimate of the period in progress a little on every push.
+            // A feed sends the last period that has ended, as departments do, and revises it:
+            // a figure of the period in progress would be judged as the whole period. A
+            // yearly figure's last period is a year already closed and judged, so those wait.
+            if indicator.periodicity == Periodicity::Yearly {
+                continue;
+            }
+            let Some(period) =
+                Period::containing(indicator.periodicity, now.with_timezone(&zone).date_naive())
+                    .previous()
+            else {
+                continue;
+            };
+            // Each push revises the figure a little.
             let drift = 1.0 + 0.01 * unit_noise(mix(tick ^ 0x5eed));
             let rows: Vec<_> = catalogue
                 .reporting_units(indicator)

@@ -485,6 +485,26 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The feeds send periods that have ended: a figure of the period in progress would be
+    // judged as the whole period, the year complete weeks early.
+    let statuses: serde_json::Value = client
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ahead: Vec<_> = statuses["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reported_through"].as_str().is_some_and(|at| at > now.as_str()))
+        .map(|t| format!("{} {}", t["indicator"], t["reported_through"]))
+        .collect();
+    assert!(ahead.is_empty(), "figures of periods not ended: {ahead:?}");
 
     let pid = server.0.id().to_string();
     assert!(Command::new("kill")

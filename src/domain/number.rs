@@ -176,6 +176,17 @@ pub fn serialize_tidy_option<S: serde::Serializer>(
     }
 }
 
+/// Serializes an interval of computed figures that may be absent, each end [`tidy`].
+pub fn serialize_tidy_pair<S: serde::Serializer>(
+    value: &Option<(f64, f64)>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some((low, high)) => serializer.serialize_some(&(tidy(*low), tidy(*high))),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A figure in an error message, as the sender wrote it: plain, except one too large or too
 /// small to read that way (`1e308`), which is written as an exponent rather than in 309 digits.
 #[derive(Debug, Clone, Copy)]

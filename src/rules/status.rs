@@ -56,6 +56,7 @@ pub struct Evaluation {
     pub projection: Option<f64>,
     /// 90 % interval of the projection: `[low, high]`.
     #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_pair")]
     pub interval: Option<(f64, f64)>,
     /// Probability of meeting the target.
     pub probability: Option<f64>,
