@@ -270,7 +270,7 @@ export class DepartmentPage {
       const item = h("li");
       item.dataset.code = rejection.code;
       item.append(
-        h("span", "dep-muted", `${formatDateTime(rejection.at, zone)} · ${rejection.format} · ${t("dep_row", { n: rejection.index + 1 })}`),
+        h("span", "dep-muted", `${formatDateTime(rejection.at, zone)} · ${rejection.format} · ${rowPlace(rejection)}`),
         h("strong", "dep-reason", reason(rejection.code)),
       );
       const detail = h("span", "dep-detail", rejection.message);
@@ -537,12 +537,7 @@ export class DepartmentPage {
       for (const rejection of receipt.rejected.slice(0, 20)) {
         const item = h("li");
         item.dataset.code = rejection.code;
-        // The reason names where the row is: a workbook's sheet row, a CSV's line (blank rows
-        // and quoted line breaks are not rows, so the index would not tell).
-        const sheetRow = workbook ? /\brow (\d+)/.exec(rejection.message)?.[1] : null;
-        const line = workbook ? null : /^line (\d+)/.exec(rejection.message)?.[1];
-        const where = sheetRow ? t("dep_sheet_row", { n: sheetRow }) : t("dep_line", { n: line ?? rejection.index + 2 });
-        item.append(h("span", "dep-muted", where), h("strong", "dep-reason", reason(rejection.code)));
+        item.append(h("span", "dep-muted", rowPlace(rejection)), h("strong", "dep-reason", reason(rejection.code)));
         const detail = h("span", "dep-detail", rejection.message);
         detail.lang = "en";
         item.append(detail);
@@ -596,6 +591,19 @@ function typedValue(text, decimal) {
   const written = /^[+-]?(\d*)(?:\.(\d*))?$/.exec(plain);
   if (!written || !/\d/.test(plain)) return text;
   return formatExact(Number(plain), written[2]?.length ?? 0);
+}
+
+/**
+ * Where a refused row is, as its sender finds it: a CSV's line or a workbook's sheet row, which
+ * the server's reason names (blank rows and quoted line breaks are not rows, so the index would
+ * not tell), else its place among the rows sent.
+ */
+function rowPlace(rejection) {
+  const line = /^line (\d+)/.exec(rejection.message)?.[1];
+  if (line) return t("dep_line", { n: line });
+  const sheetRow = /^sheet `[^`]*` row (\d+)/.exec(rejection.message)?.[1];
+  if (sheetRow) return t("dep_sheet_row", { n: sheetRow });
+  return t("dep_row", { n: rejection.index + 1 });
 }
 
 /** A refused row's reason in the screen's language, from its stable code. */

@@ -136,6 +136,12 @@ try {
     await page.waitForFunction(() => document.querySelector("#dep-upload-result")?.textContent.includes("Đã gửi"), null, { timeout: 5000 });
     const { revisions } = await api("GET", `/observations/${INDICATOR}/HCM/${Number(period) - 1}/revisions`);
     assert(revisions.length >= 1 && revisions[revisions.length - 1].value === 61.2, "the file's row was not stored");
+    // The refused row joins the last refused rows, named by its line in the file too.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("#dep-rejections li")].some((li) => li.textContent.includes("csv · dòng 4 của tệp")),
+      null,
+      { timeout: 10_000 },
+    );
   });
 
   await page.screenshot({ path: path.join(ARTEFACT_DIR, "department.png"), fullPage: true });
