@@ -501,7 +501,11 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["reported_through"].as_str().is_some_and(|at| at > now.as_str()))
+        .filter(|t| {
+            t["reported_through"]
+                .as_str()
+                .is_some_and(|at| at > now.as_str())
+        })
         .map(|t| format!("{} {}", t["indicator"], t["reported_through"]))
         .collect();
     assert!(ahead.is_empty(), "figures of periods not ended: {ahead:?}");

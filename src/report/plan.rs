@@ -367,11 +367,12 @@ pub fn csv_rows(report: &Report, width: usize) -> Vec<Vec<String>> {
         for target in &group.targets {
             let p = &target.target;
             let latest = target.latest.as_ref();
+            let (vi, en) = direction_words(p.direction);
             rows.push(pad(vec![
                 lang.pick(&group.name_vi, &group.name_en).to_owned(),
                 p.indicator.to_string(),
                 lang.pick(&target.name_vi, &target.name_en).to_owned(),
-                p.direction.as_str().to_owned(),
+                lang.pick(vi, en).to_owned(),
                 p.baseline_year.to_string(),
                 p.baseline.to_string(),
                 p.target_year.to_string(),
@@ -382,8 +383,12 @@ pub fn csv_rows(report: &Report, width: usize) -> Vec<Vec<String>> {
                     .and_then(|l| l.ratio)
                     .map(|r| format!("{r:.4}"))
                     .unwrap_or_default(),
-                target.category_key().to_owned(),
-                p.illustrative.to_string(),
+                category_name(target.category_key(), lang).to_owned(),
+                if p.illustrative {
+                    lang.pick("có", "yes").to_owned()
+                } else {
+                    String::new()
+                },
                 p.source.clone().unwrap_or_default(),
                 super::history::word(section.history, lang).to_owned(),
             ]));

@@ -250,7 +250,25 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
         .iter()
         .find(|r| &r[1] == "GRDP_PER_CAPITA")
         .expect("the plan's GRDP per capita row");
-    assert_eq!(&row[at("Progress")], "moderate");
+    // Words in the report's language, as its other rows, not the API's codes.
+    assert_eq!(&row[at("Progress")], "Moderate progress");
+    assert_eq!(&row[at("Direction")], "increase");
+    let vi = String::from_utf8(
+        fetch(
+            &app,
+            "/api/v1/reports/2026?format=csv&lang=vi&history=latest",
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    let line = vi
+        .lines()
+        .find(|line| line.contains(",GRDP_PER_CAPITA,") && line.contains("Tiến bộ"))
+        .expect("the plan's GRDP per capita row in Vietnamese");
+    assert!(
+        line.contains(",tăng,") && line.contains("Tiến bộ vừa phải"),
+        "{line}"
+    );
     assert_eq!(&row[at("R")], "0.7183");
     assert_eq!(&row[at("Latest")], "10500");
     assert_eq!(&row[at("Baseline")], "8944");
