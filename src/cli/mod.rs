@@ -451,16 +451,11 @@ async fn report_command(
         );
     }
     let lang = Lang::parse(&args.lang).context("unknown language")?;
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(|raw| {
-            chrono::DateTime::parse_from_rfc3339(raw)
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| format!("--as-of {raw}: use an RFC 3339 instant"))
-        })
-        .transpose()?;
     let (settings, _, catalogue) = app::load_config(config)?;
+    let as_of =
+        crate::http::ApiError::as_of(args.as_of.as_deref(), settings.zone()).map_err(|_| {
+            anyhow::anyhow!("--as-of: use an RFC 3339 instant or a period such as 2026-09-30")
+        })?;
     let store = app::open_store(url, &settings, &catalogue).await?;
     let catalogue = Arc::new(catalogue);
     let now = Utc::now();

@@ -220,12 +220,19 @@ impl ApiError {
         }
     }
 
-    /// The query's `as_of`, an RFC 3339 instant, when given.
-    pub fn as_of(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Self> {
-        raw.map(|raw| {
-            DateTime::parse_from_rfc3339(raw)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| Self::invalid("as_of", "use an RFC 3339 instant"))
+    /// The query's `as_of`, when given: an RFC 3339 instant, or a period whose end is meant in
+    /// the city's zone (`2026-03-31` = the end of that day, `2026-03` = the end of March).
+    pub fn as_of(raw: Option<&str>, zone: chrono_tz::Tz) -> Result<Option<DateTime<Utc>>, Self> {
+        raw.map(|raw| match DateTime::parse_from_rfc3339(raw) {
+            Ok(t) => Ok(t.with_timezone(&Utc)),
+            Err(_) => crate::domain::Period::parse(raw)
+                .map(|period| period.end(zone))
+                .map_err(|_| {
+                    Self::invalid(
+                        "as_of",
+                        "use an RFC 3339 instant or a period such as 2026-03-31",
+                    )
+                }),
         })
         .transpose()
     }

@@ -352,8 +352,9 @@ pub struct ListQuery {
     /// Calendar buckets in the city's zone.
     #[param(value_type = Option<Bucket>)]
     bucket: Option<String>,
-    /// What was known at this instant (RFC 3339).
-    #[param(format = DateTime)]
+    /// What was known at this instant (RFC 3339, or a period such as `2026-09-30` meaning its
+    /// end).
+    #[param(example = "2026-09-30")]
     as_of: Option<String>,
 }
 
@@ -459,7 +460,7 @@ pub async fn list(
 ) -> Result<Json<ObservationsRead>, ApiError> {
     let indicator = resolve_indicator(&state, params.indicator.as_deref())?;
     let unit = resolve_unit(&state, params.unit.as_deref())?;
-    let as_of = ApiError::as_of(params.as_of.as_deref())?;
+    let as_of = ApiError::as_of(params.as_of.as_deref(), state.settings.zone())?;
     let query = ObservationQuery {
         indicator: indicator.code.to_string(),
         unit: unit.clone(),

@@ -48,8 +48,9 @@ pub struct ReportQuery {
     /// The unit; the city when absent.
     #[param(example = "HCM")]
     unit: Option<String>,
-    /// Judge as known at this instant (RFC 3339) instead of the period's cut-off.
-    #[param(format = DateTime)]
+    /// Judge as known at this instant (RFC 3339, or a period such as `2026-09-30` meaning its
+    /// end) instead of the period's cut-off.
+    #[param(example = "2026-09-30")]
     as_of: Option<String>,
     /// `official`: only official figures, each from when it became official; `latest`: every
     /// figure as soon as it is known, as the screens show. `[approval] report_history` when
@@ -121,7 +122,7 @@ pub async fn get(
         None => Lang::Vi,
         Some(raw) => Lang::parse(raw).ok_or_else(|| ApiError::invalid("lang", "use vi or en"))?,
     };
-    let as_of = ApiError::as_of(query.as_of.as_deref())?;
+    let as_of = ApiError::as_of(query.as_of.as_deref(), state.settings.zone())?;
     let settings = &state.settings;
     let sources = Sources {
         catalogue: &state.catalogue,

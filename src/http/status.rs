@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable, Unprocessable};
 use super::{ApiError, ApiQuery, AppState};
 use crate::domain::period::YEARS;
-use crate::domain::{Code, Indicator, Kind, OrgUnit, Period, Status, Target};
+use crate::domain::{Code, Indicator, Kind, OrgUnit, Status, Target};
 use crate::rules::engine::{plan_profile, TargetStatus};
 use crate::rules::path::{expected_path, PathPoint};
 
@@ -39,18 +39,8 @@ pub struct StatusQuery {
 /// `as_of` is an RFC 3339 instant, or a period whose end is meant (`2026-03-31` = the end of
 /// that day, `2026-03` = the end of March).
 fn parse_as_of(raw: Option<&str>, state: &AppState) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let zone = state.settings.zone();
-    let instant = match DateTime::parse_from_rfc3339(raw) {
-        Ok(t) => t.with_timezone(&Utc),
-        Err(_) => Period::parse(raw)
-            .map_err(|_| {
-                ApiError::invalid(
-                    "as_of",
-                    "use an RFC 3339 instant or a period such as 2026-03-31",
-                )
-            })?
-            .end(zone),
+    let Some(instant) = ApiError::as_of(raw, state.settings.zone())? else {
+        return Ok(None);
     };
     if instant > Utc::now() {
         return Err(ApiError::invalid("as_of", "must not be in the future"));

@@ -49,7 +49,8 @@ pub struct TasksQuery {
     indicator: Option<String>,
     /// `true`: only the overdue tasks.
     overdue: Option<bool>,
-    /// The tasks as they were known at this RFC 3339 instant, judged on the city's day at it:
+    /// The tasks as they were known at this instant (RFC 3339, or a period such as
+    /// `2026-09-30` meaning its end), judged on the city's day at it:
     /// those stored by then, with the definition, status and progress recorded by then.
     as_of: Option<String>,
 }
@@ -160,7 +161,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<TasksQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let catalogue = &state.catalogue;
-    let as_of = ApiError::as_of(query.as_of.as_deref())?;
+    let as_of = ApiError::as_of(query.as_of.as_deref(), state.settings.zone())?;
     let now = as_of.unwrap_or_else(Utc::now);
     if let Some(code) = query.department.as_deref() {
         if catalogue.department(code).is_none() {

@@ -423,7 +423,9 @@ impl Sources<'_> {
             unit: unit.code.clone(),
             unit_name: lang.pick(&unit.name_vi, &unit.name_en).to_owned(),
             cutoff,
-            provisional: scheduled > now,
+            // Its figures may still change: the cut-off is yet to come, or the period had not
+            // even ended at the instant judged.
+            provisional: scheduled > now || scheduled < period_end,
             history: request.history,
             generated_at: now,
             previous: previous.map(|(p, at)| Previous {

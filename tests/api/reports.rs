@@ -402,6 +402,22 @@ async fn bad_report_requests_name_the_parameter(backend: Backend) {
         .send(app.client.get(app.url("/api/v1/reports/2025")))
         .await;
     assert_eq!(anonymous.status, 401);
+
+    // `as_of` may be a day, as the status reads it: its end in the city. Judged before the
+    // quarter ended, the report is provisional; at its own cut-off, long past, it is not.
+    let early = app
+        .get(
+            "/api/v1/reports/2025-Q3?format=json&as_of=2025-09-01",
+            &app.viewer,
+        )
+        .await;
+    assert_eq!(early.status, 200, "{early:?}");
+    assert_eq!(early.body["cutoff"], "2025-09-01T17:00:00Z");
+    assert_eq!(early.body["provisional"], true);
+    let due = app
+        .get("/api/v1/reports/2025-Q3?format=json", &app.viewer)
+        .await;
+    assert_eq!(due.body["provisional"], false, "{due:?}");
     app.stop().await;
 }
 
