@@ -829,7 +829,7 @@ async fn flush_outbox(config: &Path, database_url: &str) -> (usize, usize) {
         store.clone(),
         catalogue,
         alerting.route.clone(),
-        alerting.base_url.clone(),
+        alerting.links_to().to_owned(),
     )
     .await
     .expect("the stored alerts");

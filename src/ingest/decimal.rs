@@ -54,15 +54,13 @@ impl Decimal {
             Self::Comma => comma_decimal(cell),
             Self::Point => {
                 let trimmed = cell.trim();
-                let decimal_comma = match trimmed.split_once(',') {
-                    Some((_, decimals)) => {
-                        !trimmed.contains('.')
-                            && !decimals.contains(',')
-                            && !(decimals.len() == 3
-                                && decimals.bytes().all(|b| b.is_ascii_digit()))
-                    }
-                    None => false,
+                // A comma before exactly three digits may group thousands (`8,558`).
+                let may_group = |decimals: &str| {
+                    decimals.len() == 3 && decimals.bytes().all(|b| b.is_ascii_digit())
                 };
+                let decimal_comma = trimmed.split_once(',').is_some_and(|(_, decimals)| {
+                    !(trimmed.contains('.') || decimals.contains(',') || may_group(decimals))
+                });
                 if decimal_comma {
                     trimmed.replacen(',', ".", 1)
                 } else {
