@@ -345,8 +345,17 @@ fn due(
     let overdue_days = judged
         .and_then(|j| j.overdue_by)
         .map(|by| by.num_days().max(0));
-    // The period after the latest due one, or the one holding today when none is due yet.
-    let next = match latest_due {
+    // The period after the latest due one, or after the latest received when that is later (a
+    // figure already sent is not owed again); the one holding today when neither is known.
+    let after = match (latest_due, latest_period) {
+        (Some(due), Some(got)) => Some(if got.start(zone) > due.start(zone) {
+            *got
+        } else {
+            due
+        }),
+        (due, got) => due.or(got.copied()),
+    };
+    let next = match after {
         Some(period) => period.next(),
         None => Some(Period::containing(periodicity, local_date(now, zone))),
     };
@@ -460,6 +469,10 @@ mod tests {
         assert_eq!(next.period, "2026-04");
         // Due by the end of 6 May, city time.
         assert_eq!(next.due_at, at("2026-05-06T17:00:00Z"));
+        // April sent already, before it was due: May is the next one owed.
+        let april = figure(Period::Month(2026, 4));
+        let owed = due(&calendar, Periodicity::Monthly, Some(&april), now, zone);
+        assert_eq!(owed.next.unwrap().period, "2026-05");
         assert_eq!(Period::Month(2026, 12).next(), Some(Period::Month(2027, 1)));
         assert_eq!(
             Period::Quarter(2026, 4).next(),
