@@ -242,17 +242,23 @@ pub async fn post(
         ));
     }
     let by_department = present(request.department.as_deref());
-    for indicator in &indicators {
-        require_may_give(&state, &principal, target, indicator).map_err(|error| {
-            // Asked for a whole department, the caller never named the indicator refused.
-            match (by_department, error) {
-                (Some(department), ApiError::Forbidden(why)) => ApiError::Forbidden(format!(
-                    "not every indicator of `{department}` may be approved by this token: {why}; \
-                     approve the others by `indicator`"
-                )),
-                (_, error) => error,
-            }
-        })?;
+    let refusals: Vec<ApiError> = indicators
+        .iter()
+        .filter_map(|indicator| require_may_give(&state, &principal, target, indicator).err())
+        .collect();
+    let refused_all = refusals.len() == indicators.len();
+    if let Some(error) = refusals.into_iter().next() {
+        // Asked for a whole department, the caller never named the indicator refused.
+        return Err(match (by_department, error) {
+            (Some(department), ApiError::Forbidden(why)) if refused_all => ApiError::Forbidden(
+                format!("this token may approve none of `{department}`'s indicators: {why}"),
+            ),
+            (Some(department), ApiError::Forbidden(why)) => ApiError::Forbidden(format!(
+                "not every indicator of `{department}` may be approved by this token: {why}; \
+                 approve the ones it may, each by `indicator`"
+            )),
+            (_, error) => error,
+        });
     }
 
     let now = Utc::now();

@@ -285,6 +285,24 @@ async fn approvals_are_scoped_to_the_approving_roles(backend: Backend) {
     )
     .await;
     assert_problem(&reply, 403, "forbidden");
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("not every indicator of `CUSTOMS`"),
+        "{detail}"
+    );
+    // Another department's, none of which it may approve, is not "every but some".
+    let reply = approve(
+        &app,
+        &customs_approver,
+        json!({"department": "FINANCE", "period": format!("{YEAR}-04"), "state": "verified"}),
+    )
+    .await;
+    assert_problem(&reply, 403, "forbidden");
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("this token may approve none of `FINANCE`'s indicators"),
+        "{detail}"
+    );
     // Listed in [approval] owner_official_indicators: the owner's approver makes it official.
     approved(&app, &customs_approver, official.clone(), 1, 0).await;
     approved(&app, &statistics, official, 0, 1).await;
