@@ -74,7 +74,11 @@ function refreshMark(mark, explanation) {
 setInterval(() => {
   for (const mark of document.querySelectorAll('[data-field="explanation"][data-explained="true"]')) {
     const text = explanationAge({ created_at: mark.dataset.created });
-    if (mark.textContent !== text) mark.textContent = text;
+    if (mark.textContent === text) continue;
+    // The tooltip starts with the same age: both move on together.
+    const before = mark.textContent;
+    mark.textContent = text;
+    if (mark.title.startsWith(before)) mark.title = text + mark.title.slice(before.length);
   }
 }, AGE_REFRESH_MS);
 

@@ -144,8 +144,9 @@ export class Header {
     if (this.connectionText.textContent !== text) this.connectionText.textContent = text;
     // The countdown changes every second, so it sits outside the announced text.
     const seconds = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : null;
+    // At zero the retry is under way: the countdown gives way to the state alone.
     this.connectionRetry.textContent =
-      state !== "connected" && seconds !== null ? ` · ${t("conn_retry_in", { s: seconds })}` : "";
+      state !== "connected" && seconds !== null && seconds > 0 ? ` · ${t("conn_retry_in", { s: seconds })}` : "";
   }
 }
 

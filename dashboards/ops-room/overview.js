@@ -26,6 +26,10 @@ const WORST_PER_TILE = 2;
 // A changed row stays highlighted this long, so an operator glancing up sees what moved.
 const FLASH_MS = 2500;
 const ROW_MIN_WIDTH = 440;
+// Below the wall's size the rows are touch-sized and the page scrolls: wider columns keep the
+// names, the explanation mark and the figure readable side by side (two columns at 1366 px).
+const TOUCH_ROW_MIN_WIDTH = 600;
+const TOUCH_LAYOUT = window.matchMedia("(max-width: 1599px), (max-height: 859px)");
 // A filtered list opens another column only past this many rows.
 const ROWS_BEFORE_SPLIT = 10;
 
@@ -348,7 +352,8 @@ export class Overview {
     const visible = this.visibleLinks().length;
     const width = this.listEl.clientWidth || window.innerWidth;
     // As many columns as fit, but a filtered handful gets fewer, wider columns (whole names).
-    const fit = Math.max(1, Math.min(4, Math.floor(width / ROW_MIN_WIDTH)));
+    const minWidth = TOUCH_LAYOUT.matches ? TOUCH_ROW_MIN_WIDTH : ROW_MIN_WIDTH;
+    const fit = Math.max(1, Math.min(4, Math.floor(width / minWidth)));
     const columns = Math.min(fit, Math.max(2, Math.ceil(visible / ROWS_BEFORE_SPLIT)));
     const rows = Math.max(1, Math.ceil(visible / columns));
     // On the wall the rows share the list's height exactly; a filter leaves fewer, taller rows.
