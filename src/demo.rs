@@ -65,6 +65,9 @@ struct Model<'a> {
     /// Each unit's share of the city for summed indicators.
     shares: HashMap<&'a str, f64>,
     targets: HashMap<(&'a str, i32), f64>,
+    /// The targets set for one ward or commune: its figures follow its own target, not its
+    /// share of the city's.
+    unit_targets: HashMap<(&'a str, &'a str, i32), f64>,
 }
 
 impl<'a> Model<'a> {
@@ -91,16 +94,23 @@ impl<'a> Model<'a> {
             .root_unit()
             .map(|u| u.code.as_str())
             .unwrap_or_default();
-        let targets = catalogue
+        let value = |target: &TargetValue| match *target {
+            TargetValue::Point { value } => value,
+            TargetValue::Band { lo, hi } => (lo + hi) / 2.0,
+        };
+        let (city, units): (Vec<_>, Vec<_>) = catalogue
             .targets
             .iter()
-            .filter(|t| t.unit.as_str() == root)
+            .partition(|t| t.unit.as_str() == root);
+        let targets = city
+            .iter()
+            .map(|t| ((t.indicator.as_str(), t.year), value(&t.value)))
+            .collect();
+        let unit_targets = units
+            .iter()
             .map(|t| {
-                let value = match t.value {
-                    TargetValue::Point { value } => value,
-                    TargetValue::Band { lo, hi } => (lo + hi) / 2.0,
-                };
-                ((t.indicator.as_str(), t.year), value)
+                let key = (t.indicator.as_str(), t.unit.as_str(), t.year);
+                (key, value(&t.value))
             })
             .collect();
         Self {
@@ -108,6 +118,23 @@ impl<'a> Model<'a> {
             zone,
             shares,
             targets,
+            unit_targets,
+        }
+    }
+
+    /// The target `unit`'s figures follow, and the share of it the unit holds: its own, whole,
+    /// or the city's, in the unit's share for a summed indicator.
+    fn aim(&self, indicator: &Indicator, unit: &OrgUnit, year: i32) -> (f64, f64) {
+        let own = [year, year - 1].iter().find_map(|y| {
+            let key = (indicator.code.as_str(), unit.code.as_str(), *y);
+            self.unit_targets.get(&key).copied()
+        });
+        match own {
+            Some(target) => (target, 1.0),
+            None => (
+                self.target(indicator, year),
+                self.unit_share(indicator, unit),
+            ),
         }
     }
 
@@ -149,8 +176,8 @@ impl<'a> Model<'a> {
     /// One period's increment of a flow-like quantity, with a mild seasonal pattern.
     fn increment(&self, indicator: &Indicator, unit: &OrgUnit, period: &Period) -> f64 {
         let year = period.year(self.zone);
-        let per_period =
-            self.target(indicator, year) / f64::from(indicator.periodicity.periods_per_year());
+        let (target, share) = self.aim(indicator, unit, year);
+        let per_period = target / f64::from(indicator.periodicity.periods_per_year());
         let month = period.start(self.zone).with_timezone(&self.zone).month() as f64;
         let season = 1.0 + 0.12 * ((month - 3.0) / 12.0 * std::f64::consts::TAU).sin();
         let noise = 1.0
@@ -163,11 +190,7 @@ impl<'a> Model<'a> {
                         &period.to_string(),
                     ],
                 ));
-        per_period
-            * self.performance(indicator, year)
-            * season
-            * noise
-            * self.unit_share(indicator, unit)
+        per_period * self.performance(indicator, year) * season * noise * share
     }
 
     fn unit_share(&self, indicator: &Indicator, unit: &OrgUnit) -> f64 {
@@ -191,7 +214,7 @@ impl<'a> Model<'a> {
                 earlier + self.increment(indicator, unit, period)
             }
             Kind::Level | Kind::Growth | Kind::Average => {
-                let target = self.target(indicator, year);
+                let (target, _) = self.aim(indicator, unit, year);
                 let perf = self.performance(indicator, year);
                 let toward = match indicator.direction {
                     Direction::HigherIsBetter => target * (1.0 + (perf - 1.0) * 0.6),
