@@ -439,10 +439,13 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
     );
 
     let client = reqwest::Client::new();
-    let history: serde_json::Value = client
-        .get(format!("{base}/api/v1/observations?indicator=RETAIL_SALES"))
-        .bearer_auth(&viewer)
-        .send()
+    let read = |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&viewer)
+            .send()
+    };
+    let history: serde_json::Value = read("/api/v1/observations?indicator=RETAIL_SALES")
         .await
         .unwrap()
         .json()
@@ -487,15 +490,7 @@ async fn serve_demo_seeds_history_keeps_feeding_and_stops_on_sigterm() {
     }
     // The feeds send periods that have ended: a figure of the period in progress would be
     // judged as the whole period, the year complete weeks early.
-    let statuses: serde_json::Value = client
-        .get(format!("{base}/api/v1/status"))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let statuses: serde_json::Value = read("/api/v1/status").await.unwrap().json().await.unwrap();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let ahead: Vec<_> = statuses["statuses"]
         .as_array()
