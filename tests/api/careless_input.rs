@@ -37,6 +37,16 @@ async fn push(app: &TestApp, path: &str, body: &Value) -> Reply {
     .await
 }
 
+/// A server whose store holds October's figure, revision 1, as the customs feed sent it.
+async fn with_october(backend: Backend) -> Option<TestApp> {
+    let app = spawn_app(backend).await?;
+    let stored = app
+        .post_observations(&app.customs, &json!({"observations": [row(8_000.0)]}))
+        .await;
+    assert_eq!(stored.status, 200, "{stored:?}");
+    Some(app)
+}
+
 fn pointer(reply: &Reply) -> &str {
     reply.body["errors"][0]["pointer"].as_str().unwrap_or("")
 }
@@ -50,13 +60,9 @@ fn assert_invalid(reply: &Reply, field: &str) {
 async fn a_misspelt_parameter_or_field_of_a_push_is_refused_and_nothing_is_stored(
     backend: Backend,
 ) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = with_october(backend).await else {
         return;
     };
-    let stored = app
-        .post_observations(&app.customs, &json!({"observations": [row(8_000.0)]}))
-        .await;
-    assert_eq!(stored.status, 200, "{stored:?}");
 
     // `dryrun` for `dry_run`: ignored, the preview would have stored the figure.
     let preview = push(
@@ -370,13 +376,9 @@ async fn an_approval_of_revision_zero_or_less_is_invalid(backend: Backend) {
 }
 
 async fn an_operation_that_reads_no_parameter_refuses_one(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = with_october(backend).await else {
         return;
     };
-    let stored = app
-        .post_observations(&app.customs, &json!({"observations": [row(8_000.0)]}))
-        .await;
-    assert_eq!(stored.status, 200, "{stored:?}");
     // Approvals have no preview: `dry_run` there would have approved.
     let (_, approver) = mint_token(&app.store, Role::Approver, Some("CUSTOMS")).await;
     let approval = json!({"indicator": "EXPORT_TURNOVER", "period": OCTOBER, "revision": 1,

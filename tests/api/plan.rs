@@ -222,14 +222,14 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
         .expect("UTF-8");
     assert!(!quarter.contains(r#"id="plan""#));
 
-    let csv = String::from_utf8(
-        fetch(
-            &app,
-            "/api/v1/reports/2026?format=csv&lang=en&history=latest",
-        )
-        .await,
-    )
-    .expect("UTF-8");
+    let report_csv = |lang: &'static str| {
+        let app = &app;
+        async move {
+            let path = format!("/api/v1/reports/2026?format=csv&lang={lang}&history=latest");
+            String::from_utf8(fetch(app, &path).await).expect("UTF-8")
+        }
+    };
+    let csv = report_csv("en").await;
     let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
     let heading = records
@@ -253,14 +253,7 @@ async fn the_yearly_report_has_the_plans_section_in_every_format(backend: Backen
     // Words in the report's language, as its other rows, not the API's codes.
     assert_eq!(&row[at("Progress")], "Moderate progress");
     assert_eq!(&row[at("Direction")], "increase");
-    let vi = String::from_utf8(
-        fetch(
-            &app,
-            "/api/v1/reports/2026?format=csv&lang=vi&history=latest",
-        )
-        .await,
-    )
-    .expect("UTF-8");
+    let vi = report_csv("vi").await;
     let line = vi
         .lines()
         .find(|line| line.contains(",GRDP_PER_CAPITA,") && line.contains("Tiến bộ"))
