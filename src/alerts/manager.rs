@@ -16,7 +16,9 @@ use super::receivers::text::{self, Language};
 use super::receivers::working as figure_text;
 use super::routing::Route;
 use super::year_close::{self, Closing};
-use crate::domain::alert::{Ack, Alert, AlertState, NewAlertEvent, Severity, Silence};
+use crate::domain::alert::{
+    Ack, Alert, AlertState, AlertWorking, NewAlertEvent, Severity, Silence,
+};
 use crate::domain::{Catalogue, Status};
 use crate::metrics;
 use crate::rules::engine::TargetStatus;
@@ -41,6 +43,24 @@ struct Desired {
     summary_vi: String,
     summary_en: String,
     link: String,
+    /// The figures a target alert's working shows, without the target's version (the store
+    /// knows it): what a quiet refresh compares.
+    figures: Option<AlertWorking>,
+}
+
+/// Whether `stored` (an alert's working, with its target version) shows `figures`.
+fn same_figures(stored: Option<&AlertWorking>, figures: Option<&AlertWorking>) -> bool {
+    match (stored, figures) {
+        (Some(stored), Some(figures)) => {
+            let mut bare = stored.clone();
+            bare.target_since = None;
+            bare.target_reason = None;
+            &bare == figures
+        }
+        (None, Some(_)) => false,
+        // An anomaly's alert has no working.
+        (_, None) => true,
+    }
 }
 
 fn status_vi(status: Status) -> &'static str {
@@ -232,6 +252,7 @@ impl AlertManager {
                 indicator.name_en, flagged.period, figure_text::quantity(Language::En, Some(flagged.value), &indicator.measure_en)
             ),
             link: self.link(status),
+            figures: None,
         };
         Some((fingerprint, desired))
     }
@@ -299,6 +320,7 @@ impl AlertManager {
         );
         let labels = self.labels(status, alertname, severity);
         let (unit_vi, unit_en) = self.unit_names(status);
+        let figures = working::working_of(status, indicator);
         let (summary_vi, summary_en) = if rule == "staleness" {
             let period = status.overdue_period.clone().unwrap_or_default();
             (
@@ -313,7 +335,6 @@ impl AlertManager {
             )
         } else {
             // The short form (the wall, chat); an email adds the working under it.
-            let figures = working::working_of(status, indicator);
             (
                 figure_text::slippage_summary(
                     Language::Vi,
@@ -342,6 +363,7 @@ impl AlertManager {
                 summary_vi,
                 summary_en,
                 link,
+                figures: Some(figures),
             },
         ))
     }
@@ -440,6 +462,7 @@ impl AlertManager {
                     alert.labels = want.labels.clone();
                     alert.summary_vi = want.summary_vi.clone();
                     alert.summary_en = want.summary_en.clone();
+                    alert.link = want.link.clone();
                     alert.updated_at = now;
                     if want.state == AlertState::Firing && alert.fired_at.is_none() {
                         alert.fired_at = Some(now);
@@ -450,10 +473,22 @@ impl AlertManager {
                     }
                     alert
                 }
-                // An alert stored before a label existed (the audience) takes it, quietly.
-                Some(old) if old.labels != want.labels => {
+                // The judgement held while its figures moved (a new month, a revision): the
+                // texts and the working follow them quietly, so the wall and the next repeat
+                // read today's projection, not the one it fired with (ARCHITECTURE §5). An
+                // alert stored before a label existed (the audience) takes it the same way.
+                Some(old)
+                    if old.labels != want.labels
+                        || old.summary_vi != want.summary_vi
+                        || old.summary_en != want.summary_en
+                        || old.link != want.link
+                        || !same_figures(old.working.as_ref(), want.figures.as_ref()) =>
+                {
                     let mut alert = old.clone();
                     alert.labels = want.labels.clone();
+                    alert.summary_vi = want.summary_vi.clone();
+                    alert.summary_en = want.summary_en.clone();
+                    alert.link = want.link.clone();
                     alert.updated_at = now;
                     alert
                 }

@@ -80,7 +80,7 @@ pub struct Alert {
     pub working: Option<AlertWorking>,
 }
 
-/// The working of a target's alert as the rules engine judged it when the alert last changed:
+/// The working of a target's alert as the rules engine last judged it while the alert was active:
 /// what an email shows under the short summary (ARCHITECTURE §5). Figures are plain numbers in
 /// the indicator's measure; each text writes them in its own language's notation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -97,8 +97,9 @@ fn apply_in_order(engine: &Engine, batches: &[CommittedBatch]) -> Vec<StatusChan
 }
 
 /// What a target's alerts depend on: its official status, the worse status waiting for its
-/// `for`, and whether its latest value is flagged. Summaries and figures are left out: an
-/// alert is updated when its state or severity moves, not on every new figure.
+/// `for`, and whether its latest value is flagged. Figures are left out: a write reconciles
+/// the targets whose judgement moved, and the timer's tick, which looks at every target,
+/// brings the texts of the others' alerts up to their figures (ARCHITECTURE §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AlertInputs {
     official: Status,

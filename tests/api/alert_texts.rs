@@ -10,7 +10,8 @@ use ktxh::alerts::routing::AlertingConfig;
 use ktxh::domain::number::{format as figure, Notation};
 
 use crate::helpers::{
-    allow_loopback, misnotated, python_with, spawn_app_alerting, spawn_app_with, Backend, TestApp,
+    allow_loopback, misnotated, python_with, spawn_app_alerting, spawn_app_with, wait_until,
+    Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::smtp::SmtpSink;
@@ -339,7 +340,130 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
     app.stop().await;
 }
 
+/// How many notifications were queued for `fingerprint`.
+async fn notifications_of(app: &TestApp, fingerprint: &str) -> usize {
+    let outbox = app
+        .get(
+            &format!("/api/v1/notifications?alert={fingerprint}"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(outbox.status, 200, "{outbox:?}");
+    outbox.body["notifications"]
+        .as_array()
+        .expect("notifications")
+        .len()
+}
+
+async fn a_firing_alerts_texts_follow_new_figures_without_a_new_notice(backend: Backend) {
+    let (year, months) = months_begun_this_year();
+    let hook = WebhookReceiver::start("quiet-secret", true).await;
+    let alerting: AlertingConfig = toml::from_str(&format!(
+        r#"
+        base_url = "http://127.0.0.1:8080"
+        dispatch_interval_ms = 50
+        [route]
+        group_by = ["alertname"]
+        group_wait_seconds = 0
+        [[route.routes]]
+        matchers = {{ alertname = "target_slipping", indicator = "EXPORT_TURNOVER" }}
+        receiver = "hook"
+        [[receiver]]
+        name = "hook"
+        type = "webhook"
+        url = "{}"
+        secret = "quiet-secret"
+        "#,
+        hook.url
+    ))
+    .expect("alerting");
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            allow_loopback(s);
+            s.release_calendar.staleness_from = None;
+            s.rules.for_evaluations = 1;
+        },
+        alerting,
+    )
+    .await
+    else {
+        return;
+    };
+    let fired = make_exports_slip(&app, year, months).await;
+    let fingerprint = fired["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    assert_eq!(fired["state"], "firing", "{fired}");
+    let patience = std::time::Duration::from_secs(10);
+    let notices = wait_until("the firing notice", patience, async || {
+        let queued = notifications_of(&app, &fingerprint).await;
+        (queued >= 1).then_some(queued)
+    })
+    .await;
+    let acked = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(&app.admin)
+                .json(&json!({"comment": "Sở Công Thương đang xử lý"})),
+        )
+        .await;
+    assert_eq!(acked.status, 200, "{acked:?}");
+
+    // January is revised up by 10,000: still far off the target, with another projection.
+    let revised = app
+        .post_observations(
+            &app.customs,
+            &json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-01"), "value": 11_234.5}]}),
+        )
+        .await;
+    assert_eq!(revised.status, 200, "{revised:?}");
+    assert_eq!(revised.body["updated"], 1, "{revised:?}");
+    // The write moved no judgement; the timer's next evaluation brings the texts up.
+    app.state
+        .pipeline
+        .apply(ktxh::pipeline::Change::Tick(Utc::now()))
+        .await;
+    let now = export_alert(&app).await.expect("still slipping");
+    let actual = 1_234.5 * f64::from(months) + 10_000.0;
+    assert_eq!(now["working"]["actual"].as_f64(), Some(actual), "{now}");
+    let projection = now["working"]["projection"].as_f64().expect("a projection");
+    let before = fired["working"]["projection"]
+        .as_f64()
+        .expect("a projection");
+    assert!(projection > before, "{before} → {projection}");
+    let vi = now["summary_vi"].as_str().expect("summary_vi");
+    let en = now["summary_en"].as_str().expect("summary_en");
+    assert!(
+        vi.contains(&format!(
+            "dự báo {} triệu USD",
+            figure(projection, 2, Notation::Vietnamese)
+        )),
+        "{vi}"
+    );
+    assert!(
+        en.contains(&format!(
+            "projected {} USD million",
+            figure(projection, 2, Notation::English)
+        )),
+        "{en}"
+    );
+    // The same alert, as acknowledged, and nobody told again.
+    assert_eq!(now["state"], "firing");
+    assert_eq!(now["severity"], fired["severity"]);
+    assert_eq!(now["fired_at"], fired["fired_at"]);
+    assert_eq!(now["ack"]["comment"], "Sở Công Thương đang xử lý", "{now}");
+    assert_eq!(now["working"]["target_reason"], "Nghị quyết điều chỉnh");
+    // Ten dispatch passes: time enough for a notice the refresh would have queued.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(notifications_of(&app, &fingerprint).await, notices);
+    app.stop().await;
+}
+
 on_every_backend!(
     a_slipping_targets_texts_write_figures_as_each_language_does,
     every_receiver_writes_figures_in_its_languages_notation,
+    a_firing_alerts_texts_follow_new_figures_without_a_new_notice,
 );
