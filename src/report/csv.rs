@@ -2,8 +2,8 @@
 //!
 //! The columns added since the first version (same period last year, the change on it as a
 //! fraction, the share of the year's target as a fraction, a slipping target's explanation and
-//! its actions) come last, so readers that pick
-//! columns by position keep working.
+//! its actions, the figures' history, a percent figure's change in points) come last, so
+//! readers that pick columns by position keep working.
 //!
 //! Numbers are written plainly (`1234.5`) whatever the language, so that they read back as
 //! numbers, rounded to [`DECIMALS`] places: projections and chances are estimates, and sixteen
@@ -69,6 +69,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         explained.explanation,
         explained.actions,
         super::history::heading(lang),
+        w.change_points,
     ];
     // Writing into a Vec cannot fail; the results are ignored for that reason.
     let _ = out.write_record(header);
@@ -89,7 +90,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                 &plain(row.expected),
                 &plain(row.projection),
                 &plain(row.probability),
-                &text::row_status(row.status, row.verdict, lang),
+                &row.status_text(lang),
                 row.previous.map_or("", |s| text::status(s, lang)),
                 &row.reported_through
                     .map(|t| text::local_date(t, zone, lang))
@@ -103,6 +104,7 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
                     .map(|e| super::explanations::actions_text(e, lang))
                     .unwrap_or_default(),
                 super::history::word(report.history, lang),
+                &plain(row.change_points),
             ]);
         }
     }

@@ -164,7 +164,7 @@ pub(super) fn html(report: &Report, zone: Tz) -> String {
             code = row.indicator,
             has = row.explanation.is_some(),
             name = escape(&row.name),
-            status = escape(&text::row_status(row.status, row.verdict, lang)),
+            status = escape(&row.status_text(lang)),
         );
     }
     html.push_str("</tbody></table></section>\n");

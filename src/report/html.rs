@@ -347,9 +347,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
                 target = target_text(&row.target, lang),
                 actual = n(row.actual),
                 last_year = n(row.last_year),
-                change = row
-                    .change
-                    .map_or_else(|| "–".to_owned(), |c| text::signed_percent(c, lang)),
+                change = text::change_text(row.change, row.change_points, lang),
                 of_plan = text::optional_percent(row.of_plan, lang),
                 expected = n(row.expected),
                 projection = n(row.projection),
@@ -358,8 +356,7 @@ pub fn render(report: &Report, zone: Tz) -> String {
                     .map(text::percent)
                     .unwrap_or_else(|| "–".into()),
                 bar = progress_bar(row),
-                badge =
-                    labelled_badge(row.status, &text::row_status(row.status, row.verdict, lang)),
+                badge = labelled_badge(row.status, &row.status_text(lang)),
             );
         }
         html.push_str("</tbody></table></section>\n");

@@ -7,7 +7,7 @@ use chrono::{DateTime, Months, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::approval::History;
-use crate::domain::{Code, Kind, StoredObservation, TargetValue};
+use crate::domain::{Code, Indicator, Kind, StoredObservation, TargetValue};
 use crate::rules::plan::YearSpan;
 use crate::rules::series::LiveState;
 use crate::rules::status::Point;
@@ -32,13 +32,30 @@ pub fn year_value(kind: Kind, points: &[Point]) -> Option<f64> {
     })
 }
 
+/// Whether an indicator is measured in percent (`%`, `% of GRDP`): a rate, a share or a growth,
+/// whose change on last year is told in percentage points, as statistics offices tell it.
+pub fn in_percent(indicator: &Indicator) -> bool {
+    indicator.measure_en.trim_start().starts_with('%')
+}
+
 /// This year's figure against last year's, as a fraction: `0.085` is 8.5 % more. Empty for
-/// growth figures, which are already a change on the same period of the previous year (the
-/// change of a change in percent reads as nonsense), and when last year's figure is not above
-/// zero, where a ratio has no meaning.
-pub fn change(kind: Kind, now: Option<f64>, last_year: Option<f64>) -> Option<f64> {
+/// figures in percent, whose change is [`change_points`] (a CPI rise of 3.2 % after 2.9 % is
+/// 0.3 points more, not "10 % more"; growth figures are already a change on last year), and
+/// when last year's figure is not above zero, where a ratio has no meaning.
+pub fn change(indicator: &Indicator, now: Option<f64>, last_year: Option<f64>) -> Option<f64> {
     let (now, before) = (now?, last_year?);
-    (kind != Kind::Growth && before > 0.0).then(|| now / before - 1.0)
+    let ratio = indicator.kind != Kind::Growth && !in_percent(indicator);
+    (ratio && before > 0.0).then(|| now / before - 1.0)
+}
+
+/// This year's figure less last year's in percentage points, for figures in percent only.
+pub fn change_points(
+    indicator: &Indicator,
+    now: Option<f64>,
+    last_year: Option<f64>,
+) -> Option<f64> {
+    let (now, before) = (now?, last_year?);
+    in_percent(indicator).then_some(now - before)
 }
 
 /// The actual as a share of the year's target, for running totals (flows and cumulatives) with
@@ -152,14 +169,53 @@ mod tests {
         assert_eq!(year_value(Kind::Flow, &[]), None);
     }
 
+    fn indicator(kind: Kind, measure: &str) -> Indicator {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        let catalogue = crate::config::load_catalogue(&dir).expect("the shipped catalogue");
+        let mut indicator = catalogue.indicators[0].clone();
+        indicator.kind = kind;
+        indicator.measure_en = measure.to_owned();
+        indicator
+    }
+
     #[test]
-    fn the_change_on_last_year_needs_a_positive_base_and_is_not_taken_of_growth() {
+    fn the_change_on_last_year_needs_a_positive_base_and_is_not_taken_of_a_percent() {
         let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-12);
-        assert!(near(change(Kind::Flow, Some(110.0), Some(100.0)), 0.1));
-        assert!(near(change(Kind::Level, Some(90.0), Some(100.0)), -0.1));
-        assert_eq!(change(Kind::Growth, Some(8.0), Some(7.0)), None);
-        assert_eq!(change(Kind::Flow, Some(8.0), Some(0.0)), None);
-        assert_eq!(change(Kind::Flow, None, Some(7.0)), None);
+        let (flow, level) = (
+            indicator(Kind::Flow, "VND billion"),
+            indicator(Kind::Level, "beds"),
+        );
+        assert!(near(change(&flow, Some(110.0), Some(100.0)), 0.1));
+        assert!(near(change(&level, Some(90.0), Some(100.0)), -0.1));
+        assert_eq!(change(&flow, Some(8.0), Some(0.0)), None);
+        assert_eq!(change(&flow, None, Some(7.0)), None);
+        assert_eq!(change_points(&flow, Some(110.0), Some(100.0)), None);
+        // A growth, an average rate and a running rate (CPI, credit) in percent: points.
+        for (kind, measure) in [
+            (Kind::Growth, "%"),
+            (Kind::Average, "%"),
+            (Kind::Cumulative, "%"),
+            (Kind::Level, "% of GRDP"),
+        ] {
+            let rate = indicator(kind, measure);
+            assert_eq!(
+                change(&rate, Some(3.2), Some(2.9)),
+                None,
+                "{kind:?} {measure}"
+            );
+            assert!(
+                near(change_points(&rate, Some(3.2), Some(2.9)), 0.3),
+                "{kind:?}"
+            );
+            assert!(
+                near(change_points(&rate, Some(-0.5), Some(1.0)), -1.5),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            change_points(&indicator(Kind::Growth, "%"), None, Some(7.0)),
+            None
+        );
     }
 
     #[test]

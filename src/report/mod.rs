@@ -20,7 +20,7 @@ pub mod tasks;
 mod text;
 mod xlsx;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -143,9 +143,13 @@ pub struct ReportRow {
     /// year before this report's cut-off.
     #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
     pub last_year: Option<f64>,
-    /// The actual against `last_year` as a fraction (`0.085` is 8.5 % more); empty for growth
-    /// figures and when last year's figure is not above zero.
+    /// The actual against `last_year` as a fraction (`0.085` is 8.5 % more); empty for figures
+    /// in percent and when last year's figure is not above zero.
     pub change: Option<f64>,
+    /// For figures in percent (rates, shares, growth): the actual less `last_year`, in
+    /// percentage points (`0.3` is 0.3 points more).
+    #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
+    pub change_points: Option<f64>,
     /// "% kế hoạch năm": the actual over the year's target, as a fraction; running totals only.
     pub of_plan: Option<f64>,
     #[serde(serialize_with = "crate::domain::number::serialize_tidy_option")]
@@ -154,6 +158,9 @@ pub struct ReportRow {
     pub projection: Option<f64>,
     pub probability: Option<f64>,
     pub status: Status,
+    /// Whether the figure that makes the row stale arrived by the cut-off and waits for its
+    /// approval: in a report of official figures, the department was not late.
+    pub awaiting_approval: bool,
     /// The pacing verdict on the figures received; differs from `status` while the feed is
     /// stale, and the row then shows both.
     pub verdict: Status,
@@ -163,6 +170,74 @@ pub struct ReportRow {
     pub illustrative: bool,
     /// A slipping target's explanation as it stood at the cut-off (giải trình).
     pub explanation: Option<crate::domain::explanation::Explanation>,
+}
+
+impl ReportRow {
+    /// The row's status in words, as every form of the report writes it.
+    pub fn status_text(&self, lang: Lang) -> String {
+        if self.awaiting_approval {
+            text::awaiting_row_status(self.status, self.verdict, lang)
+        } else {
+            text::row_status(self.status, self.verdict, lang)
+        }
+    }
+}
+
+/// The (indicator, unit) of the stale `statuses` whose overdue figure arrived by `cutoff`
+/// without being approved by then. A report of official figures judges a figure missing
+/// until it is approved, yet the row should not blame a department that sent it in time.
+async fn awaiting_approval(
+    store: &DynStore,
+    statuses: &[TargetStatus],
+    cutoff: DateTime<Utc>,
+    zone: Tz,
+) -> Result<HashSet<(Code, Code)>, StoreError> {
+    let overdue: Vec<(&TargetStatus, &str, Period)> = statuses
+        .iter()
+        .filter(|s| s.evaluation.status == Status::Stale)
+        .filter_map(|s| {
+            let raw = s.overdue_period.as_deref()?;
+            Some((s, raw, Period::parse(raw).ok()?))
+        })
+        .collect();
+    let (Some(from), Some(to)) = (
+        overdue.iter().map(|(_, _, p)| p.start(zone)).min(),
+        overdue.iter().map(|(_, _, p)| p.end(zone)).max(),
+    ) else {
+        return Ok(HashSet::new());
+    };
+    let indicators: Vec<String> = overdue
+        .iter()
+        .map(|(s, _, _)| s.indicator.to_string())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    // In the order they became known: a period's last revision says whether it stands
+    // (a withdrawal takes the figure back).
+    let mut arrived: HashSet<(String, String, String)> = HashSet::new();
+    for row in store
+        .known_between(from, to, cutoff, Some(&indicators))
+        .await?
+    {
+        let stands = row.value.is_some();
+        let key = (row.indicator, row.unit, row.period);
+        if stands {
+            arrived.insert(key);
+        } else {
+            arrived.remove(&key);
+        }
+    }
+    Ok(overdue
+        .into_iter()
+        .filter(|(s, raw, _)| {
+            arrived.contains(&(
+                s.indicator.to_string(),
+                s.unit.to_string(),
+                (*raw).to_owned(),
+            ))
+        })
+        .map(|(s, _, _)| (s.indicator.clone(), s.unit.clone()))
+        .collect())
 }
 
 /// One sector group: its tally and its targets in catalogue order.
@@ -305,6 +380,12 @@ impl Sources<'_> {
 
         let last_year =
             last_year::LastYear::read(self.store, year, cutoff, self.zone, request.history).await?;
+        let awaiting = match request.history {
+            History::Official => {
+                awaiting_approval(self.store, &statuses, cutoff, self.zone).await?
+            }
+            History::Latest => HashSet::new(),
+        };
         let explained = explanations::by_indicator(
             self.store
                 .current_explanations(Some(year), Some(cutoff))
@@ -380,7 +461,8 @@ impl Sources<'_> {
                     target: status.target.value,
                     actual,
                     last_year: before_year,
-                    change: last_year::change(indicator.kind, actual, before_year),
+                    change: last_year::change(indicator, actual, before_year),
+                    change_points: last_year::change_points(indicator, actual, before_year),
                     of_plan: last_year::of_plan(indicator.kind, actual, &status.target.value),
                     expected: status.evaluation.expected,
                     projection: status.evaluation.projection,
@@ -389,6 +471,8 @@ impl Sources<'_> {
                     verdict: status.judged,
                     previous: earlier.map(|s| s.evaluation.status),
                     reported_through: status.evaluation.reported_through,
+                    awaiting_approval: awaiting
+                        .contains(&(status.indicator.clone(), status.unit.clone())),
                     illustrative: status.target.illustrative,
                     explanation: explanations::is_slipping(now_status, status.judged)
                         .then(|| explained.get(&status.indicator).cloned())

@@ -72,6 +72,8 @@ pub struct Words {
     pub actual: &'static str,
     pub last_year: &'static str,
     pub change: &'static str,
+    /// The CSV's column of a percent figure's change, in points.
+    pub change_points: &'static str,
     pub of_plan: &'static str,
     pub expected: &'static str,
     pub projection: &'static str,
@@ -112,6 +114,7 @@ const VI: Words = Words {
     actual: "Thực hiện",
     last_year: "Cùng kỳ năm trước",
     change: "Tăng/giảm so với cùng kỳ",
+    change_points: "Tăng/giảm so với cùng kỳ (điểm %)",
     of_plan: "% kế hoạch năm",
     expected: "Theo tiến độ",
     projection: "Dự báo cả năm",
@@ -152,6 +155,7 @@ const EN: Words = Words {
     actual: "Actual",
     last_year: "Same period last year",
     change: "Change on last year",
+    change_points: "Change on last year (percentage points)",
     of_plan: "% of year target",
     expected: "Expected by now",
     projection: "Year projection",
@@ -198,14 +202,26 @@ pub fn status(status: Status, lang: Lang) -> &'static str {
 /// A row's status as the reader needs it: a late feed keeps the verdict on what did arrive
 /// ("Chậm báo cáo · chậm tiến độ"), as the wall shows it.
 pub fn row_status(status: Status, verdict: Status, lang: Lang) -> String {
+    late_row_status(status, verdict, self::status(status, lang), lang)
+}
+
+/// [`row_status`] of a row whose missing official figure arrived in time and waits for its
+/// approval: the department is not late, the statistics office has yet to verify it.
+pub fn awaiting_row_status(status: Status, verdict: Status, lang: Lang) -> String {
+    let awaiting = match lang {
+        Lang::Vi => "Chờ phê duyệt số liệu",
+        Lang::En => "Awaiting approval",
+    };
+    late_row_status(status, verdict, awaiting, lang)
+}
+
+fn late_row_status(status: Status, verdict: Status, late: &str, lang: Lang) -> String {
     let late_with_verdict =
         status == Status::Stale && !matches!(verdict, Status::Stale | Status::NoData);
     if late_with_verdict {
-        format!(
-            "{} · {}",
-            self::status(status, lang),
-            self::status(verdict, lang).to_lowercase()
-        )
+        format!("{late} · {}", self::status(verdict, lang).to_lowercase())
+    } else if status == Status::Stale {
+        late.to_owned()
     } else {
         self::status(status, lang).to_owned()
     }
@@ -267,6 +283,31 @@ pub fn signed_percent(change: f64, lang: Lang) -> String {
     }
 }
 
+/// A change in percentage points, signed: `+0,3 điểm %` (vi), `+0.3 pp` (en).
+pub fn signed_points(points: f64, lang: Lang) -> String {
+    let figure = number(points, lang);
+    let sign = if figure.starts_with('-') || figure == "0" {
+        ""
+    } else {
+        "+"
+    };
+    let unit = match lang {
+        Lang::Vi => "điểm %",
+        Lang::En => "pp",
+    };
+    format!("{sign}{figure} {unit}")
+}
+
+/// The change on last year as the row tells it: in points for a figure in percent, else as
+/// a signed percentage; `–` when there is none.
+pub fn change_text(change: Option<f64>, points: Option<f64>, lang: Lang) -> String {
+    match (points, change) {
+        (Some(points), _) => signed_points(points, lang),
+        (None, Some(change)) => signed_percent(change, lang),
+        (None, None) => "–".to_owned(),
+    }
+}
+
 pub fn optional_percent(share: Option<f64>, lang: Lang) -> String {
     share.map_or_else(|| "–".to_owned(), |v| fine_percent(v, lang))
 }
@@ -304,6 +345,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_percent_figures_change_reads_in_points() {
+        assert_eq!(change_text(None, Some(0.3), Lang::Vi), "+0,3 điểm %");
+        assert_eq!(change_text(None, Some(-1.25), Lang::En), "-1.25 pp");
+        assert_eq!(change_text(None, Some(0.0), Lang::En), "0 pp");
+        assert_eq!(change_text(Some(0.085), None, Lang::Vi), "+8,5 %");
+        assert_eq!(change_text(None, None, Lang::En), "–");
+    }
+
+    #[test]
     fn a_late_row_keeps_its_verdict_and_other_rows_read_as_their_status() {
         let cases = [
             (
@@ -324,6 +374,14 @@ mod tests {
                 "{status:?} {verdict:?}"
             );
         }
+        assert_eq!(
+            awaiting_row_status(Status::Stale, Status::OnTrack, Lang::Vi),
+            "Chờ phê duyệt số liệu · đúng tiến độ"
+        );
+        assert_eq!(
+            awaiting_row_status(Status::Stale, Status::NoData, Lang::En),
+            "Awaiting approval"
+        );
     }
 
     #[test]

@@ -34,10 +34,16 @@ struct Styles {
     percent: Format,
     /// Shares of the plan and changes on last year, where a tenth of a percent matters.
     fine_percent: Format,
+    /// A percent figure's change on last year, in points: `+0.30 điểm %`, a number still.
+    points: Format,
 }
 
 impl Styles {
-    fn new() -> Self {
+    fn new(lang: Lang) -> Self {
+        let points = match lang {
+            Lang::Vi => r#"+0.00" điểm %";-0.00" điểm %";0" điểm %""#,
+            Lang::En => r#"+0.00" pp";-0.00" pp";0" pp""#,
+        };
         let header = Format::new()
             .set_bold()
             .set_background_color(Color::RGB(0x001F_2933))
@@ -65,6 +71,9 @@ impl Styles {
                 .set_border(FormatBorder::Thin),
             fine_percent: Format::new()
                 .set_num_format("0.00%")
+                .set_border(FormatBorder::Thin),
+            points: Format::new()
+                .set_num_format(points)
                 .set_border(FormatBorder::Thin),
         }
     }
@@ -159,7 +168,7 @@ fn tally_row(
 pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
     let lang: Lang = report.lang;
     let w = words(lang);
-    let styles = Styles::new();
+    let styles = Styles::new(lang);
     let mut book = Workbook::new();
 
     let summary = book.add_worksheet().set_name(w.sheet_summary)?;
@@ -223,13 +232,16 @@ pub fn render(report: &Report, zone: Tz) -> Result<Vec<u8>, XlsxError> {
             }
             figure(targets, row, 5, line.actual, &styles)?;
             figure(targets, row, 6, line.last_year, &styles)?;
-            optional_number(targets, row, 7, line.change, &styles.fine_percent)?;
+            match line.change_points {
+                Some(points) => optional_number(targets, row, 7, Some(points), &styles.points)?,
+                None => optional_number(targets, row, 7, line.change, &styles.fine_percent)?,
+            }
             optional_number(targets, row, 8, line.of_plan, &styles.fine_percent)?;
             figure(targets, row, 9, line.expected, &styles)?;
             figure(targets, row, 10, line.projection, &styles)?;
             optional_number(targets, row, 11, line.probability, &styles.percent)?;
             let status = styles.text.clone().set_background_color(fill(line.status));
-            let shown = text::row_status(line.status, line.verdict, lang);
+            let shown = line.status_text(lang);
             targets.write_string_with_format(row, 12, &shown, &status)?;
             targets.write_string_with_format(
                 row,
@@ -337,7 +349,7 @@ fn explanations_sheet(
         sheet.write_string_with_format(row, 1, line.indicator.as_str(), &styles.text)?;
         sheet.write_string_with_format(row, 2, &line.name, &styles.wrap)?;
         let status = styles.text.clone().set_background_color(fill(line.status));
-        let shown = text::row_status(line.status, line.verdict, lang);
+        let shown = line.status_text(lang);
         sheet.write_string_with_format(row, 3, &shown, &status)?;
         match &line.explanation {
             Some(explanation) => {

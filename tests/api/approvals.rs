@@ -600,6 +600,129 @@ async fn a_days_instants_approved_in_bulk_all_read_official_on_the_screens(backe
     app.stop().await;
 }
 
+/// The export row's status in words and whether it waits for an approval, from the English CSV
+/// and the JSON of October 2026's report of official figures as they stood on 20 November.
+async fn official_october_export_row(app: &TestApp) -> (String, Value) {
+    let path = "/api/v1/reports/2026-10?lang=en&history=official&as_of=2026-11-20";
+    let csv = app.client.get(app.url(&format!("{path}&format=csv")));
+    let response = csv.bearer_auth(&app.viewer).send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    let body = response.bytes().await.expect("body");
+    let mut reader = csv::Reader::from_reader(&body[..]);
+    let headers = reader.headers().expect("header").clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+            .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
+    };
+    let (code, status) = (column("Code"), column("Status"));
+    let shown = reader
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[code] == "EXPORT_TURNOVER")
+        .map(|r| r[status].to_owned())
+        .expect("the exports row");
+    let json = app.get(&format!("{path}&format=json"), &app.viewer).await;
+    assert_eq!(json.status, 200, "{json:?}");
+    let row = json.body["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rows"].as_array().expect("rows"))
+        .find(|r| r["indicator"] == "EXPORT_TURNOVER")
+        .cloned()
+        .expect("the exports row");
+    (shown, row)
+}
+
+/// Stores the 2026 export figures of `months` (a withdrawal for `None`) as received at `at`.
+async fn exports_received(app: &TestApp, months: &[(u32, Option<f64>)], at: &str) {
+    let hcm = chrono_tz::Asia::Ho_Chi_Minh;
+    let rows = months
+        .iter()
+        .map(|(month, value)| {
+            let period = ktxh::domain::Period::parse(&format!("{YEAR}-{month:02}")).expect("month");
+            ktxh::domain::NewObservation {
+                indicator: ktxh::domain::Code::parse("EXPORT_TURNOVER").expect("code"),
+                unit: ktxh::domain::Code::parse("HCM").expect("code"),
+                period,
+                period_start: period.start(hcm),
+                period_end: period.end(hcm),
+                value: *value,
+                revision_label: None,
+                source: Some("customs".into()),
+                reported_at: None,
+            }
+        })
+        .collect();
+    app.store
+        .write_batch(&ktxh::store::WriteBatch {
+            rows,
+            recorded_by: "customs".into(),
+            received_at: at.parse().expect("instant"),
+            rejected: Vec::new(),
+            idempotency: None,
+        })
+        .await
+        .expect("stored");
+}
+
+async fn a_figure_sent_in_time_and_not_yet_approved_is_not_late_in_an_official_report(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_with(backend, crate::helpers::judge_every_past_period).await else {
+        return;
+    };
+    // January to September, sent by 3 October and made official on the 10th.
+    let nine: Vec<(u32, Option<f64>)> = (1..=9).map(|m| (m, Some(8_000.0))).collect();
+    exports_received(&app, &nine, "2026-10-03T02:00:00Z").await;
+    let hcm = chrono_tz::Asia::Ho_Chi_Minh;
+    let approval = ktxh::domain::approval::NewApproval {
+        selection: ktxh::domain::approval::ApprovalSelection::Latest {
+            indicators: vec!["EXPORT_TURNOVER".into()],
+            unit: Some("HCM".into()),
+            from: ktxh::domain::Period::parse("2026")
+                .expect("year")
+                .start(hcm),
+            to: ktxh::domain::Period::parse("2026").expect("year").end(hcm),
+        },
+        state: ktxh::domain::ApprovalState::Official,
+        approved_at: "2026-10-10T03:00:00Z".parse().expect("instant"),
+        approved_by: "thong-ke".into(),
+        note: None,
+    };
+    let event = ktxh::store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
+    let outcome = app
+        .store
+        .approve(&approval, &event)
+        .await
+        .expect("approved");
+    assert_eq!(outcome.approved.len(), 9, "{outcome:?}");
+
+    // October, due by 7 November, never sent: the department is late.
+    let (shown, row) = official_october_export_row(&app).await;
+    assert!(shown.starts_with("Stale"), "{shown}");
+    assert_eq!(row["status"], "stale", "{row}");
+    assert_eq!(row["awaiting_approval"], false, "{row}");
+
+    // October sent on 3 November and not approved by the 20th: the official figures still lack
+    // it, and the row says it waits for the approval, with the verdict on the official months.
+    exports_received(&app, &[(10, Some(8_000.0))], "2026-11-03T02:00:00Z").await;
+    let (shown, row) = official_october_export_row(&app).await;
+    assert!(shown.starts_with("Awaiting approval"), "{shown}");
+    assert_eq!(row["status"], "stale", "{row}");
+    assert_eq!(row["awaiting_approval"], true, "{row}");
+    assert_eq!(row["actual"], 72_000.0, "the official months alone: {row}");
+
+    // Withdrawn on the 5th: nothing waits, the department is late again.
+    exports_received(&app, &[(10, None)], "2026-11-05T02:00:00Z").await;
+    let (shown, row) = official_october_export_row(&app).await;
+    assert!(shown.starts_with("Stale"), "{shown}");
+    assert_eq!(row["awaiting_approval"], false, "{row}");
+    app.stop().await;
+}
+
 on_every_backend!(
     a_days_instants_approved_in_bulk_all_read_official_on_the_screens,
     a_late_approval_of_a_superseded_revision_leaves_the_newer_one_preliminary,
@@ -607,4 +730,5 @@ on_every_backend!(
     approvals_are_scoped_to_the_approving_roles,
     the_screens_mark_preliminary_and_official_figures,
     an_approval_reaches_the_screens_of_another_instance,
+    a_figure_sent_in_time_and_not_yet_approved_is_not_late_in_an_official_report,
 );

@@ -496,6 +496,22 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
     )
     .await;
 
+    // CPI, an average rate in percent: its change is told in points, not as a ratio of rates.
+    write(
+        &app,
+        "CPI_GROWTH",
+        &[("2025-01", 3.63), ("2025-02", 3.2), ("2025-03", 3.1)],
+        at(2025, 4, 2),
+    )
+    .await;
+    write(
+        &app,
+        "CPI_GROWTH",
+        &[("2026-01", 3.0), ("2026-02", 3.2), ("2026-03", 3.4)],
+        at(2026, 4, 2),
+    )
+    .await;
+
     // By hand. Exports: 7700 + 7300 + 8400.5 = 23400.5 against 7000 + 6800 + 7600 = 21400,
     // 23400.5 / 21400 - 1 = 9.3481 %; of the 2026 target 105400: 22.2016 %.
     // Retail: 200000 + 190500.75 = 390500.75 against 180000.25 + 175000.5 = 355000.75,
@@ -549,7 +565,27 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         assert_eq!(sheet["EXPORT_TURNOVER"]["last_year"], 21_400);
         // A level has no share of the year's target.
         assert!(sheet["HOSPITAL_BEDS_PER_10K"]["of_plan"].is_null());
+        // CPI: a mean of 3.2 against 3.31, -0.11 points, a number the sheet shows as points.
+        let cpi = &sheet["CPI_GROWTH"];
+        assert!(close(cpi["change"].as_f64(), Some(-0.11)), "{cpi}");
+        assert_eq!(
+            cpi["formats"]["change"], r#"+0.00" pp";-0.00" pp";0" pp""#,
+            "{cpi}"
+        );
     }
+    let (_, _, json) = fetch(&app, "/api/v1/reports/2026-Q1?format=json").await;
+    let json: Value = serde_json::from_slice(&json).expect("JSON report");
+    let cpi = json["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rows"].as_array().expect("rows"))
+        .find(|r| r["indicator"] == "CPI_GROWTH")
+        .expect("the CPI row")
+        .clone();
+    assert_eq!(cpi["change"], Value::Null, "{cpi}");
+    assert_eq!(cpi["change_points"], -0.11, "{cpi}");
+    assert!(json["groups"][0]["rows"][0].get("change_points").is_some());
 
     let (_, _, csv) = fetch(&app, "/api/v1/reports/2026-Q1?format=csv&lang=vi").await;
     let csv = String::from_utf8(csv).expect("UTF-8");
@@ -561,6 +597,21 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         line.contains(",23400.5,") && line.contains(",21400,0.0935,0.222,"),
         "CSV numbers stay plain in Vietnamese too: {line}"
     );
+    let header = csv.lines().next().expect("the header");
+    assert!(
+        header.ends_with(",Tăng/giảm so với cùng kỳ (điểm %)"),
+        "{header}"
+    );
+    let cpi = csv
+        .lines()
+        .find(|l| l.contains(",CPI_GROWTH,"))
+        .expect("the CPI row");
+    assert!(cpi.ends_with(",-0.11"), "the change in points, last: {cpi}");
+    assert!(
+        cpi.contains(",3.31,,,"),
+        "no ratio of rates, no share of plan: {cpi}"
+    );
+    assert!(line.ends_with(','), "no points for exports: {line}");
 
     let (_, _, html) = fetch(&app, "/api/v1/reports/2026-Q1").await;
     let page = String::from_utf8(html).expect("UTF-8 page");
@@ -574,11 +625,19 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         html_figures(html_row(&page, "RETAIL_SALES")),
         ["2.240.000", "390.500,75", "355.000,75", "+10 %", "17,43 %"]
     );
+    assert_eq!(
+        html_figures(html_row(&page, "CPI_GROWTH"))[2..4],
+        ["3,31", "-0,11 điểm %"]
+    );
     let (_, _, html) = fetch(&app, "/api/v1/reports/2026-Q1?lang=en").await;
     let page = String::from_utf8(html).expect("UTF-8 page");
     assert_eq!(
         html_figures(html_row(&page, "RETAIL_SALES")),
         ["2,240,000", "390,500.75", "355,000.75", "+10 %", "17.43 %"]
+    );
+    assert_eq!(
+        html_figures(html_row(&page, "CPI_GROWTH"))[2..4],
+        ["3.31", "-0.11 pp"]
     );
 
     // "x/y chỉ tiêu đạt và vượt", overall and per group, counted as the status API judges.
