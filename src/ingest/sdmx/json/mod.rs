@@ -35,7 +35,14 @@ pub fn parse(body: &[u8], mapping: &SdmxMapping) -> Result<Vec<RawRow>, FormatEr
     let data = message
         .data
         .ok_or_else(|| FormatError::shape("/data", "the message has no data"))?;
-    let data_sets = data.data_sets.unwrap_or_default();
+    // An empty list is a message with nothing to say; no list at all is a message of another
+    // shape (a structure message, a query's envelope) sent here by mistake.
+    let data_sets = data.data_sets.ok_or_else(|| {
+        FormatError::shape(
+            "/data/dataSets",
+            "the message has no dataSets: an SDMX-JSON data message carries its observations in data.dataSets",
+        )
+    })?;
     if data_sets.is_empty() {
         return Ok(Vec::new());
     }

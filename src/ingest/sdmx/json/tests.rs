@@ -289,6 +289,11 @@ fn a_structure_named_by_href_only_is_found() {
 #[test]
 fn an_empty_message_has_no_rows_and_garbage_never_panics() {
     assert!(rows(br#"{"data": {"dataSets": []}}"#).is_empty());
+    for shapeless in [&br#"{"data": {}}"#[..], br#"{"data": {"structures": []}}"#] {
+        let refused = refused(shapeless);
+        assert_eq!(refused.pointer, "/data/dataSets", "{refused:?}");
+        assert!(!refused.syntax);
+    }
     let samples: [&[u8]; 6] = [
         b"",
         b"[]",
