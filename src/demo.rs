@@ -242,7 +242,16 @@ impl<'a> Model<'a> {
             }
         };
         let (min, max) = indicator.range;
-        (raw.clamp(min, max) * 100.0).round() / 100.0
+        as_sent(indicator, raw.clamp(min, max))
+    }
+}
+
+/// A figure as a department writes it: a count whole, anything else to two decimals.
+fn as_sent(indicator: &Indicator, value: f64) -> f64 {
+    if indicator.whole {
+        value.round()
+    } else {
+        (value * 100.0).round() / 100.0
     }
 }
 
@@ -659,7 +668,7 @@ impl Feeds {
                     let value = (model.value(indicator, unit, &period) * drift).clamp(indicator.range.0, indicator.range.1);
                     json!({
                         "indicator": indicator.code, "unit": unit.code, "period": period.to_string(),
-                        "value": (value * 100.0).round() / 100.0, "revision": "preliminary", "source": "demo-feed",
+                        "value": as_sent(indicator, value), "revision": "preliminary", "source": "demo-feed",
                     })
                 })
                 .collect();

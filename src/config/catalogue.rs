@@ -98,6 +98,9 @@ struct RawIndicator {
     rollup: Rollup,
     department: Code,
     tolerance: f64,
+    /// Counted in whole units: a figure with a fraction is refused.
+    #[serde(default)]
+    whole: bool,
     range: [f64; 2],
     source: Option<String>,
     #[serde(default)]
@@ -444,6 +447,7 @@ fn load_indicators(
                 rollup: raw.rollup,
                 department: raw.department,
                 tolerance: raw.tolerance,
+                whole: raw.whole,
                 range: (min, max),
                 source: raw.source,
                 plan: raw.plan.unwrap_or_default(),

@@ -106,6 +106,10 @@ pub struct Indicator {
     pub rollup: Rollup,
     pub department: Code,
     pub tolerance: f64,
+    /// Counted in whole units (enterprises, passengers, cases): a figure with a fraction is a
+    /// sender's mistake, such as `1.234` enterprises meant as 1,234, and is refused.
+    #[serde(default)]
+    pub whole: bool,
     /// Plausible range of one observation, inclusive: `[lowest, highest]`.
     #[schema(value_type = Vec<f64>, min_items = 2, max_items = 2)]
     pub range: (f64, f64),
@@ -147,6 +151,11 @@ pub enum NamedPlan {
 impl Indicator {
     pub fn admits(&self, value: f64) -> bool {
         value >= self.range.0 && value <= self.range.1
+    }
+
+    /// Whether `value` is a figure this indicator can have: whole, when it counts.
+    pub fn admits_fraction_of(&self, value: f64) -> bool {
+        !self.whole || value.fract() == 0.0
     }
 
     /// Whether `unit` has figures of this indicator: the city always, a ward or commune only

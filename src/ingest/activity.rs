@@ -62,7 +62,9 @@ fn offending(reason: &RowError) -> (Option<&'static str>, Option<String>) {
         }
         E::InvalidValue(text) | E::AmbiguousNumber(text) => (Some("value"), Some(text.clone())),
         E::NotFinite => (Some("value"), None),
-        E::OutOfRange { value, .. } => (Some("value"), Some(value.to_string())),
+        E::OutOfRange { value, .. } | E::NotWhole { value, .. } => {
+            (Some("value"), Some(value.to_string()))
+        }
         E::TooLong(field) | E::NulCharacter(field) => (Some(field), None),
         E::InvalidReportedAt(at)
         | E::ReportedAtInFuture(at)

@@ -290,9 +290,8 @@ impl ConflictKind {
             "invalid_period" => Self::Period,
             "period_mismatch" => Self::PeriodType,
             "period_in_future" => Self::FuturePeriod,
-            "invalid_value" | "ambiguous_number" | "value_not_finite" | "value_out_of_range" => {
-                Self::Value
-            }
+            "invalid_value" | "ambiguous_number" | "value_not_finite" | "value_out_of_range"
+            | "value_not_whole" => Self::Value,
             // The parser always sets indicator, unit and period, so the value is what is missing.
             "missing_field" => Self::ValueMissing,
             "field_too_long" | "invalid_text" => Self::StoredBy,

@@ -199,6 +199,16 @@ pub enum RowError {
         min: f64,
         max: f64,
     },
+    #[error(
+        "value {} is not a whole number, and `{indicator}` counts {measure}: send the count \
+         itself (a thousands separator read as a decimal mark gives such a figure)",
+        Quoted(*value)
+    )]
+    NotWhole {
+        indicator: String,
+        measure: String,
+        value: f64,
+    },
     #[error("`{0}` is longer than {MAX_LABEL_LEN} characters")]
     TooLong(&'static str),
     #[error("`{0}` contains a NUL character (U+0000), which cannot be stored")]
@@ -218,7 +228,7 @@ pub enum RowError {
 
 impl RowError {
     /// Every code [`Self::code`] gives, for those who map them onto codes of their own.
-    pub const CODES: [&'static str; 18] = [
+    pub const CODES: [&'static str; 19] = [
         "malformed_row",
         "missing_field",
         "unknown_indicator",
@@ -231,6 +241,7 @@ impl RowError {
         "ambiguous_number",
         "value_not_finite",
         "value_out_of_range",
+        "value_not_whole",
         "field_too_long",
         "invalid_text",
         "invalid_reported_at",
@@ -252,6 +263,7 @@ impl RowError {
             Self::AmbiguousNumber(_) => "ambiguous_number",
             Self::NotFinite => "value_not_finite",
             Self::OutOfRange { .. } => "value_out_of_range",
+            Self::NotWhole { .. } => "value_not_whole",
             Self::TooLong(_) => "field_too_long",
             Self::NulCharacter(_) => "invalid_text",
             Self::InvalidReportedAt(_) => "invalid_reported_at",
@@ -514,6 +526,13 @@ pub(super) fn validate(
                 max: indicator.range.1,
             });
         }
+        if !indicator.admits_fraction_of(value) {
+            return Err(RowError::NotWhole {
+                indicator: indicator_code(),
+                measure: indicator.measure_en.clone(),
+                value,
+            });
+        }
         Some(value)
     };
 
@@ -570,6 +589,11 @@ mod tests {
                 value: 0.0,
                 min: 0.0,
                 max: 0.0,
+            },
+            RowError::NotWhole {
+                indicator: text(),
+                measure: text(),
+                value: 0.5,
             },
             RowError::TooLong("source"),
             RowError::NulCharacter("source"),

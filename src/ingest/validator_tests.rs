@@ -128,6 +128,40 @@ fn padded_unit_codes_are_read_as_indicator_codes_are() {
 }
 
 #[test]
+fn a_count_with_a_fraction_is_refused_and_a_whole_one_read() {
+    let validator = validator();
+    let finance = department("FINANCE");
+    let cases = [
+        (RawValue::Number(1.234), Some("value_not_whole")),
+        (RawValue::Text("1.234".into()), Some("value_not_whole")),
+        (RawValue::Number(0.5), Some("value_not_whole")),
+        (RawValue::Number(1234.0), None),
+        (RawValue::Text("1234".into()), None),
+        (RawValue::Number(0.0), None),
+    ];
+    for (value, expected) in cases {
+        let rows = vec![row("NEW_ENTERPRISES", value.clone())];
+        let (accepted, rejected) = validator.validate(&finance, rows, now()).expect("in scope");
+        let code = rejected.first().map(|r| r.code.as_str());
+        assert_eq!(code, expected, "{value:?}");
+        assert_eq!(accepted.len(), usize::from(expected.is_none()), "{value:?}");
+        if let Some(refused) = rejected.first() {
+            assert!(
+                refused.message.contains("not a whole number")
+                    && refused.message.contains("enterprises"),
+                "{}",
+                refused.message
+            );
+        }
+    }
+    // A measure that is not a count keeps its decimals.
+    let customs = department("CUSTOMS");
+    let rows = vec![row("EXPORT_TURNOVER", RawValue::Number(4_120.5))];
+    let (accepted, rejected) = validator.validate(&customs, rows, now()).expect("in scope");
+    assert_eq!((accepted.len(), rejected.len()), (1, 0));
+}
+
+#[test]
 fn text_with_a_comma_is_an_ambiguous_number_and_text_with_a_point_is_read() {
     let validator = validator();
     let customs = department("CUSTOMS");

@@ -158,9 +158,8 @@ fn column_of(code: &str, message: &str) -> Option<Column> {
         "unknown_indicator" => Column::Indicator,
         "unknown_unit" | "unit_not_reporting" => Column::Unit,
         "invalid_period" | "period_mismatch" | "period_in_future" => Column::Period,
-        "invalid_value" | "ambiguous_number" | "value_not_finite" | "value_out_of_range" => {
-            Column::Value
-        }
+        "invalid_value" | "ambiguous_number" | "value_not_finite" | "value_out_of_range"
+        | "value_not_whole" => Column::Value,
         "invalid_reported_at"
         | "reported_at_in_future"
         | "reported_at_before_period"

@@ -399,6 +399,57 @@ async fn a_number_as_text_with_a_comma_needs_the_decimal_mark_declared(backend: 
     app.stop().await;
 }
 
+/// A count written with a thousands dot, as Vietnamese write it, reads as a fraction: refused
+/// by its line, never stored a thousand times too small; the count itself is stored.
+async fn a_count_with_a_thousands_dot_is_refused_as_not_whole(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let csv = "indicator,unit,period,value\n\
+               NEW_ENTERPRISES,HCM,2025-06,1.234\n\
+               NEW_ENTERPRISES,HCM,2025-07,1234\n";
+    let reply = post(
+        &app,
+        &app.finance,
+        "/api/v1/observations",
+        "text/csv",
+        csv.into(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+    let refused = &reply.body["rejected"][0];
+    assert_eq!(refused["code"], "value_not_whole", "{reply:?}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("line 2: value 1.234 is not a whole number"),
+        "{message}"
+    );
+    let counts = |period: &'static str| {
+        let store = app.store.clone();
+        async move {
+            store
+                .revisions("NEW_ENTERPRISES", "HCM", period)
+                .await
+                .expect("revisions")
+                .iter()
+                .filter_map(|revision| revision.value)
+                .collect::<Vec<f64>>()
+        }
+    };
+    assert_eq!(counts("2025-06").await, [] as [f64; 0]);
+    assert_eq!(counts("2025-07").await, [1234.0]);
+    let json = json!({"observations": [
+        {"indicator": "NEW_ENTERPRISES", "unit": "HCM", "period": "2025-08", "value": 1.5}
+    ]});
+    let reply = post_json(&app, &app.finance, "", &json).await;
+    assert_eq!(
+        reply.body["rejected"][0]["code"], "value_not_whole",
+        "{reply:?}"
+    );
+    app.stop().await;
+}
+
 crate::on_every_backend!(
     another_departments_padded_codes_are_refused_in_every_format,
     the_owners_padded_codes_are_stored_under_the_clean_code,
@@ -406,4 +457,5 @@ crate::on_every_backend!(
     padded_dhis2_data_elements_are_mapped_and_scoped_as_clean_ones,
     a_pulled_body_with_padded_codes_is_scoped_like_a_push,
     a_number_as_text_with_a_comma_needs_the_decimal_mark_declared,
+    a_count_with_a_thousands_dot_is_refused_as_not_whole,
 );
