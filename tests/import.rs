@@ -709,6 +709,12 @@ fn published_history(year: i32) -> (Vec<Published>, Vec<Published>) {
                 _ => goal * wobble,
             }
             .clamp(indicator.range.0, indicator.range.1);
+            // A count is sent whole, as its catalogue entry requires.
+            let value = if indicator.whole {
+                value.round()
+            } else {
+                value
+            };
             let due_at = calendar.due_at(&period, zone);
             let row = Published {
                 indicator: indicator.code.to_string(),

@@ -200,8 +200,8 @@ pub enum RowError {
         max: f64,
     },
     #[error(
-        "value {} is not a whole number, and `{indicator}` counts {measure}: send the count \
-         itself (a thousands separator read as a decimal mark gives such a figure)",
+        "value {} is not a whole number: `{indicator}` counts {measure} (a thousands \
+         separator read as a decimal mark gives such a figure)",
         Quoted(*value)
     )]
     NotWhole {

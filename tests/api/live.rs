@@ -504,11 +504,17 @@ async fn a_client_that_never_reads_is_switched_to_a_snapshot_and_others_keep_pac
                     Some("quarterly") => format!("{year}-Q1"),
                     _ => format!("{year}"),
                 };
+                // A count is whole: it moves by one from round to round.
+                let value = if indicator["whole"] == true {
+                    (lo + (hi - lo) * 0.4).floor() + f64::from(round % 2)
+                } else {
+                    lo + (hi - lo) * (0.4 + 0.0005 * f64::from(round))
+                };
                 json!({
                     "indicator": indicator["code"],
                     "unit": "HCM",
                     "period": period,
-                    "value": lo + (hi - lo) * (0.4 + 0.0005 * f64::from(round)),
+                    "value": value,
                 })
             })
             .collect();

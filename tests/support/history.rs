@@ -20,15 +20,18 @@ pub fn write_history(path: &Path, rows: usize) {
     let mut out = String::with_capacity(rows * 56);
     out.push_str("indicator,unit,period,value,source\n");
     for row in 0..rows {
-        let (indicator, unit, lo, hi) = &series[row / days];
+        let (indicator, unit, (lo, hi), whole) = &series[row / days];
         let day = start + chrono::Days::new((row % days) as u64);
         let value = lo + (hi - lo) * ((row * 7919 % 1000) as f64 / 1000.0);
-        writeln!(out, "{indicator},{unit},{day},{value:.2},backfill").unwrap();
+        // A count is written whole, as its catalogue entry requires.
+        let decimals = if *whole { 0 } else { 2 };
+        writeln!(out, "{indicator},{unit},{day},{value:.decimals$},backfill").unwrap();
     }
     std::fs::write(path, out).unwrap();
 }
 
-fn daily_series(catalogue: &Catalogue) -> Vec<(String, String, f64, f64)> {
+/// Each daily series: indicator, unit, plausible range and whether it counts.
+fn daily_series(catalogue: &Catalogue) -> Vec<(String, String, (f64, f64), bool)> {
     let mut series = Vec::new();
     for indicator in &catalogue.indicators {
         if indicator.periodicity != Periodicity::Daily {
@@ -38,8 +41,8 @@ fn daily_series(catalogue: &Catalogue) -> Vec<(String, String, f64, f64)> {
             series.push((
                 indicator.code.to_string(),
                 unit.code.to_string(),
-                indicator.range.0,
-                indicator.range.1,
+                indicator.range,
+                indicator.whole,
             ));
         }
     }
