@@ -437,6 +437,14 @@ impl AlertManager {
         let mut notify_fingerprints = Vec::new();
 
         for (fingerprint, want) in &desired {
+            // A firing anomaly whose text changed flags another figure (a new period, or a
+            // revision still unusual): news to the department, told again, acknowledged anew.
+            let renewed = active.get(fingerprint).is_some_and(|old| {
+                old.rule == "anomaly"
+                    && old.state == AlertState::Firing
+                    && want.state == AlertState::Firing
+                    && old.summary_en != want.summary_en
+            });
             let alert = match active.get(fingerprint) {
                 None => Alert {
                     fingerprint: fingerprint.clone(),
@@ -473,6 +481,16 @@ impl AlertManager {
                     }
                     alert
                 }
+                Some(old) if renewed => {
+                    let mut alert = old.clone();
+                    alert.labels = want.labels.clone();
+                    alert.summary_vi = want.summary_vi.clone();
+                    alert.summary_en = want.summary_en.clone();
+                    alert.link = want.link.clone();
+                    alert.updated_at = now;
+                    alert.ack = None;
+                    alert
+                }
                 // The judgement held while its figures moved (a new month, a revision): the
                 // texts and the working follow them quietly, so the wall and the next repeat
                 // read today's projection, not the one it fired with (ARCHITECTURE §5). An
@@ -500,7 +518,7 @@ impl AlertManager {
             let severity_changed = active
                 .get(fingerprint)
                 .is_some_and(|a| a.severity != alert.severity);
-            if alert.state == AlertState::Firing && (!was_firing || severity_changed) {
+            if alert.state == AlertState::Firing && (!was_firing || severity_changed || renewed) {
                 notify_fingerprints.push(fingerprint.clone());
             }
             changed.push(alert);

@@ -97,22 +97,30 @@ fn apply_in_order(engine: &Engine, batches: &[CommittedBatch]) -> Vec<StatusChan
 }
 
 /// What a target's alerts depend on: its official status, the worse status waiting for its
-/// `for`, and whether its latest value is flagged. Figures are left out: a write reconciles
-/// the targets whose judgement moved, and the timer's tick, which looks at every target,
-/// brings the texts of the others' alerts up to their figures (ARCHITECTURE §5).
+/// `for`, and which figure is flagged as unusual, if any (a new one is news to its department).
+/// Other figures are left out: a write reconciles the targets whose judgement moved, and the
+/// timer's tick, which looks at every target, brings the texts of the others' alerts up to
+/// their figures (ARCHITECTURE §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AlertInputs {
     official: Status,
     pending: Option<Status>,
-    anomaly: bool,
+    /// The flagged figure's period and value, hashed.
+    anomaly: Option<u64>,
 }
 
 impl AlertInputs {
     fn of(status: &TargetStatus) -> Self {
+        use std::hash::{Hash, Hasher};
         Self {
             official: status.evaluation.status,
             pending: status.pending.as_ref().map(|p| p.status),
-            anomaly: status.anomaly.is_some(),
+            anomaly: status.anomaly.as_ref().map(|flagged| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                flagged.period.hash(&mut hasher);
+                flagged.value.to_bits().hash(&mut hasher);
+                hasher.finish()
+            }),
         }
     }
 }

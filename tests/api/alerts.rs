@@ -607,8 +607,102 @@ async fn silences_and_acks_are_bounded_and_kept_to_their_department(backend: Bac
     app.stop().await;
 }
 
+/// The notifications queued for `fingerprint`, as the outbox lists them.
+async fn notices_of(app: &TestApp, fingerprint: &str) -> usize {
+    let outbox = app
+        .get(
+            &format!("/api/v1/notifications?alert={fingerprint}"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(outbox.status, 200, "{outbox:?}");
+    outbox.body["notifications"].as_array().map_or(0, Vec::len)
+}
+
+async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backend) {
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let config: AlertingConfig = toml::from_str(&format!(
+        r#"
+        base_url = "http://127.0.0.1:8080"
+        dispatch_interval_ms = 50
+        [route]
+        group_by = ["alertname"]
+        group_wait_seconds = 0
+        group_interval_seconds = 0
+        [[route.routes]]
+        matchers = {{ alertname = "value_anomaly" }}
+        receiver = "hook"
+        [[receiver]]
+        name = "hook"
+        type = "webhook"
+        url = "{}"
+        secret = "{SECRET}"
+        "#,
+        receiver.url
+    ))
+    .unwrap();
+    let Some(app) = spawn_app_alerting(backend, allow_loopback, config).await else {
+        return;
+    };
+    let steady: Vec<_> = (1..=11)
+        .map(|m| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("2025-{m:02}"), "value": 15000.0 + f64::from(m) * 100.0 + f64::from(m % 3) * 7.0}))
+        .collect();
+    app.post_observations(&app.customs, &json!({"observations": steady}))
+        .await;
+    let december = |value: f64| json!({"observations": [{"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": "2025-12", "value": value}]});
+    app.post_observations(&app.customs, &december(29_000.0))
+        .await;
+    let fingerprint = "anomaly:2025:EXPORT_TURNOVER:HCM";
+    let patience = Duration::from_secs(10);
+    wait_until("the first notice", patience, async || {
+        (notices_of(&app, fingerprint).await == 1).then_some(())
+    })
+    .await;
+    let acked = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/alerts/{fingerprint}/ack")))
+                .bearer_auth(&app.customs)
+                .json(&json!({"comment": "Đang kiểm tra tờ khai tháng 12"})),
+        )
+        .await;
+    assert_eq!(acked.status, 200, "{acked:?}");
+
+    // December is sent again, still far from the pattern: the department hears of it again,
+    // and the alert waits for a new acknowledgement.
+    let resent = app
+        .post_observations(&app.customs, &december(27_500.0))
+        .await;
+    assert_eq!(resent.body["accepted"], 1, "{resent:?}");
+    wait_until("the second notice", patience, async || {
+        (notices_of(&app, fingerprint).await == 2).then_some(())
+    })
+    .await;
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let anomaly = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["fingerprint"] == fingerprint)
+        .cloned()
+        .expect("the anomaly alert");
+    assert_eq!(anomaly["state"], "firing");
+    assert!(anomaly["ack"].is_null(), "{anomaly}");
+    let summary_vi = anomaly["summary_vi"].as_str().unwrap();
+    assert!(summary_vi.contains("27.500"), "{summary_vi}");
+
+    // The same figure sent once more is no news.
+    app.post_observations(&app.customs, &december(27_500.0))
+        .await;
+    app.state.pipeline.apply(Change::Tick(Utc::now())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(notices_of(&app, fingerprint).await, 2);
+    app.stop().await;
+}
+
 on_every_backend!(
     a_jump_against_recent_changes_raises_an_anomaly_alert,
+    another_unusual_figure_of_a_flagged_series_is_told_again,
     silences_and_acks_are_bounded_and_kept_to_their_department,
     a_slipping_target_alerts_after_for_and_recovery_resolves_it,
     an_input_hovering_at_a_threshold_notifies_at_most_once,
