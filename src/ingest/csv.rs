@@ -168,6 +168,9 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
     let columns = header_columns(&header)?;
 
     let mut rows = Vec::new();
+    // Whether the file writes numbers the Vietnamese way (`crate::ingest::decimal`).
+    let mut vietnamese = delimiter == b';';
+    let value_column = columns.iter().position(|c| *c == Column::Value);
     for record in reader.records() {
         let line = line_of(&record, body);
         let mut row = match record {
@@ -177,6 +180,9 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
                     continue;
                 }
                 let mut row = RawRow::default();
+                vietnamese |= value_column
+                    .and_then(|i| record.get(i))
+                    .is_some_and(|cell| decimal.reads_decimal_comma(cell));
                 for (column, cell) in columns.iter().zip(record.iter()) {
                     let text = (!cell.trim().is_empty()).then(|| cell.to_owned());
                     column.fill(&mut row, text, decimal);
@@ -192,6 +198,15 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, CsvError> {
         };
         row.line = line;
         rows.push(row);
+    }
+    if vietnamese && decimal == Decimal::Point {
+        for row in &mut rows {
+            if let Some(RawValue::Text(text)) = &row.value {
+                if Decimal::groups_with_points(text) {
+                    row.value = Some(RawValue::Ambiguous(text.clone()));
+                }
+            }
+        }
     }
     Ok(rows)
 }
@@ -210,6 +225,29 @@ mod tests {
         assert_eq!(rows[0].value, Some(RawValue::Text("4120.5".into())));
         assert_eq!(rows[0].source.as_deref(), Some("Hải quan, khu vực II"));
         assert_eq!(rows[0].malformed, None);
+    }
+
+    #[test]
+    fn points_grouping_thousands_in_a_vietnamese_file_are_ambiguous() {
+        // The file writes a decimal comma on line 4: `4.512` on line 3 is 4512 there.
+        let body = "indicator,unit,period,value\nA,HCM,2026-06,4.512\nA,HCM,2026-07,4.51\nA,HCM,2026-08,4612,3\n";
+        let body = body.replace("4612,3", "\"4612,3\"");
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(rows[0].value, Some(RawValue::Ambiguous("4.512".into())));
+        assert_eq!(rows[1].value, Some(RawValue::Text("4.51".into())));
+        assert_eq!(rows[2].value, Some(RawValue::Text("4612.3".into())));
+        // Semicolons say the same.
+        let body = "indicator;unit;period;value\nA;HCM;2026-06;4.512\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(rows[0].value, Some(RawValue::Ambiguous("4.512".into())));
+        // A file of points alone keeps them: `4.512` is 4.512 in English notation.
+        let body = "indicator,unit,period,value\nA,HCM,2026-06,4.512\nA,HCM,2026-07,1234.5\n";
+        let rows = parse(body.as_bytes(), Decimal::Point).unwrap();
+        assert_eq!(rows[0].value, Some(RawValue::Text("4.512".into())));
+        // Declared, the points group thousands as they should.
+        let body = "indicator;unit;period;value\nA;HCM;2026-06;4.512\n";
+        let rows = parse(body.as_bytes(), Decimal::Comma).unwrap();
+        assert_eq!(rows[0].value, Some(RawValue::Text("4512".into())));
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //! - CSV files keep their reading of a lone comma as the decimal mark (`4120,5`, no point), as
 //!   spreadsheets set to Vietnamese write their `;`-separated files, but only where the comma
 //!   cannot group thousands: `8,558` is left for validation to refuse, since it is 8558 in
-//!   English notation.
+//!   English notation;
+//! - a CSV file that shows the Vietnamese convention (`;` between fields, as those spreadsheets
+//!   write, or a value read with a decimal comma) has its points grouping thousands: `4.512`
+//!   there is 4512, not 4.512, and is refused as ambiguous rather than stored a thousand times
+//!   too small ([`Decimal::groups_with_points`]).
 
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -52,23 +56,42 @@ impl Decimal {
     pub fn csv_cell(self, cell: &str) -> String {
         match self {
             Self::Comma => comma_decimal(cell),
-            Self::Point => {
-                let trimmed = cell.trim();
-                // A comma before exactly three digits may group thousands (`8,558`).
-                let may_group = |decimals: &str| {
-                    decimals.len() == 3 && decimals.bytes().all(|b| b.is_ascii_digit())
-                };
-                let decimal_comma = trimmed.split_once(',').is_some_and(|(_, decimals)| {
-                    !(trimmed.contains('.') || decimals.contains(',') || may_group(decimals))
-                });
-                if decimal_comma {
-                    trimmed.replacen(',', ".", 1)
-                } else {
-                    cell.to_owned()
-                }
-            }
+            Self::Point if lone_decimal_comma(cell) => cell.trim().replacen(',', ".", 1),
+            Self::Point => cell.to_owned(),
         }
     }
+
+    /// Whether an undeclared CSV cell is read with a decimal comma (`4120,5`): evidence that its
+    /// file writes numbers the Vietnamese way.
+    pub fn reads_decimal_comma(self, cell: &str) -> bool {
+        self == Self::Point && lone_decimal_comma(cell)
+    }
+
+    /// Whether `text` is a whole number written with points grouping thousands (`4.512`,
+    /// `1.234.567`): in a file that writes numbers the Vietnamese way, not a decimal.
+    pub fn groups_with_points(text: &str) -> bool {
+        let text = text.trim();
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let mut groups = digits.split('.');
+        let lead = groups.next().unwrap_or_default();
+        let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        let mut rest = groups.peekable();
+        (1..=3).contains(&lead.len())
+            && is_digits(lead)
+            && rest.peek().is_some()
+            && rest.all(|group| group.len() == 3 && is_digits(group))
+    }
+}
+
+/// A single comma that cannot group thousands, in text without a point: `4120,5`, `0,25`.
+fn lone_decimal_comma(cell: &str) -> bool {
+    let trimmed = cell.trim();
+    // A comma before exactly three digits may group thousands (`8,558`).
+    let may_group =
+        |decimals: &str| decimals.len() == 3 && decimals.bytes().all(|b| b.is_ascii_digit());
+    trimmed.split_once(',').is_some_and(|(_, decimals)| {
+        !(trimmed.contains('.') || decimals.contains(',') || may_group(decimals))
+    })
 }
 
 /// `1.234,5` → `1234.5`; `4120,5` → `4120.5`.
@@ -122,6 +145,18 @@ mod tests {
         ];
         for (sent, read) in cases {
             assert_eq!(Decimal::Point.csv_cell(sent), read, "{sent}");
+        }
+    }
+
+    #[test]
+    fn points_grouping_thousands_are_told_from_decimals() {
+        for grouped in ["4.512", "1.234.567", "-8.558", " 12.000 "] {
+            assert!(Decimal::groups_with_points(grouped), "{grouped}");
+        }
+        for plain in [
+            "4.51", "4.5123", "1234.567", "4512", "0.125.5", ".512", "4,512", "1.234,5",
+        ] {
+            assert!(!Decimal::groups_with_points(plain), "{plain}");
         }
     }
 

@@ -112,6 +112,9 @@ impl std::fmt::Display for Line {
 pub enum RawValue {
     Number(f64),
     Text(String),
+    /// Text whose reading depends on a decimal mark the sender did not declare, as its format
+    /// found (`4.512` in a CSV file that writes `4612,3`): refused as `ambiguous_number`.
+    Ambiguous(String),
 }
 
 // Written by hand because the value is read by a visitor, not derived: a number or a string.
@@ -186,8 +189,8 @@ pub enum RowError {
     #[error("`{0}` is not a number")]
     InvalidValue(String),
     #[error(
-        "`{0}` is ambiguous: a comma may group thousands or mark decimals; send a JSON number, \
-         or declare the decimal mark (decimal=comma)"
+        "`{0}` is ambiguous: its comma or point may group thousands or mark decimals; write it \
+         without grouping (4512.5), or declare the decimal mark (decimal=comma)"
     )]
     AmbiguousNumber(String),
     #[error("value is not finite (NaN or infinity)")]
@@ -442,7 +445,10 @@ fn optional_label(field: Option<String>, name: &'static str) -> Result<Option<St
 pub fn parse_value(raw: RawValue) -> Result<f64, RowError> {
     let value = match raw {
         RawValue::Number(v) => v,
-        RawValue::Text(text) if text.contains(',') => return Err(RowError::AmbiguousNumber(text)),
+        RawValue::Text(text) | RawValue::Ambiguous(text) if text.contains(',') => {
+            return Err(RowError::AmbiguousNumber(text))
+        }
+        RawValue::Ambiguous(text) => return Err(RowError::AmbiguousNumber(text)),
         RawValue::Text(text) => text
             .trim()
             .parse::<f64>()

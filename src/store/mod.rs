@@ -126,7 +126,7 @@ pub struct Rejection {
     /// A stable reason: `missing_field`, `unknown_indicator`, `unknown_unit`,
     /// `unit_not_reporting`, `invalid_period`, `period_mismatch`, `period_in_future`,
     /// `invalid_value`, `ambiguous_number`, `value_not_finite`, `value_out_of_range`,
-    /// `field_too_long`, `invalid_text`, `invalid_reported_at`, `reported_at_in_future`,
+    /// `value_not_whole`, `field_too_long`, `invalid_text`, `invalid_reported_at`, `reported_at_in_future`,
     /// `reported_at_before_period`, `reported_at_too_old` or `malformed_row`.
     #[schema(example = "value_out_of_range")]
     pub code: String,

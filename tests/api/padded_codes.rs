@@ -373,6 +373,36 @@ async fn a_number_as_text_with_a_comma_needs_the_decimal_mark_declared(backend: 
     assert_eq!(stored(&app, "2025-06").await, [] as [f64; 0]);
     assert_eq!(stored(&app, "2025-07").await, [4120.5]);
 
+    // A file saved by a spreadsheet set to Vietnamese (`;`, CRLF) writes its points to group
+    // thousands: `4.512` is 4512 there, refused rather than stored as 4.512.
+    let csv = "indicator;unit;period;value\r\n\
+               EXPORT_TURNOVER;HCM;2025-08;4.398,2\r\n\
+               EXPORT_TURNOVER;HCM;2025-09;4.512\r\n\
+               EXPORT_TURNOVER;HCM;2025-10;4612,3\r\n";
+    let reply = post(&app, &app.customs, path, "text/csv", csv.into()).await;
+    assert_eq!(reply.body["accepted"], 1, "{reply:?}");
+    let codes: Vec<&str> = reply.body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["ambiguous_number", "ambiguous_number"], "{reply:?}");
+    assert!(
+        reply.body["rejected"][1]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("line 3: `4.512` is ambiguous")),
+        "{reply:?}"
+    );
+    assert_eq!(stored(&app, "2025-09").await, [] as [f64; 0]);
+    assert_eq!(stored(&app, "2025-10").await, [4612.3]);
+    // Declared, the same file is read whole (October again, a duplicate).
+    let declared = "text/csv; decimal=comma";
+    let reply = post(&app, &app.customs, path, declared, csv.into()).await;
+    assert_eq!(reply.body["accepted"], 2, "{reply:?}");
+    assert_eq!(reply.body["duplicates"], 1, "{reply:?}");
+    assert_eq!(stored(&app, "2025-09").await, [4512.0]);
+
     // DHIS2 values are text: the same rule, and the same declaration.
     let health = mint_token(&app.store, Role::Department, Some("HEALTH"))
         .await
