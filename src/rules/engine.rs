@@ -24,7 +24,7 @@ use super::replay::Replayed;
 use super::rollup::{Coverage, RollupPlan, DEFAULT_DIFFERENCE};
 use super::series::{Latest, LiveState, SeriesId, SeriesSlice};
 use super::staleness::{Expectation, IndicatorRelease, ReleaseCalendar};
-use super::status::{evaluate, EvalInput, Evaluation};
+use super::status::{evaluate, EvalInput, Evaluation, Point};
 use crate::domain::code::CodeHash;
 use crate::domain::number::tidy;
 use crate::domain::{
@@ -354,7 +354,21 @@ pub fn evaluate_target(
     profile: &PlanProfile,
 ) -> (Evaluation, Option<Period>) {
     let span = frame.span;
-    let points = year_points.points();
+    // A figure of a period still running is that period so far (a month's exports sent on the
+    // 7th, a day's dossiers every hour): it covers the time up to now, not to the period's end,
+    // so the year is paced and projected from now and does not read as complete early.
+    let running: Vec<Point>;
+    let points = match year_points.points().split_last() {
+        Some((last, before)) if last.end > frame.now => {
+            let through = Point {
+                end: frame.now.max(before.last().map_or(span.start, |p| p.end)),
+                ..*last
+            };
+            running = before.iter().copied().chain([through]).collect();
+            &running[..]
+        }
+        _ => year_points.points(),
+    };
     let reported_through = points.last().map(|p| p.end);
     let staleness = frame
         .expectation

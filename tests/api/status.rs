@@ -379,10 +379,48 @@ async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Back
     app.stop().await;
 }
 
+async fn a_figure_of_the_month_in_progress_is_the_month_so_far(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let today = Utc::now().with_timezone(&zone);
+    let year = today.year();
+    let target = city_target(&app, year, "EXPORT_TURNOVER").await;
+    // Every month at the plan's pace, the one under way a fifth of the way there.
+    let month = target / 12.0;
+    let mut values = vec![month.round(); today.month() as usize - 1];
+    values.push((month * 0.2).round());
+    let sent = app
+        .post_observations(&app.customs, &months(year, &values))
+        .await;
+    assert_eq!(sent.body["accepted"], values.len(), "{sent:?}");
+    let status = app.get("/api/v1/status/EXPORT_TURNOVER", &app.viewer).await;
+    assert_eq!(status.status, 200, "{status:?}");
+    let body = &status.body;
+    assert_eq!(body["actual"], values.iter().sum::<f64>(), "{body}");
+    // Reported through now, not through the end of the month still running.
+    let through: chrono::DateTime<Utc> = body["reported_through"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("reported_through");
+    let month_end = ktxh::domain::Period::Month(year, today.month()).end(zone);
+    assert!(through < month_end, "{through} against {month_end}: {body}");
+    assert!(through <= Utc::now(), "{through}: {body}");
+    assert!(body["share"].as_f64().is_some_and(|s| s < 1.0), "{body}");
+    assert_ne!(body["method"], "final_value", "{body}");
+    assert!(
+        !["missed", "achieved"].contains(&body["status"].as_str().unwrap_or_default()),
+        "the year is not settled by a month so far: {body}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     a_seasonal_indicator_is_paced_on_last_years_pattern,
     a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
     the_status_list_covers_every_city_target_with_its_working,
     an_ingest_re_evaluates_the_target_at_once,
     a_stale_target_keeps_its_pacing_verdict_beside_its_status,
+    a_figure_of_the_month_in_progress_is_the_month_so_far,
 );
