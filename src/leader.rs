@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -128,8 +128,11 @@ impl Leadership {
     /// returning, so that an instance alone on its database leads before it serves; a database
     /// that cannot be reached only leaves it not leading, and [`Self::spawn`] keeps trying.
     pub async fn postgres(url: &str, instance: String) -> Result<Self, sqlx::Error> {
-        let options =
-            PgConnectOptions::from_str(url)?.application_name(&format!("ktxh leader {instance}"));
+        // Its statements are the lock and the one-second `pg_sleep` checks, each of which the
+        // driver would log as a slow statement: once a second, all day, on the leader.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name(&format!("ktxh leader {instance}"))
+            .disable_statement_logging();
         let (sender, leading) = watch::channel(false);
         let mut campaign = Campaign {
             options,
