@@ -48,6 +48,16 @@ struct Desired {
     figures: Option<AlertWorking>,
 }
 
+/// The status, among `statuses`, of the target `alert` is about, as its labels name it.
+fn recovered_status<'s>(statuses: &'s [TargetStatus], alert: &Alert) -> Option<&'s TargetStatus> {
+    let label = |name: &str| alert.labels.get(name).map_or("", String::as_str);
+    statuses.iter().find(|s| {
+        s.year.to_string() == label("year")
+            && s.indicator.as_str() == label("indicator")
+            && s.unit.as_str() == label("unit")
+    })
+}
+
 /// Whether `stored` (an alert's working, with its target version) shows `figures`.
 fn same_figures(stored: Option<&AlertWorking>, figures: Option<&AlertWorking>) -> bool {
     match (stored, figures) {
@@ -216,6 +226,32 @@ impl AlertManager {
             "{}/#/indicator/{}?unit={}&year={}",
             self.base_url, status.indicator, status.unit, status.year
         )
+    }
+
+    /// A recovered target's slippage alert, in the words and figures that resolved it
+    /// ("… năm 2026: đúng tiến độ; dự báo …"), so its resolved notice does not repeat the
+    /// figures it fired with.
+    fn recovered(&self, status: &TargetStatus) -> Option<(String, String)> {
+        let indicator = self.catalogue.indicator(status.indicator.as_str())?;
+        let (unit_vi, unit_en) = self.unit_names(status);
+        let figures = working::working_of(status, indicator);
+        let shown = status.evaluation.status;
+        Some((
+            figure_text::slippage_summary(
+                Language::Vi,
+                &format!("{} – {unit_vi}", indicator.name_vi),
+                status.year,
+                status_vi(shown),
+                &figures,
+            ),
+            figure_text::slippage_summary(
+                Language::En,
+                &format!("{} – {unit_en}", indicator.name_en),
+                status.year,
+                status_en(shown),
+                &figures,
+            ),
+        ))
     }
 
     /// A suspicious latest value: the robust z-score of its change is over k.
@@ -537,6 +573,13 @@ impl AlertManager {
                 alert
                     .labels
                     .insert("outcome".to_owned(), closing.outcome.to_owned());
+            } else if let Some((vi, en)) = (old.rule == "slippage")
+                .then(|| recovered_status(statuses, old))
+                .flatten()
+                .and_then(|status| self.recovered(status))
+            {
+                alert.summary_vi = vi;
+                alert.summary_en = en;
             }
             if old.state == AlertState::Firing {
                 // Only a firing alert was announced, so only it gets a resolved notice.

@@ -236,6 +236,17 @@ async fn a_slipping_target_alerts_after_for_and_recovery_resolves_it(backend: Ba
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["alerts"][0]["fingerprint"], fingerprint.as_str());
     assert!(resolved["alerts"][0]["ends_at"].is_string());
+    // The notice tells the recovery with the figure that brought it, not the slip it fired with.
+    let recovered = (target * 1.1).round();
+    let summary = resolved["alerts"][0]["summary_vi"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.contains("đúng tiến độ") && !summary.contains("chậm tiến độ"),
+        "{resolved}"
+    );
+    let working = &resolved["alerts"][0]["working"];
+    assert_eq!(working["actual"].as_f64(), Some(recovered), "{resolved}");
 
     // Both recorded as delivered, and one more pass of the outbox finds nothing left to send.
     wait_until(

@@ -35,10 +35,12 @@ pub fn working_of(status: &TargetStatus, indicator: &Indicator) -> AlertWorking 
 }
 
 impl AlertManager {
-    /// Gives each changed target alert that is not resolved the working of its target's status
-    /// in `statuses`, with the version of the target in force. A resolved alert keeps the
-    /// working it had. The versions are read only when such an alert changed, once per year;
-    /// a store that cannot say leaves the version out rather than hold the alerts back.
+    /// Gives each changed target alert the working of its target's status in `statuses`, with
+    /// the version of the target in force: a resolved one the figures that resolved it, so its
+    /// notice tells the recovery. A resolved staleness alert, or one whose target is no longer
+    /// judged, keeps the working it had. The versions are read only when such an alert
+    /// changed, once per year; a store that cannot say leaves the version out rather than hold
+    /// the alerts back.
     pub(super) async fn attach_working(&self, changed: &mut [Alert], statuses: &[TargetStatus]) {
         let by_target: HashMap<(String, &str, &str), &TargetStatus> = statuses
             .iter()
@@ -51,9 +53,8 @@ impl AlertManager {
             .collect();
         let mut versions: HashMap<i32, Vec<TargetVersion>> = HashMap::new();
         for alert in changed.iter_mut() {
-            if alert.state == AlertState::Resolved
-                || !matches!(alert.rule.as_str(), "slippage" | "staleness")
-            {
+            let resolved_stale = alert.state == AlertState::Resolved && alert.rule == "staleness";
+            if resolved_stale || !matches!(alert.rule.as_str(), "slippage" | "staleness") {
                 continue;
             }
             let label = |name: &str| alert.labels.get(name).map_or("", String::as_str);
