@@ -313,7 +313,12 @@ impl Reminders {
                     calendar.latest_due_period(indicator.periodicity, now, self.zone)
                 {
                     let due_at = calendar.due_at(&period, self.zone);
-                    wanted.push((period, due_at, ReminderKind::Late));
+                    // A figure due before lateness is judged from (the first start, or
+                    // `staleness_from`) is not owed: no one is told it is late.
+                    let owed = self.calendar.judged_from.is_none_or(|from| due_at >= from);
+                    if owed {
+                        wanted.push((period, due_at, ReminderKind::Late));
+                    }
                 }
             }
             for (period, due_at, kind) in wanted {

@@ -13,11 +13,13 @@ use ktxh::alerts::outbox::{Outbox, ReceiverSender};
 use ktxh::alerts::reminders::Reminders;
 use ktxh::alerts::routing::AlertingConfig;
 use ktxh::config::load_catalogue;
+use ktxh::domain::calendar::ReleaseCalendar;
 use ktxh::pipeline::Change;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    allow_loopback, repo_config, spawn_app_alerting, spawn_app_with, wait_until, Backend, TestApp,
+    allow_loopback, judge_every_past_period, repo_config, spawn_app_alerting, spawn_app_with,
+    wait_until, Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
@@ -152,7 +154,16 @@ struct Clock {
 
 impl Clock {
     fn new(app: &TestApp, config: &AlertingConfig) -> Self {
+        Self::judging_from(app, config, app.state.settings.release_calendar.judged_from)
+    }
+
+    /// A clock of a service that judges lateness from `from` (its first start).
+    fn judging_from(app: &TestApp, config: &AlertingConfig, from: Option<DateTime<Utc>>) -> Self {
         let state = &app.state;
+        let calendar = ReleaseCalendar {
+            judged_from: from,
+            ..state.settings.release_calendar.clone()
+        };
         let policy = state
             .settings
             .outbound
@@ -165,7 +176,7 @@ impl Clock {
                 state.engine.clone(),
                 state.catalogue.clone(),
                 config,
-                state.settings.release_calendar.clone(),
+                calendar,
                 state.settings.zone(),
             ),
             outbox: Outbox::new(
@@ -223,7 +234,12 @@ async fn delivered_count(receiver: &WebhookReceiver, count: usize) -> Vec<Value>
 async fn a_department_is_reminded_once_before_and_when_a_figure_is_due(backend: Backend) {
     let receiver = WebhookReceiver::start(SECRET, true).await;
     let config = alerting(&receiver.url);
-    let Some(app) = spawn_app_alerting(backend, allow_loopback, config.clone()).await else {
+    // Judged from long ago, as a service that has run since before 2024.
+    let tweak = |s: &mut ktxh::config::Settings| {
+        allow_loopback(s);
+        judge_every_past_period(s);
+    };
+    let Some(app) = spawn_app_alerting(backend, tweak, config.clone()).await else {
         return;
     };
     put_target(&app, 2024, "EXPORT_TURNOVER", 48_000.0).await;
@@ -261,7 +277,7 @@ async fn a_department_is_reminded_once_before_and_when_a_figure_is_due(backend: 
     let app = app
         .pause()
         .await
-        .resume_alerting(allow_loopback, config.clone())
+        .resume_alerting(tweak, config.clone())
         .await;
     let clock = Clock::new(&app, &config);
     assert_eq!(clock.at("2024-03-05T12:00:00").await, 0);
@@ -289,8 +305,15 @@ async fn a_department_is_reminded_once_before_and_when_a_figure_is_due(backend: 
     assert_eq!(clock.at("2024-05-04T00:00:00").await, 1);
     let hits = delivered_count(&receiver, 3).await;
     assert_eq!(hits[2]["alerts"][0]["labels"]["period"], "2024-04");
+    // April falls due by the end of 6 May. A service first started on the 10th does not owe
+    // it: no one is told it is late. One running since before is told.
+    let started_later = Clock::judging_from(&app, &config, Some(local("2024-05-10T00:00:00")));
+    assert_eq!(started_later.at("2024-05-11T00:00:00").await, 0);
+    assert_eq!(clock.at("2024-05-11T00:00:00").await, 1);
+    let hits = delivered_count(&receiver, 4).await;
+    assert_eq!(hits[3]["alerts"][0]["labels"]["alertname"], "figure_late");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(delivered(&receiver).len(), 3, "one delivery per reminder");
+    assert_eq!(delivered(&receiver).len(), 4, "one delivery per reminder");
     app.stop().await;
 }
 
