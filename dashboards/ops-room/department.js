@@ -212,7 +212,10 @@ export class DepartmentPage {
         tag.dataset.field = "late";
         due.append(tag);
       } else if (row.expected) {
-        due.append(h("span", "dep-muted", t("dep_in", { period: row.expected.period })));
+        // Not late is not the same as in: a figure not owed yet, or one a later period came
+        // without, is still missing.
+        const key = row.expected_in ? "dep_in" : "dep_missing";
+        due.append(h("span", "dep-muted", t(key, { period: row.expected.period })));
       }
 
       const next = h("td");
@@ -528,7 +531,9 @@ export class DepartmentPage {
     this.upload.busy = true;
     result.replaceChildren(h("p", "dep-muted", t("dep_checking")));
     try {
-      const body = workbook ? await file.arrayBuffer() : await file.text();
+      // The bytes as they are: the server refuses a file that is not UTF-8, where reading it
+      // as text here would swap its bad bytes for U+FFFD and store them.
+      const body = await file.arrayBuffer();
       const receipt = await post(`/observations?${query}`, { body, contentType: workbook ? XLSX_TYPE : "text/csv; charset=utf-8" });
       send.disabled = !preview || receipt.accepted === 0;
       const summary = preview ? "dep_u_preview" : "dep_u_done";

@@ -84,6 +84,9 @@ pub struct IndicatorDue {
     expected: Option<DuePeriod>,
     /// The expected figure has not come.
     late: bool,
+    /// The expected figure is stored. Neither this nor `late` when it is missing yet not owed
+    /// (due before the service judged lateness from) or when a later period came without it.
+    expected_in: bool,
     /// Whole days since the missing figure was due.
     overdue_days: Option<i64>,
     /// The next period whose figure falls due.
@@ -223,6 +226,12 @@ pub async fn dashboard(
         // The indicator's own calendar when it has one (an index published the next spring).
         let calendar = calendar.for_indicator(indicator);
         let owed = due(&calendar, indicator.periodicity, latest.as_ref(), now, zone);
+        let expected_in = match (&owed.expected, &latest) {
+            (Some(expected), Some(_)) if !owed.late => {
+                expected_in(&state, indicator, &city, expected, latest.as_ref(), zone).await?
+            }
+            _ => false,
+        };
         indicators.push(IndicatorDue {
             code: indicator.code.clone(),
             name_vi: indicator.name_vi.clone(),
@@ -237,6 +246,7 @@ pub async fn dashboard(
             latest: latest.map(|(_, figure)| figure),
             expected: owed.expected,
             late: owed.late,
+            expected_in,
             overdue_days: owed.overdue_days,
             next: owed.next,
         });
@@ -313,6 +323,34 @@ async fn latest_figure(
             },
         ))
     }))
+}
+
+/// Whether the figure of `expected` is stored for the city: the period itself, not a later one
+/// that came without it. A daily feed's readings carry their instants, so a day counts as in
+/// once a reading of it or a later one is.
+async fn expected_in(
+    state: &AppState,
+    indicator: &Indicator,
+    city: &Code,
+    expected: &DuePeriod,
+    latest: Option<&(Period, LatestFigure)>,
+    zone: Tz,
+) -> Result<bool, ApiError> {
+    let Ok(period) = expected.period.parse::<Period>() else {
+        return Ok(false);
+    };
+    if indicator.periodicity == Periodicity::Daily {
+        let end = period.end(zone);
+        return Ok(latest.is_some_and(|(got, _)| got.end(zone) >= end));
+    }
+    let revisions = state
+        .store
+        .revisions(indicator.code.as_str(), city.as_str(), &expected.period)
+        .await?;
+    Ok(revisions
+        .iter()
+        .max_by_key(|r| r.revision)
+        .is_some_and(|r| r.value.is_some()))
 }
 
 struct Due {

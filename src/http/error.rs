@@ -31,7 +31,7 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error(
-        "{} name indicators of other departments ({indicators}); nothing was stored",
+        "{} indicators of other departments ({indicators}); nothing was stored",
         foreign_rows(rows, cells)
     )]
     ForeignIndicators {
@@ -274,12 +274,17 @@ pub struct ForeignCell {
 }
 
 /// The refused rows, by where their sender will look for them.
+/// Where the foreign rows are, with the verb that agrees: `rows [0, 2] name`, `line 3 names`.
 fn foreign_rows(rows: &[usize], cells: &[ForeignCell]) -> String {
     if cells.is_empty() {
-        return format!("rows {rows:?}");
+        return match rows {
+            [row] => format!("row {row} names"),
+            _ => format!("rows {rows:?} name"),
+        };
     }
     let places: Vec<&str> = cells.iter().map(|c| c.place.as_str()).collect();
-    places.join("; ")
+    let verb = if places.len() == 1 { "names" } else { "name" };
+    format!("{} {verb}", places.join("; "))
 }
 
 /// RFC 9457 problem details, with the stable `code` and the offending fields as extension

@@ -133,6 +133,46 @@ async fn the_page_shows_the_latest_figure_and_the_refused_rows_of_its_department
     assert_eq!(turnover["latest"]["period"], "2026-03", "{turnover}");
     assert_eq!(turnover["latest"]["value"], 4120.5);
     assert_eq!(turnover["latest"]["revision"], 1);
+    // The figure due last is not in.
+    assert_eq!(turnover["expected_in"], false, "{turnover}");
+
+    // The period after it, sent without it: no longer late, and still not in.
+    let expected: ktxh::domain::Period = turnover["expected"]["period"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .expect("a period due");
+    let after = expected.next().expect("a next period").to_string();
+    let expected = expected.to_string();
+    let indicator = |page: &crate::helpers::Reply| {
+        page.body["indicators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["code"] == "EXPORT_TURNOVER")
+            .cloned()
+            .expect("EXPORT_TURNOVER")
+    };
+    let later = json!({"observations": [row("EXPORT_TURNOVER", "HCM", &after, json!(4300.0))]});
+    assert_eq!(
+        app.post_observations(&app.customs, &later).await.body["accepted"],
+        1
+    );
+    let page_now = dashboard(&app, "CUSTOMS", &app.customs).await;
+    let gap = indicator(&page_now);
+    assert_eq!(gap["late"], false, "{gap}");
+    assert_eq!(gap["expected_in"], false, "a gap is not in: {gap}");
+    let due = json!({"observations": [row("EXPORT_TURNOVER", "HCM", &expected, json!(4200.0))]});
+    assert_eq!(
+        app.post_observations(&app.customs, &due).await.body["accepted"],
+        1
+    );
+    let page_now = dashboard(&app, "CUSTOMS", &app.customs).await;
+    assert_eq!(
+        indicator(&page_now)["expected_in"],
+        true,
+        "{}",
+        indicator(&page_now)
+    );
 
     let rejections = page.body["rejections"].as_array().expect("rejections");
     assert_eq!(rejections.len(), 1, "{rejections:?}");

@@ -144,6 +144,21 @@ try {
     );
   });
 
+  await check("a file that is not UTF-8 is refused, its text never stored garbled", async () => {
+    // "Thống kê" in a Windows code page: the bytes 0xD1 and 0xEA are no UTF-8.
+    const head = Buffer.from(`indicator,unit,period,value,source\n${INDICATOR},HCM,${Number(period) - 1},61.4,Th`);
+    const csv = Buffer.concat([head, Buffer.from([0xd1, 0x6e, 0x67, 0x20, 0x6b, 0xea]), Buffer.from("\n")]);
+    await page.setInputFiles("#dep-u-file", { name: "latin.csv", mimeType: "text/csv", buffer: csv });
+    await page.click("#dep-u-check");
+    await page.waitForFunction(() => document.querySelector("#dep-upload-result")?.textContent.includes("Kiểm tra xong"), null, { timeout: 5000 });
+    const checked = await page.textContent("#dep-upload-result");
+    assert(checked.includes("0 dòng hợp lệ, 1 dòng bị từ chối"), `the check reads "${checked}"`);
+    assert(await page.isDisabled("#dep-u-send"), "a file with nothing to store may be sent");
+    const { revisions } = await api("GET", `/observations/${INDICATOR}/HCM/${Number(period) - 1}/revisions`);
+    assert(!revisions.some((r) => String(r.source ?? "").includes("\ufffd")), "a garbled source was stored");
+    assert(!revisions.some((r) => r.value === 61.4), "the file's row was stored");
+  });
+
   await page.screenshot({ path: path.join(ARTEFACT_DIR, "department.png"), fullPage: true });
 
   await check("the page speaks English after the toggle", async () => {
