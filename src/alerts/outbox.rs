@@ -65,6 +65,10 @@ pub trait Sender: Send + Sync + 'static {
     fn language(&self, receiver: &str) -> String;
 }
 
+/// How long an alert fires without an event of its own before a dispatch announces it anyway
+/// (a silence lifted): far longer than an alert's commit takes to reach the events.
+const UNANNOUNCED_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
 pub struct Outbox {
     store: DynStore,
     alerts: Arc<AlertManager>,
@@ -316,9 +320,21 @@ impl Outbox {
             if grouped.contains_key(key) {
                 continue;
             }
-            let due = last
-                .get(key)
-                .is_some_and(|previous| now >= after(*previous, destination.repeat_interval));
+            let previous = last.get(key);
+            // An alert that began firing after the group's last notification, with no event of
+            // its own to announce it, was never told: it fired under a silence since lifted (or
+            // before a route sent it here). It is told once the group may be notified. The
+            // margin keeps off an alert whose event committed after this pass read the events.
+            let unannounced = alerts.iter().any(|alert| {
+                alert.fired_at.is_some_and(|fired| {
+                    fired + UNANNOUNCED_AFTER <= now && previous.is_none_or(|last| fired > *last)
+                })
+            });
+            let due = if unannounced {
+                previous.is_none_or(|last| now >= after(*last, destination.group_interval))
+            } else {
+                previous.is_some_and(|last| now >= after(*last, destination.repeat_interval))
+            };
             if due {
                 self.queue(&key.0, &key.1, alerts.clone(), &[], now).await?;
                 sent += 1;

@@ -416,6 +416,22 @@ async fn silences_mute_notifications_and_are_scoped(backend: Backend) {
     assert_eq!(expired.status, 204);
     let listed = app.get("/api/v1/silences", &app.viewer).await;
     assert_eq!(listed.body["silences"][0]["active"], false);
+
+    // The silence lifted, the alert still firing is told once, as it never was.
+    let later = Utc::now() + chrono::Duration::minutes(2);
+    assert_eq!(flush.0.dispatch(later).await.expect("dispatch"), 1);
+    flush.0.deliver(later).await.expect("deliver");
+    let told = eventually("the lifted alert's notice", || {
+        receiver.delivered().first().cloned()
+    })
+    .await;
+    assert_eq!(told["status"], "firing", "{told}");
+    assert_eq!(told["alerts"][0]["labels"]["indicator"], INDICATOR);
+    assert_eq!(
+        flush.0.dispatch(later).await.expect("dispatch"),
+        0,
+        "told once"
+    );
     app.stop().await;
 }
 
