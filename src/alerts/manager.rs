@@ -19,7 +19,7 @@ use super::year_close::{self, Closing};
 use crate::domain::alert::{
     Ack, Alert, AlertState, AlertWorking, NewAlertEvent, Severity, Silence,
 };
-use crate::domain::{Catalogue, Status};
+use crate::domain::{Catalogue, Indicator, Status};
 use crate::metrics;
 use crate::rules::engine::TargetStatus;
 use crate::store::{AuditEvent, DynStore, StoreResult};
@@ -233,25 +233,36 @@ impl AlertManager {
     /// figures it fired with.
     fn recovered(&self, status: &TargetStatus) -> Option<(String, String)> {
         let indicator = self.catalogue.indicator(status.indicator.as_str())?;
-        let (unit_vi, unit_en) = self.unit_names(status);
         let figures = working::working_of(status, indicator);
-        let shown = status.evaluation.status;
-        Some((
+        Some(self.target_summaries(status, indicator, status.evaluation.status, &figures))
+    }
+
+    /// A target alert's short form in both languages: the target, its year, `shown` in words and
+    /// the projection (or actual) against the target.
+    fn target_summaries(
+        &self,
+        status: &TargetStatus,
+        indicator: &Indicator,
+        shown: Status,
+        figures: &AlertWorking,
+    ) -> (String, String) {
+        let (unit_vi, unit_en) = self.unit_names(status);
+        (
             figure_text::slippage_summary(
                 Language::Vi,
                 &format!("{} – {unit_vi}", indicator.name_vi),
                 status.year,
                 status_vi(shown),
-                &figures,
+                figures,
             ),
             figure_text::slippage_summary(
                 Language::En,
                 &format!("{} – {unit_en}", indicator.name_en),
                 status.year,
                 status_en(shown),
-                &figures,
+                figures,
             ),
-        ))
+        )
     }
 
     /// A suspicious latest value: the robust z-score of its change is over k.
@@ -371,22 +382,7 @@ impl AlertManager {
             )
         } else {
             // The short form (the wall, chat); an email adds the working under it.
-            (
-                figure_text::slippage_summary(
-                    Language::Vi,
-                    &format!("{} – {unit_vi}", indicator.name_vi),
-                    status.year,
-                    status_vi(shown),
-                    &figures,
-                ),
-                figure_text::slippage_summary(
-                    Language::En,
-                    &format!("{} – {unit_en}", indicator.name_en),
-                    status.year,
-                    status_en(shown),
-                    &figures,
-                ),
-            )
+            self.target_summaries(status, indicator, shown, &figures)
         };
         let link = self.link(status);
         Some((
