@@ -10,8 +10,8 @@ use ktxh::alerts::routing::AlertingConfig;
 use ktxh::domain::number::{format as figure, Notation};
 
 use crate::helpers::{
-    allow_loopback, misnotated, python_with, spawn_app_alerting, spawn_app_with, wait_until,
-    Backend, TestApp,
+    allow_loopback, misnotated, notifications_of, python_with, spawn_app_alerting, spawn_app_with,
+    wait_until, Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::smtp::SmtpSink;
@@ -338,21 +338,6 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
         "{body_en}"
     );
     app.stop().await;
-}
-
-/// How many notifications were queued for `fingerprint`.
-async fn notifications_of(app: &TestApp, fingerprint: &str) -> usize {
-    let outbox = app
-        .get(
-            &format!("/api/v1/notifications?alert={fingerprint}"),
-            &app.admin,
-        )
-        .await;
-    assert_eq!(outbox.status, 200, "{outbox:?}");
-    outbox.body["notifications"]
-        .as_array()
-        .expect("notifications")
-        .len()
 }
 
 async fn a_firing_alerts_texts_follow_new_figures_without_a_new_notice(backend: Backend) {

@@ -12,7 +12,8 @@ use ktxh::pipeline::Change;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    allow_loopback, assert_problem, mint_token, spawn_app_alerting, wait_until, Backend, TestApp,
+    allow_loopback, assert_problem, mint_token, notifications_of, spawn_app_alerting, wait_until,
+    Backend, TestApp,
 };
 use crate::on_every_backend;
 use crate::webhook::WebhookReceiver;
@@ -634,18 +635,6 @@ async fn silences_and_acks_are_bounded_and_kept_to_their_department(backend: Bac
     app.stop().await;
 }
 
-/// The notifications queued for `fingerprint`, as the outbox lists them.
-async fn notices_of(app: &TestApp, fingerprint: &str) -> usize {
-    let outbox = app
-        .get(
-            &format!("/api/v1/notifications?alert={fingerprint}"),
-            &app.admin,
-        )
-        .await;
-    assert_eq!(outbox.status, 200, "{outbox:?}");
-    outbox.body["notifications"].as_array().map_or(0, Vec::len)
-}
-
 async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backend) {
     let receiver = WebhookReceiver::start(SECRET, true).await;
     let config: AlertingConfig = toml::from_str(&format!(
@@ -682,7 +671,7 @@ async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backe
     let fingerprint = "anomaly:2025:EXPORT_TURNOVER:HCM";
     let patience = Duration::from_secs(10);
     wait_until("the first notice", patience, async || {
-        (notices_of(&app, fingerprint).await == 1).then_some(())
+        (notifications_of(&app, fingerprint).await == 1).then_some(())
     })
     .await;
     let acked = app
@@ -702,7 +691,7 @@ async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backe
         .await;
     assert_eq!(resent.body["accepted"], 1, "{resent:?}");
     wait_until("the second notice", patience, async || {
-        (notices_of(&app, fingerprint).await == 2).then_some(())
+        (notifications_of(&app, fingerprint).await == 2).then_some(())
     })
     .await;
     let alerts = app.get("/api/v1/alerts", &app.viewer).await;
@@ -723,7 +712,7 @@ async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backe
         .await;
     app.state.pipeline.apply(Change::Tick(Utc::now())).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(notices_of(&app, fingerprint).await, 2);
+    assert_eq!(notifications_of(&app, fingerprint).await, 2);
     app.stop().await;
 }
 

@@ -577,3 +577,15 @@ pub fn test_directive() -> ktxh::domain::task::Directive {
         illustrative: false,
     }
 }
+
+/// How many notifications the outbox holds for the alert `fingerprint`.
+pub async fn notifications_of(app: &TestApp, fingerprint: &str) -> usize {
+    let outbox = app
+        .get(
+            &format!("/api/v1/notifications?alert={fingerprint}"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(outbox.status, 200, "{outbox:?}");
+    outbox.body["notifications"].as_array().map_or(0, Vec::len)
+}
