@@ -68,9 +68,17 @@ async fn report_actual(
     if let Some(history) = history {
         path.push_str(&format!("&history={history}"));
     }
+    let [actual, figures] = export_cells(app, &path, ["Actual", "Figures"]).await;
+    let value = (!actual.is_empty()).then(|| actual.parse::<f64>().expect("a number"));
+    (value, figures)
+}
+
+/// The cells of the columns `names` in the EXPORT_TURNOVER row of the English CSV report at
+/// `path`.
+async fn export_cells<const N: usize>(app: &TestApp, path: &str, names: [&str; N]) -> [String; N] {
     let response = app
         .client
-        .get(app.url(&path))
+        .get(app.url(path))
         .bearer_auth(&app.viewer)
         .send()
         .await
@@ -85,16 +93,14 @@ async fn report_actual(
             .position(|h| h.trim_start_matches('\u{feff}') == name)
             .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
     };
-    let (code, actual, figures) = (column("Code"), column("Actual"), column("Figures"));
-    for record in reader.records() {
-        let record = record.expect("record");
-        if &record[code] == "EXPORT_TURNOVER" {
-            let value = (!record[actual].is_empty())
-                .then(|| record[actual].parse::<f64>().expect("a number"));
-            return (value, record[figures].to_owned());
-        }
-    }
-    panic!("no EXPORT_TURNOVER row in the report {path}");
+    let code = column("Code");
+    let columns = names.map(column);
+    let row = reader
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[code] == "EXPORT_TURNOVER")
+        .unwrap_or_else(|| panic!("no EXPORT_TURNOVER row in the report {path}"));
+    columns.map(|i| row[i].to_owned())
 }
 
 /// The live status's actual of the city's export target.
@@ -604,25 +610,7 @@ async fn a_days_instants_approved_in_bulk_all_read_official_on_the_screens(backe
 /// and the JSON of October 2026's report of official figures as they stood on 20 November.
 async fn official_october_export_row(app: &TestApp) -> (String, Value) {
     let path = "/api/v1/reports/2026-10?lang=en&history=official&as_of=2026-11-20";
-    let csv = app.client.get(app.url(&format!("{path}&format=csv")));
-    let response = csv.bearer_auth(&app.viewer).send().await.expect("request");
-    assert_eq!(response.status().as_u16(), 200, "{path}");
-    let body = response.bytes().await.expect("body");
-    let mut reader = csv::Reader::from_reader(&body[..]);
-    let headers = reader.headers().expect("header").clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}') == name)
-            .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
-    };
-    let (code, status) = (column("Code"), column("Status"));
-    let shown = reader
-        .records()
-        .map(|r| r.expect("record"))
-        .find(|r| &r[code] == "EXPORT_TURNOVER")
-        .map(|r| r[status].to_owned())
-        .expect("the exports row");
+    let [shown] = export_cells(app, &format!("{path}&format=csv"), ["Status"]).await;
     let json = app.get(&format!("{path}&format=json"), &app.viewer).await;
     assert_eq!(json.status, 200, "{json:?}");
     let row = json.body["groups"]
