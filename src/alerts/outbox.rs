@@ -243,6 +243,12 @@ impl Outbox {
                 .map(|a| (a.fingerprint.clone(), a))
                 .collect()
         };
+        // Who was last told which alert fires: a resolved alert is news only to them.
+        let told_firing = if events.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            self.store.told_firing().await?
+        };
         let silences = self.store.silences().await?;
         let active = self.alerts.active().await;
 
@@ -311,7 +317,24 @@ impl Outbox {
                     alerts.insert(&alert.fingerprint, alert);
                 }
             }
+            // An alert that fired and resolved before it was ever announced here (within the
+            // group's wait, or between two notifications after a resolved one) is not news to
+            // this receiver: its end is not told, as Alertmanager does not (ARCHITECTURE §5).
+            alerts.retain(|fingerprint, alert| {
+                alert.state != AlertState::Resolved
+                    || told_firing.contains(&(key.0.clone(), (*fingerprint).to_owned()))
+            });
             let ids: Vec<i64> = group_events.iter().map(|e| e.id).collect();
+            if alerts.is_empty() {
+                self.store.settle_events(&ids, now).await?;
+                tracing::info!(
+                    receiver = %key.0,
+                    group_key = %key.1,
+                    events = ids.len(),
+                    "alerts resolved before they were announced: nothing to tell"
+                );
+                continue;
+            }
             self.queue(&key.0, &key.1, alerts.into_values().collect(), &ids, now)
                 .await?;
             sent += 1;

@@ -602,6 +602,14 @@ impl Store for CachedStore {
         self.inner.last_notifications().await
     }
 
+    async fn told_firing(&self) -> StoreResult<std::collections::HashSet<(String, String)>> {
+        self.inner.told_firing().await
+    }
+
+    async fn settle_events(&self, event_ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.settle_events(event_ids, at).await
+    }
+
     async fn record_reminder(
         &self,
         reminder: &crate::store::ReminderRecord,

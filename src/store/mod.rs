@@ -652,6 +652,12 @@ pub trait Store: Send + Sync + 'static {
     async fn undispatched_events(&self) -> StoreResult<Vec<AlertEvent>>;
     /// The latest notification's creation time per (receiver, group).
     async fn last_notifications(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>>;
+    /// The (receiver, alert fingerprint) pairs whose last notification told the alert fires:
+    /// the receivers that would hear of its end (ARCHITECTURE §5).
+    async fn told_firing(&self) -> StoreResult<std::collections::HashSet<(String, String)>>;
+    /// Marks events as dispatched without a notification: they tell their receiver nothing
+    /// it needs (an alert that resolved before it was ever announced).
+    async fn settle_events(&self, event_ids: &[i64], at: DateTime<Utc>) -> StoreResult<()>;
     /// Queues one notification and marks the events it covers as dispatched, atomically.
     /// Each alert of the payload's `alerts` gets `sequence`, the next number of that alert at
     /// `receiver` (1, 2, 3…), taken in the same transaction (ARCHITECTURE §5).

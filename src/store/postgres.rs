@@ -666,6 +666,24 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn told_firing(&self) -> StoreResult<std::collections::HashSet<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(super::sequence::TOLD_FIRING)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn settle_events(&self, event_ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE alert_events SET dispatched_at = $1 WHERE id = ANY($2) AND dispatched_at IS NULL",
+        )
+        .bind(at)
+        .bind(event_ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn dispatch(
         &self,
         receiver: &str,
@@ -679,10 +697,12 @@ impl Store for PgStore {
         // the same alert at once (two leaders in a hand-over) takes its numbers, and then its
         // notification id, only after this one; ids and numbers of one alert rise together.
         let mut numbers = std::collections::HashMap::new();
+        let firing = super::sequence::firing(payload);
         for fingerprint in super::sequence::fingerprints(payload) {
             let number: i64 = sqlx::query_scalar(super::sequence::NEXT_SEQUENCE_POSTGRES)
                 .bind(receiver)
                 .bind(&fingerprint)
+                .bind(firing.contains(&fingerprint))
                 .fetch_one(&mut *tx)
                 .await?;
             numbers.insert(fingerprint, number);

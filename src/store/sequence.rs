@@ -21,6 +21,19 @@ pub(crate) fn fingerprints(payload: &serde_json::Value) -> Vec<String> {
     seen
 }
 
+/// The fingerprints of the payload's alerts that it tells are firing: the receiver's
+/// `told_firing` after this notification (ARCHITECTURE §5).
+pub(crate) fn firing(payload: &serde_json::Value) -> std::collections::HashSet<String> {
+    let alerts = payload.get("alerts").and_then(|a| a.as_array());
+    alerts
+        .into_iter()
+        .flatten()
+        .filter(|alert| alert.get("state").and_then(|s| s.as_str()) == Some("firing"))
+        .filter_map(|alert| alert.get("fingerprint").and_then(|f| f.as_str()))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Writes each alert's number into the payload as `sequence`.
 pub(crate) fn stamp(payload: &mut serde_json::Value, numbers: &HashMap<String, i64>) {
     let Some(alerts) = payload.get_mut("alerts").and_then(|a| a.as_array_mut()) else {
@@ -38,19 +51,29 @@ pub(crate) fn stamp(payload: &mut serde_json::Value, numbers: &HashMap<String, i
     }
 }
 
-/// Upserts the next number of `fingerprint` (`$2`) at `receiver` (`$1`) and returns it.
+/// Upserts the next number of `fingerprint` (`$2`) at `receiver` (`$1`), records whether the
+/// notification tells it fires (`$3`), and returns the number.
 pub(crate) const NEXT_SEQUENCE_POSTGRES: &str =
-    "INSERT INTO alert_sequences (receiver, fingerprint, last_sequence) VALUES ($1, $2, 1) \
+    "INSERT INTO alert_sequences (receiver, fingerprint, last_sequence, told_firing) \
+     VALUES ($1, $2, 1, $3) \
      ON CONFLICT (receiver, fingerprint) \
-     DO UPDATE SET last_sequence = alert_sequences.last_sequence + 1 \
+     DO UPDATE SET last_sequence = alert_sequences.last_sequence + 1, \
+                   told_firing = excluded.told_firing \
      RETURNING last_sequence";
 
 /// [`NEXT_SEQUENCE_POSTGRES`] in SQLite's placeholders.
 pub(crate) const NEXT_SEQUENCE_SQLITE: &str =
-    "INSERT INTO alert_sequences (receiver, fingerprint, last_sequence) VALUES (?1, ?2, 1) \
+    "INSERT INTO alert_sequences (receiver, fingerprint, last_sequence, told_firing) \
+     VALUES (?1, ?2, 1, ?3) \
      ON CONFLICT (receiver, fingerprint) \
-     DO UPDATE SET last_sequence = alert_sequences.last_sequence + 1 \
+     DO UPDATE SET last_sequence = alert_sequences.last_sequence + 1, \
+                   told_firing = excluded.told_firing \
      RETURNING last_sequence";
+
+/// The (receiver, fingerprint) pairs whose last notification told the alert fires, or whose
+/// record predates `told_firing` (read as told).
+pub(crate) const TOLD_FIRING: &str =
+    "SELECT receiver, fingerprint FROM alert_sequences WHERE told_firing IS NULL OR told_firing";
 
 #[cfg(test)]
 mod tests {

@@ -640,6 +640,29 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn told_firing(&self) -> StoreResult<std::collections::HashSet<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(super::sequence::TOLD_FIRING)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn settle_events(&self, event_ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
+        for event_id in event_ids {
+            sqlx::query(
+                "UPDATE alert_events SET dispatched_at = ? WHERE id = ? AND dispatched_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn dispatch(
         &self,
         receiver: &str,
@@ -652,10 +675,12 @@ impl Store for SqliteStore {
         let mut tx = writer.begin().await?;
         // Each alert's next number at this receiver, in the transaction that queues it.
         let mut numbers = std::collections::HashMap::new();
+        let firing = super::sequence::firing(payload);
         for fingerprint in super::sequence::fingerprints(payload) {
             let number: i64 = sqlx::query_scalar(super::sequence::NEXT_SEQUENCE_SQLITE)
                 .bind(receiver)
                 .bind(&fingerprint)
+                .bind(firing.contains(&fingerprint))
                 .fetch_one(&mut *tx)
                 .await?;
             numbers.insert(fingerprint, number);

@@ -716,7 +716,84 @@ async fn another_unusual_figure_of_a_flagged_series_is_told_again(backend: Backe
     app.stop().await;
 }
 
+/// A receiver hears of an alert's end only when it was told the alert fires: one that fires
+/// and resolves within its group's wait, or between two notifications after a resolved one,
+/// is not news (as in Alertmanager), and its events are settled without a notification.
+async fn an_alert_resolved_before_it_was_announced_is_not_told(backend: Backend) {
+    let receiver = WebhookReceiver::start(SECRET, true).await;
+    let mut config = alerting(&receiver.url, 3600);
+    // Long waits keep the service's own dispatcher off; the test dispatches at later instants.
+    config.route.group_wait_seconds = Some(600);
+    config.route.group_interval_seconds = Some(600);
+    let Some(app) = spawn_app_alerting(
+        backend,
+        |s| {
+            allow_loopback(s);
+            s.rules.for_evaluations = 1;
+            s.rules.evaluation_interval_seconds = 3600;
+        },
+        config.clone(),
+    )
+    .await
+    else {
+        return;
+    };
+    let flush = Flush::new(&app, &config);
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year();
+    let target = target_value(&app, year).await;
+    let (low, high) = ((target * 0.5).round(), (target * 1.1).round());
+    let start = Utc::now();
+    let pass = async |minutes: i64| {
+        let at = start + chrono::Duration::minutes(minutes);
+        let queued = flush.0.dispatch(at).await.expect("dispatch");
+        flush.0.deliver(at).await.expect("deliver");
+        queued
+    };
+    let told = || -> Vec<(Value, Value)> {
+        receiver
+            .delivered()
+            .iter()
+            .map(|n| (n["status"].clone(), n["alerts"][0]["sequence"].clone()))
+            .collect()
+    };
+
+    // Fired and resolved within the group's wait: nothing to tell, then or later.
+    post_beds(&app, year, low).await;
+    post_beds(&app, year, high).await;
+    assert_eq!(pass(11).await, 0);
+    assert_eq!(outbox_statuses(&app).await, Vec::<Value>::new());
+    assert_eq!(pass(12).await, 0, "the events are settled");
+
+    // Told firing, its end is told.
+    post_beds(&app, year, low).await;
+    assert_eq!(pass(13).await, 1);
+    post_beds(&app, year, high).await;
+    assert_eq!(pass(24).await, 1);
+    assert_eq!(
+        told(),
+        [(json!("firing"), json!(1)), (json!("resolved"), json!(2))]
+    );
+
+    // Fired and resolved again between two notifications: the receiver already knows it ended.
+    post_beds(&app, year, low).await;
+    post_beds(&app, year, high).await;
+    assert_eq!(pass(35).await, 0);
+    // Firing once more, it is told, numbered after the last message the receiver got.
+    post_beds(&app, year, low).await;
+    assert_eq!(pass(46).await, 1);
+    let told = eventually("the third notice", || {
+        let told = told();
+        (told.len() == 3).then_some(told)
+    })
+    .await;
+    assert_eq!(told[2], (json!("firing"), json!(3)));
+    app.stop().await;
+}
+
 on_every_backend!(
+    an_alert_resolved_before_it_was_announced_is_not_told,
     a_jump_against_recent_changes_raises_an_anomaly_alert,
     another_unusual_figure_of_a_flagged_series_is_told_again,
     silences_and_acks_are_bounded_and_kept_to_their_department,
