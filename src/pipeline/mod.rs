@@ -97,16 +97,18 @@ fn apply_in_order(engine: &Engine, batches: &[CommittedBatch]) -> Vec<StatusChan
 }
 
 /// What a target's alerts depend on: its official status, the worse status waiting for its
-/// `for`, and which figure is flagged as unusual, if any (a new one is news to its department).
-/// Other figures are left out: a write reconciles the targets whose judgement moved, and the
+/// `for`, which figure is flagged as unusual, if any (a new one is news to its department), and
+/// which period is late (its alert names it). Other figures are left out: a write reconciles the targets whose judgement moved, and the
 /// timer's tick, which looks at every target, brings the texts of the others' alerts up to
 /// their figures (ARCHITECTURE §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct AlertInputs {
     official: Status,
     pending: Option<Status>,
     /// The flagged figure's period and value, hashed.
     anomaly: Option<u64>,
+    /// The period a late-figure alert names.
+    overdue: Option<String>,
 }
 
 impl AlertInputs {
@@ -121,6 +123,7 @@ impl AlertInputs {
                 flagged.value.to_bits().hash(&mut hasher);
                 hasher.finish()
             }),
+            overdue: status.overdue_period.clone(),
         }
     }
 }

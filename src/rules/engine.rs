@@ -226,6 +226,41 @@ impl YearFrame {
         }
     }
 
+    /// The first period a monthly or quarterly series left out before its latest figure, once
+    /// its figure is owed (past its deadline, and due after lateness is judged from): a flow's
+    /// year is the sum of its periods, so a month missing in the middle would read as a slip
+    /// when it is a late figure (ARCHITECTURE §4). Daily series are not judged so: a day
+    /// without a figure may be a day without events.
+    fn gap(&self, year_points: SeriesSlice<'_>) -> Option<Period> {
+        if !matches!(
+            self.periodicity,
+            Periodicity::Monthly | Periodicity::Quarterly
+        ) {
+            return None;
+        }
+        let mut covered = self.span.start;
+        for (start, end) in year_points.bounds() {
+            if start > covered {
+                let mut missing = Period::containing(
+                    self.periodicity,
+                    covered.with_timezone(&self.zone).date_naive(),
+                );
+                while missing.start(self.zone) < start {
+                    if self.calendar.deadline(&missing, self.zone) > self.now {
+                        // Later periods fall due later still.
+                        return None;
+                    }
+                    if self.calendar.owed(&missing, self.now, self.zone) {
+                        return Some(missing);
+                    }
+                    missing = missing.next()?;
+                }
+            }
+            covered = covered.max(end);
+        }
+        None
+    }
+
     /// The end instants of the year's periods that end after `after`.
     fn period_ends_after(&self, after: DateTime<Utc>) -> &[DateTime<Utc>] {
         let first = self.period_ends.partition_point(|end| *end <= after);
@@ -373,6 +408,12 @@ pub fn evaluate_target(
     let staleness = frame
         .expectation
         .judge(year_points.last_period(), frame.zone);
+    // A flow is summed, so a period left out before the latest is as late as the latest.
+    let gap = if indicator.kind == Kind::Flow && !staleness.stale {
+        frame.gap(year_points)
+    } else {
+        None
+    };
     // A yearly (or December) figure reported before the year is over is an estimate: the year
     // closes when it has ended and its last period is in, or when the release date has passed.
     let year_closed =
@@ -395,9 +436,13 @@ pub fn evaluate_target(
         points,
         pending_period_ends: pending,
         year_closed,
-        stale: staleness.stale,
+        stale: staleness.stale || gap.is_some(),
     });
-    let overdue = staleness.stale.then_some(staleness.expected).flatten();
+    let overdue = staleness
+        .stale
+        .then_some(staleness.expected)
+        .flatten()
+        .or(gap);
     (evaluation, overdue)
 }
 

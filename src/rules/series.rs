@@ -143,6 +143,14 @@ impl<'a> SeriesSlice<'a> {
     pub fn last_period(&self) -> Option<&'a Period> {
         self.keys.last().map(|(_, period)| period)
     }
+
+    /// Each period's start and end instants, oldest first.
+    pub fn bounds(&self) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + 'a {
+        self.keys
+            .iter()
+            .zip(self.points)
+            .map(|((start, _), point)| (*start, point.end))
+    }
 }
 
 /// A parent's period whose value is to be formed again: deepest units first, so that an

@@ -156,7 +156,7 @@ impl ReleaseCalendar {
     /// ([`ReleaseCalendar::judged_from`]): from that instant on, a period whose deadline passed
     /// before it is not. Before it, as in a replay of back-filled history, every period is
     /// judged by when its figure was reported, as it was then.
-    fn owed(&self, period: &Period, now: DateTime<Utc>, zone: Tz) -> bool {
+    pub(crate) fn owed(&self, period: &Period, now: DateTime<Utc>, zone: Tz) -> bool {
         match self.judged_from {
             Some(from) if now >= from => self.deadline(period, zone) >= from,
             _ => true,

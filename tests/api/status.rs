@@ -416,7 +416,89 @@ async fn a_figure_of_the_month_in_progress_is_the_month_so_far(backend: Backend)
     app.stop().await;
 }
 
+/// A month left out of a summed flow is a late figure, not a slip: the target reads `stale`
+/// with the missing month as overdue, its verdict under it, until the month arrives.
+async fn a_month_left_out_of_a_flow_is_late_not_a_slip(backend: Backend) {
+    let zone = chrono_tz::Asia::Ho_Chi_Minh;
+    let now = Utc::now();
+    let year = now.with_timezone(&zone).year() - 1;
+    let new_year = zone
+        .with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid instant")
+        .with_timezone(&Utc);
+    // As above: this grace keeps last year open today, with its months up to September due
+    // (September's figure by 7 October, sixty days before the new year) and October not yet.
+    let grace = (now - new_year) + chrono::Duration::days(60);
+    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await else {
+        return;
+    };
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 120_000.0, "reason": "gap test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let month = |m: u32| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 10_000.0});
+    // Every month due at the plan's pace but April.
+    let sent: Vec<Value> = [1, 2, 3, 5, 6, 7, 8, 9].into_iter().map(month).collect();
+    let accepted = app
+        .post_observations(&app.customs, &json!({ "observations": sent }))
+        .await;
+    assert_eq!(accepted.body["accepted"], 8, "{accepted:?}");
+    let status_of = async || {
+        let one = app
+            .get(
+                &format!("/api/v1/status/EXPORT_TURNOVER?year={year}"),
+                &app.viewer,
+            )
+            .await;
+        assert_eq!(one.status, 200, "{one:?}");
+        one.body
+    };
+    let status = status_of().await;
+    assert_eq!(status["status"], "stale", "{status}");
+    assert_eq!(status["overdue_period"], format!("{year}-04"), "{status}");
+    assert_eq!(status["actual"], 80_000.0, "{status}");
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let year_label = year.to_string();
+    let names: Vec<(Value, Value)> = alerts.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| {
+            a["labels"]["indicator"] == "EXPORT_TURNOVER"
+                && a["labels"]["unit"] == "HCM"
+                && a["labels"]["year"].as_str() == Some(year_label.as_str())
+        })
+        .map(|a| (a["labels"]["alertname"].clone(), a["summary_en"].clone()))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(names[0].0, "feed_stale", "{names:?}");
+    assert!(
+        names[0]
+            .1
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("{year}-04"))),
+        "{names:?}"
+    );
+
+    // April arrives: the year is whole and on pace.
+    let april = app
+        .post_observations(&app.customs, &json!({ "observations": [month(4)] }))
+        .await;
+    assert_eq!(april.body["accepted"], 1, "{april:?}");
+    let status = status_of().await;
+    assert_eq!(status["status"], "on_track", "{status}");
+    assert!(status["overdue_period"].is_null(), "{status}");
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_month_left_out_of_a_flow_is_late_not_a_slip,
     a_seasonal_indicator_is_paced_on_last_years_pattern,
     a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
     the_status_list_covers_every_city_target_with_its_working,
