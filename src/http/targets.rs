@@ -86,7 +86,7 @@ pub async fn list(
 /// `within` a band, and why.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"value": 1200, "reason": "Nghị quyết HĐND điều chỉnh kế hoạch"}))]
+#[schema(example = json!({"value": 1200, "source": "Nghị quyết số 12/NQ-HĐND", "reason": "Nghị quyết HĐND điều chỉnh kế hoạch"}))]
 pub struct TargetBody {
     value: Option<f64>,
     lo: Option<f64>,
@@ -95,11 +95,16 @@ pub struct TargetBody {
     unit: Option<String>,
     /// The at-risk band, as a fraction between 0 and 1 (0.05 = 5 %).
     tolerance: Option<f64>,
+    /// Where the value comes from, such as the resolution that set it (up to 500 characters).
+    /// A new value set through the API is the city's own, no longer an illustrative one; without
+    /// a source it cites none, and its reason stays in the audit log.
+    source: Option<String>,
     /// Why the target changes (1 to 1000 characters); kept in the audit log.
     reason: String,
 }
 
 const MAX_REASON_LEN: usize = 1000;
+const MAX_SOURCE_LEN: usize = 500;
 
 /// Sets a yearly target and writes an audit row. **Admin only.**
 ///
@@ -228,12 +233,26 @@ pub async fn put(
         ));
     }
     body::storable(reason, "/reason")?;
+    let source = match request.source.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(source) if source.chars().count() > MAX_SOURCE_LEN => {
+            return Err(ApiError::invalid(
+                "/source",
+                format!("at most {MAX_SOURCE_LEN} characters"),
+            ))
+        }
+        Some(source) => {
+            body::storable(source, "/source")?;
+            Some(source.to_owned())
+        }
+    };
     let change = TargetChange {
         year,
         indicator: indicator.code.to_string(),
         unit: unit.code.to_string(),
         value,
         tolerance: request.tolerance,
+        source,
         reason: reason.to_owned(),
         actor: caller.0.label(),
         at: Utc::now(),

@@ -263,11 +263,27 @@ pub struct TargetChange {
     pub unit: String,
     pub value: TargetValue,
     pub tolerance: Option<f64>,
+    /// Where the new value comes from (the resolution that set it), when the caller says.
+    pub source: Option<String>,
     pub reason: String,
     pub actor: String,
     pub at: DateTime<Utc>,
     /// The caller's address, for the audit row.
     pub client_ip: Option<String>,
+}
+
+impl TargetChange {
+    /// The source and illustrative mark of the target this change makes of `old`. A source
+    /// given is the new one's. A new value is the city's decision, no longer an illustrative
+    /// figure, and the source of the old value is not its own; a change of tolerance alone
+    /// keeps where the value came from.
+    pub fn provenance(&self, old: Option<&Target>) -> (Option<String>, bool) {
+        match (&self.source, old) {
+            (Some(source), _) => (Some(source.clone()), false),
+            (None, Some(old)) if old.value == self.value => (old.source.clone(), old.illustrative),
+            (None, _) => (None, false),
+        }
+    }
 }
 
 /// A name for one store handle among those on a database, recorded with its commits so that

@@ -312,6 +312,7 @@ async fn as_of_equals_what_the_live_engine_said(backend: Backend) {
                         unit: target.unit.to_string(),
                         value: TargetValue::Point { value },
                         tolerance: None,
+                        source: None,
                         reason: "Nghị quyết HĐND điều chỉnh giữa năm".into(),
                         actor: "tok-admin".into(),
                         at: now,

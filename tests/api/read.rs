@@ -157,6 +157,41 @@ async fn an_admin_changes_a_target_and_the_audit_log_says_who_and_why(backend: B
     assert_eq!(set.body["value"], 240000.0);
     assert_eq!(set.body["tolerance"], 0.03);
     assert_eq!(set.body["origin"], "api");
+    // The configured target was illustrative; the value the city sets is its own, and the old
+    // value's provenance is not the new one's.
+    assert_eq!(old["illustrative"], true, "{old}");
+    assert_eq!(set.body["illustrative"], false, "{set:?}");
+    assert!(set.body["source"].is_null(), "{set:?}");
+    let long_source = put(
+        &app.admin,
+        "/api/v1/targets/2026/EXPORT_TURNOVER",
+        json!({"value": 240000.0, "source": "x".repeat(501), "reason": "x"}),
+    )
+    .await;
+    assert_problem(&long_source, 422, "invalid_field");
+    assert_eq!(long_source.body["errors"][0]["pointer"], "/source");
+    let sourced = put(
+        &app.admin,
+        "/api/v1/targets/2026/EXPORT_TURNOVER",
+        json!({"value": 240000.0, "source": "Nghị quyết số 12/NQ-HĐND", "reason": "nguồn"}),
+    )
+    .await;
+    assert_eq!(
+        sourced.body["source"], "Nghị quyết số 12/NQ-HĐND",
+        "{sourced:?}"
+    );
+    // A change of tolerance alone keeps where the value comes from.
+    let tolerance = put(
+        &app.admin,
+        "/api/v1/targets/2026/EXPORT_TURNOVER",
+        json!({"value": 240000.0, "tolerance": 0.03, "reason": "biên độ"}),
+    )
+    .await;
+    assert_eq!(
+        (&tolerance.body["source"], &tolerance.body["illustrative"]),
+        (&json!("Nghị quyết số 12/NQ-HĐND"), &json!(false)),
+        "{tolerance:?}"
+    );
 
     let cpi = put(
         &app.admin,
@@ -179,10 +214,13 @@ async fn an_admin_changes_a_target_and_the_audit_log_says_who_and_why(backend: B
         .filter(|e| e["action"] == "target.set")
         .cloned()
         .collect();
-    assert_eq!(entries.len(), 2);
+    assert_eq!(entries.len(), 4);
     let export = entries
         .iter()
-        .find(|e| e["subject"] == "2026/EXPORT_TURNOVER/HCM")
+        .find(|e| {
+            e["subject"] == "2026/EXPORT_TURNOVER/HCM"
+                && e["reason"] == "Nghị quyết điều chỉnh kế hoạch"
+        })
         .expect("audit row");
     assert_eq!(export["action"], "target.set");
     assert!(export["actor"].as_str().unwrap().starts_with("admin:"));

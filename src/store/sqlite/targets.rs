@@ -200,7 +200,7 @@ impl SqliteStore {
         .as_ref()
         .map(row_of)
         .transpose()?;
-        // The API sets value and tolerance; where the target came from stays as it was.
+        let (source, illustrative) = change.provenance(old.as_ref().map(|row| &row.target));
         let target = Target {
             year: change.year,
             indicator: Code::parse(&change.indicator).map_err(corrupt)?,
@@ -209,8 +209,8 @@ impl SqliteStore {
             tolerance: change
                 .tolerance
                 .or_else(|| old.as_ref().and_then(|row| row.target.tolerance)),
-            source: old.as_ref().and_then(|row| row.target.source.clone()),
-            illustrative: old.as_ref().is_some_and(|row| row.target.illustrative),
+            source,
+            illustrative,
         };
         let new = replace(
             &mut tx,
