@@ -305,7 +305,8 @@ async fn as_of_equals_what_the_live_engine_said(backend: Backend) {
                 let TargetValue::Point { value } = target.value else {
                     continue;
                 };
-                store
+                // The engine takes the target as stored, as the API hands it on.
+                let row = store
                     .set_target(&TargetChange {
                         year: target.year,
                         indicator: target.indicator.to_string(),
@@ -320,7 +321,7 @@ async fn as_of_equals_what_the_live_engine_said(backend: Backend) {
                     })
                     .await
                     .expect("the target change is stored");
-                engine.set_target(target, now);
+                engine.set_target(row.target, now);
             }
             let rows: Vec<NewObservation> = figures
                 .into_iter()
