@@ -142,7 +142,11 @@ fn midpoint(target: TargetValue) -> f64 {
 pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
     let Some(last) = input.points.last() else {
         let mut evaluation = Evaluation::empty(Status::NoData);
-        evaluation.status = with_staleness(Status::NoData, input.stale);
+        evaluation.status = if input.stale {
+            Status::Stale
+        } else {
+            Status::NoData
+        };
         return evaluation;
     };
     // A closed year is judged on its final value alone, so its projection is not worked out.
@@ -176,18 +180,25 @@ pub fn evaluate(input: &EvalInput<'_>) -> Evaluation {
             None => Status::NoData,
         }
     };
-    evaluation.status = with_staleness(evaluation.verdict, input.stale);
+    evaluation.status = if input.stale {
+        with_staleness(evaluation.verdict, settled_early(input, actual))
+    } else {
+        evaluation.verdict
+    };
     evaluation
 }
 
-/// The status of a target whose feed may be stale. A pacing verdict drawn from figures that
-/// stop short of what is due may only show that they are late, so `stale` takes its place; an
-/// outcome the figures already settle (achieved, missed) stands.
-fn with_staleness(verdict: Status, stale: bool) -> Status {
-    if stale && !matches!(verdict, Status::Achieved | Status::Missed) {
-        Status::Stale
-    } else {
+/// The status of a target whose feed is stale, given `settled`, the outcome its figures settle
+/// whatever is still to come. A verdict drawn from figures that stop short of what is due may
+/// only show that they are late, so `stale` takes its place; so does a closed year's outcome
+/// that a missing figure could still change (a total short of its target with a month not in).
+/// An outcome the figures already settle stands: a total already past its target, a flow
+/// already past its ceiling.
+fn with_staleness(verdict: Status, settled: Option<Status>) -> Status {
+    if settled == Some(verdict) {
         verdict
+    } else {
+        Status::Stale
     }
 }
 

@@ -497,7 +497,50 @@ async fn a_month_left_out_of_a_flow_is_late_not_a_slip(backend: Backend) {
     app.stop().await;
 }
 
+/// A closed year is not called missed for a total short only by a month that never came: it
+/// stays `stale`, naming the month, and is settled when the month arrives.
+async fn a_closed_year_with_a_month_missing_is_late_not_missed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Two years back: closed on any day of this one.
+    let year = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .year()
+        - 2;
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 115_000.0, "reason": "closed year test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let month = |m: u32| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 10_000.0});
+    let but_may: Vec<Value> = (1..=12).filter(|m| *m != 5).map(month).collect();
+    let sent = app
+        .post_observations(&app.admin, &json!({ "observations": but_may }))
+        .await;
+    assert_eq!(sent.body["accepted"], 11, "{sent:?}");
+    let path = format!("/api/v1/status/EXPORT_TURNOVER?year={year}");
+    let status = app.get(&path, &app.viewer).await.body;
+    // 110,000 in eleven months is short of 115,000 only by May, which makes it 120,000.
+    assert_eq!(status["status"], "stale", "{status}");
+    assert_eq!(status["overdue_period"], format!("{year}-05"), "{status}");
+    assert_eq!(status["actual"], 110_000.0, "{status}");
+    let sent = app
+        .post_observations(&app.admin, &json!({ "observations": [month(5)] }))
+        .await;
+    assert_eq!(sent.body["accepted"], 1, "{sent:?}");
+    let status = app.get(&path, &app.viewer).await.body;
+    assert_eq!(status["status"], "achieved", "{status}");
+    assert_eq!(status["actual"], 120_000.0, "{status}");
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_closed_year_with_a_month_missing_is_late_not_missed,
     a_month_left_out_of_a_flow_is_late_not_a_slip,
     a_seasonal_indicator_is_paced_on_last_years_pattern,
     a_closed_year_is_achieved_or_missed_and_as_of_shows_what_was_known,
