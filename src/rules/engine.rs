@@ -239,6 +239,7 @@ impl YearFrame {
             return None;
         }
         let mut covered = self.span.start;
+        let mut after_a_figure = false;
         for (start, end) in year_points.bounds() {
             if start > covered {
                 let mut missing = Period::containing(
@@ -250,12 +251,17 @@ impl YearFrame {
                         // Later periods fall due later still.
                         return None;
                     }
-                    if self.calendar.owed(&missing, self.now, self.zone) {
+                    // A hole between two figures was left out whenever it fell due (a
+                    // back-filled year without its May); before the first figure, only what
+                    // is owed counts, as a new installation owes nothing of the past it
+                    // never had.
+                    if after_a_figure || self.calendar.owed(&missing, self.now, self.zone) {
                         return Some(missing);
                     }
                     missing = missing.next()?;
                 }
             }
+            after_a_figure = true;
             covered = covered.max(end);
         }
         None
