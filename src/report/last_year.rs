@@ -87,11 +87,51 @@ fn latest_of(mut rows: Vec<StoredObservation>) -> Vec<StoredObservation> {
     rows
 }
 
-/// Last year's revisions as known one year before the cut-off.
+/// Last year's revisions as known one year before the cut-off, and the periods this year's
+/// figures cover as known at the cut-off.
 pub struct LastYear {
     live: LiveState,
     span: YearSpan,
+    this_year: LiveState,
+    this_span: YearSpan,
     zone: Tz,
+}
+
+/// Reads the latest revision of every period between `span`'s ends known at `known`, of the
+/// figures `history` reads.
+async fn figures(
+    store: &DynStore,
+    span: &YearSpan,
+    known: DateTime<Utc>,
+    history: History,
+) -> Result<LiveState, StoreError> {
+    let rows = match history {
+        History::Latest => {
+            store
+                .latest_between(span.start, span.end, Some(known))
+                .await?
+        }
+        History::Official => latest_of(
+            store
+                .official_between(span.start, span.end, known, None)
+                .await?,
+        ),
+    };
+    Ok(LiveState::from_stored(&rows))
+}
+
+/// The instants `bounds` cover, as contiguous spans, oldest first.
+fn covered(
+    bounds: impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for (start, end) in bounds {
+        match spans.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => spans.push((start, end)),
+        }
+    }
+    spans
 }
 
 impl LastYear {
@@ -104,28 +144,21 @@ impl LastYear {
         history: History,
     ) -> Result<Self, StoreError> {
         let span = YearSpan::of(year - 1, zone);
-        let known = one_year_before(cutoff, zone);
-        let rows = match history {
-            History::Latest => {
-                store
-                    .latest_between(span.start, span.end, Some(known))
-                    .await?
-            }
-            History::Official => latest_of(
-                store
-                    .official_between(span.start, span.end, known, None)
-                    .await?,
-            ),
-        };
+        let this_span = YearSpan::of(year, zone);
         Ok(Self {
-            live: LiveState::from_stored(&rows),
+            live: figures(store, &span, one_year_before(cutoff, zone), history).await?,
             span,
+            this_year: figures(store, &this_span, cutoff, history).await?,
+            this_span,
             zone,
         })
     }
 
     /// The figure of `indicator` in `unit` over last year's periods that end by `through`
-    /// moved back one year (`through` is where this year's figure runs to).
+    /// moved back one year (`through` is where this year's figure runs to). A flow or an
+    /// average is compared like for like: of last year's periods, those this year's figures
+    /// cover, so a month missing this year is left out of last year's too (nine months
+    /// against nine, not eight against nine).
     pub fn value(
         &self,
         indicator: &Code,
@@ -140,7 +173,37 @@ impl LastYear {
             .starting_within(id, self.span.start, self.span.end);
         let points = slice.points();
         let known = points.partition_point(|p| p.end <= until);
-        year_value(kind, &points[..known])
+        let this_year = self
+            .this_year
+            .id(indicator.as_str(), unit.as_str())
+            .map(|id| {
+                covered(
+                    self.this_year
+                        .starting_within(id, self.this_span.start, self.this_span.end)
+                        .bounds()
+                        .map(|(start, end)| {
+                            (
+                                one_year_before(start, self.zone),
+                                one_year_before(end, self.zone),
+                            )
+                        }),
+                )
+            });
+        match (kind, this_year) {
+            (Kind::Flow | Kind::Average, Some(spans)) => {
+                let alike: Vec<Point> = slice
+                    .bounds()
+                    .zip(points)
+                    .take(known)
+                    .filter(|((start, end), _)| {
+                        spans.iter().any(|(from, to)| from <= start && end <= to)
+                    })
+                    .map(|(_, point)| *point)
+                    .collect();
+                year_value(kind, &alike)
+            }
+            _ => year_value(kind, &points[..known]),
+        }
     }
 }
 

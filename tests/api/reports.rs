@@ -496,6 +496,24 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
     )
     .await;
 
+    // Budget revenue: February 2026 is missing between January and March, so last year's
+    // February is left out too: 150 + 350 = 500 against 100 + 300 = 400, +25 % (not against
+    // the quarter's 600).
+    write(
+        &app,
+        "BUDGET_REVENUE",
+        &[("2025-01", 100.0), ("2025-02", 200.0), ("2025-03", 300.0)],
+        at(2025, 4, 2),
+    )
+    .await;
+    write(
+        &app,
+        "BUDGET_REVENUE",
+        &[("2026-01", 150.0), ("2026-03", 350.0)],
+        at(2026, 4, 2),
+    )
+    .await;
+
     // CPI, an average rate in percent: its change is told in points, not as a ratio of rates.
     write(
         &app,
@@ -585,6 +603,23 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         .clone();
     assert_eq!(cpi["change"], Value::Null, "{cpi}");
     assert_eq!(cpi["change_points"], -0.11, "{cpi}");
+    let budget = json["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rows"].as_array().expect("rows"))
+        .find(|r| r["indicator"] == "BUDGET_REVENUE")
+        .expect("the budget row")
+        .clone();
+    assert_eq!(
+        (&budget["actual"], &budget["last_year"], &budget["change"]),
+        (
+            &serde_json::json!(500.0),
+            &serde_json::json!(400.0),
+            &serde_json::json!(0.25)
+        ),
+        "{budget}"
+    );
     assert!(json["groups"][0]["rows"][0].get("change_points").is_some());
 
     let (_, _, csv) = fetch(&app, "/api/v1/reports/2026-Q1?format=csv&lang=vi").await;
