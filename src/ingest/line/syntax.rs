@@ -31,6 +31,7 @@
 //! Parsing works on bytes and never panics; every allocation is bounded by the line's length,
 //! and a name or string without escapes is copied once, in one piece.
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// Longest string field value InfluxDB accepts.
@@ -324,6 +325,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
     let measurement = unreserved(measurement)?;
 
     let mut tags: Vec<(String, String)> = Vec::new();
+    let mut tag_keys: HashSet<String> = HashSet::new();
     while stop == Stop::Comma {
         let (key, after_key) = cursor.name(Part::Key)?;
         if after_key != Stop::Equals {
@@ -346,7 +348,9 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
         if after_value == Stop::Equals {
             return Err(SyntaxError::UnescapedEquals(key));
         }
-        if tags.iter().any(|(k, _)| *k == key) {
+        // A set, not a scan of the keys before: a line of many thousand tags or fields
+        // (which the body limit allows) must not cost their square.
+        if !tag_keys.insert(key.clone()) {
             return Err(SyntaxError::DuplicateTag(key));
         }
         tags.push((key, value));
@@ -361,6 +365,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
         return Err(SyntaxError::MissingFields);
     }
     let mut fields: Vec<(String, FieldValue)> = Vec::new();
+    let mut field_keys: HashSet<String> = HashSet::new();
     loop {
         let (key, after_key) = cursor.name(Part::Key)?;
         if after_key != Stop::Equals {
@@ -379,7 +384,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Point>, SyntaxError> {
         } else {
             scalar(&key, cursor.token(b", "))?
         };
-        if fields.iter().any(|(k, _)| *k == key) {
+        if !field_keys.insert(key.clone()) {
             return Err(SyntaxError::DuplicateField(key));
         }
         fields.push((key, value));

@@ -303,3 +303,20 @@ fn arbitrary_bytes_never_panic() {
         let _ = parse_line(&line);
     }
 }
+
+#[test]
+fn a_line_of_many_keys_is_read_whole_and_a_late_duplicate_still_found() {
+    let fields: Vec<String> = (0..50_000).map(|i| format!("f{i}={i}i")).collect();
+    let tags: Vec<String> = (0..50_000).map(|i| format!("t{i}=v")).collect();
+    let line = format!("m,{} {}", tags.join(","), fields.join(","));
+    let parsed = point(&line);
+    assert_eq!((parsed.tags.len(), parsed.fields.len()), (50_000, 50_000));
+    assert_eq!(
+        error(&format!("m {},f7=1i", fields.join(","))),
+        SyntaxError::DuplicateField("f7".into())
+    );
+    assert_eq!(
+        error(&format!("m,{},t9=w v=1", tags.join(","))),
+        SyntaxError::DuplicateTag("t9".into())
+    );
+}
