@@ -34,6 +34,30 @@ fn rounded(value: f64) -> String {
     }
 }
 
+/// A cell as a spreadsheet may open it: text that would start a formula (`=`, `+`, `-`, `@`,
+/// a tab or a carriage return; an explanation or a task note typed by a department) gets a
+/// leading apostrophe, as OWASP advises against CSV injection, so it shows as the text it is.
+/// Plain numbers, negative ones included, are left as they are.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    // A lone sign, as a table writes for "none", is no formula.
+    let formula = text.len() > 1 && text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula && text.parse::<f64>().is_err() {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// Writes one record, each cell made safe to open ([`cell`]).
+fn write<I, S>(out: &mut csv::Writer<Vec<u8>>, record: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    // Writing into a Vec cannot fail; the result is ignored for that reason.
+    let _ = out.write_record(record.into_iter().map(|c| cell(c.as_ref()).into_owned()));
+}
+
 /// A slipping target's explanation, or that it has none; empty for the other targets.
 fn explanation_text(row: &super::ReportRow, lang: super::Lang) -> String {
     use super::explanations::{is_slipping, words};
@@ -71,48 +95,50 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
         super::history::heading(lang),
         w.change_points,
     ];
-    // Writing into a Vec cannot fail; the results are ignored for that reason.
-    let _ = out.write_record(header);
+    write(&mut out, header);
     for group in &report.groups {
         for row in &group.rows {
             let target = match row.target {
                 TargetValue::Point { value } => rounded(value),
                 TargetValue::Band { lo, hi } => format!("{}..{}", rounded(lo), rounded(hi)),
             };
-            let _ = out.write_record([
-                group.name.as_str(),
-                row.indicator.as_str(),
-                row.name.as_str(),
-                row.measure.as_str(),
-                row.department.as_str(),
-                &target,
-                &plain(row.actual),
-                &plain(row.expected),
-                &plain(row.projection),
-                &plain(row.probability),
-                &row.status_text(lang),
-                row.previous.map_or("", |s| text::status(s, lang)),
-                &row.reported_through
-                    .map(|t| text::local_date(t, zone, lang))
-                    .unwrap_or_default(),
-                &plain(row.last_year),
-                &plain(row.change),
-                &plain(row.of_plan),
-                &explanation_text(row, lang),
-                &row.explanation
-                    .as_ref()
-                    .map(|e| super::explanations::actions_text(e, lang))
-                    .unwrap_or_default(),
-                super::history::word(report.history, lang),
-                &plain(row.change_points),
-            ]);
+            write(
+                &mut out,
+                [
+                    group.name.as_str(),
+                    row.indicator.as_str(),
+                    row.name.as_str(),
+                    row.measure.as_str(),
+                    row.department.as_str(),
+                    &target,
+                    &plain(row.actual),
+                    &plain(row.expected),
+                    &plain(row.projection),
+                    &plain(row.probability),
+                    &row.status_text(lang),
+                    row.previous.map_or("", |s| text::status(s, lang)),
+                    &row.reported_through
+                        .map(|t| text::local_date(t, zone, lang))
+                        .unwrap_or_default(),
+                    &plain(row.last_year),
+                    &plain(row.change),
+                    &plain(row.of_plan),
+                    &explanation_text(row, lang),
+                    &row.explanation
+                        .as_ref()
+                        .map(|e| super::explanations::actions_text(e, lang))
+                        .unwrap_or_default(),
+                    super::history::word(report.history, lang),
+                    &plain(row.change_points),
+                ],
+            );
         }
     }
     for row in super::plan::csv_rows(report, header.len()) {
-        let _ = out.write_record(&row);
+        write(&mut out, &row);
     }
     for row in super::tasks::csv_rows(report, header.len()) {
-        let _ = out.write_record(&row);
+        write(&mut out, &row);
     }
     out.into_inner().unwrap_or_default()
 }
@@ -120,6 +146,24 @@ pub fn render(report: &Report, zone: Tz) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::rounded;
+
+    #[test]
+    fn text_that_would_start_a_formula_is_written_as_text() {
+        use super::cell;
+        for formula in [
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(cell(formula), format!("'{formula}"), "{formula}");
+        }
+        for plain in ["-12.3457", "0.25", "Sở Y tế", "• Hành động", "", "-", "1e5"] {
+            assert_eq!(cell(plain), plain, "{plain}");
+        }
+    }
 
     #[test]
     fn numbers_are_rounded_without_trailing_zeros() {

