@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(screens::asset)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::enforce,
@@ -157,6 +158,28 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A NUL (U+0000) in the path or the query is refused before any handler sees it: no store
+/// can hold or compare it (PostgreSQL refuses it in text), and no code or name contains one.
+async fn refuse_nul(request: Request, next: Next) -> Response {
+    match nul_in(request.uri()) {
+        Some(pointer) => axum::response::IntoResponse::into_response(ApiError::invalid(
+            pointer,
+            "contains a NUL character (U+0000)",
+        )),
+        None => next.run(request).await,
+    }
+}
+
+/// Where `uri` holds a NUL once decoded: `path`, or the name of the query parameter.
+fn nul_in(uri: &axum::http::Uri) -> Option<String> {
+    if percent_encoding::percent_decode_str(uri.path()).any(|byte| byte == 0) {
+        return Some("path".to_owned());
+    }
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| name.replace('\0', "\\0"))
 }
 
 /// A known path asked with a method it does not serve: the same problem+json as every other
