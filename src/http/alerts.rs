@@ -18,7 +18,7 @@ use super::openapi::{
 };
 use super::targets::CallerIp;
 use super::{body, ApiError, ApiQuery, AppState, NoQuery};
-use crate::alerts::audience::Audience;
+use crate::alerts::audience::{self, Audience};
 use crate::auth::{Principal, Role};
 use crate::domain::alert::{Ack, Alert, AlertState, Silence};
 use crate::ingest::json::pointer_token;
@@ -322,6 +322,25 @@ pub async fn create_silence(
             "a department may silence only its own alerts: match `department` to it".into(),
         ));
     }
+    let mut matchers = request.matchers;
+    if principal.role == Role::Department {
+        // A department's silence mutes the notices meant for it; what the leadership hears
+        // about the department is not the department's to mute (ARCHITECTURE §5).
+        let own = Audience::Department.as_str();
+        match matchers.get(audience::LABEL) {
+            None => {
+                matchers.insert(audience::LABEL.to_owned(), own.to_owned());
+            }
+            Some(value) if value == own => {}
+            Some(_) => {
+                return Err(ApiError::Forbidden(
+                    "a department may silence only the notices meant for it (`audience` \
+                     `department`); the leadership's and the operators' go on"
+                        .into(),
+                ))
+            }
+        }
+    }
     let now = Utc::now();
     let longest = Duration::minutes(MAX_SILENCE_MINUTES);
     let ends_at = match (request.ends_at, request.duration_minutes) {
@@ -361,7 +380,7 @@ pub async fn create_silence(
     body::storable(comment, "/comment")?;
     let silence = Silence {
         id: crate::auth::mint().id,
-        matchers: request.matchers,
+        matchers,
         starts_at: now,
         ends_at,
         created_by: principal.label(),

@@ -577,6 +577,24 @@ async fn silences_and_acks_are_bounded_and_kept_to_their_department(backend: Bac
     )
     .await;
     assert_eq!(within.status, 201, "{within:?}");
+    // A department's silence mutes the notices meant for it, never what the leadership
+    // hears about it.
+    assert_eq!(
+        within.body["matchers"]["audience"], "department",
+        "{within:?}"
+    );
+    let leadership = silence(
+        &health,
+        json!({"matchers": {"department": "HEALTH", "audience": "leadership"}, "duration_minutes": 60, "comment": "x"}),
+    )
+    .await;
+    assert_problem(&leadership, 403, "forbidden");
+    let by_admin = silence(
+        &app.admin,
+        json!({"matchers": {"department": "HEALTH", "audience": "leadership"}, "duration_minutes": 60, "comment": "bảo trì"}),
+    )
+    .await;
+    assert_eq!(by_admin.status, 201, "{by_admin:?}");
 
     // Another department's: a silence matching HEALTH or no department at all, or lifting
     // HEALTH's silence.
