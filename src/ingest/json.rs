@@ -35,10 +35,16 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, FormatError> 
                  one or the other"
                     .to_owned(),
             );
-        } else if decimal == Decimal::Comma {
-            if let Some(RawValue::Text(text)) = &row.value {
-                row.value = Some(RawValue::Text(decimal.text(text)));
-            }
+        } else if let Some(RawValue::Text(text)) = &row.value {
+            row.value = Some(match decimal {
+                Decimal::Comma => RawValue::Text(decimal.text(text)),
+                // A number a sender chose to write as text, `"21.582"`, is 21582 as Vietnamese
+                // write it and 21.582 in English: a JSON number says which (ARCHITECTURE §10).
+                Decimal::Point if Decimal::groups_with_points(text) => {
+                    RawValue::Ambiguous(text.clone())
+                }
+                Decimal::Point => RawValue::Text(text.clone()),
+            });
         }
     }
     Ok(rows)
@@ -161,6 +167,39 @@ mod tests {
         assert!(parse_point(b"{\"observations\":[").is_err());
         assert!(parse_point(b"{\"observations\":[]} x").is_err());
         assert!(parse_point(b"[]").is_err());
+    }
+
+    #[test]
+    fn text_grouping_thousands_with_points_is_ambiguous_unless_the_comma_is_declared() {
+        let body = br#"{"observations":[
+            {"indicator":"A","unit":"HCM","period":"2026-03","value":"21.582"},
+            {"indicator":"A","unit":"HCM","period":"2026-04","value":"1.234.567"},
+            {"indicator":"A","unit":"HCM","period":"2026-05","value":"21.58"},
+            {"indicator":"A","unit":"HCM","period":"2026-06","value":21.582}
+        ]}"#;
+        let values = |decimal| -> Vec<Option<RawValue>> {
+            parse(body, decimal)
+                .unwrap()
+                .into_iter()
+                .map(|row| row.value)
+                .collect()
+        };
+        assert_eq!(
+            values(Decimal::Point),
+            [
+                Some(RawValue::Ambiguous("21.582".into())),
+                Some(RawValue::Ambiguous("1.234.567".into())),
+                Some(RawValue::Text("21.58".into())),
+                Some(RawValue::Number(21.582)),
+            ]
+        );
+        assert_eq!(
+            values(Decimal::Comma)[..2],
+            [
+                Some(RawValue::Text("21582".into())),
+                Some(RawValue::Text("1234567".into()))
+            ]
+        );
     }
 
     #[test]

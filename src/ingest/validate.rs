@@ -190,7 +190,8 @@ pub enum RowError {
     InvalidValue(String),
     #[error(
         "`{0}` is ambiguous: its comma or point may group thousands or mark decimals; write it \
-         without grouping (4512.5), or declare the decimal mark (decimal=comma)"
+         without grouping (4512.5), as a number rather than text where the format has numbers \
+         (JSON, a workbook cell), or declare the decimal mark (decimal=comma)"
     )]
     AmbiguousNumber(String),
     #[error("value is not finite (NaN or infinity)")]

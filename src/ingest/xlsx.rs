@@ -432,6 +432,17 @@ fn check_cell(kind: Column, value: &DataRef<'_>) -> Result<(), String> {
     }
 }
 
+/// A number typed into a text cell: read as a CSV cell is, except that one grouping thousands
+/// with points (`21.582`) is 21582 as Vietnamese write it and 21.582 in English, which a
+/// number cell would have said; it is refused as ambiguous unless the comma is declared.
+fn text_value(text: &str, decimal: Decimal) -> RawValue {
+    if decimal == Decimal::Point && Decimal::groups_with_points(text) {
+        RawValue::Ambiguous(text.to_owned())
+    } else {
+        RawValue::Text(decimal.csv_cell(text))
+    }
+}
+
 /// Puts a cell that [`check_cell`] accepted into `row`.
 fn fill(
     kind: Column,
@@ -445,10 +456,8 @@ fn fill(
         row.value = match value {
             DataRef::Int(number) => Some(RawValue::Number(*number as f64)),
             DataRef::Float(number) => Some(RawValue::Number(excel_digits(*number))),
-            DataRef::String(text) => text_cell(text).map(|t| RawValue::Text(decimal.csv_cell(&t))),
-            DataRef::SharedString(text) => {
-                text_cell(text).map(|t| RawValue::Text(decimal.csv_cell(&t)))
-            }
+            DataRef::String(text) => text_cell(text).map(|t| text_value(&t, decimal)),
+            DataRef::SharedString(text) => text_cell(text).map(|t| text_value(&t, decimal)),
             _ => None,
         };
         return;

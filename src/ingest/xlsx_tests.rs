@@ -329,3 +329,38 @@ fn column_letters_follow_excel() {
     assert_eq!(letter(26), "AA");
     assert_eq!(letter(27), "AB");
 }
+
+#[test]
+fn a_text_cell_grouping_thousands_with_points_is_ambiguous() {
+    let row = |period: &'static str, value: Cell| -> [Cell; 4] {
+        [Text("HCM"), Text("TOURISM_REVENUE"), Text(period), value]
+    };
+    let header = [
+        Text("unit"),
+        Text("indicator"),
+        Text("period"),
+        Text("value"),
+    ];
+    let (a, b, c) = (
+        row("2025-08", Text("21.582")),
+        row("2025-09", Text("21.58")),
+        row("2025-10", Number(21.582)),
+    );
+    let bytes = workbook("Sheet1", &[&header, &a, &b, &c]);
+    let values: Vec<_> = read(&bytes)
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| r.value.clone())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            Some(RawValue::Ambiguous("21.582".into())),
+            Some(RawValue::Text("21.58".into())),
+            Some(RawValue::Number(21.582)),
+        ]
+    );
+    let comma = parse(&bytes, Decimal::Comma, ZONE, limits(), &monthly).unwrap();
+    assert_eq!(comma.rows[0].value, Some(RawValue::Text("21582".into())));
+}
