@@ -497,6 +497,7 @@ impl Demo {
                 approved_at,
                 approved_by: "demo-seed".into(),
                 note: Some("demo: published figures".into()),
+                published_before: None,
             };
             let event = AuditEvent::new(
                 approved_at,

@@ -68,6 +68,20 @@ pub struct NewApproval {
     /// The approving token's label.
     pub approved_by: String,
     pub note: Option<String>,
+    /// Official as published: a revision known before this instant (history back-filled from
+    /// before the service's first start) takes its state from when it was reported, so past
+    /// official reports show the figures published then; any other from `approved_at`.
+    pub published_before: Option<DateTime<Utc>>,
+}
+
+impl NewApproval {
+    /// When the approval takes effect for a revision reported at `reported_at`.
+    pub fn effective_for(&self, reported_at: DateTime<Utc>) -> DateTime<Utc> {
+        match self.published_before {
+            Some(before) if reported_at < before => reported_at.min(self.approved_at),
+            _ => self.approved_at,
+        }
+    }
 }
 
 /// One revision an approval moved, with the state it moved to.

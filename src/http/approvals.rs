@@ -66,6 +66,11 @@ pub struct ApprovalBody {
     state: Option<String>,
     /// Why, for the audit log (at most 1000 characters).
     note: Option<String>,
+    /// Official as published (`official` only, the statistics office only): each figure known
+    /// before the service's first start, history back-filled with the time it was published,
+    /// is official from that time, so past official reports show it; any later figure from now.
+    #[serde(default)]
+    as_published: bool,
 }
 
 /// What an approval did.
@@ -79,6 +84,10 @@ pub struct ApprovalReceipt {
     /// Revisions named that already stood at `state` or above.
     pub unchanged: usize,
     pub approved_at: DateTime<Utc>,
+    /// With `as_published`: of the revisions moved, those official from when they were
+    /// published (known before the service's first start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_published: Option<usize>,
 }
 
 fn required<'a>(value: Option<&'a String>, pointer: &str) -> Result<&'a str, ApiError> {
@@ -262,6 +271,17 @@ pub async fn post(
     }
 
     let now = Utc::now();
+    let published_before = if request.as_published {
+        if target != ApprovalState::Official || principal.role != Role::Statistics {
+            return Err(ApiError::invalid(
+                "/as_published",
+                "only the statistics office makes figures official as published",
+            ));
+        }
+        Some(state.store.first_start(now).await?)
+    } else {
+        None
+    };
     let (selection, subject) = match request.revision {
         Some(revision) => {
             let indicator = indicators[0];
@@ -344,6 +364,7 @@ pub async fn post(
         approved_at: now,
         approved_by: principal.label(),
         note: note.clone(),
+        published_before,
     };
     let mut event = AuditEvent::new(now, principal.label(), "observations.approve", subject);
     event.reason = note;
@@ -354,6 +375,13 @@ pub async fn post(
         approved: outcome.approved.len(),
         unchanged: outcome.unchanged,
         approved_at: now,
+        as_published: published_before.map(|_| {
+            outcome
+                .approved
+                .iter()
+                .filter(|r| r.approved_at < now)
+                .count()
+        }),
     };
     if !outcome.approved.is_empty() {
         // On the screens at once, not at the next tick.

@@ -383,6 +383,7 @@ pub(crate) fn approval_audit(
         "unchanged": unchanged,
         "group": group,
         "note": approval.note,
+        "published_before": approval.published_before,
     })
 }
 

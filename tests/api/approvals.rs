@@ -679,6 +679,7 @@ async fn a_figure_sent_in_time_and_not_yet_approved_is_not_late_in_an_official_r
         approved_at: "2026-10-10T03:00:00Z".parse().expect("instant"),
         approved_by: "thong-ke".into(),
         note: None,
+        published_before: None,
     };
     let event = ktxh::store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
     let outcome = app
@@ -711,7 +712,104 @@ async fn a_figure_sent_in_time_and_not_yet_approved_is_not_late_in_an_official_r
     app.stop().await;
 }
 
+/// History back-filled with the times it was published is made official as published by the
+/// statistics office: the past official reports then show it, as they would have then. Figures
+/// approved the ordinary way are official only from the approval on.
+async fn back_filled_history_made_official_as_published_reads_in_past_official_reports(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, statistics) = mint_token(&app.store, Role::Statistics, None).await;
+    let (_, approver) = mint_token(&app.store, Role::Approver, Some("CUSTOMS")).await;
+    // The first quarter of 2025 as published, each month on the 6th of the next.
+    let months = |indicator: &str, value: f64| -> Vec<Value> {
+        (1..=3)
+            .map(|m| {
+                json!({"indicator": indicator, "unit": "HCM", "period": format!("2025-{m:02}"),
+                       "value": value, "reported_at": format!("2025-{:02}-06T09:00:00+07:00", m + 1)})
+            })
+            .collect()
+    };
+    let mut rows = months("EXPORT_TURNOVER", 7_000.0);
+    rows.extend(months("RETAIL_SALES", 180_000.0));
+    let sent = app
+        .post_observations(&app.admin, &json!({ "observations": rows }))
+        .await;
+    assert_eq!(sent.body["accepted"], 6, "{sent:?}");
+
+    // Only the statistics office, and only official.
+    let body = |indicator: &str, extra: Value| {
+        let mut body = json!({"indicator": indicator, "period": "2025", "state": "official"});
+        body.as_object_mut()
+            .expect("an object")
+            .extend(extra.as_object().expect("an object").clone());
+        body
+    };
+    let verified = approve(
+        &app,
+        &statistics,
+        json!({"indicator": "EXPORT_TURNOVER", "period": "2025", "state": "verified",
+               "as_published": true}),
+    )
+    .await;
+    assert_eq!(verified.status, 403, "{verified:?}");
+    let by_approver = approve(
+        &app,
+        &approver,
+        json!({"indicator": "EXPORT_TURNOVER", "period": "2025", "state": "verified",
+               "as_published": true}),
+    )
+    .await;
+    assert_problem(&by_approver, 422, "invalid_field");
+    assert_eq!(by_approver.body["errors"][0]["pointer"], "/as_published");
+
+    let reply = approve(
+        &app,
+        &statistics,
+        body("EXPORT_TURNOVER", json!({"as_published": true})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (&reply.body["approved"], &reply.body["as_published"]),
+        (&json!(3), &json!(3)),
+        "{reply:?}"
+    );
+    approved(&app, &statistics, body("RETAIL_SALES", json!({})), 3, 0).await;
+
+    // The first quarter's official report, cut off in April 2025.
+    let json = app
+        .get("/api/v1/reports/2025-Q1?format=json&lang=en", &app.viewer)
+        .await;
+    assert_eq!(json.status, 200, "{json:?}");
+    let row = |code: &str| {
+        json.body["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .flat_map(|g| g["rows"].as_array().expect("rows"))
+            .find(|r| r["indicator"] == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("the {code} row"))
+    };
+    assert_eq!(
+        row("EXPORT_TURNOVER")["actual"],
+        21_000.0,
+        "{}",
+        row("EXPORT_TURNOVER")
+    );
+    assert!(
+        row("RETAIL_SALES")["actual"].is_null(),
+        "{}",
+        row("RETAIL_SALES")
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
+    back_filled_history_made_official_as_published_reads_in_past_official_reports,
     a_days_instants_approved_in_bulk_all_read_official_on_the_screens,
     a_late_approval_of_a_superseded_revision_leaves_the_newer_one_preliminary,
     a_revised_figure_approved_official_reads_official_in_reports_and_latest_on_screens,

@@ -1289,6 +1289,7 @@ async fn approve_every_latest_revision(
         approved_at: Utc::now(),
         approved_by: "thong-ke".into(),
         note: None,
+        published_before: None,
     };
     let event = store::AuditEvent::new(Utc::now(), "thong-ke", "approve", "test");
     store.approve(&approval, &event).await

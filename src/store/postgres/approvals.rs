@@ -14,7 +14,8 @@ use crate::store::{AuditEvent, CommitKind, StoreError, StoreResult};
 
 /// The latest revision of every period of the selected series lying within `[$3, $4)` (an instant at `$4` is the next period's).
 const SELECTED: &str = "SELECT DISTINCT ON (o.series_id, o.period_start, o.period_end) \
-        o.series_id, s.indicator, s.unit, o.period_start, o.period_end, o.revision, o.state \
+        o.series_id, s.indicator, s.unit, o.period_start, o.period_end, o.revision, o.state, \
+        o.reported_at \
      FROM observations o JOIN series s ON s.id = o.series_id \
      WHERE s.indicator = ANY($1) AND ($2::text IS NULL OR s.unit = $2) \
        AND o.period_start >= $3 AND o.period_start < $4 AND o.period_end <= $4 \
@@ -29,6 +30,7 @@ struct Selected {
     period_end: DateTime<Utc>,
     revision: i32,
     state: i16,
+    reported_at: DateTime<Utc>,
 }
 
 fn selected_of(row: &PgRow) -> StoreResult<Selected> {
@@ -40,6 +42,7 @@ fn selected_of(row: &PgRow) -> StoreResult<Selected> {
         period_end: row.try_get("period_end")?,
         revision: row.try_get("revision")?,
         state: row.try_get("state")?,
+        reported_at: row.try_get("reported_at")?,
     })
 }
 
@@ -128,6 +131,10 @@ impl PgStore {
             let starts: Vec<DateTime<Utc>> = moving.iter().map(|s| s.period_start).collect();
             let ends: Vec<DateTime<Utc>> = moving.iter().map(|s| s.period_end).collect();
             let revisions: Vec<i32> = moving.iter().map(|s| s.revision).collect();
+            let effective: Vec<DateTime<Utc>> = moving
+                .iter()
+                .map(|s| approval.effective_for(s.reported_at))
+                .collect();
             sqlx::query(
                 "UPDATE observations o SET state = GREATEST(o.state, $5) \
                  FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[], $4::int4[]) \
@@ -145,9 +152,9 @@ impl PgStore {
             sqlx::query(
                 "INSERT INTO approvals (series_id, period_start, period_end, revision, state, \
                      approved_at, approved_by, note, group_id) \
-                 SELECT k.series_id, k.period_start, k.period_end, k.revision, $5, $6, $7, $8, $9 \
-                 FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[], $4::int4[]) \
-                     AS k(series_id, period_start, period_end, revision) \
+                 SELECT k.series_id, k.period_start, k.period_end, k.revision, $5, k.at, $7, $8, $9 \
+                 FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[], $4::int4[], \
+                     $6::timestamptz[]) AS k(series_id, period_start, period_end, revision, at) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(&series)
@@ -155,7 +162,7 @@ impl PgStore {
             .bind(&ends)
             .bind(&revisions)
             .bind(state)
-            .bind(approval.approved_at)
+            .bind(&effective)
             .bind(&approval.approved_by)
             .bind(&approval.note)
             .bind(group)
@@ -193,7 +200,7 @@ impl PgStore {
                     period_end: s.period_end,
                     revision: s.revision,
                     state: approval.state,
-                    approved_at: approval.approved_at,
+                    approved_at: approval.effective_for(s.reported_at),
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;

@@ -14,7 +14,7 @@ use crate::store::{AuditEvent, StoreResult};
 /// The latest revision of every period of the selected series lying within `[?3, ?4)` (an instant at `?4` is the next period's), as
 /// `read.rs`'s LATEST takes it: the row holding the group's max(revision).
 const SELECTED: &str = "SELECT o.series_id, s.indicator, s.unit, o.period_start, o.period_end, \
-        max(o.revision) AS revision, o.state \
+        max(o.revision) AS revision, o.state, o.reported_at \
      FROM observations o JOIN series s ON s.id = o.series_id \
      WHERE s.indicator IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR s.unit = ?2) \
        AND o.period_start >= ?3 AND o.period_start < ?4 AND o.period_end <= ?4 \
@@ -28,6 +28,7 @@ struct Selected {
     period_end: i64,
     revision: i32,
     state: i16,
+    reported_at: i64,
 }
 
 fn selected_of(row: &SqliteRow) -> StoreResult<Selected> {
@@ -39,6 +40,7 @@ fn selected_of(row: &SqliteRow) -> StoreResult<Selected> {
         period_end: row.try_get("period_end")?,
         revision: row.try_get("revision")?,
         state: row.try_get("state")?,
+        reported_at: row.try_get("reported_at")?,
     })
 }
 
@@ -134,7 +136,7 @@ impl SqliteStore {
             .bind(s.period_end)
             .bind(s.revision)
             .bind(state)
-            .bind(micros(approval.approved_at))
+            .bind(micros(approval.effective_for(from_micros(s.reported_at))))
             .bind(&approval.approved_by)
             .bind(&approval.note)
             .bind(group)
@@ -162,7 +164,7 @@ impl SqliteStore {
                     period_end: end,
                     revision: s.revision,
                     state: approval.state,
-                    approved_at: approval.approved_at,
+                    approved_at: approval.effective_for(from_micros(s.reported_at)),
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
