@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::manager::AlertManager;
 use crate::alerts::outbox::{Outbox, ReceiverSender};
+use crate::alerts::receivers::directory::Directory;
 use crate::alerts::receivers::Receivers;
 use crate::alerts::rejected::RejectedSpikes;
 use crate::alerts::reminders::Reminders;
@@ -253,7 +254,10 @@ impl App {
                 .reconcile_tasks(&store.tasks(None).await?, today, now)
                 .await?;
         }
-        let sender = Arc::new(ReceiverSender::build(&alerting.receiver, &outbound)?);
+        let sender = Arc::new(
+            ReceiverSender::build(&alerting.receiver, &outbound)?
+                .with_directory(Directory::new(&catalogue, settings.zone())),
+        );
         let report_receivers = Arc::new(Receivers::build(&alerting.receiver, &outbound)?);
         let problems = schedule::problems(&alerting.report, &report_receivers, &catalogue);
         if let Some((key, message)) = problems.first() {

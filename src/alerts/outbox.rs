@@ -618,6 +618,12 @@ impl ReceiverSender {
             languages,
         })
     }
+
+    /// See [`super::receivers::Receivers::with_directory`].
+    pub fn with_directory(mut self, directory: super::receivers::directory::Directory) -> Self {
+        self.receivers = self.receivers.with_directory(directory);
+        self
+    }
 }
 
 #[async_trait]

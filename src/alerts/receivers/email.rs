@@ -22,6 +22,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
+use super::directory::Directory;
 use super::error::{DeliveryError, ReceiverError};
 use super::secret::{self, EnvLookup, SecretString};
 use super::text::{self, Language, Term};
@@ -194,8 +195,9 @@ impl EmailReceiver {
         &self,
         notification: &Notification,
         language: Language,
+        directory: &Directory,
     ) -> Result<(), DeliveryError> {
-        let message = build_message(&self.from, &self.to, notification, language)?;
+        let message = build_message(&self.from, &self.to, notification, language, directory)?;
         self.transport()
             .await?
             .send(message)
@@ -318,12 +320,21 @@ pub struct EmailText {
 /// Writes the email: the subject, then per alert its state, severity, summary, indicator,
 /// unit, since when, and link; then the notification id and group for reference.
 pub fn compose(language: Language, notification: &Notification) -> EmailText {
-    let subject = text::subject(language, notification);
+    compose_in(language, notification, &Directory::default())
+}
+
+/// [`compose`] with labels named and times told in the city's zone by `directory`.
+pub fn compose_in(
+    language: Language,
+    notification: &Notification,
+    directory: &Directory,
+) -> EmailText {
+    let subject = text::subject_in(language, notification, directory);
     let mut body = String::new();
     body.push_str(subject.trim_start_matches("[KT-XH] "));
     body.push_str("\n\n");
     for (index, alert) in notification.alerts.iter().enumerate() {
-        body.push_str(&alert_section(language, index + 1, alert));
+        body.push_str(&alert_section(language, index + 1, alert, directory));
         body.push('\n');
     }
     body.push_str("-- \n");
@@ -339,7 +350,12 @@ pub fn compose(language: Language, notification: &Notification) -> EmailText {
     EmailText { subject, body }
 }
 
-fn alert_section(language: Language, number: usize, alert: &AlertMessage) -> String {
+fn alert_section(
+    language: Language,
+    number: usize,
+    alert: &AlertMessage,
+    directory: &Directory,
+) -> String {
     let field = |term: Term, value: &str| format!("   {}: {value}\n", text::term(language, term));
     let mut section = format!(
         "{number}. [{}] {}: {}\n   {}\n",
@@ -353,14 +369,20 @@ fn alert_section(language: Language, number: usize, alert: &AlertMessage) -> Str
         section.push_str(&format!("   {line}\n"));
     }
     if let Some(indicator) = alert.labels.get("indicator") {
-        section.push_str(&field(Term::Indicator, indicator));
+        section.push_str(&field(
+            Term::Indicator,
+            &directory.named(language, "indicator", indicator),
+        ));
     }
     if let Some(unit) = alert.labels.get("unit") {
-        section.push_str(&field(Term::Unit, unit));
+        section.push_str(&field(Term::Unit, &directory.named(language, "unit", unit)));
     }
-    section.push_str(&field(Term::Since, &text::timestamp(alert.starts_at)));
+    section.push_str(&field(
+        Term::Since,
+        &directory.time(language, alert.starts_at),
+    ));
     if let Some(ended) = alert.ends_at {
-        section.push_str(&field(Term::Ended, &text::timestamp(ended)));
+        section.push_str(&field(Term::Ended, &directory.time(language, ended)));
     }
     if !alert.link.is_empty() {
         section.push_str(&field(Term::Link, &alert.link));
@@ -388,8 +410,9 @@ pub(crate) fn build_message(
     to: &[Mailbox],
     notification: &Notification,
     language: Language,
+    directory: &Directory,
 ) -> Result<Message, DeliveryError> {
-    let EmailText { subject, body } = compose(language, notification);
+    let EmailText { subject, body } = compose_in(language, notification, directory);
     let mut builder = Message::builder()
         .from(from.clone())
         .subject(subject)

@@ -2,6 +2,7 @@
 //! (Delivery to a real SMTP server is covered by the end-to-end test.)
 
 use super::*;
+use crate::alerts::receivers::directory::Directory;
 use crate::alerts::receivers::testing::{
     closed_port_url, no_env, sample_notification, test_policy,
 };
@@ -118,7 +119,14 @@ fn the_message_carries_the_notification_id_and_a_stable_message_id() {
         "b@example.vn".parse().unwrap(),
     ];
     let notification = sample_notification();
-    let message = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    let message = build_message(
+        &from,
+        &to,
+        &notification,
+        Language::Vi,
+        &Directory::default(),
+    )
+    .unwrap();
     let headers = message.headers();
     assert_eq!(headers.get_raw("X-KTXH-Notification-Id"), Some("42"));
     assert_eq!(
@@ -152,7 +160,14 @@ fn the_message_carries_the_notification_id_and_a_stable_message_id() {
         "{formatted}"
     );
 
-    let again = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    let again = build_message(
+        &from,
+        &to,
+        &notification,
+        Language::Vi,
+        &Directory::default(),
+    )
+    .unwrap();
     assert_eq!(
         again.formatted(),
         message.formatted(),
@@ -165,12 +180,26 @@ fn the_message_carries_each_alerts_sequence_number() {
     let from: Mailbox = "KT-XH Live <ktxh@ktxh.example.vn>".parse().unwrap();
     let to: Vec<Mailbox> = vec!["a@example.vn".parse().unwrap()];
     let mut notification = sample_notification();
-    let unnumbered = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    let unnumbered = build_message(
+        &from,
+        &to,
+        &notification,
+        Language::Vi,
+        &Directory::default(),
+    )
+    .unwrap();
     assert_eq!(unnumbered.headers().get_raw(ALERT_SEQUENCE_HEADER), None);
 
     notification.alerts[0].sequence = Some(4);
     notification.alerts[2].sequence = Some(1);
-    let message = build_message(&from, &to, &notification, Language::Vi).unwrap();
+    let message = build_message(
+        &from,
+        &to,
+        &notification,
+        Language::Vi,
+        &Directory::default(),
+    )
+    .unwrap();
     assert_eq!(
         message.headers().get_raw(ALERT_SEQUENCE_HEADER),
         Some("slippage-GRDP_GROWTH-Q1=4, slippage-GRDP_GROWTH-TP_THU_DUC=1")
@@ -327,4 +356,39 @@ fn the_email_carries_the_working_under_the_short_summary() {
     assert!(!compose(Language::Vi, &notification)
         .body
         .contains("Thực hiện"));
+}
+
+#[test]
+fn an_email_names_its_codes_and_tells_times_in_the_citys_zone() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let catalogue = crate::config::load_catalogue(&dir).expect("the shipped catalogue");
+    let directory = Directory::new(&catalogue, chrono_tz::Asia::Ho_Chi_Minh);
+    let mut notification = one_alert_notification();
+    for alert in &mut notification.alerts {
+        alert.labels.insert("department".into(), "FINANCE".into());
+        alert.labels.insert("unit".into(), "HCM".into());
+    }
+    let vi = compose_in(Language::Vi, &notification, &directory);
+    assert_eq!(vi.subject, "[KT-XH] 1 chỉ tiêu chậm tiến độ — Sở Tài chính");
+    for line in [
+        "Chỉ tiêu: Tốc độ tăng trưởng tổng sản phẩm trên địa bàn (GRDP, giá so sánh) (GRDP_GROWTH)",
+        "Đơn vị: Thành phố Hồ Chí Minh (HCM)",
+        "Từ lúc: 05/03/2026 15:00 (UTC+07:00)",
+    ] {
+        assert!(vi.body.contains(line), "{line}: {}", vi.body);
+    }
+    let en = compose_in(Language::En, &notification, &directory);
+    assert_eq!(
+        en.subject,
+        "[KT-XH] 1 target off track — Department of Finance"
+    );
+    assert!(
+        en.body.contains("2026-03-05 15:00 (UTC+07:00)"),
+        "{}",
+        en.body
+    );
+    // Without a directory, codes and UTC, as before.
+    let bare = compose(Language::Vi, &notification);
+    assert!(bare.subject.ends_with("— FINANCE"), "{}", bare.subject);
+    assert!(bare.body.contains("2026-03-05 08:00 UTC"), "{}", bare.body);
 }

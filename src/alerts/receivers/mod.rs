@@ -60,6 +60,7 @@ use crate::alerts::message::Notification;
 use crate::outbound::Policy;
 
 pub mod alertmanager;
+pub mod directory;
 pub mod email;
 mod error;
 mod http;
@@ -123,6 +124,8 @@ pub struct ReceiverConfig {
 /// receivers, one SMTP transport per email receiver.
 pub struct Receivers {
     by_name: BTreeMap<String, Receiver>,
+    /// Names for the codes of labels and the city's zone, for the messages people read.
+    directory: directory::Directory,
 }
 
 struct Receiver {
@@ -208,10 +211,20 @@ impl Receivers {
             check_outbound(name, &config.kind, outbound)?;
             by_name.insert(name.to_owned(), Receiver { language, target });
         }
-        Ok(Self { by_name })
+        Ok(Self {
+            by_name,
+            directory: directory::Directory::default(),
+        })
     }
 
     /// The receivers' names, in alphabetical order (for checking routes against them).
+    /// Names the codes of labels and tells times in the city's zone in the messages people
+    /// read (e-mail, Telegram); without it, codes and UTC.
+    pub fn with_directory(mut self, directory: directory::Directory) -> Self {
+        self.directory = directory;
+        self
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
     }
@@ -231,14 +244,18 @@ impl Receivers {
         tracing::Span::current().record("kind", receiver.target.kind());
         let language = Language::for_notification(&notification.language, receiver.language);
         match &receiver.target {
-            Target::Email(email) => email.send(notification, language).await?,
+            Target::Email(email) => email.send(notification, language, &self.directory).await?,
             Target::Webhook(webhook) => webhook.send(notification, Utc::now()).await?,
             Target::Alertmanager(alertmanager) => {
                 alertmanager
                     .send(notification, language, Utc::now())
                     .await?
             }
-            Target::Telegram(telegram) => telegram.send(notification, language).await?,
+            Target::Telegram(telegram) => {
+                telegram
+                    .send(notification, language, &self.directory)
+                    .await?
+            }
         }
         tracing::debug!(alerts = notification.alerts.len(), "notification delivered");
         Ok(())

@@ -15,6 +15,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::directory::Directory;
 use super::error::{excerpt, DeliveryError, ReceiverError};
 use super::http;
 use super::secret::{self, EnvLookup, SecretString};
@@ -123,10 +124,11 @@ impl TelegramReceiver {
         &self,
         notification: &Notification,
         language: Language,
+        directory: &Directory,
     ) -> Result<(), DeliveryError> {
         let message = SendMessage {
             chat_id: &self.chat_id,
-            text: message_text(language, notification),
+            text: message_text_in(language, notification, directory),
             parse_mode: "HTML",
             disable_web_page_preview: true,
         };
@@ -204,32 +206,32 @@ pub fn escape_html(text: &str) -> String {
     escaped
 }
 
-fn alert_block(language: Language, alert: &AlertMessage) -> String {
+fn alert_block(language: Language, alert: &AlertMessage, directory: &Directory) -> String {
     let mut details = Vec::new();
     if let Some(indicator) = alert.labels.get("indicator") {
         details.push(format!(
             "{}: {}",
             text::term(language, Term::Indicator),
-            escape_html(indicator)
+            escape_html(&directory.named(language, "indicator", indicator))
         ));
     }
     if let Some(unit) = alert.labels.get("unit") {
         details.push(format!(
             "{}: {}",
             text::term(language, Term::Unit),
-            escape_html(unit)
+            escape_html(&directory.named(language, "unit", unit))
         ));
     }
     details.push(format!(
         "{}: {}",
         text::term(language, Term::Since),
-        text::timestamp(alert.starts_at)
+        escape_html(&directory.time(language, alert.starts_at))
     ));
     if let Some(ended) = alert.ends_at {
         details.push(format!(
             "{}: {}",
             text::term(language, Term::Ended),
-            text::timestamp(ended)
+            escape_html(&directory.time(language, ended))
         ));
     }
     let mut block = format!(
@@ -255,9 +257,18 @@ fn alert_block(language: Language, alert: &AlertMessage) -> String {
 /// The message: the subject in bold, then one block per alert, cut short (with a count of
 /// the rest) before Telegram's length limit.
 pub fn message_text(language: Language, notification: &Notification) -> String {
+    message_text_in(language, notification, &Directory::default())
+}
+
+/// [`message_text`] with labels named and times told in the city's zone by `directory`.
+pub fn message_text_in(
+    language: Language,
+    notification: &Notification,
+    directory: &Directory,
+) -> String {
     let mut message = format!(
         "<b>{}</b>",
-        escape_html(&text::subject(language, notification))
+        escape_html(&text::subject_in(language, notification, directory))
     );
     let reserve = text::and_more(language, notification.alerts.len())
         .chars()
@@ -265,7 +276,7 @@ pub fn message_text(language: Language, notification: &Notification) -> String {
         + 2;
     let mut used = message.chars().count();
     for (shown, alert) in notification.alerts.iter().enumerate() {
-        let block = alert_block(language, alert);
+        let block = alert_block(language, alert, directory);
         let block_length = block.chars().count() + 2;
         if used + block_length + reserve > TEXT_BUDGET {
             let rest = notification.alerts.len() - shown;

@@ -3,11 +3,12 @@
 //! none of them spells a word of its own. The figures of a target's alert (the short form's
 //! and the email's working) are worded in `working.rs`, with the same formatter.
 //!
-//! The catalogue is not at hand here, so labels (department, unit, indicator) are shown as the
-//! values the alert carries.
+//! Labels (department, unit, indicator) are shown by the names a [`Directory`] gives them, or
+//! as the codes the alert carries where none is at hand.
 
 use chrono::{DateTime, Utc};
 
+use super::directory::Directory;
 use crate::alerts::message::{AlertMessage, Notification};
 use crate::domain::alert::{AlertState, Severity};
 use crate::domain::number::{self, Notation};
@@ -191,14 +192,33 @@ pub fn common_label<'a>(notification: &'a Notification, label: &str) -> Option<&
 
 /// Whom the notification concerns: the department when all alerts share one, else the group.
 pub fn scope(notification: &Notification) -> Option<&str> {
-    common_label(notification, "department").or_else(|| common_label(notification, "group"))
+    scoped(notification).map(|(_, code)| code)
 }
 
-/// "[KT-XH] 3 chỉ tiêu chậm tiến độ — Sở Tài chính".
+/// [`scope`] with the label it comes from.
+fn scoped(notification: &Notification) -> Option<(&'static str, &str)> {
+    common_label(notification, "department")
+        .map(|code| ("department", code))
+        .or_else(|| common_label(notification, "group").map(|code| ("group", code)))
+}
+
+/// "[KT-XH] 3 chỉ tiêu chậm tiến độ — FINANCE", codes as the labels hold them.
 pub fn subject(language: Language, notification: &Notification) -> String {
+    subject_in(language, notification, &Directory::default())
+}
+
+/// "[KT-XH] 3 chỉ tiêu chậm tiến độ — Sở Tài chính", the scope named by `directory`.
+pub fn subject_in(
+    language: Language,
+    notification: &Notification,
+    directory: &Directory,
+) -> String {
     let headline = headline(language, notification);
-    match scope(notification) {
-        Some(scope) => format!("[KT-XH] {headline} — {scope}"),
+    match scoped(notification) {
+        Some((label, code)) => format!(
+            "[KT-XH] {headline} — {}",
+            directory.name(language, label, code)
+        ),
         None => format!("[KT-XH] {headline}"),
     }
 }
