@@ -74,10 +74,18 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
     let en = alert["summary_en"].as_str().expect("summary_en");
     let working = &alert["working"];
     let projection = working["projection"].as_f64().expect("a projection");
-    let vi_projection =
-        ktxh::domain::number::format(projection, 2, ktxh::domain::number::Notation::Vietnamese);
-    let en_projection =
-        ktxh::domain::number::format(projection, 2, ktxh::domain::number::Notation::English);
+    // An estimate of a thousand or more is written whole, as a statistics office writes one.
+    let decimals = if projection.abs() >= 1000.0 { 0 } else { 2 };
+    let vi_projection = ktxh::domain::number::format(
+        projection,
+        decimals,
+        ktxh::domain::number::Notation::Vietnamese,
+    );
+    let en_projection = ktxh::domain::number::format(
+        projection,
+        decimals,
+        ktxh::domain::number::Notation::English,
+    );
     assert!(
         vi.ends_with(&format!(
             "năm {year}: chậm tiến độ; dự báo {vi_projection} triệu USD, mục tiêu 345.678,5 triệu USD"
@@ -92,7 +100,7 @@ async fn a_slipping_targets_texts_write_figures_as_each_language_does(backend: B
     );
     // Thousands: a figure with four or more digits is grouped the language's way.
     assert!(projection >= 1_000.0, "{projection}");
-    let whole = projection.trunc().to_string();
+    let whole = projection.round().to_string();
     let (thousands, units) = whole.split_at(whole.len() - 3);
     assert!(
         vi_projection.starts_with(&format!("{thousands}.{units}"))
@@ -252,7 +260,8 @@ async fn every_receiver_writes_figures_in_its_languages_notation(backend: Backen
     let actual = 1_234.5 * f64::from(months);
     let written = |notation| {
         [
-            figure(projection, 2, notation),
+            // An estimate of a thousand or more is written whole; a target as it was set.
+            figure(projection, 0, notation),
             figure(345_678.5, 2, notation),
         ]
     };
@@ -424,14 +433,14 @@ async fn a_firing_alerts_texts_follow_new_figures_without_a_new_notice(backend: 
     assert!(
         vi.contains(&format!(
             "dự báo {} triệu USD",
-            figure(projection, 2, Notation::Vietnamese)
+            figure(projection, 0, Notation::Vietnamese)
         )),
         "{vi}"
     );
     assert!(
         en.contains(&format!(
             "projected {} USD million",
-            figure(projection, 2, Notation::English)
+            figure(projection, 0, Notation::English)
         )),
         "{en}"
     );

@@ -335,7 +335,7 @@ fn the_email_carries_the_working_under_the_short_summary() {
     let summary = "   Tăng trưởng GRDP của Q1 dự báo 6,1% < mục tiêu 8% <khẩn>\n";
     let working = "   Thực hiện: 20.100,5 tỷ đồng\n   \
          Kế hoạch đến nay: 22.000 tỷ đồng\n   \
-         Dự báo cả năm: 26.530,47 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960 tỷ đồng)\n   \
+         Dự báo cả năm: 26.530 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960 tỷ đồng)\n   \
          Khả năng đạt mục tiêu: 25 %\n   \
          Mục tiêu: 28.000 tỷ đồng (phiên bản áp dụng từ 2026-03-01 02:00 UTC; lý do: điều \
          chỉnh giữa năm)\n   \
@@ -345,7 +345,7 @@ fn the_email_carries_the_working_under_the_short_summary() {
     for line in [
         "   Actual: 20,100.5 VND billion\n",
         "   Expected to date: 22,000 VND billion\n",
-        "   Projection for the year: 26,530.47 VND billion (90 % interval: 25,100 – 27,960 VND billion)\n",
+        "   Projection for the year: 26,530 VND billion (90 % interval: 25,100 – 27,960 VND billion)\n",
         "   Chance of meeting the target: 25 %\n",
         "   Target: 28,000 VND billion (version in force since 2026-03-01 02:00 UTC; reason: điều chỉnh giữa năm)\n",
     ] {

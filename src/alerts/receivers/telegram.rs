@@ -438,7 +438,7 @@ mod tests {
         let mut notification = sample_notification();
         notification.alerts.truncate(1);
         notification.alerts[0].summary_vi =
-            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530,47 triệu USD, \
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530 triệu USD, \
              mục tiêu 28.000 triệu USD"
                 .into();
         notification.alerts[0].working = Some(crate::domain::alert::AlertWorking {
@@ -458,7 +458,7 @@ mod tests {
         });
         let text = message_text(Language::Vi, &notification);
         assert!(
-            text.contains("dự báo 26.530,47 triệu USD, mục tiêu 28.000 triệu USD"),
+            text.contains("dự báo 26.530 triệu USD, mục tiêu 28.000 triệu USD"),
             "{text}"
         );
         for working in ["Thực hiện", "Kế hoạch đến nay", "khoảng tin cậy"] {

@@ -1,5 +1,5 @@
 //! The figures of a target's alert in words, beside `text.rs`: the short form the wall and
-//! chat show ("dự báo 26.530,47 tỷ đồng, mục tiêu 28.000 tỷ đồng") and the full working an
+//! chat show ("dự báo 26.530 tỷ đồng, mục tiêu 28.000 tỷ đồng") and the full working an
 //! email adds under it (actual, expected to date, projection with its interval, chance, the
 //! target version in force). Every figure goes through `domain::number`, in the notation of
 //! the text's language, with its unit of measure.
@@ -16,10 +16,41 @@ const DECIMALS: usize = 2;
 /// `value` in `measure`: "26.530,47 tỷ đồng", "38,96 %", "1,982,471.88 VND billion"; `—` when
 /// there is none. A measure left empty writes the figure alone.
 pub fn quantity(language: Language, value: Option<f64>, measure: &str) -> String {
+    quantity_to(language, value, measure, DECIMALS)
+}
+
+/// An estimate (a projection, its interval, the plan to date) in `measure`: whole from a
+/// thousand on ("744.462 tỷ đồng"), as a statistics office writes an estimate of that size;
+/// decimals there would claim a precision it does not have.
+pub fn estimate(language: Language, value: Option<f64>, measure: &str) -> String {
+    quantity_to(language, value, measure, estimate_decimals(value))
+}
+
+fn estimate_decimals(value: Option<f64>) -> usize {
+    if value.is_some_and(|v| v.abs() >= 1000.0) {
+        0
+    } else {
+        DECIMALS
+    }
+}
+
+/// A chance in percent, never rounded up to a certainty it is not: "> 99 %", "< 1 %".
+fn chance(language: Language, probability: f64) -> String {
+    let notation = text::notation(language);
+    if probability > 0.99 && probability < 1.0 {
+        format!("> {}", number::percent(0.99, 0, notation))
+    } else if probability > 0.0 && probability < 0.01 {
+        format!("< {}", number::percent(0.01, 0, notation))
+    } else {
+        number::percent(probability, 0, notation)
+    }
+}
+
+fn quantity_to(language: Language, value: Option<f64>, measure: &str, decimals: usize) -> String {
     let Some(value) = value else {
         return "—".to_owned();
     };
-    let figure = text::decimal(language, value, DECIMALS);
+    let figure = text::decimal(language, value, decimals);
     if measure.trim().is_empty() {
         figure
     } else {
@@ -48,7 +79,7 @@ pub fn target(language: Language, working: &AlertWorking) -> String {
 }
 
 /// The short form of a slippage alert: "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ;
-/// dự báo 26.530,47 tỷ đồng, mục tiêu 28.000 tỷ đồng". Without a projection the actual
+/// dự báo 26.530 tỷ đồng, mục tiêu 28.000 tỷ đồng". Without a projection the actual
 /// figure stands in; without either, the status alone.
 pub fn slippage_summary(
     language: Language,
@@ -68,20 +99,17 @@ pub fn slippage_summary(
         Language::En => "target",
     };
     let (word, value) = match (working.projection, working.actual) {
-        (Some(projection), _) => (figure, projection),
+        (Some(projection), _) => (figure, estimate(language, Some(projection), measure)),
         (None, Some(actual)) => (
             match language {
                 Language::Vi => "thực hiện",
                 Language::En => "actual",
             },
-            actual,
+            quantity(language, Some(actual), measure),
         ),
         (None, None) => return head,
     };
-    format!(
-        "{head}; {word} {}, {target_word} {target}",
-        quantity(language, Some(value), measure)
-    )
+    format!("{head}; {word} {value}, {target_word} {target}")
 }
 
 /// The full working of an alert, one line each, for an email under its summary; nothing for
@@ -106,21 +134,21 @@ pub fn working_lines(language: Language, alert: &AlertMessage) -> Vec<String> {
         lines.push(format!(
             "{}: {}",
             label("Kế hoạch đến nay", "Expected to date"),
-            amount(working.expected)
+            estimate(language, working.expected, measure)
         ));
     }
     if working.projection.is_some() {
         let mut line = format!(
             "{}: {}",
             label("Dự báo cả năm", "Projection for the year"),
-            amount(working.projection)
+            estimate(language, working.projection, measure)
         );
         if let Some([low, high]) = working.interval {
             line.push_str(&format!(
                 " ({} {} – {})",
                 label("khoảng tin cậy 90 %:", "90 % interval:"),
-                text::decimal(language, low, DECIMALS),
-                amount(Some(high))
+                text::decimal(language, low, estimate_decimals(Some(low))),
+                estimate(language, Some(high), measure)
             ));
         }
         lines.push(line);
@@ -129,7 +157,7 @@ pub fn working_lines(language: Language, alert: &AlertMessage) -> Vec<String> {
         lines.push(format!(
             "{}: {}",
             label("Khả năng đạt mục tiêu", "Chance of meeting the target"),
-            number::percent(probability, 0, text::notation(language))
+            chance(language, probability)
         ));
     }
     let mut target_line = format!(

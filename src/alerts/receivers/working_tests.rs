@@ -95,13 +95,13 @@ fn the_short_form_gives_the_projection_against_the_target() {
         (
             Language::Vi,
             exports(),
-            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530,47 tỷ đồng, \
+            "Kim ngạch xuất khẩu – TP.HCM năm 2026: chậm tiến độ; dự báo 26.530 tỷ đồng, \
              mục tiêu 28.000 tỷ đồng",
         ),
         (
             Language::En,
             exports(),
-            "Kim ngạch xuất khẩu – TP.HCM 2026: chậm tiến độ; projected 26,530.47 VND billion, \
+            "Kim ngạch xuất khẩu – TP.HCM 2026: chậm tiến độ; projected 26,530 VND billion, \
              target 28,000 VND billion",
         ),
         (
@@ -153,7 +153,7 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
         [
             "Thực hiện: 20.100,5 tỷ đồng",
             "Kế hoạch đến nay: 22.000 tỷ đồng",
-            "Dự báo cả năm: 26.530,47 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960,25 tỷ đồng)",
+            "Dự báo cả năm: 26.530 tỷ đồng (khoảng tin cậy 90 %: 25.100 – 27.960 tỷ đồng)",
             "Khả năng đạt mục tiêu: 23 %",
             "Mục tiêu: 28.000 tỷ đồng (phiên bản áp dụng từ 2026-03-01 02:00 UTC; \
              lý do: Nghị quyết 12/NQ-HĐND điều chỉnh; nguồn: NQ 01/NQ-HĐND)",
@@ -164,7 +164,7 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
         [
             "Actual: 20,100.5 VND billion",
             "Expected to date: 22,000 VND billion",
-            "Projection for the year: 26,530.47 VND billion (90 % interval: 25,100 – 27,960.25 \
+            "Projection for the year: 26,530 VND billion (90 % interval: 25,100 – 27,960 \
              VND billion)",
             "Chance of meeting the target: 23 %",
             "Target: 28,000 VND billion (version in force since 2026-03-01 02:00 UTC; \
@@ -182,4 +182,18 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
     );
     message.working = None;
     assert!(working_lines(Language::Vi, &message).is_empty());
+}
+
+#[test]
+fn a_chance_is_never_rounded_to_a_certainty_and_estimates_are_whole_from_a_thousand() {
+    assert_eq!(chance(Language::Vi, 0.999), "> 99 %");
+    assert_eq!(chance(Language::En, 0.004), "< 1 %");
+    assert_eq!(chance(Language::Vi, 1.0), "100 %");
+    assert_eq!(chance(Language::Vi, 0.0), "0 %");
+    assert_eq!(chance(Language::Vi, 0.254), "25 %");
+    assert_eq!(
+        estimate(Language::Vi, Some(744_462.31), "tỷ đồng"),
+        "744.462 tỷ đồng"
+    );
+    assert_eq!(estimate(Language::En, Some(96.456), "%"), "96.46 %");
 }
