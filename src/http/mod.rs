@@ -241,6 +241,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
+        // A credential in the URL is told as such wherever it is sent (it is in logs now).
+        auth::refuse_credentials_in_query(parts.uri.query())?;
         let query = parts.uri.query().unwrap_or_default();
         match form_urlencoded::parse(query.as_bytes()).next() {
             None => Ok(Self),
@@ -263,6 +265,7 @@ where
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
+        auth::refuse_credentials_in_query(parts.uri.query())?;
         let query = parts.uri.query().unwrap_or_default();
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));

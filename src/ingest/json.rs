@@ -98,7 +98,8 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
 pub fn named_field(message: &str) -> Option<&str> {
     let rest = message
         .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))?;
+        .or_else(|| message.strip_prefix("unknown field `"))
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
     rest.split_once('`').map(|(field, _)| field)
 }
 

@@ -546,7 +546,33 @@ async fn a_nul_in_the_path_or_the_query_is_refused_naming_where(backend: Backend
     app.stop().await;
 }
 
+/// A credential in the URL is refused as such on every route, those that take no query
+/// parameters too; a parameter given twice is named.
+async fn a_token_in_the_url_is_told_as_such_and_a_repeated_parameter_named(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
+    for path in [
+        format!("/api/v1/groups?token={}", app.viewer),
+        format!("/api/v1/status?access_token={}", app.viewer),
+    ] {
+        let reply = app.get(&path, &app.viewer).await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (400, Some("token_in_url")),
+            "{path}: {reply:?}"
+        );
+    }
+    let twice = app
+        .get("/api/v1/status?year=2026&year=2025", &app.viewer)
+        .await;
+    assert_eq!(twice.status, 422, "{twice:?}");
+    assert_eq!(twice.body["errors"][0]["pointer"], "year", "{twice:?}");
+    app.stop().await;
+}
+
 on_every_backend!(
     every_operation_answers_every_caller_as_its_access_rule_says,
     a_nul_in_the_path_or_the_query_is_refused_naming_where,
+    a_token_in_the_url_is_told_as_such_and_a_repeated_parameter_named,
 );
