@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 
 fn ktxh() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ktxh"));
-    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    // `USER` names whoever the caller says: the audit log names the account the process runs as.
+    command
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .env("USER", "someone-else")
+        .env("LOGNAME", "someone-else");
     command
 }
 
@@ -324,6 +329,15 @@ fn tokens_are_created_listed_and_revoked() {
     assert!(
         !listing.contains(&token[22..]),
         "the secret is never listed"
+    );
+    // Each token's expiry is listed beside its creation, for planning its rotation.
+    let line = listing
+        .lines()
+        .find(|line| line.contains(id))
+        .expect("the token's line");
+    assert!(
+        listing.contains("EXPIRES") && line.matches(" UTC").count() == 2,
+        "{listing}"
     );
 
     // A reader that has gone (`ktxh token list | head`, the pipe closed before the list is
@@ -657,7 +671,11 @@ fn tokens_expire_by_default_and_a_token_without_expiry_must_be_asked_for() {
             .contains("--no-expiry"),
         "{unlimited}"
     );
-    assert!(unlimited["actor"].as_str().unwrap().starts_with("cli:"));
+    let actor = unlimited["actor"].as_str().unwrap();
+    assert!(
+        actor.starts_with("cli:") && !actor.contains("someone-else") && actor.ends_with(')'),
+        "the account, by its id: {actor}"
+    );
     assert!(
         !rows
             .iter()

@@ -595,12 +595,13 @@ async fn token_command(
         TokenCommand::List => {
             let now = Utc::now();
             say!(
-                "{:<18} {:<10} {:<14} {:<8} {:<26} NAME",
+                "{:<18} {:<10} {:<14} {:<8} {:<24} {:<24} NAME",
                 "ID",
                 "ROLE",
                 "DEPARTMENT",
                 "STATE",
-                "CREATED"
+                "CREATED",
+                "EXPIRES"
             );
             for token in store.tokens().await? {
                 let state = if token.revoked_at.is_some() {
@@ -610,13 +611,19 @@ async fn token_command(
                 } else {
                     "expired"
                 };
+                // Rotation is planned by the expiry (docs/security.md).
+                let expires = token.expires_at.map_or_else(
+                    || "never".to_owned(),
+                    |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                );
                 say!(
-                    "{:<18} {:<10} {:<14} {:<8} {:<26} {}",
+                    "{:<18} {:<10} {:<14} {:<8} {:<24} {:<24} {}",
                     token.id,
                     token.role.as_str(),
                     token.department.as_deref().unwrap_or("-"),
                     state,
-                    token.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    token.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    expires,
                     token.name
                 );
             }
@@ -646,12 +653,43 @@ async fn token_command(
     }
 }
 
-/// Who acts from the command line, as the audit log names them.
+/// Who acts from the command line, as the audit log names them: the account the process runs
+/// as, by its user id, which `USER` (set by anyone, unset under `su` or in a container) is not.
+/// `cli:alice(1000)`; where the system tells no id, `USER` as before.
 fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    match process_account() {
+        Some((name, uid)) => format!("cli:{name}({uid})"),
+        None => {
+            let user = std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into());
+            format!("cli:{user}")
+        }
+    }
+}
+
+/// The real user id of this process and its account name (`/etc/passwd`), on Linux.
+fn process_account() -> Option<(String, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid: u32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| "uid".to_owned());
+    Some((name, uid))
 }
 
 /// Records a refused start in the audit log when the store can be reached: a service that
