@@ -351,12 +351,15 @@ export class TasksPage {
     fact("task_f_directive", [directiveText(directive), directive.issuer].filter(Boolean).join(" · "), "directive");
     if (pick(directive, "title")) fact("task_f_directive_title", pick(directive, "title"));
     if (directive.illustrative) fact("task_f_source", t("task_illustrative"), "illustrative");
-    else if (directive.source) {
+    else if (/^https?:\/\//i.test(directive.source ?? "")) {
       const link = h("a", "task-source", directive.source);
       link.href = directive.source;
       link.rel = "noopener noreferrer";
       link.target = "_blank";
       fact("task_f_source", link, "source");
+    } else if (directive.source) {
+      // A citation in words is shown as written, never made a link.
+      fact("task_f_source", directive.source, "source");
     }
     fact("task_f_owner", departmentName(this.context.departments, task.owner), "owner");
     if (task.cooperating?.length) fact("task_f_cooperating", task.cooperating.map((code) => departmentName(this.context.departments, code)).join(", "));

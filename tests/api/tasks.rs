@@ -1283,7 +1283,55 @@ async fn a_task_redefined_after_the_cut_off_is_in_that_quarters_report_as_define
     app.stop().await;
 }
 
+/// A task's and a directive's one-line fields take no line break (it would make fake lines in
+/// an e-mail), and a directive's source is a web address or a citation, never a script.
+async fn one_line_fields_and_a_directives_source_are_kept_to_their_kind(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut body = new_task("T_FIELDS", "CUSTOMS", "2026-12-31", &[]);
+        body["directive"]["number"] = json!("98/KL-UBND");
+        edit(&mut body);
+        body
+    };
+    let cases: [(Value, &str); 5] = [
+        (
+            with(&|b| b["title_vi"] = json!("Nhiệm vụ\r\nBcc: x@example.com")),
+            "/title_vi",
+        ),
+        (
+            with(&|b| b["directive"]["number"] = json!("98/KL-UBND\nX-Injected: y")),
+            "/directive/number",
+        ),
+        (
+            with(&|b| b["directive"]["title_en"] = json!("A\u{0007}bell")),
+            "/directive/title_en",
+        ),
+        (
+            with(&|b| b["directive"]["source"] = json!("javascript:alert(1)")),
+            "/directive/source",
+        ),
+        (
+            with(&|b| b["directive"]["source"] = json!(" DATA:text/html,<b>x</b>")),
+            "/directive/source",
+        ),
+    ];
+    for (body, pointer) in cases {
+        let reply = post(&app, "/api/v1/tasks", &app.admin, &body).await;
+        assert_problem(&reply, 422, "invalid_field");
+        assert_eq!(reply.body["errors"][0]["pointer"], pointer, "{body}");
+    }
+    // A citation in words and a web address are sources.
+    let cited =
+        with(&|b| b["directive"]["source"] = json!("Kết luận số 98/KL-UBND ngày 05/01/2026"));
+    let reply = post(&app, "/api/v1/tasks", &app.admin, &cited).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    app.stop().await;
+}
+
 on_every_backend!(
+    one_line_fields_and_a_directives_source_are_kept_to_their_kind,
     a_task_redefined_after_the_cut_off_is_in_that_quarters_report_as_defined_then,
     a_shipped_task_stored_at_a_later_first_start_counts_in_an_earlier_report,
     a_fresh_installations_past_report_counts_the_shipped_tasks_as_they_stood,

@@ -127,6 +127,37 @@ pub fn text(raw: &str, max: usize, pointer: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
+/// [`text`] of one line: a title, a number, a name. A line break or another control character
+/// in it would make fake lines of its own in a message or a report.
+pub fn line(raw: &str, max: usize, pointer: &str) -> Result<String, ApiError> {
+    let text = text(raw, max, pointer)?;
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            pointer,
+            "one line: no line break or other control character",
+        ));
+    }
+    Ok(text)
+}
+
+/// Where a directive is published: a web address (`https://…`) or a citation in words. An
+/// address of another kind (`javascript:`, `data:`) is no place a reader can go, and a screen
+/// would make a link of it.
+fn source(raw: &str, pointer: &str) -> Result<String, ApiError> {
+    let source = line(raw, 1000, pointer)?;
+    let lower = source.to_ascii_lowercase();
+    let scheme = ["javascript:", "data:", "vbscript:", "file:"]
+        .into_iter()
+        .find(|scheme| lower.starts_with(scheme));
+    match scheme {
+        Some(scheme) => Err(ApiError::invalid(
+            pointer,
+            format!("a web address (https://…) or a citation, not a `{scheme}` address"),
+        )),
+        None => Ok(source),
+    }
+}
+
 fn code(raw: &str, pointer: &str) -> Result<Code, ApiError> {
     Code::parse(raw.trim()).map_err(|e| ApiError::invalid(pointer, e))
 }
@@ -138,7 +169,7 @@ pub fn directive(
     stored: &[Directive],
 ) -> Result<Directive, ApiError> {
     let body = body.ok_or_else(|| ApiError::invalid("/directive", "required"))?;
-    let number = text(
+    let number = line(
         required(body.number.as_ref(), "/directive/number")?,
         100,
         "/directive/number",
@@ -170,7 +201,7 @@ pub fn directive(
     let source = body
         .source
         .as_deref()
-        .map(|s| text(s, 1000, "/directive/source"))
+        .map(|s| source(s, "/directive/source"))
         .transpose()?;
     Ok(Directive {
         illustrative: source.is_none(),
@@ -178,18 +209,18 @@ pub fn directive(
             required(body.date.as_ref(), "/directive/date")?,
             "/directive/date",
         )?,
-        issuer: text(
+        issuer: line(
             required(body.issuer.as_ref(), "/directive/issuer")?,
             200,
             "/directive/issuer",
         )?,
         kind,
-        title_vi: text(
+        title_vi: line(
             required(body.title_vi.as_ref(), "/directive/title_vi")?,
             MAX_TITLE_CHARS,
             "/directive/title_vi",
         )?,
-        title_en: text(
+        title_en: line(
             required(body.title_en.as_ref(), "/directive/title_en")?,
             MAX_TITLE_CHARS,
             "/directive/title_en",
@@ -291,12 +322,12 @@ pub fn definition(
     }
     Ok(TaskDef {
         code: code_value,
-        title_vi: text(
+        title_vi: line(
             required(body.title_vi.as_ref(), "/title_vi")?,
             MAX_TITLE_CHARS,
             "/title_vi",
         )?,
-        title_en: text(
+        title_en: line(
             required(body.title_en.as_ref(), "/title_en")?,
             MAX_TITLE_CHARS,
             "/title_en",
