@@ -115,6 +115,11 @@ pub struct MeasurementMapping {
     /// Looked up before the section's `units`.
     #[serde(default)]
     pub units: BTreeMap<String, String>,
+    /// For a daily indicator: each point is the total of its local day so far (a counter
+    /// read and sent every few minutes), not an event of its own. The point is stored as its
+    /// day, so the day's later totals revise it instead of adding up (ARCHITECTURE §10).
+    #[serde(default)]
+    pub day_totals: bool,
 }
 
 fn default_field() -> String {
@@ -271,6 +276,7 @@ fn map_point(
                 indicator: Some(entry.indicator.clone()),
                 unit: Some(unit),
                 ts: Some(ts.clone()),
+                ts_names_the_day: entry.day_totals,
                 value: Some(value),
                 ..RawRow::default()
             },

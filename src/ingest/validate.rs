@@ -60,6 +60,11 @@ pub struct RawRow {
     /// these times were read, rather than refused.
     #[serde(skip)]
     pub reported_at_implied: bool,
+    /// Set by a parser whose feed declares that a `ts` of a daily indicator stands for its
+    /// whole local day (a day's total, or a running total of the day, sent at some moment of
+    /// it): the row is that day's figure, and a later total of the same day revises it.
+    #[serde(skip)]
+    pub ts_names_the_day: bool,
     /// Set by a parser for a line it could not read; such a row is rejected as it stands.
     #[serde(skip)]
     pub malformed: Option<String>,
@@ -503,7 +508,12 @@ pub(super) fn validate(
                 .map_err(|e| RowError::InvalidPeriod(e.to_string()))?;
             // A reading at an instant counts for the period that contains it in the city:
             // a meter read on 14 March feeds March of a monthly indicator.
-            containing(instant, indicator.periodicity, context.zone)
+            match (instant, row.ts_names_the_day) {
+                (Period::Instant(at), true) if indicator.periodicity == Periodicity::Daily => {
+                    Period::Day(at.with_timezone(&context.zone).date_naive())
+                }
+                _ => containing(instant, indicator.periodicity, context.zone),
+            }
         }
         (None, None) => return Err(RowError::MissingField("period")),
     };

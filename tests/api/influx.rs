@@ -549,7 +549,64 @@ async fn the_official_python_client_writes_points_that_land_as_observations(back
     app.stop().await;
 }
 
+/// A counter that sends its day's total every few minutes (`day_totals` in the feed's mapping)
+/// stores one figure for the day, the latest total, not the sum of every reading; an event
+/// feed's points of one day still add up.
+async fn a_days_running_total_revises_the_day_and_events_add_up(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let construction = token_of(&app, "CONSTRUCTION").await;
+    // 10:00 and 18:00 on 13 March in Ho Chi Minh City, and 06:00 on the 14th.
+    let counters = "transit passengers=1000i 1773370800\n\
+                    transit passengers=2500i 1773399600\n\
+                    transit passengers=300i 1773442800\n";
+    let reply = write(
+        &app,
+        "/api/v2/write?org=hcm&bucket=transit&precision=s",
+        &construction,
+        counters,
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(
+        app.series(
+            "PUBLIC_TRANSPORT_PASSENGERS",
+            "HCM",
+            "2026-03-13",
+            "2026-03-14"
+        )
+        .await,
+        [
+            ("2026-03-13".to_owned(), 2500.0),
+            ("2026-03-14".to_owned(), 300.0)
+        ]
+    );
+    // Two accidents at two moments of the same day are two events, not one revised.
+    let police = token_of(&app, "POLICE").await;
+    let events = "traffic accidents=1i,deaths=0i 1773370800\n\
+                  traffic accidents=1i,deaths=0i 1773399600\n";
+    let reply = write(
+        &app,
+        "/api/v2/write?org=hcm&bucket=traffic&precision=s",
+        &police,
+        events,
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let accidents = app
+        .series("TRAFFIC_ACCIDENTS", "HCM", "2026-03-13", "2026-03-13")
+        .await;
+    assert_eq!(
+        accidents.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        [1.0, 1.0],
+        "each event kept at its instant: {accidents:?}"
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_days_running_total_revises_the_day_and_events_add_up,
     a_nanosecond_point_is_one_instant_wherever_it_is_read,
     points_are_stored_one_row_per_mapped_field_and_read_back,
     every_precision_of_both_apis_lands_on_the_same_instant,

@@ -243,6 +243,7 @@ impl Observation<'_> {
             // `xs:dateTime` may leave the offset out.
             reported_at_local: true,
             reported_at_implied: self.reported_at_implied,
+            ts_names_the_day: false,
             malformed: None,
             line: None,
             retract: delete,
