@@ -368,7 +368,11 @@ fn reported_at(
     };
     let at = parse_reported_at(raw, sent.local, context.zone)
         .ok_or_else(|| RowError::InvalidReportedAt(raw.trim().to_owned()))?;
-    let shown = || at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    // Told in the city's time, as a department writes it (2026-04-06T09:00:00+07:00).
+    let shown = || {
+        at.with_timezone(&context.zone)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+    };
     if at > context.latest_allowed {
         return Err(RowError::ReportedAtInFuture(shown()));
     }

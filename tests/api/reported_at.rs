@@ -266,6 +266,15 @@ async fn each_refused_reported_at_is_named(backend: Backend) {
         assert!(message.contains("`reported_at`"), "{message}");
     }
     assert!(rejected[2]["message"].as_str().unwrap().contains(&two_ago));
+    // Each time is quoted as the department wrote it, in the city's time.
+    for (index, at) in [(1, now + Duration::hours(1)), (3, now - Duration::days(8))] {
+        let message = rejected[index]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&local(at)),
+            "{message} quotes {}",
+            local(at)
+        );
+    }
     assert!(backdated(&app).await.is_empty(), "nothing was back-dated");
     app.stop().await;
 }
