@@ -67,11 +67,14 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
     let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
     let value = seed.deserialize(tracked).map_err(|e| {
         let mut message = e.to_string();
-        // serde reads a struct from an array too, and then says so in its own terms.
-        if message.starts_with("invalid length") && message.contains("expected struct") {
-            message = "expected a JSON object, found an array".to_owned();
-        }
         let mut pointer = json_pointer(&track.path());
+        // serde reads a struct from an array too, and then says so in its own terms ("invalid
+        // type: map, expected a sequence" for a bare array of rows): every document read here
+        // is an object.
+        if e.is_data() && body.trim_ascii_start().first() == Some(&b'[') {
+            message = "expected a JSON object, found an array".to_owned();
+            pointer.clear();
+        }
         // serde names a missing or unknown field in its message, at the object holding it:
         // the pointer names the field itself, as for every other field.
         if let Some(field) = named_field(&message) {
@@ -161,6 +164,17 @@ mod tests {
         let err =
             parse_point(br#"{"observations":[{"indicator":"A"},{"indicator":5}]}"#).unwrap_err();
         assert_eq!(err.pointer, "/observations/1/indicator");
+    }
+
+    #[test]
+    fn a_bare_array_of_rows_is_told_to_come_in_an_object() {
+        let err = parse_point(br#"[{"indicator":"A","unit":"HCM","period":"2026-03","value":1}]"#)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a JSON object, found an array"),
+            "{err}"
+        );
     }
 
     #[test]
