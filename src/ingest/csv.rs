@@ -82,7 +82,7 @@ impl Column {
             Self::Revision => row.revision = text,
             Self::Source => row.source = text,
             Self::ReportedAt => row.reported_at = text,
-            Self::Value => row.value = text.map(|cell| RawValue::Text(decimal.csv_cell(&cell))),
+            Self::Value => row.value = text.map(|cell| decimal.csv_cell(&cell)),
         }
     }
 }

@@ -18,6 +18,8 @@
 //!   too small ([`Decimal::groups_with_points`]).
 
 use serde::Deserialize;
+
+use super::validate::RawValue;
 use utoipa::ToSchema;
 
 /// How the sender writes numbers: `point` (`1234.5`) or `comma` (`1.234,5`).
@@ -42,10 +44,12 @@ impl Decimal {
     }
 
     /// Text of a JSON or line protocol value: rewritten with a decimal point when the comma is
-    /// declared, else as sent, so that validation refuses any comma left in it.
-    pub fn text(self, text: &str) -> String {
+    /// declared, else as sent, so that validation refuses any comma left in it. Declared, a
+    /// point that does not group thousands (`12.34`, `1234.5`) breaks the declared convention:
+    /// the value is ambiguous, not read by dropping the point.
+    pub fn text(self, text: &str) -> RawValue {
         match self {
-            Self::Point => text.to_owned(),
+            Self::Point => RawValue::Text(text.to_owned()),
             Self::Comma => comma_decimal(text),
         }
     }
@@ -53,11 +57,13 @@ impl Decimal {
     /// A CSV cell: as [`Self::text`], except that without a declaration a lone comma that
     /// cannot group thousands (`4120,5`, `0,25`: not followed by exactly three digits) is still
     /// read as the decimal mark, as CSV files always were.
-    pub fn csv_cell(self, cell: &str) -> String {
+    pub fn csv_cell(self, cell: &str) -> RawValue {
         match self {
             Self::Comma => comma_decimal(cell),
-            Self::Point if lone_decimal_comma(cell) => cell.trim().replacen(',', ".", 1),
-            Self::Point => cell.to_owned(),
+            Self::Point if lone_decimal_comma(cell) => {
+                RawValue::Text(cell.trim().replacen(',', ".", 1))
+            }
+            Self::Point => RawValue::Text(cell.to_owned()),
         }
     }
 
@@ -76,8 +82,10 @@ impl Decimal {
         let lead = groups.next().unwrap_or_default();
         let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
         let mut rest = groups.peekable();
+        // A leading group never starts with 0: `0.582` is a decimal.
         (1..=3).contains(&lead.len())
             && is_digits(lead)
+            && !lead.starts_with('0')
             && rest.peek().is_some()
             && rest.all(|group| group.len() == 3 && is_digits(group))
     }
@@ -94,13 +102,24 @@ fn lone_decimal_comma(cell: &str) -> bool {
     })
 }
 
-/// `1.234,5` → `1234.5`; `4120,5` → `4120.5`.
-fn comma_decimal(text: &str) -> String {
-    text.trim()
-        .chars()
-        .filter(|c| *c != '.' && !c.is_whitespace())
-        .map(|c| if c == ',' { '.' } else { c })
-        .collect()
+/// `1.234,5` → `1234.5`; `4120,5` → `4120.5`; `12.34` (a point that groups nothing) is
+/// ambiguous.
+fn comma_decimal(text: &str) -> RawValue {
+    let trimmed = text.trim();
+    let whole = trimmed.split_once(',').map_or(trimmed, |(whole, _)| whole);
+    let fraction_has_point = trimmed
+        .split_once(',')
+        .is_some_and(|(_, fraction)| fraction.contains('.'));
+    if fraction_has_point || (whole.contains('.') && !Decimal::groups_with_points(whole)) {
+        return RawValue::Ambiguous(trimmed.to_owned());
+    }
+    RawValue::Text(
+        trimmed
+            .chars()
+            .filter(|c| *c != '.' && !c.is_whitespace())
+            .map(|c| if c == ',' { '.' } else { c })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -117,15 +136,23 @@ mod tests {
             ("12", "12"),
         ];
         for (sent, read) in cases {
+            let read = RawValue::Text(read.into());
             assert_eq!(Decimal::Comma.text(sent), read, "{sent}");
             assert_eq!(Decimal::Comma.csv_cell(sent), read, "{sent}");
+        }
+        // A point that groups nothing breaks the declared convention: ambiguous, never read
+        // by dropping it (`12.34` is not 1234).
+        for sent in ["12.34", "1234.5", "1.2.3", "99.5", "1.234,5.6"] {
+            let ambiguous = RawValue::Ambiguous(sent.into());
+            assert_eq!(Decimal::Comma.text(sent), ambiguous, "{sent}");
+            assert_eq!(Decimal::Comma.csv_cell(sent), ambiguous, "{sent}");
         }
     }
 
     #[test]
     fn without_a_declaration_json_text_is_left_for_validation_to_judge() {
         for sent in ["1,234", "1234.5", "1.234,5", "NaN"] {
-            assert_eq!(Decimal::Point.text(sent), sent);
+            assert_eq!(Decimal::Point.text(sent), RawValue::Text(sent.into()));
         }
     }
 
@@ -144,7 +171,11 @@ mod tests {
             (" -8,558 ", " -8,558 "),
         ];
         for (sent, read) in cases {
-            assert_eq!(Decimal::Point.csv_cell(sent), read, "{sent}");
+            assert_eq!(
+                Decimal::Point.csv_cell(sent),
+                RawValue::Text(read.into()),
+                "{sent}"
+            );
         }
     }
 
@@ -154,7 +185,7 @@ mod tests {
             assert!(Decimal::groups_with_points(grouped), "{grouped}");
         }
         for plain in [
-            "4.51", "4.5123", "1234.567", "4512", "0.125.5", ".512", "4,512", "1.234,5",
+            "4.51", "4.5123", "1234.567", "4512", "0.125.5", ".512", "4,512", "1.234,5", "0.582",
         ] {
             assert!(!Decimal::groups_with_points(plain), "{plain}");
         }

@@ -37,7 +37,7 @@ pub fn parse(body: &[u8], decimal: Decimal) -> Result<Vec<RawRow>, FormatError> 
             );
         } else if let Some(RawValue::Text(text)) = &row.value {
             row.value = Some(match decimal {
-                Decimal::Comma => RawValue::Text(decimal.text(text)),
+                Decimal::Comma => decimal.text(text),
                 // A number a sender chose to write as text, `"21.582"`, is 21582 as Vietnamese
                 // write it and 21.582 in English: a JSON number says which (ARCHITECTURE §10).
                 Decimal::Point if Decimal::groups_with_points(text) => {

@@ -112,6 +112,13 @@ impl std::fmt::Display for Line {
     }
 }
 
+impl Line {
+    /// "dòng 3", as a Vietnamese refusal names it.
+    pub fn vietnamese(&self) -> String {
+        format!("dòng {}", self.number)
+    }
+}
+
 /// A value as sent: a JSON number, or text (CSV cells, `"NaN"`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawValue {
@@ -235,7 +242,88 @@ pub enum RowError {
     ReportedAtTooOld { reported_at: String, days: i64 },
 }
 
+/// A periodicity in Vietnamese, as a refusal names it ("theo tháng").
+fn periodicity_vi(name: &str) -> &str {
+    match name {
+        "daily" => "theo ngày",
+        "monthly" => "theo tháng",
+        "quarterly" => "theo quý",
+        "yearly" => "theo năm",
+        other => other,
+    }
+}
+
 impl RowError {
+    /// The refusal in Vietnamese, for a department's staff (`message_vi`): the same facts as
+    /// the English message, the codes and values quoted as sent. A parser's own words about a
+    /// line it could not read ([`Self::Malformed`], [`Self::InvalidPeriod`]) stay as written,
+    /// after a Vietnamese lead.
+    pub fn vietnamese(&self) -> String {
+        match self {
+            Self::Malformed(reason) => format!("Dòng không đọc được: {reason}"),
+            Self::MissingField(field) => format!("Thiếu trường `{field}`"),
+            Self::UnknownIndicator(code) => format!("Không có chỉ tiêu `{code}` trong danh mục"),
+            Self::UnknownUnit(code) => format!("Không có đơn vị `{code}` trong danh mục"),
+            Self::UnitNotReporting { indicator, unit } => format!(
+                "`{indicator}` chỉ do Thành phố báo cáo, đơn vị `{unit}` không báo cáo chỉ tiêu này"
+            ),
+            Self::InvalidPeriod(reason) => format!("Kỳ báo cáo không hợp lệ: {reason}"),
+            Self::PeriodAndTs => "Chỉ gửi `period` hoặc `ts`, không gửi cả hai".to_owned(),
+            Self::PeriodMismatch {
+                indicator,
+                expected,
+                period,
+                actual,
+            } => format!(
+                "`{indicator}` báo cáo {}; `{period}` là kỳ {}",
+                periodicity_vi(expected),
+                periodicity_vi(actual).trim_start_matches("theo ")
+            ),
+            Self::PeriodInFuture(period) => format!("Kỳ `{period}` chưa bắt đầu"),
+            Self::InvalidValue(value) => format!("`{value}` không phải là số"),
+            Self::AmbiguousNumber(value) => format!(
+                "`{value}` không rõ nghĩa: dấu chấm, dấu phẩy có thể là phân cách hàng nghìn hoặc \
+                 dấu thập phân; viết số không phân cách (4512,5 hoặc 4512.5), gửi dạng số thay vì \
+                 chữ (JSON, ô số trong bảng tính), hoặc khai báo dấu thập phân (decimal=comma)"
+            ),
+            Self::NotFinite => "Giá trị không hữu hạn (NaN hoặc vô cực)".to_owned(),
+            Self::OutOfRange {
+                indicator,
+                value,
+                min,
+                max,
+            } => format!(
+                "Giá trị {} nằm ngoài khoảng hợp lý [{min}, {max}] của `{indicator}`",
+                Quoted(*value)
+            ),
+            Self::NotWhole {
+                indicator,
+                measure,
+                value,
+            } => format!(
+                "Giá trị {} không phải số nguyên: `{indicator}` đếm {measure} (dấu phân cách \
+                 hàng nghìn bị đọc thành dấu thập phân sẽ cho số như vậy)",
+                Quoted(*value)
+            ),
+            Self::TooLong(field) => format!("`{field}` dài quá {MAX_LABEL_LEN} ký tự"),
+            Self::NulCharacter(field) => {
+                format!("`{field}` chứa ký tự NUL (U+0000), không lưu được")
+            }
+            Self::InvalidReportedAt(raw) => format!(
+                "`reported_at` `{raw}` không phải thời điểm RFC 3339, ví dụ 2026-04-06T09:00:00+07:00"
+            ),
+            Self::ReportedAtInFuture(at) => format!("`reported_at` {at} ở tương lai"),
+            Self::ReportedAtBeforePeriod {
+                reported_at,
+                period,
+            } => format!("`reported_at` {reported_at} trước khi kỳ `{period}` bắt đầu"),
+            Self::ReportedAtTooOld { reported_at, days } => format!(
+                "`reported_at` {reported_at} đã quá {days} ngày; chỉ quản trị viên và cơ quan \
+                 thống kê được ghi lùi thời điểm xa hơn"
+            ),
+        }
+    }
+
     /// Every code [`Self::code`] gives, for those who map them onto codes of their own.
     pub const CODES: [&'static str; 19] = [
         "malformed_row",
@@ -657,5 +745,65 @@ mod tests {
         }
         let daily = at("2026-03-31T17:30:00Z");
         assert_eq!(containing(daily, Periodicity::Daily, zone), daily);
+    }
+
+    #[test]
+    fn every_refusal_has_its_vietnamese_words() {
+        let errors = [
+            RowError::MissingField("value"),
+            RowError::UnknownIndicator("X".into()),
+            RowError::UnknownUnit("Y".into()),
+            RowError::UnitNotReporting {
+                indicator: "GRDP_GROWTH".into(),
+                unit: "P_BEN_THANH".into(),
+            },
+            RowError::PeriodAndTs,
+            RowError::PeriodMismatch {
+                indicator: "GRDP_GROWTH".into(),
+                expected: "quarterly",
+                period: "2026-03".into(),
+                actual: "monthly",
+            },
+            RowError::PeriodInFuture("2027-01".into()),
+            RowError::InvalidValue("abc".into()),
+            RowError::AmbiguousNumber("1,234".into()),
+            RowError::NotFinite,
+            RowError::OutOfRange {
+                indicator: "CPI_GROWTH".into(),
+                value: 120.0,
+                min: -20.0,
+                max: 50.0,
+            },
+            RowError::NotWhole {
+                indicator: "FIRES".into(),
+                measure: "vụ".into(),
+                value: 1.5,
+            },
+            RowError::TooLong("source"),
+            RowError::NulCharacter("revision"),
+            RowError::InvalidReportedAt("hôm qua".into()),
+            RowError::ReportedAtInFuture("2027-01-01T00:00:00+07:00".into()),
+            RowError::ReportedAtBeforePeriod {
+                reported_at: "2026-01-01T00:00:00+07:00".into(),
+                period: "2026-03".into(),
+            },
+            RowError::ReportedAtTooOld {
+                reported_at: "2026-01-01T00:00:00+07:00".into(),
+                days: 7,
+            },
+        ];
+        for error in &errors {
+            let vi = error.vietnamese();
+            assert_ne!(vi, error.to_string(), "{error:?}");
+            // No English sentence left: the words that every English message has are gone.
+            for english in [" is ", " not ", " the ", "give ", " only "] {
+                assert!(!vi.contains(english), "{english:?} in {vi}");
+            }
+        }
+        let mismatch = &errors[5];
+        assert_eq!(
+            mismatch.vietnamese(),
+            "`GRDP_GROWTH` báo cáo theo quý; `2026-03` là kỳ tháng"
+        );
     }
 }

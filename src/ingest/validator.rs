@@ -228,14 +228,18 @@ impl Validator {
                         refusals.push(Refusal::of(indicator, &reason));
                     }
                     // A CSV's sender looks for the line, not for the row's index.
-                    let message = match lines[index] {
-                        Some(line) => format!("{line}: {reason}"),
-                        None => reason.to_string(),
+                    let (message, message_vi) = match lines[index] {
+                        Some(line) => (
+                            format!("{line}: {reason}"),
+                            format!("{}: {}", line.vietnamese(), reason.vietnamese()),
+                        ),
+                        None => (reason.to_string(), reason.vietnamese()),
                     };
                     rejected.push(Rejection {
                         index,
                         code: reason.code().to_owned(),
                         message,
+                        message_vi: Some(message_vi),
                     });
                 }
             }

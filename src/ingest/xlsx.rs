@@ -439,7 +439,7 @@ fn text_value(text: &str, decimal: Decimal) -> RawValue {
     if decimal == Decimal::Point && Decimal::groups_with_points(text) {
         RawValue::Ambiguous(text.to_owned())
     } else {
-        RawValue::Text(decimal.csv_cell(text))
+        decimal.csv_cell(text)
     }
 }
 

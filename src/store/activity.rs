@@ -370,6 +370,7 @@ mod tests {
                 index: rows + index,
                 code: "value_out_of_range".into(),
                 message: "x".repeat(900),
+                message_vi: None,
             })
             .collect();
         let period = crate::domain::Period::Year(2026);

@@ -131,6 +131,9 @@ pub struct Rejection {
     #[schema(example = "value_out_of_range")]
     pub code: String,
     pub message: String,
+    /// The same in Vietnamese, for a department's staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_vi: Option<String>,
 }
 
 /// The answer to a push: rows stored, rows already stored, and every row refused with why.

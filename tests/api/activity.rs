@@ -330,6 +330,7 @@ async fn filing_cost(backend: Backend) {
                 index: 10,
                 code: "value_out_of_range".into(),
                 message: "value 1e99 is outside the plausible range".into(),
+                message_vi: None,
             }],
             idempotency: None,
         }

@@ -394,6 +394,13 @@ async fn a_number_as_text_with_a_comma_needs_the_decimal_mark_declared(backend: 
             .is_some_and(|m| m.starts_with("line 3: `4.512` is ambiguous")),
         "{reply:?}"
     );
+    // And in Vietnamese, for the department's staff.
+    assert!(
+        reply.body["rejected"][1]["message_vi"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("dòng 3: `4.512` không rõ nghĩa")),
+        "{reply:?}"
+    );
     assert_eq!(stored(&app, "2025-09").await, [] as [f64; 0]);
     assert_eq!(stored(&app, "2025-10").await, [4612.3]);
     // Declared, the same file is read whole (October again, a duplicate).

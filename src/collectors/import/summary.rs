@@ -162,6 +162,7 @@ mod tests {
             index,
             code: code.into(),
             message: format!("reason {index}"),
+            message_vi: None,
         }
     }
 

@@ -128,7 +128,7 @@ pub fn parse_csv_with(
                         category_option_combo: cell(COMBO),
                         // A CSV cell's comma follows the CSV rule (`80,5` is 80.5).
                         value: cell(VALUE).map_or(Cell::Missing, |text| {
-                            Cell::Text(options.decimal.csv_cell(&text))
+                            Cell::from(options.decimal.csv_cell(&text))
                         }),
                         stored_by: cell(STORED_BY),
                         last_updated: cell(LAST_UPDATED),

@@ -244,7 +244,7 @@ pub fn parse_json_with(
             org_unit: value.org_unit,
             category_option_combo: value.category_option_combo,
             value: match value.value.0 {
-                Cell::Text(text) => Cell::Text(options.decimal.text(&text)),
+                Cell::Text(text) => Cell::from(options.decimal.text(&text)),
                 other => other,
             },
             stored_by: value.stored_by,

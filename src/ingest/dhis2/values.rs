@@ -31,6 +31,9 @@ pub(super) enum Cell {
     Missing,
     Number(f64),
     Text(String),
+    /// Text whose reading under the declared decimal mark is unclear (`12.34` with the comma
+    /// declared): refused as `ambiguous_number`.
+    Ambiguous(String),
     /// A boolean, an array or an object, named for the message.
     Other(&'static str),
 }
@@ -100,7 +103,7 @@ impl<'a> Mapper<'a> {
         let category_option_combo = trimmed(category_option_combo);
         let value_text = match &value {
             Cell::Number(n) => Some(n.to_string()),
-            Cell::Text(t) => Some(t.clone()),
+            Cell::Text(t) | Cell::Ambiguous(t) => Some(t.clone()),
             Cell::Missing | Cell::Other(_) => None,
         };
         let mut reference = ValueRef {
@@ -176,6 +179,7 @@ impl<'a> Mapper<'a> {
             Cell::Number(n) => Some(RawValue::Number(n)),
             Cell::Text(text) if text.trim().is_empty() => None,
             Cell::Text(text) => Some(RawValue::Text(text)),
+            Cell::Ambiguous(text) => Some(RawValue::Ambiguous(text)),
             Cell::Other(kind) => {
                 return Err((
                     ConflictKind::Value,
@@ -237,5 +241,15 @@ fn inherited(own: Option<String>, set: Option<&str>, name: &str) -> Result<Strin
         (None, None) => Err(format!(
             "{name} is required, on the data value or on the data value set"
         )),
+    }
+}
+
+impl From<RawValue> for Cell {
+    fn from(value: RawValue) -> Self {
+        match value {
+            RawValue::Number(n) => Self::Number(n),
+            RawValue::Text(text) => Self::Text(text),
+            RawValue::Ambiguous(text) => Self::Ambiguous(text),
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::mapping::{is_sdmx_id, Dataflow, SdmxMapping, StructureRef};
 use super::{Action, Measure, Observation};
 use crate::ingest::decimal::Decimal;
 use crate::ingest::format::FormatError;
-use crate::ingest::{RawRow, RawValue};
+use crate::ingest::RawRow;
 
 const STRUCTURE: &[u8] = b"STRUCTURE";
 
@@ -308,7 +308,7 @@ fn read_row(
         measure: match measure {
             // SDMX-CSV has no way to declare the decimal mark, so a cell is read by the CSV
             // rule: a lone comma marks the decimals, as `;` files write them.
-            Some(text) => Measure::Value(RawValue::Text(Decimal::Point.csv_cell(text))),
+            Some(text) => Measure::Value(Decimal::Point.csv_cell(text)),
             None => Measure::Missing,
         },
         revision,

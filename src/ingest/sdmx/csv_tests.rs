@@ -1,5 +1,6 @@
 use super::*;
 use crate::ingest::sdmx::tests::mapping;
+use crate::ingest::RawValue;
 
 fn rows(body: &str) -> Vec<RawRow> {
     parse(body.as_bytes(), &mapping()).expect("a readable message")
