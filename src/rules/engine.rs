@@ -226,11 +226,14 @@ impl YearFrame {
         }
     }
 
-    /// The first period a monthly or quarterly series left out before its latest figure, once
-    /// its figure is owed (past its deadline, and due after lateness is judged from): a flow's
-    /// year is the sum of its periods, so a month missing in the middle would read as a slip
-    /// when it is a late figure (ARCHITECTURE §4). Daily series are not judged so: a day
-    /// without a figure may be a day without events.
+    /// The first period a monthly or quarterly series left out, once its deadline has passed:
+    /// a flow's year is the sum of its periods, so a month missing would read as a slip when it
+    /// is a late figure (ARCHITECTURE §4). A period before the latest figure counts whenever it
+    /// fell due, before lateness is judged from too (a year back-filled without its January or
+    /// its May is not a year's total); after the latest figure, a closed year's missing periods
+    /// count too, since its outcome needs them all (an open year's latest period is the
+    /// release calendar's to judge). Daily series are not judged so: a day without a figure
+    /// may be a day without events.
     fn gap(&self, year_points: SeriesSlice<'_>) -> Option<Period> {
         if !matches!(
             self.periodicity,
@@ -238,31 +241,25 @@ impl YearFrame {
         ) {
             return None;
         }
+        let first_missing = |from: DateTime<Utc>| {
+            let missing = Period::containing(
+                self.periodicity,
+                from.with_timezone(&self.zone).date_naive(),
+            );
+            // Later periods fall due later still.
+            (self.calendar.deadline(&missing, self.zone) <= self.now).then_some(missing)
+        };
         let mut covered = self.span.start;
-        let mut after_a_figure = false;
+        let mut any = false;
         for (start, end) in year_points.bounds() {
             if start > covered {
-                let mut missing = Period::containing(
-                    self.periodicity,
-                    covered.with_timezone(&self.zone).date_naive(),
-                );
-                while missing.start(self.zone) < start {
-                    if self.calendar.deadline(&missing, self.zone) > self.now {
-                        // Later periods fall due later still.
-                        return None;
-                    }
-                    // A hole between two figures was left out whenever it fell due (a
-                    // back-filled year without its May); before the first figure, only what
-                    // is owed counts, as a new installation owes nothing of the past it
-                    // never had.
-                    if after_a_figure || self.calendar.owed(&missing, self.now, self.zone) {
-                        return Some(missing);
-                    }
-                    missing = missing.next()?;
-                }
+                return first_missing(covered);
             }
-            after_a_figure = true;
+            any = true;
             covered = covered.max(end);
+        }
+        if any && self.closed && covered < self.span.end {
+            return first_missing(covered);
         }
         None
     }

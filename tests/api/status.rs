@@ -539,6 +539,39 @@ async fn a_closed_year_with_a_month_missing_is_late_not_missed(backend: Backend)
     let status = app.get(&path, &app.viewer).await.body;
     assert_eq!(status["status"], "achieved", "{status}");
     assert_eq!(status["actual"], 120_000.0, "{status}");
+
+    // Back-filled without its January and its December: neither is a year's total, though
+    // both fell due before this first start.
+    let budget = |m: u32| json!({"indicator": "BUDGET_REVENUE", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 1_000.0});
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/BUDGET_REVENUE")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": 12_000.0, "reason": "closed year test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let middle: Vec<Value> = (2..=11).map(budget).collect();
+    let sent = app
+        .post_observations(&app.admin, &json!({ "observations": middle }))
+        .await;
+    assert_eq!(sent.body["accepted"], 10, "{sent:?}");
+    let path = format!("/api/v1/status/BUDGET_REVENUE?year={year}");
+    let overdue = async |want: String| {
+        let status = app.get(&path, &app.viewer).await.body;
+        assert_eq!(
+            (&status["status"], &status["overdue_period"]),
+            (&json!("stale"), &json!(want)),
+            "{status}"
+        );
+    };
+    overdue(format!("{year}-01")).await;
+    let sent = app
+        .post_observations(&app.admin, &json!({ "observations": [budget(1)] }))
+        .await;
+    assert_eq!(sent.body["accepted"], 1, "{sent:?}");
+    overdue(format!("{year}-12")).await;
     app.stop().await;
 }
 
