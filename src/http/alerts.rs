@@ -471,7 +471,15 @@ pub async fn expire_silence(
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("no silence `{id}`")))?;
-    if !may_act_on(&principal, &silence.matchers) {
+    // A department lifts its own silences only: one an admin set over what the leadership
+    // hears about it is not the department's to lift (one from before silences carried an
+    // audience is its own).
+    let leadership_muted = principal.role == Role::Department
+        && silence
+            .matchers
+            .get(audience::LABEL)
+            .is_some_and(|value| value != Audience::Department.as_str());
+    if !may_act_on(&principal, &silence.matchers) || leadership_muted {
         return Err(ApiError::Forbidden(
             "this token may not expire this silence".into(),
         ));

@@ -160,9 +160,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A NUL (U+0000) in the path or the query is refused before any handler sees it: no store
-/// can hold or compare it (PostgreSQL refuses it in text), and no code or name contains one.
+/// Whether `path` is of the native API, whose requests [`refuse_nul`] screens; the
+/// compatibility endpoints (DHIS2, InfluxDB) answer in their own servers' shapes and read only
+/// what they know.
+pub(crate) fn refuses_nul(path: &str) -> bool {
+    path.starts_with("/api/v1/") || path == "/ws"
+}
+
+/// A NUL (U+0000) in the path or the query of the native API is refused before any handler
+/// sees it: no store can hold or compare it (PostgreSQL refuses it in text), and no code or
+/// name contains one.
 async fn refuse_nul(request: Request, next: Next) -> Response {
+    if !refuses_nul(request.uri().path()) {
+        return next.run(request).await;
+    }
     match nul_in(request.uri()) {
         Some(pointer) => axum::response::IntoResponse::into_response(ApiError::invalid(
             pointer,

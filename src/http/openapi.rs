@@ -229,7 +229,8 @@ pub struct Unavailable(pub Problem<'static>);
 /// unreachable store, and any request with a body may send it too slowly.
 pub(super) fn add_limit_responses(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::Ref;
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let native = super::refuses_nul(path);
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -241,6 +242,11 @@ pub(super) fn add_limit_responses(openapi: &mut utoipa::openapi::OpenApi) {
             let has_body = operation.request_body.is_some();
             let responses = &mut operation.responses.responses;
             let mut shared = vec![("429", "TooManyRequests"), ("503", "Unavailable")];
+            if native {
+                // A NUL in the path or the query is refused before any route of the native
+                // API (`refuse_nul`), whatever else the operation answers.
+                shared.push(("422", "Unprocessable"));
+            }
             if has_body {
                 shared.push(("408", "RequestTimeout"));
             }

@@ -595,6 +595,16 @@ async fn silences_and_acks_are_bounded_and_kept_to_their_department(backend: Bac
     )
     .await;
     assert_eq!(by_admin.status, 201, "{by_admin:?}");
+    // Nor may the department lift it.
+    let admins = by_admin.body["id"].as_str().expect("an id");
+    let lifted = app
+        .send(
+            app.client
+                .delete(app.url(&format!("/api/v1/silences/{admins}")))
+                .bearer_auth(&health),
+        )
+        .await;
+    assert_problem(&lifted, 403, "forbidden");
 
     // Another department's: a silence matching HEALTH or no department at all, or lifting
     // HEALTH's silence.
