@@ -326,6 +326,7 @@ function startLive() {
     onMessage: liveMessage,
     onState: (state, detail) => {
       header.setConnection(state, detail);
+      wall?.setConnection(state);
       scheduleRestRefresh(state === "connected");
     },
     onUnauthorized: unauthorized,

@@ -9,7 +9,7 @@
 
 import { h } from "./dom.js";
 import { ApiError, get, post } from "./api.js";
-import { formatDateTime, formatExact, formatValue, pick, t } from "./i18n.js";
+import { formatDateTime, formatExact, formatValue, lang, pick, t } from "./i18n.js";
 import { statusIcon, statusLabel } from "./status.js";
 import { DepartmentTasks } from "./task-progress.js";
 import { departmentAlerts, departmentAlertsView } from "./dep-alerts.js";
@@ -543,9 +543,7 @@ export class DepartmentPage {
         const item = h("li");
         item.dataset.code = rejection.code;
         item.append(h("span", "dep-muted", rowPlace(rejection)), h("strong", "dep-reason", reason(rejection.code)));
-        const detail = h("span", "dep-detail", rejection.message);
-        detail.lang = "en";
-        item.append(detail);
+        item.append(rejectionDetail("span", rejection));
         list.append(item);
       }
       if (receipt.rejected.length) lines.push(list);
@@ -625,10 +623,19 @@ function showRefusal(result, refused, indicator) {
   if (refused.code === "value_out_of_range" && indicator) {
     lines.push(h("p", null, t("dep_range", { lo: formatValue(indicator.range[0]), hi: formatValue(indicator.range[1]), measure: pick(indicator, "measure") })));
   }
-  const detail = h("p", "dep-detail", refused.message);
-  detail.lang = "en";
-  lines.push(detail);
+  lines.push(rejectionDetail("p", refused));
   result.replaceChildren(...lines);
+}
+
+/**
+ * A refused row's detail as the server words it: in Vietnamese where the screen is and the
+ * server gave it (`message_vi`), else in English, marked as such for screen readers.
+ */
+function rejectionDetail(tag, rejection) {
+  const vietnamese = lang() === "vi" && rejection.message_vi;
+  const detail = h(tag, "dep-detail", vietnamese ? rejection.message_vi : rejection.message);
+  detail.lang = vietnamese ? "vi" : "en";
+  return detail;
 }
 
 /** A request refused as a whole (403, 422, …): its code in words, and the server's detail. */

@@ -122,7 +122,13 @@ export class WallPage {
     this.clockEl.id = "wall-clock";
     this.asOfEl = h("p", "wall-asof");
     this.asOfEl.id = "wall-asof";
-    times.append(this.clockEl, this.asOfEl);
+    // A wall that lost the server must say so: its clock still ticks and its pages still turn,
+    // so without this it would look live while its figures age.
+    this.offlineEl = h("p", "wall-offline");
+    this.offlineEl.id = "wall-offline";
+    this.offlineEl.setAttribute("role", "alert");
+    this.offlineEl.hidden = true;
+    times.append(this.clockEl, this.asOfEl, this.offlineEl);
     bar.append(titles, this.legendEl, times);
 
     this.columnsEl = h("div", "wall-columns");
@@ -188,8 +194,17 @@ export class WallPage {
     return this.columnsEl.scrollHeight > this.columnsEl.clientHeight + 1;
   }
 
+  /** The live connection's state (`live.js`): offline shows the banner and dims the figures. */
+  setConnection(state) {
+    this.connection = state;
+    this.el.dataset.connection = state;
+    this.offlineEl.hidden = state !== "offline";
+    this.offlineEl.textContent = state === "offline" ? t("wall_offline") : "";
+  }
+
   relabel() {
     this.clockFormat = null;
+    if (this.connection) this.setConnection(this.connection);
     if (!this.isOpen) return;
     const city = this.context.city();
     this.cityEl.textContent = pick(city) || "KT-XH Live";

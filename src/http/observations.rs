@@ -316,8 +316,13 @@ async fn post_workbook(
         if rejection.code == "malformed_row" {
             continue; // its reason names its cell already
         }
+        // Both places from the reason as it stands, before either is put in front of it.
+        let place_vi = sheet.locate_vi(rejection.index, &rejection.code, &rejection.message);
         if let Some(place) = sheet.locate(rejection.index, &rejection.code, &rejection.message) {
             rejection.message = format!("{place}: {}", rejection.message);
+        }
+        if let (Some(place), Some(vi)) = (place_vi, rejection.message_vi.as_mut()) {
+            *vi = format!("{place}: {vi}");
         }
     }
     Ok(Json(receipt))

@@ -132,6 +132,15 @@ impl Sheet {
     /// "sheet `observations` row 5, column D (value)" for the `index`th row of the request,
     /// naming the column a rejection of `code` is about when the code says which.
     pub fn locate(&self, index: usize, code: &str, message: &str) -> Option<String> {
+        self.locate_in(index, code, message, false)
+    }
+
+    /// [`Self::locate`] in Vietnamese: "trang tính `observations` dòng 5, cột D (value)".
+    pub fn locate_vi(&self, index: usize, code: &str, message: &str) -> Option<String> {
+        self.locate_in(index, code, message, true)
+    }
+
+    fn locate_in(&self, index: usize, code: &str, message: &str, vi: bool) -> Option<String> {
         let place = self.places.get(index)?;
         let column = column_of(code, message).and_then(|wanted| {
             self.columns
@@ -144,9 +153,14 @@ impl Sheet {
                         .flatten()
                 })
         });
-        let mut text = format!("sheet `{}` row {}", self.name, place.row);
+        let (sheet, row, column_word) = if vi {
+            ("trang tính", "dòng", "cột")
+        } else {
+            ("sheet", "row", "column")
+        };
+        let mut text = format!("{sheet} `{}` {row} {}", self.name, place.row);
         if let Some((column, letter)) = column {
-            text.push_str(&format!(", column {letter} ({})", column.name()));
+            text.push_str(&format!(", {column_word} {letter} ({})", column.name()));
         }
         Some(text)
     }

@@ -132,6 +132,9 @@ try {
     const checked = await page.textContent("#dep-upload-result");
     assert(checked.includes("1 dòng hợp lệ, 1 dòng bị từ chối"), `the check reads "${checked}"`);
     assert(checked.includes("dòng 4 của tệp"), `the refused line is not named: "${checked}"`);
+    // The server's detail is in Vietnamese too, not English under a Vietnamese heading.
+    const detail = await page.$eval("#dep-upload-result .dep-detail", (el) => ({ text: el.textContent, lang: el.lang }));
+    assert(detail.lang === "vi" && detail.text.startsWith("dòng 4: ") && detail.text.includes("báo cáo theo năm"), `the detail reads ${JSON.stringify(detail)}`);
     await page.click("#dep-u-send");
     await page.waitForFunction(() => document.querySelector("#dep-upload-result")?.textContent.includes("Đã gửi"), null, { timeout: 5000 });
     const { revisions } = await api("GET", `/observations/${INDICATOR}/HCM/${Number(period) - 1}/revisions`);

@@ -422,6 +422,19 @@ try {
         assert(/^Alerts \(\d+\)$/.test(heading.trim()) && (await page.isVisible("#ticker-heading")), `the ticker's heading reads "${heading}"`);
         await page.keyboard.press("l");
       });
+
+      await check("1080p: a wall that loses the server says so, and recovers", async () => {
+        assert(await page.isHidden("#wall-offline"), "the banner shows while connected");
+        await context.setOffline(true);
+        await page.waitForSelector("#wall-offline:not([hidden])", { timeout: 10_000 });
+        const banner = await page.textContent("#wall-offline");
+        assert(banner.startsWith("Mất kết nối máy chủ"), `the banner reads "${banner}"`);
+        const dimmed = await page.$eval("#wall-columns", (el) => getComputedStyle(el).opacity);
+        assert(Number(dimmed) < 1, `the figures are not dimmed (opacity ${dimmed})`);
+        await page.screenshot({ path: path.join(SCREENSHOT_DIR, "wall-mode-offline-1920x1080.png") });
+        await context.setOffline(false);
+        await page.waitForSelector("#wall-offline[hidden]", { state: "attached", timeout: 30_000 });
+      });
     }
     await context.close();
   }

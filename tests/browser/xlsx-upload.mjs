@@ -53,7 +53,8 @@ try {
     const checked = await page.textContent("#dep-upload-result");
     assert(checked.includes("1 dòng hợp lệ, 1 dòng bị từ chối"), `the check reads "${checked}"`);
     assert(checked.includes("dòng 3 của trang tính"), `the refused row is not named: "${checked}"`);
-    assert(checked.includes("column C (period)"), `the refused cell's column is not named: "${checked}"`);
+    // The server's detail in the page's language: the cell named in Vietnamese.
+    assert(checked.includes("cột C (period)"), `the refused cell's column is not named: "${checked}"`);
     assert((await revisions()).length === 0, "the preview stored something");
   });
 
