@@ -530,7 +530,9 @@ url = "{am_base}"
     );
     assert!(body.contains("ĐANG CẢNH BÁO"), "{firing_mail}");
     assert!(
-        body.contains(&format!("Chỉ tiêu: {INDICATOR}")),
+        body.contains(&format!(
+            "Chỉ tiêu: Số giường bệnh trên 10.000 dân ({INDICATOR})"
+        )),
         "{firing_mail}"
     );
     assert!(body.contains("chậm tiến độ"), "{firing_mail}");
@@ -589,7 +591,9 @@ url = "{am_base}"
     assert!(subject.contains("đã khắc phục"), "{resolved_mail}");
     assert!(body.contains("ĐÃ KHẮC PHỤC"), "{resolved_mail}");
     assert!(
-        body.contains(&format!("Chỉ tiêu: {INDICATOR}")),
+        body.contains(&format!(
+            "Chỉ tiêu: Số giường bệnh trên 10.000 dân ({INDICATOR})"
+        )),
         "{resolved_mail}"
     );
     let resolved_id: i64 = resolved_mail["headers"]["x-ktxh-notification-id"]
