@@ -278,7 +278,12 @@ async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Backend) {
+/// An app in which last year is still open today, with an export target of 120,000 for it.
+/// Last year's figures are due month by month, its December on 7 January. A grace of this year
+/// so far plus sixty days keeps December, and so the year, open today, while its months up to
+/// September (due by 7 October, sixty days before the new year) are overdue and October is
+/// not yet: the same on every day of the year.
+async fn last_year_kept_open(backend: Backend) -> Option<(TestApp, i32)> {
     let zone = chrono_tz::Asia::Ho_Chi_Minh;
     let now = Utc::now();
     let year = now.with_timezone(&zone).year() - 1;
@@ -287,22 +292,24 @@ async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Back
         .single()
         .expect("a valid instant")
         .with_timezone(&Utc);
-    // Last year's figures are due month by month, its December on 7 January. A grace of this
-    // year so far plus sixty days keeps December, and so the year, open today, while February,
-    // due last March, is long overdue: the same on every day of the year.
     let grace = (now - new_year) + chrono::Duration::days(60);
-    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await else {
-        return;
-    };
+    let app = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await?;
     let reply = app
         .send(
             app.client
                 .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
                 .bearer_auth(&app.admin)
-                .json(&json!({ "value": 120_000.0, "reason": "stale test" })),
+                .json(&json!({ "value": 120_000.0, "reason": "last year kept open" })),
         )
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
+    Some((app, year))
+}
+
+async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Backend) {
+    let Some((app, year)) = last_year_kept_open(backend).await else {
+        return;
+    };
     // January alone, at a pace of 12,000 a year against 120,000.
     let january = json!({ "observations": [
         {"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-01"), "value": 1_000.0}
@@ -419,29 +426,9 @@ async fn a_figure_of_the_month_in_progress_is_the_month_so_far(backend: Backend)
 /// A month left out of a summed flow is a late figure, not a slip: the target reads `stale`
 /// with the missing month as overdue, its verdict under it, until the month arrives.
 async fn a_month_left_out_of_a_flow_is_late_not_a_slip(backend: Backend) {
-    let zone = chrono_tz::Asia::Ho_Chi_Minh;
-    let now = Utc::now();
-    let year = now.with_timezone(&zone).year() - 1;
-    let new_year = zone
-        .with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0)
-        .single()
-        .expect("a valid instant")
-        .with_timezone(&Utc);
-    // As above: this grace keeps last year open today, with its months up to September due
-    // (September's figure by 7 October, sixty days before the new year) and October not yet.
-    let grace = (now - new_year) + chrono::Duration::days(60);
-    let Some(app) = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await else {
+    let Some((app, year)) = last_year_kept_open(backend).await else {
         return;
     };
-    let reply = app
-        .send(
-            app.client
-                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
-                .bearer_auth(&app.admin)
-                .json(&json!({ "value": 120_000.0, "reason": "gap test" })),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
     let month = |m: u32| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 10_000.0});
     // Every month due at the plan's pace but April.
     let sent: Vec<Value> = [1, 2, 3, 5, 6, 7, 8, 9].into_iter().map(month).collect();
