@@ -409,6 +409,35 @@ async fn bad_explanations_are_refused_naming_the_field(backend: Backend) {
     app.stop().await;
 }
 
+/// The cells of the columns `names` in `indicator`'s row of the English CSV report of `year`,
+/// every figure as known.
+async fn csv_cells<const N: usize>(
+    app: &TestApp,
+    year: i32,
+    indicator: &str,
+    names: [&str; N],
+) -> [String; N] {
+    let csv = String::from_utf8(
+        fetch(
+            app,
+            &format!("/api/v1/reports/{year}?format=csv&lang=en&history=latest"),
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let headers = reader.headers().expect("headers").clone();
+    let record = reader
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[1] == indicator)
+        .unwrap_or_else(|| panic!("the {indicator} row"));
+    names.map(|name| {
+        let at = headers.iter().position(|h| h == name).expect(name);
+        record[at].to_owned()
+    })
+}
+
 async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -472,25 +501,10 @@ async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) 
         assert_eq!(row[column("Người gửi")], "test-department");
     }
 
-    let csv = String::from_utf8(
-        fetch(
-            &app,
-            &format!("/api/v1/reports/{year}?format=csv&lang=en&history=latest"),
-        )
-        .await,
-    )
-    .expect("UTF-8");
-    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
-    let headers = reader.headers().expect("headers").clone();
-    let at = |name: &str| headers.iter().position(|h| h == name).expect(name);
-    let record = reader
-        .records()
-        .map(|r| r.expect("record"))
-        .find(|r| &r[1] == beds)
-        .expect("the beds row");
-    assert_eq!(&record[at("Explanation")], text);
+    let [explanation, actions] = csv_cells(&app, year, beds, ["Explanation", "Actions"]).await;
+    assert_eq!(explanation, text);
     assert_eq!(
-        &record[at("Actions")],
+        actions,
         "• Đưa Bệnh viện Ung bướu cơ sở 2 vào hoạt động (due 2026-12-20)"
     );
 
@@ -518,21 +532,8 @@ async fn the_report_carries_each_slipping_targets_explanation(backend: Backend) 
     )
     .await;
     assert_eq!(reply.status, 201, "{reply:?}");
-    let csv = String::from_utf8(
-        fetch(
-            &app,
-            &format!("/api/v1/reports/{year}?format=csv&lang=en&history=latest"),
-        )
-        .await,
-    )
-    .expect("UTF-8");
-    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
-    let record = reader
-        .records()
-        .map(|r| r.expect("record"))
-        .find(|r| &r[1] == beds)
-        .expect("the beds row");
-    assert_eq!(&record[at("Explanation")], format!("'{formula}"));
+    let [explanation] = csv_cells(&app, year, beds, ["Explanation"]).await;
+    assert_eq!(explanation, format!("'{formula}"));
     app.stop().await;
 }
 

@@ -278,6 +278,19 @@ async fn a_seasonal_indicator_is_paced_on_last_years_pattern(backend: Backend) {
     app.stop().await;
 }
 
+/// Sets the city's target of `indicator` for `year` as an admin would.
+async fn set_target(app: &TestApp, year: i32, indicator: &str, value: f64) {
+    let reply = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/targets/{year}/{indicator}")))
+                .bearer_auth(&app.admin)
+                .json(&json!({ "value": value, "reason": "set by the test" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
 /// An app in which last year is still open today, with an export target of 120,000 for it.
 /// Last year's figures are due month by month, its December on 7 January. A grace of this year
 /// so far plus sixty days keeps December, and so the year, open today, while its months up to
@@ -294,15 +307,7 @@ async fn last_year_kept_open(backend: Backend) -> Option<(TestApp, i32)> {
         .with_timezone(&Utc);
     let grace = (now - new_year) + chrono::Duration::days(60);
     let app = spawn_app_with(backend, |s| s.release_calendar.grace = grace).await?;
-    let reply = app
-        .send(
-            app.client
-                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
-                .bearer_auth(&app.admin)
-                .json(&json!({ "value": 120_000.0, "reason": "last year kept open" })),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
+    set_target(&app, year, "EXPORT_TURNOVER", 120_000.0).await;
     Some((app, year))
 }
 
@@ -498,15 +503,7 @@ async fn a_closed_year_with_a_month_missing_is_late_not_missed(backend: Backend)
         .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
         .year()
         - 2;
-    let reply = app
-        .send(
-            app.client
-                .put(app.url(&format!("/api/v1/targets/{year}/EXPORT_TURNOVER")))
-                .bearer_auth(&app.admin)
-                .json(&json!({ "value": 115_000.0, "reason": "closed year test" })),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
+    set_target(&app, year, "EXPORT_TURNOVER", 115_000.0).await;
     let month = |m: u32| json!({"indicator": "EXPORT_TURNOVER", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 10_000.0});
     let but_may: Vec<Value> = (1..=12).filter(|m| *m != 5).map(month).collect();
     let sent = app
@@ -530,15 +527,7 @@ async fn a_closed_year_with_a_month_missing_is_late_not_missed(backend: Backend)
     // Back-filled without its January and its December: neither is a year's total, though
     // both fell due before this first start.
     let budget = |m: u32| json!({"indicator": "BUDGET_REVENUE", "unit": "HCM", "period": format!("{year}-{m:02}"), "value": 1_000.0});
-    let reply = app
-        .send(
-            app.client
-                .put(app.url(&format!("/api/v1/targets/{year}/BUDGET_REVENUE")))
-                .bearer_auth(&app.admin)
-                .json(&json!({ "value": 12_000.0, "reason": "closed year test" })),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
+    set_target(&app, year, "BUDGET_REVENUE", 12_000.0).await;
     let middle: Vec<Value> = (2..=11).map(budget).collect();
     let sent = app
         .post_observations(&app.admin, &json!({ "observations": middle }))
