@@ -344,6 +344,15 @@ impl AlertManager {
                 AlertState::Firing,
                 official,
             ),
+            // A total the figures in already settle (achieved before a month came) is still
+            // owed that month: the department hears of it as of any other.
+            _ if status.overdue_period.is_some() => (
+                "staleness",
+                "feed_stale",
+                Severity::Warning,
+                AlertState::Firing,
+                Status::Stale,
+            ),
             _ if pending_worse => {
                 let pending = status.pending.as_ref()?.status;
                 let severity = if pending == Status::AtRisk {
@@ -395,7 +404,9 @@ impl AlertManager {
                 summary_vi,
                 summary_en,
                 link,
-                figures: Some(figures),
+                // A figure owed is told by its period; the working of a judgement it keeps
+                // from being made would read as one.
+                figures: (rule != "staleness").then_some(figures),
             },
         ))
     }

@@ -158,7 +158,9 @@ impl LastYear {
     /// moved back one year (`through` is where this year's figure runs to). A flow or an
     /// average is compared like for like: of last year's periods, those this year's figures
     /// cover, so a month missing this year is left out of last year's too (nine months
-    /// against nine, not eight against nine).
+    /// against nine, not eight against nine). A month this year has and last year lacks has
+    /// no like to compare with, and this year's figure cannot leave it out: there is no
+    /// figure of last year then, rather than one of fewer months.
     pub fn value(
         &self,
         indicator: &Code,
@@ -177,20 +179,31 @@ impl LastYear {
             .this_year
             .id(indicator.as_str(), unit.as_str())
             .map(|id| {
-                covered(
-                    self.this_year
-                        .starting_within(id, self.this_span.start, self.this_span.end)
-                        .bounds()
-                        .map(|(start, end)| {
-                            (
-                                one_year_before(start, self.zone),
-                                one_year_before(end, self.zone),
-                            )
-                        }),
-                )
+                self.this_year
+                    .starting_within(id, self.this_span.start, self.this_span.end)
+                    .bounds()
+                    .map(|(start, end)| {
+                        (
+                            one_year_before(start, self.zone),
+                            one_year_before(end, self.zone),
+                        )
+                    })
+                    .collect::<Vec<_>>()
             });
         match (kind, this_year) {
-            (Kind::Flow | Kind::Average, Some(spans)) => {
+            (Kind::Flow | Kind::Average, Some(periods)) => {
+                // A period still running at `through` has no whole like last year: it is not
+                // asked of last year, whose figure runs to the same point of the year.
+                let last_year = covered(slice.bounds().take(known));
+                let lacking = periods.iter().filter(|(_, end)| *end <= until).any(|p| {
+                    !last_year
+                        .iter()
+                        .any(|(start, end)| *start <= p.0 && p.1 <= *end)
+                });
+                if lacking {
+                    return None;
+                }
+                let spans = covered(periods.into_iter());
                 let alike: Vec<Point> = slice
                     .bounds()
                     .zip(points)

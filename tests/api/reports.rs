@@ -440,6 +440,18 @@ fn html_figures(row: &str) -> Vec<String> {
         .collect()
 }
 
+/// The row of `indicator` in a JSON report.
+fn json_row(report: &Value, indicator: &str) -> Value {
+    report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rows"].as_array().expect("rows"))
+        .find(|r| r["indicator"] == indicator)
+        .unwrap_or_else(|| panic!("the {indicator} row"))
+        .clone()
+}
+
 async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -510,6 +522,27 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
         &app,
         "BUDGET_REVENUE",
         &[("2026-01", 150.0), ("2026-03", 350.0)],
+        at(2026, 4, 2),
+    )
+    .await;
+
+    // Tourism revenue: last year lacks the February this year has. No figure of last year
+    // leaves February out of this year's total, so there is no comparison.
+    write(
+        &app,
+        "TOURISM_REVENUE",
+        &[("2025-01", 20_000.0), ("2025-03", 21_000.0)],
+        at(2025, 4, 2),
+    )
+    .await;
+    write(
+        &app,
+        "TOURISM_REVENUE",
+        &[
+            ("2026-01", 22_000.0),
+            ("2026-02", 21_500.0),
+            ("2026-03", 23_000.0),
+        ],
         at(2026, 4, 2),
     )
     .await;
@@ -593,24 +626,10 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
     }
     let (_, _, json) = fetch(&app, "/api/v1/reports/2026-Q1?format=json").await;
     let json: Value = serde_json::from_slice(&json).expect("JSON report");
-    let cpi = json["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .flat_map(|g| g["rows"].as_array().expect("rows"))
-        .find(|r| r["indicator"] == "CPI_GROWTH")
-        .expect("the CPI row")
-        .clone();
+    let cpi = json_row(&json, "CPI_GROWTH");
     assert_eq!(cpi["change"], Value::Null, "{cpi}");
     assert_eq!(cpi["change_points"], -0.11, "{cpi}");
-    let budget = json["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .flat_map(|g| g["rows"].as_array().expect("rows"))
-        .find(|r| r["indicator"] == "BUDGET_REVENUE")
-        .expect("the budget row")
-        .clone();
+    let budget = json_row(&json, "BUDGET_REVENUE");
     assert_eq!(
         (&budget["actual"], &budget["last_year"], &budget["change"]),
         (
@@ -619,6 +638,16 @@ async fn last_year_and_the_year_target_read_as_computed_by_hand(backend: Backend
             &serde_json::json!(0.25)
         ),
         "{budget}"
+    );
+    let tourism = json_row(&json, "TOURISM_REVENUE");
+    assert_eq!(
+        (
+            &tourism["actual"],
+            &tourism["last_year"],
+            &tourism["change"]
+        ),
+        (&serde_json::json!(66_500.0), &Value::Null, &Value::Null),
+        "{tourism}"
     );
     assert!(json["groups"][0]["rows"][0].get("change_points").is_some());
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::AlertManager;
-use crate::domain::alert::{Alert, AlertState, AlertWorking};
+use crate::domain::alert::{Alert, AlertWorking};
 use crate::domain::{Indicator, TargetValue};
 use crate::rules::engine::TargetStatus;
 use crate::store::TargetVersion;
@@ -37,8 +37,8 @@ pub fn working_of(status: &TargetStatus, indicator: &Indicator) -> AlertWorking 
 impl AlertManager {
     /// Gives each changed target alert the working of its target's status in `statuses`, with
     /// the version of the target in force: a resolved one the figures that resolved it, so its
-    /// notice tells the recovery. A resolved staleness alert, or one whose target is no longer
-    /// judged, keeps the working it had. The versions are read only when such an alert
+    /// notice tells the recovery. A staleness alert has none; one whose target is no longer
+    /// judged keeps the working it had. The versions are read only when such an alert
     /// changed, once per year; a store that cannot say leaves the version out rather than hold
     /// the alerts back.
     pub(super) async fn attach_working(&self, changed: &mut [Alert], statuses: &[TargetStatus]) {
@@ -53,8 +53,13 @@ impl AlertManager {
             .collect();
         let mut versions: HashMap<i32, Vec<TargetVersion>> = HashMap::new();
         for alert in changed.iter_mut() {
-            let resolved_stale = alert.state == AlertState::Resolved && alert.rule == "staleness";
-            if resolved_stale || !matches!(alert.rule.as_str(), "slippage" | "staleness") {
+            if alert.rule == "staleness" {
+                // A figure owed is told by its period, firing or resolved; the working of the
+                // judgement it holds up would read as a slip.
+                alert.working = None;
+                continue;
+            }
+            if alert.rule != "slippage" {
                 continue;
             }
             let label = |name: &str| alert.labels.get(name).map_or("", String::as_str);

@@ -365,7 +365,7 @@ fn alert_section(
         text::summary(language, alert),
     );
     // The full form: the summary is the short one the wall and chat show.
-    for line in super::working::working_lines(language, alert) {
+    for line in super::working::working_lines(language, alert, directory) {
         section.push_str(&format!("   {line}\n"));
     }
     if let Some(indicator) = alert.labels.get("indicator") {

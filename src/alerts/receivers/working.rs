@@ -8,6 +8,7 @@ use crate::alerts::message::AlertMessage;
 use crate::domain::alert::AlertWorking;
 use crate::domain::number;
 
+use super::directory::Directory;
 use super::text::{self, Language};
 
 /// Up to two decimals, as the reports write figures.
@@ -113,8 +114,12 @@ pub fn slippage_summary(
 }
 
 /// The full working of an alert, one line each, for an email under its summary; nothing for
-/// an alert without figures.
-pub fn working_lines(language: Language, alert: &AlertMessage) -> Vec<String> {
+/// an alert without figures. The target version's time is told as `directory` tells times.
+pub fn working_lines(
+    language: Language,
+    alert: &AlertMessage,
+    directory: &Directory,
+) -> Vec<String> {
     let Some(working) = &alert.working else {
         return Vec::new();
     };
@@ -170,7 +175,7 @@ pub fn working_lines(language: Language, alert: &AlertMessage) -> Vec<String> {
         about.push(format!(
             "{} {}",
             label("phiên bản áp dụng từ", "version in force since"),
-            text::timestamp(since)
+            directory.time(language, since)
         ));
     }
     if let Some(reason) = working.target_reason.as_deref().filter(|r| !r.is_empty()) {

@@ -146,10 +146,11 @@ fn the_short_form_gives_the_projection_against_the_target() {
 
 #[test]
 fn the_full_form_carries_the_working_in_each_languages_notation() {
+    let utc = Directory::default();
     let mut message = alert("HCM", AlertState::Firing);
     message.working = Some(exports());
     assert_eq!(
-        working_lines(Language::Vi, &message),
+        working_lines(Language::Vi, &message, &utc),
         [
             "Thực hiện: 20.100,5 tỷ đồng",
             "Kế hoạch đến nay: 22.000 tỷ đồng",
@@ -160,7 +161,7 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
         ]
     );
     assert_eq!(
-        working_lines(Language::En, &message),
+        working_lines(Language::En, &message, &utc),
         [
             "Actual: 20,100.5 VND billion",
             "Expected to date: 22,000 VND billion",
@@ -173,7 +174,7 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
     );
     message.working = Some(growth());
     assert_eq!(
-        working_lines(Language::Vi, &message),
+        working_lines(Language::Vi, &message, &utc),
         [
             "Thực hiện: 6,1 %",
             "Dự báo cả năm: 38,96 %",
@@ -181,7 +182,7 @@ fn the_full_form_carries_the_working_in_each_languages_notation() {
         ]
     );
     message.working = None;
-    assert!(working_lines(Language::Vi, &message).is_empty());
+    assert!(working_lines(Language::Vi, &message, &utc).is_empty());
 }
 
 #[test]
@@ -196,4 +197,29 @@ fn a_chance_is_never_rounded_to_a_certainty_and_estimates_are_whole_from_a_thous
         "744.462 tỷ đồng"
     );
     assert_eq!(estimate(Language::En, Some(96.456), "%"), "96.46 %");
+}
+
+#[test]
+fn the_target_versions_time_is_told_in_the_citys_zone() {
+    let city = Directory::new(
+        &crate::domain::Catalogue::default(),
+        chrono_tz::Asia::Ho_Chi_Minh,
+    );
+    let mut message = alert("HCM", AlertState::Firing);
+    message.working = Some(exports());
+    let target_line = |language| {
+        working_lines(language, &message, &city)
+            .pop()
+            .expect("a target line")
+    };
+    assert!(
+        target_line(Language::Vi).contains("phiên bản áp dụng từ 01/03/2026 09:00 (UTC+07:00)"),
+        "{}",
+        target_line(Language::Vi)
+    );
+    assert!(
+        target_line(Language::En).contains("version in force since 2026-03-01 09:00 (UTC+07:00)"),
+        "{}",
+        target_line(Language::En)
+    );
 }
