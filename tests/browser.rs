@@ -406,7 +406,7 @@ fn the_indicator_chart_draws_the_apis_figures_without_overlapping_labels_in_chro
 }
 
 /// Where the browser tests keep screenshots meant to be looked at (CI keeps the folder as an
-/// artefact): the wall mode at 1920×1080 and 3840×2160.
+/// artefact): the wall mode at 1366×768, 1920×1080 and 3840×2160.
 fn browser_artifacts() -> PathBuf {
     let dir = manifest_dir().join("target/browser-artifacts");
     std::fs::create_dir_all(&dir).expect("create target/browser-artifacts");
@@ -414,7 +414,7 @@ fn browser_artifacts() -> PathBuf {
 }
 
 #[test]
-fn the_wall_mode_reads_from_across_the_room_at_1080p_and_4k_on_the_demo_in_chromium() {
+fn the_wall_mode_reads_from_across_the_room_at_768p_1080p_and_4k_on_the_demo_in_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };

@@ -1,8 +1,9 @@
 // Wall mode (#/wall, or ?mode=wall in the address): the city's targets laid out for a 1080p or
 // 4K screen read from across the room. The desk view (overview.js) stays the default.
 //
-// Every size is a multiple of one unit that is 1 px on a 1920×1080 screen and 2 px on a
-// 3840×2160 one (wall.css), so a 4K wall shows the same pages twice as large. Names are the
+// Every size is a multiple of one unit that is 1 px on a 1920×1080 screen, 2 px on a
+// 3840×2160 one and 0.71 px on a 1366×768 one (wall.css), so a 4K wall shows the same pages
+// twice as large and a 768p wall the same pages as 1080p. Names are the
 // catalogue's short names (`short_vi`/`short_en`, unique within a group), never cut; a status
 // is told by shape and word as well as colour. When the groups do not fit on one screen they
 // are split into pages of whole groups that turn by themselves; the pointer over the wall, or
@@ -48,7 +49,7 @@ const LEGEND = ["off_track", "missed", "at_risk", "stale", "no_data", "on_track"
 
 /** The unit of wall.css (--wall-u) in px: 1 at 1920×1080, 2 at 3840×2160, never below 1. */
 export function wallUnit() {
-  return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
+  return Math.max(0.5, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
 }
 
 function shapeSvg(status) {
