@@ -508,6 +508,11 @@ function describeAnomaly(anomaly) {
   const parts = [];
   if (anomaly.period) parts.push(anomaly.period);
   if (Number.isFinite(anomaly.value)) parts.push(formatValue(anomaly.value));
-  if (Number.isFinite(anomaly.z)) parts.push(`z = ${formatValue(anomaly.z)}`);
+  // Told by its step against the usual step, as people check a figure (the z-score is the
+  // API's, for those who want the working).
+  const signed = (value) => `${value > 0 ? "+" : ""}${formatValue(value)}`;
+  if (Number.isFinite(anomaly.change) && Number.isFinite(anomaly.median_change)) {
+    parts.push(t("ind_anomaly_step", { change: signed(anomaly.change), usual: signed(anomaly.median_change) }));
+  }
   return parts.join(" · ") || JSON.stringify(anomaly);
 }

@@ -265,21 +265,17 @@ impl AlertManager {
         )
     }
 
-    /// A suspicious latest value: the robust z-score of its change is over k.
+    /// A suspicious latest value: the robust z-score of its change is over k. Told as people
+    /// check a figure, by its step against the usual step ("tăng 12.886 tỷ đồng so với kỳ
+    /// trước; các kỳ gần đây thường tăng khoảng 100 tỷ đồng"); the score stays in the status's
+    /// `anomaly` for those who want it.
     fn anomaly(&self, status: &TargetStatus) -> Option<(String, Desired)> {
         let flagged = status.anomaly.as_ref()?;
         let indicator = self.catalogue.indicator(status.indicator.as_str())?;
-        // Without a z the recent periods all changed alike, and any other change is flagged.
-        let (score_vi, score_en) = match flagged.z {
-            Some(z) => (
-                format!("z = {}", text::decimal(Language::Vi, z, 1)),
-                format!("z = {}", text::decimal(Language::En, z, 1)),
-            ),
-            None => (
-                "các kỳ trước đều thay đổi như nhau".to_owned(),
-                "recent periods all changed alike".to_owned(),
-            ),
-        };
+        let (step_vi, step_en) = (
+            figure_text::unusual_step(Language::Vi, flagged, &indicator.measure_vi),
+            figure_text::unusual_step(Language::En, flagged, &indicator.measure_en),
+        );
         let (unit_vi, unit_en) = self.unit_names(status);
         let fingerprint = format!(
             "anomaly:{}:{}:{}",
@@ -291,11 +287,11 @@ impl AlertManager {
             state: AlertState::Firing,
             labels: self.labels(status, "value_anomaly", Severity::Warning),
             summary_vi: format!(
-                "{} – {unit_vi}: số liệu kỳ {} ({}) thay đổi bất thường so với các kỳ trước ({score_vi}); đề nghị kiểm tra lại",
+                "{} – {unit_vi}: số liệu kỳ {} ({}) thay đổi bất thường: {step_vi}; đề nghị kiểm tra lại",
                 indicator.name_vi, flagged.period, figure_text::quantity(Language::Vi, Some(flagged.value), &indicator.measure_vi)
             ),
             summary_en: format!(
-                "{} – {unit_en}: the figure for {} ({}) jumps unusually against recent periods ({score_en}); please check it",
+                "{} – {unit_en}: the figure for {} ({}) is unusual: {step_en}; please check it",
                 indicator.name_en, flagged.period, figure_text::quantity(Language::En, Some(flagged.value), &indicator.measure_en)
             ),
             link: self.link(status),

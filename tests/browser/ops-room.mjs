@@ -175,6 +175,32 @@ try {
     assert(focused === LIVE_INDICATOR, `focus did not return to the row (it is on ${focused})`);
   });
 
+  await check("an unusual figure reads on its indicator page by its step against the usual step", async () => {
+    // Last year's domestic revenue, steady month on month, then a December far off the pattern
+    // (the series' latest figure: a back-filled one is not scored against later ones).
+    const year = cityToday().year - 1;
+    const code = "DOMESTIC_REVENUE";
+    const month = (m, value) => ({ indicator: code, unit: "HCM", period: `${year}-${String(m).padStart(2, "0")}`, value });
+    const steady = Array.from({ length: 11 }, (_, i) => month(i + 1, 15000 + (i + 1) * 100 + ((i + 1) % 3) * 7));
+    for (const observations of [steady, [month(12, 29000)]]) {
+      const receipt = await api("POST", "/observations", ADMIN_TOKEN, { observations });
+      assert(receipt.accepted === observations.length, JSON.stringify(receipt));
+    }
+    await page.goto(`${BASE_URL}/#/indicator/${code}?unit=HCM&year=${year}`);
+    const facts = () => page.evaluate(() => Object.fromEntries([...document.querySelectorAll("#indicator-page .fact")].map((fact) => [fact.querySelector("dt")?.textContent, fact.querySelector("dd")?.textContent])));
+    const deadline = Date.now() + 5000;
+    let shown = await facts();
+    while (!shown["Giá trị bất thường"] && Date.now() < deadline) {
+      await page.waitForTimeout(100);
+      shown = await facts();
+    }
+    const read = shown["Giá trị bất thường"];
+    // 29.000 after 16.114: +12.886, where the months before rose by 107 (the median).
+    assert(read === `${year}-12 · 29.000 · +12.886 so với kỳ trước, thường +107`, `the page reads "${read}" in ${JSON.stringify(shown)}`);
+    await page.goto(`${BASE_URL}/`);
+    await page.waitForSelector("#overview:not([hidden])", { timeout: 5000 });
+  });
+
   await check("the English toggle switches the screen to English and is remembered", async () => {
     const { groups } = await api("GET", "/groups", VIEWER_TOKEN);
     const economy = groups.find((group) => group.code === "ECONOMY") ?? groups[0];

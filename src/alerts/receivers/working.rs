@@ -7,6 +7,7 @@
 use crate::alerts::message::AlertMessage;
 use crate::domain::alert::AlertWorking;
 use crate::domain::number;
+use crate::rules::engine::FlaggedValue;
 
 use super::directory::Directory;
 use super::text::{self, Language};
@@ -64,6 +65,71 @@ fn measure(language: Language, working: &AlertWorking) -> &str {
         Language::Vi => &working.measure_vi,
         Language::En => &working.measure_en,
     }
+}
+
+/// A flagged figure's step against the usual one, as people check a figure: "tăng 12.886 tỷ
+/// đồng so với kỳ trước; các kỳ gần đây thường tăng khoảng 100 tỷ đồng". A step of a figure in
+/// percent is in points; a usual step under half a percent of this one reads as "barely
+/// changed", and a window whose steps were all alike says so.
+pub fn unusual_step(language: Language, flagged: &FlaggedValue, measure: &str) -> String {
+    let vi = language == Language::Vi;
+    let step_measure = if measure.trim_start().starts_with('%') {
+        if vi {
+            "điểm %"
+        } else {
+            "pp"
+        }
+    } else {
+        measure
+    };
+    let amount = |value: f64| estimate(language, Some(value.abs()), step_measure);
+    let moved = |value: f64| match (vi, value < 0.0) {
+        (true, false) => "tăng",
+        (true, true) => "giảm",
+        (false, false) => "rose by",
+        (false, true) => "fell by",
+    };
+    let this = if vi {
+        format!(
+            "{} {} so với kỳ trước",
+            moved(flagged.change),
+            amount(flagged.change)
+        )
+    } else {
+        format!(
+            "{} {} on the previous period",
+            moved(flagged.change),
+            amount(flagged.change)
+        )
+    };
+    let usual = flagged.median_change;
+    // Without a z every recent step was this one; otherwise this is their median.
+    let (alike, about) = match (flagged.z.is_none(), vi) {
+        (true, true) => ("đều", ""),
+        (true, false) => ("all", ""),
+        (false, true) => ("thường", "khoảng "),
+        (false, false) => ("usually", "about "),
+    };
+    let before = if usual.abs() <= flagged.change.abs() * 0.005 {
+        if vi {
+            format!("các kỳ gần đây {alike} gần như không đổi")
+        } else {
+            format!("recent periods {alike} barely changed")
+        }
+    } else if vi {
+        format!(
+            "các kỳ gần đây {alike} {} {about}{}",
+            moved(usual),
+            amount(usual)
+        )
+    } else {
+        format!(
+            "recent periods {alike} {} {about}{}",
+            moved(usual),
+            amount(usual)
+        )
+    };
+    format!("{this}; {before}")
 }
 
 /// The target in force: "28.000 tỷ đồng", or a band "7,5–8 %".

@@ -223,3 +223,41 @@ fn the_target_versions_time_is_told_in_the_citys_zone() {
         target_line(Language::En)
     );
 }
+
+#[test]
+fn an_unusual_figure_is_told_by_its_step_against_the_usual_one() {
+    let flagged = |change: f64, median_change: f64, z: Option<f64>| FlaggedValue {
+        period: "2025-12".into(),
+        value: 29_000.0,
+        change,
+        z,
+        median_change,
+        threshold: 3.5,
+        at: "2026-01-05T02:00:00Z".parse().expect("instant"),
+    };
+    let exports = flagged(12_886.0, 100.0, Some(86.2));
+    assert_eq!(
+        unusual_step(Language::Vi, &exports, "tỷ đồng"),
+        "tăng 12.886 tỷ đồng so với kỳ trước; các kỳ gần đây thường tăng khoảng 100 tỷ đồng"
+    );
+    assert_eq!(
+        unusual_step(Language::En, &exports, "VND billion"),
+        "rose by 12,886 VND billion on the previous period; recent periods usually rose by \
+         about 100 VND billion"
+    );
+    // A rate moves in points; a window of equal steps says so.
+    let rate = flagged(-2.5, 0.1, None);
+    assert_eq!(
+        unusual_step(Language::Vi, &rate, "%"),
+        "giảm 2,5 điểm % so với kỳ trước; các kỳ gần đây đều tăng 0,1 điểm %"
+    );
+    assert_eq!(
+        unusual_step(Language::En, &rate, "%"),
+        "fell by 2.5 pp on the previous period; recent periods all rose by 0.1 pp"
+    );
+    let flat = flagged(5_000.0, 0.5, Some(40.0));
+    assert_eq!(
+        unusual_step(Language::En, &flat, "passengers"),
+        "rose by 5,000 passengers on the previous period; recent periods usually barely changed"
+    );
+}
