@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use super::audience::{self, Audience};
-use super::receivers::text::{self, Language};
+use super::receivers::text::Language;
 use super::receivers::working as figure_text;
 use super::routing::Route;
 use super::year_close::{self, Closing};
