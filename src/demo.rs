@@ -25,8 +25,18 @@ use crate::store::{AuditEvent, ObservationQuery};
 const DEMO_TOKEN_PREFIX: &str = "demo-";
 const SEED_BATCH_ROWS: usize = 20_000;
 /// Days of history of a daily indicator that every ward reports: a whole year of them would be
-/// most of the demo's rows. A daily indicator reported at one unit has the whole window.
+/// most of the demo's rows, and of its start time. A flow of which more is better reaches
+/// back to the start of this year too, since its year judged on its last weeks would read as
+/// far behind. A daily indicator reported at one unit has the whole window.
 const WARD_DAILY_HISTORY_DAYS: i64 = 60;
+
+/// How far back a daily indicator's history reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DailyHistory {
+    Window,
+    LastDays,
+    ThisYear,
+}
 
 pub struct Demo {
     state: AppState,
@@ -262,7 +272,7 @@ fn history_periods(
     periodicity: Periodicity,
     now: DateTime<Utc>,
     months: u32,
-    by_wards: bool,
+    daily: DailyHistory,
     zone: Tz,
 ) -> Vec<Period> {
     let today = now.with_timezone(&zone).date_naive();
@@ -275,10 +285,12 @@ fn history_periods(
     let mut periods = Vec::new();
     match periodicity {
         Periodicity::Daily => {
-            let first = if by_wards {
-                today - Span::days(WARD_DAILY_HISTORY_DAYS)
-            } else {
-                window_start
+            let last_days = today - Span::days(WARD_DAILY_HISTORY_DAYS);
+            let first = match daily {
+                DailyHistory::Window => window_start,
+                DailyHistory::LastDays => last_days,
+                DailyHistory::ThisYear => NaiveDate::from_ymd_opt(today.year(), 1, 1)
+                    .map_or(last_days, |start| start.min(last_days)),
             };
             periods.extend(
                 first
@@ -433,15 +445,22 @@ impl Demo {
         // past reports see what was known then.
         let city_calendar = &self.state.settings.release_calendar;
         let mut by_release: BTreeMap<DateTime<Utc>, Vec<RawRow>> = BTreeMap::new();
-        let mut approvals = OfficialHistory::default();
+        let mut approvals = OfficialHistory::new(now);
         for indicator in &catalogue.indicators {
             let calendar = city_calendar.for_indicator(indicator);
             let by_wards = catalogue.reporting_units(indicator).nth(1).is_some();
+            let more_is_better =
+                indicator.kind == Kind::Flow && indicator.direction == Direction::HigherIsBetter;
+            let daily = match (by_wards, more_is_better) {
+                (false, _) => DailyHistory::Window,
+                (true, false) => DailyHistory::LastDays,
+                (true, true) => DailyHistory::ThisYear,
+            };
             let periods = history_periods(
                 indicator.periodicity,
                 now,
                 self.state.settings.demo.history_months,
-                by_wards,
+                daily,
                 zone,
             );
             for unit in catalogue.reporting_units(indicator) {
@@ -458,19 +477,32 @@ impl Demo {
                     );
                     row.reported_at = Some(released.to_rfc3339());
                     by_release.entry(released).or_default().push(row);
-                    approvals.add(indicator, period, released, now, zone);
+                    approvals.add(indicator, period, released, zone);
                 }
             }
         }
         // Oldest knowledge first, in large batches: the history is one back-fill, audited as
-        // such a few times rather than once per release day.
+        // such a few times rather than once per release day, and replayed once at its end.
+        let hold = self.state.pipeline.hold_replays();
         let mut rows = by_release.into_values().flatten().peekable();
         let mut total = 0usize;
         while rows.peek().is_some() {
             let batch: Vec<RawRow> = rows.by_ref().take(SEED_BATCH_ROWS).collect();
             total += self.push_seed(&principal, batch, now).await?;
         }
+        tracing::debug!(
+            rows = total,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo history written"
+        );
         let official = self.approve_seed(approvals).await?;
+        tracing::debug!(
+            official,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo history approved"
+        );
+        drop(hold);
+        self.state.pipeline.apply(Change::Tick(Utc::now())).await;
         tracing::info!(
             rows = total,
             official,
@@ -485,7 +517,19 @@ impl Demo {
     /// periods read figures and the live feeds' new ones stay preliminary.
     async fn approve_seed(&self, approvals: OfficialHistory) -> anyhow::Result<usize> {
         let mut moved = 0;
-        for ((approved_at, _), batch) in approvals.batches {
+        // The monthly, quarterly and yearly figures in one approval, each official from its
+        // release, as the statistics office marks a published history (`as_published`); the
+        // daily ones a closed month at a time.
+        let now = approvals.now;
+        let published = approvals
+            .published
+            .map(|batch| (now, Some(now), batch))
+            .into_iter();
+        let months = approvals
+            .batches
+            .into_iter()
+            .map(|((approved_at, _), batch)| (approved_at, None, batch));
+        for (approved_at, published_before, batch) in published.chain(months) {
             let approval = NewApproval {
                 selection: ApprovalSelection::Latest {
                     indicators: batch.indicators.into_iter().collect(),
@@ -497,7 +541,7 @@ impl Demo {
                 approved_at,
                 approved_by: "demo-seed".into(),
                 note: Some("demo: published figures".into()),
-                published_before: None,
+                published_before,
             };
             let event = AuditEvent::new(
                 approved_at,
@@ -509,15 +553,21 @@ impl Demo {
                     batch.to.to_rfc3339()
                 ),
             );
-            let outcome = self.state.store.approve(&approval, &event).await?;
-            moved += outcome.approved.len();
-            if !outcome.approved.is_empty() {
-                self.state
-                    .pipeline
-                    .apply(Change::Approved(outcome.approved))
-                    .await;
-            }
+            moved += self
+                .state
+                .store
+                .approve(&approval, &event)
+                .await?
+                .approved
+                .len();
         }
+        // No screen is open yet: the screens' approval states are read once, after all.
+        let zone = self.state.settings.zone();
+        self.state
+            .publisher
+            .approvals()
+            .reload(&self.state.store, zone, Utc::now())
+            .await?;
         Ok(moved)
     }
 
@@ -542,11 +592,14 @@ impl Demo {
     }
 }
 
-/// The seeded periods grouped into the approvals that make them official: the periods one
-/// release published, per periodicity; daily figures a month at a time once the month's last
-/// day is published, and not before, as a statistics office approves a closed month.
-#[derive(Default)]
+/// The seeded periods grouped into the approvals that make them official: every period of a
+/// month or longer at once, each as of its release; daily figures a month at a time once the
+/// month's last day is published, and not before, as a statistics office approves a closed
+/// month.
 struct OfficialHistory {
+    /// The instant of the seed: periods released then are official from then.
+    now: DateTime<Utc>,
+    published: Option<OfficialBatch>,
     batches: BTreeMap<(DateTime<Utc>, &'static str), OfficialBatch>,
     /// A daily month's periods until its last day's release is known.
     months: BTreeMap<(i32, u32), OfficialBatch>,
@@ -567,14 +620,16 @@ impl OfficialBatch {
 }
 
 impl OfficialHistory {
-    fn add(
-        &mut self,
-        indicator: &Indicator,
-        period: &Period,
-        released: DateTime<Utc>,
-        now: DateTime<Utc>,
-        zone: Tz,
-    ) {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            published: None,
+            batches: BTreeMap::new(),
+            months: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, indicator: &Indicator, period: &Period, released: DateTime<Utc>, zone: Tz) {
         let (from, to) = (period.start(zone), period.end(zone));
         let empty = || OfficialBatch {
             indicators: BTreeSet::new(),
@@ -582,9 +637,8 @@ impl OfficialHistory {
             to,
         };
         let Period::Day(day) = period else {
-            self.batches
-                .entry((released, indicator.periodicity.as_str()))
-                .or_insert_with(empty)
+            self.published
+                .get_or_insert_with(empty)
                 .add(indicator, from, to);
             return;
         };
@@ -597,7 +651,7 @@ impl OfficialHistory {
         let last_day = day
             .succ_opt()
             .is_none_or(|next| next.month() != day.month());
-        if last_day && released < now {
+        if last_day && released < self.now {
             if let Some(batch) = self.months.remove(&month) {
                 let slot = self
                     .batches

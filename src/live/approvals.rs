@@ -27,24 +27,17 @@ impl ApprovalStates {
     /// The states of the latest revisions of last year's and this year's periods (in the city's
     /// zone at `now`): what the screens follow (a year without targets yet shows the last).
     pub async fn load(store: &DynStore, zone: Tz, now: DateTime<Utc>) -> StoreResult<Self> {
-        let year = chrono::Datelike::year(&now.with_timezone(&zone));
-        let rows = store
-            .latest_between(
-                YearSpan::of(year - 1, zone).start,
-                YearSpan::of(year, zone).end,
-                Some(now),
-            )
-            .await?;
-        let mut states = States::new();
-        for row in rows.into_iter().filter(|r| !r.state.is_preliminary()) {
-            states
-                .entry((row.indicator, row.unit))
-                .or_default()
-                .insert(row.period, row.state);
-        }
         Ok(Self {
-            states: Mutex::new(states),
+            states: Mutex::new(read_states(store, zone, now).await?),
         })
+    }
+
+    /// Reads the states again, as [`Self::load`] does: after approvals of a whole history, one
+    /// read instead of one per approval.
+    pub async fn reload(&self, store: &DynStore, zone: Tz, now: DateTime<Utc>) -> StoreResult<()> {
+        let states = read_states(store, zone, now).await?;
+        *self.lock() = states;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, States> {
@@ -151,6 +144,25 @@ const SERIES_READ_APART: usize = 32;
 /// The latest revisions of the periods an approval names: per series when they are few, else
 /// of every series over the span they cover. Periods start in `[from, to)` in both reads; an
 /// instant's end is its start, so each is widened by the smallest step the stores keep.
+async fn read_states(store: &DynStore, zone: Tz, now: DateTime<Utc>) -> StoreResult<States> {
+    let year = chrono::Datelike::year(&now.with_timezone(&zone));
+    let rows = store
+        .latest_between(
+            YearSpan::of(year - 1, zone).start,
+            YearSpan::of(year, zone).end,
+            Some(now),
+        )
+        .await?;
+    let mut states = States::new();
+    for row in rows.into_iter().filter(|r| !r.state.is_preliminary()) {
+        states
+            .entry((row.indicator, row.unit))
+            .or_default()
+            .insert(row.period, row.state);
+    }
+    Ok(states)
+}
+
 async fn latest_of(
     store: &DynStore,
     revisions: &[ApprovedRevision],

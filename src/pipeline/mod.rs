@@ -10,6 +10,7 @@
 pub mod follow;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -141,6 +142,18 @@ pub struct Pipeline {
     /// Whether this instance leads ([`crate::leader`]): only the leader commits alert changes;
     /// the others judge and publish statuses for their own screens.
     leading: watch::Receiver<bool>,
+    /// Holds of the replay ([`Pipeline::hold_replays`]): while any is alive, the targets
+    /// reached out of order wait in the engine.
+    replays_held: Arc<AtomicUsize>,
+}
+
+/// Keeps [`Pipeline::catch_up`] from replaying until dropped; see [`Pipeline::hold_replays`].
+pub struct ReplayHold(Arc<AtomicUsize>);
+
+impl Drop for ReplayHold {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Pipeline {
@@ -158,6 +171,7 @@ impl Pipeline {
             publisher,
             zone,
             order: Mutex::new(()),
+            replays_held: Arc::new(AtomicUsize::new(0)),
             // Alone on its database until told otherwise: a receiver whose sender is gone
             // keeps `true`.
             leading: watch::channel(true).1,
@@ -205,6 +219,16 @@ impl Pipeline {
             reconciled: statuses.len(),
             ..Applied::default()
         }
+    }
+
+    /// Holds the replay of targets reached out of order until the hold is dropped, for a
+    /// back-fill written in many groups: each group's replay reads every earlier figure of the
+    /// targets it reached, so replaying them once, at the next change after the hold (a tick),
+    /// costs one group's replay instead of one per group. The statuses in between are the
+    /// forward ones; nothing is lost, as the engine keeps the targets it owes a replay.
+    pub fn hold_replays(&self) -> ReplayHold {
+        self.replays_held.fetch_add(1, Ordering::AcqRel);
+        ReplayHold(self.replays_held.clone())
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -481,6 +505,9 @@ impl Pipeline {
     /// their state is the one a replay gives (ARCHITECTURE §8). A failed read leaves them as
     /// they are until the next change that reaches them out of order, or a restart.
     async fn catch_up(&self) -> Vec<StatusChange> {
+        if self.replays_held.load(Ordering::Acquire) > 0 {
+            return Vec::new();
+        }
         let behind = self.engine.take_behind();
         if behind.is_empty() {
             return Vec::new();

@@ -20,6 +20,13 @@ const SELECTED: &str = "SELECT o.series_id, s.indicator, s.unit, o.period_start,
        AND o.period_start >= ?3 AND o.period_start < ?4 AND o.period_end <= ?4 \
      GROUP BY o.series_id, o.period_start, o.period_end";
 
+/// The revisions an approval moves, from the JSON array bound as `?1`:
+/// `[[series_id, period_start, period_end, revision, approved_at], …]`.
+const KEYS: &str = "SELECT json_extract(value, '$[0]') AS series_id, \
+        json_extract(value, '$[1]') AS period_start, json_extract(value, '$[2]') AS period_end, \
+        json_extract(value, '$[3]') AS revision, json_extract(value, '$[4]') AS at \
+     FROM json_each(?1)";
+
 struct Selected {
     series_id: i64,
     indicator: String,
@@ -114,29 +121,46 @@ impl SqliteStore {
             sqlx::query_scalar("UPDATE write_groups SET last = last + 1 RETURNING last")
                 .fetch_one(&mut *tx)
                 .await?;
-        for s in &moving {
-            sqlx::query(
-                "UPDATE observations SET state = max(state, ?5) \
-                 WHERE series_id = ?1 AND period_start = ?2 AND period_end = ?3 AND revision = ?4",
+        if !moving.is_empty() {
+            // The keys as one JSON array, one statement each: a statement per revision costs
+            // a round trip to SQLite's thread each, seconds for a back-filled history.
+            let keys = serde_json::Value::from(
+                moving
+                    .iter()
+                    .map(|s| {
+                        let at = micros(approval.effective_for(from_micros(s.reported_at)));
+                        serde_json::json!([
+                            s.series_id,
+                            s.period_start,
+                            s.period_end,
+                            s.revision,
+                            at
+                        ])
+                    })
+                    .collect::<Vec<_>>(),
             )
-            .bind(s.series_id)
-            .bind(s.period_start)
-            .bind(s.period_end)
-            .bind(s.revision)
+            .to_string();
+            sqlx::query(&format!(
+                "UPDATE observations SET state = max(observations.state, ?2) \
+                 FROM ({KEYS}) AS k \
+                 WHERE observations.series_id = k.series_id \
+                   AND observations.period_start = k.period_start \
+                   AND observations.period_end = k.period_end \
+                   AND observations.revision = k.revision"
+            ))
+            .bind(&keys)
             .bind(state)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is the upsert clause.
+            sqlx::query(&format!(
                 "INSERT INTO approvals (series_id, period_start, period_end, revision, state, \
                      approved_at, approved_by, note, group_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(s.series_id)
-            .bind(s.period_start)
-            .bind(s.period_end)
-            .bind(s.revision)
+                 SELECT k.series_id, k.period_start, k.period_end, k.revision, ?2, k.at, ?3, ?4, ?5 \
+                 FROM ({KEYS}) AS k WHERE true ON CONFLICT DO NOTHING"
+            ))
+            .bind(&keys)
             .bind(state)
-            .bind(micros(approval.effective_for(from_micros(s.reported_at))))
             .bind(&approval.approved_by)
             .bind(&approval.note)
             .bind(group)

@@ -3,6 +3,7 @@
 //! bounds in the city's zone) and back. `as_of` goes by `reported_at` (ARCHITECTURE §8).
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -151,9 +152,22 @@ impl SqliteStore {
             .bind(micros(from))
             .bind(micros(to))
             .bind(as_of.map_or(i64::MAX, micros))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| self.observation_from(row)).collect()
+            .fetch(&self.pool);
+        self.observations_of(rows).await
+    }
+
+    /// The observations of a long answer (every series, a whole history), each read as its row
+    /// arrives: holding every row first would take several times the memory of the answer at
+    /// its peak, which the allocator then keeps.
+    async fn observations_of(
+        &self,
+        mut rows: futures::stream::BoxStream<'_, Result<SqliteRow, sqlx::Error>>,
+    ) -> StoreResult<Vec<StoredObservation>> {
+        let mut read = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            read.push(self.observation_from(&row)?);
+        }
+        Ok(read)
     }
 
     pub(super) async fn known_between(
@@ -174,9 +188,8 @@ impl SqliteStore {
             .bind(micros(to))
             .bind(micros(known_by))
             .bind(indicators.map(|list| serde_json::json!(list).to_string()))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| self.observation_from(row)).collect()
+            .fetch(&self.pool);
+        self.observations_of(rows).await
     }
 
     /// Every revision of one period, oldest first; none for a period text that names no period.
