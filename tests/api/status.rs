@@ -291,6 +291,23 @@ async fn set_target(app: &TestApp, year: i32, indicator: &str, value: f64) {
     assert_eq!(reply.status, 200, "{reply:?}");
 }
 
+/// The alerts of the city's export target of `year`.
+async fn city_export_alerts(app: &TestApp, year: i32) -> Vec<Value> {
+    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
+    let year = year.to_string();
+    alerts.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| {
+            a["labels"]["indicator"] == "EXPORT_TURNOVER"
+                && a["labels"]["unit"] == "HCM"
+                && a["labels"]["year"].as_str() == Some(year.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
 /// An app in which last year is still open today, with an export target of 120,000 for it.
 /// Last year's figures are due month by month, its December on 7 January. A grace of this year
 /// so far plus sixty days keeps December, and so the year, open today, while its months up to
@@ -367,18 +384,7 @@ async fn a_stale_target_keeps_its_pacing_verdict_beside_its_status(backend: Back
     }
 
     // Alerts follow the status as before: the late feed alerts, the verdict under it does not.
-    let alerts = app.get("/api/v1/alerts", &app.viewer).await;
-    let year_label = year.to_string();
-    let ours: Vec<&Value> = alerts.body["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .filter(|a| {
-            a["labels"]["indicator"] == "EXPORT_TURNOVER"
-                && a["labels"]["unit"] == "HCM"
-                && a["labels"]["year"].as_str() == Some(year_label.as_str())
-        })
-        .collect();
+    let ours = city_export_alerts(&app, year).await;
     let names: Vec<(&Value, &Value)> = ours
         .iter()
         .map(|a| (&a["labels"]["alertname"], &a["state"]))
@@ -455,19 +461,11 @@ async fn a_month_left_out_of_a_flow_is_late_not_a_slip(backend: Backend) {
     assert_eq!(status["status"], "stale", "{status}");
     assert_eq!(status["overdue_period"], format!("{year}-04"), "{status}");
     assert_eq!(status["actual"], 80_000.0, "{status}");
-    let year_label = year.to_string();
     let firing = async || -> Vec<(Value, Value)> {
-        let alerts = app.get("/api/v1/alerts", &app.viewer).await;
-        alerts.body["alerts"]
-            .as_array()
-            .expect("alerts")
+        city_export_alerts(&app, year)
+            .await
             .iter()
-            .filter(|a| {
-                a["labels"]["indicator"] == "EXPORT_TURNOVER"
-                    && a["labels"]["unit"] == "HCM"
-                    && a["labels"]["year"].as_str() == Some(year_label.as_str())
-                    && a["state"] == "firing"
-            })
+            .filter(|a| a["state"] == "firing")
             .map(|a| {
                 // A figure owed has no working: that of the judgement it holds up would read
                 // as a slip.
