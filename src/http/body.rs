@@ -58,6 +58,22 @@ pub fn storable(text: &str, pointer: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses a line break or another control character in a one-line field (a title, a number,
+/// a name, a cited source): one would make fake lines of its own in an e-mail or a report.
+/// The Unicode line and paragraph separators (U+2028, U+2029) break lines as well, though
+/// they are not control characters.
+pub fn one_line(text: &str, pointer: &str) -> Result<(), ApiError> {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if text.chars().any(breaks) {
+        Err(ApiError::invalid(
+            pointer,
+            "one line: no line break or other control character",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Refuses a compressed body where none is read: without this a gzipped JSON body would be
 /// answered as malformed JSON, which sends its sender looking in the wrong place.
 pub fn require_identity(headers: &HeaderMap) -> Result<(), ApiError> {

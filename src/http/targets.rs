@@ -242,13 +242,8 @@ pub async fn put(
             ))
         }
         // One line: it is shown beside the target and quoted in e-mails.
-        Some(source) if source.chars().any(char::is_control) => {
-            return Err(ApiError::invalid(
-                "/source",
-                "one line: no line break or other control character",
-            ))
-        }
         Some(source) => {
+            body::one_line(source, "/source")?;
             body::storable(source, "/source")?;
             Some(source.to_owned())
         }

@@ -178,6 +178,14 @@ async fn an_admin_changes_a_target_and_the_audit_log_says_who_and_why(backend: B
     .await;
     assert_problem(&two_lines, 422, "invalid_field");
     assert_eq!(two_lines.body["errors"][0]["pointer"], "/source");
+    let separated = put(
+        &app.admin,
+        "/api/v1/targets/2026/EXPORT_TURNOVER",
+        json!({"value": 240000.0, "source": "NQ 01/2026\u{2028}Bcc: x@example.com", "reason": "x"}),
+    )
+    .await;
+    assert_problem(&separated, 422, "invalid_field");
+    assert_eq!(separated.body["errors"][0]["pointer"], "/source");
     let sourced = put(
         &app.admin,
         "/api/v1/targets/2026/EXPORT_TURNOVER",

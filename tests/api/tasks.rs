@@ -1295,10 +1295,19 @@ async fn one_line_fields_and_a_directives_source_are_kept_to_their_kind(backend:
         edit(&mut body);
         body
     };
-    let cases: [(Value, &str); 5] = [
+    let cases: [(Value, &str); 7] = [
         (
             with(&|b| b["title_vi"] = json!("Nhiệm vụ\r\nBcc: x@example.com")),
             "/title_vi",
+        ),
+        // The Unicode line and paragraph separators break a line as well.
+        (
+            with(&|b| b["title_en"] = json!("Task\u{2028}Bcc: x@example.com")),
+            "/title_en",
+        ),
+        (
+            with(&|b| b["directive"]["issuer"] = json!("UBND\u{2029}X-Injected: y")),
+            "/directive/issuer",
         ),
         (
             with(&|b| b["directive"]["number"] = json!("98/KL-UBND\nX-Injected: y")),

@@ -127,16 +127,10 @@ pub fn text(raw: &str, max: usize, pointer: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// [`text`] of one line: a title, a number, a name. A line break or another control character
-/// in it would make fake lines of its own in a message or a report.
+/// [`text`] of one line: a title, a number, a name ([`body::one_line`]).
 pub fn line(raw: &str, max: usize, pointer: &str) -> Result<String, ApiError> {
     let text = text(raw, max, pointer)?;
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            pointer,
-            "one line: no line break or other control character",
-        ));
-    }
+    body::one_line(&text, pointer)?;
     Ok(text)
 }
 
