@@ -49,6 +49,9 @@ pub struct ExplanationRequest {
     pub post_url: String,
     /// The indicator's page on the operations screen, where the explanation shows.
     pub page: String,
+    /// The target's year, for [`Self::text_naming`].
+    #[serde(skip)]
+    year: String,
 }
 
 impl AlertMessage {
@@ -78,26 +81,39 @@ impl ExplanationRequest {
             .split_once("/#/")
             .map_or(alert.link.as_str(), |(base, _)| base);
         let post_url = format!("{base}/api/v1/targets/{year}/{indicator}/explanations?unit={unit}");
-        Some(Self {
+        let mut request = Self {
             department: department.clone(),
-            // The summary above it names the target in words; this says what to do and where
-            // it shows, with the address a department's system posts to.
-            text_vi: format!(
-                "Đề nghị sở, ngành phụ trách ({department}) gửi giải trình nguyên nhân và giải pháp \
-                 khắc phục, kèm thời hạn, cho chỉ tiêu năm {year} này. Giải trình hiển thị trên \
-                 màn hình điều hành: {page}. Địa chỉ gửi qua API: {post_url}",
-                page = alert.link
-            ),
-            text_en: format!(
-                "The responsible department ({department}) is asked to explain why this {year} \
-                 target slips and what it does about it, with due dates. The explanation shows \
-                 on the operations screen: {page}. Address to send it through the API: \
-                 {post_url}",
-                page = alert.link
-            ),
+            text_vi: String::new(),
+            text_en: String::new(),
             post_url,
             page: alert.link.clone(),
-        })
+            year: year.clone(),
+        };
+        request.text_vi = request.text_naming(true, &format!("sở, ngành phụ trách ({department})"));
+        request.text_en =
+            request.text_naming(false, &format!("The responsible department ({department})"));
+        Some(request)
+    }
+
+    /// The request naming the department as `department` (its name where the text goes to
+    /// people, its code in `text_vi`/`text_en`). The summary above it names the target in
+    /// words; this says what to do and where it shows, with the address a department's system
+    /// posts to.
+    pub fn text_naming(&self, vietnamese: bool, department: &str) -> String {
+        let (year, page, post_url) = (&self.year, &self.page, &self.post_url);
+        if vietnamese {
+            format!(
+                "Đề nghị {department} gửi giải trình nguyên nhân và giải pháp khắc phục, kèm \
+                 thời hạn, cho chỉ tiêu năm {year} này. Giải trình hiển thị trên màn hình điều \
+                 hành: {page}. Địa chỉ gửi qua API: {post_url}"
+            )
+        } else {
+            format!(
+                "{department} is asked to explain why this {year} target slips and what it does \
+                 about it, with due dates. The explanation shows on the operations screen: \
+                 {page}. Address to send it through the API: {post_url}"
+            )
+        }
     }
 
     pub fn text(&self, vietnamese: bool) -> &str {

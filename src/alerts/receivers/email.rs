@@ -387,7 +387,7 @@ fn alert_section(
     if !alert.link.is_empty() {
         section.push_str(&field(Term::Link, &alert.link));
     }
-    if let Some(request) = text::explanation_request(language, alert) {
+    if let Some(request) = text::explanation_request_in(language, alert, directory) {
         section.push_str(&format!("   {request}\n"));
     }
     section

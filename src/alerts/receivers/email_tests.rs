@@ -391,4 +391,30 @@ fn an_email_names_its_codes_and_tells_times_in_the_citys_zone() {
     let bare = compose(Language::Vi, &notification);
     assert!(bare.subject.ends_with("— FINANCE"), "{}", bare.subject);
     assert!(bare.body.contains("2026-03-05 08:00 UTC"), "{}", bare.body);
+
+    // A slipping target's explanation request names the department as people know it.
+    for alert in &mut notification.alerts {
+        alert.rule = "slippage".into();
+        alert.labels.insert("year".into(), "2026".into());
+    }
+    let vi = compose_in(Language::Vi, &notification, &directory);
+    assert!(
+        vi.body.contains("Đề nghị Sở Tài chính gửi giải trình"),
+        "{}",
+        vi.body
+    );
+    let en = compose_in(Language::En, &notification, &directory);
+    assert!(
+        en.body
+            .contains("Department of Finance is asked to explain why this 2026 target slips"),
+        "{}",
+        en.body
+    );
+    let bare = compose(Language::Vi, &notification);
+    assert!(
+        bare.body
+            .contains("Đề nghị sở, ngành phụ trách (FINANCE) gửi giải trình"),
+        "{}",
+        bare.body
+    );
 }

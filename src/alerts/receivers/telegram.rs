@@ -248,7 +248,7 @@ fn alert_block(language: Language, alert: &AlertMessage, directory: &Directory) 
             text::term(language, Term::OpenLink)
         ));
     }
-    if let Some(request) = text::explanation_request(language, alert) {
+    if let Some(request) = text::explanation_request_in(language, alert, directory) {
         block.push_str(&format!("\n<i>{}</i>", escape_html(&request)));
     }
     block

@@ -283,6 +283,22 @@ pub fn explanation_request(language: Language, alert: &AlertMessage) -> Option<S
         .map(|request| request.text(language == Language::Vi).to_owned())
 }
 
+/// The explanation request for people: the department by its name ("Đề nghị Sở Y tế gửi
+/// giải trình …"), as the rest of an e-mail or a chat message names it.
+pub fn explanation_request_in(
+    language: Language,
+    alert: &AlertMessage,
+    directory: &Directory,
+) -> Option<String> {
+    let request = alert.explanation_request()?;
+    let code = request.department.as_str();
+    let name = directory.name(language, "department", code);
+    if name == code {
+        return Some(request.text(language == Language::Vi).to_owned());
+    }
+    Some(request.text_naming(language == Language::Vi, name))
+}
+
 /// "… và 4 cảnh báo khác" / "… and 4 more": the tail of a list cut short.
 pub fn and_more(language: Language, count: usize) -> String {
     match language {
