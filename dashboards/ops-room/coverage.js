@@ -41,9 +41,14 @@ export function createCoverageMark() {
   return mark;
 }
 
-/** "3/168" beside the figure, the full sentence in its tooltip; "≠" when flagged. */
+/**
+ * "3/168" beside the figure, the full sentence in its tooltip; "≠" when flagged. A figure every
+ * ward and commune reported, and that agrees with the city's own, has nothing to say on the
+ * wall (its indicator page still says so): the mark would only take room from the name.
+ */
 export function renderCoverageMark(mark, view) {
-  const coverage = coverageOf(view);
+  const shown = coverageOf(view);
+  const coverage = shown && (shown.partial || shown.flagged || shown.reported < shown.expected) ? shown : null;
   mark.hidden = coverage === null;
   if (coverage === null) {
     mark.textContent = "";

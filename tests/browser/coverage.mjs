@@ -6,7 +6,8 @@
 //
 // Three wards report an indicator that sums up to the city, the city reports nothing: the
 // city's row on the wall says 3/168, with the sentence in its tooltip, and the indicator page
-// says "3/168 phường, xã đã báo cáo" (in English after the toggle).
+// says "3/168 phường, xã đã báo cáo" (in English after the toggle). Once every ward and commune
+// reports, the row has nothing to flag and drops the mark; the page still says 168/168.
 
 import path from "node:path";
 import { apiClient, assert, cityYear, launch, script } from "./harness.mjs";
@@ -74,6 +75,28 @@ try {
       .then((handle) => handle.jsonValue());
     assert(english.startsWith("3 of 168 wards and communes reported"), `the fact reads "${english}"`);
     await page.screenshot({ path: path.join(ARTEFACT_DIR, "coverage-indicator.png") });
+  });
+
+  await check("every ward and commune reports: the city's row drops the mark, its page keeps the sentence", async () => {
+    const { units } = await api("GET", "/units", VIEWER_TOKEN);
+    const observations = units
+      .filter((unit) => unit.parent)
+      .map((unit) => ({ indicator: INDICATOR, unit: unit.code, period: `${year}-01`, value: 100 }));
+    const receipt = await api("POST", "/observations", ADMIN_TOKEN, { observations });
+    // The first ward's 100 is already in, the other two are revised.
+    assert(receipt.rejected.length === 0 && receipt.accepted + receipt.duplicates === observations.length, `not accepted: ${JSON.stringify(receipt).slice(0, 300)}`);
+    // The indicator page says it whole.
+    await page.waitForFunction(
+      (expected) => [...document.querySelectorAll("#indicator-page dd")].some((dd) => dd.textContent.startsWith(`${expected} of ${expected} wards`)),
+      observations.length,
+      { timeout: 5000 },
+    );
+    await page.click("#lang-toggle");
+    await page.evaluate(() => {
+      window.location.hash = "#/";
+    });
+    await page.waitForSelector(ROW, { timeout: 5000 });
+    await page.waitForSelector(MARK, { state: "hidden", timeout: 5000 });
   });
 
   await check("no uncaught script error", async () => {
