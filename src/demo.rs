@@ -2,6 +2,7 @@
 //! indicator and reporting unit, then simulated department feeds that push through the real HTTP ingest path
 //! with department tokens, so a newcomer sees a living system.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -528,7 +529,7 @@ impl Demo {
         let months = approvals
             .batches
             .into_iter()
-            .map(|((approved_at, _), batch)| (approved_at, None, batch));
+            .map(|(approved_at, batch)| (approved_at, None, batch));
         for (approved_at, published_before, batch) in published.chain(months) {
             let approval = NewApproval {
                 selection: ApprovalSelection::Latest {
@@ -600,7 +601,8 @@ struct OfficialHistory {
     /// The instant of the seed: periods released then are official from then.
     now: DateTime<Utc>,
     published: Option<OfficialBatch>,
-    batches: BTreeMap<(DateTime<Utc>, &'static str), OfficialBatch>,
+    /// Closed months of daily figures, by the release of their last day.
+    batches: BTreeMap<DateTime<Utc>, OfficialBatch>,
     /// A daily month's periods until its last day's release is known.
     months: BTreeMap<(i32, u32), OfficialBatch>,
 }
@@ -614,8 +616,18 @@ struct OfficialBatch {
 impl OfficialBatch {
     fn add(&mut self, indicator: &Indicator, from: DateTime<Utc>, to: DateTime<Utc>) {
         self.indicators.insert(indicator.code.to_string());
+        self.widen(from, to);
+    }
+
+    fn widen(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
         self.from = self.from.min(from);
         self.to = self.to.max(to);
+    }
+
+    /// Takes in `other`'s indicators and span.
+    fn merge(&mut self, other: OfficialBatch) {
+        self.indicators.extend(other.indicators);
+        self.widen(other.from, other.to);
     }
 }
 
@@ -653,19 +665,12 @@ impl OfficialHistory {
             .is_none_or(|next| next.month() != day.month());
         if last_day && released < self.now {
             if let Some(batch) = self.months.remove(&month) {
-                let slot = self
-                    .batches
-                    .entry((released, Periodicity::Daily.as_str()))
-                    .or_insert_with(|| OfficialBatch {
-                        indicators: BTreeSet::new(),
-                        from: batch.from,
-                        to: batch.to,
-                    });
-                for code in batch.indicators {
-                    slot.indicators.insert(code);
+                match self.batches.entry(released) {
+                    Entry::Occupied(mut slot) => slot.get_mut().merge(batch),
+                    Entry::Vacant(slot) => {
+                        slot.insert(batch);
+                    }
                 }
-                slot.from = slot.from.min(batch.from);
-                slot.to = slot.to.max(batch.to);
             }
         }
     }
